@@ -1,0 +1,375 @@
+//! `wharf dry FILE`: the plan of a run without running anything and without Docker.
+//!
+//! Every value that is, or is made from, a credential is shown as `<redacted>`: variables
+//! whose names say they hold one (`*PASSWORD*`, `*TOKEN*`, `*SECRET*`, ...), values that
+//! expand such a variable, and every `registryAuths` value.
+
+use std::fmt::Write as _;
+
+use wharf_spec::env::{self, Origin, Resolved};
+use wharf_spec::{
+    CommandSpec, Container, Dag, EnvVar, Executor, Param, Placement, RegistryAuth, RegistryAuths,
+    Step, VolumeSource,
+};
+
+use crate::ExitCode;
+use crate::args::DryArgs;
+use crate::commands::load;
+use crate::term::Term;
+
+const REDACTED: &str = "<redacted>";
+
+pub(crate) fn run(args: &DryArgs, term: &Term) -> ExitCode {
+    let Some(loaded) = load(&args.file, term) else {
+        return ExitCode::Usage;
+    };
+    let Some(dag) = loaded.dag else {
+        eprintln!(
+            "{}: invalid ({} errors); nothing to plan",
+            args.file.display(),
+            loaded.errors()
+        );
+        return ExitCode::Usage;
+    };
+    let params: Vec<Param> = args
+        .params
+        .iter()
+        .map(|w| wharf_spec::formats::param_word(w))
+        .collect();
+    let host = |name: &str| std::env::var(name).ok();
+    let resolved = env::resolve(&dag, &params, &host);
+    print!(
+        "{}",
+        plan(&dag, &resolved, &args.file.display().to_string())
+    );
+    ExitCode::Success
+}
+
+/// The plan as text.
+pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "DAG {} ({shown})", dag.name);
+    if let Some(d) = &dag.description {
+        let _ = writeln!(w, "  {d}");
+    }
+    let kind = match dag.kind {
+        wharf_spec::DagType::Chain => "chain",
+        wharf_spec::DagType::Graph => "graph",
+    };
+    let _ = writeln!(w, "  type: {kind}");
+    let _ = writeln!(w, "  working directory: {}", dag.working_dir.display());
+    let mut limits = Vec::new();
+    if let Some(t) = dag.timeout_sec {
+        limits.push(format!("timeout {t}s"));
+    }
+    if let Some(t) = dag.delay_sec {
+        limits.push(format!("delay {t}s"));
+    }
+    if let Some(n) = dag.max_active_steps {
+        limits.push(format!("at most {n} steps at once"));
+    }
+    if let Some(t) = dag.max_cleanup_time_sec {
+        limits.push(format!("clean-up grace {t}s"));
+    }
+    if !limits.is_empty() {
+        let _ = writeln!(w, "  limits: {}", limits.join(", "));
+    }
+    if !dag.schedule.start.is_empty() {
+        let _ = writeln!(w, "  schedule: {}", dag.schedule.start.join(" | "));
+    }
+    if !dag.tags.is_empty() {
+        let _ = writeln!(w, "  tags: {}", dag.tags.join(", "));
+    }
+    if let Some(c) = &dag.container {
+        container(w, c, dag, resolved);
+    }
+    if let Some(auths) = &dag.registry_auths {
+        let registries = match auths {
+            RegistryAuths::Config(_) => "one Docker auth config (values redacted)".to_owned(),
+            RegistryAuths::PerRegistry(list) => list
+                .iter()
+                .map(|(r, a)| {
+                    let kind = match a {
+                        RegistryAuth::UserPassword { .. } => "username/password",
+                        RegistryAuth::Auth(_) => "auth",
+                        RegistryAuth::Encoded(_) => "encoded",
+                    };
+                    format!("{r} ({kind})")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(w, "  registry auths: {registries}");
+    }
+
+    let _ = writeln!(w, "\nEnvironment:");
+    if resolved.vars.is_empty() && resolved.positional.is_empty() {
+        let _ = writeln!(w, "  (none)");
+    }
+    for var in &resolved.vars {
+        let raw = raw_value(dag, &var.name);
+        let value = shown_value(&var.name, raw.as_deref(), &var.value);
+        let origin = match &var.origin {
+            Origin::Dotenv(f) => format!("dotenv {f}"),
+            Origin::Env => "env".into(),
+            Origin::Param => "param".into(),
+        };
+        let _ = writeln!(w, "  {}={value}  ({origin})", var.name);
+    }
+    for (i, value) in resolved.positional.iter().enumerate() {
+        let _ = writeln!(w, "  ${}={value}  (positional param)", i + 1);
+    }
+    for note in &resolved.notes {
+        let _ = writeln!(w, "  note: {note}");
+    }
+
+    let _ = writeln!(w, "\nSteps, in execution order:");
+    let order = wharf_spec::execution_order(dag);
+    let width = dag.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for (n, &i) in order.iter().enumerate() {
+        let step = &dag.steps[i];
+        let _ = write!(
+            w,
+            "  {:>2}. {:<width$}  {}",
+            n + 1,
+            step.name,
+            placement(dag, step)
+        );
+        if !step.depends.is_empty() {
+            let _ = write!(w, "  after: {}", step.depends.join(", "));
+        }
+        let _ = writeln!(w);
+        step_details(w, step, resolved);
+    }
+    let handlers: Vec<_> = dag.handlers.iter().collect();
+    if !handlers.is_empty() {
+        let _ = writeln!(w, "\nHandlers:");
+        for (event, step) in handlers {
+            let _ = writeln!(w, "  on {event}: {}  {}", step.name, placement(dag, step));
+            step_details(w, step, resolved);
+        }
+    }
+    out
+}
+
+fn container(w: &mut String, c: &Container, dag: &Dag, resolved: &Resolved) {
+    match (&c.exec, &c.image) {
+        (Some(name), _) => {
+            let _ = writeln!(
+                w,
+                "  container: exec into the running container `{name}` (shared by the steps)"
+            );
+        }
+        (None, Some(image)) => {
+            let mut details = vec![
+                format!("pull {}", c.pull_policy.as_str()),
+                format!("startup {}", c.startup.as_str()),
+                format!("wait for {}", c.wait_for.as_str()),
+            ];
+            if let Some(p) = &c.log_pattern {
+                details.push(format!("log pattern /{p}/"));
+            }
+            if let Some(name) = &c.name {
+                details.push(format!("name {name}"));
+            }
+            if let Some(p) = &c.platform {
+                details.push(format!("platform {p}"));
+            }
+            if let Some(r) = c.restart_policy {
+                details.push(format!("restart {}", r.as_str()));
+            }
+            if c.keep_container {
+                details.push("kept after the run".into());
+            }
+            let _ = writeln!(
+                w,
+                "  container: {image} (shared by the steps; {})",
+                details.join(", ")
+            );
+            if !c.command.is_empty() {
+                let _ = writeln!(w, "    main process: {}", shell_words::join(&c.command));
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(u) = &c.user {
+        let _ = writeln!(w, "    user: {u}");
+    }
+    if let Some(d) = &c.working_dir {
+        let _ = writeln!(w, "    working directory: {d}");
+    }
+    if let Some(n) = &c.network {
+        let _ = writeln!(w, "    network: {}", n.mode());
+    }
+    for v in &c.volumes {
+        let mode = if v.read_only { "ro" } else { "rw" };
+        let source = match &v.source {
+            VolumeSource::Bind(s) => {
+                format!(
+                    "{} (bind)",
+                    wharf_spec::formats::resolve_path(&dag.working_dir, s).display()
+                )
+            }
+            VolumeSource::Named(n) => format!("{n} (named volume)"),
+        };
+        let _ = writeln!(w, "    volume: {source} -> {}:{mode}", v.target);
+    }
+    for p in &c.ports {
+        let host = match (&p.host_ip, p.host_port) {
+            (Some(ip), Some(port)) => format!("{ip}:{port}"),
+            (None, Some(port)) => format!("{port}"),
+            _ => "a free port".into(),
+        };
+        let _ = writeln!(
+            w,
+            "    port: {host} -> {}/{}",
+            p.container_port,
+            p.protocol.as_str()
+        );
+    }
+    env_lines(w, "    env", &c.env, resolved);
+}
+
+fn placement(dag: &Dag, step: &Step) -> String {
+    match dag.placement(step) {
+        Placement::Host => "on the host".into(),
+        Placement::SharedContainer => match &dag.container {
+            Some(Container {
+                image: Some(image), ..
+            }) => format!("in the shared container ({image})"),
+            Some(Container {
+                exec: Some(name), ..
+            }) => format!("in the container `{name}`"),
+            _ => "in the shared container".into(),
+        },
+        Placement::OwnContainer {
+            image,
+            container_name,
+        } => match (image, container_name) {
+            (Some(image), Some(name)) => {
+                format!("in container `{name}` (created from {image} if not running)")
+            }
+            (Some(image), None) => format!("in a new container from {image}"),
+            (None, Some(name)) => format!("in the running container `{name}`"),
+            (None, None) => "in a container".into(),
+        },
+    }
+}
+
+fn step_details(w: &mut String, step: &Step, resolved: &Resolved) {
+    match (&step.command, &step.script) {
+        (Some(CommandSpec::Line(line)), _) => {
+            let _ = writeln!(w, "        run: {line}");
+        }
+        (Some(CommandSpec::Argv(argv)), _) => {
+            let _ = writeln!(w, "        run: {}", shell_words::join(argv));
+        }
+        (None, Some(script)) => {
+            let first = script
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            let more = script
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+                .saturating_sub(1);
+            let more = if more > 0 {
+                format!(" (+{more} lines)")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(w, "        script: {}{more}", first.trim());
+        }
+        (None, None) => {
+            if let Executor::Docker(_) = step.executor {
+                let _ = writeln!(w, "        run: the image's ENTRYPOINT/CMD");
+            }
+        }
+    }
+    if let Some(dir) = &step.dir {
+        let _ = writeln!(w, "        dir: {dir}");
+    }
+    if let Executor::Docker(d) = &step.executor {
+        let mut opts = vec![format!("pull {}", d.pull.as_str())];
+        if d.auto_remove {
+            opts.push("auto-remove".into());
+        }
+        if let Some(p) = &d.platform {
+            opts.push(format!("platform {p}"));
+        }
+        let _ = writeln!(w, "        docker: {}", opts.join(", "));
+    }
+    let mut policies = Vec::new();
+    if let Some(r) = &step.retry {
+        policies.push(format!(
+            "retry up to {} times every {}s",
+            r.limit, r.interval_sec
+        ));
+    }
+    if step.repeat.is_some() {
+        policies.push("repeats".into());
+    }
+    if let Some(t) = step.timeout_sec {
+        policies.push(format!("timeout {t}s"));
+    }
+    if step.continue_on.failure {
+        policies.push("continues on failure".into());
+    }
+    if step.continue_on.skipped {
+        policies.push("continues when skipped".into());
+    }
+    if !step.preconditions.is_empty() {
+        policies.push(format!("{} precondition(s)", step.preconditions.len()));
+    }
+    if let Some(o) = &step.output {
+        policies.push(format!("output -> ${}", o.name));
+    }
+    if !policies.is_empty() {
+        let _ = writeln!(w, "        {}", policies.join("; "));
+    }
+    env_lines(w, "        env", &step.env, resolved);
+}
+
+fn env_lines(w: &mut String, prefix: &str, vars: &[EnvVar], resolved: &Resolved) {
+    let host = |name: &str| std::env::var(name).ok();
+    for var in vars {
+        let value = resolved.expand(&var.value, &host);
+        let _ = writeln!(
+            w,
+            "{prefix}: {}={}",
+            var.name,
+            shown_value(&var.name, Some(&var.value), &value)
+        );
+    }
+}
+
+/// The value as written in the DAG's `env`, if it came from there.
+fn raw_value(dag: &Dag, name: &str) -> Option<String> {
+    dag.env
+        .iter()
+        .rev()
+        .find(|v| v.name == name)
+        .map(|v| v.value.clone())
+}
+
+/// The value to print: redacted when the name says it is a credential or when the value
+/// as written expands a variable whose name says so.
+fn shown_value(name: &str, raw: Option<&str>, value: &str) -> String {
+    let from_secret = raw.is_some_and(|raw| {
+        let found = std::cell::Cell::new(false);
+        wharf_spec::expand::expand(raw, |n| {
+            if env::is_secret_name(n) {
+                found.set(true);
+            }
+            None
+        });
+        found.get()
+    });
+    if env::is_secret_name(name) || from_secret {
+        REDACTED.to_owned()
+    } else {
+        value.to_owned()
+    }
+}

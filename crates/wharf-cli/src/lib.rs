@@ -1,0 +1,33 @@
+//! The `wharf` command line: argument parsing, terminal output and exit codes. Logic that
+//! a server would also need lives in the library crates.
+
+mod args;
+mod commands;
+mod exit;
+mod term;
+
+use clap::Parser;
+
+pub use exit::ExitCode;
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn run() -> i32 {
+    let args = match args::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Success
+            };
+            let _ = e.print();
+            return code as i32;
+        }
+    };
+    let term = term::Term::detect();
+    let code = match args.command {
+        args::Command::Validate(a) => commands::validate::run(&a, &term),
+        args::Command::Dry(a) => commands::dry::run(&a, &term),
+    };
+    code as i32
+}

@@ -1,0 +1,278 @@
+//! The environment of a run, as the DAG defines it: `dotenv` files, then `env` (each value
+//! expanded against what came before it and the host environment), then `params` (the
+//! file's defaults, overridden by the ones given on the command line).
+//!
+//! Backticks (command substitution) are left as written here: evaluating them runs
+//! commands, which only a run does.
+
+use std::path::Path;
+
+use crate::expand::expand;
+use crate::formats::resolve_path;
+use crate::model::{Dag, Param};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Dotenv(String),
+    Env,
+    Param,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    pub name: String,
+    pub value: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Named variables, in the order they were set (a later one replaces an earlier one
+    /// of the same name, keeping its place).
+    pub vars: Vec<Var>,
+    /// `$1`, `$2`, ...
+    pub positional: Vec<String>,
+    /// Problems that do not stop a dry run (a missing dotenv file).
+    pub notes: Vec<String>,
+}
+
+impl Resolved {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if let Ok(i) = name.parse::<usize>() {
+            return i
+                .checked_sub(1)
+                .and_then(|i| self.positional.get(i))
+                .map(String::as_str);
+        }
+        self.vars
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
+    }
+
+    fn set(&mut self, name: &str, value: String, origin: Origin) {
+        match self.vars.iter_mut().find(|v| v.name == name) {
+            Some(v) => {
+                v.value = value;
+                v.origin = origin;
+            }
+            None => self.vars.push(Var {
+                name: name.to_owned(),
+                value,
+                origin,
+            }),
+        }
+    }
+
+    /// Expands `text` against these variables, then the host environment.
+    pub fn expand(&self, text: &str, host: &dyn Fn(&str) -> Option<String>) -> String {
+        expand(text, |name| {
+            self.get(name).map(str::to_owned).or_else(|| host(name))
+        })
+    }
+}
+
+/// Resolves the DAG's variables; `overrides` are the params given for this run.
+pub fn resolve(dag: &Dag, overrides: &[Param], host: &dyn Fn(&str) -> Option<String>) -> Resolved {
+    let mut r = Resolved::default();
+    for file in &dag.dotenv {
+        let path = resolve_path(&dag.working_dir, file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for (name, value) in parse_dotenv(&text) {
+                    let value = if value.raw {
+                        value.text
+                    } else {
+                        r.expand(&value.text, host)
+                    };
+                    r.set(&name, value, Origin::Dotenv(file.clone()));
+                }
+            }
+            Err(e) => r.notes.push(format!("dotenv file {}: {e}", path.display())),
+        }
+    }
+    for var in &dag.env {
+        let value = r.expand(&var.value, host);
+        r.set(&var.name, value, Origin::Env);
+    }
+    for (i, p) in merge_params(&dag.params, overrides).into_iter().enumerate() {
+        let value = r.expand(&p.value, host);
+        if let Some(name) = &p.name {
+            r.set(name, value.clone(), Origin::Param);
+        }
+        if i >= r.positional.len() {
+            r.positional.push(value);
+        }
+    }
+    r
+}
+
+/// The file's params with the command line's applied: a named one replaces the default
+/// of that name (or is added), a positional one replaces the default at its position.
+pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<Param> {
+    let mut out: Vec<Param> = defaults.to_vec();
+    let mut position = 0;
+    for o in overrides {
+        match &o.name {
+            Some(name) => match out.iter_mut().find(|p| p.name.as_ref() == Some(name)) {
+                Some(p) => p.value = o.value.clone(),
+                None => out.push(o.clone()),
+            },
+            None => {
+                match out.get_mut(position) {
+                    Some(p) => p.value = o.value.clone(),
+                    None => out.push(o.clone()),
+                }
+                position += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a variable's name says it holds a credential, so that its value is never shown.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "SECRET",
+        "TOKEN",
+        "APIKEY",
+        "API_KEY",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+        || upper.ends_with("_KEY")
+}
+
+pub(crate) struct DotenvValue {
+    pub text: String,
+    /// Single-quoted: no expansion.
+    pub raw: bool,
+}
+
+/// `KEY=value` lines, with `export`, comments, and single or double quotes.
+pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, DotenvValue)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if !crate::formats::is_var_name(name) {
+            continue;
+        }
+        let value = value.trim();
+        let parsed = if let Some(inner) = value
+            .strip_prefix('\'')
+            .and_then(|v| v.rsplit_once('\''))
+            .map(|(v, _)| v)
+        {
+            DotenvValue {
+                text: inner.to_owned(),
+                raw: true,
+            }
+        } else if let Some(inner) = value
+            .strip_prefix('"')
+            .and_then(|v| v.rsplit_once('"'))
+            .map(|(v, _)| v)
+        {
+            let text = inner
+                .replace("\\n", "\n")
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\");
+            DotenvValue { text, raw: false }
+        } else {
+            let text = value
+                .split(" #")
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned();
+            DotenvValue { text, raw: false }
+        };
+        out.push((name.to_owned(), parsed));
+    }
+    out
+}
+
+/// The DAG's folder for relative dotenv paths, for callers that report them.
+pub fn dotenv_path(dag: &Dag, file: &str) -> std::path::PathBuf {
+    resolve_path(Path::new(&dag.working_dir), file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_lines() {
+        let vars =
+            parse_dotenv("# c\nexport A=1\nB='x $A'\nC=\"q\\\"\" \nD=plain # note\nbad line\n");
+        let got: Vec<(String, String, bool)> =
+            vars.into_iter().map(|(n, v)| (n, v.text, v.raw)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), "1".into(), false),
+                ("B".into(), "x $A".into(), true),
+                ("C".into(), "q\"".into(), false),
+                ("D".into(), "plain".into(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn params_override_by_name_and_position() {
+        let defaults = vec![
+            Param {
+                name: None,
+                value: "a".into(),
+            },
+            Param {
+                name: Some("N".into()),
+                value: "1".into(),
+            },
+        ];
+        let overrides = vec![
+            Param {
+                name: None,
+                value: "z".into(),
+            },
+            Param {
+                name: Some("N".into()),
+                value: "2".into(),
+            },
+        ];
+        let merged = merge_params(&defaults, &overrides);
+        assert_eq!(merged[0].value, "z");
+        assert_eq!(merged[1].value, "2");
+    }
+
+    #[test]
+    fn secret_names() {
+        for s in [
+            "POSTGRES_PASSWORD",
+            "GITHUB_TOKEN",
+            "api_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "GCR_AUTH",
+        ] {
+            assert!(is_secret_name(s), "{s}");
+        }
+        for s in ["PYTHONPATH", "NODE_ENV", "HOME"] {
+            assert!(!is_secret_name(s), "{s}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Step names and dependencies: the chain and graph rules, and the checks that need the
+//! whole DAG (duplicate names, unknown dependencies, cycles).
+//!
+//! Rules (SPEC §3): in a `chain` DAG each item of `steps` depends on the item before it (a
+//! parallel group is one item: its steps all follow the previous item, and the next item
+//! follows all of them); an explicit `depends` adds to that, and `depends: []` removes it.
+//! In a `graph` DAG only `depends` counts.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::decode::{Decoder, Depends, RawStep};
+use crate::diag::{Diagnostic, Span, did_you_mean};
+use crate::model::{Dag, DagType};
+
+pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
+    // Names: explicit ones first, so a generated name never takes one a user wrote.
+    let mut taken: HashMap<String, Span> = HashMap::new();
+    for r in raw.iter().filter(|r| !r.step.generated_name) {
+        if let Some(first) = taken.get(&r.step.name) {
+            d.diags.push(
+                Diagnostic::error(
+                    r.step.span,
+                    format!("duplicate step name `{}`", r.step.name),
+                )
+                .with_help(format!(
+                    "the first step with that name is at line {}",
+                    first.start.line
+                )),
+            );
+        } else {
+            taken.insert(r.step.name.clone(), r.step.span);
+        }
+    }
+    let mut steps = Vec::with_capacity(raw.len());
+    let mut written: Vec<(usize, Depends)> = Vec::with_capacity(raw.len());
+    let mut counter = 0;
+    for (position, mut r) in raw.into_iter().enumerate() {
+        if r.step.generated_name {
+            counter = counter.max(position);
+            let name = loop {
+                counter += 1;
+                let candidate = format!("step_{counter}");
+                if !taken.contains_key(&candidate) {
+                    break candidate;
+                }
+            };
+            taken.insert(name.clone(), r.step.span);
+            r.step.name = name;
+        }
+        written.push((r.item, r.depends));
+        steps.push(r.step);
+    }
+
+    // Dependencies.
+    let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+    let mut edge_spans: HashMap<(usize, String), Span> = HashMap::new();
+    for (i, (item, depends)) in written.iter().enumerate() {
+        let mut deps: Vec<String> = Vec::new();
+        let implicit =
+            dag.kind == DagType::Chain && !matches!(depends, Some(list) if list.is_empty());
+        if implicit {
+            // The steps of the nearest earlier item.
+            if let Some(prev) = written[..i]
+                .iter()
+                .map(|(it, _)| *it)
+                .filter(|it| it < item)
+                .max()
+            {
+                for (j, (it, _)) in written.iter().enumerate() {
+                    if *it == prev {
+                        deps.push(names[j].clone());
+                    }
+                }
+            }
+        }
+        for (dep, span) in depends.iter().flatten() {
+            if *dep == names[i] {
+                d.error(*span, format!("the step `{dep}` depends on itself"));
+                continue;
+            }
+            if !names.contains(dep) {
+                let mut diag = Diagnostic::error(
+                    *span,
+                    format!("`depends` names `{dep}`, which is not a step of this DAG"),
+                );
+                if let Some(s) = did_you_mean(dep, names.iter().map(String::as_str)) {
+                    diag = diag.with_help(format!("did you mean `{s}`?"));
+                }
+                d.diags.push(diag);
+                continue;
+            }
+            edge_spans.insert((i, dep.clone()), *span);
+            if !deps.contains(dep) {
+                deps.push(dep.clone());
+            }
+        }
+        steps[i].depends = deps;
+    }
+    dag.steps = steps;
+    report_cycles(d, dag, &edge_spans);
+}
+
+/// Reports each dependency cycle once, at the `depends` entry that closes it.
+fn report_cycles(d: &mut Decoder, dag: &Dag, edge_spans: &HashMap<(usize, String), Span>) {
+    let index: HashMap<&str, usize> = dag
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let n = dag.steps.len();
+    // 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut state = vec![0u8; n];
+    let mut reported: HashSet<Vec<usize>> = HashSet::new();
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        // Iterative DFS: (node, next dependency to look at).
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let deps = &dag.steps[node].depends;
+            if *next < deps.len() {
+                let dep = &deps[*next];
+                *next += 1;
+                let Some(&j) = index.get(dep.as_str()) else {
+                    continue;
+                };
+                match state[j] {
+                    0 => {
+                        state[j] = 1;
+                        stack.push((j, 0));
+                    }
+                    1 => {
+                        let from = stack.iter().position(|(s, _)| *s == j).unwrap_or(0);
+                        let mut cycle: Vec<usize> = stack[from..].iter().map(|(s, _)| *s).collect();
+                        let mut key = cycle.clone();
+                        key.sort_unstable();
+                        if reported.insert(key) {
+                            let span = edge_spans
+                                .get(&(node, dep.clone()))
+                                .copied()
+                                .unwrap_or(dag.steps[node].span);
+                            // Written as "a depends on b depends on ... a".
+                            cycle.push(j);
+                            let path: Vec<&str> =
+                                cycle.iter().map(|&s| dag.steps[s].name.as_str()).collect();
+                            d.diags.push(
+                                Diagnostic::error(span, format!("dependency cycle: {}", path.join(" -> ")))
+                                    .with_help("each arrow reads \"depends on\"; remove one of these dependencies"),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            } else {
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+}
+
+/// The steps in an order they can run in: each after its dependencies, otherwise in file
+/// order. Steps on a cycle (never in a valid DAG) come last.
+pub fn execution_order(dag: &Dag) -> Vec<usize> {
+    let index: HashMap<&str, usize> = dag
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut waiting: Vec<usize> = dag
+        .steps
+        .iter()
+        .map(|s| {
+            s.depends
+                .iter()
+                .filter(|dep| index.contains_key(dep.as_str()))
+                .count()
+        })
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dag.steps.len()];
+    for (i, s) in dag.steps.iter().enumerate() {
+        for dep in &s.depends {
+            if let Some(&j) = index.get(dep.as_str()) {
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..dag.steps.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(dag.steps.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &k in &dependents[i] {
+            waiting[k] -= 1;
+            if waiting[k] == 0 {
+                ready.insert(k);
+            }
+        }
+    }
+    for i in 0..dag.steps.len() {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    order
+}

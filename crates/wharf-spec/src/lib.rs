@@ -1,0 +1,133 @@
+//! The DAG language of wharf: a YAML file in the Dagu 1.x dialect, read into a typed,
+//! validated [`Dag`] with every problem reported as a [`Diagnostic`] with its position.
+//!
+//! ```text
+//! source ──► yaml (node tree with spans, anchors, merge keys)
+//!        ──► decode (typed model, key spellings, formats)  ──► graph (names, depends, cycles)
+//! ```
+
+mod auth;
+mod decode;
+pub mod diag;
+mod docker_api;
+pub mod env;
+pub mod expand;
+pub mod formats;
+mod graph;
+pub mod model;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use auth::decode_basic;
+pub use diag::{Diagnostic, Severity};
+pub use graph::execution_order;
+pub use model::*;
+
+/// What reading a file gave: the DAG when it has no errors, and all diagnostics in the
+/// order of their positions.
+#[derive(Debug)]
+pub struct Loaded {
+    pub dag: Option<Dag>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub source: String,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+
+    /// All diagnostics, rendered for a person, `file` naming the file as they gave it.
+    pub fn render(&self, file: &str, color: bool) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(file, &self.source, color))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Reads and checks a DAG file.
+pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
+    let bytes = std::fs::read(path)?;
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.into_bytes()[..valid]).into_owned();
+            let line = text.matches('\n').count() + 1;
+            let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let at = diag::Pos { line, col };
+            return Ok(Loaded {
+                dag: None,
+                diagnostics: vec![Diagnostic::error(
+                    diag::Span { start: at, end: at },
+                    "the file is not UTF-8 text",
+                )],
+                source: text,
+            });
+        }
+    };
+    Ok(load_str(source, path))
+}
+
+/// Checks `source` as the content of the DAG file at `path` (used for its name and for
+/// resolving relative paths; the file itself is not read).
+pub fn load_str(source: String, path: &Path) -> Loaded {
+    let file = absolute(path);
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dag".into());
+    let mut diagnostics = Vec::new();
+    let mut dag = None;
+    match yaml::load(&source) {
+        Err(e) => diagnostics.push(e),
+        Ok(doc) => {
+            diagnostics.extend(doc.diagnostics);
+            match doc.root {
+                None => diagnostics.push(
+                    Diagnostic::error_at_end("the file is empty: a DAG needs `steps`")
+                        .with_help("e.g.\nsteps:\n  - echo hello"),
+                ),
+                Some(root) => {
+                    let mut decoder = decode::Decoder {
+                        diags: Vec::new(),
+                        dir: &dir,
+                    };
+                    dag = decode::dag(&mut decoder, &root, &file, &stem);
+                    diagnostics.extend(decoder.diags);
+                }
+            }
+        }
+    }
+    // Positions in file order; whole-file problems last.
+    diagnostics.sort_by_key(|d| {
+        d.span
+            .map_or((usize::MAX, 0), |s| (s.start.line, s.start.col))
+    });
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        dag = None;
+    }
+    Loaded {
+        dag,
+        diagnostics,
+        source,
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return formats::resolve_path(Path::new("/"), &path.to_string_lossy());
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    formats::resolve_path(&cwd, &path.to_string_lossy())
+}

@@ -1,0 +1,468 @@
+//! The typed model of a DAG file, after decoding and validation.
+//!
+//! Strings that may hold `${VAR}` references are kept as written: they are expanded at run
+//! time (see [`crate::expand`]), when params, outputs and the environment are known.
+
+use std::path::PathBuf;
+
+use crate::diag::Span;
+
+#[derive(Debug, Clone)]
+pub struct Dag {
+    /// `name:` or, by default, the file stem.
+    pub name: String,
+    /// The file the DAG was read from (as given, made absolute).
+    pub file: PathBuf,
+    pub description: Option<String>,
+    pub kind: DagType,
+    /// `workingDir` resolved against the file's folder; the file's folder by default.
+    pub working_dir: PathBuf,
+    pub env: Vec<EnvVar>,
+    pub dotenv: Vec<String>,
+    pub params: Vec<Param>,
+    pub steps: Vec<Step>,
+    pub handlers: Handlers,
+    pub container: Option<Container>,
+    pub registry_auths: Option<RegistryAuths>,
+    pub preconditions: Vec<Condition>,
+    pub timeout_sec: Option<u64>,
+    pub delay_sec: Option<u64>,
+    pub max_active_steps: Option<usize>,
+    pub max_cleanup_time_sec: Option<u64>,
+    pub hist_retention_days: Option<u64>,
+    pub max_output_size: Option<u64>,
+    pub schedule: Schedule,
+    pub tags: Vec<String>,
+    pub log_dir: Option<String>,
+    pub shell: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DagType {
+    #[default]
+    Chain,
+    Graph,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    /// As written; expanded when the run starts.
+    pub value: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// `NAME=value` params are named; the others are positional only.
+    pub name: Option<String>,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    pub start: Vec<String>,
+    pub stop: Vec<String>,
+    pub restart: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Handlers {
+    pub init: Option<Box<Step>>,
+    pub success: Option<Box<Step>>,
+    pub failure: Option<Box<Step>>,
+    /// `abort`, or its older name `cancel`.
+    pub abort: Option<Box<Step>>,
+    pub exit: Option<Box<Step>>,
+}
+
+impl Handlers {
+    /// The handlers that are set, with the name of the event they answer.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Step)> {
+        [
+            ("init", &self.init),
+            ("success", &self.success),
+            ("failure", &self.failure),
+            ("abort", &self.abort),
+            ("exit", &self.exit),
+        ]
+        .into_iter()
+        .filter_map(|(event, step)| step.as_deref().map(|s| (event, s)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    /// The name was made up by wharf (string steps, maps without `name`).
+    pub generated_name: bool,
+    pub id: Option<String>,
+    pub description: Option<String>,
+    /// `dir` / `workingDir`, as written.
+    pub dir: Option<String>,
+    pub command: Option<CommandSpec>,
+    pub script: Option<String>,
+    pub shell: Option<Vec<String>>,
+    pub env: Vec<EnvVar>,
+    /// The step's dependencies after the chain/graph rules are applied.
+    pub depends: Vec<String>,
+    pub output: Option<Output>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub continue_on: ContinueOn,
+    pub retry: Option<RetryPolicy>,
+    pub repeat: Option<RepeatPolicy>,
+    pub preconditions: Vec<Condition>,
+    pub timeout_sec: Option<u64>,
+    pub signal_on_stop: Option<Signal>,
+    pub executor: Executor,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandSpec {
+    /// A string: shell words, run through the shell on the host.
+    Line(String),
+    /// A list: argv as given.
+    Argv(Vec<String>),
+}
+
+impl CommandSpec {
+    /// The command as one line of shell words (list items are quoted as needed).
+    pub fn to_line(&self) -> String {
+        match self {
+            Self::Line(line) => line.clone(),
+            Self::Argv(argv) => shell_words::join(argv),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub name: String,
+    /// The key in the run's outputs; the name by default.
+    pub key: Option<String>,
+    pub omit: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContinueOn {
+    pub failure: bool,
+    pub skipped: bool,
+    pub exit_codes: Vec<i32>,
+    /// Texts (or `re:` regexes) that, found in the output, let the run go on.
+    pub output: Vec<String>,
+    pub mark_success: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub limit: u32,
+    pub interval_sec: u64,
+    /// Exit codes that trigger a retry; all non-zero ones when empty.
+    pub exit_codes: Vec<i32>,
+    pub backoff: Option<f64>,
+    pub max_interval_sec: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatMode {
+    /// `repeat: true`: repeat until the limit (or forever).
+    Always,
+    /// Repeat while the condition holds (or while the exit code is one of `exitCode`).
+    While,
+    /// Repeat until the condition holds (or until the exit code is one of `exitCode`).
+    Until,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatPolicy {
+    pub mode: RepeatMode,
+    pub interval_sec: u64,
+    pub limit: Option<u32>,
+    pub condition: Option<String>,
+    pub expected: Option<String>,
+    pub exit_codes: Vec<i32>,
+    pub backoff: Option<f64>,
+    pub max_interval_sec: Option<u64>,
+}
+
+/// A precondition: a command that must succeed, or a value (`condition`, evaluated with
+/// `${VAR}` and backticks) that must match `expected` (text, or a regex with `re:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Command {
+        command: String,
+        negate: bool,
+    },
+    Match {
+        condition: String,
+        expected: String,
+        negate: bool,
+    },
+}
+
+/// A signal named in the file (`SIGTERM`, `TERM`, `15`), kept as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    pub number: i32,
+    pub name: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub enum Executor {
+    /// On the host through the shell (or in the DAG-level container, when the DAG has one
+    /// and the executor was not named explicitly).
+    Local {
+        explicit: bool,
+    },
+    Docker(Box<DockerStep>),
+}
+
+/// `executor: {type: docker, config: {...}}`.
+#[derive(Debug, Clone, Default)]
+pub struct DockerStep {
+    pub image: Option<String>,
+    pub container_name: Option<String>,
+    pub pull: PullPolicy,
+    pub auto_remove: bool,
+    pub platform: Option<Platform>,
+    pub working_dir: Option<String>,
+    pub volumes: Vec<Volume>,
+    /// Raw Docker API objects, keys in the API's casing.
+    pub container: serde_json::Map<String, serde_json::Value>,
+    pub host: serde_json::Map<String, serde_json::Value>,
+    pub network: serde_json::Map<String, serde_json::Value>,
+    pub exec: ExecOptions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub env: Vec<EnvVar>,
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    Missing,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Missing => "missing",
+            Self::Never => "never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The DAG-level `container`.
+#[derive(Debug, Clone, Default)]
+pub struct Container {
+    /// Exec into this existing container instead of creating one.
+    pub exec: Option<String>,
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub pull_policy: PullPolicy,
+    pub env: Vec<EnvVar>,
+    pub volumes: Vec<Volume>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub platform: Option<Platform>,
+    pub ports: Vec<PortMapping>,
+    pub network: Option<Network>,
+    pub startup: Startup,
+    pub command: Vec<String>,
+    pub wait_for: WaitFor,
+    pub log_pattern: Option<String>,
+    pub restart_policy: Option<RestartPolicy>,
+    pub keep_container: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: VolumeSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A host path as written: absolute, `.`-relative (to the DAG's working directory) or
+    /// `~`-relative.
+    Bind(String),
+    Named(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host_ip: Option<String>,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    Bridge,
+    Host,
+    None,
+    Container(String),
+    Custom(String),
+}
+
+impl Network {
+    /// The value of HostConfig.NetworkMode.
+    pub fn mode(&self) -> String {
+        match self {
+            Self::Bridge => "bridge".into(),
+            Self::Host => "host".into(),
+            Self::None => "none".into(),
+            Self::Container(c) => format!("container:{c}"),
+            Self::Custom(n) => n.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Always => "always",
+            Self::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Startup {
+    #[default]
+    Keepalive,
+    Entrypoint,
+    Command,
+}
+
+impl Startup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keepalive => "keepalive",
+            Self::Entrypoint => "entrypoint",
+            Self::Command => "command",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitFor {
+    #[default]
+    Running,
+    Healthy,
+}
+
+impl WaitFor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Healthy => "healthy",
+        }
+    }
+}
+
+/// `registryAuths`. Values are kept as written (they may hold `${VAR}`) and are secrets:
+/// never print them.
+#[derive(Debug, Clone)]
+pub enum RegistryAuths {
+    /// One string with a whole Docker config JSON (`{"auths": {...}}`).
+    Config(String),
+    PerRegistry(Vec<(String, RegistryAuth)>),
+}
+
+#[derive(Debug, Clone)]
+pub enum RegistryAuth {
+    UserPassword {
+        username: String,
+        password: String,
+    },
+    /// base64 of `user:password`.
+    Auth(String),
+    /// A string: base64 `user:password`, or a JSON object with username/password/auth.
+    Encoded(String),
+}
+
+/// Where a step's command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement<'a> {
+    Host,
+    /// A container of its own, created from `image` (or exec into `container_name`).
+    OwnContainer {
+        image: Option<&'a str>,
+        container_name: Option<&'a str>,
+    },
+    /// The DAG-level container, through `docker exec`.
+    SharedContainer,
+}
+
+impl Dag {
+    pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
+        match (&step.executor, &self.container) {
+            (Executor::Local { explicit: true }, _) => Placement::Host,
+            (_, Some(_)) => Placement::SharedContainer,
+            (Executor::Local { .. }, None) => Placement::Host,
+            (Executor::Docker(d), None) => Placement::OwnContainer {
+                image: d.image.as_deref(),
+                container_name: d.container_name.as_deref(),
+            },
+        }
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
