@@ -23,7 +23,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node) -> Option<RegistryAuths> {
                 && let Err(why) = check_config_json(&text)
             {
                 d.diags.push(
-                        Diagnostic::error(node.span, format!("`registryAuths` is not a Docker auth config: {why}"))
+                        Diagnostic::error(node.at(), format!("`registryAuths` is not a Docker auth config: {why}"))
                             .with_help("write {\"auths\": {\"REGISTRY\": {\"auth\": \"...\"}}}, a mapping of registries, or ${DOCKER_AUTH_CONFIG}"),
                     );
             }
@@ -54,34 +54,35 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node) -> Option<RegistryAuths> {
                             }
                             (None, None, Some(auth)) => {
                                 if !auth.contains('$') && decode_basic(&auth).is_none() {
-                                    d.error(entry.value.span, format!("`auth` of `{registry}` is not base64 of `username:password`"));
+                                    let at = f.get("auth").map_or(entry.value.at(), |n| n.at());
+                                    d.error(at, format!("`auth` of `{registry}` is not base64 of `username:password`"));
                                 }
                                 RegistryAuth::Auth(auth)
                             }
                             (Some(_), None, None) => {
                                 d.error(
-                                    entry.value.span,
+                                    entry.value.at(),
                                     format!("{what} have a `username` but no `password`"),
                                 );
                                 continue;
                             }
                             (None, Some(_), None) => {
                                 d.error(
-                                    entry.value.span,
+                                    entry.value.at(),
                                     format!("{what} have a `password` but no `username`"),
                                 );
                                 continue;
                             }
                             (None, None, None) => {
                                 d.error(
-                                    entry.value.span,
+                                    entry.value.at(),
                                     format!("{what} need `username` and `password`, or `auth`"),
                                 );
                                 continue;
                             }
                             _ => {
                                 d.error(
-                                    entry.value.span,
+                                    entry.value.at(),
                                     format!(
                                         "{what} take `username` and `password`, or `auth`, not both"
                                     ),
@@ -96,7 +97,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node) -> Option<RegistryAuths> {
                         };
                         if !text.contains('$') && check_encoded(&text).is_err() {
                             d.error(
-                                entry.value.span,
+                                entry.value.at(),
                                 format!("{what} are neither base64 of `username:password` nor a JSON object with `username` and `password` (or `auth`)"),
                             );
                         }
@@ -104,7 +105,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node) -> Option<RegistryAuths> {
                     }
                     Kind::Seq(_) => {
                         d.error(
-                            entry.value.span,
+                            entry.value.at(),
                             format!("{what} must be a mapping or a string, found a list"),
                         );
                         continue;
@@ -115,7 +116,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node) -> Option<RegistryAuths> {
             Some(RegistryAuths::PerRegistry(out))
         }
         Kind::Seq(_) => {
-            d.error(node.span, "`registryAuths` must be a mapping of registries or a Docker auth config string, found a list");
+            d.error(node.at(), "`registryAuths` must be a mapping of registries or a Docker auth config string, found a list");
             None
         }
     }

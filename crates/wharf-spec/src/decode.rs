@@ -202,6 +202,9 @@ const FOREIGN_EXECUTORS: &[&str] = &[
 /// The mapping entries of one node, looked up by their camelCase names.
 pub(crate) struct Fields<'n> {
     entries: Vec<(&'static str, &'n Entry)>,
+    /// A key was rejected (unknown, or of the Dagu dialect but not run by wharf), so errors
+    /// that follow from it, like a missing `command` next to `call` or `comand`, are noise.
+    pub rejected: bool,
 }
 
 impl<'n> Fields<'n> {
@@ -268,7 +271,7 @@ impl Decoder<'_> {
 
     fn expected(&mut self, node: &Node, what: &str, expected: &str) {
         self.error(
-            node.span,
+            node.at(),
             format!("{what} must be {expected}, found {}", node.describe()),
         );
     }
@@ -282,11 +285,16 @@ impl Decoder<'_> {
             return None;
         };
         let mut fields: Vec<(&'static str, &'n Entry)> = Vec::with_capacity(entries.len());
+        let mut rejected = false;
         for entry in entries {
             let Some(raw) = entry.key.as_str() else {
                 self.error(entry.key.span, format!("{what} has an empty key"));
                 continue;
             };
+            if raw.starts_with("x-") {
+                // Extension fields, as in Compose files: a place for anchors.
+                continue;
+            }
             let camel = snake_to_camel(raw);
             let Some(&canonical) = keys.known.iter().find(|k| **k == camel) else {
                 if let Some(ignored) = keys.ignored.iter().find(|k| **k == camel) {
@@ -296,6 +304,7 @@ impl Decoder<'_> {
                     );
                     let _ = ignored;
                 } else if let Some((_, hint)) = keys.unsupported.iter().find(|(k, _)| *k == camel) {
+                    rejected = true;
                     self.diags.push(
                         Diagnostic::error(
                             entry.key.span,
@@ -310,11 +319,15 @@ impl Decoder<'_> {
                         .chain(keys.ignored)
                         .copied()
                         .chain(keys.unsupported.iter().map(|(k, _)| *k));
+                    rejected = true;
                     let mut d =
                         Diagnostic::error(entry.key.span, format!("unknown key `{raw}` in {what}"));
                     d = match did_you_mean(&camel, all) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help(format!("accepted keys: {}", keys.known.join(", "))),
+                        None => d.with_help(format!(
+                            "accepted keys: {} (and keys starting with `x-`, a place for YAML anchors)",
+                            keys.known.join(", ")
+                        )),
                     };
                     self.diags.push(d);
                 }
@@ -342,7 +355,10 @@ impl Decoder<'_> {
             }
             fields.push((canonical, entry));
         }
-        Some(Fields { entries: fields })
+        Some(Fields {
+            entries: fields,
+            rejected,
+        })
     }
 
     pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
@@ -388,7 +404,7 @@ impl Decoder<'_> {
                     None => node.describe().to_owned(),
                 };
                 self.error(
-                    node.span,
+                    node.at(),
                     format!("{what} must be a whole number, 0 or more, found {found}"),
                 );
                 None
@@ -412,7 +428,7 @@ impl Decoder<'_> {
             Some(c) => Some(c),
             None => {
                 self.error(
-                    node.span,
+                    node.at(),
                     format!("{what} must be an exit code from 0 to 255"),
                 );
                 None
@@ -451,7 +467,7 @@ impl Decoder<'_> {
                 match shell_words::split(&line) {
                     Ok(words) => Some(words),
                     Err(_) => {
-                        self.error(node.span, format!("{what} has an unmatched quote"));
+                        self.error(node.at(), format!("{what} has an unmatched quote"));
                         None
                     }
                 }
@@ -473,14 +489,14 @@ impl Decoder<'_> {
                                 Some((name, value)) if formats::is_var_name(name) => vars.push(EnvVar {
                                     name: name.to_owned(),
                                     value: value.to_owned(),
-                                    span: item.span,
+                                    span: item.at(),
                                 }),
                                 Some((name, _)) => self.error(
-                                    item.span,
+                                    item.at(),
                                     format!("invalid environment variable name `{name}` in {what}: use letters, digits and `_`, not starting with a digit"),
                                 ),
                                 None => self.diags.push(
-                                    Diagnostic::error(item.span, format!("an item of {what} must be `NAME=value`, found `{text}`"))
+                                    Diagnostic::error(item.at(), format!("an item of {what} must be `NAME=value`, found `{text}`"))
                                         .with_help("write `NAME=value`, or a mapping `NAME: value`"),
                                 ),
                             }
@@ -534,7 +550,7 @@ impl Decoder<'_> {
                 if entries.iter().any(|e| e.key.as_str() == Some("schema")) {
                     self.diags.push(
                         Diagnostic::error(
-                            node.span,
+                            node.at(),
                             "`params` with a JSON `schema` is not supported by wharf",
                         )
                         .with_help("list the params with their defaults: `params: [NAME: value]`"),
@@ -561,7 +577,7 @@ impl Decoder<'_> {
                 };
                 match shell_words::split(&line) {
                     Ok(words) => params.extend(words.iter().map(|w| formats::param_word(w))),
-                    Err(_) => self.error(node.span, "`params` has an unmatched quote"),
+                    Err(_) => self.error(node.at(), "`params` has an unmatched quote"),
                 }
             }
         }
@@ -648,21 +664,21 @@ impl Decoder<'_> {
             }
             (None, Some(_), None) => {
                 self.error(
-                    node.span,
+                    node.at(),
                     "a precondition with `expected` needs a `condition` to compare",
                 );
                 None
             }
             (None, None, None) => {
                 self.error(
-                    node.span,
+                    node.at(),
                     "a precondition needs `condition` (with `expected`) or `command`",
                 );
                 None
             }
             (_, _, Some(_)) => {
                 self.error(
-                    node.span,
+                    node.at(),
                     "a precondition takes either `command` or `condition`, not both",
                 );
                 None
@@ -677,7 +693,7 @@ impl Decoder<'_> {
             Err(why) => {
                 self.diags.push(
                     Diagnostic::error(
-                        node.span,
+                        node.at(),
                         format!("invalid platform `{text}` in {what}: {why}"),
                     )
                     .with_help(
@@ -716,7 +732,7 @@ impl Decoder<'_> {
 
     pub fn enum_error(&mut self, node: &Node, what: &str, found: &str, accepted: &[&str]) {
         let mut d = Diagnostic::error(
-            node.span,
+            node.at(),
             format!(
                 "{what} must be one of: {}; found `{found}`",
                 accepted.join(", ")
@@ -741,7 +757,7 @@ impl Decoder<'_> {
             match formats::volume(&text) {
                 Ok(v) => out.push(v),
                 Err(why) => self.diags.push(
-                    Diagnostic::error(item.span, format!("invalid volume format `{text}`: {why}"))
+                    Diagnostic::error(item.at(), format!("invalid volume format `{text}`: {why}"))
                         .with_help("write source:target[:ro|rw]; a source that is absolute or starts with `.` or `~` is a bind mount, any other is a named volume"),
                 ),
             }
@@ -952,7 +968,7 @@ pub(crate) fn dag(d: &mut Decoder, root: &Node, file: &Path, default_name: &str)
             Some("graph") => DagType::Graph,
             Some("agent") => {
                 d.error(
-                    node.span,
+                    node.at(),
                     "`type: agent` is not supported by wharf; use `chain` or `graph`",
                 );
                 DagType::Chain
@@ -1039,7 +1055,7 @@ pub(crate) fn dag(d: &mut Decoder, root: &Node, file: &Path, default_name: &str)
             crate::graph::link(d, &mut dag, raw);
         }
         None => {
-            let span = f.key_span("steps").unwrap_or(root.span);
+            let span = f.key_span("steps").unwrap_or(root.at());
             d.diags.push(
                 Diagnostic::error(span, "the DAG has no steps")
                     .with_help("add `steps:` with at least one step, e.g. `steps: [echo hello]`"),
@@ -1067,7 +1083,7 @@ fn schedule(d: &mut Decoder, node: &Node) -> Schedule {
             };
             if let Err(why) = formats::cron(&expr) {
                 d.diags.push(
-                    Diagnostic::error(item.span, format!("invalid cron expression `{expr}`: {why}"))
+                    Diagnostic::error(item.at(), format!("invalid cron expression `{expr}`: {why}"))
                         .with_help("write 5 fields: minute hour day-of-month month day-of-week, e.g. `5 4 * * *`"),
                 );
             } else {
@@ -1147,18 +1163,18 @@ fn steps_of(d: &mut Decoder, node: &Node, shared: bool) -> Vec<RawStep> {
     match &node.kind {
         Kind::Seq(items) => {
             if items.is_empty() {
-                d.error(node.span, "the DAG has no steps: `steps` is an empty list");
+                d.error(node.at(), "the DAG has no steps: `steps` is an empty list");
             }
             for (index, item) in items.iter().enumerate() {
                 match &item.kind {
                     Kind::Seq(group) => {
                         if group.is_empty() {
-                            d.error(item.span, "a parallel group must hold at least one step");
+                            d.error(item.at(), "a parallel group must hold at least one step");
                         }
                         for member in group {
                             if member.as_seq().is_some() {
                                 d.error(
-                                    member.span,
+                                    member.at(),
                                     "a parallel group holds steps, not another list",
                                 );
                                 continue;
@@ -1232,7 +1248,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 timeout_sec: None,
                 signal_on_stop: None,
                 executor: Executor::Local { explicit: false },
-                span: node.span,
+                span: node.at(),
             },
             depends: None,
             item: 0,
@@ -1240,12 +1256,12 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
     }
     let f = d.fields(node, "a step", &STEP_KEYS)?;
     let name = d.opt_string(&f, "name");
-    if let (Some(n), Some(span)) = (&name, f.get("name").map(|n| n.span))
+    if let (Some(n), Some(span)) = (&name, f.get("name").map(|n| n.at()))
         && n.trim().is_empty()
     {
         d.error(span, "a step name must not be empty");
     }
-    let span = f.get("name").map_or(node.span, |n| n.span);
+    let span = f.get("name").map_or(node.at(), |n| n.at());
     if f.has("dir")
         && f.has("workingDir")
         && let Some(span) = f.key_span("workingDir")
@@ -1259,11 +1275,15 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         Kind::Seq(_) => {
             let argv = d.strings(n, "`command`");
             if argv.is_empty() {
-                d.error(n.span, "`command` must not be an empty list");
+                d.error(n.at(), "`command` must not be an empty list");
                 None
             } else {
                 Some(CommandSpec::Argv(argv))
             }
+        }
+        Kind::Map(_) => {
+            d.expected(n, "`command`", "a string or a list");
+            None
         }
         _ => d.string(n, "`command`").map(CommandSpec::Line),
     });
@@ -1276,7 +1296,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                     Some(CommandSpec::Argv(argv))
                 }
                 Err(_) => {
-                    d.error(args_node.span, "`command` has an unmatched quote");
+                    d.error(args_node.at(), "`command` has an unmatched quote");
                     None
                 }
             },
@@ -1285,7 +1305,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 Some(CommandSpec::Argv(argv))
             }
             None => {
-                d.error(args_node.span, "`args` needs a `command` to pass them to");
+                d.error(args_node.at(), "`args` needs a `command` to pass them to");
                 None
             }
         };
@@ -1295,14 +1315,19 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .iter()
             .filter_map(|i| d.string(i, "an item of `depends`").map(|s| (s, i.span)))
             .collect(),
+        Kind::Map(_) => {
+            d.expected(n, "`depends`", "a step name or a list of step names");
+            Vec::new()
+        }
         _ => d
             .string(n, "`depends`")
-            .map(|s| vec![(s, n.span)])
+            .map(|s| vec![(s, n.at())])
             .unwrap_or_default(),
     });
     let executor = executor(d, &f, shared);
     let script = d.opt_string(&f, "script");
-    if command.is_none() && script.is_none() && matches!(executor, Executor::Local { .. }) {
+    let runs_something = f.has("command") || f.has("script");
+    if !runs_something && !f.rejected && matches!(executor, Executor::Local { .. }) {
         let mut diag = Diagnostic::error(span, "the step has neither `command` nor `script`");
         diag = diag.with_help("add `command: ...` with what the step runs");
         d.diags.push(diag);
@@ -1313,7 +1338,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         let sig = formats::signal(&text);
         if sig.is_none() {
             d.diags.push(
-                Diagnostic::error(n.span, format!("`signalOnStop` names no signal: `{text}`"))
+                Diagnostic::error(n.at(), format!("`signalOnStop` names no signal: `{text}`"))
                     .with_help("use a signal name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 or SIGKILL"),
             );
         }
@@ -1364,7 +1389,7 @@ fn output(d: &mut Decoder, node: &Node) -> Option<Output> {
     let (name, name_node, key, omit) = if node.as_map().is_some() {
         let f = d.fields(node, "`output`", &KEYS)?;
         let Some(name_node) = f.get("name") else {
-            d.error(node.span, "`output` needs a `name`");
+            d.error(node.at(), "`output` needs a `name`");
             return None;
         };
         (
@@ -1384,7 +1409,7 @@ fn output(d: &mut Decoder, node: &Node) -> Option<Output> {
         .to_owned();
     if !formats::is_var_name(&bare) {
         d.error(
-            name_node.span,
+            name_node.at(),
             format!("`output` must be a variable name (letters, digits, `_`), found `{name}`"),
         );
         return None;
@@ -1449,7 +1474,7 @@ fn retry(d: &mut Decoder, node: &Node) -> Option<RetryPolicy> {
     let f = d.fields(node, "`retryPolicy`", &KEYS)?;
     let Some(limit_node) = f.get("limit") else {
         d.error(
-            node.span,
+            node.at(),
             "`retryPolicy` needs `limit`: how many times to retry",
         );
         return None;
@@ -1481,7 +1506,7 @@ fn backoff(d: &mut Decoder, node: &Node, what: &str) -> Option<f64> {
         Some(v) if v > 1.0 => Some(v),
         _ => {
             d.error(
-                node.span,
+                node.at(),
                 format!("{what} must be true, false or a multiplier above 1.0"),
             );
             None
@@ -1532,7 +1557,7 @@ fn repeat(d: &mut Decoder, node: &Node) -> Option<RepeatPolicy> {
         None if condition.is_some() && expected.is_some() => RepeatMode::Until,
         None if condition.is_some() || !exit_codes.is_empty() => RepeatMode::While,
         None => {
-            d.error(node.span, "`repeatPolicy` needs `repeat` (true, while or until), or a `condition` or `exitCode`");
+            d.error(node.at(), "`repeatPolicy` needs `repeat` (true, while or until), or a `condition` or `exitCode`");
             return None;
         }
     };
@@ -1541,20 +1566,20 @@ fn repeat(d: &mut Decoder, node: &Node) -> Option<RepeatPolicy> {
         && exit_codes.is_empty()
     {
         d.error(
-            node.span,
+            node.at(),
             "`repeat: while`/`until` needs a `condition` or an `exitCode` to test",
         );
     }
     if expected.is_some() && condition.is_none() {
         d.error(
-            node.span,
+            node.at(),
             "`repeatPolicy.expected` needs a `condition` to compare",
         );
     }
     let limit = match f.get("limit") {
         Some(n) => match d.uint(n, "`repeatPolicy.limit`", false)? {
             0 => {
-                d.error(n.span, "`repeatPolicy.limit` must be at least 1");
+                d.error(n.at(), "`repeatPolicy.limit` must be at least 1");
                 return None;
             }
             v => Some(u32::try_from(v).unwrap_or(u32::MAX)),
@@ -1594,7 +1619,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 };
                 let Some(t) = ef.get("type") else {
                     d.diags.push(
-                        Diagnostic::error(exec.span, "`executor` needs a `type`")
+                        Diagnostic::error(exec.at(), "`executor` needs a `type`")
                             .with_help("accepted types: command, shell, docker"),
                     );
                     return local;
@@ -1622,7 +1647,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         "command" | "shell" | "" => {
             if let Some(config) = config {
                 d.warning(
-                    config.span,
+                    config.at(),
                     format!("the `{kind}` executor takes no `config`; it is ignored"),
                 );
             }
@@ -1631,7 +1656,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         "docker" | "container" => {
             if shared && let Some(config) = config {
                 d.warning(
-                    config.span,
+                    config.at(),
                     "this step runs in the DAG-level `container`; its docker `config` is ignored",
                 );
             }
@@ -1642,7 +1667,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             if !shared && docker.image.is_none() && docker.container_name.is_none() {
                 d.diags.push(
                     Diagnostic::error(
-                        config.map_or(type_node.span, |c| c.span),
+                        config.map_or(type_node.at(), |c| c.at()),
                         "a docker step needs `image`, `containerName`, or both in its `config`",
                     )
                     .with_help(
@@ -1655,7 +1680,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         other if FOREIGN_EXECUTORS.contains(&other) => {
             d.diags.push(
                 Diagnostic::error(
-                    type_node.span,
+                    type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
                 .with_help("wharf runs steps on the host (`command`) or in containers (`docker`)"),
@@ -1715,7 +1740,7 @@ fn docker_step(d: &mut Decoder, node: &Node) -> DockerStep {
                         docker_api::fold(e.key.as_str().unwrap_or_default()) == "autoremove"
                     })
                 })
-                .map_or(n.span, |e| e.key.span);
+                .map_or(n.at(), |e| e.key.span);
             d.diags.push(
                 Diagnostic::warning(span, "`host.autoRemove` is ignored")
                     .with_help("set `autoRemove: true` in the step's `config` instead"),
@@ -1767,7 +1792,7 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
             }
         }
         (None, None) => d.diags.push(
-            Diagnostic::error(node.span, "the DAG-level `container` needs `image`").with_help(
+            Diagnostic::error(node.at(), "the DAG-level `container` needs `image`").with_help(
                 "or `exec: NAME` to run the steps in a container that is already running",
             ),
         ),
@@ -1824,7 +1849,7 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
                     match formats::port(&text) {
                         Ok(p) => c.ports.push(p),
                         Err(why) => d.diags.push(
-                            Diagnostic::error(item.span, format!("invalid port format `{text}`: {why}"))
+                            Diagnostic::error(item.at(), format!("invalid port format `{text}`: {why}"))
                                 .with_help("write \"80\", \"8080:80\" or \"127.0.0.1:8080:80\", optionally with /tcp, /udp or /sctp"),
                         ),
                     }
@@ -1839,7 +1864,7 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         match formats::network(&text) {
             Ok(net) => c.network = Some(net),
             Err(why) => d.diags.push(
-                Diagnostic::error(n.span, format!("invalid network `{text}`: {why}")).with_help(
+                Diagnostic::error(n.at(), format!("invalid network `{text}`: {why}")).with_help(
                     "use bridge, host, none, container:<name|id>, or the name of a network",
                 ),
             ),
@@ -1867,7 +1892,7 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         c.command = d.words(n, "`command`").unwrap_or_default();
     }
     if c.startup == Startup::Command && c.command.is_empty() {
-        let span = f.key_span("startup").unwrap_or(node.span);
+        let span = f.key_span("startup").unwrap_or(node.at());
         d.error(
             span,
             "`startup: command` needs a non-empty `command` to run as the container's main process",
@@ -1900,7 +1925,7 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         match regex::Regex::new(&text) {
             Ok(_) => c.log_pattern = Some(text),
             Err(e) => d.error(
-                n.span,
+                n.at(),
                 format!(
                     "`logPattern` is not a valid regex: {}",
                     formats::regex_error(&e)

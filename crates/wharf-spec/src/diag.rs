@@ -103,7 +103,9 @@ impl Diagnostic {
             } else {
                 1
             };
-            // Never underline past the end of the line (a block scalar's span ends later).
+            // A quoted scalar is underlined to its closing quote (the parser's span of one
+            // can run further), and nothing past the end of the line.
+            let width = quoted_width(&text, span.start.col).unwrap_or(width);
             let line_len = text.chars().count();
             let width = width.min(line_len.saturating_sub(span.start.col - 1).max(1));
             let _ = writeln!(out, "{blue}{pad} |{reset}");
@@ -145,19 +147,46 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// Edit distance where swapping two neighbours counts as one edit (`nmae` → `name`).
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The width of a quoted scalar starting at `col` (1-based) of `line`, quotes included.
+fn quoted_width(line: &str, col: usize) -> Option<usize> {
+    let chars: Vec<char> = line.chars().skip(col.saturating_sub(1)).collect();
+    let quote = *chars.first().filter(|c| **c == '"' || **c == '\'')?;
+    let mut i = 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if quote == '"' => i += 2,
+            c if c == quote && quote == '\'' && chars.get(i + 1) == Some(&'\'') => i += 2,
+            c if c == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -182,11 +211,25 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_value_is_underlined_to_its_closing_quote() {
+        let d = Diagnostic::error(
+            Span {
+                start: Pos { line: 1, col: 4 },
+                end: Pos { line: 1, col: 30 },
+            },
+            "bad",
+        );
+        let out = d.render("x.yaml", "a: \"b\\\"c\"  # note", false);
+        assert!(out.ends_with("  |    ^^^^^^\n"), "{out}");
+    }
+
+    #[test]
     fn suggests_close_words_only() {
         let keys = ["workingDir", "steps", "container"];
         assert_eq!(did_you_mean("workdir", keys), Some("workingDir"));
         assert_eq!(did_you_mean("step", keys), Some("steps"));
         assert_eq!(did_you_mean("contaner", keys), Some("container"));
         assert_eq!(did_you_mean("zzz", keys), None);
+        assert_eq!(did_you_mean("nmae", ["name", "image"]), Some("name"));
     }
 }

@@ -15,8 +15,10 @@ use crate::model::{Dag, DagType};
 pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
     // Names: explicit ones first, so a generated name never takes one a user wrote.
     let mut taken: HashMap<String, Span> = HashMap::new();
+    let mut duplicates = false;
     for r in raw.iter().filter(|r| !r.step.generated_name) {
         if let Some(first) = taken.get(&r.step.name) {
+            duplicates = true;
             d.diags.push(
                 Diagnostic::error(
                     r.step.span,
@@ -97,7 +99,10 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
         steps[i].depends = deps;
     }
     dag.steps = steps;
-    report_cycles(d, dag, &edge_spans);
+    // With two steps of one name the edges are ambiguous: the duplicate is the error.
+    if !duplicates {
+        report_cycles(d, dag, &edge_spans);
+    }
 }
 
 /// Reports each dependency cycle once, at the `depends` entry that closes it.
@@ -134,16 +139,23 @@ fn report_cycles(d: &mut Decoder, dag: &Dag, edge_spans: &HashMap<(usize, String
                     }
                     1 => {
                         let from = stack.iter().position(|(s, _)| *s == j).unwrap_or(0);
+                        // cycle[k] depends on cycle[k + 1], and the last on the first.
                         let mut cycle: Vec<usize> = stack[from..].iter().map(|(s, _)| *s).collect();
                         let mut key = cycle.clone();
                         key.sort_unstable();
                         if reported.insert(key) {
-                            let span = edge_spans
-                                .get(&(node, dep.clone()))
-                                .copied()
-                                .unwrap_or(dag.steps[node].span);
-                            // Written as "a depends on b depends on ... a".
-                            cycle.push(j);
+                            // Point at a `depends` the user wrote (the chain's own edges
+                            // have no text), and start the path from its step.
+                            let len = cycle.len();
+                            let edge =
+                                |k: usize| (cycle[k], dag.steps[cycle[(k + 1) % len]].name.clone());
+                            let written = (0..len).find(|&k| edge_spans.contains_key(&edge(k)));
+                            let span = match written {
+                                Some(k) => edge_spans[&edge(k)],
+                                None => dag.steps[node].span,
+                            };
+                            cycle.rotate_left(written.unwrap_or(0));
+                            cycle.push(cycle[0]);
                             let path: Vec<&str> =
                                 cycle.iter().map(|&s| dag.steps[s].name.as_str()).collect();
                             d.diags.push(

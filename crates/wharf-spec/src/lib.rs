@@ -95,8 +95,9 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
             diagnostics.extend(doc.diagnostics);
             match doc.root {
                 None => diagnostics.push(
-                    Diagnostic::error_at_end("the file is empty: a DAG needs `steps`")
-                        .with_help("e.g.\nsteps:\n  - echo hello"),
+                    Diagnostic::error_at_end("the file is empty: a DAG needs `steps`").with_help(
+                        "start with `steps:` and a list of commands, e.g. `steps: [echo hello]`",
+                    ),
                 ),
                 Some(root) => {
                     let mut decoder = decode::Decoder {

@@ -27,6 +27,8 @@ const MAX_NODES: usize = 1_000_000;
 pub struct Node {
     pub kind: Kind,
     pub span: Span,
+    /// The span of the mapping key this node is the value of, if any.
+    pub key: Option<Span>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,16 @@ pub struct Entry {
 }
 
 impl Node {
+    /// Where a diagnostic about this node points: a scalar at itself, a list or mapping
+    /// at the key that holds it (a block mapping "starts" at its first child's key, which
+    /// would mislead).
+    pub fn at(&self) -> Span {
+        match (&self.kind, self.key) {
+            (Kind::Scalar(_), _) | (_, None) => self.span,
+            (_, Some(key)) => key,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar(s) if s.plain && matches!(s.text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
@@ -276,7 +288,11 @@ impl<'a> Loader<'a> {
                 self.count(node_count(&node), at)?;
                 // The copy keeps the anchor's spans for its content but the alias's own
                 // position for itself, so "expected a list" points where the alias is used.
-                Ok(Node { span: at, ..node })
+                Ok(Node {
+                    span: at,
+                    key: None,
+                    ..node
+                })
             }
             Event::Scalar(text, style, anchor, _tag) => {
                 let node = Node {
@@ -285,6 +301,7 @@ impl<'a> Loader<'a> {
                         plain: matches!(style, ScalarStyle::Plain),
                     }),
                     span: at,
+                    key: None,
                 };
                 self.anchor(anchor, &node);
                 Ok(node)
@@ -304,6 +321,7 @@ impl<'a> Loader<'a> {
                         start: at.start,
                         end,
                     },
+                    key: None,
                 };
                 self.anchor(anchor, &node);
                 Ok(node)
@@ -318,7 +336,8 @@ impl<'a> Loader<'a> {
                     }
                     let key = self.node(ev, sp)?;
                     let (ev, sp) = self.next()?;
-                    let value = self.node(ev, sp)?;
+                    let mut value = self.node(ev, sp)?;
+                    value.key = Some(key.span);
                     match &key.kind {
                         Kind::Scalar(s) if s.plain && s.text == "<<" => merges.push(value),
                         Kind::Scalar(s) => {
@@ -355,6 +374,7 @@ impl<'a> Loader<'a> {
                         start: at.start,
                         end,
                     },
+                    key: None,
                 };
                 self.anchor(anchor, &node);
                 Ok(node)
@@ -378,7 +398,7 @@ impl<'a> Loader<'a> {
             Kind::Seq(items) => items,
             _ => {
                 self.diagnostics.push(Diagnostic::error(
-                    source.span,
+                    source.at(),
                     "a merge key `<<` takes a mapping or a list of mappings",
                 ));
                 return;
@@ -387,7 +407,7 @@ impl<'a> Loader<'a> {
         for source in sources {
             let Kind::Map(merged) = source.kind else {
                 self.diagnostics.push(Diagnostic::error(
-                    source.span,
+                    source.at(),
                     "a merge key `<<` takes a mapping or a list of mappings",
                 ));
                 continue;

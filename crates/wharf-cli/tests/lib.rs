@@ -1,0 +1,5 @@
+//! Tests that drive the real `wharf` binary.
+
+mod common;
+mod dry;
+mod validate;
