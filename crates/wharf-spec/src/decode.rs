@@ -1951,6 +1951,14 @@ fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
             }
         };
     }
+    if let (Some(Network::Host), Some(span)) = (&c.network, f.key_span("ports"))
+        && !c.ports.is_empty()
+    {
+        d.warning(
+            span,
+            "`ports` are not published with `network: host`: the container uses the host's ports directly",
+        );
+    }
     c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
     Some(c)
 }

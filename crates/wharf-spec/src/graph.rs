@@ -55,6 +55,7 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
 
     // Dependencies.
     let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+    let known: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut edge_spans: HashMap<(usize, String), Span> = HashMap::new();
     for (i, (item, depends)) in written.iter().enumerate() {
         let mut deps: Vec<String> = Vec::new();
@@ -80,7 +81,7 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
                 d.error(*span, format!("the step `{dep}` depends on itself"));
                 continue;
             }
-            if !names.contains(dep) {
+            if !known.contains(dep.as_str()) {
                 let mut diag = Diagnostic::error(
                     *span,
                     format!("`depends` names `{dep}`, which is not a step of this DAG"),
