@@ -13,10 +13,42 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run a DAG: exit 0 when the run succeeded, 1 when it failed or was stopped, 2 when the
+    /// file is invalid.
+    #[command(visible_alias = "start")]
+    Run(RunArgs),
     /// Check DAG files without running anything; exit 0 when all are valid, 2 otherwise.
     Validate(ValidateArgs),
     /// Show what a run would do: steps in order, where each runs, and the environment.
     Dry(DryArgs),
+    /// The latest (or a given) run of a DAG and its steps.
+    Status(StatusArgs),
+    /// The runs of a DAG, newest first.
+    History(HistoryArgs),
+    /// A step's stdout (or stderr), exactly as the step wrote it.
+    Logs(LogsArgs),
+    /// Stop the running runs of a DAG.
+    Stop(StopArgs),
+    /// Run a finished run again: its failed and stopped steps and everything after them.
+    Retry(RetryArgs),
+    /// Mark runs whose process died as failed and remove what they left behind.
+    Cleanup,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The DAG file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The id of the run (letters, digits, `-`, `_`, `.`); a new UUID by default.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Print the steps' output as it comes.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Params for the run: `NAME=value` or positional words (after `--`).
+    #[arg(last = true, value_name = "PARAMS")]
+    pub params: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -34,4 +66,66 @@ pub(crate) struct DryArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// As JSON, on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// How many runs to show.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    /// As JSON, on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// The step.
+    #[arg(long, value_name = "STEP")]
+    pub step: String,
+    /// The step's stderr instead of its stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Which attempt (1 is the first); the last by default.
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    #[arg(long, value_name = "ID", required = true)]
+    pub run_id: String,
+    /// Print the steps' output as it comes.
+    #[arg(long, short)]
+    pub verbose: bool,
 }

@@ -4,7 +4,9 @@
 mod args;
 mod commands;
 mod exit;
+mod progress;
 mod term;
+mod time;
 
 use clap::Parser;
 
@@ -26,8 +28,15 @@ pub fn run() -> i32 {
     };
     let term = term::Term::detect();
     let code = match args.command {
+        args::Command::Run(a) => commands::run::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),
         args::Command::Dry(a) => commands::dry::run(&a, &term),
+        args::Command::Status(a) => commands::status::run(&a),
+        args::Command::History(a) => commands::history::run(&a),
+        args::Command::Logs(a) => commands::logs::run(&a),
+        args::Command::Stop(a) => commands::stop::run(&a),
+        args::Command::Retry(a) => commands::run::retry(&a, &term),
+        args::Command::Cleanup => commands::cleanup::run(),
     };
     code as i32
 }

@@ -2,4 +2,6 @@
 
 mod common;
 mod dry;
+mod run;
+mod stop;
 mod validate;

@@ -989,10 +989,16 @@ pub(crate) fn dag(d: &mut Decoder, root: &Node, file: &Path, default_name: &str)
         None => d.dir.to_path_buf(),
     };
     let env = f.get("env").map(|n| d.env(n, "`env`")).unwrap_or_default();
-    let dotenv = f
-        .get("dotenv")
-        .map(|n| d.strings(n, "`dotenv`"))
-        .unwrap_or_default();
+    // `.env` is read by default and before the files listed; `dotenv: []` reads none.
+    let dotenv = match f.get("dotenv") {
+        Some(n) if n.as_seq().is_some_and(<[Node]>::is_empty) => Vec::new(),
+        Some(n) => {
+            let mut files = vec![".env".to_owned()];
+            files.extend(d.strings(n, "`dotenv`").into_iter().filter(|f| f != ".env"));
+            files
+        }
+        None => vec![".env".to_owned()],
+    };
     let params = f.get("params").map(|n| d.params(n)).unwrap_or_default();
     let shell = f.get("shell").and_then(|n| d.words(n, "`shell`"));
     let tags = match f.get("tags") {

@@ -2,8 +2,9 @@
 //! expanded against what came before it and the host environment), then `params` (the
 //! file's defaults, overridden by the ones given on the command line).
 //!
-//! Backticks (command substitution) are left as written here: evaluating them runs
-//! commands, which only a run does.
+//! Values go through an evaluator after expansion: a run substitutes backticks (command
+//! substitution) there; `wharf dry` leaves them as written, since evaluating them runs
+//! commands.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ pub enum Origin {
     Dotenv(String),
     Env,
     Param,
+    /// The `output` of an earlier step.
+    Output,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +28,7 @@ pub struct Var {
     pub origin: Origin,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Resolved {
     /// Named variables, in the order they were set (a later one replaces an earlier one
     /// of the same name, keeping its place).
@@ -50,7 +53,7 @@ impl Resolved {
             .map(|v| v.value.as_str())
     }
 
-    fn set(&mut self, name: &str, value: String, origin: Origin) {
+    pub fn set(&mut self, name: &str, value: String, origin: Origin) {
         match self.vars.iter_mut().find(|v| v.name == name) {
             Some(v) => {
                 v.value = value;
@@ -74,7 +77,28 @@ impl Resolved {
 
 /// Resolves the DAG's variables; `overrides` are the params given for this run.
 pub fn resolve(dag: &Dag, overrides: &[Param], host: &dyn Fn(&str) -> Option<String>) -> Resolved {
+    resolve_with(dag, overrides, host, &mut |_, value| Ok(value))
+}
+
+/// Like [`resolve`], with each value of `env` and `params` passed through `eval` (given the
+/// variables so far) after expansion. An `Err` from `eval` becomes a note, and the value
+/// is kept as it was.
+pub fn resolve_with(
+    dag: &Dag,
+    overrides: &[Param],
+    host: &dyn Fn(&str) -> Option<String>,
+    eval: &mut dyn FnMut(&Resolved, String) -> Result<String, String>,
+) -> Resolved {
     let mut r = Resolved::default();
+    let mut evaluate = |r: &mut Resolved, name: &str, value: String| -> String {
+        match eval(r, value.clone()) {
+            Ok(v) => v,
+            Err(e) => {
+                r.notes.push(format!("{name}: {e}"));
+                value
+            }
+        }
+    };
     for file in &dag.dotenv {
         let path = resolve_path(&dag.working_dir, file);
         match std::fs::read_to_string(&path) {
@@ -88,15 +112,19 @@ pub fn resolve(dag: &Dag, overrides: &[Param], host: &dyn Fn(&str) -> Option<Str
                     r.set(&name, value, Origin::Dotenv(file.clone()));
                 }
             }
+            // `.env` is optional; a file the DAG names is not.
+            Err(_) if file == ".env" => {}
             Err(e) => r.notes.push(format!("dotenv file {}: {e}", path.display())),
         }
     }
     for var in &dag.env {
         let value = r.expand(&var.value, host);
+        let value = evaluate(&mut r, &var.name, value);
         r.set(&var.name, value, Origin::Env);
     }
     for (i, p) in merge_params(&dag.params, overrides).into_iter().enumerate() {
         let value = r.expand(&p.value, host);
+        let value = evaluate(&mut r, p.name.as_deref().unwrap_or("a param"), value);
         if let Some(name) = &p.name {
             r.set(name, value.clone(), Origin::Param);
         }

@@ -18,6 +18,7 @@ pub struct Dag {
     /// `workingDir` resolved against the file's folder; the file's folder by default.
     pub working_dir: PathBuf,
     pub env: Vec<EnvVar>,
+    /// The dotenv files to read, in order; `.env` first unless `dotenv: []`.
     pub dotenv: Vec<String>,
     pub params: Vec<Param>,
     pub steps: Vec<Step>,

@@ -25,9 +25,9 @@ pub(crate) fn run(args: &DryArgs, term: &Term) -> ExitCode {
     };
     let Some(dag) = loaded.dag else {
         eprintln!(
-            "{}: invalid ({} errors); nothing to plan",
+            "{}: invalid ({}); nothing to plan",
             args.file.display(),
-            loaded.errors()
+            crate::commands::plural(loaded.errors(), "error")
         );
         return ExitCode::Usage;
     };
@@ -114,6 +114,7 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
             Origin::Dotenv(f) => format!("dotenv {f}"),
             Origin::Env => "env".into(),
             Origin::Param => "param".into(),
+            Origin::Output => "output".into(),
         };
         let _ = writeln!(w, "  {}={value}  ({origin})", var.name);
     }

@@ -1,4 +1,10 @@
+pub(crate) mod cleanup;
 pub(crate) mod dry;
+pub(crate) mod history;
+pub(crate) mod logs;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod stop;
 pub(crate) mod validate;
 
 use std::path::Path;
@@ -38,5 +44,77 @@ pub(crate) fn plural(n: usize, word: &str) -> String {
         format!("1 {word}")
     } else {
         format!("{n} {word}s")
+    }
+}
+
+/// Opens the store under `$WHARF_HOME` and marks runs whose process died as failed (telling
+/// the user). None (after saying why) when the store cannot be opened.
+pub(crate) fn open_store() -> Option<wharf_store::Store> {
+    let home = wharf_store::default_home();
+    let store = match wharf_store::Store::open(&home) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the run records in {}: {e}",
+                home.display()
+            );
+            return None;
+        }
+    };
+    match store.reap_dead() {
+        Ok(dead) => {
+            for run in dead {
+                eprintln!(
+                    "note: run {} of {} was left running by a process that is gone; it is now marked failed",
+                    run.run_id, run.dag
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: cannot check for runs of dead processes: {e}"),
+    }
+    Some(store)
+}
+
+/// The DAG name that `arg` means: the name of the DAG in a file at that path (the file's
+/// stem when the file cannot be read as a DAG), or `arg` itself as a name.
+pub(crate) fn dag_name(arg: &str) -> String {
+    let path = Path::new(arg);
+    let looks_like_file = arg.ends_with(".yaml") || arg.ends_with(".yml") || arg.contains('/');
+    if looks_like_file || path.is_file() {
+        if let Ok(loaded) = wharf_spec::load_file(path)
+            && let Some(dag) = loaded.dag
+        {
+            return dag.name;
+        }
+        if let Some(stem) = path.file_stem() {
+            return stem.to_string_lossy().into_owned();
+        }
+    }
+    arg.to_owned()
+}
+
+/// The run `run_id` of `dag`, or its latest; None after saying there is none.
+pub(crate) fn find_run(
+    store: &wharf_store::Store,
+    dag: &str,
+    run_id: Option<&str>,
+) -> Option<wharf_store::RunRecord> {
+    let found = match run_id {
+        Some(id) => store.run(dag, id),
+        None => store.latest_run(dag),
+    };
+    match found {
+        Ok(Some(run)) => Some(run),
+        Ok(None) => {
+            match run_id {
+                Some(id) => eprintln!("error: the DAG `{dag}` has no run `{id}`"),
+                None => eprintln!("error: the DAG `{dag}` has no runs"),
+            }
+            None
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
     }
 }

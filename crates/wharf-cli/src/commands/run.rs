@@ -1,0 +1,343 @@
+//! `wharf run` and `wharf retry`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use wharf_engine::{Control, Event, Resume, RunRequest, Status};
+use wharf_spec::Dag;
+use wharf_store::{NewRun, Store};
+
+use crate::ExitCode;
+use crate::args::{RetryArgs, RunArgs};
+use crate::commands::{dag_name, find_run, load, open_store};
+use crate::progress::{Progress, TICK};
+use crate::term::Term;
+
+pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
+    let Some(loaded) = load(&args.file, term) else {
+        return ExitCode::Usage;
+    };
+    let Some(dag) = loaded.dag else {
+        eprintln!(
+            "{}: invalid ({}); nothing ran",
+            args.file.display(),
+            crate::commands::plural(loaded.errors(), "error")
+        );
+        return ExitCode::Usage;
+    };
+    let run_id = match &args.run_id {
+        Some(id) if !wharf_engine::valid_run_id(id) => {
+            eprintln!(
+                "error: invalid run id `{id}`: use letters, digits, `-`, `_` and `.` (at most 128)"
+            );
+            return ExitCode::Usage;
+        }
+        Some(id) => id.clone(),
+        None => wharf_engine::new_run_id(),
+    };
+    let Some(store) = open_store() else {
+        return ExitCode::Failure;
+    };
+    if let Some(days) = dag.hist_retention_days {
+        let cutoff =
+            wharf_store::now_ms() - i64::try_from(days).unwrap_or(0).saturating_mul(86_400_000);
+        if let Err(e) = store.purge(&dag.name, cutoff) {
+            eprintln!("warning: cannot remove old runs: {e}");
+        }
+    }
+    let log_base = dag
+        .log_dir
+        .as_ref()
+        .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
+    let new = NewRun {
+        dag: &dag.name,
+        run_id: &run_id,
+        file: &dag.file,
+        params: &args.params,
+        log_base: log_base.as_deref(),
+    };
+    let run = match store.create_run(&new) {
+        Ok(run) => run,
+        Err(e @ wharf_store::Error::RunIdTaken { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+        Err(e) => {
+            eprintln!("error: cannot record the run: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
+    let request = RunRequest {
+        dag: Arc::new(dag),
+        run,
+        run_id,
+        log_dir,
+        params: args.params.clone(),
+        resume: None,
+    };
+    execute(store, request, term, args.verbose)
+}
+
+pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
+    let Some(store) = open_store() else {
+        return ExitCode::Failure;
+    };
+    let name = dag_name(&args.dag);
+    let Some(record) = find_run(&store, &name, Some(&args.run_id)) else {
+        return ExitCode::Usage;
+    };
+    if record.status == Status::Running {
+        eprintln!("error: run {} of {name} is still running", record.run_id);
+        return ExitCode::Usage;
+    }
+    // The DAG as it is now: the file given, or the one the run was started from.
+    let file = if std::path::Path::new(&args.dag).is_file() {
+        args.dag.clone().into()
+    } else {
+        record.file.clone()
+    };
+    let Some(loaded) = load(&file, term) else {
+        return ExitCode::Usage;
+    };
+    let Some(dag) = loaded.dag else {
+        eprintln!(
+            "{}: invalid ({}); nothing ran",
+            file.display(),
+            crate::commands::plural(loaded.errors(), "error")
+        );
+        return ExitCode::Usage;
+    };
+    let steps = match store.steps(record.key) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    let rerun = steps_to_rerun(&dag, &steps);
+    if rerun.is_empty() {
+        eprintln!(
+            "run {} of {name} {}: nothing to retry",
+            record.run_id, record.status
+        );
+        return ExitCode::Success;
+    }
+    let kept: Vec<(String, Status, Option<i32>)> = steps
+        .iter()
+        .filter(|s| {
+            s.handler.is_none() && !rerun.contains(s.name.as_str()) && dag.step(&s.name).is_some()
+        })
+        .map(|s| (s.name.clone(), s.status, s.exit_code))
+        .collect();
+    let kept_names: HashSet<&str> = kept.iter().map(|(n, _, _)| n.as_str()).collect();
+    let outputs = store
+        .outputs(record.key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| kept_names.contains(o.step.as_str()))
+        .collect();
+    if let Err(e) = store.reopen_run(record.key) {
+        eprintln!("error: cannot record the retry: {e}");
+        return ExitCode::Failure;
+    }
+    let request = RunRequest {
+        dag: Arc::new(dag),
+        run: record.key,
+        run_id: record.run_id.clone(),
+        log_dir: record.log_dir.clone(),
+        params: record.params.clone(),
+        resume: Some(Resume { kept, outputs }),
+    };
+    execute(store, request, term, args.verbose)
+}
+
+/// The steps a retry runs again: those that did not succeed (or were skipped), and every
+/// step after one of them.
+fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<String> {
+    let status = |name: &str| {
+        records
+            .iter()
+            .find(|r| r.name == name && r.handler.is_none())
+            .map(|r| r.status)
+    };
+    let mut rerun: HashSet<String> = dag
+        .steps
+        .iter()
+        .filter(|s| !matches!(status(&s.name), Some(Status::Succeeded | Status::Skipped)))
+        .map(|s| s.name.clone())
+        .collect();
+    loop {
+        let before = rerun.len();
+        for s in &dag.steps {
+            if s.depends.iter().any(|d| rerun.contains(d)) {
+                rerun.insert(s.name.clone());
+            }
+        }
+        if rerun.len() == before {
+            return rerun;
+        }
+    }
+}
+
+/// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
+fn execute(store: Store, request: RunRequest, term: &Term, verbose: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    let store = Arc::new(Mutex::new(store));
+    let summary = runtime.block_on(async move {
+        let control = Control::default();
+        listen_for_signals(control.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let engine = tokio::spawn(wharf_engine::execute(store, request, tx, control));
+        let mut progress = Progress::new(term);
+        let mut ticker = tokio::time::interval(TICK);
+        let mut tails = crate::commands::run::tails::Tails::new(verbose);
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => {
+                        tails.event(&event);
+                        progress.event(&event);
+                        if matches!(event, Event::RunFinished { .. }) {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = ticker.tick() => {
+                    tails.poll();
+                    progress.tick();
+                }
+            }
+        }
+        progress.finish();
+        engine.await.ok()
+    });
+    match summary.map(|s| s.status) {
+        Some(Status::Succeeded | Status::PartiallySucceeded | Status::Skipped) => ExitCode::Success,
+        _ => ExitCode::Failure,
+    }
+}
+
+/// The first SIGINT/SIGTERM/SIGHUP stops the run gracefully; a second one forces it.
+fn listen_for_signals(control: Control) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::signal::unix::{SignalKind, signal};
+    let count = Arc::new(AtomicUsize::new(0));
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        let Ok(mut stream) = signal(kind) else {
+            continue;
+        };
+        let (control, count) = (control.clone(), Arc::clone(&count));
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    eprintln!(
+                        "stopping: steps get their stop signal, and are killed after the grace period (again to force)"
+                    );
+                    control.stop.cancel();
+                } else {
+                    control.force.cancel();
+                    control.stop.cancel();
+                }
+            }
+        });
+    }
+}
+
+pub(crate) mod tails {
+    //! `--verbose`: the steps' output, printed as it is written to their logs.
+    use std::collections::HashMap;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::path::PathBuf;
+
+    use wharf_engine::Event;
+
+    pub(crate) struct Tails {
+        on: bool,
+        /// Log file → bytes already shown, and the step it belongs to.
+        files: HashMap<PathBuf, (u64, String, bool)>,
+        log_dir: Option<PathBuf>,
+    }
+
+    impl Tails {
+        pub fn new(on: bool) -> Self {
+            Self {
+                on,
+                files: HashMap::new(),
+                log_dir: None,
+            }
+        }
+
+        pub fn event(&mut self, event: &Event) {
+            if !self.on {
+                return;
+            }
+            match event {
+                Event::RunStarted { log_dir, .. } => self.log_dir = Some(log_dir.clone()),
+                Event::StepStarted { .. } | Event::StepFinished(_) | Event::RunFinished { .. } => {
+                    self.poll()
+                }
+                Event::Notice(_) => {}
+            }
+        }
+
+        pub fn poll(&mut self) {
+            if !self.on {
+                return;
+            }
+            let Some(dir) = &self.log_dir else { return };
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let is_err = name.ends_with(".stderr");
+                    if !(is_err || name.ends_with(".stdout")) {
+                        continue;
+                    }
+                    let step = name.split_once('-').map(|(_, rest)| rest).unwrap_or(&name);
+                    let step = step.rsplitn(3, '.').nth(2).unwrap_or(step).to_owned();
+                    self.files.entry(path).or_insert((0, step, is_err));
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for (path, (seen, step, is_err)) in &mut self.files {
+                let Ok(mut f) = std::fs::File::open(path) else {
+                    continue;
+                };
+                if f.seek(SeekFrom::Start(*seen)).is_err() {
+                    continue;
+                }
+                let mut buf = Vec::new();
+                let _ = f.read_to_end(&mut buf);
+                // Only whole lines, so two steps' lines never interleave mid-line.
+                let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+                    continue;
+                };
+                *seen += (end + 1) as u64;
+                for line in String::from_utf8_lossy(&buf[..=end]).lines() {
+                    let stream = if *is_err { "!" } else { "|" };
+                    let _ = writeln!(out, "{step} {stream} {line}");
+                }
+            }
+            let _ = out.flush();
+        }
+    }
+}

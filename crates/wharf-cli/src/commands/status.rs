@@ -1,0 +1,101 @@
+//! `wharf status`: a run and its steps.
+
+use wharf_store::{RunRecord, StepRecord, Store};
+
+use crate::ExitCode;
+use crate::args::StatusArgs;
+use crate::commands::{dag_name, find_run, open_store};
+use crate::time;
+
+pub(crate) fn run(args: &StatusArgs) -> ExitCode {
+    let Some(store) = open_store() else {
+        return ExitCode::Failure;
+    };
+    let name = dag_name(&args.dag);
+    let Some(run) = find_run(&store, &name, args.run_id.as_deref()) else {
+        return ExitCode::Usage;
+    };
+    let steps = match store.steps(run.key) {
+        Ok(steps) => steps,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json(&store, &run, &steps)).unwrap_or_default()
+        );
+        return ExitCode::Success;
+    }
+    let took = time::between(run.started_at, run.finished_at)
+        .map(|d| format!(" in {}", time::duration(d)))
+        .unwrap_or_default();
+    println!("{} {}: {}{took}", run.dag, run.run_id, run.status);
+    if let Some(start) = run.started_at {
+        println!("  started {}", time::rfc3339(start));
+    }
+    if let Some(e) = &run.error {
+        println!("  {e}");
+    }
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &steps {
+        let mut line = format!("  {:<width$}  {:<19}", s.name, s.status.as_str());
+        if let Some(code) = s.exit_code {
+            line.push_str(&format!("  exit {code}"));
+        }
+        if let Some(d) = time::between(s.started_at, s.finished_at) {
+            line.push_str(&format!("  {}", time::duration(d)));
+        }
+        if s.attempts > 1 {
+            line.push_str(&format!("  {} attempts", s.attempts));
+        }
+        if let Some(h) = &s.handler {
+            line.push_str(&format!("  (on {h})"));
+        }
+        if let Some(e) = s
+            .error
+            .as_deref()
+            .filter(|_| s.status != wharf_store::Status::Succeeded)
+        {
+            line.push_str(&format!("  {e}"));
+        }
+        println!("{}", line.trim_end());
+    }
+    ExitCode::Success
+}
+
+pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serde_json::Value {
+    use serde_json::json;
+    let time = |t: Option<i64>| t.map(time::rfc3339);
+    let outputs: serde_json::Map<String, serde_json::Value> = store
+        .outputs(run.key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !o.omit)
+        .map(|o| (o.key, serde_json::Value::String(o.value)))
+        .collect();
+    json!({
+        "name": run.dag,
+        "runId": run.run_id,
+        "status": run.status.as_str(),
+        "file": run.file,
+        "params": run.params,
+        "startedAt": time(run.started_at),
+        "finishedAt": time(run.finished_at),
+        "error": run.error,
+        "logDir": run.log_dir,
+        "steps": steps.iter().map(|s| json!({
+            "name": s.name,
+            "status": s.status.as_str(),
+            "exitCode": s.exit_code,
+            "handler": s.handler,
+            "attempts": s.attempts,
+            "startedAt": time(s.started_at),
+            "finishedAt": time(s.finished_at),
+            "error": s.error,
+        })).collect::<Vec<_>>(),
+        "outputs": outputs,
+    })
+}

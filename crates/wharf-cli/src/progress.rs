@@ -1,0 +1,210 @@
+//! What `wharf run` shows while a run goes on, on stderr.
+//!
+//! Off a terminal: one plain line per event. On a terminal: finished steps as lines that
+//! stay, and below them the running steps with their elapsed time, redrawn a few times a
+//! second. At the end: the run's result, and the tail of each failed step's stderr.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wharf_engine::{Event, Status, StepReport};
+
+use crate::term::Term;
+use crate::time;
+
+const TAIL_LINES: usize = 20;
+
+pub(crate) struct Progress {
+    live: bool,
+    color: bool,
+    /// Running steps: name, attempt, since.
+    active: Vec<(String, u32, Instant)>,
+    drawn: usize,
+    failed: Vec<(String, PathBuf)>,
+    frame: usize,
+}
+
+impl Progress {
+    pub fn new(term: &Term) -> Self {
+        Self {
+            live: term.live_stderr,
+            color: term.color_stderr,
+            active: Vec::new(),
+            drawn: 0,
+            failed: Vec::new(),
+            frame: 0,
+        }
+    }
+
+    fn paint(&self, status: Status, text: &str) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        let code = match status {
+            Status::Succeeded => "32",
+            Status::Failed | Status::Aborted => "31",
+            Status::Skipped | Status::NotStarted => "2",
+            Status::PartiallySucceeded => "33",
+            Status::Running => "36",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    /// Prints lines that stay (above the live area).
+    fn emit(&mut self, lines: &[String]) {
+        let mut err = std::io::stderr().lock();
+        self.clear(&mut err);
+        for line in lines {
+            let _ = writeln!(err, "{line}");
+        }
+        self.draw(&mut err);
+    }
+
+    fn clear(&mut self, err: &mut impl std::io::Write) {
+        if self.live && self.drawn > 0 {
+            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    fn draw(&mut self, err: &mut impl std::io::Write) {
+        if !self.live {
+            return;
+        }
+        const SPIN: [&str; 4] = ["|", "/", "-", "\\"];
+        let spin = SPIN[self.frame % SPIN.len()];
+        let shown = self.active.len().min(10);
+        for (name, attempt, since) in self.active.iter().take(shown) {
+            let retry = if *attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            let line = format!(
+                "{spin} {name}: running{retry} {}",
+                time::duration(since.elapsed())
+            );
+            let _ = writeln!(err, "{}", self.paint(Status::Running, &line));
+        }
+        self.drawn = shown;
+        if self.active.len() > shown {
+            let _ = writeln!(err, "  ... and {} more running", self.active.len() - shown);
+            self.drawn += 1;
+        }
+        let _ = err.flush();
+    }
+
+    /// Redraws the running steps (call a few times a second on a terminal).
+    pub fn tick(&mut self) {
+        if self.live && !self.active.is_empty() {
+            self.frame += 1;
+            let mut err = std::io::stderr().lock();
+            self.clear(&mut err);
+            self.draw(&mut err);
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { dag, run_id, .. } => self.emit(&[format!("run {dag} {run_id}")]),
+            Event::StepStarted {
+                name,
+                attempt,
+                handler,
+            } => {
+                self.active.retain(|(n, _, _)| n != name);
+                self.active.push((name.clone(), *attempt, Instant::now()));
+                if !self.live {
+                    let what = match (handler, attempt) {
+                        (Some(h), _) => format!("{name} (on {h}): running"),
+                        (None, 1) => format!("{name}: running"),
+                        (None, n) => format!("{name}: running (attempt {n})"),
+                    };
+                    self.emit(&[what]);
+                }
+            }
+            Event::StepFinished(report) => {
+                self.active.retain(|(n, _, _)| *n != report.name);
+                let line = self.step_line(report);
+                if report.status == Status::Failed
+                    && let Some(stderr) = &report.stderr
+                {
+                    self.failed.push((report.name.clone(), stderr.clone()));
+                }
+                self.emit(&[line]);
+            }
+            Event::Notice(text) => self.emit(&[format!("note: {text}")]),
+            Event::RunFinished {
+                status,
+                duration,
+                error,
+            } => {
+                let mut lines = Vec::new();
+                for (name, path) in std::mem::take(&mut self.failed) {
+                    let tail = tail(&path, TAIL_LINES);
+                    if !tail.is_empty() {
+                        lines.push(format!("--- stderr of {name} (last lines) ---"));
+                        lines.extend(tail);
+                    }
+                }
+                let error = error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                let text = format!("{status} in {}{error}", time::duration(*duration));
+                lines.push(self.paint(*status, &text));
+                self.emit(&lines);
+            }
+        }
+    }
+
+    fn step_line(&self, r: &StepReport) -> String {
+        let mut text = format!("{}: {}", r.name, r.status);
+        if let Some(h) = r.handler {
+            text = format!("{} (on {h}): {}", r.name, r.status);
+        }
+        if r.status != Status::Skipped && r.status != Status::NotStarted {
+            text.push_str(&format!(" ({})", time::duration(r.duration)));
+        }
+        if r.attempts > 1 {
+            text.push_str(&format!(" after {} attempts", r.attempts));
+        }
+        if let Some(e) = &r.error
+            && r.status != Status::Succeeded
+        {
+            text.push_str(&format!(": {e}"));
+        }
+        self.paint(r.status, &text)
+    }
+
+    /// Leaves the terminal clean.
+    pub fn finish(&mut self) {
+        let mut err = std::io::stderr().lock();
+        self.clear(&mut err);
+    }
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect()
+}
+
+/// How often the live area is redrawn.
+pub(crate) const TICK: Duration = Duration::from_millis(120);

@@ -1,0 +1,660 @@
+//! `wharf run` and the commands that read runs: the engine's semantics (SPEC §3), driven
+//! through the real binary, each test with a `WHARF_HOME` of its own.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{Output, Wharf};
+
+/// A place for one test: a `WHARF_HOME` and a folder for DAG files.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+}
+
+impl Place {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn dag(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.path(&format!("{name}.yaml"));
+        std::fs::write(&path, yaml).expect("write dag");
+        path
+    }
+
+    pub fn wharf(&self) -> Wharf {
+        Wharf::new()
+            .env("WHARF_HOME", &self.home().to_string_lossy())
+            .current_dir(self.dir.path())
+    }
+
+    pub fn run(&self, dag: &Path, extra: &[&str]) -> Output {
+        self.wharf().args(["run"]).args([dag]).args(extra).run()
+    }
+
+    pub fn status(&self, dag: &str) -> Value {
+        let out = self.wharf().args(["status", dag, "--json"]).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        serde_json::from_str(&out.stdout).expect("status json")
+    }
+
+    pub fn logs(&self, dag: &str, step: &str) -> String {
+        let out = self.wharf().args(["logs", dag, "--step", step]).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+    }
+}
+
+pub fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {status}"))
+}
+
+/// Processes whose command line holds `marker` (ours, still alive).
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        });
+        if text.contains(marker) && !zombie {
+            found.push(format!("{} {}", name.to_string_lossy(), text));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_run_records_its_steps_and_their_output() {
+    let p = Place::new();
+    let dag = p.dag("hello", "steps:\n  - name: greet\n    command: echo hello\n  - name: second\n    command: printf 'no newline'\n");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("greet: succeeded"), "{}", out.stderr);
+    let status = p.status("hello");
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(step(&status, "greet")["exitCode"], 0);
+    assert_eq!(p.logs("hello", "greet"), "hello\n");
+    assert_eq!(p.logs("hello", "second"), "no newline");
+    // The file path names the same DAG as its name.
+    let by_file = p
+        .wharf()
+        .args(["status"])
+        .args([&dag])
+        .args(["--json"])
+        .run();
+    assert_eq!(
+        serde_json::from_str::<Value>(&by_file.stdout).expect("json")["runId"],
+        status["runId"]
+    );
+}
+
+#[test]
+fn a_failed_step_fails_the_run_and_stops_what_follows() {
+    let p = Place::new();
+    let dag = p.dag(
+        "broken",
+        r#"
+handlerOn:
+  success: {command: echo success > success.txt}
+  failure: {command: echo failure > failure.txt}
+  exit: {command: echo exit > exit.txt}
+steps:
+  - name: ok
+    command: echo fine
+  - name: bad
+    command: sh -c 'echo something went wrong >&2; exit 3'
+  - name: after
+    command: echo never
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("bad: failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("something went wrong"),
+        "the failing step's stderr tail is shown: {}",
+        out.stderr
+    );
+    let status = p.status("broken");
+    assert_eq!(status["status"], "failed");
+    assert_eq!(step(&status, "bad")["exitCode"], 3);
+    assert_eq!(step(&status, "after")["status"], "not_started");
+    assert!(p.path("failure.txt").exists() && p.path("exit.txt").exists());
+    assert!(!p.path("success.txt").exists());
+}
+
+#[test]
+fn params_are_positional_and_named_and_the_command_line_overrides_them() {
+    let p = Place::new();
+    let dag = p.dag(
+        "params",
+        "params: first NAME=default\nsteps:\n  - name: show\n    command: echo \"$1 ${NAME} $2\"\n",
+    );
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    assert_eq!(p.logs("params", "show"), "first default default\n");
+    let out = p.run(&dag, &["--", "one", "NAME=given"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("params", "show"), "one given given\n");
+}
+
+#[test]
+fn environment_comes_from_dotenv_env_params_outputs_and_the_host() {
+    let p = Place::new();
+    std::fs::write(p.path(".env"), "FROM_DOTENV=dot\nOVERRIDDEN=dotenv\n").expect("dotenv");
+    let dag = p.dag(
+        "envs",
+        r#"
+env:
+  - OVERRIDDEN: env
+  - COMBINED: ${FROM_DOTENV}-${HOST_VALUE}
+  - TODAY: "`echo computed`"
+params: P=param
+steps:
+  - name: produce
+    command: echo produced
+    output: RESULT
+  - name: consume
+    env:
+      - OWN: ${RESULT}-own
+    command: echo "$OVERRIDDEN $COMBINED $TODAY $P $RESULT $OWN $DAG_NAME $DAG_RUN_STEP_NAME ${UNKNOWN_NAME:-unset}"
+"#,
+    );
+    let out = p
+        .wharf()
+        .env("HOST_VALUE", "host")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("envs", "consume"),
+        "env dot-host computed param produced produced-own envs consume unset\n"
+    );
+    let status = p.status("envs");
+    assert_eq!(status["outputs"]["RESULT"], "produced");
+}
+
+#[test]
+fn dag_variables_name_the_run_and_its_log() {
+    let p = Place::new();
+    let dag = p.dag("vars", "steps:\n  - name: show\n    command: echo \"$DAG_NAME $DAG_RUN_ID $DAG_RUN_STEP_NAME\"; test -f \"$DAG_RUN_LOG_FILE\"\n");
+    let out = p.run(&dag, &["--run-id", "my-run-1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("vars", "show"), "vars my-run-1 show\n");
+}
+
+#[test]
+fn stdout_and_stderr_redirects_write_the_file_and_the_log() {
+    let p = Place::new();
+    let dag = p.dag("redir", "steps:\n  - name: s\n    command: sh -c 'echo out; echo err >&2'\n    stdout: out/s.txt\n    stderr: err.txt\n");
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(p.path("out/s.txt")).expect("out"),
+        "out\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("err.txt")).expect("err"),
+        "err\n"
+    );
+    assert_eq!(p.logs("redir", "s"), "out\n");
+    let err = p
+        .wharf()
+        .args(["logs", "redir", "--step", "s", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "err\n");
+}
+
+#[test]
+fn preconditions_skip_a_step_and_what_depends_on_it() {
+    let p = Place::new();
+    let dag = p.dag(
+        "pre",
+        r#"
+type: graph
+steps:
+  - name: weekday
+    command: echo yes
+    preconditions:
+      - condition: "`echo 3`"
+        expected: "re:^[1-5]$"
+  - name: never
+    command: echo no
+    precondition: test -f /nonexistent/file
+  - name: after-never
+    command: echo no
+    depends: never
+  - name: carried-on
+    command: echo no
+    precondition:
+      - condition: "$WHICH"
+        expected: b
+    continueOn:
+      skipped: true
+  - name: after-carried-on
+    command: echo yes
+    depends: carried-on
+env:
+  - WHICH: a
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("pre");
+    assert_eq!(step(&status, "weekday")["status"], "succeeded");
+    assert_eq!(step(&status, "never")["status"], "skipped");
+    assert_eq!(step(&status, "after-never")["status"], "skipped");
+    assert_eq!(step(&status, "carried-on")["status"], "skipped");
+    assert_eq!(step(&status, "after-carried-on")["status"], "succeeded");
+}
+
+#[test]
+fn continue_on_lets_the_run_go_on() {
+    let p = Place::new();
+    let dag = p.dag(
+        "cont",
+        r#"
+steps:
+  - name: tolerated
+    command: exit 1
+    continueOn:
+      failure: true
+  - name: by-code
+    command: exit 4
+    continueOn:
+      exitCode: [4]
+  - name: by-output
+    command: "sh -c 'echo WARN: low disk; exit 2'"
+    continueOn:
+      output: "re:^WARN"
+  - name: marked
+    command: exit 5
+    continueOn:
+      failure: true
+      markSuccess: true
+  - name: last
+    command: echo done
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a partial success exits 0: {}",
+        out.stderr
+    );
+    let status = p.status("cont");
+    assert_eq!(status["status"], "partially_succeeded");
+    assert_eq!(step(&status, "tolerated")["status"], "failed");
+    assert_eq!(step(&status, "by-code")["status"], "failed");
+    assert_eq!(step(&status, "by-output")["status"], "failed");
+    assert_eq!(step(&status, "marked")["status"], "succeeded");
+    assert_eq!(step(&status, "last")["status"], "succeeded");
+}
+
+#[test]
+fn retry_policy_retries_failed_attempts() {
+    let p = Place::new();
+    let dag = p.dag(
+        "flaky",
+        r#"
+steps:
+  - name: flaky
+    command: n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo "attempt $n"; test $n -ge 3
+    retryPolicy:
+      limit: 5
+      intervalSec: 0
+  - name: wrong-code
+    command: exit 7
+    retryPolicy:
+      limit: 3
+      exitCode: [1]
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("flaky");
+    assert_eq!(step(&status, "flaky")["status"], "succeeded");
+    assert_eq!(step(&status, "flaky")["attempts"], 3);
+    assert_eq!(p.logs("flaky", "flaky"), "attempt 3\n");
+    let first = p
+        .wharf()
+        .args(["logs", "flaky", "--step", "flaky", "--attempt", "1"])
+        .run();
+    assert_eq!(first.stdout, "attempt 1\n");
+    assert_eq!(
+        step(&status, "wrong-code")["attempts"],
+        1,
+        "exit 7 is not in retryPolicy.exitCode"
+    );
+}
+
+#[test]
+fn repeat_policy_repeats_until_the_condition_holds() {
+    let p = Place::new();
+    let dag = p.dag(
+        "repeat",
+        r#"
+steps:
+  - name: until
+    command: n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count
+    repeatPolicy:
+      repeat: until
+      condition: "`cat count`"
+      expected: "3"
+      intervalSec: 0
+  - name: limited
+    command: echo again >> limited.txt
+    repeatPolicy:
+      repeat: true
+      limit: 4
+      intervalSec: 0
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("count"))
+            .expect("count")
+            .trim(),
+        "3"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("limited.txt"))
+            .expect("limited")
+            .lines()
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn a_step_timeout_ends_the_step_and_the_run_goes_on_per_continue_on() {
+    let p = Place::new();
+    let dag = p.dag(
+        "slow",
+        r#"
+maxCleanUpTimeSec: 1
+steps:
+  - name: slow
+    command: trap '' TERM; sleep 1000.0301
+    timeoutSec: 1
+    continueOn:
+      failure: true
+  - name: next
+    command: echo next
+"#,
+    );
+    let started = Instant::now();
+    let out = p.run(&dag, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        took < Duration::from_secs(5),
+        "the grace period bounds the stop: {took:?}"
+    );
+    let status = p.status("slow");
+    assert_eq!(step(&status, "slow")["status"], "failed");
+    assert!(
+        step(&status, "slow")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{status}"
+    );
+    assert_eq!(step(&status, "next")["status"], "succeeded");
+    assert!(
+        processes_with("1000.0301").is_empty(),
+        "{:?}",
+        processes_with("1000.0301")
+    );
+}
+
+#[test]
+fn a_dag_timeout_aborts_the_run_and_runs_the_handlers() {
+    let p = Place::new();
+    let dag = p.dag(
+        "dagtimeout",
+        r#"
+timeoutSec: 1
+maxCleanUpTimeSec: 1
+handlerOn:
+  cancel: {command: echo aborted > abort.txt}
+  exit: {command: echo exit > exit.txt}
+steps:
+  - name: forever
+    command: sleep 1000.0302
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("dagtimeout");
+    assert_eq!(status["status"], "aborted");
+    assert_eq!(step(&status, "forever")["status"], "aborted");
+    assert!(p.path("abort.txt").exists() && p.path("exit.txt").exists());
+    assert!(processes_with("1000.0302").is_empty());
+}
+
+#[test]
+fn delay_and_max_active_steps_shape_the_timing() {
+    let p = Place::new();
+    let dag = p.dag(
+        "limited",
+        r#"
+type: graph
+delaySec: 1
+maxActiveSteps: 2
+steps:
+  - {name: a, command: "echo $(date +%s%N) start >> trace; sleep 0.4; echo $(date +%s%N) end >> trace"}
+  - {name: b, command: "echo $(date +%s%N) start >> trace; sleep 0.4; echo $(date +%s%N) end >> trace"}
+  - {name: c, command: "echo $(date +%s%N) start >> trace; sleep 0.4; echo $(date +%s%N) end >> trace"}
+  - {name: d, command: "echo $(date +%s%N) start >> trace; sleep 0.4; echo $(date +%s%N) end >> trace"}
+"#,
+    );
+    let started = Instant::now();
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "1 s delay + two waves of 0.4 s: {:?}",
+        started.elapsed()
+    );
+    // Never more than two at once.
+    let trace = std::fs::read_to_string(p.path("trace")).expect("trace");
+    let mut events: Vec<(u128, i32)> = trace
+        .lines()
+        .map(|l| {
+            let (t, what) = l.split_once(' ').expect("line");
+            (
+                t.parse().expect("time"),
+                if what == "start" { 1 } else { -1 },
+            )
+        })
+        .collect();
+    events.sort_by_key(|(t, delta)| (*t, *delta));
+    let mut active = 0;
+    for (_, delta) in events {
+        active += delta;
+        assert!(active <= 2, "{trace}");
+    }
+}
+
+#[test]
+fn scripts_shells_working_dirs_and_argv_commands() {
+    let p = Place::new();
+    std::fs::create_dir(p.path("sub")).expect("sub");
+    let dag = p.dag(
+        "forms",
+        r#"
+steps:
+  - name: script
+    shell: bash
+    dir: sub
+    script: |
+      set -e
+      arr=(a b)
+      echo "${arr[1]} $(basename "$PWD")"
+  - name: interpreter
+    command: sh
+    script: echo from a script given to sh
+  - name: shebang
+    script: |
+      #!/bin/sh
+      echo shebang
+  - name: argv
+    command: ["printf", "%s|", "two words", "$HOME_DIR_NAME"]
+env:
+  - HOME_DIR_NAME: expanded
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("forms", "script"), "b sub\n");
+    assert_eq!(
+        p.logs("forms", "interpreter"),
+        "from a script given to sh\n"
+    );
+    assert_eq!(p.logs("forms", "shebang"), "shebang\n");
+    assert_eq!(p.logs("forms", "argv"), "two words|expanded|");
+}
+
+#[test]
+fn history_lists_runs_newest_first() {
+    let p = Place::new();
+    let dag = p.dag("hist", "steps:\n  - echo one\n");
+    for id in ["r1", "r2", "r3"] {
+        assert_eq!(p.run(&dag, &["--run-id", id]).code, Some(0));
+    }
+    let out = p.wharf().args(["history", "hist"]).run();
+    let ids: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, ["r3", "r2", "r1"], "{}", out.stdout);
+}
+
+#[test]
+fn a_run_id_is_used_once_and_an_invalid_file_records_nothing() {
+    let p = Place::new();
+    let dag = p.dag("once", "steps:\n  - echo one\n");
+    assert_eq!(p.run(&dag, &["--run-id", "same"]).code, Some(0));
+    let again = p.run(&dag, &["--run-id", "same"]);
+    assert_eq!(again.code, Some(2));
+    assert!(
+        again
+            .stderr
+            .contains("already has a run with the id `same`"),
+        "{}",
+        again.stderr
+    );
+    let bad_id = p.run(&dag, &["--run-id", "../escape"]);
+    assert_eq!(bad_id.code, Some(2));
+    let invalid = p.dag("invalid", "steps:\n  - name: a\n    comand: x\n");
+    let out = p.run(&invalid, &[]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("unknown key `comand`"),
+        "{}",
+        out.stderr
+    );
+    let history = p.wharf().args(["history", "invalid"]).run();
+    assert!(history.stdout.is_empty(), "{}", history.stdout);
+}
+
+#[test]
+fn retry_reruns_failed_steps_and_what_follows_keeping_the_rest() {
+    let p = Place::new();
+    let dag = p.dag(
+        "again",
+        r#"
+steps:
+  - name: first
+    command: echo ran >> first.txt; echo value
+    output: FIRST
+  - name: gate
+    command: test -f ok
+  - name: last
+    command: echo "last saw $FIRST"
+"#,
+    );
+    assert_eq!(p.run(&dag, &["--run-id", "r"]).code, Some(1));
+    std::fs::write(p.path("ok"), "").expect("ok");
+    let out = p.wharf().args(["retry", "again", "--run-id", "r"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("again");
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(
+        step(&status, "first")["attempts"],
+        1,
+        "the succeeded step keeps its result"
+    );
+    assert_eq!(step(&status, "gate")["attempts"], 2);
+    assert_eq!(
+        std::fs::read_to_string(p.path("first.txt"))
+            .expect("first")
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        p.logs("again", "last"),
+        "last saw value\n",
+        "kept outputs reach the retried steps"
+    );
+}
+
+#[test]
+fn hist_retention_days_purges_old_runs() {
+    let p = Place::new();
+    let dag = p.dag("keep", "histRetentionDays: 0\nsteps:\n  - echo one\n");
+    assert_eq!(p.run(&dag, &["--run-id", "old"]).code, Some(0));
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(p.run(&dag, &["--run-id", "new"]).code, Some(0));
+    let out = p.wharf().args(["history", "keep"]).run();
+    assert!(!out.stdout.contains("old"), "{}", out.stdout);
+    assert!(out.stdout.contains("new"), "{}", out.stdout);
+}
+
+#[test]
+fn logs_and_status_explain_what_is_missing() {
+    let p = Place::new();
+    let dag = p.dag("few", "steps:\n  - name: a\n    command: echo a\n");
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    let out = p.wharf().args(["logs", "few", "--step", "nope"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("has no step `nope`; its steps: a"),
+        "{}",
+        out.stderr
+    );
+    let out = p.wharf().args(["status", "nothing-ran"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("has no runs"), "{}", out.stderr);
+}

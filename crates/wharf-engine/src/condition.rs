@@ -1,0 +1,119 @@
+//! Preconditions and repeat conditions.
+//!
+//! A `command` condition holds when the command exits 0. A `condition` + `expected` holds
+//! when the condition's value (variables expanded, backticks substituted) equals
+//! `expected`, or matches it as a regex when it starts with `re:`. `negate` inverts either.
+
+use std::path::Path;
+
+use wharf_spec::Condition;
+
+/// Checks the conditions in order; `Ok(None)` when all hold, `Ok(Some(why))` when one does
+/// not, `Err` when one could not be evaluated.
+pub async fn check(
+    conditions: &[Condition],
+    shell: &[String],
+    env: &[(String, String)],
+    dir: &Path,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Option<String>, String> {
+    for c in conditions {
+        let (holds, text) = match c {
+            Condition::Command { command, negate } => {
+                let ok = run_ok(command, shell, env, dir).await?;
+                (
+                    ok != *negate,
+                    format!(
+                        "`{command}` {}",
+                        if *negate { "succeeded" } else { "failed" }
+                    ),
+                )
+            }
+            Condition::Match {
+                condition,
+                expected,
+                negate,
+            } => {
+                let ok = matches(condition, expected, env, dir, expand).await?;
+                (
+                    ok != *negate,
+                    format!(
+                        "`{condition}` {} `{expected}`",
+                        if *negate { "matched" } else { "did not match" }
+                    ),
+                )
+            }
+        };
+        if !holds {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `condition`'s value matches `expected`.
+pub async fn matches(
+    condition: &str,
+    expected: &str,
+    env: &[(String, String)],
+    dir: &Path,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<bool, String> {
+    let value = crate::vars::substitute_async(&expand(condition), env, dir).await?;
+    let expected = expand(expected);
+    text_matches(&value, &expected)
+}
+
+/// `expected` against `value`: equal, or a regex match with `re:`.
+pub fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
+    match expected.strip_prefix("re:") {
+        Some(pattern) => regex::Regex::new(pattern)
+            .map(|re| re.is_match(value))
+            .map_err(|e| format!("`{expected}` is not a valid regex: {e}")),
+        None => Ok(value.trim() == expected.trim()),
+    }
+}
+
+/// Runs a command through the shell; whether it exited 0.
+pub async fn run_ok(
+    command: &str,
+    shell: &[String],
+    env: &[(String, String)],
+    dir: &Path,
+) -> Result<bool, String> {
+    let status = tokio::process::Command::new(&shell[0])
+        .args(&shell[1..])
+        .arg("-c")
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run the condition `{command}`: {e}"))?;
+    Ok(status.success())
+}
+
+/// Whether the output text holds `pattern` (a substring, or a regex with `re:`).
+pub fn text_matches_in(text: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix("re:") {
+        Some(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(text)),
+        None => text.contains(pattern),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_text_or_regex() {
+        assert_eq!(text_matches("3", "re:^[1-5]$"), Ok(true));
+        assert_eq!(text_matches("6", "re:^[1-5]$"), Ok(false));
+        assert_eq!(text_matches("hello\n", "hello"), Ok(true));
+        assert!(text_matches("x", "re:(").is_err());
+    }
+}

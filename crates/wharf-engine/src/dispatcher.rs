@@ -1,0 +1,527 @@
+//! The dispatcher: one per run, the only owner of the run's state.
+//!
+//! It starts every step whose dependencies are done (within `maxActiveSteps`), and then
+//! waits for the first of: a step task ends, the run is asked to stop, the run's deadline
+//! passes. A stop cancels the token every step's token descends from; the step tasks stop
+//! their attempts themselves (signal, grace, kill) and report `aborted`. Steps never
+//! started stay `not_started`. Handlers run after the steps, also after a stop, under a
+//! token that only a forced stop cancels.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use wharf_spec::env::{Origin, Resolved};
+use wharf_spec::{Dag, Param};
+use wharf_store::Status;
+
+use crate::step::{self, StepCtx, StepOutcome, StepRef};
+use crate::{
+    Control, Event, Executor, LocalExecutor, RunRequest, RunSummary, SharedStore, condition, vars,
+};
+
+/// The state of a step in the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Waiting,
+    Running,
+    Done { status: Status, continued: bool },
+}
+
+struct Dispatcher {
+    dag: Arc<Dag>,
+    store: SharedStore,
+    req_run: wharf_store::RunKey,
+    run_id: String,
+    log_dir: std::path::PathBuf,
+    run_log: std::path::PathBuf,
+    events: UnboundedSender<Event>,
+    vars: Resolved,
+    grace: Duration,
+    executor: Arc<dyn Executor>,
+    attempts_before: std::collections::HashMap<String, u32>,
+}
+
+/// Runs the DAG to its end; the run must exist in the store (`create_run`/`reopen_run`).
+pub async fn execute(
+    store: SharedStore,
+    req: RunRequest,
+    events: UnboundedSender<Event>,
+    control: Control,
+) -> RunSummary {
+    let started = Instant::now();
+    let dag = Arc::clone(&req.dag);
+    let _ = events.send(Event::RunStarted {
+        dag: dag.name.clone(),
+        run_id: req.run_id.clone(),
+        log_dir: req.log_dir.clone(),
+    });
+    let run_log = req.log_dir.join("run.log");
+    let mut log = RunLog::open(&run_log);
+    log.line(&format!("run {} of {} started", req.run_id, dag.name));
+
+    // The run's variables: dotenv, env, params (backticks substituted), kept outputs.
+    let overrides: Vec<Param> = req
+        .params
+        .iter()
+        .map(|w| wharf_spec::formats::param_word(w))
+        .collect();
+    let dir = dag.working_dir.clone();
+    let mut resolved =
+        wharf_spec::env::resolve_with(&dag, &overrides, &vars::host, &mut |r, value| {
+            if value.contains('`') {
+                vars::substitute_sync(&value, &vars::step_env(r), &dir)
+            } else {
+                Ok(value)
+            }
+        });
+    for note in std::mem::take(&mut resolved.notes) {
+        log.line(&format!("note: {note}"));
+        let _ = events.send(Event::Notice(note));
+    }
+    let mut attempts_before = std::collections::HashMap::new();
+    if let Some(resume) = &req.resume {
+        for o in &resume.outputs {
+            resolved.set(&o.name, o.value.clone(), Origin::Output);
+        }
+        if let Ok(s) = store.lock() {
+            for st in s.steps(req.run).unwrap_or_default() {
+                attempts_before.insert(st.name, st.attempts);
+            }
+        }
+    }
+
+    let mut d = Dispatcher {
+        dag: Arc::clone(&dag),
+        store: Arc::clone(&store),
+        req_run: req.run,
+        run_id: req.run_id.clone(),
+        log_dir: req.log_dir.clone(),
+        run_log,
+        events: events.clone(),
+        vars: resolved,
+        grace: dag
+            .max_cleanup_time_sec
+            .map_or(crate::DEFAULT_GRACE, Duration::from_secs),
+        executor: Arc::new(LocalExecutor),
+        attempts_before,
+    };
+    d.declare_steps(&req);
+
+    let (status, error) = d.run_all(&req, &control, &mut log).await;
+    d.record(|s| s.finish_run(d.req_run, status, error.as_deref()));
+    log.line(&format!(
+        "run finished: {status}{}",
+        error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    ));
+    let duration = started.elapsed();
+    let _ = events.send(Event::RunFinished {
+        status,
+        duration,
+        error: error.clone(),
+    });
+    RunSummary {
+        status,
+        duration,
+        error,
+    }
+}
+
+impl Dispatcher {
+    fn record(&self, f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()>) {
+        let result = match self.store.lock() {
+            Ok(store) => f(&store),
+            Err(_) => return,
+        };
+        if let Err(e) = result {
+            let _ = self.events.send(Event::Notice(format!(
+                "could not record the run's state: {e}"
+            )));
+        }
+    }
+
+    fn declare_steps(&self, req: &RunRequest) {
+        let mut names: Vec<(&str, Option<&str>)> = self
+            .dag
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), None))
+            .collect();
+        names.extend(
+            self.dag
+                .handlers
+                .iter()
+                .map(|(event, s)| (s.name.as_str(), Some(event))),
+        );
+        self.record(|s| s.add_steps(self.req_run, &names));
+        if let Some(resume) = &req.resume {
+            let kept: HashSet<&str> = resume.kept.iter().map(|(n, _, _)| n.as_str()).collect();
+            for (name, _) in &names {
+                if !kept.contains(name) {
+                    self.record(|s| s.reset_step(self.req_run, name));
+                }
+            }
+        }
+    }
+
+    /// The steps and handlers; the run's status and error.
+    async fn run_all(
+        &mut self,
+        req: &RunRequest,
+        control: &Control,
+        log: &mut RunLog,
+    ) -> (Status, Option<String>) {
+        let dag = Arc::clone(&self.dag);
+        let stop = control.stop.child_token();
+        let deadline = dag
+            .timeout_sec
+            .filter(|t| *t > 0)
+            .map(|t| tokio::time::Instant::now() + Duration::from_secs(t));
+
+        // DAG preconditions: not met, nothing runs.
+        if !dag.preconditions.is_empty() {
+            let env = vars::step_env(&self.vars);
+            let expand = |t: &str| self.vars.expand(t, &vars::host);
+            match condition::check(
+                &dag.preconditions,
+                &["sh".to_owned()],
+                &env,
+                &dag.working_dir,
+                &expand,
+            )
+            .await
+            {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    return (
+                        Status::Skipped,
+                        Some(format!("precondition not met: {why}")),
+                    );
+                }
+                Err(e) => return (Status::Failed, Some(format!("precondition: {e}"))),
+            }
+        }
+        if let Some(delay) = dag.delay_sec.filter(|d| *d > 0) {
+            log.line(&format!("waiting {delay}s (delaySec)"));
+            if !crate::local::pause(Duration::from_secs(delay), &stop).await {
+                return self
+                    .finish_with_handlers(Status::Aborted, Some("stopped".into()), control, log)
+                    .await;
+            }
+        }
+
+        // init handler: a failure fails the run before any step.
+        if dag.handlers.init.is_some() {
+            let outcome = self.run_handler("init", control, log).await;
+            if outcome.status != Status::Succeeded {
+                let status = if control.stop.is_cancelled() {
+                    Status::Aborted
+                } else {
+                    Status::Failed
+                };
+                return self
+                    .finish_with_handlers(
+                        status,
+                        Some("the init handler failed".into()),
+                        control,
+                        log,
+                    )
+                    .await;
+            }
+        }
+
+        let n = dag.steps.len();
+        let index: std::collections::HashMap<&str, usize> = dag
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let deps: Vec<Vec<usize>> = dag
+            .steps
+            .iter()
+            .map(|s| {
+                s.depends
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        let mut slots = vec![Slot::Waiting; n];
+        if let Some(resume) = &req.resume {
+            for (name, status, _) in &resume.kept {
+                if let Some(&i) = index.get(name.as_str()) {
+                    slots[i] = Slot::Done {
+                        status: *status,
+                        continued: false,
+                    };
+                }
+            }
+        }
+        let max_active = dag
+            .max_active_steps
+            .filter(|m| *m > 0)
+            .unwrap_or(usize::MAX);
+        let mut running: JoinSet<(usize, StepOutcome)> = JoinSet::new();
+        let mut stopping: Option<String> = None;
+        loop {
+            if stopping.is_none() {
+                self.settle_blocked(&mut slots, &deps);
+                for i in 0..n {
+                    if running.len() >= max_active {
+                        break;
+                    }
+                    if slots[i] == Slot::Waiting
+                        && deps[i]
+                            .iter()
+                            .all(|&j| matches!(slots[j], Slot::Done { .. }))
+                    {
+                        slots[i] = Slot::Running;
+                        log.line(&format!("step {} started", dag.steps[i].name));
+                        let ctx = self.step_ctx(StepRef::Main(i), i + 1, stop.child_token());
+                        running.spawn(async move { (i, step::run(ctx).await) });
+                    }
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = running.join_next() => {
+                    match joined {
+                        Ok((i, outcome)) => {
+                            log.line(&format!("step {} {}", dag.steps[i].name, outcome.status));
+                            if let Some(o) = &outcome.output {
+                                self.vars.set(&o.name, o.value.clone(), Origin::Output);
+                            }
+                            slots[i] = Slot::Done { status: outcome.status, continued: outcome.continued };
+                        }
+                        Err(e) => {
+                            let _ = self.events.send(Event::Notice(format!("a step task failed: {e}")));
+                        }
+                    }
+                }
+                () = control.stop.cancelled(), if stopping.is_none() => {
+                    stopping = Some("stopped".into());
+                    log.line("stop requested");
+                }
+                () = sleep_until(deadline), if stopping.is_none() && deadline.is_some() => {
+                    let secs = dag.timeout_sec.unwrap_or_default();
+                    stopping = Some(format!("the DAG timed out after {secs}s"));
+                    log.line(&format!("timed out after {secs}s (timeoutSec)"));
+                    stop.cancel();
+                }
+            }
+        }
+
+        let statuses: Vec<(Status, bool)> = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Done { status, continued } => (*status, *continued),
+                _ => (Status::NotStarted, false),
+            })
+            .collect();
+        let (status, error) = if let Some(reason) = stopping {
+            (Status::Aborted, Some(reason))
+        } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
+            || statuses.iter().any(|(s, _)| *s == Status::NotStarted)
+        {
+            let failed: Vec<&str> = statuses
+                .iter()
+                .zip(&dag.steps)
+                .filter(|((s, c), _)| *s == Status::Failed && !c)
+                .map(|(_, step)| step.name.as_str())
+                .collect();
+            let error = match failed.as_slice() {
+                [] => "steps did not run".to_owned(),
+                [one] => format!("step `{one}` failed"),
+                many => format!(
+                    "steps {} failed",
+                    many.iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            (Status::Failed, Some(error))
+        } else if statuses.iter().any(|(s, _)| *s == Status::Failed) {
+            (Status::PartiallySucceeded, None)
+        } else {
+            (Status::Succeeded, None)
+        };
+        self.finish_with_handlers(status, error, control, log).await
+    }
+
+    /// Steps that can never run: after a failed step (without `continueOn`) they stay
+    /// `not_started`; after a skipped one (without `continueOn.skipped`) they are skipped.
+    fn settle_blocked(&self, slots: &mut [Slot], deps: &[Vec<usize>]) {
+        loop {
+            let mut changed = false;
+            for i in 0..slots.len() {
+                if slots[i] != Slot::Waiting {
+                    continue;
+                }
+                let mut verdict = None;
+                for &j in &deps[i] {
+                    let Slot::Done { status, continued } = slots[j] else {
+                        continue;
+                    };
+                    let dep = &self.dag.steps[j];
+                    match status {
+                        Status::Failed if !continued => verdict = Some(Status::NotStarted),
+                        Status::Aborted | Status::NotStarted => verdict = Some(Status::NotStarted),
+                        Status::Skipped if !dep.continue_on.skipped && verdict.is_none() => {
+                            verdict = Some(Status::Skipped)
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(status) = verdict {
+                    slots[i] = Slot::Done {
+                        status,
+                        continued: false,
+                    };
+                    if status == Status::Skipped {
+                        let name = &self.dag.steps[i].name;
+                        self.record(|s| {
+                            s.finish_step(
+                                self.req_run,
+                                name,
+                                Status::Skipped,
+                                None,
+                                Some("a step it depends on was skipped"),
+                            )
+                        });
+                        let _ = self.events.send(Event::StepFinished(crate::StepReport {
+                            name: name.clone(),
+                            handler: None,
+                            status,
+                            exit_code: None,
+                            attempts: 0,
+                            duration: Duration::ZERO,
+                            error: Some("a step it depends on was skipped".into()),
+                            stderr: None,
+                        }));
+                    }
+                    changed = true;
+                }
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    async fn finish_with_handlers(
+        &mut self,
+        status: Status,
+        error: Option<String>,
+        control: &Control,
+        log: &mut RunLog,
+    ) -> (Status, Option<String>) {
+        let mut status = status;
+        let mut error = error;
+        let event = match status {
+            Status::Aborted => Some("abort"),
+            Status::Failed => Some("failure"),
+            Status::Succeeded | Status::PartiallySucceeded => Some("success"),
+            _ => None,
+        };
+        for event in event.into_iter().chain(["exit"]) {
+            let set = self.dag.handlers.iter().any(|(e, _)| e == event);
+            if !set || control.force.is_cancelled() {
+                continue;
+            }
+            let outcome = self.run_handler(event, control, log).await;
+            if outcome.status != Status::Succeeded && status != Status::Aborted {
+                status = Status::Failed;
+                error.get_or_insert_with(|| format!("the {event} handler failed"));
+            }
+        }
+        (status, error)
+    }
+
+    async fn run_handler(
+        &mut self,
+        event: &'static str,
+        control: &Control,
+        log: &mut RunLog,
+    ) -> StepOutcome {
+        let position = self.dag.steps.len()
+            + 1
+            + ["init", "success", "failure", "abort", "exit"]
+                .iter()
+                .position(|e| *e == event)
+                .unwrap_or(0);
+        log.line(&format!("handler {event} started"));
+        let ctx = self.step_ctx(
+            StepRef::Handler(event),
+            position,
+            control.force.child_token(),
+        );
+        let outcome = step::run(ctx).await;
+        log.line(&format!("handler {event} {}", outcome.status));
+        if let Some(o) = &outcome.output {
+            self.vars.set(&o.name, o.value.clone(), Origin::Output);
+        }
+        outcome
+    }
+
+    fn step_ctx(&self, step: StepRef, position: usize, stop: CancellationToken) -> StepCtx {
+        let name = &step.get(&self.dag).name;
+        StepCtx {
+            dag: Arc::clone(&self.dag),
+            step,
+            position,
+            store: Arc::clone(&self.store),
+            run: self.req_run,
+            run_id: self.run_id.clone(),
+            log_dir: self.log_dir.clone(),
+            run_log: self.run_log.clone(),
+            vars: self.vars.clone(),
+            stop,
+            grace: self.grace,
+            events: self.events.clone(),
+            attempts_before: self.attempts_before.get(name).copied().unwrap_or(0),
+            executor: Arc::clone(&self.executor),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `run.log`: what the engine did, a line each, with the time.
+struct RunLog {
+    file: Option<std::fs::File>,
+}
+
+impl RunLog {
+    fn open(path: &Path) -> Self {
+        Self {
+            file: std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok(),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = writeln!(f, "{} {text}", wharf_store::now_ms());
+        }
+    }
+}

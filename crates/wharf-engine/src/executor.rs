@@ -1,0 +1,86 @@
+//! What the engine asks of an executor: run one attempt of a step and say how it ended.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
+
+use crate::local::Program;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs attempts of steps. The local shell executor is one; the Docker executors are the
+/// others.
+pub trait Executor: Send + Sync {
+    /// Runs one attempt. When `job.stop` is cancelled the executor stops the attempt: the
+    /// step's signal, then, after `job.grace`, a kill; it returns once the attempt's
+    /// processes are gone and its output is in the log files.
+    fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit>;
+}
+
+/// One attempt of a step, with everything resolved: variables expanded, paths absolute.
+pub struct StepJob {
+    pub dag_name: String,
+    pub step_name: String,
+    pub attempt: u32,
+    /// Variables for the step's process (on top of the host environment).
+    pub env: Vec<(String, String)>,
+    /// `$1`, `$2`, ...
+    pub positional: Vec<String>,
+    pub dir: PathBuf,
+    pub local: LocalCommand,
+    /// The attempt's log files.
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// The step's `stdout:`/`stderr:` files, written as well as the logs.
+    pub redirect_stdout: Option<PathBuf>,
+    pub redirect_stderr: Option<PathBuf>,
+    /// Cancelled to stop the attempt.
+    pub stop: CancellationToken,
+    pub signal: Signal,
+    pub grace: Duration,
+    /// Called with the pid (= process group) of the attempt's process once it runs.
+    pub on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>>,
+}
+
+/// The shell and program of a local step.
+pub struct LocalCommand {
+    /// The shell and its arguments (`["sh"]`, `["bash", "-e"]`).
+    pub shell: Vec<String>,
+    pub program: Program,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Default)]
+pub struct Exit {
+    /// The exit code, when the process exited.
+    pub code: Option<i32>,
+    /// The signal that ended the process.
+    pub signal: Option<i32>,
+    /// The attempt was stopped (stop request or timeout).
+    pub stopped: bool,
+    /// The attempt could not run, or the executor failed: why.
+    pub error: Option<String>,
+}
+
+impl Exit {
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            error: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.code == Some(0) && self.error.is_none() && !self.stopped
+    }
+
+    /// The exit code to record: the code, or 128 + the signal, as shells report it.
+    pub fn recorded_code(&self) -> Option<i32> {
+        self.code.or(self.signal.map(|s| 128 + s))
+    }
+}

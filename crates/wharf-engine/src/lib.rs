@@ -1,0 +1,123 @@
+//! wharf's run engine.
+//!
+//! A run is one [`dispatcher`] that owns the run's state (each step's status, the run's
+//! variables and outputs) and reacts to three kinds of events: a step task finished, the
+//! run was asked to stop, the run's deadline passed. Each step runs as its own task
+//! ([`step`]): preconditions, attempts with retries and repeats, its timeout; an attempt is
+//! handed to an [`Executor`] (the local shell executor here, the Docker ones elsewhere).
+//! Everything that happens is written to the store as it happens and sent as an [`Event`]
+//! to whoever shows progress.
+
+mod condition;
+mod dispatcher;
+mod executor;
+mod local;
+mod step;
+mod vars;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use dispatcher::execute;
+pub use executor::{BoxFuture, Executor, Exit, LocalCommand, StepJob};
+pub use local::{LocalExecutor, Program};
+use tokio_util::sync::CancellationToken;
+use wharf_spec::Dag;
+pub use wharf_store::{RunKey, Status, Store};
+
+/// The default grace period between the stop signal and the kill (SPEC §3).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// A new run id: a UUID v7 (time-ordered).
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Whether `id` may name a run (it becomes a folder name and a URL path segment).
+pub fn valid_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.')
+}
+
+/// What to run.
+pub struct RunRequest {
+    pub dag: Arc<Dag>,
+    /// The run as created in the store (`Store::create_run`, or reopened for a retry).
+    pub run: RunKey,
+    pub run_id: String,
+    pub log_dir: PathBuf,
+    /// Params given for this run (`NAME=value` or positional words).
+    pub params: Vec<String>,
+    /// A retry: the steps that keep their result, with the outputs they made.
+    pub resume: Option<Resume>,
+}
+
+/// The part of an earlier run that a retry keeps.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Steps that keep their status, with it and their exit code.
+    pub kept: Vec<(String, Status, Option<i32>)>,
+    /// Their outputs: (step, name, key, value, omit).
+    pub outputs: Vec<wharf_store::OutputRecord>,
+}
+
+/// How a run can be stopped from outside.
+#[derive(Clone, Default)]
+pub struct Control {
+    /// Cancelled to stop the run: running steps get their signal, then a kill after the
+    /// grace period; handlers still run.
+    pub stop: CancellationToken,
+    /// Cancelled to stop at once: handlers too, no grace.
+    pub force: CancellationToken,
+}
+
+/// What happened, for progress displays.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted {
+        dag: String,
+        run_id: String,
+        log_dir: PathBuf,
+    },
+    StepStarted {
+        name: String,
+        attempt: u32,
+        handler: Option<&'static str>,
+    },
+    StepFinished(StepReport),
+    /// Something worth telling that is not a step's result (a store write failed, ...).
+    Notice(String),
+    RunFinished {
+        status: Status,
+        duration: Duration,
+        error: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub name: String,
+    pub handler: Option<&'static str>,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub attempts: u32,
+    pub duration: Duration,
+    pub error: Option<String>,
+    /// The stderr log of the last attempt (for showing its tail).
+    pub stderr: Option<PathBuf>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub status: Status,
+    pub duration: Duration,
+    pub error: Option<String>,
+}
+
+pub type SharedStore = Arc<Mutex<Store>>;

@@ -1,0 +1,562 @@
+//! One step from start to end: its environment, preconditions, attempts (retries and
+//! repeats), timeout and output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use wharf_spec::env::{Origin, Resolved};
+use wharf_spec::{CommandSpec, Dag, RepeatMode, Step};
+use wharf_store::{AttemptRecord, OutputRecord, RunKey, Status, now_ms};
+
+use crate::executor::{Exit, LocalCommand, StepJob};
+use crate::local::{Program, pause};
+use crate::{Event, Executor, SharedStore, StepReport, condition, vars};
+
+/// Which step of the DAG.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StepRef {
+    Main(usize),
+    Handler(&'static str),
+}
+
+impl StepRef {
+    pub fn get(self, dag: &Dag) -> &Step {
+        match self {
+            Self::Main(i) => &dag.steps[i],
+            Self::Handler(event) => dag
+                .handlers
+                .iter()
+                .find(|(e, _)| *e == event)
+                .map(|(_, s)| s)
+                .unwrap_or(&dag.steps[0]),
+        }
+    }
+
+    pub fn handler(self) -> Option<&'static str> {
+        match self {
+            Self::Main(_) => None,
+            Self::Handler(e) => Some(e),
+        }
+    }
+}
+
+pub(crate) struct StepCtx {
+    pub dag: Arc<Dag>,
+    pub step: StepRef,
+    /// The step's place in the run, for its log file names.
+    pub position: usize,
+    pub store: SharedStore,
+    pub run: RunKey,
+    pub run_id: String,
+    pub log_dir: PathBuf,
+    pub run_log: PathBuf,
+    /// The run's variables when the step starts (earlier outputs included).
+    pub vars: Resolved,
+    pub stop: CancellationToken,
+    pub grace: Duration,
+    pub events: UnboundedSender<Event>,
+    /// Attempts already made (a retried run numbers on).
+    pub attempts_before: u32,
+    pub executor: Arc<dyn Executor>,
+}
+
+pub(crate) struct StepOutcome {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    /// The step failed but its `continueOn` lets the run go on.
+    pub continued: bool,
+    pub output: Option<OutputRecord>,
+}
+
+impl StepCtx {
+    fn record(&self, what: &str, f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()>) {
+        let result = match self.store.lock() {
+            Ok(store) => f(&store),
+            Err(_) => return,
+        };
+        if let Err(e) = result {
+            let _ = self
+                .events
+                .send(Event::Notice(format!("could not record {what}: {e}")));
+        }
+    }
+
+    fn finish(
+        &self,
+        started: Instant,
+        attempts: u32,
+        outcome: StepOutcome,
+        error: Option<String>,
+        stderr: Option<PathBuf>,
+    ) -> StepOutcome {
+        let step = self.step.get(&self.dag);
+        self.record("the step's result", |s| {
+            s.finish_step(
+                self.run,
+                &step.name,
+                outcome.status,
+                outcome.exit_code,
+                error.as_deref(),
+            )
+        });
+        let _ = self.events.send(Event::StepFinished(StepReport {
+            name: step.name.clone(),
+            handler: self.step.handler(),
+            status: outcome.status,
+            exit_code: outcome.exit_code,
+            attempts,
+            duration: started.elapsed(),
+            error,
+            stderr,
+        }));
+        outcome
+    }
+}
+
+/// Runs the step; records and reports its result.
+pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
+    let started = Instant::now();
+    let dag = Arc::clone(&ctx.dag);
+    let step = ctx.step.get(&dag);
+    let fail = |ctx: &StepCtx, error: String| {
+        let outcome = StepOutcome {
+            status: Status::Failed,
+            exit_code: None,
+            continued: step.continue_on.failure,
+            output: None,
+        };
+        ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
+    };
+    ctx.record("the step's start", |s| s.start_step(ctx.run, &step.name));
+
+    // The step's variables: the run's, its own `env`, then DAG_*.
+    let mut vars = ctx.vars.clone();
+    let dir_for_eval = dag.working_dir.clone();
+    for var in &step.env {
+        let value = vars.expand(&var.value, &vars::host);
+        let env_now = env_pairs(&vars);
+        let value = match vars::substitute_sync(&value, &env_now, &dir_for_eval) {
+            Ok(v) => v,
+            Err(e) => return fail(&ctx, format!("env {}: {e}", var.name)),
+        };
+        vars.set(&var.name, value, Origin::Env);
+    }
+    let expand = |text: &str| vars.expand(text, &vars::host);
+    let dir = match &step.dir {
+        Some(d) => wharf_spec::formats::resolve_path(&dag.working_dir, &expand(d)),
+        None => dag.working_dir.clone(),
+    };
+    if !dir.is_dir() {
+        return fail(
+            &ctx,
+            format!("the working directory {} does not exist", dir.display()),
+        );
+    }
+    let shell = shell_of(step, &dag, &expand);
+    let mut env = env_pairs(&vars);
+    env.push(("DAG_NAME".into(), dag.name.clone()));
+    env.push(("DAG_RUN_ID".into(), ctx.run_id.clone()));
+    env.push((
+        "DAG_RUN_LOG_FILE".into(),
+        ctx.run_log.to_string_lossy().into_owned(),
+    ));
+    env.push(("DAG_RUN_STEP_NAME".into(), step.name.clone()));
+
+    // Preconditions.
+    if !step.preconditions.is_empty() {
+        match condition::check(&step.preconditions, &shell, &env, &dir, &expand).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                let outcome = StepOutcome {
+                    status: Status::Skipped,
+                    exit_code: None,
+                    continued: false,
+                    output: None,
+                };
+                return ctx.finish(
+                    started,
+                    ctx.attempts_before,
+                    outcome,
+                    Some(format!("precondition not met: {why}")),
+                    None,
+                );
+            }
+            Err(e) => return fail(&ctx, format!("precondition: {e}")),
+        }
+    }
+
+    let program = match program_of(step, &ctx, &expand) {
+        Ok(p) => p,
+        Err(e) => return fail(&ctx, e),
+    };
+    let redirect = |path: &Option<String>| {
+        path.as_ref()
+            .map(|p| wharf_spec::formats::resolve_path(&dag.working_dir, &expand(p)))
+    };
+    let max_output = dag.max_output_size.unwrap_or(1024 * 1024);
+    let timeout = step.timeout_sec.filter(|t| *t > 0).map(Duration::from_secs);
+    let signal = step
+        .signal_on_stop
+        .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
+        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+
+    let mut attempt = ctx.attempts_before;
+    let mut retries = 0u32;
+    let mut repeats = 0u32;
+    let mut last_stderr;
+    loop {
+        attempt += 1;
+        let base = format!(
+            "{}-{}.{attempt}",
+            ctx.position,
+            wharf_store::safe_name(&step.name)
+        );
+        let stdout = ctx.log_dir.join(format!("{base}.stdout"));
+        let stderr = ctx.log_dir.join(format!("{base}.stderr"));
+        last_stderr = Some(stderr.clone());
+        let record = AttemptRecord {
+            attempt,
+            started_at: now_ms(),
+            finished_at: None,
+            exit_code: None,
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            pgid: None,
+        };
+        ctx.record("the attempt", |s| {
+            s.start_attempt(ctx.run, &step.name, &record)
+        });
+        let _ = ctx.events.send(Event::StepStarted {
+            name: step.name.clone(),
+            attempt,
+            handler: ctx.step.handler(),
+        });
+
+        let mut job_env = env.clone();
+        job_env.push((
+            "DAG_RUN_STEP_STDOUT_FILE".into(),
+            stdout.to_string_lossy().into_owned(),
+        ));
+        job_env.push((
+            "DAG_RUN_STEP_STDERR_FILE".into(),
+            stderr.to_string_lossy().into_owned(),
+        ));
+        let attempt_stop = ctx.stop.child_token();
+        let store = Arc::clone(&ctx.store);
+        let (run, name) = (ctx.run, step.name.clone());
+        let job = StepJob {
+            dag_name: dag.name.clone(),
+            step_name: step.name.clone(),
+            attempt,
+            env: job_env,
+            positional: vars.positional.clone(),
+            dir: dir.clone(),
+            local: LocalCommand {
+                shell: shell.clone(),
+                program: program.clone(),
+            },
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            redirect_stdout: redirect(&step.stdout),
+            redirect_stderr: redirect(&step.stderr),
+            stop: attempt_stop.clone(),
+            signal,
+            grace: ctx.grace,
+            on_spawn: Some(Arc::new(move |pgid| {
+                if let Ok(s) = store.lock() {
+                    let _ = s.set_attempt_pgid(run, &name, attempt, pgid);
+                }
+            })),
+        };
+        let mut timed_out = false;
+        let exit = {
+            let running = ctx.executor.run(&job);
+            tokio::pin!(running);
+            match timeout {
+                None => running.await,
+                Some(limit) => tokio::select! {
+                    exit = &mut running => exit,
+                    () = tokio::time::sleep(limit) => {
+                        timed_out = true;
+                        attempt_stop.cancel();
+                        running.await
+                    }
+                },
+            }
+        };
+        let code = exit.recorded_code();
+        ctx.record("the attempt's end", |s| {
+            s.finish_attempt(ctx.run, &step.name, attempt, code)
+        });
+
+        let stopped = ctx.stop.is_cancelled() && !timed_out;
+        if stopped {
+            let outcome = StepOutcome {
+                status: Status::Aborted,
+                exit_code: code,
+                continued: false,
+                output: None,
+            };
+            return ctx.finish(
+                started,
+                attempt,
+                outcome,
+                Some("stopped".into()),
+                last_stderr,
+            );
+        }
+        let captured = capture(&stdout, max_output);
+        let mut error = describe_failure(&exit, timed_out, timeout);
+        let mut output = None;
+        if exit.succeeded()
+            && let Some(o) = &step.output
+        {
+            match &captured {
+                Ok(text) => {
+                    output = Some(OutputRecord {
+                        step: step.name.clone(),
+                        name: o.name.clone(),
+                        key: o.key.clone().unwrap_or_else(|| o.name.clone()),
+                        value: text.clone(),
+                        omit: o.omit,
+                    });
+                }
+                Err(e) => error = Some(e.clone()),
+            }
+        }
+        let succeeded = error.is_none();
+
+        // Retry a failed attempt.
+        if !succeeded && let Some(r) = &step.retry {
+            let code_matches =
+                r.exit_codes.is_empty() || code.is_some_and(|c| r.exit_codes.contains(&c));
+            if retries < r.limit && code_matches {
+                retries += 1;
+                let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, retries);
+                if pause(interval, &ctx.stop).await {
+                    continue;
+                }
+                let outcome = StepOutcome {
+                    status: Status::Aborted,
+                    exit_code: code,
+                    continued: false,
+                    output: None,
+                };
+                return ctx.finish(
+                    started,
+                    attempt,
+                    outcome,
+                    Some("stopped".into()),
+                    last_stderr,
+                );
+            }
+        }
+
+        // Repeat.
+        if let Some(r) = &step.repeat {
+            repeats += 1;
+            let within_limit = r.limit.is_none_or(|l| repeats < l);
+            let by_exit_code = !r.exit_codes.is_empty() && r.condition.is_none();
+            let again = within_limit
+                && (succeeded || by_exit_code)
+                && match r.mode {
+                    RepeatMode::Always => true,
+                    RepeatMode::While | RepeatMode::Until => {
+                        let holds = repeat_condition(r, code, &shell, &env, &dir, &expand).await;
+                        match holds {
+                            Ok(h) => (r.mode == RepeatMode::While) == h,
+                            Err(e) => {
+                                error = Some(format!("repeat condition: {e}"));
+                                false
+                            }
+                        }
+                    }
+                };
+            if again {
+                retries = 0;
+                let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, repeats);
+                if pause(interval, &ctx.stop).await {
+                    continue;
+                }
+                let outcome = StepOutcome {
+                    status: Status::Aborted,
+                    exit_code: code,
+                    continued: false,
+                    output: None,
+                };
+                return ctx.finish(
+                    started,
+                    attempt,
+                    outcome,
+                    Some("stopped".into()),
+                    last_stderr,
+                );
+            }
+        }
+
+        if let Some(o) = &output {
+            ctx.record("the step's output", |s| s.set_output(ctx.run, o));
+        }
+        let outcome = match error {
+            None => StepOutcome {
+                status: Status::Succeeded,
+                exit_code: code,
+                continued: false,
+                output,
+            },
+            Some(_) => {
+                let c = &step.continue_on;
+                let output_matches = !c.output.is_empty()
+                    && captured.as_ref().is_ok_and(|text| {
+                        c.output.iter().any(|p| condition::text_matches_in(text, p))
+                    });
+                let continued = c.failure
+                    || code.is_some_and(|code| c.exit_codes.contains(&code))
+                    || output_matches;
+                let status = if continued && c.mark_success {
+                    Status::Succeeded
+                } else {
+                    Status::Failed
+                };
+                StepOutcome {
+                    status,
+                    exit_code: code,
+                    continued,
+                    output: None,
+                }
+            }
+        };
+        return ctx.finish(started, attempt, outcome, error, last_stderr);
+    }
+}
+
+/// The named variables for the step's process. Positional params are not variables: they
+/// reach the shell as its own `$1`, `$2`, ...
+fn env_pairs(vars: &Resolved) -> Vec<(String, String)> {
+    vars::step_env(vars)
+}
+
+/// The step's shell: its own, the DAG's, `$SHELL`, or `sh`.
+fn shell_of(step: &Step, dag: &Dag, expand: &(dyn Fn(&str) -> String + Sync)) -> Vec<String> {
+    let shell: Vec<String> = step
+        .shell
+        .as_ref()
+        .or(dag.shell.as_ref())
+        .map(|words| words.iter().map(|w| expand(w)).collect())
+        .or_else(|| {
+            std::env::var("SHELL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|s| vec![s])
+        })
+        .unwrap_or_else(|| vec!["sh".into()]);
+    if shell.is_empty() {
+        vec!["sh".into()]
+    } else {
+        shell
+    }
+}
+
+/// What the shell runs: the command line, or the script (with `command` as its
+/// interpreter when both are given).
+fn program_of(
+    step: &Step,
+    ctx: &StepCtx,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Program, String> {
+    let line = step.command.as_ref().map(|c| match c {
+        // A string is shell words: the shell expands its variables itself (from the
+        // environment), which keeps quoting right.
+        CommandSpec::Line(line) => line.clone(),
+        // A list is argv: its items are expanded here and quoted for the shell.
+        CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
+    });
+    let Some(script) = &step.script else {
+        return line
+            .map(Program::Line)
+            .ok_or_else(|| "the step has nothing to run".to_owned());
+    };
+    let file = ctx.log_dir.join(format!(
+        "{}-{}.script",
+        ctx.position,
+        wharf_store::safe_name(&step.name)
+    ));
+    std::fs::write(&file, script)
+        .map_err(|e| format!("cannot write the script to {}: {e}", file.display()))?;
+    match line {
+        Some(line) => Ok(Program::Line(format!(
+            "{line} {}",
+            shell_words::quote(&file.to_string_lossy())
+        ))),
+        None if script.starts_with("#!") => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make the script executable: {e}"))?;
+            Ok(Program::Executable(file))
+        }
+        None => Ok(Program::Script(file)),
+    }
+}
+
+/// The attempt's stdout, trimmed, for `output:` (an error past `maxOutputSize`).
+fn capture(path: &std::path::Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read the step's output: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the step's output: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "the step's output is larger than maxOutputSize ({max} bytes)"
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+}
+
+fn describe_failure(exit: &Exit, timed_out: bool, timeout: Option<Duration>) -> Option<String> {
+    if let Some(e) = &exit.error {
+        return Some(e.clone());
+    }
+    if timed_out {
+        return Some(format!(
+            "timed out after {}s",
+            timeout.map_or(0, |t| t.as_secs())
+        ));
+    }
+    match (exit.code, exit.signal) {
+        (Some(0), _) => None,
+        (Some(code), _) => Some(format!("exit code {code}")),
+        (None, Some(sig)) => Some(format!("killed by signal {sig}")),
+        (None, None) => Some("ended without an exit code".into()),
+    }
+}
+
+/// The wait before the n-th retry or repeat (n ≥ 1).
+fn backoff(interval_sec: u64, factor: Option<f64>, max_sec: Option<u64>, n: u32) -> Duration {
+    let base = Duration::from_secs(interval_sec);
+    let Some(factor) = factor else { return base };
+    let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+    let secs = (interval_sec as f64) * factor.powi(exponent);
+    let secs = max_sec.map_or(secs, |m| secs.min(m as f64));
+    Duration::from_secs_f64(secs.clamp(0.0, 365.0 * 86400.0))
+}
+
+async fn repeat_condition(
+    r: &wharf_spec::RepeatPolicy,
+    code: Option<i32>,
+    shell: &[String],
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<bool, String> {
+    match (&r.condition, &r.expected) {
+        (Some(c), Some(e)) => condition::matches(c, e, env, dir, expand).await,
+        (Some(c), None) => condition::run_ok(&expand(c), shell, env, dir).await,
+        (None, _) => Ok(code.is_some_and(|c| r.exit_codes.contains(&c))),
+    }
+}

@@ -1,0 +1,50 @@
+/// The status of a run or a step (SPEC §7 names these words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    NotStarted,
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+    Skipped,
+    PartiallySucceeded,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Self::NotStarted,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Aborted,
+        Self::Skipped,
+        Self::PartiallySucceeded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+            Self::Skipped => "skipped",
+            Self::PartiallySucceeded => "partially_succeeded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the step or run has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::NotStarted | Self::Running)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
