@@ -49,7 +49,7 @@ struct Dispatcher {
 
 /// Runs the DAG to its end; the run must exist in the store (`create_run`/`reopen_run`).
 pub async fn execute(
-    store: SharedStore,
+    store: wharf_store::Store,
     req: RunRequest,
     events: UnboundedSender<Event>,
     control: Control,
@@ -89,13 +89,12 @@ pub async fn execute(
         for o in &resume.outputs {
             resolved.set(&o.name, o.value.clone(), Origin::Output);
         }
-        if let Ok(s) = store.lock() {
-            for st in s.steps(req.run).unwrap_or_default() {
-                attempts_before.insert(st.name, st.attempts);
-            }
+        for st in store.steps(req.run).unwrap_or_default() {
+            attempts_before.insert(st.name, st.attempts);
         }
     }
 
+    let store: SharedStore = Arc::new(crate::recorder::Recorder::start(store, events.clone()));
     let mut d = Dispatcher {
         dag: Arc::clone(&dag),
         store: Arc::clone(&store),
@@ -114,7 +113,13 @@ pub async fn execute(
     d.declare_steps(&req);
 
     let (status, error) = d.run_all(&req, &control, &mut log).await;
-    d.record(|s| s.finish_run(d.req_run, status, error.as_deref()));
+    let (run, err) = (d.req_run, error.clone());
+    store.record("the run's result", move |s| {
+        s.finish_run(run, status, err.as_deref())
+    });
+    // Everything the run did is in the store before anyone is told it ended.
+    store.flush();
+    store.close();
     log.line(&format!(
         "run finished: {status}{}",
         error
@@ -136,40 +141,37 @@ pub async fn execute(
 }
 
 impl Dispatcher {
-    fn record(&self, f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()>) {
-        let result = match self.store.lock() {
-            Ok(store) => f(&store),
-            Err(_) => return,
-        };
-        if let Err(e) = result {
-            let _ = self.events.send(Event::Notice(format!(
-                "could not record the run's state: {e}"
-            )));
-        }
-    }
-
     fn declare_steps(&self, req: &RunRequest) {
-        let mut names: Vec<(&str, Option<&str>)> = self
+        let mut names: Vec<(String, Option<&'static str>)> = self
             .dag
             .steps
             .iter()
-            .map(|s| (s.name.as_str(), None))
+            .map(|s| (s.name.clone(), None))
             .collect();
         names.extend(
             self.dag
                 .handlers
                 .iter()
-                .map(|(event, s)| (s.name.as_str(), Some(event))),
+                .map(|(event, s)| (s.name.clone(), Some(event))),
         );
-        self.record(|s| s.add_steps(self.req_run, &names));
-        if let Some(resume) = &req.resume {
-            let kept: HashSet<&str> = resume.kept.iter().map(|(n, _, _)| n.as_str()).collect();
-            for (name, _) in &names {
-                if !kept.contains(name) {
-                    self.record(|s| s.reset_step(self.req_run, name));
+        let run = self.req_run;
+        let kept: HashSet<String> = req
+            .resume
+            .as_ref()
+            .map(|r| r.kept.iter().map(|(n, _, _)| n.clone()).collect())
+            .unwrap_or_default();
+        let resume = req.resume.is_some();
+        self.store.record("the run's steps", move |s| {
+            let list: Vec<(&str, Option<&str>)> =
+                names.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+            s.add_steps(run, &list)?;
+            if resume {
+                for (name, _) in names.iter().filter(|(n, _)| !kept.contains(n)) {
+                    s.reset_step(run, name)?;
                 }
             }
-        }
+            Ok(())
+        });
     }
 
     /// The steps and handlers; the run's status and error.
@@ -186,6 +188,13 @@ impl Dispatcher {
             .filter(|t| *t > 0)
             .map(|t| tokio::time::Instant::now() + Duration::from_secs(t));
 
+        if !dag.working_dir.is_dir() {
+            let error = format!(
+                "the working directory {} does not exist",
+                dag.working_dir.display()
+            );
+            return (Status::Failed, Some(error));
+        }
         // DAG preconditions: not met, nothing runs.
         if !dag.preconditions.is_empty() {
             let env = vars::step_env(&self.vars);
@@ -285,7 +294,6 @@ impl Dispatcher {
                             .all(|&j| matches!(slots[j], Slot::Done { .. }))
                     {
                         slots[i] = Slot::Running;
-                        log.line(&format!("step {} started", dag.steps[i].name));
                         let ctx = self.step_ctx(StepRef::Main(i), i + 1, stop.child_token());
                         running.spawn(async move { (i, step::run(ctx).await) });
                     }
@@ -391,10 +399,12 @@ impl Dispatcher {
                     };
                     if status == Status::Skipped {
                         let name = &self.dag.steps[i].name;
-                        self.record(|s| {
+                        let (run, owned) = (self.req_run, name.clone());
+                        self.store.record("a skipped step", move |s| {
                             s.finish_step(
-                                self.req_run,
-                                name,
+                                run,
+                                &owned,
+                                None,
                                 Status::Skipped,
                                 None,
                                 Some("a step it depends on was skipped"),
@@ -492,6 +502,7 @@ impl Dispatcher {
             events: self.events.clone(),
             attempts_before: self.attempts_before.get(name).copied().unwrap_or(0),
             executor: Arc::clone(&self.executor),
+            pending_attempt: std::sync::Mutex::new(None),
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct StepJob {
     /// The attempt's log files.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Keep the first N bytes of stdout (and one more, to tell "too long") in
+    /// `Exit::stdout_head`, for `output:` and `continueOn.output`.
+    pub capture_stdout: Option<u64>,
     /// The step's `stdout:`/`stderr:` files, written as well as the logs.
     pub redirect_stdout: Option<PathBuf>,
     pub redirect_stderr: Option<PathBuf>,
@@ -65,6 +68,8 @@ pub struct Exit {
     pub stopped: bool,
     /// The attempt could not run, or the executor failed: why.
     pub error: Option<String>,
+    /// The start of stdout, when the job asked for it (`capture_stdout`).
+    pub stdout_head: Vec<u8>,
 }
 
 impl Exit {

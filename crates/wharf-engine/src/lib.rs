@@ -12,11 +12,12 @@ mod condition;
 mod dispatcher;
 mod executor;
 mod local;
+mod recorder;
 mod step;
 mod vars;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::execute;
@@ -120,4 +121,5 @@ pub struct RunSummary {
     pub error: Option<String>,
 }
 
-pub type SharedStore = Arc<Mutex<Store>>;
+/// The run's handle on the store: writes go through the recorder's thread.
+pub type SharedStore = Arc<recorder::Recorder>;

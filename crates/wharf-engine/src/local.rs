@@ -16,9 +16,14 @@
 //! when its command ends, and nothing of it outlives it. Processes that leave the group on
 //! purpose (`setsid`, daemons) are beyond this; containers are the tool for those.
 //!
-//! stdout and stderr go straight to the attempt's log files (the child writes them itself:
-//! nothing is relayed, so nothing is lost or reordered), unless the step redirects them
-//! (`stdout:`/`stderr:`), in which case a pipe feeds both the log and the user's file.
+//! # Output
+//!
+//! stdout and stderr are pipes that wharf copies, as the bytes come, to the attempt's log
+//! files (and to the step's `stdout:`/`stderr:` files). A log file is created with its
+//! first byte, so a step that prints nothing has none (`wharf logs` shows it as empty):
+//! creating two files per step was most of what a short step cost. Once the group is
+//! killed the pipes reach their end and everything written is in the logs; a process that
+//! left the group and keeps a pipe open is not waited for past the grace period.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -76,14 +81,10 @@ async fn run(job: &StepJob) -> Exit {
     cmd.current_dir(&job.dir)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0);
 
-    let (stdout_log, stderr_log) = match (open_log(&job.stdout), open_log(&job.stderr)) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return Exit::error(format!("cannot open the step's log file: {e}"));
-        }
-    };
     let redirect_out = match job
         .redirect_stdout
         .as_deref()
@@ -102,27 +103,15 @@ async fn run(job: &StepJob) -> Exit {
         Ok(f) => f,
         Err(e) => return Exit::error(e),
     };
-    for (redirected, log, is_out) in [
-        (redirect_out.is_some(), &stdout_log, true),
-        (redirect_err.is_some(), &stderr_log, false),
-    ] {
-        let stdio = if redirected {
-            Stdio::piped()
-        } else {
-            match log.try_clone() {
-                Ok(f) => Stdio::from(f),
-                Err(e) => return Exit::error(format!("cannot open the step's log file: {e}")),
-            }
-        };
-        if is_out {
-            cmd.stdout(stdio);
-        } else {
-            cmd.stderr(stdio);
-        }
-    }
 
     let mut child = match cmd.spawn() {
         Ok(child) => child,
+        Err(_) if !job.dir.is_dir() => {
+            return Exit::error(format!(
+                "the working directory {} does not exist",
+                job.dir.display()
+            ));
+        }
         Err(e) => {
             let what = match &local.program {
                 Program::Executable(f) => f.display().to_string(),
@@ -137,43 +126,72 @@ async fn run(job: &StepJob) -> Exit {
     }
     let group = pid.map(Pid::from_raw);
 
-    let relays = [
-        child
-            .stdout
-            .take()
-            .map(|r| tokio::spawn(relay(r, stdout_log, redirect_out))),
-        child
-            .stderr
-            .take()
-            .map(|r| tokio::spawn(relay(r, stderr_log, redirect_err))),
-    ];
-
-    let mut stopped = false;
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = job.stop.cancelled() => {
-            stopped = true;
-            if let Some(g) = group {
-                let _ = killpg(g, job.signal);
+    let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
+    // Both pipes are copied in this task, alongside the wait: no task hand-offs per step.
+    let io = async {
+        let out = async {
+            match out_pipe {
+                Some(r) => {
+                    relay(
+                        r,
+                        LazyLog::new(job.stdout.clone()),
+                        redirect_out,
+                        job.capture_stdout,
+                    )
+                    .await
+                }
+                None => Vec::new(),
             }
-            match tokio::time::timeout(job.grace, child.wait()).await {
-                Ok(status) => status,
-                Err(_) => {
-                    if let Some(g) = group {
-                        let _ = killpg(g, Signal::SIGKILL);
+        };
+        let err = async {
+            if let Some(r) = err_pipe {
+                relay(r, LazyLog::new(job.stderr.clone()), redirect_err, None).await;
+            }
+        };
+        tokio::join!(out, err).0
+    };
+    let wait = async {
+        let mut stopped = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = job.stop.cancelled() => {
+                stopped = true;
+                if let Some(g) = group {
+                    let _ = killpg(g, job.signal);
+                }
+                match tokio::time::timeout(job.grace, child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        if let Some(g) = group {
+                            let _ = killpg(g, Signal::SIGKILL);
+                        }
+                        child.wait().await
                     }
-                    child.wait().await
                 }
             }
+        };
+        // Nothing of the step outlives it.
+        if let Some(g) = group {
+            let _ = killpg(g, Signal::SIGKILL);
+        }
+        (status, stopped)
+    };
+    tokio::pin!(io, wait);
+    let mut captured = None;
+    let (status, stopped) = loop {
+        tokio::select! {
+            head = &mut io, if captured.is_none() => captured = Some(head),
+            ended = &mut wait => break ended,
         }
     };
-    // Nothing of the step outlives it.
-    if let Some(g) = group {
-        let _ = killpg(g, Signal::SIGKILL);
-    }
-    for relay in relays.into_iter().flatten() {
-        let _ = relay.await;
-    }
+    // The pipes close as the group dies; a process that left the group and still holds
+    // them is not waited for past the grace period.
+    let stdout_head = match captured {
+        Some(head) => head,
+        None => tokio::time::timeout(job.grace.max(Duration::from_secs(1)), io)
+            .await
+            .unwrap_or_default(),
+    };
     match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;
@@ -182,17 +200,11 @@ async fn run(job: &StepJob) -> Exit {
                 signal: status.signal(),
                 stopped,
                 error: None,
+                stdout_head,
             }
         }
         Err(e) => Exit::error(format!("waiting for the step's process failed: {e}")),
     }
-}
-
-fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
 }
 
 fn open_redirect(path: &std::path::Path) -> Result<std::fs::File, String> {
@@ -207,30 +219,84 @@ fn open_redirect(path: &std::path::Path) -> Result<std::fs::File, String> {
         .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))
 }
 
-/// Copies a pipe to the log file and the user's redirect file, as it comes.
-async fn relay(
-    mut from: impl tokio::io::AsyncRead + Unpin,
-    log: std::fs::File,
-    other: Option<std::fs::File>,
-) {
-    let mut log = tokio::fs::File::from_std(log);
-    let mut other = other.map(tokio::fs::File::from_std);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = log.write_all(&buf[..n]).await;
-                if let Some(f) = other.as_mut() {
-                    let _ = f.write_all(&buf[..n]).await;
-                }
-            }
+/// A log file that is created when its first byte comes.
+pub struct LazyLog {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    failed: bool,
+}
+
+impl LazyLog {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            file: None,
+            failed: false,
         }
     }
-    let _ = log.flush().await;
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        if self.file.is_none() && !self.failed {
+            match tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .await
+            {
+                Ok(f) => self.file = Some(f),
+                Err(_) => self.failed = true,
+            }
+        }
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.write_all(bytes).await;
+        }
+    }
+
+    pub async fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush().await;
+        }
+    }
+}
+
+/// Copies a pipe to the log (and the user's redirect file) as it comes; returns the first
+/// `capture` + 1 bytes, for `output:`.
+async fn relay(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut log: LazyLog,
+    other: Option<std::fs::File>,
+    capture: Option<u64>,
+) -> Vec<u8> {
+    let mut other = other.map(tokio::fs::File::from_std);
+    let limit = capture.map_or(0, |c| {
+        usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
+    });
+    let mut head = Vec::new();
+    // Small until a read fills it: most steps print little, and zeroing a large buffer
+    // for each of them costs more than their reads.
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        log.write(&buf[..n]).await;
+        if let Some(f) = other.as_mut() {
+            let _ = f.write_all(&buf[..n]).await;
+        }
+        if head.len() < limit {
+            let take = n.min(limit - head.len());
+            head.extend_from_slice(&buf[..take]);
+        }
+        if n == buf.len() && buf.len() < 64 * 1024 {
+            buf = vec![0u8; 64 * 1024];
+        }
+    }
+    log.flush().await;
     if let Some(f) = other.as_mut() {
         let _ = f.flush().await;
     }
+    head
 }
 
 /// Sleeps, but gives up early when the step is stopped; true when it slept to the end.

@@ -61,6 +61,23 @@ pub(crate) struct StepCtx {
     /// Attempts already made (a retried run numbers on).
     pub attempts_before: u32,
     pub executor: Arc<dyn Executor>,
+    /// The last attempt's number and exit code, recorded with the step's result (one
+    /// transaction instead of two).
+    pub pending_attempt: std::sync::Mutex<Option<(u32, Option<i32>)>>,
+}
+
+impl StepCtx {
+    /// Records the end of an attempt that is not the step's last.
+    fn flush_attempt(&self) {
+        let pending = self.pending_attempt.lock().ok().and_then(|mut p| p.take());
+        if let Some((attempt, code)) = pending {
+            let name = &self.step.get(&self.dag).name;
+            let (run, name) = (self.run, name.clone());
+            self.record("the attempt's end", move |s| {
+                s.finish_attempt(run, &name, attempt, code)
+            });
+        }
+    }
 }
 
 pub(crate) struct StepOutcome {
@@ -72,16 +89,12 @@ pub(crate) struct StepOutcome {
 }
 
 impl StepCtx {
-    fn record(&self, what: &str, f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()>) {
-        let result = match self.store.lock() {
-            Ok(store) => f(&store),
-            Err(_) => return,
-        };
-        if let Err(e) = result {
-            let _ = self
-                .events
-                .send(Event::Notice(format!("could not record {what}: {e}")));
-        }
+    fn record(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()> + Send + 'static,
+    ) {
+        self.store.record(what, f);
     }
 
     fn finish(
@@ -93,14 +106,16 @@ impl StepCtx {
         stderr: Option<PathBuf>,
     ) -> StepOutcome {
         let step = self.step.get(&self.dag);
-        self.record("the step's result", |s| {
-            s.finish_step(
-                self.run,
-                &step.name,
-                outcome.status,
-                outcome.exit_code,
-                error.as_deref(),
-            )
+        let attempt = self.pending_attempt.lock().ok().and_then(|mut p| p.take());
+        let (run, name, status, code, err) = (
+            self.run,
+            step.name.clone(),
+            outcome.status,
+            outcome.exit_code,
+            error.clone(),
+        );
+        self.record("the step's result", move |s| {
+            s.finish_step(run, &name, attempt, status, code, err.as_deref())
         });
         let _ = self.events.send(Event::StepFinished(StepReport {
             name: step.name.clone(),
@@ -130,7 +145,10 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         };
         ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
     };
-    ctx.record("the step's start", |s| s.start_step(ctx.run, &step.name));
+    if !step.preconditions.is_empty() {
+        let (run, name) = (ctx.run, step.name.clone());
+        ctx.record("the step's start", move |s| s.start_step(run, &name));
+    }
 
     // The step's variables: the run's, its own `env`, then DAG_*.
     let mut vars = ctx.vars.clone();
@@ -149,7 +167,8 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         Some(d) => wharf_spec::formats::resolve_path(&dag.working_dir, &expand(d)),
         None => dag.working_dir.clone(),
     };
-    if !dir.is_dir() {
+    // The DAG's own folder was checked when the run started.
+    if step.dir.is_some() && !dir.is_dir() {
         return fail(
             &ctx,
             format!("the working directory {} does not exist", dir.display()),
@@ -226,9 +245,6 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             stderr: stderr.clone(),
             pgid: None,
         };
-        ctx.record("the attempt", |s| {
-            s.start_attempt(ctx.run, &step.name, &record)
-        });
         let _ = ctx.events.send(Event::StepStarted {
             name: step.name.clone(),
             attempt,
@@ -265,10 +281,16 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             stop: attempt_stop.clone(),
             signal,
             grace: ctx.grace,
+            capture_stdout: (step.output.is_some() || !step.continue_on.output.is_empty())
+                .then_some(max_output),
+            // The attempt is recorded once its process runs, with its process group.
             on_spawn: Some(Arc::new(move |pgid| {
-                if let Ok(s) = store.lock() {
-                    let _ = s.set_attempt_pgid(run, &name, attempt, pgid);
-                }
+                let record = AttemptRecord {
+                    pgid: Some(pgid),
+                    ..record.clone()
+                };
+                let name = name.clone();
+                store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
             })),
         };
         let mut timed_out = false;
@@ -288,9 +310,9 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             }
         };
         let code = exit.recorded_code();
-        ctx.record("the attempt's end", |s| {
-            s.finish_attempt(ctx.run, &step.name, attempt, code)
-        });
+        if let Ok(mut p) = ctx.pending_attempt.lock() {
+            *p = Some((attempt, code));
+        }
 
         let stopped = ctx.stop.is_cancelled() && !timed_out;
         if stopped {
@@ -308,7 +330,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
                 last_stderr,
             );
         }
-        let captured = capture(&stdout, max_output);
+        let captured = capture(&exit.stdout_head, max_output);
         let mut error = describe_failure(&exit, timed_out, timeout);
         let mut output = None;
         if exit.succeeded()
@@ -336,6 +358,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             if retries < r.limit && code_matches {
                 retries += 1;
                 let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, retries);
+                ctx.flush_attempt();
                 if pause(interval, &ctx.stop).await {
                     continue;
                 }
@@ -378,6 +401,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             if again {
                 retries = 0;
                 let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, repeats);
+                ctx.flush_attempt();
                 if pause(interval, &ctx.stop).await {
                     continue;
                 }
@@ -398,7 +422,8 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         }
 
         if let Some(o) = &output {
-            ctx.record("the step's output", |s| s.set_output(ctx.run, o));
+            let (run, o) = (ctx.run, o.clone());
+            ctx.record("the step's output", move |s| s.set_output(run, &o));
         }
         let outcome = match error {
             None => StepOutcome {
@@ -502,20 +527,13 @@ fn program_of(
 }
 
 /// The attempt's stdout, trimmed, for `output:` (an error past `maxOutputSize`).
-fn capture(path: &std::path::Path, max: u64) -> Result<String, String> {
-    use std::io::Read;
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read the step's output: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the step's output: {e}"))?;
-    if bytes.len() as u64 > max {
+fn capture(head: &[u8], max: u64) -> Result<String, String> {
+    if head.len() as u64 > max {
         return Err(format!(
             "the step's output is larger than maxOutputSize ({max} bytes)"
         ));
     }
-    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+    Ok(String::from_utf8_lossy(head).trim().to_owned())
 }
 
 fn describe_failure(exit: &Exit, timed_out: bool, timeout: Option<Duration>) -> Option<String> {

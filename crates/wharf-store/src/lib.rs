@@ -250,6 +250,32 @@ impl Store {
         Ok(store)
     }
 
+    /// Runs `f` in a transaction, or inside the one already open (see [`Store::batch`]).
+    fn atomically(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            return f();
+        }
+        self.conn.execute_batch("BEGIN")?;
+        match f() {
+            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs several writes as one transaction: one commit instead of one each. A write that
+    /// fails inside is reported by `f` and does not undo the others.
+    pub fn batch(&self, f: impl FnOnce()) -> Result<()> {
+        self.conn.execute_batch("BEGIN")?;
+        f();
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
     pub fn home(&self) -> &Path {
         &self.home
     }
@@ -340,21 +366,22 @@ impl Store {
 
     /// Declares the run's steps (and handlers) in their order, all `not_started`.
     pub fn add_steps(&self, run: RunKey, steps: &[(&str, Option<&str>)]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO steps (run, name, handler, position, status) VALUES (?1, ?2, ?3, ?4, 'not_started')",
-            )?;
-            for (position, (name, handler)) in steps.iter().enumerate() {
-                stmt.execute(params![
-                    run.0,
-                    name,
-                    handler,
-                    i64::try_from(position).unwrap_or(i64::MAX)
-                ])?;
+        self.atomically(|| {
+            {
+                let mut stmt = self.conn.prepare_cached(
+                    "INSERT OR IGNORE INTO steps (run, name, handler, position, status) VALUES (?1, ?2, ?3, ?4, 'not_started')",
+                )?;
+                for (position, (name, handler)) in steps.iter().enumerate() {
+                    stmt.execute(params![
+                        run.0,
+                        name,
+                        handler,
+                        i64::try_from(position).unwrap_or(i64::MAX)
+                    ])?;
+                }
             }
-        }
-        tx.commit()?;
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -374,33 +401,33 @@ impl Store {
 
     /// A new attempt of a step starts: the step is `running`.
     pub fn start_attempt(&self, run: RunKey, step: &str, attempt: &AttemptRecord) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO attempts (run, step, attempt, started_at, stdout, stderr, pgid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                run.0,
-                step,
-                attempt.attempt,
-                attempt.started_at,
-                attempt.stdout.to_string_lossy(),
-                attempt.stderr.to_string_lossy(),
-                attempt.pgid
-            ],
-        )?;
-        tx.execute(
-            "UPDATE steps SET status = 'running', started_at = COALESCE(started_at, ?3), attempts = ?4 WHERE run = ?1 AND name = ?2",
-            params![run.0, step, attempt.started_at, attempt.attempt],
-        )?;
-        tx.commit()?;
+        self.atomically(|| {
+            self.conn.prepare_cached("INSERT OR REPLACE INTO attempts (run, step, attempt, started_at, stdout, stderr, pgid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
+                params![
+                    run.0,
+                    step,
+                    attempt.attempt,
+                    attempt.started_at,
+                    attempt.stdout.to_string_lossy(),
+                    attempt.stderr.to_string_lossy(),
+                    attempt.pgid
+                ],
+            )?;
+            self.conn.prepare_cached("UPDATE steps SET status = 'running', started_at = COALESCE(started_at, ?3), attempts = ?4 WHERE run = ?1 AND name = ?2")?.execute(
+                params![run.0, step, attempt.started_at, attempt.attempt],
+            )?;
+            Ok(())
+        })?;
         Ok(())
     }
 
     /// The process group of an attempt, once its process runs.
     pub fn set_attempt_pgid(&self, run: RunKey, step: &str, attempt: u32, pgid: i32) -> Result<()> {
-        self.conn.execute(
-            "UPDATE attempts SET pgid = ?4 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
-            params![run.0, step, attempt, pgid],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE attempts SET pgid = ?4 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
+            )?
+            .execute(params![run.0, step, attempt, pgid])?;
         Ok(())
     }
 
@@ -411,8 +438,7 @@ impl Store {
         attempt: u32,
         exit_code: Option<i32>,
     ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE attempts SET finished_at = ?4, exit_code = ?5 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
+        self.conn.prepare_cached("UPDATE attempts SET finished_at = ?4, exit_code = ?5 WHERE run = ?1 AND step = ?2 AND attempt = ?3")?.execute(
             params![run.0, step, attempt, now_ms(), exit_code],
         )?;
         Ok(())
@@ -420,31 +446,39 @@ impl Store {
 
     /// Marks a step `running` without an attempt (evaluating its preconditions).
     pub fn start_step(&self, run: RunKey, step: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE steps SET status = 'running', started_at = COALESCE(started_at, ?3) WHERE run = ?1 AND name = ?2",
+        self.conn.prepare_cached("UPDATE steps SET status = 'running', started_at = COALESCE(started_at, ?3) WHERE run = ?1 AND name = ?2")?.execute(
             params![run.0, step, now_ms()],
         )?;
         Ok(())
     }
 
+    /// The step's result, with the end of its last attempt, in one transaction.
     pub fn finish_step(
         &self,
         run: RunKey,
         step: &str,
+        attempt: Option<(u32, Option<i32>)>,
         status: Status,
         exit_code: Option<i32>,
         error: Option<&str>,
     ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE steps SET status = ?3, exit_code = ?4, error = ?5, finished_at = ?6 WHERE run = ?1 AND name = ?2",
-            params![run.0, step, status.as_str(), exit_code, error, now_ms()],
-        )?;
+        self.atomically(|| {
+            let now = now_ms();
+            if let Some((attempt, code)) = attempt {
+                self.conn.prepare_cached("UPDATE attempts SET finished_at = ?4, exit_code = ?5 WHERE run = ?1 AND step = ?2 AND attempt = ?3")?.execute(
+                    params![run.0, step, attempt, now, code],
+                )?;
+            }
+            self.conn.prepare_cached("UPDATE steps SET status = ?3, exit_code = ?4, error = ?5, finished_at = ?6 WHERE run = ?1 AND name = ?2")?.execute(
+                params![run.0, step, status.as_str(), exit_code, error, now],
+            )?;
+            Ok(())
+        })?;
         Ok(())
     }
 
     pub fn set_output(&self, run: RunKey, output: &OutputRecord) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO outputs (run, step, name, key, value, omit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        self.conn.prepare_cached("INSERT OR REPLACE INTO outputs (run, step, name, key, value, omit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
             params![run.0, output.step, output.name, output.key, output.value, output.omit],
         )?;
         Ok(())
@@ -729,10 +763,15 @@ mod tests {
             pgid: None,
         };
         s.start_attempt(run, "one", &attempt).expect("attempt");
-        s.finish_attempt(run, "one", 1, Some(0))
-            .expect("finish attempt");
-        s.finish_step(run, "one", Status::Succeeded, Some(0), None)
-            .expect("finish");
+        s.finish_step(
+            run,
+            "one",
+            Some((1, Some(0))),
+            Status::Succeeded,
+            Some(0),
+            None,
+        )
+        .expect("finish");
         s.set_output(
             run,
             &OutputRecord {

@@ -1,7 +1,7 @@
 //! `wharf run` and `wharf retry`.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use wharf_engine::{Control, Event, Resume, RunRequest, Status};
@@ -193,7 +193,6 @@ fn execute(store: Store, request: RunRequest, term: &Term, verbose: bool) -> Exi
             return ExitCode::Failure;
         }
     };
-    let store = Arc::new(Mutex::new(store));
     let summary = runtime.block_on(async move {
         let control = Control::default();
         listen_for_signals(control.clone());
