@@ -55,9 +55,12 @@ impl Progress {
     fn emit(&mut self, lines: &[String]) {
         let mut err = std::io::stderr().lock();
         self.clear(&mut err);
+        let mut text = String::new();
         for line in lines {
-            let _ = writeln!(err, "{line}");
+            text.push_str(line);
+            text.push('\n');
         }
+        let _ = err.write_all(text.as_bytes());
         self.draw(&mut err);
     }
 

@@ -532,7 +532,8 @@ impl RunLog {
 
     fn line(&mut self, text: &str) {
         if let Some(f) = self.file.as_mut() {
-            let _ = writeln!(f, "{} {text}", wharf_store::now_ms());
+            // One write per line, so concurrent readers never see half a line.
+            let _ = f.write_all(format!("{} {text}\n", wharf_store::now_ms()).as_bytes());
         }
     }
 }

@@ -2,70 +2,80 @@
 //!
 //! One thread owns the store's connection and applies the writes in the order they were
 //! sent; the dispatcher and the step tasks never wait for SQLite between a step's end and
-//! the next step's start. [`Recorder::flush`] waits for everything sent so far, which the
+//! the next step's start. Writes that come within a few milliseconds of each other share
+//! one commit (a short step makes two writes, and each commit writes whole pages to the
+//! WAL), and only the first write of such a batch wakes the thread: the rest are picked up
+//! when it looks again. [`Recorder::flush`] waits for everything sent so far, which the
 //! run does before it reports its end, so that whoever reads the store then (the CLI,
 //! `wharf stop`, a retry) sees the whole run.
 
-use std::sync::Mutex;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 use wharf_store::Store;
 
 use crate::Event;
 
+/// How long the recorder waits for more writes to commit together.
+const LINGER: Duration = Duration::from_millis(5);
+
 type Write = Box<dyn FnOnce(&Store) -> wharf_store::Result<()> + Send>;
 
 enum Job {
     Write(&'static str, Write),
-    Flush(Sender<()>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// The thread waits for a first job and must be woken for one.
+    idle: bool,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
 }
 
 pub struct Recorder {
-    jobs: Mutex<Option<Sender<Job>>>,
+    shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Recorder {
     pub fn start(store: Store, events: UnboundedSender<Event>) -> Self {
-        let (tx, rx) = channel::<Job>();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
+        let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("wharf-recorder".into())
             .spawn(move || {
-                // Whatever queued up while the last commit ran goes in one transaction.
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    jobs.extend(rx.try_iter().take(1000));
-                    let mut flushed = Vec::new();
-                    let result = store.batch(|| {
-                        for job in jobs {
-                            match job {
-                                Job::Write(what, write) => {
-                                    if let Err(e) = write(&store) {
-                                        let _ = events.send(Event::Notice(format!(
-                                            "could not record {what}: {e}"
-                                        )));
-                                    }
-                                }
-                                Job::Flush(done) => flushed.push(done),
-                            }
-                        }
-                    });
-                    if let Err(e) = result {
-                        let _ = events.send(Event::Notice(format!(
-                            "could not record the run's state: {e}"
-                        )));
-                    }
-                    for done in flushed {
-                        let _ = done.send(());
-                    }
+                while let Some(batch) = next_batch(&inner) {
+                    apply(&store, batch, &events);
                 }
             })
             .ok();
         Self {
-            jobs: Mutex::new(Some(tx)),
+            shared,
             thread: Mutex::new(thread),
+        }
+    }
+
+    fn push(&self, job: Job) {
+        let urgent = matches!(job, Job::Flush(_));
+        let Ok(mut q) = self.shared.queue.lock() else {
+            return;
+        };
+        q.jobs.push(job);
+        if q.idle || urgent {
+            q.idle = false;
+            self.shared.wake.notify_one();
         }
     }
 
@@ -75,33 +85,71 @@ impl Recorder {
         what: &'static str,
         write: impl FnOnce(&Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
-        if let Ok(jobs) = self.jobs.lock()
-            && let Some(tx) = jobs.as_ref()
-        {
-            let _ = tx.send(Job::Write(what, Box::new(write)));
-        }
+        self.push(Job::Write(what, Box::new(write)));
     }
 
     /// Waits until every write sent so far is applied.
     pub fn flush(&self) {
-        let (done, wait) = channel();
-        let sent = self
-            .jobs
-            .lock()
-            .ok()
-            .and_then(|jobs| jobs.as_ref().map(|tx| tx.send(Job::Flush(done)).is_ok()));
-        if sent == Some(true) {
-            let _ = wait.recv();
-        }
+        let (done, wait) = std::sync::mpsc::channel();
+        self.push(Job::Flush(done));
+        let _ = wait.recv();
     }
 
     /// Applies what is queued and ends the thread.
     pub fn close(&self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.closed = true;
+            self.shared.wake.notify_one();
         }
         if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = thread.join();
         }
+    }
+}
+
+/// Waits for a first job, then up to [`LINGER`] for more (not past a flush); None once
+/// the recorder is closed and empty.
+fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
+    let mut q = shared.queue.lock().ok()?;
+    while q.jobs.is_empty() {
+        if q.closed {
+            return None;
+        }
+        q.idle = true;
+        q = shared.wake.wait(q).ok()?;
+    }
+    q.idle = false;
+    let until = Instant::now() + LINGER;
+    while !q.closed && !q.jobs.iter().any(|j| matches!(j, Job::Flush(_))) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        q = shared.wake.wait_timeout(q, left).ok()?.0;
+    }
+    Some(std::mem::take(&mut q.jobs))
+}
+
+fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>) {
+    let mut flushed = Vec::new();
+    let result = store.batch(|| {
+        for job in batch {
+            match job {
+                Job::Write(what, write) => {
+                    if let Err(e) = write(store) {
+                        let _ = events.send(Event::Notice(format!("could not record {what}: {e}")));
+                    }
+                }
+                Job::Flush(done) => flushed.push(done),
+            }
+        }
+    });
+    if let Err(e) = result {
+        let _ = events.send(Event::Notice(format!(
+            "could not record the run's state: {e}"
+        )));
+    }
+    for done in flushed {
+        let _ = done.send(());
     }
 }
