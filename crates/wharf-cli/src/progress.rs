@@ -23,6 +23,7 @@ pub(crate) struct Progress {
     drawn: usize,
     failed: Vec<(String, PathBuf)>,
     frame: usize,
+    dag: String,
 }
 
 impl Progress {
@@ -33,6 +34,7 @@ impl Progress {
             active: Vec::new(),
             drawn: 0,
             failed: Vec::new(),
+            dag: String::new(),
             frame: 0,
         }
     }
@@ -110,7 +112,10 @@ impl Progress {
 
     pub fn event(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { dag, run_id, .. } => self.emit(&[format!("run {dag} {run_id}")]),
+            Event::RunStarted { dag, run_id, .. } => {
+                self.dag = dag.clone();
+                self.emit(&[format!("run {dag} {run_id}")]);
+            }
             Event::StepStarted {
                 name,
                 attempt,
@@ -155,7 +160,11 @@ impl Progress {
                     .as_deref()
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default();
-                let text = format!("{status} in {}{error}", time::duration(*duration));
+                let text = format!(
+                    "{} {status} in {}{error}",
+                    self.dag,
+                    time::duration(*duration)
+                );
                 lines.push(self.paint(*status, &text));
                 self.emit(&lines);
             }
