@@ -658,3 +658,22 @@ fn logs_and_status_explain_what_is_missing() {
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("has no runs"), "{}", out.stderr);
 }
+
+#[test]
+fn start_is_run_and_verbose_prints_the_steps_output_as_it_comes() {
+    let p = Place::new();
+    let dag = p.dag(
+        "talk",
+        "steps:\n  - name: say\n    command: echo said; echo warned >&2\n",
+    );
+    let out = p.wharf().args(["start", "--verbose"]).args([&dag]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("say | said"), "{}", out.stdout);
+    assert!(out.stdout.contains("say ! warned"), "{}", out.stdout);
+    let quiet = p.wharf().args(["run"]).args([&dag]).run();
+    assert!(
+        quiet.stdout.is_empty(),
+        "without --verbose stdout stays empty: {}",
+        quiet.stdout
+    );
+}
