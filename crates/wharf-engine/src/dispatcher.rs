@@ -43,7 +43,9 @@ struct Dispatcher {
     events: UnboundedSender<Event>,
     vars: Resolved,
     grace: Duration,
-    executor: Arc<dyn Executor>,
+    local: Arc<dyn Executor>,
+    docker: Arc<dyn Executor>,
+    shared: Arc<dyn Executor>,
     attempts_before: std::collections::HashMap<String, u32>,
 }
 
@@ -107,7 +109,15 @@ pub async fn execute(
         grace: dag
             .max_cleanup_time_sec
             .map_or(crate::DEFAULT_GRACE, Duration::from_secs),
-        executor: Arc::new(LocalExecutor),
+        local: Arc::new(LocalExecutor),
+        docker: req.docker.clone().unwrap_or_else(|| {
+            Arc::new(crate::executor::Unavailable(
+                "Docker steps cannot run here: no Docker executor".into(),
+            ))
+        }),
+        shared: Arc::new(crate::executor::Unavailable(
+            "the DAG-level `container` is not supported by this version of wharf yet".into(),
+        )),
         attempts_before,
     };
     d.declare_steps(&req);
@@ -501,7 +511,11 @@ impl Dispatcher {
             grace: self.grace,
             events: self.events.clone(),
             attempts_before: self.attempts_before.get(name).copied().unwrap_or(0),
-            executor: Arc::clone(&self.executor),
+            executor: match self.dag.placement(step.get(&self.dag)) {
+                wharf_spec::Placement::Host => Arc::clone(&self.local),
+                wharf_spec::Placement::OwnContainer { .. } => Arc::clone(&self.docker),
+                wharf_spec::Placement::SharedContainer => Arc::clone(&self.shared),
+            },
             pending_attempt: std::sync::Mutex::new(None),
         }
     }

@@ -33,6 +33,8 @@ pub struct StepJob {
     pub positional: Vec<String>,
     pub dir: PathBuf,
     pub local: LocalCommand,
+    /// For a step in a container: its Docker settings, with `${VAR}` expanded.
+    pub container: Option<ContainerJob>,
     /// The attempt's log files.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -46,6 +48,8 @@ pub struct StepJob {
     pub stop: CancellationToken,
     pub signal: Signal,
     pub grace: Duration,
+    /// Tells the user something about the attempt that is not its output (a pull).
+    pub notice: Arc<dyn Fn(String) + Send + Sync>,
     /// Called with the pid (= process group) of the attempt's process once it runs.
     pub on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>>,
 }
@@ -87,5 +91,27 @@ impl Exit {
     /// The exit code to record: the code, or 128 + the signal, as shells report it.
     pub fn recorded_code(&self) -> Option<i32> {
         self.code.or(self.signal.map(|s| 128 + s))
+    }
+}
+
+/// What a container step needs beyond a local one.
+#[derive(Debug, Clone)]
+pub struct ContainerJob {
+    /// The step's `executor.config`, strings expanded, volume sources made absolute.
+    pub config: wharf_spec::DockerStep,
+    /// `command` as argv (a string is split into shell words), expanded; None: the image's
+    /// own CMD.
+    pub argv: Option<Vec<String>>,
+    /// Labels for every container created: the DAG, the run, the step, the owner process.
+    pub labels: Vec<(String, String)>,
+}
+
+/// An executor for steps that cannot run here: every attempt fails with the reason.
+pub struct Unavailable(pub String);
+
+impl Executor for Unavailable {
+    fn run<'a>(&'a self, _job: &'a StepJob) -> BoxFuture<'a, Exit> {
+        let message = self.0.clone();
+        Box::pin(async move { Exit::error(message) })
     }
 }

@@ -21,14 +21,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::execute;
-pub use executor::{BoxFuture, Executor, Exit, LocalCommand, StepJob};
-pub use local::{LocalExecutor, Program};
+pub use executor::{BoxFuture, ContainerJob, Executor, Exit, LocalCommand, StepJob};
+pub use local::{LazyLog, LocalExecutor, Program};
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;
 pub use wharf_store::{RunKey, Status, Store};
 
 /// The default grace period between the stop signal and the kill (SPEC §3).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// The labels wharf puts on every container it creates, so that `wharf cleanup` can find
+/// what a crashed run left behind.
+pub mod labels {
+    pub const DAG: &str = "wharf.dag";
+    pub const RUN: &str = "wharf.run";
+    pub const STEP: &str = "wharf.step";
+    pub const PID: &str = "wharf.pid";
+    pub const PID_START: &str = "wharf.pid-start";
+    pub const HOST: &str = "wharf.host";
+}
 
 /// A new run id: a UUID v7 (time-ordered).
 pub fn new_run_id() -> String {
@@ -56,6 +67,9 @@ pub struct RunRequest {
     pub params: Vec<String>,
     /// A retry: the steps that keep their result, with the outputs they made.
     pub resume: Option<Resume>,
+    /// Runs the steps that have a container of their own (`executor: docker`); None when
+    /// the caller has no Docker executor (such steps then fail and say so).
+    pub docker: Option<Arc<dyn Executor>>,
 }
 
 /// The part of an earlier run that a retry keeps.

@@ -168,7 +168,8 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         None => dag.working_dir.clone(),
     };
     // The DAG's own folder was checked when the run started.
-    if step.dir.is_some() && !dir.is_dir() {
+    let on_host = matches!(step.executor, wharf_spec::Executor::Local { .. });
+    if on_host && step.dir.is_some() && !dir.is_dir() {
         return fail(
             &ctx,
             format!("the working directory {} does not exist", dir.display()),
@@ -207,9 +208,15 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         }
     }
 
-    let program = match program_of(step, &ctx, &expand) {
-        Ok(p) => p,
-        Err(e) => return fail(&ctx, e),
+    // Only a step on the host has a shell program; a container step's command is its
+    // container's (or the image's own CMD).
+    let program = if on_host {
+        match program_of(step, &ctx, &expand) {
+            Ok(p) => p,
+            Err(e) => return fail(&ctx, e),
+        }
+    } else {
+        Program::Line(String::new())
     };
     let redirect = |path: &Option<String>| {
         path.as_ref()
@@ -263,6 +270,11 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         let attempt_stop = ctx.stop.child_token();
         let store = Arc::clone(&ctx.store);
         let (run, name) = (ctx.run, step.name.clone());
+        if !on_host {
+            // No local process to report its start: the attempt is recorded now.
+            let (run, name, record) = (ctx.run, step.name.clone(), record.clone());
+            ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        }
         let job = StepJob {
             dag_name: dag.name.clone(),
             step_name: step.name.clone(),
@@ -270,6 +282,13 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             env: job_env,
             positional: vars.positional.clone(),
             dir: dir.clone(),
+            container: container_job(step, &dag, &ctx, &expand),
+            notice: {
+                let (events, name) = (ctx.events.clone(), step.name.clone());
+                Arc::new(move |m| {
+                    let _ = events.send(Event::Notice(format!("{name}: {m}")));
+                })
+            },
             local: LocalCommand {
                 shell: shell.clone(),
                 program: program.clone(),
@@ -577,4 +596,63 @@ async fn repeat_condition(
         (Some(c), None) => condition::run_ok(&expand(c), shell, env, dir).await,
         (None, _) => Ok(code.is_some_and(|c| r.exit_codes.contains(&c))),
     }
+}
+
+/// The container settings of a step with its own container, `${VAR}` expanded.
+fn container_job(
+    step: &Step,
+    dag: &Dag,
+    ctx: &StepCtx,
+    expand: &dyn Fn(&str) -> String,
+) -> Option<crate::ContainerJob> {
+    let wharf_spec::Executor::Docker(config) = &step.executor else {
+        return None;
+    };
+    if dag.container.is_some() {
+        return None;
+    }
+    let mut config = (**config).clone();
+    let ex = |v: &Option<String>| v.as_deref().map(expand);
+    config.image = ex(&config.image);
+    config.container_name = ex(&config.container_name);
+    config.working_dir = ex(&config.working_dir);
+    config.exec.user = ex(&config.exec.user);
+    config.exec.working_dir = ex(&config.exec.working_dir);
+    for var in &mut config.exec.env {
+        var.value = expand(&var.value);
+    }
+    for v in &mut config.volumes {
+        if let wharf_spec::VolumeSource::Bind(source) = &v.source {
+            let absolute = wharf_spec::formats::resolve_path(&dag.working_dir, &expand(source));
+            v.source = wharf_spec::VolumeSource::Bind(absolute.to_string_lossy().into_owned());
+        }
+    }
+    let argv = step.command.as_ref().map(|c| match c {
+        CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect(),
+        CommandSpec::Line(line) => {
+            let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
+            words.iter().map(|w| expand(w)).collect()
+        }
+    });
+    let pid = std::process::id();
+    let start = i32::try_from(pid)
+        .ok()
+        .and_then(wharf_store::process_start)
+        .unwrap_or(0);
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let labels = vec![
+        (crate::labels::DAG.to_owned(), dag.name.clone()),
+        (crate::labels::RUN.to_owned(), ctx.run_id.clone()),
+        (crate::labels::STEP.to_owned(), step.name.clone()),
+        (crate::labels::PID.to_owned(), pid.to_string()),
+        (crate::labels::PID_START.to_owned(), start.to_string()),
+        (crate::labels::HOST.to_owned(), host),
+    ];
+    Some(crate::ContainerJob {
+        config,
+        argv,
+        labels,
+    })
 }

@@ -5,12 +5,56 @@ use crate::commands::open_store;
 
 pub(crate) fn run() -> ExitCode {
     // Opening the store marks the runs of dead processes failed and kills what is left of
-    // their steps, and says so.
-    match open_store() {
-        Some(_) => {
-            eprintln!("cleanup done");
-            ExitCode::Success
+    // their steps' processes, and says so.
+    if open_store().is_none() {
+        return ExitCode::Failure;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::Failure;
         }
-        None => ExitCode::Failure,
+    };
+    let client = wharf_docker::Client::new();
+    let ok = runtime.block_on(remove_containers(&client));
+    eprintln!("cleanup done");
+    if ok {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    }
+}
+
+/// Removes the containers of runs whose wharf process is gone, telling what it removed.
+/// False when Docker could not be asked.
+pub(crate) async fn remove_containers(client: &wharf_docker::Client) -> bool {
+    let docker = match client.get().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("note: containers were not checked: {e}");
+            return false;
+        }
+    };
+    match wharf_docker::remove_leftovers(docker).await {
+        Ok(removed) => {
+            for c in removed {
+                eprintln!(
+                    "removed container {} (step {} of run {} of {}), left by a wharf process that is gone",
+                    &c.id[..c.id.len().min(12)],
+                    c.step,
+                    c.run_id,
+                    c.dag
+                );
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("warning: cannot remove leftover containers: {e}");
+            false
+        }
     }
 }

@@ -76,6 +76,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
         log_dir,
         params: args.params.clone(),
         resume: None,
+        docker: None,
     };
     execute(store, request, term, args.verbose)
 }
@@ -149,6 +150,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
         log_dir: record.log_dir.clone(),
         params: record.params.clone(),
         resume: Some(Resume { kept, outputs }),
+        docker: None,
     };
     execute(store, request, term, args.verbose)
 }
@@ -182,7 +184,15 @@ fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<Str
 }
 
 /// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
-fn execute(store: Store, request: RunRequest, term: &Term, verbose: bool) -> ExitCode {
+fn execute(store: Store, mut request: RunRequest, term: &Term, verbose: bool) -> ExitCode {
+    let uses_docker = request
+        .dag
+        .steps
+        .iter()
+        .chain(request.dag.handlers.iter().map(|(_, s)| s))
+        .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host));
+    let client = wharf_docker::Client::new();
+    request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(client.clone())));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,6 +204,10 @@ fn execute(store: Store, request: RunRequest, term: &Term, verbose: bool) -> Exi
         }
     };
     let summary = runtime.block_on(async move {
+        if uses_docker {
+            // What crashed runs left behind goes first (it may hold names this run needs).
+            crate::commands::cleanup::remove_containers(&client).await;
+        }
         let control = Control::default();
         listen_for_signals(control.clone());
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -1,0 +1,76 @@
+//! What crashed runs left behind: containers whose wharf process is gone.
+//!
+//! Every container wharf creates names, in its labels, the process that runs its step
+//! (pid, start time, host). A container whose process is gone belongs to a run that can
+//! no longer stop or remove it: it is removed. Containers of live runs, of other hosts,
+//! and without wharf's labels are never touched.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use wharf_engine::labels;
+
+use crate::describe;
+
+/// A container that was removed.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub id: String,
+    pub dag: String,
+    pub run_id: String,
+    pub step: String,
+}
+
+/// Removes the containers of runs whose process is gone; returns them.
+pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> {
+    let filters = HashMap::from([("label".to_owned(), vec![labels::RUN.to_owned()])]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| describe(&e))?;
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut removed = Vec::new();
+    for c in containers {
+        let Some(id) = c.id else { continue };
+        let labels = c.labels.unwrap_or_default();
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        if get(labels::HOST) != host {
+            continue;
+        }
+        let pid: i32 = get(labels::PID).parse().unwrap_or(0);
+        let start: i64 = get(labels::PID_START).parse().unwrap_or(-1);
+        let alive = pid > 0 && wharf_store::process_start(pid) == Some(start);
+        if alive {
+            continue;
+        }
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match docker.remove_container(&id, Some(options)).await {
+            Ok(()) => removed.push(Leftover {
+                id,
+                dag: get(labels::DAG),
+                run_id: get(labels::RUN),
+                step: get(labels::STEP),
+            }),
+            Err(e) if crate::status_of(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot remove the container {id}: {}",
+                    describe(&e)
+                ));
+            }
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,440 @@
+//! A step in a container of its own, the way `docker run` does it, or in a running
+//! container through `docker exec`.
+//!
+//! New container: pull (per policy) → create → attach → start → copy the attached stream
+//! to the step's logs until it ends → wait for the exit code → inspect (was it killed for
+//! memory?) → remove when `autoRemove`. Attaching before the start (with `logs`) loses
+//! nothing the container writes first; the attached stream ends only after the last
+//! byte; the container is removed only once both are read. The daemon's own `AutoRemove`
+//! is never used: it could remove the container before its exit code is read.
+//!
+//! Stop: the step's signal to the container (or to the exec's process), the grace period,
+//! SIGKILL; then the container is removed when `autoRemove` is set.
+
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ExecConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
+    WaitContainerOptions,
+};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use wharf_engine::{ContainerJob, Exit, LazyLog, StepJob};
+use wharf_spec::VolumeSource;
+
+use crate::{describe, image, status_of};
+
+pub(crate) async fn run(docker: &Docker, job: &StepJob) -> Exit {
+    let Some(c) = &job.container else {
+        return Exit::error("the step has no container settings");
+    };
+    let cfg = &c.config;
+    if let Some(name) = &cfg.container_name {
+        match docker.inspect_container(name, None).await {
+            Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
+                return exec_into(docker, job, c, name).await;
+            }
+            Ok(_) if cfg.image.is_some() => {
+                (job.notice)(format!(
+                    "removing the stopped container {name} to create it again"
+                ));
+                let options = RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                if let Err(e) = docker.remove_container(name, Some(options)).await {
+                    return Exit::error(format!(
+                        "cannot remove the stopped container {name}: {}",
+                        describe(&e)
+                    ));
+                }
+            }
+            Ok(_) => return Exit::error(format!("the container {name} is not running")),
+            Err(e) if status_of(&e) == Some(404) && cfg.image.is_some() => {}
+            Err(e) if status_of(&e) == Some(404) => {
+                return Exit::error(format!(
+                    "the container {name} does not exist, and the step has no `image` to create it"
+                ));
+            }
+            Err(e) => {
+                return Exit::error(format!(
+                    "cannot inspect the container {name}: {}",
+                    describe(&e)
+                ));
+            }
+        }
+    }
+    let Some(image) = cfg.image.as_deref() else {
+        return Exit::error("the step has neither `image` nor a running `containerName`");
+    };
+    let platform = cfg.platform.as_ref().map(ToString::to_string);
+    let notice = |m: String| (job.notice)(m);
+    if let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await {
+        return Exit {
+            code: Some(125),
+            ..Exit::error(e)
+        };
+    }
+    let body = match create_body(job, c, image) {
+        Ok(b) => b,
+        Err(e) => {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(e)
+            };
+        }
+    };
+    let options = CreateContainerOptions {
+        name: cfg.container_name.clone(),
+        platform: platform.clone().unwrap_or_default(),
+    };
+    let id = match docker.create_container(Some(options), body).await {
+        Ok(created) => created.id,
+        Err(e) => {
+            let why = match status_of(&e) {
+                Some(404) => format!("image {image} not found"),
+                Some(409) => format!("the container name is in use: {}", describe(&e)),
+                _ => describe(&e),
+            };
+            return Exit {
+                code: Some(125),
+                ..Exit::error(format!("cannot create the container: {why}"))
+            };
+        }
+    };
+    let exit = run_created(docker, job, &id).await;
+    if cfg.auto_remove {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        if let Err(e) = docker.remove_container(&id, Some(options)).await
+            && status_of(&e) != Some(404)
+        {
+            (job.notice)(format!(
+                "cannot remove the container {}: {}",
+                short(&id),
+                describe(&e)
+            ));
+        }
+    }
+    exit
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
+    let attach = AttachContainerOptions {
+        stream: true,
+        logs: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = match docker.attach_container(id, Some(attach)).await {
+        Ok(a) => a,
+        Err(e) => {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(format!("cannot attach to the container: {}", describe(&e)))
+            };
+        }
+    };
+    if let Err(e) = docker.start_container(id, None).await {
+        let message = describe(&e);
+        let lower = message.to_lowercase();
+        // As `docker run` reports them: the command cannot be found (127) or run (126).
+        let code = if lower.contains("not found") || lower.contains("no such file") {
+            127
+        } else if lower.contains("permission denied") || lower.contains("cannot execute") {
+            126
+        } else {
+            125
+        };
+        return Exit {
+            code: Some(code),
+            ..Exit::error(format!("the container did not start: {message}"))
+        };
+    }
+    let kill = |signal: String| async move {
+        let _ = docker
+            .kill_container(id, Some(KillContainerOptions { signal }))
+            .await;
+    };
+    let (stdout_head, stopped) = pump(attached.output, job, kill).await;
+    let code = wait_exit(docker, id).await;
+    let mut exit = Exit {
+        code,
+        stopped,
+        stdout_head,
+        ..Exit::default()
+    };
+    if code == Some(137) && !stopped {
+        let oom = docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        if oom {
+            exit.error = Some("out of memory: the container was killed for exceeding its memory limit (exit code 137)".into());
+        }
+    }
+    exit
+}
+
+async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
+    let options = WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    match docker.wait_container(id, Some(options)).next().await {
+        Some(Ok(r)) => i32::try_from(r.status_code).ok(),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+            i32::try_from(code).ok()
+        }
+        _ => docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.exit_code)
+            .and_then(|c| i32::try_from(c).ok()),
+    }
+}
+
+/// Copies the attached stream to the logs until it ends; stops the work (`kill` with the
+/// step's signal, then SIGKILL after the grace period) when the step is stopped. Returns
+/// the start of stdout and whether the step was stopped.
+async fn pump<S, K, F>(mut stream: S, job: &StepJob, kill: K) -> (Vec<u8>, bool)
+where
+    S: Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
+    K: Fn(String) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let mut out = LazyLog::new(job.stdout.clone());
+    let mut err = LazyLog::new(job.stderr.clone());
+    let mut redirect_out = job
+        .redirect_stdout
+        .as_deref()
+        .map(|p| LazyLog::new(p.to_path_buf()));
+    let mut redirect_err = job
+        .redirect_stderr
+        .as_deref()
+        .map(|p| LazyLog::new(p.to_path_buf()));
+    let limit = job.capture_stdout.map_or(0, |c| {
+        usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
+    });
+    let mut head = Vec::new();
+    let mut stopped = false;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = tokio::select! {
+            item = stream.next() => item,
+            () = job.stop.cancelled(), if !stopped => {
+                stopped = true;
+                kill(job.signal.as_str().to_owned()).await;
+                deadline = Some(tokio::time::Instant::now() + job.grace);
+                continue;
+            }
+            () = sleep_until(deadline), if deadline.is_some() => {
+                kill("SIGKILL".to_owned()).await;
+                deadline = None;
+                continue;
+            }
+        };
+        match next {
+            Some(Ok(LogOutput::StdOut { message })) | Some(Ok(LogOutput::Console { message })) => {
+                out.write(&message).await;
+                if let Some(r) = redirect_out.as_mut() {
+                    r.write(&message).await;
+                }
+                if head.len() < limit {
+                    let take = message.len().min(limit - head.len());
+                    head.extend_from_slice(&message[..take]);
+                }
+            }
+            Some(Ok(LogOutput::StdErr { message })) => {
+                err.write(&message).await;
+                if let Some(r) = redirect_err.as_mut() {
+                    r.write(&message).await;
+                }
+            }
+            Some(Ok(LogOutput::StdIn { .. })) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    out.flush().await;
+    err.flush().await;
+    for r in [redirect_out.as_mut(), redirect_err.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        r.flush().await;
+    }
+    (head, stopped)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The body of the container create call: the step's raw `container`/`host`/`network`
+/// objects, with what wharf sets on top (image, command, environment, labels, binds).
+fn create_body(
+    job: &StepJob,
+    c: &ContainerJob,
+    image: &str,
+) -> Result<ContainerCreateBody, String> {
+    let cfg = &c.config;
+    let mut config: Map<String, Value> = cfg.container.clone();
+    config.insert("Image".into(), Value::String(image.to_owned()));
+    if let Some(argv) = &c.argv {
+        config.insert("Cmd".into(), Value::from(argv.clone()));
+    }
+    if let Some(dir) = &cfg.working_dir {
+        config.insert("WorkingDir".into(), Value::String(dir.clone()));
+    }
+    // The step's variables first, then the raw `container.env`, which wins.
+    let mut env: Vec<Value> = job
+        .env
+        .iter()
+        .map(|(k, v)| Value::String(format!("{k}={v}")))
+        .collect();
+    if let Some(Value::Array(own)) = config.get("Env") {
+        env.extend(own.iter().cloned());
+    }
+    config.insert("Env".into(), Value::Array(env));
+    let mut labels = match config.remove("Labels") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for (k, v) in &c.labels {
+        labels.insert(k.clone(), Value::String(v.clone()));
+    }
+    config.insert("Labels".into(), Value::Object(labels));
+    config.insert("AttachStdout".into(), Value::Bool(true));
+    config.insert("AttachStderr".into(), Value::Bool(true));
+
+    let mut host: Map<String, Value> = cfg.host.clone();
+    if !cfg.volumes.is_empty() {
+        let mut binds = match host.remove("Binds") {
+            Some(Value::Array(b)) => b,
+            _ => Vec::new(),
+        };
+        for v in &cfg.volumes {
+            let source = match &v.source {
+                VolumeSource::Bind(path) | VolumeSource::Named(path) => path.clone(),
+            };
+            let mode = if v.read_only { ":ro" } else { "" };
+            binds.push(Value::String(format!("{source}:{}{mode}", v.target)));
+        }
+        host.insert("Binds".into(), Value::Array(binds));
+    }
+    if !host.is_empty() {
+        config.insert("HostConfig".into(), Value::Object(host));
+    }
+    if !cfg.network.is_empty() {
+        config.insert(
+            "NetworkingConfig".into(),
+            Value::Object(cfg.network.clone()),
+        );
+    }
+    serde_json::from_value(Value::Object(config))
+        .map_err(|e| format!("the container settings do not fit the Docker API: {e}"))
+}
+
+/// `containerName` of a running container: the step's command through `docker exec`.
+async fn exec_into(docker: &Docker, job: &StepJob, c: &ContainerJob, name: &str) -> Exit {
+    let Some(argv) = &c.argv else {
+        return Exit::error(format!(
+            "a step that runs in the container {name} needs a `command`"
+        ));
+    };
+    let exec = &c.config.exec;
+    let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(exec.env.iter().map(|v| format!("{}={}", v.name, v.value)));
+    let config = ExecConfig {
+        cmd: Some(argv.clone()),
+        env: Some(env),
+        user: exec.user.clone(),
+        working_dir: exec.working_dir.clone(),
+        privileged: Some(exec.privileged),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let id = match docker.create_exec(name, config).await {
+        Ok(r) => r.id,
+        Err(e) => {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(format!("cannot exec in {name}: {}", describe(&e)))
+            };
+        }
+    };
+    let output = match docker
+        .start_exec(
+            &id,
+            Some(StartExecOptions {
+                detach: false,
+                ..Default::default()
+            }),
+        )
+        .await
+    {
+        Ok(StartExecResults::Attached { output, .. }) => output,
+        Ok(StartExecResults::Detached) => return Exit::error("the exec started detached"),
+        Err(e) => {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(format!("cannot exec in {name}: {}", describe(&e)))
+            };
+        }
+    };
+    let exec_id = id.clone();
+    // Docker has no call to stop an exec: its process is signalled on the host.
+    let kill = |signal: String| {
+        let exec_id = exec_id.clone();
+        async move {
+            if let Ok(info) = docker.inspect_exec(&exec_id).await
+                && let (Some(pid), Ok(sig)) = (
+                    info.pid.and_then(|p| i32::try_from(p).ok()),
+                    signal.parse::<nix::sys::signal::Signal>(),
+                )
+                && pid > 0
+            {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            }
+        }
+    };
+    let (stdout_head, stopped) = pump(output, job, kill).await;
+    // The exit code is known once the stream has ended; it may take a moment to be set.
+    let mut code = None;
+    for _ in 0..50 {
+        match docker.inspect_exec(&id).await {
+            Ok(info) if info.running == Some(false) => {
+                code = info.exit_code.and_then(|c| i32::try_from(c).ok());
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => break,
+        }
+    }
+    Exit {
+        code,
+        stopped,
+        stdout_head,
+        ..Exit::default()
+    }
+}

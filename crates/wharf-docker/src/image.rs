@@ -1,0 +1,181 @@
+//! Making sure a step's image is there: the pull policies, and pull errors that say what
+//! went wrong.
+
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+use wharf_spec::PullPolicy;
+
+use crate::{describe, status_of};
+
+/// The platform an image was built for, as `os/arch[/variant]`.
+fn platform_of(image: &bollard::models::ImageInspect) -> String {
+    let mut p = format!(
+        "{}/{}",
+        image.os.as_deref().unwrap_or("linux"),
+        image.architecture.as_deref().unwrap_or("amd64")
+    );
+    if let Some(v) = image.variant.as_deref().filter(|v| !v.is_empty()) {
+        p.push('/');
+        p.push_str(v);
+    }
+    p
+}
+
+fn same_platform(have: &str, want: &str) -> bool {
+    // A wanted platform without a variant matches any variant.
+    have == want || (want.matches('/').count() == 1 && have.starts_with(&format!("{want}/")))
+}
+
+/// Ensures `image` is present per `policy`; `notice` is told about pulls.
+pub(crate) async fn ensure(
+    docker: &Docker,
+    image: &str,
+    policy: PullPolicy,
+    platform: Option<&str>,
+    notice: &(dyn Fn(String) + Sync),
+) -> Result<(), String> {
+    let local = match docker.inspect_image(image).await {
+        Ok(found) => Some(found),
+        Err(e) if status_of(&e) == Some(404) => None,
+        Err(e) => {
+            return Err(format!(
+                "cannot inspect the image {image}: {}",
+                describe(&e)
+            ));
+        }
+    };
+    let local_platform = local.as_ref().map(platform_of);
+    let matches = match (&local_platform, platform) {
+        (Some(have), Some(want)) => same_platform(have, want),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let pull = match policy {
+        PullPolicy::Always => true,
+        PullPolicy::Missing => !matches,
+        PullPolicy::Never => false,
+    };
+    if !pull {
+        return match (matches, &local_platform, platform) {
+            (true, _, _) => Ok(()),
+            (false, Some(have), Some(want)) => Err(format!(
+                "image {image} exists locally for {have}, wanted {want} (and pull is `never`)"
+            )),
+            _ => Err(format!(
+                "image {image} not found locally, and pull is `never`"
+            )),
+        };
+    }
+    notice(format!(
+        "pulling {image}{}",
+        platform.map(|p| format!(" for {p}")).unwrap_or_default()
+    ));
+    let options = CreateImageOptions {
+        from_image: Some(image.to_owned()),
+        platform: platform.unwrap_or_default().to_owned(),
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(options), None, None);
+    let mut failure = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    failure = Some(detail);
+                }
+            }
+            Err(e) => {
+                failure = Some(describe(&e));
+                break;
+            }
+        }
+    }
+    match failure {
+        None => {
+            notice(format!("pulled {image}"));
+            Ok(())
+        }
+        Some(message) => Err(pull_error(image, platform, &local_platform, &message)),
+    }
+}
+
+/// Says which of the ways a pull fails this was.
+fn pull_error(
+    image: &str,
+    platform: Option<&str>,
+    local: &Option<String>,
+    message: &str,
+) -> String {
+    let lower = message.to_lowercase();
+    if let (Some(have), Some(want)) = (local, platform) {
+        // The daemon words this case as a missing manifest or a failed download: say
+        // what is really the matter.
+        if !same_platform(have, want) {
+            return format!(
+                "image {image} exists locally for {have}, wanted {want} (pulling it failed: {})",
+                message.trim()
+            );
+        }
+    }
+    let kind = if lower.contains("unauthorized")
+        || lower.contains("authentication required")
+        || lower.contains("denied")
+        || lower.contains("incorrect username or password")
+    {
+        "authentication refused"
+    } else if lower.contains("not found")
+        || lower.contains("manifest unknown")
+        || lower.contains("does not exist")
+    {
+        "image not found"
+    } else if lower.contains("connection refused")
+        || lower.contains("no such host")
+        || lower.contains("timeout")
+        || lower.contains("dial tcp")
+        || lower.contains("i/o timeout")
+        || lower.contains("server gave http response")
+    {
+        "registry unreachable"
+    } else {
+        "pull failed"
+    };
+    format!("cannot pull {image}: {kind} ({})", message.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_errors_are_told_apart() {
+        let none = None;
+        assert!(
+            pull_error("x", None, &none, "unauthorized: authentication required")
+                .contains("authentication refused")
+        );
+        assert!(
+            pull_error("x", None, &none, "manifest unknown: manifest unknown")
+                .contains("image not found")
+        );
+        assert!(
+            pull_error(
+                "x",
+                None,
+                &none,
+                "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused"
+            )
+            .contains("registry unreachable")
+        );
+        let local = Some("linux/amd64".to_owned());
+        assert!(
+            pull_error(
+                "x",
+                Some("linux/arm64"),
+                &local,
+                "no matching manifest for linux/arm64 in the manifest list entries"
+            )
+            .starts_with("image x exists locally for linux/amd64, wanted linux/arm64")
+        );
+    }
+}

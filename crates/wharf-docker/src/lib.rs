@@ -1,0 +1,96 @@
+//! wharf's Docker executors: the only crate that talks to Docker.
+//!
+//! One client per process, connected on first use (a run without container steps never
+//! touches Docker): `DOCKER_HOST` (unix socket or tcp, with `DOCKER_TLS_VERIFY` and
+//! `DOCKER_CERT_PATH`) or the default socket, and the API version negotiated with the
+//! daemon (Docker Engine 20.10 speaks API 1.41).
+
+mod cleanup;
+mod container;
+mod image;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use tokio::sync::OnceCell;
+use wharf_engine::{BoxFuture, Executor, Exit, StepJob};
+
+pub use cleanup::{Leftover, remove_leftovers};
+
+/// The connection to the Docker daemon, made on first use.
+#[derive(Clone, Default)]
+pub struct Client {
+    docker: Arc<OnceCell<Result<Docker, String>>>,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connected client, or why there is none.
+    pub async fn get(&self) -> Result<&Docker, String> {
+        self.docker
+            .get_or_init(connect)
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+async fn connect() -> Result<Docker, String> {
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| format!("cannot connect to Docker at {host}: {e}"))?
+        // Steps run for as long as they run: no request timeout; wharf bounds what it
+        // waits for itself.
+        .with_timeout(Duration::from_secs(60 * 60 * 24 * 365));
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("cannot reach Docker at {host}: {}", describe(&e)))
+}
+
+/// A Docker error as a person reads it (the daemon's message when it sent one).
+pub(crate) fn describe(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { message, .. } => message.trim().to_owned(),
+        E::DockerStreamError { error } => error.trim().to_owned(),
+        E::DockerContainerWaitError { error, .. } => error.trim().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The status code of a daemon's error answer.
+pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Runs steps that have a container of their own (`executor: {type: docker}`).
+pub struct DockerExecutor {
+    client: Client,
+}
+
+impl DockerExecutor {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Executor for DockerExecutor {
+    fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
+        Box::pin(async move {
+            let docker = match self.client.get().await {
+                Ok(d) => d,
+                Err(e) => return Exit::error(e),
+            };
+            container::run(docker, job).await
+        })
+    }
+}
