@@ -1,6 +1,7 @@
 //! Tests that drive the real `wharf` binary.
 
 mod common;
+mod docker;
 mod dry;
 mod run;
 mod stop;

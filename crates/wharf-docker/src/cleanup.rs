@@ -1,9 +1,11 @@
 //! What crashed runs left behind: containers whose wharf process is gone.
 //!
 //! Every container wharf creates names, in its labels, the process that runs its step
-//! (pid, start time, host). A container whose process is gone belongs to a run that can
-//! no longer stop or remove it: it is removed. Containers of live runs, of other hosts,
-//! and without wharf's labels are never touched.
+//! (pid, start time, host) and whether the step wanted it removed (`autoRemove`). A
+//! container whose process is gone belongs to a run that can no longer stop or remove
+//! it: it is stopped if it still runs, and removed if its step asked for that (a kept
+//! container is kept, as `docker run` without `--rm` keeps it). Containers of live runs,
+//! of other hosts, and without wharf's labels are never touched.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,8 @@ pub struct Leftover {
     pub dag: String,
     pub run_id: String,
     pub step: String,
+    /// Removed, or (kept on purpose: `autoRemove: false`) only stopped.
+    pub removed: bool,
 }
 
 /// Removes the containers of runs whose process is gone; returns them.
@@ -51,22 +55,40 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> 
         if alive {
             continue;
         }
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
+        use bollard::models::ContainerSummaryStateEnum as State;
+        let running = matches!(
+            c.state,
+            Some(State::RUNNING | State::PAUSED | State::RESTARTING)
+        );
+        let remove = get(labels::AUTO_REMOVE) != "false";
+        if !remove && !running {
+            continue; // Kept on purpose, and stopped already.
+        }
+        let result = if remove {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            docker.remove_container(&id, Some(options)).await
+        } else {
+            let options = bollard::query_parameters::KillContainerOptions {
+                signal: "SIGKILL".into(),
+            };
+            docker.kill_container(&id, Some(options)).await
         };
-        match docker.remove_container(&id, Some(options)).await {
+        match result {
             Ok(()) => removed.push(Leftover {
                 id,
                 dag: get(labels::DAG),
                 run_id: get(labels::RUN),
                 step: get(labels::STEP),
+                removed: remove,
             }),
-            Err(e) if crate::status_of(&e) == Some(404) => {}
+            Err(e) if matches!(crate::status_of(&e), Some(404 | 409)) => {}
             Err(e) => {
                 return Err(format!(
-                    "cannot remove the container {id}: {}",
+                    "cannot clean up the container {id}: {}",
                     describe(&e)
                 ));
             }

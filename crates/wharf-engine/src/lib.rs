@@ -39,6 +39,8 @@ pub mod labels {
     pub const PID: &str = "wharf.pid";
     pub const PID_START: &str = "wharf.pid-start";
     pub const HOST: &str = "wharf.host";
+    /// `true` when the step asked for its container to be removed (`autoRemove`).
+    pub const AUTO_REMOVE: &str = "wharf.auto-remove";
 }
 
 /// A new run id: a UUID v7 (time-ordered).

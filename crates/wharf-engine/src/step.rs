@@ -649,6 +649,10 @@ fn container_job(
         (crate::labels::PID.to_owned(), pid.to_string()),
         (crate::labels::PID_START.to_owned(), start.to_string()),
         (crate::labels::HOST.to_owned(), host),
+        (
+            crate::labels::AUTO_REMOVE.to_owned(),
+            config.auto_remove.to_string(),
+        ),
     ];
     Some(crate::ContainerJob {
         config,

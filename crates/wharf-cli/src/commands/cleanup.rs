@@ -43,7 +43,12 @@ pub(crate) async fn remove_containers(client: &wharf_docker::Client) -> bool {
         Ok(removed) => {
             for c in removed {
                 eprintln!(
-                    "removed container {} (step {} of run {} of {}), left by a wharf process that is gone",
+                    "{} container {} (step {} of run {} of {}), left by a wharf process that is gone",
+                    if c.removed {
+                        "removed"
+                    } else {
+                        "stopped (kept: autoRemove is false)"
+                    },
                     &c.id[..c.id.len().min(12)],
                     c.step,
                     c.run_id,

@@ -1,0 +1,494 @@
+//! Steps in containers of their own (`executor: docker`), against the real Docker daemon
+//! and the images `scripts/test-images` builds. Nothing here skips: without Docker these
+//! tests fail.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::run::{Place, step};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A DAG name no other test uses, and the removal of every container that carries it
+/// (also when the test fails).
+struct Unique {
+    pub name: String,
+}
+
+impl Unique {
+    fn new(what: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Self {
+            name: format!("dk-{what}-{}-{n}", std::process::id()),
+        }
+    }
+
+    /// Containers (running or not) of this DAG.
+    fn containers(&self) -> Vec<String> {
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=wharf.dag={}", self.name),
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+}
+
+impl Drop for Unique {
+    fn drop(&mut self) {
+        for id in self.containers() {
+            let _ = docker(&["rm", "-f", "-v", &id]);
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI (for test set-up)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn images_are_built() {
+    let out = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "ok",
+        "wharf-test/base:latest",
+        "wharf-test/dispatcher:latest",
+    ]);
+    assert!(
+        out.lines().count() == 2,
+        "run scripts/test-images first (scripts/test does)"
+    );
+}
+
+fn container_step(name: &str, config: &str, command: Option<&str>) -> String {
+    let command = command
+        .map(|c| format!("    command: {c}\n"))
+        .unwrap_or_default();
+    format!("  - name: {name}\n{command}    executor:\n      type: docker\n      config:\n{config}")
+}
+
+#[test]
+fn a_container_step_keeps_the_entrypoint_and_takes_the_command_as_cmd() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("entrypoint");
+    let yaml = format!(
+        "steps:\n{}{}",
+        container_step(
+            "job",
+            "        image: wharf-test/dispatcher:latest\n        autoRemove: true\n",
+            Some("send-emails --now")
+        ),
+        container_step(
+            "default",
+            "        image: wharf-test/dispatcher:latest\n        autoRemove: true\n",
+            None
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "job"), "dispatch: send-emails --now\n");
+    assert_eq!(
+        p.logs(&u.name, "default"),
+        "dispatch: default-job\n",
+        "no command: the image's CMD"
+    );
+    assert!(u.containers().is_empty(), "autoRemove leaves nothing");
+}
+
+#[test]
+fn exit_codes_streams_and_the_stderr_tail() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("exit");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "fails",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("sh -c 'echo to-stdout; echo to-stderr >&2; exit 42'")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "fails")["exitCode"], 42);
+    assert_eq!(p.logs(&u.name, "fails"), "to-stdout\n");
+    let err = p
+        .wharf()
+        .args(["logs", &u.name, "--step", "fails", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "to-stderr\n");
+    assert!(
+        out.stderr.contains("to-stderr"),
+        "the failing step's stderr tail: {}",
+        out.stderr
+    );
+    assert!(u.containers().is_empty());
+}
+
+#[test]
+fn a_hundred_thousand_lines_arrive_complete_and_in_order() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("volume");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "count",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("seq 1 100000")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = p.logs(&u.name, "count");
+    let expected: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        log == expected,
+        "{} lines, last {:?}",
+        log.lines().count(),
+        log.lines().last()
+    );
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_such() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("oom");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "hog",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n        host:\n          memory: 16777216\n          memorySwap: 16777216\n",
+            Some("sh -c 'x=a; while true; do x=$x$x; done'")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "hog")["exitCode"], 137);
+    assert!(
+        step(&status, "hog")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("out of memory"),
+        "{status}"
+    );
+}
+
+#[test]
+fn variables_params_and_outputs_reach_the_container() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("vars");
+    let yaml = format!(
+        "params: NAME=param\nenv:\n  - FROM_ENV: env-value\nsteps:\n  - name: host\n    command: echo produced\n    output: OUT\n{}",
+        container_step(
+            "show",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("sh -c 'echo \"$FROM_ENV $NAME $OUT $DAG_NAME ${STEP_OWN}\"; echo arg=${OUT}'")
+        ) + "    env:\n      - STEP_OWN: own\n",
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs(&u.name, "show"),
+        format!("env-value param produced {} own\narg=produced\n", u.name)
+    );
+}
+
+#[test]
+fn raw_docker_settings_work_in_either_casing_and_labels_name_the_run() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("casing");
+    let yaml = format!(
+        "steps:\n{}{}",
+        container_step(
+            "camel",
+            "        image: wharf-test/base:latest\n        container:\n          workingDir: /tmp\n          env: [\"RAW=camel\"]\n        host:\n          memory: 67108864\n",
+            Some("sh -c 'pwd; echo $RAW'")
+        ),
+        container_step(
+            "api",
+            "        image: wharf-test/base:latest\n        container:\n          WorkingDir: /home\n          Env: [\"RAW=api\"]\n        host:\n          Memory: 67108864\n",
+            Some("sh -c 'pwd; echo $RAW'")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &["--run-id", "casing-run"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "camel"), "/tmp\ncamel\n");
+    assert_eq!(p.logs(&u.name, "api"), "/home\napi\n");
+    // Without autoRemove the containers stay, stopped, labelled with their run.
+    let ids = u.containers();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        let memory = docker(&["inspect", "--format", "{{.HostConfig.Memory}}", &id]);
+        assert_eq!(memory, "67108864");
+        let run = docker(&[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"wharf.run\"}}",
+            &id,
+        ]);
+        assert_eq!(run, "casing-run");
+        let running = docker(&["inspect", "--format", "{{.State.Running}}", &id]);
+        assert_eq!(
+            running, "false",
+            "no container keeps running after its step"
+        );
+    }
+}
+
+#[test]
+fn container_name_execs_into_a_running_container_and_image_creates_a_missing_one() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("named");
+    let target = format!("{}-target", u.name);
+    // A container the user started (it carries the DAG's label only so the test can
+    // remove it).
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &target,
+        "--label",
+        &format!("wharf.dag={}", u.name),
+        "wharf-test/base:latest",
+        "sleep",
+        "600",
+    ]);
+    let created = format!("{}-created", u.name);
+    let yaml = format!(
+        "steps:\n{}{}",
+        container_step(
+            "exec",
+            &format!(
+                "        containerName: {target}\n        exec:\n          user: worker\n          workingDir: /home/worker\n          env: [\"EXTRA=1\"]\n"
+            ),
+            Some("sh -c 'id -un; pwd; echo $EXTRA'")
+        ),
+        container_step(
+            "create",
+            &format!(
+                "        image: wharf-test/base:latest\n        containerName: {created}\n        container:\n          labels: {{wharf.dag: {}}}\n",
+                u.name
+            ),
+            Some("echo created")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "exec"), "worker\n/home/worker\n1\n");
+    assert_eq!(p.logs(&u.name, "create"), "created\n");
+    // Again: the named container is now stopped, so it is removed and created anew.
+    let again = p.run(&dag, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("removing the stopped container {created}")),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=^/{created}$")])
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn pull_never_and_missing_images_say_what_is_wrong() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("pull");
+    let yaml = format!(
+        "type: graph\nsteps:\n{}{}{}",
+        container_step(
+            "never",
+            "        image: wharf-test/absent:latest\n        pull: never\n",
+            Some("true")
+        ),
+        container_step(
+            "unreachable",
+            "        image: 127.0.0.1:1/nothing/here:latest\n        pull: always\n",
+            Some("true")
+        ),
+        container_step(
+            "platform",
+            "        image: wharf-test/base:latest\n        platform: linux/arm64\n        pull: never\n",
+            Some("true")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    let status = p.status(&u.name);
+    let error = |s: &str| {
+        step(&status, s)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("never").contains("not found locally, and pull is `never`"),
+        "{}",
+        error("never")
+    );
+    assert!(
+        error("unreachable").contains("registry unreachable"),
+        "{}",
+        error("unreachable")
+    );
+    assert!(
+        error("platform").contains("exists locally for linux/amd64, wanted linux/arm64"),
+        "{}",
+        error("platform")
+    );
+    assert!(u.containers().is_empty());
+}
+
+#[test]
+fn a_missing_command_in_the_image_is_docker_exit_code_127() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("missing");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "nope",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("no-such-program")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    assert_eq!(p.run(&dag, &[]).code, Some(1));
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "nope")["exitCode"], 127);
+    assert!(
+        step(&status, "nope")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not start"),
+        "{status}"
+    );
+    assert!(u.containers().is_empty());
+}
+
+#[test]
+fn a_timed_out_container_is_stopped_within_the_grace_period_and_removed() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("timeout");
+    let yaml = format!(
+        "maxCleanUpTimeSec: 1\nsteps:\n{}    timeoutSec: 1\n",
+        container_step(
+            "sleepy",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("sh -c 'trap \"\" TERM; sleep 600'")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let started = Instant::now();
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = p.status(&u.name);
+    assert!(
+        step(&status, "sleepy")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{status}"
+    );
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
+}
+
+#[test]
+fn cleanup_removes_the_containers_of_a_killed_run_and_nothing_else() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("crash");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "long",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("sleep 600")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    // An unlabelled container of someone else's must survive the clean-up.
+    let bystander = format!("{}-bystander", u.name);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &bystander,
+        "wharf-test/base:latest",
+        "sleep",
+        "600",
+    ]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("run")
+        .arg(&dag)
+        .env("WHARF_HOME", p.home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=wharf.dag={}", u.name),
+    ])
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL wharf");
+    let _ = child.wait();
+    assert_eq!(
+        u.containers().len(),
+        1,
+        "the killed run's container is still there"
+    );
+    let out = p.wharf().args(["cleanup"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("removed container"), "{}", out.stderr);
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &bystander]),
+        "true"
+    );
+    let _ = docker(&["rm", "-f", &bystander]);
+    assert_eq!(p.status(&u.name)["status"], "failed");
+}
