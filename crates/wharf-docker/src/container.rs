@@ -28,7 +28,7 @@ use wharf_spec::VolumeSource;
 
 use crate::{describe, image, status_of};
 
-pub(crate) async fn run(docker: &Docker, job: &StepJob) -> Exit {
+pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Removals) -> Exit {
     let Some(c) = &job.container else {
         return Exit::error("the step has no container settings");
     };
@@ -73,11 +73,16 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob) -> Exit {
     };
     let platform = cfg.platform.as_ref().map(ToString::to_string);
     let notice = |m: String| (job.notice)(m);
-    if let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await {
-        return Exit {
-            code: Some(125),
-            ..Exit::error(e)
-        };
+    // With `missing` and no platform to match, creating is the check: the image is pulled
+    // only when the daemon says it has none (one round trip less per step).
+    let check_first = !(cfg.pull == wharf_spec::PullPolicy::Missing && platform.is_none());
+    if check_first {
+        if let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(e)
+            };
+        }
     }
     let body = match create_body(job, c, image) {
         Ok(b) => b,
@@ -92,7 +97,19 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob) -> Exit {
         name: cfg.container_name.clone(),
         platform: platform.clone().unwrap_or_default(),
     };
-    let id = match docker.create_container(Some(options), body).await {
+    let mut created = docker
+        .create_container(Some(options.clone()), body.clone())
+        .await;
+    if !check_first && matches!(&created, Err(e) if status_of(e) == Some(404)) {
+        if let Err(e) = image::ensure(docker, image, cfg.pull, None, &notice).await {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(e)
+            };
+        }
+        created = docker.create_container(Some(options), body).await;
+    }
+    let id = match created {
         Ok(created) => created.id,
         Err(e) => {
             let why = match status_of(&e) {
@@ -108,20 +125,25 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob) -> Exit {
     };
     let exit = run_created(docker, job, &id).await;
     if cfg.auto_remove {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        if let Err(e) = docker.remove_container(&id, Some(options)).await
-            && status_of(&e) != Some(404)
-        {
-            (job.notice)(format!(
-                "cannot remove the container {}: {}",
-                short(&id),
-                describe(&e)
-            ));
-        }
+        // Logs and exit code are read: the removal can go on while the next step starts.
+        // The run waits for it before it ends (`Executor::settle`).
+        let (docker, notice) = (docker.clone(), job.notice.clone());
+        removals.push(tokio::spawn(async move {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(&id, Some(options)).await
+                && status_of(&e) != Some(404)
+            {
+                notice(format!(
+                    "cannot remove the container {}: {}",
+                    short(&id),
+                    describe(&e)
+                ));
+            }
+        }));
     }
     exit
 }

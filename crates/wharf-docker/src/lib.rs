@@ -72,14 +72,42 @@ pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
+/// Container removals still going on.
+#[derive(Default)]
+pub(crate) struct Removals(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Removals {
+    pub fn push(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut tasks) = self.0.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+
+    async fn wait(&self) {
+        let tasks = self
+            .0
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Runs steps that have a container of their own (`executor: {type: docker}`).
 pub struct DockerExecutor {
     client: Client,
+    removals: Removals,
 }
 
 impl DockerExecutor {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            removals: Removals::default(),
+        }
     }
 }
 
@@ -90,7 +118,11 @@ impl Executor for DockerExecutor {
                 Ok(d) => d,
                 Err(e) => return Exit::error(e),
             };
-            container::run(docker, job).await
+            container::run(docker, job, &self.removals).await
         })
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.removals.wait())
     }
 }

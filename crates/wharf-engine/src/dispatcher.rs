@@ -123,6 +123,7 @@ pub async fn execute(
     d.declare_steps(&req);
 
     let (status, error) = d.run_all(&req, &control, &mut log).await;
+    d.docker.settle().await;
     let (run, err) = (d.req_run, error.clone());
     store.record("the run's result", move |s| {
         s.finish_run(run, status, err.as_deref())

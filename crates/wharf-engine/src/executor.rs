@@ -20,6 +20,12 @@ pub trait Executor: Send + Sync {
     /// step's signal, then, after `job.grace`, a kill; it returns once the attempt's
     /// processes are gone and its output is in the log files.
     fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit>;
+
+    /// Waits for work an executor finishes after its attempts reported (removing
+    /// containers); the run calls it before it ends.
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// One attempt of a step, with everything resolved: variables expanded, paths absolute.
