@@ -76,13 +76,13 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
     // With `missing` and no platform to match, creating is the check: the image is pulled
     // only when the daemon says it has none (one round trip less per step).
     let check_first = !(cfg.pull == wharf_spec::PullPolicy::Missing && platform.is_none());
-    if check_first {
-        if let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await {
-            return Exit {
-                code: Some(125),
-                ..Exit::error(e)
-            };
-        }
+    if check_first
+        && let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await
+    {
+        return Exit {
+            code: Some(125),
+            ..Exit::error(e)
+        };
     }
     let body = match create_body(job, c, image) {
         Ok(b) => b,
@@ -198,19 +198,27 @@ async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
         stdout_head,
         ..Exit::default()
     };
-    if code == Some(137) && !stopped {
-        let oom = docker
+    if code == Some(137) && !stopped && oom_killed(docker, id).await {
+        exit.error = Some("out of memory: the container was killed for exceeding its memory limit (exit code 137)".into());
+    }
+    exit
+}
+
+/// Whether the kernel killed the container for memory. The daemon learns of an OOM kill
+/// from an event that can come a moment after the exit, so it is asked a few times.
+async fn oom_killed(docker: &Docker, id: &str) -> bool {
+    for _ in 0..20 {
+        let state = docker
             .inspect_container(id, None)
             .await
             .ok()
-            .and_then(|i| i.state)
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
-        if oom {
-            exit.error = Some("out of memory: the container was killed for exceeding its memory limit (exit code 137)".into());
+            .and_then(|i| i.state);
+        if state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false) {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    exit
+    false
 }
 
 async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
