@@ -3,8 +3,9 @@
 //!
 //! New container: pull (per policy) → create → attach → start → copy the attached stream
 //! to the step's logs until it ends → wait for the exit code → inspect (was it killed for
-//! memory?) → remove when `autoRemove`. Attaching before the start (with `logs`) loses
-//! nothing the container writes first; the attached stream ends only after the last
+//! memory?) → remove when `autoRemove`. Attaching before the start loses nothing the
+//! container writes first (and asking the attach to replay the log as well would repeat
+//! it); the attached stream ends only after the last
 //! byte; the container is removed only once both are read. The daemon's own `AutoRemove`
 //! is never used: it could remove the container before its exit code is read.
 //!
@@ -155,7 +156,6 @@ fn short(id: &str) -> &str {
 async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
     let attach = AttachContainerOptions {
         stream: true,
-        logs: true,
         stdout: true,
         stderr: true,
         ..Default::default()
@@ -198,27 +198,40 @@ async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
         stdout_head,
         ..Exit::default()
     };
-    if code == Some(137) && !stopped && oom_killed(docker, id).await {
-        exit.error = Some("out of memory: the container was killed for exceeding its memory limit (exit code 137)".into());
+    if code == Some(137) && !stopped {
+        exit.error = oom_message(docker, id).await;
     }
     exit
 }
 
-/// Whether the kernel killed the container for memory. The daemon learns of an OOM kill
-/// from an event that can come a moment after the exit, so it is asked a few times.
-async fn oom_killed(docker: &Docker, id: &str) -> bool {
-    for _ in 0..20 {
-        let state = docker
-            .inspect_container(id, None)
-            .await
-            .ok()
-            .and_then(|i| i.state);
-        if state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false) {
-            return true;
+/// Why a container that nobody stopped died of SIGKILL (137), when memory is the reason.
+/// The daemon learns of an OOM kill from an event that can come after the exit, so it is
+/// asked for a while; a container with a memory limit that it never confirms is most
+/// likely out of memory all the same, and is called that, with the limit.
+async fn oom_message(docker: &Docker, id: &str) -> Option<String> {
+    let mut limit = 0;
+    for _ in 0..30 {
+        let info = docker.inspect_container(id, None).await.ok();
+        limit = info
+            .as_ref()
+            .and_then(|i| i.host_config.as_ref())
+            .and_then(|h| h.memory)
+            .unwrap_or(0);
+        if info
+            .and_then(|i| i.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false)
+        {
+            return Some("out of memory: the container was killed for exceeding its memory limit (exit code 137)".into());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if limit == 0 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    false
+    Some(format!(
+        "killed (exit code 137), most likely out of memory: the container's memory limit is {limit} bytes"
+    ))
 }
 
 async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
