@@ -502,3 +502,110 @@ fn cleanup_removes_the_containers_of_a_killed_run_and_nothing_else() {
     let _ = docker(&["rm", "-f", &bystander]);
     assert_eq!(p.status(&u.name)["status"], "failed");
 }
+
+#[test]
+fn wharf_stop_gives_the_container_its_signal_and_redirects_get_its_output() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("stop");
+    let yaml = format!(
+        "steps:\n{}    signalOnStop: SIGINT\n    stdout: out/stopped.txt\n",
+        container_step(
+            "graceful",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some(
+                "sh -c 'trap \"echo got INT; exit 0\" INT; echo started; while true; do sleep 0.1; done'"
+            )
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("run")
+        .arg(&dag)
+        .env("WHARF_HOME", p.home())
+        .current_dir(p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(p.path("out/stopped.txt"))
+        .unwrap_or_default()
+        .contains("started")
+    {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = p.wharf().args(["stop", &u.name]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(child.wait().expect("wait").code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(p.path("out/stopped.txt")).expect("redirect"),
+        "started\ngot INT\n"
+    );
+    assert_eq!(p.logs(&u.name, "graceful"), "started\ngot INT\n");
+    assert_eq!(step(&p.status(&u.name), "graceful")["status"], "aborted");
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
+}
+
+#[test]
+fn docker_host_may_be_a_tcp_address() {
+    images_are_built();
+    // A relay from a loopback TCP port to the daemon's socket stands for a daemon on TCP.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else {
+                continue;
+            };
+            let (mut tcp_r, mut unix_w) = (
+                conn.try_clone().expect("clone"),
+                unix.try_clone().expect("clone"),
+            );
+            let (mut unix_r, mut tcp_w) = (unix, conn);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut tcp_r, &mut unix_w);
+                let _ = unix_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut unix_r, &mut tcp_w);
+                let _ = tcp_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    let p = Place::new();
+    let u = Unique::new("tcp");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "over-tcp",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("echo over tcp")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p
+        .wharf()
+        .env("DOCKER_HOST", &format!("tcp://127.0.0.1:{port}"))
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "over-tcp"), "over tcp\n");
+    let bad = p
+        .wharf()
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(bad.code, Some(1));
+    let status = p.status(&u.name);
+    assert!(
+        step(&status, "over-tcp")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot reach Docker at tcp://127.0.0.1:1"),
+        "{status}"
+    );
+}

@@ -34,6 +34,9 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
         return Exit::error("the step has no container settings");
     };
     let cfg = &c.config;
+    if let Err(e) = prepare_redirects(job) {
+        return Exit::error(e);
+    }
     if let Some(name) = &cfg.container_name {
         match docker.inspect_container(name, None).await {
             Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
@@ -147,6 +150,22 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
         }));
     }
     exit
+}
+
+/// The step's `stdout:`/`stderr:` files, made empty (their folders created) before the
+/// container writes to them.
+fn prepare_redirects(job: &StepJob) -> Result<(), String> {
+    for path in [&job.redirect_stdout, &job.redirect_stderr]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::File::create(path)
+            .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn short(id: &str) -> &str {
