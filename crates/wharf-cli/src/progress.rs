@@ -18,8 +18,8 @@ const TAIL_LINES: usize = 20;
 pub(crate) struct Progress {
     live: bool,
     color: bool,
-    /// Running steps: name, attempt, since.
-    active: Vec<(String, u32, Instant)>,
+    /// Running steps: name, attempt, since, what it is busy with.
+    active: Vec<(String, u32, Instant, Option<String>)>,
     drawn: usize,
     failed: Vec<(String, PathBuf)>,
     frame: usize,
@@ -80,14 +80,18 @@ impl Progress {
         const SPIN: [&str; 4] = ["|", "/", "-", "\\"];
         let spin = SPIN[self.frame % SPIN.len()];
         let shown = self.active.len().min(10);
-        for (name, attempt, since) in self.active.iter().take(shown) {
+        for (name, attempt, since, busy) in self.active.iter().take(shown) {
             let retry = if *attempt > 1 {
                 format!(" (attempt {attempt})")
             } else {
                 String::new()
             };
+            let busy = busy
+                .as_deref()
+                .map(|b| format!(", {b}"))
+                .unwrap_or_default();
             let line = format!(
-                "{spin} {name}: running{retry} {}",
+                "{spin} {name}: running{retry} {}{busy}",
                 time::duration(since.elapsed())
             );
             let _ = writeln!(err, "{}", self.paint(Status::Running, &line));
@@ -121,8 +125,9 @@ impl Progress {
                 attempt,
                 handler,
             } => {
-                self.active.retain(|(n, _, _)| n != name);
-                self.active.push((name.clone(), *attempt, Instant::now()));
+                self.active.retain(|(n, ..)| n != name);
+                self.active
+                    .push((name.clone(), *attempt, Instant::now(), None));
                 if !self.live {
                     let what = match (handler, attempt) {
                         (Some(h), _) => format!("{name} (on {h}): running"),
@@ -133,7 +138,7 @@ impl Progress {
                 }
             }
             Event::StepFinished(report) => {
-                self.active.retain(|(n, _, _)| *n != report.name);
+                self.active.retain(|(n, ..)| *n != report.name);
                 let line = self.step_line(report);
                 if report.status == Status::Failed
                     && let Some(stderr) = &report.stderr
@@ -143,6 +148,11 @@ impl Progress {
                 self.emit(&[line]);
             }
             Event::Notice(text) => self.emit(&[format!("note: {text}")]),
+            Event::Activity { name, text } => {
+                if let Some(entry) = self.active.iter_mut().find(|(n, ..)| n == name) {
+                    entry.3 = text.clone();
+                }
+            }
             Event::RunFinished {
                 status,
                 duration,

@@ -77,11 +77,20 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
     };
     let platform = cfg.platform.as_ref().map(ToString::to_string);
     let notice = |m: String| (job.notice)(m);
+    let activity = |m: Option<String>| (job.activity)(m);
     // With `missing` and no platform to match, creating is the check: the image is pulled
     // only when the daemon says it has none (one round trip less per step).
     let check_first = !(cfg.pull == wharf_spec::PullPolicy::Missing && platform.is_none());
     if check_first
-        && let Err(e) = image::ensure(docker, image, cfg.pull, platform.as_deref(), &notice).await
+        && let Err(e) = image::ensure(
+            docker,
+            image,
+            cfg.pull,
+            platform.as_deref(),
+            &notice,
+            &activity,
+        )
+        .await
     {
         return Exit {
             code: Some(125),
@@ -105,7 +114,7 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
         .create_container(Some(options.clone()), body.clone())
         .await;
     if !check_first && matches!(&created, Err(e) if status_of(e) == Some(404)) {
-        if let Err(e) = image::ensure(docker, image, cfg.pull, None, &notice).await {
+        if let Err(e) = image::ensure(docker, image, cfg.pull, None, &notice, &activity).await {
             return Exit {
                 code: Some(125),
                 ..Exit::error(e)

@@ -34,6 +34,7 @@ pub(crate) async fn ensure(
     policy: PullPolicy,
     platform: Option<&str>,
     notice: &(dyn Fn(String) + Sync),
+    activity: &(dyn Fn(Option<String>) + Sync),
 ) -> Result<(), String> {
     let local = match docker.inspect_image(image).await {
         Ok(found) => Some(found),
@@ -67,10 +68,8 @@ pub(crate) async fn ensure(
             )),
         };
     }
-    notice(format!(
-        "pulling {image}{}",
-        platform.map(|p| format!(" for {p}")).unwrap_or_default()
-    ));
+    let started = std::time::Instant::now();
+    activity(Some(format!("pulling {image}")));
     let options = CreateImageOptions {
         from_image: Some(image.to_owned()),
         platform: platform.unwrap_or_default().to_owned(),
@@ -78,12 +77,45 @@ pub(crate) async fn ensure(
     };
     let mut stream = docker.create_image(Some(options), None, None);
     let mut failure = None;
+    // Per layer: bytes downloaded and their total, for the progress shown on a terminal.
+    let mut layers: std::collections::HashMap<String, (i64, i64)> =
+        std::collections::HashMap::new();
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
                 if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                     failure = Some(detail);
                 }
+                let (Some(id), Some(status)) = (info.id, info.status) else {
+                    continue;
+                };
+                let progress = info.progress_detail.unwrap_or_default();
+                if status == "Downloading" {
+                    layers.insert(
+                        id,
+                        (progress.current.unwrap_or(0), progress.total.unwrap_or(0)),
+                    );
+                } else if matches!(
+                    status.as_str(),
+                    "Download complete" | "Pull complete" | "Already exists"
+                ) {
+                    let entry = layers.entry(id).or_insert((0, 0));
+                    entry.0 = entry.1.max(entry.0);
+                }
+                let (done, total) = layers
+                    .values()
+                    .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+                let text = if total > 0 {
+                    format!(
+                        "pulling {image}: {} of {} ({} layers)",
+                        megabytes(done),
+                        megabytes(total),
+                        layers.len()
+                    )
+                } else {
+                    format!("pulling {image}: {}", status.to_lowercase())
+                };
+                activity(Some(text));
             }
             Err(e) => {
                 failure = Some(describe(&e));
@@ -91,13 +123,21 @@ pub(crate) async fn ensure(
             }
         }
     }
+    activity(None);
     match failure {
         None => {
-            notice(format!("pulled {image}"));
+            notice(format!(
+                "pulled {image} in {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
             Ok(())
         }
         Some(message) => Err(pull_error(image, platform, &local_platform, &message)),
     }
+}
+
+fn megabytes(bytes: i64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
 /// Says which of the ways a pull fails this was.

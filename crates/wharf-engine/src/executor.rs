@@ -56,6 +56,9 @@ pub struct StepJob {
     pub grace: Duration,
     /// Tells the user something about the attempt that is not its output (a pull).
     pub notice: Arc<dyn Fn(String) + Send + Sync>,
+    /// What the attempt is busy with before its command runs (pull progress), shown
+    /// beside the running step on a terminal; None when that is over.
+    pub activity: Arc<dyn Fn(Option<String>) + Send + Sync>,
     /// Called with the pid (= process group) of the attempt's process once it runs.
     pub on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>>,
 }

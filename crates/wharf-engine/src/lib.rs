@@ -109,6 +109,12 @@ pub enum Event {
     StepFinished(StepReport),
     /// Something worth telling that is not a step's result (a store write failed, ...).
     Notice(String),
+    /// What a running step is busy with before its command runs (a pull's progress);
+    /// None when it is over. Worth showing only where it can be redrawn.
+    Activity {
+        name: String,
+        text: Option<String>,
+    },
     RunFinished {
         status: Status,
         duration: Duration,

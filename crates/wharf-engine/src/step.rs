@@ -283,6 +283,15 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             positional: vars.positional.clone(),
             dir: dir.clone(),
             container: container_job(step, &dag, &ctx, &expand),
+            activity: {
+                let (events, name) = (ctx.events.clone(), step.name.clone());
+                Arc::new(move |text| {
+                    let _ = events.send(Event::Activity {
+                        name: name.clone(),
+                        text,
+                    });
+                })
+            },
             notice: {
                 let (events, name) = (ctx.events.clone(), step.name.clone());
                 Arc::new(move |m| {

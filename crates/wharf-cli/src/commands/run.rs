@@ -305,7 +305,7 @@ pub(crate) mod tails {
                 Event::StepStarted { .. } | Event::StepFinished(_) | Event::RunFinished { .. } => {
                     self.poll()
                 }
-                Event::Notice(_) => {}
+                Event::Notice(_) | Event::Activity { .. } => {}
             }
         }
 
