@@ -609,3 +609,181 @@ fn docker_host_may_be_a_tcp_address() {
         "{status}"
     );
 }
+
+/// A registry of the test's own (Debian's docker-registry) on a free loopback port, with
+/// its storage in a temporary folder; with `password`, it takes only that user.
+struct Registry {
+    child: std::process::Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+    pushed: Vec<String>,
+}
+
+impl Registry {
+    fn start(password: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let auth = match password {
+            Some(pw) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let status = Command::new("htpasswd")
+                    .args(["-Bbc"])
+                    .arg(&htpasswd)
+                    .args(["tester", pw])
+                    .output()
+                    .expect("htpasswd (apache2-utils)");
+                assert!(status.status.success(), "htpasswd failed");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            None => String::new(),
+        };
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian's docker-registry package)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+            pushed: Vec::new(),
+        }
+    }
+
+    /// Pushes a local image under `name` and removes the local tag again.
+    fn push(&mut self, local: &str, name: &str) -> String {
+        let reference = format!("{}/{name}", self.addr);
+        docker(&["tag", local, &reference]);
+        let out = Command::new("docker")
+            .args(["push", &reference])
+            .output()
+            .expect("docker push");
+        assert!(
+            out.status.success(),
+            "push: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        docker(&["image", "rm", &reference]);
+        self.pushed.push(reference.clone());
+        reference
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for image in &self.pushed {
+            let _ = docker(&["image", "rm", "-f", image]);
+        }
+    }
+}
+
+#[test]
+fn images_are_pulled_from_a_registry_and_pull_errors_say_which() {
+    images_are_built();
+    let mut open = Registry::start(None);
+    let locked = Registry::start(Some("s3cret-pass"));
+    let image = open.push("wharf-test/dispatcher:latest", "team/dispatcher:v1");
+    let p = Place::new();
+    let u = Unique::new("pull");
+    let yaml = format!(
+        "type: graph\nsteps:\n{}{}{}",
+        container_step(
+            "pulled",
+            &format!("        image: {image}\n        autoRemove: true\n"),
+            Some("from-registry")
+        ),
+        container_step(
+            "missing",
+            &format!(
+                "        image: {}/team/nothing:v1\n        autoRemove: true\n",
+                open.addr
+            ),
+            Some("true")
+        ),
+        container_step(
+            "refused",
+            &format!(
+                "        image: {}/team/private:v1\n        pull: always\n",
+                locked.addr
+            ),
+            Some("true")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "pulled"), "dispatch: from-registry\n");
+    assert_eq!(
+        out.stderr.matches(&format!("pulled {image}")).count(),
+        1,
+        "one line per pull: {}",
+        out.stderr
+    );
+    let status = p.status(&u.name);
+    let error = |s: &str| {
+        step(&status, s)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("missing").contains("image not found"),
+        "{}",
+        error("missing")
+    );
+    assert!(
+        error("refused").contains("authentication refused"),
+        "{}",
+        error("refused")
+    );
+    assert!(!out.stderr.contains("s3cret-pass"));
+    // `always` pulls again even though the image is there now; `never` uses it.
+    let again = format!(
+        "steps:\n{}{}",
+        container_step(
+            "always",
+            &format!("        image: {image}\n        pull: always\n        autoRemove: true\n"),
+            Some("a")
+        ),
+        container_step(
+            "never",
+            &format!("        image: {image}\n        pull: never\n        autoRemove: true\n"),
+            Some("n")
+        ),
+    );
+    let dag = p.dag(&format!("{}-again", u.name), &again);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pulled {image}")),
+        "{}",
+        out.stderr
+    );
+    assert!(u.containers().is_empty());
+}

@@ -162,6 +162,7 @@ fn pull_error(
         || lower.contains("authentication required")
         || lower.contains("denied")
         || lower.contains("incorrect username or password")
+        || lower.contains("no basic auth credentials")
     {
         "authentication refused"
     } else if lower.contains("not found")
