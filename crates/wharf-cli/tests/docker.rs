@@ -454,14 +454,7 @@ fn cleanup_removes_the_containers_of_a_killed_run_and_nothing_else() {
         "sleep",
         "600",
     ]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .arg("run")
-        .arg(&dag)
-        .env("WHARF_HOME", p.home())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = p.spawn(&dag);
     let deadline = Instant::now() + Duration::from_secs(20);
     while docker(&[
         "ps",
@@ -519,15 +512,7 @@ fn wharf_stop_gives_the_container_its_signal_and_redirects_get_its_output() {
         ),
     );
     let dag = p.dag(&u.name, &yaml);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .arg("run")
-        .arg(&dag)
-        .env("WHARF_HOME", p.home())
-        .current_dir(p.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = p.spawn(&dag);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(p.path("out/stopped.txt"))
         .unwrap_or_default()

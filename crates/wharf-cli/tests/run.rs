@@ -44,6 +44,21 @@ impl Place {
         self.wharf().args(["run"]).args([dag]).args(extra).run()
     }
 
+    /// Starts `wharf run DAG` in the background (its output piped).
+    pub fn spawn(&self, dag: &Path) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("run")
+            .arg(dag)
+            .env("WHARF_HOME", self.home())
+            .env_remove("NO_COLOR")
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn wharf")
+    }
+
     pub fn status(&self, dag: &str) -> Value {
         let out = self.wharf().args(["status", dag, "--json"]).run();
         assert_eq!(out.code, Some(0), "{}", out.stderr);

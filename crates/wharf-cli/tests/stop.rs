@@ -1,7 +1,7 @@
 //! Stopping runs: every way in (Ctrl-C, SIGTERM, `wharf stop`, SIGKILL of wharf itself)
 //! leaves no process of the run behind, checked in the process table.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -31,20 +31,6 @@ steps:
 "#
         ),
     )
-}
-
-fn spawn_run(p: &Place, dag: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .arg("run")
-        .arg(dag)
-        .env("WHARF_HOME", p.home())
-        .env_remove("NO_COLOR")
-        .current_dir(p.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wharf")
 }
 
 /// Waits until `count` processes carry the marker (the step and its grandchild run).
@@ -96,7 +82,7 @@ fn assert_aborted_and_clean(p: &Place, name: &str, marker: &str) {
 fn stop_with_signal(signal: Signal, marker: &str) {
     let p = Place::new();
     let dag = stubborn(&p, "stubborn", marker);
-    let child = spawn_run(&p, &dag);
+    let child = p.spawn(&dag);
     wait_for_processes(marker, 2);
     kill(
         Pid::from_raw(i32::try_from(child.id()).expect("pid")),
@@ -124,7 +110,7 @@ fn wharf_stop_from_another_terminal_stops_the_run() {
     let p = Place::new();
     let marker = "1000.0403";
     let dag = stubborn(&p, "remote", marker);
-    let child = spawn_run(&p, &dag);
+    let child = p.spawn(&dag);
     wait_for_processes(marker, 2);
     let started = Instant::now();
     let out = p.wharf().args(["stop", "remote"]).run();
@@ -165,7 +151,7 @@ steps:
       sleep 1000.0404 & wait
 "#,
     );
-    let child = spawn_run(&p, &dag);
+    let child = p.spawn(&dag);
     wait_for_processes("1000.0404", 1);
     let out = p.wharf().args(["stop", "gentle"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -184,7 +170,7 @@ fn a_run_whose_wharf_was_killed_is_marked_failed_and_cleaned_up() {
     let p = Place::new();
     let marker = "1000.0405";
     let dag = stubborn(&p, "orphan", marker);
-    let mut child = spawn_run(&p, &dag);
+    let mut child = p.spawn(&dag);
     wait_for_processes(marker, 2);
     child.kill().expect("SIGKILL wharf");
     let _ = child.wait();
@@ -216,7 +202,7 @@ fn status_reads_a_run_while_it_runs_and_two_dags_run_at_once() {
         "other-one",
         "steps:\n  - name: quick\n    command: echo quick\n",
     );
-    let child = spawn_run(&p, &slow);
+    let child = p.spawn(&slow);
     wait_for_processes("1000.0406", 1);
     let status = p.status("slow-one");
     assert_eq!(status["status"], "running");

@@ -88,6 +88,17 @@ pub(crate) struct StepOutcome {
     pub output: Option<OutputRecord>,
 }
 
+impl StepOutcome {
+    fn aborted(exit_code: Option<i32>) -> Self {
+        Self {
+            status: Status::Aborted,
+            exit_code,
+            continued: false,
+            output: None,
+        }
+    }
+}
+
 impl StepCtx {
     fn record(
         &self,
@@ -344,16 +355,10 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
 
         let stopped = ctx.stop.is_cancelled() && !timed_out;
         if stopped {
-            let outcome = StepOutcome {
-                status: Status::Aborted,
-                exit_code: code,
-                continued: false,
-                output: None,
-            };
             return ctx.finish(
                 started,
                 attempt,
-                outcome,
+                StepOutcome::aborted(code),
                 Some("stopped".into()),
                 last_stderr,
             );
@@ -379,39 +384,28 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         }
         let succeeded = error.is_none();
 
-        // Retry a failed attempt.
+        // Another attempt: a retry of a failed one, or a repeat.
+        let mut again: Option<Duration> = None;
         if !succeeded && let Some(r) = &step.retry {
             let code_matches =
                 r.exit_codes.is_empty() || code.is_some_and(|c| r.exit_codes.contains(&c));
             if retries < r.limit && code_matches {
                 retries += 1;
-                let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, retries);
-                ctx.flush_attempt();
-                if pause(interval, &ctx.stop).await {
-                    continue;
-                }
-                let outcome = StepOutcome {
-                    status: Status::Aborted,
-                    exit_code: code,
-                    continued: false,
-                    output: None,
-                };
-                return ctx.finish(
-                    started,
-                    attempt,
-                    outcome,
-                    Some("stopped".into()),
-                    last_stderr,
-                );
+                again = Some(backoff(
+                    r.interval_sec,
+                    r.backoff,
+                    r.max_interval_sec,
+                    retries,
+                ));
             }
         }
-
-        // Repeat.
-        if let Some(r) = &step.repeat {
+        if again.is_none()
+            && let Some(r) = &step.repeat
+        {
             repeats += 1;
             let within_limit = r.limit.is_none_or(|l| repeats < l);
             let by_exit_code = !r.exit_codes.is_empty() && r.condition.is_none();
-            let again = within_limit
+            let repeat = within_limit
                 && (succeeded || by_exit_code)
                 && match r.mode {
                     RepeatMode::Always => true,
@@ -426,27 +420,28 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
                         }
                     }
                 };
-            if again {
+            if repeat {
                 retries = 0;
-                let interval = backoff(r.interval_sec, r.backoff, r.max_interval_sec, repeats);
-                ctx.flush_attempt();
-                if pause(interval, &ctx.stop).await {
-                    continue;
-                }
-                let outcome = StepOutcome {
-                    status: Status::Aborted,
-                    exit_code: code,
-                    continued: false,
-                    output: None,
-                };
-                return ctx.finish(
-                    started,
-                    attempt,
-                    outcome,
-                    Some("stopped".into()),
-                    last_stderr,
-                );
+                again = Some(backoff(
+                    r.interval_sec,
+                    r.backoff,
+                    r.max_interval_sec,
+                    repeats,
+                ));
             }
+        }
+        if let Some(interval) = again {
+            ctx.flush_attempt();
+            if pause(interval, &ctx.stop).await {
+                continue;
+            }
+            return ctx.finish(
+                started,
+                attempt,
+                StepOutcome::aborted(code),
+                Some("stopped".into()),
+                last_stderr,
+            );
         }
 
         if let Some(o) = &output {

@@ -9,15 +9,8 @@ pub(crate) fn run() -> ExitCode {
     if open_store().is_none() {
         return ExitCode::Failure;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::Failure;
-        }
+    let Some(runtime) = crate::commands::runtime() else {
+        return ExitCode::Failure;
     };
     let client = wharf_docker::Client::new();
     let ok = runtime.block_on(remove_containers(&client));

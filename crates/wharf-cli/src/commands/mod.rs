@@ -118,3 +118,17 @@ pub(crate) fn find_run(
         }
     }
 }
+
+/// A single-threaded runtime for a command's async work; None after saying why not.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}

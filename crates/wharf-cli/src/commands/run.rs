@@ -193,15 +193,8 @@ fn execute(store: Store, mut request: RunRequest, term: &Term, verbose: bool) ->
         .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host));
     let client = wharf_docker::Client::new();
     request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(client.clone())));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::Failure;
-        }
+    let Some(runtime) = crate::commands::runtime() else {
+        return ExitCode::Failure;
     };
     let summary = runtime.block_on(async move {
         if uses_docker {
