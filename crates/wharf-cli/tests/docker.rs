@@ -40,11 +40,26 @@ impl Unique {
 
 impl Drop for Unique {
     fn drop(&mut self) {
-        for id in self.containers() {
-            let _ = docker(&["rm", "-f", "-v", &id]);
+        let owned = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={OWNER}={}", self.name),
+        ]);
+        for id in self
+            .containers()
+            .iter()
+            .map(String::as_str)
+            .chain(owned.lines())
+        {
+            let _ = docker(&["rm", "-f", "-v", id]);
         }
     }
 }
+
+/// The label that marks containers a test starts itself (not through wharf), so that the
+/// test's guard removes them even when it fails.
+const OWNER: &str = "wharf-test.owner";
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")

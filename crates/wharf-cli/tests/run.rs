@@ -414,17 +414,18 @@ fn a_step_timeout_ends_the_step_and_the_run_goes_on_per_continue_on() {
     let p = Place::new();
     let dag = p.dag(
         "slow",
-        r#"
+        &r#"
 maxCleanUpTimeSec: 1
 steps:
   - name: slow
-    command: trap '' TERM; sleep 1000.0301
+    command: trap '' TERM; sleep 1000.0301{PID}
     timeoutSec: 1
     continueOn:
       failure: true
   - name: next
     command: echo next
-"#,
+"#
+        .replace("{PID}", &std::process::id().to_string()),
     );
     let started = Instant::now();
     let out = p.run(&dag, &[]);
@@ -445,9 +446,9 @@ steps:
     );
     assert_eq!(step(&status, "next")["status"], "succeeded");
     assert!(
-        processes_with("1000.0301").is_empty(),
+        processes_with(&format!("1000.0301{}", std::process::id())).is_empty(),
         "{:?}",
-        processes_with("1000.0301")
+        processes_with(&format!("1000.0301{}", std::process::id()))
     );
 }
 
@@ -456,7 +457,7 @@ fn a_dag_timeout_aborts_the_run_and_runs_the_handlers() {
     let p = Place::new();
     let dag = p.dag(
         "dagtimeout",
-        r#"
+        &r#"
 timeoutSec: 1
 maxCleanUpTimeSec: 1
 handlerOn:
@@ -464,8 +465,9 @@ handlerOn:
   exit: {command: echo exit > exit.txt}
 steps:
   - name: forever
-    command: sleep 1000.0302
-"#,
+    command: sleep 1000.0302{PID}
+"#
+        .replace("{PID}", &std::process::id().to_string()),
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -473,7 +475,7 @@ steps:
     assert_eq!(status["status"], "aborted");
     assert_eq!(step(&status, "forever")["status"], "aborted");
     assert!(p.path("abort.txt").exists() && p.path("exit.txt").exists());
-    assert!(processes_with("1000.0302").is_empty());
+    assert!(processes_with(&format!("1000.0302{}", std::process::id())).is_empty());
 }
 
 #[test]

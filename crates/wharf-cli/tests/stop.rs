@@ -9,6 +9,12 @@ use nix::unistd::Pid;
 
 use crate::run::{Place, processes_with, step};
 
+/// A `sleep` argument no other process on the machine has: a test finds its own processes
+/// by it (a fixed one would also find what an earlier, failed run left).
+fn marker(n: u32) -> String {
+    format!("1000.{n}{}", std::process::id())
+}
+
 /// A DAG whose step ignores SIGTERM and starts a grandchild that ignores it too.
 fn stubborn(p: &Place, name: &str, marker: &str) -> std::path::PathBuf {
     p.dag(
@@ -97,18 +103,18 @@ fn stop_with_signal(signal: Signal, marker: &str) {
 
 #[test]
 fn ctrl_c_stops_every_process_of_the_run() {
-    stop_with_signal(Signal::SIGINT, "1000.0401");
+    stop_with_signal(Signal::SIGINT, &marker(1));
 }
 
 #[test]
 fn sigterm_stops_every_process_of_the_run() {
-    stop_with_signal(Signal::SIGTERM, "1000.0402");
+    stop_with_signal(Signal::SIGTERM, &marker(2));
 }
 
 #[test]
 fn wharf_stop_from_another_terminal_stops_the_run() {
     let p = Place::new();
-    let marker = "1000.0403";
+    let marker = &marker(3);
     let dag = stubborn(&p, "remote", marker);
     let child = p.spawn(&dag);
     wait_for_processes(marker, 2);
@@ -141,18 +147,21 @@ fn signal_on_stop_is_the_signal_the_step_gets() {
     let p = Place::new();
     let dag = p.dag(
         "gentle",
-        r#"
+        &format!(
+            r#"
 steps:
   - name: graceful
     signalOnStop: SIGINT
     command: |
       trap 'echo got INT > signal.txt; exit 0' INT
       trap 'echo got TERM > signal.txt; exit 0' TERM
-      sleep 1000.0404 & wait
+      sleep {} & wait
 "#,
+            marker(4)
+        ),
     );
     let child = p.spawn(&dag);
-    wait_for_processes("1000.0404", 1);
+    wait_for_processes(&marker(4), 1);
     let out = p.wharf().args(["stop", "gentle"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let _ = wait_with_deadline(child, Duration::from_secs(10));
@@ -162,13 +171,13 @@ steps:
             .trim(),
         "got INT"
     );
-    assert!(processes_with("1000.0404").is_empty());
+    assert!(processes_with(&marker(4)).is_empty());
 }
 
 #[test]
 fn a_run_whose_wharf_was_killed_is_marked_failed_and_cleaned_up() {
     let p = Place::new();
-    let marker = "1000.0405";
+    let marker = &marker(5);
     let dag = stubborn(&p, "orphan", marker);
     let mut child = p.spawn(&dag);
     wait_for_processes(marker, 2);
@@ -196,14 +205,17 @@ fn status_reads_a_run_while_it_runs_and_two_dags_run_at_once() {
     let p = Place::new();
     let slow = p.dag(
         "slow-one",
-        "steps:\n  - name: wait\n    command: sleep 1000.0406 & wait\n",
+        &format!(
+            "steps:\n  - name: wait\n    command: sleep {} & wait\n",
+            marker(6)
+        ),
     );
     let other = p.dag(
         "other-one",
         "steps:\n  - name: quick\n    command: echo quick\n",
     );
     let child = p.spawn(&slow);
-    wait_for_processes("1000.0406", 1);
+    wait_for_processes(&marker(6), 1);
     let status = p.status("slow-one");
     assert_eq!(status["status"], "running");
     assert_eq!(step(&status, "wait")["status"], "running");
@@ -217,5 +229,5 @@ fn status_reads_a_run_while_it_runs_and_two_dags_run_at_once() {
     );
     assert_eq!(p.wharf().args(["stop", "slow-one"]).run().code, Some(0));
     let _ = wait_with_deadline(child, Duration::from_secs(10));
-    assert!(processes_with("1000.0406").is_empty());
+    assert!(processes_with(&marker(6)).is_empty());
 }
