@@ -787,3 +787,180 @@ fn images_are_pulled_from_a_registry_and_pull_errors_say_which() {
     );
     assert!(u.containers().is_empty());
 }
+
+#[test]
+fn docker_tls_verify_uses_the_certificates_of_docker_cert_path() {
+    images_are_built();
+    let certs = tempfile::tempdir().expect("tmp");
+    let dir = certs.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("san");
+    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=wharf-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=wharf-client",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "client.cnf",
+    ]);
+    // A TLS endpoint that wants a client certificate, relaying to the daemon's socket.
+    let relay = r#"
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("server.pem", "server-key.pem")
+ctx.load_verify_locations("ca.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)
+print(srv.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data: break
+            b.sendall(data)
+    except OSError: pass
+    finally:
+        try: b.shutdown(socket.SHUT_WR)
+        except OSError: pass
+def serve(conn):
+    try: tls = ctx.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError): conn.close(); return
+    unix = socket.socket(socket.AF_UNIX); unix.connect("/var/run/docker.sock")
+    threading.Thread(target=pipe, args=(tls, unix), daemon=True).start()
+    pipe(unix, tls)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+    let mut server = Command::new("python3")
+        .arg("-c")
+        .arg(relay)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut port,
+    )
+    .expect("port");
+    let port = port.trim().to_owned();
+
+    let p = Place::new();
+    let u = Unique::new("tls");
+    let yaml = format!(
+        "steps:\n{}",
+        container_step(
+            "over-tls",
+            "        image: wharf-test/base:latest\n        autoRemove: true\n",
+            Some("echo over tls")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let host = format!("tcp://127.0.0.1:{port}");
+    let run = |cert_path: &std::path::Path| {
+        p.wharf()
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", &cert_path.to_string_lossy())
+            .args(["run"])
+            .args([&dag])
+            .run()
+    };
+    let out = run(dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "over-tls"), "over tls\n");
+    // Without the client's certificates the daemon is not reached, and the step says why.
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = run(empty.path());
+    assert_eq!(out.code, Some(1));
+    assert!(
+        step(&p.status(&u.name), "over-tls")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Docker"),
+        "{}",
+        out.stderr
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
