@@ -150,6 +150,11 @@ fn exit_codes_streams_and_the_stderr_tail() {
         "the failing step's stderr tail: {}",
         out.stderr
     );
+    assert_eq!(
+        step(&status, "fails")["error"],
+        "exit code 42: to-stderr",
+        "the message ends with the stderr tail"
+    );
     assert!(u.containers().is_empty());
 }
 
@@ -315,6 +320,19 @@ fn container_name_execs_into_a_running_container_and_image_creates_a_missing_one
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs(&u.name, "exec"), "worker\n/home/worker\n1\n");
     assert_eq!(p.logs(&u.name, "create"), "created\n");
+    // A binary the container lacks: the exec's exit code (from exec inspect) is 126/127.
+    let missing = format!(
+        "steps:\n{}",
+        container_step(
+            "absent",
+            &format!("        containerName: {target}\n"),
+            Some("no-such-binary --flag")
+        )
+    );
+    let missing_dag = p.dag(&format!("{}-missing", u.name), &missing);
+    assert_eq!(p.run(&missing_dag, &[]).code, Some(1));
+    let code = step(&p.status(&format!("{}-missing", u.name)), "absent")["exitCode"].as_i64();
+    assert!(matches!(code, Some(126 | 127)), "{code:?}");
     // Again: the named container is now stopped, so it is removed and created anew.
     let again = p.run(&dag, &[]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);

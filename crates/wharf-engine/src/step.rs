@@ -364,7 +364,8 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             );
         }
         let captured = capture(&exit.stdout_head, max_output);
-        let mut error = describe_failure(&exit, timed_out, timeout);
+        let mut error =
+            describe_failure(&exit, timed_out, timeout).map(|e| with_stderr_tail(e, &stderr));
         let mut output = None;
         if exit.succeeded()
             && let Some(o) = &step.output
@@ -574,6 +575,26 @@ fn describe_failure(exit: &Exit, timed_out: bool, timeout: Option<Duration>) -> 
         (Some(code), _) => Some(format!("exit code {code}")),
         (None, Some(sig)) => Some(format!("killed by signal {sig}")),
         (None, None) => Some("ended without an exit code".into()),
+    }
+}
+
+/// A failure's message, ending with the last line the step wrote to stderr.
+fn with_stderr_tail(message: String, stderr: &std::path::Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(stderr) else {
+        return message;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+        Some(last) => {
+            let last: String = last.chars().take(300).collect();
+            format!("{message}: {last}")
+        }
+        None => message,
     }
 }
 

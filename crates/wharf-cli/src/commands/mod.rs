@@ -50,6 +50,12 @@ pub(crate) fn plural(n: usize, word: &str) -> String {
 /// Opens the store under `$WHARF_HOME` and marks runs whose process died as failed (telling
 /// the user). None (after saying why) when the store cannot be opened.
 pub(crate) fn open_store() -> Option<wharf_store::Store> {
+    open_store_reaping().map(|(store, _)| store)
+}
+
+/// [`open_store`], also saying how many dead runs it found (their containers may need
+/// cleaning up too).
+pub(crate) fn open_store_reaping() -> Option<(wharf_store::Store, usize)> {
     let home = wharf_store::default_home();
     let store = match wharf_store::Store::open(&home) {
         Ok(store) => store,
@@ -61,8 +67,10 @@ pub(crate) fn open_store() -> Option<wharf_store::Store> {
             return None;
         }
     };
+    let mut found = 0;
     match store.reap_dead() {
         Ok(dead) => {
+            found = dead.len();
             for run in dead {
                 eprintln!(
                     "note: run {} of {} was left running by a process that is gone; it is now marked failed",
@@ -72,7 +80,7 @@ pub(crate) fn open_store() -> Option<wharf_store::Store> {
         }
         Err(e) => eprintln!("warning: cannot check for runs of dead processes: {e}"),
     }
-    Some(store)
+    Some((store, found))
 }
 
 /// The DAG name that `arg` means: the name of the DAG in a file at that path (the file's

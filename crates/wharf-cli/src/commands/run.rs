@@ -10,7 +10,7 @@ use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
 use crate::args::{RetryArgs, RunArgs};
-use crate::commands::{dag_name, find_run, load, open_store};
+use crate::commands::{dag_name, find_run, load, open_store_reaping};
 use crate::progress::{Progress, TICK};
 use crate::term::Term;
 
@@ -36,7 +36,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
         Some(id) => id.clone(),
         None => wharf_engine::new_run_id(),
     };
-    let Some(store) = open_store() else {
+    let Some((store, dead)) = open_store_reaping() else {
         return ExitCode::Failure;
     };
     if let Some(days) = dag.hist_retention_days {
@@ -78,11 +78,11 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
         resume: None,
         docker: None,
     };
-    execute(store, request, term, args.verbose)
+    execute(store, request, term, args.verbose, dead > 0)
 }
 
 pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
-    let Some(store) = open_store() else {
+    let Some((store, dead)) = open_store_reaping() else {
         return ExitCode::Failure;
     };
     let name = dag_name(&args.dag);
@@ -152,7 +152,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
         resume: Some(Resume { kept, outputs }),
         docker: None,
     };
-    execute(store, request, term, args.verbose)
+    execute(store, request, term, args.verbose, dead > 0)
 }
 
 /// The steps a retry runs again: those that did not succeed (or were skipped), and every
@@ -184,7 +184,14 @@ fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<Str
 }
 
 /// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
-fn execute(store: Store, mut request: RunRequest, term: &Term, verbose: bool) -> ExitCode {
+/// `found_dead`: runs of dead processes were found, whose containers go first.
+fn execute(
+    store: Store,
+    mut request: RunRequest,
+    term: &Term,
+    verbose: bool,
+    found_dead: bool,
+) -> ExitCode {
     let uses_docker = request
         .dag
         .steps
@@ -197,7 +204,7 @@ fn execute(store: Store, mut request: RunRequest, term: &Term, verbose: bool) ->
         return ExitCode::Failure;
     };
     let summary = runtime.block_on(async move {
-        if uses_docker {
+        if uses_docker || found_dead {
             // What crashed runs left behind goes first (it may hold names this run needs).
             crate::commands::cleanup::remove_containers(&client).await;
         }
