@@ -12,8 +12,10 @@ fn dry(dir: &std::path::Path, file: &str, extra: &[&str]) -> crate::common::Outp
 
 fn scrub(text: &str, dir: &std::path::Path) -> String {
     let canonical = dir.canonicalize().expect("dir");
+    let parent = canonical.parent().expect("parent").display().to_string();
     text.replace(&canonical.display().to_string(), "[DIR]")
         .replace(&dir.display().to_string(), "[DIR]")
+        .replace(&parent, "[FIXTURES]")
 }
 
 #[test]
