@@ -5,7 +5,12 @@ use clap::{Args, Parser, Subcommand};
 /// wharf runs workflows written as YAML DAG files (the Dagu 1.x dialect), on the host or in
 /// Docker containers.
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, about, propagate_version = true)]
+#[command(
+    name = "wharf",
+    version,
+    about = "Runs workflows written as YAML DAG files (the Dagu 1.x dialect), on the host or in Docker containers",
+    propagate_version = true
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
