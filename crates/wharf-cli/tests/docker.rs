@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::run::{Place, step};
+use crate::run::{Place, step, step_error};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -203,10 +203,7 @@ fn an_oom_kill_is_reported_as_such() {
     let status = p.status(&u.name);
     assert_eq!(step(&status, "hog")["exitCode"], 137);
     assert!(
-        step(&status, "hog")["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("out of memory"),
+        step_error(&status, "hog").contains("out of memory"),
         "{status}"
     );
 }
@@ -378,12 +375,7 @@ fn pull_never_and_missing_images_say_what_is_wrong() {
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(1));
     let status = p.status(&u.name);
-    let error = |s: &str| {
-        step(&status, s)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let error = |s: &str| step_error(&status, s);
     assert!(
         error("never").contains("not found locally, and pull is `never`"),
         "{}",
@@ -420,10 +412,7 @@ fn a_missing_command_in_the_image_is_docker_exit_code_127() {
     let status = p.status(&u.name);
     assert_eq!(step(&status, "nope")["exitCode"], 127);
     assert!(
-        step(&status, "nope")["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("did not start"),
+        step_error(&status, "nope").contains("did not start"),
         "{status}"
     );
     assert!(u.containers().is_empty());
@@ -453,10 +442,7 @@ fn a_timed_out_container_is_stopped_within_the_grace_period_and_removed() {
     );
     let status = p.status(&u.name);
     assert!(
-        step(&status, "sleepy")["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("timed out"),
+        step_error(&status, "sleepy").contains("timed out"),
         "{status}"
     );
     assert!(u.containers().is_empty(), "{:?}", u.containers());
@@ -620,10 +606,7 @@ fn docker_host_may_be_a_tcp_address() {
     assert_eq!(bad.code, Some(1));
     let status = p.status(&u.name);
     assert!(
-        step(&status, "over-tcp")["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("cannot reach Docker at tcp://127.0.0.1:1"),
+        step_error(&status, "over-tcp").contains("cannot reach Docker at tcp://127.0.0.1:1"),
         "{status}"
     );
 }
@@ -764,12 +747,7 @@ fn images_are_pulled_from_a_registry_and_pull_errors_say_which() {
         out.stderr
     );
     let status = p.status(&u.name);
-    let error = |s: &str| {
-        step(&status, s)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let error = |s: &str| step_error(&status, s);
     assert!(
         error("missing").contains("image not found"),
         "{}",

@@ -81,6 +81,14 @@ pub fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {status}"))
 }
 
+/// The recorded error of a step ("" when it has none).
+pub fn step_error(status: &Value, name: &str) -> String {
+    step(status, name)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Processes whose command line holds `marker` (ours, still alive).
 pub fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -438,10 +446,7 @@ steps:
     let status = p.status("slow");
     assert_eq!(step(&status, "slow")["status"], "failed");
     assert!(
-        step(&status, "slow")["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("timed out"),
+        step_error(&status, "slow").contains("timed out"),
         "{status}"
     );
     assert_eq!(step(&status, "next")["status"], "succeeded");
