@@ -12,44 +12,10 @@ Prints medians, min-max, the ratio and peak RSS, as a Markdown table.
 """
 import argparse
 import os
-import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-WHARF = ROOT / "target" / "release" / "wharf"
-
-
-def timed(cmd, env=None, cwd=None):
-    """Wall time (s) and peak RSS (KiB) of one command."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{cmd} exited {code}")
-    return elapsed, usage.ru_maxrss
-
-
-def compare(name, a, b, rounds):
-    """a, b: (label, thunk) pairs; returns a result row."""
-    a[1](), b[1]()  # warm-up
-    ta, tb, rss = [], [], []
-    for i in range(rounds):
-        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
-        for (label, thunk), out in order:
-            t, r = thunk()
-            out.append(t)
-            if out is ta:
-                rss.append(r)
-    return name, a[0], ta, b[0], tb, max(rss)
-
-
-def fmt(ts):
-    return f"{statistics.median(ts) * 1000:.1f} ms ({min(ts) * 1000:.1f}-{max(ts) * 1000:.1f})"
+from harness import ROOT, WHARF, compare, table, timed
 
 
 def main():
@@ -79,11 +45,7 @@ def main():
                 args.rounds,
             ),
         ]
-    print("| case | wharf | baseline | ratio | wharf peak RSS |")
-    print("|---|---|---|---|---|")
-    for name, la, ta, lb, tb, rss in rows:
-        ratio = statistics.median(ta) / statistics.median(tb)
-        print(f"| {name} | {la}: {fmt(ta)} | {lb}: {fmt(tb)} | {ratio:.2f}x | {rss / 1024:.1f} MiB |")
+    table(rows)
 
 
 if __name__ == "__main__":
