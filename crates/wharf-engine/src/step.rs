@@ -67,6 +67,23 @@ pub(crate) struct StepCtx {
 }
 
 impl StepCtx {
+    /// Ends the step as stopped (`aborted`).
+    fn stopped(
+        &self,
+        started: Instant,
+        attempt: u32,
+        code: Option<i32>,
+        stderr: Option<PathBuf>,
+    ) -> StepOutcome {
+        self.finish(
+            started,
+            attempt,
+            StepOutcome::aborted(code),
+            Some("stopped".into()),
+            stderr,
+        )
+    }
+
     /// Records the end of an attempt that is not the step's last.
     fn flush_attempt(&self) {
         let pending = self.pending_attempt.lock().ok().and_then(|mut p| p.take());
@@ -355,13 +372,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
 
         let stopped = ctx.stop.is_cancelled() && !timed_out;
         if stopped {
-            return ctx.finish(
-                started,
-                attempt,
-                StepOutcome::aborted(code),
-                Some("stopped".into()),
-                last_stderr,
-            );
+            return ctx.stopped(started, attempt, code, last_stderr);
         }
         let captured = capture(&exit.stdout_head, max_output);
         let mut error =
@@ -436,13 +447,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             if pause(interval, &ctx.stop).await {
                 continue;
             }
-            return ctx.finish(
-                started,
-                attempt,
-                StepOutcome::aborted(code),
-                Some("stopped".into()),
-                last_stderr,
-            );
+            return ctx.stopped(started, attempt, code, last_stderr);
         }
 
         if let Some(o) = &output {
