@@ -18,7 +18,8 @@ const TAIL_LINES: usize = 20;
 pub(crate) struct Progress {
     live: bool,
     color: bool,
-    /// Running steps: name, attempt, since, what it is busy with.
+    /// Running steps: name, attempt (0: the DAG-level container, starting), since, what it
+    /// is busy with.
     active: Vec<(String, u32, Instant, Option<String>)>,
     drawn: usize,
     failed: Vec<(String, PathBuf)>,
@@ -81,6 +82,7 @@ impl Progress {
         let spin = SPIN[self.frame % SPIN.len()];
         let shown = self.active.len().min(10);
         for (name, attempt, since, busy) in self.active.iter().take(shown) {
+            let state = if *attempt == 0 { "starting" } else { "running" };
             let retry = if *attempt > 1 {
                 format!(" (attempt {attempt})")
             } else {
@@ -91,7 +93,7 @@ impl Progress {
                 .map(|b| format!(", {b}"))
                 .unwrap_or_default();
             let line = format!(
-                "{spin} {name}: running{retry} {}{busy}",
+                "{spin} {name}: {state}{retry} {}{busy}",
                 time::duration(since.elapsed())
             );
             let _ = writeln!(err, "{}", self.paint(Status::Running, &line));
@@ -145,6 +147,32 @@ impl Progress {
                 {
                     self.failed.push((report.name.clone(), stderr.clone()));
                 }
+                self.emit(&[line]);
+            }
+            Event::ContainerStarting { what } => {
+                let name = format!("container {what}");
+                self.active.push((name.clone(), 0, Instant::now(), None));
+                if !self.live {
+                    self.emit(&[format!("{name}: starting")]);
+                }
+            }
+            Event::ContainerReady {
+                what,
+                duration,
+                error,
+            } => {
+                let name = format!("container {what}");
+                self.active.retain(|(n, ..)| *n != name);
+                let line = match error {
+                    None => self.paint(
+                        Status::Succeeded,
+                        &format!("{name}: ready ({})", time::duration(*duration)),
+                    ),
+                    Some(e) => self.paint(
+                        Status::Failed,
+                        &format!("{name}: not ready ({}): {e}", time::duration(*duration)),
+                    ),
+                };
                 self.emit(&[line]);
             }
             Event::Notice(text) => self.emit(&[format!("note: {text}")]),

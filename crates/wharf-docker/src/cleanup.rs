@@ -46,7 +46,8 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> 
         let Some(id) = c.id else { continue };
         let labels = c.labels.unwrap_or_default();
         let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-        if get(labels::HOST) != host {
+        // A kept DAG-level container (`keepContainer`) outlives its run on purpose.
+        if get(labels::HOST) != host || get(labels::KEEP) == "true" {
             continue;
         }
         let pid: i32 = get(labels::PID).parse().unwrap_or(0);

@@ -163,7 +163,7 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
 
 /// The step's `stdout:`/`stderr:` files, made empty (their folders created) before the
 /// container writes to them.
-fn prepare_redirects(job: &StepJob) -> Result<(), String> {
+pub(crate) fn prepare_redirects(job: &StepJob) -> Result<(), String> {
     for path in [&job.redirect_stdout, &job.redirect_stderr]
         .into_iter()
         .flatten()
@@ -177,7 +177,7 @@ fn prepare_redirects(job: &StepJob) -> Result<(), String> {
     Ok(())
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
@@ -284,7 +284,7 @@ async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
 /// Copies the attached stream to the logs until it ends; stops the work (`kill` with the
 /// step's signal, then SIGKILL after the grace period) when the step is stopped. Returns
 /// the start of stdout and whether the step was stopped.
-async fn pump<S, K, F>(mut stream: S, job: &StepJob, kill: K) -> (Vec<u8>, bool)
+pub(crate) async fn pump<S, K, F>(mut stream: S, job: &StepJob, kill: K) -> (Vec<u8>, bool)
 where
     S: Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
     K: Fn(String) -> F,

@@ -27,7 +27,8 @@ fn same_platform(have: &str, want: &str) -> bool {
     have == want || (want.matches('/').count() == 1 && have.starts_with(&format!("{want}/")))
 }
 
-/// Ensures `image` is present per `policy`; `notice` is told about pulls.
+/// Ensures `image` is present per `policy`; `notice` is told about pulls. Returns the
+/// local image's details when it was used without a pull.
 pub(crate) async fn ensure(
     docker: &Docker,
     image: &str,
@@ -35,7 +36,7 @@ pub(crate) async fn ensure(
     platform: Option<&str>,
     notice: &(dyn Fn(String) + Sync),
     activity: &(dyn Fn(Option<String>) + Sync),
-) -> Result<(), String> {
+) -> Result<Option<bollard::models::ImageInspect>, String> {
     let local = match docker.inspect_image(image).await {
         Ok(found) => Some(found),
         Err(e) if status_of(&e) == Some(404) => None,
@@ -59,7 +60,7 @@ pub(crate) async fn ensure(
     };
     if !pull {
         return match (matches, &local_platform, platform) {
-            (true, _, _) => Ok(()),
+            (true, _, _) => Ok(local),
             (false, Some(have), Some(want)) => Err(format!(
                 "image {image} exists locally for {have}, wanted {want} (and pull is `never`)"
             )),
@@ -130,7 +131,7 @@ pub(crate) async fn ensure(
                 "pulled {image} in {:.1}s",
                 started.elapsed().as_secs_f64()
             ));
-            Ok(())
+            Ok(None)
         }
         Some(message) => Err(pull_error(image, platform, &local_platform, &message)),
     }

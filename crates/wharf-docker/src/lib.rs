@@ -8,6 +8,7 @@
 mod cleanup;
 mod container;
 mod image;
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::OnceCell;
 use wharf_engine::{BoxFuture, Executor, Exit, StepJob};
 
 pub use cleanup::{Leftover, remove_leftovers};
+pub use shared::SharedExecutor;
 
 /// The connection to the Docker daemon, made on first use.
 #[derive(Clone, Default)]

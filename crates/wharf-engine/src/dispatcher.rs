@@ -46,6 +46,10 @@ struct Dispatcher {
     local: Arc<dyn Executor>,
     docker: Arc<dyn Executor>,
     shared: Arc<dyn Executor>,
+    /// The DAG-level container, when the DAG has one and a step or handler runs in it.
+    container: Option<Arc<dyn crate::SharedContainer>>,
+    /// `container.env`, expanded: steps in the container get it under their own env.
+    container_env: Arc<Vec<(String, String)>>,
     attempts_before: std::collections::HashMap<String, u32>,
 }
 
@@ -115,14 +119,22 @@ pub async fn execute(
                 "Docker steps cannot run here: no Docker executor".into(),
             ))
         }),
-        shared: Arc::new(crate::executor::Unavailable(
-            "the DAG-level `container` is not supported by this version of wharf yet".into(),
-        )),
+        shared: match &req.shared {
+            Some(shared) => Arc::clone(shared) as Arc<dyn Executor>,
+            None => Arc::new(crate::executor::Unavailable(
+                "the DAG-level container cannot run here: no Docker executor".into(),
+            )),
+        },
+        container: req.shared.clone().filter(|_| uses_container(&dag)),
+        container_env: Arc::new(Vec::new()),
         attempts_before,
     };
     d.declare_steps(&req);
 
     let (status, error) = d.run_all(&req, &control, &mut log).await;
+    if let Some(container) = &d.container {
+        container.finish().await;
+    }
     d.docker.settle().await;
     let (run, err) = (d.req_run, error.clone());
     store.record("the run's result", move |s| {
@@ -236,6 +248,14 @@ impl Dispatcher {
                     .finish_with_handlers(Status::Aborted, Some("stopped".into()), control, log)
                     .await;
             }
+        }
+
+        if self.container.is_some()
+            && let Err((status, error)) = self.start_container(&stop, deadline, log).await
+        {
+            return self
+                .finish_with_handlers(status, Some(error), control, log)
+                .await;
         }
 
         // init handler: a failure fails the run before any step.
@@ -496,6 +516,145 @@ impl Dispatcher {
         outcome
     }
 
+    /// Starts the DAG-level container and waits until it is ready; on failure, the run's
+    /// status and error.
+    async fn start_container(
+        &mut self,
+        stop: &CancellationToken,
+        deadline: Option<tokio::time::Instant>,
+        log: &mut RunLog,
+    ) -> Result<(), (Status, String)> {
+        let Some(container) = self.container.clone() else {
+            return Ok(());
+        };
+        let Some(spec) = self.dag.container.as_ref() else {
+            return Ok(());
+        };
+        let expand = |t: &str| self.vars.expand(t, &vars::host);
+        let mut config = spec.clone();
+        let ex = |v: &Option<String>| v.as_deref().map(expand);
+        config.exec = ex(&config.exec);
+        config.name = ex(&config.name);
+        config.image = ex(&config.image);
+        config.user = ex(&config.user);
+        config.working_dir = ex(&config.working_dir);
+        config.command = config.command.iter().map(|c| expand(c)).collect();
+        if let Some(wharf_spec::Network::Custom(n) | wharf_spec::Network::Container(n)) =
+            config.network.as_mut()
+        {
+            *n = expand(n);
+        }
+        for v in &mut config.volumes {
+            v.source = match &v.source {
+                wharf_spec::VolumeSource::Bind(source) => {
+                    let path =
+                        wharf_spec::formats::resolve_path(&self.dag.working_dir, &expand(source));
+                    wharf_spec::VolumeSource::Bind(path.to_string_lossy().into_owned())
+                }
+                wharf_spec::VolumeSource::Named(name) => {
+                    wharf_spec::VolumeSource::Named(expand(name))
+                }
+            };
+        }
+        let env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), expand(&v.value)))
+            .collect();
+        self.container_env = Arc::new(env.clone());
+        let what = config
+            .exec
+            .clone()
+            .or_else(|| config.name.clone())
+            .or_else(|| config.image.clone())
+            .unwrap_or_default();
+        let mut labels =
+            crate::labels::owner(&self.dag.name, &self.run_id, crate::labels::SHARED_STEP);
+        labels.extend([
+            (
+                crate::labels::AUTO_REMOVE.to_owned(),
+                (!config.keep_container).to_string(),
+            ),
+            (
+                crate::labels::KEEP.to_owned(),
+                config.keep_container.to_string(),
+            ),
+            (
+                crate::labels::IMAGE.to_owned(),
+                config.image.clone().unwrap_or_default(),
+            ),
+        ]);
+        let starting = stop.child_token();
+        let setup = crate::SharedSetup {
+            dag_name: self.dag.name.clone(),
+            config,
+            env,
+            labels,
+            grace: self.grace,
+            stop: starting.clone(),
+            notice: {
+                let events = self.events.clone();
+                Arc::new(move |m| {
+                    let _ = events.send(Event::Notice(format!("container: {m}")));
+                })
+            },
+            activity: {
+                let (events, name) = (self.events.clone(), format!("container {what}"));
+                Arc::new(move |text| {
+                    let _ = events.send(Event::Activity {
+                        name: name.clone(),
+                        text,
+                    });
+                })
+            },
+        };
+        let _ = self
+            .events
+            .send(Event::ContainerStarting { what: what.clone() });
+        log.line(&format!("starting the container {what}"));
+        let began = Instant::now();
+        let mut timed_out = false;
+        let result = {
+            let start = container.start(&setup);
+            tokio::pin!(start);
+            loop {
+                tokio::select! {
+                    r = &mut start => break r,
+                    () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
+                        timed_out = true;
+                        starting.cancel();
+                    }
+                }
+            }
+        };
+        let error = result.err();
+        let _ = self.events.send(Event::ContainerReady {
+            what: what.clone(),
+            duration: began.elapsed(),
+            error: error.clone(),
+        });
+        match error {
+            None => {
+                log.line(&format!("the container {what} is ready"));
+                Ok(())
+            }
+            Some(e) => {
+                log.line(&format!("the container {what} did not start: {e}"));
+                if timed_out {
+                    let secs = self.dag.timeout_sec.unwrap_or_default();
+                    Err((Status::Aborted, format!("the DAG timed out after {secs}s")))
+                } else if stop.is_cancelled() {
+                    Err((Status::Aborted, "stopped".into()))
+                } else {
+                    Err((
+                        Status::Failed,
+                        format!("the DAG-level container did not start: {e}"),
+                    ))
+                }
+            }
+        }
+    }
+
     fn step_ctx(&self, step: StepRef, position: usize, stop: CancellationToken) -> StepCtx {
         let name = &step.get(&self.dag).name;
         StepCtx {
@@ -512,6 +671,7 @@ impl Dispatcher {
             grace: self.grace,
             events: self.events.clone(),
             attempts_before: self.attempts_before.get(name).copied().unwrap_or(0),
+            container_env: Arc::clone(&self.container_env),
             executor: match self.dag.placement(step.get(&self.dag)) {
                 wharf_spec::Placement::Host => Arc::clone(&self.local),
                 wharf_spec::Placement::OwnContainer { .. } => Arc::clone(&self.docker),
@@ -520,6 +680,16 @@ impl Dispatcher {
             pending_attempt: std::sync::Mutex::new(None),
         }
     }
+}
+
+/// Whether a step or handler of the DAG runs in its DAG-level container.
+fn uses_container(dag: &Dag) -> bool {
+    dag.container.is_some()
+        && dag
+            .steps
+            .iter()
+            .chain(dag.handlers.iter().map(|(_, s)| s))
+            .any(|s| dag.placement(s) == wharf_spec::Placement::SharedContainer)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -39,8 +39,10 @@ pub struct StepJob {
     pub positional: Vec<String>,
     pub dir: PathBuf,
     pub local: LocalCommand,
-    /// For a step in a container: its Docker settings, with `${VAR}` expanded.
+    /// For a step in a container of its own: its Docker settings, `${VAR}` expanded.
     pub container: Option<ContainerJob>,
+    /// For a step in the DAG-level container: what to exec there.
+    pub exec: Option<ExecJob>,
     /// The attempt's log files.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -113,6 +115,48 @@ pub struct ContainerJob {
     pub argv: Option<Vec<String>>,
     /// Labels for every container created: the DAG, the run, the step, the owner process.
     pub labels: Vec<(String, String)>,
+}
+
+/// What a step in the DAG-level container runs there, through `docker exec`.
+#[derive(Debug, Clone)]
+pub struct ExecJob {
+    /// The program and its arguments, expanded.
+    pub argv: Vec<String>,
+    /// Fed to the program's stdin (a `script`).
+    pub stdin: Option<String>,
+    /// The step's `dir`/`workingDir`, absolute in the container; None: the container's.
+    pub working_dir: Option<String>,
+}
+
+/// The DAG-level `container` of a run: started before the first step that runs in it,
+/// stopped and removed after the last step and handler. Its attempts run through
+/// `docker exec`.
+pub trait SharedContainer: Executor {
+    /// Creates (or finds) and starts the container, and waits until it is ready; the
+    /// error says why it is not. Returns early with an error when `setup.stop` is
+    /// cancelled.
+    fn start<'a>(&'a self, setup: &'a SharedSetup) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Stops and removes the container unless it is kept (`keepContainer`). Called once
+    /// the run is over, on every path, whether `start` succeeded or not.
+    fn finish(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The DAG-level container's settings for one run, `${VAR}` expanded.
+pub struct SharedSetup {
+    pub dag_name: String,
+    /// Strings expanded, bind-mount sources absolute.
+    pub config: wharf_spec::Container,
+    /// `container.env`, expanded.
+    pub env: Vec<(String, String)>,
+    /// Labels for the container (as for step containers).
+    pub labels: Vec<(String, String)>,
+    /// The stop grace period (`maxCleanUpTimeSec`), for `startup: entrypoint|command`.
+    pub grace: Duration,
+    /// Cancelled when the run is stopped (or times out) while the container starts.
+    pub stop: CancellationToken,
+    pub notice: Arc<dyn Fn(String) + Send + Sync>,
+    pub activity: Arc<dyn Fn(Option<String>) + Send + Sync>,
 }
 
 /// An executor for steps that cannot run here: every attempt fails with the reason.

@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::execute;
-pub use executor::{BoxFuture, ContainerJob, Executor, Exit, LocalCommand, StepJob};
+pub use executor::{
+    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, SharedContainer, SharedSetup,
+    StepJob,
+};
 pub use local::{LazyLog, LocalExecutor, Program};
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;
@@ -41,6 +44,32 @@ pub mod labels {
     pub const HOST: &str = "wharf.host";
     /// `true` when the step asked for its container to be removed (`autoRemove`).
     pub const AUTO_REMOVE: &str = "wharf.auto-remove";
+    /// `true` on a DAG-level container with `keepContainer: true`: never cleaned up.
+    pub const KEEP: &str = "wharf.keep";
+    /// The image a DAG-level container was created from, as written.
+    pub const IMAGE: &str = "wharf.image";
+    /// The step name in the labels of a DAG-level container.
+    pub const SHARED_STEP: &str = "(container)";
+
+    /// The labels that tie a container to its run and to the process running it.
+    pub fn owner(dag: &str, run_id: &str, step: &str) -> Vec<(String, String)> {
+        let pid = std::process::id();
+        let start = i32::try_from(pid)
+            .ok()
+            .and_then(wharf_store::process_start)
+            .unwrap_or(0);
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![
+            (DAG.to_owned(), dag.to_owned()),
+            (RUN.to_owned(), run_id.to_owned()),
+            (STEP.to_owned(), step.to_owned()),
+            (PID.to_owned(), pid.to_string()),
+            (PID_START.to_owned(), start.to_string()),
+            (HOST.to_owned(), host),
+        ]
+    }
 }
 
 /// A new run id: a UUID v7 (time-ordered).
@@ -72,6 +101,8 @@ pub struct RunRequest {
     /// Runs the steps that have a container of their own (`executor: docker`); None when
     /// the caller has no Docker executor (such steps then fail and say so).
     pub docker: Option<Arc<dyn Executor>>,
+    /// The DAG-level container, for a DAG that has one; None: its steps fail and say why.
+    pub shared: Option<Arc<dyn SharedContainer>>,
 }
 
 /// The part of an earlier run that a retry keeps.
@@ -107,6 +138,16 @@ pub enum Event {
         handler: Option<&'static str>,
     },
     StepFinished(StepReport),
+    /// The DAG-level container is being started (`what`: its image or name).
+    ContainerStarting {
+        what: String,
+    },
+    /// The DAG-level container is ready, or (error) it is not and the run ends.
+    ContainerReady {
+        what: String,
+        duration: Duration,
+        error: Option<String>,
+    },
     /// Something worth telling that is not a step's result (a store write failed, ...).
     Notice(String),
     /// What a running step is busy with before its command runs (a pull's progress);

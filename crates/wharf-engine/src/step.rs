@@ -61,6 +61,8 @@ pub(crate) struct StepCtx {
     /// Attempts already made (a retried run numbers on).
     pub attempts_before: u32,
     pub executor: Arc<dyn Executor>,
+    /// The DAG-level container's `env`, expanded (for steps that run in it).
+    pub container_env: Arc<Vec<(String, String)>>,
     /// The last attempt's number and exit code, recorded with the step's result (one
     /// transaction instead of two).
     pub pending_attempt: std::sync::Mutex<Option<(u32, Option<i32>)>>,
@@ -178,8 +180,17 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         ctx.record("the step's start", move |s| s.start_step(run, &name));
     }
 
-    // The step's variables: the run's, its own `env`, then DAG_*.
+    let placement = dag.placement(step);
+    let on_host = placement == wharf_spec::Placement::Host;
+    let in_shared = placement == wharf_spec::Placement::SharedContainer;
+    // The step's variables: the run's, the DAG-level container's (for a step in it), its
+    // own `env`, then DAG_*.
     let mut vars = ctx.vars.clone();
+    if in_shared {
+        for (name, value) in ctx.container_env.iter() {
+            vars.set(name, value.clone(), Origin::Env);
+        }
+    }
     let dir_for_eval = dag.working_dir.clone();
     for var in &step.env {
         let value = vars.expand(&var.value, &vars::host);
@@ -196,7 +207,6 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         None => dag.working_dir.clone(),
     };
     // The DAG's own folder was checked when the run started.
-    let on_host = matches!(step.executor, wharf_spec::Executor::Local { .. });
     if on_host && step.dir.is_some() && !dir.is_dir() {
         return fail(
             &ctx,
@@ -237,7 +247,15 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     }
 
     // Only a step on the host has a shell program; a container step's command is its
-    // container's (or the image's own CMD).
+    // container's (or the image's own CMD), or what it execs in the DAG-level container.
+    let exec = if in_shared {
+        match exec_job(step, &dag, &expand) {
+            Ok(e) => Some(e),
+            Err(e) => return fail(&ctx, e),
+        }
+    } else {
+        None
+    };
     let program = if on_host {
         match program_of(step, &ctx, &expand) {
             Ok(p) => p,
@@ -311,6 +329,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             positional: vars.positional.clone(),
             dir: dir.clone(),
             container: container_job(step, &dag, &ctx, &expand),
+            exec: exec.clone(),
             activity: {
                 let (events, name) = (ctx.events.clone(), step.name.clone());
                 Arc::new(move |text| {
@@ -555,6 +574,82 @@ fn program_of(
     }
 }
 
+/// What a step in the DAG-level container execs there. A list `command` is argv; a string
+/// is split into words like a shell would, without one (images need not have a shell),
+/// unless the step or DAG names a `shell`, which then runs the line. A `script` is fed to
+/// the `command` (or its `#!` interpreter, or the shell) on stdin.
+fn exec_job(
+    step: &Step,
+    dag: &Dag,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<crate::ExecJob, String> {
+    let shell: Option<Vec<String>> = step
+        .shell
+        .as_ref()
+        .or(dag.shell.as_ref())
+        .map(|words| words.iter().map(|w| expand(w)).collect())
+        .filter(|w: &Vec<String>| !w.is_empty());
+    let words = |line: &str| -> Vec<String> {
+        shell_words::split(line)
+            .unwrap_or_else(|_| line.split_whitespace().map(str::to_owned).collect())
+            .iter()
+            .map(|w| expand(w))
+            .collect()
+    };
+    let command = step.command.as_ref().map(|c| match c {
+        CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect::<Vec<_>>(),
+        CommandSpec::Line(line) => match &shell {
+            Some(sh) if step.script.is_none() => {
+                let mut argv = sh.clone();
+                argv.extend(["-c".to_owned(), line.clone()]);
+                argv
+            }
+            _ => words(line),
+        },
+    });
+    let (argv, stdin) = match (&step.script, command) {
+        (None, Some(argv)) => (argv, None),
+        (None, None) => return Err("the step has nothing to run".into()),
+        (Some(script), Some(argv)) => (argv, Some(script.clone())),
+        (Some(script), None) => {
+            let interpreter = script
+                .strip_prefix("#!")
+                .and_then(|rest| rest.lines().next())
+                .map(|line| {
+                    line.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|w| !w.is_empty());
+            let argv = interpreter
+                .or(shell)
+                .unwrap_or_else(|| vec!["sh".to_owned()]);
+            (argv, Some(script.clone()))
+        }
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err("the step's command is empty".into());
+    }
+    let container_dir = dag
+        .container
+        .as_ref()
+        .and_then(|c| c.working_dir.as_deref());
+    let working_dir = step.dir.as_deref().map(|d| {
+        let d = expand(d);
+        match container_dir {
+            Some(base) if !d.starts_with('/') => {
+                format!("{}/{d}", base.trim_end_matches('/'))
+            }
+            _ => d,
+        }
+    });
+    Ok(crate::ExecJob {
+        argv,
+        stdin,
+        working_dir,
+    })
+}
+
 /// The attempt's stdout, trimmed, for `output:` (an error past `maxOutputSize`).
 fn capture(head: &[u8], max: u64) -> Result<String, String> {
     if head.len() as u64 > max {
@@ -664,26 +759,11 @@ fn container_job(
             words.iter().map(|w| expand(w)).collect()
         }
     });
-    let pid = std::process::id();
-    let start = i32::try_from(pid)
-        .ok()
-        .and_then(wharf_store::process_start)
-        .unwrap_or(0);
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let labels = vec![
-        (crate::labels::DAG.to_owned(), dag.name.clone()),
-        (crate::labels::RUN.to_owned(), ctx.run_id.clone()),
-        (crate::labels::STEP.to_owned(), step.name.clone()),
-        (crate::labels::PID.to_owned(), pid.to_string()),
-        (crate::labels::PID_START.to_owned(), start.to_string()),
-        (crate::labels::HOST.to_owned(), host),
-        (
-            crate::labels::AUTO_REMOVE.to_owned(),
-            config.auto_remove.to_string(),
-        ),
-    ];
+    let mut labels = crate::labels::owner(&dag.name, &ctx.run_id, &step.name);
+    labels.push((
+        crate::labels::AUTO_REMOVE.to_owned(),
+        config.auto_remove.to_string(),
+    ));
     Some(crate::ContainerJob {
         config,
         argv,

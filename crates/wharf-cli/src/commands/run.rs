@@ -77,6 +77,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
         params: args.params.clone(),
         resume: None,
         docker: None,
+        shared: None,
     };
     execute(store, request, term, args.verbose, dead > 0)
 }
@@ -151,6 +152,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
         params: record.params.clone(),
         resume: Some(Resume { kept, outputs }),
         docker: None,
+        shared: None,
     };
     execute(store, request, term, args.verbose, dead > 0)
 }
@@ -200,6 +202,9 @@ fn execute(
         .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host));
     let client = wharf_docker::Client::new();
     request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(client.clone())));
+    if request.dag.container.is_some() {
+        request.shared = Some(Arc::new(wharf_docker::SharedExecutor::new(client.clone())));
+    }
     let Some(runtime) = crate::commands::runtime() else {
         return ExitCode::Failure;
     };
@@ -305,7 +310,10 @@ pub(crate) mod tails {
                 Event::StepStarted { .. } | Event::StepFinished(_) | Event::RunFinished { .. } => {
                     self.poll()
                 }
-                Event::Notice(_) | Event::Activity { .. } => {}
+                Event::Notice(_)
+                | Event::Activity { .. }
+                | Event::ContainerStarting { .. }
+                | Event::ContainerReady { .. } => {}
             }
         }
 

@@ -1,0 +1,1060 @@
+//! The DAG-level `container`: one container for the whole run, its steps run in it through
+//! `docker exec`.
+//!
+//! Start: image per `pullPolicy` → create (env, binds, ports, network, user, working
+//! directory, restart policy, labels; the main process per `startup`) → copy the helper
+//! (`/.wharf/init`, see `init/main.rs`) into it → start → readiness (`running`, or
+//! `healthy`, then `logPattern`), at most [`ready_limit`]. The container's events (one
+//! stream, from its creation on) tell when it dies, how its health changes and how each
+//! exec ended; nothing is polled.
+//!
+//! A step: exec `/.wharf/init run TOKEN argv...` with the step's env and working
+//! directory; the helper runs the program in a process group of its own and ends what is
+//! left of the group with it. The stream is copied to the logs until it ends; the exit
+//! code is the exec's (its inspect, or its `exec_die` event). Stopping a step execs
+//! `/.wharf/init signal SIGNAL TOKEN`, which signals the step's process group inside the
+//! container: the step's signal, then SIGKILL after the grace period; the container
+//! stays.
+//!
+//! Without the helper (the image is for another architecture than wharf's, or the
+//! container is one wharf did not create: `exec`), `keepalive` runs the image's `sh`, a
+//! step's argv is exec'd as it is, and a stop signals the exec's process on the host.
+//!
+//! Finish: the container is removed (`keepalive` needs no grace: the helper exits on
+//! SIGTERM; the image's own main process gets `docker stop` with the grace period first),
+//! unless `keepContainer`; a container wharf did not create is never touched.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, EventsOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use wharf_engine::{BoxFuture, Executor, Exit, SharedContainer, SharedSetup, StepJob, labels};
+use wharf_spec::{Startup, VolumeSource, WaitFor};
+
+use crate::container::{prepare_redirects, pump, short};
+use crate::{Client, describe, image, status_of};
+
+/// The helper, built for the architecture wharf is built for (empty when there is none).
+static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wharf-init"));
+const INIT_PATH: &str = "/.wharf/init";
+/// A label on containers that hold the helper.
+const INIT_LABEL: &str = "wharf.init";
+
+/// The longest wait for readiness: 120 s (`WHARF_READY_TIMEOUT` in seconds overrides it).
+fn ready_limit() -> Duration {
+    std::env::var("WHARF_READY_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(120), Duration::from_secs)
+}
+
+/// The Docker name of the machine's architecture, as images name theirs.
+fn own_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// The DAG-level container of one run.
+pub struct SharedExecutor {
+    client: Client,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The container, once created or found.
+    container: Option<Arc<Running>>,
+    /// Why there is no ready container.
+    failure: Option<String>,
+}
+
+struct Running {
+    id: String,
+    /// Its name, for messages.
+    name: String,
+    /// `/.wharf/init` is in it.
+    helper: bool,
+    /// wharf created it (or reuses one it created): it is removed at the end unless kept.
+    owned: bool,
+    keep: bool,
+    startup: Startup,
+    grace: Duration,
+    ready: std::sync::atomic::AtomicBool,
+    /// `exec`: the user, working directory and env of every exec.
+    exec_user: Option<String>,
+    exec_dir: Option<String>,
+    exec_env: Vec<String>,
+    watch: Arc<Watch>,
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the container's events told.
+#[derive(Default)]
+struct Watch {
+    seen: Mutex<Seen>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Exit codes of execs that ended, by exec id.
+    exits: HashMap<String, i64>,
+    /// The last `health_status`.
+    health: Option<String>,
+    /// The container died, with this exit code.
+    died: Option<i64>,
+    /// The event stream ended or failed.
+    lost: bool,
+}
+
+impl Watch {
+    /// Waits until `pred` holds for what was seen (checked at once, then on every event).
+    async fn until<T>(&self, pred: impl Fn(&Seen) -> Option<T>) -> T {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = self.seen.lock().ok().as_deref().and_then(&pred) {
+                return v;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl SharedExecutor {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn running(&self) -> Result<Arc<Running>, String> {
+        let state = self.state.lock().map_err(|_| "internal error".to_owned())?;
+        match (&state.container, &state.failure) {
+            (Some(c), None) if c.ready.load(Ordering::SeqCst) => Ok(Arc::clone(c)),
+            (_, Some(why)) => Err(format!("the DAG-level container is not running: {why}")),
+            _ => Err("the DAG-level container is not running".into()),
+        }
+    }
+
+    async fn start_inner(&self, docker: &Docker, setup: &SharedSetup) -> Result<(), String> {
+        let cfg = &setup.config;
+        if let Some(name) = &cfg.exec {
+            let running = self.attach_existing(docker, name, setup).await?;
+            running.ready.store(true, Ordering::SeqCst);
+            self.set(running);
+            return Ok(());
+        }
+        let Some(image) = cfg.image.as_deref() else {
+            return Err("the container has no `image`".into());
+        };
+        if let Some(name) = &cfg.name
+            && let Some(running) = self.reuse(docker, name, image, setup).await?
+        {
+            self.set(Arc::clone(&running));
+            let is_running = docker
+                .inspect_container(&running.id, None)
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.running)
+                .unwrap_or(false);
+            if !is_running {
+                docker
+                    .start_container(&running.id, None)
+                    .await
+                    .map_err(|e| format!("cannot start the container {name}: {}", describe(&e)))?;
+            }
+            ready(docker, &running, setup).await?;
+            running.ready.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+
+        let platform = cfg.platform.as_ref().map(ToString::to_string);
+        let notice = |m: String| (setup.notice)(m);
+        let activity = |m: Option<String>| (setup.activity)(m);
+        let local = image::ensure(
+            docker,
+            image,
+            cfg.pull_policy,
+            platform.as_deref(),
+            &notice,
+            &activity,
+        )
+        .await?;
+        let details = match local {
+            Some(d) => d,
+            None => docker
+                .inspect_image(image)
+                .await
+                .map_err(|e| format!("cannot inspect the image {image}: {}", describe(&e)))?,
+        };
+        let arch = platform
+            .as_deref()
+            .and_then(|p| p.split('/').nth(1))
+            .or(details.architecture.as_deref())
+            .unwrap_or("");
+        let helper = !INIT.is_empty() && (arch.is_empty() || arch == own_arch());
+        let body = create_body(setup, image, helper)?;
+        let options = CreateContainerOptions {
+            name: cfg.name.clone(),
+            platform: platform.unwrap_or_default(),
+        };
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(409) => format!(
+                    "the container name `{}` is taken: {}",
+                    cfg.name.as_deref().unwrap_or_default(),
+                    describe(&e)
+                ),
+                _ => format!("cannot create the container: {}", describe(&e)),
+            })?;
+        let name = cfg
+            .name
+            .clone()
+            .unwrap_or_else(|| short(&created.id).into());
+        let running = Arc::new(Running {
+            id: created.id.clone(),
+            name,
+            helper,
+            owned: true,
+            keep: cfg.keep_container,
+            startup: cfg.startup,
+            grace: setup.grace,
+            ready: false.into(),
+            exec_user: None,
+            exec_dir: None,
+            exec_env: Vec::new(),
+            watch: Arc::default(),
+            watcher: Mutex::new(None),
+        });
+        // Recorded before anything else can fail: `finish` removes it on every path.
+        self.set(Arc::clone(&running));
+        watch(docker, &running);
+        if helper {
+            let tar = helper_tar();
+            let options = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            docker
+                .upload_to_container(&created.id, Some(options), bollard::body_full(tar.into()))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot copy wharf's helper into the container: {}",
+                        describe(&e)
+                    )
+                })?;
+        }
+        if let Err(e) = docker.start_container(&created.id, None).await {
+            return Err(format!("the container did not start: {}", describe(&e)));
+        }
+        ready(docker, &running, setup).await?;
+        running.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn set(&self, running: Arc<Running>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.container = Some(running);
+        }
+    }
+
+    /// `name` exists already: reused when wharf created it for this DAG and image and kept
+    /// it (`keepContainer`); otherwise an error that says what is in the way.
+    async fn reuse(
+        &self,
+        docker: &Docker,
+        name: &str,
+        image: &str,
+        setup: &SharedSetup,
+    ) -> Result<Option<Arc<Running>>, String> {
+        let info = match docker.inspect_container(name, None).await {
+            Ok(info) => info,
+            Err(e) if status_of(&e) == Some(404) => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "cannot inspect the container {name}: {}",
+                    describe(&e)
+                ));
+            }
+        };
+        let id = info.id.clone().unwrap_or_default();
+        let config = info.config.clone().unwrap_or_default();
+        let found = config.labels.clone().unwrap_or_default();
+        let get = |k: &str| found.get(k).map(String::as_str).unwrap_or_default();
+        let ours = get(labels::DAG) == setup.dag_name
+            && get(labels::IMAGE) == image
+            && get(labels::KEEP) == "true";
+        if !ours {
+            let whose = if found.contains_key(labels::DAG) {
+                format!(
+                    "created by wharf for the DAG `{}` from {}",
+                    get(labels::DAG),
+                    config.image.as_deref().unwrap_or("?")
+                )
+            } else {
+                format!(
+                    "not created by wharf; image {}",
+                    config.image.as_deref().unwrap_or("?")
+                )
+            };
+            return Err(format!(
+                "the container name `{name}` is taken by container {} ({whose}); remove it with `docker rm -f {name}`, or choose another `container.name`",
+                short(&id)
+            ));
+        }
+        (setup.notice)(format!(
+            "reusing the container {name} ({}) kept by an earlier run",
+            short(&id)
+        ));
+        let running = Arc::new(Running {
+            id,
+            name: name.to_owned(),
+            helper: get(INIT_LABEL) == "true",
+            owned: true,
+            keep: setup.config.keep_container,
+            startup: setup.config.startup,
+            grace: setup.grace,
+            ready: false.into(),
+            exec_user: None,
+            exec_dir: None,
+            exec_env: Vec::new(),
+            watch: Arc::default(),
+            watcher: Mutex::new(None),
+        });
+        watch(docker, &running);
+        Ok(Some(running))
+    }
+
+    /// `exec: NAME`: a container someone else runs; waits until it runs.
+    async fn attach_existing(
+        &self,
+        docker: &Docker,
+        name: &str,
+        setup: &SharedSetup,
+    ) -> Result<Arc<Running>, String> {
+        let cfg = &setup.config;
+        let running = Arc::new(Running {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            helper: false,
+            owned: false,
+            keep: true,
+            startup: Startup::Entrypoint,
+            grace: setup.grace,
+            ready: false.into(),
+            exec_user: cfg.user.clone(),
+            exec_dir: cfg.working_dir.clone(),
+            exec_env: setup.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            watch: Arc::default(),
+            watcher: Mutex::new(None),
+        });
+        watch(docker, &running);
+        let limit = ready_limit();
+        let check = async {
+            loop {
+                let notified = running.watch.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                match docker.inspect_container(name, None).await {
+                    Ok(info) if info.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                        return Ok(());
+                    }
+                    Ok(_) => {}
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot inspect the container {name}: {}",
+                            describe(&e)
+                        ));
+                    }
+                }
+                // The next event of the container (its start) is the time to look again.
+                notified.await;
+            }
+        };
+        tokio::select! {
+            r = check => r.map(|()| running),
+            () = tokio::time::sleep(limit) => Err(format!(
+                "the container {name} was not running after {}s",
+                limit.as_secs()
+            )),
+            () = setup.stop.cancelled() => Err("stopped".into()),
+        }
+    }
+
+    async fn exec(&self, docker: &Docker, c: &Running, job: &StepJob) -> Exit {
+        let Some(e) = &job.exec else {
+            return Exit::error("the step has nothing to run in the container");
+        };
+        if let Err(e) = prepare_redirects(job) {
+            return Exit::error(e);
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let token = format!(
+            "{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cmd = Vec::with_capacity(e.argv.len() + 3);
+        if c.helper {
+            cmd.extend([INIT_PATH.to_owned(), "run".to_owned(), token.clone()]);
+        }
+        cmd.extend(e.argv.iter().cloned());
+        let mut env: Vec<String> = c.exec_env.clone();
+        env.extend(job.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let config = ExecConfig {
+            cmd: Some(cmd),
+            env: Some(env),
+            user: c.exec_user.clone(),
+            working_dir: e.working_dir.clone().or_else(|| c.exec_dir.clone()),
+            attach_stdin: Some(e.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec_id = match docker.create_exec(&c.id, config).await {
+            Ok(r) => r.id,
+            Err(err) => {
+                return Exit {
+                    code: Some(126),
+                    ..Exit::error(format!(
+                        "cannot exec in the container {}: {}",
+                        c.name,
+                        describe(&err)
+                    ))
+                };
+            }
+        };
+        let options = StartExecOptions {
+            detach: false,
+            ..Default::default()
+        };
+        let (output, input) = match docker.start_exec(&exec_id, Some(options)).await {
+            Ok(StartExecResults::Attached { output, input }) => (output, input),
+            Ok(StartExecResults::Detached) => return Exit::error("the exec started detached"),
+            Err(err) => {
+                return Exit {
+                    code: Some(126),
+                    ..Exit::error(format!(
+                        "cannot exec in the container {}: {}",
+                        c.name,
+                        describe(&err)
+                    ))
+                };
+            }
+        };
+        // A script goes in on stdin, written beside the copying of the output (a long
+        // script and a chatty program must not wait for each other).
+        let feeder = e.stdin.clone().map(|script| {
+            let mut input = input;
+            tokio::spawn(async move {
+                let _ = input.write_all(script.as_bytes()).await;
+                let _ = input.shutdown().await;
+            })
+        });
+        let kill = |signal: String| {
+            let (exec_id, token) = (exec_id.clone(), token.clone());
+            async move {
+                if c.helper {
+                    signal_step(docker, &c.id, &signal, &token).await;
+                } else {
+                    signal_host_process(docker, &exec_id, &signal).await;
+                }
+            }
+        };
+        let (stdout_head, stopped) = pump(output, job, kill).await;
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        let code = exec_code(docker, &c.watch, &exec_id).await;
+        let mut exit = Exit {
+            code,
+            stopped,
+            stdout_head,
+            ..Exit::default()
+        };
+        if code.is_none()
+            && let Some(died) = c.watch.seen.lock().ok().and_then(|s| s.died)
+        {
+            exit.error = Some(format!(
+                "the DAG-level container {} stopped (exit code {died}) while the step ran",
+                c.name
+            ));
+        }
+        exit
+    }
+
+    async fn finish_inner(&self) {
+        let running = self.state.lock().ok().and_then(|mut s| s.container.take());
+        let Some(c) = running else { return };
+        if let Some(w) = c.watcher.lock().ok().and_then(|mut w| w.take()) {
+            w.abort();
+        }
+        if !c.owned {
+            return;
+        }
+        let Ok(docker) = self.client.get().await else {
+            return;
+        };
+        if c.keep && c.ready.load(Ordering::SeqCst) {
+            return;
+        }
+        // The keepalive helper exits on SIGTERM at once: removing is all it takes. The
+        // image's own main process gets `docker stop` and the grace period first.
+        let helper_keepalive = c.helper && c.startup == Startup::Keepalive;
+        if !helper_keepalive {
+            let options = StopContainerOptions {
+                t: Some(i32::try_from(c.grace.as_secs()).unwrap_or(i32::MAX)),
+                ..Default::default()
+            };
+            let _ = docker.stop_container(&c.id, Some(options)).await;
+        }
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        if let Err(e) = docker.remove_container(&c.id, Some(options)).await
+            && status_of(&e) != Some(404)
+        {
+            eprintln!(
+                "warning: cannot remove the container {}: {}",
+                c.name,
+                describe(&e)
+            );
+        }
+    }
+}
+
+impl Executor for SharedExecutor {
+    fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
+        Box::pin(async move {
+            let c = match self.running() {
+                Ok(c) => c,
+                Err(e) => return Exit::error(e),
+            };
+            let docker = match self.client.get().await {
+                Ok(d) => d,
+                Err(e) => return Exit::error(e),
+            };
+            self.exec(docker, &c, job).await
+        })
+    }
+}
+
+impl SharedContainer for SharedExecutor {
+    fn start<'a>(&'a self, setup: &'a SharedSetup) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let result = async {
+                let docker = self.client.get().await?;
+                tokio::select! {
+                    r = self.start_inner(docker, setup) => r,
+                    () = setup.stop.cancelled() => Err("stopped".into()),
+                }
+            }
+            .await;
+            (setup.activity)(None);
+            if let Err(e) = &result
+                && let Ok(mut state) = self.state.lock()
+            {
+                state.failure = Some(e.clone());
+            }
+            result
+        })
+    }
+
+    fn finish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.finish_inner())
+    }
+}
+
+/// The create call's body for the shared container.
+fn create_body(
+    setup: &SharedSetup,
+    image: &str,
+    helper: bool,
+) -> Result<ContainerCreateBody, String> {
+    let cfg = &setup.config;
+    let mut labels: HashMap<String, String> = setup.labels.iter().cloned().collect();
+    labels.insert(INIT_LABEL.into(), helper.to_string());
+    let (entrypoint, cmd) = match cfg.startup {
+        Startup::Keepalive if helper => (
+            Some(vec![INIT_PATH.to_owned()]),
+            Some(vec!["keepalive".to_owned()]),
+        ),
+        Startup::Keepalive => (
+            Some(vec!["sh".to_owned()]),
+            Some(vec![
+                "-c".to_owned(),
+                "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done".to_owned(),
+            ]),
+        ),
+        Startup::Entrypoint => (None, None),
+        // The command is the main process: the image's ENTRYPOINT does not wrap it.
+        Startup::Command => (Some(Vec::new()), Some(cfg.command.clone())),
+    };
+    let mut exposed: Vec<String> = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &cfg.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        let binding = PortBinding {
+            host_ip: p.host_ip.clone(),
+            host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+        };
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    let binds: Vec<String> = cfg
+        .volumes
+        .iter()
+        .map(|v| {
+            let source = match &v.source {
+                VolumeSource::Bind(p) | VolumeSource::Named(p) => p,
+            };
+            let mode = if v.read_only { ":ro" } else { "" };
+            format!("{source}:{}{mode}", v.target)
+        })
+        .collect();
+    let network_mode = cfg.network.as_ref().map(wharf_spec::Network::mode);
+    let endpoints = match &cfg.network {
+        Some(wharf_spec::Network::Custom(name)) => Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(name.clone(), EndpointSettings::default())])),
+        }),
+        _ => None,
+    };
+    let restart_policy = cfg.restart_policy.map(|r| RestartPolicy {
+        name: Some(match r {
+            wharf_spec::RestartPolicy::No => RestartPolicyNameEnum::NO,
+            wharf_spec::RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+            wharf_spec::RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+        }),
+        maximum_retry_count: None,
+    });
+    Ok(ContainerCreateBody {
+        image: Some(image.to_owned()),
+        env: Some(setup.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        user: cfg.user.clone(),
+        working_dir: cfg.working_dir.clone(),
+        entrypoint,
+        cmd,
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(HostConfig {
+            binds: (!binds.is_empty()).then_some(binds),
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            network_mode,
+            restart_policy,
+            ..Default::default()
+        }),
+        networking_config: endpoints,
+        ..Default::default()
+    })
+}
+
+/// A tar archive holding the helper at `.wharf/init` (mode 0755, owned by root).
+fn helper_tar() -> Vec<u8> {
+    fn header(name: &str, mode: u32, size: usize, kind: u8) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let octal = |field: &mut [u8], value: u64| {
+            let text = format!("{value:0width$o}", width = field.len() - 1);
+            field[..text.len()].copy_from_slice(text.as_bytes());
+        };
+        octal(&mut h[100..108], u64::from(mode));
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], size as u64);
+        octal(&mut h[136..148], 0);
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        // The checksum is computed with its own field as spaces.
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        let text = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(text.as_bytes());
+        h
+    }
+    let mut tar = Vec::with_capacity(INIT.len() + 3 * 512 + 1024);
+    tar.extend_from_slice(&header(".wharf/", 0o755, 0, b'5'));
+    tar.extend_from_slice(&header(".wharf/init", 0o755, INIT.len(), b'0'));
+    tar.extend_from_slice(INIT);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend_from_slice(&[0u8; 1024]);
+    tar
+}
+
+/// Follows the container's events (from its creation on, so none is missed) into its
+/// [`Watch`].
+fn watch(docker: &Docker, c: &Arc<Running>) {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(1))
+        .unwrap_or(0);
+    let options = EventsOptions {
+        since: Some(since.to_string()),
+        filters: Some(HashMap::from([
+            ("container".to_owned(), vec![c.id.clone()]),
+            ("type".to_owned(), vec!["container".to_owned()]),
+        ])),
+        ..Default::default()
+    };
+    let mut events = docker.events(Some(options));
+    let watch = Arc::clone(&c.watch);
+    let task = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { break };
+            let action = event.action.unwrap_or_default();
+            let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+            let code = || {
+                attributes
+                    .get("exitCode")
+                    .and_then(|c| c.parse::<i64>().ok())
+            };
+            if let Ok(mut seen) = watch.seen.lock() {
+                match action.as_str() {
+                    "exec_die" => {
+                        if let Some(id) = attributes.get("execID") {
+                            seen.exits.insert(id.clone(), code().unwrap_or(-1));
+                        }
+                    }
+                    "die" => seen.died = Some(code().unwrap_or(-1)),
+                    "start" | "restart" => seen.died = None,
+                    other => {
+                        if let Some(health) = other.strip_prefix("health_status: ") {
+                            seen.health = Some(health.trim().to_owned());
+                        }
+                    }
+                }
+            }
+            watch.changed.notify_waiters();
+        }
+        if let Ok(mut seen) = watch.seen.lock() {
+            seen.lost = true;
+        }
+        watch.changed.notify_waiters();
+    });
+    if let Ok(mut w) = c.watcher.lock() {
+        *w = Some(task);
+    }
+}
+
+/// The exit code of an exec whose output has ended: its inspect, or (while the daemon
+/// still marks it running) its `exec_die` event.
+async fn exec_code(docker: &Docker, watch: &Watch, exec_id: &str) -> Option<i32> {
+    let from_inspect = || async {
+        match docker.inspect_exec(exec_id).await {
+            Ok(info) if info.running == Some(false) => {
+                Some(info.exit_code.and_then(|c| i32::try_from(c).ok()))
+            }
+            Ok(_) => None,
+            Err(_) => Some(None),
+        }
+    };
+    if let Some(code) = from_inspect().await {
+        return code;
+    }
+    loop {
+        let event = watch.until(|s| {
+            s.exits
+                .get(exec_id)
+                .map(|c| Some(i32::try_from(*c).unwrap_or(-1)))
+                .or(s.lost.then_some(None))
+        });
+        // The events are the answer; the inspect again after a while is for an event
+        // stream that broke.
+        tokio::select! {
+            code = event => {
+                if code.is_some() {
+                    return code;
+                }
+                return from_inspect().await.flatten();
+            }
+            () = tokio::time::sleep(Duration::from_secs(2)) => {
+                if let Some(code) = from_inspect().await {
+                    return code;
+                }
+            }
+        }
+    }
+}
+
+/// Stops a step inside the container: the helper signals the step's process group.
+async fn signal_step(docker: &Docker, container: &str, signal: &str, token: &str) {
+    let number = signal
+        .parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .unwrap_or(9);
+    let config = ExecConfig {
+        cmd: Some(vec![
+            INIT_PATH.to_owned(),
+            "signal".to_owned(),
+            number.to_string(),
+            token.to_owned(),
+        ]),
+        user: Some("0".into()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let Ok(exec) = docker.create_exec(container, config).await else {
+        return;
+    };
+    if let Ok(StartExecResults::Attached { mut output, .. }) =
+        docker.start_exec(&exec.id, None).await
+    {
+        while output.next().await.is_some() {}
+    }
+}
+
+/// Without the helper: the exec's process, signalled on the host (when wharf sees it).
+async fn signal_host_process(docker: &Docker, exec_id: &str, signal: &str) {
+    if let Ok(info) = docker.inspect_exec(exec_id).await
+        && let (Some(pid), Ok(sig)) = (
+            info.pid.and_then(|p| i32::try_from(p).ok()),
+            signal.parse::<nix::sys::signal::Signal>(),
+        )
+        && pid > 0
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+/// Waits until the container is ready: running (it is, once started), healthy when asked
+/// and it has a healthcheck, and its log matched `logPattern`. Fails at once when it exits
+/// or turns unhealthy, and after [`ready_limit`].
+async fn ready(docker: &Docker, c: &Running, setup: &SharedSetup) -> Result<(), String> {
+    let cfg = &setup.config;
+    let limit = ready_limit();
+    let deadline = tokio::time::Instant::now() + limit;
+    let info = docker
+        .inspect_container(&c.id, None)
+        .await
+        .map_err(|e| format!("cannot inspect the container: {}", describe(&e)))?;
+    let state = info.state.clone().unwrap_or_default();
+    if state.running != Some(true) {
+        return Err(not_ready(docker, c, "it exited before it was ready").await);
+    }
+    let has_healthcheck = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
+    let wait_healthy = cfg.wait_for == WaitFor::Healthy && has_healthcheck;
+    if cfg.wait_for == WaitFor::Healthy && !has_healthcheck {
+        (setup.notice)(format!(
+            "warning: `waitFor: healthy`, but the image {} has no healthcheck: waiting for `running` only",
+            cfg.image.as_deref().unwrap_or_default()
+        ));
+    }
+    let initial_health = state
+        .health
+        .as_ref()
+        .and_then(|h| h.status)
+        .map(|s| s.to_string());
+    if let (Ok(mut seen), Some(h)) = (c.watch.seen.lock(), initial_health)
+        && seen.health.is_none()
+    {
+        seen.health = Some(h);
+    }
+
+    let waiting = async {
+        if wait_healthy {
+            c.watch
+                .until(|s| {
+                    if s.died.is_some() {
+                        Some(Err(NotReady::Exited))
+                    } else {
+                        match s.health.as_deref() {
+                            Some("healthy") => Some(Ok(())),
+                            Some("unhealthy") => Some(Err(NotReady::Unhealthy)),
+                            _ => None,
+                        }
+                    }
+                })
+                .await?;
+        }
+        if let Some(pattern) = cfg.log_pattern.as_deref() {
+            let regex = regex::Regex::new(pattern)
+                .map_err(|e| NotReady::Other(format!("invalid logPattern: {e}")))?;
+            if !log_matches(docker, &c.id, &regex).await {
+                return Err(NotReady::Exited);
+            }
+        }
+        Ok(())
+    };
+    let outcome = tokio::select! {
+        o = waiting => o,
+        () = tokio::time::sleep_until(deadline) => {
+            return Err(timed_out(docker, c, limit).await);
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(NotReady::Exited) => Err(not_ready(docker, c, "it exited before it was ready").await),
+        Err(NotReady::Unhealthy) => {
+            let check = last_health_output(docker, &c.id).await;
+            Err(not_ready(docker, c, &format!("it turned unhealthy{check}")).await)
+        }
+        Err(NotReady::Other(e)) => Err(e),
+    }
+}
+
+enum NotReady {
+    Exited,
+    Unhealthy,
+    Other(String),
+}
+
+/// Follows the container's log (from its start) until a line matches; false when the log
+/// ends first (the container stopped).
+async fn log_matches(docker: &Docker, id: &str, regex: &regex::Regex) -> bool {
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut stream = docker.logs(id, Some(options));
+    let mut line: Vec<u8> = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        for &b in chunk.into_bytes().iter() {
+            if b == b'\n' {
+                if regex.is_match(&String::from_utf8_lossy(&line)) {
+                    return true;
+                }
+                line.clear();
+            } else if line.len() < 64 * 1024 {
+                line.push(b);
+            }
+        }
+        // A line still being written counts too (a prompt without a newline).
+        if !line.is_empty() && regex.is_match(&String::from_utf8_lossy(&line)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The readiness error: why, the container's state, and the end of its log.
+async fn not_ready(docker: &Docker, c: &Running, why: &str) -> String {
+    format!("{why}; {}", state_and_log(docker, c).await)
+}
+
+async fn timed_out(docker: &Docker, c: &Running, limit: Duration) -> String {
+    format!(
+        "not ready after {}s; {}",
+        limit.as_secs(),
+        state_and_log(docker, c).await
+    )
+}
+
+/// `state: exited (code 3), health: unhealthy; its log ends with: ...`
+async fn state_and_log(docker: &Docker, c: &Running) -> String {
+    let state = docker
+        .inspect_container(&c.id, None)
+        .await
+        .ok()
+        .and_then(|i| i.state);
+    let mut text = match &state {
+        Some(s) => {
+            let status = s
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            match (status.as_str(), s.exit_code) {
+                ("exited" | "dead", Some(code)) => {
+                    format!("last state: {status} (exit code {code})")
+                }
+                _ => format!("last state: {status}"),
+            }
+        }
+        None => "last state: unknown (the container is gone)".to_owned(),
+    };
+    if let Some(h) = state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+    {
+        text.push_str(&format!(", health: {h}"));
+    }
+    let options = LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: "5".into(),
+        ..Default::default()
+    };
+    let mut logs = docker.logs(&c.id, Some(options));
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        bytes.extend_from_slice(&chunk.into_bytes());
+    }
+    let tail: Vec<String> = String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chars().take(200).collect())
+        .collect();
+    if tail.is_empty() {
+        text.push_str("; its log is empty");
+    } else {
+        text.push_str(&format!("; its log ends with: {}", tail.join(" | ")));
+    }
+    text
+}
+
+/// `: OUTPUT` of the last healthcheck, when it said something.
+async fn last_health_output(docker: &Docker, id: &str) -> String {
+    docker
+        .inspect_container(id, None)
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.health)
+        .and_then(|h| h.log)
+        .and_then(|log| log.last().cloned())
+        .map(|entry| {
+            let out = entry.output.unwrap_or_default();
+            let out = out.trim();
+            match (out.is_empty(), entry.exit_code) {
+                (false, _) => format!(
+                    " (healthcheck: {})",
+                    out.chars().take(200).collect::<String>()
+                ),
+                (true, Some(code)) => format!(" (healthcheck exit code {code})"),
+                (true, None) => String::new(),
+            }
+        })
+        .unwrap_or_default()
+}
