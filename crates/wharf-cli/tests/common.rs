@@ -37,6 +37,11 @@ impl Wharf {
         self
     }
 
+    pub fn arg_path(mut self, path: &Path) -> Self {
+        self.cmd.arg(path);
+        self
+    }
+
     pub fn arg_files(mut self, files: &[PathBuf]) -> Self {
         self.cmd.arg("validate").args(files);
         self

@@ -12,12 +12,12 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A DAG name no other test uses, and the removal of every container that carries it
 /// (also when the test fails).
-struct Unique {
+pub(crate) struct Unique {
     pub name: String,
 }
 
 impl Unique {
-    fn new(what: &str) -> Self {
+    pub(crate) fn new(what: &str) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         Self {
             name: format!("dk-{what}-{}-{n}", std::process::id()),
@@ -25,7 +25,7 @@ impl Unique {
     }
 
     /// Containers (running or not) of this DAG.
-    fn containers(&self) -> Vec<String> {
+    pub(crate) fn containers(&self) -> Vec<String> {
         docker(&[
             "ps",
             "-aq",
@@ -59,9 +59,9 @@ impl Drop for Unique {
 
 /// The label that marks containers a test starts itself (not through wharf), so that the
 /// test's guard removes them even when it fails.
-const OWNER: &str = "wharf-test.owner";
+pub(crate) const OWNER: &str = "wharf-test.owner";
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -69,7 +69,7 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn images_are_built() {
+pub(crate) fn images_are_built() {
     let out = docker(&[
         "image",
         "inspect",

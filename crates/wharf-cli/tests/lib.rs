@@ -4,5 +4,6 @@ mod common;
 mod docker;
 mod dry;
 mod run;
+mod shared;
 mod stop;
 mod validate;

@@ -439,6 +439,9 @@ impl SharedExecutor {
         let exec_id = match docker.create_exec(&c.id, config).await {
             Ok(r) => r.id,
             Err(err) => {
+                if let Some(gone) = container_gone(docker, c).await {
+                    return Exit::error(gone);
+                }
                 return Exit {
                     code: Some(126),
                     ..Exit::error(format!(
@@ -457,6 +460,9 @@ impl SharedExecutor {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
             Ok(StartExecResults::Detached) => return Exit::error("the exec started detached"),
             Err(err) => {
+                if let Some(gone) = container_gone(docker, c).await {
+                    return Exit::error(gone);
+                }
                 return Exit {
                     code: Some(126),
                     ..Exit::error(format!(
@@ -497,13 +503,8 @@ impl SharedExecutor {
             stdout_head,
             ..Exit::default()
         };
-        if code.is_none()
-            && let Some(died) = c.watch.seen.lock().ok().and_then(|s| s.died)
-        {
-            exit.error = Some(format!(
-                "the DAG-level container {} stopped (exit code {died}) while the step ran",
-                c.name
-            ));
+        if code != Some(0) && !stopped {
+            exit.error = container_gone(docker, c).await;
         }
         exit
     }
@@ -807,6 +808,24 @@ async fn exec_code(docker: &Docker, watch: &Watch, exec_id: &str) -> Option<i32>
             }
         }
     }
+}
+
+/// When the container no longer runs: why a step in it failed.
+async fn container_gone(docker: &Docker, c: &Running) -> Option<String> {
+    let running = docker
+        .inspect_container(&c.id, None)
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.running);
+    if running == Some(true) {
+        return None;
+    }
+    Some(format!(
+        "the DAG-level container {} is not running; {}",
+        c.name,
+        state_and_log(docker, c).await
+    ))
 }
 
 /// Stops a step inside the container: the helper signals the step's process group.

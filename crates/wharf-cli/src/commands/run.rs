@@ -209,12 +209,13 @@ fn execute(
         return ExitCode::Failure;
     };
     let summary = runtime.block_on(async move {
+        // First of all: a stop request from now on ends the run the orderly way.
+        let control = Control::default();
+        listen_for_signals(control.clone());
         if uses_docker || found_dead {
             // What crashed runs left behind goes first (it may hold names this run needs).
             crate::commands::cleanup::remove_containers(&client).await;
         }
-        let control = Control::default();
-        listen_for_signals(control.clone());
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = tokio::spawn(wharf_engine::execute(store, request, tx, control));
         let mut progress = Progress::new(term);
