@@ -613,7 +613,7 @@ fn docker_host_may_be_a_tcp_address() {
 
 /// A registry of the test's own (Debian's docker-registry) on a free loopback port, with
 /// its storage in a temporary folder; with `password`, it takes only that user.
-struct Registry {
+pub(crate) struct Registry {
     child: std::process::Child,
     pub addr: String,
     _dir: tempfile::TempDir,
@@ -621,7 +621,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn start(password: Option<&str>) -> Self {
+    pub(crate) fn start(password: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -676,7 +676,7 @@ impl Registry {
     }
 
     /// Pushes a local image under `name` and removes the local tag again.
-    fn push(&mut self, local: &str, name: &str) -> String {
+    pub(crate) fn push(&mut self, local: &str, name: &str) -> String {
         let reference = format!("{}/{name}", self.addr);
         docker(&["tag", local, &reference]);
         let out = Command::new("docker")

@@ -727,3 +727,54 @@ fn exec_into_an_existing_container_waits_for_it_to_run_and_leaves_it() {
     assert_eq!(p.logs(&u.name, "step_1").trim(), hostname);
     let _ = docker(&["rm", "-f", &name]);
 }
+
+#[test]
+fn the_image_is_pulled_per_pull_policy() {
+    images_are_built();
+    let mut registry = crate::docker::Registry::start(None);
+    let image = registry.push("wharf-test/base:latest", "team/shared-base:v1");
+    let p = Place::new();
+    let u = Unique::new("sharedpull");
+    let run = |policy: &str, image: &str| {
+        let dag = p.dag(
+            &u.name,
+            &format!(
+                "container:\n  image: {image}\n  pullPolicy: {policy}\nsteps:\n  - echo ran\n"
+            ),
+        );
+        p.run(&dag, &[])
+    };
+    let out = run("never", &image);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("not found locally, and pull is `never`"),
+        "{}",
+        out.stderr
+    );
+    let out = run("missing", &image);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pulled {image}")),
+        "{}",
+        out.stderr
+    );
+    let out = run("missing", &image);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("pulled"),
+        "present: no pull: {}",
+        out.stderr
+    );
+    let out = run("true", &image);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pulled {image}")),
+        "`true` is `always`: {}",
+        out.stderr
+    );
+    let out = run("always", &format!("{}/team/absent:v1", registry.addr));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("image not found"), "{}", out.stderr);
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
+}
