@@ -37,6 +37,11 @@ impl Wharf {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     pub fn arg_path(mut self, path: &Path) -> Self {
         self.cmd.arg(path);
         self

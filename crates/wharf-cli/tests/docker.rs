@@ -616,8 +616,9 @@ fn docker_host_may_be_a_tcp_address() {
 pub(crate) struct Registry {
     child: std::process::Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pushed: Vec<String>,
+    password: Option<String>,
 }
 
 impl Registry {
@@ -670,8 +671,9 @@ impl Registry {
         Self {
             child,
             addr,
-            _dir: dir,
+            dir,
             pushed: Vec::new(),
+            password: password.map(str::to_owned),
         }
     }
 
@@ -679,7 +681,20 @@ impl Registry {
     pub(crate) fn push(&mut self, local: &str, name: &str) -> String {
         let reference = format!("{}/{name}", self.addr);
         docker(&["tag", local, &reference]);
+        // The push logs in through a Docker config of its own (user `tester`).
+        let config = self.dir.path().join("push-config");
+        if let Some(pw) = &self.password {
+            std::fs::create_dir_all(&config).expect("mkdir");
+            let auth = crate::auth::b64(&format!("tester:{pw}"));
+            std::fs::write(
+                config.join("config.json"),
+                format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, self.addr),
+            )
+            .expect("push config");
+        }
         let out = Command::new("docker")
+            .arg("--config")
+            .arg(&config)
             .args(["push", &reference])
             .output()
             .expect("docker push");

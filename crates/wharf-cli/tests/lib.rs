@@ -1,5 +1,6 @@
 //! Tests that drive the real `wharf` binary.
 
+mod auth;
 mod common;
 mod docker;
 mod dry;

@@ -29,7 +29,12 @@ use wharf_spec::VolumeSource;
 
 use crate::{describe, image, status_of};
 
-pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Removals) -> Exit {
+pub(crate) async fn run(
+    docker: &Docker,
+    auths: &crate::Auths,
+    job: &StepJob,
+    removals: &crate::Removals,
+) -> Exit {
     let Some(c) = &job.container else {
         return Exit::error("the step has no container settings");
     };
@@ -84,6 +89,7 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
     if check_first
         && let Err(e) = image::ensure(
             docker,
+            auths,
             image,
             cfg.pull,
             platform.as_deref(),
@@ -114,7 +120,9 @@ pub(crate) async fn run(docker: &Docker, job: &StepJob, removals: &crate::Remova
         .create_container(Some(options.clone()), body.clone())
         .await;
     if !check_first && matches!(&created, Err(e) if status_of(e) == Some(404)) {
-        if let Err(e) = image::ensure(docker, image, cfg.pull, None, &notice, &activity).await {
+        if let Err(e) =
+            image::ensure(docker, auths, image, cfg.pull, None, &notice, &activity).await
+        {
             return Exit {
                 code: Some(125),
                 ..Exit::error(e)

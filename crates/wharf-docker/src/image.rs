@@ -31,6 +31,7 @@ fn same_platform(have: &str, want: &str) -> bool {
 /// local image's details when it was used without a pull.
 pub(crate) async fn ensure(
     docker: &Docker,
+    auths: &crate::Auths,
     image: &str,
     policy: PullPolicy,
     platform: Option<&str>,
@@ -69,6 +70,11 @@ pub(crate) async fn ensure(
             )),
         };
     }
+    let lookup = auths
+        .lookup(image)
+        .await
+        .map_err(|e| format!("cannot pull {image}: {e}"))?;
+    let source = lookup.found.as_ref().map(|f| f.source.clone());
     let started = std::time::Instant::now();
     activity(Some(format!("pulling {image}")));
     let options = CreateImageOptions {
@@ -76,7 +82,7 @@ pub(crate) async fn ensure(
         platform: platform.unwrap_or_default().to_owned(),
         ..Default::default()
     };
-    let mut stream = docker.create_image(Some(options), None, None);
+    let mut stream = docker.create_image(Some(options), None, lookup.found.map(|f| f.credentials));
     let mut failure = None;
     // Per layer: bytes downloaded and their total, for the progress shown on a terminal.
     let mut layers: std::collections::HashMap<String, (i64, i64)> =
@@ -133,7 +139,21 @@ pub(crate) async fn ensure(
             ));
             Ok(None)
         }
-        Some(message) => Err(pull_error(image, platform, &local_platform, &message)),
+        Some(message) => {
+            let error = pull_error(image, platform, &local_platform, &message);
+            Err(if error.contains("authentication refused") {
+                let whose = match source {
+                    Some(source) => format!("with the credentials from {source}"),
+                    None => format!(
+                        "without credentials: none found for {} in `registryAuths`, DOCKER_AUTH_CONFIG or the Docker config",
+                        lookup.registry
+                    ),
+                };
+                format!("{error}; registry {}, {whose}", lookup.registry)
+            } else {
+                error
+            })
+        }
     }
 }
 

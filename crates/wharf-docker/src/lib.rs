@@ -5,6 +5,7 @@
 //! `DOCKER_CERT_PATH`) or the default socket, and the API version negotiated with the
 //! daemon (Docker Engine 20.10 speaks API 1.41).
 
+mod auth;
 mod cleanup;
 mod container;
 mod image;
@@ -17,6 +18,7 @@ use bollard::Docker;
 use tokio::sync::OnceCell;
 use wharf_engine::{BoxFuture, Executor, Exit, StepJob};
 
+pub use auth::Auths;
 pub use cleanup::{Leftover, remove_leftovers};
 pub use shared::SharedExecutor;
 
@@ -46,6 +48,7 @@ async fn connect() -> Result<Docker, String> {
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let docker = Docker::connect_with_defaults()
         .map_err(|e| format!("cannot connect to Docker at {host}: {e}"))?
+        .with_request_modifier(auth::fix_registry_auth)
         // Steps run for as long as they run: no request timeout; wharf bounds what it
         // waits for itself.
         .with_timeout(Duration::from_secs(60 * 60 * 24 * 365));
@@ -101,13 +104,15 @@ impl Removals {
 /// Runs steps that have a container of their own (`executor: {type: docker}`).
 pub struct DockerExecutor {
     client: Client,
+    auths: Arc<Auths>,
     removals: Removals,
 }
 
 impl DockerExecutor {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, auths: Arc<Auths>) -> Self {
         Self {
             client,
+            auths,
             removals: Removals::default(),
         }
     }
@@ -120,7 +125,7 @@ impl Executor for DockerExecutor {
                 Ok(d) => d,
                 Err(e) => return Exit::error(e),
             };
-            container::run(docker, job, &self.removals).await
+            container::run(docker, &self.auths, job, &self.removals).await
         })
     }
 

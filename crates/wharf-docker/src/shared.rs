@@ -74,6 +74,7 @@ fn own_arch() -> &'static str {
 /// The DAG-level container of one run.
 pub struct SharedExecutor {
     client: Client,
+    auths: Arc<crate::Auths>,
     state: Mutex<State>,
 }
 
@@ -140,9 +141,10 @@ impl Watch {
 }
 
 impl SharedExecutor {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, auths: Arc<crate::Auths>) -> Self {
         Self {
             client,
+            auths,
             state: Mutex::new(State::default()),
         }
     }
@@ -194,6 +196,7 @@ impl SharedExecutor {
         let activity = |m: Option<String>| (setup.activity)(m);
         let local = image::ensure(
             docker,
+            &self.auths,
             image,
             cfg.pull_policy,
             platform.as_deref(),

@@ -201,9 +201,18 @@ fn execute(
         .chain(request.dag.handlers.iter().map(|(_, s)| s))
         .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host));
     let client = wharf_docker::Client::new();
-    request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(client.clone())));
+    let auths = Arc::new(wharf_docker::Auths::new(
+        request.dag.registry_auths.as_ref(),
+    ));
+    request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(
+        client.clone(),
+        Arc::clone(&auths),
+    )));
     if request.dag.container.is_some() {
-        request.shared = Some(Arc::new(wharf_docker::SharedExecutor::new(client.clone())));
+        request.shared = Some(Arc::new(wharf_docker::SharedExecutor::new(
+            client.clone(),
+            auths,
+        )));
     }
     let Some(runtime) = crate::commands::runtime() else {
         return ExitCode::Failure;
