@@ -1,49 +1,32 @@
-"""What the benchmarks share: timing a command (wall time and peak RSS) and comparing two
-commands in alternating rounds after a warm-up."""
+"""Timing one command: its wall time and peak RSS.
+
+The peak RSS comes from GNU time (`/usr/bin/time`, Debian's `time` package): the
+`ru_maxrss` that `wait4` reports for a child of this Python process also counts the
+pages of the forked Python before it ran `exec`, about 14 MB.
+"""
 import os
-import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WHARF = ROOT / "target" / "release" / "wharf"
+GNU_TIME = "/usr/bin/time"
 
 
 def timed(cmd, env=None, cwd=None):
     """Wall time (s) and peak RSS (KiB) of one command; exits if it fails."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd} failed")
-    return elapsed, usage.ru_maxrss
-
-
-def compare(name, a, b, rounds):
-    """a, b: (label, thunk) pairs, thunk returning (seconds, KiB). One warm-up each, then
-    `rounds` rounds, alternating which goes first. Returns a result row."""
-    a[1](), b[1]()
-    ta, tb, rss = [], [], []
-    for i in range(rounds):
-        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
-        for (_, thunk), out in order:
-            t, r = thunk()
-            out.append(t)
-            if out is ta:
-                rss.append(r)
-    return name, a[0], ta, b[0], tb, max(rss)
-
-
-def fmt(ts):
-    return f"{statistics.median(ts) * 1000:.1f} ms ({min(ts) * 1000:.1f}-{max(ts) * 1000:.1f})"
-
-
-def table(rows):
-    """Prints result rows as a Markdown table with the ratio wharf/baseline."""
-    print("| case | wharf | baseline | ratio | wharf peak RSS |")
-    print("|---|---|---|---|---|")
-    for name, la, ta, lb, tb, rss in rows:
-        ratio = statistics.median(ta) / statistics.median(tb)
-        print(f"| {name} | {la}: {fmt(ta)} | {lb}: {fmt(tb)} | {ratio:.2f}x | {rss / 1024:.1f} MiB |")
+    if not os.access(GNU_TIME, os.X_OK):
+        raise SystemExit("the benchmarks need GNU time: apt-get install time")
+    with tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd],
+            env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd} failed")
+        kib = int(rss.read().strip().splitlines()[-1])
+    return elapsed, kib

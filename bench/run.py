@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""wharf side by side with the shell, the docker CLI and the raw Docker API, in one run.
+
+Every comparison alternates wharf (A) and its baseline (B) in the same run, after one
+warm-up of each, flipping which goes first each round; it reports medians, min-max, the
+ratio A/B and wharf's peak RSS. The results go to BENCHMARKS.md (and stdout).
+
+Usage:
+  cargo build --release && scripts/test-images
+  python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
+
+Cases: local-200, one-step, validate-2000, containers-20, rawapi-20, exec-50,
+parallel-16, logs-200mb. Everything a case creates (WHARF_HOME, DAG files, containers)
+is removed before the script ends.
+"""
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import ROOT, WHARF, timed
+
+IMAGE = "wharf-test/base:latest"
+LOG_BYTES = 200_000_000
+# 80-byte lines of text.
+LOG_CMD = f"yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678 | head -c {LOG_BYTES}"
+
+
+class Case:
+    def __init__(self, key, title, target, a, b=None, rss_limit=None):
+        self.key, self.title, self.target = key, title, target
+        self.a, self.b, self.rss_limit = a, b, rss_limit
+
+
+def run_case(case, rounds):
+    """Returns (A times, B times or None, A peak RSS in KiB)."""
+    a_label, a = case.a
+    if case.b is None:
+        a()
+        ta, rss = [], []
+        for _ in range(rounds):
+            t, r = a()
+            ta.append(t)
+            rss.append(r)
+        return ta, None, max(rss)
+    _, b = case.b
+    a(), b()
+    ta, tb, rss = [], [], []
+    for i in range(rounds):
+        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
+        for thunk, out in order:
+            t, r = thunk()
+            out.append(t)
+            if out is ta:
+                rss.append(r)
+    return ta, tb, max(rss)
+
+
+def ms(ts):
+    return f"{statistics.median(ts) * 1000:.1f} ms ({min(ts) * 1000:.1f}-{max(ts) * 1000:.1f})"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    docker = subprocess.run(
+        ["docker", "version", "--format", "Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    driver = subprocess.run(
+        ["docker", "info", "--format", "{{.Driver}}"], capture_output=True, text=True
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, "
+        f"{os.cpu_count()} cores{mem}; {docker}, storage driver {driver}; wharf {commit}"
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+    if not WHARF.exists():
+        sys.exit("build first: cargo build --release")
+    (ROOT / "target").mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=ROOT / "target", prefix="bench-"))
+    label = f"wharf-bench-{os.getpid()}"
+    try:
+        rows = run_all(tmp, label, args)
+    finally:
+        leftovers = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True
+        ).stdout.split()
+        if leftovers:
+            subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    write(rows, args)
+
+
+def run_all(tmp, label, args):
+    def home():
+        """A fresh WHARF_HOME for one invocation (the 200 MB logs do not pile up)."""
+        h = Path(tempfile.mkdtemp(dir=tmp, prefix="home-"))
+        return dict(os.environ, WHARF_HOME=str(h), SHELL="/bin/sh")
+
+    def wharf(*argv):
+        def thunk():
+            env = home()
+            try:
+                return timed([str(WHARF), *argv], env=env, cwd=tmp)
+            finally:
+                shutil.rmtree(env["WHARF_HOME"], ignore_errors=True)
+        return thunk
+
+    def shell(script):
+        return lambda: timed(["sh", "-c", script])
+
+    def dag(name, text):
+        path = tmp / f"{name}.yaml"
+        path.write_text(text)
+        return str(path)
+
+    lbl = f"--label {label}"
+    container_step = (
+        "  - name: s{i}\n    command: \"true\"\n    executor:\n      type: docker\n"
+        "      config:\n        image: " + IMAGE + "\n        autoRemove: true\n"
+    )
+    big = tmp / "big.yaml"
+    lines = ["type: graph", "env:", "  - GREETING=hello", "steps:"]
+    for i in range(2000):
+        lines += [f"  - name: step_{i}", f"    command: echo ${{GREETING}} {i}",
+                  "    retryPolicy: {limit: 2, intervalSec: 1}"]
+        if i:
+            lines.append(f"    depends: [step_{i - 1}]")
+    big.write_text("\n".join(lines) + "\n")
+
+    cases = [
+        Case("local-200", "200 chained local steps `true`", "<= 1.5x",
+             ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
+             ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
+             rss_limit=20),
+        Case("one-step", "`wharf run` of a one-step local DAG", "< 30 ms",
+             ("wharf run", wharf("run", dag("one", "steps:\n  - name: only\n    command: \"true\"\n")))),
+        Case("validate-2000", "`wharf validate` of a 2000-step file", "< 50 ms",
+             ("wharf validate", wharf("validate", str(big)))),
+        Case("containers-20", "20 chained container steps (`true`, autoRemove)", "<= 1.0x",
+             ("wharf run", wharf("run", dag("containers", "steps:\n" + "".join(container_step.format(i=i) for i in range(20))))),
+             ("`docker run --rm` x20", shell(f"i=0; while [ $i -lt 20 ]; do docker run --rm {lbl} {IMAGE} true; i=$((i+1)); done"))),
+        Case("rawapi-20", "20 chained container steps vs the raw API (the floor)", "report",
+             ("wharf run", wharf("run", dag("containers-raw", "steps:\n" + "".join(container_step.format(i=i) for i in range(20))))),
+             ("create/start/wait/remove x20 over the socket", lambda: timed([sys.executable, str(ROOT / "bench" / "rawapi.py"), IMAGE, "20"]))),
+        Case("exec-50", "50 chained steps `true` in a DAG-level container", "<= 1.0x",
+             ("wharf run", wharf("run", dag("shared", f"container:\n  image: {IMAGE}\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(50))))),
+             ("start C, `docker exec C true` x50, remove C", shell(f"c=$(docker run -d {lbl} {IMAGE} sleep 3600); i=0; while [ $i -lt 50 ]; do docker exec $c true; i=$((i+1)); done; docker rm -f $c >/dev/null"))),
+        Case("parallel-16", "16 parallel container steps (`type: graph`)", "<= 1.1x",
+             ("wharf run", wharf("run", dag("parallel", "type: graph\nsteps:\n" + "".join(container_step.format(i=i) for i in range(16))))),
+             ("16 `docker run --rm` via `xargs -P 16`", shell(f"seq 16 | xargs -P 16 -I{{}} docker run --rm {lbl} {IMAGE} true"))),
+        Case("logs-200mb", "a container writing 200 MB to stdout", "bounded RSS < 50 MB",
+             ("wharf run", wharf("run", dag("logs", f"steps:\n  - name: loud\n    command: [sh, -c, \"{LOG_CMD}\"]\n    executor:\n      type: docker\n      config:\n        image: {IMAGE}\n        autoRemove: true\n"))),
+             ("`docker run -d` + `docker logs -f` > /dev/null", shell(f"c=$(docker run -d {lbl} {IMAGE} sh -c '{LOG_CMD}'); docker logs -f $c >/dev/null 2>&1; docker rm -f $c >/dev/null")),
+             rss_limit=50),
+    ]
+    rows = []
+    for case in cases:
+        if args.only and case.key not in args.only:
+            continue
+        print(f"{case.key}: running {args.rounds} rounds ...", file=sys.stderr)
+        started = time.perf_counter()
+        ta, tb, rss = run_case(case, args.rounds)
+        rows.append((case, ta, tb, rss))
+        print(f"{case.key}: done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    return rows
+
+
+def write(rows, args):
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        f"Each comparison alternates wharf and its baseline in one run ({args.rounds} rounds after a warm-up of each,",
+        "flipping which goes first). Times are medians with min-max; the ratio is wharf's median over the",
+        "baseline's. Peak RSS is wharf's (the largest of its rounds). Reproduce a row with",
+        "`cargo build --release && scripts/test-images && python3 bench/run.py --only CASE`.",
+        "",
+        "| case | target | wharf | baseline | ratio | wharf peak RSS | CASE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, ta, tb, rss in rows:
+        rss_mb = rss / 1024
+        rss_text = f"{rss_mb:.1f} MiB" + (f" (limit {case.rss_limit} MB)" if case.rss_limit else "")
+        if tb is None:
+            lines.append(f"| {case.title} | {case.target} | {case.a[0]}: {ms(ta)} | - | - | {rss_text} | `{case.key}` |")
+        else:
+            ratio = statistics.median(ta) / statistics.median(tb)
+            lines.append(
+                f"| {case.title} | {case.target} | {case.a[0]}: {ms(ta)} | {case.b[0]}: {ms(tb)} | {ratio:.2f}x | {rss_text} | `{case.key}` |"
+            )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.only:
+        Path(args.out).write_text(text)
+        print(f"written to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
