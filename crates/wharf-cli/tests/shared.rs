@@ -294,6 +294,16 @@ steps:
         "entrypoint: the image's own command is the main process"
     );
     assert!(out.stderr.contains("ready ("), "{}", out.stderr);
+    let log_dir = p.status(&u.name)["logDir"]
+        .as_str()
+        .expect("logDir")
+        .to_owned();
+    let own = std::fs::read_to_string(std::path::Path::new(&log_dir).join("container.stdout"))
+        .expect("the container's own output is kept");
+    assert!(
+        own.starts_with("starting\nserver ready to accept connections\n"),
+        "{own:?}"
+    );
     assert!(u.containers().is_empty(), "{:?}", u.containers());
 }
 

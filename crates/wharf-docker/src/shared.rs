@@ -104,6 +104,8 @@ struct Running {
     exec_env: Vec<String>,
     watch: Arc<Watch>,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Copies the container's own output to the run's log folder.
+    logger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What the container's events told.
@@ -180,6 +182,7 @@ impl SharedExecutor {
                 .and_then(|i| i.state)
                 .and_then(|s| s.running)
                 .unwrap_or(false);
+            copy_logs(docker, &running, setup, Some(unix_now()));
             if !is_running {
                 docker
                     .start_container(&running.id, None)
@@ -251,6 +254,7 @@ impl SharedExecutor {
             exec_env: Vec::new(),
             watch: Arc::default(),
             watcher: Mutex::new(None),
+            logger: Mutex::new(None),
         });
         // Recorded before anything else can fail: `finish` removes it on every path.
         self.set(Arc::clone(&running));
@@ -274,6 +278,9 @@ impl SharedExecutor {
         if let Err(e) = docker.start_container(&created.id, None).await {
             return Err(format!("the container did not start: {}", describe(&e)));
         }
+        // From its start on (the daemon keeps the log): nothing it writes is missed. (A
+        // follow asked for before the start would end at once.)
+        copy_logs(docker, &running, setup, None);
         ready(docker, &running, setup).await?;
         running.ready.store(true, Ordering::SeqCst);
         Ok(())
@@ -347,6 +354,7 @@ impl SharedExecutor {
             exec_env: Vec::new(),
             watch: Arc::default(),
             watcher: Mutex::new(None),
+            logger: Mutex::new(None),
         });
         watch(docker, &running);
         Ok(Some(running))
@@ -374,6 +382,7 @@ impl SharedExecutor {
             exec_env: setup.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             watch: Arc::default(),
             watcher: Mutex::new(None),
+            logger: Mutex::new(None),
         });
         watch(docker, &running);
         let limit = ready_limit();
@@ -518,13 +527,15 @@ impl SharedExecutor {
         if let Some(w) = c.watcher.lock().ok().and_then(|mut w| w.take()) {
             w.abort();
         }
-        if !c.owned {
-            return;
-        }
+        let logger = c.logger.lock().ok().and_then(|mut l| l.take());
+        let kept = c.keep && c.ready.load(Ordering::SeqCst);
         let Ok(docker) = self.client.get().await else {
             return;
         };
-        if c.keep && c.ready.load(Ordering::SeqCst) {
+        if !c.owned || kept {
+            if let Some(l) = logger {
+                l.abort();
+            }
             return;
         }
         // The keepalive helper exits on SIGTERM at once: removing is all it takes. The
@@ -550,6 +561,14 @@ impl SharedExecutor {
                 c.name,
                 describe(&e)
             );
+        }
+        // The log stream ends with the container: the copy has all of it then.
+        if let Some(mut l) = logger
+            && tokio::time::timeout(Duration::from_secs(5), &mut l)
+                .await
+                .is_err()
+        {
+            l.abort();
         }
     }
 }
@@ -683,6 +702,42 @@ fn create_body(
         networking_config: endpoints,
         ..Default::default()
     })
+}
+
+fn unix_now() -> i32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
+        .unwrap_or(0)
+}
+
+/// Copies the container's own stdout and stderr (its main process: the image's
+/// entrypoint, `command`) to `container.stdout`/`container.stderr` in the run's log
+/// folder, from `since` (seconds) or from its start, until the container stops.
+fn copy_logs(docker: &Docker, c: &Running, setup: &SharedSetup, since: Option<i32>) {
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        since: since.unwrap_or(0),
+        ..Default::default()
+    };
+    let mut stream = docker.logs(&c.id, Some(options));
+    let mut out = wharf_engine::LazyLog::new(setup.log_dir.join("container.stdout"));
+    let mut err = wharf_engine::LazyLog::new(setup.log_dir.join("container.stderr"));
+    let task = tokio::spawn(async move {
+        while let Some(Ok(chunk)) = stream.next().await {
+            match chunk {
+                bollard::container::LogOutput::StdErr { message } => err.write(&message).await,
+                other => out.write(&other.into_bytes()).await,
+            }
+        }
+        out.flush().await;
+        err.flush().await;
+    });
+    if let Ok(mut l) = c.logger.lock() {
+        *l = Some(task);
+    }
 }
 
 /// A tar archive holding the helper at `.wharf/init` (mode 0755, owned by root).

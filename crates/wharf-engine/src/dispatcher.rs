@@ -590,6 +590,7 @@ impl Dispatcher {
             config,
             env,
             labels,
+            log_dir: self.log_dir.clone(),
             grace: self.grace,
             stop: starting.clone(),
             notice: {

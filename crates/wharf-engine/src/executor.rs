@@ -151,6 +151,9 @@ pub struct SharedSetup {
     pub env: Vec<(String, String)>,
     /// Labels for the container (as for step containers).
     pub labels: Vec<(String, String)>,
+    /// The run's log folder: the container's own output goes to `container.stdout` and
+    /// `container.stderr` there.
+    pub log_dir: std::path::PathBuf,
     /// The stop grace period (`maxCleanUpTimeSec`), for `startup: entrypoint|command`.
     pub grace: Duration,
     /// Cancelled when the run is stopped (or times out) while the container starts.
