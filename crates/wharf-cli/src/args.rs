@@ -38,6 +38,24 @@ pub(crate) enum Command {
     Retry(RetryArgs),
     /// Mark runs whose process died as failed and remove what they left behind.
     Cleanup,
+    /// Serve the REST API (Dagu-compatible `/api/v2`) for the DAGs of a folder.
+    Server(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The address to listen on (`WHARF_HOST`; 127.0.0.1 by default).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The port (`WHARF_PORT`; 8080 by default; 0 picks a free one).
+    #[arg(long, short, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// The folder of DAG files (`WHARF_DAGS`; `$WHARF_HOME/dags` by default).
+    #[arg(long, value_name = "DIR")]
+    pub dags: Option<PathBuf>,
+    /// A path prefix for everything served (`WHARF_BASE_PATH`), e.g. `/wharf`.
+    #[arg(long, value_name = "PATH")]
+    pub base_path: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod exit;
 mod progress;
+mod server;
 mod term;
 mod time;
 
@@ -37,6 +38,7 @@ pub fn run() -> i32 {
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Cleanup => commands::cleanup::run(),
+        args::Command::Server(a) => server::serve(&a),
     };
     code as i32
 }

@@ -5,6 +5,7 @@ mod common;
 mod docker;
 mod dry;
 mod run;
+mod server;
 mod shared;
 mod stop;
 mod validate;

@@ -518,6 +518,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The newest runs of all DAGs (or of those whose name contains `name`), newest first.
+    pub fn recent_runs(&self, name: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR instr(dag, ?1) > 0) ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![name, i64::try_from(limit).unwrap_or(i64::MAX)],
+            run_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Runs recorded as `running` (of one DAG, or all).
     pub fn running(&self, dag: Option<&str>) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(

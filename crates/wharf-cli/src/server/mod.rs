@@ -1,0 +1,210 @@
+//! `wharf server`: the REST API (compatible with Dagu 1.x's `/api/v2` for the endpoints
+//! wharf implements) over HTTP/1.1.
+//!
+//! Runs started through the API are `wharf run` processes of their own, in a process group
+//! of their own: they write the same store as runs started on the command line, and a
+//! restart of the server neither stops nor loses them.
+
+mod api;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+
+use crate::ExitCode;
+
+/// Where the server listens and what it serves.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub host: String,
+    pub port: u16,
+    /// The DAG files (`*.yaml`, `*.yml`).
+    pub dags: PathBuf,
+    /// A prefix for every path (`/wharf` serves the API at `/wharf/api/v2`).
+    pub base_path: String,
+    pub home: PathBuf,
+}
+
+impl Config {
+    /// Flags over environment (`WHARF_HOST`, `WHARF_PORT`, `WHARF_DAGS`,
+    /// `WHARF_BASE_PATH`) over defaults (127.0.0.1, 8080, `$WHARF_HOME/dags`, none).
+    pub fn from_args(args: &crate::args::ServerArgs) -> Result<Self, String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let home = wharf_store::default_home();
+        let port = match (&args.port, env("WHARF_PORT")) {
+            (Some(p), _) => *p,
+            (None, Some(p)) => p
+                .parse()
+                .map_err(|_| format!("WHARF_PORT is not a port number: {p}"))?,
+            (None, None) => 8080,
+        };
+        let base = args
+            .base_path
+            .clone()
+            .or_else(|| env("WHARF_BASE_PATH"))
+            .unwrap_or_default();
+        let base_path = match base.trim_end_matches('/') {
+            "" => String::new(),
+            b if b.starts_with('/') => b.to_owned(),
+            b => format!("/{b}"),
+        };
+        Ok(Self {
+            host: args
+                .host
+                .clone()
+                .or_else(|| env("WHARF_HOST"))
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port,
+            dags: args
+                .dags
+                .clone()
+                .or_else(|| env("WHARF_DAGS").map(PathBuf::from))
+                .unwrap_or_else(|| home.join("dags")),
+            base_path,
+            home,
+        })
+    }
+}
+
+pub(crate) struct State {
+    pub config: Config,
+    pub started: Instant,
+}
+
+pub(crate) fn serve(args: &crate::args::ServerArgs) -> ExitCode {
+    let config = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&config.dags) {
+        eprintln!(
+            "error: cannot create the DAGs folder {}: {e}",
+            config.dags.display()
+        );
+        return ExitCode::Failure;
+    }
+    let Some(runtime) = crate::commands::runtime() else {
+        return ExitCode::Failure;
+    };
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return ExitCode::Failure;
+            }
+        };
+        let local: SocketAddr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], config.port)));
+        eprintln!(
+            "wharf server on http://{local}{}/ (API at {}/api/v2, DAGs in {})",
+            config.base_path,
+            config.base_path,
+            config.dags.display()
+        );
+        let state = Arc::new(State {
+            config,
+            started: Instant::now(),
+        });
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut stop => {
+                    eprintln!("wharf server stopped (runs it started go on)");
+                    return ExitCode::Success;
+                }
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// A response body.
+pub(crate) type Body = Full<Bytes>;
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `{code, message}` with a status.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({"code": code, "message": message.into()}),
+    )
+}
+
+/// The most a request body may be.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_request",
+                "the request body is too large (4 MB at most)",
+            );
+        }
+    };
+    let path = parts.uri.path();
+    let Some(rest) = path.strip_prefix(state.config.base_path.as_str()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such page: {path}"),
+        );
+    };
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    match rest.strip_prefix("/api/v2") {
+        Some(api_path) => {
+            let store_home = state.config.home.clone();
+            let request = api::ApiRequest {
+                method: parts.method.clone(),
+                path: api_path.to_owned(),
+                query,
+                body,
+            };
+            api::route(state, &store_home, request).await
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no such page: {path} (the API is under {}/api/v2)",
+                state.config.base_path
+            ),
+        ),
+    }
+}

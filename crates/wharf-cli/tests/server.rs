@@ -1,0 +1,308 @@
+//! `wharf server`: the REST API against a real server process, a real store and real runs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::run::Place;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(p: &Place) -> Self {
+        std::fs::create_dir_all(p.path("dags")).expect("dags");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["server", "--port", "0", "--dags"])
+            .arg(p.path("dags"))
+            .env("WHARF_HOME", p.home())
+            .current_dir(p.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wharf server");
+        let mut line = String::new();
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        reader
+            .read_line(&mut line)
+            .expect("the server's first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = reader.read_to_string(&mut sink);
+        });
+        Self { child, addr }
+    }
+
+    /// One request; the status and the JSON answer (Null when there is no body).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        let body = body.map(Value::to_string).unwrap_or_default();
+        write!(
+            stream,
+            "{method} /api/v2{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let value = if rest.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(rest).unwrap_or_else(|_| panic!("not JSON: {rest:?}"))
+        };
+        (status, value)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(body))
+    }
+
+    /// Waits until the run's status label is `label`.
+    fn until(&self, name: &str, id: &str, label: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, v) = self.get(&format!("/dag-runs/{name}/{id}"));
+            if code == 200 && v["dagRunDetails"]["statusLabel"] == label {
+                return v["dagRunDetails"].clone();
+            }
+            assert!(Instant::now() < deadline, "never {label}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_error(v: &Value, code: &str) -> bool {
+    v["code"] == code && v["message"].as_str().is_some_and(|m| !m.is_empty())
+}
+
+#[test]
+fn dags_are_created_checked_edited_listed_and_deleted() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let (code, health) = s.get("/health");
+    assert_eq!(code, 200);
+    assert_eq!(health["status"], "healthy");
+    assert!(health["uptime"].is_u64() && health["timestamp"].is_string());
+
+    let spec = "params: WHO=world\ntags: [demo]\nsteps:\n  - name: greet\n    command: echo hello ${WHO}\n";
+    let (code, v) = s.post("/dags", &json!({"name": "hello", "spec": spec}));
+    assert_eq!((code, &v), (201, &json!({"name": "hello"})));
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/hello.yaml")).expect("written"),
+        spec
+    );
+    let (code, v) = s.post("/dags", &json!({"name": "hello", "spec": spec}));
+    assert_eq!(code, 409, "{v}");
+    assert!(is_error(&v, "already_exists"), "{v}");
+    let (code, v) = s.post("/dags", &json!({"name": "broken", "spec": "steps: 3\n"}));
+    assert_eq!(code, 400);
+    assert!(is_error(&v, "bad_request"), "{v}");
+    assert!(!p.path("dags/broken.yaml").exists(), "nothing written");
+    let (code, v) = s.post("/dags", &json!({"name": "../escape"}));
+    assert_eq!(code, 400, "{v}");
+
+    let (code, v) = s.post(
+        "/dags/validate",
+        &json!({"spec": "steps:\n  - name: a\n    depends: [nope]\n    command: echo\n"}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(v["valid"], false);
+    let first = v["errors"][0].as_str().unwrap_or_default();
+    assert!(first.starts_with("3:") && first.contains("nope"), "{v}");
+    let (_, v) = s.post("/dags/validate", &json!({"spec": spec}));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["dag"]["steps"][0]["name"], "greet");
+
+    let (code, v) = s.get("/dags?tag=demo");
+    assert_eq!(code, 200);
+    assert_eq!(v["dags"][0]["fileName"], "hello");
+    assert_eq!(v["dags"][0]["dag"]["name"], "hello");
+    assert_eq!(v["dags"][0]["latestDAGRun"]["statusLabel"], "not_started");
+    assert_eq!(v["pagination"]["totalRecords"], 1);
+    let (_, v) = s.get("/dags?tag=other");
+    assert_eq!(v["dags"], json!([]));
+
+    let (code, v) = s.get("/dags/hello/spec");
+    assert_eq!(code, 200);
+    assert_eq!(v["spec"], spec);
+    let (code, v) = s.call(
+        "PUT",
+        "/dags/hello/spec",
+        Some(&json!({"spec": "steps: [\n"})),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/hello.yaml")).expect("kept"),
+        spec,
+        "an invalid spec changes nothing"
+    );
+    let edited = spec.replace("hello", "hi");
+    let (code, v) = s.call("PUT", "/dags/hello/spec", Some(&json!({"spec": edited})));
+    assert_eq!((code, &v), (200, &json!({"errors": []})));
+
+    let (code, v) = s.get("/dags/hello");
+    assert_eq!(code, 200);
+    assert_eq!(v["dag"]["name"], "hello");
+    assert_eq!(v["latestDAGRun"]["nodes"], json!([]));
+
+    let (code, _) = s.call("DELETE", "/dags/hello", None);
+    assert_eq!(code, 204);
+    let (code, v) = s.get("/dags/hello");
+    assert_eq!(code, 404);
+    assert!(is_error(&v, "not_found"), "{v}");
+
+    let (code, v) = s.post("/auth/login", &json!({}));
+    assert_eq!(code, 501, "{v}");
+    let (code, _) = s.get("/no-such-thing");
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn runs_started_through_the_api_are_runs_like_any_other() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/job.yaml"),
+        "params: WHO=world\nsteps:\n  - name: greet\n    command: echo hello ${WHO}\n    output: GREETING\n  - name: fail\n    command: sh -c 'echo bad >&2; exit 3'\n    continueOn:\n      failure: true\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post(
+        "/dags/job/start",
+        &json!({"params": "WHO=api", "dagRunId": "first-run"}),
+    );
+    assert_eq!((code, &v), (200, &json!({"dagRunId": "first-run"})));
+    let run = s.until("job", "first-run", "partially_succeeded");
+    assert_eq!(run["status"], 6);
+    assert_eq!(run["nodes"][0]["step"]["name"], "greet");
+    assert_eq!(run["nodes"][0]["status"], 4);
+    assert_eq!(run["nodes"][0]["statusLabel"], "succeeded");
+    assert_eq!(run["nodes"][1]["statusLabel"], "failed");
+    assert_eq!(run["nodes"][1]["status"], 2);
+
+    let (_, log) = s.get("/dag-runs/job/first-run/steps/greet/log");
+    assert_eq!(log["content"], "hello api\n");
+    let (_, log) = s.get("/dag-runs/job/latest/steps/fail/log?stream=stderr");
+    assert_eq!(log["content"], "bad\n");
+    let (_, out) = s.get("/dag-runs/job/first-run/outputs");
+    assert_eq!(out["outputs"], json!({"GREETING": "hello api"}));
+    assert_eq!(out["metadata"]["status"], "partially_succeeded");
+    let (_, log) = s.get("/dag-runs/job/first-run/log?tail=1");
+    assert!(
+        log["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run finished"),
+        "{log}"
+    );
+
+    // The command line sees the run: one store.
+    let status = p.status("job");
+    assert_eq!(status["runId"], "first-run");
+
+    let (code, v) = s.post("/dags/job/start", &json!({"dagRunId": "first-run"}));
+    assert_eq!(code, 409, "{v}");
+    let (_, list) = s.get("/dag-runs");
+    assert_eq!(list["dagRuns"][0]["dagRunId"], "first-run");
+    let (_, list) = s.get("/dags/job/dag-runs");
+    assert_eq!(
+        list["gridData"][0],
+        json!({"name": "greet", "history": [4]})
+    );
+
+    // Retry: the failed step again, same run.
+    let (code, v) = s.post(
+        "/dag-runs/job/first-run/retry",
+        &json!({"dagRunId": "first-run"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = s.get("/dag-runs/job/first-run");
+        let d = &v["dagRunDetails"];
+        if d["statusLabel"] == "partially_succeeded" && d["nodes"][1]["retryCount"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no retry: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn singleton_stop_and_runs_that_outlive_the_server() {
+    let p = Place::new();
+    let mut s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/slow.yaml"),
+        "steps:\n  - name: wait\n    command: sleep 2\n",
+    )
+    .expect("dag");
+    let (code, _) = s.post("/dags/slow/start", &json!({"dagRunId": "a"}));
+    assert_eq!(code, 200);
+    s.until("slow", "a", "running");
+    let (code, v) = s.post("/dags/slow/start", &json!({"singleton": true}));
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already running"),
+        "{v}"
+    );
+
+    // The server goes; the run goes on and ends; a new server sees it.
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let s2 = Server::start(&p);
+    s2.until("slow", "a", "succeeded");
+
+    let (code, _) = s2.post("/dags/slow/start", &json!({"dagRunId": "b"}));
+    assert_eq!(code, 200);
+    s2.until("slow", "b", "running");
+    let (code, v) = s2.post("/dag-runs/slow/b/stop", &json!({}));
+    assert_eq!(code, 200, "{v}");
+    s2.until("slow", "b", "aborted");
+    let (code, v) = s2.post("/dag-runs/slow/b/stop", &json!({}));
+    assert_eq!(code, 400);
+    assert!(is_error(&v, "not_running"), "{v}");
+
+    let (code, _) = s2.post("/dags/slow/start", &json!({"dagRunId": "c"}));
+    assert_eq!(code, 200);
+    s2.until("slow", "c", "running");
+    let (code, v) = s2.post("/dags/slow/stop-all", &json!({}));
+    assert_eq!((code, &v), (200, &json!({"errors": []})));
+    s2.until("slow", "c", "aborted");
+    s = s2;
+    let (code, _) = s.get("/dag-runs/slow/nope");
+    assert_eq!(code, 404);
+}
