@@ -73,6 +73,27 @@ impl Server {
         (status, value)
     }
 
+    /// A request outside the API: the status, the raw head and the body as text.
+    fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_owned(), rest.to_owned())
+    }
+
     fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None)
     }
@@ -304,5 +325,59 @@ fn singleton_stop_and_runs_that_outlive_the_server() {
     s2.until("slow", "c", "aborted");
     s = s2;
     let (code, _) = s.get("/dag-runs/slow/nope");
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn the_web_ui_lists_dags_starts_runs_and_shows_their_logs() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/web.yaml"),
+        "tags: [ui]\nparams: WHO=world\nsteps:\n  - name: greet\n    command: echo '<b>hello</b>' ${WHO}\n  - name: after\n    command: \"true\"\n",
+    )
+    .expect("dag");
+    std::fs::write(p.path("dags/other.yaml"), "steps:\n  - echo other\n").expect("dag");
+    let (code, _, html) = s.page("GET", "/", "", "");
+    assert_eq!(code, 200);
+    assert!(html.contains("href=\"/dags/web\""), "{html}");
+    assert!(html.contains("never run"));
+    let (_, _, html) = s.page("GET", "/?tag=ui", "", "");
+    assert!(
+        html.contains("/dags/web") && !html.contains("/dags/other"),
+        "{html}"
+    );
+
+    // An action from elsewhere is refused; from the server's own page it runs.
+    let (code, _, _) = s.page("POST", "/dags/web/start", "", "params=WHO%3Dweb");
+    assert_eq!(code, 403);
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page("POST", "/dags/web/start", &origin, "params=WHO%3Dweb");
+    assert_eq!(code, 303, "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a location")
+        .trim()
+        .to_owned();
+    let run_id = location.rsplit('/').next().unwrap_or_default().to_owned();
+    s.until("web", &run_id, "succeeded");
+    let (code, _, html) = s.page("GET", &location, "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("&lt;b&gt;hello&lt;/b&gt; web"),
+        "the step's output, escaped: {html}"
+    );
+    assert!(html.contains("succeeded"));
+
+    let (code, _, html) = s.page("GET", "/dags/web", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("<svg") && html.contains("<title>greet: succeeded</title>"),
+        "{html}"
+    );
+    assert!(html.contains(&run_id));
+    assert!(html.contains("tags: [ui]"), "the YAML is shown");
+    let (code, _, _) = s.page("GET", "/dags/missing", "", "");
     assert_eq!(code, 404);
 }

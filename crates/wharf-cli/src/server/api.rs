@@ -22,30 +22,8 @@ pub(crate) struct ApiRequest {
 type Reply = Response<Body>;
 
 pub(crate) async fn route(state: &State, home: &Path, req: ApiRequest) -> Reply {
-    let segments: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let m = &req.method;
-    let dags = &state.config.dags;
-    let home = home.to_path_buf();
-    let blocking = |f: Box<dyn FnOnce() -> Reply + Send>| async move {
-        tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the request failed",
-            )
-        })
-    };
-    let body = req.body.clone();
-    let query = req.query.clone();
-    let d = dags.clone();
-    match (m.clone(), seg.as_slice()) {
-        (Method::GET, ["health"]) => json(
+    if req.method == Method::GET && req.path.trim_end_matches('/') == "/health" {
+        return json(
             StatusCode::OK,
             &json!({
                 "status": "healthy",
@@ -53,88 +31,72 @@ pub(crate) async fn route(state: &State, home: &Path, req: ApiRequest) -> Reply 
                 "uptime": state.started.elapsed().as_secs(),
                 "timestamp": rfc3339(wharf_store::now_ms()),
             }),
-        ),
-        (Method::GET, ["dags"]) => blocking(Box::new(move || list_dags(&d, &home, &query))).await,
-        (Method::POST, ["dags"]) => blocking(Box::new(move || create_dag(&d, &body))).await,
-        (Method::POST, ["dags", "validate"]) => {
-            blocking(Box::new(move || validate_spec(&d, &body))).await
-        }
-        (Method::GET, ["dags", name]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || get_dag(&d, &home, &name))).await
-        }
-        (Method::DELETE, ["dags", name]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || delete_dag(&d, &name))).await
-        }
-        (Method::GET, ["dags", name, "spec"]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || get_spec(&d, &name))).await
-        }
-        (Method::PUT, ["dags", name, "spec"]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || put_spec(&d, &name, &body))).await
-        }
-        (Method::POST, ["dags", name, "start"]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || start(&d, &home, &name, &body))).await
-        }
-        (Method::POST, ["dags", name, "stop-all"]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || stop_all(&d, &home, &name))).await
-        }
-        (Method::GET, ["dags", name, "dag-runs"]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || dag_runs_of_file(&d, &home, &name))).await
-        }
+        );
+    }
+    let dags = state.config.dags.clone();
+    let home = home.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        route_blocking(&dags, &home, &req.method, &req.path, &req.query, &req.body)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the request failed",
+        )
+    })
+}
+
+/// Answers one API request (all but `/health`); reads files and the store, so it runs on
+/// the blocking pool.
+pub(crate) fn route_blocking(
+    dags: &Path,
+    home: &Path,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &Bytes,
+) -> Reply {
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method.clone(), seg.as_slice()) {
+        (Method::GET, ["dags"]) => list_dags(dags, home, query),
+        (Method::POST, ["dags"]) => create_dag(dags, body),
+        (Method::POST, ["dags", "validate"]) => validate_spec(dags, body),
+        (Method::GET, ["dags", name]) => get_dag(dags, home, name),
+        (Method::DELETE, ["dags", name]) => delete_dag(dags, name),
+        (Method::GET, ["dags", name, "spec"]) => get_spec(dags, name),
+        (Method::PUT, ["dags", name, "spec"]) => put_spec(dags, name, body),
+        (Method::POST, ["dags", name, "start"]) => start(dags, home, name, body),
+        (Method::POST, ["dags", name, "stop-all"]) => stop_all(dags, home, name),
+        (Method::GET, ["dags", name, "dag-runs"]) => dag_runs_of_file(dags, home, name),
         (Method::GET, ["dags", name, "dag-runs", id]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || {
-                with_dag_name(&d, &name, |dag| run_details(&home, dag, &id))
-            }))
-            .await
+            with_dag_name(dags, name, |dag| run_details(home, dag, id))
         }
-        (Method::GET, ["dag-runs"]) => blocking(Box::new(move || all_runs(&home, &query))).await,
-        (Method::GET, ["dag-runs", name]) => {
-            let name = name.to_string();
-            blocking(Box::new(move || runs_of(&home, &name))).await
-        }
-        (Method::GET, ["dag-runs", name, id]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || run_details(&home, &name, &id))).await
-        }
-        (Method::POST, ["dag-runs", name, id, "stop"]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || stop_run(&home, &name, &id))).await
-        }
-        (Method::POST, ["dag-runs", name, id, "retry"]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || retry_run(&home, &name, &id))).await
-        }
-        (Method::GET, ["dag-runs", name, id, "log"]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || run_log(&home, &name, &id, &query))).await
-        }
+        (Method::GET, ["dag-runs"]) => all_runs(home, query),
+        (Method::GET, ["dag-runs", name]) => runs_of(home, name),
+        (Method::GET, ["dag-runs", name, id]) => run_details(home, name, id),
+        (Method::POST, ["dag-runs", name, id, "stop"]) => stop_run(home, name, id),
+        (Method::POST, ["dag-runs", name, id, "retry"]) => retry_run(home, name, id),
+        (Method::GET, ["dag-runs", name, id, "log"]) => run_log(home, name, id, query),
         (Method::GET, ["dag-runs", name, id, "steps", step, "log"]) => {
-            let (name, id, step) = (name.to_string(), id.to_string(), step.to_string());
-            blocking(Box::new(move || step_log(&home, &name, &id, &step, &query))).await
+            step_log(home, name, id, step, query)
         }
-        (Method::GET, ["dag-runs", name, id, "outputs"]) => {
-            let (name, id) = (name.to_string(), id.to_string());
-            blocking(Box::new(move || outputs(&home, &name, &id))).await
-        }
-        (_, path) if known_elsewhere(path) => error(
+        (Method::GET, ["dag-runs", name, id, "outputs"]) => outputs(home, name, id),
+        (_, p) if known_elsewhere(p) => error(
             StatusCode::NOT_IMPLEMENTED,
             "internal_error",
-            format!(
-                "{} {} is part of the Dagu API that wharf does not implement",
-                req.method, req.path
-            ),
+            format!("{method} {path} is part of the Dagu API that wharf does not implement"),
         ),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no such endpoint: {} /api/v2{}", req.method, req.path),
+            format!("no such endpoint: {method} /api/v2{path}"),
         ),
     }
 }
@@ -173,7 +135,7 @@ fn known_elsewhere(path: &[&str]) -> bool {
     )
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -193,7 +155,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn query_param(query: &str, key: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == key).then(|| percent_decode(&v.replace('+', " ")))
@@ -239,7 +201,7 @@ fn dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
     Ok(dags.join(format!("{name}.yaml")))
 }
 
-fn existing_dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
+pub(crate) fn existing_dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
     let file = dag_file(dags, name)?;
     if file.is_file() {
         Ok(file)
@@ -252,7 +214,7 @@ fn existing_dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
 }
 
 /// The DAG files of the folder, sorted by name.
-fn dag_files(dags: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn dag_files(dags: &Path) -> Vec<(String, PathBuf)> {
     let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dags)
         .into_iter()
         .flatten()

@@ -6,6 +6,7 @@
 //! restart of the server neither stops nor loses them.
 
 mod api;
+mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -132,7 +133,7 @@ pub(crate) fn serve(args: &crate::args::ServerArgs) -> ExitCode {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    async move { Ok::<_, Infallible>(handle(state, req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -166,7 +167,7 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
 /// The most a request body may be.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -196,15 +197,47 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
                 query,
                 body,
             };
-            api::route(state, &store_home, request).await
+            api::route(&state, &store_home, request).await
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no such page: {path} (the API is under {}/api/v2)",
-                state.config.base_path
-            ),
-        ),
+        None => {
+            let request = ui::UiRequest {
+                method: parts.method.clone(),
+                path: if rest.is_empty() {
+                    "/".into()
+                } else {
+                    rest.to_owned()
+                },
+                query,
+                body,
+                same_origin: same_origin(&parts.headers),
+            };
+            tokio::task::spawn_blocking(move || ui::route(&state, &request))
+                .await
+                .unwrap_or_else(|_| {
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "the page failed",
+                    )
+                })
+        }
     }
+}
+
+/// Whether a request names this server as its origin: its `Origin` (or, without one, its
+/// `Referer`) has the host of its `Host` header.
+fn same_origin(headers: &hyper::HeaderMap) -> bool {
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let from = headers
+        .get(hyper::header::ORIGIN)
+        .or_else(|| headers.get(hyper::header::REFERER))
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let authority = from
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or_default());
+    !host.is_empty() && authority == host
 }
