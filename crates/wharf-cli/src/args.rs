@@ -38,8 +38,24 @@ pub(crate) enum Command {
     Retry(RetryArgs),
     /// Mark runs whose process died as failed and remove what they left behind.
     Cleanup,
-    /// Serve the REST API (Dagu-compatible `/api/v2`) for the DAGs of a folder.
+    /// Serve the web UI and the REST API (Dagu-compatible `/api/v2`) for the DAGs of a
+    /// folder.
     Server(ServerArgs),
+    /// Start the runs of the folder's DAGs at the times of their `schedule`.
+    Scheduler(SchedulerArgs),
+    /// The server and the scheduler in one process.
+    StartAll(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchedulerArgs {
+    /// The folder of DAG files (`WHARF_DAGS`; `$WHARF_HOME/dags` by default).
+    #[arg(long, value_name = "DIR")]
+    pub dags: Option<PathBuf>,
+    /// Start the runs of one slot (an RFC 3339 time, e.g. `2026-11-28T10:15:00Z`) and exit,
+    /// instead of running on.
+    #[arg(long, value_name = "TIME")]
+    pub once_at: Option<String>,
 }
 
 #[derive(Debug, Args)]

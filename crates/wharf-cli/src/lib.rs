@@ -38,7 +38,9 @@ pub fn run() -> i32 {
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Cleanup => commands::cleanup::run(),
-        args::Command::Server(a) => server::serve(&a),
+        args::Command::Server(a) => server::serve(&a, false),
+        args::Command::StartAll(a) => server::serve(&a, true),
+        args::Command::Scheduler(a) => server::schedule(&a),
     };
     code as i32
 }

@@ -381,3 +381,103 @@ fn the_web_ui_lists_dags_starts_runs_and_shows_their_logs() {
     let (code, _, _) = s.page("GET", "/dags/missing", "", "");
     assert_eq!(code, 404);
 }
+
+fn tick(p: &Place, at: &str) -> String {
+    let out = p
+        .wharf()
+        .args(["scheduler", "--once-at", at, "--dags"])
+        .arg_path(&p.path("dags"))
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout
+}
+
+fn history(p: &Place, dag: &str) -> Vec<Value> {
+    let out = p.wharf().args(["history", dag, "--json"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str::<Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_scheduler_runs_each_slot_once_and_skips_a_slot_while_the_dag_runs() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/every5.yaml"),
+        "schedule: \"CRON_TZ=UTC */5 * * * *\"\nsteps:\n  - name: work\n    command: sleep 2\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/tokyo.yaml"),
+        "schedule: [\"CRON_TZ=Asia/Tokyo 3 9 * * *\"]\nsteps:\n  - echo morning in Tokyo\n",
+    )
+    .expect("dag");
+    std::fs::write(p.path("dags/manual.yaml"), "steps:\n  - echo by hand\n").expect("dag");
+
+    let out = tick(&p, "2026-11-28T10:15:00Z");
+    assert_eq!(out, "every5: Started(\"scheduled-20261128T1015Z\")\n");
+    let again = tick(&p, "2026-11-28T10:15:00Z");
+    assert_eq!(
+        again, "every5: AlreadyThere(\"scheduled-20261128T1015Z\")\n",
+        "a restarted scheduler does not run a slot twice"
+    );
+    assert_eq!(tick(&p, "2026-11-28T10:16:00Z"), "");
+    // The 10:15 run still goes (sleep 2): the 10:20 slot is skipped, and recorded.
+    let out = tick(&p, "2026-11-28T10:20:00Z");
+    assert_eq!(out, "every5: Skipped(\"scheduled-20261128T1020Z\")\n");
+    let runs = history(&p, "every5");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["runId"], "scheduled-20261128T1020Z");
+    assert_eq!(runs[0]["status"], "skipped");
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("still running"),
+        "{runs:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while history(&p, "every5")[1]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", history(&p, "every5"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    assert_eq!(
+        tick(&p, "2026-11-28T09:03:00Z"),
+        "",
+        "09:03 UTC is not 09:03 in Tokyo"
+    );
+    assert_eq!(
+        tick(&p, "2026-11-29T00:03:00Z"),
+        "tokyo: Started(\"scheduled-20261129T0003Z\")\n"
+    );
+}
+
+#[test]
+fn start_all_serves_and_schedules() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["start-all", "--port", "0", "--dags"])
+        .arg(p.path("dags"))
+        .env("WHARF_HOME", p.home())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start-all");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut reader = BufReader::new(stderr);
+    let mut text = String::new();
+    for _ in 0..2 {
+        reader.read_line(&mut text).expect("a line");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("wharf server on http://127.0.0.1:"), "{text}");
+    assert!(text.contains("wharf scheduler: DAGs in"), "{text}");
+}

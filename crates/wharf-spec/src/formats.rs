@@ -206,77 +206,7 @@ pub(crate) fn platform(text: &str) -> Result<Platform, String> {
 /// after `CRON_TZ=Zone ` or `TZ=Zone `, or one of `@yearly`, `@monthly`, `@weekly`,
 /// `@daily`, `@midnight`, `@hourly`.
 pub(crate) fn cron(text: &str) -> Result<(), String> {
-    let mut expr = text.trim();
-    for prefix in ["CRON_TZ=", "TZ="] {
-        if let Some(rest) = expr.strip_prefix(prefix) {
-            let (zone, rest) = rest
-                .split_once(' ')
-                .ok_or("a time zone must be followed by the expression")?;
-            if zone.is_empty() {
-                return Err("the time zone is empty".into());
-            }
-            expr = rest.trim();
-        }
-    }
-    if let Some(name) = expr.strip_prefix('@') {
-        return match name {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
-                Ok(())
-            }
-            _ => Err(format!("unknown shorthand `@{name}`")),
-        };
-    }
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("expected 5 fields, found {}", fields.len()));
-    }
-    const MONTHS: &[&str] = &[
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
-        ("minute", 0, 59, &[], 0),
-        ("hour", 0, 23, &[], 0),
-        ("day of month", 1, 31, &[], 0),
-        ("month", 1, 12, MONTHS, 1),
-        ("day of week", 0, 7, DAYS, 0),
-    ];
-    for (field, (what, lo, hi, names, base)) in fields.iter().zip(specs) {
-        let value = |s: &str| -> Result<u32, String> {
-            if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-                return Ok(u32::try_from(i).unwrap_or(0) + base);
-            }
-            match s.parse::<u32>() {
-                Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-                _ => Err(format!("the {what} field takes {lo}-{hi}, found `{s}`")),
-            }
-        };
-        for part in field.split(',') {
-            let (range, step) = match part.split_once('/') {
-                Some((range, step)) => (range, Some(step)),
-                None => (part, None),
-            };
-            if let Some(step) = step
-                && !step.parse::<u32>().is_ok_and(|s| s > 0)
-            {
-                return Err(format!("the {what} field has a bad step `/{step}`"));
-            }
-            if range == "*" || (range == "?" && matches!(what, "day of month" | "day of week")) {
-                continue;
-            }
-            match range.split_once('-') {
-                Some((a, b)) => {
-                    if value(a)? > value(b)? {
-                        return Err(format!("the {what} range `{range}` runs backwards"));
-                    }
-                }
-                None => {
-                    value(range)?;
-                }
-            }
-        }
-    }
-    Ok(())
+    crate::cron::Cron::parse(text).map(|_| ())
 }
 
 const SIGNALS: &[(&str, i32)] = &[

@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+pub mod cron;
 mod decode;
 pub mod diag;
 mod docker_api;

@@ -735,7 +735,7 @@ fn wharf_exe() -> PathBuf {
 
 /// Starts `wharf ARGS` as a process of its own (own process group, no terminal, output
 /// discarded: the run records everything in the store), reaped in the background.
-fn spawn_detached(home: &Path, args: &[String]) -> std::io::Result<()> {
+pub(crate) fn spawn_detached(home: &Path, args: &[String]) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new(wharf_exe())
         .args(args)

@@ -6,6 +6,7 @@
 //! restart of the server neither stops nor loses them.
 
 mod api;
+mod scheduler;
 mod ui;
 
 use std::convert::Infallible;
@@ -78,7 +79,7 @@ pub(crate) struct State {
     pub started: Instant,
 }
 
-pub(crate) fn serve(args: &crate::args::ServerArgs) -> ExitCode {
+pub(crate) fn serve(args: &crate::args::ServerArgs, with_scheduler: bool) -> ExitCode {
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
@@ -114,6 +115,9 @@ pub(crate) fn serve(args: &crate::args::ServerArgs) -> ExitCode {
             config.base_path,
             config.dags.display()
         );
+        if with_scheduler {
+            tokio::spawn(scheduler::run(config.clone()));
+        }
         let state = Arc::new(State {
             config,
             started: Instant::now(),
@@ -141,6 +145,54 @@ pub(crate) fn serve(args: &crate::args::ServerArgs) -> ExitCode {
             });
         }
     })
+}
+
+/// `wharf scheduler`.
+pub(crate) fn schedule(args: &crate::args::SchedulerArgs) -> ExitCode {
+    let server_args = crate::args::ServerArgs {
+        host: None,
+        port: None,
+        dags: args.dags.clone(),
+        base_path: None,
+    };
+    let config = match Config::from_args(&server_args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    if let Some(at) = &args.once_at {
+        let Ok(slot) = at.parse::<jiff::Timestamp>() else {
+            eprintln!("error: `{at}` is not an RFC 3339 time (e.g. 2026-11-28T10:15:00Z)");
+            return ExitCode::Usage;
+        };
+        let mut failed = false;
+        for (dag, result) in scheduler::tick(&config, slot) {
+            match result {
+                Ok(fired) => println!("{dag}: {fired:?}"),
+                Err(e) => {
+                    failed = true;
+                    eprintln!("{dag}: {e}");
+                }
+            }
+        }
+        return if failed {
+            ExitCode::Failure
+        } else {
+            ExitCode::Success
+        };
+    }
+    let Some(runtime) = crate::commands::runtime() else {
+        return ExitCode::Failure;
+    };
+    runtime.block_on(async move {
+        tokio::select! {
+            () = scheduler::run(config) => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("wharf scheduler stopped (runs it started go on)"),
+        }
+    });
+    ExitCode::Success
 }
 
 /// A response body.

@@ -154,7 +154,13 @@ fn dag_list(state: &State, home: &Path, query: &str) -> Reply {
             String::new()
         };
         let schedule = dag
-            .map(|d| d.schedule.start.join(", "))
+            .map(|d| {
+                let exprs = d.schedule.start.join(", ");
+                match super::scheduler::next_run(d, jiff::Timestamp::now()) {
+                    Some(next) => format!("{exprs} (next {})", next.strftime("%Y-%m-%dT%H:%MZ")),
+                    None => exprs,
+                }
+            })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "-".into());
         let _ = write!(
@@ -167,7 +173,7 @@ fn dag_list(state: &State, home: &Path, query: &str) -> Reply {
         );
     }
     let body = format!(
-        "<h1>DAGs</h1><form method=get><input type=text name=name placeholder=name value=\"{nf}\"> <input type=text name=tag placeholder=tag value=\"{tf}\"> <button>Filter</button></form><p class=muted>{count} DAGs in {dir}</p><table><tr><th>DAG</th><th>last run</th><th>started</th><th>schedule</th><th>tags</th></tr>{rows}</table>",
+        "<h1>DAGs</h1><form method=get><input type=text name=name placeholder=name value=\"{nf}\"> <input type=text name=tag placeholder=tag value=\"{tf}\"> <button>Filter</button></form><p class=muted>{count} DAGs in {dir}</p><table><tr><th>DAG</th><th>last run</th><th>started</th><th>schedule (next run, UTC)</th><th>tags</th></tr>{rows}</table>",
         nf = escape(&name_filter),
         tf = escape(&tag_filter),
         dir = escape(&state.config.dags.display().to_string()),

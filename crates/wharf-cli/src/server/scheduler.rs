@@ -1,0 +1,246 @@
+//! The scheduler: at the start of every minute, each DAG of the folder whose `schedule`
+//! matches that minute gets a run.
+//!
+//! A slot's run has the id `scheduled-YYYYMMDDTHHMMZ` (the slot in UTC): a scheduler that
+//! restarts within the minute finds the run and does not start it twice, and no slot
+//! needs remembering elsewhere. While a run of the DAG is still going, the slot is
+//! recorded as a `skipped` run with that id instead. Slots that passed while no scheduler
+//! ran are not made up for (as cron does). Times are in the expression's `CRON_TZ=`/`TZ=`
+//! zone, else the `CRON_TZ` or `TZ` environment variable, else the system's zone.
+
+use std::path::Path;
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+use wharf_spec::cron::Cron;
+use wharf_store::{NewRun, Status, Store};
+
+use super::Config;
+
+/// The zone of an expression.
+fn zone_of(cron: &Cron) -> Result<TimeZone, String> {
+    let name = cron.zone.clone().or_else(|| {
+        ["CRON_TZ", "TZ"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    });
+    match name {
+        Some(n) => TimeZone::get(n.trim_start_matches(':'))
+            .map_err(|e| format!("unknown time zone `{n}`: {e}")),
+        None => Ok(TimeZone::system()),
+    }
+}
+
+fn matches_at(cron: &Cron, at: &Zoned) -> bool {
+    let weekday = u32::try_from(at.weekday().to_sunday_zero_offset()).unwrap_or(0);
+    cron.matches(
+        u32::try_from(at.minute()).unwrap_or(0),
+        u32::try_from(at.hour()).unwrap_or(0),
+        u32::try_from(at.day()).unwrap_or(0),
+        u32::try_from(at.month()).unwrap_or(0),
+        weekday,
+    )
+}
+
+/// The first minute after `after` that the expression matches, within about four years.
+pub(crate) fn next_after(expr: &str, after: Timestamp) -> Option<Timestamp> {
+    let cron = Cron::parse(expr).ok()?;
+    let tz = zone_of(&cron).ok()?;
+    let mut t = after.to_zoned(tz).round(jiff::Unit::Minute).ok()?;
+    if t.timestamp() <= after {
+        t = t.checked_add(1.minute()).ok()?;
+    }
+    for _ in 0..200_000 {
+        if !cron.month_matches(u32::try_from(t.month()).unwrap_or(0)) {
+            t = t
+                .first_of_month()
+                .ok()?
+                .start_of_day()
+                .ok()?
+                .checked_add(1.month())
+                .ok()?;
+            continue;
+        }
+        let weekday = u32::try_from(t.weekday().to_sunday_zero_offset()).unwrap_or(0);
+        if !cron.day_matches(u32::try_from(t.day()).unwrap_or(0), weekday) {
+            t = t.start_of_day().ok()?.checked_add(1.day()).ok()?;
+            continue;
+        }
+        if !cron.hour_matches(u32::try_from(t.hour()).unwrap_or(0)) {
+            let hour_start = t
+                .with()
+                .minute(0)
+                .second(0)
+                .subsec_nanosecond(0)
+                .build()
+                .ok()?;
+            t = hour_start.checked_add(1.hour()).ok()?;
+            continue;
+        }
+        if !cron.minute_matches(u32::try_from(t.minute()).unwrap_or(0)) {
+            t = t.checked_add(1.minute()).ok()?;
+            continue;
+        }
+        return Some(t.timestamp());
+    }
+    None
+}
+
+/// The next run of a DAG by any of its expressions.
+pub(crate) fn next_run(dag: &wharf_spec::Dag, after: Timestamp) -> Option<Timestamp> {
+    dag.schedule
+        .start
+        .iter()
+        .filter_map(|e| next_after(e, after))
+        .min()
+}
+
+fn slot_id(slot: Timestamp) -> String {
+    format!("scheduled-{}", slot.strftime("%Y%m%dT%H%MZ"))
+}
+
+/// What happened to a DAG at a slot.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fired {
+    Started(String),
+    Skipped(String),
+    AlreadyThere(String),
+}
+
+/// Starts the runs of the slot `slot` (a minute): every DAG of the folder whose schedule
+/// matches it.
+pub(crate) fn tick(config: &Config, slot: Timestamp) -> Vec<(String, Result<Fired, String>)> {
+    let mut done = Vec::new();
+    for (file_name, path) in super::api::dag_files(&config.dags) {
+        let Ok(loaded) = wharf_spec::load_file(&path) else {
+            continue;
+        };
+        let Some(dag) = loaded.dag else { continue };
+        let due = dag.schedule.start.iter().any(|expr| {
+            Cron::parse(expr)
+                .ok()
+                .and_then(|c| zone_of(&c).ok().map(|tz| (c, tz)))
+                .is_some_and(|(c, tz)| matches_at(&c, &slot.to_zoned(tz)))
+        });
+        if due {
+            done.push((file_name, fire(config, &dag, &path, slot)));
+        }
+    }
+    done
+}
+
+fn fire(
+    config: &Config,
+    dag: &wharf_spec::Dag,
+    file: &Path,
+    slot: Timestamp,
+) -> Result<Fired, String> {
+    let run_id = slot_id(slot);
+    let store = Store::open(&config.home).map_err(|e| e.to_string())?;
+    let _ = store.reap_dead();
+    if store
+        .run(&dag.name, &run_id)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(Fired::AlreadyThere(run_id));
+    }
+    let running = store.running(Some(&dag.name)).map_err(|e| e.to_string())?;
+    if let Some(previous) = running.first() {
+        let file = file.to_path_buf();
+        let new = NewRun {
+            dag: &dag.name,
+            run_id: &run_id,
+            file: &file,
+            params: &[],
+            log_base: None,
+        };
+        let run = store.create_run(&new).map_err(|e| e.to_string())?;
+        let why = format!(
+            "skipped by the scheduler: run {} was still running",
+            previous.run_id
+        );
+        store
+            .finish_run(run, Status::Skipped, Some(&why))
+            .map_err(|e| e.to_string())?;
+        return Ok(Fired::Skipped(run_id));
+    }
+    let args = vec![
+        "run".to_owned(),
+        file.to_string_lossy().into_owned(),
+        "--run-id".to_owned(),
+        run_id.clone(),
+    ];
+    super::api::spawn_detached(&config.home, &args).map_err(|e| e.to_string())?;
+    Ok(Fired::Started(run_id))
+}
+
+/// Runs the scheduler until the process ends: a tick at the start of every minute.
+pub(crate) async fn run(config: Config) {
+    eprintln!(
+        "wharf scheduler: DAGs in {}, zone {}",
+        config.dags.display(),
+        std::env::var("CRON_TZ")
+            .or_else(|_| std::env::var("TZ"))
+            .unwrap_or_else(|_| "of the system".into())
+    );
+    loop {
+        let now = Timestamp::now();
+        let secs = now.as_second();
+        let next = Timestamp::from_second(secs - secs.rem_euclid(60) + 60).unwrap_or(now);
+        let wait = (next - now)
+            .total(jiff::Unit::Millisecond)
+            .map_or(60_000.0, |ms| ms.max(0.0));
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        let config = config.clone();
+        let fired = tokio::task::spawn_blocking(move || tick(&config, next))
+            .await
+            .unwrap_or_default();
+        for (dag, result) in fired {
+            match result {
+                Ok(Fired::Started(id)) => eprintln!("{dag}: started run {id}"),
+                Ok(Fired::Skipped(id)) => {
+                    eprintln!("{dag}: slot {id} skipped, the previous run still runs")
+                }
+                Ok(Fired::AlreadyThere(_)) => {}
+                Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn next_times_in_utc_and_in_a_zone() {
+        let utc = |e: &str| format!("CRON_TZ=UTC {e}");
+        assert_eq!(
+            next_after(&utc("*/15 * * * *"), ts("2026-11-28T10:07:30Z")),
+            Some(ts("2026-11-28T10:15:00Z"))
+        );
+        assert_eq!(
+            next_after(&utc("0 9 * * mon"), ts("2026-11-28T10:07:00Z")),
+            Some(ts("2026-11-30T09:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&utc("0 0 29 2 *"), ts("2026-11-28T10:07:00Z")),
+            Some(ts("2028-02-29T00:00:00Z"))
+        );
+        assert_eq!(
+            next_after("CRON_TZ=Asia/Tokyo 0 9 * * *", ts("2026-11-28T10:07:00Z")),
+            Some(ts("2026-11-29T00:00:00Z")),
+            "09:00 in Tokyo is 00:00 UTC"
+        );
+        assert_eq!(
+            next_after(&utc("5 10 * * *"), ts("2026-11-28T10:05:00Z")),
+            Some(ts("2026-11-29T10:05:00Z")),
+            "strictly after"
+        );
+    }
+}
