@@ -16,10 +16,15 @@ struct Server {
 
 impl Server {
     fn start(p: &Place) -> Self {
+        Self::start_with(p, &[])
+    }
+
+    fn start_with(p: &Place, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(p.path("dags")).expect("dags");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(["server", "--port", "0", "--dags"])
             .arg(p.path("dags"))
+            .envs(env.iter().copied())
             .env("WHARF_HOME", p.home())
             .current_dir(p.dir.path())
             .stdin(Stdio::null())
@@ -480,4 +485,60 @@ fn start_all_serves_and_schedules() {
     let _ = child.wait();
     assert!(text.contains("wharf server on http://127.0.0.1:"), "{text}");
     assert!(text.contains("wharf scheduler: DAGs in"), "{text}");
+}
+
+#[test]
+fn authentication_and_the_origin_check() {
+    let p = Place::new();
+    let s = Server::start_with(&p, &[("WHARF_AUTH_TOKEN", "t0ken")]);
+    let (code, _, _) = s.page("GET", "/api/v2/dags", "", "");
+    assert_eq!(code, 401);
+    let (code, _, _) = s.page("GET", "/", "", "");
+    assert_eq!(code, 401, "the UI too");
+    let (code, _, _) = s.page("GET", "/api/v2/dags", "Authorization: Bearer wrong\r\n", "");
+    assert_eq!(code, 401);
+    let (code, _, body) = s.page("GET", "/api/v2/dags", "Authorization: Bearer t0ken\r\n", "");
+    assert_eq!(code, 200, "{body}");
+    let (code, _, _) = s.page("GET", "/api/v2/health", "", "");
+    assert_eq!(code, 200, "health needs no credentials");
+    drop(s);
+
+    // Basic authentication from $WHARF_HOME/config.yaml.
+    std::fs::create_dir_all(p.home()).expect("home");
+    std::fs::write(
+        p.home().join("config.yaml"),
+        "auth:\n  basic:\n    username: admin\n    password: pa55\n",
+    )
+    .expect("config");
+    let s = Server::start(&p);
+    let (code, head, _) = s.page("GET", "/", "", "");
+    assert_eq!(code, 401);
+    assert!(
+        head.to_lowercase().contains("www-authenticate: basic"),
+        "{head}"
+    );
+    let basic = format!(
+        "Authorization: Basic {}\r\n",
+        crate::auth::b64("admin:pa55")
+    );
+    let (code, _, _) = s.page("GET", "/", &basic, "");
+    assert_eq!(code, 200);
+    std::fs::write(p.path("dags/job.yaml"), "steps:\n  - echo hi\n").expect("dag");
+    // A page of another site cannot start runs, even with the browser's credentials.
+    let evil = format!("{basic}Origin: http://evil.example\r\n");
+    let (code, _, _) = s.page("POST", "/api/v2/dags/job/start", &evil, "");
+    assert_eq!(code, 403);
+    let (code, _, _) = s.page("POST", "/dags/job/start", &evil, "");
+    assert_eq!(code, 403);
+    let (code, _, body) = s.page("POST", "/api/v2/dags/job/start", &basic, "");
+    assert_eq!(code, 200, "a script (no Origin) may: {body}");
+
+    std::fs::write(p.home().join("config.yaml"), "prot: 80\n").expect("config");
+    let out = p.wharf().args(["server", "--port", "0"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("unknown setting `prot`"),
+        "{}",
+        out.stderr
+    );
 }

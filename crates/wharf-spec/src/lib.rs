@@ -133,3 +133,47 @@ fn absolute(path: &Path) -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     formats::resolve_path(&cwd, &path.to_string_lossy())
 }
+
+/// A settings file (wharf's `config.yaml`): nested mappings of scalars, flattened to
+/// dotted keys (`auth.token`). Lists are not allowed; the error names the line.
+pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, String> {
+    fn walk(
+        node: &yaml::Node,
+        prefix: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        match &node.kind {
+            yaml::Kind::Map(entries) => {
+                for e in entries {
+                    let key = e.key.as_str().ok_or_else(|| {
+                        format!("line {}: a key must be text", e.key.span.start.line)
+                    })?;
+                    let full = if prefix.is_empty() {
+                        key.to_owned()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&e.value, &full, out)?;
+                }
+                Ok(())
+            }
+            yaml::Kind::Scalar(s) => {
+                out.push((prefix.to_owned(), s.text.clone()));
+                Ok(())
+            }
+            yaml::Kind::Seq(_) => Err(format!(
+                "line {}: `{prefix}` takes a single value, not a list",
+                node.span.start.line
+            )),
+        }
+    }
+    let doc = yaml::load(source).map_err(|d| match d.span {
+        Some(s) => format!("line {}: {}", s.start.line, d.message),
+        None => d.message,
+    })?;
+    let mut out = Vec::new();
+    if let Some(root) = doc.root {
+        walk(&root, "", &mut out)?;
+    }
+    Ok(out)
+}

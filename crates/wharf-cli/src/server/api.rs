@@ -442,7 +442,14 @@ fn dag_details_json(dag: &Dag) -> Value {
     v["env"] = dag
         .env
         .iter()
-        .map(|e| json!(format!("{}={}", e.name, e.value)))
+        .map(|e| {
+            let value = if wharf_spec::env::is_secret_name(&e.name) {
+                "<redacted>"
+            } else {
+                e.value.as_str()
+            };
+            json!(format!("{}={value}", e.name))
+        })
         .collect();
     if let Some(t) = dag.timeout_sec {
         v["timeoutSec"] = json!(t);

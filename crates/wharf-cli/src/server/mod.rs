@@ -31,47 +31,126 @@ pub(crate) struct Config {
     /// A prefix for every path (`/wharf` serves the API at `/wharf/api/v2`).
     pub base_path: String,
     pub home: PathBuf,
+    /// Requests need `Authorization: Bearer TOKEN` (when set).
+    pub token: Option<String>,
+    /// Requests need basic authentication as this user (when set).
+    pub basic: Option<(String, String)>,
 }
 
 impl Config {
     /// Flags over environment (`WHARF_HOST`, `WHARF_PORT`, `WHARF_DAGS`,
-    /// `WHARF_BASE_PATH`) over defaults (127.0.0.1, 8080, `$WHARF_HOME/dags`, none).
+    /// `WHARF_BASE_PATH`, `WHARF_AUTH_TOKEN`, `WHARF_AUTH_BASIC_USERNAME`,
+    /// `WHARF_AUTH_BASIC_PASSWORD`) over `$WHARF_HOME/config.yaml` over defaults
+    /// (127.0.0.1, 8080, `$WHARF_HOME/dags`, no prefix, no authentication).
     pub fn from_args(args: &crate::args::ServerArgs) -> Result<Self, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let home = wharf_store::default_home();
-        let port = match (&args.port, env("WHARF_PORT")) {
+        let file = home.join("config.yaml");
+        let settings = match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                wharf_spec::flat_settings(&text).map_err(|e| format!("{}: {e}", file.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
+        const KNOWN: &[&str] = &[
+            "host",
+            "port",
+            "dags",
+            "basePath",
+            "auth.token",
+            "auth.basic.username",
+            "auth.basic.password",
+        ];
+        if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
+            return Err(format!(
+                "{}: unknown setting `{k}` (known: {})",
+                file.display(),
+                KNOWN.join(", ")
+            ));
+        }
+        let from_file = |k: &str| {
+            settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let setting = |env_key: &str, file_key: &str| {
+            std::env::var(env_key)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| from_file(file_key))
+        };
+        let port = match (&args.port, setting("WHARF_PORT", "port")) {
             (Some(p), _) => *p,
             (None, Some(p)) => p
                 .parse()
-                .map_err(|_| format!("WHARF_PORT is not a port number: {p}"))?,
+                .map_err(|_| format!("the port is not a port number: {p}"))?,
             (None, None) => 8080,
         };
         let base = args
             .base_path
             .clone()
-            .or_else(|| env("WHARF_BASE_PATH"))
+            .or_else(|| setting("WHARF_BASE_PATH", "basePath"))
             .unwrap_or_default();
         let base_path = match base.trim_end_matches('/') {
             "" => String::new(),
             b if b.starts_with('/') => b.to_owned(),
             b => format!("/{b}"),
         };
+        let basic = match (
+            setting("WHARF_AUTH_BASIC_USERNAME", "auth.basic.username"),
+            setting("WHARF_AUTH_BASIC_PASSWORD", "auth.basic.password"),
+        ) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => return Err("basic authentication needs both a username and a password".into()),
+        };
         Ok(Self {
             host: args
                 .host
                 .clone()
-                .or_else(|| env("WHARF_HOST"))
+                .or_else(|| setting("WHARF_HOST", "host"))
                 .unwrap_or_else(|| "127.0.0.1".into()),
             port,
             dags: args
                 .dags
                 .clone()
-                .or_else(|| env("WHARF_DAGS").map(PathBuf::from))
+                .or_else(|| setting("WHARF_DAGS", "dags").map(PathBuf::from))
                 .unwrap_or_else(|| home.join("dags")),
             base_path,
             home,
+            token: setting("WHARF_AUTH_TOKEN", "auth.token"),
+            basic,
         })
     }
+
+    fn auth_required(&self) -> bool {
+        self.token.is_some() || self.basic.is_some()
+    }
+
+    /// Whether the `Authorization` header carries the configured token or user.
+    fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(header) = header else { return false };
+        if let (Some(token), Some(given)) = (&self.token, header.strip_prefix("Bearer ")) {
+            return same(token.as_bytes(), given.trim().as_bytes());
+        }
+        if let (Some((user, password)), Some(given)) = (&self.basic, header.strip_prefix("Basic "))
+            && let Some((u, p)) = wharf_spec::decode_basic(given.trim())
+        {
+            return same(user.as_bytes(), u.as_bytes()) & same(password.as_bytes(), p.as_bytes());
+        }
+        false
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
 }
 
 pub(crate) struct State {
@@ -232,6 +311,40 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         }
     };
     let path = parts.uri.path();
+    let config = &state.config;
+    let health = path == format!("{}/api/v2/health", config.base_path);
+    if config.auth_required()
+        && !health
+        && !config.authorized(
+            parts
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok()),
+        )
+    {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication required",
+        );
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"wharf\""),
+        );
+        return r;
+    }
+    // A browser names the page a request comes from: changes only from the server's own.
+    if parts.method != hyper::Method::GET
+        && parts.method != hyper::Method::HEAD
+        && parts.headers.contains_key(hyper::header::ORIGIN)
+        && !same_origin(&parts.headers)
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "requests that change something are accepted only from this server's own pages",
+        );
+    }
     let Some(rest) = path.strip_prefix(state.config.base_path.as_str()) else {
         return error(
             StatusCode::NOT_FOUND,

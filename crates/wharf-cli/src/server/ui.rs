@@ -395,8 +395,47 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
             escape(&loaded.render(&shown, false))
         );
     }
-    let _ = write!(body, "<pre>{}</pre>", escape(&loaded.source));
+    let _ = write!(body, "<pre>{}</pre>", escape(&redact_yaml(&loaded.source)));
     page(state, &name, &body)
+}
+
+/// The YAML for showing: the value of every key that names a credential (`password`,
+/// `token`, `secret`, `auth`, `*_KEY`, ...) replaced, unless it only refers to a variable.
+fn redact_yaml(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        let line = line.trim_end();
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        let redacted = trimmed.split_once(':').and_then(|(key, value)| {
+            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            let value = value.trim();
+            let secret = wharf_spec::env::is_secret_name(key)
+                || key.eq_ignore_ascii_case("auth")
+                || key.eq_ignore_ascii_case("password");
+            let reference = value.starts_with("${") && value.ends_with('}');
+            (secret && !value.is_empty() && !reference).then(|| {
+                let cut = line.len() - value.len();
+                format!("{}<redacted>", &line[..cut])
+            })
+        });
+        // `KEY=value` items of env lists.
+        let redacted = redacted.or_else(|| {
+            let (key, value) = trimmed.split_once('=')?;
+            let key = key.trim();
+            (!key.contains(' ')
+                && wharf_spec::env::is_secret_name(key)
+                && !(value.starts_with("${") && value.ends_with('}')))
+            .then(|| {
+                format!(
+                    "{}=<redacted>",
+                    &line[..line.len() - trimmed.len() + key.len()]
+                )
+            })
+        });
+        out.push_str(redacted.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// The end of a log file (the last 64 KiB), as text.
@@ -576,4 +615,21 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
         _ => form_field(body, "run").unwrap_or_else(|| "latest".into()),
     };
     redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_redacted_in_the_yaml_shown() {
+        let yaml = "registryAuths:\n  ghcr.io:\n    username: me\n    password: hunter2  \n  gcr.io:\n    auth: ${GCR_AUTH}\nenv:\n  - API_TOKEN=abc123\n  - DB_PASSWORD: \"s3cret\"\n  - PLAIN=visible\n";
+        let shown = super::redact_yaml(yaml);
+        for secret in ["hunter2", "abc123", "s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("${GCR_AUTH}")
+                && shown.contains("PLAIN=visible")
+                && shown.contains("username: me")
+        );
+    }
 }
