@@ -542,3 +542,39 @@ fn authentication_and_the_origin_check() {
         out.stderr
     );
 }
+
+#[test]
+fn a_running_steps_log_streams_as_server_sent_events() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/talk.yaml"),
+        "steps:\n  - name: talk\n    command: sh -c 'for i in 1 2 3; do echo line $i; sleep 0.3; done; printf last'\n",
+    )
+    .expect("dag");
+    let (code, _) = s.post("/dags/talk/start", &json!({"dagRunId": "live"}));
+    assert_eq!(code, 200);
+    s.until("talk", "live", "running");
+    let started = Instant::now();
+    let (code, head, body) = s.page("GET", "/dags/talk/runs/live/steps/talk/events", "", "");
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    let data: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(
+        data,
+        ["line 1", "line 2", "line 3", "last", "succeeded"],
+        "every line, the unterminated last one, then the end event's status: {body}"
+    );
+    assert!(body.contains("event: end\ndata: succeeded"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (code, _, page) = s.page("GET", "/dags/talk/runs/live", "", "");
+    assert_eq!(code, 200);
+    assert!(page.contains("line 3"), "{page}");
+}

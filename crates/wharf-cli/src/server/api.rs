@@ -666,7 +666,7 @@ fn delete_dag(dags: &Path, name: &str) -> Reply {
     };
     match std::fs::remove_file(&file) {
         Ok(()) => {
-            let mut r = Response::new(Body::default());
+            let mut r = Response::new(super::full(Bytes::new()));
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
@@ -824,10 +824,18 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
         args.push("--".into());
         args.extend(params);
     }
-    match spawn_detached(home, &args) {
-        Ok(()) => json(StatusCode::OK, &json!({"dagRunId": run_id})),
-        Err(e) => internal(format!("cannot start the run: {e}")),
+    if let Err(e) = spawn_detached(home, &args) {
+        return internal(format!("cannot start the run: {e}"));
     }
+    // Answer once the run is recorded: a client may ask for it right away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.run(&dag.name, &run_id).ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            return internal(format!("run {run_id} did not start within 10s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    json(StatusCode::OK, &json!({"dagRunId": run_id}))
 }
 
 /// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
@@ -1028,37 +1036,93 @@ fn retry_run(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
-/// A log file as the API's `Log` object, with `tail`/`head`/`offset`/`limit` in lines.
+/// Lines shown when a log request names no window.
+const DEFAULT_TAIL: usize = 10_000;
+/// The most a single line keeps (a longer one is cut, marked with `…`).
+const MAX_LINE: usize = 16 * 1024;
+
+/// A log file as the API's `Log` object, with `tail`/`head`/`offset`/`limit` in lines
+/// (by default the last 10 000). The file is read line by line and only the window is
+/// kept, so a log of any size takes little memory.
 fn log_reply(path: &Path, query: &str) -> Reply {
-    let text = match std::fs::read(path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return internal(format!("cannot read the log: {e}")),
     };
-    let lines: Vec<&str> = text.lines().collect();
-    let total = lines.len();
     let num = |k: &str| query_param(query, k).and_then(|v| v.parse::<usize>().ok());
-    let (start, end) = if let Some(t) = num("tail") {
-        (total.saturating_sub(t), total)
+    enum Window {
+        Tail(usize),
+        Range(usize, usize),
+    }
+    let window = if let Some(t) = num("tail") {
+        Window::Tail(t)
     } else if let Some(h) = num("head") {
-        (0, h.min(total))
-    } else {
+        Window::Range(0, h)
+    } else if num("offset").is_some() || num("limit").is_some() {
         let offset = num("offset").unwrap_or(1).max(1) - 1;
-        let limit = num("limit").unwrap_or(total);
-        (offset.min(total), (offset + limit).min(total))
+        Window::Range(
+            offset,
+            offset.saturating_add(num("limit").unwrap_or(usize::MAX)),
+        )
+    } else {
+        Window::Tail(DEFAULT_TAIL)
     };
-    let selected = &lines[start..end];
-    let mut content = selected.join("\n");
-    if end == total && text.ends_with('\n') && !selected.is_empty() {
+    let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut total = 0usize;
+    let mut ends_with_newline = false;
+    let mut first_kept = 0usize;
+    if let Some(file) = file {
+        let mut reader = std::io::BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            ends_with_newline = buf.last() == Some(&b'\n');
+            let line = {
+                let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                if body.len() > MAX_LINE {
+                    format!("{}…", String::from_utf8_lossy(&body[..MAX_LINE]))
+                } else {
+                    String::from_utf8_lossy(body).into_owned()
+                }
+            };
+            match window {
+                Window::Tail(n) => {
+                    kept.push_back(line);
+                    if kept.len() > n {
+                        kept.pop_front();
+                        first_kept += 1;
+                    }
+                }
+                Window::Range(a, b) => {
+                    if total >= a && total < b {
+                        if kept.is_empty() {
+                            first_kept = total;
+                        }
+                        kept.push_back(line);
+                    }
+                }
+            }
+            total += 1;
+        }
+    }
+    let last_kept = first_kept + kept.len();
+    let mut content = kept.into_iter().collect::<Vec<_>>().join("\n");
+    if last_kept == total && ends_with_newline && !content.is_empty() {
         content.push('\n');
     }
     json(
         StatusCode::OK,
         &json!({
             "content": content,
-            "lineCount": selected.len(),
+            "lineCount": last_kept - first_kept,
             "totalLines": total,
-            "hasMore": end < total || start > 0,
+            "hasMore": last_kept < total || first_kept > 0,
             "isEstimate": false,
         }),
     )

@@ -6,6 +6,7 @@
 //! restart of the server neither stops nor loses them.
 
 mod api;
+mod live;
 mod scheduler;
 mod ui;
 
@@ -275,10 +276,15 @@ pub(crate) fn schedule(args: &crate::args::SchedulerArgs) -> ExitCode {
 }
 
 /// A response body.
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(full(value.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -365,6 +371,24 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             api::route(&state, &store_home, request).await
         }
         None => {
+            let segments: Vec<String> = rest
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(api::percent_decode)
+                .collect();
+            if parts.method == hyper::Method::GET
+                && let [dags, file, runs, id, steps, step, events] = segments.as_slice()
+                && (dags, runs, steps, events)
+                    == (
+                        &"dags".into(),
+                        &"runs".into(),
+                        &"steps".into(),
+                        &"events".into(),
+                    )
+            {
+                let stderr = api::query_param(&query, "stream").as_deref() == Some("stderr");
+                return live::events(&state, file, id, step, stderr);
+            }
             let request = ui::UiRequest {
                 method: parts.method.clone(),
                 path: if rest.is_empty() {

@@ -60,7 +60,7 @@ fn page(state: &State, title: &str, body: &str) -> Reply {
 }
 
 fn html_reply(status: StatusCode, html: String) -> Reply {
-    let mut r = Response::new(Body::from(html));
+    let mut r = Response::new(super::full(html));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -438,6 +438,10 @@ fn redact_yaml(source: &str) -> String {
     out
 }
 
+/// Follows the logs of running steps (`pre[data-live]`) through Server-Sent Events; when
+/// one ends, the page is loaded again for the new state.
+const LIVE_SCRIPT: &str = "<script>document.querySelectorAll('pre[data-live]').forEach(function(pre){var es=new EventSource(pre.dataset.live),first=true;es.onmessage=function(e){if(first){pre.textContent='';first=false}pre.textContent+=e.data+'\\n';pre.scrollTop=pre.scrollHeight};es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload()},300)})})</script>";
+
 /// The end of a log file (the last 64 KiB), as text.
 fn log_tail(path: &Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
@@ -536,25 +540,37 @@ fn run_page(state: &State, home: &Path, file_name: &str, id: &str) -> Reply {
         );
     }
     body.push_str("</table><h2>Logs</h2>");
+    let running = run.status == Status::Running;
     for s in &steps {
         let attempts = store.attempts(run.key, &s.name).unwrap_or_default();
-        let Some(last) = attempts.last() else {
-            continue;
+        let live = running && matches!(s.status, Status::Running | Status::NotStarted);
+        let (out, err) = match attempts.last() {
+            Some(last) => (log_tail(&last.stdout), log_tail(&last.stderr)),
+            None if live => (String::new(), String::new()),
+            None => continue,
+        };
+        let live_attr = if live {
+            format!(
+                " data-live=\"{base}/dags/{f}/runs/{rid}/steps/{}/events\"",
+                escape(&s.name)
+            )
+        } else {
+            String::new()
         };
         let _ = write!(
             body,
-            "<h3 id=\"log-{0}\">{0}</h3><pre data-step=\"{0}\">{1}</pre>",
+            "<h3 id=\"log-{0}\">{0}</h3><pre data-step=\"{0}\"{live_attr}>{1}</pre>",
             escape(&s.name),
-            escape(&log_tail(&last.stdout))
+            escape(&out)
         );
-        let err = log_tail(&last.stderr);
         if !err.is_empty() {
             let _ = write!(body, "<pre class=err>{}</pre>", escape(&err));
         }
     }
-    if run.status == Status::Running {
-        // Reading needs no script; this only refreshes the page while the run goes on.
-        body.push_str("<script>setTimeout(function(){location.reload()},2000)</script>");
+    if running {
+        // Reading needs no script; this only follows the running steps' logs (Server-Sent
+        // Events) and shows the new state when a step ends.
+        body.push_str(LIVE_SCRIPT);
     }
     page(state, &format!("{name} {}", run.run_id), &body)
 }
@@ -565,7 +581,7 @@ fn form_field(body: &[u8], key: &str) -> Option<String> {
 }
 
 fn redirect(to: &str) -> Reply {
-    let mut r = Response::new(Body::default());
+    let mut r = Response::new(super::full(hyper::body::Bytes::new()));
     *r.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
         r.headers_mut().insert(hyper::header::LOCATION, v);
