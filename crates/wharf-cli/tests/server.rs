@@ -99,6 +99,21 @@ impl Server {
         (status, head.to_owned(), rest.to_owned())
     }
 
+    /// A GET that may fail to connect (the server is still starting).
+    fn try_get(&self, path: &str) -> Option<Value> {
+        let mut stream = TcpStream::connect(&self.addr).ok()?;
+        write!(
+            stream,
+            "GET /api/v2{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let (_, body) = answer.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
+    }
+
     fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None)
     }
@@ -577,4 +592,82 @@ fn a_running_steps_log_streams_as_server_sent_events() {
     let (code, _, page) = s.page("GET", "/dags/talk/runs/live", "", "");
     assert_eq!(code, 200);
     assert!(page.contains("line 3"), "{page}");
+}
+
+#[test]
+fn wharf_in_its_own_container_runs_container_steps_as_siblings() {
+    use crate::docker::{OWNER, Unique, docker, images_are_built};
+    images_are_built();
+    let u = Unique::new("inside");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = Command::new(root.join("scripts/docker-image"))
+        .args([
+            "--base",
+            "wharf-test/base:latest",
+            "--tag",
+            "wharf-test/wharf:latest",
+        ])
+        .args([
+            "--label",
+            "wharf.test=1",
+            "--binary",
+            env!("CARGO_BIN_EXE_wharf"),
+        ])
+        .output()
+        .expect("scripts/docker-image");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let p = Place::new();
+    let dags = p.path("dags");
+    std::fs::create_dir_all(dags.join("data")).expect("dags");
+    std::fs::write(dags.join("data/in.txt"), "from the host\n").expect("data");
+    std::fs::write(
+        dags.join(format!("{}.yaml", u.name)),
+        "steps:\n  - name: sibling\n    command: cat /data/in.txt\n    executor:\n      type: docker\n      config:\n        image: wharf-test/base:latest\n        autoRemove: true\n        volumes:\n          - ./data:/data:ro\n",
+    )
+    .expect("dag");
+    let d = dags.to_string_lossy().into_owned();
+    let id = docker(&[
+        "run",
+        "-d",
+        "--label",
+        &format!("{OWNER}={}", u.name),
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        &format!("{d}:{d}"),
+        "-e",
+        &format!("WHARF_DAGS={d}"),
+        "-p",
+        "127.0.0.1::8080",
+        "wharf-test/wharf:latest",
+    ]);
+    assert!(!id.is_empty(), "the wharf container did not start");
+    let port = docker(&["port", &id, "8080/tcp"]);
+    let addr = port.lines().next().unwrap_or_default().to_owned();
+    let s = Server {
+        child: Command::new("true").spawn().expect("a placeholder"),
+        addr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.try_get("/health").is_none() {
+        assert!(Instant::now() < deadline, "{}", docker(&["logs", &id]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, v) = s.post(
+        &format!("/dags/{}/start", u.name),
+        &json!({"dagRunId": "inside"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until(&u.name, "inside", "succeeded");
+    let (_, log) = s.get(&format!("/dag-runs/{}/inside/steps/sibling/log", u.name));
+    assert_eq!(
+        log["content"], "from the host\n",
+        "the bind mount resolved on the host"
+    );
+    let _ = docker(&["rm", "-f", &id]);
 }

@@ -103,6 +103,17 @@ pub(crate) async fn run(
             ..Exit::error(e)
         };
     }
+    let binds: Vec<&str> = cfg
+        .volumes
+        .iter()
+        .filter_map(|v| match &v.source {
+            VolumeSource::Bind(p) => Some(p.as_str()),
+            VolumeSource::Named(_) => None,
+        })
+        .collect();
+    if let Some(n) = crate::bind_notice(&binds) {
+        (job.notice)(n);
+    }
     let body = match create_body(job, c, image) {
         Ok(b) => b,
         Err(e) => {

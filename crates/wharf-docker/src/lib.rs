@@ -69,6 +69,25 @@ pub(crate) fn describe(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// Whether wharf itself runs in a container (Docker leaves `/.dockerenv` there).
+pub(crate) fn in_container() -> bool {
+    std::path::Path::new("/.dockerenv").exists()
+}
+
+/// What a user of wharf-in-a-container must know about a bind mount: its source is a
+/// path on the Docker host.
+pub(crate) fn bind_notice(sources: &[&str]) -> Option<String> {
+    if sources.is_empty() || !in_container() {
+        return None;
+    }
+    Some(format!(
+        "wharf runs in a container: the bind-mount source{} {} {} paths on the Docker host, not in wharf's container (mount the DAGs folder at the same path in both)",
+        if sources.len() == 1 { "" } else { "s" },
+        sources.join(", "),
+        if sources.len() == 1 { "is a" } else { "are" }
+    ))
+}
+
 /// The status code of a daemon's error answer.
 pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {

@@ -220,6 +220,17 @@ impl SharedExecutor {
             .or(details.architecture.as_deref())
             .unwrap_or("");
         let helper = !INIT.is_empty() && (arch.is_empty() || arch == own_arch());
+        let binds: Vec<&str> = cfg
+            .volumes
+            .iter()
+            .filter_map(|v| match &v.source {
+                VolumeSource::Bind(p) => Some(p.as_str()),
+                VolumeSource::Named(_) => None,
+            })
+            .collect();
+        if let Some(n) = crate::bind_notice(&binds) {
+            (setup.notice)(n);
+        }
         let body = create_body(setup, image, helper)?;
         let options = CreateContainerOptions {
             name: cfg.name.clone(),

@@ -594,9 +594,11 @@ impl Dispatcher {
             grace: self.grace,
             stop: starting.clone(),
             notice: {
-                let events = self.events.clone();
+                let (events, run_log) = (self.events.clone(), self.run_log.clone());
                 Arc::new(move |m| {
-                    let _ = events.send(Event::Notice(format!("container: {m}")));
+                    let text = format!("container: {m}");
+                    append_run_log(&run_log, &format!("note: {text}"));
+                    let _ = events.send(Event::Notice(text));
                 })
             },
             activity: {
@@ -698,6 +700,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// Appends a line to `run.log` (for notices from step tasks, which do not hold the
+/// dispatcher's handle on it).
+pub(crate) fn append_run_log(path: &Path, text: &str) {
+    RunLog::open(path).line(text);
 }
 
 /// `run.log`: what the engine did, a line each, with the time.

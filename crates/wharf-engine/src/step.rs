@@ -341,8 +341,11 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             },
             notice: {
                 let (events, name) = (ctx.events.clone(), step.name.clone());
+                let run_log = ctx.run_log.clone();
                 Arc::new(move |m| {
-                    let _ = events.send(Event::Notice(format!("{name}: {m}")));
+                    let text = format!("{name}: {m}");
+                    crate::dispatcher::append_run_log(&run_log, &format!("note: {text}"));
+                    let _ = events.send(Event::Notice(text));
                 })
             },
             local: LocalCommand {
