@@ -671,3 +671,34 @@ fn wharf_in_its_own_container_runs_container_steps_as_siblings() {
     );
     let _ = docker(&["rm", "-f", &id]);
 }
+
+#[test]
+fn the_web_ui_in_a_real_browser() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/talk.yaml"),
+        "description: Says a few lines, slowly.\nparams: WHO=world\ntype: graph\nsteps:\n  - name: say\n    command: sh -c 'for i in 1 2 3; do echo \"line $i $WHO\"; sleep 1; done'\n  - name: count\n    command: sh -c 'wc -c < /etc/hostname'\n  - name: done\n    depends: [say, count]\n    command: echo done\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/slow.yaml"),
+        "steps:\n  - name: wait\n    command: sleep 60\n",
+    )
+    .expect("dag");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/ui.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", s.addr))
+        .output()
+        .expect("python3 with playwright (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let status = p.status("slow");
+    assert_eq!(status["status"], "aborted", "stopped from the browser");
+}

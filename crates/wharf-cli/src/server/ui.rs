@@ -439,8 +439,9 @@ fn redact_yaml(source: &str) -> String {
 }
 
 /// Follows the logs of running steps (`pre[data-live]`) through Server-Sent Events; when
-/// one ends, the page is loaded again for the new state.
-const LIVE_SCRIPT: &str = "<script>document.querySelectorAll('pre[data-live]').forEach(function(pre){var es=new EventSource(pre.dataset.live),first=true;es.onmessage=function(e){if(first){pre.textContent='';first=false}pre.textContent+=e.data+'\\n';pre.scrollTop=pre.scrollHeight};es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload()},300)})})</script>";
+/// one ends, the page is loaded again for the new state (and every second while the run
+/// has no step recorded yet).
+const LIVE_SCRIPT: &str = "<script>var live=document.querySelectorAll('pre[data-live]');if(!live.length)setTimeout(function(){location.reload()},1000);live.forEach(function(pre){var es=new EventSource(pre.dataset.live),first=true;es.onmessage=function(e){if(first){pre.textContent='';first=false}pre.textContent+=e.data+'\\n';pre.scrollTop=pre.scrollHeight};es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload()},300)})})</script>";
 
 /// The end of a log file (the last 64 KiB), as text.
 fn log_tail(path: &Path) -> String {
@@ -523,7 +524,9 @@ fn run_page(state: &State, home: &Path, file_name: &str, id: &str) -> Reply {
                 .unwrap_or(if s.started_at.is_some() { t1 } else { t0 }),
         );
         let left = ((a - t0) as f64 / span * 100.0).clamp(0.0, 100.0);
-        let width = (((b - a) as f64 / span) * 100.0).clamp(0.5, 100.0 - left);
+        let width = (((b - a) as f64 / span) * 100.0)
+            .clamp(0.0, 100.0 - left)
+            .max(0.5);
         let label = match s.handler.as_deref() {
             Some(h) => format!("{} (on {h})", s.name),
             None => s.name.clone(),
