@@ -10,7 +10,8 @@ Usage:
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
 Cases: local-200, one-step, validate-2000, containers-20, rawapi-20, exec-50,
-parallel-16, logs-200mb. Everything a case creates (WHARF_HOME, DAG files, containers)
+parallel-16, logs-200mb, and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
+step log streamed to a client). Everything a case creates (WHARF_HOME, DAG files, containers)
 is removed before the script ends.
 """
 import argparse
@@ -110,6 +111,10 @@ def main():
     label = f"wharf-bench-{os.getpid()}"
     try:
         rows = run_all(tmp, label, args)
+        server = None
+        if not args.only or "server" in args.only:
+            print("server: running ...", file=sys.stderr)
+            server = server_case(tmp, args.rounds)
     finally:
         leftovers = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True
@@ -117,7 +122,7 @@ def main():
         if leftovers:
             subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    write(rows, args)
+    write(rows, args, server)
 
 
 def run_all(tmp, label, args):
@@ -195,7 +200,69 @@ def run_all(tmp, label, args):
     return rows
 
 
-def write(rows, args):
+def server_case(tmp, rounds):
+    """`wharf server`: idle RSS, the DAG list page with 500 DAGs, a 200 MB log streamed."""
+    import json
+    import socket
+    import urllib.request
+
+    dags = tmp / "server-dags"
+    dags.mkdir()
+    for i in range(500):
+        (dags / f"d{i}.yaml").write_text(
+            f"description: DAG {i}\ntags: [t{i % 7}]\nschedule: \"*/5 * * * *\"\nsteps:\n  - name: a\n    command: echo {i}\n  - name: b\n    command: echo b\n"
+        )
+    (dags / "big.yaml").write_text(f"steps:\n  - name: loud\n    command: [sh, -c, \"{LOG_CMD}\"]\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp / "server-home"
+    proc = subprocess.Popen(
+        [str(WHARF), "server", "--port", str(port), "--dags", str(dags)],
+        env=dict(os.environ, WHARF_HOME=str(home)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def status_kib(field):
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+        return 0
+
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/api/v2/health").read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        idle = status_kib("VmRSS")
+
+        def fetch(url):
+            start = time.perf_counter()
+            body = urllib.request.urlopen(url).read()
+            return time.perf_counter() - start, len(body)
+
+        fetch(base + "/")
+        page = [fetch(base + "/")[0] for _ in range(rounds * 2)]
+        req = urllib.request.Request(base + "/api/v2/dags/big/start", data=json.dumps({"dagRunId": "big"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        for _ in range(600):
+            d = json.loads(urllib.request.urlopen(base + "/api/v2/dag-runs/big/big").read())
+            if d["dagRunDetails"]["statusLabel"] != "running":
+                break
+            time.sleep(0.1)
+        streams = [fetch(base + "/dags/big/runs/big/steps/loud/events") for _ in range(rounds)]
+        peak = status_kib("VmHWM")
+    finally:
+        proc.terminate()
+        proc.wait()
+    return idle, page, streams, peak
+
+
+def write(rows, args, server=None):
     lines = [
         "# Benchmarks",
         "",
@@ -219,6 +286,21 @@ def write(rows, args):
             lines.append(
                 f"| {case.title} | {case.target} | {case.a[0]}: {ms(ta)} | {case.b[0]}: {ms(tb)} | {ratio:.2f}x | {rss_text} | `{case.key}` |"
             )
+    if server:
+        idle, page, streams, peak = server
+        size = streams[0][1]
+        lines += [
+            "",
+            "`wharf server` (`CASE` `server`): a folder of 500 DAGs (two steps, a schedule each) and one DAG",
+            "whose step writes 200 MB to stdout.",
+            "",
+            "| measure | target | result |",
+            "|---|---|---|",
+            f"| idle RSS after start | < 30 MB | {idle / 1024:.1f} MiB |",
+            f"| the DAG list page (`GET /`) with 500 DAGs | < 100 ms | {ms(page)} |",
+            f"| a 200 MB step log streamed as Server-Sent Events ({size / 1e6:.0f} MB sent) | not held in memory | {ms([t for t, _ in streams])} |",
+            f"| the server's peak RSS through all of it | - | {peak / 1024:.1f} MiB |",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.only:
