@@ -457,12 +457,13 @@ fn dag_details_json(dag: &Dag) -> Value {
     v
 }
 
-/// A run that never was: what the API shows for a DAG without runs.
+/// A run that never was: what the API shows for a DAG without runs (status 0, and `-`
+/// for the id and the times: the document's pattern allows no empty id).
 fn no_run(name: &str) -> Value {
     json!({
         "rootDAGRunName": name,
-        "rootDAGRunId": "",
-        "dagRunId": "",
+        "rootDAGRunId": "-",
+        "dagRunId": "-",
         "name": name,
         "status": 0,
         "statusLabel": "not_started",
@@ -779,8 +780,13 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
     };
     let run_id = match body.get("dagRunId").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => {
-            if !wharf_engine::valid_run_id(id) || id == "latest" {
-                return bad_request(format!("invalid dagRunId `{id}`"));
+            let api_id = id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !api_id || !wharf_engine::valid_run_id(id) || id == "latest" || id == "-" {
+                return bad_request(format!(
+                    "invalid dagRunId `{id}`: letters, digits, `_` and `-` only"
+                ));
             }
             id.to_owned()
         }
