@@ -757,3 +757,62 @@ fn the_api_answers_as_the_openapi_document_says() {
     );
     assert!(text.contains(" passed"), "{text}");
 }
+
+#[test]
+fn credentials_stay_out_of_every_answer_and_survive_an_edit() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let spec = "params: API_TOKEN=tok123 WHO=me\nenv:\n  - DB_PASSWORD: hunter2\nsteps:\n  - name: use\n    command: echo using the token\n";
+    std::fs::write(p.path("dags/secret.yaml"), spec).expect("dag");
+    let (code, _) = s.post(
+        "/dags/secret/start",
+        &json!({"params": "API_TOKEN=override987", "dagRunId": "s1"}),
+    );
+    assert_eq!(code, 200);
+    s.until("secret", "s1", "succeeded");
+    let mut answers = Vec::new();
+    for path in [
+        "/dags",
+        "/dags/secret",
+        "/dags/secret/spec",
+        "/dags/secret/dag-runs",
+        "/dag-runs",
+        "/dag-runs/secret",
+        "/dag-runs/secret/s1",
+        "/dag-runs/secret/s1/outputs",
+        "/dag-runs/secret/s1/log",
+    ] {
+        let (code, v) = s.get(path);
+        assert_eq!(code, 200, "{path}: {v}");
+        answers.push(v.to_string());
+    }
+    for page in ["/", "/dags/secret", "/dags/secret/runs/s1"] {
+        let (code, _, html) = s.page("GET", page, "", "");
+        assert_eq!(code, 200);
+        answers.push(html);
+    }
+    let (_, v) = s.post("/dags/validate", &json!({"spec": spec}));
+    answers.push(v.to_string());
+    for text in &answers {
+        for secret in ["tok123", "hunter2", "override987"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    // The redacted spec, edited and saved, keeps the credentials in the file.
+    let (_, v) = s.get("/dags/secret/spec");
+    let shown = v["spec"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("using the token", "still using it");
+    let (code, v) = s.call("PUT", "/dags/secret/spec", Some(&json!({"spec": shown})));
+    assert_eq!(code, 200, "{v}");
+    let file = std::fs::read_to_string(p.path("dags/secret.yaml")).expect("file");
+    assert!(
+        file.contains("hunter2") && file.contains("tok123"),
+        "{file}"
+    );
+    assert!(
+        file.contains("still using it") && !file.contains("<redacted>"),
+        "{file}"
+    );
+}

@@ -276,7 +276,13 @@ fn time_or_dash(ms: Option<i64>) -> String {
 }
 
 fn params_json(params: &[String]) -> String {
-    Value::from(params.to_vec()).to_string()
+    Value::from(
+        params
+            .iter()
+            .map(|p| super::redact::param(p))
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
 }
 
 fn run_summary(run: &RunRecord) -> Value {
@@ -418,7 +424,7 @@ fn dag_json(dag: &Dag) -> Value {
         .params
         .iter()
         .map(|p| match &p.name {
-            Some(n) => format!("{n}={}", p.value),
+            Some(n) => super::redact::param(&format!("{n}={}", p.value)),
             None => p.value.clone(),
         })
         .collect();
@@ -684,7 +690,8 @@ fn get_spec(dags: &Path, name: &str) -> Reply {
         Ok(l) => l,
         Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
     };
-    let mut v = json!({"spec": loaded.source, "errors": diagnostics(&loaded)});
+    let mut v =
+        json!({"spec": super::redact::yaml(&loaded.source), "errors": diagnostics(&loaded)});
     if let Some(dag) = &loaded.dag {
         v["dag"] = dag_details_json(dag);
     }
@@ -703,6 +710,10 @@ fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("`spec` is required");
     };
+    // The spec was shown redacted: what still says <redacted> keeps the file's value.
+    let old = std::fs::read_to_string(&file).unwrap_or_default();
+    let restored = super::redact::restore(spec, &old);
+    let spec = restored.as_str();
     let loaded = check_spec(dags, name, spec);
     let errs = diagnostics(&loaded);
     if !errs.is_empty() {

@@ -7,6 +7,7 @@
 
 mod api;
 mod live;
+mod redact;
 mod scheduler;
 mod ui;
 

@@ -103,7 +103,10 @@ pub(crate) fn route(state: &State, req: &UiRequest) -> Reply {
     let home = state.config.home.clone();
     match (&req.method, seg.as_slice()) {
         (&Method::GET, []) => dag_list(state, &home, &req.query),
-        (&Method::GET, ["dags", name]) => dag_page(state, &home, name),
+        (&Method::GET, ["dags", name]) => {
+            let selected = super::api::query_param(&req.query, "run");
+            dag_page(state, &home, name, selected.as_deref())
+        }
         (&Method::GET, ["dags", name, "runs", id]) => run_page(state, &home, name, id),
         (&Method::POST, ["dags", name, action @ ("start" | "stop" | "retry")]) => {
             if !req.same_origin {
@@ -266,7 +269,8 @@ fn graph_svg(dag: &wharf_spec::Dag, statuses: &[(String, Status)]) -> String {
     svg
 }
 
-fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
+/// A DAG's page; the picture shows the run `selected` (`?run=ID`), or the latest.
+fn dag_page(state: &State, home: &Path, file_name: &str, selected: Option<&str>) -> Reply {
     let base = &state.config.base_path;
     let Ok(file) = super::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
@@ -293,9 +297,13 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
         .map(|d| {
             d.params
                 .iter()
-                .map(|p| match &p.name {
-                    Some(n) => format!("{n}={}", p.value),
-                    None => p.value.clone(),
+                .filter_map(|p| match &p.name {
+                    // A credential's default is not shown (the run uses it unless given).
+                    Some(n) => {
+                        let word = format!("{n}={}", p.value);
+                        (super::redact::param(&word) == word).then_some(word)
+                    }
+                    None => Some(p.value.clone()),
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
@@ -308,7 +316,11 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
         p = escape(&default_params)
     );
     if let Some(dag) = &loaded.dag {
-        let statuses: Vec<(String, Status)> = match (runs.first(), &store) {
+        let shown = match selected {
+            Some(id) => runs.iter().find(|r| r.run_id == id),
+            None => runs.first(),
+        };
+        let statuses: Vec<(String, Status)> = match (shown, &store) {
             (Some(r), Some(s)) => s
                 .steps(r.key)
                 .unwrap_or_default()
@@ -317,7 +329,15 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
                 .collect(),
             _ => Vec::new(),
         };
-        let _ = write!(body, "<h2>Steps</h2>{}", graph_svg(dag, &statuses));
+        let caption = match shown {
+            Some(r) => format!(
+                "<p class=muted>as in run {} ({})</p>",
+                escape(&r.run_id),
+                r.status.as_str()
+            ),
+            None => String::new(),
+        };
+        let _ = write!(body, "<h2>Steps</h2>{caption}{}", graph_svg(dag, &statuses));
     }
     body.push_str("<h2>Runs</h2>");
     if runs.is_empty() {
@@ -372,7 +392,7 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
         for r in &runs {
             let _ = write!(
                 body,
-                "<tr><td><a href=\"{base}/dags/{f}/runs/{id}\">{id}</a></td><td>{st}</td><td>{s}</td><td>{e}</td></tr>",
+                "<tr><td><a href=\"{base}/dags/{f}/runs/{id}\">{id}</a> <a class=muted href=\"{base}/dags/{f}?run={id}\">(picture)</a></td><td>{st}</td><td>{s}</td><td>{e}</td></tr>",
                 f = escape(file_name),
                 id = escape(&r.run_id),
                 st = status_badge(r.status),
@@ -395,47 +415,12 @@ fn dag_page(state: &State, home: &Path, file_name: &str) -> Reply {
             escape(&loaded.render(&shown, false))
         );
     }
-    let _ = write!(body, "<pre>{}</pre>", escape(&redact_yaml(&loaded.source)));
+    let _ = write!(
+        body,
+        "<pre>{}</pre>",
+        escape(&super::redact::yaml(&loaded.source))
+    );
     page(state, &name, &body)
-}
-
-/// The YAML for showing: the value of every key that names a credential (`password`,
-/// `token`, `secret`, `auth`, `*_KEY`, ...) replaced, unless it only refers to a variable.
-fn redact_yaml(source: &str) -> String {
-    let mut out = String::with_capacity(source.len());
-    for line in source.lines() {
-        let line = line.trim_end();
-        let trimmed = line.trim_start().trim_start_matches("- ");
-        let redacted = trimmed.split_once(':').and_then(|(key, value)| {
-            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
-            let value = value.trim();
-            let secret = wharf_spec::env::is_secret_name(key)
-                || key.eq_ignore_ascii_case("auth")
-                || key.eq_ignore_ascii_case("password");
-            let reference = value.starts_with("${") && value.ends_with('}');
-            (secret && !value.is_empty() && !reference).then(|| {
-                let cut = line.len() - value.len();
-                format!("{}<redacted>", &line[..cut])
-            })
-        });
-        // `KEY=value` items of env lists.
-        let redacted = redacted.or_else(|| {
-            let (key, value) = trimmed.split_once('=')?;
-            let key = key.trim();
-            (!key.contains(' ')
-                && wharf_spec::env::is_secret_name(key)
-                && !(value.starts_with("${") && value.ends_with('}')))
-            .then(|| {
-                format!(
-                    "{}=<redacted>",
-                    &line[..line.len() - trimmed.len() + key.len()]
-                )
-            })
-        });
-        out.push_str(redacted.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
 }
 
 /// Follows the logs of running steps (`pre[data-live]`) through Server-Sent Events; when
@@ -634,21 +619,4 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
         _ => form_field(body, "run").unwrap_or_else(|| "latest".into()),
     };
     redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn credentials_are_redacted_in_the_yaml_shown() {
-        let yaml = "registryAuths:\n  ghcr.io:\n    username: me\n    password: hunter2  \n  gcr.io:\n    auth: ${GCR_AUTH}\nenv:\n  - API_TOKEN=abc123\n  - DB_PASSWORD: \"s3cret\"\n  - PLAIN=visible\n";
-        let shown = super::redact_yaml(yaml);
-        for secret in ["hunter2", "abc123", "s3cret"] {
-            assert!(!shown.contains(secret), "{shown}");
-        }
-        assert!(
-            shown.contains("${GCR_AUTH}")
-                && shown.contains("PLAIN=visible")
-                && shown.contains("username: me")
-        );
-    }
 }
