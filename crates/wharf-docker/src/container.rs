@@ -103,15 +103,7 @@ pub(crate) async fn run(
             ..Exit::error(e)
         };
     }
-    let binds: Vec<&str> = cfg
-        .volumes
-        .iter()
-        .filter_map(|v| match &v.source {
-            VolumeSource::Bind(p) => Some(p.as_str()),
-            VolumeSource::Named(_) => None,
-        })
-        .collect();
-    if let Some(n) = crate::bind_notice(&binds) {
+    if let Some(n) = crate::bind_notice(&cfg.volumes) {
         (job.notice)(n);
     }
     let body = match create_body(job, c, image) {

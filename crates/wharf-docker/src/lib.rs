@@ -76,7 +76,14 @@ pub(crate) fn in_container() -> bool {
 
 /// What a user of wharf-in-a-container must know about a bind mount: its source is a
 /// path on the Docker host.
-pub(crate) fn bind_notice(sources: &[&str]) -> Option<String> {
+pub(crate) fn bind_notice(volumes: &[wharf_spec::Volume]) -> Option<String> {
+    let sources: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| match &v.source {
+            wharf_spec::VolumeSource::Bind(p) => Some(p.as_str()),
+            wharf_spec::VolumeSource::Named(_) => None,
+        })
+        .collect();
     if sources.is_empty() || !in_container() {
         return None;
     }

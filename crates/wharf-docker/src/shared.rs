@@ -220,15 +220,7 @@ impl SharedExecutor {
             .or(details.architecture.as_deref())
             .unwrap_or("");
         let helper = !INIT.is_empty() && (arch.is_empty() || arch == own_arch());
-        let binds: Vec<&str> = cfg
-            .volumes
-            .iter()
-            .filter_map(|v| match &v.source {
-                VolumeSource::Bind(p) => Some(p.as_str()),
-                VolumeSource::Named(_) => None,
-            })
-            .collect();
-        if let Some(n) = crate::bind_notice(&binds) {
+        if let Some(n) = crate::bind_notice(&cfg.volumes) {
             (setup.notice)(n);
         }
         let body = create_body(setup, image, helper)?;
@@ -461,19 +453,7 @@ impl SharedExecutor {
         };
         let exec_id = match docker.create_exec(&c.id, config).await {
             Ok(r) => r.id,
-            Err(err) => {
-                if let Some(gone) = container_gone(docker, c).await {
-                    return Exit::error(gone);
-                }
-                return Exit {
-                    code: Some(126),
-                    ..Exit::error(format!(
-                        "cannot exec in the container {}: {}",
-                        c.name,
-                        describe(&err)
-                    ))
-                };
-            }
+            Err(err) => return exec_failed(docker, c, &err).await,
         };
         let options = StartExecOptions {
             detach: false,
@@ -482,19 +462,7 @@ impl SharedExecutor {
         let (output, input) = match docker.start_exec(&exec_id, Some(options)).await {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
             Ok(StartExecResults::Detached) => return Exit::error("the exec started detached"),
-            Err(err) => {
-                if let Some(gone) = container_gone(docker, c).await {
-                    return Exit::error(gone);
-                }
-                return Exit {
-                    code: Some(126),
-                    ..Exit::error(format!(
-                        "cannot exec in the container {}: {}",
-                        c.name,
-                        describe(&err)
-                    ))
-                };
-            }
+            Err(err) => return exec_failed(docker, c, &err).await,
         };
         // A script goes in on stdin, written beside the copying of the output (a long
         // script and a chatty program must not wait for each other).
@@ -876,6 +844,22 @@ async fn exec_code(docker: &Docker, watch: &Watch, exec_id: &str) -> Option<i32>
                 }
             }
         }
+    }
+}
+
+/// An exec that could not be made or started: the container is gone (and why), or the
+/// daemon's reason, as `docker exec` reports it (126).
+async fn exec_failed(docker: &Docker, c: &Running, err: &bollard::errors::Error) -> Exit {
+    if let Some(gone) = container_gone(docker, c).await {
+        return Exit::error(gone);
+    }
+    Exit {
+        code: Some(126),
+        ..Exit::error(format!(
+            "cannot exec in the container {}: {}",
+            c.name,
+            describe(err)
+        ))
     }
 }
 
