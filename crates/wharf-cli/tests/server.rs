@@ -273,6 +273,9 @@ fn runs_started_through_the_api_are_runs_like_any_other() {
 
     let (code, v) = s.post("/dags/job/start", &json!({"dagRunId": "first-run"}));
     assert_eq!(code, 409, "{v}");
+    let (code, v) = s.post("/dags/job/start", &json!({"params": 5}));
+    assert_eq!(code, 400, "{v}");
+    assert!(is_error(&v, "bad_request"), "{v}");
     let (_, list) = s.get("/dag-runs");
     assert_eq!(list["dagRuns"][0]["dagRunId"], "first-run");
     let (_, list) = s.get("/dags/job/dag-runs");

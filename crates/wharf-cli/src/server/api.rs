@@ -832,11 +832,15 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
         "--run-id".to_owned(),
         run_id.clone(),
     ];
-    let params = body
-        .get("params")
-        .and_then(Value::as_str)
-        .map(parse_params)
-        .unwrap_or_default();
+    let params = match body.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => parse_params(text),
+        Some(other) => {
+            return bad_request(format!(
+                "`params` must be a string (shell words or JSON), found {other}"
+            ));
+        }
+    };
     if !params.is_empty() {
         args.push("--".into());
         args.extend(params);
