@@ -51,67 +51,59 @@ impl Server {
         Self { child, addr }
     }
 
-    /// One request; the status and the JSON answer (Null when there is no body).
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        let body = body.map(Value::to_string).unwrap_or_default();
+    /// One HTTP/1.1 request (`headers`: whole lines with their CRLF); the status, the head
+    /// and the body. An error when the server cannot be reached.
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String, String)> {
+        let mut stream = TcpStream::connect(&self.addr)?;
         write!(
             stream,
-            "{method} /api/v2{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()
-        )
-        .expect("write");
+        )?;
         let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read");
-        let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let value = if rest.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(rest).unwrap_or_else(|_| panic!("not JSON: {rest:?}"))
-        };
-        (status, value)
-    }
-
-    /// A request outside the API: the status, the raw head and the body as text.
-    fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .expect("write");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read");
+        stream.read_to_string(&mut answer)?;
         let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        (status, head.to_owned(), rest.to_owned())
+        Ok((status, head.to_owned(), rest.to_owned()))
+    }
+
+    /// One API request; the status and the JSON answer (Null when there is no body).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let json_type = "Content-Type: application/json\r\n";
+        let (status, _, rest) = self
+            .raw(method, &format!("/api/v2{path}"), json_type, &body)
+            .expect("the server answers");
+        let value = if rest.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&rest).unwrap_or_else(|_| panic!("not JSON: {rest:?}"))
+        };
+        (status, value)
+    }
+
+    /// A request outside the API (a form body): the status, the raw head and the body.
+    fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+        let headers = format!("{headers}Content-Type: application/x-www-form-urlencoded\r\n");
+        self.raw(method, path, &headers, body)
+            .expect("the server answers")
     }
 
     /// A GET that may fail to connect (the server is still starting).
     fn try_get(&self, path: &str) -> Option<Value> {
-        let mut stream = TcpStream::connect(&self.addr).ok()?;
-        write!(
-            stream,
-            "GET /api/v2{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        let (_, body) = answer.split_once("\r\n\r\n")?;
-        serde_json::from_str(body).ok()
+        let (_, _, body) = self.raw("GET", &format!("/api/v2{path}"), "", "").ok()?;
+        serde_json::from_str(&body).ok()
     }
 
     fn get(&self, path: &str) -> (u16, Value) {

@@ -108,6 +108,28 @@ struct Running {
     logger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+impl Running {
+    /// A container wharf created (or kept earlier) for this run, not ready yet.
+    fn owned(id: String, name: String, helper: bool, setup: &SharedSetup) -> Self {
+        Self {
+            id,
+            name,
+            helper,
+            owned: true,
+            keep: setup.config.keep_container,
+            startup: setup.config.startup,
+            grace: setup.grace,
+            ready: false.into(),
+            exec_user: None,
+            exec_dir: None,
+            exec_env: Vec::new(),
+            watch: Arc::default(),
+            watcher: Mutex::new(None),
+            logger: Mutex::new(None),
+        }
+    }
+}
+
 /// What the container's events told.
 #[derive(Default)]
 struct Watch {
@@ -243,22 +265,7 @@ impl SharedExecutor {
             .name
             .clone()
             .unwrap_or_else(|| short(&created.id).into());
-        let running = Arc::new(Running {
-            id: created.id.clone(),
-            name,
-            helper,
-            owned: true,
-            keep: cfg.keep_container,
-            startup: cfg.startup,
-            grace: setup.grace,
-            ready: false.into(),
-            exec_user: None,
-            exec_dir: None,
-            exec_env: Vec::new(),
-            watch: Arc::default(),
-            watcher: Mutex::new(None),
-            logger: Mutex::new(None),
-        });
+        let running = Arc::new(Running::owned(created.id.clone(), name, helper, setup));
         // Recorded before anything else can fail: `finish` removes it on every path.
         self.set(Arc::clone(&running));
         watch(docker, &running);
@@ -343,22 +350,12 @@ impl SharedExecutor {
             "reusing the container {name} ({}) kept by an earlier run",
             short(&id)
         ));
-        let running = Arc::new(Running {
+        let running = Arc::new(Running::owned(
             id,
-            name: name.to_owned(),
-            helper: get(INIT_LABEL) == "true",
-            owned: true,
-            keep: setup.config.keep_container,
-            startup: setup.config.startup,
-            grace: setup.grace,
-            ready: false.into(),
-            exec_user: None,
-            exec_dir: None,
-            exec_env: Vec::new(),
-            watch: Arc::default(),
-            watcher: Mutex::new(None),
-            logger: Mutex::new(None),
-        });
+            name.to_owned(),
+            get(INIT_LABEL) == "true",
+            setup,
+        ));
         watch(docker, &running);
         Ok(Some(running))
     }
@@ -372,20 +369,13 @@ impl SharedExecutor {
     ) -> Result<Arc<Running>, String> {
         let cfg = &setup.config;
         let running = Arc::new(Running {
-            id: name.to_owned(),
-            name: name.to_owned(),
-            helper: false,
             owned: false,
             keep: true,
             startup: Startup::Entrypoint,
-            grace: setup.grace,
-            ready: false.into(),
             exec_user: cfg.user.clone(),
             exec_dir: cfg.working_dir.clone(),
             exec_env: setup.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            watch: Arc::default(),
-            watcher: Mutex::new(None),
-            logger: Mutex::new(None),
+            ..Running::owned(name.to_owned(), name.to_owned(), false, setup)
         });
         watch(docker, &running);
         let limit = ready_limit();

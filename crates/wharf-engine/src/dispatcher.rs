@@ -285,16 +285,7 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, s)| (s.name.as_str(), i))
             .collect();
-        let deps: Vec<Vec<usize>> = dag
-            .steps
-            .iter()
-            .map(|s| {
-                s.depends
-                    .iter()
-                    .filter_map(|d| index.get(d.as_str()).copied())
-                    .collect()
-            })
-            .collect();
+        let deps = wharf_spec::dependency_indices(&dag);
         let mut slots = vec![Slot::Waiting; n];
         if let Some(resume) = &req.resume {
             for (name, status, _) in &resume.kept {

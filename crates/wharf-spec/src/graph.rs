@@ -177,29 +177,32 @@ fn report_cycles(d: &mut Decoder, dag: &Dag, edge_spans: &HashMap<(usize, String
 
 /// The steps in an order they can run in: each after its dependencies, otherwise in file
 /// order. Steps on a cycle (never in a valid DAG) come last.
-pub fn execution_order(dag: &Dag) -> Vec<usize> {
+/// For each step (by position), the positions of the steps it depends on.
+pub fn dependency_indices(dag: &Dag) -> Vec<Vec<usize>> {
     let index: HashMap<&str, usize> = dag
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    let mut waiting: Vec<usize> = dag
-        .steps
+    dag.steps
         .iter()
         .map(|s| {
             s.depends
                 .iter()
-                .filter(|dep| index.contains_key(dep.as_str()))
-                .count()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
         })
-        .collect();
+        .collect()
+}
+
+pub fn execution_order(dag: &Dag) -> Vec<usize> {
+    let deps = dependency_indices(dag);
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dag.steps.len()];
-    for (i, s) in dag.steps.iter().enumerate() {
-        for dep in &s.depends {
-            if let Some(&j) = index.get(dep.as_str()) {
-                dependents[j].push(i);
-            }
+    for (i, ds) in deps.iter().enumerate() {
+        for &j in ds {
+            dependents[j].push(i);
         }
     }
     let mut ready: std::collections::BTreeSet<usize> =

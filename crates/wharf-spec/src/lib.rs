@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use auth::decode_basic;
 pub use diag::{Diagnostic, Severity};
-pub use graph::execution_order;
+pub use graph::{dependency_indices, execution_order};
 pub use model::*;
 
 /// What reading a file gave: the DAG when it has no errors, and all diagnostics in the

@@ -21,6 +21,16 @@ pub(crate) struct ApiRequest {
 
 type Reply = Response<Body>;
 
+/// The value of a `Result<T, Box<Reply>>`, or (from the enclosing handler) the reply.
+macro_rules! answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+
 pub(crate) async fn route(state: &State, home: &Path, req: ApiRequest) -> Reply {
     if req.method == Method::GET && req.path.trim_end_matches('/') == "/health" {
         return json(
@@ -480,10 +490,7 @@ fn no_run(name: &str) -> Value {
 }
 
 fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     let name_filter = query_param(query, "name").map(|n| n.to_lowercase());
     let tag_filter = query_param(query, "tag");
     let page = query_param(query, "page")
@@ -573,17 +580,11 @@ fn check_spec(dags: &Path, name: &str, spec: &str) -> wharf_spec::Loaded {
 }
 
 fn create_dag(dags: &Path, body: &Bytes) -> Reply {
-    let body = match body_json(body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let body = answer!(body_json(body));
     let Some(name) = body.get("name").and_then(Value::as_str) else {
         return bad_request("`name` is required");
     };
-    let file = match dag_file(dags, name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let file = answer!(dag_file(dags, name));
     if file.exists() {
         return error(
             StatusCode::CONFLICT,
@@ -608,10 +609,7 @@ fn create_dag(dags: &Path, body: &Bytes) -> Reply {
 }
 
 fn validate_spec(dags: &Path, body: &Bytes) -> Reply {
-    let body = match body_json(body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let body = answer!(body_json(body));
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("`spec` is required");
     };
@@ -630,14 +628,8 @@ fn validate_spec(dags: &Path, body: &Bytes) -> Reply {
 }
 
 fn get_dag(dags: &Path, home: &Path, name: &str) -> Reply {
-    let file = match existing_dag_file(dags, name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, name));
+    let store = answer!(open(home));
     let loaded = match wharf_spec::load_file(&file) {
         Ok(l) => l,
         Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
@@ -667,10 +659,7 @@ fn get_dag(dags: &Path, home: &Path, name: &str) -> Reply {
 }
 
 fn delete_dag(dags: &Path, name: &str) -> Reply {
-    let file = match existing_dag_file(dags, name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, name));
     match std::fs::remove_file(&file) {
         Ok(()) => {
             let mut r = Response::new(super::full(Bytes::new()));
@@ -682,10 +671,7 @@ fn delete_dag(dags: &Path, name: &str) -> Reply {
 }
 
 fn get_spec(dags: &Path, name: &str) -> Reply {
-    let file = match existing_dag_file(dags, name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, name));
     let loaded = match wharf_spec::load_file(&file) {
         Ok(l) => l,
         Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
@@ -699,14 +685,8 @@ fn get_spec(dags: &Path, name: &str) -> Reply {
 }
 
 fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
-    let file = match existing_dag_file(dags, name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let body = match body_json(body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, name));
+    let body = answer!(body_json(body));
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("`spec` is required");
     };
@@ -737,10 +717,7 @@ fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
 
 /// The DAG name inside the file `file_name` of the folder.
 fn with_dag_name(dags: &Path, file_name: &str, f: impl FnOnce(&str) -> Reply) -> Reply {
-    let file = match existing_dag_file(dags, file_name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, file_name));
     let name = wharf_spec::load_file(&file)
         .ok()
         .and_then(|l| l.dag)
@@ -771,14 +748,8 @@ pub(crate) fn spawn_detached(home: &Path, args: &[String]) -> std::io::Result<()
 }
 
 fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
-    let file = match existing_dag_file(dags, file_name) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let body = match body_json(body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let file = answer!(existing_dag_file(dags, file_name));
+    let body = answer!(body_json(body));
     let loaded = match wharf_spec::load_file(&file) {
         Ok(l) => l,
         Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
@@ -803,10 +774,7 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
         }
         _ => wharf_engine::new_run_id(),
     };
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     if body.get("singleton").and_then(Value::as_bool) == Some(true)
         && store
             .running(Some(&dag.name))
@@ -904,10 +872,7 @@ fn signal_run(run: &RunRecord) -> Result<(), String> {
 
 fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {
     with_dag_name(dags, file_name, |name| {
-        let store = match open(home) {
-            Ok(s) => s,
-            Err(r) => return *r,
-        };
+        let store = answer!(open(home));
         let _ = store.reap_dead();
         let errors: Vec<String> = store
             .running(Some(name))
@@ -921,10 +886,7 @@ fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {
 
 fn dag_runs_of_file(dags: &Path, home: &Path, file_name: &str) -> Reply {
     with_dag_name(dags, file_name, |name| {
-        let store = match open(home) {
-            Ok(s) => s,
-            Err(r) => return *r,
-        };
+        let store = answer!(open(home));
         let runs = store.history(name, 30).unwrap_or_default();
         let details: Vec<Value> = runs.iter().map(|r| run_details_json(&store, r)).collect();
         // Per step, its status in each run, oldest first.
@@ -962,10 +924,7 @@ fn dag_runs_of_file(dags: &Path, home: &Path, file_name: &str) -> Reply {
 }
 
 fn all_runs(home: &Path, query: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     let name = query_param(query, "name");
     let runs = match store.recent_runs(name.as_deref(), 200) {
         Ok(r) => r,
@@ -976,10 +935,7 @@ fn all_runs(home: &Path, query: &str) -> Reply {
 }
 
 fn runs_of(home: &Path, name: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     let list: Vec<Value> = store
         .history(name, 200)
         .unwrap_or_default()
@@ -990,10 +946,7 @@ fn runs_of(home: &Path, name: &str) -> Reply {
 }
 
 fn run_details(home: &Path, name: &str, id: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     match find(&store, name, id) {
         Ok(run) => json(
             StatusCode::OK,
@@ -1004,15 +957,9 @@ fn run_details(home: &Path, name: &str, id: &str) -> Reply {
 }
 
 fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     let _ = store.reap_dead();
-    let run = match find(&store, name, id) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+    let run = answer!(find(&store, name, id));
     if run.status != Status::Running {
         return error(
             StatusCode::BAD_REQUEST,
@@ -1030,14 +977,8 @@ fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
 }
 
 fn retry_run(home: &Path, name: &str, id: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let run = match find(&store, name, id) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
+    let run = answer!(find(&store, name, id));
     if run.status == Status::Running {
         return error(
             StatusCode::CONFLICT,
@@ -1150,10 +1091,7 @@ fn log_reply(path: &Path, query: &str) -> Reply {
 }
 
 fn run_log(home: &Path, name: &str, id: &str, query: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
     match find(&store, name, id) {
         Ok(run) => log_reply(&run.log_dir.join("run.log"), query),
         Err(r) => *r,
@@ -1161,14 +1099,8 @@ fn run_log(home: &Path, name: &str, id: &str, query: &str) -> Reply {
 }
 
 fn step_log(home: &Path, name: &str, id: &str, step: &str, query: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let run = match find(&store, name, id) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
+    let run = answer!(find(&store, name, id));
     let attempts = match store.attempts(run.key, step) {
         Ok(a) => a,
         Err(e) => return internal(e),
@@ -1188,14 +1120,8 @@ fn step_log(home: &Path, name: &str, id: &str, step: &str, query: &str) -> Reply
 }
 
 fn outputs(home: &Path, name: &str, id: &str) -> Reply {
-    let store = match open(home) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let run = match find(&store, name, id) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+    let store = answer!(open(home));
+    let run = answer!(find(&store, name, id));
     let outputs: serde_json::Map<String, Value> = store
         .outputs(run.key)
         .unwrap_or_default()

@@ -188,22 +188,10 @@ fn dag_list(state: &State, home: &Path, query: &str) -> Reply {
 /// dependencies, each box coloured by the step's status in `statuses`.
 fn graph_svg(dag: &wharf_spec::Dag, statuses: &[(String, Status)]) -> String {
     let n = dag.steps.len();
-    let index: std::collections::HashMap<&str, usize> = dag
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    let deps = wharf_spec::dependency_indices(dag);
     let mut level = vec![0usize; n];
     for i in wharf_spec::execution_order(dag) {
-        let l = dag.steps[i]
-            .depends
-            .iter()
-            .filter_map(|d| index.get(d.as_str()))
-            .map(|&j| level[j] + 1)
-            .max()
-            .unwrap_or(0);
-        level[i] = l;
+        level[i] = deps[i].iter().map(|&j| level[j] + 1).max().unwrap_or(0);
     }
     let mut rows_in_level: Vec<usize> = Vec::new();
     let mut pos = vec![(0usize, 0usize); n];
@@ -225,19 +213,17 @@ fn graph_svg(dag: &wharf_spec::Dag, statuses: &[(String, Status)]) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=img aria-label=\"the DAG's steps\"><defs><marker id=a viewBox=\"0 0 10 10\" refX=10 refY=5 markerWidth=7 markerHeight=7 orient=auto><path d=\"M0 0L10 5L0 10z\" fill=\"#8a93a6\"/></marker></defs>"
     );
-    for (i, step) in dag.steps.iter().enumerate() {
-        for d in &step.depends {
-            if let Some(&j) = index.get(d.as_str()) {
-                let (x1, y1) = xy(j);
-                let (x2, y2) = xy(i);
-                let _ = write!(
-                    svg,
-                    "<line x1=\"{}\" y1=\"{}\" x2=\"{x2}\" y2=\"{}\" stroke=\"#8a93a6\" marker-end=\"url(#a)\"/>",
-                    x1 + w,
-                    y1 + h / 2,
-                    y2 + h / 2
-                );
-            }
+    for (i, ds) in deps.iter().enumerate() {
+        for &j in ds {
+            let (x1, y1) = xy(j);
+            let (x2, y2) = xy(i);
+            let _ = write!(
+                svg,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{x2}\" y2=\"{}\" stroke=\"#8a93a6\" marker-end=\"url(#a)\"/>",
+                x1 + w,
+                y1 + h / 2,
+                y2 + h / 2
+            );
         }
     }
     for (i, step) in dag.steps.iter().enumerate() {
