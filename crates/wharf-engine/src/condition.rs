@@ -59,7 +59,7 @@ pub async fn matches(
     dir: &Path,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<bool, String> {
-    let value = crate::vars::substitute_async(&expand(condition), env, dir).await?;
+    let value = crate::vars::evaluate_async(condition, expand, env, dir).await?;
     let expected = expand(expected);
     text_matches(&value, &expected)
 }

@@ -79,11 +79,12 @@ pub async fn execute(
         .collect();
     let dir = dag.working_dir.clone();
     let mut resolved =
-        wharf_spec::env::resolve_with(&dag, &overrides, &vars::host, &mut |r, value| {
-            if value.contains('`') {
-                vars::substitute_sync(&value, &vars::step_env(r), &dir)
+        wharf_spec::env::resolve_with(&dag, &overrides, &vars::host, &mut |r, text| {
+            let expand = |t: &str| r.expand(t, &vars::host);
+            if text.contains('`') {
+                vars::evaluate_sync(text, &expand, &vars::step_env(r), &dir)
             } else {
-                Ok(value)
+                Ok(expand(text))
             }
         });
     for note in std::mem::take(&mut resolved.notes) {

@@ -193,9 +193,9 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     }
     let dir_for_eval = dag.working_dir.clone();
     for var in &step.env {
-        let value = vars.expand(&var.value, &vars::host);
         let env_now = env_pairs(&vars);
-        let value = match vars::substitute_sync(&value, &env_now, &dir_for_eval) {
+        let expand_now = |t: &str| vars.expand(t, &vars::host);
+        let value = match vars::evaluate_sync(&var.value, &expand_now, &env_now, &dir_for_eval) {
             Ok(v) => v,
             Err(e) => return fail(&ctx, format!("env {}: {e}", var.name)),
         };
@@ -721,7 +721,8 @@ async fn repeat_condition(
 ) -> Result<bool, String> {
     match (&r.condition, &r.expected) {
         (Some(c), Some(e)) => condition::matches(c, e, env, dir, expand).await,
-        (Some(c), None) => condition::run_ok(&expand(c), shell, env, dir).await,
+        // A command: its variables are the shell's to expand, from the environment.
+        (Some(c), None) => condition::run_ok(c, shell, env, dir).await,
         (None, _) => Ok(code.is_some_and(|c| r.exit_codes.contains(&c))),
     }
 }

@@ -9,33 +9,51 @@ use std::process::Stdio;
 
 use wharf_spec::env::Resolved;
 
-/// Replaces each `` `command` `` in `text` by the command's stdout (trailing newlines
-/// trimmed), run by `sh -c` in `dir` with `env`. `` \` `` is a literal backtick.
-pub fn substitute_sync(text: &str, env: &[(String, String)], dir: &Path) -> Result<String, String> {
-    substitute(text, |cmd| {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-        finish(cmd, out.status.success(), &out.stdout)
-    })
-}
-
-/// [`substitute_sync`] for async callers (a condition checked while other steps run).
-pub async fn substitute_async(
+/// The value of `text` as the DAG's author wrote it: its variables expanded by `expand`,
+/// each `` `command` `` replaced by the command's stdout (trailing newlines trimmed), run
+/// by `sh -c` in `dir` with `env`. `` \` `` is a literal backtick.
+///
+/// Only the text as written is evaluated: the commands are the author's, and what a
+/// variable holds (a param given for the run, an earlier step's output) is put in as data,
+/// never run. A command sees the variables in its environment (`$NAME`).
+pub fn evaluate_sync(
     text: &str,
+    expand: &dyn Fn(&str) -> String,
     env: &[(String, String)],
     dir: &Path,
 ) -> Result<String, String> {
     let mut out = String::new();
     for piece in split(text)? {
         match piece {
-            Piece::Text(t) => out.push_str(&t),
+            Piece::Text(t) => out.push_str(&expand(&t)),
+            Piece::Command(cmd) => {
+                let result = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .current_dir(dir)
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+                out.push_str(&finish(&cmd, result.status.success(), &result.stdout)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`evaluate_sync`] for async callers (a condition checked while other steps run).
+pub async fn evaluate_async(
+    text: &str,
+    expand: &(dyn Fn(&str) -> String + Sync),
+    env: &[(String, String)],
+    dir: &Path,
+) -> Result<String, String> {
+    let mut out = String::new();
+    for piece in split(text)? {
+        match piece {
+            Piece::Text(t) => out.push_str(&expand(&t)),
             Piece::Command(cmd) => {
                 let result = tokio::process::Command::new("sh")
                     .arg("-c")
@@ -61,20 +79,6 @@ fn finish(cmd: &str, ok: bool, stdout: &[u8]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(stdout)
         .trim_end_matches(['\n', '\r'])
         .to_owned())
-}
-
-fn substitute(
-    text: &str,
-    mut run: impl FnMut(&str) -> Result<String, String>,
-) -> Result<String, String> {
-    let mut out = String::new();
-    for piece in split(text)? {
-        match piece {
-            Piece::Text(t) => out.push_str(&t),
-            Piece::Command(cmd) => out.push_str(&run(&cmd)?),
-        }
-    }
-    Ok(out)
 }
 
 enum Piece {
@@ -130,18 +134,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backticks_are_replaced_by_their_output() {
+    fn backticks_written_are_run_values_are_not() {
         let dir = std::env::temp_dir();
         let env = vec![("X".to_owned(), "42".to_owned())];
+        let expand = |t: &str| t.replace("${V}", "`touch /nonexistent/pwned`");
         assert_eq!(
-            substitute_sync("a `echo $X` b", &env, &dir),
+            evaluate_sync("a `echo $X` b", &expand, &env, &dir),
             Ok("a 42 b".into())
         );
         assert_eq!(
-            substitute_sync(r"no \`subst\`", &env, &dir),
+            evaluate_sync(r"no \`subst\`", &expand, &env, &dir),
             Ok("no `subst`".into())
         );
-        assert!(substitute_sync("`false`", &env, &dir).is_err());
-        assert!(substitute_sync("`open", &env, &dir).is_err());
+        // A value holding backticks is put in as it is.
+        assert_eq!(
+            evaluate_sync("v=${V}", &expand, &env, &dir),
+            Ok("v=`touch /nonexistent/pwned`".into())
+        );
+        assert!(evaluate_sync("`false`", &expand, &env, &dir).is_err());
+        assert!(evaluate_sync("`open", &expand, &env, &dir).is_err());
     }
 }

@@ -35,6 +35,9 @@ pub struct Resolved {
     pub vars: Vec<Var>,
     /// `$1`, `$2`, ...
     pub positional: Vec<String>,
+    /// The name of the param at each position, when it has one (`$1` of `TOKEN=x` is
+    /// `TOKEN`'s value, so it is a credential as much as `TOKEN` is).
+    pub positional_names: Vec<Option<String>>,
     /// Problems that do not stop a dry run (a missing dotenv file).
     pub notes: Vec<String>,
 }
@@ -77,25 +80,29 @@ impl Resolved {
 
 /// Resolves the DAG's variables; `overrides` are the params given for this run.
 pub fn resolve(dag: &Dag, overrides: &[Param], host: &dyn Fn(&str) -> Option<String>) -> Resolved {
-    resolve_with(dag, overrides, host, &mut |_, value| Ok(value))
+    resolve_with(dag, overrides, host, &mut |r, text| Ok(r.expand(text, host)))
 }
 
-/// Like [`resolve`], with each value of `env` and `params` passed through `eval` (given the
-/// variables so far) after expansion. An `Err` from `eval` becomes a note, and the value
-/// is kept as it was.
+/// Like [`resolve`], with each value the DAG's author wrote (`env`, the file's `params`)
+/// turned into its value by `eval`, given the variables so far and the text as written: a
+/// run expands variables and substitutes backticks there. An `Err` from `eval` becomes a
+/// note, and the value is the text with its variables expanded.
+///
+/// Params given for the run (`overrides`) are data: taken as they are, never expanded or
+/// evaluated, wherever they came from (the command line, the API, the UI).
 pub fn resolve_with(
     dag: &Dag,
     overrides: &[Param],
     host: &dyn Fn(&str) -> Option<String>,
-    eval: &mut dyn FnMut(&Resolved, String) -> Result<String, String>,
+    eval: &mut dyn FnMut(&Resolved, &str) -> Result<String, String>,
 ) -> Resolved {
     let mut r = Resolved::default();
-    let mut evaluate = |r: &mut Resolved, name: &str, value: String| -> String {
-        match eval(r, value.clone()) {
+    let mut evaluate = |r: &mut Resolved, name: &str, text: &str| -> String {
+        match eval(r, text) {
             Ok(v) => v,
             Err(e) => {
                 r.notes.push(format!("{name}: {e}"));
-                value
+                r.expand(text, host)
             }
         }
     };
@@ -118,18 +125,21 @@ pub fn resolve_with(
         }
     }
     for var in &dag.env {
-        let value = r.expand(&var.value, host);
-        let value = evaluate(&mut r, &var.name, value);
+        let value = evaluate(&mut r, &var.name, &var.value);
         r.set(&var.name, value, Origin::Env);
     }
-    for (i, p) in merge_params(&dag.params, overrides).into_iter().enumerate() {
-        let value = r.expand(&p.value, host);
-        let value = evaluate(&mut r, p.name.as_deref().unwrap_or("a param"), value);
+    for (i, (p, given)) in merge_params(&dag.params, overrides).into_iter().enumerate() {
+        let value = if given {
+            p.value
+        } else {
+            evaluate(&mut r, p.name.as_deref().unwrap_or("a param"), &p.value)
+        };
         if let Some(name) = &p.name {
             r.set(name, value.clone(), Origin::Param);
         }
         if i >= r.positional.len() {
             r.positional.push(value);
+            r.positional_names.push(p.name.clone());
         }
     }
     r
@@ -137,19 +147,26 @@ pub fn resolve_with(
 
 /// The file's params with the command line's applied: a named one replaces the default
 /// of that name (or is added), a positional one replaces the default at its position.
-pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<Param> {
-    let mut out: Vec<Param> = defaults.to_vec();
+/// Each comes with whether it was given for the run (true) or is the file's (false).
+pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<(Param, bool)> {
+    let mut out: Vec<(Param, bool)> = defaults.iter().map(|p| (p.clone(), false)).collect();
     let mut position = 0;
     for o in overrides {
         match &o.name {
-            Some(name) => match out.iter_mut().find(|p| p.name.as_ref() == Some(name)) {
-                Some(p) => p.value = o.value.clone(),
-                None => out.push(o.clone()),
+            Some(name) => match out.iter_mut().find(|(p, _)| p.name.as_ref() == Some(name)) {
+                Some((p, given)) => {
+                    p.value = o.value.clone();
+                    *given = true;
+                }
+                None => out.push((o.clone(), true)),
             },
             None => {
                 match out.get_mut(position) {
-                    Some(p) => p.value = o.value.clone(),
-                    None => out.push(o.clone()),
+                    Some((p, given)) => {
+                        p.value = o.value.clone();
+                        *given = true;
+                    }
+                    None => out.push((o.clone(), true)),
                 }
                 position += 1;
             }
@@ -284,8 +301,8 @@ mod tests {
             },
         ];
         let merged = merge_params(&defaults, &overrides);
-        assert_eq!(merged[0].value, "z");
-        assert_eq!(merged[1].value, "2");
+        assert_eq!((merged[0].0.value.as_str(), merged[0].1), ("z", true));
+        assert_eq!((merged[1].0.value.as_str(), merged[1].1), ("2", true));
     }
 
     #[test]

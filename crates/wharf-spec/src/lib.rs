@@ -53,9 +53,34 @@ impl Loaded {
     }
 }
 
-/// Reads and checks a DAG file.
+/// The largest DAG file wharf reads (the same bound as a spec sent to the API).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads and checks a DAG file. A file over [`MAX_FILE_BYTES`] is not read past that: it
+/// is an error.
 pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
-    let bytes = std::fs::read(path)?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let at = diag::Pos { line: 1, col: 1 };
+        return Ok(Loaded {
+            dag: None,
+            diagnostics: vec![
+                Diagnostic::error(
+                    diag::Span { start: at, end: at },
+                    format!(
+                        "the file is larger than {} MiB, too large for a DAG file",
+                        MAX_FILE_BYTES / (1024 * 1024)
+                    ),
+                )
+                .with_help("split it into smaller DAGs, or keep large data in files the steps read"),
+            ],
+            source: String::new(),
+        });
+    }
     let source = match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => {

@@ -22,6 +22,9 @@ use crate::diag::{Diagnostic, Pos, Span};
 
 /// How many nodes a document may hold once its aliases are expanded.
 const MAX_NODES: usize = 1_000_000;
+/// How many bytes of text its scalars may hold once its aliases are expanded: a small file
+/// that aliases a long string many times must not fill the memory either.
+const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -189,6 +192,7 @@ pub fn load(source: &str) -> Result<Document, Diagnostic> {
         parser: Parser::new_from_str(source),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         diagnostics: Vec::new(),
     };
     let root = loader.document()?;
@@ -202,6 +206,7 @@ struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    bytes: usize,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -263,12 +268,22 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn count(&mut self, n: usize, at: Span) -> Result<(), Diagnostic> {
-        self.nodes += n;
+    fn count(&mut self, (nodes, bytes): (usize, usize), at: Span) -> Result<(), Diagnostic> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.bytes = self.bytes.saturating_add(bytes);
         if self.nodes > MAX_NODES {
             return Err(Diagnostic::error(
                 at,
                 format!("the document expands to more than {MAX_NODES} values through its aliases"),
+            ));
+        }
+        if self.bytes > MAX_BYTES {
+            return Err(Diagnostic::error(
+                at,
+                format!(
+                    "the document expands to more than {} MiB of text through its aliases",
+                    MAX_BYTES / (1024 * 1024)
+                ),
             ));
         }
         Ok(())
@@ -276,7 +291,11 @@ impl<'a> Loader<'a> {
 
     fn node(&mut self, ev: Event<'a>, sp: PSpan) -> Result<Node, Diagnostic> {
         let at = span(&sp);
-        self.count(1, at)?;
+        let text_len = match &ev {
+            Event::Scalar(text, ..) => text.len(),
+            _ => 0,
+        };
+        self.count((1, text_len), at)?;
         match ev {
             Event::Alias(id) => {
                 let Some(node) = self.anchors.get(&id).cloned() else {
@@ -285,7 +304,7 @@ impl<'a> Loader<'a> {
                         "alias to an anchor that is not defined before it",
                     ));
                 };
-                self.count(node_count(&node), at)?;
+                self.count(node_size(&node), at)?;
                 // The copy keeps the anchor's spans for its content but the alias's own
                 // position for itself, so "expected a list" points where the alias is used.
                 Ok(Node {
@@ -424,16 +443,16 @@ impl<'a> Loader<'a> {
     }
 }
 
-fn node_count(node: &Node) -> usize {
+/// The nodes and the bytes of scalar text in `node`.
+fn node_size(node: &Node) -> (usize, usize) {
+    let add = |(n, b): (usize, usize), (m, c): (usize, usize)| (n + m, b.saturating_add(c));
     match &node.kind {
-        Kind::Scalar(_) => 1,
-        Kind::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
-        Kind::Map(entries) => {
-            1 + entries
-                .iter()
-                .map(|e| node_count(&e.key) + node_count(&e.value))
-                .sum::<usize>()
-        }
+        Kind::Scalar(s) => (1, s.text.len()),
+        Kind::Seq(items) => items.iter().map(node_size).fold((1, 0), add),
+        Kind::Map(entries) => entries
+            .iter()
+            .map(|e| add(node_size(&e.key), node_size(&e.value)))
+            .fold((1, 0), add),
     }
 }
 

@@ -28,6 +28,12 @@ pub use status::Status;
 pub enum Error {
     Sqlite(rusqlite::Error),
     Io(std::io::Error),
+    /// The database was written by a newer wharf, with a schema this one does not know.
+    Newer {
+        path: PathBuf,
+        version: usize,
+        known: usize,
+    },
     /// `--run-id` names a run that exists already.
     RunIdTaken {
         dag: String,
@@ -40,6 +46,16 @@ impl std::fmt::Display for Error {
         match self {
             Self::Sqlite(e) => write!(f, "run database: {e}"),
             Self::Io(e) => write!(f, "{e}"),
+            Self::Newer {
+                path,
+                version,
+                known,
+            } => write!(
+                f,
+                "the run database {} has schema version {version}, written by a newer wharf \
+                 (this one knows versions up to {known}); use that wharf, or another WHARF_HOME",
+                path.display()
+            ),
             Self::RunIdTaken { dag, run_id } => {
                 write!(
                     f,
@@ -237,6 +253,15 @@ impl Store {
     /// Opens (and creates or migrates) the store under `home`.
     pub fn open(home: &Path) -> Result<Self> {
         std::fs::create_dir_all(home)?;
+        // Setting up a new database (WAL mode, migrations) is one process at a time: SQLite
+        // answers "database is locked" to the others without waiting while the journal mode
+        // changes. The lock is held only while the store opens.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.join("wharf.db.lock"))?;
+        lock.lock()?;
         let conn = Connection::open(home.join("wharf.db"))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -247,6 +272,7 @@ impl Store {
             home: home.to_path_buf(),
         };
         store.migrate()?;
+        drop(lock);
         Ok(store)
     }
 
@@ -284,7 +310,14 @@ impl Store {
         let version: usize = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= MIGRATIONS.len() {
+        if version > MIGRATIONS.len() {
+            return Err(Error::Newer {
+                path: self.home.join("wharf.db"),
+                version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        if version == MIGRATIONS.len() {
             return Ok(());
         }
         // One writer migrates; the others wait for it and find nothing left to do.
@@ -346,12 +379,13 @@ impl Store {
         Ok(RunKey(self.conn.last_insert_rowid()))
     }
 
-    /// Takes a finished run up again (retry): `running`, owned by this process.
+    /// Takes a finished run up again (retry): `running`, owned by this process, started now
+    /// (its duration is the retry's; the steps that are kept keep their own times).
     pub fn reopen_run(&self, run: RunKey) -> Result<()> {
         let (pid, pid_start) = this_process();
         self.conn.execute(
-            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, pid = ?2, pid_start = ?3, host = ?4 WHERE id = ?1",
-            params![run.0, pid, pid_start, hostname()],
+            "UPDATE runs SET status = 'running', started_at = ?5, finished_at = NULL, error = NULL, pid = ?2, pid_start = ?3, host = ?4 WHERE id = ?1",
+            params![run.0, pid, pid_start, hostname(), now_ms()],
         )?;
         Ok(())
     }

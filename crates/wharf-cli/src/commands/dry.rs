@@ -108,17 +108,29 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
         let _ = writeln!(w, "  (none)");
     }
     for var in &resolved.vars {
-        let raw = raw_value(dag, &var.name);
+        let raw = raw_value(dag, &var.name, &var.origin);
         let value = shown_value(&var.name, raw.as_deref(), &var.value);
-        let origin = match &var.origin {
+        let mut origin = match &var.origin {
             Origin::Dotenv(f) => format!("dotenv {f}"),
             Origin::Env => "env".into(),
             Origin::Param => "param".into(),
             Origin::Output => "output".into(),
         };
+        // A value from the file (not one given for the run) whose commands the run runs.
+        if let Some(raw) = raw.as_deref()
+            && evaluated(raw)
+            && var.value == resolved.expand(raw, &|n| std::env::var(n).ok())
+        {
+            origin.push_str(EVALUATED);
+        }
         let _ = writeln!(w, "  {}={value}  ({origin})", var.name);
     }
     for (i, value) in resolved.positional.iter().enumerate() {
+        let name = resolved.positional_names.get(i).cloned().flatten();
+        let value = match &name {
+            Some(name) => shown_value(name, raw_value(dag, name, &Origin::Param).as_deref(), value),
+            None => value.clone(),
+        };
         let _ = writeln!(w, "  ${}={value}  (positional param)", i + 1);
     }
     for note in &resolved.notes {
@@ -339,20 +351,42 @@ fn env_lines(w: &mut String, prefix: &str, vars: &[EnvVar], resolved: &Resolved)
         let value = resolved.expand(&var.value, &host);
         let _ = writeln!(
             w,
-            "{prefix}: {}={}",
+            "{prefix}: {}={}{}",
             var.name,
-            shown_value(&var.name, Some(&var.value), &value)
+            shown_value(&var.name, Some(&var.value), &value),
+            if evaluated(&var.value) {
+                format!("  ({})", &EVALUATED[2..])
+            } else {
+                String::new()
+            }
         );
     }
 }
 
-/// The value as written in the DAG's `env`, if it came from there.
-fn raw_value(dag: &Dag, name: &str) -> Option<String> {
-    dag.env
-        .iter()
-        .rev()
-        .find(|v| v.name == name)
-        .map(|v| v.value.clone())
+/// The value as the DAG's file writes it (in `env` or `params`), if it came from there.
+fn raw_value(dag: &Dag, name: &str, origin: &Origin) -> Option<String> {
+    match origin {
+        Origin::Env => dag
+            .env
+            .iter()
+            .rev()
+            .find(|v| v.name == name)
+            .map(|v| v.value.clone()),
+        Origin::Param => dag
+            .params
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.value.clone()),
+        _ => None,
+    }
+}
+
+/// How the plan marks a value whose backticks a run evaluates.
+const EVALUATED: &str = "; the run replaces each `command` by its output";
+
+/// Whether a value as written holds a command (`` `…` ``) that a run evaluates.
+fn evaluated(raw: &str) -> bool {
+    raw.replace("\\`", "").contains('`')
 }
 
 /// The value to print: redacted when the name says it is a credential or when the value

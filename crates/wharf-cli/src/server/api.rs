@@ -692,7 +692,10 @@ fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
     };
     // The spec was shown redacted: what still says <redacted> keeps the file's value.
     let old = std::fs::read_to_string(&file).unwrap_or_default();
-    let restored = super::redact::restore(spec, &old);
+    let restored = match super::redact::restore(spec, &old) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("the file was not changed: {e}")),
+    };
     let spec = restored.as_str();
     let loaded = check_spec(dags, name, spec);
     let errs = diagnostics(&loaded);
@@ -732,20 +735,62 @@ fn wharf_exe() -> PathBuf {
 /// Starts `wharf ARGS` as a process of its own (own process group, no terminal, output
 /// discarded: the run records everything in the store), reaped in the background.
 pub(crate) fn spawn_detached(home: &Path, args: &[String]) -> std::io::Result<()> {
+    let child = detached(home, args)?;
+    reap_in_background(child);
+    Ok(())
+}
+
+fn detached(home: &Path, args: &[String]) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new(wharf_exe())
+    std::process::Command::new(wharf_exe())
         .args(args)
         .env("WHARF_HOME", home)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)
-        .spawn()?;
+        .spawn()
+}
+
+fn reap_in_background(mut child: std::process::Child) {
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    Ok(())
 }
+
+/// Starts `wharf ARGS` detached and waits until the store has the run `run_id` of `dag`
+/// (the new process records it first thing), or the process ends without recording it.
+pub(crate) fn launch(
+    store: &Store,
+    home: &Path,
+    args: &[String],
+    dag: &str,
+    run_id: &str,
+) -> Result<(), String> {
+    let mut child = detached(home, args).map_err(|e| format!("cannot start the run: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if store.run(dag, run_id).ok().flatten().is_some() {
+            reap_in_background(child);
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // It may have recorded the run just before it ended.
+            if store.run(dag, run_id).ok().flatten().is_some() {
+                return Ok(());
+            }
+            return Err(format!("run {run_id} ended before it started ({status})"));
+        }
+        if std::time::Instant::now() > deadline {
+            reap_in_background(child);
+            return Err(format!("run {run_id} did not start within 10s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Held while a run is started, until its record exists.
+static STARTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
     let file = answer!(existing_dag_file(dags, file_name));
@@ -774,18 +819,37 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
         }
         _ => wharf_engine::new_run_id(),
     };
+    let params = match body.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => parse_params(text),
+        Some(other) => {
+            return bad_request(format!(
+                "`params` must be a string (shell words or JSON), found {other}"
+            ));
+        }
+    };
+    if params.iter().any(|p| p.contains('\0')) {
+        return bad_request("`params` must not contain a NUL character");
+    }
+    // One start at a time: a singleton's check and the run it lets start are one step,
+    // so concurrent starts of a singleton start exactly one run.
+    let _one_at_a_time = STARTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let store = answer!(open(home));
-    if body.get("singleton").and_then(Value::as_bool) == Some(true)
-        && store
+    if body.get("singleton").and_then(Value::as_bool) == Some(true) {
+        let _ = store.reap_dead();
+        if store
             .running(Some(&dag.name))
             .map(|r| !r.is_empty())
             .unwrap_or(false)
-    {
-        return error(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("the DAG `{}` is already running", dag.name),
-        );
+        {
+            return error(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("the DAG `{}` is already running", dag.name),
+            );
+        }
     }
     if let Ok(Some(_)) = store.run(&dag.name, &run_id) {
         return error(
@@ -800,29 +864,13 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
         "--run-id".to_owned(),
         run_id.clone(),
     ];
-    let params = match body.get("params") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => parse_params(text),
-        Some(other) => {
-            return bad_request(format!(
-                "`params` must be a string (shell words or JSON), found {other}"
-            ));
-        }
-    };
     if !params.is_empty() {
         args.push("--".into());
         args.extend(params);
     }
-    if let Err(e) = spawn_detached(home, &args) {
-        return internal(format!("cannot start the run: {e}"));
-    }
     // Answer once the run is recorded: a client may ask for it right away.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.run(&dag.name, &run_id).ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            return internal(format!("run {run_id} did not start within 10s"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    if let Err(e) = launch(&store, home, &args, &dag.name, &run_id) {
+        return internal(e);
     }
     json(StatusCode::OK, &json!({"dagRunId": run_id}))
 }
@@ -1035,6 +1083,8 @@ fn log_reply(path: &Path, query: &str) -> Reply {
     let mut total = 0usize;
     let mut ends_with_newline = false;
     let mut first_kept = 0usize;
+    // Lines cut to MAX_LINE in the window, each with its index there.
+    let mut cut: Vec<usize> = Vec::new();
     if let Some(file) = file {
         let mut reader = std::io::BufReader::new(file);
         let mut buf = Vec::new();
@@ -1045,17 +1095,19 @@ fn log_reply(path: &Path, query: &str) -> Reply {
                 Ok(_) => {}
             }
             ends_with_newline = buf.last() == Some(&b'\n');
-            let line = {
-                let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-                if body.len() > MAX_LINE {
-                    format!("{}…", String::from_utf8_lossy(&body[..MAX_LINE]))
-                } else {
-                    String::from_utf8_lossy(body).into_owned()
-                }
+            let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let long = body.len() > MAX_LINE;
+            let line = if long {
+                format!("{}…", String::from_utf8_lossy(&body[..MAX_LINE]))
+            } else {
+                String::from_utf8_lossy(body).into_owned()
             };
             match window {
                 Window::Tail(n) => {
                     kept.push_back(line);
+                    if long {
+                        cut.push(total);
+                    }
                     if kept.len() > n {
                         kept.pop_front();
                         first_kept += 1;
@@ -1067,6 +1119,9 @@ fn log_reply(path: &Path, query: &str) -> Reply {
                             first_kept = total;
                         }
                         kept.push_back(line);
+                        if long {
+                            cut.push(total);
+                        }
                     }
                 }
             }
@@ -1084,7 +1139,8 @@ fn log_reply(path: &Path, query: &str) -> Reply {
             "content": content,
             "lineCount": last_kept - first_kept,
             "totalLines": total,
-            "hasMore": last_kept < total || first_kept > 0,
+            // A line cut short means the answer is not all of the log.
+            "hasMore": last_kept < total || first_kept > 0 || cut.iter().any(|i| *i >= first_kept),
             "isEstimate": false,
         }),
     )

@@ -111,10 +111,14 @@ fn lines_out(pending: &mut Vec<u8>, flush: bool) -> Option<String> {
     let chunk: Vec<u8> = pending.drain(..cut).collect();
     let text = String::from_utf8_lossy(&chunk);
     let mut event = String::new();
+    // A `\r` ends a line in an event stream as `\n` does: a bare one inside a line is
+    // sent as a line break, never as the end of a field, so output cannot write events.
     for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
-        event.push_str("data: ");
-        event.push_str(line.trim_end_matches('\r'));
-        event.push('\n');
+        for piece in line.strip_suffix('\r').unwrap_or(line).split('\r') {
+            event.push_str("data: ");
+            event.push_str(piece);
+            event.push('\n');
+        }
     }
     event.push('\n');
     Some(event)
@@ -137,6 +141,7 @@ fn follow(
             Ok(Some(found)) => found,
             Ok(None) => (PathBuf::new(), None),
             Err(e) => {
+                let e = e.replace(['\r', '\n'], " ");
                 let _ = send(tx, format!("event: error\ndata: {e}\n\n"));
                 return;
             }

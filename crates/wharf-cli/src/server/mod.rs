@@ -7,7 +7,7 @@
 
 mod api;
 mod live;
-mod redact;
+pub(crate) mod redact;
 mod scheduler;
 mod ui;
 
@@ -37,6 +37,9 @@ pub(crate) struct Config {
     pub token: Option<String>,
     /// Requests need basic authentication as this user (when set).
     pub basic: Option<(String, String)>,
+    /// Host names (besides loopback names and IP addresses) that requests may name in
+    /// their `Host` header; `*` allows any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             "auth.token",
             "auth.basic.username",
             "auth.basic.password",
+            "allowedHosts",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(format!(
@@ -108,12 +112,21 @@ impl Config {
             (None, None) => None,
             _ => return Err("basic authentication needs both a username and a password".into()),
         };
+        let host = args
+            .host
+            .clone()
+            .or_else(|| setting("WHARF_HOST", "host"))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let mut allowed_hosts: Vec<String> = setting("WHARF_ALLOWED_HOSTS", "allowedHosts")
+            .unwrap_or_default()
+            .split([',', ' '])
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        allowed_hosts.push(host.to_ascii_lowercase());
         Ok(Self {
-            host: args
-                .host
-                .clone()
-                .or_else(|| setting("WHARF_HOST", "host"))
-                .unwrap_or_else(|| "127.0.0.1".into()),
+            host,
+            allowed_hosts,
             port,
             dags: args
                 .dags
@@ -125,6 +138,24 @@ impl Config {
             token: setting("WHARF_AUTH_TOKEN", "auth.token"),
             basic,
         })
+    }
+
+    /// Whether a request's `Host` names this server. A page on another site that rebinds
+    /// its own name to this machine's address (DNS rebinding) sends its own name here, so
+    /// only names this server is known by pass: loopback names, IP addresses (which no
+    /// rebinding can produce), and the configured ones.
+    fn host_allowed(&self, host: &str) -> bool {
+        let name = host_name(host).to_ascii_lowercase();
+        if name.is_empty() {
+            return false;
+        }
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|allowed| allowed == "*" || *allowed == name)
     }
 
     fn auth_required(&self) -> bool {
@@ -143,6 +174,18 @@ impl Config {
             return same(user.as_bytes(), u.as_bytes()) & same(password.as_bytes(), p.as_bytes());
         }
         false
+    }
+}
+
+/// The name in a `Host` header: without its port, an IPv6 address without brackets.
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 
@@ -205,6 +248,7 @@ pub(crate) fn serve(args: &crate::args::ServerArgs, with_scheduler: bool) -> Exi
         });
         let stop = tokio::signal::ctrl_c();
         tokio::pin!(stop);
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -214,19 +258,36 @@ pub(crate) fn serve(args: &crate::args::ServerArgs, with_scheduler: bool) -> Exi
                 }
             };
             let Ok((stream, _)) = accepted else { continue };
+            // Past the limit, a new connection is closed at once rather than queued.
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
             let state = Arc::clone(&state);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(state, req).await) }
+                    async move { Ok::<_, Infallible>(respond(state, req).await) }
                 });
+                // A connection that sends no complete request head within the limit (a
+                // half-open one, or one idle between requests) is closed.
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
+                drop(permit);
             });
         }
     })
 }
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 512;
+/// How long a connection may take to send a request's head, or stay idle between requests.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a request's body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `wharf scheduler`.
 pub(crate) fn schedule(args: &crate::args::SchedulerArgs) -> ExitCode {
@@ -305,21 +366,71 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
 /// The most a request body may be.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// Every answer: the request's, with the headers that keep the pages from being framed
+/// by another site and from being sniffed as another type.
+async fn respond(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let mut r = handle(state, req).await;
+    let headers = r.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(name, hyper::header::HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// The methods every path answers to (OPTIONS lists them).
+const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let (mut parts, body) = req.into_parts();
+    let config = &state.config;
+    // The host first: nothing else is looked at for a request to a name this server is not.
+    let mut hosts = parts.headers.get_all(hyper::header::HOST).iter();
+    let host = match (hosts.next().map(|h| h.to_str()), hosts.next()) {
+        (Some(Ok(host)), None) => host.to_owned(),
+        (None, _) => {
             return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::BAD_REQUEST,
                 "bad_request",
-                "the request body is too large (4 MB at most)",
+                "the request has no Host header",
+            );
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request must have exactly one Host header",
             );
         }
     };
-    let path = parts.uri.path();
-    let config = &state.config;
+    if let Some(authority) = parts.uri.authority()
+        && !authority.as_str().eq_ignore_ascii_case(&host)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the host in the request line differs from the Host header",
+        );
+    }
+    if !config.host_allowed(&host) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "forbidden",
+            format!(
+                "this server does not answer to the host `{}`; add it to `allowedHosts` \
+                 (WHARF_ALLOWED_HOSTS) if it is a name of this server",
+                host_name(&host)
+            ),
+        );
+    }
+    let path = parts.uri.path().to_owned();
     let health = path == format!("{}/api/v2/health", config.base_path);
+    // Credentials before the body: an unauthenticated client cannot make the server read
+    // (or wait for) anything more.
     if config.auth_required()
         && !health
         && !config.authorized(
@@ -340,6 +451,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         );
         return r;
     }
+    if parts.method == hyper::Method::OPTIONS {
+        let mut r = Response::new(full(Bytes::new()));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r.headers_mut()
+            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(ALLOW));
+        return r;
+    }
     // A browser names the page a request comes from: changes only from the server's own.
     if parts.method != hyper::Method::GET
         && parts.method != hyper::Method::HEAD
@@ -351,6 +469,32 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             "forbidden",
             "requests that change something are accepted only from this server's own pages",
         );
+    }
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        http_body_util::Limited::new(body, MAX_BODY).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_request",
+                "the request body is too large (4 MB at most)",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_request",
+                "the request body did not arrive in time",
+            );
+        }
+    };
+    // HEAD is GET without the body (hyper sends no body for it).
+    if parts.method == hyper::Method::HEAD {
+        parts.method = hyper::Method::GET;
     }
     let Some(rest) = path.strip_prefix(state.config.base_path.as_str()) else {
         return error(

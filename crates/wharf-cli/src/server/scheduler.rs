@@ -171,16 +171,9 @@ fn fire(
         "--run-id".to_owned(),
         run_id.clone(),
     ];
-    super::api::spawn_detached(&config.home, &args).map_err(|e| e.to_string())?;
     // Until the run is recorded, another scheduler (or this one, restarted) could start
-    // the slot again: wait for the record (the new process writes it first thing).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.run(&dag.name, &run_id).ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            return Err(format!("run {run_id} did not start within 10s"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // the slot again: launch waits for the record (the new process writes it first thing).
+    super::api::launch(&store, &config.home, &args, &dag.name, &run_id)?;
     Ok(Fired::Started(run_id))
 }
 

@@ -35,6 +35,20 @@ input[type=text]{font:inherit;padding:.3em .5em;border:1px solid #c3c9d5;border-
 svg text{font:13px system-ui,sans-serif}
 "#;
 
+/// `text` as one segment of a URL's path: every byte but the unreserved ones
+/// percent-encoded, so `#`, `?` and `/` in a step's name stay part of the segment.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -526,7 +540,7 @@ fn run_page(state: &State, home: &Path, file_name: &str, id: &str) -> Reply {
         let live_attr = if live {
             format!(
                 " data-live=\"{base}/dags/{f}/runs/{rid}/steps/{}/events\"",
-                escape(&s.name)
+                escape(&path_segment(&s.name))
             )
         } else {
             String::new()
