@@ -61,7 +61,11 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> 
             c.state,
             Some(State::RUNNING | State::PAUSED | State::RESTARTING)
         );
-        let remove = get(labels::AUTO_REMOVE) != "false";
+        // A container created but not started may still have a start in flight (its run
+        // was killed after asking for it): removing it is the only way to be sure it never
+        // runs. A step that never ran left nothing to keep.
+        let created = matches!(c.state, Some(State::CREATED));
+        let remove = get(labels::AUTO_REMOVE) != "false" || created;
         if !remove && !running {
             continue; // Kept on purpose, and stopped already.
         }

@@ -229,15 +229,16 @@ async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
             .kill_container(id, Some(KillContainerOptions { signal }))
             .await;
     };
-    let (stdout_head, stopped) = pump(attached.output, job, kill).await;
-    let code = wait_exit(docker, id).await;
-    let mut exit = Exit {
-        code,
-        stopped,
-        stdout_head,
-        ..Exit::default()
+    let pumped = pump(attached.output, job, kill).await;
+    let stopped = pumped.stopped;
+    // A cut stream: the daemon is not to be waited for.
+    let code = if pumped.lost {
+        None
+    } else {
+        wait_exit(docker, id).await
     };
-    if code == Some(137) && !stopped {
+    let mut exit = pumped.exit(code);
+    if code == Some(137) && !stopped && exit.error.is_none() {
         exit.error = oom_message(docker, id).await;
     }
     exit
@@ -292,10 +293,35 @@ async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
     }
 }
 
+/// What copying a step's output came to.
+pub(crate) struct Pumped {
+    /// The start of stdout (for `output:`).
+    pub head: Vec<u8>,
+    /// The step was stopped.
+    pub stopped: bool,
+    /// Why the output is incomplete: a log that could not be written, or the stream cut
+    /// because Docker stopped answering.
+    pub problem: Option<String>,
+    /// The stream was cut (Docker stopped answering): nothing more is to be asked of it.
+    pub lost: bool,
+}
+
+impl Pumped {
+    /// The exit of a step whose output came to this, with `code`.
+    pub fn exit(self, code: Option<i32>) -> Exit {
+        Exit {
+            code,
+            stopped: self.stopped,
+            stdout_head: self.head,
+            error: self.problem,
+            ..Exit::default()
+        }
+    }
+}
+
 /// Copies the attached stream to the logs until it ends; stops the work (`kill` with the
-/// step's signal, then SIGKILL after the grace period) when the step is stopped. Returns
-/// the start of stdout and whether the step was stopped.
-pub(crate) async fn pump<S, K, F>(mut stream: S, job: &StepJob, kill: K) -> (Vec<u8>, bool)
+/// step's signal, then SIGKILL after the grace period) when the step is stopped.
+pub(crate) async fn pump<S, K, F>(mut stream: S, job: &StepJob, kill: K) -> Pumped
 where
     S: Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
     K: Fn(String) -> F,
@@ -316,6 +342,7 @@ where
     });
     let mut head = Vec::new();
     let mut stopped = false;
+    let mut lost = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let next = tokio::select! {
@@ -350,7 +377,11 @@ where
                 }
             }
             Some(Ok(LogOutput::StdIn { .. })) => {}
-            Some(Err(_)) | None => break,
+            Some(Err(e)) => {
+                lost = Some(format!("{} while the step ran", describe(&e)));
+                break;
+            }
+            None => break,
         }
     }
     out.flush().await;
@@ -361,7 +392,22 @@ where
     {
         r.flush().await;
     }
-    (head, stopped)
+    let problem = [
+        Some(&out),
+        Some(&err),
+        redirect_out.as_ref(),
+        redirect_err.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|l| l.error().map(str::to_owned))
+    .or_else(|| lost.clone());
+    Pumped {
+        head,
+        stopped,
+        lost: lost.is_some(),
+        problem,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -500,7 +546,7 @@ async fn exec_into(docker: &Docker, job: &StepJob, c: &ContainerJob, name: &str)
             }
         }
     };
-    let (stdout_head, stopped) = pump(output, job, kill).await;
+    let pumped = pump(output, job, kill).await;
     // The exit code is known once the stream has ended; it may take a moment to be set.
     let mut code = None;
     for _ in 0..50 {
@@ -513,10 +559,5 @@ async fn exec_into(docker: &Docker, job: &StepJob, c: &ContainerJob, name: &str)
             Err(_) => break,
         }
     }
-    Exit {
-        code,
-        stopped,
-        stdout_head,
-        ..Exit::default()
-    }
+    pumped.exit(code)
 }

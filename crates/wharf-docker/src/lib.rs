@@ -43,28 +43,72 @@ impl Client {
     }
 }
 
+/// Where the daemon is, as the user configured it.
+pub(crate) fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+/// How long one request may wait for the daemon's answer (its status and headers; a
+/// stream's content, such as a step's output, comes as long as the step runs). Past it,
+/// the daemon is taken as not answering. `WHARF_DOCKER_TIMEOUT` (seconds) sets it.
+pub fn request_timeout() -> Duration {
+    std::env::var("WHARF_DOCKER_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
 async fn connect() -> Result<Docker, String> {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = docker_host();
     let docker = Docker::connect_with_defaults()
         .map_err(|e| format!("cannot connect to Docker at {host}: {e}"))?
         .with_request_modifier(auth::fix_registry_auth)
-        // Steps run for as long as they run: no request timeout; wharf bounds what it
-        // waits for itself.
-        .with_timeout(Duration::from_secs(60 * 60 * 24 * 365));
+        .with_timeout(request_timeout());
     docker
         .negotiate_version()
         .await
-        .map_err(|e| format!("cannot reach Docker at {host}: {}", describe(&e)))
+        .map_err(|e| format!("cannot reach Docker: {}", describe(&e)))
 }
 
-/// A Docker error as a person reads it (the daemon's message when it sent one).
+/// Whether the error says the daemon could not be reached or stopped answering (as
+/// opposed to an answer that refuses something).
+pub(crate) fn unreachable(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        e,
+        E::RequestTimeoutError
+            | E::HyperLegacyError { .. }
+            | E::HyperResponseError { .. }
+            | E::IOError { .. }
+            | E::SocketNotFoundError(_)
+    )
+}
+
+/// A Docker error as a person reads it: the daemon's message when it sent one, or that
+/// Docker stopped answering, where, and the underlying reason.
 pub(crate) fn describe(e: &bollard::errors::Error) -> String {
     use bollard::errors::Error as E;
     match e {
         E::DockerResponseServerError { message, .. } => message.trim().to_owned(),
         E::DockerStreamError { error } => error.trim().to_owned(),
         E::DockerContainerWaitError { error, .. } => error.trim().to_owned(),
+        E::RequestTimeoutError => format!(
+            "Docker at {} did not answer within {} s",
+            docker_host(),
+            request_timeout().as_secs()
+        ),
+        other if unreachable(other) => {
+            // The innermost cause says what happened (refused, reset, closed).
+            let mut cause: &dyn std::error::Error = other;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            format!("Docker at {} stopped answering: {cause}", docker_host())
+        }
         other => other.to_string(),
     }
 }

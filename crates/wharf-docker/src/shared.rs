@@ -473,18 +473,18 @@ impl SharedExecutor {
                 }
             }
         };
-        let (stdout_head, stopped) = pump(output, job, kill).await;
+        let pumped = pump(output, job, kill).await;
         if let Some(f) = feeder {
             f.abort();
         }
-        let code = exec_code(docker, &c.watch, &exec_id).await;
-        let mut exit = Exit {
-            code,
-            stopped,
-            stdout_head,
-            ..Exit::default()
+        let stopped = pumped.stopped;
+        let code = if pumped.lost {
+            None
+        } else {
+            exec_code(docker, &c.watch, &exec_id).await
         };
-        if code != Some(0) && !stopped {
+        let mut exit = pumped.exit(code);
+        if code != Some(0) && !stopped && exit.error.is_none() {
             exit.error = container_gone(docker, c).await;
         }
         exit
@@ -515,7 +515,12 @@ impl SharedExecutor {
                 t: Some(i32::try_from(c.grace.as_secs()).unwrap_or(i32::MAX)),
                 ..Default::default()
             };
-            let _ = docker.stop_container(&c.id, Some(options)).await;
+            // The daemon answers a stop once the grace period is over: it may take that long.
+            let _ = docker
+                .clone()
+                .with_timeout(c.grace + crate::request_timeout())
+                .stop_container(&c.id, Some(options))
+                .await;
         }
         let options = RemoveContainerOptions {
             force: true,
@@ -855,12 +860,17 @@ async fn exec_failed(docker: &Docker, c: &Running, err: &bollard::errors::Error)
 
 /// When the container no longer runs: why a step in it failed.
 async fn container_gone(docker: &Docker, c: &Running) -> Option<String> {
-    let running = docker
-        .inspect_container(&c.id, None)
-        .await
-        .ok()
-        .and_then(|i| i.state)
-        .and_then(|s| s.running);
+    let running = match docker.inspect_container(&c.id, None).await {
+        // Nothing is known of the container while Docker does not answer.
+        Err(e) if crate::unreachable(&e) => {
+            return Some(format!(
+                "{} (the step ran in the DAG-level container {})",
+                describe(&e),
+                c.name
+            ));
+        }
+        inspected => inspected.ok().and_then(|i| i.state).and_then(|s| s.running),
+    };
     if running == Some(true) {
         return None;
     }

@@ -131,6 +131,9 @@ pub async fn execute(
         attempts_before,
     };
     d.declare_steps(&req);
+    // The steps are in the record before any of them starts: a run killed at any moment
+    // after this shows them (and `wharf cleanup` finds what they started).
+    store.flush();
 
     let (status, error) = d.run_all(&req, &control, &mut log).await;
     if let Some(container) = &d.container {
@@ -143,6 +146,13 @@ pub async fn execute(
     });
     // Everything the run did is in the store before anyone is told it ended.
     store.flush();
+    let (status, error) = match store.failure() {
+        // A run whose record is incomplete did not succeed, whatever its steps did.
+        Some(why) if !matches!(status, Status::Failed | Status::Aborted) => {
+            (Status::Failed, Some(why))
+        }
+        _ => (status, error),
+    };
     store.close();
     log.line(&format!(
         "run finished: {status}{}",
@@ -304,6 +314,8 @@ impl Dispatcher {
             .unwrap_or(usize::MAX);
         let mut running: JoinSet<(usize, StepOutcome)> = JoinSet::new();
         let mut stopping: Option<String> = None;
+        // The record could not be written: the run stops, and fails.
+        let mut unrecorded = false;
         loop {
             if stopping.is_none() {
                 self.settle_blocked(&mut slots, &deps);
@@ -340,6 +352,13 @@ impl Dispatcher {
                         }
                     }
                 }
+                () = std::future::ready(()), if stopping.is_none() && self.store.failure().is_some() => {
+                    let why = self.store.failure().unwrap_or_default();
+                    log.line(&format!("stopping: {why}"));
+                    stopping = Some(why);
+                    unrecorded = true;
+                    stop.cancel();
+                }
                 () = control.stop.cancelled(), if stopping.is_none() => {
                     stopping = Some("stopped".into());
                     log.line("stop requested");
@@ -361,7 +380,12 @@ impl Dispatcher {
             })
             .collect();
         let (status, error) = if let Some(reason) = stopping {
-            (Status::Aborted, Some(reason))
+            let status = if unrecorded {
+                Status::Failed
+            } else {
+                Status::Aborted
+            };
+            (status, Some(reason))
         } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
             || statuses.iter().any(|(s, _)| *s == Status::NotStarted)
         {

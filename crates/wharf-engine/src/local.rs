@@ -140,15 +140,17 @@ async fn run(job: &StepJob) -> Exit {
                     )
                     .await
                 }
-                None => Vec::new(),
+                None => (Vec::new(), None),
             }
         };
         let err = async {
-            if let Some(r) = err_pipe {
-                relay(r, LazyLog::new(job.stderr.clone()), redirect_err, None).await;
+            match err_pipe {
+                Some(r) => relay(r, LazyLog::new(job.stderr.clone()), redirect_err, None).await,
+                None => (Vec::new(), None),
             }
         };
-        tokio::join!(out, err).0
+        let ((head, out_error), (_, err_error)) = tokio::join!(out, err);
+        (head, out_error.or(err_error))
     };
     let wait = async {
         let mut stopped = false;
@@ -186,7 +188,7 @@ async fn run(job: &StepJob) -> Exit {
     };
     // The pipes close as the group dies; a process that left the group and still holds
     // them is not waited for past the grace period.
-    let stdout_head = match captured {
+    let (stdout_head, log_error) = match captured {
         Some(head) => head,
         None => tokio::time::timeout(job.grace.max(Duration::from_secs(1)), io)
             .await
@@ -199,7 +201,8 @@ async fn run(job: &StepJob) -> Exit {
                 code: status.code(),
                 signal: status.signal(),
                 stopped,
-                error: None,
+                // Output that could not be kept fails the step, whatever its exit code.
+                error: log_error,
                 stdout_head,
             }
         }
@@ -207,7 +210,7 @@ async fn run(job: &StepJob) -> Exit {
     }
 }
 
-fn open_redirect(path: &std::path::Path) -> Result<std::fs::File, String> {
+fn open_redirect(path: &std::path::Path) -> Result<(PathBuf, std::fs::File), String> {
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
@@ -216,6 +219,7 @@ fn open_redirect(path: &std::path::Path) -> Result<std::fs::File, String> {
         .write(true)
         .truncate(true)
         .open(path)
+        .map(|f| (path.to_path_buf(), f))
         .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))
 }
 
@@ -223,7 +227,9 @@ fn open_redirect(path: &std::path::Path) -> Result<std::fs::File, String> {
 pub struct LazyLog {
     path: PathBuf,
     file: Option<tokio::fs::File>,
-    failed: bool,
+    /// The first write that failed (a full disk): the log is incomplete from there on,
+    /// and nothing more is written to it.
+    error: Option<String>,
 }
 
 impl LazyLog {
@@ -231,12 +237,15 @@ impl LazyLog {
         Self {
             path,
             file: None,
-            failed: false,
+            error: None,
         }
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
-        if self.file.is_none() && !self.failed {
+        if self.error.is_some() {
+            return;
+        }
+        if self.file.is_none() {
             match tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -244,18 +253,36 @@ impl LazyLog {
                 .await
             {
                 Ok(f) => self.file = Some(f),
-                Err(_) => self.failed = true,
+                Err(e) => return self.failed(&e),
             }
         }
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.write_all(bytes).await;
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.write_all(bytes).await
+        {
+            self.failed(&e);
         }
     }
 
     pub async fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.flush().await;
+        if let Some(f) = self.file.as_mut()
+            && self.error.is_none()
+            && let Err(e) = f.flush().await
+        {
+            self.failed(&e);
         }
+    }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        self.error = Some(format!(
+            "cannot write the log {}: {e}; the output from there on is lost",
+            self.path.display()
+        ));
+        self.file = None;
+    }
+
+    /// Why the log is incomplete, if it is.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }
 
@@ -264,10 +291,11 @@ impl LazyLog {
 async fn relay(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut log: LazyLog,
-    other: Option<std::fs::File>,
+    other: Option<(PathBuf, std::fs::File)>,
     capture: Option<u64>,
-) -> Vec<u8> {
-    let mut other = other.map(tokio::fs::File::from_std);
+) -> (Vec<u8>, Option<String>) {
+    let mut other = other.map(|(p, f)| (p, tokio::fs::File::from_std(f)));
+    let mut other_error = None;
     let limit = capture.map_or(0, |c| {
         usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
     });
@@ -276,13 +304,19 @@ async fn relay(
     // for each of them costs more than their reads.
     let mut buf = vec![0u8; 4096];
     loop {
+        // Read to the end even when nothing can be written: the step must not block on a
+        // full pipe.
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         log.write(&buf[..n]).await;
-        if let Some(f) = other.as_mut() {
-            let _ = f.write_all(&buf[..n]).await;
+        if other_error.is_none()
+            && let Some((path, f)) = other.as_mut()
+            && let Err(e) = f.write_all(&buf[..n]).await
+        {
+            other_error = Some(format!("cannot write {}: {e}", path.display()));
+            other = None;
         }
         if head.len() < limit {
             let take = n.min(limit - head.len());
@@ -293,10 +327,13 @@ async fn relay(
         }
     }
     log.flush().await;
-    if let Some(f) = other.as_mut() {
-        let _ = f.flush().await;
+    if let Some((path, f)) = other.as_mut()
+        && let Err(e) = f.flush().await
+    {
+        other_error.get_or_insert_with(|| format!("cannot write {}: {e}", path.display()));
     }
-    head
+    let error = log.error().map(str::to_owned).or(other_error);
+    (head, error)
 }
 
 /// Sleeps, but gives up early when the step is stopped; true when it slept to the end.

@@ -39,6 +39,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// The first write that failed: the record no longer says what the run did.
+    failure: Mutex<Option<String>>,
 }
 
 pub struct Recorder {
@@ -51,13 +53,14 @@ impl Recorder {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            failure: Mutex::new(None),
         });
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("wharf-recorder".into())
             .spawn(move || {
                 while let Some(batch) = next_batch(&inner) {
-                    apply(&store, batch, &events);
+                    apply(&store, batch, &events, &inner);
                 }
             })
             .ok();
@@ -77,6 +80,11 @@ impl Recorder {
             q.idle = false;
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Why the record of the run is incomplete: the first write that failed, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
     }
 
     /// Queues a write; `what` names it if it fails.
@@ -130,14 +138,20 @@ fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
     Some(std::mem::take(&mut q.jobs))
 }
 
-fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>) {
+fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>, shared: &Shared) {
     let mut flushed = Vec::new();
+    let fail = |message: String| {
+        let _ = events.send(Event::Notice(message.clone()));
+        if let Ok(mut f) = shared.failure.lock() {
+            f.get_or_insert(message);
+        }
+    };
     let result = store.batch(|| {
         for job in batch {
             match job {
                 Job::Write(what, write) => {
                     if let Err(e) = write(store) {
-                        let _ = events.send(Event::Notice(format!("could not record {what}: {e}")));
+                        fail(format!("could not record {what}: {e}"));
                     }
                 }
                 Job::Flush(done) => flushed.push(done),
@@ -145,9 +159,7 @@ fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>) {
         }
     });
     if let Err(e) = result {
-        let _ = events.send(Event::Notice(format!(
-            "could not record the run's state: {e}"
-        )));
+        fail(format!("could not record the run's state: {e}"));
     }
     for done in flushed {
         let _ = done.send(());

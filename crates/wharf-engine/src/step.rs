@@ -375,16 +375,20 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         let exit = {
             let running = ctx.executor.run(&job);
             tokio::pin!(running);
-            match timeout {
-                None => running.await,
-                Some(limit) => tokio::select! {
-                    exit = &mut running => exit,
-                    () = tokio::time::sleep(limit) => {
-                        timed_out = true;
-                        attempt_stop.cancel();
-                        running.await
-                    }
-                },
+            let limit = async {
+                match timeout {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                exit = &mut running => exit,
+                () = limit => {
+                    timed_out = true;
+                    attempt_stop.cancel();
+                    stopping(&mut running, ctx.grace).await
+                }
+                () = attempt_stop.cancelled() => stopping(&mut running, ctx.grace).await,
             }
         };
         let code = exit.recorded_code();
@@ -664,14 +668,16 @@ fn capture(head: &[u8], max: u64) -> Result<String, String> {
 }
 
 fn describe_failure(exit: &Exit, timed_out: bool, timeout: Option<Duration>) -> Option<String> {
+    let timed_out_text = || format!("timed out after {}s", timeout.map_or(0, |t| t.as_secs()));
     if let Some(e) = &exit.error {
-        return Some(e.clone());
+        return Some(if timed_out {
+            format!("{}; {e}", timed_out_text())
+        } else {
+            e.clone()
+        });
     }
     if timed_out {
-        return Some(format!(
-            "timed out after {}s",
-            timeout.map_or(0, |t| t.as_secs())
-        ));
+        return Some(timed_out_text());
     }
     match (exit.code, exit.signal) {
         (Some(0), _) => None,
@@ -700,6 +706,30 @@ fn with_stderr_tail(message: String, stderr: &std::path::Path) -> String {
         None => message,
     }
 }
+
+/// An attempt told to stop: its executor signals it, waits the grace period, kills it, and
+/// reports how it ended. When that does not happen in time (what the step runs on does not
+/// answer, as a Docker daemon that hangs), the attempt is given up: a stop or a timeout
+/// ends the step whatever the executor waits for.
+async fn stopping(
+    running: &mut std::pin::Pin<&mut impl Future<Output = Exit>>,
+    grace: Duration,
+) -> Exit {
+    let bound = grace * 2 + STOP_MARGIN;
+    match tokio::time::timeout(bound, running).await {
+        Ok(exit) => exit,
+        Err(_) => Exit {
+            stopped: true,
+            ..Exit::error(format!(
+                "the step did not end within {}s of being told to stop, so wharf stopped waiting for it; `wharf cleanup` removes what it left",
+                bound.as_secs()
+            ))
+        },
+    }
+}
+
+/// How long past twice its grace period an attempt that was told to stop may take to end.
+const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// The wait before the n-th retry or repeat (n ≥ 1).
 fn backoff(interval_sec: u64, factor: Option<f64>, max_sec: Option<u64>, n: u32) -> Duration {

@@ -80,7 +80,12 @@ impl Resolved {
 
 /// Resolves the DAG's variables; `overrides` are the params given for this run.
 pub fn resolve(dag: &Dag, overrides: &[Param], host: &dyn Fn(&str) -> Option<String>) -> Resolved {
-    resolve_with(dag, overrides, host, &mut |r, text| Ok(r.expand(text, host)))
+    resolve_with(
+        dag,
+        overrides,
+        host,
+        &mut |r, text| Ok(r.expand(text, host)),
+    )
 }
 
 /// Like [`resolve`], with each value the DAG's author wrote (`env`, the file's `params`)

@@ -76,7 +76,9 @@ pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
                         MAX_FILE_BYTES / (1024 * 1024)
                     ),
                 )
-                .with_help("split it into smaller DAGs, or keep large data in files the steps read"),
+                .with_help(
+                    "split it into smaller DAGs, or keep large data in files the steps read",
+                ),
             ],
             source: String::new(),
         });

@@ -650,29 +650,8 @@ impl Store {
                 continue;
             }
             let message = "the process running this run ended without finishing it (killed?)";
-            let tx = self.conn.unchecked_transaction()?;
-            let changed = tx.execute(
-                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'running'",
-                params![id, now_ms(), message],
-            )?;
-            if changed == 0 {
+            if !self.end_run(id, message)? {
                 continue; // Finished meanwhile.
-            }
-            let groups: Vec<i32> = {
-                let mut q = tx.prepare(
-                    "SELECT a.pgid FROM attempts a JOIN steps s ON s.run = a.run AND s.name = a.step
-                     WHERE a.run = ?1 AND s.status = 'running' AND a.finished_at IS NULL AND a.pgid IS NOT NULL",
-                )?;
-                q.query_map(params![id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            tx.execute(
-                "UPDATE steps SET status = 'failed', finished_at = ?2, error = ?3 WHERE run = ?1 AND status = 'running'",
-                params![id, now_ms(), message],
-            )?;
-            tx.commit()?;
-            for pgid in groups {
-                kill_orphaned_group(pgid);
             }
             if let Some(run) = self
                 .conn
@@ -687,6 +666,51 @@ impl Store {
             }
         }
         Ok(dead)
+    }
+
+    /// Ends a run of this process that cannot finish the orderly way (a forced stop while
+    /// something it waits for does not answer): the run and its running steps `failed`
+    /// with `message`, their processes killed.
+    pub fn abandon_run(&self, run: RunKey, message: &str) -> Result<()> {
+        self.end_run(run.0, message).map(|_| ())
+    }
+
+    /// Marks a running run and its running steps failed and kills what its steps started:
+    /// the process groups recorded for them, and every process whose environment names
+    /// the run (a step's processes carry `DAG_NAME` and `DAG_RUN_ID`, even those started
+    /// before their group was recorded). False when the run was not running.
+    fn end_run(&self, id: i64, message: &str) -> Result<bool> {
+        let tx = self.conn.unchecked_transaction()?;
+        let changed = tx.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'running'",
+            params![id, now_ms(), message],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let groups: Vec<i32> = {
+            let mut q = tx.prepare(
+                "SELECT a.pgid FROM attempts a JOIN steps s ON s.run = a.run AND s.name = a.step
+                 WHERE a.run = ?1 AND s.status = 'running' AND a.finished_at IS NULL AND a.pgid IS NOT NULL",
+            )?;
+            q.query_map(params![id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let (dag, run_id): (String, String) = tx.query_row(
+            "SELECT dag, run_id FROM runs WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.execute(
+            "UPDATE steps SET status = 'failed', finished_at = ?2, error = ?3 WHERE run = ?1 AND status = 'running'",
+            params![id, now_ms(), message],
+        )?;
+        tx.commit()?;
+        for pgid in groups {
+            kill_orphaned_group(pgid);
+        }
+        kill_marked(&dag, &run_id);
+        Ok(true)
     }
 
     /// Removes the DAG's finished runs created before `before_ms`, with their logs.
@@ -754,6 +778,47 @@ pub fn process_start(pid: i32) -> Option<i64> {
 }
 
 /// Kills what is left of a dead run's step: its process group, if the group still exists.
+/// Kills every process (but this one) whose environment says it belongs to the step of
+/// run `run_id` of `dag`.
+fn kill_marked(dag: &str, run_id: &str) {
+    let run_mark = format!("DAG_RUN_ID={run_id}");
+    let dag_mark = format!("DAG_NAME={dag}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let mut run = false;
+        let mut dag = false;
+        for var in environ.split(|b| *b == 0) {
+            run |= var == run_mark.as_bytes();
+            dag |= var == dag_mark.as_bytes();
+        }
+        if run
+            && dag
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 fn kill_orphaned_group(pgid: i32) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;

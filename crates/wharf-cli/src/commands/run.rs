@@ -217,10 +217,14 @@ fn execute(
     let Some(runtime) = crate::commands::runtime() else {
         return ExitCode::Failure;
     };
+    let forced = Forced {
+        home: store.home().to_path_buf(),
+        run: request.run,
+    };
     let summary = runtime.block_on(async move {
         // First of all: a stop request from now on ends the run the orderly way.
         let control = Control::default();
-        listen_for_signals(control.clone());
+        listen_for_signals(control.clone(), forced);
         if uses_docker || found_dead {
             // What crashed runs left behind goes first (it may hold names this run needs).
             crate::commands::cleanup::remove_containers(&client).await;
@@ -257,11 +261,39 @@ fn execute(
     }
 }
 
+/// What a forced stop needs to end the run itself.
+struct Forced {
+    home: std::path::PathBuf,
+    run: wharf_store::RunKey,
+}
+
+/// How long a forced stop waits for the run to end before it ends the process.
+const FORCE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Forced {
+    /// Ends the process if the run has not ended within [`FORCE_WAIT`] (something it waits
+    /// for, such as Docker, does not answer): the run is recorded failed, its processes
+    /// are killed, and its containers are left to `wharf cleanup`.
+    fn arm(&self) {
+        let (home, run) = (self.home.clone(), self.run);
+        std::thread::spawn(move || {
+            std::thread::sleep(FORCE_WAIT);
+            let message = "forced to stop while something the run waited for did not answer; `wharf cleanup` removes its containers";
+            eprintln!("error: {message}");
+            if let Ok(store) = Store::open(&home) {
+                let _ = store.abandon_run(run, message);
+            }
+            std::process::exit(1);
+        });
+    }
+}
+
 /// The first SIGINT/SIGTERM/SIGHUP stops the run gracefully; a second one forces it.
-fn listen_for_signals(control: Control) {
+fn listen_for_signals(control: Control, forced: Forced) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::signal::unix::{SignalKind, signal};
     let count = Arc::new(AtomicUsize::new(0));
+    let forced = Arc::new(forced);
     for kind in [
         SignalKind::interrupt(),
         SignalKind::terminate(),
@@ -270,10 +302,11 @@ fn listen_for_signals(control: Control) {
         let Ok(mut stream) = signal(kind) else {
             continue;
         };
-        let (control, count) = (control.clone(), Arc::clone(&count));
+        let (control, count, forced) = (control.clone(), Arc::clone(&count), Arc::clone(&forced));
         tokio::spawn(async move {
             while stream.recv().await.is_some() {
-                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                if n == 0 {
                     eprintln!(
                         "stopping: steps get their stop signal, and are killed after the grace period (again to force)"
                     );
@@ -281,6 +314,9 @@ fn listen_for_signals(control: Control) {
                 } else {
                     control.force.cancel();
                     control.stop.cancel();
+                    if n == 1 {
+                        forced.arm();
+                    }
                 }
             }
         });

@@ -454,8 +454,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if parts.method == hyper::Method::OPTIONS {
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NO_CONTENT;
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(ALLOW));
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(ALLOW),
+        );
         return r;
     }
     // A browser names the page a request comes from: changes only from the server's own.
