@@ -9,17 +9,17 @@ use serde_json::{Value, json};
 
 use crate::run::Place;
 
-struct Server {
+pub struct Server {
     child: Child,
-    addr: String,
+    pub addr: String,
 }
 
 impl Server {
-    fn start(p: &Place) -> Self {
+    pub fn start(p: &Place) -> Self {
         Self::start_with(p, &[])
     }
 
-    fn start_with(p: &Place, env: &[(&str, &str)]) -> Self {
+    pub fn start_with(p: &Place, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(p.path("dags")).expect("dags");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(["server", "--port", "0", "--dags"])
@@ -53,7 +53,7 @@ impl Server {
 
     /// One HTTP/1.1 request (`headers`: whole lines with their CRLF); the status, the head
     /// and the body. An error when the server cannot be reached.
-    fn raw(
+    pub fn raw(
         &self,
         method: &str,
         path: &str,
@@ -79,7 +79,7 @@ impl Server {
     }
 
     /// One API request; the status and the JSON answer (Null when there is no body).
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let body = body.map(Value::to_string).unwrap_or_default();
         let json_type = "Content-Type: application/json\r\n";
         let (status, _, rest) = self
@@ -94,28 +94,28 @@ impl Server {
     }
 
     /// A request outside the API (a form body): the status, the raw head and the body.
-    fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    pub fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
         let headers = format!("{headers}Content-Type: application/x-www-form-urlencoded\r\n");
         self.raw(method, path, &headers, body)
             .expect("the server answers")
     }
 
     /// A GET that may fail to connect (the server is still starting).
-    fn try_get(&self, path: &str) -> Option<Value> {
+    pub fn try_get(&self, path: &str) -> Option<Value> {
         let (_, _, body) = self.raw("GET", &format!("/api/v2{path}"), "", "").ok()?;
         serde_json::from_str(&body).ok()
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None)
     }
 
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.call("POST", path, Some(body))
     }
 
     /// Waits until the run's status label is `label`.
-    fn until(&self, name: &str, id: &str, label: &str) -> Value {
+    pub fn until(&self, name: &str, id: &str, label: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let (code, v) = self.get(&format!("/dag-runs/{name}/{id}"));

@@ -232,12 +232,18 @@ async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
     let pumped = pump(attached.output, job, kill).await;
     let stopped = pumped.stopped;
     // A cut stream: the daemon is not to be waited for.
-    let code = if pumped.lost {
-        None
+    let (code, lost) = if pumped.lost {
+        (None, None)
     } else {
-        wait_exit(docker, id).await
+        match wait_exit(docker, id).await {
+            Ok(code) => (code, None),
+            Err(e) => (None, Some(e)),
+        }
     };
     let mut exit = pumped.exit(code);
+    if exit.error.is_none() {
+        exit.error = lost;
+    }
     if code == Some(137) && !stopped && exit.error.is_none() {
         exit.error = oom_message(docker, id).await;
     }
@@ -274,22 +280,24 @@ async fn oom_message(docker: &Docker, id: &str) -> Option<String> {
     ))
 }
 
-async fn wait_exit(docker: &Docker, id: &str) -> Option<i32> {
+/// The container's exit code; an error when Docker stopped answering before it told.
+async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i32>, String> {
     let options = WaitContainerOptions {
         condition: "not-running".into(),
     };
     match docker.wait_container(id, Some(options)).next().await {
-        Some(Ok(r)) => i32::try_from(r.status_code).ok(),
+        Some(Ok(r)) => Ok(i32::try_from(r.status_code).ok()),
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-            i32::try_from(code).ok()
+            Ok(i32::try_from(code).ok())
         }
-        _ => docker
-            .inspect_container(id, None)
-            .await
-            .ok()
-            .and_then(|i| i.state)
-            .and_then(|s| s.exit_code)
-            .and_then(|c| i32::try_from(c).ok()),
+        _ => match docker.inspect_container(id, None).await {
+            Ok(info) => Ok(info
+                .state
+                .and_then(|s| s.exit_code)
+                .and_then(|c| i32::try_from(c).ok())),
+            Err(e) if crate::unreachable(&e) => Err(format!("{} while the step ran", describe(&e))),
+            Err(_) => Ok(None),
+        },
     }
 }
 

@@ -21,7 +21,8 @@ use crate::Event;
 /// How long the recorder waits for more writes to commit together.
 const LINGER: Duration = Duration::from_millis(5);
 
-type Write = Box<dyn FnOnce(&Store) -> wharf_store::Result<()> + Send>;
+/// A write; it can be applied again when its batch was undone (a full disk).
+type Write = Box<dyn Fn(&Store) -> wharf_store::Result<()> + Send>;
 
 enum Job {
     Write(&'static str, Write),
@@ -91,7 +92,7 @@ impl Recorder {
     pub fn record(
         &self,
         what: &'static str,
-        write: impl FnOnce(&Store) -> wharf_store::Result<()> + Send + 'static,
+        write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
         self.push(Job::Write(what, Box::new(write)));
     }
@@ -139,29 +140,53 @@ fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
 }
 
 fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>, shared: &Shared) {
+    let mut writes = Vec::new();
     let mut flushed = Vec::new();
-    let fail = |message: String| {
+    for job in batch {
+        match job {
+            Job::Write(what, write) => writes.push((what, write)),
+            Job::Flush(done) => flushed.push(done),
+        }
+    }
+    let mut errors = commit(store, &writes);
+    // The disk is full: the batch is undone, the reserve freed, and the batch applied again.
+    if errors.iter().any(|(_, e)| wharf_store::is_full(e)) && store.release_reserve() {
+        let _ = events.send(Event::Notice(
+            "the disk is full: the space kept in reserve is used to record the run".into(),
+        ));
+        errors = commit(store, &writes);
+    }
+    for (what, e) in errors {
+        let message = format!("could not record {what}: {e}");
         let _ = events.send(Event::Notice(message.clone()));
         if let Ok(mut f) = shared.failure.lock() {
             f.get_or_insert(message);
         }
-    };
-    let result = store.batch(|| {
-        for job in batch {
-            match job {
-                Job::Write(what, write) => {
-                    if let Err(e) = write(store) {
-                        fail(format!("could not record {what}: {e}"));
-                    }
-                }
-                Job::Flush(done) => flushed.push(done),
-            }
-        }
-    });
-    if let Err(e) = result {
-        fail(format!("could not record the run's state: {e}"));
     }
     for done in flushed {
         let _ = done.send(());
     }
+}
+
+/// Applies the writes in one transaction; what failed. When the disk is full, nothing of
+/// the batch is kept (so that it can be applied again as a whole).
+fn commit(
+    store: &Store,
+    writes: &[(&'static str, Write)],
+) -> Vec<(&'static str, wharf_store::Error)> {
+    let mut errors = Vec::new();
+    let result = store.batch(|| {
+        for (what, write) in writes {
+            if let Err(e) = write(store) {
+                errors.push((*what, e));
+            }
+        }
+        if errors.iter().any(|(_, e)| wharf_store::is_full(e)) {
+            store.roll_back();
+        }
+    });
+    if let Err(e) = result {
+        errors.push(("the run's state", e));
+    }
+    errors
 }

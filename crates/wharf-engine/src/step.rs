@@ -122,7 +122,7 @@ impl StepCtx {
     fn record(
         &self,
         what: &'static str,
-        f: impl FnOnce(&wharf_store::Store) -> wharf_store::Result<()> + Send + 'static,
+        f: impl Fn(&wharf_store::Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
         self.store.record(what, f);
     }

@@ -272,6 +272,7 @@ impl Store {
             home: home.to_path_buf(),
         };
         store.migrate()?;
+        keep_reserve(home);
         drop(lock);
         Ok(store)
     }
@@ -299,7 +300,24 @@ impl Store {
         if self.conn.is_autocommit() {
             return Ok(());
         }
-        Ok(self.conn.execute_batch("COMMIT")?)
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        Ok(committed?)
+    }
+
+    /// Undoes the transaction of a [`Store::batch`] under way (its writes are all lost).
+    pub fn roll_back(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Frees the space kept in reserve under `WHARF_HOME` for a full disk, so that the end
+    /// of what is under way can still be recorded. False when there was none left.
+    pub fn release_reserve(&self) -> bool {
+        std::fs::remove_file(self.home.join(RESERVE_FILE)).is_ok()
     }
 
     pub fn home(&self) -> &Path {
@@ -778,6 +796,35 @@ pub fn process_start(pid: i32) -> Option<i64> {
 }
 
 /// Kills what is left of a dead run's step: its process group, if the group still exists.
+/// A file of space kept in reserve: when the disk fills up (a step's log took the rest),
+/// removing it lets the run record how it ended.
+const RESERVE_FILE: &str = "wharf.db.reserve";
+const RESERVE_BYTES: usize = 256 * 1024;
+
+/// Writes the reserve file when it is missing (real bytes: a sparse file reserves nothing).
+/// A disk too full for it goes without.
+fn keep_reserve(home: &Path) {
+    let path = home.join(RESERVE_FILE);
+    if path.exists() {
+        return;
+    }
+    let written = std::fs::write(&path, vec![0u8; RESERVE_BYTES]);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Whether an error says the disk is full.
+pub fn is_full(e: &Error) -> bool {
+    match e {
+        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+        }
+        Error::Io(e) => e.raw_os_error() == Some(nix::libc::ENOSPC),
+        _ => false,
+    }
+}
+
 /// Kills every process (but this one) whose environment says it belongs to the step of
 /// run `run_id` of `dag`.
 fn kill_marked(dag: &str, run_id: &str) {
