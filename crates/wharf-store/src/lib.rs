@@ -884,6 +884,35 @@ mod tests {
         (dir, store)
     }
 
+    #[test]
+    fn many_first_opens_at_once_all_succeed() {
+        // Threads released together, each opening a store that does not exist yet.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tmp");
+            let barrier = std::sync::Barrier::new(24);
+            let failures: Vec<String> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..24)
+                    .map(|i| {
+                        let (dir, barrier) = (dir.path(), &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            let id = format!("run-{i}");
+                            Store::open(dir)
+                                .and_then(|s| s.create_run(&new_run("d", &id)).map(|_| ()))
+                                .err()
+                                .map(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().ok().flatten())
+                    .collect()
+            });
+            assert!(failures.is_empty(), "{failures:?}");
+        }
+    }
+
     fn new_run<'a>(dag: &'a str, run_id: &'a str) -> NewRun<'a> {
         NewRun {
             dag,
