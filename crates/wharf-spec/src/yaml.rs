@@ -21,7 +21,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span as PSpan};
 use crate::diag::{Diagnostic, Pos, Span};
 
 /// How many nodes a document may hold once its aliases are expanded.
-const MAX_NODES: usize = 1_000_000;
+const MAX_NODES: usize = 250_000;
 /// How many bytes of text its scalars may hold once its aliases are expanded: a small file
 /// that aliases a long string many times must not fill the memory either.
 const MAX_BYTES: usize = 32 * 1024 * 1024;
