@@ -61,7 +61,10 @@ impl DockerProxy {
                     all.push(c);
                     all.push(s);
                 }
-                for (from, to) in [(client.try_clone(), server.try_clone()), (Ok(server), Ok(client))] {
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (Ok(server), Ok(client)),
+                ] {
                     if let (Ok(from), Ok(to)) = (from, to) {
                         let state = Arc::clone(&shared);
                         std::thread::spawn(move || relay(from, to, &state));
@@ -259,9 +262,32 @@ fn a_forced_stop_ends_the_process_while_docker_does_not_answer() {
     let status = p.status(&u.name);
     assert_eq!(status["status"], "failed", "{status}");
     assert!(
-        status["error"].as_str().is_some_and(|e| e.contains("forced")),
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("forced")),
         "{status}"
     );
+    drop(proxy);
+    cleaned_up(&p, &u);
+}
+
+// 4. A stalled daemon: `wharf stop` (one SIGTERM) ends the run.
+#[test]
+fn wharf_stop_ends_the_run_while_docker_does_not_answer() {
+    let p = Place::new();
+    let u = Unique::new("stall-stop");
+    let proxy = DockerProxy::start(p.dir.path());
+    let dag = p.dag(&u.name, &container_step(&u, ""));
+    let child = spawn_through(&p, &dag, &proxy);
+    until_running(&u);
+    proxy.stall();
+    let stop = p.wharf().args(["stop", &u.name]).run();
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    // Twice the grace period (1 s), the margin (10 s), and the removal's deadline (2 s).
+    let (code, stderr) = wait_at_most(child, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{stderr}");
+    let status = p.status(&u.name);
+    assert_eq!(status["status"], "aborted", "{status}");
     drop(proxy);
     cleaned_up(&p, &u);
 }
@@ -381,7 +407,10 @@ fn a_run_killed_as_its_steps_start_leaves_no_process_behind() {
     let steps: String = (0..8)
         .map(|i| format!("  - name: s{i}\n    command: sleep 300; echo done\n"))
         .collect();
-    let dag = p.dag(&name, &format!("name: {name}\ntype: graph\nsteps:\n{steps}"));
+    let dag = p.dag(
+        &name,
+        &format!("name: {name}\ntype: graph\nsteps:\n{steps}"),
+    );
     for delay_ms in [2u64, 5, 9, 14] {
         let child = p.spawn(&dag);
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -409,7 +438,11 @@ fn processes_of(dag: &str) -> Vec<i32> {
     let mark = format!("DAG_NAME={dag}");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {

@@ -20,10 +20,14 @@ fn pwned(p: &Place, name: &str) -> bool {
 fn requests_naming_another_host_are_refused_before_anything_else() {
     let p = Place::new();
     let server = Server::start(&p);
-    let port = server.addr.rsplit(':').next().unwrap_or_default().to_owned();
+    let port = server
+        .addr
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let attacker = format!("attacker.example:{port}");
-    let create = json!({"name": "rebound", "spec": "steps:\n  - touch rebound-ran\n"})
-        .to_string();
+    let create = json!({"name": "rebound", "spec": "steps:\n  - touch rebound-ran\n"}).to_string();
     // The request a rebound page makes: its own name as Host and as Origin.
     let request = format!(
         "POST /api/v2/dags HTTP/1.1\r\nHost: {attacker}\r\nOrigin: http://{attacker}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{create}",
@@ -123,7 +127,13 @@ fn an_alias_bomb_of_bytes_is_an_error_not_an_out_of_memory_kill() {
         out.stderr
     );
     // The error points at the alias that crossed the bound (line 2 or later).
-    assert!(out.stderr.contains("bomb.yaml:2:") || out.stderr.contains("bomb.yaml:3:") || out.stderr.contains("bomb.yaml:4:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bomb.yaml:2:")
+            || out.stderr.contains("bomb.yaml:3:")
+            || out.stderr.contains("bomb.yaml:4:"),
+        "{}",
+        out.stderr
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The server: validating it answers, and the server lives on.
@@ -160,14 +170,16 @@ fn params_given_for_a_run_are_never_evaluated() {
         "params",
         "env:\n  - WRITTEN: \"`echo from-the-file`\"\nsteps:\n  - name: show\n    command: printf '%s|%s|%s' \"$NAME\" \"$1\" \"$WRITTEN\"\n    output: SHOWN\n",
     );
-    let out = p.run(&dag, &["--", "`touch pwned-positional`", "NAME=`touch pwned-named`"]);
+    let out = p.run(
+        &dag,
+        &["--", "`touch pwned-positional`", "NAME=`touch pwned-named`"],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!pwned(&p, "pwned-named") && !pwned(&p, "pwned-positional"));
     // The values arrive as written; what the author wrote is still evaluated.
     let status = p.status("params");
     assert_eq!(
-        status["outputs"]["SHOWN"],
-        "`touch pwned-named`|`touch pwned-positional`|from-the-file",
+        status["outputs"]["SHOWN"], "`touch pwned-named`|`touch pwned-positional`|from-the-file",
         "{status}"
     );
 
@@ -213,8 +225,7 @@ fn a_step_output_holding_backticks_is_data_in_env_and_conditions() {
     assert!(!pwned(&p, "pwned-env") && !pwned(&p, "pwned-cond"));
     let status = p.status("outputs");
     assert_eq!(
-        status["outputs"]["USED"],
-        "`touch pwned-env` `touch pwned-cond`",
+        status["outputs"]["USED"], "`touch pwned-env` `touch pwned-cond`",
         "{status}"
     );
 }
@@ -259,8 +270,16 @@ fn status_json_redacts_credential_params() {
     let out = p.run(&dag, &["--", "API_TOKEN=tok-s3cr3t-value", "WHO=me"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let shown = p.wharf().args(["status", "cred", "--json"]).run();
-    assert!(!shown.stdout.contains("tok-s3cr3t-value"), "{}", shown.stdout);
-    assert!(shown.stdout.contains("API_TOKEN=<redacted>"), "{}", shown.stdout);
+    assert!(
+        !shown.stdout.contains("tok-s3cr3t-value"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("API_TOKEN=<redacted>"),
+        "{}",
+        shown.stdout
+    );
     assert!(shown.stdout.contains("WHO=me"), "{}", shown.stdout);
 }
 
@@ -274,7 +293,10 @@ fn saving_a_spec_keeps_two_credentials_of_one_edited_line() {
     let (status, v) = server.get("/dags/creds/spec");
     assert_eq!(status, 200, "{v}");
     let shown = v["spec"].as_str().unwrap_or_default().to_owned();
-    assert!(!shown.contains("tok-one") && !shown.contains("pw-two"), "{shown}");
+    assert!(
+        !shown.contains("tok-one") && !shown.contains("pw-two"),
+        "{shown}"
+    );
     let edited = shown.replace("WHO=me", "WHO=you");
     let (status, v) = server.call("PUT", "/dags/creds/spec", Some(&json!({"spec": edited})));
     assert!(status < 300, "{status} {v}");
@@ -345,7 +367,12 @@ fn a_carriage_return_in_output_cannot_fake_an_event() {
     let id = v["dagRunId"].as_str().unwrap_or_default().to_owned();
     server.until("cr", &id, "succeeded");
     let (status, head, body) = server
-        .raw("GET", &format!("/dags/cr/runs/{id}/steps/liar/events"), "", "")
+        .raw(
+            "GET",
+            &format!("/dags/cr/runs/{id}/steps/liar/events"),
+            "",
+            "",
+        )
         .expect("events");
     assert_eq!(status, 200);
     let body = if head.to_ascii_lowercase().contains("chunked") {
@@ -421,11 +448,16 @@ fn pages_cannot_be_framed_and_half_open_connections_are_closed() {
     // And closes each of them after the header timeout (10 s).
     let started = Instant::now();
     for mut s in idle {
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
     }
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // 15, 16: small ones.
@@ -445,7 +477,9 @@ fn nul_in_params_head_options_and_cut_lines() {
     let (status, head, body) = server.raw("HEAD", "/api/v2/dags", "", "").expect("head");
     assert_eq!(status, 200, "{head}");
     assert!(body.is_empty(), "{body}");
-    let (status, head, _) = server.raw("OPTIONS", "/api/v2/dags", "", "").expect("options");
+    let (status, head, _) = server
+        .raw("OPTIONS", "/api/v2/dags", "", "")
+        .expect("options");
     assert_eq!(status, 204, "{head}");
     assert!(head.to_ascii_lowercase().contains("allow: get"), "{head}");
 
@@ -455,7 +489,10 @@ fn nul_in_params_head_options_and_cut_lines() {
     server.until("long", &id, "succeeded");
     let (status, v) = server.get(&format!("/dag-runs/long/{id}/steps/wide/log"));
     assert_eq!(status, 200, "{v}");
-    assert!(v["content"].as_str().is_some_and(|c| c.contains('…')), "{v}");
+    assert!(
+        v["content"].as_str().is_some_and(|c| c.contains('…')),
+        "{v}"
+    );
     assert_eq!(v["hasMore"], true, "{v}");
 }
 
@@ -485,7 +522,10 @@ fn a_store_of_a_newer_wharf_is_refused_with_a_clear_error() {
 #[test]
 fn a_retried_run_is_timed_from_the_retry() {
     let p = Place::new();
-    let dag = p.dag("again", "steps:\n  - name: check\n    command: test -f ok\n");
+    let dag = p.dag(
+        "again",
+        "steps:\n  - name: check\n    command: test -f ok\n",
+    );
     assert_eq!(p.run(&dag, &[]).code, Some(1));
     let times = || -> (i64, i64) {
         let out = std::process::Command::new("python3")
@@ -497,11 +537,16 @@ fn a_retried_run_is_timed_from_the_retry() {
             .output()
             .expect("python3");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut it = text.split_whitespace().map(|t| t.parse::<i64>().unwrap_or(0));
+        let mut it = text
+            .split_whitespace()
+            .map(|t| t.parse::<i64>().unwrap_or(0));
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     };
     let (_, first_end) = times();
-    let id = p.status("again")["runId"].as_str().unwrap_or_default().to_owned();
+    let id = p.status("again")["runId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     std::fs::write(p.path("ok"), "").expect("ok");
     let out = p.wharf().args(["retry", "again", "--run-id", &id]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);

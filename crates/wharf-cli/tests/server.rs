@@ -94,7 +94,13 @@ impl Server {
     }
 
     /// A request outside the API (a form body): the status, the raw head and the body.
-    pub fn page(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    pub fn page(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String, String) {
         let headers = format!("{headers}Content-Type: application/x-www-form-urlencoded\r\n");
         self.raw(method, path, &headers, body)
             .expect("the server answers")

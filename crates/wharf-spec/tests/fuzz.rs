@@ -50,11 +50,58 @@ impl Rng {
 
 /// Tokens that reach the interesting parts of the loader.
 const TOKENS: &[&str] = &[
-    ":", ": ", "- ", "\n", "\n  ", "[", "]", "{", "}", ",", "&a ", "*a", "<<: *a", "<<: ", "!!str ",
-    "|", ">-", "'", "\"", "#", "---\n", "...\n", "${", "}", "$1", "`", "\\", "\t", "~", "null",
-    "steps:", "depends:", "command:", "executor:", "container:", "params:", "env:", "handlerOn:",
-    "retryPolicy:", "repeatPolicy:", "preconditions:", "schedule:", "volumes:", "ports:",
-    "registryAuths:", "image:", "type: docker", "name:", "\u{feff}", "\u{0}", "é", "\u{1F600}",
+    ":",
+    ": ",
+    "- ",
+    "\n",
+    "\n  ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "<<: ",
+    "!!str ",
+    "|",
+    ">-",
+    "'",
+    "\"",
+    "#",
+    "---\n",
+    "...\n",
+    "${",
+    "}",
+    "$1",
+    "`",
+    "\\",
+    "\t",
+    "~",
+    "null",
+    "steps:",
+    "depends:",
+    "command:",
+    "executor:",
+    "container:",
+    "params:",
+    "env:",
+    "handlerOn:",
+    "retryPolicy:",
+    "repeatPolicy:",
+    "preconditions:",
+    "schedule:",
+    "volumes:",
+    "ports:",
+    "registryAuths:",
+    "image:",
+    "type: docker",
+    "name:",
+    "\u{feff}",
+    "\u{0}",
+    "é",
+    "\u{1F600}",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
@@ -91,7 +138,10 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
             }
             _ => {
                 // An anchor on a line and aliases to it further on.
-                let line = out[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let line = out[..at]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
                 if let Some(colon) = out[line..].iter().position(|b| *b == b':') {
                     let cut = line + colon + 1;
                     out.splice(cut..cut, b" &z".iter().copied());
