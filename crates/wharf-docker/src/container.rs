@@ -231,14 +231,9 @@ async fn run_created(docker: &Docker, job: &StepJob, id: &str) -> Exit {
     };
     let pumped = pump(attached.output, job, kill).await;
     let stopped = pumped.stopped;
-    // A cut stream: the daemon is not to be waited for.
-    let (code, lost) = if pumped.lost {
-        (None, None)
-    } else {
-        match wait_exit(docker, id).await {
-            Ok(code) => (code, None),
-            Err(e) => (None, Some(e)),
-        }
+    let (code, lost) = match wait_exit(docker, id).await {
+        Ok(code) => (code, None),
+        Err(e) => (None, Some(e)),
     };
     let mut exit = pumped.exit(code);
     if exit.error.is_none() {
@@ -307,11 +302,8 @@ pub(crate) struct Pumped {
     pub head: Vec<u8>,
     /// The step was stopped.
     pub stopped: bool,
-    /// Why the output is incomplete: a log that could not be written, or the stream cut
-    /// because Docker stopped answering.
+    /// Why the output is incomplete: a log that could not be written.
     pub problem: Option<String>,
-    /// The stream was cut (Docker stopped answering): nothing more is to be asked of it.
-    pub lost: bool,
 }
 
 impl Pumped {
@@ -350,7 +342,6 @@ where
     });
     let mut head = Vec::new();
     let mut stopped = false;
-    let mut lost = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let next = tokio::select! {
@@ -385,11 +376,10 @@ where
                 }
             }
             Some(Ok(LogOutput::StdIn { .. })) => {}
-            Some(Err(e)) => {
-                lost = Some(format!("{} while the step ran", describe(&e)));
-                break;
-            }
-            None => break,
+            // A stream that ends in an error (a TLS peer that closes without notice, a cut
+            // connection) ends the output; how the step ended is asked of the daemon next,
+            // and that says whether Docker is still there.
+            Some(Err(_)) | None => break,
         }
     }
     out.flush().await;
@@ -408,12 +398,10 @@ where
     ]
     .into_iter()
     .flatten()
-    .find_map(|l| l.error().map(str::to_owned))
-    .or_else(|| lost.clone());
+    .find_map(|l| l.error().map(str::to_owned));
     Pumped {
         head,
         stopped,
-        lost: lost.is_some(),
         problem,
     }
 }

@@ -68,10 +68,14 @@ async fn connect() -> Result<Docker, String> {
         .map_err(|e| format!("cannot connect to Docker at {host}: {e}"))?
         .with_request_modifier(auth::fix_registry_auth)
         .with_timeout(request_timeout());
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| format!("cannot reach Docker: {}", describe(&e)))
+    docker.negotiate_version().await.map_err(|e| {
+        let reason = if unreachable(&e) {
+            cause(&e)
+        } else {
+            describe(&e)
+        };
+        format!("cannot reach Docker at {host}: {reason}")
+    })
 }
 
 /// Whether the error says the daemon could not be reached or stopped answering (as
@@ -102,15 +106,24 @@ pub(crate) fn describe(e: &bollard::errors::Error) -> String {
             request_timeout().as_secs()
         ),
         other if unreachable(other) => {
-            // The innermost cause says what happened (refused, reset, closed).
-            let mut cause: &dyn std::error::Error = other;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            format!("Docker at {} stopped answering: {cause}", docker_host())
+            format!(
+                "Docker at {} stopped answering: {}",
+                docker_host(),
+                cause(other)
+            )
         }
         other => other.to_string(),
     }
+}
+
+/// The innermost cause of an error: what happened (refused, reset, closed), without the
+/// layers of the HTTP client's own wording.
+fn cause(e: &bollard::errors::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// Whether wharf itself runs in a container (Docker leaves `/.dockerenv` there).

@@ -478,11 +478,7 @@ impl SharedExecutor {
             f.abort();
         }
         let stopped = pumped.stopped;
-        let code = if pumped.lost {
-            None
-        } else {
-            exec_code(docker, &c.watch, &exec_id).await
-        };
+        let code = exec_code(docker, &c.watch, &exec_id).await;
         let mut exit = pumped.exit(code);
         if code != Some(0) && !stopped && exit.error.is_none() {
             exit.error = container_gone(docker, c).await;
