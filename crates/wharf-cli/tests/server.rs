@@ -424,6 +424,30 @@ fn history(p: &Place, dag: &str) -> Vec<Value> {
 }
 
 #[test]
+fn the_scheduler_runs_a_daylight_saving_slot_once_on_both_changes() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/berlin.yaml"),
+        "schedule: \"CRON_TZ=Europe/Berlin 30 2 * * *\"\nsteps:\n  - echo night in Berlin\n",
+    )
+    .expect("dag");
+    // 2026-03-29: 02:00 jumps to 03:00 in Berlin; 02:30 does not exist and runs at 03:00.
+    assert_eq!(tick(&p, "2026-03-29T00:30:00Z"), "");
+    assert_eq!(
+        tick(&p, "2026-03-29T01:00:00Z"),
+        "berlin: Started(\"scheduled-20260329T0100Z\")\n"
+    );
+    assert_eq!(tick(&p, "2026-03-29T01:30:00Z"), "");
+    // 2026-10-25: 03:00 falls back to 02:00; 02:30 comes twice and runs the first time.
+    assert_eq!(
+        tick(&p, "2026-10-25T00:30:00Z"),
+        "berlin: Started(\"scheduled-20261025T0030Z\")\n"
+    );
+    assert_eq!(tick(&p, "2026-10-25T01:30:00Z"), "");
+}
+
+#[test]
 fn the_scheduler_runs_each_slot_once_and_skips_a_slot_while_the_dag_runs() {
     let p = Place::new();
     std::fs::create_dir_all(p.path("dags")).expect("dags");

@@ -1,26 +1,25 @@
 //! Cron expressions of `schedule`: 5 fields (minute hour day-of-month month day-of-week),
-//! optionally after `CRON_TZ=Zone ` or `TZ=Zone `, or a shorthand (`@daily`, ...).
+//! optionally after `CRON_TZ=Zone ` or `TZ=Zone `, or a shorthand (`@daily`, ...), on the
+//! croner crate.
 //!
-//! Day of month and day of week follow Vixie cron: when both are restricted (neither
-//! starts with `*` or `?`), a day matches either; otherwise both must match.
+//! Day of month and day of week follow Vixie cron: when both are restricted, a day matches
+//! either. Times are in the expression's zone, else the `CRON_TZ` or `TZ` environment
+//! variable, else the system's zone. Across daylight-saving changes (croner's rules, which
+//! are Vixie cron's): a time that does not exist on the day the clocks go forward runs once,
+//! at the first minute after the gap; a time that comes twice on the day they go back runs
+//! once, at its first occurrence. Expressions with `*` or a step in the minute or hour run
+//! at each of their minutes that exist, in real time.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+#[derive(Debug, Clone)]
 pub struct Cron {
     /// The time zone the expression names, if any.
     pub zone: Option<String>,
-    minutes: u64,
-    hours: u32,
-    days: u32,
-    months: u16,
-    weekdays: u8,
-    days_any: bool,
-    weekdays_any: bool,
+    pattern: croner::Cron,
 }
-
-const MONTHS: &[&str] = &[
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
-const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 impl Cron {
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -38,161 +37,217 @@ impl Cron {
                 expr = rest.trim();
             }
         }
-        let expanded;
-        if let Some(name) = expr.strip_prefix('@') {
-            expanded = match name {
-                "yearly" | "annually" => "0 0 1 1 *",
-                "monthly" => "0 0 1 * *",
-                "weekly" => "0 0 * * 0",
-                "daily" | "midnight" => "0 0 * * *",
-                "hourly" => "0 * * * *",
-                _ => return Err(format!("unknown shorthand `@{name}`")),
-            };
-            expr = expanded;
+        if let Some(z) = &zone {
+            zone_named(z)?;
         }
-        let fields: Vec<&str> = expr.split_whitespace().collect();
-        if fields.len() != 5 {
-            return Err(format!("expected 5 fields, found {}", fields.len()));
-        }
-        let minutes = field(fields[0], "minute", 0, 59, &[], 0)?;
-        let hours = field(fields[1], "hour", 0, 23, &[], 0)?;
-        let days = field(fields[2], "day of month", 1, 31, &[], 0)?;
-        let months = field(fields[3], "month", 1, 12, MONTHS, 1)?;
-        let mut weekdays = field(fields[4], "day of week", 0, 7, DAYS, 0)?;
-        if weekdays & (1 << 7) != 0 {
-            weekdays |= 1; // 7 is Sunday too
-        }
-        let any = |f: &str| f.starts_with('*') || f.starts_with('?');
-        Ok(Self {
-            zone,
-            minutes,
-            hours: u32::try_from(hours).unwrap_or(0),
-            days: u32::try_from(days).unwrap_or(0),
-            months: u16::try_from(months).unwrap_or(0),
-            weekdays: u8::try_from(weekdays & 0x7f).unwrap_or(0),
-            days_any: any(fields[2]),
-            weekdays_any: any(fields[4]),
-        })
-    }
-
-    /// Whether a minute matches: `month` 1-12, `day` 1-31, `weekday` 0-6 (Sunday 0).
-    pub fn matches(&self, minute: u32, hour: u32, day: u32, month: u32, weekday: u32) -> bool {
-        self.minutes & (1 << minute) != 0
-            && self.hours & (1 << hour) != 0
-            && self.months & (1 << month) != 0
-            && self.day_matches(day, weekday)
-    }
-
-    /// Whether a day matches (the day-of-month and day-of-week fields together).
-    pub fn day_matches(&self, day: u32, weekday: u32) -> bool {
-        let dom = self.days & (1 << day) != 0;
-        let dow = self.weekdays & (1 << weekday) != 0;
-        if self.days_any || self.weekdays_any {
-            dom && dow
+        if expr.starts_with('@') {
+            let known = [
+                "@yearly",
+                "@annually",
+                "@monthly",
+                "@weekly",
+                "@daily",
+                "@midnight",
+                "@hourly",
+            ];
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(expr)) {
+                return Err(format!(
+                    "unknown shorthand `{expr}` (known: {})",
+                    known.join(", ")
+                ));
+            }
         } else {
-            dom || dow
+            let fields = expr.split_whitespace().count();
+            if fields != 5 {
+                return Err(format!("expected 5 fields, found {fields}"));
+            }
+        }
+        let pattern = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(expr)
+            .map_err(|e| field_problem(expr).unwrap_or_else(|| reason(&e)))?;
+        Ok(Self { zone, pattern })
+    }
+
+    /// The zone the expression's times are in.
+    pub fn time_zone(&self) -> Result<TimeZone, String> {
+        let name = self.zone.clone().or_else(|| {
+            ["CRON_TZ", "TZ"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        });
+        match name {
+            Some(n) => zone_named(&n),
+            None => Ok(TimeZone::system()),
         }
     }
 
-    pub fn month_matches(&self, month: u32) -> bool {
-        self.months & (1 << month) != 0
+    /// The first time strictly after `after` that the expression names.
+    pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        let tz = self.time_zone().ok()?;
+        self.pattern
+            .find_next_occurrence(&after.to_zoned(tz), false)
+            .ok()
+            .map(|z| z.timestamp())
     }
 
-    pub fn hour_matches(&self, hour: u32) -> bool {
-        self.hours & (1 << hour) != 0
-    }
-
-    pub fn minute_matches(&self, minute: u32) -> bool {
-        self.minutes & (1 << minute) != 0
+    /// Whether the minute that starts at `slot` is a time of the expression.
+    pub fn fires_at(&self, slot: Timestamp) -> bool {
+        let Ok(just_before) = slot.checked_sub(jiff::SignedDuration::from_secs(1)) else {
+            return false;
+        };
+        self.next_after(just_before) == Some(slot)
     }
 }
 
-/// One field as a bit set of the values it allows.
-fn field(
-    text: &str,
-    what: &str,
-    lo: u32,
-    hi: u32,
-    names: &[&str],
-    base: u32,
-) -> Result<u64, String> {
-    let value = |s: &str| -> Result<u32, String> {
-        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            return Ok(u32::try_from(i).unwrap_or(0) + base);
-        }
-        match s.parse::<u32>() {
-            Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-            _ => Err(format!("the {what} field takes {lo}-{hi}, found `{s}`")),
-        }
-    };
-    let mut bits = 0u64;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((range, step)) => match step.parse::<u32>() {
-                Ok(s) if s > 0 => (range, s),
-                _ => return Err(format!("the {what} field has a bad step `/{step}`")),
-            },
-            None => (part, 1),
-        };
-        let (a, b) = if range == "*" || range == "?" {
-            if range == "?" && !matches!(what, "day of month" | "day of week") {
-                return Err(format!("`?` is not allowed in the {what} field"));
+fn zone_named(name: &str) -> Result<TimeZone, String> {
+    TimeZone::get(name.trim_start_matches(':'))
+        .map_err(|e| format!("unknown time zone `{name}`: {e}"))
+}
+
+/// Which field of a 5-field expression holds a number it does not take, and what it takes.
+fn field_problem(expr: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32, &str); 5] = [
+        ("minute", 0, 59, "0-59"),
+        ("hour", 0, 23, "0-23"),
+        ("day of month", 1, 31, "1-31"),
+        ("month", 1, 12, "1-12 or jan-dec"),
+        ("day of week", 0, 7, "0-7 or sun-sat"),
+    ];
+    for (text, (what, lo, hi, takes)) in expr.split_whitespace().zip(FIELDS) {
+        for part in text.split(',') {
+            let (range, step) = part.split_once('/').unwrap_or((part, ""));
+            if !step.is_empty() && step.parse::<u32>().map_or(true, |s| s == 0) {
+                return Some(format!("the {what} field has a bad step `/{step}`"));
             }
-            (lo, hi)
-        } else {
-            match range.split_once('-') {
-                Some((a, b)) => {
-                    let (a, b) = (value(a)?, value(b)?);
-                    if a > b {
-                        return Err(format!("the {what} range `{range}` runs backwards"));
-                    }
-                    (a, b)
-                }
-                // `5/15`: from 5 to the end, every 15.
-                None if part.contains('/') => (value(range)?, hi),
-                None => {
-                    let v = value(range)?;
-                    (v, v)
+            for value in range.split('-') {
+                if let Ok(v) = value.parse::<u32>()
+                    && !(lo..=hi).contains(&v)
+                {
+                    return Some(format!("the {what} field takes {takes}, found `{value}`"));
                 }
             }
-        };
-        let mut v = a;
-        while v <= b {
-            bits |= 1 << v;
-            v += step;
         }
     }
-    Ok(bits)
+    None
+}
+
+/// croner's message as a lowercase fragment.
+fn reason(e: &croner::errors::CronError) -> String {
+    let text = e.to_string();
+    let text = ["Component error: ", "Invalid pattern: "]
+        .iter()
+        .fold(text.as_str(), |t, p| t.strip_prefix(p).unwrap_or(t))
+        .trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "not a cron expression".into(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("a timestamp")
+    }
+
+    fn next(expr: &str, after: &str) -> Option<Timestamp> {
+        Cron::parse(expr).expect("parses").next_after(ts(after))
+    }
+
     #[test]
-    fn fields_ranges_steps_and_names() {
-        let c = Cron::parse("*/15 9-17 * * mon-fri").expect("parses");
-        assert!(c.matches(30, 9, 2, 3, 1));
-        assert!(!c.matches(31, 9, 2, 3, 1));
-        assert!(!c.matches(0, 18, 2, 3, 1));
-        assert!(!c.matches(0, 9, 2, 3, 0), "Sunday");
-        let c = Cron::parse("CRON_TZ=Asia/Tokyo 0 9 1 jan *").expect("parses");
-        assert_eq!(c.zone.as_deref(), Some("Asia/Tokyo"));
-        assert!(c.matches(0, 9, 1, 1, 3) && !c.matches(0, 9, 1, 2, 3));
-        let c = Cron::parse("@hourly").expect("parses");
-        assert!(c.matches(0, 5, 10, 10, 2) && !c.matches(1, 5, 10, 10, 2));
-        let c = Cron::parse("5/20 * * * 7").expect("parses");
-        assert!(c.matches(45, 0, 1, 1, 0) && !c.matches(0, 0, 1, 1, 0));
+    fn fields_ranges_steps_names_and_shorthands() {
+        assert_eq!(
+            next("CRON_TZ=UTC */15 9-17 * * mon-fri", "2026-11-30T09:20:00Z"),
+            Some(ts("2026-11-30T09:30:00Z"))
+        );
+        assert_eq!(
+            next("CRON_TZ=UTC */15 9-17 * * mon-fri", "2026-11-28T10:00:00Z"),
+            Some(ts("2026-11-30T09:00:00Z")),
+            "Saturday to Monday"
+        );
+        assert_eq!(
+            next("CRON_TZ=UTC @hourly", "2026-11-28T10:07:00Z"),
+            Some(ts("2026-11-28T11:00:00Z"))
+        );
+        assert_eq!(
+            next("CRON_TZ=UTC 0 0 29 2 *", "2026-11-28T10:07:00Z"),
+            Some(ts("2028-02-29T00:00:00Z"))
+        );
+        assert_eq!(
+            next("CRON_TZ=Asia/Tokyo 0 9 * * *", "2026-11-28T10:07:00Z"),
+            Some(ts("2026-11-29T00:00:00Z")),
+            "09:00 in Tokyo is 00:00 UTC"
+        );
+        assert_eq!(
+            next("TZ=UTC 5 10 * * *", "2026-11-28T10:05:00Z"),
+            Some(ts("2026-11-29T10:05:00Z")),
+            "strictly after"
+        );
+        assert_eq!(
+            next("CRON_TZ=UTC 0 0 * * 7", "2026-11-28T10:00:00Z"),
+            Some(ts("2026-11-29T00:00:00Z")),
+            "7 is Sunday"
+        );
     }
 
     #[test]
     fn day_of_month_or_day_of_week_when_both_are_given() {
-        let c = Cron::parse("0 0 13 * fri").expect("parses");
-        assert!(c.matches(0, 0, 13, 5, 2), "the 13th");
-        assert!(c.matches(0, 0, 7, 5, 5), "a Friday");
-        assert!(!c.matches(0, 0, 7, 5, 4));
-        let c = Cron::parse("0 0 * * fri").expect("parses");
-        assert!(!c.matches(0, 0, 13, 5, 2));
+        // The 13th, or a Friday: from Wednesday 2026-11-11, Friday the 13th comes first,
+        // and from Saturday the 14th, Friday the 20th.
+        assert_eq!(
+            next("CRON_TZ=UTC 0 0 13 * fri", "2026-11-11T12:00:00Z"),
+            Some(ts("2026-11-13T00:00:00Z"))
+        );
+        assert_eq!(
+            next("CRON_TZ=UTC 0 0 13 * fri", "2026-11-14T12:00:00Z"),
+            Some(ts("2026-11-20T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_time_the_clocks_skip_runs_once_after_the_gap() {
+        // Europe/Berlin goes from 02:00 to 03:00 on 2026-03-29.
+        let c = Cron::parse("CRON_TZ=Europe/Berlin 30 2 * * *").expect("parses");
+        let runs: Vec<Timestamp> =
+            std::iter::successors(c.next_after(ts("2026-03-27T12:00:00Z")), |t| {
+                c.next_after(*t)
+            })
+            .take(3)
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ts("2026-03-28T01:30:00Z"), // 02:30 CET
+                ts("2026-03-29T01:00:00Z"), // 03:00 CEST, the first minute after the gap
+                ts("2026-03-30T00:30:00Z"), // 02:30 CEST
+            ]
+        );
+        assert!(c.fires_at(ts("2026-03-29T01:00:00Z")));
+    }
+
+    #[test]
+    fn a_time_the_clocks_repeat_runs_once() {
+        // Europe/Berlin goes from 03:00 back to 02:00 on 2026-10-25: 02:30 comes twice.
+        let c = Cron::parse("CRON_TZ=Europe/Berlin 30 2 * * *").expect("parses");
+        assert!(c.fires_at(ts("2026-10-25T00:30:00Z")), "02:30 CEST");
+        assert!(
+            !c.fires_at(ts("2026-10-25T01:30:00Z")),
+            "02:30 CET, the second time"
+        );
+        assert_eq!(
+            c.next_after(ts("2026-10-25T00:30:00Z")),
+            Some(ts("2026-10-26T01:30:00Z"))
+        );
+        // Every 30 minutes runs in each of the repeated half hours: they are real times.
+        let every = Cron::parse("CRON_TZ=Europe/Berlin */30 * * * *").expect("parses");
+        assert!(every.fires_at(ts("2026-10-25T00:30:00Z")));
+        assert!(every.fires_at(ts("2026-10-25T01:30:00Z")));
     }
 
     #[test]
@@ -202,11 +257,15 @@ mod tests {
             "60 * * * *",
             "* * * * 8",
             "*/0 * * * *",
-            "5-1 * * * *",
             "@often",
-            "? * * * *",
+            "CRON_TZ=Nowhere/City 0 0 * * *",
+            "0 0 * * * *",
         ] {
-            assert!(Cron::parse(bad).is_err(), "{bad}");
+            let e = Cron::parse(bad).expect_err(bad);
+            assert!(
+                !e.is_empty() && e.chars().next().is_some_and(char::is_lowercase),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -5,85 +5,20 @@
 //! restarts within the minute finds the run and does not start it twice, and no slot
 //! needs remembering elsewhere. While a run of the DAG is still going, the slot is
 //! recorded as a `skipped` run with that id instead. Slots that passed while no scheduler
-//! ran are not made up for (as cron does). Times are in the expression's `CRON_TZ=`/`TZ=`
-//! zone, else the `CRON_TZ` or `TZ` environment variable, else the system's zone.
+//! ran are not made up for (as cron does). Times and daylight-saving changes are as
+//! `wharf_spec::cron` says: a skipped time runs once after the gap, a repeated one once.
 
 use std::path::Path;
 
-use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan, Zoned};
+use jiff::Timestamp;
 use wharf_spec::cron::Cron;
 use wharf_store::{NewRun, Status, Store};
 
 use super::Config;
 
-/// The zone of an expression.
-fn zone_of(cron: &Cron) -> Result<TimeZone, String> {
-    let name = cron.zone.clone().or_else(|| {
-        ["CRON_TZ", "TZ"]
-            .iter()
-            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    });
-    match name {
-        Some(n) => TimeZone::get(n.trim_start_matches(':'))
-            .map_err(|e| format!("unknown time zone `{n}`: {e}")),
-        None => Ok(TimeZone::system()),
-    }
-}
-
-fn matches_at(cron: &Cron, at: &Zoned) -> bool {
-    let weekday = u32::try_from(at.weekday().to_sunday_zero_offset()).unwrap_or(0);
-    cron.matches(
-        u32::try_from(at.minute()).unwrap_or(0),
-        u32::try_from(at.hour()).unwrap_or(0),
-        u32::try_from(at.day()).unwrap_or(0),
-        u32::try_from(at.month()).unwrap_or(0),
-        weekday,
-    )
-}
-
-/// The first minute after `after` that the expression matches, within about four years.
+/// The first minute after `after` that the expression names.
 pub(crate) fn next_after(expr: &str, after: Timestamp) -> Option<Timestamp> {
-    let cron = Cron::parse(expr).ok()?;
-    let tz = zone_of(&cron).ok()?;
-    let mut t = after.to_zoned(tz).round(jiff::Unit::Minute).ok()?;
-    if t.timestamp() <= after {
-        t = t.checked_add(1.minute()).ok()?;
-    }
-    for _ in 0..200_000 {
-        if !cron.month_matches(u32::try_from(t.month()).unwrap_or(0)) {
-            t = t
-                .first_of_month()
-                .ok()?
-                .start_of_day()
-                .ok()?
-                .checked_add(1.month())
-                .ok()?;
-            continue;
-        }
-        let weekday = u32::try_from(t.weekday().to_sunday_zero_offset()).unwrap_or(0);
-        if !cron.day_matches(u32::try_from(t.day()).unwrap_or(0), weekday) {
-            t = t.start_of_day().ok()?.checked_add(1.day()).ok()?;
-            continue;
-        }
-        if !cron.hour_matches(u32::try_from(t.hour()).unwrap_or(0)) {
-            let hour_start = t
-                .with()
-                .minute(0)
-                .second(0)
-                .subsec_nanosecond(0)
-                .build()
-                .ok()?;
-            t = hour_start.checked_add(1.hour()).ok()?;
-            continue;
-        }
-        if !cron.minute_matches(u32::try_from(t.minute()).unwrap_or(0)) {
-            t = t.checked_add(1.minute()).ok()?;
-            continue;
-        }
-        return Some(t.timestamp());
-    }
-    None
+    Cron::parse(expr).ok()?.next_after(after)
 }
 
 /// The next run of a DAG by any of its expressions.
@@ -116,12 +51,11 @@ pub(crate) fn tick(config: &Config, slot: Timestamp) -> Vec<(String, Result<Fire
             continue;
         };
         let Some(dag) = loaded.dag else { continue };
-        let due = dag.schedule.start.iter().any(|expr| {
-            Cron::parse(expr)
-                .ok()
-                .and_then(|c| zone_of(&c).ok().map(|tz| (c, tz)))
-                .is_some_and(|(c, tz)| matches_at(&c, &slot.to_zoned(tz)))
-        });
+        let due = dag
+            .schedule
+            .start
+            .iter()
+            .any(|expr| Cron::parse(expr).is_ok_and(|c| c.fires_at(slot)));
         if due {
             done.push((file_name, fire(config, &dag, &path, slot)));
         }
