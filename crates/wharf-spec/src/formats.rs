@@ -5,9 +5,7 @@
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
-use crate::decode::Decoder;
 use crate::model::{Network, Param, Platform, PortMapping, Protocol, Signal, Volume, VolumeSource};
-use crate::yaml::Node;
 
 pub fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -302,18 +300,6 @@ pub(crate) fn regex_error(e: &regex::Error) -> String {
             .map(|l| l.trim().trim_start_matches("error: ").to_owned())
             .unwrap_or_else(|| text.clone()),
         other => other.to_string(),
-    }
-}
-
-/// Texts matched against output may be regexes when they start with `re:`.
-pub(crate) fn check_match_pattern(d: &mut Decoder, node: &Node, text: &str) {
-    if let Some(pattern) = text.strip_prefix("re:")
-        && let Err(e) = regex::Regex::new(pattern)
-    {
-        d.error(
-            node.span,
-            format!("`{text}` is not a valid regex: {}", regex_error(&e)),
-        );
     }
 }
 

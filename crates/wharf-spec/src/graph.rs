@@ -8,18 +8,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::decode::{Decoder, Depends, RawStep};
+use crate::decode::{Depends, RawStep};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::model::{Dag, DagType};
 
-pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
+pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, raw: Vec<RawStep>) {
     // Names: explicit ones first, so a generated name never takes one a user wrote.
     let mut taken: HashMap<String, Span> = HashMap::new();
     let mut duplicates = false;
     for r in raw.iter().filter(|r| !r.step.generated_name) {
         if let Some(first) = taken.get(&r.step.name) {
             duplicates = true;
-            d.diags.push(
+            diags.push(
                 Diagnostic::error(
                     r.step.span,
                     format!("duplicate step name `{}`", r.step.name),
@@ -78,7 +78,10 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
         }
         for (dep, span) in depends.iter().flatten() {
             if *dep == names[i] {
-                d.error(*span, format!("the step `{dep}` depends on itself"));
+                diags.push(Diagnostic::error(
+                    *span,
+                    format!("the step `{dep}` depends on itself"),
+                ));
                 continue;
             }
             if !known.contains(dep.as_str()) {
@@ -89,7 +92,7 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
                 if let Some(s) = did_you_mean(dep, names.iter().map(String::as_str)) {
                     diag = diag.with_help(format!("did you mean `{s}`?"));
                 }
-                d.diags.push(diag);
+                diags.push(diag);
                 continue;
             }
             edge_spans.insert((i, dep.clone()), *span);
@@ -102,12 +105,16 @@ pub(crate) fn link(d: &mut Decoder, dag: &mut Dag, raw: Vec<RawStep>) {
     dag.steps = steps;
     // With two steps of one name the edges are ambiguous: the duplicate is the error.
     if !duplicates {
-        report_cycles(d, dag, &edge_spans);
+        report_cycles(diags, dag, &edge_spans);
     }
 }
 
 /// Reports each dependency cycle once, at the `depends` entry that closes it.
-fn report_cycles(d: &mut Decoder, dag: &Dag, edge_spans: &HashMap<(usize, String), Span>) {
+fn report_cycles(
+    diags: &mut Vec<Diagnostic>,
+    dag: &Dag,
+    edge_spans: &HashMap<(usize, String), Span>,
+) {
     let index: HashMap<&str, usize> = dag
         .steps
         .iter()
@@ -159,7 +166,7 @@ fn report_cycles(d: &mut Decoder, dag: &Dag, edge_spans: &HashMap<(usize, String
                             cycle.push(cycle[0]);
                             let path: Vec<&str> =
                                 cycle.iter().map(|&s| dag.steps[s].name.as_str()).collect();
-                            d.diags.push(
+                            diags.push(
                                 Diagnostic::error(span, format!("dependency cycle: {}", path.join(" -> ")))
                                     .with_help("each arrow reads \"depends on\"; remove one of these dependencies"),
                             );

@@ -132,7 +132,13 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
                         diags: Vec::new(),
                         dir: &dir,
                     };
-                    dag = decode::dag(&mut decoder, &root, &file, &stem);
+                    if let Some((mut decoded, raw)) = decode::dag(&mut decoder, &root, &file, &stem)
+                    {
+                        if !raw.is_empty() {
+                            graph::link(&mut decoder.diags, &mut decoded, raw);
+                        }
+                        dag = Some(decoded);
+                    }
                     diagnostics.extend(decoder.diags);
                 }
             }

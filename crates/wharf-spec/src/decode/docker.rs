@@ -1,0 +1,580 @@
+//! Docker: a step's docker `config`, the DAG-level `container`, and the raw Docker API
+//! objects (`container`/`host`/`network`) checked key by key.
+
+use std::collections::HashMap;
+
+use super::Decoder;
+use super::keys::*;
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::docker_api::{self, Field, Shape};
+use crate::formats;
+use crate::model::*;
+use crate::yaml::{Entry, Kind, Node};
+
+pub(crate) fn docker_step(d: &mut Decoder, node: &Node) -> DockerStep {
+    let mut s = DockerStep::default();
+    let Some(f) = d.fields(node, "the docker `config`", &DOCKER_KEYS) else {
+        return s;
+    };
+    s.image = d.opt_string(&f, "image");
+    s.container_name = d.opt_string(&f, "containerName");
+    if let Some(n) = f.get("pull") {
+        s.pull = d.pull(n, "`pull`").unwrap_or_default();
+    }
+    if let Some(n) = f.get("autoRemove") {
+        // The schema allows a string; accept "true"/"false" written in quotes too.
+        s.auto_remove = match n.as_str() {
+            Some("true") => true,
+            Some("false") => false,
+            _ => d.bool(n, "`autoRemove`").unwrap_or(false),
+        };
+    }
+    s.platform = f.get("platform").and_then(|n| d.platform(n, "`platform`"));
+    s.working_dir = d.opt_string(&f, "workingDir");
+    s.volumes = f
+        .get("volumes")
+        .map(|n| d.volumes(n, "`volumes`"))
+        .unwrap_or_default();
+    if let Some(n) = f.get("container") {
+        s.container = d.docker_object(
+            n,
+            "`container` (Docker container Config)",
+            docker_api::CONFIG,
+        );
+    }
+    if let Some(n) = f.get("host") {
+        s.host = d.docker_object(n, "`host` (Docker HostConfig)", docker_api::HOST_CONFIG);
+        if s.host.remove("AutoRemove").is_some() {
+            let span = n
+                .as_map()
+                .and_then(|es| {
+                    es.iter().find(|e| {
+                        docker_api::fold(e.key.as_str().unwrap_or_default()) == "autoremove"
+                    })
+                })
+                .map_or(n.at(), |e| e.key.span);
+            d.diags.push(
+                Diagnostic::warning(span, "`host.autoRemove` is ignored")
+                    .with_help("set `autoRemove: true` in the step's `config` instead"),
+            );
+        }
+    }
+    if let Some(n) = f.get("network") {
+        s.network = d.docker_object(
+            n,
+            "`network` (Docker NetworkingConfig)",
+            docker_api::NETWORKING_CONFIG,
+        );
+    }
+    if let Some(n) = f.get("exec")
+        && let Some(ef) = d.fields(n, "`exec`", &EXEC_KEYS)
+    {
+        s.exec = ExecOptions {
+            user: d.opt_string(&ef, "user"),
+            working_dir: d.opt_string(&ef, "workingDir"),
+            env: ef
+                .get("env")
+                .map(|n| d.env(n, "`exec.env`"))
+                .unwrap_or_default(),
+            privileged: d.opt_bool(&ef, "privileged").unwrap_or(false),
+        };
+    }
+    s
+}
+
+pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
+    if let Kind::Scalar(_) = node.kind {
+        // `container: NAME` execs into a running container.
+        let name = d.string(node, "`container`")?;
+        return Some(Container {
+            exec: Some(name),
+            ..Container::default()
+        });
+    }
+    let f = d.fields(node, "`container`", &CONTAINER_KEYS)?;
+    let mut c = Container {
+        exec: d.opt_string(&f, "exec"),
+        image: d.opt_string(&f, "image"),
+        ..Container::default()
+    };
+    match (&c.exec, &c.image) {
+        (Some(_), Some(_)) => {
+            if let Some(span) = f.key_span("exec") {
+                d.error(span, "`container` takes `image` (a new container) or `exec` (a running one), not both");
+            }
+        }
+        (None, None) => d.diags.push(
+            Diagnostic::error(node.at(), "the DAG-level `container` needs `image`").with_help(
+                "or `exec: NAME` to run the steps in a container that is already running",
+            ),
+        ),
+        _ => {}
+    }
+    if c.exec.is_some() {
+        for key in CONTAINER_KEYS.known {
+            if !matches!(
+                *key,
+                "exec" | "image" | "user" | "workingDir" | "workDir" | "env"
+            ) && f.has(key)
+                && let Some(span) = f.key_span(key)
+            {
+                d.error(
+                    span,
+                    format!(
+                        "`{}` does not apply with `exec`: the container already exists",
+                        f.written(key)
+                    ),
+                );
+            }
+        }
+    }
+    c.name = d.opt_string(&f, "name");
+    if let Some(n) = f.get("pullPolicy") {
+        c.pull_policy = d.pull(n, "`pullPolicy`").unwrap_or_default();
+    }
+    c.env = f
+        .get("env")
+        .map(|n| d.env(n, "the container's `env`"))
+        .unwrap_or_default();
+    c.volumes = f
+        .get("volumes")
+        .map(|n| d.volumes(n, "`volumes`"))
+        .unwrap_or_default();
+    c.user = d.opt_string(&f, "user");
+    if f.has("workingDir")
+        && f.has("workDir")
+        && let Some(span) = f.key_span("workDir")
+    {
+        d.error(span, "`workDir` is the old name of `workingDir`; set one");
+    }
+    c.working_dir = d
+        .opt_string(&f, "workingDir")
+        .or_else(|| d.opt_string(&f, "workDir"));
+    c.platform = f.get("platform").and_then(|n| d.platform(n, "`platform`"));
+    if let Some(n) = f.get("ports") {
+        match n.as_seq() {
+            Some(items) => {
+                for item in items {
+                    let Some(text) = d.string(item, "an item of `ports`") else {
+                        continue;
+                    };
+                    match formats::port(&text) {
+                        Ok(p) => c.ports.push(p),
+                        Err(why) => d.diags.push(
+                            Diagnostic::error(item.at(), format!("invalid port format `{text}`: {why}"))
+                                .with_help("write \"80\", \"8080:80\" or \"127.0.0.1:8080:80\", optionally with /tcp, /udp or /sctp"),
+                        ),
+                    }
+                }
+            }
+            None => d.expected(n, "`ports`", "a list of port mappings"),
+        }
+    }
+    if let Some(n) = f.get("network")
+        && let Some(text) = d.string(n, "`network`")
+    {
+        match formats::network(&text) {
+            Ok(net) => c.network = Some(net),
+            Err(why) => d.diags.push(
+                Diagnostic::error(n.at(), format!("invalid network `{text}`: {why}")).with_help(
+                    "use bridge, host, none, container:<name|id>, or the name of a network",
+                ),
+            ),
+        }
+    }
+    if let Some(n) = f.get("startup")
+        && let Some(text) = d.string(n, "`startup`")
+    {
+        c.startup = match text.as_str() {
+            "keepalive" => Startup::Keepalive,
+            "entrypoint" => Startup::Entrypoint,
+            "command" => Startup::Command,
+            other => {
+                d.enum_error(
+                    n,
+                    "`startup`",
+                    other,
+                    &["keepalive", "entrypoint", "command"],
+                );
+                Startup::Keepalive
+            }
+        };
+    }
+    if let Some(n) = f.get("command") {
+        c.command = d.words(n, "`command`").unwrap_or_default();
+    }
+    if c.startup == Startup::Command && c.command.is_empty() {
+        let span = f.key_span("startup").unwrap_or(node.at());
+        d.error(
+            span,
+            "`startup: command` needs a non-empty `command` to run as the container's main process",
+        );
+    }
+    if c.startup != Startup::Command
+        && !c.command.is_empty()
+        && let Some(span) = f.key_span("command")
+    {
+        d.diags.push(
+            Diagnostic::error(span, "`command` is only used with `startup: command`")
+                .with_help("add `startup: command`, or remove `command`"),
+        );
+    }
+    if let Some(n) = f.get("waitFor")
+        && let Some(text) = d.string(n, "`waitFor`")
+    {
+        c.wait_for = match text.as_str() {
+            "running" => WaitFor::Running,
+            "healthy" => WaitFor::Healthy,
+            other => {
+                d.enum_error(n, "`waitFor`", other, &["running", "healthy"]);
+                WaitFor::Running
+            }
+        };
+    }
+    if let Some(n) = f.get("logPattern")
+        && let Some(text) = d.string(n, "`logPattern`")
+    {
+        match regex::Regex::new(&text) {
+            Ok(_) => c.log_pattern = Some(text),
+            Err(e) => d.error(
+                n.at(),
+                format!(
+                    "`logPattern` is not a valid regex: {}",
+                    formats::regex_error(&e)
+                ),
+            ),
+        }
+    }
+    if let Some(n) = f.get("restartPolicy")
+        && let Some(text) = d.string(n, "`restartPolicy`")
+    {
+        c.restart_policy = match text.as_str() {
+            "no" => Some(RestartPolicy::No),
+            "always" => Some(RestartPolicy::Always),
+            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
+            other => {
+                d.enum_error(
+                    n,
+                    "restartPolicy",
+                    other,
+                    &["no", "always", "unless-stopped"],
+                );
+                None
+            }
+        };
+    }
+    if let (Some(Network::Host), Some(span)) = (&c.network, f.key_span("ports"))
+        && !c.ports.is_empty()
+    {
+        d.warning(
+            span,
+            "`ports` are not published with `network: host`: the container uses the host's ports directly",
+        );
+    }
+    c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
+    Some(c)
+}
+
+impl Decoder<'_> {
+    pub(crate) fn platform(&mut self, node: &Node, what: &str) -> Option<Platform> {
+        let text = self.string(node, what)?;
+        match formats::platform(&text) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        node.at(),
+                        format!("invalid platform `{text}` in {what}: {why}"),
+                    )
+                    .with_help(
+                        "write os/arch[/variant], e.g. linux/amd64, linux/arm64, linux/arm/v7",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn pull(&mut self, node: &Node, what: &str) -> Option<PullPolicy> {
+        if let Some(b) = node.as_bool() {
+            return Some(if b {
+                PullPolicy::Always
+            } else {
+                PullPolicy::Never
+            });
+        }
+        let text = self.string(node, what)?;
+        match text.as_str() {
+            "always" => Some(PullPolicy::Always),
+            "missing" => Some(PullPolicy::Missing),
+            "never" => Some(PullPolicy::Never),
+            _ => {
+                self.enum_error(
+                    node,
+                    what,
+                    &text,
+                    &["always", "missing", "never", "true", "false"],
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn volumes(&mut self, node: &Node, what: &str) -> Vec<Volume> {
+        let Some(items) = node.as_seq() else {
+            self.expected(node, what, "a list of `source:target[:ro|rw]`");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(text) = self.string(item, &format!("an item of {what}")) else {
+                continue;
+            };
+            match formats::volume(&text) {
+                Ok(v) => out.push(v),
+                Err(why) => self.diags.push(
+                    Diagnostic::error(item.at(), format!("invalid volume format `{text}`: {why}"))
+                        .with_help("write source:target[:ro|rw]; a source that is absolute or starts with `.` or `~` is a bind mount, any other is a named volume"),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A raw Docker API object: keys checked against the API's fields in any casing and
+    /// written back in the API's casing.
+    pub(crate) fn docker_object(
+        &mut self,
+        node: &Node,
+        what: &str,
+        fields: &'static [Field],
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let Some(entries) = node.as_map() else {
+            if !node.is_null() {
+                self.expected(node, what, "a mapping");
+            }
+            return out;
+        };
+        let mut seen: HashMap<&'static str, &Entry> = HashMap::new();
+        for entry in entries {
+            let key = entry.key.as_str().unwrap_or_default();
+            let Some(field) = docker_api::find(fields, key) else {
+                let names = fields.iter().map(|f| f.name);
+                let mut d = Diagnostic::error(
+                    entry.key.span,
+                    format!("unknown key `{key}` in {what}: the Docker API has no such field"),
+                );
+                if let Some(s) = did_you_mean(&docker_api::fold(key), names) {
+                    d = d.with_help(format!(
+                        "did you mean `{}` (or `{s}`)?",
+                        docker_api::camel(s)
+                    ));
+                }
+                self.diags.push(d);
+                continue;
+            };
+            if let Some(first) = seen.get(field.name) {
+                if first.merged != entry.merged {
+                    // A key written in the mapping wins over one merged in with `<<`.
+                    if entry.merged {
+                        continue;
+                    }
+                } else {
+                    self.error(
+                        entry.key.span,
+                        format!(
+                            "`{key}` and `{}` are the same Docker field `{}`; set it once",
+                            first.key.as_str().unwrap_or_default(),
+                            field.name
+                        ),
+                    );
+                    continue;
+                }
+            }
+            seen.insert(field.name, entry);
+            let field_what = format!("`{key}` in {what}");
+            if let Some(value) = self.docker_value(&entry.value, &field_what, &field.shape) {
+                out.insert(field.name.to_owned(), value);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn docker_value(
+        &mut self,
+        node: &Node,
+        what: &str,
+        shape: &'static Shape,
+    ) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        if node.is_null() {
+            return Some(Value::Null);
+        }
+        match shape {
+            Shape::Str => node
+                .as_str()
+                .map(|s| Value::String(s.to_owned()))
+                .or_else(|| {
+                    self.expected(node, what, "a string");
+                    None
+                }),
+            Shape::Int => {
+                let v = node
+                    .as_int()
+                    .or_else(|| node.as_str().and_then(|s| s.trim().parse().ok()));
+                v.map(Value::from).or_else(|| {
+                    self.expected(
+                        node,
+                        what,
+                        "a whole number (sizes in bytes, times in nanoseconds)",
+                    );
+                    None
+                })
+            }
+            Shape::Bool => self.bool(node, what).map(Value::Bool),
+            Shape::StrList => {
+                let Some(items) = node.as_seq() else {
+                    self.expected(node, what, "a list of strings");
+                    return None;
+                };
+                let items: Vec<Value> = items
+                    .iter()
+                    .filter_map(|n| {
+                        self.string(n, &format!("an item of {what}"))
+                            .map(Value::String)
+                    })
+                    .collect();
+                Some(Value::Array(items))
+            }
+            Shape::StrMap => {
+                let Some(entries) = node.as_map() else {
+                    self.expected(node, what, "a mapping of strings");
+                    return None;
+                };
+                let mut map = serde_json::Map::new();
+                for e in entries {
+                    let value = if e.value.is_null() {
+                        String::new()
+                    } else {
+                        self.string(
+                            &e.value,
+                            &format!(
+                                "the value of `{}` in {what}",
+                                e.key.as_str().unwrap_or_default()
+                            ),
+                        )?
+                    };
+                    map.insert(
+                        e.key.as_str().unwrap_or_default().to_owned(),
+                        Value::String(value),
+                    );
+                }
+                Some(Value::Object(map))
+            }
+            Shape::Set => match &node.kind {
+                Kind::Seq(items) => {
+                    let mut map = serde_json::Map::new();
+                    for item in items {
+                        if let Some(s) = self.string(item, &format!("an item of {what}")) {
+                            map.insert(s, Value::Object(serde_json::Map::new()));
+                        }
+                    }
+                    Some(Value::Object(map))
+                }
+                Kind::Map(entries) => Some(Value::Object(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            (
+                                e.key.as_str().unwrap_or_default().to_owned(),
+                                Value::Object(serde_json::Map::new()),
+                            )
+                        })
+                        .collect(),
+                )),
+                Kind::Scalar(_) => {
+                    self.expected(node, what, "a list or a mapping");
+                    None
+                }
+            },
+            Shape::Struct(fields) => Some(Value::Object(self.docker_object(node, what, fields))),
+            Shape::MapOf(inner) => {
+                let Some(entries) = node.as_map() else {
+                    self.expected(node, what, "a mapping");
+                    return None;
+                };
+                let mut map = serde_json::Map::new();
+                for e in entries {
+                    let key = e.key.as_str().unwrap_or_default();
+                    if let Some(v) =
+                        self.docker_value(&e.value, &format!("`{key}` in {what}"), inner)
+                    {
+                        map.insert(key.to_owned(), v);
+                    }
+                }
+                Some(Value::Object(map))
+            }
+            Shape::ListOf(inner) => {
+                let Some(items) = node.as_seq() else {
+                    self.expected(node, what, "a list");
+                    return None;
+                };
+                Some(Value::Array(
+                    items
+                        .iter()
+                        .filter_map(|n| self.docker_value(n, &format!("an item of {what}"), inner))
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::with_node;
+    use super::*;
+
+    #[test]
+    fn a_step_docker_config() {
+        let (s, errors) = with_node(
+            "image: alpine\nautoRemove: true\npull: missing\nvolumes: [./data:/data:ro]\n",
+            docker_step,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.image.as_deref(), Some("alpine"));
+        assert_eq!(s.volumes.len(), 1);
+        let (_, errors) = with_node("image: alpine\npull: sometimes\n", docker_step);
+        assert!(errors.iter().any(|e| e.contains("sometimes")), "{errors:?}");
+    }
+
+    #[test]
+    fn raw_docker_objects_in_either_casing() {
+        let (c, errors) = with_node(
+            "image: alpine\ncontainer: {env: [A=1], working_dir: /w}\nhost: {Memory: 1000}\n",
+            docker_step,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let raw = serde_json::Value::Object(c.container).to_string();
+        assert!(
+            raw.contains("\"Env\"") && raw.contains("\"WorkingDir\""),
+            "{raw}"
+        );
+        let (_, errors) = with_node("image: alpine\nhost: {Memroy: 1}\n", docker_step);
+        assert!(errors.iter().any(|e| e.contains("Memroy")), "{errors:?}");
+    }
+
+    #[test]
+    fn the_dag_level_container_needs_an_image() {
+        let (c, errors) = with_node("env: [A=1]\n", container);
+        assert!(c.is_none() || !errors.is_empty());
+        assert!(
+            errors.iter().any(|e| e.contains("needs `image`")),
+            "{errors:?}"
+        );
+        let (c, errors) = with_node("image: alpine\nports: [\"8080:80\"]\n", container);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.map(|c| c.ports.len()), Some(1));
+    }
+}

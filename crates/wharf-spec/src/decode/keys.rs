@@ -1,0 +1,188 @@
+//! The keys of each mapping of a DAG file: known (camelCase), Dagu keys wharf ignores
+//! (a warning) or rejects (an error, with a hint).
+
+/// A key of a mapping and how wharf treats it.
+pub(crate) struct Keys {
+    pub known: &'static [&'static str],
+    /// Dagu keys that wharf ignores with a warning (ignoring them cannot change what runs).
+    pub ignored: &'static [&'static str],
+    /// Dagu keys that wharf rejects (the step could not run as written), with a hint.
+    pub unsupported: &'static [(&'static str, &'static str)],
+}
+
+pub(crate) const ROOT_KEYS: Keys = Keys {
+    known: &[
+        "name",
+        "description",
+        "type",
+        "workingDir",
+        "env",
+        "dotenv",
+        "params",
+        "steps",
+        "handlerOn",
+        "container",
+        "registryAuths",
+        "precondition",
+        "preconditions",
+        "timeoutSec",
+        "delaySec",
+        "maxActiveSteps",
+        "maxCleanUpTimeSec",
+        "histRetentionDays",
+        "maxOutputSize",
+        "schedule",
+        "tags",
+        "logDir",
+        "shell",
+    ],
+    ignored: &[
+        "group",
+        "smtp",
+        "mailOn",
+        "errorMail",
+        "infoMail",
+        "otel",
+        "maxActiveRuns",
+        "queue",
+        "restartWaitSec",
+        "runConfig",
+        "workerSelector",
+        "skipIfSuccessful",
+        "logOutput",
+        "ssh",
+    ],
+    unsupported: &[
+        ("secrets", "set the values with `env` or `dotenv` instead"),
+        ("llm", "wharf runs commands and containers, not LLM agents"),
+    ],
+};
+
+pub(crate) const STEP_KEYS: Keys = Keys {
+    known: &[
+        "name",
+        "id",
+        "description",
+        "dir",
+        "workingDir",
+        "executor",
+        "type",
+        "config",
+        "command",
+        "args",
+        "script",
+        "shell",
+        "env",
+        "depends",
+        "output",
+        "stdout",
+        "stderr",
+        "continueOn",
+        "retryPolicy",
+        "repeatPolicy",
+        "precondition",
+        "preconditions",
+        "signalOnStop",
+        "timeoutSec",
+    ],
+    ignored: &["logOutput", "mailOnError", "workerSelector", "params"],
+    unsupported: &[
+        ("call", "sub-DAGs are not supported by wharf"),
+        ("run", "sub-DAGs are not supported by wharf"),
+        (
+            "parallel",
+            "run the variants as separate steps in a parallel group instead",
+        ),
+        (
+            "container",
+            "use `executor: {type: docker, config: {image: ...}}` for a step's own container",
+        ),
+        (
+            "shellPackages",
+            "install the packages in the image or on the host instead",
+        ),
+        ("llm", "wharf runs commands and containers, not LLM agents"),
+        (
+            "messages",
+            "wharf runs commands and containers, not LLM agents",
+        ),
+    ],
+};
+
+pub(crate) const DOCKER_KEYS: Keys = Keys {
+    known: &[
+        "image",
+        "containerName",
+        "pull",
+        "autoRemove",
+        "platform",
+        "workingDir",
+        "volumes",
+        "container",
+        "host",
+        "network",
+        "exec",
+    ],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const EXEC_KEYS: Keys = Keys {
+    known: &["user", "workingDir", "env", "privileged"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const CONTAINER_KEYS: Keys = Keys {
+    known: &[
+        "exec",
+        "name",
+        "image",
+        "pullPolicy",
+        "env",
+        "volumes",
+        "user",
+        "workingDir",
+        "workDir",
+        "platform",
+        "ports",
+        "network",
+        "startup",
+        "command",
+        "waitFor",
+        "logPattern",
+        "restartPolicy",
+        "keepContainer",
+    ],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const HANDLER_KEYS: Keys = Keys {
+    known: &["init", "success", "failure", "abort", "cancel", "exit"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const EXECUTOR_KEYS: Keys = Keys {
+    known: &["type", "config"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+/// The Dagu executor types wharf does not run.
+pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
+    "http",
+    "mail",
+    "ssh",
+    "jq",
+    "gha",
+    "github_action",
+    "github-action",
+    "dag",
+    "subworkflow",
+    "parallel",
+    "archive",
+    "chat",
+    "hitl",
+];

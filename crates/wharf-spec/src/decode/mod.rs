@@ -1,0 +1,295 @@
+//! From the YAML node tree to the typed [`Dag`], collecting every problem on the way.
+//!
+//! Each decoding function returns what it could make of its node and pushes diagnostics
+//! for the rest, so that one pass reports all errors of a file. Checks that need the
+//! whole DAG (names, dependencies, cycles) come after, in [`crate::graph`].
+//!
+//! - `keys`: the key tables of each mapping;
+//! - `reader`: [`Decoder`], a mapping's fields and the scalar readers;
+//! - `values`: exit codes, `env`, `params`, conditions;
+//! - this module: the DAG's own fields, its schedule and handlers;
+//! - `step`: steps, their policies and executors;
+//! - `docker`: the Docker settings of a step, the DAG-level container and the raw Docker
+//!   API objects;
+//! - `auth`: `registryAuths`.
+
+mod auth;
+mod docker;
+mod keys;
+mod reader;
+mod step;
+mod values;
+
+use std::path::Path;
+
+pub(crate) use reader::{Decoder, Fields};
+
+pub(crate) use step::{Depends, RawStep};
+
+use crate::diag::Diagnostic;
+use crate::formats;
+use crate::model::*;
+use crate::yaml::Node;
+use keys::*;
+
+/// Decodes the root mapping into a [`Dag`] without steps, and its steps as written (the
+/// graph phase names them and links them).
+pub(crate) fn dag(
+    d: &mut Decoder,
+    root: &Node,
+    file: &Path,
+    default_name: &str,
+) -> Option<(Dag, Vec<RawStep>)> {
+    let f = d.fields(root, "the DAG", &ROOT_KEYS)?;
+    let name = d
+        .opt_string(&f, "name")
+        .unwrap_or_else(|| default_name.to_owned());
+    let kind = match f.get("type") {
+        None => DagType::Chain,
+        Some(node) => match node.as_str() {
+            Some("chain") => DagType::Chain,
+            Some("graph") => DagType::Graph,
+            Some("agent") => {
+                d.error(
+                    node.at(),
+                    "`type: agent` is not supported by wharf; use `chain` or `graph`",
+                );
+                DagType::Chain
+            }
+            other => {
+                d.enum_error(
+                    node,
+                    "`type`",
+                    other.unwrap_or_default(),
+                    &["chain", "graph"],
+                );
+                DagType::Chain
+            }
+        },
+    };
+    let working_dir = match d.opt_string(&f, "workingDir") {
+        Some(dir) => formats::resolve_path(d.dir, &dir),
+        None => d.dir.to_path_buf(),
+    };
+    let env = f.get("env").map(|n| d.env(n, "`env`")).unwrap_or_default();
+    // `.env` is read by default and before the files listed; `dotenv: []` reads none.
+    let dotenv = match f.get("dotenv") {
+        Some(n) if n.as_seq().is_some_and(<[Node]>::is_empty) => Vec::new(),
+        Some(n) => {
+            let mut files = vec![".env".to_owned()];
+            files.extend(d.strings(n, "`dotenv`").into_iter().filter(|f| f != ".env"));
+            files
+        }
+        None => vec![".env".to_owned()],
+    };
+    let params = f.get("params").map(|n| d.params(n)).unwrap_or_default();
+    let shell = f.get("shell").and_then(|n| d.words(n, "`shell`"));
+    let tags = match f.get("tags") {
+        Some(node) if node.as_seq().is_none() => d
+            .string(node, "`tags`")
+            .map(|s| {
+                s.split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Some(node) => d.strings(node, "`tags`"),
+        None => Vec::new(),
+    };
+    let schedule = f
+        .get("schedule")
+        .map(|n| schedule(d, n))
+        .unwrap_or_default();
+    let container = f.get("container").and_then(|n| docker::container(d, n));
+    let registry_auths = f.get("registryAuths").and_then(|n| auth::decode(d, n));
+    let max_active_steps = f.get("maxActiveSteps").and_then(|n| {
+        let v = d.uint(n, "`maxActiveSteps`", false)?;
+        usize::try_from(v).ok()
+    });
+    let mut dag = Dag {
+        name,
+        file: file.to_path_buf(),
+        description: d.opt_string(&f, "description"),
+        kind,
+        working_dir,
+        env,
+        dotenv,
+        params,
+        steps: Vec::new(),
+        handlers: Handlers::default(),
+        container,
+        registry_auths,
+        preconditions: d.conditions(&f),
+        timeout_sec: d.opt_uint(&f, "timeoutSec"),
+        delay_sec: d.opt_uint(&f, "delaySec"),
+        max_active_steps,
+        max_cleanup_time_sec: d.opt_uint(&f, "maxCleanUpTimeSec"),
+        hist_retention_days: d.opt_uint(&f, "histRetentionDays"),
+        max_output_size: d.opt_uint(&f, "maxOutputSize"),
+        schedule,
+        tags,
+        log_dir: d.opt_string(&f, "logDir"),
+        shell,
+    };
+    if let Some(handlers) = f.get("handlerOn") {
+        dag.handlers = handler_on(d, handlers, dag.container.is_some());
+    }
+    let shared = dag.container.is_some();
+    let mut raw = Vec::new();
+    match f.get("steps") {
+        Some(steps) => raw = step::steps_of(d, steps, shared),
+        None => {
+            let span = f.key_span("steps").unwrap_or(root.at());
+            d.diags.push(
+                Diagnostic::error(span, "the DAG has no steps")
+                    .with_help("add `steps:` with at least one step, e.g. `steps: [echo hello]`"),
+            );
+        }
+    }
+    Some((dag, raw))
+}
+
+fn schedule(d: &mut Decoder, node: &Node) -> Schedule {
+    const KEYS: Keys = Keys {
+        known: &["start", "stop", "restart"],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let mut s = Schedule::default();
+    let check = |d: &mut Decoder, node: &Node, out: &mut Vec<String>| {
+        let items: Vec<&Node> = match node.as_seq() {
+            Some(items) => items.iter().collect(),
+            None => vec![node],
+        };
+        for item in items {
+            let Some(expr) = d.string(item, "a `schedule` entry") else {
+                continue;
+            };
+            if let Err(why) = formats::cron(&expr) {
+                d.diags.push(
+                    Diagnostic::error(item.at(), format!("invalid cron expression `{expr}`: {why}"))
+                        .with_help("write 5 fields: minute hour day-of-month month day-of-week, e.g. `5 4 * * *`"),
+                );
+            } else {
+                out.push(expr);
+            }
+        }
+    };
+    if node.as_map().is_some() {
+        if let Some(f) = d.fields(node, "`schedule`", &KEYS) {
+            for (key, out) in [
+                ("start", &mut s.start),
+                ("stop", &mut s.stop),
+                ("restart", &mut s.restart),
+            ] {
+                if let Some(n) = f.get(key) {
+                    check(d, n, out);
+                }
+            }
+        }
+    } else {
+        check(d, node, &mut s.start);
+    }
+    s
+}
+
+fn handler_on(d: &mut Decoder, node: &Node, shared: bool) -> Handlers {
+    let mut h = Handlers::default();
+    let Some(f) = d.fields(node, "`handlerOn`", &HANDLER_KEYS) else {
+        return h;
+    };
+    if f.has("abort")
+        && f.has("cancel")
+        && let Some(span) = f.key_span("cancel")
+    {
+        d.error(
+            span,
+            "`cancel` and `abort` name the same handler; set it once (`abort`)",
+        );
+    }
+    let one = |d: &mut Decoder, key: &str, default: &str| -> Option<Box<Step>> {
+        let node = f.get(key)?;
+        let raw = step::step(d, node, shared)?;
+        if !raw.depends.as_ref().is_none_or(|deps| deps.is_empty()) {
+            d.warning(
+                raw.step.span,
+                "a handler has no dependencies; its `depends` is ignored",
+            );
+        }
+        let mut s = raw.step;
+        if s.generated_name {
+            s.name = default.to_owned();
+        }
+        Some(Box::new(s))
+    };
+    h.init = one(d, "init", "onInit");
+    h.success = one(d, "success", "onSuccess");
+    h.failure = one(d, "failure", "onFailure");
+    h.abort = one(d, "abort", "onAbort").or_else(|| one(d, "cancel", "onCancel"));
+    h.exit = one(d, "exit", "onExit");
+    h
+}
+
+/// Decodes one YAML value with `f`; what it returned and the diagnostics' messages.
+#[cfg(test)]
+pub(crate) fn with_node<R>(
+    yaml: &str,
+    f: impl FnOnce(&mut Decoder, &Node) -> R,
+) -> (R, Vec<String>) {
+    let doc = crate::yaml::load(yaml).expect("valid YAML");
+    let root = doc.root.expect("a document");
+    let dir = Path::new("/dags");
+    let mut d = Decoder {
+        diags: Vec::new(),
+        dir,
+    };
+    let out = f(&mut d, &root);
+    (out, d.diags.into_iter().map(|d| d.message).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(yaml: &str) -> (Option<(Dag, Vec<RawStep>)>, Vec<String>) {
+        with_node(yaml, |d, n| {
+            dag(d, n, Path::new("/dags/nightly.yaml"), "nightly")
+        })
+    }
+
+    #[test]
+    fn the_name_defaults_to_the_file_and_steps_stay_raw() {
+        let (decoded, errors) = root("steps:\n  - echo a\n  - name: b\n    command: echo b\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        let (dag, raw) = decoded.expect("a DAG");
+        assert_eq!(dag.name, "nightly");
+        assert!(dag.steps.is_empty(), "the graph phase adds them");
+        assert_eq!(raw.len(), 2);
+        assert!(raw[0].step.generated_name && !raw[1].step.generated_name);
+    }
+
+    #[test]
+    fn a_dag_without_steps_and_handlers_named_twice_are_errors() {
+        let (_, errors) = root("name: x\n");
+        assert!(
+            errors.iter().any(|e| e.contains("has no steps")),
+            "{errors:?}"
+        );
+        let (_, errors) = root("steps: [echo]\nhandlerOn:\n  abort: echo a\n  cancel: echo c\n");
+        assert!(
+            errors.iter().any(|e| e.contains("name the same handler")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn schedules_are_checked_where_written() {
+        let (_, errors) = root("schedule: [\"0 1 * * *\", \"61 * * * *\"]\nsteps: [echo]\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("the minute field takes 0-59"),
+            "{errors:?}"
+        );
+    }
+}

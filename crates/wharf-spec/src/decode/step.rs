@@ -1,0 +1,608 @@
+//! Steps: a command or a mapping, and what a step may say (policies, conditions, output,
+//! executor).
+
+use super::keys::*;
+use super::{Decoder, Fields};
+use crate::diag::{Diagnostic, Span};
+use crate::formats;
+use crate::model::*;
+use crate::yaml::{Kind, Node};
+
+/// `depends` as written: None when absent, else each name with its position.
+pub(crate) type Depends = Option<Vec<(String, Span)>>;
+
+/// A step as decoded, before the chain/graph rules give it its final dependencies.
+pub(crate) struct RawStep {
+    pub step: Step,
+    /// `depends` as written: None when absent, with the span of each name.
+    pub depends: Depends,
+    /// The index of the `steps` item the step came from (parallel groups share one).
+    pub item: usize,
+}
+
+pub(crate) fn steps_of(d: &mut Decoder, node: &Node, shared: bool) -> Vec<RawStep> {
+    let mut out = Vec::new();
+    match &node.kind {
+        Kind::Seq(items) => {
+            if items.is_empty() {
+                d.error(node.at(), "the DAG has no steps: `steps` is an empty list");
+            }
+            for (index, item) in items.iter().enumerate() {
+                match &item.kind {
+                    Kind::Seq(group) => {
+                        if group.is_empty() {
+                            d.error(item.at(), "a parallel group must hold at least one step");
+                        }
+                        for member in group {
+                            if member.as_seq().is_some() {
+                                d.error(
+                                    member.at(),
+                                    "a parallel group holds steps, not another list",
+                                );
+                                continue;
+                            }
+                            if let Some(mut raw) = step(d, member, shared) {
+                                raw.item = index;
+                                out.push(raw);
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(mut raw) = step(d, item, shared) {
+                            raw.item = index;
+                            out.push(raw);
+                        }
+                    }
+                }
+            }
+        }
+        Kind::Map(entries) => {
+            // `steps` as a mapping of names to steps.
+            for (index, entry) in entries.iter().enumerate() {
+                let name = entry.key.as_str().unwrap_or_default().to_owned();
+                if let Some(mut raw) = step(d, &entry.value, shared) {
+                    if raw.step.generated_name {
+                        raw.step.name = name;
+                        raw.step.generated_name = false;
+                        raw.step.span = entry.key.span;
+                    } else if raw.step.name != name {
+                        d.error(
+                            raw.step.span,
+                            format!(
+                                "the step `{name}` is named `{}` inside; use one name",
+                                raw.step.name
+                            ),
+                        );
+                    }
+                    raw.item = index;
+                    out.push(raw);
+                }
+            }
+        }
+        Kind::Scalar(_) => d.expected(node, "`steps`", "a list of steps"),
+    }
+    out
+}
+
+/// One step: a string (a command) or a mapping.
+pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep> {
+    if let Kind::Scalar(_) = node.kind {
+        let command = d.string(node, "a step")?;
+        return Some(RawStep {
+            step: Step {
+                name: String::new(),
+                generated_name: true,
+                id: None,
+                description: None,
+                dir: None,
+                command: Some(CommandSpec::Line(command)),
+                script: None,
+                shell: None,
+                env: Vec::new(),
+                depends: Vec::new(),
+                output: None,
+                stdout: None,
+                stderr: None,
+                continue_on: ContinueOn::default(),
+                retry: None,
+                repeat: None,
+                preconditions: Vec::new(),
+                timeout_sec: None,
+                signal_on_stop: None,
+                executor: Executor::Local { explicit: false },
+                span: node.at(),
+            },
+            depends: None,
+            item: 0,
+        });
+    }
+    let f = d.fields(node, "a step", &STEP_KEYS)?;
+    let name = d.opt_string(&f, "name");
+    if let (Some(n), Some(span)) = (&name, f.get("name").map(|n| n.at()))
+        && n.trim().is_empty()
+    {
+        d.error(span, "a step name must not be empty");
+    }
+    let span = f.get("name").map_or(node.at(), |n| n.at());
+    if f.has("dir")
+        && f.has("workingDir")
+        && let Some(span) = f.key_span("workingDir")
+    {
+        d.error(span, "`dir` and `workingDir` are the same setting; set one");
+    }
+    let dir = d
+        .opt_string(&f, "dir")
+        .or_else(|| d.opt_string(&f, "workingDir"));
+    let mut command = f.get("command").and_then(|n| match &n.kind {
+        Kind::Seq(_) => {
+            let argv = d.strings(n, "`command`");
+            if argv.is_empty() {
+                d.error(n.at(), "`command` must not be an empty list");
+                None
+            } else {
+                Some(CommandSpec::Argv(argv))
+            }
+        }
+        Kind::Map(_) => {
+            d.expected(n, "`command`", "a string or a list");
+            None
+        }
+        _ => d.string(n, "`command`").map(CommandSpec::Line),
+    });
+    if let Some(args_node) = f.get("args") {
+        let args = d.strings(args_node, "`args`");
+        command = match command {
+            Some(CommandSpec::Line(line)) => match shell_words::split(&line) {
+                Ok(mut argv) => {
+                    argv.extend(args);
+                    Some(CommandSpec::Argv(argv))
+                }
+                Err(_) => {
+                    d.error(args_node.at(), "`command` has an unmatched quote");
+                    None
+                }
+            },
+            Some(CommandSpec::Argv(mut argv)) => {
+                argv.extend(args);
+                Some(CommandSpec::Argv(argv))
+            }
+            None => {
+                d.error(args_node.at(), "`args` needs a `command` to pass them to");
+                None
+            }
+        };
+    }
+    let depends = f.get("depends").map(|n| match &n.kind {
+        Kind::Seq(items) => items
+            .iter()
+            .filter_map(|i| d.string(i, "an item of `depends`").map(|s| (s, i.span)))
+            .collect(),
+        Kind::Map(_) => {
+            d.expected(n, "`depends`", "a step name or a list of step names");
+            Vec::new()
+        }
+        _ => d
+            .string(n, "`depends`")
+            .map(|s| vec![(s, n.at())])
+            .unwrap_or_default(),
+    });
+    let executor = executor(d, &f, shared);
+    let script = d.opt_string(&f, "script");
+    let runs_something = f.has("command") || f.has("script");
+    if !runs_something && !f.rejected && matches!(executor, Executor::Local { .. }) {
+        let mut diag = Diagnostic::error(span, "the step has neither `command` nor `script`");
+        diag = diag.with_help("add `command: ...` with what the step runs");
+        d.diags.push(diag);
+    }
+    let output = f.get("output").and_then(|n| output(d, n));
+    let signal_on_stop = f.get("signalOnStop").and_then(|n| {
+        let text = d.string(n, "`signalOnStop`")?;
+        let sig = formats::signal(&text);
+        if sig.is_none() {
+            d.diags.push(
+                Diagnostic::error(n.at(), format!("`signalOnStop` names no signal: `{text}`"))
+                    .with_help("use a signal name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 or SIGKILL"),
+            );
+        }
+        sig
+    });
+    let step = Step {
+        generated_name: name.is_none(),
+        name: name.unwrap_or_default(),
+        id: d.opt_string(&f, "id"),
+        description: d.opt_string(&f, "description"),
+        dir,
+        command,
+        script,
+        shell: f.get("shell").and_then(|n| d.words(n, "`shell`")),
+        env: f
+            .get("env")
+            .map(|n| d.env(n, "the step's `env`"))
+            .unwrap_or_default(),
+        depends: Vec::new(),
+        output,
+        stdout: d.opt_string(&f, "stdout"),
+        stderr: d.opt_string(&f, "stderr"),
+        continue_on: f
+            .get("continueOn")
+            .map(|n| continue_on(d, n))
+            .unwrap_or_default(),
+        retry: f.get("retryPolicy").and_then(|n| retry(d, n)),
+        repeat: f.get("repeatPolicy").and_then(|n| repeat(d, n)),
+        preconditions: d.conditions(&f),
+        timeout_sec: d.opt_uint(&f, "timeoutSec"),
+        signal_on_stop,
+        executor,
+        span,
+    };
+    Some(RawStep {
+        step,
+        depends,
+        item: 0,
+    })
+}
+
+fn output(d: &mut Decoder, node: &Node) -> Option<Output> {
+    const KEYS: Keys = Keys {
+        known: &["name", "key", "omit"],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let (name, name_node, key, omit) = if node.as_map().is_some() {
+        let f = d.fields(node, "`output`", &KEYS)?;
+        let Some(name_node) = f.get("name") else {
+            d.error(node.at(), "`output` needs a `name`");
+            return None;
+        };
+        (
+            d.string(name_node, "`output.name`")?,
+            name_node,
+            d.opt_string(&f, "key"),
+            d.opt_bool(&f, "omit").unwrap_or(false),
+        )
+    } else {
+        (d.string(node, "`output`")?, node, None, false)
+    };
+    // Dagu accepts `output: $VAR` and `output: ${VAR}`; the name is the same.
+    let bare = name
+        .trim_start_matches('$')
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_owned();
+    if !formats::is_var_name(&bare) {
+        d.error(
+            name_node.at(),
+            format!("`output` must be a variable name (letters, digits, `_`), found `{name}`"),
+        );
+        return None;
+    }
+    Some(Output {
+        name: bare,
+        key,
+        omit,
+    })
+}
+
+fn continue_on(d: &mut Decoder, node: &Node) -> ContinueOn {
+    const KEYS: Keys = Keys {
+        known: &["failure", "skipped", "exitCode", "output", "markSuccess"],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let mut c = ContinueOn::default();
+    if node.as_map().is_none() {
+        match d.string(node, "`continueOn`").as_deref() {
+            Some("skipped") => c.skipped = true,
+            Some("failed" | "failure") => c.failure = true,
+            Some(other) => d.enum_error(node, "`continueOn`", other, &["skipped", "failed"]),
+            None => {}
+        }
+        return c;
+    }
+    let Some(f) = d.fields(node, "`continueOn`", &KEYS) else {
+        return c;
+    };
+    c.failure = d.opt_bool(&f, "failure").unwrap_or(false);
+    c.skipped = d.opt_bool(&f, "skipped").unwrap_or(false);
+    c.mark_success = d.opt_bool(&f, "markSuccess").unwrap_or(false);
+    if let Some(n) = f.get("exitCode") {
+        c.exit_codes = d.exit_codes(n, "`continueOn.exitCode`");
+    }
+    if let Some(n) = f.get("output") {
+        c.output = d.strings(n, "`continueOn.output`");
+        for (text, item) in c
+            .output
+            .iter()
+            .zip(n.as_seq().map_or(vec![n], |s| s.iter().collect()))
+        {
+            super::values::check_match_pattern(d, item, text);
+        }
+    }
+    c
+}
+
+fn retry(d: &mut Decoder, node: &Node) -> Option<RetryPolicy> {
+    const KEYS: Keys = Keys {
+        known: &[
+            "limit",
+            "intervalSec",
+            "exitCode",
+            "backoff",
+            "maxIntervalSec",
+        ],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let f = d.fields(node, "`retryPolicy`", &KEYS)?;
+    let Some(limit_node) = f.get("limit") else {
+        d.error(
+            node.at(),
+            "`retryPolicy` needs `limit`: how many times to retry",
+        );
+        return None;
+    };
+    let limit = d.uint(limit_node, "`retryPolicy.limit`", true)?;
+    let interval_sec = match f.get("intervalSec") {
+        Some(n) => d.uint(n, "`retryPolicy.intervalSec`", true)?,
+        None => 0,
+    };
+    Some(RetryPolicy {
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        interval_sec,
+        exit_codes: f
+            .get("exitCode")
+            .map(|n| d.exit_codes(n, "`retryPolicy.exitCode`"))
+            .unwrap_or_default(),
+        backoff: f
+            .get("backoff")
+            .and_then(|n| backoff(d, n, "`retryPolicy.backoff`")),
+        max_interval_sec: d.opt_uint(&f, "maxIntervalSec"),
+    })
+}
+
+fn backoff(d: &mut Decoder, node: &Node, what: &str) -> Option<f64> {
+    if let Some(b) = node.as_bool() {
+        return b.then_some(2.0);
+    }
+    match node.as_str().and_then(|s| s.parse::<f64>().ok()) {
+        Some(v) if v > 1.0 => Some(v),
+        _ => {
+            d.error(
+                node.at(),
+                format!("{what} must be true, false or a multiplier above 1.0"),
+            );
+            None
+        }
+    }
+}
+
+fn repeat(d: &mut Decoder, node: &Node) -> Option<RepeatPolicy> {
+    const KEYS: Keys = Keys {
+        known: &[
+            "repeat",
+            "intervalSec",
+            "limit",
+            "condition",
+            "expected",
+            "exitCode",
+            "backoff",
+            "maxIntervalSec",
+        ],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let f = d.fields(node, "`repeatPolicy`", &KEYS)?;
+    let condition = d.opt_string(&f, "condition");
+    let expected = d.opt_string(&f, "expected");
+    let exit_codes = f
+        .get("exitCode")
+        .map(|n| d.exit_codes(n, "`repeatPolicy.exitCode`"))
+        .unwrap_or_default();
+    let mode = match f.get("repeat") {
+        Some(n) if n.as_bool() == Some(true) => RepeatMode::Always,
+        Some(n) if n.as_bool() == Some(false) => return None,
+        Some(n) => match d.string(n, "`repeatPolicy.repeat`").as_deref() {
+            Some("while") => RepeatMode::While,
+            Some("until") => RepeatMode::Until,
+            Some(other) => {
+                d.enum_error(
+                    n,
+                    "`repeatPolicy.repeat`",
+                    other,
+                    &["true", "false", "while", "until"],
+                );
+                return None;
+            }
+            None => return None,
+        },
+        // Without `repeat`, the mode follows from the other fields, as in Dagu.
+        None if condition.is_some() && expected.is_some() => RepeatMode::Until,
+        None if condition.is_some() || !exit_codes.is_empty() => RepeatMode::While,
+        None => {
+            d.error(node.at(), "`repeatPolicy` needs `repeat` (true, while or until), or a `condition` or `exitCode`");
+            return None;
+        }
+    };
+    if matches!(mode, RepeatMode::While | RepeatMode::Until)
+        && condition.is_none()
+        && exit_codes.is_empty()
+    {
+        d.error(
+            node.at(),
+            "`repeat: while`/`until` needs a `condition` or an `exitCode` to test",
+        );
+    }
+    if expected.is_some() && condition.is_none() {
+        d.error(
+            node.at(),
+            "`repeatPolicy.expected` needs a `condition` to compare",
+        );
+    }
+    let limit = match f.get("limit") {
+        Some(n) => match d.uint(n, "`repeatPolicy.limit`", false)? {
+            0 => {
+                d.error(n.at(), "`repeatPolicy.limit` must be at least 1");
+                return None;
+            }
+            v => Some(u32::try_from(v).unwrap_or(u32::MAX)),
+        },
+        None => None,
+    };
+    Some(RepeatPolicy {
+        mode,
+        interval_sec: d.opt_uint(&f, "intervalSec").unwrap_or(0),
+        limit,
+        condition,
+        expected,
+        exit_codes,
+        backoff: f
+            .get("backoff")
+            .and_then(|n| backoff(d, n, "`repeatPolicy.backoff`")),
+        max_interval_sec: d.opt_uint(&f, "maxIntervalSec"),
+    })
+}
+
+fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
+    let local = Executor::Local { explicit: false };
+    let (type_node, config) = match (f.get("executor"), f.get("type")) {
+        (Some(_), Some(_)) => {
+            if let Some(span) = f.key_span("type") {
+                d.error(
+                    span,
+                    "`type` and `executor` are both set; use `executor: {type: ..., config: ...}`",
+                );
+            }
+            return local;
+        }
+        (Some(exec), None) => {
+            if exec.as_map().is_some() {
+                let Some(ef) = d.fields(exec, "`executor`", &EXECUTOR_KEYS) else {
+                    return local;
+                };
+                let Some(t) = ef.get("type") else {
+                    d.diags.push(
+                        Diagnostic::error(exec.at(), "`executor` needs a `type`")
+                            .with_help("accepted types: command, shell, docker"),
+                    );
+                    return local;
+                };
+                (t, ef.get("config"))
+            } else {
+                (exec, None)
+            }
+        }
+        (None, Some(t)) => (t, f.get("config")),
+        (None, None) => {
+            if let Some(span) = f.key_span("config").filter(|_| f.has("config")) {
+                d.error(
+                    span,
+                    "`config` needs an executor `type` (e.g. `type: docker`)",
+                );
+            }
+            return local;
+        }
+    };
+    let Some(kind) = d.string(type_node, "the executor type") else {
+        return local;
+    };
+    match kind.as_str() {
+        "command" | "shell" | "" => {
+            if let Some(config) = config {
+                d.warning(
+                    config.at(),
+                    format!("the `{kind}` executor takes no `config`; it is ignored"),
+                );
+            }
+            Executor::Local { explicit: true }
+        }
+        "docker" | "container" => {
+            if shared && let Some(config) = config {
+                d.warning(
+                    config.at(),
+                    "this step runs in the DAG-level `container`; its docker `config` is ignored",
+                );
+            }
+            let docker = match config {
+                Some(config) => super::docker::docker_step(d, config),
+                None => DockerStep::default(),
+            };
+            if !shared && docker.image.is_none() && docker.container_name.is_none() {
+                d.diags.push(
+                    Diagnostic::error(
+                        config.map_or(type_node.at(), |c| c.at()),
+                        "a docker step needs `image`, `containerName`, or both in its `config`",
+                    )
+                    .with_help(
+                        "`image` creates a new container; `containerName` execs into a running one",
+                    ),
+                );
+            }
+            Executor::Docker(Box::new(docker))
+        }
+        other if FOREIGN_EXECUTORS.contains(&other) => {
+            d.diags.push(
+                Diagnostic::error(
+                    type_node.at(),
+                    format!("the `{other}` executor is not supported by wharf"),
+                )
+                .with_help("wharf runs steps on the host (`command`) or in containers (`docker`)"),
+            );
+            local
+        }
+        other => {
+            d.enum_error(
+                type_node,
+                "the executor type",
+                other,
+                &["command", "shell", "docker"],
+            );
+            local
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::with_node;
+    use super::*;
+
+    #[test]
+    fn a_string_is_a_command_and_a_mapping_a_step() {
+        let (s, errors) = with_node("echo hi", |d, n| step(d, n, false));
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.expect("a step");
+        assert!(s.step.generated_name && s.depends.is_none());
+        let (s, errors) = with_node(
+            "name: build\ncommand: make\ndepends: [fetch]\nretryPolicy: {limit: 2, intervalSec: 1}\n",
+            |d, n| step(d, n, false),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.expect("a step");
+        assert_eq!(s.step.name, "build");
+        assert_eq!(s.depends.map(|d| d.len()), Some(1));
+        assert_eq!(s.step.retry.map(|r| r.limit), Some(2));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_errors() {
+        let (_, errors) = with_node("name: a\ncomand: make\n", |d, n| step(d, n, false));
+        assert!(errors.iter().any(|e| e.contains("comand")), "{errors:?}");
+        let (_, errors) = with_node("name: a\ncommand: make\ntimeoutSec: soon\n", |d, n| {
+            step(d, n, false)
+        });
+        assert!(
+            errors.iter().any(|e| e.contains("timeoutSec")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn parallel_groups_share_an_item() {
+        let (raw, errors) = with_node("- [echo a, echo b]\n- echo c\n", |d, n| {
+            steps_of(d, n, false)
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        let items: Vec<usize> = raw.iter().map(|r| r.item).collect();
+        assert_eq!(items, [0, 0, 1]);
+    }
+}
