@@ -288,7 +288,7 @@ fn status_json_redacts_credential_params() {
 fn saving_a_spec_keeps_two_credentials_of_one_edited_line() {
     let p = Place::new();
     let server = Server::start(&p);
-    let yaml = "params: API_TOKEN=tok-one DB_PASSWORD=pw-two WHO=me\nsteps:\n  - echo hi\n";
+    let yaml = "params: API_TOKEN=tok-one DB_PASSWORD=pw-two WHO=me\nenv:\n  - CERT_KEY: |\n      block-secret-line\nsteps:\n  - echo hi\n";
     std::fs::write(p.path("dags/creds.yaml"), yaml).expect("write");
     let (status, v) = server.get("/dags/creds/spec");
     assert_eq!(status, 200, "{v}");
@@ -306,6 +306,7 @@ fn saving_a_spec_keeps_two_credentials_of_one_edited_line() {
         "{saved}"
     );
     assert!(!saved.contains("<redacted>"), "{saved}");
+    assert!(saved.contains("block-secret-line"), "{saved}");
     // A placeholder with nothing to keep is refused, and the file is left as it was.
     let bad = format!("{saved}env:\n  - NEW_SECRET=<redacted>\n");
     let (status, v) = server.call("PUT", "/dags/creds/spec", Some(&json!({"spec": bad})));

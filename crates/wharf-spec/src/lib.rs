@@ -16,6 +16,7 @@ pub mod expand;
 pub mod formats;
 mod graph;
 pub mod model;
+pub mod redact;
 mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use crate::args::DryArgs;
 use crate::commands::load;
 use crate::term::Term;
 
-const REDACTED: &str = "<redacted>";
+use wharf_spec::redact::REDACTED;
 
 pub(crate) fn run(args: &DryArgs, term: &Term) -> ExitCode {
     let Some(loaded) = load(&args.file, term) else {
@@ -395,14 +395,14 @@ fn shown_value(name: &str, raw: Option<&str>, value: &str) -> String {
     let from_secret = raw.is_some_and(|raw| {
         let found = std::cell::Cell::new(false);
         wharf_spec::expand::expand(raw, |n| {
-            if env::is_secret_name(n) {
+            if wharf_spec::redact::is_secret_key(n) {
                 found.set(true);
             }
             None
         });
         found.get()
     });
-    if env::is_secret_name(name) || from_secret {
+    if wharf_spec::redact::is_secret_key(name) || from_secret {
         REDACTED.to_owned()
     } else {
         value.to_owned()

@@ -81,7 +81,7 @@ pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serd
         "runId": run.run_id,
         "status": run.status.as_str(),
         "file": run.file,
-        "params": run.params.iter().map(|p| crate::server::redact::param(p)).collect::<Vec<_>>(),
+        "params": run.params.iter().map(|p| wharf_spec::redact::param(p)).collect::<Vec<_>>(),
         "startedAt": time(run.started_at),
         "finishedAt": time(run.finished_at),
         "error": run.error,

@@ -289,7 +289,7 @@ fn params_json(params: &[String]) -> String {
     Value::from(
         params
             .iter()
-            .map(|p| super::redact::param(p))
+            .map(|p| wharf_spec::redact::param(p))
             .collect::<Vec<_>>(),
     )
     .to_string()
@@ -434,7 +434,7 @@ fn dag_json(dag: &Dag) -> Value {
         .params
         .iter()
         .map(|p| match &p.name {
-            Some(n) => super::redact::param(&format!("{n}={}", p.value)),
+            Some(n) => wharf_spec::redact::param(&format!("{n}={}", p.value)),
             None => p.value.clone(),
         })
         .collect();
@@ -459,8 +459,8 @@ fn dag_details_json(dag: &Dag) -> Value {
         .env
         .iter()
         .map(|e| {
-            let value = if wharf_spec::env::is_secret_name(&e.name) {
-                "<redacted>"
+            let value = if wharf_spec::redact::is_secret_key(&e.name) {
+                wharf_spec::redact::REDACTED
             } else {
                 e.value.as_str()
             };
@@ -677,7 +677,7 @@ fn get_spec(dags: &Path, name: &str) -> Reply {
         Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
     };
     let mut v =
-        json!({"spec": super::redact::yaml(&loaded.source), "errors": diagnostics(&loaded)});
+        json!({"spec": wharf_spec::redact::source(&loaded.source), "errors": diagnostics(&loaded)});
     if let Some(dag) = &loaded.dag {
         v["dag"] = dag_details_json(dag);
     }
@@ -692,7 +692,7 @@ fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
     };
     // The spec was shown redacted: what still says <redacted> keeps the file's value.
     let old = std::fs::read_to_string(&file).unwrap_or_default();
-    let restored = match super::redact::restore(spec, &old) {
+    let restored = match wharf_spec::redact::restore(spec, &old) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("the file was not changed: {e}")),
     };

@@ -7,7 +7,6 @@
 
 mod api;
 mod live;
-pub(crate) mod redact;
 mod scheduler;
 mod ui;
 

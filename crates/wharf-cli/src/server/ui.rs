@@ -301,7 +301,7 @@ fn dag_page(state: &State, home: &Path, file_name: &str, selected: Option<&str>)
                     // A credential's default is not shown (the run uses it unless given).
                     Some(n) => {
                         let word = format!("{n}={}", p.value);
-                        (super::redact::param(&word) == word).then_some(word)
+                        (wharf_spec::redact::param(&word) == word).then_some(word)
                     }
                     None => Some(p.value.clone()),
                 })
@@ -418,7 +418,7 @@ fn dag_page(state: &State, home: &Path, file_name: &str, selected: Option<&str>)
     let _ = write!(
         body,
         "<pre>{}</pre>",
-        escape(&super::redact::yaml(&loaded.source))
+        escape(&wharf_spec::redact::source(&loaded.source))
     );
     page(state, &name, &body)
 }
