@@ -35,7 +35,7 @@ pub(crate) async fn run(
     job: &StepJob,
     removals: &crate::Removals,
 ) -> Exit {
-    let Some(c) = &job.container else {
+    let wharf_engine::Work::Container(c) = &job.work else {
         return Exit::error("the step has no container settings");
     };
     let cfg = &c.config;

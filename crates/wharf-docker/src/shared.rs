@@ -412,7 +412,7 @@ impl SharedExecutor {
     }
 
     async fn exec(&self, docker: &Docker, c: &Running, job: &StepJob) -> Exit {
-        let Some(e) = &job.exec else {
+        let wharf_engine::Work::Exec(e) = &job.work else {
             return Exit::error("the step has nothing to run in the container");
         };
         if let Err(e) = prepare_redirects(job) {

@@ -9,8 +9,6 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-use crate::local::Program;
-
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs attempts of steps. The local shell executor is one; the Docker executors are the
@@ -38,11 +36,8 @@ pub struct StepJob {
     /// `$1`, `$2`, ...
     pub positional: Vec<String>,
     pub dir: PathBuf,
-    pub local: LocalCommand,
-    /// For a step in a container of its own: its Docker settings, `${VAR}` expanded.
-    pub container: Option<ContainerJob>,
-    /// For a step in the DAG-level container: what to exec there.
-    pub exec: Option<ExecJob>,
+    /// What the attempt runs.
+    pub work: Work,
     /// The attempt's log files.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -65,7 +60,28 @@ pub struct StepJob {
     pub on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>>,
 }
 
-/// The shell and program of a local step.
+/// How a command is given to the shell.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// `shell [args] -c LINE $0 $1 ...`.
+    Line(String),
+    /// `shell [args] FILE $1 ...`: a script written to a file.
+    Script(PathBuf),
+    /// `FILE $1 ...`: a script with its own `#!` line.
+    Executable(PathBuf),
+}
+
+/// What an attempt runs: each kind of step its own way.
+pub enum Work {
+    /// A command through a shell, on the host.
+    Host(LocalCommand),
+    /// A container of the step's own.
+    Container(Box<ContainerJob>),
+    /// A program run in the DAG-level container, through `docker exec`.
+    Exec(ExecJob),
+}
+
+/// The shell and program of a step on the host.
 pub struct LocalCommand {
     /// The shell and its arguments (`["sh"]`, `["bash", "-e"]`).
     pub shell: Vec<String>,

@@ -22,10 +22,10 @@ use std::time::Duration;
 
 pub use dispatcher::execute;
 pub use executor::{
-    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, SharedContainer, SharedSetup,
-    StepJob,
+    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, Program, SharedContainer,
+    SharedSetup, StepJob, Work,
 };
-pub use local::{LazyLog, LocalExecutor, Program};
+pub use local::{LazyLog, LocalExecutor};
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;
 pub use wharf_store::{RunKey, Status, Store};

@@ -34,20 +34,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::executor::{BoxFuture, Executor, Exit, StepJob};
+use crate::executor::{BoxFuture, Executor, Exit, Program, StepJob, Work};
 
 pub struct LocalExecutor;
-
-/// How a command is given to the shell.
-#[derive(Debug, Clone)]
-pub enum Program {
-    /// `shell [args] -c LINE $0 $1 ...`.
-    Line(String),
-    /// `shell [args] FILE $1 ...`: a script written to a file.
-    Script(PathBuf),
-    /// `FILE $1 ...`: a script with its own `#!` line.
-    Executable(PathBuf),
-}
 
 impl Executor for LocalExecutor {
     fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
@@ -56,7 +45,9 @@ impl Executor for LocalExecutor {
 }
 
 async fn run(job: &StepJob) -> Exit {
-    let local = &job.local;
+    let Work::Host(local) = &job.work else {
+        return Exit::error("the host executor runs host commands only");
+    };
     let mut cmd = match &local.program {
         Program::Line(line) => {
             let mut c = Command::new(&local.shell[0]);

@@ -11,8 +11,8 @@ use wharf_spec::env::{Origin, Resolved};
 use wharf_spec::{CommandSpec, Dag, RepeatMode, Step};
 use wharf_store::{AttemptRecord, OutputRecord, RunKey, Status, now_ms};
 
-use crate::executor::{Exit, LocalCommand, StepJob};
-use crate::local::{Program, pause};
+use crate::executor::{Exit, LocalCommand, Program, StepJob, Work};
+use crate::local::pause;
 use crate::{Event, Executor, SharedStore, StepReport, condition, vars};
 
 /// Which step of the DAG.
@@ -246,23 +246,25 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         }
     }
 
-    // Only a step on the host has a shell program; a container step's command is its
-    // container's (or the image's own CMD), or what it execs in the DAG-level container.
-    let exec = if in_shared {
+    // What the step runs: a shell program on the host, what it execs in the DAG-level
+    // container, or a container of its own (its command, or the image's own CMD).
+    enum Plan {
+        Host(Program),
+        Exec(crate::ExecJob),
+        Container,
+    }
+    let plan = if in_shared {
         match exec_job(step, &dag, &expand) {
-            Ok(e) => Some(e),
+            Ok(e) => Plan::Exec(e),
             Err(e) => return fail(&ctx, e),
         }
-    } else {
-        None
-    };
-    let program = if on_host {
+    } else if on_host {
         match program_of(step, &ctx, &expand) {
-            Ok(p) => p,
+            Ok(p) => Plan::Host(p),
             Err(e) => return fail(&ctx, e),
         }
     } else {
-        Program::Line(String::new())
+        Plan::Container
     };
     let redirect = |path: &Option<String>| {
         path.as_ref()
@@ -328,8 +330,17 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             env: job_env,
             positional: vars.positional.clone(),
             dir: dir.clone(),
-            container: container_job(step, &dag, &ctx, &expand),
-            exec: exec.clone(),
+            work: match &plan {
+                Plan::Host(program) => Work::Host(LocalCommand {
+                    shell: shell.clone(),
+                    program: program.clone(),
+                }),
+                Plan::Exec(e) => Work::Exec(e.clone()),
+                Plan::Container => match container_job(step, &dag, &ctx, &expand) {
+                    Some(c) => Work::Container(Box::new(c)),
+                    None => return fail(&ctx, "the step has no container to run in".into()),
+                },
+            },
             activity: {
                 let (events, name) = (ctx.events.clone(), step.name.clone());
                 Arc::new(move |text| {
@@ -347,10 +358,6 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
                     crate::dispatcher::append_run_log(&run_log, &format!("note: {text}"));
                     let _ = events.send(Event::Notice(text));
                 })
-            },
-            local: LocalCommand {
-                shell: shell.clone(),
-                program: program.clone(),
             },
             stdout: stdout.clone(),
             stderr: stderr.clone(),
@@ -767,9 +774,6 @@ fn container_job(
     let wharf_spec::Executor::Docker(config) = &step.executor else {
         return None;
     };
-    if dag.container.is_some() {
-        return None;
-    }
     let mut config = (**config).clone();
     let ex = |v: &Option<String>| v.as_deref().map(expand);
     config.image = ex(&config.image);
