@@ -5,7 +5,6 @@ mod args;
 mod commands;
 mod exit;
 mod progress;
-mod server;
 mod term;
 mod time;
 
@@ -38,9 +37,9 @@ pub fn run() -> i32 {
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Cleanup => commands::cleanup::run(),
-        args::Command::Server(a) => server::serve(&a, false),
-        args::Command::StartAll(a) => server::serve(&a, true),
-        args::Command::Scheduler(a) => server::schedule(&a),
+        args::Command::Server(a) => commands::serve::serve(&a, false),
+        args::Command::StartAll(a) => commands::serve::serve(&a, true),
+        args::Command::Scheduler(a) => commands::serve::schedule(&a),
     };
     code as i32
 }

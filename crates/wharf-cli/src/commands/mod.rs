@@ -3,6 +3,7 @@ pub(crate) mod dry;
 pub(crate) mod history;
 pub(crate) mod logs;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod stop;
 pub(crate) mod validate;

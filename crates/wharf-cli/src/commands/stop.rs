@@ -4,68 +4,61 @@
 //! `kill`, and does what it does for Ctrl-C: the steps' stop signals, the grace period,
 //! the kill, the handlers, the record.
 
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::time::Duration;
 
 use crate::ExitCode;
 use crate::args::StopArgs;
 use crate::commands::{dag_name, open_store};
+
+/// How long `wharf stop` waits for the runs to be recorded as ended: the grace period,
+/// the handlers, and a margin.
+const WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn run(args: &StopArgs) -> ExitCode {
     let Some(store) = open_store() else {
         return ExitCode::Failure;
     };
     let name = dag_name(&args.dag);
-    let running = match store.running(Some(&name)) {
+    let signalled = match wharf_control::stop_dag(&store, &name) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::Failure;
         }
     };
-    if running.is_empty() {
+    if signalled.is_empty() {
         eprintln!("no run of `{name}` is running");
         return ExitCode::Success;
     }
-    for run in &running {
-        match run.pid {
-            Some(pid) if pid > 0 => match kill(Pid::from_raw(pid), Signal::SIGTERM) {
-                Ok(()) => eprintln!("stopping run {} of {name}", run.run_id),
-                Err(e) => eprintln!(
-                    "error: cannot signal the process of run {} (pid {pid}): {e}",
-                    run.run_id
-                ),
-            },
-            _ => eprintln!("error: run {} has no process to signal", run.run_id),
+    let mut code = ExitCode::Success;
+    let mut stopping = Vec::new();
+    for (run, result) in signalled {
+        match result {
+            Ok(()) => {
+                eprintln!("stopping run {} of {name}", run.run_id);
+                stopping.push(run);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::Failure;
+            }
         }
     }
-    // Wait for the runs to be recorded as ended: the grace period, handlers, and a margin.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut code = ExitCode::Success;
-    for run in &running {
-        loop {
-            match store.run(&name, &run.run_id) {
-                Ok(Some(r)) if r.status.is_final() => {
-                    eprintln!("run {} of {name}: {}", r.run_id, r.status);
-                    break;
-                }
-                Ok(Some(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Ok(_) => {
-                    eprintln!("error: run {} of {name} did not end in time", run.run_id);
-                    code = ExitCode::Failure;
-                    break;
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    code = ExitCode::Failure;
-                    break;
+    match wharf_control::wait_ended(&store, &stopping, WAIT) {
+        Ok(ended) => {
+            for (run_id, status) in ended {
+                match status {
+                    Some(s) => eprintln!("run {run_id} of {name}: {s}"),
+                    None => {
+                        eprintln!("error: run {run_id} of {name} did not end in time");
+                        code = ExitCode::Failure;
+                    }
                 }
             }
-            let _ = store.reap_dead();
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            code = ExitCode::Failure;
         }
     }
     code

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use wharf_spec::cron::Cron;
 use wharf_store::{NewRun, Status, Store};
 
-use super::Config;
+use crate::Config;
 
 /// The first minute after `after` that the expression names.
 pub(crate) fn next_after(expr: &str, after: Timestamp) -> Option<Timestamp> {
@@ -36,7 +36,7 @@ fn slot_id(slot: Timestamp) -> String {
 
 /// What happened to a DAG at a slot.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Fired {
+pub enum Fired {
     Started(String),
     Skipped(String),
     AlreadyThere(String),
@@ -46,7 +46,7 @@ pub(crate) enum Fired {
 /// matches it.
 pub(crate) fn tick(config: &Config, slot: Timestamp) -> Vec<(String, Result<Fired, String>)> {
     let mut done = Vec::new();
-    for (file_name, path) in super::api::dag_files(&config.dags) {
+    for (file_name, path) in crate::api::dag_files(&config.dags) {
         let Ok(loaded) = wharf_spec::load_file(&path) else {
             continue;
         };
@@ -107,7 +107,8 @@ fn fire(
     ];
     // Until the run is recorded, another scheduler (or this one, restarted) could start
     // the slot again: launch waits for the record (the new process writes it first thing).
-    super::api::launch(&store, &config.home, &args, &dag.name, &run_id)?;
+    wharf_control::launch(&store, &config.home, &args, &dag.name, &run_id)
+        .map_err(|e| e.to_string())?;
     Ok(Fired::Started(run_id))
 }
 

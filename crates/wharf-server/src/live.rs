@@ -9,25 +9,44 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
-use hyper::body::{Bytes, Frame};
-use hyper::{Response, StatusCode};
+use axum::Router;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::mpsc::Sender;
 use wharf_store::{Status, Store};
 
-use super::{Body, State, error};
+use crate::{Shared, error};
 
 const CHUNK: usize = 64 * 1024;
 /// How often the file and the step's status are looked at while nothing comes.
 const PAUSE: Duration = Duration::from_millis(200);
 
-pub(crate) fn events(
-    state: &State,
+pub(crate) fn router() -> Router<Shared> {
+    Router::new().route(
+        "/dags/{file}/runs/{id}/steps/{step}/events",
+        get(
+            |State(s): State<Shared>,
+             UrlPath((file, id, step)): UrlPath<(String, String, String)>,
+             RawQuery(q): RawQuery| async move {
+                let stderr = crate::api::query_param(&q.unwrap_or_default(), "stream").as_deref()
+                    == Some("stderr");
+                events(&s, &file, &id, &step, stderr)
+            },
+        ),
+    )
+}
+
+fn events(
+    state: &crate::State,
     file_name: &str,
     run_id: &str,
     step: &str,
     stderr: bool,
-) -> Response<Body> {
-    let Ok(file) = super::api::existing_dag_file(&state.config.dags, file_name) else {
+) -> Response {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -38,26 +57,16 @@ pub(crate) fn events(
         .ok()
         .and_then(|l| l.dag)
         .map_or_else(|| file_name.to_owned(), |d| d.name);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4);
     let home = state.config.home.clone();
     let (run_id, step) = (run_id.to_owned(), step.to_owned());
     tokio::task::spawn_blocking(move || follow(&home, &dag, &run_id, &step, stderr, &tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
-    let mut r = Response::new(http_body_util::StreamBody::new(stream).boxed());
-    let headers = r.headers_mut();
-    headers.insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("no-cache"),
-    );
-    r
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 /// The step's log file and whether the step is over; None while it has not started.
@@ -94,12 +103,15 @@ fn lookup(
     Ok(Some((path.clone(), over.then_some(record.status))))
 }
 
-fn send(tx: &tokio::sync::mpsc::Sender<Bytes>, text: String) -> bool {
-    tx.blocking_send(Bytes::from(text)).is_ok()
+fn send(tx: &Sender<Event>, event: Event) -> bool {
+    tx.blocking_send(event).is_ok()
 }
 
-/// `data:` lines for complete lines of `pending`; what is left stays there.
-fn lines_out(pending: &mut Vec<u8>, flush: bool) -> Option<String> {
+/// An event of the complete lines of `pending` (all of it when `flush`); what is left
+/// stays there. A `\r` ends a line in an event stream as `\n` does: a bare one inside a
+/// line is sent as a line break, never as the end of a field, so output cannot write
+/// events of its own.
+fn lines_out(pending: &mut Vec<u8>, flush: bool) -> Option<Event> {
     let cut = if flush {
         pending.len()
     } else {
@@ -110,31 +122,18 @@ fn lines_out(pending: &mut Vec<u8>, flush: bool) -> Option<String> {
     }
     let chunk: Vec<u8> = pending.drain(..cut).collect();
     let text = String::from_utf8_lossy(&chunk);
-    let mut event = String::new();
-    // A `\r` ends a line in an event stream as `\n` does: a bare one inside a line is
-    // sent as a line break, never as the end of a field, so output cannot write events.
-    for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
-        for piece in line.strip_suffix('\r').unwrap_or(line).split('\r') {
-            event.push_str("data: ");
-            event.push_str(piece);
-            event.push('\n');
-        }
-    }
-    event.push('\n');
-    Some(event)
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(&text)
+        .split('\n')
+        .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'))
+        .collect();
+    Some(Event::default().data(lines.join("\n")))
 }
 
-fn follow(
-    home: &Path,
-    dag: &str,
-    run_id: &str,
-    step: &str,
-    stderr: bool,
-    tx: &tokio::sync::mpsc::Sender<Bytes>,
-) {
+fn follow(home: &Path, dag: &str, run_id: &str, step: &str, stderr: bool, tx: &Sender<Event>) {
     let mut offset = 0u64;
     let mut pending = Vec::new();
-    let mut quiet = Duration::ZERO;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let (path, over) = match lookup(home, dag, run_id, step, stderr) {
@@ -142,7 +141,7 @@ fn follow(
             Ok(None) => (PathBuf::new(), None),
             Err(e) => {
                 let e = e.replace(['\r', '\n'], " ");
-                let _ = send(tx, format!("event: error\ndata: {e}\n\n"));
+                let _ = send(tx, Event::default().event("error").data(e));
                 return;
             }
         };
@@ -173,20 +172,16 @@ fn follow(
             if let Some(event) = lines_out(&mut pending, true) {
                 let _ = send(tx, event);
             }
-            let _ = send(tx, format!("event: end\ndata: {}\n\n", status.as_str()));
+            let _ = send(tx, Event::default().event("end").data(status.as_str()));
             return;
         }
         if read_any {
-            quiet = Duration::ZERO;
             continue;
         }
-        std::thread::sleep(PAUSE);
-        quiet += PAUSE;
-        if quiet >= Duration::from_secs(15) {
-            quiet = Duration::ZERO;
-            if !send(tx, ": still here\n\n".into()) {
-                return;
-            }
+        // The browser went away (the stream's keep-alive finds that out).
+        if tx.is_closed() {
+            return;
         }
+        std::thread::sleep(PAUSE);
     }
 }

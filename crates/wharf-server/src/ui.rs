@@ -4,13 +4,17 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hyper::{Method, Response, StatusCode};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, RawQuery, State as Extract};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
 use wharf_store::{Status, Store};
 
-use super::{Body, State};
-use crate::time::rfc3339;
+use crate::{Shared, State, blocking, rfc3339};
 
-type Reply = Response<Body>;
+type Reply = Response;
 
 const STYLE: &str = r#"
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -74,11 +78,11 @@ fn page(state: &State, title: &str, body: &str) -> Reply {
 }
 
 fn html_reply(status: StatusCode, html: String) -> Reply {
-    let mut r = Response::new(super::full(html));
+    let mut r = Response::new(Body::from(html));
     *r.status_mut() = status;
     r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
 }
@@ -97,52 +101,65 @@ fn not_found(state: &State, what: &str) -> Reply {
     r
 }
 
-pub(crate) struct UiRequest {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub body: hyper::body::Bytes,
-    /// The request came from a page of this server (Origin or Referer matches Host).
-    pub same_origin: bool,
-}
-
-pub(crate) fn route(state: &State, req: &UiRequest) -> Reply {
-    let segments: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(super::api::percent_decode)
-        .collect();
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let home = state.config.home.clone();
-    match (&req.method, seg.as_slice()) {
-        (&Method::GET, []) => dag_list(state, &home, &req.query),
-        (&Method::GET, ["dags", name]) => {
-            let selected = super::api::query_param(&req.query, "run");
-            dag_page(state, &home, name, selected.as_deref())
-        }
-        (&Method::GET, ["dags", name, "runs", id]) => run_page(state, &home, name, id),
-        (&Method::POST, ["dags", name, action @ ("start" | "stop" | "retry")]) => {
-            if !req.same_origin {
-                return html_reply(
-                    StatusCode::FORBIDDEN,
-                    "<p>Actions are accepted only from this server's own pages.</p>".into(),
-                );
-            }
-            action_post(state, name, action, &req.body)
-        }
-        _ => not_found(state, &format!("no page {}", req.path)),
-    }
+/// The pages, and the forms they post.
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/",
+            get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
+                blocking(move || dag_list(&s, &s.config.home, &q.unwrap_or_default())).await
+            }),
+        )
+        .route(
+            "/dags/{name}",
+            get(
+                |Extract(s): Extract<Shared>, UrlPath(name): UrlPath<String>, RawQuery(q): RawQuery| async move {
+                    blocking(move || {
+                        let selected = crate::api::query_param(&q.unwrap_or_default(), "run");
+                        dag_page(&s, &s.config.home, &name, selected.as_deref())
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/runs/{id}",
+            get(
+                |Extract(s): Extract<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    blocking(move || run_page(&s, &s.config.home, &name, &id)).await
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/{action}",
+            post(
+                |Extract(s): Extract<Shared>,
+                 UrlPath((name, action)): UrlPath<(String, String)>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    if !crate::guard::same_origin(&headers) {
+                        return html_reply(
+                            StatusCode::FORBIDDEN,
+                            "<p>Actions are accepted only from this server's own pages.</p>".into(),
+                        );
+                    }
+                    if !matches!(action.as_str(), "start" | "stop" | "retry") {
+                        return not_found(&s, &format!("no action {action}"));
+                    }
+                    blocking(move || action_post(&s, &name, &action, &body)).await
+                },
+            ),
+        )
 }
 
 fn dag_list(state: &State, home: &Path, query: &str) -> Reply {
     let base = &state.config.base_path;
-    let name_filter = super::api::query_param(query, "name").unwrap_or_default();
-    let tag_filter = super::api::query_param(query, "tag").unwrap_or_default();
+    let name_filter = crate::api::query_param(query, "name").unwrap_or_default();
+    let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
     let store = Store::open(home).ok();
     let mut rows = String::new();
     let mut count = 0;
-    for (file_name, path) in super::api::dag_files(&state.config.dags) {
+    for (file_name, path) in crate::api::dag_files(&state.config.dags) {
         let loaded = wharf_spec::load_file(&path).ok();
         let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
         let name = dag.map_or(file_name.clone(), |d| d.name.clone());
@@ -173,7 +190,7 @@ fn dag_list(state: &State, home: &Path, query: &str) -> Reply {
         let schedule = dag
             .map(|d| {
                 let exprs = d.schedule.start.join(", ");
-                match super::scheduler::next_run(d, jiff::Timestamp::now()) {
+                match crate::scheduler::next_run(d, jiff::Timestamp::now()) {
                     Some(next) => format!("{exprs} (next {})", next.strftime("%Y-%m-%dT%H:%MZ")),
                     None => exprs,
                 }
@@ -272,7 +289,7 @@ fn graph_svg(dag: &wharf_spec::Dag, statuses: &[(String, Status)]) -> String {
 /// A DAG's page; the picture shows the run `selected` (`?run=ID`), or the latest.
 fn dag_page(state: &State, home: &Path, file_name: &str, selected: Option<&str>) -> Reply {
     let base = &state.config.base_path;
-    let Ok(file) = super::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
     let Ok(loaded) = wharf_spec::load_file(&file) else {
@@ -449,7 +466,7 @@ fn log_tail(path: &Path) -> String {
 
 fn run_page(state: &State, home: &Path, file_name: &str, id: &str) -> Reply {
     let base = &state.config.base_path;
-    let Ok(file) = super::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
     let name = wharf_spec::load_file(&file)
@@ -565,58 +582,90 @@ fn run_page(state: &State, home: &Path, file_name: &str, id: &str) -> Reply {
 
 /// A form field from an `application/x-www-form-urlencoded` body.
 fn form_field(body: &[u8], key: &str) -> Option<String> {
-    super::api::query_param(&String::from_utf8_lossy(body), key)
+    crate::api::query_param(&String::from_utf8_lossy(body), key)
 }
 
 fn redirect(to: &str) -> Reply {
-    let mut r = Response::new(super::full(hyper::body::Bytes::new()));
+    let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
-        r.headers_mut().insert(hyper::header::LOCATION, v);
+    if let Ok(v) = header::HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
     }
     r
 }
 
+/// A form's action, through run control (as the API's would be); a refusal is a page that
+/// says why, with the way back.
 fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Reply {
     let base = &state.config.base_path;
     let dags = &state.config.dags;
     let home = &state.config.home;
-    let new_run = wharf_engine::new_run_id();
-    let (path, api_body) = match action {
+    let back = format!("{base}/dags/{file_name}");
+    let failed = |why: String| {
+        let body = format!(
+            "<h1>Could not {action}</h1><p class=err>{}</p><p><a href=\"{}\">Back to the DAG</a></p>",
+            escape(&why),
+            escape(&back)
+        );
+        let mut r = page(state, action, &body);
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    };
+    let Ok(file) = crate::api::existing_dag_file(dags, file_name) else {
+        return not_found(state, &format!("no DAG {file_name}"));
+    };
+    let loaded = wharf_spec::load_file(&file).ok();
+    let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
+    let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
+    let run = match action {
         "start" => {
-            let params = form_field(body, "params").unwrap_or_default();
-            (
-                format!("/dags/{file_name}/start"),
-                serde_json::json!({"params": params, "dagRunId": new_run}),
-            )
+            let Some(dag) = dag else {
+                return failed(format!("the DAG `{file_name}` is invalid"));
+            };
+            let params = crate::api::parse_params(&form_field(body, "params").unwrap_or_default());
+            if params.iter().any(|p| p.contains('\0')) {
+                return failed("params must not contain a NUL character".into());
+            }
+            let run_id = wharf_engine::new_run_id();
+            let started = wharf_control::start(
+                home,
+                &wharf_control::Start {
+                    file: &file,
+                    dag: &dag.name,
+                    run_id: &run_id,
+                    params: &params,
+                    singleton: false,
+                },
+            );
+            if let Err(e) = started {
+                return failed(e.to_string());
+            }
+            run_id
         }
         other => {
-            let run = form_field(body, "run").unwrap_or_else(|| "latest".into());
-            let name = super::api::existing_dag_file(dags, file_name)
-                .ok()
-                .and_then(|f| wharf_spec::load_file(&f).ok())
-                .and_then(|l| l.dag)
-                .map_or_else(|| file_name.to_owned(), |d| d.name);
-            (
-                format!("/dag-runs/{name}/{run}/{other}"),
-                serde_json::json!({"dagRunId": run}),
-            )
+            let wanted = form_field(body, "run").unwrap_or_else(|| "latest".into());
+            let store = match Store::open(home) {
+                Ok(s) => s,
+                Err(e) => return failed(e.to_string()),
+            };
+            let found = if wanted == "latest" {
+                store.latest_run(&name)
+            } else {
+                store.run(&name, &wanted)
+            };
+            let Ok(Some(run)) = found else {
+                return failed(format!("the DAG `{name}` has no run `{wanted}`"));
+            };
+            let done = if other == "stop" {
+                wharf_control::stop_run(&store, &name, &run.run_id).map(|_| ())
+            } else {
+                wharf_control::retry(home, &run)
+            };
+            if let Err(e) = done {
+                return failed(e.to_string());
+            }
+            run.run_id
         }
-    };
-    let reply = super::api::route_blocking(
-        dags,
-        home,
-        &Method::POST,
-        &path,
-        "",
-        &hyper::body::Bytes::from(api_body.to_string()),
-    );
-    if !reply.status().is_success() {
-        return reply;
-    }
-    let run = match action {
-        "start" => new_run,
-        _ => form_field(body, "run").unwrap_or_else(|| "latest".into()),
     };
     redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
 }

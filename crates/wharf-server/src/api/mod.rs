@@ -3,23 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use hyper::body::Bytes;
-use hyper::{Method, Response, StatusCode};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use wharf_spec::Dag;
 use wharf_store::{RunRecord, Status, StepRecord, Store};
 
-use super::{Body, State, error, json};
-use crate::time::rfc3339;
+use crate::{Shared, blocking, error, json, rfc3339};
 
-pub(crate) struct ApiRequest {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub body: Bytes,
-}
-
-type Reply = Response<Body>;
+type Reply = Response;
 
 /// The value of a `Result<T, Box<Reply>>`, or (from the enclosing handler) the reply.
 macro_rules! answer {
@@ -31,84 +27,194 @@ macro_rules! answer {
     };
 }
 
-pub(crate) async fn route(state: &State, home: &Path, req: ApiRequest) -> Reply {
-    if req.method == Method::GET && req.path.trim_end_matches('/') == "/health" {
-        return json(
-            StatusCode::OK,
-            &json!({
-                "status": "healthy",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime": state.started.elapsed().as_secs(),
-                "timestamp": rfc3339(wharf_store::now_ms()),
-            }),
-        );
+/// The `/api/v2` endpoints. Handlers read files and the store, so they run on the
+/// blocking pool and open the store per request (SQLite in WAL mode: readers never wait
+/// for the writing runs).
+pub(crate) fn router() -> Router<Shared> {
+    /// A handler of the blocking pool with the server's DAGs folder and home.
+    macro_rules! on_pool {
+        ($state:ident, |$dags:ident, $home:ident| $body:expr) => {{
+            let s = $state;
+            blocking(move || {
+                let ($dags, $home) = (&s.config.dags, &s.config.home);
+                let _ = (&$dags, &$home);
+                $body
+            })
+            .await
+        }};
     }
-    let dags = state.config.dags.clone();
-    let home = home.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        route_blocking(&dags, &home, &req.method, &req.path, &req.query, &req.body)
-    })
-    .await
-    .unwrap_or_else(|_| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the request failed",
+    type Q = RawQuery;
+    Router::new()
+        .route("/health", get(health))
+        .route(
+            "/dags",
+            get(|State(s): State<Shared>, RawQuery(q): Q| async move {
+                on_pool!(s, |dags, home| list_dags(dags, home, &q.unwrap_or_default()))
+            })
+            .post(|State(s): State<Shared>, body: Bytes| async move {
+                on_pool!(s, |dags, home| create_dag(dags, &body))
+            }),
         )
-    })
+        .route(
+            "/dags/validate",
+            post(|State(s): State<Shared>, body: Bytes| async move {
+                on_pool!(s, |dags, home| validate_spec(dags, &body))
+            }),
+        )
+        .route(
+            "/dags/{name}",
+            get(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| get_dag(dags, home, &name))
+            })
+            .delete(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| delete_dag(dags, &name))
+            }),
+        )
+        .route(
+            "/dags/{name}/spec",
+            get(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| get_spec(dags, &name))
+            })
+            .put(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    on_pool!(s, |dags, home| put_spec(dags, &name, &body))
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/start",
+            post(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    on_pool!(s, |dags, home| start(dags, home, &name, &body))
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/stop-all",
+            post(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| stop_all(dags, home, &name))
+            }),
+        )
+        .route(
+            "/dags/{name}/dag-runs",
+            get(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| dag_runs_of_file(dags, home, &name))
+            }),
+        )
+        .route(
+            "/dags/{name}/dag-runs/{id}",
+            get(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| with_dag_name(dags, &name, |dag| run_details(home, dag, &id)))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs",
+            get(|State(s): State<Shared>, RawQuery(q): Q| async move {
+                on_pool!(s, |dags, home| all_runs(home, &q.unwrap_or_default()))
+            }),
+        )
+        .route(
+            "/dag-runs/{name}",
+            get(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| runs_of(home, &name))
+            }),
+        )
+        .route(
+            "/dag-runs/{name}/{id}",
+            get(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| run_details(home, &name, &id))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/stop",
+            post(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| stop_run(home, &name, &id))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/retry",
+            post(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| retry_run(home, &name, &id))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/log",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id)): UrlPath<(String, String)>,
+                 RawQuery(q): Q| async move {
+                    on_pool!(s, |dags, home| run_log(home, &name, &id, &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/steps/{step}/log",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, step)): UrlPath<(String, String, String)>,
+                 RawQuery(q): Q| async move {
+                    on_pool!(s, |dags, home| step_log(home, &name, &id, &step, &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/outputs",
+            get(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| outputs(home, &name, &id))
+                },
+            ),
+        )
+        .fallback(unknown)
+        .method_not_allowed_fallback(unknown)
 }
 
-/// Answers one API request (all but `/health`); reads files and the store, so it runs on
-/// the blocking pool.
-pub(crate) fn route_blocking(
-    dags: &Path,
-    home: &Path,
-    method: &Method,
-    path: &str,
-    query: &str,
-    body: &Bytes,
-) -> Reply {
+async fn health(State(s): State<Shared>) -> Reply {
+    json(
+        StatusCode::OK,
+        &json!({
+            "status": "healthy",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": s.started.elapsed().as_secs(),
+            "timestamp": rfc3339(wharf_store::now_ms()),
+        }),
+    )
+}
+
+/// A path the API does not serve: 501 when it is part of the Dagu API, else 404.
+async fn unknown(method: Method, uri: Uri) -> Reply {
+    let path = uri.path();
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(percent_decode)
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method.clone(), seg.as_slice()) {
-        (Method::GET, ["dags"]) => list_dags(dags, home, query),
-        (Method::POST, ["dags"]) => create_dag(dags, body),
-        (Method::POST, ["dags", "validate"]) => validate_spec(dags, body),
-        (Method::GET, ["dags", name]) => get_dag(dags, home, name),
-        (Method::DELETE, ["dags", name]) => delete_dag(dags, name),
-        (Method::GET, ["dags", name, "spec"]) => get_spec(dags, name),
-        (Method::PUT, ["dags", name, "spec"]) => put_spec(dags, name, body),
-        (Method::POST, ["dags", name, "start"]) => start(dags, home, name, body),
-        (Method::POST, ["dags", name, "stop-all"]) => stop_all(dags, home, name),
-        (Method::GET, ["dags", name, "dag-runs"]) => dag_runs_of_file(dags, home, name),
-        (Method::GET, ["dags", name, "dag-runs", id]) => {
-            with_dag_name(dags, name, |dag| run_details(home, dag, id))
-        }
-        (Method::GET, ["dag-runs"]) => all_runs(home, query),
-        (Method::GET, ["dag-runs", name]) => runs_of(home, name),
-        (Method::GET, ["dag-runs", name, id]) => run_details(home, name, id),
-        (Method::POST, ["dag-runs", name, id, "stop"]) => stop_run(home, name, id),
-        (Method::POST, ["dag-runs", name, id, "retry"]) => retry_run(home, name, id),
-        (Method::GET, ["dag-runs", name, id, "log"]) => run_log(home, name, id, query),
-        (Method::GET, ["dag-runs", name, id, "steps", step, "log"]) => {
-            step_log(home, name, id, step, query)
-        }
-        (Method::GET, ["dag-runs", name, id, "outputs"]) => outputs(home, name, id),
-        (_, p) if known_elsewhere(p) => error(
+    // The path as the API sees it (after `/api/v2`).
+    let inner = match seg.iter().position(|s| *s == "v2") {
+        Some(i) if i > 0 && seg[i - 1] == "api" => &seg[i + 1..],
+        _ => &seg[..],
+    };
+    if known_elsewhere(inner) {
+        return error(
             StatusCode::NOT_IMPLEMENTED,
             "internal_error",
             format!("{method} {path} is part of the Dagu API that wharf does not implement"),
-        ),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such endpoint: {method} /api/v2{path}"),
-        ),
+        );
     }
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such endpoint: {method} {path}"),
+    )
 }
 
 /// Paths of the Dagu API that wharf does not serve (they answer 501, not 404).
@@ -146,30 +252,16 @@ fn known_elsewhere(path: &[&str]) -> bool {
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
+/// The value of `key` in a query string (`application/x-www-form-urlencoded`).
 pub(crate) fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| percent_decode(&v.replace('+', " ")))
-    })
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn bad_request(message: impl Into<String>) -> Reply {
@@ -662,7 +754,7 @@ fn delete_dag(dags: &Path, name: &str) -> Reply {
     let file = answer!(existing_dag_file(dags, name));
     match std::fs::remove_file(&file) {
         Ok(()) => {
-            let mut r = Response::new(super::full(Bytes::new()));
+            let mut r = Response::new(axum::body::Body::empty());
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
@@ -728,70 +820,6 @@ fn with_dag_name(dags: &Path, file_name: &str, f: impl FnOnce(&str) -> Reply) ->
     f(&name)
 }
 
-fn wharf_exe() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("wharf"))
-}
-
-/// Starts `wharf ARGS` as a process of its own (own process group, no terminal, output
-/// discarded: the run records everything in the store), reaped in the background.
-pub(crate) fn spawn_detached(home: &Path, args: &[String]) -> std::io::Result<()> {
-    let child = detached(home, args)?;
-    reap_in_background(child);
-    Ok(())
-}
-
-fn detached(home: &Path, args: &[String]) -> std::io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    std::process::Command::new(wharf_exe())
-        .args(args)
-        .env("WHARF_HOME", home)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-}
-
-fn reap_in_background(mut child: std::process::Child) {
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-}
-
-/// Starts `wharf ARGS` detached and waits until the store has the run `run_id` of `dag`
-/// (the new process records it first thing), or the process ends without recording it.
-pub(crate) fn launch(
-    store: &Store,
-    home: &Path,
-    args: &[String],
-    dag: &str,
-    run_id: &str,
-) -> Result<(), String> {
-    let mut child = detached(home, args).map_err(|e| format!("cannot start the run: {e}"))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if store.run(dag, run_id).ok().flatten().is_some() {
-            reap_in_background(child);
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            // It may have recorded the run just before it ended.
-            if store.run(dag, run_id).ok().flatten().is_some() {
-                return Ok(());
-            }
-            return Err(format!("run {run_id} ended before it started ({status})"));
-        }
-        if std::time::Instant::now() > deadline {
-            reap_in_background(child);
-            return Err(format!("run {run_id} did not start within 10s"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// Held while a run is started, until its record exists.
-static STARTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
     let file = answer!(existing_dag_file(dags, file_name));
     let body = answer!(body_json(body));
@@ -831,53 +859,39 @@ fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
     if params.iter().any(|p| p.contains('\0')) {
         return bad_request("`params` must not contain a NUL character");
     }
-    // One start at a time: a singleton's check and the run it lets start are one step,
-    // so concurrent starts of a singleton start exactly one run.
-    let _one_at_a_time = STARTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let store = answer!(open(home));
-    if body.get("singleton").and_then(Value::as_bool) == Some(true) {
-        let _ = store.reap_dead();
-        if store
-            .running(Some(&dag.name))
-            .map(|r| !r.is_empty())
-            .unwrap_or(false)
-        {
-            return error(
-                StatusCode::CONFLICT,
-                "already_exists",
-                format!("the DAG `{}` is already running", dag.name),
-            );
+    let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
+    let started = wharf_control::start(
+        home,
+        &wharf_control::Start {
+            file: &file,
+            dag: &dag.name,
+            run_id: &run_id,
+            params: &params,
+            singleton,
+        },
+    );
+    match started {
+        // Answered once the run is recorded: a client may ask for it right away.
+        Ok(()) => json(StatusCode::OK, &json!({"dagRunId": run_id})),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// A run-control error as the API's `{code, message}`.
+fn control_error(e: &wharf_control::Error) -> Reply {
+    use wharf_control::Error as E;
+    match e {
+        E::AlreadyRunning(_) | E::RunIdTaken { .. } | E::StillRunning { .. } => {
+            error(StatusCode::CONFLICT, "already_exists", e.to_string())
         }
+        E::NotRunning { .. } => error(StatusCode::BAD_REQUEST, "not_running", e.to_string()),
+        _ => internal(e),
     }
-    if let Ok(Some(_)) = store.run(&dag.name, &run_id) {
-        return error(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("the DAG `{}` has a run `{run_id}` already", dag.name),
-        );
-    }
-    let mut args = vec![
-        "run".to_owned(),
-        file.to_string_lossy().into_owned(),
-        "--run-id".to_owned(),
-        run_id.clone(),
-    ];
-    if !params.is_empty() {
-        args.push("--".into());
-        args.extend(params);
-    }
-    // Answer once the run is recorded: a client may ask for it right away.
-    if let Err(e) = launch(&store, home, &args, &dag.name, &run_id) {
-        return internal(e);
-    }
-    json(StatusCode::OK, &json!({"dagRunId": run_id}))
 }
 
 /// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
 /// or list.
-fn parse_params(text: &str) -> Vec<String> {
+pub(crate) fn parse_params(text: &str) -> Vec<String> {
     let trimmed = text.trim();
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
         match v {
@@ -906,29 +920,19 @@ fn parse_params(text: &str) -> Vec<String> {
         .unwrap_or_else(|_| trimmed.split_whitespace().map(str::to_owned).collect())
 }
 
-/// SIGTERM to the process running `run` (the same as `wharf stop`).
-fn signal_run(run: &RunRecord) -> Result<(), String> {
-    let Some(pid) = run.pid.filter(|p| *p > 0) else {
-        return Err(format!("run {} has no process", run.run_id));
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .map_err(|e| format!("cannot stop run {}: {e}", run.run_id))
-}
-
 fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {
     with_dag_name(dags, file_name, |name| {
         let store = answer!(open(home));
-        let _ = store.reap_dead();
-        let errors: Vec<String> = store
-            .running(Some(name))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| signal_run(r).err())
-            .collect();
-        json(StatusCode::OK, &json!({"errors": errors}))
+        match wharf_control::stop_dag(&store, name) {
+            Ok(runs) => {
+                let errors: Vec<String> = runs
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
+                    .collect();
+                json(StatusCode::OK, &json!({"errors": errors}))
+            }
+            Err(e) => internal(e),
+        }
     })
 }
 
@@ -1008,41 +1012,18 @@ fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
     let store = answer!(open(home));
     let _ = store.reap_dead();
     let run = answer!(find(&store, name, id));
-    if run.status != Status::Running {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not_running",
-            format!(
-                "run {} of {name} is not running ({})",
-                run.run_id, run.status
-            ),
-        );
-    }
-    match signal_run(&run) {
-        Ok(()) => json(StatusCode::OK, &json!({})),
-        Err(e) => internal(e),
+    match wharf_control::stop_run(&store, name, &run.run_id) {
+        Ok(_) => json(StatusCode::OK, &json!({})),
+        Err(e) => control_error(&e),
     }
 }
 
 fn retry_run(home: &Path, name: &str, id: &str) -> Reply {
     let store = answer!(open(home));
     let run = answer!(find(&store, name, id));
-    if run.status == Status::Running {
-        return error(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("run {} of {name} is still running", run.run_id),
-        );
-    }
-    let args = vec![
-        "retry".to_owned(),
-        run.file.to_string_lossy().into_owned(),
-        "--run-id".to_owned(),
-        run.run_id.clone(),
-    ];
-    match spawn_detached(home, &args) {
+    match wharf_control::retry(home, &run) {
         Ok(()) => json(StatusCode::OK, &json!({})),
-        Err(e) => internal(format!("cannot start the retry: {e}")),
+        Err(e) => control_error(&e),
     }
 }
 

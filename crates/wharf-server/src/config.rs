@@ -1,0 +1,201 @@
+//! The server's settings: flags, else the environment, else `$WHARF_HOME/config.yaml`,
+//! else the defaults.
+
+use std::path::PathBuf;
+
+/// The settings given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dags: Option<PathBuf>,
+    pub base_path: Option<String>,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    File(String),
+    #[error("the port is not a port number: {0}")]
+    Port(String),
+    #[error("basic authentication needs both a username and a password")]
+    HalfBasic,
+}
+
+/// Where the server listens and what it serves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// The DAG files (`*.yaml`, `*.yml`).
+    pub dags: PathBuf,
+    /// A prefix for every path (`/wharf` serves the API at `/wharf/api/v2`).
+    pub base_path: String,
+    pub home: PathBuf,
+    /// Requests need `Authorization: Bearer TOKEN` (when set).
+    pub token: Option<String>,
+    /// Requests need basic authentication as this user (when set).
+    pub basic: Option<(String, String)>,
+    /// Host names (besides loopback names and IP addresses) that requests may name in
+    /// their `Host` header; `*` allows any.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Config {
+    /// Flags over environment (`WHARF_HOST`, `WHARF_PORT`, `WHARF_DAGS`,
+    /// `WHARF_BASE_PATH`, `WHARF_AUTH_TOKEN`, `WHARF_AUTH_BASIC_USERNAME`,
+    /// `WHARF_AUTH_BASIC_PASSWORD`) over `$WHARF_HOME/config.yaml` over defaults
+    /// (127.0.0.1, 8080, `$WHARF_HOME/dags`, no prefix, no authentication).
+    pub fn load(args: &Flags) -> Result<Self, ConfigError> {
+        let home = wharf_store::default_home();
+        let file = home.join("config.yaml");
+        let settings = match std::fs::read_to_string(&file) {
+            Ok(text) => wharf_spec::flat_settings(&text)
+                .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(ConfigError::File(format!(
+                    "cannot read {}: {e}",
+                    file.display()
+                )));
+            }
+        };
+        const KNOWN: &[&str] = &[
+            "host",
+            "port",
+            "dags",
+            "basePath",
+            "auth.token",
+            "auth.basic.username",
+            "auth.basic.password",
+            "allowedHosts",
+        ];
+        if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
+            return Err(ConfigError::File(format!(
+                "{}: unknown setting `{k}` (known: {})",
+                file.display(),
+                KNOWN.join(", ")
+            )));
+        }
+        let from_file = |k: &str| {
+            settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let setting = |env_key: &str, file_key: &str| {
+            std::env::var(env_key)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| from_file(file_key))
+        };
+        let port = match (&args.port, setting("WHARF_PORT", "port")) {
+            (Some(p), _) => *p,
+            (None, Some(p)) => p.parse().map_err(|_| ConfigError::Port(p))?,
+            (None, None) => 8080,
+        };
+        let base = args
+            .base_path
+            .clone()
+            .or_else(|| setting("WHARF_BASE_PATH", "basePath"))
+            .unwrap_or_default();
+        let base_path = match base.trim_end_matches('/') {
+            "" => String::new(),
+            b if b.starts_with('/') => b.to_owned(),
+            b => format!("/{b}"),
+        };
+        let basic = match (
+            setting("WHARF_AUTH_BASIC_USERNAME", "auth.basic.username"),
+            setting("WHARF_AUTH_BASIC_PASSWORD", "auth.basic.password"),
+        ) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => return Err(ConfigError::HalfBasic),
+        };
+        let host = args
+            .host
+            .clone()
+            .or_else(|| setting("WHARF_HOST", "host"))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let mut allowed_hosts: Vec<String> = setting("WHARF_ALLOWED_HOSTS", "allowedHosts")
+            .unwrap_or_default()
+            .split([',', ' '])
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        allowed_hosts.push(host.to_ascii_lowercase());
+        Ok(Self {
+            host,
+            allowed_hosts,
+            port,
+            dags: args
+                .dags
+                .clone()
+                .or_else(|| setting("WHARF_DAGS", "dags").map(PathBuf::from))
+                .unwrap_or_else(|| home.join("dags")),
+            base_path,
+            home,
+            token: setting("WHARF_AUTH_TOKEN", "auth.token"),
+            basic,
+        })
+    }
+
+    /// Whether a request's `Host` names this server. A page on another site that rebinds
+    /// its own name to this machine's address (DNS rebinding) sends its own name here, so
+    /// only names this server is known by pass: loopback names, IP addresses (which no
+    /// rebinding can produce), and the configured ones.
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
+        let name = host_name(host).to_ascii_lowercase();
+        if name.is_empty() {
+            return false;
+        }
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|allowed| allowed == "*" || *allowed == name)
+    }
+
+    pub(crate) fn auth_required(&self) -> bool {
+        self.token.is_some() || self.basic.is_some()
+    }
+
+    /// Whether the `Authorization` header carries the configured token or user.
+    pub(crate) fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(header) = header else { return false };
+        if let (Some(token), Some(given)) = (&self.token, header.strip_prefix("Bearer ")) {
+            return same(token.as_bytes(), given.trim().as_bytes());
+        }
+        if let (Some((user, password)), Some(given)) = (&self.basic, header.strip_prefix("Basic "))
+            && let Some((u, p)) = wharf_spec::decode_basic(given.trim())
+        {
+            return same(user.as_bytes(), u.as_bytes()) & same(password.as_bytes(), p.as_bytes());
+        }
+        false
+    }
+}
+
+/// The name in a `Host` header: without its port, an IPv6 address without brackets.
+pub(crate) fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}

@@ -1,0 +1,166 @@
+//! What every request goes through before a handler sees it, in this order:
+//!
+//! 1. the host: exactly one `Host` header naming this server (DNS rebinding), and an
+//!    absolute URL in the request line only for that same host;
+//! 2. the credentials (token or basic), before anything of the body is read;
+//! 3. `OPTIONS`, answered here: the methods, and no cross-origin permission;
+//! 4. the origin: a request that changes something from another site's page is refused;
+//! 5. the body: at most 4 MB, within 30 s, read whole before the handler runs.
+//!
+//! Every answer gets the headers that keep pages from being framed or sniffed.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::host_name;
+use crate::{Shared, error};
+
+/// The most a request body may be.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// How long a request's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The methods every path answers to (OPTIONS lists them).
+const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// `app` behind the guard, with the headers of every answer.
+pub(crate) fn layer(app: Router, state: Shared) -> Router {
+    let headers = [
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+    ];
+    let mut app = app.layer(axum::middleware::from_fn_with_state(state, check));
+    for (name, value) in headers {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    app
+}
+
+async fn check(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let config = &state.config;
+    let (parts, body) = request.into_parts();
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = match (hosts.next().map(|h| h.to_str()), hosts.next()) {
+        (Some(Ok(host)), None) => host.to_owned(),
+        (None, _) => return bad_request("the request has no Host header"),
+        _ => return bad_request("the request must have exactly one Host header"),
+    };
+    if let Some(authority) = parts.uri.authority()
+        && !authority.as_str().eq_ignore_ascii_case(&host)
+    {
+        return bad_request("the host in the request line differs from the Host header");
+    }
+    if !config.host_allowed(&host) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "forbidden",
+            format!(
+                "this server does not answer to the host `{}`; add it to `allowedHosts` \
+                 (WHARF_ALLOWED_HOSTS) if it is a name of this server",
+                host_name(&host)
+            ),
+        );
+    }
+    let health = parts.uri.path() == format!("{}/api/v2/health", config.base_path);
+    if config.auth_required()
+        && !health
+        && !config.authorized(
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok()),
+        )
+    {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication required",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"wharf\""),
+        );
+        return r;
+    }
+    if parts.method == Method::OPTIONS {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+        return r;
+    }
+    // A browser names the page a request comes from: changes only from the server's own.
+    if parts.method != Method::GET
+        && parts.method != Method::HEAD
+        && parts.headers.contains_key(header::ORIGIN)
+        && !same_origin(&parts.headers)
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "requests that change something are accepted only from this server's own pages",
+        );
+    }
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        http_body_util::Limited::new(body, MAX_BODY).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_request",
+                "the request body is too large (4 MB at most)",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_request",
+                "the request body did not arrive in time",
+            );
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// Whether a request names this server as its origin: its `Origin` (or, without one, its
+/// `Referer`) has the host of its `Host` header.
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let authority = from
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or_default());
+    !host.is_empty() && authority == host
+}
