@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 pub use config::{Config, ConfigError, Flags};
@@ -168,22 +167,14 @@ pub fn schedule_once(
     scheduler::tick(config, slot)
 }
 
-/// A JSON answer.
-pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut r = Response::new(Body::from(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 /// `{code, message}` with a status.
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    json(
+    api::answer(
         status,
-        &serde_json::json!({"code": code, "message": message.into()}),
+        &api::ErrorBody {
+            code,
+            message: message.into(),
+        },
     )
 }
 

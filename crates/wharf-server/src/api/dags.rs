@@ -1,0 +1,404 @@
+//! The endpoints of DAGs: list, create, check, read, edit, delete, start, stop, runs.
+
+use std::path::Path;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde_json::Value;
+use wharf_store::StepRecord;
+
+use super::shapes::*;
+use super::*;
+
+pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let name_filter = query_param(query, "name").map(|n| n.to_lowercase());
+    let tag_filter = query_param(query, "tag");
+    let page = query_param(query, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let per_page = query_param(query, "perPage")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(100);
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (file_name, path) in dag_files(dags) {
+        let loaded = match wharf_spec::load_file(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let errs = diagnostics(&loaded);
+        let dag_name = loaded
+            .dag
+            .as_ref()
+            .map_or(file_name.clone(), |d| d.name.clone());
+        if let Some(f) = &name_filter
+            && !dag_name.to_lowercase().contains(f.as_str())
+            && !file_name.to_lowercase().contains(f.as_str())
+        {
+            continue;
+        }
+        if let Some(t) = &tag_filter
+            && !loaded.dag.as_ref().is_some_and(|d| d.tags.contains(t))
+        {
+            continue;
+        }
+        let latest = store
+            .latest_run(&dag_name)
+            .ok()
+            .flatten()
+            .map_or_else(|| RunSummary::none(&dag_name), |r| RunSummary::of(&r));
+        let dag = match loaded.dag.as_ref() {
+            Some(d) => DagOrName::Dag(DagShape::of(d)),
+            None => DagOrName::Name { name: dag_name },
+        };
+        items.push(DagFile {
+            file_name,
+            dag,
+            latest,
+            suspended: false,
+            errors: errs,
+        });
+    }
+    let total = items.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let dags: Vec<DagFile> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    answer(
+        StatusCode::OK,
+        &DagList {
+            dags,
+            errors,
+            pagination: Pagination {
+                total_records: total,
+                current_page: page,
+                total_pages: pages,
+                next_page: if page < pages { page + 1 } else { 0 },
+                prev_page: page.saturating_sub(1),
+            },
+        },
+    )
+}
+
+pub(super) fn create_dag(dags: &Path, body: &Bytes) -> Reply {
+    let body = or_reply!(body_json(body));
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return bad_request("`name` is required");
+    };
+    let file = or_reply!(dag_file(dags, name));
+    if file.exists() {
+        return error(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("the DAG `{name}` exists already"),
+        );
+    }
+    let spec = body
+        .get("spec")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "steps:\n  - echo hello\n".to_owned());
+    let loaded = check_spec(dags, name, &spec);
+    let errs = diagnostics(&loaded);
+    if !errs.is_empty() {
+        return bad_request(format!("the spec is invalid: {}", errs.join("; ")));
+    }
+    match std::fs::write(&file, spec) {
+        Ok(()) => answer(
+            StatusCode::CREATED,
+            &Named {
+                name: name.to_owned(),
+            },
+        ),
+        Err(e) => internal(format!("cannot write {}: {e}", file.display())),
+    }
+}
+
+pub(super) fn validate_spec(dags: &Path, body: &Bytes) -> Reply {
+    let body = or_reply!(body_json(body));
+    let Some(spec) = body.get("spec").and_then(Value::as_str) else {
+        return bad_request("`spec` is required");
+    };
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| valid_name(n))
+        .unwrap_or("dag");
+    let loaded = check_spec(dags, name, spec);
+    let errs = diagnostics(&loaded);
+    answer(
+        StatusCode::OK,
+        &Validation {
+            valid: errs.is_empty(),
+            errors: errs,
+            dag: loaded.dag.as_ref().map(DagDetails::of),
+        },
+    )
+}
+
+pub(super) fn get_dag(dags: &Path, home: &Path, name: &str) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, name));
+    let store = or_reply!(open(home));
+    let loaded = match wharf_spec::load_file(&file) {
+        Ok(l) => l,
+        Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
+    };
+    let dag_name = loaded
+        .dag
+        .as_ref()
+        .map_or(name.to_owned(), |d| d.name.clone());
+    let latest = match store.latest_run(&dag_name) {
+        Ok(Some(r)) => RunDetails::of(&store, &r),
+        _ => RunDetails::none(&dag_name),
+    };
+    answer(
+        StatusCode::OK,
+        &DagAnswer {
+            dag: loaded.dag.as_ref().map(DagDetails::of),
+            latest,
+            suspended: false,
+            local_dags: Vec::new(),
+            errors: diagnostics(&loaded),
+        },
+    )
+}
+
+pub(super) fn delete_dag(dags: &Path, name: &str) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, name));
+    match std::fs::remove_file(&file) {
+        Ok(()) => {
+            let mut r = Response::new(axum::body::Body::empty());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        Err(e) => internal(format!("cannot remove {}: {e}", file.display())),
+    }
+}
+
+pub(super) fn get_spec(dags: &Path, name: &str) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, name));
+    let loaded = match wharf_spec::load_file(&file) {
+        Ok(l) => l,
+        Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
+    };
+    answer(
+        StatusCode::OK,
+        &Spec {
+            spec: wharf_spec::redact::source(&loaded.source),
+            errors: diagnostics(&loaded),
+            dag: loaded.dag.as_ref().map(DagDetails::of),
+        },
+    )
+}
+
+pub(super) fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, name));
+    let body = or_reply!(body_json(body));
+    let Some(spec) = body.get("spec").and_then(Value::as_str) else {
+        return bad_request("`spec` is required");
+    };
+    // The spec was shown redacted: what still says <redacted> keeps the file's value.
+    let old = std::fs::read_to_string(&file).unwrap_or_default();
+    let restored = match wharf_spec::redact::restore(spec, &old) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("the file was not changed: {e}")),
+    };
+    let spec = restored.as_str();
+    let loaded = check_spec(dags, name, spec);
+    let errs = diagnostics(&loaded);
+    if !errs.is_empty() {
+        // Nothing is written: the file keeps working.
+        #[derive(serde::Serialize)]
+        struct Invalid {
+            code: &'static str,
+            message: String,
+            details: Errors,
+        }
+        return answer(
+            StatusCode::BAD_REQUEST,
+            &Invalid {
+                code: "bad_request",
+                message: format!(
+                    "the spec is invalid; the file was not changed: {}",
+                    errs.join("; ")
+                ),
+                details: Errors { errors: errs },
+            },
+        );
+    }
+    // Written beside and renamed: a reader never sees half a file.
+    let tmp = file.with_extension("yaml.tmp");
+    if let Err(e) = std::fs::write(&tmp, spec).and_then(|()| std::fs::rename(&tmp, &file)) {
+        return internal(format!("cannot write {}: {e}", file.display()));
+    }
+    answer(StatusCode::OK, &Errors { errors: Vec::new() })
+}
+
+pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, file_name));
+    let body = or_reply!(body_json(body));
+    let loaded = match wharf_spec::load_file(&file) {
+        Ok(l) => l,
+        Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
+    };
+    let Some(dag) = loaded.dag.as_ref() else {
+        return bad_request(format!(
+            "the DAG `{file_name}` is invalid: {}",
+            diagnostics(&loaded).join("; ")
+        ));
+    };
+    let run_id = match body.get("dagRunId").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => {
+            let api_id = id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !api_id || !wharf_engine::valid_run_id(id) || id == "latest" || id == "-" {
+                return bad_request(format!(
+                    "invalid dagRunId `{id}`: letters, digits, `_` and `-` only"
+                ));
+            }
+            id.to_owned()
+        }
+        _ => wharf_engine::new_run_id(),
+    };
+    let params = match body.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => parse_params(text),
+        Some(other) => {
+            return bad_request(format!(
+                "`params` must be a string (shell words or JSON), found {other}"
+            ));
+        }
+    };
+    if params.iter().any(|p| p.contains('\0')) {
+        return bad_request("`params` must not contain a NUL character");
+    }
+    let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
+    let started = wharf_control::start(
+        home,
+        &wharf_control::Start {
+            file: &file,
+            dag: &dag.name,
+            run_id: &run_id,
+            params: &params,
+            singleton,
+        },
+    );
+    match started {
+        // Answered once the run is recorded: a client may ask for it right away.
+        Ok(()) => answer(StatusCode::OK, &Started { run_id }),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// A run-control error as the API's `{code, message}`.
+pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
+    use wharf_control::Error as E;
+    match e {
+        E::AlreadyRunning(_) | E::RunIdTaken { .. } | E::StillRunning { .. } => {
+            error(StatusCode::CONFLICT, "already_exists", e.to_string())
+        }
+        E::NotRunning { .. } => error(StatusCode::BAD_REQUEST, "not_running", e.to_string()),
+        _ => internal(e),
+    }
+}
+
+/// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
+/// or list.
+pub(crate) fn parse_params(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        match v {
+            Value::Object(m) => {
+                return m
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect();
+            }
+            Value::Array(items) => {
+                return items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    shell_words::split(trimmed)
+        .unwrap_or_else(|_| trimmed.split_whitespace().map(str::to_owned).collect())
+}
+
+pub(super) fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {
+    with_dag_name(dags, file_name, |name| {
+        let store = or_reply!(open(home));
+        match wharf_control::stop_dag(&store, name) {
+            Ok(runs) => {
+                let errors: Vec<String> = runs
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
+                    .collect();
+                answer(StatusCode::OK, &Errors { errors })
+            }
+            Err(e) => internal(e),
+        }
+    })
+}
+
+pub(super) fn dag_runs_of_file(dags: &Path, home: &Path, file_name: &str) -> Reply {
+    with_dag_name(dags, file_name, |name| {
+        let store = or_reply!(open(home));
+        let runs = store.history(name, 30).unwrap_or_default();
+        let details: Vec<RunDetails> = runs.iter().map(|r| RunDetails::of(&store, r)).collect();
+        // Per step, its status in each run, oldest first.
+        let mut names: Vec<String> = Vec::new();
+        let mut per_run: Vec<Vec<StepRecord>> = Vec::new();
+        for r in runs.iter().rev() {
+            let steps = store.steps(r.key).unwrap_or_default();
+            for s in steps.iter().filter(|s| s.handler.is_none()) {
+                if !names.contains(&s.name) {
+                    names.push(s.name.clone());
+                }
+            }
+            per_run.push(steps);
+        }
+        let grid: Vec<GridRow> = names
+            .iter()
+            .map(|n| {
+                let history: Vec<i64> = per_run
+                    .iter()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .find(|s| &s.name == n)
+                            .map_or(0, |s| node_status(s.status).0)
+                    })
+                    .collect();
+                GridRow {
+                    name: n.clone(),
+                    history,
+                }
+            })
+            .collect();
+        answer(
+            StatusCode::OK,
+            &RunsOfDag {
+                runs: details,
+                grid,
+            },
+        )
+    })
+}

@@ -1,0 +1,222 @@
+//! The endpoints of runs: lists, details, stop, retry, logs and outputs.
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use super::shapes::*;
+use super::*;
+
+/// Lines shown when a log request names no window.
+const DEFAULT_TAIL: usize = 10_000;
+/// The most a single line keeps (a longer one is cut, marked with `…`).
+const MAX_LINE: usize = 16 * 1024;
+
+pub(super) fn all_runs(home: &Path, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let name = query_param(query, "name");
+    let runs = match store.recent_runs(name.as_deref(), 200) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    answer(
+        StatusCode::OK,
+        &Runs {
+            runs: runs.iter().map(RunSummary::of).collect(),
+        },
+    )
+}
+
+pub(super) fn runs_of(home: &Path, name: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let runs = store.history(name, 200).unwrap_or_default();
+    answer(
+        StatusCode::OK,
+        &Runs {
+            runs: runs.iter().map(RunSummary::of).collect(),
+        },
+    )
+}
+
+pub(super) fn run_details(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    match find(&store, name, id) {
+        Ok(run) => answer(
+            StatusCode::OK,
+            &RunDetailsAnswer {
+                details: RunDetails::of(&store, &run),
+            },
+        ),
+        Err(r) => *r,
+    }
+}
+
+pub(super) fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let _ = store.reap_dead();
+    let run = or_reply!(find(&store, name, id));
+    match wharf_control::stop_run(&store, name, &run.run_id) {
+        Ok(_) => answer(StatusCode::OK, &Empty {}),
+        Err(e) => control_error(&e),
+    }
+}
+
+pub(super) fn retry_run(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    match wharf_control::retry(home, &run) {
+        Ok(()) => answer(StatusCode::OK, &Empty {}),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// A log file as the API's `Log` object, with `tail`/`head`/`offset`/`limit` in lines
+/// (by default the last 10 000). The file is read line by line and only the window is
+/// kept, so a log of any size takes little memory.
+pub(super) fn log_reply(path: &Path, query: &str) -> Reply {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return internal(format!("cannot read the log: {e}")),
+    };
+    let num = |k: &str| query_param(query, k).and_then(|v| v.parse::<usize>().ok());
+    enum Window {
+        Tail(usize),
+        Range(usize, usize),
+    }
+    let window = if let Some(t) = num("tail") {
+        Window::Tail(t)
+    } else if let Some(h) = num("head") {
+        Window::Range(0, h)
+    } else if num("offset").is_some() || num("limit").is_some() {
+        let offset = num("offset").unwrap_or(1).max(1) - 1;
+        Window::Range(
+            offset,
+            offset.saturating_add(num("limit").unwrap_or(usize::MAX)),
+        )
+    } else {
+        Window::Tail(DEFAULT_TAIL)
+    };
+    let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut total = 0usize;
+    let mut ends_with_newline = false;
+    let mut first_kept = 0usize;
+    // Lines cut to MAX_LINE in the window, each with its index there.
+    let mut cut: Vec<usize> = Vec::new();
+    if let Some(file) = file {
+        let mut reader = std::io::BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            ends_with_newline = buf.last() == Some(&b'\n');
+            let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let long = body.len() > MAX_LINE;
+            let line = if long {
+                format!("{}…", String::from_utf8_lossy(&body[..MAX_LINE]))
+            } else {
+                String::from_utf8_lossy(body).into_owned()
+            };
+            match window {
+                Window::Tail(n) => {
+                    kept.push_back(line);
+                    if long {
+                        cut.push(total);
+                    }
+                    if kept.len() > n {
+                        kept.pop_front();
+                        first_kept += 1;
+                    }
+                }
+                Window::Range(a, b) => {
+                    if total >= a && total < b {
+                        if kept.is_empty() {
+                            first_kept = total;
+                        }
+                        kept.push_back(line);
+                        if long {
+                            cut.push(total);
+                        }
+                    }
+                }
+            }
+            total += 1;
+        }
+    }
+    let last_kept = first_kept + kept.len();
+    let mut content = kept.into_iter().collect::<Vec<_>>().join("\n");
+    if last_kept == total && ends_with_newline && !content.is_empty() {
+        content.push('\n');
+    }
+    answer(
+        StatusCode::OK,
+        &Log {
+            content,
+            line_count: last_kept - first_kept,
+            total_lines: total,
+            // A line cut short means the answer is not all of the log.
+            has_more: last_kept < total || first_kept > 0 || cut.iter().any(|i| *i >= first_kept),
+            is_estimate: false,
+        },
+    )
+}
+
+pub(super) fn run_log(home: &Path, name: &str, id: &str, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    match find(&store, name, id) {
+        Ok(run) => log_reply(&run.log_dir.join("run.log"), query),
+        Err(r) => *r,
+    }
+}
+
+pub(super) fn step_log(home: &Path, name: &str, id: &str, step: &str, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    let attempts = match store.attempts(run.key, step) {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let Some(last) = attempts.last() else {
+        return not_found(format!(
+            "the step `{step}` did not run in run {}",
+            run.run_id
+        ));
+    };
+    let path = if query_param(query, "stream").as_deref() == Some("stderr") {
+        &last.stderr
+    } else {
+        &last.stdout
+    };
+    log_reply(path, query)
+}
+
+pub(super) fn outputs(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    let outputs: serde_json::Map<String, Value> = store
+        .outputs(run.key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !o.omit)
+        .map(|o| (o.key, Value::String(o.value)))
+        .collect();
+    answer(
+        StatusCode::OK,
+        &Outputs {
+            metadata: OutputsMetadata {
+                dag_name: run.dag.clone(),
+                run_id: run.run_id.clone(),
+                attempt_id: "1",
+                status: run_status(run.status).1,
+                completed_at: run.finished_at.map(rfc3339).unwrap_or_default(),
+                params: params_json(&run.params),
+            },
+            outputs,
+        },
+    )
+}

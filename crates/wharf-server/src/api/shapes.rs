@@ -1,0 +1,525 @@
+//! The API's answers as types, with the field names and shapes of the Dagu 1.x OpenAPI
+//! document (`dag-v1-api.yaml`): what a handler can answer is what these can say.
+
+use serde::Serialize;
+use serde_json::Value;
+use wharf_spec::Dag;
+use wharf_store::{RunRecord, Status, StepRecord, Store};
+
+use crate::rfc3339;
+
+/// `{code, message}`.
+#[derive(Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime: u64,
+    pub timestamp: String,
+}
+
+/// Status integers of a run (DAG-run) and of a node.
+pub(crate) fn run_status(s: Status) -> (i64, &'static str) {
+    match s {
+        Status::NotStarted => (0, "not_started"),
+        Status::Running => (1, "running"),
+        Status::Failed => (2, "failed"),
+        Status::Aborted => (3, "aborted"),
+        Status::Succeeded => (4, "succeeded"),
+        Status::PartiallySucceeded => (6, "partially_succeeded"),
+        // A run whose preconditions failed: nothing ran; Dagu has no own word for it.
+        Status::Skipped => (4, "succeeded"),
+    }
+}
+
+pub(crate) fn node_status(s: Status) -> (i64, &'static str) {
+    match s {
+        Status::Skipped => (5, "skipped"),
+        other => run_status(other),
+    }
+}
+
+fn time_or_dash(ms: Option<i64>) -> String {
+    ms.map(rfc3339).unwrap_or_else(|| "-".into())
+}
+
+/// A run's params as the document has them: a JSON list in a string, credentials hidden.
+pub(crate) fn params_json(params: &[String]) -> String {
+    Value::from(
+        params
+            .iter()
+            .map(|p| wharf_spec::redact::param(p))
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+/// `DAGRunSummary`.
+#[derive(Serialize)]
+pub(crate) struct RunSummary {
+    #[serde(rename = "rootDAGRunName")]
+    pub root_name: String,
+    #[serde(rename = "rootDAGRunId")]
+    pub root_id: String,
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    pub name: String,
+    pub status: i64,
+    #[serde(rename = "statusLabel")]
+    pub status_label: &'static str,
+    #[serde(rename = "queuedAt", skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<String>,
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    #[serde(rename = "finishedAt")]
+    pub finished_at: String,
+    pub log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
+    #[serde(rename = "workerId", skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<&'static str>,
+}
+
+impl RunSummary {
+    pub fn of(run: &RunRecord) -> Self {
+        let (status, label) = run_status(run.status);
+        Self {
+            root_name: run.dag.clone(),
+            root_id: run.run_id.clone(),
+            run_id: run.run_id.clone(),
+            name: run.dag.clone(),
+            status,
+            status_label: label,
+            queued_at: Some(rfc3339(run.created_at)),
+            started_at: time_or_dash(run.started_at),
+            finished_at: time_or_dash(run.finished_at),
+            log: run.log_dir.join("run.log").to_string_lossy().into_owned(),
+            params: Some(params_json(&run.params)),
+            worker_id: Some("local"),
+        }
+    }
+
+    /// A run that never was: what the API shows for a DAG without runs (status 0, and `-`
+    /// for the id and the times: the document's pattern allows no empty id).
+    pub fn none(name: &str) -> Self {
+        Self {
+            root_name: name.to_owned(),
+            root_id: "-".into(),
+            run_id: "-".into(),
+            name: name.to_owned(),
+            status: 0,
+            status_label: "not_started",
+            queued_at: None,
+            started_at: "-".into(),
+            finished_at: "-".into(),
+            log: String::new(),
+            params: None,
+            worker_id: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct Command {
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+/// `Step`.
+#[derive(Serialize, Default)]
+pub(crate) struct StepShape {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depends: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<Command>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(rename = "timeoutSec", skip_serializing_if = "Option::is_none")]
+    pub timeout_sec: Option<u64>,
+}
+
+impl StepShape {
+    /// The step `name` of the DAG, or just its name when the DAG (as it is now) has none.
+    pub fn of(dag: Option<&Dag>, name: &str) -> Self {
+        let Some(step) = dag.and_then(|d| {
+            d.steps
+                .iter()
+                .chain(d.handlers.iter().map(|(_, s)| s))
+                .find(|s| s.name == name)
+        }) else {
+            return Self {
+                name: name.to_owned(),
+                ..Self::default()
+            };
+        };
+        let commands = step.command.as_ref().map(|c| {
+            let (command, args) = match c {
+                wharf_spec::CommandSpec::Argv(a) => (
+                    a.first().cloned().unwrap_or_default(),
+                    a[1.min(a.len())..].to_vec(),
+                ),
+                wharf_spec::CommandSpec::Line(l) => (l.clone(), Vec::new()),
+            };
+            vec![Command { command, args }]
+        });
+        Self {
+            name: step.name.clone(),
+            depends: Some(step.depends.clone()),
+            commands,
+            description: step.description.clone(),
+            dir: step.dir.clone(),
+            script: step.script.clone(),
+            output: step.output.as_ref().map(|o| o.name.clone()),
+            timeout_sec: step.timeout_sec,
+        }
+    }
+}
+
+/// `Node`: a step of a run.
+#[derive(Serialize)]
+pub(crate) struct Node {
+    pub step: StepShape,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    #[serde(rename = "finishedAt")]
+    pub finished_at: String,
+    pub status: i64,
+    #[serde(rename = "statusLabel")]
+    pub status_label: &'static str,
+    #[serde(rename = "retryCount")]
+    pub retry_count: u32,
+    #[serde(rename = "doneCount")]
+    pub done_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Node {
+    pub fn of(store: &Store, run: &RunRecord, dag: Option<&Dag>, s: &StepRecord) -> Self {
+        let (status, label) = node_status(s.status);
+        let (stdout, stderr) = store
+            .attempts(run.key, &s.name)
+            .ok()
+            .and_then(|a| a.into_iter().last())
+            .map(|a| {
+                (
+                    a.stdout.to_string_lossy().into_owned(),
+                    a.stderr.to_string_lossy().into_owned(),
+                )
+            })
+            .unwrap_or_default();
+        Self {
+            step: StepShape::of(dag, &s.name),
+            stdout,
+            stderr,
+            started_at: time_or_dash(s.started_at),
+            finished_at: time_or_dash(s.finished_at),
+            status,
+            status_label: label,
+            retry_count: s.attempts.saturating_sub(1),
+            done_count: u32::from(s.status == Status::Succeeded),
+            error: s.error.clone(),
+        }
+    }
+}
+
+/// `DAGRunDetails`: the summary, its steps and its handlers.
+#[derive(Serialize)]
+pub(crate) struct RunDetails {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub nodes: Vec<Node>,
+    #[serde(rename = "onExit", skip_serializing_if = "Option::is_none")]
+    pub on_exit: Option<Node>,
+    #[serde(rename = "onSuccess", skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<Node>,
+    #[serde(rename = "onFailure", skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Node>,
+    #[serde(rename = "onCancel", skip_serializing_if = "Option::is_none")]
+    pub on_cancel: Option<Node>,
+}
+
+impl RunDetails {
+    pub fn of(store: &Store, run: &RunRecord) -> Self {
+        let dag = wharf_spec::load_file(&run.file).ok().and_then(|l| l.dag);
+        let steps = store.steps(run.key).unwrap_or_default();
+        let handler = |event: &str| {
+            steps
+                .iter()
+                .find(|s| s.handler.as_deref() == Some(event))
+                .map(|s| Node::of(store, run, dag.as_ref(), s))
+        };
+        Self {
+            summary: RunSummary::of(run),
+            nodes: steps
+                .iter()
+                .filter(|s| s.handler.is_none())
+                .map(|s| Node::of(store, run, dag.as_ref(), s))
+                .collect(),
+            on_exit: handler("exit"),
+            on_success: handler("success"),
+            on_failure: handler("failure"),
+            on_cancel: handler("abort"),
+        }
+    }
+
+    /// A DAG that never ran: no run, no steps.
+    pub fn none(name: &str) -> Self {
+        Self {
+            summary: RunSummary::none(name),
+            nodes: Vec::new(),
+            on_exit: None,
+            on_success: None,
+            on_failure: None,
+            on_cancel: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct Schedule {
+    pub expression: String,
+}
+
+/// `DAG`.
+#[derive(Serialize)]
+pub(crate) struct DagShape {
+    pub name: String,
+    pub schedule: Vec<Schedule>,
+    pub description: String,
+    pub params: Vec<String>,
+    #[serde(rename = "defaultParams")]
+    pub default_params: String,
+    pub tags: Vec<String>,
+}
+
+impl DagShape {
+    pub fn of(dag: &Dag) -> Self {
+        let params: Vec<String> = dag
+            .params
+            .iter()
+            .map(|p| match &p.name {
+                Some(n) => wharf_spec::redact::param(&format!("{n}={}", p.value)),
+                None => p.value.clone(),
+            })
+            .collect();
+        Self {
+            name: dag.name.clone(),
+            schedule: dag
+                .schedule
+                .start
+                .iter()
+                .map(|e| Schedule {
+                    expression: e.clone(),
+                })
+                .collect(),
+            description: dag.description.clone().unwrap_or_default(),
+            default_params: params.join(" "),
+            params,
+            tags: dag.tags.clone(),
+        }
+    }
+}
+
+/// A DAG of the list: its shape, or only its name when the file is invalid.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum DagOrName {
+    Dag(DagShape),
+    Name { name: String },
+}
+
+/// `DAGDetails`.
+#[derive(Serialize)]
+pub(crate) struct DagDetails {
+    #[serde(flatten)]
+    pub dag: DagShape,
+    pub steps: Vec<StepShape>,
+    pub env: Vec<String>,
+    #[serde(rename = "timeoutSec", skip_serializing_if = "Option::is_none")]
+    pub timeout_sec: Option<u64>,
+}
+
+impl DagDetails {
+    pub fn of(dag: &Dag) -> Self {
+        Self {
+            dag: DagShape::of(dag),
+            steps: dag
+                .steps
+                .iter()
+                .map(|s| StepShape::of(Some(dag), &s.name))
+                .collect(),
+            env: dag
+                .env
+                .iter()
+                .map(|e| {
+                    let value = if wharf_spec::redact::is_secret_key(&e.name) {
+                        wharf_spec::redact::REDACTED
+                    } else {
+                        e.value.as_str()
+                    };
+                    format!("{}={value}", e.name)
+                })
+                .collect(),
+            timeout_sec: dag.timeout_sec,
+        }
+    }
+}
+
+/// An item of the DAG list.
+#[derive(Serialize)]
+pub(crate) struct DagFile {
+    #[serde(rename = "fileName")]
+    pub file_name: String,
+    pub dag: DagOrName,
+    #[serde(rename = "latestDAGRun")]
+    pub latest: RunSummary,
+    pub suspended: bool,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Pagination {
+    #[serde(rename = "totalRecords")]
+    pub total_records: usize,
+    #[serde(rename = "currentPage")]
+    pub current_page: usize,
+    #[serde(rename = "totalPages")]
+    pub total_pages: usize,
+    #[serde(rename = "nextPage")]
+    pub next_page: usize,
+    #[serde(rename = "prevPage")]
+    pub prev_page: usize,
+}
+
+#[derive(Serialize)]
+pub(crate) struct DagList {
+    pub dags: Vec<DagFile>,
+    pub errors: Vec<String>,
+    pub pagination: Pagination,
+}
+
+/// `GET /dags/{fileName}`.
+#[derive(Serialize)]
+pub(crate) struct DagAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dag: Option<DagDetails>,
+    #[serde(rename = "latestDAGRun")]
+    pub latest: RunDetails,
+    pub suspended: bool,
+    #[serde(rename = "localDags")]
+    pub local_dags: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// `POST /dags/validate`.
+#[derive(Serialize)]
+pub(crate) struct Validation {
+    pub valid: bool,
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dag: Option<DagDetails>,
+}
+
+/// `GET /dags/{fileName}/spec`.
+#[derive(Serialize)]
+pub(crate) struct Spec {
+    pub spec: String,
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dag: Option<DagDetails>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Named {
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Started {
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Errors {
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Empty {}
+
+#[derive(Serialize)]
+pub(crate) struct GridRow {
+    pub name: String,
+    pub history: Vec<i64>,
+}
+
+/// `GET /dags/{fileName}/dag-runs`.
+#[derive(Serialize)]
+pub(crate) struct RunsOfDag {
+    #[serde(rename = "dagRuns")]
+    pub runs: Vec<RunDetails>,
+    #[serde(rename = "gridData")]
+    pub grid: Vec<GridRow>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Runs {
+    #[serde(rename = "dagRuns")]
+    pub runs: Vec<RunSummary>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RunDetailsAnswer {
+    #[serde(rename = "dagRunDetails")]
+    pub details: RunDetails,
+}
+
+/// `Log`.
+#[derive(Serialize)]
+pub(crate) struct Log {
+    pub content: String,
+    #[serde(rename = "lineCount")]
+    pub line_count: usize,
+    #[serde(rename = "totalLines")]
+    pub total_lines: usize,
+    #[serde(rename = "hasMore")]
+    pub has_more: bool,
+    #[serde(rename = "isEstimate")]
+    pub is_estimate: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OutputsMetadata {
+    #[serde(rename = "dagName")]
+    pub dag_name: String,
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    #[serde(rename = "attemptId")]
+    pub attempt_id: &'static str,
+    pub status: &'static str,
+    #[serde(rename = "completedAt")]
+    pub completed_at: String,
+    pub params: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Outputs {
+    pub metadata: OutputsMetadata,
+    pub outputs: serde_json::Map<String, Value>,
+}
