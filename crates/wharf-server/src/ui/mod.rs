@@ -1,0 +1,269 @@
+//! The web UI: server-rendered pages that read without JavaScript, from auto-escaping
+//! templates (`templates/`, checked when the crate compiles); the stylesheet and the small
+//! script that follows live logs are embedded assets. Actions (start, stop, retry) are
+//! forms that POST, accepted only from the server's own pages, and done through run
+//! control; a refusal is a page that says why.
+
+mod graph;
+mod pages;
+
+use std::path::Path;
+
+use askama::Template;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, RawQuery, State as Extract};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use wharf_store::Store;
+
+use crate::{Shared, State, blocking};
+
+type Reply = Response;
+
+const STYLE: &str = include_str!("../../assets/wharf.css");
+const LIVE_SCRIPT: &str = include_str!("../../assets/live.js");
+
+/// The pages, the forms they post, and their assets.
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/",
+            get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
+                blocking(move || pages::dag_list(&s, &q.unwrap_or_default())).await
+            }),
+        )
+        .route(
+            "/dags/{name}",
+            get(
+                |Extract(s): Extract<Shared>, UrlPath(name): UrlPath<String>, RawQuery(q): RawQuery| async move {
+                    blocking(move || {
+                        let selected = crate::api::query_param(&q.unwrap_or_default(), "run");
+                        pages::dag_page(&s, &name, selected.as_deref())
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/runs/{id}",
+            get(
+                |Extract(s): Extract<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    blocking(move || pages::run_page(&s, &name, &id)).await
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/{action}",
+            post(
+                |Extract(s): Extract<Shared>,
+                 UrlPath((name, action)): UrlPath<(String, String)>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    if !crate::guard::same_origin(&headers) {
+                        return render(
+                            StatusCode::FORBIDDEN,
+                            &Message {
+                                base: s.config.base_path.clone(),
+                                title: "Refused".into(),
+                                class: "err",
+                                message: "Actions are accepted only from this server's own pages.".into(),
+                                back: None,
+                            },
+                        );
+                    }
+                    if !matches!(action.as_str(), "start" | "stop" | "retry") {
+                        return not_found(&s, &format!("no action {action}"));
+                    }
+                    blocking(move || action_post(&s, &name, &action, &body)).await
+                },
+            ),
+        )
+        .route("/assets/wharf.css", get(|| async { asset(STYLE, "text/css") }))
+        .route(
+            "/assets/live.js",
+            get(|| async { asset(LIVE_SCRIPT, "text/javascript") }),
+        )
+}
+
+fn asset(text: &'static str, kind: &'static str) -> Reply {
+    let mut r = Response::new(Body::from(text));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+/// A template as a page.
+fn render(status: StatusCode, page: &impl Template) -> Reply {
+    match page.render() {
+        Ok(html) => {
+            let mut r = Response::new(Body::from(html));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => crate::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("the page failed: {e}"),
+        ),
+    }
+}
+
+/// A page that says one thing.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message {
+    base: String,
+    title: String,
+    class: &'static str,
+    message: String,
+    back: Option<String>,
+}
+
+fn not_found(state: &State, what: &str) -> Reply {
+    render(
+        StatusCode::NOT_FOUND,
+        &Message {
+            base: state.config.base_path.clone(),
+            title: "Not found".into(),
+            class: "",
+            message: what.to_owned(),
+            back: None,
+        },
+    )
+}
+
+/// `text` as one segment of a URL's path: every byte but the unreserved ones
+/// percent-encoded, so `#`, `?` and `/` in a step's name stay part of the segment.
+pub(crate) fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The end of a log file (the last 64 KiB), as text.
+pub(crate) fn log_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if start > 0 {
+        format!("[... {start} bytes before]\n{text}")
+    } else {
+        text
+    }
+}
+
+/// A form field from an `application/x-www-form-urlencoded` body.
+fn form_field(body: &[u8], key: &str) -> Option<String> {
+    crate::api::query_param(&String::from_utf8_lossy(body), key)
+}
+
+fn redirect(to: &str) -> Reply {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = header::HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A form's action, through run control (as the API's would be); a refusal is a page that
+/// says why, with the way back.
+fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Reply {
+    let base = &state.config.base_path;
+    let dags = &state.config.dags;
+    let home = &state.config.home;
+    let back = format!("{base}/dags/{file_name}");
+    let failed = |why: String| {
+        render(
+            StatusCode::BAD_REQUEST,
+            &Message {
+                base: base.clone(),
+                title: format!("Could not {action}"),
+                class: "err",
+                message: why,
+                back: Some(back.clone()),
+            },
+        )
+    };
+    let Ok(file) = crate::api::existing_dag_file(dags, file_name) else {
+        return not_found(state, &format!("no DAG {file_name}"));
+    };
+    let loaded = wharf_spec::load_file(&file).ok();
+    let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
+    let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
+    let run = match action {
+        "start" => {
+            let Some(dag) = dag else {
+                return failed(format!("the DAG `{file_name}` is invalid"));
+            };
+            let params =
+                crate::api::dags::parse_params(&form_field(body, "params").unwrap_or_default());
+            if params.iter().any(|p| p.contains('\0')) {
+                return failed("params must not contain a NUL character".into());
+            }
+            let run_id = wharf_engine::new_run_id();
+            let started = wharf_control::start(
+                home,
+                &wharf_control::Start {
+                    file: &file,
+                    dag: &dag.name,
+                    run_id: &run_id,
+                    params: &params,
+                    singleton: false,
+                },
+            );
+            if let Err(e) = started {
+                return failed(e.to_string());
+            }
+            run_id
+        }
+        other => {
+            let wanted = form_field(body, "run").unwrap_or_else(|| "latest".into());
+            let store = match Store::open(home) {
+                Ok(s) => s,
+                Err(e) => return failed(e.to_string()),
+            };
+            let found = if wanted == "latest" {
+                store.latest_run(&name)
+            } else {
+                store.run(&name, &wanted)
+            };
+            let Ok(Some(run)) = found else {
+                return failed(format!("the DAG `{name}` has no run `{wanted}`"));
+            };
+            let done = if other == "stop" {
+                wharf_control::stop_run(&store, &name, &run.run_id).map(|_| ())
+            } else {
+                wharf_control::retry(home, &run)
+            };
+            if let Err(e) = done {
+                return failed(e.to_string());
+            }
+            run.run_id
+        }
+    };
+    redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
+}

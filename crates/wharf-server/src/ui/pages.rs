@@ -1,0 +1,351 @@
+//! The three pages: the DAG list, a DAG, a run. Each gathers what it shows from the files
+//! and the store; its template (`templates/`) lays it out and escapes every value.
+
+use askama::Template;
+use axum::http::StatusCode;
+use wharf_store::{Status, Store};
+
+use super::graph::{self, Graph};
+use super::{Reply, not_found, path_segment, render};
+use crate::{State, rfc3339};
+
+pub(crate) struct ListRow {
+    file: String,
+    name: String,
+    errors: usize,
+    status: Option<&'static str>,
+    started: String,
+    schedule: String,
+    tags: String,
+}
+
+#[derive(Template)]
+#[template(path = "dag_list.html")]
+struct DagList {
+    base: String,
+    name_filter: String,
+    tag_filter: String,
+    dir: String,
+    rows: Vec<ListRow>,
+}
+
+pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
+    let name_filter = crate::api::query_param(query, "name").unwrap_or_default();
+    let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
+    let store = Store::open(&state.config.home).ok();
+    let mut rows = Vec::new();
+    for (file_name, path) in crate::api::dag_files(&state.config.dags) {
+        let loaded = wharf_spec::load_file(&path).ok();
+        let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
+        let name = dag.map_or(file_name.clone(), |d| d.name.clone());
+        if !name_filter.is_empty() && !name.to_lowercase().contains(&name_filter.to_lowercase()) {
+            continue;
+        }
+        let tags: Vec<String> = dag.map(|d| d.tags.clone()).unwrap_or_default();
+        if !tag_filter.is_empty() && !tags.contains(&tag_filter) {
+            continue;
+        }
+        let latest = store
+            .as_ref()
+            .and_then(|s| s.latest_run(&name).ok().flatten());
+        let schedule = dag
+            .map(|d| {
+                let exprs = d.schedule.start.join(", ");
+                match crate::scheduler::next_run(d, jiff::Timestamp::now()) {
+                    Some(next) => format!("{exprs} (next {})", next.strftime("%Y-%m-%dT%H:%MZ")),
+                    None => exprs,
+                }
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into());
+        rows.push(ListRow {
+            file: file_name,
+            name,
+            errors: loaded.as_ref().map_or(0, wharf_spec::Loaded::errors),
+            status: latest.as_ref().map(|r| r.status.as_str()),
+            started: latest
+                .as_ref()
+                .and_then(|r| r.started_at)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            schedule,
+            tags: tags.join(", "),
+        });
+    }
+    render(
+        StatusCode::OK,
+        &DagList {
+            base: state.config.base_path.clone(),
+            name_filter,
+            tag_filter,
+            dir: state.config.dags.display().to_string(),
+            rows,
+        },
+    )
+}
+
+pub(crate) struct RunRow {
+    id: String,
+    status: &'static str,
+    started: String,
+    finished: String,
+}
+
+#[derive(Template)]
+#[template(path = "dag_page.html")]
+struct DagPage {
+    base: String,
+    file: String,
+    name: String,
+    description: Option<String>,
+    default_params: String,
+    graph: Option<Graph>,
+    runs: Vec<RunRow>,
+    /// The runs of the grid, oldest first: id and status.
+    grid_runs: Vec<(String, &'static str)>,
+    /// Per step, its status in each run of the grid.
+    grid: Vec<(String, Vec<&'static str>)>,
+    path: String,
+    diagnostics: Option<String>,
+    yaml: String,
+}
+
+/// A DAG's page; the picture shows the run `selected` (`?run=ID`), or the latest.
+pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -> Reply {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+        return not_found(state, &format!("no DAG {file_name}"));
+    };
+    let Ok(loaded) = wharf_spec::load_file(&file) else {
+        return not_found(state, &format!("cannot read {}", file.display()));
+    };
+    let dag = loaded.dag.as_ref();
+    let name = dag.map_or(file_name.to_owned(), |d| d.name.clone());
+    let store = Store::open(&state.config.home).ok();
+    let runs = store
+        .as_ref()
+        .and_then(|s| s.history(&name, 20).ok())
+        .unwrap_or_default();
+    let steps_of = |r: &wharf_store::RunRecord| {
+        store
+            .as_ref()
+            .and_then(|s| s.steps(r.key).ok())
+            .unwrap_or_default()
+    };
+    let graph = dag.map(|d| {
+        let shown = match selected {
+            Some(id) => runs.iter().find(|r| r.run_id == id),
+            None => runs.first(),
+        };
+        let statuses: Vec<(String, Status)> = shown
+            .map(|r| {
+                steps_of(r)
+                    .into_iter()
+                    .map(|s| (s.name, s.status))
+                    .collect()
+            })
+            .unwrap_or_default();
+        graph::of(
+            d,
+            &statuses,
+            shown.map(|r| (r.run_id.clone(), r.status.as_str())),
+        )
+    });
+    let per_run: Vec<Vec<wharf_store::StepRecord>> = runs.iter().rev().map(steps_of).collect();
+    let grid = dag
+        .map(|d| {
+            d.steps
+                .iter()
+                .map(|step| {
+                    let cells = per_run
+                        .iter()
+                        .map(|steps| {
+                            steps
+                                .iter()
+                                .find(|s| s.name == step.name)
+                                .map_or(Status::NotStarted, |s| s.status)
+                                .as_str()
+                        })
+                        .collect();
+                    (step.name.clone(), cells)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let shown_path = file.display().to_string();
+    render(
+        StatusCode::OK,
+        &DagPage {
+            base: state.config.base_path.clone(),
+            file: file_name.to_owned(),
+            description: dag.and_then(|d| d.description.clone()),
+            default_params: dag.map(shown_params).unwrap_or_default(),
+            graph,
+            grid_runs: runs
+                .iter()
+                .rev()
+                .map(|r| (r.run_id.clone(), r.status.as_str()))
+                .collect(),
+            grid,
+            runs: runs
+                .iter()
+                .map(|r| RunRow {
+                    id: r.run_id.clone(),
+                    status: r.status.as_str(),
+                    started: r.started_at.map(rfc3339).unwrap_or_default(),
+                    finished: r.finished_at.map(rfc3339).unwrap_or_default(),
+                })
+                .collect(),
+            diagnostics: (!loaded.diagnostics.is_empty())
+                .then(|| loaded.render(&shown_path, false)),
+            yaml: wharf_spec::redact::source(&loaded.source),
+            path: shown_path,
+            name,
+        },
+    )
+}
+
+/// The DAG's params for the start form: a credential's default is not shown (the run uses
+/// it unless one is given).
+fn shown_params(dag: &wharf_spec::Dag) -> String {
+    dag.params
+        .iter()
+        .filter_map(|p| match &p.name {
+            Some(n) => {
+                let word = format!("{n}={}", p.value);
+                (wharf_spec::redact::param(&word) == word).then_some(word)
+            }
+            None => Some(p.value.clone()),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) struct StepRow {
+    name: String,
+    label: String,
+    status: &'static str,
+    left: String,
+    width: String,
+    exit: String,
+    error: String,
+}
+
+pub(crate) struct StepLog {
+    name: String,
+    stdout: String,
+    stderr: String,
+    /// The live log's URL, while the step may still write.
+    live: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "run_page.html")]
+struct RunPage {
+    base: String,
+    file: String,
+    name: String,
+    run_id: String,
+    status: &'static str,
+    started: String,
+    finished: Option<String>,
+    error: Option<String>,
+    running: bool,
+    steps: Vec<StepRow>,
+    logs: Vec<StepLog>,
+}
+
+pub(crate) fn run_page(state: &State, file_name: &str, id: &str) -> Reply {
+    let base = &state.config.base_path;
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+        return not_found(state, &format!("no DAG {file_name}"));
+    };
+    let name = wharf_spec::load_file(&file)
+        .ok()
+        .and_then(|l| l.dag)
+        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let Ok(store) = Store::open(&state.config.home) else {
+        return not_found(state, "the store cannot be opened");
+    };
+    let run = if id == "latest" {
+        store.latest_run(&name)
+    } else {
+        store.run(&name, id)
+    };
+    let Ok(Some(run)) = run else {
+        return not_found(state, &format!("no run {id} of {name}"));
+    };
+    let steps = store.steps(run.key).unwrap_or_default();
+    let running = run.status == Status::Running;
+    // The timeline: each step's bar within the run's span.
+    let t0 = run.started_at.unwrap_or(run.created_at);
+    let t1 = run
+        .finished_at
+        .unwrap_or_else(wharf_store::now_ms)
+        .max(t0 + 1);
+    let span = (t1 - t0) as f64;
+    let rows = steps
+        .iter()
+        .map(|s| {
+            let a = s.started_at.unwrap_or(t0);
+            let b = s
+                .finished_at
+                .unwrap_or(if s.started_at.is_some() { t1 } else { t0 });
+            let left = ((a - t0) as f64 / span * 100.0).clamp(0.0, 100.0);
+            let width = (((b - a) as f64 / span) * 100.0)
+                .clamp(0.0, 100.0 - left)
+                .max(0.5);
+            StepRow {
+                name: s.name.clone(),
+                label: match s.handler.as_deref() {
+                    Some(h) => format!("{} (on {h})", s.name),
+                    None => s.name.clone(),
+                },
+                status: s.status.as_str(),
+                left: format!("{left:.1}"),
+                width: format!("{width:.1}"),
+                exit: s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                error: s.error.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let logs = steps
+        .iter()
+        .filter_map(|s| {
+            let attempts = store.attempts(run.key, &s.name).unwrap_or_default();
+            let live = running && matches!(s.status, Status::Running | Status::NotStarted);
+            let (stdout, stderr) = match attempts.last() {
+                Some(last) => (super::log_tail(&last.stdout), super::log_tail(&last.stderr)),
+                None if live => (String::new(), String::new()),
+                None => return None,
+            };
+            Some(StepLog {
+                name: s.name.clone(),
+                stdout,
+                stderr,
+                live: live.then(|| {
+                    format!(
+                        "{base}/dags/{file_name}/runs/{}/steps/{}/events",
+                        run.run_id,
+                        path_segment(&s.name)
+                    )
+                }),
+            })
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &RunPage {
+            base: base.clone(),
+            file: file_name.to_owned(),
+            name,
+            run_id: run.run_id.clone(),
+            status: run.status.as_str(),
+            started: run.started_at.map(rfc3339).unwrap_or_default(),
+            finished: run.finished_at.map(rfc3339),
+            error: run.error.clone(),
+            running,
+            steps: rows,
+            logs,
+        },
+    )
+}
