@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod error;
 mod exit;
 mod progress;
 mod term;
@@ -27,7 +28,7 @@ pub fn run() -> i32 {
         }
     };
     let term = term::Term::detect();
-    let code = match args.command {
+    let result = match args.command {
         args::Command::Run(a) => commands::run::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),
         args::Command::Dry(a) => commands::dry::run(&a, &term),
@@ -41,5 +42,12 @@ pub fn run() -> i32 {
         args::Command::StartAll(a) => commands::serve::serve(&a, true),
         args::Command::Scheduler(a) => commands::serve::schedule(&a),
     };
-    code as i32
+    // The one place where a command's error is said and becomes the exit code.
+    match result {
+        Ok(code) => code as i32,
+        Err(e) => {
+            e.report();
+            e.exit_code() as i32
+        }
+    }
 }

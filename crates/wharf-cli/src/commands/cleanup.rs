@@ -2,24 +2,21 @@
 
 use crate::ExitCode;
 use crate::commands::open_store;
+use crate::error::Result;
 
-pub(crate) fn run() -> ExitCode {
+pub(crate) fn run() -> Result<ExitCode> {
     // Opening the store marks the runs of dead processes failed and kills what is left of
     // their steps' processes, and says so.
-    if open_store().is_none() {
-        return ExitCode::Failure;
-    }
-    let Some(runtime) = crate::commands::runtime() else {
-        return ExitCode::Failure;
-    };
+    open_store()?;
+    let runtime = crate::commands::runtime()?;
     let client = wharf_docker::Client::new();
     let ok = runtime.block_on(remove_containers(&client));
     eprintln!("cleanup done");
-    if ok {
+    Ok(if ok {
         ExitCode::Success
     } else {
         ExitCode::Failure
-    }
+    })
 }
 
 /// Removes the containers of runs whose wharf process is gone, telling what it removed.

@@ -19,17 +19,20 @@ use crate::term::Term;
 
 use wharf_spec::redact::REDACTED;
 
-pub(crate) fn run(args: &DryArgs, term: &Term) -> ExitCode {
-    let Some(loaded) = load(&args.file, term) else {
-        return ExitCode::Usage;
-    };
-    let Some(dag) = loaded.dag else {
-        eprintln!(
-            "{}: invalid ({}); nothing to plan",
-            args.file.display(),
-            crate::commands::plural(loaded.errors(), "error")
-        );
-        return ExitCode::Usage;
+use crate::error::Result;
+
+pub(crate) fn run(args: &DryArgs, term: &Term) -> Result<ExitCode> {
+    let loaded = load(&args.file, term)?;
+    let dag = match loaded.dag {
+        Some(dag) => dag,
+        None => {
+            eprintln!(
+                "{}: invalid ({}); nothing to plan",
+                args.file.display(),
+                crate::commands::plural(loaded.errors(), "error")
+            );
+            return Ok(ExitCode::Usage);
+        }
     };
     let params: Vec<Param> = args
         .params
@@ -42,7 +45,7 @@ pub(crate) fn run(args: &DryArgs, term: &Term) -> ExitCode {
         "{}",
         plan(&dag, &resolved, &args.file.display().to_string())
     );
-    ExitCode::Success
+    Ok(ExitCode::Success)
 }
 
 /// The plan as text.

@@ -3,20 +3,13 @@
 use crate::ExitCode;
 use crate::args::HistoryArgs;
 use crate::commands::{dag_name, open_store};
+use crate::error::Result;
 use crate::time;
 
-pub(crate) fn run(args: &HistoryArgs) -> ExitCode {
-    let Some(store) = open_store() else {
-        return ExitCode::Failure;
-    };
+pub(crate) fn run(args: &HistoryArgs) -> Result<ExitCode> {
+    let store = open_store()?;
     let name = dag_name(&args.dag);
-    let runs = match store.history(&name, args.limit) {
-        Ok(runs) => runs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Failure;
-        }
-    };
+    let runs = store.history(&name, args.limit)?;
     if args.json {
         let list: Vec<serde_json::Value> = runs
             .iter()
@@ -35,11 +28,11 @@ pub(crate) fn run(args: &HistoryArgs) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
-        return ExitCode::Success;
+        return Ok(ExitCode::Success);
     }
     if runs.is_empty() {
         eprintln!("the DAG `{name}` has no runs");
-        return ExitCode::Success;
+        return Ok(ExitCode::Success);
     }
     let width = runs.iter().map(|r| r.run_id.len()).max().unwrap_or(0);
     for r in &runs {
@@ -53,5 +46,5 @@ pub(crate) fn run(args: &HistoryArgs) -> ExitCode {
             r.status.as_str()
         );
     }
-    ExitCode::Success
+    Ok(ExitCode::Success)
 }

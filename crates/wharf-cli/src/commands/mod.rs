@@ -12,23 +12,29 @@ use std::path::Path;
 
 use wharf_spec::Loaded;
 
+use crate::error::{Error, Result};
 use crate::term::Term;
 
-/// Loads a DAG file and prints its diagnostics on stderr; None (after saying why) when the
-/// file cannot be read or has errors.
-pub(crate) fn load(path: &Path, term: &Term) -> Option<Loaded> {
+/// Loads a DAG file and prints its diagnostics on stderr.
+pub(crate) fn load(path: &Path, term: &Term) -> Result<Loaded> {
     let shown = path.display().to_string();
-    let loaded = match wharf_spec::load_file(path) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("error: cannot read {shown}: {}", io_reason(&e));
-            return None;
-        }
-    };
+    let loaded = wharf_spec::load_file(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        reason: io_reason(&e),
+    })?;
     if !loaded.diagnostics.is_empty() {
         eprint!("{}", loaded.render(&shown, term.color_stderr));
     }
-    Some(loaded)
+    Ok(loaded)
+}
+
+/// The DAG of a loaded file; the file's summary as the error when it is invalid.
+pub(crate) fn valid(loaded: Loaded, path: &Path) -> Result<wharf_spec::Dag> {
+    let errors = plural(loaded.errors(), "error");
+    loaded.dag.ok_or_else(|| Error::Invalid {
+        file: path.display().to_string(),
+        errors,
+    })
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -49,25 +55,19 @@ pub(crate) fn plural(n: usize, word: &str) -> String {
 }
 
 /// Opens the store under `$WHARF_HOME` and marks runs whose process died as failed (telling
-/// the user). None (after saying why) when the store cannot be opened.
-pub(crate) fn open_store() -> Option<wharf_store::Store> {
+/// the user).
+pub(crate) fn open_store() -> Result<wharf_store::Store> {
     open_store_reaping().map(|(store, _)| store)
 }
 
 /// [`open_store`], also saying how many dead runs it found (their containers may need
 /// cleaning up too).
-pub(crate) fn open_store_reaping() -> Option<(wharf_store::Store, usize)> {
+pub(crate) fn open_store_reaping() -> Result<(wharf_store::Store, usize)> {
     let home = wharf_store::default_home();
-    let store = match wharf_store::Store::open(&home) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the run records in {}: {e}",
-                home.display()
-            );
-            return None;
-        }
-    };
+    let store = wharf_store::Store::open(&home).map_err(|source| Error::OpenStore {
+        home: home.clone(),
+        source,
+    })?;
     let mut found = 0;
     match store.reap_dead() {
         Ok(dead) => {
@@ -81,7 +81,7 @@ pub(crate) fn open_store_reaping() -> Option<(wharf_store::Store, usize)> {
         }
         Err(e) => eprintln!("warning: cannot check for runs of dead processes: {e}"),
     }
-    Some((store, found))
+    Ok((store, found))
 }
 
 /// The DAG name that `arg` means: the name of the DAG in a file at that path (the file's
@@ -102,42 +102,29 @@ pub(crate) fn dag_name(arg: &str) -> String {
     arg.to_owned()
 }
 
-/// The run `run_id` of `dag`, or its latest; None after saying there is none.
+/// The run `run_id` of `dag`, or its latest.
 pub(crate) fn find_run(
     store: &wharf_store::Store,
     dag: &str,
     run_id: Option<&str>,
-) -> Option<wharf_store::RunRecord> {
+) -> Result<wharf_store::RunRecord> {
     let found = match run_id {
-        Some(id) => store.run(dag, id),
-        None => store.latest_run(dag),
+        Some(id) => store.run(dag, id)?,
+        None => store.latest_run(dag)?,
     };
-    match found {
-        Ok(Some(run)) => Some(run),
-        Ok(None) => {
-            match run_id {
-                Some(id) => eprintln!("error: the DAG `{dag}` has no run `{id}`"),
-                None => eprintln!("error: the DAG `{dag}` has no runs"),
-            }
-            None
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            None
-        }
-    }
+    found.ok_or_else(|| match run_id {
+        Some(id) => Error::NoSuchRun {
+            dag: dag.to_owned(),
+            run_id: id.to_owned(),
+        },
+        None => Error::NoRuns(dag.to_owned()),
+    })
 }
 
-/// A single-threaded runtime for a command's async work; None after saying why not.
-pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for a command's async work.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            None
-        }
-    }
+        .map_err(Error::Runtime)
 }

@@ -10,35 +10,19 @@ use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
 use crate::args::{RetryArgs, RunArgs};
-use crate::commands::{dag_name, find_run, load, open_store_reaping};
+use crate::commands::{dag_name, find_run, load, open_store_reaping, valid};
+use crate::error::{Error, Result};
 use crate::progress::{Progress, TICK};
 use crate::term::Term;
 
-pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
-    let Some(loaded) = load(&args.file, term) else {
-        return ExitCode::Usage;
-    };
-    let Some(dag) = loaded.dag else {
-        eprintln!(
-            "{}: invalid ({}); nothing ran",
-            args.file.display(),
-            crate::commands::plural(loaded.errors(), "error")
-        );
-        return ExitCode::Usage;
-    };
+pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
+    let dag = valid(load(&args.file, term)?, &args.file)?;
     let run_id = match &args.run_id {
-        Some(id) if !wharf_engine::valid_run_id(id) => {
-            eprintln!(
-                "error: invalid run id `{id}`: use letters, digits, `-`, `_` and `.` (at most 128)"
-            );
-            return ExitCode::Usage;
-        }
+        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.clone())),
         Some(id) => id.clone(),
         None => wharf_engine::new_run_id(),
     };
-    let Some((store, dead)) = open_store_reaping() else {
-        return ExitCode::Failure;
-    };
+    let (store, dead) = open_store_reaping()?;
     if let Some(days) = dag.hist_retention_days {
         let cutoff =
             wharf_store::now_ms() - i64::try_from(days).unwrap_or(0).saturating_mul(86_400_000);
@@ -57,17 +41,13 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
         params: &args.params,
         log_base: log_base.as_deref(),
     };
-    let run = match store.create_run(&new) {
-        Ok(run) => run,
-        Err(e @ wharf_store::Error::RunIdTaken { .. }) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
-        }
-        Err(e) => {
-            eprintln!("error: cannot record the run: {e}");
-            return ExitCode::Failure;
-        }
-    };
+    let run = store.create_run(&new).map_err(|e| match e {
+        e @ wharf_store::Error::RunIdTaken { .. } => Error::RunIdTaken(e),
+        source => Error::Record {
+            what: "the run",
+            source,
+        },
+    })?;
     let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
     let request = RunRequest {
         dag: Arc::new(dag),
@@ -82,17 +62,15 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> ExitCode {
     execute(store, request, term, args.verbose, dead > 0)
 }
 
-pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
-    let Some((store, dead)) = open_store_reaping() else {
-        return ExitCode::Failure;
-    };
+pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
+    let (store, dead) = open_store_reaping()?;
     let name = dag_name(&args.dag);
-    let Some(record) = find_run(&store, &name, Some(&args.run_id)) else {
-        return ExitCode::Usage;
-    };
+    let record = find_run(&store, &name, Some(&args.run_id))?;
     if record.status == Status::Running {
-        eprintln!("error: run {} of {name} is still running", record.run_id);
-        return ExitCode::Usage;
+        return Err(Error::StillRunning {
+            dag: name,
+            run_id: record.run_id,
+        });
     }
     // The DAG as it is now: the file given, or the one the run was started from.
     let file = if std::path::Path::new(&args.dag).is_file() {
@@ -100,31 +78,15 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
     } else {
         record.file.clone()
     };
-    let Some(loaded) = load(&file, term) else {
-        return ExitCode::Usage;
-    };
-    let Some(dag) = loaded.dag else {
-        eprintln!(
-            "{}: invalid ({}); nothing ran",
-            file.display(),
-            crate::commands::plural(loaded.errors(), "error")
-        );
-        return ExitCode::Usage;
-    };
-    let steps = match store.steps(record.key) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Failure;
-        }
-    };
+    let dag = valid(load(&file, term)?, &file)?;
+    let steps = store.steps(record.key)?;
     let rerun = steps_to_rerun(&dag, &steps);
     if rerun.is_empty() {
         eprintln!(
             "run {} of {name} {}: nothing to retry",
             record.run_id, record.status
         );
-        return ExitCode::Success;
+        return Ok(ExitCode::Success);
     }
     let kept: Vec<(String, Status, Option<i32>)> = steps
         .iter()
@@ -140,10 +102,12 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> ExitCode {
         .into_iter()
         .filter(|o| kept_names.contains(o.step.as_str()))
         .collect();
-    if let Err(e) = store.reopen_run(record.key) {
-        eprintln!("error: cannot record the retry: {e}");
-        return ExitCode::Failure;
-    }
+    store
+        .reopen_run(record.key)
+        .map_err(|source| Error::Record {
+            what: "the retry",
+            source,
+        })?;
     let request = RunRequest {
         dag: Arc::new(dag),
         run: record.key,
@@ -193,7 +157,7 @@ fn execute(
     term: &Term,
     verbose: bool,
     found_dead: bool,
-) -> ExitCode {
+) -> Result<ExitCode> {
     let uses_docker = request
         .dag
         .steps
@@ -214,9 +178,7 @@ fn execute(
             auths,
         )));
     }
-    let Some(runtime) = crate::commands::runtime() else {
-        return ExitCode::Failure;
-    };
+    let runtime = crate::commands::runtime()?;
     let forced = Forced {
         home: store.home().to_path_buf(),
         run: request.run,
@@ -255,10 +217,10 @@ fn execute(
         progress.finish();
         engine.await.ok()
     });
-    match summary.map(|s| s.status) {
+    Ok(match summary.map(|s| s.status) {
         Some(Status::Succeeded | Status::PartiallySucceeded | Status::Skipped) => ExitCode::Success,
         _ => ExitCode::Failure,
-    }
+    })
 }
 
 /// What a forced stop needs to end the run itself.

@@ -3,6 +3,7 @@
 
 use crate::ExitCode;
 use crate::args::{SchedulerArgs, ServerArgs};
+use crate::error::{Error, Result};
 
 fn flags(args: &ServerArgs) -> wharf_server::Flags {
     wharf_server::Flags {
@@ -13,45 +14,24 @@ fn flags(args: &ServerArgs) -> wharf_server::Flags {
     }
 }
 
-fn config(flags: &wharf_server::Flags) -> Result<wharf_server::Config, ExitCode> {
-    wharf_server::Config::load(flags).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::Usage
-    })
-}
-
 /// `wharf server` (and, with the scheduler, `wharf start-all`).
-pub(crate) fn serve(args: &ServerArgs, with_scheduler: bool) -> ExitCode {
-    let config = match config(&flags(args)) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let Some(runtime) = crate::commands::runtime() else {
-        return ExitCode::Failure;
-    };
-    match runtime.block_on(wharf_server::serve(config, with_scheduler)) {
-        Ok(()) => ExitCode::Success,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::Failure
-        }
-    }
+pub(crate) fn serve(args: &ServerArgs, with_scheduler: bool) -> Result<ExitCode> {
+    let config = wharf_server::Config::load(&flags(args))?;
+    let runtime = crate::commands::runtime()?;
+    runtime.block_on(wharf_server::serve(config, with_scheduler))?;
+    Ok(ExitCode::Success)
 }
 
 /// `wharf scheduler [--once-at TIME]`.
-pub(crate) fn schedule(args: &SchedulerArgs) -> ExitCode {
-    let config = match config(&wharf_server::Flags {
+pub(crate) fn schedule(args: &SchedulerArgs) -> Result<ExitCode> {
+    let config = wharf_server::Config::load(&wharf_server::Flags {
         dags: args.dags.clone(),
         ..Default::default()
-    }) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    })?;
     if let Some(at) = &args.once_at {
-        let Ok(slot) = at.parse::<jiff::Timestamp>() else {
-            eprintln!("error: `{at}` is not an RFC 3339 time (e.g. 2026-11-28T10:15:00Z)");
-            return ExitCode::Usage;
-        };
+        let slot = at
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| Error::Time(at.clone()))?;
         let mut failed = false;
         for (dag, result) in wharf_server::schedule_once(&config, slot) {
             match result {
@@ -62,15 +42,12 @@ pub(crate) fn schedule(args: &SchedulerArgs) -> ExitCode {
                 }
             }
         }
-        return if failed {
+        return Ok(if failed {
             ExitCode::Failure
         } else {
             ExitCode::Success
-        };
+        });
     }
-    let Some(runtime) = crate::commands::runtime() else {
-        return ExitCode::Failure;
-    };
-    runtime.block_on(wharf_server::run_scheduler(config));
-    ExitCode::Success
+    crate::commands::runtime()?.block_on(wharf_server::run_scheduler(config));
+    Ok(ExitCode::Success)
 }

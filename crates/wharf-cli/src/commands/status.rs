@@ -5,29 +5,20 @@ use wharf_store::{RunRecord, StepRecord, Store};
 use crate::ExitCode;
 use crate::args::StatusArgs;
 use crate::commands::{dag_name, find_run, open_store};
+use crate::error::Result;
 use crate::time;
 
-pub(crate) fn run(args: &StatusArgs) -> ExitCode {
-    let Some(store) = open_store() else {
-        return ExitCode::Failure;
-    };
+pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
+    let store = open_store()?;
     let name = dag_name(&args.dag);
-    let Some(run) = find_run(&store, &name, args.run_id.as_deref()) else {
-        return ExitCode::Usage;
-    };
-    let steps = match store.steps(run.key) {
-        Ok(steps) => steps,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Failure;
-        }
-    };
+    let run = find_run(&store, &name, args.run_id.as_deref())?;
+    let steps = store.steps(run.key)?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json(&store, &run, &steps)).unwrap_or_default()
         );
-        return ExitCode::Success;
+        return Ok(ExitCode::Success);
     }
     let took = time::between(run.started_at, run.finished_at)
         .map(|d| format!(" in {}", time::duration(d)))
@@ -63,7 +54,7 @@ pub(crate) fn run(args: &StatusArgs) -> ExitCode {
         }
         println!("{}", line.trim_end());
     }
-    ExitCode::Success
+    Ok(ExitCode::Success)
 }
 
 pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serde_json::Value {

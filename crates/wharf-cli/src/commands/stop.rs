@@ -9,26 +9,19 @@ use std::time::Duration;
 use crate::ExitCode;
 use crate::args::StopArgs;
 use crate::commands::{dag_name, open_store};
+use crate::error::Result;
 
 /// How long `wharf stop` waits for the runs to be recorded as ended: the grace period,
 /// the handlers, and a margin.
 const WAIT: Duration = Duration::from_secs(600);
 
-pub(crate) fn run(args: &StopArgs) -> ExitCode {
-    let Some(store) = open_store() else {
-        return ExitCode::Failure;
-    };
+pub(crate) fn run(args: &StopArgs) -> Result<ExitCode> {
+    let store = open_store()?;
     let name = dag_name(&args.dag);
-    let signalled = match wharf_control::stop_dag(&store, &name) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Failure;
-        }
-    };
+    let signalled = wharf_control::stop_dag(&store, &name)?;
     if signalled.is_empty() {
         eprintln!("no run of `{name}` is running");
-        return ExitCode::Success;
+        return Ok(ExitCode::Success);
     }
     let mut code = ExitCode::Success;
     let mut stopping = Vec::new();
@@ -44,22 +37,14 @@ pub(crate) fn run(args: &StopArgs) -> ExitCode {
             }
         }
     }
-    match wharf_control::wait_ended(&store, &stopping, WAIT) {
-        Ok(ended) => {
-            for (run_id, status) in ended {
-                match status {
-                    Some(s) => eprintln!("run {run_id} of {name}: {s}"),
-                    None => {
-                        eprintln!("error: run {run_id} of {name} did not end in time");
-                        code = ExitCode::Failure;
-                    }
-                }
+    for (run_id, status) in wharf_control::wait_ended(&store, &stopping, WAIT)? {
+        match status {
+            Some(s) => eprintln!("run {run_id} of {name}: {s}"),
+            None => {
+                eprintln!("error: run {run_id} of {name} did not end in time");
+                code = ExitCode::Failure;
             }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            code = ExitCode::Failure;
-        }
     }
-    code
+    Ok(code)
 }

@@ -1,15 +1,21 @@
 use crate::ExitCode;
 use crate::args::ValidateArgs;
 use crate::commands::{load, plural};
+use crate::error::Result;
 use crate::term::Term;
 
-pub(crate) fn run(args: &ValidateArgs, term: &Term) -> ExitCode {
+/// Every file checked; the files that cannot be read are said, and the others checked on.
+pub(crate) fn run(args: &ValidateArgs, term: &Term) -> Result<ExitCode> {
     let mut code = ExitCode::Success;
     for path in &args.files {
         let shown = path.display();
-        let Some(loaded) = load(path, term) else {
-            code = ExitCode::Usage;
-            continue;
+        let loaded = match load(path, term) {
+            Ok(l) => l,
+            Err(e) => {
+                e.report();
+                code = ExitCode::Usage;
+                continue;
+            }
         };
         match &loaded.dag {
             Some(dag) => {
@@ -35,5 +41,5 @@ pub(crate) fn run(args: &ValidateArgs, term: &Term) -> ExitCode {
             }
         }
     }
-    code
+    Ok(code)
 }
