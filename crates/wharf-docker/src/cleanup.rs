@@ -27,7 +27,7 @@ pub struct Leftover {
 }
 
 /// Removes the containers of runs whose process is gone; returns them.
-pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> {
+pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, crate::DockerError> {
     let filters = HashMap::from([("label".to_owned(), vec![labels::RUN.to_owned()])]);
     let options = ListContainersOptions {
         all: true,
@@ -37,7 +37,7 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> 
     let containers = docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| crate::DockerError::List(describe(&e)))?;
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -92,10 +92,10 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, String> 
             }),
             Err(e) if matches!(crate::status_of(&e), Some(404 | 409)) => {}
             Err(e) => {
-                return Err(format!(
-                    "cannot clean up the container {id}: {}",
-                    describe(&e)
-                ));
+                return Err(crate::DockerError::Cleanup {
+                    id,
+                    reason: describe(&e),
+                });
             }
         }
     }

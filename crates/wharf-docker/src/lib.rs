@@ -20,12 +20,26 @@ use wharf_engine::{BoxFuture, Executor, Exit, StepJob};
 
 pub use auth::Auths;
 pub use cleanup::{Leftover, remove_leftovers};
+
 pub use shared::SharedExecutor;
+
+/// What went wrong talking to Docker, in words a person reads.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot connect to Docker at {host}: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("cannot reach Docker at {host}: {reason}")]
+    Reach { host: String, reason: String },
+    #[error("cannot list the containers: {0}")]
+    List(String),
+    #[error("cannot clean up the container {id}: {reason}")]
+    Cleanup { id: String, reason: String },
+}
 
 /// The connection to the Docker daemon, made on first use.
 #[derive(Clone, Default)]
 pub struct Client {
-    docker: Arc<OnceCell<Result<Docker, String>>>,
+    docker: Arc<OnceCell<Result<Docker, DockerError>>>,
 }
 
 impl Client {
@@ -34,7 +48,7 @@ impl Client {
     }
 
     /// The connected client, or why there is none.
-    pub async fn get(&self) -> Result<&Docker, String> {
+    pub async fn get(&self) -> Result<&Docker, DockerError> {
         self.docker
             .get_or_init(connect)
             .await
@@ -62,10 +76,13 @@ pub fn request_timeout() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
-async fn connect() -> Result<Docker, String> {
+async fn connect() -> Result<Docker, DockerError> {
     let host = docker_host();
     let docker = Docker::connect_with_defaults()
-        .map_err(|e| format!("cannot connect to Docker at {host}: {e}"))?
+        .map_err(|e| DockerError::Connect {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?
         .with_request_modifier(auth::fix_registry_auth)
         .with_timeout(request_timeout());
     docker.negotiate_version().await.map_err(|e| {
@@ -74,7 +91,7 @@ async fn connect() -> Result<Docker, String> {
         } else {
             describe(&e)
         };
-        format!("cannot reach Docker at {host}: {reason}")
+        DockerError::Reach { host, reason }
     })
 }
 
@@ -206,7 +223,7 @@ impl Executor for DockerExecutor {
         Box::pin(async move {
             let docker = match self.client.get().await {
                 Ok(d) => d,
-                Err(e) => return Exit::error(e),
+                Err(e) => return Exit::error(e.to_string()),
             };
             container::run(docker, &self.auths, job, &self.removals).await
         })

@@ -552,7 +552,7 @@ impl Executor for SharedExecutor {
             };
             let docker = match self.client.get().await {
                 Ok(d) => d,
-                Err(e) => return Exit::error(e),
+                Err(e) => return Exit::error(e.to_string()),
             };
             self.exec(docker, &c, job).await
         })
@@ -560,10 +560,13 @@ impl Executor for SharedExecutor {
 }
 
 impl SharedContainer for SharedExecutor {
-    fn start<'a>(&'a self, setup: &'a SharedSetup) -> BoxFuture<'a, Result<(), String>> {
+    fn start<'a>(
+        &'a self,
+        setup: &'a SharedSetup,
+    ) -> BoxFuture<'a, Result<(), wharf_engine::NotReady>> {
         Box::pin(async move {
             let result = async {
-                let docker = self.client.get().await?;
+                let docker = self.client.get().await.map_err(|e| e.to_string())?;
                 tokio::select! {
                     r = self.start_inner(docker, setup) => r,
                     () = setup.stop.cancelled() => Err("stopped".into()),
@@ -576,7 +579,7 @@ impl SharedContainer for SharedExecutor {
             {
                 state.failure = Some(e.clone());
             }
-            result
+            result.map_err(wharf_engine::NotReady)
         })
     }
 

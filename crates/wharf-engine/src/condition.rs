@@ -65,7 +65,7 @@ pub async fn matches(
 }
 
 /// `expected` against `value`: equal, or a regex match with `re:`.
-pub fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
+pub(crate) fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
     match expected.strip_prefix("re:") {
         Some(pattern) => regex::Regex::new(pattern)
             .map(|re| re.is_match(value))

@@ -646,7 +646,7 @@ impl Dispatcher {
                 }
             }
         };
-        let error = result.err();
+        let error = result.err().map(|e| e.to_string());
         let _ = self.events.send(Event::ContainerReady {
             what: what.clone(),
             duration: began.elapsed(),

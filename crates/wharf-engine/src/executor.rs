@@ -151,12 +151,18 @@ pub trait SharedContainer: Executor {
     /// Creates (or finds) and starts the container, and waits until it is ready; the
     /// error says why it is not. Returns early with an error when `setup.stop` is
     /// cancelled.
-    fn start<'a>(&'a self, setup: &'a SharedSetup) -> BoxFuture<'a, Result<(), String>>;
+    fn start<'a>(&'a self, setup: &'a SharedSetup) -> BoxFuture<'a, Result<(), NotReady>>;
 
     /// Stops and removes the container unless it is kept (`keepContainer`). Called once
     /// the run is over, on every path, whether `start` succeeded or not.
     fn finish(&self) -> BoxFuture<'_, ()>;
 }
+
+/// Why the DAG-level container did not become ready (the state it was in, its health, the
+/// last lines of its log, or that Docker could not be reached).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
 
 /// The DAG-level container's settings for one run, `${VAR}` expanded.
 pub struct SharedSetup {

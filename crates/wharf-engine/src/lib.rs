@@ -22,8 +22,8 @@ use std::time::Duration;
 
 pub use dispatcher::execute;
 pub use executor::{
-    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, Program, SharedContainer,
-    SharedSetup, StepJob, Work,
+    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
+    SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use local::{LazyLog, LocalExecutor};
 use tokio_util::sync::CancellationToken;

@@ -28,7 +28,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 pub use config::{Config, ConfigError, Flags};
-pub use scheduler::Fired;
+pub use scheduler::{Fired, ScheduleError};
 
 /// What the handlers share.
 pub(crate) struct State {
@@ -163,7 +163,7 @@ pub async fn run_scheduler(config: Config) {
 pub fn schedule_once(
     config: &Config,
     slot: jiff::Timestamp,
-) -> Vec<(String, Result<Fired, String>)> {
+) -> Vec<(String, Result<Fired, ScheduleError>)> {
     scheduler::tick(config, slot)
 }
 

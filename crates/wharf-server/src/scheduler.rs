@@ -34,6 +34,15 @@ fn slot_id(slot: Timestamp) -> String {
     format!("scheduled-{}", slot.strftime("%Y%m%dT%H%MZ"))
 }
 
+/// Why a slot's run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(transparent)]
+    Store(#[from] wharf_store::Error),
+    #[error(transparent)]
+    Control(#[from] wharf_control::Error),
+}
+
 /// What happened to a DAG at a slot.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fired {
@@ -44,7 +53,10 @@ pub enum Fired {
 
 /// Starts the runs of the slot `slot` (a minute): every DAG of the folder whose schedule
 /// matches it.
-pub(crate) fn tick(config: &Config, slot: Timestamp) -> Vec<(String, Result<Fired, String>)> {
+pub(crate) fn tick(
+    config: &Config,
+    slot: Timestamp,
+) -> Vec<(String, Result<Fired, ScheduleError>)> {
     let mut done = Vec::new();
     for (file_name, path) in crate::api::dag_files(&config.dags) {
         let Ok(loaded) = wharf_spec::load_file(&path) else {
@@ -68,18 +80,14 @@ fn fire(
     dag: &wharf_spec::Dag,
     file: &Path,
     slot: Timestamp,
-) -> Result<Fired, String> {
+) -> Result<Fired, ScheduleError> {
     let run_id = slot_id(slot);
-    let store = Store::open(&config.home).map_err(|e| e.to_string())?;
+    let store = Store::open(&config.home)?;
     let _ = store.reap_dead();
-    if store
-        .run(&dag.name, &run_id)
-        .map_err(|e| e.to_string())?
-        .is_some()
-    {
+    if store.run(&dag.name, &run_id)?.is_some() {
         return Ok(Fired::AlreadyThere(run_id));
     }
-    let running = store.running(Some(&dag.name)).map_err(|e| e.to_string())?;
+    let running = store.running(Some(&dag.name))?;
     if let Some(previous) = running.first() {
         let file = file.to_path_buf();
         let new = NewRun {
@@ -89,14 +97,12 @@ fn fire(
             params: &[],
             log_base: None,
         };
-        let run = store.create_run(&new).map_err(|e| e.to_string())?;
+        let run = store.create_run(&new)?;
         let why = format!(
             "skipped by the scheduler: run {} was still running",
             previous.run_id
         );
-        store
-            .finish_run(run, Status::Skipped, Some(&why))
-            .map_err(|e| e.to_string())?;
+        store.finish_run(run, Status::Skipped, Some(&why))?;
         return Ok(Fired::Skipped(run_id));
     }
     let args = vec![
@@ -107,8 +113,7 @@ fn fire(
     ];
     // Until the run is recorded, another scheduler (or this one, restarted) could start
     // the slot again: launch waits for the record (the new process writes it first thing).
-    wharf_control::launch(&store, &config.home, &args, &dag.name, &run_id)
-        .map_err(|e| e.to_string())?;
+    wharf_control::launch(&store, &config.home, &args, &dag.name, &run_id)?;
     Ok(Fired::Started(run_id))
 }
 

@@ -14,6 +14,23 @@ use croner::parser::{CronParser, Seconds, Year};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+/// Why a text is not a cron expression, or names no zone that exists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CronError(String);
+
+impl From<String> for CronError {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for CronError {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_owned())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cron {
     /// The time zone the expression names, if any.
@@ -22,7 +39,7 @@ pub struct Cron {
 }
 
 impl Cron {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CronError> {
         let mut expr = text.trim();
         let mut zone = None;
         for prefix in ["CRON_TZ=", "TZ="] {
@@ -51,15 +68,14 @@ impl Cron {
                 "@hourly",
             ];
             if !known.iter().any(|k| k.eq_ignore_ascii_case(expr)) {
-                return Err(format!(
-                    "unknown shorthand `{expr}` (known: {})",
-                    known.join(", ")
-                ));
+                return Err(
+                    format!("unknown shorthand `{expr}` (known: {})", known.join(", ")).into(),
+                );
             }
         } else {
             let fields = expr.split_whitespace().count();
             if fields != 5 {
-                return Err(format!("expected 5 fields, found {fields}"));
+                return Err(format!("expected 5 fields, found {fields}").into());
             }
         }
         let pattern = CronParser::builder()
@@ -67,12 +83,12 @@ impl Cron {
             .year(Year::Disallowed)
             .build()
             .parse(expr)
-            .map_err(|e| field_problem(expr).unwrap_or_else(|| reason(&e)))?;
+            .map_err(|e| CronError(field_problem(expr).unwrap_or_else(|| reason(&e))))?;
         Ok(Self { zone, pattern })
     }
 
     /// The zone the expression's times are in.
-    pub fn time_zone(&self) -> Result<TimeZone, String> {
+    pub fn time_zone(&self) -> Result<TimeZone, CronError> {
         let name = self.zone.clone().or_else(|| {
             ["CRON_TZ", "TZ"]
                 .iter()
@@ -102,9 +118,9 @@ impl Cron {
     }
 }
 
-fn zone_named(name: &str) -> Result<TimeZone, String> {
+fn zone_named(name: &str) -> Result<TimeZone, CronError> {
     TimeZone::get(name.trim_start_matches(':'))
-        .map_err(|e| format!("unknown time zone `{name}`: {e}"))
+        .map_err(|e| CronError(format!("unknown time zone `{name}`: {e}")))
 }
 
 /// Which field of a 5-field expression holds a number it does not take, and what it takes.
@@ -261,7 +277,7 @@ mod tests {
             "CRON_TZ=Nowhere/City 0 0 * * *",
             "0 0 * * * *",
         ] {
-            let e = Cron::parse(bad).expect_err(bad);
+            let e = Cron::parse(bad).expect_err(bad).to_string();
             assert!(
                 !e.is_empty() && e.chars().next().is_some_and(char::is_lowercase),
                 "{bad}: {e}"

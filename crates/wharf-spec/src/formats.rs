@@ -204,7 +204,9 @@ pub(crate) fn platform(text: &str) -> Result<Platform, String> {
 /// after `CRON_TZ=Zone ` or `TZ=Zone `, or one of `@yearly`, `@monthly`, `@weekly`,
 /// `@daily`, `@midnight`, `@hourly`.
 pub(crate) fn cron(text: &str) -> Result<(), String> {
-    crate::cron::Cron::parse(text).map(|_| ())
+    crate::cron::Cron::parse(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 const SIGNALS: &[(&str, i32)] = &[

@@ -57,6 +57,14 @@ impl Loaded {
 /// The largest DAG file wharf reads (the same bound as a spec sent to the API).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// A settings file that cannot be read as flat settings.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SettingsError {
+    pub line: usize,
+    pub message: String,
+}
+
 /// Reads and checks a DAG file. A file over [`MAX_FILE_BYTES`] is not read past that: it
 /// is an error.
 pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
@@ -170,17 +178,18 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// A settings file (wharf's `config.yaml`): nested mappings of scalars, flattened to
 /// dotted keys (`auth.token`). Lists are not allowed; the error names the line.
-pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, String> {
+pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsError> {
     fn walk(
         node: &yaml::Node,
         prefix: &str,
         out: &mut Vec<(String, String)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SettingsError> {
         match &node.kind {
             yaml::Kind::Map(entries) => {
                 for e in entries {
-                    let key = e.key.as_str().ok_or_else(|| {
-                        format!("line {}: a key must be text", e.key.span.start.line)
+                    let key = e.key.as_str().ok_or_else(|| SettingsError {
+                        line: e.key.span.start.line,
+                        message: "a key must be text".into(),
                     })?;
                     let full = if prefix.is_empty() {
                         key.to_owned()
@@ -195,15 +204,15 @@ pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, String> {
                 out.push((prefix.to_owned(), s.text.clone()));
                 Ok(())
             }
-            yaml::Kind::Seq(_) => Err(format!(
-                "line {}: `{prefix}` takes a single value, not a list",
-                node.span.start.line
-            )),
+            yaml::Kind::Seq(_) => Err(SettingsError {
+                line: node.span.start.line,
+                message: format!("`{prefix}` takes a single value, not a list"),
+            }),
         }
     }
-    let doc = yaml::load(source).map_err(|d| match d.span {
-        Some(s) => format!("line {}: {}", s.start.line, d.message),
-        None => d.message,
+    let doc = yaml::load(source).map_err(|d| SettingsError {
+        line: d.span.map_or(0, |s| s.start.line),
+        message: d.message,
     })?;
     let mut out = Vec::new();
     if let Some(root) = doc.root {

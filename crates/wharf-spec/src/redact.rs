@@ -35,6 +35,17 @@ pub fn param(word: &str) -> String {
     }
 }
 
+/// A `<redacted>` in a text sent back for which the file has no value to keep.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "line {line}: {} says {REDACTED} but the file has no value to keep for it; write the value itself",
+    key.as_ref().map_or_else(|| "a value".to_owned(), |k| format!("`{k}`"))
+)]
+pub struct RestoreError {
+    pub line: usize,
+    pub key: Option<String>,
+}
+
 /// A place in the text that holds a credential: a byte range and the key it belongs to.
 #[derive(Debug, Clone)]
 struct Site {
@@ -55,7 +66,7 @@ pub fn source(text: &str) -> String {
 /// text has for its key (the n-th `<redacted>` of a key the n-th value of that key), so
 /// saving a shown file never writes the placeholder over a credential. A `<redacted>` for
 /// which the old text has no value is an error, naming its line.
-pub fn restore(new: &str, old: &str) -> Result<String, String> {
+pub fn restore(new: &str, old: &str) -> Result<String, RestoreError> {
     let (Some(placeholders), Some(originals)) = (sites_of(new, true), sites(old)) else {
         return lines::restore(new, old);
     };
@@ -67,11 +78,10 @@ pub fn restore(new: &str, old: &str) -> Result<String, String> {
             .enumerate()
             .find(|(i, o)| !taken[*i] && o.key == p.key);
         let Some((i, o)) = found else {
-            let line = new[..p.start].matches('\n').count() + 1;
-            return Err(format!(
-                "line {line}: `{}` says {REDACTED} but the file has no value to keep for it; write the value itself",
-                p.key
-            ));
+            return Err(RestoreError {
+                line: new[..p.start].matches('\n').count() + 1,
+                key: Some(p.key.clone()),
+            });
         };
         taken[i] = true;
         edits.push((p.start, p.end, &old[o.start..o.end]));
@@ -380,7 +390,7 @@ mod lines {
         (!key.is_empty()).then(|| key.to_owned())
     }
 
-    pub(super) fn restore(new: &str, old: &str) -> Result<String, String> {
+    pub(super) fn restore(new: &str, old: &str) -> Result<String, super::RestoreError> {
         let mut left: Vec<(String, String)> = old.lines().flat_map(|l| redact_line(l).1).collect();
         let mut out = String::with_capacity(new.len());
         for (n, line) in new.split_inclusive('\n').enumerate() {
@@ -393,11 +403,7 @@ mod lines {
                     Some(left.remove(i).1)
                 });
                 let Some(value) = value else {
-                    return Err(format!(
-                        "line {}: {} says {REDACTED} but the file has no value to keep for it; write the value itself",
-                        n + 1,
-                        key.map_or_else(|| "a value".to_owned(), |k| format!("`{k}`")),
-                    ));
+                    return Err(super::RestoreError { line: n + 1, key });
                 };
                 out.push_str(&rest[..at]);
                 out.push_str(&value);
@@ -462,7 +468,7 @@ mod tests {
         // A new `<redacted>` with nothing to keep is refused.
         let added = format!("{shown}other_secret: <redacted>\n");
         let e = restore(&added, FILE).expect_err("nothing to keep");
-        assert!(e.contains("other_secret"), "{e}");
+        assert!(e.to_string().contains("other_secret"), "{e}");
     }
 
     #[test]
