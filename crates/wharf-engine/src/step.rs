@@ -161,6 +161,42 @@ impl StepCtx {
     }
 }
 
+/// What a step needs for each of its attempts: resolved once, before the first.
+struct Prepared {
+    vars: Resolved,
+    dir: std::path::PathBuf,
+    shell: Vec<String>,
+    /// The step's variables as its process gets them (without the attempt's own).
+    env: Vec<(String, String)>,
+    plan: Plan,
+}
+
+impl Prepared {
+    fn expand(&self, text: &str) -> String {
+        self.vars.expand(text, &vars::host)
+    }
+}
+
+/// What the step runs: a shell program on the host, what it execs in the DAG-level
+/// container, or a container of its own (its command, or the image's own CMD).
+enum Plan {
+    Host(Program),
+    Exec(crate::ExecJob),
+    Container,
+}
+
+/// How one attempt ended, as the step sees it.
+struct Attempted {
+    code: Option<i32>,
+    timed_out: bool,
+    /// Why the attempt failed, if it did.
+    error: Option<String>,
+    /// The start of stdout as text (or why it is not usable as an output).
+    captured: Result<String, String>,
+    output: Option<OutputRecord>,
+    stderr: std::path::PathBuf,
+}
+
 /// Runs the step; records and reports its result.
 pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     let started = Instant::now();
@@ -179,26 +215,74 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         let (run, name) = (ctx.run, step.name.clone());
         ctx.record("the step's start", move |s| s.start_step(run, &name));
     }
+    let p = match prepare(&ctx, step, &dag) {
+        Ok(p) => p,
+        Err(e) => return fail(&ctx, e),
+    };
+    if !step.preconditions.is_empty() {
+        let expand = |t: &str| p.expand(t);
+        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &expand).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                let outcome = StepOutcome {
+                    status: Status::Skipped,
+                    exit_code: None,
+                    continued: false,
+                    output: None,
+                };
+                let why = format!("precondition not met: {why}");
+                return ctx.finish(started, ctx.attempts_before, outcome, Some(why), None);
+            }
+            Err(e) => return fail(&ctx, format!("precondition: {e}")),
+        }
+    }
+    let mut attempt = ctx.attempts_before;
+    let (mut retries, mut repeats) = (0u32, 0u32);
+    loop {
+        attempt += 1;
+        let mut done = match run_attempt(&ctx, step, &dag, &p, attempt).await {
+            Ok(done) => done,
+            Err(e) => return fail(&ctx, e),
+        };
+        if let Ok(mut pending) = ctx.pending_attempt.lock() {
+            *pending = Some((attempt, done.code));
+        }
+        if ctx.stop.is_cancelled() && !done.timed_out {
+            return ctx.stopped(started, attempt, done.code, Some(done.stderr));
+        }
+        if let Some(interval) = again(step, &p, &mut done, &mut retries, &mut repeats).await {
+            ctx.flush_attempt();
+            if pause(interval, &ctx.stop).await {
+                continue;
+            }
+            return ctx.stopped(started, attempt, done.code, Some(done.stderr));
+        }
+        if let Some(o) = &done.output {
+            let (run, o) = (ctx.run, o.clone());
+            ctx.record("the step's output", move |s| s.set_output(run, &o));
+        }
+        let outcome = outcome_of(step, &done);
+        return ctx.finish(started, attempt, outcome, done.error, Some(done.stderr));
+    }
+}
 
+/// The step's variables (the run's, the DAG-level container's for a step in it, its own
+/// `env`, then `DAG_*`), its working directory and shell, and what it runs.
+fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     let placement = dag.placement(step);
     let on_host = placement == wharf_spec::Placement::Host;
     let in_shared = placement == wharf_spec::Placement::SharedContainer;
-    // The step's variables: the run's, the DAG-level container's (for a step in it), its
-    // own `env`, then DAG_*.
     let mut vars = ctx.vars.clone();
     if in_shared {
         for (name, value) in ctx.container_env.iter() {
             vars.set(name, value.clone(), Origin::Env);
         }
     }
-    let dir_for_eval = dag.working_dir.clone();
     for var in &step.env {
         let env_now = env_pairs(&vars);
         let expand_now = |t: &str| vars.expand(t, &vars::host);
-        let value = match vars::evaluate_sync(&var.value, &expand_now, &env_now, &dir_for_eval) {
-            Ok(v) => v,
-            Err(e) => return fail(&ctx, format!("env {}: {e}", var.name)),
-        };
+        let value = vars::evaluate_sync(&var.value, &expand_now, &env_now, &dag.working_dir)
+            .map_err(|e| format!("env {}: {e}", var.name))?;
         vars.set(&var.name, value, Origin::Env);
     }
     let expand = |text: &str| vars.expand(text, &vars::host);
@@ -208,12 +292,12 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     };
     // The DAG's own folder was checked when the run started.
     if on_host && step.dir.is_some() && !dir.is_dir() {
-        return fail(
-            &ctx,
-            format!("the working directory {} does not exist", dir.display()),
-        );
+        return Err(format!(
+            "the working directory {} does not exist",
+            dir.display()
+        ));
     }
-    let shell = shell_of(step, &dag, &expand);
+    let shell = shell_of(step, dag, &expand);
     let mut env = env_pairs(&vars);
     env.push(("DAG_NAME".into(), dag.name.clone()));
     env.push(("DAG_RUN_ID".into(), ctx.run_id.clone()));
@@ -222,301 +306,283 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         ctx.run_log.to_string_lossy().into_owned(),
     ));
     env.push(("DAG_RUN_STEP_NAME".into(), step.name.clone()));
-
-    // Preconditions.
-    if !step.preconditions.is_empty() {
-        match condition::check(&step.preconditions, &shell, &env, &dir, &expand).await {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                let outcome = StepOutcome {
-                    status: Status::Skipped,
-                    exit_code: None,
-                    continued: false,
-                    output: None,
-                };
-                return ctx.finish(
-                    started,
-                    ctx.attempts_before,
-                    outcome,
-                    Some(format!("precondition not met: {why}")),
-                    None,
-                );
-            }
-            Err(e) => return fail(&ctx, format!("precondition: {e}")),
-        }
-    }
-
-    // What the step runs: a shell program on the host, what it execs in the DAG-level
-    // container, or a container of its own (its command, or the image's own CMD).
-    enum Plan {
-        Host(Program),
-        Exec(crate::ExecJob),
-        Container,
-    }
     let plan = if in_shared {
-        match exec_job(step, &dag, &expand) {
-            Ok(e) => Plan::Exec(e),
-            Err(e) => return fail(&ctx, e),
-        }
+        Plan::Exec(exec_job(step, dag, &expand)?)
     } else if on_host {
-        match program_of(step, &ctx, &expand) {
-            Ok(p) => Plan::Host(p),
-            Err(e) => return fail(&ctx, e),
-        }
+        Plan::Host(program_of(step, ctx, &expand)?)
     } else {
         Plan::Container
     };
-    let redirect = |path: &Option<String>| {
-        path.as_ref()
-            .map(|p| wharf_spec::formats::resolve_path(&dag.working_dir, &expand(p)))
+    Ok(Prepared {
+        vars,
+        dir,
+        shell,
+        env,
+        plan,
+    })
+}
+
+/// One attempt: its job, the executor's run of it within the step's timeout, its output.
+async fn run_attempt(
+    ctx: &StepCtx,
+    step: &Step,
+    dag: &Dag,
+    p: &Prepared,
+    attempt: u32,
+) -> Result<Attempted, String> {
+    let base = format!(
+        "{}-{}.{attempt}",
+        ctx.position,
+        wharf_store::safe_name(&step.name)
+    );
+    let stdout = ctx.log_dir.join(format!("{base}.stdout"));
+    let stderr = ctx.log_dir.join(format!("{base}.stderr"));
+    let _ = ctx.events.send(Event::StepStarted {
+        name: step.name.clone(),
+        attempt,
+        handler: ctx.step.handler(),
+    });
+    let stop = ctx.stop.child_token();
+    let job = job_of(ctx, step, dag, p, attempt, (&stdout, &stderr), &stop)?;
+    let timeout = step.timeout_sec.filter(|t| *t > 0).map(Duration::from_secs);
+    let mut timed_out = false;
+    let exit = {
+        let running = ctx.executor.run(&job);
+        tokio::pin!(running);
+        let limit = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            exit = &mut running => exit,
+            () = limit => {
+                timed_out = true;
+                stop.cancel();
+                stopping(&mut running, ctx.grace).await
+            }
+            () = stop.cancelled() => stopping(&mut running, ctx.grace).await,
+        }
     };
     let max_output = dag.max_output_size.unwrap_or(1024 * 1024);
-    let timeout = step.timeout_sec.filter(|t| *t > 0).map(Duration::from_secs);
-    let signal = step
-        .signal_on_stop
-        .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
-        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+    let captured = capture(&exit.stdout_head, max_output);
+    let mut error =
+        describe_failure(&exit, timed_out, timeout).map(|e| with_stderr_tail(e, &stderr));
+    let mut output = None;
+    if exit.succeeded()
+        && let Some(o) = &step.output
+    {
+        match &captured {
+            Ok(text) => {
+                output = Some(OutputRecord {
+                    step: step.name.clone(),
+                    name: o.name.clone(),
+                    key: o.key.clone().unwrap_or_else(|| o.name.clone()),
+                    value: text.clone(),
+                    omit: o.omit,
+                });
+            }
+            Err(e) => error = Some(e.clone()),
+        }
+    }
+    Ok(Attempted {
+        code: exit.recorded_code(),
+        timed_out,
+        error,
+        captured,
+        output,
+        stderr,
+    })
+}
 
-    let mut attempt = ctx.attempts_before;
-    let mut retries = 0u32;
-    let mut repeats = 0u32;
-    let mut last_stderr;
-    loop {
-        attempt += 1;
-        let base = format!(
-            "{}-{}.{attempt}",
-            ctx.position,
-            wharf_store::safe_name(&step.name)
-        );
-        let stdout = ctx.log_dir.join(format!("{base}.stdout"));
-        let stderr = ctx.log_dir.join(format!("{base}.stderr"));
-        last_stderr = Some(stderr.clone());
-        let record = AttemptRecord {
-            attempt,
-            started_at: now_ms(),
-            finished_at: None,
-            exit_code: None,
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-            pgid: None,
-        };
-        let _ = ctx.events.send(Event::StepStarted {
-            name: step.name.clone(),
-            attempt,
-            handler: ctx.step.handler(),
-        });
-
-        let mut job_env = env.clone();
-        job_env.push((
-            "DAG_RUN_STEP_STDOUT_FILE".into(),
-            stdout.to_string_lossy().into_owned(),
-        ));
-        job_env.push((
-            "DAG_RUN_STEP_STDERR_FILE".into(),
-            stderr.to_string_lossy().into_owned(),
-        ));
-        let attempt_stop = ctx.stop.child_token();
+/// The executor's job for one attempt; the attempt is recorded when it starts.
+fn job_of(
+    ctx: &StepCtx,
+    step: &Step,
+    dag: &Dag,
+    p: &Prepared,
+    attempt: u32,
+    (stdout, stderr): (&std::path::Path, &std::path::Path),
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<StepJob, String> {
+    let record = AttemptRecord {
+        attempt,
+        started_at: now_ms(),
+        finished_at: None,
+        exit_code: None,
+        stdout: stdout.to_path_buf(),
+        stderr: stderr.to_path_buf(),
+        pgid: None,
+    };
+    let mut env = p.env.clone();
+    env.push((
+        "DAG_RUN_STEP_STDOUT_FILE".into(),
+        stdout.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "DAG_RUN_STEP_STDERR_FILE".into(),
+        stderr.to_string_lossy().into_owned(),
+    ));
+    let expand = |t: &str| p.expand(t);
+    let work = match &p.plan {
+        Plan::Host(program) => Work::Host(LocalCommand {
+            shell: p.shell.clone(),
+            program: program.clone(),
+        }),
+        Plan::Exec(e) => Work::Exec(e.clone()),
+        Plan::Container => match container_job(step, dag, ctx, &expand) {
+            Some(c) => Work::Container(Box::new(c)),
+            None => return Err("the step has no container to run in".into()),
+        },
+    };
+    let (run, name) = (ctx.run, step.name.clone());
+    let on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>> = if matches!(work, Work::Host(_)) {
+        // The attempt is recorded once its process runs, with its process group.
         let store = Arc::clone(&ctx.store);
-        let (run, name) = (ctx.run, step.name.clone());
-        if !on_host {
-            // No local process to report its start: the attempt is recorded now.
-            let (run, name, record) = (ctx.run, step.name.clone(), record.clone());
-            ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
-        }
-        let job = StepJob {
-            dag_name: dag.name.clone(),
-            step_name: step.name.clone(),
-            attempt,
-            env: job_env,
-            positional: vars.positional.clone(),
-            dir: dir.clone(),
-            work: match &plan {
-                Plan::Host(program) => Work::Host(LocalCommand {
-                    shell: shell.clone(),
-                    program: program.clone(),
-                }),
-                Plan::Exec(e) => Work::Exec(e.clone()),
-                Plan::Container => match container_job(step, &dag, &ctx, &expand) {
-                    Some(c) => Work::Container(Box::new(c)),
-                    None => return fail(&ctx, "the step has no container to run in".into()),
-                },
-            },
-            activity: {
-                let (events, name) = (ctx.events.clone(), step.name.clone());
-                Arc::new(move |text| {
-                    let _ = events.send(Event::Activity {
-                        name: name.clone(),
-                        text,
-                    });
-                })
-            },
-            notice: {
-                let (events, name) = (ctx.events.clone(), step.name.clone());
-                let run_log = ctx.run_log.clone();
-                Arc::new(move |m| {
-                    let text = format!("{name}: {m}");
-                    crate::dispatcher::append_run_log(&run_log, &format!("note: {text}"));
-                    let _ = events.send(Event::Notice(text));
-                })
-            },
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-            redirect_stdout: redirect(&step.stdout),
-            redirect_stderr: redirect(&step.stderr),
-            stop: attempt_stop.clone(),
-            signal,
-            grace: ctx.grace,
-            capture_stdout: (step.output.is_some() || !step.continue_on.output.is_empty())
-                .then_some(max_output),
-            // The attempt is recorded once its process runs, with its process group.
-            on_spawn: Some(Arc::new(move |pgid| {
-                let record = AttemptRecord {
-                    pgid: Some(pgid),
-                    ..record.clone()
-                };
-                let name = name.clone();
-                store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
-            })),
-        };
-        let mut timed_out = false;
-        let exit = {
-            let running = ctx.executor.run(&job);
-            tokio::pin!(running);
-            let limit = async {
-                match timeout {
-                    Some(limit) => tokio::time::sleep(limit).await,
-                    None => std::future::pending().await,
-                }
+        Some(Arc::new(move |pgid| {
+            let record = AttemptRecord {
+                pgid: Some(pgid),
+                ..record.clone()
             };
-            tokio::select! {
-                exit = &mut running => exit,
-                () = limit => {
-                    timed_out = true;
-                    attempt_stop.cancel();
-                    stopping(&mut running, ctx.grace).await
+            let name = name.clone();
+            store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        }))
+    } else {
+        // No local process to report its start: the attempt is recorded now.
+        ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        None
+    };
+    let redirect = |path: &Option<String>| {
+        path.as_ref()
+            .map(|f| wharf_spec::formats::resolve_path(&dag.working_dir, &expand(f)))
+    };
+    Ok(StepJob {
+        dag_name: dag.name.clone(),
+        step_name: step.name.clone(),
+        attempt,
+        env,
+        positional: p.vars.positional.clone(),
+        dir: p.dir.clone(),
+        work,
+        activity: {
+            let (events, name) = (ctx.events.clone(), step.name.clone());
+            Arc::new(move |text| {
+                let _ = events.send(Event::Activity {
+                    name: name.clone(),
+                    text,
+                });
+            })
+        },
+        notice: {
+            let (events, name) = (ctx.events.clone(), step.name.clone());
+            let run_log = ctx.run_log.clone();
+            Arc::new(move |m| {
+                let text = format!("{name}: {m}");
+                crate::dispatcher::append_run_log(&run_log, &format!("note: {text}"));
+                let _ = events.send(Event::Notice(text));
+            })
+        },
+        stdout: stdout.to_path_buf(),
+        stderr: stderr.to_path_buf(),
+        redirect_stdout: redirect(&step.stdout),
+        redirect_stderr: redirect(&step.stderr),
+        stop: stop.clone(),
+        signal: step
+            .signal_on_stop
+            .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+        grace: ctx.grace,
+        capture_stdout: (step.output.is_some() || !step.continue_on.output.is_empty())
+            .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
+        on_spawn,
+    })
+}
+
+/// Whether the step goes again after `done` (a retry of a failed attempt, or a repeat),
+/// and after how long. A repeat condition that cannot be evaluated fails the step.
+async fn again(
+    step: &Step,
+    p: &Prepared,
+    done: &mut Attempted,
+    retries: &mut u32,
+    repeats: &mut u32,
+) -> Option<Duration> {
+    let succeeded = done.error.is_none();
+    if !succeeded && let Some(r) = &step.retry {
+        let code_matches =
+            r.exit_codes.is_empty() || done.code.is_some_and(|c| r.exit_codes.contains(&c));
+        if *retries < r.limit && code_matches {
+            *retries += 1;
+            return Some(backoff(
+                r.interval_sec,
+                r.backoff,
+                r.max_interval_sec,
+                *retries,
+            ));
+        }
+    }
+    let r = step.repeat.as_ref()?;
+    *repeats += 1;
+    let within_limit = r.limit.is_none_or(|l| *repeats < l);
+    let by_exit_code = !r.exit_codes.is_empty() && r.condition.is_none();
+    if !within_limit || !(succeeded || by_exit_code) {
+        return None;
+    }
+    let repeat = match r.mode {
+        RepeatMode::Always => true,
+        RepeatMode::While | RepeatMode::Until => {
+            let expand = |t: &str| p.expand(t);
+            match repeat_condition(r, done.code, &p.shell, &p.env, &p.dir, &expand).await {
+                Ok(holds) => (r.mode == RepeatMode::While) == holds,
+                Err(e) => {
+                    done.error = Some(format!("repeat condition: {e}"));
+                    false
                 }
-                () = attempt_stop.cancelled() => stopping(&mut running, ctx.grace).await,
             }
+        }
+    };
+    if !repeat {
+        return None;
+    }
+    *retries = 0;
+    Some(backoff(
+        r.interval_sec,
+        r.backoff,
+        r.max_interval_sec,
+        *repeats,
+    ))
+}
+
+/// The step's result from its last attempt: succeeded, or failed (continued per
+/// `continueOn`, and counted a success with `markSuccess`).
+fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
+    if done.error.is_none() {
+        return StepOutcome {
+            status: Status::Succeeded,
+            exit_code: done.code,
+            continued: false,
+            output: done.output.clone(),
         };
-        let code = exit.recorded_code();
-        if let Ok(mut p) = ctx.pending_attempt.lock() {
-            *p = Some((attempt, code));
-        }
-
-        let stopped = ctx.stop.is_cancelled() && !timed_out;
-        if stopped {
-            return ctx.stopped(started, attempt, code, last_stderr);
-        }
-        let captured = capture(&exit.stdout_head, max_output);
-        let mut error =
-            describe_failure(&exit, timed_out, timeout).map(|e| with_stderr_tail(e, &stderr));
-        let mut output = None;
-        if exit.succeeded()
-            && let Some(o) = &step.output
-        {
-            match &captured {
-                Ok(text) => {
-                    output = Some(OutputRecord {
-                        step: step.name.clone(),
-                        name: o.name.clone(),
-                        key: o.key.clone().unwrap_or_else(|| o.name.clone()),
-                        value: text.clone(),
-                        omit: o.omit,
-                    });
-                }
-                Err(e) => error = Some(e.clone()),
-            }
-        }
-        let succeeded = error.is_none();
-
-        // Another attempt: a retry of a failed one, or a repeat.
-        let mut again: Option<Duration> = None;
-        if !succeeded && let Some(r) = &step.retry {
-            let code_matches =
-                r.exit_codes.is_empty() || code.is_some_and(|c| r.exit_codes.contains(&c));
-            if retries < r.limit && code_matches {
-                retries += 1;
-                again = Some(backoff(
-                    r.interval_sec,
-                    r.backoff,
-                    r.max_interval_sec,
-                    retries,
-                ));
-            }
-        }
-        if again.is_none()
-            && let Some(r) = &step.repeat
-        {
-            repeats += 1;
-            let within_limit = r.limit.is_none_or(|l| repeats < l);
-            let by_exit_code = !r.exit_codes.is_empty() && r.condition.is_none();
-            let repeat = within_limit
-                && (succeeded || by_exit_code)
-                && match r.mode {
-                    RepeatMode::Always => true,
-                    RepeatMode::While | RepeatMode::Until => {
-                        let holds = repeat_condition(r, code, &shell, &env, &dir, &expand).await;
-                        match holds {
-                            Ok(h) => (r.mode == RepeatMode::While) == h,
-                            Err(e) => {
-                                error = Some(format!("repeat condition: {e}"));
-                                false
-                            }
-                        }
-                    }
-                };
-            if repeat {
-                retries = 0;
-                again = Some(backoff(
-                    r.interval_sec,
-                    r.backoff,
-                    r.max_interval_sec,
-                    repeats,
-                ));
-            }
-        }
-        if let Some(interval) = again {
-            ctx.flush_attempt();
-            if pause(interval, &ctx.stop).await {
-                continue;
-            }
-            return ctx.stopped(started, attempt, code, last_stderr);
-        }
-
-        if let Some(o) = &output {
-            let (run, o) = (ctx.run, o.clone());
-            ctx.record("the step's output", move |s| s.set_output(run, &o));
-        }
-        let outcome = match error {
-            None => StepOutcome {
-                status: Status::Succeeded,
-                exit_code: code,
-                continued: false,
-                output,
-            },
-            Some(_) => {
-                let c = &step.continue_on;
-                let output_matches = !c.output.is_empty()
-                    && captured.as_ref().is_ok_and(|text| {
-                        c.output.iter().any(|p| condition::text_matches_in(text, p))
-                    });
-                let continued = c.failure
-                    || code.is_some_and(|code| c.exit_codes.contains(&code))
-                    || output_matches;
-                let status = if continued && c.mark_success {
-                    Status::Succeeded
-                } else {
-                    Status::Failed
-                };
-                StepOutcome {
-                    status,
-                    exit_code: code,
-                    continued,
-                    output: None,
-                }
-            }
-        };
-        return ctx.finish(started, attempt, outcome, error, last_stderr);
+    }
+    let c = &step.continue_on;
+    let output_matches = !c.output.is_empty()
+        && done
+            .captured
+            .as_ref()
+            .is_ok_and(|text| c.output.iter().any(|p| condition::text_matches_in(text, p)));
+    let continued =
+        c.failure || done.code.is_some_and(|code| c.exit_codes.contains(&code)) || output_matches;
+    let status = if continued && c.mark_success {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    };
+    StepOutcome {
+        status,
+        exit_code: done.code,
+        continued,
+        output: None,
     }
 }
 

@@ -826,13 +826,24 @@ pub fn is_full(e: &Error) -> bool {
 }
 
 /// Kills every process (but this one) whose environment says it belongs to the step of
-/// run `run_id` of `dag`.
+/// run `run_id` of `dag`. A process being killed may have just started another: the scan
+/// is repeated until one finds nothing (a few passes at most).
 fn kill_marked(dag: &str, run_id: &str) {
+    for _ in 0..10 {
+        if kill_marked_once(dag, run_id) == 0 {
+            return;
+        }
+    }
+}
+
+/// One scan of the processes; how many it killed.
+fn kill_marked_once(dag: &str, run_id: &str) -> usize {
     let run_mark = format!("DAG_RUN_ID={run_id}");
     let dag_mark = format!("DAG_NAME={dag}");
     let me = std::process::id();
+    let mut killed = 0;
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return 0;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -857,13 +868,16 @@ fn kill_marked(dag: &str, run_id: &str) {
         if run
             && dag
             && let Ok(pid) = i32::try_from(pid)
-        {
-            let _ = nix::sys::signal::kill(
+            && nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
-            );
+            )
+            .is_ok()
+        {
+            killed += 1;
         }
     }
+    killed
 }
 
 fn kill_orphaned_group(pgid: i32) {
