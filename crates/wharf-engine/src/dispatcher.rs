@@ -289,6 +289,22 @@ impl Dispatcher {
             }
         }
 
+        let (status, error) = self.run_steps(req, control, &stop, deadline, log).await;
+        self.finish_with_handlers(status, error, control, log).await
+    }
+
+    /// The steps: each starts once its dependencies are done (within `maxActiveSteps`),
+    /// until all are done, the run is stopped, the deadline passes, or the record cannot
+    /// be written; the run's status from theirs.
+    async fn run_steps(
+        &mut self,
+        req: &RunRequest,
+        control: &Control,
+        stop: &CancellationToken,
+        deadline: Option<tokio::time::Instant>,
+        log: &mut RunLog,
+    ) -> (Status, Option<String>) {
+        let dag = Arc::clone(&self.dag);
         let n = dag.steps.len();
         let index: std::collections::HashMap<&str, usize> = dag
             .steps
@@ -379,40 +395,7 @@ impl Dispatcher {
                 _ => (Status::NotStarted, false),
             })
             .collect();
-        let (status, error) = if let Some(reason) = stopping {
-            let status = if unrecorded {
-                Status::Failed
-            } else {
-                Status::Aborted
-            };
-            (status, Some(reason))
-        } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
-            || statuses.iter().any(|(s, _)| *s == Status::NotStarted)
-        {
-            let failed: Vec<&str> = statuses
-                .iter()
-                .zip(&dag.steps)
-                .filter(|((s, c), _)| *s == Status::Failed && !c)
-                .map(|(_, step)| step.name.as_str())
-                .collect();
-            let error = match failed.as_slice() {
-                [] => "steps did not run".to_owned(),
-                [one] => format!("step `{one}` failed"),
-                many => format!(
-                    "steps {} failed",
-                    many.iter()
-                        .map(|s| format!("`{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            (Status::Failed, Some(error))
-        } else if statuses.iter().any(|(s, _)| *s == Status::Failed) {
-            (Status::PartiallySucceeded, None)
-        } else {
-            (Status::Succeeded, None)
-        };
-        self.finish_with_handlers(status, error, control, log).await
+        verdict(&dag, &statuses, stopping, unrecorded)
     }
 
     /// Steps that can never run: after a failed step (without `continueOn`) they stay
@@ -745,5 +728,48 @@ impl RunLog {
             // One write per line, so concurrent readers never see half a line.
             let _ = f.write_all(format!("{} {text}\n", wharf_store::now_ms()).as_bytes());
         }
+    }
+}
+
+/// The run's status from its steps' (each with whether it was continued past), and why
+/// it did not succeed.
+fn verdict(
+    dag: &wharf_spec::Dag,
+    statuses: &[(Status, bool)],
+    stopping: Option<String>,
+    unrecorded: bool,
+) -> (Status, Option<String>) {
+    if let Some(reason) = stopping {
+        let status = if unrecorded {
+            Status::Failed
+        } else {
+            Status::Aborted
+        };
+        (status, Some(reason))
+    } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
+        || statuses.iter().any(|(s, _)| *s == Status::NotStarted)
+    {
+        let failed: Vec<&str> = statuses
+            .iter()
+            .zip(&dag.steps)
+            .filter(|((s, c), _)| *s == Status::Failed && !c)
+            .map(|(_, step)| step.name.as_str())
+            .collect();
+        let error = match failed.as_slice() {
+            [] => "steps did not run".to_owned(),
+            [one] => format!("step `{one}` failed"),
+            many => format!(
+                "steps {} failed",
+                many.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        (Status::Failed, Some(error))
+    } else if statuses.iter().any(|(s, _)| *s == Status::Failed) {
+        (Status::PartiallySucceeded, None)
+    } else {
+        (Status::Succeeded, None)
     }
 }

@@ -48,53 +48,15 @@ async fn run(job: &StepJob) -> Exit {
     let Work::Host(local) = &job.work else {
         return Exit::error("the host executor runs host commands only");
     };
-    let mut cmd = match &local.program {
-        Program::Line(line) => {
-            let mut c = Command::new(&local.shell[0]);
-            c.args(&local.shell[1..])
-                .arg("-c")
-                .arg(line)
-                .arg(&job.dag_name)
-                .args(&job.positional);
-            c
-        }
-        Program::Script(file) => {
-            let mut c = Command::new(&local.shell[0]);
-            c.args(&local.shell[1..]).arg(file).args(&job.positional);
-            c
-        }
-        Program::Executable(file) => {
-            let mut c = Command::new(file);
-            c.args(&job.positional);
-            c
-        }
+    let mut cmd = command(job, local);
+    let redirect = |path: Option<&std::path::Path>| path.map(open_redirect).transpose();
+    let (redirect_out, redirect_err) = match (
+        redirect(job.redirect_stdout.as_deref()),
+        redirect(job.redirect_stderr.as_deref()),
+    ) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => return Exit::error(e),
     };
-    cmd.current_dir(&job.dir)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-
-    let redirect_out = match job
-        .redirect_stdout
-        .as_deref()
-        .map(open_redirect)
-        .transpose()
-    {
-        Ok(f) => f,
-        Err(e) => return Exit::error(e),
-    };
-    let redirect_err = match job
-        .redirect_stderr
-        .as_deref()
-        .map(open_redirect)
-        .transpose()
-    {
-        Ok(f) => f,
-        Err(e) => return Exit::error(e),
-    };
-
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(_) if !job.dir.is_dir() => {
@@ -199,6 +161,39 @@ async fn run(job: &StepJob) -> Exit {
         }
         Err(e) => Exit::error(format!("waiting for the step's process failed: {e}")),
     }
+}
+
+/// The step's process: the program through its shell (or a script with its own `#!`),
+/// in its own process group, its output piped.
+fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+    let mut cmd = match &local.program {
+        Program::Line(line) => {
+            let mut c = Command::new(&local.shell[0]);
+            c.args(&local.shell[1..])
+                .arg("-c")
+                .arg(line)
+                .arg(&job.dag_name)
+                .args(&job.positional);
+            c
+        }
+        Program::Script(file) => {
+            let mut c = Command::new(&local.shell[0]);
+            c.args(&local.shell[1..]).arg(file).args(&job.positional);
+            c
+        }
+        Program::Executable(file) => {
+            let mut c = Command::new(file);
+            c.args(&job.positional);
+            c
+        }
+    };
+    cmd.current_dir(&job.dir)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd
 }
 
 fn open_redirect(path: &std::path::Path) -> Result<(PathBuf, std::fs::File), String> {

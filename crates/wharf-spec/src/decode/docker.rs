@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::Decoder;
 use super::keys::*;
+use super::{Decoder, Fields};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::docker_api::{self, Field, Shape};
 use crate::formats;
@@ -97,6 +97,65 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         image: d.opt_string(&f, "image"),
         ..Container::default()
     };
+    container_source(d, &f, node, &c);
+    c.name = d.opt_string(&f, "name");
+    if let Some(n) = f.get("pullPolicy") {
+        c.pull_policy = d.pull(n, "`pullPolicy`").unwrap_or_default();
+    }
+    c.env = f
+        .get("env")
+        .map(|n| d.env(n, "the container's `env`"))
+        .unwrap_or_default();
+    c.volumes = f
+        .get("volumes")
+        .map(|n| d.volumes(n, "`volumes`"))
+        .unwrap_or_default();
+    c.user = d.opt_string(&f, "user");
+    if f.has("workingDir")
+        && f.has("workDir")
+        && let Some(span) = f.key_span("workDir")
+    {
+        d.error(span, "`workDir` is the old name of `workingDir`; set one");
+    }
+    c.working_dir = d
+        .opt_string(&f, "workingDir")
+        .or_else(|| d.opt_string(&f, "workDir"));
+    c.platform = f.get("platform").and_then(|n| d.platform(n, "`platform`"));
+    container_ports(d, &f, &mut c);
+    container_startup(d, &f, node, &mut c);
+    container_readiness(d, &f, &mut c);
+    if let Some(n) = f.get("restartPolicy")
+        && let Some(text) = d.string(n, "`restartPolicy`")
+    {
+        c.restart_policy = match text.as_str() {
+            "no" => Some(RestartPolicy::No),
+            "always" => Some(RestartPolicy::Always),
+            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
+            other => {
+                d.enum_error(
+                    n,
+                    "restartPolicy",
+                    other,
+                    &["no", "always", "unless-stopped"],
+                );
+                None
+            }
+        };
+    }
+    if let (Some(Network::Host), Some(span)) = (&c.network, f.key_span("ports"))
+        && !c.ports.is_empty()
+    {
+        d.warning(
+            span,
+            "`ports` are not published with `network: host`: the container uses the host's ports directly",
+        );
+    }
+    c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
+    Some(c)
+}
+
+/// `exec` or `image`, and what `exec` (into a running container) does not take.
+fn container_source(d: &mut Decoder, f: &Fields, node: &Node, c: &Container) {
     match (&c.exec, &c.image) {
         (Some(_), Some(_)) => {
             if let Some(span) = f.key_span("exec") {
@@ -128,29 +187,10 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
             }
         }
     }
-    c.name = d.opt_string(&f, "name");
-    if let Some(n) = f.get("pullPolicy") {
-        c.pull_policy = d.pull(n, "`pullPolicy`").unwrap_or_default();
-    }
-    c.env = f
-        .get("env")
-        .map(|n| d.env(n, "the container's `env`"))
-        .unwrap_or_default();
-    c.volumes = f
-        .get("volumes")
-        .map(|n| d.volumes(n, "`volumes`"))
-        .unwrap_or_default();
-    c.user = d.opt_string(&f, "user");
-    if f.has("workingDir")
-        && f.has("workDir")
-        && let Some(span) = f.key_span("workDir")
-    {
-        d.error(span, "`workDir` is the old name of `workingDir`; set one");
-    }
-    c.working_dir = d
-        .opt_string(&f, "workingDir")
-        .or_else(|| d.opt_string(&f, "workDir"));
-    c.platform = f.get("platform").and_then(|n| d.platform(n, "`platform`"));
+}
+
+/// `ports` and `network`.
+fn container_ports(d: &mut Decoder, f: &Fields, c: &mut Container) {
     if let Some(n) = f.get("ports") {
         match n.as_seq() {
             Some(items) => {
@@ -182,6 +222,10 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
             ),
         }
     }
+}
+
+/// `startup` and the `command` that `startup: command` runs.
+fn container_startup(d: &mut Decoder, f: &Fields, node: &Node, c: &mut Container) {
     if let Some(n) = f.get("startup")
         && let Some(text) = d.string(n, "`startup`")
     {
@@ -219,6 +263,10 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
                 .with_help("add `startup: command`, or remove `command`"),
         );
     }
+}
+
+/// What the container must show before the steps run: `waitFor`, `logPattern`.
+fn container_readiness(d: &mut Decoder, f: &Fields, c: &mut Container) {
     if let Some(n) = f.get("waitFor")
         && let Some(text) = d.string(n, "`waitFor`")
     {
@@ -245,34 +293,6 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
             ),
         }
     }
-    if let Some(n) = f.get("restartPolicy")
-        && let Some(text) = d.string(n, "`restartPolicy`")
-    {
-        c.restart_policy = match text.as_str() {
-            "no" => Some(RestartPolicy::No),
-            "always" => Some(RestartPolicy::Always),
-            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
-            other => {
-                d.enum_error(
-                    n,
-                    "restartPolicy",
-                    other,
-                    &["no", "always", "unless-stopped"],
-                );
-                None
-            }
-        };
-    }
-    if let (Some(Network::Host), Some(span)) = (&c.network, f.key_span("ports"))
-        && !c.ports.is_empty()
-    {
-        d.warning(
-            span,
-            "`ports` are not published with `network: host`: the container uses the host's ports directly",
-        );
-    }
-    c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
-    Some(c)
 }
 
 impl Decoder<'_> {

@@ -133,45 +133,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
     let dir = d
         .opt_string(&f, "dir")
         .or_else(|| d.opt_string(&f, "workingDir"));
-    let mut command = f.get("command").and_then(|n| match &n.kind {
-        Kind::Seq(_) => {
-            let argv = d.strings(n, "`command`");
-            if argv.is_empty() {
-                d.error(n.at(), "`command` must not be an empty list");
-                None
-            } else {
-                Some(CommandSpec::Argv(argv))
-            }
-        }
-        Kind::Map(_) => {
-            d.expected(n, "`command`", "a string or a list");
-            None
-        }
-        _ => d.string(n, "`command`").map(CommandSpec::Line),
-    });
-    if let Some(args_node) = f.get("args") {
-        let args = d.strings(args_node, "`args`");
-        command = match command {
-            Some(CommandSpec::Line(line)) => match shell_words::split(&line) {
-                Ok(mut argv) => {
-                    argv.extend(args);
-                    Some(CommandSpec::Argv(argv))
-                }
-                Err(_) => {
-                    d.error(args_node.at(), "`command` has an unmatched quote");
-                    None
-                }
-            },
-            Some(CommandSpec::Argv(mut argv)) => {
-                argv.extend(args);
-                Some(CommandSpec::Argv(argv))
-            }
-            None => {
-                d.error(args_node.at(), "`args` needs a `command` to pass them to");
-                None
-            }
-        };
-    }
+    let command = command_of(d, &f);
     let depends = f.get("depends").map(|n| match &n.kind {
         Kind::Seq(items) => items
             .iter()
@@ -557,6 +519,50 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 &["command", "shell", "docker"],
             );
             local
+        }
+    }
+}
+
+/// `command` (a line or a list), with `args` added.
+fn command_of(d: &mut Decoder, f: &Fields) -> Option<CommandSpec> {
+    let command = f.get("command").and_then(|n| match &n.kind {
+        Kind::Seq(_) => {
+            let argv = d.strings(n, "`command`");
+            if argv.is_empty() {
+                d.error(n.at(), "`command` must not be an empty list");
+                None
+            } else {
+                Some(CommandSpec::Argv(argv))
+            }
+        }
+        Kind::Map(_) => {
+            d.expected(n, "`command`", "a string or a list");
+            None
+        }
+        _ => d.string(n, "`command`").map(CommandSpec::Line),
+    });
+    let Some(args_node) = f.get("args") else {
+        return command;
+    };
+    let args = d.strings(args_node, "`args`");
+    match command {
+        Some(CommandSpec::Line(line)) => match shell_words::split(&line) {
+            Ok(mut argv) => {
+                argv.extend(args);
+                Some(CommandSpec::Argv(argv))
+            }
+            Err(_) => {
+                d.error(args_node.at(), "`command` has an unmatched quote");
+                None
+            }
+        },
+        Some(CommandSpec::Argv(mut argv)) => {
+            argv.extend(args);
+            Some(CommandSpec::Argv(argv))
+        }
+        None => {
+            d.error(args_node.at(), "`args` needs a `command` to pass them to");
+            None
         }
     }
 }

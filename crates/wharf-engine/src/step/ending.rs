@@ -1,0 +1,113 @@
+//! How an attempt ends: stopping it within bounds, what its failure is called, what its
+//! output holds, and when it goes again.
+
+use super::*;
+
+/// The attempt's stdout, trimmed, for `output:` (an error past `maxOutputSize`).
+pub(super) fn capture(head: &[u8], max: u64) -> Result<String, String> {
+    if head.len() as u64 > max {
+        return Err(format!(
+            "the step's output is larger than maxOutputSize ({max} bytes)"
+        ));
+    }
+    Ok(String::from_utf8_lossy(head).trim().to_owned())
+}
+
+pub(super) fn describe_failure(
+    exit: &Exit,
+    timed_out: bool,
+    timeout: Option<Duration>,
+) -> Option<String> {
+    let timed_out_text = || format!("timed out after {}s", timeout.map_or(0, |t| t.as_secs()));
+    if let Some(e) = &exit.error {
+        return Some(if timed_out {
+            format!("{}; {e}", timed_out_text())
+        } else {
+            e.clone()
+        });
+    }
+    if timed_out {
+        return Some(timed_out_text());
+    }
+    match (exit.code, exit.signal) {
+        (Some(0), _) => None,
+        (Some(code), _) => Some(format!("exit code {code}")),
+        (None, Some(sig)) => Some(format!("killed by signal {sig}")),
+        (None, None) => Some("ended without an exit code".into()),
+    }
+}
+
+/// A failure's message, ending with the last line the step wrote to stderr.
+pub(super) fn with_stderr_tail(message: String, stderr: &std::path::Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(stderr) else {
+        return message;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+        Some(last) => {
+            let last: String = last.chars().take(300).collect();
+            format!("{message}: {last}")
+        }
+        None => message,
+    }
+}
+
+/// An attempt told to stop: its executor signals it, waits the grace period, kills it, and
+/// reports how it ended. When that does not happen in time (what the step runs on does not
+/// answer, as a Docker daemon that hangs), the attempt is given up: a stop or a timeout
+/// ends the step whatever the executor waits for.
+pub(super) async fn stopping(
+    running: &mut std::pin::Pin<&mut impl Future<Output = Exit>>,
+    grace: Duration,
+) -> Exit {
+    let bound = grace * 2 + STOP_MARGIN;
+    match tokio::time::timeout(bound, running).await {
+        Ok(exit) => exit,
+        Err(_) => Exit {
+            stopped: true,
+            ..Exit::error(format!(
+                "the step did not end within {}s of being told to stop, so wharf stopped waiting for it; `wharf cleanup` removes what it left",
+                bound.as_secs()
+            ))
+        },
+    }
+}
+
+/// How long past twice its grace period an attempt that was told to stop may take to end.
+pub(super) const STOP_MARGIN: Duration = Duration::from_secs(10);
+
+/// The wait before the n-th retry or repeat (n ≥ 1).
+pub(super) fn backoff(
+    interval_sec: u64,
+    factor: Option<f64>,
+    max_sec: Option<u64>,
+    n: u32,
+) -> Duration {
+    let base = Duration::from_secs(interval_sec);
+    let Some(factor) = factor else { return base };
+    let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+    let secs = (interval_sec as f64) * factor.powi(exponent);
+    let secs = max_sec.map_or(secs, |m| secs.min(m as f64));
+    Duration::from_secs_f64(secs.clamp(0.0, 365.0 * 86400.0))
+}
+
+pub(super) async fn repeat_condition(
+    r: &wharf_spec::RepeatPolicy,
+    code: Option<i32>,
+    shell: &[String],
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<bool, String> {
+    match (&r.condition, &r.expected) {
+        (Some(c), Some(e)) => condition::matches(c, e, env, dir, expand).await,
+        // A command: its variables are the shell's to expand, from the environment.
+        (Some(c), None) => condition::run_ok(c, shell, env, dir).await,
+        (None, _) => Ok(code.is_some_and(|c| r.exit_codes.contains(&c))),
+    }
+}

@@ -1,0 +1,301 @@
+//! What a step runs, for each attempt: its shell and program on the host, what it execs in
+//! the DAG-level container, or the settings of a container of its own; and the job that
+//! asks the executor for it.
+
+use super::*;
+
+/// The named variables for the step's process. Positional params are not variables: they
+/// reach the shell as its own `$1`, `$2`, ...
+pub(super) fn env_pairs(vars: &Resolved) -> Vec<(String, String)> {
+    vars::step_env(vars)
+}
+
+/// The step's shell: its own, the DAG's, `$SHELL`, or `sh`.
+pub(super) fn shell_of(
+    step: &Step,
+    dag: &Dag,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Vec<String> {
+    let shell: Vec<String> = step
+        .shell
+        .as_ref()
+        .or(dag.shell.as_ref())
+        .map(|words| words.iter().map(|w| expand(w)).collect())
+        .or_else(|| {
+            std::env::var("SHELL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|s| vec![s])
+        })
+        .unwrap_or_else(|| vec!["sh".into()]);
+    if shell.is_empty() {
+        vec!["sh".into()]
+    } else {
+        shell
+    }
+}
+
+/// What the shell runs: the command line, or the script (with `command` as its
+/// interpreter when both are given).
+pub(super) fn program_of(
+    step: &Step,
+    ctx: &StepCtx,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Program, String> {
+    let line = step.command.as_ref().map(|c| match c {
+        // A string is shell words: the shell expands its variables itself (from the
+        // environment), which keeps quoting right.
+        CommandSpec::Line(line) => line.clone(),
+        // A list is argv: its items are expanded here and quoted for the shell.
+        CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
+    });
+    let Some(script) = &step.script else {
+        return line
+            .map(Program::Line)
+            .ok_or_else(|| "the step has nothing to run".to_owned());
+    };
+    let file = ctx.log_dir.join(format!(
+        "{}-{}.script",
+        ctx.position,
+        wharf_store::safe_name(&step.name)
+    ));
+    std::fs::write(&file, script)
+        .map_err(|e| format!("cannot write the script to {}: {e}", file.display()))?;
+    match line {
+        Some(line) => Ok(Program::Line(format!(
+            "{line} {}",
+            shell_words::quote(&file.to_string_lossy())
+        ))),
+        None if script.starts_with("#!") => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make the script executable: {e}"))?;
+            Ok(Program::Executable(file))
+        }
+        None => Ok(Program::Script(file)),
+    }
+}
+
+/// What a step in the DAG-level container execs there. A list `command` is argv; a string
+/// is split into words like a shell would, without one (images need not have a shell),
+/// unless the step or DAG names a `shell`, which then runs the line. A `script` is fed to
+/// the `command` (or its `#!` interpreter, or the shell) on stdin.
+pub(super) fn exec_job(
+    step: &Step,
+    dag: &Dag,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<crate::ExecJob, String> {
+    let shell: Option<Vec<String>> = step
+        .shell
+        .as_ref()
+        .or(dag.shell.as_ref())
+        .map(|words| words.iter().map(|w| expand(w)).collect())
+        .filter(|w: &Vec<String>| !w.is_empty());
+    let words = |line: &str| -> Vec<String> {
+        shell_words::split(line)
+            .unwrap_or_else(|_| line.split_whitespace().map(str::to_owned).collect())
+            .iter()
+            .map(|w| expand(w))
+            .collect()
+    };
+    let command = step.command.as_ref().map(|c| match c {
+        CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect::<Vec<_>>(),
+        CommandSpec::Line(line) => match &shell {
+            Some(sh) if step.script.is_none() => {
+                let mut argv = sh.clone();
+                argv.extend(["-c".to_owned(), line.clone()]);
+                argv
+            }
+            _ => words(line),
+        },
+    });
+    let (argv, stdin) = match (&step.script, command) {
+        (None, Some(argv)) => (argv, None),
+        (None, None) => return Err("the step has nothing to run".into()),
+        (Some(script), Some(argv)) => (argv, Some(script.clone())),
+        (Some(script), None) => {
+            let interpreter = script
+                .strip_prefix("#!")
+                .and_then(|rest| rest.lines().next())
+                .map(|line| {
+                    line.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|w| !w.is_empty());
+            let argv = interpreter
+                .or(shell)
+                .unwrap_or_else(|| vec!["sh".to_owned()]);
+            (argv, Some(script.clone()))
+        }
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err("the step's command is empty".into());
+    }
+    let container_dir = dag
+        .container
+        .as_ref()
+        .and_then(|c| c.working_dir.as_deref());
+    let working_dir = step.dir.as_deref().map(|d| {
+        let d = expand(d);
+        match container_dir {
+            Some(base) if !d.starts_with('/') => {
+                format!("{}/{d}", base.trim_end_matches('/'))
+            }
+            _ => d,
+        }
+    });
+    Ok(crate::ExecJob {
+        argv,
+        stdin,
+        working_dir,
+    })
+}
+
+/// The container settings of a step with its own container, `${VAR}` expanded.
+pub(super) fn container_job(
+    step: &Step,
+    dag: &Dag,
+    ctx: &StepCtx,
+    expand: &dyn Fn(&str) -> String,
+) -> Option<crate::ContainerJob> {
+    let wharf_spec::Executor::Docker(config) = &step.executor else {
+        return None;
+    };
+    let mut config = (**config).clone();
+    let ex = |v: &Option<String>| v.as_deref().map(expand);
+    config.image = ex(&config.image);
+    config.container_name = ex(&config.container_name);
+    config.working_dir = ex(&config.working_dir);
+    config.exec.user = ex(&config.exec.user);
+    config.exec.working_dir = ex(&config.exec.working_dir);
+    for var in &mut config.exec.env {
+        var.value = expand(&var.value);
+    }
+    for v in &mut config.volumes {
+        if let wharf_spec::VolumeSource::Bind(source) = &v.source {
+            let absolute = wharf_spec::formats::resolve_path(&dag.working_dir, &expand(source));
+            v.source = wharf_spec::VolumeSource::Bind(absolute.to_string_lossy().into_owned());
+        }
+    }
+    let argv = step.command.as_ref().map(|c| match c {
+        CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect(),
+        CommandSpec::Line(line) => {
+            let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
+            words.iter().map(|w| expand(w)).collect()
+        }
+    });
+    let mut labels = crate::labels::owner(&dag.name, &ctx.run_id, &step.name);
+    labels.push((
+        crate::labels::AUTO_REMOVE.to_owned(),
+        config.auto_remove.to_string(),
+    ));
+    Some(crate::ContainerJob {
+        config,
+        argv,
+        labels,
+    })
+}
+
+/// The executor's job for one attempt; the attempt is recorded when it starts.
+pub(super) fn job_of(
+    ctx: &StepCtx,
+    step: &Step,
+    dag: &Dag,
+    p: &Prepared,
+    attempt: u32,
+    (stdout, stderr): (&std::path::Path, &std::path::Path),
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<StepJob, String> {
+    let record = AttemptRecord {
+        attempt,
+        started_at: now_ms(),
+        finished_at: None,
+        exit_code: None,
+        stdout: stdout.to_path_buf(),
+        stderr: stderr.to_path_buf(),
+        pgid: None,
+    };
+    let mut env = p.env.clone();
+    env.push((
+        "DAG_RUN_STEP_STDOUT_FILE".into(),
+        stdout.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "DAG_RUN_STEP_STDERR_FILE".into(),
+        stderr.to_string_lossy().into_owned(),
+    ));
+    let expand = |t: &str| p.expand(t);
+    let work = match &p.plan {
+        Plan::Host(program) => Work::Host(LocalCommand {
+            shell: p.shell.clone(),
+            program: program.clone(),
+        }),
+        Plan::Exec(e) => Work::Exec(e.clone()),
+        Plan::Container => match container_job(step, dag, ctx, &expand) {
+            Some(c) => Work::Container(Box::new(c)),
+            None => return Err("the step has no container to run in".into()),
+        },
+    };
+    let (run, name) = (ctx.run, step.name.clone());
+    let on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>> = if matches!(work, Work::Host(_)) {
+        // The attempt is recorded once its process runs, with its process group.
+        let store = Arc::clone(&ctx.store);
+        Some(Arc::new(move |pgid| {
+            let record = AttemptRecord {
+                pgid: Some(pgid),
+                ..record.clone()
+            };
+            let name = name.clone();
+            store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        }))
+    } else {
+        // No local process to report its start: the attempt is recorded now.
+        ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        None
+    };
+    let redirect = |path: &Option<String>| {
+        path.as_ref()
+            .map(|f| wharf_spec::formats::resolve_path(&dag.working_dir, &expand(f)))
+    };
+    Ok(StepJob {
+        dag_name: dag.name.clone(),
+        step_name: step.name.clone(),
+        attempt,
+        env,
+        positional: p.vars.positional.clone(),
+        dir: p.dir.clone(),
+        work,
+        activity: {
+            let (events, name) = (ctx.events.clone(), step.name.clone());
+            Arc::new(move |text| {
+                let _ = events.send(Event::Activity {
+                    name: name.clone(),
+                    text,
+                });
+            })
+        },
+        notice: {
+            let (events, name) = (ctx.events.clone(), step.name.clone());
+            let run_log = ctx.run_log.clone();
+            Arc::new(move |m| {
+                let text = format!("{name}: {m}");
+                crate::dispatcher::append_run_log(&run_log, &format!("note: {text}"));
+                let _ = events.send(Event::Notice(text));
+            })
+        },
+        stdout: stdout.to_path_buf(),
+        stderr: stderr.to_path_buf(),
+        redirect_stdout: redirect(&step.stdout),
+        redirect_stderr: redirect(&step.stderr),
+        stop: stop.clone(),
+        signal: step
+            .signal_on_stop
+            .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+        grace: ctx.grace,
+        capture_stdout: (step.output.is_some() || !step.continue_on.output.is_empty())
+            .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
+        on_spawn,
+    })
+}
