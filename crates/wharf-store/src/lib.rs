@@ -15,7 +15,18 @@
 //!
 //! This crate is synchronous: async callers do its work off their event loop.
 
+mod liveness;
+mod reserve;
+mod schema;
 mod status;
+#[cfg(test)]
+mod tests;
+
+pub use liveness::process_start;
+use liveness::{hostname, this_process};
+pub use reserve::is_full;
+use reserve::keep_reserve;
+use schema::MIGRATIONS;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,60 +35,27 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use status::Status;
 
-#[derive(Debug)]
+/// What went wrong with the run records.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    Sqlite(rusqlite::Error),
-    Io(std::io::Error),
+    #[error("run database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     /// The database was written by a newer wharf, with a schema this one does not know.
+    #[error(
+        "the run database {} has schema version {version}, written by a newer wharf \
+         (this one knows versions up to {known}); use that wharf, or another WHARF_HOME",
+        path.display()
+    )]
     Newer {
         path: PathBuf,
         version: usize,
         known: usize,
     },
     /// `--run-id` names a run that exists already.
-    RunIdTaken {
-        dag: String,
-        run_id: String,
-    },
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Sqlite(e) => write!(f, "run database: {e}"),
-            Self::Io(e) => write!(f, "{e}"),
-            Self::Newer {
-                path,
-                version,
-                known,
-            } => write!(
-                f,
-                "the run database {} has schema version {version}, written by a newer wharf \
-                 (this one knows versions up to {known}); use that wharf, or another WHARF_HOME",
-                path.display()
-            ),
-            Self::RunIdTaken { dag, run_id } => {
-                write!(
-                    f,
-                    "the DAG `{dag}` already has a run with the id `{run_id}`"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Sqlite(e)
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
+    #[error("the DAG `{dag}` already has a run with the id `{run_id}`")]
+    RunIdTaken { dag: String, run_id: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -101,63 +79,6 @@ pub fn default_home() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
     home.join(".local/share/wharf")
 }
-
-/// One numbered migration per schema change; `PRAGMA user_version` is the last applied.
-const MIGRATIONS: &[&str] = &[r"
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        dag TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        file TEXT NOT NULL,
-        status TEXT NOT NULL,
-        params TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        finished_at INTEGER,
-        pid INTEGER,
-        pid_start INTEGER,
-        host TEXT,
-        error TEXT,
-        log_dir TEXT NOT NULL,
-        UNIQUE (dag, run_id)
-    );
-    CREATE INDEX runs_by_dag ON runs (dag, created_at);
-    CREATE INDEX runs_by_status ON runs (status);
-    CREATE TABLE steps (
-        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        handler TEXT,
-        position INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        exit_code INTEGER,
-        started_at INTEGER,
-        finished_at INTEGER,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        PRIMARY KEY (run, name)
-    );
-    CREATE TABLE attempts (
-        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        exit_code INTEGER,
-        stdout TEXT NOT NULL,
-        stderr TEXT NOT NULL,
-        pgid INTEGER,
-        PRIMARY KEY (run, step, attempt)
-    );
-    CREATE TABLE outputs (
-        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step TEXT NOT NULL,
-        name TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        omit INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (run, name)
-    );
-"];
 
 pub struct Store {
     conn: Connection,
@@ -312,12 +233,6 @@ impl Store {
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-    }
-
-    /// Frees the space kept in reserve under `WHARF_HOME` for a full disk, so that the end
-    /// of what is under way can still be recorded. False when there was none left.
-    pub fn release_reserve(&self) -> bool {
-        std::fs::remove_file(self.home.join(RESERVE_FILE)).is_ok()
     }
 
     pub fn home(&self) -> &Path {
@@ -647,90 +562,6 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Finds runs recorded as `running` whose process is gone (killed, or the machine
-    /// restarted), marks them and their running steps failed, kills what is left of their
-    /// steps' process groups, and returns them.
-    pub fn reap_dead(&self) -> Result<Vec<RunRecord>> {
-        let me = hostname();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, pid, pid_start, host FROM runs WHERE status = 'running'")?;
-        let candidates: Vec<Owner> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut dead = Vec::new();
-        for (id, pid, start, host) in candidates {
-            if host.as_deref().is_some_and(|h| h != me) {
-                continue; // Another machine's run: its liveness cannot be seen from here.
-            }
-            let alive = pid.is_some_and(|pid| process_start(pid).is_some_and(|s| Some(s) == start));
-            if alive {
-                continue;
-            }
-            let message = "the process running this run ended without finishing it (killed?)";
-            if !self.end_run(id, message)? {
-                continue; // Finished meanwhile.
-            }
-            if let Some(run) = self
-                .conn
-                .query_row(
-                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                    params![id],
-                    run_row,
-                )
-                .optional()?
-            {
-                dead.push(run);
-            }
-        }
-        Ok(dead)
-    }
-
-    /// Ends a run of this process that cannot finish the orderly way (a forced stop while
-    /// something it waits for does not answer): the run and its running steps `failed`
-    /// with `message`, their processes killed.
-    pub fn abandon_run(&self, run: RunKey, message: &str) -> Result<()> {
-        self.end_run(run.0, message).map(|_| ())
-    }
-
-    /// Marks a running run and its running steps failed and kills what its steps started:
-    /// the process groups recorded for them, and every process whose environment names
-    /// the run (a step's processes carry `DAG_NAME` and `DAG_RUN_ID`, even those started
-    /// before their group was recorded). False when the run was not running.
-    fn end_run(&self, id: i64, message: &str) -> Result<bool> {
-        let tx = self.conn.unchecked_transaction()?;
-        let changed = tx.execute(
-            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'running'",
-            params![id, now_ms(), message],
-        )?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        let groups: Vec<i32> = {
-            let mut q = tx.prepare(
-                "SELECT a.pgid FROM attempts a JOIN steps s ON s.run = a.run AND s.name = a.step
-                 WHERE a.run = ?1 AND s.status = 'running' AND a.finished_at IS NULL AND a.pgid IS NOT NULL",
-            )?;
-            q.query_map(params![id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        let (dag, run_id): (String, String) = tx.query_row(
-            "SELECT dag, run_id FROM runs WHERE id = ?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        tx.execute(
-            "UPDATE steps SET status = 'failed', finished_at = ?2, error = ?3 WHERE run = ?1 AND status = 'running'",
-            params![id, now_ms(), message],
-        )?;
-        tx.commit()?;
-        for pgid in groups {
-            kill_orphaned_group(pgid);
-        }
-        kill_marked(&dag, &run_id);
-        Ok(true)
-    }
-
     /// Removes the DAG's finished runs created before `before_ms`, with their logs.
     pub fn purge(&self, dag: &str, before_ms: i64) -> Result<usize> {
         let old: Vec<(i64, String)> = {
@@ -767,287 +598,5 @@ pub fn safe_name(name: &str) -> String {
     match cleaned.as_str() {
         "" | "." | ".." => "_".into(),
         _ => cleaned,
-    }
-}
-
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn this_process() -> (i32, Option<i64>) {
-    let pid = i32::try_from(std::process::id()).unwrap_or(0);
-    (pid, process_start(pid))
-}
-
-/// The start time of a process (clock ticks since boot), which tells a live process from a
-/// later one that got the same pid.
-pub fn process_start(pid: i32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Field 3 (state) is fields[0]; field 22 (starttime) is fields[19].
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
-/// Kills what is left of a dead run's step: its process group, if the group still exists.
-/// A file of space kept in reserve: when the disk fills up (a step's log took the rest),
-/// removing it lets the run record how it ended.
-const RESERVE_FILE: &str = "wharf.db.reserve";
-const RESERVE_BYTES: usize = 256 * 1024;
-
-/// Writes the reserve file when it is missing (real bytes: a sparse file reserves nothing).
-/// A disk too full for it goes without.
-fn keep_reserve(home: &Path) {
-    let path = home.join(RESERVE_FILE);
-    if path.exists() {
-        return;
-    }
-    let written = std::fs::write(&path, vec![0u8; RESERVE_BYTES]);
-    if written.is_err() {
-        let _ = std::fs::remove_file(&path);
-    }
-}
-
-/// Whether an error says the disk is full.
-pub fn is_full(e: &Error) -> bool {
-    match e {
-        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
-            f.code == rusqlite::ErrorCode::DiskFull
-        }
-        Error::Io(e) => e.raw_os_error() == Some(nix::libc::ENOSPC),
-        _ => false,
-    }
-}
-
-/// Kills every process (but this one) whose environment says it belongs to the step of
-/// run `run_id` of `dag`. A process being killed may have just started another: the scan
-/// is repeated until one finds nothing (a few passes at most).
-fn kill_marked(dag: &str, run_id: &str) {
-    for _ in 0..10 {
-        if kill_marked_once(dag, run_id) == 0 {
-            return;
-        }
-    }
-}
-
-/// One scan of the processes; how many it killed.
-fn kill_marked_once(dag: &str, run_id: &str) -> usize {
-    let run_mark = format!("DAG_RUN_ID={run_id}");
-    let dag_mark = format!("DAG_NAME={dag}");
-    let me = std::process::id();
-    let mut killed = 0;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let mut run = false;
-        let mut dag = false;
-        for var in environ.split(|b| *b == 0) {
-            run |= var == run_mark.as_bytes();
-            dag |= var == dag_mark.as_bytes();
-        }
-        if run
-            && dag
-            && let Ok(pid) = i32::try_from(pid)
-            && nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .is_ok()
-        {
-            killed += 1;
-        }
-    }
-    killed
-}
-
-fn kill_orphaned_group(pgid: i32) {
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
-        (dir, store)
-    }
-
-    #[test]
-    fn many_first_opens_at_once_all_succeed() {
-        // Threads released together, each opening a store that does not exist yet.
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("tmp");
-            let barrier = std::sync::Barrier::new(24);
-            let failures: Vec<String> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..24)
-                    .map(|i| {
-                        let (dir, barrier) = (dir.path(), &barrier);
-                        scope.spawn(move || {
-                            barrier.wait();
-                            let id = format!("run-{i}");
-                            Store::open(dir)
-                                .and_then(|s| s.create_run(&new_run("d", &id)).map(|_| ()))
-                                .err()
-                                .map(|e| e.to_string())
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .filter_map(|h| h.join().ok().flatten())
-                    .collect()
-            });
-            assert!(failures.is_empty(), "{failures:?}");
-        }
-    }
-
-    fn new_run<'a>(dag: &'a str, run_id: &'a str) -> NewRun<'a> {
-        NewRun {
-            dag,
-            run_id,
-            file: Path::new("/x/dag.yaml"),
-            params: &[],
-            log_base: None,
-        }
-    }
-
-    #[test]
-    fn a_run_id_is_unique_per_dag() {
-        let (_dir, s) = store();
-        s.create_run(&new_run("a", "1")).expect("first");
-        assert!(matches!(
-            s.create_run(&new_run("a", "1")),
-            Err(Error::RunIdTaken { .. })
-        ));
-        s.create_run(&new_run("b", "1")).expect("another DAG");
-    }
-
-    #[test]
-    fn steps_attempts_and_outputs_round_trip() {
-        let (_dir, s) = store();
-        let run = s.create_run(&new_run("a", "1")).expect("run");
-        s.add_steps(run, &[("one", None), ("bye", Some("exit"))])
-            .expect("steps");
-        let attempt = AttemptRecord {
-            attempt: 1,
-            started_at: now_ms(),
-            finished_at: None,
-            exit_code: None,
-            stdout: "/o".into(),
-            stderr: "/e".into(),
-            pgid: None,
-        };
-        s.start_attempt(run, "one", &attempt).expect("attempt");
-        s.finish_step(
-            run,
-            "one",
-            Some((1, Some(0))),
-            Status::Succeeded,
-            Some(0),
-            None,
-        )
-        .expect("finish");
-        s.set_output(
-            run,
-            &OutputRecord {
-                step: "one".into(),
-                name: "X".into(),
-                key: "x".into(),
-                value: "v".into(),
-                omit: false,
-            },
-        )
-        .expect("output");
-        s.finish_run(run, Status::Succeeded, None)
-            .expect("finish run");
-        let steps = s.steps(run).expect("steps");
-        assert_eq!(steps.len(), 2);
-        assert_eq!(
-            (steps[0].name.as_str(), steps[0].status, steps[0].exit_code),
-            ("one", Status::Succeeded, Some(0))
-        );
-        assert_eq!(steps[1].handler.as_deref(), Some("exit"));
-        assert_eq!(
-            s.attempts(run, "one").expect("attempts")[0].exit_code,
-            Some(0)
-        );
-        assert_eq!(s.outputs(run).expect("outputs")[0].value, "v");
-        assert_eq!(
-            s.latest_run("a").expect("latest").map(|r| r.status),
-            Some(Status::Succeeded)
-        );
-    }
-
-    #[test]
-    fn a_run_of_a_dead_process_is_reaped() {
-        let (_dir, s) = store();
-        let run = s.create_run(&new_run("a", "1")).expect("run");
-        s.add_steps(run, &[("one", None)]).expect("steps");
-        s.start_step(run, "one").expect("start");
-        // Pretend the run belongs to a process that no longer exists.
-        s.conn
-            .execute(
-                "UPDATE runs SET pid = 999999999 WHERE id = ?1",
-                params![run.0],
-            )
-            .expect("update");
-        let dead = s.reap_dead().expect("reap");
-        assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].status, Status::Failed);
-        assert_eq!(s.steps(run).expect("steps")[0].status, Status::Failed);
-        assert!(s.reap_dead().expect("again").is_empty());
-    }
-
-    #[test]
-    fn a_live_run_is_left_alone() {
-        let (_dir, s) = store();
-        s.create_run(&new_run("a", "1")).expect("run");
-        assert!(s.reap_dead().expect("reap").is_empty());
-        assert_eq!(s.running(Some("a")).expect("running").len(), 1);
-    }
-
-    #[test]
-    fn purge_removes_old_finished_runs_and_their_logs() {
-        let (_dir, s) = store();
-        let run = s.create_run(&new_run("a", "old")).expect("run");
-        let logs = s.latest_run("a").expect("latest").expect("run").log_dir;
-        assert!(logs.is_dir());
-        s.finish_run(run, Status::Succeeded, None).expect("finish");
-        s.create_run(&new_run("a", "live")).expect("live");
-        assert_eq!(s.purge("a", now_ms() + 1000).expect("purge"), 1);
-        assert!(!logs.exists());
-        assert_eq!(s.history("a", 10).expect("history").len(), 1);
-    }
-
-    #[test]
-    fn names_are_safe_path_components() {
-        assert_eq!(safe_name("a/b c"), "a_b_c");
-        assert_eq!(safe_name(".."), "_");
     }
 }

@@ -1,0 +1,58 @@
+//! The schema.
+
+/// One numbered migration per schema change; `PRAGMA user_version` is the last applied.
+pub(crate) const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        dag TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        file TEXT NOT NULL,
+        status TEXT NOT NULL,
+        params TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        pid INTEGER,
+        pid_start INTEGER,
+        host TEXT,
+        error TEXT,
+        log_dir TEXT NOT NULL,
+        UNIQUE (dag, run_id)
+    );
+    CREATE INDEX runs_by_dag ON runs (dag, created_at);
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE TABLE steps (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        handler TEXT,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        PRIMARY KEY (run, name)
+    );
+    CREATE TABLE attempts (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        stdout TEXT NOT NULL,
+        stderr TEXT NOT NULL,
+        pgid INTEGER,
+        PRIMARY KEY (run, step, attempt)
+    );
+    CREATE TABLE outputs (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        omit INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run, name)
+    );
+"];
