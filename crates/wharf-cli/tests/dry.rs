@@ -1,8 +1,9 @@
 //! `wharf dry`: the plan, without running anything.
 
-use crate::common::{Wharf, examples, fixtures};
+use crate::common::{examples, fixtures};
+use wharf_testkit::Wharf;
 
-fn dry(dir: &std::path::Path, file: &str, extra: &[&str]) -> crate::common::Output {
+fn dry(dir: &std::path::Path, file: &str, extra: &[&str]) -> wharf_testkit::Output {
     Wharf::new()
         .current_dir(dir)
         .args(["dry", file])

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::run::Place;
-use crate::server::Server;
+use wharf_testkit::Place;
+use wharf_testkit::Server;
 
 /// A file no step of these tests may create: it would prove that a value was run as code.
 fn pwned(p: &Place, name: &str) -> bool {

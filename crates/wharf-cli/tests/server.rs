@@ -1,145 +1,12 @@
 //! `wharf server`: the REST API against a real server process, a real store and real runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::run::Place;
-
-pub struct Server {
-    child: Child,
-    pub addr: String,
-}
-
-impl Server {
-    pub fn start(p: &Place) -> Self {
-        Self::start_with(p, &[])
-    }
-
-    pub fn start_with(p: &Place, env: &[(&str, &str)]) -> Self {
-        std::fs::create_dir_all(p.path("dags")).expect("dags");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["server", "--port", "0", "--dags"])
-            .arg(p.path("dags"))
-            .envs(env.iter().copied())
-            .env("WHARF_HOME", p.home())
-            .current_dir(p.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wharf server");
-        let mut line = String::new();
-        let stderr = child.stderr.take().expect("stderr");
-        let mut reader = BufReader::new(stderr);
-        reader
-            .read_line(&mut line)
-            .expect("the server's first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = reader.read_to_string(&mut sink);
-        });
-        Self { child, addr }
-    }
-
-    /// One HTTP/1.1 request (`headers`: whole lines with their CRLF); the status, the head
-    /// and the body. An error when the server cannot be reached.
-    pub fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &str,
-        body: &str,
-    ) -> std::io::Result<(u16, String, String)> {
-        let mut stream = TcpStream::connect(&self.addr)?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer)?;
-        let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Ok((status, head.to_owned(), rest.to_owned()))
-    }
-
-    /// One API request; the status and the JSON answer (Null when there is no body).
-    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let json_type = "Content-Type: application/json\r\n";
-        let (status, _, rest) = self
-            .raw(method, &format!("/api/v2{path}"), json_type, &body)
-            .expect("the server answers");
-        let value = if rest.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&rest).unwrap_or_else(|_| panic!("not JSON: {rest:?}"))
-        };
-        (status, value)
-    }
-
-    /// A request outside the API (a form body): the status, the raw head and the body.
-    pub fn page(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &str,
-        body: &str,
-    ) -> (u16, String, String) {
-        let headers = format!("{headers}Content-Type: application/x-www-form-urlencoded\r\n");
-        self.raw(method, path, &headers, body)
-            .expect("the server answers")
-    }
-
-    /// A GET that may fail to connect (the server is still starting).
-    pub fn try_get(&self, path: &str) -> Option<Value> {
-        let (_, _, body) = self.raw("GET", &format!("/api/v2{path}"), "", "").ok()?;
-        serde_json::from_str(&body).ok()
-    }
-
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        self.call("GET", path, None)
-    }
-
-    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.call("POST", path, Some(body))
-    }
-
-    /// Waits until the run's status label is `label`.
-    pub fn until(&self, name: &str, id: &str, label: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (code, v) = self.get(&format!("/dag-runs/{name}/{id}"));
-            if code == 200 && v["dagRunDetails"]["statusLabel"] == label {
-                return v["dagRunDetails"].clone();
-            }
-            assert!(Instant::now() < deadline, "never {label}: {v}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use wharf_testkit::{Place, Server};
 
 fn is_error(v: &Value, code: &str) -> bool {
     v["code"] == code && v["message"].as_str().is_some_and(|m| !m.is_empty())
@@ -323,8 +190,7 @@ fn singleton_stop_and_runs_that_outlive_the_server() {
     );
 
     // The server goes; the run goes on and ends; a new server sees it.
-    let _ = s.child.kill();
-    let _ = s.child.wait();
+    s.kill();
     let s2 = Server::start(&p);
     s2.until("slow", "a", "succeeded");
 
@@ -571,7 +437,7 @@ fn authentication_and_the_origin_check() {
     );
     let basic = format!(
         "Authorization: Basic {}\r\n",
-        crate::auth::b64("admin:pa55")
+        wharf_testkit::b64("admin:pa55")
     );
     let (code, _, _) = s.page("GET", "/", &basic, "");
     assert_eq!(code, 200);
@@ -633,7 +499,7 @@ fn a_running_steps_log_streams_as_server_sent_events() {
 
 #[test]
 fn wharf_in_its_own_container_runs_container_steps_as_siblings() {
-    use crate::docker::{OWNER, Unique, docker, images_are_built};
+    use wharf_testkit::{OWNER, Unique, docker, images_are_built};
     images_are_built();
     let u = Unique::new("inside");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -686,10 +552,7 @@ fn wharf_in_its_own_container_runs_container_steps_as_siblings() {
     assert!(!id.is_empty(), "the wharf container did not start");
     let port = docker(&["port", &id, "8080/tcp"]);
     let addr = port.lines().next().unwrap_or_default().to_owned();
-    let s = Server {
-        child: Command::new("true").spawn().expect("a placeholder"),
-        addr,
-    };
+    let s = Server::at(addr);
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.try_get("/health").is_none() {
         assert!(Instant::now() < deadline, "{}", docker(&["logs", &id]));

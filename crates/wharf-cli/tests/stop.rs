@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::run::{Place, processes_with, step};
+use wharf_testkit::{Place, processes_with, step};
 
 /// A `sleep` argument no other process on the machine has: a test finds its own processes
 /// by it (a fixed one would also find what an earlier, failed run left).

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use regex::Regex;
 
-use crate::common::{Wharf, examples, fixtures};
+use crate::common::{examples, fixtures};
+use wharf_testkit::Wharf;
 
 struct Expect {
     line: Option<usize>,

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::docker::{OWNER, Unique, docker, images_are_built};
-use crate::run::{Place, step, step_error};
+use wharf_testkit::{OWNER, Unique, docker, images_are_built};
+use wharf_testkit::{Place, step, step_error};
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -741,7 +741,7 @@ fn exec_into_an_existing_container_waits_for_it_to_run_and_leaves_it() {
 #[test]
 fn the_image_is_pulled_per_pull_policy() {
     images_are_built();
-    let mut registry = crate::docker::Registry::start(None);
+    let mut registry = wharf_testkit::Registry::start(None);
     let image = registry.push("wharf-test/base:latest", "team/shared-base:v1");
     let p = Place::new();
     let u = Unique::new("sharedpull");

@@ -3,33 +3,13 @@
 
 use std::path::Path;
 
-use crate::docker::{Registry, Unique, docker, images_are_built};
-use crate::run::{Place, step_error};
+use wharf_testkit::{Place, step_error};
+use wharf_testkit::{Registry, Unique, b64, docker, images_are_built};
 
 /// A password whose JSON, in the standard base64 alphabet, holds `+` and `/`: the daemon
 /// reads such a header as no credentials at all unless it is sent as base64url.
 const PASSWORD: &str = "pw?~>?~>?~>s3cret";
 const USER: &str = "tester";
-
-pub(crate) fn b64(text: &str) -> String {
-    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// A step that pulls `image` every time and runs `echo pulled`.
 fn pulling_step(name: &str, image: &str) -> String {
@@ -332,7 +312,7 @@ fn pull_policies_with_a_local_tag_the_registry_lacks() {
     let status = p.status(&u.name);
     for ok in ["local-missing", "local-never", "pushed-always"] {
         assert_eq!(
-            crate::run::step(&status, ok)["status"],
+            wharf_testkit::step(&status, ok)["status"],
             "succeeded",
             "{ok}: {status}"
         );
