@@ -10,6 +10,8 @@
 //! once, at its first occurrence. Expressions with `*` or a step in the minute or hour run
 //! at each of their minutes that exist, in real time.
 
+use std::collections::HashMap;
+
 use croner::parser::{CronParser, Seconds, Year};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -38,8 +40,31 @@ pub struct Cron {
     pattern: croner::Cron,
 }
 
+/// Parsed expressions by their text: the same few expressions are read again and again
+/// (every DAG file read, every page that shows the next run), and parsing one costs more
+/// than finding its next time. Bounded: emptied when it grows past `CACHE_MAX`.
+static CACHE: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Result<Cron, CronError>>>> =
+    std::sync::LazyLock::new(Default::default);
+const CACHE_MAX: usize = 4096;
+
 impl Cron {
     pub fn parse(text: &str) -> Result<Self, CronError> {
+        if let Ok(cache) = CACHE.lock()
+            && let Some(found) = cache.get(text)
+        {
+            return found.clone();
+        }
+        let parsed = Self::parse_uncached(text);
+        if let Ok(mut cache) = CACHE.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(text.to_owned(), parsed.clone());
+        }
+        parsed
+    }
+
+    fn parse_uncached(text: &str) -> Result<Self, CronError> {
         let mut expr = text.trim();
         let mut zone = None;
         for prefix in ["CRON_TZ=", "TZ="] {
