@@ -610,33 +610,21 @@ fn copy_logs(docker: &Docker, c: &Running, setup: &SharedSetup, since: Option<i3
 
 /// A tar archive holding the helper at `.wharf/init` (mode 0755, owned by root).
 fn helper_tar() -> Vec<u8> {
-    fn header(name: &str, mode: u32, size: usize, kind: u8) -> [u8; 512] {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        let octal = |field: &mut [u8], value: u64| {
-            let text = format!("{value:0width$o}", width = field.len() - 1);
-            field[..text.len()].copy_from_slice(text.as_bytes());
-        };
-        octal(&mut h[100..108], u64::from(mode));
-        octal(&mut h[108..116], 0);
-        octal(&mut h[116..124], 0);
-        octal(&mut h[124..136], size as u64);
-        octal(&mut h[136..148], 0);
-        h[156] = kind;
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        // The checksum is computed with its own field as spaces.
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        h[148..156].copy_from_slice(text.as_bytes());
-        h
-    }
-    let mut tar = Vec::with_capacity(INIT.len() + 3 * 512 + 1024);
-    tar.extend_from_slice(&header(".wharf/", 0o755, 0, b'5'));
-    tar.extend_from_slice(&header(".wharf/init", 0o755, INIT.len(), b'0'));
-    tar.extend_from_slice(INIT);
-    tar.resize(tar.len().div_ceil(512) * 512, 0);
-    tar.extend_from_slice(&[0u8; 1024]);
-    tar
+    let entry = |path: &str, mode: u32, size: usize, kind: tar::EntryType| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        (header, path.to_owned())
+    };
+    let mut archive = tar::Builder::new(Vec::with_capacity(INIT.len() + 4 * 512));
+    let (mut dir, dir_path) = entry(".wharf/", 0o755, 0, tar::EntryType::Directory);
+    let (mut init, init_path) = entry(".wharf/init", 0o755, INIT.len(), tar::EntryType::Regular);
+    // Writing into memory cannot fail.
+    let _ = archive.append_data(&mut dir, dir_path, std::io::empty());
+    let _ = archive.append_data(&mut init, init_path, INIT);
+    archive.into_inner().unwrap_or_default()
 }
