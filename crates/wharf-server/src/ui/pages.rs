@@ -34,6 +34,10 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
     let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
     let store = Store::open(&state.config.home).ok();
     let mut rows = Vec::new();
+    // DAGs often share a schedule: its next run is computed once per page.
+    let now = jiff::Timestamp::now();
+    let mut next_runs: std::collections::HashMap<Vec<String>, Option<jiff::Timestamp>> =
+        std::collections::HashMap::new();
     for (file_name, path) in crate::api::dag_files(&state.config.dags) {
         let loaded = wharf_spec::load_file(&path).ok();
         let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
@@ -51,7 +55,10 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
         let schedule = dag
             .map(|d| {
                 let exprs = d.schedule.start.join(", ");
-                match crate::scheduler::next_run(d, jiff::Timestamp::now()) {
+                let next = *next_runs
+                    .entry(d.schedule.start.clone())
+                    .or_insert_with(|| crate::scheduler::next_run(d, now));
+                match next {
                     Some(next) => format!("{exprs} (next {})", next.strftime("%Y-%m-%dT%H:%MZ")),
                     None => exprs,
                 }
