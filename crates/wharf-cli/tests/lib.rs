@@ -3,6 +3,7 @@
 mod common;
 mod dry;
 mod faults;
+mod language;
 mod run;
 mod security;
 mod server;

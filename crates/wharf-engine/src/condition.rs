@@ -8,8 +8,9 @@ use std::path::Path;
 
 use wharf_spec::Condition;
 
-/// Checks the conditions in order; `Ok(None)` when all hold, `Ok(Some(why))` when one does
-/// not, `Err` when one could not be evaluated.
+/// Checks every condition, in order (as Dagu does: one that does not hold does not keep the
+/// others from being evaluated); `Ok(None)` when all hold, `Ok(Some(why))` with each one
+/// that does not, `Err` when one could not be evaluated.
 pub async fn check(
     conditions: &[Condition],
     shell: &[String],
@@ -17,6 +18,7 @@ pub async fn check(
     dir: &Path,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Option<String>, String> {
+    let mut unmet = Vec::new();
     for c in conditions {
         let (holds, text) = match c {
             Condition::Command { command, negate } => {
@@ -45,10 +47,10 @@ pub async fn check(
             }
         };
         if !holds {
-            return Ok(Some(text));
+            unmet.push(text);
         }
     }
-    Ok(None)
+    Ok((!unmet.is_empty()).then(|| unmet.join("; ")))
 }
 
 /// Whether `condition`'s value matches `expected`.

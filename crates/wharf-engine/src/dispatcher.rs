@@ -243,11 +243,14 @@ impl Dispatcher {
             .await
             {
                 Ok(None) => {}
+                // As in Dagu: the run is cancelled (aborted), and its abort and exit
+                // handlers run.
                 Ok(Some(why)) => {
-                    return (
-                        Status::Skipped,
-                        Some(format!("precondition not met: {why}")),
-                    );
+                    let why = format!("precondition not met: {why}");
+                    log.line(&why);
+                    return self
+                        .finish_with_handlers(Status::Aborted, Some(why), control, log)
+                        .await;
                 }
                 Err(e) => return (Status::Failed, Some(format!("precondition: {e}"))),
             }
@@ -271,7 +274,9 @@ impl Dispatcher {
 
         // init handler: a failure fails the run before any step.
         if dag.handlers.init.is_some() {
-            let outcome = self.run_handler("init", control, log).await;
+            let outcome = self
+                .run_handler("init", Status::Running, control, log)
+                .await;
             if outcome.status != Status::Succeeded {
                 let status = if control.stop.is_cancelled() {
                     Status::Aborted
@@ -480,7 +485,7 @@ impl Dispatcher {
             if !set || control.force.is_cancelled() {
                 continue;
             }
-            let outcome = self.run_handler(event, control, log).await;
+            let outcome = self.run_handler(event, status, control, log).await;
             if outcome.status != Status::Succeeded && status != Status::Aborted {
                 status = Status::Failed;
                 error.get_or_insert_with(|| format!("the {event} handler failed"));
@@ -489,9 +494,11 @@ impl Dispatcher {
         (status, error)
     }
 
+    /// Runs a handler; `status` is the run's at that point (`DAG_RUN_STATUS`).
     async fn run_handler(
         &mut self,
         event: &'static str,
+        status: Status,
         control: &Control,
         log: &mut RunLog,
     ) -> StepOutcome {
@@ -502,11 +509,13 @@ impl Dispatcher {
                 .position(|e| *e == event)
                 .unwrap_or(0);
         log.line(&format!("handler {event} started"));
-        let ctx = self.step_ctx(
+        let mut ctx = self.step_ctx(
             StepRef::Handler(event),
             position,
             control.force.child_token(),
         );
+        ctx.vars
+            .set("DAG_RUN_STATUS", status.as_str().to_owned(), Origin::Env);
         let outcome = step::run(ctx).await;
         log.line(&format!("handler {event} {}", outcome.status));
         if let Some(o) = &outcome.output {

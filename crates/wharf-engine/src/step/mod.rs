@@ -166,6 +166,9 @@ impl StepCtx {
     }
 }
 
+/// The exit code of an attempt that timed out.
+const TIMED_OUT_CODE: i32 = 124;
+
 /// What a step needs for each of its attempts: resolved once, before the first.
 struct Prepared {
     vars: Resolved,
@@ -392,7 +395,12 @@ async fn run_attempt(
         }
     }
     Ok(Attempted {
-        code: exit.recorded_code(),
+        // A step that timed out exits 124, as `timeout(1)` reports it (and Dagu does).
+        code: if timed_out {
+            Some(TIMED_OUT_CODE)
+        } else {
+            exit.recorded_code()
+        },
         timed_out,
         error,
         captured,

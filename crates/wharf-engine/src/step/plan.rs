@@ -172,6 +172,13 @@ pub(super) fn container_job(
     for var in &mut config.exec.env {
         var.value = expand(&var.value);
     }
+    // The raw Docker objects' strings too, as Dagu evaluates the config's strings
+    // (`binds: ["${OUT}:/out"]`).
+    for map in [&mut config.container, &mut config.host, &mut config.network] {
+        for value in map.values_mut() {
+            expand_strings(value, expand);
+        }
+    }
     for v in &mut config.volumes {
         if let wharf_spec::VolumeSource::Bind(source) = &v.source {
             let absolute = wharf_spec::formats::resolve_path(&dag.working_dir, &expand(source));
@@ -298,4 +305,14 @@ pub(super) fn job_of(
             .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
         on_spawn,
     })
+}
+
+/// Every string in a JSON value, with its variables expanded.
+fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str) -> String) {
+    match value {
+        serde_json::Value::String(s) => *s = expand(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| expand_strings(v, expand)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| expand_strings(v, expand)),
+        _ => {}
+    }
 }

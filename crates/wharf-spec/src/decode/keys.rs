@@ -50,10 +50,13 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "workerSelector",
         "skipIfSuccessful",
         "logOutput",
-        "ssh",
     ],
     unsupported: &[
         ("secrets", "set the values with `env` or `dotenv` instead"),
+        (
+            "ssh",
+            "wharf has no ssh executor yet, and would run the steps on this host instead: remove `ssh` to run them here",
+        ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
     ],
 };

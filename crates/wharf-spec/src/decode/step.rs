@@ -150,6 +150,14 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
     });
     let executor = executor(d, &f, shared);
     let script = d.opt_string(&f, "script");
+    if let (Executor::Docker(_), Some(span)) = (&executor, f.key_span("script")) {
+        // As Dagu: a container step runs its image's program with `command`; a script
+        // would be accepted and never run.
+        d.diags.push(
+            Diagnostic::error(span, "`script` does not run in a docker step")
+                .with_help("give the container its program with `command`, or run the script on the host or in the DAG-level `container`"),
+        );
+    }
     let runs_something = f.has("command") || f.has("script");
     if !runs_something && !f.rejected && matches!(executor, Executor::Local { .. }) {
         let mut diag = Diagnostic::error(span, "the step has neither `command` nor `script`");

@@ -1,0 +1,179 @@
+//! Dagu 1.30 behaviours that wharf once accepted and did differently: each as the
+//! inventory of Dagu's features (`dagu-features.md`) describes it, through the real binary.
+
+use wharf_testkit::{Place, Unique, images_are_built, step, step_error};
+
+// S20, O04: a step that times out fails with exit code 124.
+#[test]
+fn a_timed_out_step_exits_124() {
+    let p = Place::new();
+    let dag = p.dag(
+        "slow",
+        "steps:\n  - name: nap\n    command: sleep 5\n    timeoutSec: 1\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("slow");
+    assert_eq!(step(&status, "nap")["status"], "failed", "{status}");
+    assert_eq!(step(&status, "nap")["exitCode"], 124, "{status}");
+    assert!(
+        step_error(&status, "nap").contains("timed out after 1s"),
+        "{status}"
+    );
+}
+
+// G33, V05, E6: handlers see the run's status in DAG_RUN_STATUS.
+#[test]
+fn handlers_see_the_run_status() {
+    let p = Place::new();
+    let dag = p.dag(
+        "handlers",
+        "handlerOn:\n  init:\n    command: echo \"init $DAG_RUN_STATUS\"\n  success:\n    command: echo \"ok $DAG_RUN_STATUS\"\n  failure:\n    command: echo \"failed $DAG_RUN_STATUS\"\n  exit:\n    command: echo \"exit $DAG_RUN_STATUS\"\nsteps:\n  - command: \"false\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("handlers");
+    assert_eq!(status["status"], "failed", "{status}");
+    // The handler nodes are named as in Dagu: onInit, onSuccess, onFailure, onExit.
+    assert_eq!(p.logs("handlers", "onFailure"), "failed failed\n");
+    assert_eq!(p.logs("handlers", "onExit"), "exit failed\n");
+    assert_eq!(p.logs("handlers", "onInit"), "init running\n");
+    assert_ne!(
+        step(&status, "onSuccess")["status"],
+        "succeeded",
+        "{status}"
+    );
+}
+
+// G32: a DAG precondition that does not hold cancels the run: aborted, no step runs, the
+// abort and exit handlers do.
+#[test]
+fn an_unmet_dag_precondition_aborts_the_run_and_runs_the_abort_handler() {
+    let p = Place::new();
+    let dag = p.dag(
+        "guarded",
+        "params: ENV=dev\npreconditions:\n  - condition: \"${ENV}\"\n    expected: prod\nhandlerOn:\n  abort:\n    command: echo aborted-handler\n  exit:\n    command: echo exit-handler\nsteps:\n  - name: work\n    command: touch ran\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("guarded");
+    assert_eq!(status["status"], "aborted", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("precondition not met")),
+        "{status}"
+    );
+    assert!(!p.path("ran").exists());
+    assert_ne!(step(&status, "work")["status"], "succeeded", "{status}");
+    let handlers: Vec<&str> = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| !s["handler"].is_null())
+        .filter_map(|s| s["handler"].as_str())
+        .collect();
+    assert!(
+        handlers.contains(&"abort") && handlers.contains(&"exit"),
+        "{status}"
+    );
+    // The same DAG with the precondition met runs.
+    let out = p.run(&dag, &["--", "ENV=prod"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(p.path("ran").exists());
+}
+
+// S16 (Dagu evaluates every precondition): one that does not hold does not keep the
+// others from being evaluated, and the reason names it.
+#[test]
+fn every_precondition_is_evaluated() {
+    let p = Place::new();
+    let dag = p.dag(
+        "conds",
+        "steps:\n  - name: s\n    command: echo never\n    preconditions:\n      - condition: \"a\"\n        expected: \"b\"\n      - command: touch second-evaluated\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("conds");
+    assert_eq!(step(&status, "s")["status"], "skipped", "{status}");
+    assert!(p.path("second-evaluated").exists());
+    assert!(
+        step_error(&status, "s").contains("`a` did not match `b`"),
+        "{status}"
+    );
+}
+
+// A docker step's `script` never ran: it is refused where it is written.
+#[test]
+fn a_script_in_a_docker_step_is_refused() {
+    let p = Place::new();
+    let dag = p.dag(
+        "dockscript",
+        "steps:\n  - name: s\n    executor:\n      type: docker\n      config:\n        image: alpine\n    script: exit 7\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("dockscript.yaml:7:5: error: `script` does not run in a docker step"),
+        "{}",
+        out.stderr
+    );
+}
+
+// G39: a DAG-level `ssh` never runs the steps on this host instead.
+#[test]
+fn a_dag_level_ssh_is_an_error_not_a_local_run() {
+    let p = Place::new();
+    let dag = p.dag(
+        "remote",
+        "ssh:\n  user: deploy\n  host: example.com\nsteps:\n  - touch ran-here\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`ssh` is not supported"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("ran-here").exists());
+}
+
+// G12: stop and restart schedules are said to be ignored, not accepted in silence.
+#[test]
+fn stop_and_restart_schedules_are_not_silent() {
+    let p = Place::new();
+    let dag = p.dag(
+        "sched",
+        "schedule:\n  start: \"0 8 * * *\"\n  stop: \"0 18 * * *\"\n  restart: \"0 12 * * *\"\nsteps:\n  - echo hi\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`schedule.stop` is not acted on")
+            && out.stderr.contains("`schedule.restart` is not acted on"),
+        "{}",
+        out.stderr
+    );
+}
+
+// K: the strings of a docker step's raw `host`/`container` objects are expanded.
+#[test]
+fn variables_in_raw_docker_settings_are_expanded() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("rawvars");
+    std::fs::create_dir_all(p.path("out")).expect("out");
+    let dag = p.dag(
+        &u.name,
+        &format!(
+            "name: {}\nparams: OUT={}\nsteps:\n  - name: write\n    executor:\n      type: docker\n      config:\n        image: wharf-test/base:latest\n        autoRemove: true\n        host:\n          binds: [\"${{OUT}}:/out\"]\n        container:\n          env: [\"GREETING=from-${{OUT}}\"]\n    command: sh -c 'echo $GREETING > /out/file'\n",
+            u.name,
+            p.path("out").display()
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let written = std::fs::read_to_string(p.path("out/file")).expect("the bind worked");
+    assert_eq!(written.trim(), format!("from-{}", p.path("out").display()));
+}
