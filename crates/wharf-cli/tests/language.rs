@@ -177,3 +177,26 @@ fn variables_in_raw_docker_settings_are_expanded() {
     let written = std::fs::read_to_string(p.path("out/file")).expect("the bind worked");
     assert_eq!(written.trim(), format!("from-{}", p.path("out").display()));
 }
+
+// A DAG-level container is started even when every step runs on the host: the service
+// the host steps talk to.
+#[test]
+fn a_dag_level_container_starts_for_host_steps_too() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("service");
+    let dag = p.dag(
+        &u.name,
+        &format!(
+            "name: {0}\ncontainer:\n  image: wharf-test/base:latest\nsteps:\n  - name: probe\n    executor: command\n    command: docker ps -q --filter label=wharf.dag={0}\n",
+            u.name
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !p.logs(&u.name, "probe").trim().is_empty(),
+        "the container ran while the host step did"
+    );
+    assert!(u.containers().is_empty(), "and is removed after the run");
+}

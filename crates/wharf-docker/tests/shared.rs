@@ -57,6 +57,10 @@ steps:
       type: docker
       config:
         image: wharf-test/base:latest
+        autoRemove: true
+    command: sh -c 'test -e /marker && echo shared || echo own container'
+  - name: docker-no-config
+    executor: docker
     command: /busybox cat /marker
   - name: uses-output
     command: /busybox echo got ${VALUE}
@@ -89,8 +93,13 @@ handlerOn:
     );
     assert_eq!(
         p.logs(&u.name, "docker-step"),
+        "own container\n",
+        "a docker step with its own image runs in its own container (the step's own wins)"
+    );
+    assert_eq!(
+        p.logs(&u.name, "docker-no-config"),
         "shared\n",
-        "an `executor: docker` step runs in the shared container, its config ignored"
+        "a docker step without a container of its own runs in the DAG-level one"
     );
     assert_eq!(p.logs(&u.name, "uses-output"), "got out-value\n");
     assert_eq!(p.logs(&u.name, "in-dir"), "/proc\n");

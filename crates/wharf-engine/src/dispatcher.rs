@@ -693,14 +693,11 @@ impl Dispatcher {
     }
 }
 
-/// Whether a step or handler of the DAG runs in its DAG-level container.
+/// Whether the run starts a DAG-level container.
 fn uses_container(dag: &Dag) -> bool {
+    // Started even when no step runs in it: a DAG-level container is also the service
+    // (a database, say) that host steps talk to, as in Dagu.
     dag.container.is_some()
-        && dag
-            .steps
-            .iter()
-            .chain(dag.handlers.iter().map(|(_, s)| s))
-            .any(|s| dag.placement(s) == wharf_spec::Placement::SharedContainer)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -454,6 +454,14 @@ impl Dag {
     pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
         match (&step.executor, &self.container) {
             (Executor::Local { explicit: true }, _) => Placement::Host,
+            // A docker step that names its own image or container runs there, also in a
+            // DAG with a DAG-level container (as in Dagu: the step's own wins).
+            (Executor::Docker(d), Some(_)) if d.image.is_some() || d.container_name.is_some() => {
+                Placement::OwnContainer {
+                    image: d.image.as_deref(),
+                    container_name: d.container_name.as_deref(),
+                }
+            }
             (_, Some(_)) => Placement::SharedContainer,
             (Executor::Local { .. }, None) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -163,7 +163,8 @@ fn execute(
         .steps
         .iter()
         .chain(request.dag.handlers.iter().map(|(_, s)| s))
-        .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host));
+        .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host))
+        || request.dag.container.is_some();
     let client = wharf_docker::Client::new();
     let auths = Arc::new(wharf_docker::Auths::new(
         request.dag.registry_auths.as_ref(),

@@ -486,12 +486,6 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Executor::Local { explicit: true }
         }
         "docker" | "container" => {
-            if shared && let Some(config) = config {
-                d.warning(
-                    config.at(),
-                    "this step runs in the DAG-level `container`; its docker `config` is ignored",
-                );
-            }
             let docker = match config {
                 Some(config) => super::docker::docker_step(d, config),
                 None => DockerStep::default(),
