@@ -200,3 +200,52 @@ fn a_dag_level_container_starts_for_host_steps_too() {
     );
     assert!(u.containers().is_empty(), "and is removed after the run");
 }
+
+// S01, S13, S14, E2: a step's id names it in `depends` and in references to its exit code
+// and its logs.
+#[test]
+fn step_ids_are_references() {
+    let p = Place::new();
+    let dag = p.dag(
+        "refs",
+        "type: graph\nsteps:\n  - id: risky\n    command: sh -c \"echo risky-out; exit 3\"\n    continueOn: failed\n  - name: report\n    depends: risky\n    command: echo \"code=${risky.exitCode} log=${risky.stdout}\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("refs");
+    assert_eq!(status["status"], "partially_succeeded", "{status}");
+    let report = p.logs("refs", "report");
+    let log = report
+        .trim()
+        .strip_prefix("code=3 log=")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        std::fs::read_to_string(log).expect("the log"),
+        "risky-out\n"
+    );
+}
+
+#[test]
+fn step_ids_are_checked() {
+    let p = Place::new();
+    let dag = p.dag(
+        "ids",
+        "steps:\n  - id: a\n    name: one\n    command: echo 1\n  - id: a\n    name: two\n    command: echo 2\n  - id: stdout\n    command: echo 3\n  - id: 9lives\n    command: echo 4\n  - id: one\n    name: three\n    command: echo 5\n  - name: \"  padded  \"\n    command: echo 6\n  - name: a-name-that-is-far-too-long-for-dagu-to-keep-whole\n    command: echo 7\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    for expected in [
+        "duplicate step id `a`",
+        "`stdout` is a reserved word, not a step id",
+        "invalid step id `9lives`",
+        "the step id `one` is the name of another step",
+        "a step name is at most 40 characters",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    // Names are trimmed.
+    let ok = p.dag("trimmed", "steps:\n  - name: \"  padded  \"\n    command: echo 6\n  - name: after\n    depends: padded\n    command: echo 7\n");
+    let out = p.run(&ok, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("trimmed", "padded"), "6\n");
+}

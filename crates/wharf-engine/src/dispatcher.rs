@@ -366,6 +366,7 @@ impl Dispatcher {
                             if let Some(o) = &outcome.output {
                                 self.vars.set(&o.name, o.value.clone(), Origin::Output);
                             }
+                            set_references(&mut self.vars, &dag.steps[i], &outcome);
                             slots[i] = Slot::Done { status: outcome.status, continued: outcome.continued };
                         }
                         Err(e) => {
@@ -777,5 +778,30 @@ fn verdict(
         (Status::PartiallySucceeded, None)
     } else {
         (Status::Succeeded, None)
+    }
+}
+
+/// `${id.exitCode}`, `${id.stdout}` and `${id.stderr}` (the paths of its logs) of a step
+/// with an `id`, for the steps after it.
+fn set_references(
+    vars: &mut wharf_spec::env::Resolved,
+    step: &wharf_spec::Step,
+    outcome: &StepOutcome,
+) {
+    let Some(id) = &step.id else { return };
+    if let Some(code) = outcome.exit_code {
+        vars.set(&format!("{id}.exitCode"), code.to_string(), Origin::Output);
+    }
+    if let Some((stdout, stderr)) = &outcome.logs {
+        vars.set(
+            &format!("{id}.stdout"),
+            stdout.to_string_lossy().into_owned(),
+            Origin::Output,
+        );
+        vars.set(
+            &format!("{id}.stderr"),
+            stderr.to_string_lossy().into_owned(),
+            Origin::Output,
+        );
     }
 }

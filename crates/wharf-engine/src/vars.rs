@@ -121,6 +121,8 @@ pub fn step_env(resolved: &Resolved) -> Vec<(String, String)> {
     resolved
         .vars
         .iter()
+        // References into steps (`id.exitCode`) are for `${...}`, not the environment.
+        .filter(|v| !v.name.contains('.'))
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect()
 }

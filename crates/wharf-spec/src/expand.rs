@@ -52,9 +52,26 @@ pub fn has_vars(text: &str) -> bool {
     expand(text, |_| Some(String::new())) != text
 }
 
+/// A name in braces: a variable, a positional param (`1`), or a reference into a step
+/// (`id.exitCode`: a step id, then names, joined by dots). Without a dot, `-` is not part
+/// of a name (`${A-b}` is the shell's own default-value form).
 fn is_name(name: &str) -> bool {
-    !name.is_empty()
-        && (name.bytes().all(|b| b.is_ascii_digit()) || crate::formats::is_var_name(name))
+    if name.is_empty() {
+        return false;
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) || crate::formats::is_var_name(name) {
+        return true;
+    }
+    let mut parts = name.split('.');
+    let Some(id) = parts.next() else { return false };
+    let id_ok = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let mut rest = parts.peekable();
+    id_ok
+        && rest.peek().is_some()
+        && rest.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 fn name_len(s: &str) -> usize {
@@ -84,6 +101,15 @@ mod tests {
     #[test]
     fn braces_bare_and_positional() {
         assert_eq!(expand("${A}-$A-$1-$A_B", vars), "x-x-first-$A_B");
+    }
+
+    #[test]
+    fn references_into_steps_are_names() {
+        let lookup = |n: &str| (n == "risky.exitCode").then(|| "3".to_owned());
+        assert_eq!(expand("code=${risky.exitCode}", lookup), "code=3");
+        assert_eq!(expand("${other.stdout}", lookup), "${other.stdout}");
+        assert_eq!(expand("${a..b}", lookup), "${a..b}");
+        assert_eq!(expand("${A-default}", |_| Some("x".into())), "${A-default}");
     }
 
     #[test]

@@ -12,7 +12,17 @@ use crate::decode::{Depends, RawStep};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::model::{Dag, DagType};
 
-pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, raw: Vec<RawStep>) {
+pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawStep>) {
+    // A step with an id and no name is named by its id.
+    for r in &mut raw {
+        if r.step.generated_name
+            && let Some(id) = &r.step.id
+        {
+            r.step.name = id.clone();
+            r.step.generated_name = false;
+        }
+    }
+    check_ids(diags, &raw);
     // Names: explicit ones first, so a generated name never takes one a user wrote.
     let mut taken: HashMap<String, Span> = HashMap::new();
     let mut duplicates = false;
@@ -53,9 +63,27 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, raw: Vec<RawStep>
         steps.push(r.step);
     }
 
-    // Dependencies.
+    // Dependencies, by name or by id.
     let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
     let known: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let by_id: HashMap<&str, &str> = steps
+        .iter()
+        .filter_map(|s| s.id.as_deref().map(|id| (id, s.name.as_str())))
+        .collect();
+    let written: Vec<(usize, Depends)> = written
+        .into_iter()
+        .map(|(item, depends)| {
+            let depends = depends.map(|list| {
+                list.into_iter()
+                    .map(|(dep, span)| match by_id.get(dep.as_str()) {
+                        Some(name) if !known.contains(dep.as_str()) => ((*name).to_owned(), span),
+                        _ => (dep, span),
+                    })
+                    .collect()
+            });
+            (item, depends)
+        })
+        .collect();
     let mut edge_spans: HashMap<(usize, String), Span> = HashMap::new();
     for (i, (item, depends)) in written.iter().enumerate() {
         let mut deps: Vec<String> = Vec::new();
@@ -230,4 +258,41 @@ pub fn execution_order(dag: &Dag) -> Vec<usize> {
         }
     }
     order
+}
+
+/// Ids name one step each, and never another step's name.
+fn check_ids(diags: &mut Vec<Diagnostic>, raw: &[RawStep]) {
+    let mut ids: HashMap<&str, Span> = HashMap::new();
+    for r in raw {
+        let Some(id) = r.step.id.as_deref() else {
+            continue;
+        };
+        if let Some(first) = ids.get(id) {
+            diags.push(
+                Diagnostic::error(r.step.span, format!("duplicate step id `{id}`")).with_help(
+                    format!(
+                        "the first step with that id is at line {}",
+                        first.start.line
+                    ),
+                ),
+            );
+            continue;
+        }
+        ids.insert(id, r.step.span);
+        if let Some(other) = raw
+            .iter()
+            .find(|o| !std::ptr::eq(*o, r) && !o.step.generated_name && o.step.name == id)
+        {
+            diags.push(
+                Diagnostic::error(
+                    r.step.span,
+                    format!("the step id `{id}` is the name of another step"),
+                )
+                .with_help(format!(
+                    "a reference to `{id}` would be ambiguous: rename one (the other step is at line {})",
+                    other.step.span.start.line
+                )),
+            );
+        }
+    }
 }

@@ -110,6 +110,8 @@ pub(crate) struct StepOutcome {
     /// The step failed but its `continueOn` lets the run go on.
     pub continued: bool,
     pub output: Option<OutputRecord>,
+    /// The last attempt's stdout and stderr logs, when it ran.
+    pub logs: Option<(PathBuf, PathBuf)>,
 }
 
 impl StepOutcome {
@@ -119,6 +121,7 @@ impl StepOutcome {
             exit_code,
             continued: false,
             output: None,
+            logs: None,
         }
     }
 }
@@ -140,6 +143,10 @@ impl StepCtx {
         error: Option<String>,
         stderr: Option<PathBuf>,
     ) -> StepOutcome {
+        let mut outcome = outcome;
+        outcome.logs = stderr
+            .as_ref()
+            .map(|e| (e.with_extension("stdout"), e.clone()));
         let step = self.step.get(&self.dag);
         let attempt = self.pending_attempt.lock().ok().and_then(|mut p| p.take());
         let (run, name, status, code, err) = (
@@ -216,6 +223,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             exit_code: None,
             continued: step.continue_on.failure,
             output: None,
+            logs: None,
         };
         ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
     };
@@ -237,6 +245,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
                     exit_code: None,
                     continued: false,
                     output: None,
+                    logs: None,
                 };
                 let why = format!("precondition not met: {why}");
                 return ctx.finish(started, ctx.attempts_before, outcome, Some(why), None);
@@ -317,7 +326,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     let plan = if in_shared {
         Plan::Exec(exec_job(step, dag, &expand)?)
     } else if on_host {
-        Plan::Host(program_of(step, ctx, &expand)?)
+        Plan::Host(program_of(step, ctx, &vars, &expand)?)
     } else {
         Plan::Container
     };
@@ -473,6 +482,7 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
             exit_code: done.code,
             continued: false,
             output: done.output.clone(),
+            logs: None,
         };
     }
     let c = &step.continue_on;
@@ -493,5 +503,6 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
         exit_code: done.code,
         continued,
         output: None,
+        logs: None,
     }
 }

@@ -40,12 +40,18 @@ pub(super) fn shell_of(
 pub(super) fn program_of(
     step: &Step,
     ctx: &StepCtx,
+    vars: &Resolved,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Program, String> {
     let line = step.command.as_ref().map(|c| match c {
         // A string is shell words: the shell expands its variables itself (from the
-        // environment), which keeps quoting right.
-        CommandSpec::Line(line) => line.clone(),
+        // environment), which keeps quoting right. Only references into earlier steps
+        // (`${id.exitCode}`, `${id.stdout}`), which no shell can read, are put in here.
+        CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
+            name.contains('.')
+                .then(|| vars.get(name).map(str::to_owned))
+                .flatten()
+        }),
         // A list is argv: its items are expanded here and quoted for the shell.
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
     });

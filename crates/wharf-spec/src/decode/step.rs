@@ -117,11 +117,24 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         });
     }
     let f = d.fields(node, "a step", &STEP_KEYS)?;
-    let name = d.opt_string(&f, "name");
-    if let (Some(n), Some(span)) = (&name, f.get("name").map(|n| n.at()))
-        && n.trim().is_empty()
-    {
-        d.error(span, "a step name must not be empty");
+    // Names and ids are trimmed, as Dagu trims them.
+    let name = d.opt_string(&f, "name").map(|n| n.trim().to_owned());
+    if let (Some(n), Some(span)) = (&name, f.get("name").map(|n| n.at())) {
+        if n.is_empty() {
+            d.error(span, "a step name must not be empty");
+        } else if n.chars().count() > MAX_NAME {
+            d.error(
+                span,
+                format!(
+                    "a step name is at most {MAX_NAME} characters; this one has {}",
+                    n.chars().count()
+                ),
+            );
+        }
+    }
+    let id = d.opt_string(&f, "id").map(|i| i.trim().to_owned());
+    if let (Some(id), Some(span)) = (&id, f.get("id").map(|n| n.at())) {
+        check_id(d, id, span);
     }
     let span = f.get("name").map_or(node.at(), |n| n.at());
     if f.has("dir")
@@ -179,7 +192,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
     let step = Step {
         generated_name: name.is_none(),
         name: name.unwrap_or_default(),
-        id: d.opt_string(&f, "id"),
+        id,
         description: d.opt_string(&f, "description"),
         dir,
         command,
@@ -522,6 +535,34 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             );
             local
         }
+    }
+}
+
+/// The most characters a step name or id has (as in Dagu).
+const MAX_NAME: usize = 40;
+
+/// Words a step id cannot be: they name other things in a reference (`${id.stdout}`).
+const RESERVED_IDS: &[&str] = &[
+    "env", "params", "args", "stdout", "stderr", "output", "outputs",
+];
+
+/// A step id: a letter, then letters, digits, `_` and `-`; at most 40; not a reserved word.
+fn check_id(d: &mut Decoder, id: &str, span: Span) {
+    let mut chars = id.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !well_formed {
+        d.diags.push(
+            Diagnostic::error(span, format!("invalid step id `{id}`"))
+                .with_help("an id starts with a letter, then letters, digits, `_` and `-`"),
+        );
+    } else if id.chars().count() > MAX_NAME {
+        d.error(span, format!("a step id is at most {MAX_NAME} characters"));
+    } else if RESERVED_IDS.contains(&id) {
+        d.diags.push(
+            Diagnostic::error(span, format!("`{id}` is a reserved word, not a step id"))
+                .with_help(format!("reserved: {}", RESERVED_IDS.join(", "))),
+        );
     }
 }
 
