@@ -249,3 +249,50 @@ fn step_ids_are_checked() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("trimmed", "padded"), "6\n");
 }
+
+// Steps get wharf's environment only through Dagu's allowlist, or when the DAG names a
+// variable; DAGU_PARAMS_JSON holds the named params (V06).
+#[test]
+fn the_host_environment_reaches_steps_through_the_allowlist() {
+    let p = Place::new();
+    let dag = p.dag(
+        "hostenv",
+        "params:\n  - A: 1\n  - B: two words\nenv:\n  - IMPORTED: ${NAMED_BY_DAG}\nsteps:\n  - name: show\n    command: printf '%s|%s|%s|%s|%s' \"${SECRET_OF_HOST:-unset}\" \"$IMPORTED\" \"$LC_WHARF_TEST\" \"${PATH:+path}\" \"$DAGU_PARAMS_JSON\"\n",
+    );
+    let out = p
+        .wharf()
+        .env("SECRET_OF_HOST", "leaked")
+        .env("NAMED_BY_DAG", "named")
+        .env("LC_WHARF_TEST", "lc")
+        .args(["run"])
+        .arg_path(&dag)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("hostenv", "show"),
+        r#"unset|named|lc|path|{"A":"1","B":"two words"}"#
+    );
+}
+
+// G33: `wait` is a handler Dagu knows; wharf reads it and says it never runs. The abort
+// handler's node is `onCancel`.
+#[test]
+fn the_wait_handler_is_read_and_the_abort_handler_is_on_cancel() {
+    let p = Place::new();
+    let dag = p.dag(
+        "waits",
+        "handlerOn:\n  wait:\n    command: echo waiting\n  abort:\n    command: echo cancelled\nsteps:\n  - echo hi\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the `wait` handler never runs in wharf"),
+        "{}",
+        out.stderr
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("waits");
+    assert_eq!(step(&status, "onCancel")["handler"], "abort", "{status}");
+}

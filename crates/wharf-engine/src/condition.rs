@@ -83,11 +83,10 @@ pub async fn run_ok(
     env: &[(String, String)],
     dir: &Path,
 ) -> Result<bool, String> {
-    let status = tokio::process::Command::new(&shell[0])
+    let status = crate::vars::step_process(tokio::process::Command::new(&shell[0]), env)
         .args(&shell[1..])
         .arg("-c")
         .arg(command)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -166,7 +166,7 @@ async fn run(job: &StepJob) -> Exit {
 /// The step's process: the program through its shell (or a script with its own `#!`),
 /// in its own process group, its output piped.
 fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
-    let mut cmd = match &local.program {
+    let cmd = match &local.program {
         Program::Line(line) => {
             let mut c = Command::new(&local.shell[0]);
             c.args(&local.shell[1..])
@@ -187,8 +187,8 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
             c
         }
     };
+    let mut cmd = crate::vars::step_process(cmd, &job.env);
     cmd.current_dir(&job.dir)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -27,10 +27,9 @@ pub fn evaluate_sync(
         match piece {
             Piece::Text(t) => out.push_str(&expand(&t)),
             Piece::Command(cmd) => {
-                let result = std::process::Command::new("sh")
+                let result = step_process(std::process::Command::new("sh"), env)
                     .arg("-c")
                     .arg(&cmd)
-                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .current_dir(dir)
                     .stdin(Stdio::null())
                     .stderr(Stdio::inherit())
@@ -55,10 +54,9 @@ pub async fn evaluate_async(
         match piece {
             Piece::Text(t) => out.push_str(&expand(&t)),
             Piece::Command(cmd) => {
-                let result = tokio::process::Command::new("sh")
+                let result = step_process(tokio::process::Command::new("sh"), env)
                     .arg("-c")
                     .arg(&cmd)
-                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .current_dir(dir)
                     .stdin(Stdio::null())
                     .stderr(Stdio::null())
@@ -125,6 +123,56 @@ pub fn step_env(resolved: &Resolved) -> Vec<(String, String)> {
         .filter(|v| !v.name.contains('.'))
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect()
+}
+
+/// Whether a variable of wharf's own environment reaches the processes of steps, as in
+/// Dagu: `PATH`, `HOME`, `LANG`, `TZ`, `SHELL`, and the `DAGU_*`, `DAG_*` and `LC_*`
+/// families. Any other reaches a step only when the DAG names it (`env: [{X: ${X}}]`).
+pub fn passes_to_steps(name: &str) -> bool {
+    matches!(name, "PATH" | "HOME" | "LANG" | "TZ" | "SHELL")
+        || ["DAGU_", "DAG_", "LC_"].iter().any(|p| name.starts_with(p))
+}
+
+/// A process for a step's work (its command, a condition, a backtick): wharf's own
+/// environment cut to what passes to steps, then `env`.
+pub fn step_process<C>(mut cmd: C, env: &[(String, String)]) -> C
+where
+    C: EnvCommand,
+{
+    cmd.clear_env();
+    for (k, v) in std::env::vars_os() {
+        if k.to_str().is_some_and(passes_to_steps) {
+            cmd.set_env(&k, &v);
+        }
+    }
+    for (k, v) in env {
+        cmd.set_env(k.as_ref(), v.as_ref());
+    }
+    cmd
+}
+
+/// What [`step_process`] needs of a command (std's and tokio's).
+pub trait EnvCommand {
+    fn clear_env(&mut self);
+    fn set_env(&mut self, key: &std::ffi::OsStr, value: &std::ffi::OsStr);
+}
+
+impl EnvCommand for std::process::Command {
+    fn clear_env(&mut self) {
+        self.env_clear();
+    }
+    fn set_env(&mut self, key: &std::ffi::OsStr, value: &std::ffi::OsStr) {
+        self.env(key, value);
+    }
+}
+
+impl EnvCommand for tokio::process::Command {
+    fn clear_env(&mut self) {
+        self.env_clear();
+    }
+    fn set_env(&mut self, key: &std::ffi::OsStr, value: &std::ffi::OsStr) {
+        self.env(key, value);
+    }
 }
 
 pub fn host(name: &str) -> Option<String> {

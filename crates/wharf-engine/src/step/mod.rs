@@ -323,6 +323,17 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         ctx.run_log.to_string_lossy().into_owned(),
     ));
     env.push(("DAG_RUN_STEP_NAME".into(), step.name.clone()));
+    // The run's named params as a JSON object (as Dagu 1.30 gives them).
+    let params: serde_json::Map<String, serde_json::Value> = vars
+        .vars
+        .iter()
+        .filter(|v| v.origin == Origin::Param)
+        .map(|v| (v.name.clone(), serde_json::Value::String(v.value.clone())))
+        .collect();
+    env.push((
+        "DAGU_PARAMS_JSON".into(),
+        serde_json::Value::Object(params).to_string(),
+    ));
     let plan = if in_shared {
         Plan::Exec(exec_job(step, dag, &expand)?)
     } else if on_host {

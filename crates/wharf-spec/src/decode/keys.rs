@@ -162,7 +162,9 @@ pub(crate) const CONTAINER_KEYS: Keys = Keys {
 };
 
 pub(crate) const HANDLER_KEYS: Keys = Keys {
-    known: &["init", "success", "failure", "abort", "cancel", "exit"],
+    known: &[
+        "init", "success", "failure", "abort", "cancel", "exit", "wait",
+    ],
     ignored: &[],
     unsupported: &[],
 };

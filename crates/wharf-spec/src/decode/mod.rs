@@ -232,7 +232,17 @@ fn handler_on(d: &mut Decoder, node: &Node, shared: bool) -> Handlers {
     h.init = one(d, "init", "onInit");
     h.success = one(d, "success", "onSuccess");
     h.failure = one(d, "failure", "onFailure");
-    h.abort = one(d, "abort", "onAbort").or_else(|| one(d, "cancel", "onCancel"));
+    h.abort = one(d, "abort", "onCancel").or_else(|| one(d, "cancel", "onCancel"));
+    // Dagu's `wait` handler runs when a step waits for a person's approval; no wharf step
+    // does, so it is read and checked, and said never to run.
+    if one(d, "wait", "onWait").is_some()
+        && let Some(span) = f.key_span("wait")
+    {
+        d.warning(
+            span,
+            "the `wait` handler never runs in wharf: no step waits for approval (`hitl` is not supported)",
+        );
+    }
     h.exit = one(d, "exit", "onExit");
     h
 }
