@@ -296,3 +296,16 @@ fn the_wait_handler_is_read_and_the_abort_handler_is_on_cancel() {
     let status = p.status("waits");
     assert_eq!(step(&status, "onCancel")["handler"], "abort", "{status}");
 }
+
+// S12: a path into a step's JSON output, in a command, an env value and a precondition.
+#[test]
+fn json_paths_read_fields_of_an_output() {
+    let p = Place::new();
+    let dag = p.dag(
+        "jsonpath",
+        "steps:\n  - name: fetch\n    command: echo '{\"a\":{\"b\":5},\"items\":[{\"name\":\"first\"}]}'\n    output: J\n  - name: use\n    env:\n      - NAME: ${J.items[0].name}\n    preconditions:\n      - condition: ${J.a.b}\n        expected: \"5\"\n    command: echo \"b=${J.a.b} name=$NAME\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("jsonpath", "use"), "b=5 name=first\n");
+}

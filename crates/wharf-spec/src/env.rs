@@ -56,6 +56,31 @@ impl Resolved {
             .map(|v| v.value.as_str())
     }
 
+    /// The value of a name as `${...}` reads it: a variable, a positional param, or a path
+    /// into a variable that holds JSON (`${J.a.b}`, `${J.items[0].name}`: a string is
+    /// given as it is, anything else as JSON text).
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.get(name) {
+            return Some(v.to_owned());
+        }
+        let (var, path) = name.split_once('.')?;
+        let json: serde_json::Value = serde_json::from_str(self.get(var)?).ok()?;
+        let mut at = &json;
+        for part in path.split('.') {
+            let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
+            if !key.is_empty() {
+                at = at.get(key)?;
+            }
+            for index in indexes.split('[').filter(|i| !i.is_empty()) {
+                at = at.get(index.strip_suffix(']')?.parse::<usize>().ok()?)?;
+            }
+        }
+        Some(match at {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
     pub fn set(&mut self, name: &str, value: String, origin: Origin) {
         match self.vars.iter_mut().find(|v| v.name == name) {
             Some(v) => {
@@ -72,9 +97,7 @@ impl Resolved {
 
     /// Expands `text` against these variables, then the host environment.
     pub fn expand(&self, text: &str, host: &dyn Fn(&str) -> Option<String>) -> String {
-        expand(text, |name| {
-            self.get(name).map(str::to_owned).or_else(|| host(name))
-        })
+        expand(text, |name| self.lookup(name).or_else(|| host(name)))
     }
 }
 
@@ -324,5 +347,22 @@ mod tests {
         for s in ["PYTHONPATH", "NODE_ENV", "HOME"] {
             assert!(!is_secret_name(s), "{s}");
         }
+    }
+
+    #[test]
+    fn json_paths_into_a_variable() {
+        let mut r = Resolved::default();
+        r.set(
+            "J",
+            r#"{"a":{"b":5},"items":[{"name":"first"}],"s":"text"}"#.into(),
+            Origin::Output,
+        );
+        assert_eq!(r.lookup("J.a.b").as_deref(), Some("5"));
+        assert_eq!(r.lookup("J.items[0].name").as_deref(), Some("first"));
+        assert_eq!(r.lookup("J.s").as_deref(), Some("text"));
+        assert_eq!(r.lookup("J.a").as_deref(), Some(r#"{"b":5}"#));
+        assert_eq!(r.lookup("J.nope"), None);
+        assert_eq!(r.lookup("J.items[3].name"), None);
+        assert_eq!(r.expand("v=${J.a.b}", &|_| None), "v=5");
     }
 }

@@ -71,7 +71,17 @@ fn is_name(name: &str) -> bool {
     let mut rest = parts.peekable();
     id_ok
         && rest.peek().is_some()
-        && rest.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        && rest.all(|p| {
+            // A key, then indexes: `items[0]`.
+            let (key, indexes) = p.split_once('[').map_or((p, ""), |(k, i)| (k, i));
+            (!key.is_empty() || !indexes.is_empty())
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && (indexes.is_empty()
+                    || indexes.split('[').all(|i| {
+                        i.strip_suffix(']')
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    }))
+        })
 }
 
 fn name_len(s: &str) -> usize {
@@ -110,6 +120,15 @@ mod tests {
         assert_eq!(expand("${other.stdout}", lookup), "${other.stdout}");
         assert_eq!(expand("${a..b}", lookup), "${a..b}");
         assert_eq!(expand("${A-default}", |_| Some("x".into())), "${A-default}");
+        assert_eq!(
+            expand("${J.items[0].name}", |n| (n == "J.items[0].name")
+                .then(|| "x".into())),
+            "x"
+        );
+        assert_eq!(
+            expand("${J.items[a]}", |_| Some("x".into())),
+            "${J.items[a]}"
+        );
     }
 
     #[test]

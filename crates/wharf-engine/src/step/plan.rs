@@ -48,9 +48,7 @@ pub(super) fn program_of(
         // environment), which keeps quoting right. Only references into earlier steps
         // (`${id.exitCode}`, `${id.stdout}`), which no shell can read, are put in here.
         CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
-            name.contains('.')
-                .then(|| vars.get(name).map(str::to_owned))
-                .flatten()
+            name.contains('.').then(|| vars.lookup(name)).flatten()
         }),
         // A list is argv: its items are expanded here and quoted for the shell.
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
