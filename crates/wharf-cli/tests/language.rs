@@ -309,3 +309,48 @@ fn json_paths_read_fields_of_an_output() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("jsonpath", "use"), "b=5 name=first\n");
 }
+
+// A step's missing working directory is made.
+#[test]
+fn a_missing_step_working_directory_is_created() {
+    let p = Place::new();
+    let dag = p.dag(
+        "mkdir",
+        "steps:\n  - name: here\n    workingDir: made/by/the/step\n    command: pwd\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(p.path("made/by/the/step").is_dir());
+    assert!(
+        p.logs("mkdir", "here")
+            .trim_end()
+            .ends_with("made/by/the/step")
+    );
+}
+
+// Keys wharf cannot honour are refused, never accepted and ignored.
+#[test]
+fn otel_run_config_and_worker_selectors_are_refused() {
+    let p = Place::new();
+    let dag = p.dag(
+        "unhonoured",
+        "otel:\n  enabled: true\nrunConfig:\n  disableParamEdit: true\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: s\n    command: echo hi\n    workerSelector:\n      gpu: \"true\"\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    for (line, key) in [
+        (1, "otel"),
+        (3, "runConfig"),
+        (5, "workerSelector"),
+        (10, "workerSelector"),
+    ] {
+        assert!(
+            out.stderr.contains(&format!("unhonoured.yaml:{line}:"))
+                && out
+                    .stderr
+                    .contains(&format!("`{key}` is not supported by wharf")),
+            "{key}: {}",
+            out.stderr
+        );
+    }
+}

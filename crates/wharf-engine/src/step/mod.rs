@@ -307,10 +307,15 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         Some(d) => wharf_spec::formats::resolve_path(&dag.working_dir, &expand(d)),
         None => dag.working_dir.clone(),
     };
-    // The DAG's own folder was checked when the run started.
-    if on_host && step.dir.is_some() && !dir.is_dir() {
+    // A step's own working directory is made when it is missing, as Dagu makes it (the
+    // DAG's own folder was checked when the run started).
+    if on_host
+        && step.dir.is_some()
+        && !dir.is_dir()
+        && let Err(e) = std::fs::create_dir_all(&dir)
+    {
         return Err(format!(
-            "the working directory {} does not exist",
+            "cannot create the working directory {}: {e}",
             dir.display()
         ));
     }

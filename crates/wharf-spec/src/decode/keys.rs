@@ -42,12 +42,9 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "mailOn",
         "errorMail",
         "infoMail",
-        "otel",
         "maxActiveRuns",
         "queue",
         "restartWaitSec",
-        "runConfig",
-        "workerSelector",
         "skipIfSuccessful",
         "logOutput",
     ],
@@ -58,6 +55,18 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
             "wharf has no ssh executor yet, and would run the steps on this host instead: remove `ssh` to run them here",
         ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
+        (
+            "otel",
+            "wharf exports no OpenTelemetry traces; its run records and logs hold what a run did (remove `otel`)",
+        ),
+        (
+            "runConfig",
+            "wharf's start form has no such options; params are edited as given (remove `runConfig`)",
+        ),
+        (
+            "workerSelector",
+            "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
+        ),
     ],
 };
 
@@ -88,7 +97,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "signalOnStop",
         "timeoutSec",
     ],
-    ignored: &["logOutput", "mailOnError", "workerSelector", "params"],
+    ignored: &["logOutput", "mailOnError", "params"],
     unsupported: &[
         ("call", "sub-DAGs are not supported by wharf"),
         ("run", "sub-DAGs are not supported by wharf"),
@@ -103,6 +112,10 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         (
             "shellPackages",
             "install the packages in the image or on the host instead",
+        ),
+        (
+            "workerSelector",
+            "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
         ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
