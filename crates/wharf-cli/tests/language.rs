@@ -354,3 +354,53 @@ fn otel_run_config_and_worker_selectors_are_refused() {
         );
     }
 }
+
+// S03: a list of commands runs them one after the other and stops at the first failure.
+#[test]
+fn a_list_of_commands_runs_in_order_until_one_fails() {
+    let p = Place::new();
+    let dag = p.dag(
+        "several",
+        "steps:\n  - name: three\n    command: [\"echo 1\", \"false\", \"echo 3\"]\n  - name: fine\n    depends: []\n    command:\n      - echo a\n      - echo b | tr b c\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("several");
+    assert_eq!(step(&status, "three")["status"], "failed", "{status}");
+    assert_eq!(step(&status, "three")["exitCode"], 1, "{status}");
+    assert_eq!(p.logs("several", "three"), "1\n");
+    assert_eq!(p.logs("several", "fine"), "a\nc\n");
+}
+
+// S03 in the DAG-level container: each command an exec into the same container.
+#[test]
+fn a_list_of_commands_in_the_dag_level_container() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("several-in");
+    let dag = p.dag(
+        &u.name,
+        &format!(
+            "name: {}\ncontainer:\n  image: wharf-test/base:latest\nsteps:\n  - name: three\n    command: [\"sh -c 'echo 1 > /tmp/mark'\", \"cat /tmp/mark\", \"false\", \"echo never\"]\n",
+            u.name
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "three"), "1\n");
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "three")["exitCode"], 1, "{status}");
+    // In a step's own container several commands are refused, not run differently.
+    let own = p.dag(
+        "own",
+        "steps:\n  - name: s\n    executor:\n      type: docker\n      config:\n        image: wharf-test/base:latest\n    command: [\"echo 1\", \"echo 2\"]\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&own).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("several commands in a step's own container"),
+        "{}",
+        out.stderr
+    );
+}

@@ -444,7 +444,8 @@ steps:
       #!/bin/sh
       echo shebang
   - name: argv
-    command: ["printf", "%s|", "two words", "$HOME_DIR_NAME"]
+    command: printf
+    args: ["%s|", "two words", "$HOME_DIR_NAME"]
 env:
   - HOME_DIR_NAME: expanded
 "#,

@@ -50,7 +50,7 @@ steps:
     env:
       - OWN: step-env
   - name: write
-    command: [/busybox, sh, -c, "echo shared > /marker; /busybox printf out-value"]
+    command: /busybox sh -c "echo shared > /marker; /busybox printf out-value"
     output: VALUE
   - name: docker-step
     executor:

@@ -138,6 +138,9 @@ pub struct ContainerJob {
 pub struct ExecJob {
     /// The program and its arguments, expanded.
     pub argv: Vec<String>,
+    /// For a list of commands: the ones after the first, each run once the one before it
+    /// succeeded.
+    pub more: Vec<Vec<String>>,
     /// Fed to the program's stdin (a `script`).
     pub stdin: Option<String>,
     /// The step's `dir`/`workingDir`, absolute in the container; None: the container's.

@@ -124,7 +124,10 @@ pub struct Step {
 pub enum CommandSpec {
     /// A string: shell words, run through the shell on the host.
     Line(String),
-    /// A list: argv as given.
+    /// A list (Dagu 1.29+): several commands, run one after the other in the step; the
+    /// first that fails fails the step.
+    Lines(Vec<String>),
+    /// A command with its `args`: argv as given.
     Argv(Vec<String>),
 }
 
@@ -133,6 +136,7 @@ impl CommandSpec {
     pub fn to_line(&self) -> String {
         match self {
             Self::Line(line) => line.clone(),
+            Self::Lines(lines) => lines.join(" && "),
             Self::Argv(argv) => shell_words::join(argv),
         }
     }

@@ -281,6 +281,12 @@ fn step_details(w: &mut String, step: &Step, resolved: &Resolved) {
         (Some(CommandSpec::Argv(argv)), _) => {
             let _ = writeln!(w, "        run: {}", shell_words::join(argv));
         }
+        (Some(CommandSpec::Lines(lines)), _) => {
+            for (i, line) in lines.iter().enumerate() {
+                let then = if i == 0 { "run" } else { "then" };
+                let _ = writeln!(w, "        {then}: {line}");
+            }
+        }
         (None, Some(script)) => {
             let first = script
                 .lines()

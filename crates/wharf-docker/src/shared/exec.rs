@@ -5,6 +5,7 @@
 use super::*;
 
 impl SharedExecutor {
+    /// The step's command (or commands, one after the other until one fails) as execs.
     pub(super) async fn exec(&self, docker: &Docker, c: &Running, job: &StepJob) -> Exit {
         let wharf_engine::Work::Exec(e) = &job.work else {
             return Exit::error("the step has nothing to run in the container");
@@ -12,17 +13,40 @@ impl SharedExecutor {
         if let Err(e) = prepare_redirects(job) {
             return Exit::error(e);
         }
+        let mut head = Vec::new();
+        let mut exit = Exit::default();
+        for (i, argv) in std::iter::once(&e.argv).chain(&e.more).enumerate() {
+            let stdin = if i == 0 { e.stdin.clone() } else { None };
+            exit = self.exec_one(docker, c, job, e, argv, stdin).await;
+            head.extend_from_slice(&exit.stdout_head);
+            if !exit.succeeded() {
+                break;
+            }
+        }
+        exit.stdout_head = head;
+        exit
+    }
+
+    async fn exec_one(
+        &self,
+        docker: &Docker,
+        c: &Running,
+        job: &StepJob,
+        e: &wharf_engine::ExecJob,
+        argv: &[String],
+        stdin: Option<String>,
+    ) -> Exit {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let token = format!(
             "{}.{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut cmd = Vec::with_capacity(e.argv.len() + 3);
+        let mut cmd = Vec::with_capacity(argv.len() + 3);
         if c.helper {
             cmd.extend([INIT_PATH.to_owned(), "run".to_owned(), token.clone()]);
         }
-        cmd.extend(e.argv.iter().cloned());
+        cmd.extend(argv.iter().cloned());
         let mut env: Vec<String> = c.exec_env.clone();
         env.extend(job.env.iter().map(|(k, v)| format!("{k}={v}")));
         let config = ExecConfig {
@@ -30,7 +54,7 @@ impl SharedExecutor {
             env: Some(env),
             user: c.exec_user.clone(),
             working_dir: e.working_dir.clone().or_else(|| c.exec_dir.clone()),
-            attach_stdin: Some(e.stdin.is_some()),
+            attach_stdin: Some(stdin.is_some()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
@@ -50,7 +74,7 @@ impl SharedExecutor {
         };
         // A script goes in on stdin, written beside the copying of the output (a long
         // script and a chatty program must not wait for each other).
-        let feeder = e.stdin.clone().map(|script| {
+        let feeder = stdin.map(|script| {
             let mut input = input;
             tokio::spawn(async move {
                 let _ = input.write_all(script.as_bytes()).await;

@@ -50,7 +50,20 @@ pub(super) fn program_of(
         CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
             name.contains('.').then(|| vars.lookup(name)).flatten()
         }),
-        // A list is argv: its items are expanded here and quoted for the shell.
+        // Several commands: each in a subshell of its own, one after the other; the first
+        // that fails ends the step with its exit code.
+        CommandSpec::Lines(lines) => lines
+            .iter()
+            .map(|line| {
+                let line = wharf_spec::expand::expand(line, |name| {
+                    name.contains('.').then(|| vars.lookup(name)).flatten()
+                });
+                format!("(\n{line}\n)")
+            })
+            .collect::<Vec<_>>()
+            .join(" && "),
+        // A command with `args` is argv: its items are expanded here and quoted for the
+        // shell.
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
     });
     let Some(script) = &step.script else {
@@ -102,16 +115,23 @@ pub(super) fn exec_job(
             .map(|w| expand(w))
             .collect()
     };
+    let one = |line: &String| match &shell {
+        Some(sh) if step.script.is_none() => {
+            let mut argv = sh.clone();
+            argv.extend(["-c".to_owned(), line.clone()]);
+            argv
+        }
+        _ => words(line),
+    };
+    // Several commands: the first is the exec, the others follow it one by one.
+    let mut more = Vec::new();
     let command = step.command.as_ref().map(|c| match c {
         CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect::<Vec<_>>(),
-        CommandSpec::Line(line) => match &shell {
-            Some(sh) if step.script.is_none() => {
-                let mut argv = sh.clone();
-                argv.extend(["-c".to_owned(), line.clone()]);
-                argv
-            }
-            _ => words(line),
-        },
+        CommandSpec::Line(line) => one(line),
+        CommandSpec::Lines(lines) => {
+            more = lines.iter().skip(1).map(one).collect();
+            lines.first().map(one).unwrap_or_default()
+        }
     });
     let (argv, stdin) = match (&step.script, command) {
         (None, Some(argv)) => (argv, None),
@@ -151,6 +171,7 @@ pub(super) fn exec_job(
     });
     Ok(crate::ExecJob {
         argv,
+        more,
         stdin,
         working_dir,
     })
@@ -191,6 +212,12 @@ pub(super) fn container_job(
     }
     let argv = step.command.as_ref().map(|c| match c {
         CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect(),
+        // One command of a list (several are refused when the file is read).
+        CommandSpec::Lines(lines) => {
+            let line = lines.first().cloned().unwrap_or_default();
+            let words = shell_words::split(&line).unwrap_or_else(|_| vec![line.clone()]);
+            words.iter().map(|w| expand(w)).collect()
+        }
         CommandSpec::Line(line) => {
             let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
             words.iter().map(|w| expand(w)).collect()

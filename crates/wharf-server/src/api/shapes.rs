@@ -164,15 +164,22 @@ impl StepShape {
                 ..Self::default()
             };
         };
-        let commands = step.command.as_ref().map(|c| {
-            let (command, args) = match c {
-                wharf_spec::CommandSpec::Argv(a) => (
-                    a.first().cloned().unwrap_or_default(),
-                    a[1.min(a.len())..].to_vec(),
-                ),
-                wharf_spec::CommandSpec::Line(l) => (l.clone(), Vec::new()),
-            };
-            vec![Command { command, args }]
+        let commands = step.command.as_ref().map(|c| match c {
+            wharf_spec::CommandSpec::Argv(a) => vec![Command {
+                command: a.first().cloned().unwrap_or_default(),
+                args: a[1.min(a.len())..].to_vec(),
+            }],
+            wharf_spec::CommandSpec::Line(l) => vec![Command {
+                command: l.clone(),
+                args: Vec::new(),
+            }],
+            wharf_spec::CommandSpec::Lines(lines) => lines
+                .iter()
+                .map(|l| Command {
+                    command: l.clone(),
+                    args: Vec::new(),
+                })
+                .collect(),
         });
         Self {
             name: step.name.clone(),

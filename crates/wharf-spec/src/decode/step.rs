@@ -162,6 +162,16 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .unwrap_or_default(),
     });
     let executor = executor(d, &f, shared);
+    if let (Executor::Docker(dk), Some(CommandSpec::Lines(lines)), Some(span)) =
+        (&executor, &command, f.key_span("command"))
+        && (dk.image.is_some() || dk.container_name.is_some())
+        && lines.len() > 1
+    {
+        d.diags.push(
+            Diagnostic::error(span, "several commands in a step's own container are not supported by wharf yet")
+                .with_help("run them through one shell (`command: sh -c 'first && second'`), or in the DAG-level `container`"),
+        );
+    }
     let script = d.opt_string(&f, "script");
     if let (Executor::Docker(_), Some(span)) = (&executor, f.key_span("script")) {
         // As Dagu: a container step runs its image's program with `command`; a script
@@ -570,12 +580,12 @@ fn check_id(d: &mut Decoder, id: &str, span: Span) {
 fn command_of(d: &mut Decoder, f: &Fields) -> Option<CommandSpec> {
     let command = f.get("command").and_then(|n| match &n.kind {
         Kind::Seq(_) => {
-            let argv = d.strings(n, "`command`");
-            if argv.is_empty() {
+            let lines = d.strings(n, "`command`");
+            if lines.is_empty() {
                 d.error(n.at(), "`command` must not be an empty list");
                 None
             } else {
-                Some(CommandSpec::Argv(argv))
+                Some(CommandSpec::Lines(lines))
             }
         }
         Kind::Map(_) => {
@@ -599,6 +609,13 @@ fn command_of(d: &mut Decoder, f: &Fields) -> Option<CommandSpec> {
                 None
             }
         },
+        Some(CommandSpec::Lines(_)) => {
+            d.error(
+                args_node.at(),
+                "`args` go with a single `command`, not a list of commands",
+            );
+            None
+        }
         Some(CommandSpec::Argv(mut argv)) => {
             argv.extend(args);
             Some(CommandSpec::Argv(argv))
