@@ -271,16 +271,16 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
     };
     let params = match body.get("params") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => parse_params(text),
+        Some(Value::String(text)) => match checked_params(text) {
+            Ok(params) => params,
+            Err(why) => return bad_request(format!("`params` {why}")),
+        },
         Some(other) => {
             return bad_request(format!(
                 "`params` must be a string (shell words or JSON), found {other}"
             ));
         }
     };
-    if params.iter().any(|p| p.contains('\0')) {
-        return bad_request("`params` must not contain a NUL character");
-    }
     let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
     let started = wharf_control::start(
         home,
@@ -313,7 +313,17 @@ pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
 
 /// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
 /// or list.
-pub(crate) fn parse_params(text: &str) -> Vec<String> {
+/// Parameters a caller gave (API or UI), refused when they cannot reach a
+/// process: the error completes "params ...".
+pub(crate) fn checked_params(text: &str) -> Result<Vec<String>, &'static str> {
+    let params = parse_params(text);
+    if params.iter().any(|p| p.contains('\0')) {
+        return Err("must not contain a NUL character");
+    }
+    Ok(params)
+}
+
+fn parse_params(text: &str) -> Vec<String> {
     let trimmed = text.trim();
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
         match v {

@@ -219,11 +219,11 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             let Some(dag) = dag else {
                 return failed(format!("the DAG `{file_name}` is invalid"));
             };
-            let params =
-                crate::api::dags::parse_params(&form_field(body, "params").unwrap_or_default());
-            if params.iter().any(|p| p.contains('\0')) {
-                return failed("params must not contain a NUL character".into());
-            }
+            let text = form_field(body, "params").unwrap_or_default();
+            let params = match crate::api::dags::checked_params(&text) {
+                Ok(params) => params,
+                Err(why) => return failed(format!("params {why}")),
+            };
             let run_id = wharf_engine::new_run_id();
             let started = wharf_control::start(
                 home,
