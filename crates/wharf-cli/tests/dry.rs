@@ -34,7 +34,7 @@ fn parallel_groups_follow_the_previous_item_and_precede_the_next() {
     };
     assert!(line("left").ends_with("after: setup"), "{}", out.stdout);
     assert!(
-        line("join").ends_with("after: left, right, step_4"),
+        line("join").ends_with("after: left, right, cmd_4"),
         "{}",
         out.stdout
     );
@@ -193,7 +193,7 @@ fn placement_of_each_kind_of_step() {
             .to_owned()
     };
     assert!(
-        line("step_1").ends_with("in the shared container (busybox:latest)"),
+        line("cmd_1").ends_with("in the shared container (busybox:latest)"),
         "{}",
         out.stdout
     );

@@ -404,3 +404,66 @@ fn a_list_of_commands_in_the_dag_level_container() {
         out.stderr
     );
 }
+
+// G07: steps without a name are named as Dagu names them: by kind and position.
+#[test]
+fn unnamed_steps_are_named_by_kind_and_position() {
+    let p = Place::new();
+    let dag = p.dag(
+        "names",
+        "steps:\n  - echo a\n  - script: echo b\n  - name: cmd_4\n    command: echo taken\n  - command: echo d\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("names", "cmd_1"), "a\n");
+    assert_eq!(p.logs("names", "script_2"), "b\n");
+    assert_eq!(p.logs("names", "cmd_4"), "taken\n");
+    // The fourth step's own number is taken by a written name: the next one is used.
+    assert_eq!(p.logs("names", "cmd_5"), "d\n");
+    let docker = p.dag(
+        "docker-names",
+        "steps:\n  - executor:\n      type: docker\n      config:\n        image: alpine:3\n    command: echo hi\n",
+    );
+    let out = p.wharf().args(["dry"]).args([&docker]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("docker_1"), "{}", out.stdout);
+}
+
+// G26, S28: `logOutput: merged` writes a step's stdout and stderr to one log, in order;
+// a step may choose otherwise.
+#[test]
+fn merged_log_output_keeps_both_streams_in_one_log() {
+    let p = Place::new();
+    let dag = p.dag(
+        "merged",
+        "logOutput: merged\nsteps:\n  - name: both\n    command: echo out1; sleep 0.2; echo err1 >&2; sleep 0.2; echo out2\n  - name: apart\n    logOutput: separate\n    command: echo out; echo err >&2\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("merged", "both"), "out1\nerr1\nout2\n");
+    let err = p
+        .wharf()
+        .args(["logs", "merged", "--step", "both", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "out1\nerr1\nout2\n", "{}", err.stderr);
+    assert_eq!(p.logs("merged", "apart"), "out\n");
+
+    let step_level = p.dag(
+        "one",
+        "steps:\n  - name: s\n    logOutput: merged\n    command: echo o; sleep 0.2; echo e >&2\n",
+    );
+    let out = p.run(&step_level, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("one", "s"), "o\ne\n");
+
+    let bad = p.dag("bad", "logOutput: both\nsteps:\n  - echo hi\n");
+    let out = p.wharf().args(["validate"]).args([&bad]).run();
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains("`logOutput` must be one of: separate, merged; found `both`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("bad.yaml:1:"), "{}", out.stderr);
+}

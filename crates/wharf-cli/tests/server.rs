@@ -716,3 +716,50 @@ fn credentials_stay_out_of_every_answer_and_survive_an_edit() {
         "{file}"
     );
 }
+
+// G13: `skipIfSuccessful`: a slot starts no run when the DAG succeeded (by hand too) since
+// the slot before; a failure, or a success before that slot, does not count.
+#[test]
+fn skip_if_successful_skips_a_slot_after_a_success_since_the_last_one() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    let file = p.path("dags/nightly.yaml");
+    let write = |body: &str| {
+        std::fs::write(
+            &file,
+            format!("schedule: \"CRON_TZ=UTC */5 * * * *\"\nskipIfSuccessful: true\nsteps:\n  - {body}\n"),
+        )
+        .expect("dag")
+    };
+    write("\"true\"");
+    // The slot after the run by hand: the slot before it came before the run.
+    let now = jiff::Timestamp::now().as_second();
+    let out = p.run(&file, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let next = jiff::Timestamp::from_second(now - now.rem_euclid(300) + 300).expect("time");
+    let slot = next.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let said = tick(&p, &slot);
+    assert!(said.starts_with("nightly: AlreadySucceeded("), "{said}");
+    assert_eq!(history(&p, "nightly").len(), 1, "no run was created");
+    // A slot whose previous slot came after the success runs.
+    let later = jiff::Timestamp::from_second(next.as_second() + 600).expect("time");
+    let later = later.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let said = tick(&p, &later);
+    assert!(said.starts_with("nightly: Started("), "{said}");
+    wait_ended(&p, "nightly");
+    // A failed latest run does not skip the slot.
+    write("\"false\"");
+    let out = p.run(&file, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let said = tick(&p, &slot);
+    assert!(said.starts_with("nightly: Started("), "{said}");
+    wait_ended(&p, "nightly");
+}
+
+fn wait_ended(p: &Place, dag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while history(p, dag).iter().any(|r| r["status"] == "running") {
+        assert!(Instant::now() < deadline, "{:?}", history(p, dag));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -198,12 +198,12 @@ steps:
         .arg_path(&dag)
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "step_1"), "input\noutside\nfrom home\n");
+    assert_eq!(p.logs(&u.name, "cmd_1"), "input\noutside\nfrom home\n");
     assert_eq!(
         std::fs::read_to_string(p.path("work/data/out.txt")).expect("bind mount"),
         "written\n"
     );
-    assert_eq!(p.logs(&u.name, "step_3"), "read-only\n");
+    assert_eq!(p.logs(&u.name, "cmd_3"), "read-only\n");
     assert!(u.containers().is_empty(), "{:?}", u.containers());
     let kept = docker(&[
         "run",
@@ -253,7 +253,7 @@ steps:
     let dag = p.dag(&u.name, &yaml);
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "step_1"), "1000\n1000\n/home/worker\n");
+    assert_eq!(p.logs(&u.name, "cmd_1"), "1000\n1000\n/home/worker\n");
     let inspect = docker(&[
         "inspect",
         "--format",
@@ -381,7 +381,7 @@ steps:
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
-        p.logs(&u.name, "step_1"),
+        p.logs(&u.name, "cmd_1"),
         "sleep\u{0}600\u{0}",
         "the command, not wrapped by the image's ENTRYPOINT"
     );
@@ -405,7 +405,7 @@ steps:
     let dag = p.dag(&u.name, yaml);
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "step_1"), "/tmp/ready\n");
+    assert_eq!(p.logs(&u.name, "cmd_1"), "/tmp/ready\n");
     assert!(u.containers().is_empty(), "{:?}", u.containers());
 
     // No healthcheck in the image: a warning, then as `running`.
@@ -420,7 +420,7 @@ steps:
         "{}",
         out.stderr
     );
-    assert_eq!(p.logs(&u.name, "step_1"), "ran\n");
+    assert_eq!(p.logs(&u.name, "cmd_1"), "ran\n");
     assert!(u.containers().is_empty(), "{:?}", u.containers());
 }
 
@@ -643,7 +643,7 @@ fn a_kept_container_is_reused_by_the_next_run_and_a_foreign_one_is_named() {
     let dag = p.dag(&u.name, &yaml);
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "step_1").trim(), "1");
+    assert_eq!(p.logs(&u.name, "cmd_1").trim(), "1");
     let id = docker(&["inspect", "--format", "{{.Id}} {{.State.Running}}", &name]);
     assert!(id.ends_with(" true"), "kept running: {id}");
     // Crash clean-up leaves a kept container alone.
@@ -653,7 +653,7 @@ fn a_kept_container_is_reused_by_the_next_run_and_a_foreign_one_is_named() {
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
-        p.logs(&u.name, "step_1").trim(),
+        p.logs(&u.name, "cmd_1").trim(),
         "2",
         "the same container again"
     );
@@ -728,7 +728,7 @@ fn exec_into_an_existing_container_waits_for_it_to_run_and_leaves_it() {
     assert_eq!(status.code(), Some(0));
     let hostname = docker(&["inspect", "--format", "{{.Config.Hostname}}", &name]);
     assert_eq!(
-        p.logs(&u.name, "step_1"),
+        p.logs(&u.name, "cmd_1"),
         format!("exec 1000 /home/worker {hostname}\n")
     );
     assert_eq!(
@@ -743,7 +743,7 @@ fn exec_into_an_existing_container_waits_for_it_to_run_and_leaves_it() {
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "step_1").trim(), hostname);
+    assert_eq!(p.logs(&u.name, "cmd_1").trim(), hostname);
     let _ = docker(&["rm", "-f", &name]);
 }
 
@@ -796,4 +796,20 @@ fn the_image_is_pulled_per_pull_policy() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("image not found"), "{}", out.stderr);
     assert!(u.containers().is_empty(), "{:?}", u.containers());
+}
+
+// G26: `logOutput: merged` holds for steps exec'd into the DAG's container and for a
+// step's own container.
+#[test]
+fn merged_logs_in_the_shared_and_an_own_container() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("merged");
+    let yaml = "logOutput: merged\ncontainer:\n  image: wharf-test/base:latest\nsteps:\n  - name: shared\n    command: sh -c 'echo o; sleep 0.2; echo e >&2'\n  - name: own\n    executor:\n      type: docker\n      config:\n        image: wharf-test/base:latest\n        autoRemove: true\n    command: sh -c 'echo o2; sleep 0.2; echo e2 >&2'\n";
+    let dag = p.dag(&u.name, yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "shared"), "o\ne\n");
+    assert_eq!(p.logs(&u.name, "own"), "o2\ne2\n");
+    assert!(u.containers().is_empty());
 }

@@ -49,6 +49,8 @@ pub enum Fired {
     Started(String),
     Skipped(String),
     AlreadyThere(String),
+    /// `skipIfSuccessful`: the run (named) succeeded since the previous slot.
+    AlreadySucceeded(String),
 }
 
 /// Starts the runs of the slot `slot` (a minute): every DAG of the folder whose schedule
@@ -87,6 +89,11 @@ fn fire(
     if store.run(&dag.name, &run_id)?.is_some() {
         return Ok(Fired::AlreadyThere(run_id));
     }
+    if dag.skip_if_successful
+        && let Some(run) = succeeded_since_previous_slot(&store, dag, slot)?
+    {
+        return Ok(Fired::AlreadySucceeded(run));
+    }
     let running = store.running(Some(&dag.name))?;
     if let Some(previous) = running.first() {
         let file = file.to_path_buf();
@@ -117,6 +124,29 @@ fn fire(
     Ok(Fired::Started(run_id))
 }
 
+/// `skipIfSuccessful`: the DAG's latest run, when it succeeded and started at or after
+/// the slot before `slot` (by any of the DAG's expressions). Runs started by hand count.
+fn succeeded_since_previous_slot(
+    store: &Store,
+    dag: &wharf_spec::Dag,
+    slot: Timestamp,
+) -> Result<Option<String>, ScheduleError> {
+    let previous = dag
+        .schedule
+        .start
+        .iter()
+        .filter_map(|e| Cron::parse(e).ok()?.prev_before(slot))
+        .max();
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    let Some(latest) = store.latest_run(&dag.name)? else {
+        return Ok(None);
+    };
+    let since = latest.started_at.unwrap_or(latest.created_at) >= previous.as_millisecond();
+    Ok((latest.status == Status::Succeeded && since).then_some(latest.run_id))
+}
+
 /// Runs the scheduler until the process ends: a tick at the start of every minute.
 pub(crate) async fn run(config: Config) {
     eprintln!(
@@ -145,6 +175,9 @@ pub(crate) async fn run(config: Config) {
                     eprintln!("{dag}: slot {id} skipped, the previous run still runs")
                 }
                 Ok(Fired::AlreadyThere(_)) => {}
+                Ok(Fired::AlreadySucceeded(id)) => {
+                    eprintln!("{dag}: no run this time, run {id} succeeded since the last one")
+                }
                 Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
             }
         }

@@ -134,6 +134,15 @@ impl Cron {
             .map(|z| z.timestamp())
     }
 
+    /// The last time strictly before `before` that the expression names.
+    pub fn prev_before(&self, before: Timestamp) -> Option<Timestamp> {
+        let tz = self.time_zone().ok()?;
+        self.pattern
+            .find_previous_occurrence(&before.to_zoned(tz), false)
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
     /// Whether the minute that starts at `slot` is a time of the expression.
     pub fn fires_at(&self, slot: Timestamp) -> bool {
         let Ok(just_before) = slot.checked_sub(jiff::SignedDuration::from_secs(1)) else {

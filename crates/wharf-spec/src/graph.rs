@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::decode::{Depends, RawStep};
 use crate::diag::{Diagnostic, Span, did_you_mean};
-use crate::model::{Dag, DagType};
+use crate::model::{Dag, DagType, Executor};
 
 pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawStep>) {
     // A step with an id and no name is named by its id.
@@ -45,13 +45,19 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
     }
     let mut steps = Vec::with_capacity(raw.len());
     let mut written: Vec<(usize, Depends)> = Vec::with_capacity(raw.len());
-    let mut counter = 0;
     for (position, mut r) in raw.into_iter().enumerate() {
         if r.step.generated_name {
-            counter = counter.max(position);
+            // As Dagu names them: by kind, counting from the step's position.
+            let kind = match (&r.step.executor, &r.step.script, &r.step.command) {
+                (Executor::Docker(_), _, _) => "docker",
+                (_, Some(_), _) => "script",
+                (_, None, Some(_)) => "cmd",
+                _ => "step",
+            };
+            let mut counter = position;
             let name = loop {
                 counter += 1;
-                let candidate = format!("step_{counter}");
+                let candidate = format!("{kind}_{counter}");
                 if !taken.contains_key(&candidate) {
                     break candidate;
                 }

@@ -36,6 +36,19 @@ pub struct Dag {
     pub tags: Vec<String>,
     pub log_dir: Option<String>,
     pub shell: Option<Vec<String>>,
+    /// `logOutput`: where a step's stderr goes, unless the step says otherwise.
+    pub log_output: LogOutput,
+    /// `skipIfSuccessful`: a scheduled slot starts no run when the DAG succeeded since the
+    /// slot before it.
+    pub skip_if_successful: bool,
+}
+
+/// `logOutput`: a step's stdout and stderr in two logs (`separate`) or in one (`merged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogOutput {
+    #[default]
+    Separate,
+    Merged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,6 +129,8 @@ pub struct Step {
     pub preconditions: Vec<Condition>,
     pub timeout_sec: Option<u64>,
     pub signal_on_stop: Option<Signal>,
+    /// The step's own `logOutput`; the DAG's when `None`.
+    pub log_output: Option<LogOutput>,
     pub executor: Executor,
     pub span: Span,
 }

@@ -369,7 +369,13 @@ async fn run_attempt(
         wharf_store::safe_name(&step.name)
     );
     let stdout = ctx.log_dir.join(format!("{base}.stdout"));
-    let stderr = ctx.log_dir.join(format!("{base}.stderr"));
+    // `logOutput: merged`: both streams go to the one log, in the order they come.
+    let merged = step.log_output.unwrap_or(dag.log_output) == wharf_spec::LogOutput::Merged;
+    let stderr = if merged {
+        stdout.clone()
+    } else {
+        ctx.log_dir.join(format!("{base}.stderr"))
+    };
     let _ = ctx.events.send(Event::StepStarted {
         name: step.name.clone(),
         attempt,

@@ -321,6 +321,10 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str) -> Reply {
             let attempts = store.attempts(run.key, &s.name).unwrap_or_default();
             let live = running && matches!(s.status, Status::Running | Status::NotStarted);
             let (stdout, stderr) = match attempts.last() {
+                // A merged log (`logOutput: merged`) is shown once.
+                Some(last) if last.stderr == last.stdout => {
+                    (super::log_tail(&last.stdout), String::new())
+                }
                 Some(last) => (super::log_tail(&last.stdout), super::log_tail(&last.stderr)),
                 None if live => (String::new(), String::new()),
                 None => return None,

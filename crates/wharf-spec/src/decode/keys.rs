@@ -35,6 +35,8 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "tags",
         "logDir",
         "shell",
+        "logOutput",
+        "skipIfSuccessful",
     ],
     ignored: &[
         "group",
@@ -45,8 +47,6 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "maxActiveRuns",
         "queue",
         "restartWaitSec",
-        "skipIfSuccessful",
-        "logOutput",
     ],
     unsupported: &[
         ("secrets", "set the values with `env` or `dotenv` instead"),
@@ -96,8 +96,9 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "preconditions",
         "signalOnStop",
         "timeoutSec",
+        "logOutput",
     ],
-    ignored: &["logOutput", "mailOnError", "params"],
+    ignored: &["mailOnError", "params"],
     unsupported: &[
         ("call", "sub-DAGs are not supported by wharf"),
         ("run", "sub-DAGs are not supported by wharf"),

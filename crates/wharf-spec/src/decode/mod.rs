@@ -131,6 +131,8 @@ pub(crate) fn dag(
         tags,
         log_dir: d.opt_string(&f, "logDir"),
         shell,
+        log_output: d.log_output(&f).unwrap_or_default(),
+        skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
     };
     if let Some(handlers) = f.get("handlerOn") {
         dag.handlers = handler_on(d, handlers, dag.container.is_some());

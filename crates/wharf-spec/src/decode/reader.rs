@@ -231,6 +231,25 @@ impl Decoder<'_> {
         self.uint(node, &format!("`{}`", f.written(key)), false)
     }
 
+    /// `logOutput`: `separate` or `merged`.
+    pub(crate) fn log_output(&mut self, f: &Fields) -> Option<crate::model::LogOutput> {
+        use crate::model::LogOutput;
+        let node = f.get("logOutput")?;
+        match node.as_str() {
+            Some("separate") => Some(LogOutput::Separate),
+            Some("merged") => Some(LogOutput::Merged),
+            other => {
+                self.enum_error(
+                    node,
+                    "`logOutput`",
+                    other.unwrap_or_default(),
+                    &["separate", "merged"],
+                );
+                None
+            }
+        }
+    }
+
     /// A string or a list of strings.
     pub(crate) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
         match &node.kind {

@@ -109,6 +109,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 preconditions: Vec::new(),
                 timeout_sec: None,
                 signal_on_stop: None,
+                log_output: None,
                 executor: Executor::Local { explicit: false },
                 span: node.at(),
             },
@@ -225,6 +226,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         preconditions: d.conditions(&f),
         timeout_sec: d.opt_uint(&f, "timeoutSec"),
         signal_on_stop,
+        log_output: d.log_output(&f),
         executor,
         span,
     };
