@@ -467,3 +467,44 @@ fn merged_log_output_keeps_both_streams_in_one_log() {
     );
     assert!(out.stderr.contains("bad.yaml:1:"), "{}", out.stderr);
 }
+
+// G16: positional and named params given together: `$1` is the positional value given,
+// the name takes its value.
+#[test]
+fn mixed_params_given_for_a_run() {
+    let p = Place::new();
+    let dag = p.dag(
+        "mixed",
+        "params:\n  - ENV: dev\nsteps:\n  - name: show\n    command: echo \"$1 ${ENV}\"\n",
+    );
+    let out = p.run(&dag, &["--", "app", "ENV=prod"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("mixed", "show"), "app prod\n");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("mixed", "show"), "dev dev\n");
+}
+
+// V04: the DAG's env wins over a param of the same name (in `${X}` and in the process);
+// a step's env wins over both. A param given for the run that env hides is said so.
+#[test]
+fn env_wins_over_a_param_of_the_same_name() {
+    let p = Place::new();
+    let dag = p.dag(
+        "precedence",
+        "params:\n  - X: p\nenv:\n  - X: e\nsteps:\n  - name: dag\n    command: echo \"${X} $X\"\n  - name: step\n    env:\n      - X: s\n    command: echo \"${X} $X\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("precedence", "dag"), "e e\n");
+    assert_eq!(p.logs("precedence", "step"), "s s\n");
+    let out = p.run(&dag, &["--", "X=cli"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("precedence", "dag"), "e e\n");
+    assert!(
+        out.stderr
+            .contains("the param `X` given for this run is not used"),
+        "{}",
+        out.stderr
+    );
+}

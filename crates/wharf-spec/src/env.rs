@@ -163,7 +163,19 @@ pub fn resolve_with(
             evaluate(&mut r, p.name.as_deref().unwrap_or("a param"), &p.value)
         };
         if let Some(name) = &p.name {
-            r.set(name, value.clone(), Origin::Param);
+            // As in Dagu, the DAG's `env` (and dotenv) win over a param of the same name;
+            // the param is still `$N` by its position.
+            let shadowed = r
+                .vars
+                .iter()
+                .any(|v| v.name == *name && matches!(v.origin, Origin::Env | Origin::Dotenv(_)));
+            if !shadowed {
+                r.set(name, value.clone(), Origin::Param);
+            } else if given {
+                r.notes.push(format!(
+                    "the param `{name}` given for this run is not used: the DAG's env sets `{name}`, and env wins over params"
+                ));
+            }
         }
         if i >= r.positional.len() {
             r.positional.push(value);
@@ -173,31 +185,43 @@ pub fn resolve_with(
     r
 }
 
-/// The file's params with the command line's applied: a named one replaces the default
-/// of that name (or is added), a positional one replaces the default at its position.
+/// The file's params with the command line's applied. A named one replaces the default
+/// of that name where it stands (or is added at the end). Positional ones take the places
+/// of the file's positional defaults in order; those beyond them come right after the
+/// file's last positional default (first, when it has none), so that `$1`, `$2`, ... are
+/// the positional values given: `params: [{ENV: dev}]` run with `-- app ENV=prod` has
+/// `$1` = `app` and `ENV` = `prod`.
 /// Each comes with whether it was given for the run (true) or is the file's (false).
 pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<(Param, bool)> {
     let mut out: Vec<(Param, bool)> = defaults.iter().map(|p| (p.clone(), false)).collect();
-    let mut position = 0;
-    for o in overrides {
-        match &o.name {
-            Some(name) => match out.iter_mut().find(|(p, _)| p.name.as_ref() == Some(name)) {
-                Some((p, given)) => {
-                    p.value = o.value.clone();
-                    *given = true;
-                }
-                None => out.push((o.clone(), true)),
-            },
+    let mut given = 0;
+    for o in overrides.iter().filter(|o| o.name.is_none()) {
+        let slot = out
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| p.name.is_none())
+            .nth(given)
+            .map(|(i, _)| i);
+        match slot {
+            Some(i) => out[i] = (o.clone(), true),
             None => {
-                match out.get_mut(position) {
-                    Some((p, given)) => {
-                        p.value = o.value.clone();
-                        *given = true;
-                    }
-                    None => out.push((o.clone(), true)),
-                }
-                position += 1;
+                let after = out
+                    .iter()
+                    .rposition(|(p, _)| p.name.is_none())
+                    .map_or(0, |i| i + 1);
+                out.insert(after, (o.clone(), true));
             }
+        }
+        given += 1;
+    }
+    for o in overrides {
+        let Some(name) = &o.name else { continue };
+        match out.iter_mut().find(|(p, _)| p.name.as_ref() == Some(name)) {
+            Some((p, was_given)) => {
+                p.value = o.value.clone();
+                *was_given = true;
+            }
+            None => out.push((o.clone(), true)),
         }
     }
     out
@@ -331,6 +355,38 @@ mod tests {
         let merged = merge_params(&defaults, &overrides);
         assert_eq!((merged[0].0.value.as_str(), merged[0].1), ("z", true));
         assert_eq!((merged[1].0.value.as_str(), merged[1].1), ("2", true));
+    }
+
+    #[test]
+    fn positional_values_given_come_before_named_defaults() {
+        let p = |name: Option<&str>, value: &str| Param {
+            name: name.map(str::to_owned),
+            value: value.into(),
+        };
+        let shown = |merged: Vec<(Param, bool)>| -> Vec<String> {
+            merged
+                .into_iter()
+                .map(|(p, _)| match p.name {
+                    Some(n) => format!("{n}={}", p.value),
+                    None => p.value,
+                })
+                .collect()
+        };
+        // G16: `params: [{ENV: dev}]` with `-- app ENV=prod`.
+        let merged = merge_params(
+            &[p(Some("ENV"), "dev")],
+            &[p(None, "app"), p(Some("ENV"), "prod")],
+        );
+        assert_eq!(shown(merged), ["app", "ENV=prod"]);
+        // More positional values than the file has: after its last positional one.
+        let merged = merge_params(
+            &[p(None, "a"), p(Some("N"), "1"), p(None, "b")],
+            &[p(None, "x"), p(None, "y"), p(None, "z")],
+        );
+        assert_eq!(shown(merged), ["x", "N=1", "y", "z"]);
+        // Fewer: the file's later ones stay.
+        let merged = merge_params(&[p(None, "a"), p(None, "b")], &[p(None, "c")]);
+        assert_eq!(shown(merged), ["c", "b"]);
     }
 
     #[test]
