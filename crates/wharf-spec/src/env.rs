@@ -194,8 +194,7 @@ pub fn resolve_with(
 /// Each comes with whether it was given for the run (true) or is the file's (false).
 pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<(Param, bool)> {
     let mut out: Vec<(Param, bool)> = defaults.iter().map(|p| (p.clone(), false)).collect();
-    let mut given = 0;
-    for o in overrides.iter().filter(|o| o.name.is_none()) {
+    for (given, o) in overrides.iter().filter(|o| o.name.is_none()).enumerate() {
         let slot = out
             .iter()
             .enumerate()
@@ -212,7 +211,6 @@ pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<(Param, bool
                 out.insert(after, (o.clone(), true));
             }
         }
-        given += 1;
     }
     for o in overrides {
         let Some(name) = &o.name else { continue };
