@@ -790,3 +790,88 @@ while True:
     let _ = server.kill();
     let _ = server.wait();
 }
+
+// K04, K05, S26: a step's own `container:`: with `image` a fresh container for the step
+// (removed after it unless `keepContainer`), with `exec` or a name the step runs in a
+// running container.
+#[test]
+fn a_step_container_creates_one_or_execs_into_a_running_one() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("stepcontainer");
+    let target = format!("{}-target", u.name);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &target,
+        "--label",
+        &format!("wharf.dag={}", u.name),
+        "wharf-test/base:latest",
+        "sleep",
+        "600",
+    ]);
+    std::fs::create_dir_all(p.path("data")).expect("data");
+    std::fs::write(p.path("data/f"), "from the host\n").expect("f");
+    let kept = format!("{}-kept", u.name);
+    let yaml = format!(
+        "env:\n  - WHO: me\nsteps:\n  - name: fresh\n    container:\n      image: wharf-test/base:latest\n      env:\n        - GREETING: \"hello ${{WHO}}\"\n      volumes:\n        - ./data:/data:ro\n      workingDir: /data\n      user: \"1000\"\n    command: sh -c 'echo $GREETING; id -u; pwd; cat f'\n  - name: kept\n    container:\n      image: wharf-test/base:latest\n      name: {kept}\n      keepContainer: true\n    command: echo kept\n  - name: by-name\n    container: {target}\n    command: hostname\n  - name: as-root\n    container:\n      exec: {target}\n      user: root\n      workingDir: /tmp\n    command: sh -c 'id -u; pwd'\n"
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs(&u.name, "fresh"),
+        "hello me\n1000\n/data\nfrom the host\n"
+    );
+    assert_eq!(p.logs(&u.name, "kept"), "kept\n");
+    let hostname = docker(&["inspect", "--format", "{{.Config.Hostname}}", &target]);
+    assert_eq!(p.logs(&u.name, "by-name").trim(), hostname.trim());
+    assert_eq!(p.logs(&u.name, "as-root"), "0\n/tmp\n");
+    // The fresh container is gone; the kept one and the user's are there.
+    let mut left: Vec<String> = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=wharf.dag={}", u.name),
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    left.sort();
+    let mut expected = vec![kept.clone(), target.clone()];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
+// K06: what a step's container cannot take is refused when the file is loaded.
+#[test]
+fn a_step_container_refuses_what_it_cannot_do() {
+    let p = Place::new();
+    for (yaml, said) in [
+        (
+            "steps:\n  - container:\n      exec: a\n      image: alpine:3\n    command: \"true\"\n",
+            "not both",
+        ),
+        (
+            "steps:\n  - container:\n      exec: a\n      volumes: [\"/x:/x\"]\n    command: \"true\"\n",
+            "does not apply with `exec`",
+        ),
+        (
+            "steps:\n  - container:\n      image: alpine:3\n      startup: entrypoint\n    command: \"true\"\n",
+            "`startup` does not apply to a step's `container`",
+        ),
+        (
+            "steps:\n  - container:\n      image: alpine:3\n    type: docker\n    command: \"true\"\n",
+            "`type` and `container` are both set",
+        ),
+    ] {
+        let dag = p.dag("bad", yaml);
+        let out = p.wharf().args(["validate"]).args([&dag]).run();
+        assert_ne!(out.code, Some(0), "{yaml}");
+        assert!(out.stderr.contains(said), "{yaml}\n{}", out.stderr);
+        assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
+    }
+}

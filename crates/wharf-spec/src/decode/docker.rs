@@ -10,6 +10,7 @@ use crate::docker_api::{self, Field, Shape};
 use crate::formats;
 use crate::model::*;
 use crate::yaml::{Entry, Kind, Node};
+use serde_json::Value;
 
 pub(crate) fn docker_step(d: &mut Decoder, node: &Node) -> DockerStep {
     let mut s = DockerStep::default();
@@ -152,6 +153,98 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
     }
     c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
     Some(c)
+}
+
+/// A step's own `container:` (Dagu 1.30): the DAG-level fields, as a docker step. With
+/// `image`, a new container for the step, removed after it unless `keepContainer`; with
+/// `exec` (or a string), the step runs in that running container. What only a
+/// long-running DAG container does (`startup`, `command`, `waitFor`, `logPattern`,
+/// `restartPolicy`) is an error here: the step's `command` is what its container runs.
+pub(crate) fn step_container(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
+    for entry in node.as_map().unwrap_or_default() {
+        let key = entry.key.as_str().unwrap_or_default();
+        if [
+            "startup",
+            "command",
+            "waitFor",
+            "logPattern",
+            "restartPolicy",
+        ]
+        .contains(&key)
+        {
+            d.diags.push(
+                Diagnostic::error(
+                    entry.key.at(),
+                    format!("`{key}` does not apply to a step's `container`"),
+                )
+                .with_help("a step's container runs the step's `command`; use the DAG-level `container` for a long-running one"),
+            );
+        }
+    }
+    let c = container(d, node)?;
+    if c.exec.is_none() && c.image.is_none() {
+        return None;
+    }
+    let mut s = DockerStep {
+        image: c.image.clone(),
+        pull: c.pull_policy,
+        auto_remove: !c.keep_container,
+        platform: c.platform.clone(),
+        volumes: c.volumes.clone(),
+        ..DockerStep::default()
+    };
+    if let Some(name) = c.exec {
+        s.container_name = Some(name);
+        s.exec = ExecOptions {
+            user: c.user,
+            working_dir: c.working_dir,
+            env: c.env,
+            privileged: false,
+        };
+        return Some(s);
+    }
+    s.container_name = c.name;
+    s.working_dir = c.working_dir;
+    if !c.env.is_empty() {
+        let env = c
+            .env
+            .iter()
+            .map(|v| Value::String(format!("{}={}", v.name, v.value)));
+        s.container
+            .insert("Env".into(), Value::Array(env.collect()));
+    }
+    if let Some(user) = c.user {
+        s.container.insert("User".into(), Value::String(user));
+    }
+    if !c.ports.is_empty() {
+        let mut exposed = serde_json::Map::new();
+        let mut bindings = serde_json::Map::new();
+        for p in &c.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+            exposed.insert(key.clone(), Value::Object(serde_json::Map::new()));
+            let mut binding = serde_json::Map::new();
+            if let Some(ip) = &p.host_ip {
+                binding.insert("HostIp".into(), Value::String(ip.clone()));
+            }
+            let port = p.host_port.map(|h| h.to_string()).unwrap_or_default();
+            binding.insert("HostPort".into(), Value::String(port));
+            if let Value::Array(list) = bindings
+                .entry(key)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(Value::Object(binding));
+            }
+        }
+        s.container
+            .insert("ExposedPorts".into(), Value::Object(exposed));
+        s.host
+            .insert("PortBindings".into(), Value::Object(bindings));
+    }
+    if let Some(network) = &c.network {
+        s.host
+            .insert("NetworkMode".into(), Value::String(network.mode()));
+    }
+    Some(s)
 }
 
 /// `exec` or `image`, and what `exec` (into a running container) does not take.
@@ -555,6 +648,37 @@ impl Decoder<'_> {
 mod tests {
     use super::super::with_node;
     use super::*;
+
+    #[test]
+    fn a_step_container_becomes_a_docker_step() {
+        let (s, errors) = with_node(
+            "image: alpine\nuser: \"1000\"\nports: [\"127.0.0.1:8080:80\", \"53/udp\"]\nnetwork: bridge\nenv: [{A: b}]\n",
+            step_container,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.expect("a docker step");
+        assert!(s.auto_remove, "removed after the step by default");
+        assert_eq!(s.container["User"], "1000");
+        assert_eq!(s.container["Env"], serde_json::json!(["A=b"]));
+        assert_eq!(
+            s.container["ExposedPorts"],
+            serde_json::json!({"80/tcp": {}, "53/udp": {}})
+        );
+        assert_eq!(
+            s.host["PortBindings"],
+            serde_json::json!({
+                "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                "53/udp": [{"HostPort": ""}]
+            })
+        );
+        assert_eq!(s.host["NetworkMode"], "bridge");
+        let (s, errors) = with_node("exec: app\nuser: root\n", step_container);
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.expect("a docker step");
+        assert_eq!(s.container_name.as_deref(), Some("app"));
+        assert_eq!(s.exec.user.as_deref(), Some("root"));
+        assert!(s.image.is_none());
+    }
 
     #[test]
     fn a_step_docker_config() {

@@ -97,6 +97,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "signalOnStop",
         "timeoutSec",
         "logOutput",
+        "container",
     ],
     ignored: &["mailOnError", "params"],
     unsupported: &[
@@ -105,10 +106,6 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         (
             "parallel",
             "run the variants as separate steps in a parallel group instead",
-        ),
-        (
-            "container",
-            "use `executor: {type: docker, config: {image: ...}}` for a step's own container",
         ),
         (
             "shellPackages",

@@ -459,6 +459,22 @@ fn repeat(d: &mut Decoder, node: &Node) -> Option<RepeatPolicy> {
 
 fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
     let local = Executor::Local { explicit: false };
+    if let Some(node) = f.get("container") {
+        for key in ["executor", "type"] {
+            if let Some(span) = f.key_span(key) {
+                d.error(
+                    span,
+                    format!(
+                        "`{key}` and `container` are both set; a step's `container` is its executor"
+                    ),
+                );
+            }
+        }
+        return match super::docker::step_container(d, node) {
+            Some(docker) => Executor::Docker(Box::new(docker)),
+            None => local,
+        };
+    }
     let (type_node, config) = match (f.get("executor"), f.get("type")) {
         (Some(_), Some(_)) => {
             if let Some(span) = f.key_span("type") {
