@@ -376,9 +376,9 @@ steps:
         .arg_path(&dag)
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs(&u.name, "cmd_1"), "dispatch: process-data\n");
-    assert_eq!(p.logs(&u.name, "cmd_2"), "dispatch: analyze-results\n");
-    assert_eq!(p.logs(&u.name, "cmd_3"), "dispatch: generate-report\n");
+    assert_eq!(p.logs(&u.name, "docker_1"), "dispatch: process-data\n");
+    assert_eq!(p.logs(&u.name, "docker_2"), "dispatch: analyze-results\n");
+    assert_eq!(p.logs(&u.name, "docker_3"), "dispatch: generate-report\n");
     assert_secret_kept(&p, &[&out.stdout, &out.stderr]);
     for c in u.containers() {
         let _ = docker(&["rm", "-f", &c]);
