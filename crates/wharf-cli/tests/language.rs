@@ -508,3 +508,98 @@ fn env_wins_over_a_param_of_the_same_name() {
         out.stderr
     );
 }
+
+// G22: `secrets` from the `env` and `file` providers reach steps as variables, and their
+// values never appear in a log, a `stdout:` file, a recorded output, `dry` or `status`.
+#[test]
+fn secrets_reach_steps_and_are_hidden_everywhere() {
+    let p = Place::new();
+    std::fs::write(p.path("token.txt"), "file-secret-value\n").expect("token");
+    let dag = p.dag(
+        "secrets",
+        "secrets:\n  - name: API_TOKEN\n    provider: env\n    key: WHARF_TEST_TOKEN\n  - name: DB_PASS\n    provider: file\n    key: ./token.txt\nsteps:\n  - name: use\n    command: sh -c 'echo \"token=$API_TOKEN pass=${DB_PASS}\"; echo \"$API_TOKEN\" >&2; [ ${#DB_PASS} = 17 ] && echo file-ok'\n    stdout: out.txt\n  - name: split\n    command: sh -c 'printf s3cr; sleep 0.3; printf \"et-env-value done\\n\"'\n  - name: out\n    command: echo \"${API_TOKEN}\"\n    output: LEAK\n",
+    );
+    let out = p
+        .wharf()
+        .env("WHARF_TEST_TOKEN", "s3cret-env-value")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let secret_free = |what: &str, text: &str| {
+        assert!(
+            !text.contains("s3cret-env-value") && !text.contains("file-secret-value"),
+            "{what} shows a secret: {text}"
+        );
+    };
+    assert_eq!(
+        p.logs("secrets", "use"),
+        "token=******* pass=*******\nfile-ok\n"
+    );
+    let err = p
+        .wharf()
+        .args(["logs", "secrets", "--step", "use", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "*******\n");
+    // A value cut between two writes of the step is hidden too.
+    assert_eq!(p.logs("secrets", "split"), "******* done\n");
+    let redirected = std::fs::read_to_string(p.path("out.txt")).expect("out.txt");
+    assert_eq!(redirected, "token=******* pass=*******\nfile-ok\n");
+    let status = p.status("secrets");
+    assert_eq!(status["outputs"]["LEAK"], "*******", "{status}");
+    secret_free("the terminal", &format!("{}{}", out.stdout, out.stderr));
+    secret_free("status", &status.to_string());
+    let dry = p
+        .wharf()
+        .env("WHARF_TEST_TOKEN", "s3cret-env-value")
+        .args(["dry"])
+        .args([&dag])
+        .run();
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    assert!(dry.stdout.contains("API_TOKEN=<secret>"), "{}", dry.stdout);
+    secret_free("dry", &dry.stdout);
+
+    // A secret that cannot be read fails the run before any step, naming it.
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("secrets");
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("secret `API_TOKEN`: the environment variable `WHARF_TEST_TOKEN` is not set"),
+        "{status}"
+    );
+    assert_ne!(step(&status, "use")["status"], "succeeded", "{status}");
+}
+
+// G22: what a secret must have is checked when the file is loaded.
+#[test]
+fn secrets_are_checked_when_the_file_is_loaded() {
+    let p = Place::new();
+    for (yaml, said) in [
+        (
+            "secrets:\n  - name: T\n    provider: vault\n    key: x\nsteps:\n  - echo\n",
+            "a secret's `provider` must be one of: env, file; found `vault`",
+        ),
+        (
+            "secrets:\n  - name: T\n    provider: env\nsteps:\n  - echo\n",
+            "a secret needs `key`",
+        ),
+        (
+            "secrets:\n  - {name: T, provider: env, key: A}\n  - {name: T, provider: env, key: B}\nsteps:\n  - echo\n",
+            "the secret `T` is declared twice",
+        ),
+        (
+            "secrets:\n  - {name: 1T, provider: env, key: A}\nsteps:\n  - echo\n",
+            "must be a variable name",
+        ),
+    ] {
+        let dag = p.dag("bad", yaml);
+        let out = p.wharf().args(["validate"]).args([&dag]).run();
+        assert_ne!(out.code, Some(0), "{yaml}");
+        assert!(out.stderr.contains(said), "{yaml}\n{}", out.stderr);
+        assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
+    }
+}

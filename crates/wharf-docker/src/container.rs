@@ -327,16 +327,16 @@ where
     K: Fn(String) -> F,
     F: std::future::Future<Output = ()>,
 {
-    let mut out = LazyLog::new(job.stdout.clone());
-    let mut err = LazyLog::new(job.stderr.clone());
+    let mut out = LazyLog::masked(job.stdout.clone(), &job.mask);
+    let mut err = LazyLog::masked(job.stderr.clone(), &job.mask);
     let mut redirect_out = job
         .redirect_stdout
         .as_deref()
-        .map(|p| LazyLog::new(p.to_path_buf()));
+        .map(|p| LazyLog::masked(p.to_path_buf(), &job.mask));
     let mut redirect_err = job
         .redirect_stderr
         .as_deref()
-        .map(|p| LazyLog::new(p.to_path_buf()));
+        .map(|p| LazyLog::masked(p.to_path_buf(), &job.mask));
     let limit = job.capture_stdout.map_or(0, |c| {
         usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
     });

@@ -813,3 +813,28 @@ fn merged_logs_in_the_shared_and_an_own_container() {
     assert_eq!(p.logs(&u.name, "own"), "o2\ne2\n");
     assert!(u.containers().is_empty());
 }
+
+// G22: secrets are hidden in the logs of steps in the DAG's container and in their own.
+#[test]
+fn secrets_are_hidden_in_container_logs() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("secrets");
+    let yaml = "secrets:\n  - {name: TOKEN, provider: env, key: WHARF_TEST_DOCKER_TOKEN}\ncontainer:\n  image: wharf-test/base:latest\n  env:\n    - TOKEN=${TOKEN}\nsteps:\n  - name: shared\n    command: sh -c 'echo \"t=$TOKEN\"; echo \"$TOKEN\" >&2'\n  - name: own\n    container:\n      image: wharf-test/base:latest\n      env:\n        - TOKEN=${TOKEN}\n    command: sh -c 'echo \"t=$TOKEN\"'\n";
+    let dag = p.dag(&u.name, yaml);
+    let out = p
+        .wharf()
+        .env("WHARF_TEST_DOCKER_TOKEN", "docker-secret-value")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "shared"), "t=*******\n");
+    assert_eq!(p.logs(&u.name, "own"), "t=*******\n");
+    let err = p
+        .wharf()
+        .args(["logs", &u.name, "--step", "shared", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "*******\n");
+    assert!(u.containers().is_empty());
+}

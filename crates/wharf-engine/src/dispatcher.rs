@@ -51,6 +51,10 @@ struct Dispatcher {
     /// `container.env`, expanded: steps in the container get it under their own env.
     container_env: Arc<Vec<(String, String)>>,
     attempts_before: std::collections::HashMap<String, u32>,
+    /// The run's secrets, hidden wherever the run writes.
+    mask: Arc<wharf_spec::env::Mask>,
+    /// A secret that could not be read: the run fails before any step.
+    secret_error: Option<String>,
 }
 
 /// Runs the DAG to its end; the run must exist in the store (`create_run`/`reopen_run`).
@@ -87,6 +91,17 @@ pub async fn execute(
                 Ok(expand(text))
             }
         });
+    // Secrets win over env and params (a step's env and outputs win over them).
+    let (mask, secret_error) = match wharf_spec::env::read_secrets(&dag, &vars::host) {
+        Ok(secrets) => {
+            for (name, value) in &secrets {
+                resolved.set(name, value.clone(), Origin::Secret);
+            }
+            let mask = wharf_spec::env::Mask::new(secrets.into_iter().map(|(_, v)| v));
+            (mask, None)
+        }
+        Err(e) => (wharf_spec::env::Mask::default(), Some(e.to_string())),
+    };
     for note in std::mem::take(&mut resolved.notes) {
         log.line(&format!("note: {note}"));
         let _ = events.send(Event::Notice(note));
@@ -129,6 +144,8 @@ pub async fn execute(
         container: req.shared.clone().filter(|_| uses_container(&dag)),
         container_env: Arc::new(Vec::new()),
         attempts_before,
+        mask: Arc::new(mask),
+        secret_error,
     };
     d.declare_steps(&req);
     // The steps are in the record before any of them starts: a run killed at any moment
@@ -227,6 +244,9 @@ impl Dispatcher {
                 "the working directory {} does not exist",
                 dag.working_dir.display()
             );
+            return (Status::Failed, Some(error));
+        }
+        if let Some(error) = self.secret_error.clone() {
             return (Status::Failed, Some(error));
         }
         // DAG preconditions: not met, nothing runs.
@@ -600,6 +620,7 @@ impl Dispatcher {
             env,
             labels,
             log_dir: self.log_dir.clone(),
+            mask: Arc::clone(&self.mask),
             grace: self.grace,
             stop: starting.clone(),
             notice: {
@@ -684,6 +705,7 @@ impl Dispatcher {
             events: self.events.clone(),
             attempts_before: self.attempts_before.get(name).copied().unwrap_or(0),
             container_env: Arc::clone(&self.container_env),
+            mask: Arc::clone(&self.mask),
             executor: match self.dag.placement(step.get(&self.dag)) {
                 wharf_spec::Placement::Host => Arc::clone(&self.local),
                 wharf_spec::Placement::OwnContainer { .. } => Arc::clone(&self.docker),

@@ -38,6 +38,8 @@ pub struct StepJob {
     pub dir: PathBuf,
     /// What the attempt runs.
     pub work: Work,
+    /// The run's secrets: hidden in the logs and in the `stdout:`/`stderr:` files.
+    pub mask: Arc<wharf_spec::env::Mask>,
     /// The attempt's log files.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -179,6 +181,8 @@ pub struct SharedSetup {
     /// The run's log folder: the container's own output goes to `container.stdout` and
     /// `container.stderr` there.
     pub log_dir: std::path::PathBuf,
+    /// The run's secrets, hidden in the container's logs.
+    pub mask: Arc<wharf_spec::env::Mask>,
     /// The stop grace period (`maxCleanUpTimeSec`), for `startup: entrypoint|command`.
     pub grace: Duration,
     /// Cancelled when the run is stopped (or times out) while the container starts.

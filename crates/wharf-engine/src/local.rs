@@ -27,6 +27,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -35,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::executor::{BoxFuture, Executor, Exit, Program, StepJob, Work};
+use wharf_spec::env::Mask;
 
 pub struct LocalExecutor;
 
@@ -87,8 +89,8 @@ async fn run(job: &StepJob) -> Exit {
                 Some(r) => {
                     relay(
                         r,
-                        LazyLog::new(job.stdout.clone()),
-                        redirect_out,
+                        LazyLog::masked(job.stdout.clone(), &job.mask),
+                        redirect_out.map(|r| (r, Masking::new(Arc::clone(&job.mask)))),
                         job.capture_stdout,
                     )
                     .await
@@ -98,7 +100,11 @@ async fn run(job: &StepJob) -> Exit {
         };
         let err = async {
             match err_pipe {
-                Some(r) => relay(r, LazyLog::new(job.stderr.clone()), redirect_err, None).await,
+                Some(r) => {
+                    let log = LazyLog::masked(job.stderr.clone(), &job.mask);
+                    let redirect = redirect_err.map(|r| (r, Masking::new(Arc::clone(&job.mask))));
+                    relay(r, log, redirect, None).await
+                }
                 None => (Vec::new(), None),
             }
         };
@@ -209,6 +215,40 @@ fn open_redirect(path: &std::path::Path) -> Result<(PathBuf, std::fs::File), Str
         .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))
 }
 
+/// Hides the run's secrets in a stream that comes in pieces: a value cut between two
+/// pieces is hidden too, by holding back the end of a piece that could start one.
+pub struct Masking {
+    mask: Arc<Mask>,
+    held: Vec<u8>,
+}
+
+impl Masking {
+    pub fn new(mask: Arc<Mask>) -> Self {
+        Self {
+            mask,
+            held: Vec::new(),
+        }
+    }
+
+    /// What of `bytes` (after what was held) can be written now.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(bytes);
+        let masked = self.mask.bytes(&self.held);
+        let split = masked
+            .len()
+            .saturating_sub(self.mask.longest().saturating_sub(1));
+        self.held = masked[split..].to_vec();
+        masked[..split].to_vec()
+    }
+
+    /// The rest, at the end of the stream.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = self.mask.bytes(&self.held);
+        self.held.clear();
+        rest
+    }
+}
+
 /// A log file that is created when its first byte comes.
 pub struct LazyLog {
     path: PathBuf,
@@ -216,6 +256,8 @@ pub struct LazyLog {
     /// The first write that failed (a full disk): the log is incomplete from there on,
     /// and nothing more is written to it.
     error: Option<String>,
+    /// The run's secrets, hidden in what is written.
+    masking: Option<Masking>,
 }
 
 impl LazyLog {
@@ -224,11 +266,31 @@ impl LazyLog {
             path,
             file: None,
             error: None,
+            masking: None,
         }
     }
 
+    /// A log in which the values of `mask` never appear.
+    pub fn masked(path: PathBuf, mask: &Arc<Mask>) -> Self {
+        let mut log = Self::new(path);
+        if !mask.is_empty() {
+            log.masking = Some(Masking::new(Arc::clone(mask)));
+        }
+        log
+    }
+
     pub async fn write(&mut self, bytes: &[u8]) {
-        if self.error.is_some() {
+        match self.masking.as_mut() {
+            Some(m) => {
+                let shown = m.feed(bytes);
+                self.write_raw(&shown).await;
+            }
+            None => self.write_raw(bytes).await,
+        }
+    }
+
+    async fn write_raw(&mut self, bytes: &[u8]) {
+        if self.error.is_some() || bytes.is_empty() {
             return;
         }
         if self.file.is_none() {
@@ -250,6 +312,9 @@ impl LazyLog {
     }
 
     pub async fn flush(&mut self) {
+        if let Some(rest) = self.masking.as_mut().map(Masking::finish) {
+            self.write_raw(&rest).await;
+        }
         if let Some(f) = self.file.as_mut()
             && self.error.is_none()
             && let Err(e) = f.flush().await
@@ -277,9 +342,13 @@ impl LazyLog {
 async fn relay(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut log: LazyLog,
-    other: Option<(PathBuf, std::fs::File)>,
+    other: Option<((PathBuf, std::fs::File), Masking)>,
     capture: Option<u64>,
 ) -> (Vec<u8>, Option<String>) {
+    let (other, mut other_mask) = match other {
+        Some((file, mask)) => (Some(file), Some(mask)),
+        None => (None, None),
+    };
     let mut other = other.map(|(p, f)| (p, tokio::fs::File::from_std(f)));
     let mut other_error = None;
     let limit = capture.map_or(0, |c| {
@@ -299,7 +368,8 @@ async fn relay(
         log.write(&buf[..n]).await;
         if other_error.is_none()
             && let Some((path, f)) = other.as_mut()
-            && let Err(e) = f.write_all(&buf[..n]).await
+            && let Some(shown) = other_mask.as_mut().map(|m| m.feed(&buf[..n]))
+            && let Err(e) = f.write_all(&shown).await
         {
             other_error = Some(format!("cannot write {}: {e}", path.display()));
             other = None;
@@ -313,6 +383,13 @@ async fn relay(
         }
     }
     log.flush().await;
+    if other_error.is_none()
+        && let Some((path, f)) = other.as_mut()
+        && let Some(rest) = other_mask.as_mut().map(Masking::finish)
+        && let Err(e) = f.write_all(&rest).await
+    {
+        other_error = Some(format!("cannot write {}: {e}", path.display()));
+    }
     if let Some((path, f)) = other.as_mut()
         && let Err(e) = f.flush().await
     {

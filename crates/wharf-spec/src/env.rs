@@ -19,6 +19,8 @@ pub enum Origin {
     Param,
     /// The `output` of an earlier step.
     Output,
+    /// One of `secrets`: its value is never shown.
+    Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +225,117 @@ pub fn merge_params(defaults: &[Param], overrides: &[Param]) -> Vec<(Param, bool
         }
     }
     out
+}
+
+/// Whether `name` can be a variable: a letter or `_`, then letters, digits and `_`.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A secret that could not be read: names the secret and where it looked, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secret `{name}`: {why}")]
+pub struct SecretError {
+    pub name: String,
+    pub why: String,
+}
+
+/// Reads the DAG's `secrets` (when a run starts): each name with its value.
+pub fn read_secrets(
+    dag: &Dag,
+    host: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, SecretError> {
+    dag.secrets
+        .iter()
+        .map(|s| {
+            let failed = |why: String| SecretError {
+                name: s.name.clone(),
+                why,
+            };
+            let value = match s.provider {
+                crate::model::SecretProvider::Env => host(&s.key).ok_or_else(|| {
+                    failed(format!("the environment variable `{}` is not set", s.key))
+                })?,
+                crate::model::SecretProvider::File => {
+                    let path = resolve_path(&dag.working_dir, &s.key);
+                    let mut text = std::fs::read_to_string(&path)
+                        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+                    if text.ends_with('\n') {
+                        text.pop();
+                        if text.ends_with('\r') {
+                            text.pop();
+                        }
+                    }
+                    text
+                }
+            };
+            Ok((s.name.clone(), value))
+        })
+        .collect()
+}
+
+/// Hides secret values in text: each occurrence becomes `*******`.
+#[derive(Debug, Clone, Default)]
+pub struct Mask {
+    /// Longest first, so that a value containing another is hidden whole.
+    values: Vec<String>,
+}
+
+impl Mask {
+    pub const HIDDEN: &'static str = "*******";
+
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Self { values }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The length of the longest value: text that may be the start of a value that goes
+    /// on in the next piece is at most one byte less.
+    pub fn longest(&self) -> usize {
+        self.values.first().map_or(0, String::len)
+    }
+
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), Self::HIDDEN);
+            }
+        }
+        out
+    }
+
+    pub fn bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for v in &self.values {
+            let v = v.as_bytes();
+            if out.windows(v.len()).any(|w| w == v) {
+                let mut next = Vec::with_capacity(out.len());
+                let mut i = 0;
+                while i < out.len() {
+                    if out[i..].starts_with(v) {
+                        next.extend_from_slice(Self::HIDDEN.as_bytes());
+                        i += v.len();
+                    } else {
+                        next.push(out[i]);
+                        i += 1;
+                    }
+                }
+                out = next;
+            }
+        }
+        out
+    }
 }
 
 /// Whether a variable's name says it holds a credential, so that its value is never shown.

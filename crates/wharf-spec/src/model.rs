@@ -41,6 +41,34 @@ pub struct Dag {
     /// `skipIfSuccessful`: a scheduled slot starts no run when the DAG succeeded since the
     /// slot before it.
     pub skip_if_successful: bool,
+    /// `secrets`: variables whose values are read when a run starts and never shown.
+    pub secrets: Vec<Secret>,
+}
+
+/// One of `secrets`: `name` gets the value that `provider` finds under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub name: String,
+    pub provider: SecretProvider,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretProvider {
+    /// `key` names a variable of wharf's environment.
+    Env,
+    /// `key` is a file (relative to the DAG's working directory); its content, without
+    /// the line break at its end.
+    File,
+}
+
+impl SecretProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Env => "env",
+            Self::File => "file",
+        }
+    }
 }
 
 /// `logOutput`: a step's stdout and stderr in two logs (`separate`) or in one (`merged`).

@@ -107,7 +107,7 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
     }
 
     let _ = writeln!(w, "\nEnvironment:");
-    if resolved.vars.is_empty() && resolved.positional.is_empty() {
+    if resolved.vars.is_empty() && resolved.positional.is_empty() && dag.secrets.is_empty() {
         let _ = writeln!(w, "  (none)");
     }
     for var in &resolved.vars {
@@ -118,6 +118,7 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
             Origin::Env => "env".into(),
             Origin::Param => "param".into(),
             Origin::Output => "output".into(),
+            Origin::Secret => "secret".into(),
         };
         // A value from the file (not one given for the run) whose commands the run runs.
         if let Some(raw) = raw.as_deref()
@@ -135,6 +136,16 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
             None => value.clone(),
         };
         let _ = writeln!(w, "  ${}={value}  (positional param)", i + 1);
+    }
+    // Secrets are read when a run starts; `dry` says where from, never what.
+    for s in &dag.secrets {
+        let _ = writeln!(
+            w,
+            "  {}=<secret>  (secret: {} `{}`, read when the run starts)",
+            s.name,
+            s.provider.as_str(),
+            s.key
+        );
     }
     for note in &resolved.notes {
         let _ = writeln!(w, "  note: {note}");

@@ -591,8 +591,10 @@ fn copy_logs(docker: &Docker, c: &Running, setup: &SharedSetup, since: Option<i3
         ..Default::default()
     };
     let mut stream = docker.logs(&c.id, Some(options));
-    let mut out = wharf_engine::LazyLog::new(setup.log_dir.join("container.stdout"));
-    let mut err = wharf_engine::LazyLog::new(setup.log_dir.join("container.stderr"));
+    let mut out =
+        wharf_engine::LazyLog::masked(setup.log_dir.join("container.stdout"), &setup.mask);
+    let mut err =
+        wharf_engine::LazyLog::masked(setup.log_dir.join("container.stderr"), &setup.mask);
     let task = tokio::spawn(async move {
         while let Some(Ok(chunk)) = stream.next().await {
             match chunk {

@@ -68,6 +68,8 @@ pub(crate) struct StepCtx {
     pub executor: Arc<dyn Executor>,
     /// The DAG-level container's `env`, expanded (for steps that run in it).
     pub container_env: Arc<Vec<(String, String)>>,
+    /// The run's secrets, hidden in logs and recorded outputs.
+    pub mask: Arc<wharf_spec::env::Mask>,
     /// The last attempt's number and exit code, recorded with the step's result (one
     /// transaction instead of two).
     pub pending_attempt: std::sync::Mutex<Option<(u32, Option<i32>)>>,
@@ -275,7 +277,9 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             return ctx.stopped(started, attempt, done.code, Some(done.stderr));
         }
         if let Some(o) = &done.output {
-            let (run, o) = (ctx.run, o.clone());
+            // The record never holds a secret (the next steps get the value as it is).
+            let (run, mut o) = (ctx.run, o.clone());
+            o.value = ctx.mask.text(&o.value);
             ctx.record("the step's output", move |s| s.set_output(run, &o));
         }
         let outcome = outcome_of(step, &done);

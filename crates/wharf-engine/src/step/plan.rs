@@ -322,6 +322,7 @@ pub(super) fn job_of(
                 let _ = events.send(Event::Notice(text));
             })
         },
+        mask: Arc::clone(&ctx.mask),
         stdout: stdout.to_path_buf(),
         stderr: stderr.to_path_buf(),
         redirect_stdout: redirect(&step.stdout),

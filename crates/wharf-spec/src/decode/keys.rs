@@ -37,6 +37,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "shell",
         "logOutput",
         "skipIfSuccessful",
+        "secrets",
     ],
     ignored: &[
         "group",
@@ -49,7 +50,6 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "restartWaitSec",
     ],
     unsupported: &[
-        ("secrets", "set the values with `env` or `dotenv` instead"),
         (
             "ssh",
             "wharf has no ssh executor yet, and would run the steps on this host instead: remove `ssh` to run them here",
@@ -68,6 +68,12 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
         ),
     ],
+};
+
+pub(crate) const SECRET_KEYS: Keys = Keys {
+    known: &["name", "provider", "key"],
+    ignored: &[],
+    unsupported: &[("options", "the `env` and `file` providers take no options")],
 };
 
 pub(crate) const STEP_KEYS: Keys = Keys {

@@ -133,6 +133,7 @@ pub(crate) fn dag(
         shell,
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
+        secrets: f.get("secrets").map(|n| d.secrets(n)).unwrap_or_default(),
     };
     if let Some(handlers) = f.get("handlerOn") {
         dag.handlers = handler_on(d, handlers, dag.container.is_some());

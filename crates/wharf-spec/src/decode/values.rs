@@ -106,6 +106,72 @@ impl Decoder<'_> {
         }
     }
 
+    /// `secrets`: a list of `{name, provider, key}`.
+    pub(crate) fn secrets(&mut self, node: &Node) -> Vec<Secret> {
+        let Kind::Seq(items) = &node.kind else {
+            self.expected(node, "`secrets`", "a list of `{name, provider, key}`");
+            return Vec::new();
+        };
+        let mut out: Vec<Secret> = Vec::new();
+        for item in items {
+            let Some(f) = self.fields(item, "a secret", &SECRET_KEYS) else {
+                continue;
+            };
+            let missing = |d: &mut Self, key: &str| {
+                d.diags.push(
+                    Diagnostic::error(item.at(), format!("a secret needs `{key}`"))
+                        .with_help("write `{name: TOKEN, provider: env, key: MY_TOKEN}` or `{name: TOKEN, provider: file, key: ./token}`"),
+                );
+            };
+            let name = self.opt_string(&f, "name");
+            let key = self.opt_string(&f, "key");
+            let provider = match f.get("provider") {
+                None => None,
+                Some(n) => match n.as_str() {
+                    Some("env") => Some(SecretProvider::Env),
+                    Some("file") => Some(SecretProvider::File),
+                    other => {
+                        self.enum_error(
+                            n,
+                            "a secret's `provider`",
+                            other.unwrap_or_default(),
+                            &["env", "file"],
+                        );
+                        continue;
+                    }
+                },
+            };
+            let (Some(name), Some(provider), Some(key)) = (name, provider, key) else {
+                for k in ["name", "provider", "key"] {
+                    if !f.has(k) {
+                        missing(self, k);
+                    }
+                }
+                continue;
+            };
+            if !crate::env::is_variable_name(&name) {
+                self.error(
+                    f.get("name").map_or(item.at(), |n| n.at()),
+                    format!("a secret's `name` must be a variable name (letters, digits, `_`); found `{name}`"),
+                );
+                continue;
+            }
+            if out.iter().any(|s| s.name == name) {
+                self.error(
+                    f.get("name").map_or(item.at(), |n| n.at()),
+                    format!("the secret `{name}` is declared twice"),
+                );
+                continue;
+            }
+            out.push(Secret {
+                name,
+                provider,
+                key,
+            });
+        }
+        out
+    }
+
     pub(crate) fn params(&mut self, node: &Node) -> Vec<Param> {
         let mut params = Vec::new();
         match &node.kind {
