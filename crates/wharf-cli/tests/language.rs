@@ -603,3 +603,18 @@ fn secrets_are_checked_when_the_file_is_loaded() {
         assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
     }
 }
+
+// S13: after a retry, the steps that run again see the references of the kept steps.
+#[test]
+fn a_retry_keeps_the_references_of_kept_steps() {
+    let p = Place::new();
+    let dag = p.dag(
+        "refs",
+        "steps:\n  - id: first\n    command: sh -c 'echo kept-out; exit 0'\n  - name: gate\n    command: test -f ok\n  - name: last\n    command: sh -c 'echo \"code=${first.exitCode}\"; cat \"${first.stdout}\"'\n",
+    );
+    assert_eq!(p.run(&dag, &["--run-id", "r"]).code, Some(1));
+    std::fs::write(p.path("ok"), "").expect("ok");
+    let out = p.wharf().args(["retry", "refs", "--run-id", "r"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("refs", "last"), "code=0\nkept-out\n");
+}

@@ -114,6 +114,19 @@ pub async fn execute(
         for st in store.steps(req.run).unwrap_or_default() {
             attempts_before.insert(st.name, st.attempts);
         }
+        // The references of kept steps (`${id.exitCode}`, `${id.stdout}`, ...) are as
+        // their run left them.
+        for (name, _, code) in &resume.kept {
+            let Some(step) = dag.steps.iter().find(|s| &s.name == name) else {
+                continue;
+            };
+            let last = store
+                .attempts(req.run, name)
+                .ok()
+                .and_then(|a| a.last().cloned());
+            let logs = last.map(|a| (a.stdout, a.stderr));
+            set_references(&mut resolved, step, *code, logs.as_ref());
+        }
     }
 
     let store: SharedStore = Arc::new(crate::recorder::Recorder::start(store, events.clone()));
@@ -386,7 +399,12 @@ impl Dispatcher {
                             if let Some(o) = &outcome.output {
                                 self.vars.set(&o.name, o.value.clone(), Origin::Output);
                             }
-                            set_references(&mut self.vars, &dag.steps[i], &outcome);
+                            set_references(
+                                &mut self.vars,
+                                &dag.steps[i],
+                                outcome.exit_code,
+                                outcome.logs.as_ref(),
+                            );
                             slots[i] = Slot::Done { status: outcome.status, continued: outcome.continued };
                         }
                         Err(e) => {
@@ -808,13 +826,14 @@ fn verdict(
 fn set_references(
     vars: &mut wharf_spec::env::Resolved,
     step: &wharf_spec::Step,
-    outcome: &StepOutcome,
+    exit_code: Option<i32>,
+    logs: Option<&(std::path::PathBuf, std::path::PathBuf)>,
 ) {
     let Some(id) = &step.id else { return };
-    if let Some(code) = outcome.exit_code {
+    if let Some(code) = exit_code {
         vars.set(&format!("{id}.exitCode"), code.to_string(), Origin::Output);
     }
-    if let Some((stdout, stderr)) = &outcome.logs {
+    if let Some((stdout, stderr)) = logs {
         vars.set(
             &format!("{id}.stdout"),
             stdout.to_string_lossy().into_owned(),
