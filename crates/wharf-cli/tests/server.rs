@@ -100,7 +100,7 @@ fn runs_started_through_the_api_are_runs_like_any_other() {
     let s = Server::start(&p);
     std::fs::write(
         p.path("dags/job.yaml"),
-        "params: WHO=world\nsteps:\n  - name: greet\n    command: echo hello ${WHO}\n    output: GREETING\n  - name: fail\n    command: sh -c 'echo bad >&2; exit 3'\n    continueOn:\n      failure: true\n",
+        "params: WHO=world\nsteps:\n  - name: greet\n    command: echo hello ${WHO}\n    output: GREETING\n  - name: fail\n    command: sh -c 'echo bad >&2; exit 3'\n    continueOn:\n      failure: true\n  - name: count\n    command: echo 3\n    output: TOTAL_COUNT\n  - name: keyed\n    command: echo k\n    output:\n      name: MY_VALUE\n      key: MY_VALUE_KEY\n",
     )
     .expect("dag");
     let (code, v) = s.post(
@@ -121,7 +121,11 @@ fn runs_started_through_the_api_are_runs_like_any_other() {
     let (_, log) = s.get("/dag-runs/job/latest/steps/fail/log?stream=stderr");
     assert_eq!(log["content"], "bad\n");
     let (_, out) = s.get("/dag-runs/job/first-run/outputs");
-    assert_eq!(out["outputs"], json!({"GREETING": "hello api"}));
+    // As Dagu's outputs.json: names in camelCase, a `key` as written.
+    assert_eq!(
+        out["outputs"],
+        json!({"greeting": "hello api", "totalCount": "3", "MY_VALUE_KEY": "k"})
+    );
     assert_eq!(out["metadata"]["status"], "partially_succeeded");
     let (_, log) = s.get("/dag-runs/job/first-run/log?tail=1");
     assert!(

@@ -195,6 +195,27 @@ pub(super) fn step_log(home: &Path, name: &str, id: &str, step: &str, query: &st
     log_reply(path, query)
 }
 
+/// `TOTAL_COUNT` → `totalCount`; a name with lowercase letters is kept as written.
+fn camel_case(name: &str) -> String {
+    if name.chars().any(|c| c.is_ascii_lowercase()) {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len());
+    for (i, part) in name.split('_').filter(|p| !p.is_empty()).enumerate() {
+        let lower = part.to_ascii_lowercase();
+        if i == 0 {
+            out.push_str(&lower);
+        } else {
+            let mut chars = lower.chars();
+            if let Some(first) = chars.next() {
+                out.push(first.to_ascii_uppercase());
+                out.push_str(chars.as_str());
+            }
+        }
+    }
+    if out.is_empty() { name.to_owned() } else { out }
+}
+
 pub(super) fn outputs(home: &Path, name: &str, id: &str) -> Reply {
     let store = or_reply!(open(home));
     let run = or_reply!(find(&store, name, id));
@@ -203,7 +224,15 @@ pub(super) fn outputs(home: &Path, name: &str, id: &str) -> Reply {
         .unwrap_or_default()
         .into_iter()
         .filter(|o| !o.omit)
-        .map(|o| (o.key, Value::String(o.value)))
+        .map(|o| {
+            // As Dagu's outputs.json: a key not given (the variable's name) in camelCase.
+            let key = if o.key == o.name {
+                camel_case(&o.key)
+            } else {
+                o.key
+            };
+            (key, Value::String(o.value))
+        })
         .collect();
     answer(
         StatusCode::OK,
