@@ -20,7 +20,7 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ExecConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
-    WaitContainerOptions,
+    StopContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
@@ -45,7 +45,7 @@ pub(crate) async fn run(
     if let Some(name) = &cfg.container_name {
         match docker.inspect_container(name, None).await {
             Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
-                return exec_into(docker, job, c, name).await;
+                return exec_all(docker, job, c, name).await;
             }
             Ok(_) if cfg.image.is_some() => {
                 (job.notice)(format!(
@@ -106,7 +106,7 @@ pub(crate) async fn run(
     if let Some(n) = crate::bind_notice(&cfg.volumes) {
         (job.notice)(n);
     }
-    let body = match create_body(job, c, image) {
+    let mut body = match create_body(job, c, image) {
         Ok(b) => b,
         Err(e) => {
             return Exit {
@@ -114,6 +114,30 @@ pub(crate) async fn run(
                 ..Exit::error(e)
             };
         }
+    };
+    // Several commands: the container stays up (wharf's helper, or the image's `sh`, waits
+    // for the end) and each command is exec'd into it.
+    let helper = if c.more.is_empty() {
+        None
+    } else {
+        let helper = keeps_alive_with_helper(docker, image, platform.as_deref()).await;
+        let (entrypoint, cmd) = if helper {
+            (crate::shared::INIT_PATH.to_owned(), "keepalive".to_owned())
+        } else {
+            (
+                "sh".to_owned(),
+                "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done".to_owned(),
+            )
+        };
+        body.entrypoint = Some(vec![entrypoint]);
+        body.cmd = Some(if helper {
+            vec![cmd]
+        } else {
+            vec!["-c".to_owned(), cmd]
+        });
+        body.attach_stdout = Some(false);
+        body.attach_stderr = Some(false);
+        Some(helper)
     };
     let options = CreateContainerOptions {
         name: cfg.container_name.clone(),
@@ -147,7 +171,21 @@ pub(crate) async fn run(
             };
         }
     };
-    let exit = run_created(docker, job, &id).await;
+    let exit = match helper {
+        None => run_created(docker, job, &id).await,
+        Some(helper) => {
+            let exit = run_kept_up(docker, job, c, &id, helper).await;
+            if !cfg.auto_remove {
+                // Kept, as a single-command container is kept: stopped.
+                let options = StopContainerOptions {
+                    t: Some(0),
+                    ..Default::default()
+                };
+                let _ = docker.stop_container(&id, Some(options)).await;
+            }
+            exit
+        }
+    };
     if cfg.auto_remove {
         // Logs and exit code are read: the removal can go on while the next step starts.
         // The run waits for it before it ends (`Executor::settle`).
@@ -168,6 +206,78 @@ pub(crate) async fn run(
                 ));
             }
         }));
+    }
+    exit
+}
+
+/// Whether wharf's helper can keep a container of `image` up (it is built for this
+/// machine's architecture); otherwise the image's `sh` does.
+async fn keeps_alive_with_helper(docker: &Docker, image: &str, platform: Option<&str>) -> bool {
+    if crate::shared::INIT.is_empty() {
+        return false;
+    }
+    let arch = match platform.and_then(|p| p.split('/').nth(1)) {
+        Some(arch) => Some(arch.to_owned()),
+        None => docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|d| d.architecture),
+    };
+    arch.is_none_or(|a| a.is_empty() || a == crate::shared::own_arch())
+}
+
+/// Starts a created container that stays up, then execs the step's commands into it.
+async fn run_kept_up(
+    docker: &Docker,
+    job: &StepJob,
+    c: &ContainerJob,
+    id: &str,
+    helper: bool,
+) -> Exit {
+    if helper {
+        let options = UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        let tar = crate::shared::helper_tar();
+        if let Err(e) = docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+        {
+            return Exit {
+                code: Some(125),
+                ..Exit::error(format!(
+                    "cannot copy wharf's helper into the container: {}",
+                    describe(&e)
+                ))
+            };
+        }
+    }
+    if let Err(e) = docker.start_container(id, None).await {
+        return Exit {
+            code: Some(125),
+            ..Exit::error(format!("the container did not start: {}", describe(&e)))
+        };
+    }
+    exec_all(docker, job, c, id).await
+}
+
+/// The step's command, then each of `more` once the one before it succeeded, exec'd into
+/// the running container `target`.
+async fn exec_all(docker: &Docker, job: &StepJob, c: &ContainerJob, target: &str) -> Exit {
+    let mut exit = exec_into(docker, job, c, target).await;
+    for argv in &c.more {
+        if !exit.succeeded() || job.stop.is_cancelled() {
+            break;
+        }
+        let next = ContainerJob {
+            argv: Some(argv.clone()),
+            more: Vec::new(),
+            config: c.config.clone(),
+            labels: c.labels.clone(),
+        };
+        exit = exec_into(docker, job, &next, target).await;
     }
     exit
 }

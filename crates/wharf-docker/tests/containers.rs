@@ -875,3 +875,46 @@ fn a_step_container_refuses_what_it_cannot_do() {
         assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
     }
 }
+
+// K25, S03: several commands in a step's own container run one after the other in that
+// one container (its filesystem shared); the first that fails ends the step.
+#[test]
+fn several_commands_run_in_one_own_container() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("multicmd");
+    let target = format!("{}-target", u.name);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &target,
+        "--label",
+        &format!("wharf.dag={}", u.name),
+        "wharf-test/base:latest",
+        "sleep",
+        "600",
+    ]);
+    let yaml = format!(
+        "type: graph\nsteps:\n  - name: shared-fs\n    container:\n      image: wharf-test/base:latest\n    command:\n      - touch /tmp/made\n      - ls /tmp/made\n      - echo \"$GREETING\"\n    env:\n      - GREETING: hello\n  - name: stops\n    container:\n      image: wharf-test/base:latest\n    command: [\"echo 1\", \"false\", \"echo 3\"]\n    continueOn:\n      failure: true\n  - name: by-name\n    container: {target}\n    command: [\"touch /tmp/by-name\", \"ls /tmp/by-name\"]\n"
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status(&u.name);
+    assert_eq!(status["status"], "partially_succeeded", "{status}");
+    assert_eq!(p.logs(&u.name, "shared-fs"), "/tmp/made\nhello\n");
+    assert_eq!(p.logs(&u.name, "stops"), "1\n");
+    assert_eq!(step(&status, "stops")["exitCode"], 1, "{status}");
+    assert_eq!(p.logs(&u.name, "by-name"), "/tmp/by-name\n");
+    // Only the user's container is left.
+    let left = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=wharf.dag={}", u.name),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(left.trim(), target);
+}

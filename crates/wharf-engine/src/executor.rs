@@ -131,6 +131,9 @@ pub struct ContainerJob {
     /// `command` as argv (a string is split into shell words), expanded; None: the image's
     /// own CMD.
     pub argv: Option<Vec<String>>,
+    /// For a list of commands: the ones after the first. The container then stays up and
+    /// each command is exec'd into it once the one before it succeeded.
+    pub more: Vec<Vec<String>>,
     /// Labels for every container created: the DAG, the run, the step, the owner process.
     pub labels: Vec<(String, String)>,
 }

@@ -53,8 +53,8 @@ use crate::container::{prepare_redirects, pump, short};
 use crate::{Client, describe, image, status_of};
 
 /// The helper, built for the architecture wharf is built for (empty when there is none).
-static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wharf-init"));
-const INIT_PATH: &str = "/.wharf/init";
+pub(crate) static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wharf-init"));
+pub(crate) const INIT_PATH: &str = "/.wharf/init";
 /// A label on containers that hold the helper.
 const INIT_LABEL: &str = "wharf.init";
 
@@ -67,7 +67,7 @@ fn ready_limit() -> Duration {
 }
 
 /// The Docker name of the machine's architecture, as images name theirs.
-fn own_arch() -> &'static str {
+pub(crate) fn own_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -611,7 +611,7 @@ fn copy_logs(docker: &Docker, c: &Running, setup: &SharedSetup, since: Option<i3
 }
 
 /// A tar archive holding the helper at `.wharf/init` (mode 0755, owned by root).
-fn helper_tar() -> Vec<u8> {
+pub(crate) fn helper_tar() -> Vec<u8> {
     let entry = |path: &str, mode: u32, size: usize, kind: tar::EntryType| {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);

@@ -210,18 +210,19 @@ pub(super) fn container_job(
             v.source = wharf_spec::VolumeSource::Bind(absolute.to_string_lossy().into_owned());
         }
     }
+    let words = |line: &String| -> Vec<String> {
+        let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
+        words.iter().map(|w| expand(w)).collect()
+    };
+    let mut more = Vec::new();
     let argv = step.command.as_ref().map(|c| match c {
         CommandSpec::Argv(argv) => argv.iter().map(|a| expand(a)).collect(),
-        // One command of a list (several are refused when the file is read).
+        // A list: the first command, then the others, each exec'd into the same container.
         CommandSpec::Lines(lines) => {
-            let line = lines.first().cloned().unwrap_or_default();
-            let words = shell_words::split(&line).unwrap_or_else(|_| vec![line.clone()]);
-            words.iter().map(|w| expand(w)).collect()
+            more = lines.iter().skip(1).map(words).collect();
+            lines.first().map(words).unwrap_or_default()
         }
-        CommandSpec::Line(line) => {
-            let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
-            words.iter().map(|w| expand(w)).collect()
-        }
+        CommandSpec::Line(line) => words(line),
     });
     let mut labels = crate::labels::owner(&dag.name, &ctx.run_id, &step.name);
     labels.push((
@@ -231,6 +232,7 @@ pub(super) fn container_job(
     Some(crate::ContainerJob {
         config,
         argv,
+        more,
         labels,
     })
 }

@@ -163,16 +163,6 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .unwrap_or_default(),
     });
     let executor = executor(d, &f, shared);
-    if let (Executor::Docker(dk), Some(CommandSpec::Lines(lines)), Some(span)) =
-        (&executor, &command, f.key_span("command"))
-        && (dk.image.is_some() || dk.container_name.is_some())
-        && lines.len() > 1
-    {
-        d.diags.push(
-            Diagnostic::error(span, "several commands in a step's own container are not supported by wharf yet")
-                .with_help("run them through one shell (`command: sh -c 'first && second'`), or in the DAG-level `container`"),
-        );
-    }
     let script = d.opt_string(&f, "script");
     if let (Executor::Docker(_), Some(span)) = (&executor, f.key_span("script")) {
         // As Dagu: a container step runs its image's program with `command`; a script
