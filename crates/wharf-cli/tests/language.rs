@@ -613,3 +613,20 @@ fn a_retry_keeps_the_references_of_kept_steps() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("refs", "last"), "code=0\nkept-out\n");
 }
+
+// S16: `expected` is matched line by line: one line of the condition's value that equals
+// it (or matches its `re:`) is enough.
+#[test]
+fn preconditions_match_expected_line_by_line() {
+    let p = Place::new();
+    let dag = p.dag(
+        "lines",
+        "type: graph\nsteps:\n  - name: literal\n    command: echo ran\n    preconditions:\n      - condition: \"`printf 'starting\\\\nready\\\\n'`\"\n        expected: ready\n  - name: regex\n    command: echo ran\n    preconditions:\n      - condition: \"`printf 'x\\\\n3\\\\ny'`\"\n        expected: \"re:^[1-5]$\"\n  - name: none\n    command: echo ran\n    preconditions:\n      - condition: \"`printf 'readiness\\\\nother'`\"\n        expected: ready\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("lines");
+    assert_eq!(step(&status, "literal")["status"], "succeeded", "{status}");
+    assert_eq!(step(&status, "regex")["status"], "succeeded", "{status}");
+    assert_eq!(step(&status, "none")["status"], "skipped", "{status}");
+}

@@ -66,13 +66,25 @@ pub async fn matches(
     text_matches(&value, &expected)
 }
 
-/// `expected` against `value`: equal, or a regex match with `re:`.
+/// `expected` against `value`, line by line as Dagu matches it: the condition holds when
+/// one line equals `expected` (or the whole value does), or, with `re:`, when the regex
+/// matches one line. An empty value is one empty line.
 pub(crate) fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
+    let mut lines = value.lines().map(|l| l.trim_end_matches('\r'));
     match expected.strip_prefix("re:") {
-        Some(pattern) => regex::Regex::new(pattern)
-            .map(|re| re.is_match(value))
-            .map_err(|e| format!("`{expected}` is not a valid regex: {e}")),
-        None => Ok(value.trim() == expected.trim()),
+        Some(pattern) => {
+            let re = regex::Regex::new(pattern)
+                .map_err(|e| format!("`{expected}` is not a valid regex: {e}"))?;
+            Ok(if value.is_empty() {
+                re.is_match("")
+            } else {
+                lines.any(|l| re.is_match(l))
+            })
+        }
+        None => {
+            let expected = expected.trim();
+            Ok(value.trim() == expected || lines.any(|l| l.trim() == expected))
+        }
     }
 }
 
@@ -116,5 +128,12 @@ mod tests {
         assert_eq!(text_matches("6", "re:^[1-5]$"), Ok(false));
         assert_eq!(text_matches("hello\n", "hello"), Ok(true));
         assert!(text_matches("x", "re:(").is_err());
+        // Line by line: one line that matches is enough, and `^…$` hold per line.
+        assert_eq!(text_matches("starting\nready\n", "ready"), Ok(true));
+        assert_eq!(text_matches("a\n3\nb", "re:^[1-5]$"), Ok(true));
+        assert_eq!(text_matches("a\nb", "re:^[1-5]$"), Ok(false));
+        assert_eq!(text_matches("readyness", "ready"), Ok(false));
+        assert_eq!(text_matches("", "re:^$"), Ok(true));
+        assert_eq!(text_matches("", ""), Ok(true));
     }
 }
