@@ -39,7 +39,7 @@ pub(crate) async fn run(
         return Exit::error("the step has no container settings");
     };
     let cfg = &c.config;
-    if let Err(e) = prepare_redirects(job) {
+    if let Err(e) = job.prepare_redirects() {
         return Exit::error(e);
     }
     if let Some(name) = &cfg.container_name {
@@ -121,20 +121,9 @@ pub(crate) async fn run(
         None
     } else {
         let helper = keeps_alive_with_helper(docker, image, platform.as_deref()).await;
-        let (entrypoint, cmd) = if helper {
-            (crate::shared::INIT_PATH.to_owned(), "keepalive".to_owned())
-        } else {
-            (
-                "sh".to_owned(),
-                "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done".to_owned(),
-            )
-        };
-        body.entrypoint = Some(vec![entrypoint]);
-        body.cmd = Some(if helper {
-            vec![cmd]
-        } else {
-            vec!["-c".to_owned(), cmd]
-        });
+        let (entrypoint, cmd) = crate::shared::keepalive(helper);
+        body.entrypoint = Some(entrypoint);
+        body.cmd = Some(cmd);
         body.attach_stdout = Some(false);
         body.attach_stderr = Some(false);
         Some(helper)
@@ -213,18 +202,15 @@ pub(crate) async fn run(
 /// Whether wharf's helper can keep a container of `image` up (it is built for this
 /// machine's architecture); otherwise the image's `sh` does.
 async fn keeps_alive_with_helper(docker: &Docker, image: &str, platform: Option<&str>) -> bool {
-    if crate::shared::INIT.is_empty() {
-        return false;
-    }
-    let arch = match platform.and_then(|p| p.split('/').nth(1)) {
-        Some(arch) => Some(arch.to_owned()),
+    let image_arch = match platform.and_then(|p| p.split('/').nth(1)) {
+        Some(_) => None,
         None => docker
             .inspect_image(image)
             .await
             .ok()
             .and_then(|d| d.architecture),
     };
-    arch.is_none_or(|a| a.is_empty() || a == crate::shared::own_arch())
+    crate::shared::helper_runs(platform, image_arch.as_deref())
 }
 
 /// Starts a created container that stays up, then execs the step's commands into it.
@@ -266,36 +252,19 @@ async fn run_kept_up(
 /// The step's command, then each of `more` once the one before it succeeded, exec'd into
 /// the running container `target`.
 async fn exec_all(docker: &Docker, job: &StepJob, c: &ContainerJob, target: &str) -> Exit {
-    let mut exit = exec_into(docker, job, c, target).await;
+    let Some(first) = &c.argv else {
+        return Exit::error(format!(
+            "a step that runs in the container {target} needs a `command`"
+        ));
+    };
+    let mut exit = exec_into(docker, job, c, first, target).await;
     for argv in &c.more {
         if !exit.succeeded() || job.stop.is_cancelled() {
             break;
         }
-        let next = ContainerJob {
-            argv: Some(argv.clone()),
-            more: Vec::new(),
-            config: c.config.clone(),
-            labels: c.labels.clone(),
-        };
-        exit = exec_into(docker, job, &next, target).await;
+        exit = exec_into(docker, job, c, argv, target).await;
     }
     exit
-}
-
-/// The step's `stdout:`/`stderr:` files, made empty (their folders created) before the
-/// container writes to them.
-pub(crate) fn prepare_redirects(job: &StepJob) -> Result<(), String> {
-    for path in [&job.redirect_stdout, &job.redirect_stderr]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        std::fs::File::create(path)
-            .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))?;
-    }
-    Ok(())
 }
 
 pub(crate) fn short(id: &str) -> &str {
@@ -589,17 +558,19 @@ fn create_body(
 }
 
 /// `containerName` of a running container: the step's command through `docker exec`.
-async fn exec_into(docker: &Docker, job: &StepJob, c: &ContainerJob, name: &str) -> Exit {
-    let Some(argv) = &c.argv else {
-        return Exit::error(format!(
-            "a step that runs in the container {name} needs a `command`"
-        ));
-    };
+/// One command (`argv`) exec'd into the running container `name`.
+async fn exec_into(
+    docker: &Docker,
+    job: &StepJob,
+    c: &ContainerJob,
+    argv: &[String],
+    name: &str,
+) -> Exit {
     let exec = &c.config.exec;
     let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.extend(exec.env.iter().map(|v| format!("{}={}", v.name, v.value)));
     let config = ExecConfig {
-        cmd: Some(argv.clone()),
+        cmd: Some(argv.to_vec()),
         env: Some(env),
         user: exec.user.clone(),
         working_dir: exec.working_dir.clone(),

@@ -202,20 +202,8 @@ fn container_name_execs_into_a_running_container_and_image_creates_a_missing_one
     images_are_built();
     let p = Place::new();
     let u = Unique::new("named");
-    let target = format!("{}-target", u.name);
-    // A container the user started (it carries the DAG's label only so the test can
-    // remove it).
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &target,
-        "--label",
-        &format!("wharf.dag={}", u.name),
-        "wharf-test/base:latest",
-        "sleep",
-        "600",
-    ]);
+    // A container the user started.
+    let target = u.user_container("target");
     let created = format!("{}-created", u.name);
     let yaml = format!(
         "steps:\n{}{}",
@@ -799,18 +787,7 @@ fn a_step_container_creates_one_or_execs_into_a_running_one() {
     images_are_built();
     let p = Place::new();
     let u = Unique::new("stepcontainer");
-    let target = format!("{}-target", u.name);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &target,
-        "--label",
-        &format!("wharf.dag={}", u.name),
-        "wharf-test/base:latest",
-        "sleep",
-        "600",
-    ]);
+    let target = u.user_container("target");
     std::fs::create_dir_all(p.path("data")).expect("data");
     std::fs::write(p.path("data/f"), "from the host\n").expect("f");
     let kept = format!("{}-kept", u.name);
@@ -868,11 +845,7 @@ fn a_step_container_refuses_what_it_cannot_do() {
             "`type` and `container` are both set",
         ),
     ] {
-        let dag = p.dag("bad", yaml);
-        let out = p.wharf().args(["validate"]).args([&dag]).run();
-        assert_ne!(out.code, Some(0), "{yaml}");
-        assert!(out.stderr.contains(said), "{yaml}\n{}", out.stderr);
-        assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
+        p.assert_refused(yaml, said);
     }
 }
 
@@ -883,18 +856,7 @@ fn several_commands_run_in_one_own_container() {
     images_are_built();
     let p = Place::new();
     let u = Unique::new("multicmd");
-    let target = format!("{}-target", u.name);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &target,
-        "--label",
-        &format!("wharf.dag={}", u.name),
-        "wharf-test/base:latest",
-        "sleep",
-        "600",
-    ]);
+    let target = u.user_container("target");
     let yaml = format!(
         "type: graph\nsteps:\n  - name: shared-fs\n    container:\n      image: wharf-test/base:latest\n    command:\n      - touch /tmp/made\n      - ls /tmp/made\n      - echo \"$GREETING\"\n    env:\n      - GREETING: hello\n  - name: stops\n    container:\n      image: wharf-test/base:latest\n    command: [\"echo 1\", \"false\", \"echo 3\"]\n    continueOn:\n      failure: true\n  - name: by-name\n    container: {target}\n    command: [\"touch /tmp/by-name\", \"ls /tmp/by-name\"]\n"
     );

@@ -62,6 +62,25 @@ pub struct StepJob {
     pub on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>>,
 }
 
+impl StepJob {
+    /// The step's `stdout:`/`stderr:` files, made empty (their folders created) before
+    /// the attempt writes to them.
+    pub fn prepare_redirects(&self) -> Result<(), String> {
+        for path in [&self.redirect_stdout, &self.redirect_stderr]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::File::create(path).map_err(|e| {
+                format!("cannot open {} for the step's output: {e}", path.display())
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// How a command is given to the shell.
 #[derive(Debug, Clone)]
 pub enum Program {

@@ -51,14 +51,11 @@ async fn run(job: &StepJob) -> Exit {
         return Exit::error("the host executor runs host commands only");
     };
     let mut cmd = command(job, local);
-    let redirect = |path: Option<&std::path::Path>| path.map(open_redirect).transpose();
-    let (redirect_out, redirect_err) = match (
-        redirect(job.redirect_stdout.as_deref()),
-        redirect(job.redirect_stderr.as_deref()),
-    ) {
-        (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => return Exit::error(e),
-    };
+    if let Err(e) = job.prepare_redirects() {
+        return Exit::error(e);
+    }
+    let redirect =
+        |path: &Option<PathBuf>| path.as_ref().map(|p| LazyLog::masked(p.clone(), &job.mask));
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(_) if !job.dir.is_dir() => {
@@ -90,7 +87,7 @@ async fn run(job: &StepJob) -> Exit {
                     relay(
                         r,
                         LazyLog::masked(job.stdout.clone(), &job.mask),
-                        redirect_out.map(|r| (r, Masking::new(Arc::clone(&job.mask)))),
+                        redirect(&job.redirect_stdout),
                         job.capture_stdout,
                     )
                     .await
@@ -102,8 +99,7 @@ async fn run(job: &StepJob) -> Exit {
             match err_pipe {
                 Some(r) => {
                     let log = LazyLog::masked(job.stderr.clone(), &job.mask);
-                    let redirect = redirect_err.map(|r| (r, Masking::new(Arc::clone(&job.mask))));
-                    relay(r, log, redirect, None).await
+                    relay(r, log, redirect(&job.redirect_stderr), None).await
                 }
                 None => (Vec::new(), None),
             }
@@ -202,28 +198,15 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
     cmd
 }
 
-fn open_redirect(path: &std::path::Path) -> Result<(PathBuf, std::fs::File), String> {
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map(|f| (path.to_path_buf(), f))
-        .map_err(|e| format!("cannot open {} for the step's output: {e}", path.display()))
-}
-
 /// Hides the run's secrets in a stream that comes in pieces: a value cut between two
 /// pieces is hidden too, by holding back the end of a piece that could start one.
-pub struct Masking {
+struct Masking {
     mask: Arc<Mask>,
     held: Vec<u8>,
 }
 
 impl Masking {
-    pub fn new(mask: Arc<Mask>) -> Self {
+    fn new(mask: Arc<Mask>) -> Self {
         Self {
             mask,
             held: Vec::new(),
@@ -231,7 +214,7 @@ impl Masking {
     }
 
     /// What of `bytes` (after what was held) can be written now.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.held.extend_from_slice(bytes);
         let masked = self.mask.bytes(&self.held);
         let split = masked
@@ -242,7 +225,7 @@ impl Masking {
     }
 
     /// The rest, at the end of the stream.
-    pub fn finish(&mut self) -> Vec<u8> {
+    fn finish(&mut self) -> Vec<u8> {
         let rest = self.mask.bytes(&self.held);
         self.held.clear();
         rest
@@ -342,15 +325,9 @@ impl LazyLog {
 async fn relay(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut log: LazyLog,
-    other: Option<((PathBuf, std::fs::File), Masking)>,
+    mut other: Option<LazyLog>,
     capture: Option<u64>,
 ) -> (Vec<u8>, Option<String>) {
-    let (other, mut other_mask) = match other {
-        Some((file, mask)) => (Some(file), Some(mask)),
-        None => (None, None),
-    };
-    let mut other = other.map(|(p, f)| (p, tokio::fs::File::from_std(f)));
-    let mut other_error = None;
     let limit = capture.map_or(0, |c| {
         usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
     });
@@ -366,13 +343,8 @@ async fn relay(
             Ok(n) => n,
         };
         log.write(&buf[..n]).await;
-        if other_error.is_none()
-            && let Some((path, f)) = other.as_mut()
-            && let Some(shown) = other_mask.as_mut().map(|m| m.feed(&buf[..n]))
-            && let Err(e) = f.write_all(&shown).await
-        {
-            other_error = Some(format!("cannot write {}: {e}", path.display()));
-            other = None;
+        if let Some(other) = other.as_mut() {
+            other.write(&buf[..n]).await;
         }
         if head.len() < limit {
             let take = n.min(limit - head.len());
@@ -383,19 +355,13 @@ async fn relay(
         }
     }
     log.flush().await;
-    if other_error.is_none()
-        && let Some((path, f)) = other.as_mut()
-        && let Some(rest) = other_mask.as_mut().map(Masking::finish)
-        && let Err(e) = f.write_all(&rest).await
-    {
-        other_error = Some(format!("cannot write {}: {e}", path.display()));
+    if let Some(other) = other.as_mut() {
+        other.flush().await;
     }
-    if let Some((path, f)) = other.as_mut()
-        && let Err(e) = f.flush().await
-    {
-        other_error.get_or_insert_with(|| format!("cannot write {}: {e}", path.display()));
-    }
-    let error = log.error().map(str::to_owned).or(other_error);
+    let error = log
+        .error()
+        .or_else(|| other.as_ref().and_then(LazyLog::error))
+        .map(str::to_owned);
     (head, error)
 }
 

@@ -306,13 +306,8 @@ impl Mask {
     }
 
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for v in &self.values {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), Self::HIDDEN);
-            }
-        }
-        out
+        // Whole values (valid UTF-8) become ASCII: the text stays valid UTF-8.
+        String::from_utf8_lossy(&self.bytes(text.as_bytes())).into_owned()
     }
 
     pub fn bytes(&self, bytes: &[u8]) -> Vec<u8> {

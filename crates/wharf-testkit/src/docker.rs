@@ -21,6 +21,25 @@ impl Unique {
         }
     }
 
+    /// Starts `NAME-suffix`, a container of the user's that sleeps (for steps to exec
+    /// into), and returns its name. It carries the DAG's label only so that the guard
+    /// removes it.
+    pub fn user_container(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.name);
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &format!("wharf.dag={}", self.name),
+            "wharf-test/base:latest",
+            "sleep",
+            "600",
+        ]);
+        name
+    }
+
     /// Containers (running or not) of this DAG.
     pub fn containers(&self) -> Vec<String> {
         docker(&[

@@ -45,6 +45,15 @@ impl Place {
             .current_dir(self.dir.path())
     }
 
+    /// `wharf validate` of `yaml` (as `bad.yaml`) fails, saying `said` at a place in it.
+    pub fn assert_refused(&self, yaml: &str, said: &str) {
+        let dag = self.dag("bad", yaml);
+        let out = self.wharf().args(["validate"]).args([&dag]).run();
+        assert_ne!(out.code, Some(0), "{yaml}");
+        assert!(out.stderr.contains(said), "{yaml}\n{}", out.stderr);
+        assert!(out.stderr.contains("bad.yaml:"), "{}", out.stderr);
+    }
+
     pub fn run(&self, dag: &Path, extra: &[&str]) -> Output {
         self.wharf().args(["run"]).args([dag]).args(extra).run()
     }

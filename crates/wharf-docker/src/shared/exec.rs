@@ -10,7 +10,7 @@ impl SharedExecutor {
         let wharf_engine::Work::Exec(e) = &job.work else {
             return Exit::error("the step has nothing to run in the container");
         };
-        if let Err(e) = prepare_redirects(job) {
+        if let Err(e) = job.prepare_redirects() {
             return Exit::error(e);
         }
         let mut head = Vec::new();

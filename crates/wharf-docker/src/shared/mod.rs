@@ -49,12 +49,12 @@ use tokio::sync::Notify;
 use wharf_engine::{BoxFuture, Executor, Exit, SharedContainer, SharedSetup, StepJob, labels};
 use wharf_spec::{Startup, VolumeSource, WaitFor};
 
-use crate::container::{prepare_redirects, pump, short};
+use crate::container::{pump, short};
 use crate::{Client, describe, image, status_of};
 
 /// The helper, built for the architecture wharf is built for (empty when there is none).
-pub(crate) static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wharf-init"));
-pub(crate) const INIT_PATH: &str = "/.wharf/init";
+static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wharf-init"));
+const INIT_PATH: &str = "/.wharf/init";
 /// A label on containers that hold the helper.
 const INIT_LABEL: &str = "wharf.init";
 
@@ -67,11 +67,37 @@ fn ready_limit() -> Duration {
 }
 
 /// The Docker name of the machine's architecture, as images name theirs.
-pub(crate) fn own_arch() -> &'static str {
+fn own_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+/// Whether wharf's helper runs in a container of the platform asked for, or else of the
+/// image's architecture (it is built for this machine's).
+pub(crate) fn helper_runs(platform: Option<&str>, image_arch: Option<&str>) -> bool {
+    let arch = platform
+        .and_then(|p| p.split('/').nth(1))
+        .or(image_arch)
+        .unwrap_or("");
+    !INIT.is_empty() && (arch.is_empty() || arch == own_arch())
+}
+
+/// The Entrypoint and Cmd that keep a container up until it is stopped: wharf's helper,
+/// or the image's `sh`.
+pub(crate) fn keepalive(helper: bool) -> (Vec<String>, Vec<String>) {
+    if helper {
+        (vec![INIT_PATH.to_owned()], vec!["keepalive".to_owned()])
+    } else {
+        (
+            vec!["sh".to_owned()],
+            vec![
+                "-c".to_owned(),
+                "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done".to_owned(),
+            ],
+        )
     }
 }
 
@@ -206,12 +232,7 @@ impl SharedExecutor {
                 .await
                 .map_err(|e| format!("cannot inspect the image {image}: {}", describe(&e)))?,
         };
-        let arch = platform
-            .as_deref()
-            .and_then(|p| p.split('/').nth(1))
-            .or(details.architecture.as_deref())
-            .unwrap_or("");
-        let helper = !INIT.is_empty() && (arch.is_empty() || arch == own_arch());
+        let helper = helper_runs(platform.as_deref(), details.architecture.as_deref());
         if let Some(n) = crate::bind_notice(&cfg.volumes) {
             (setup.notice)(n);
         }
@@ -493,17 +514,10 @@ fn create_body(
     let mut labels: HashMap<String, String> = setup.labels.iter().cloned().collect();
     labels.insert(INIT_LABEL.into(), helper.to_string());
     let (entrypoint, cmd) = match cfg.startup {
-        Startup::Keepalive if helper => (
-            Some(vec![INIT_PATH.to_owned()]),
-            Some(vec!["keepalive".to_owned()]),
-        ),
-        Startup::Keepalive => (
-            Some(vec!["sh".to_owned()]),
-            Some(vec![
-                "-c".to_owned(),
-                "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done".to_owned(),
-            ]),
-        ),
+        Startup::Keepalive => {
+            let (entrypoint, cmd) = keepalive(helper);
+            (Some(entrypoint), Some(cmd))
+        }
         Startup::Entrypoint => (None, None),
         // The command is the main process: the image's ENTRYPOINT does not wrap it.
         Startup::Command => (Some(Vec::new()), Some(cfg.command.clone())),
