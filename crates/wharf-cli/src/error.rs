@@ -14,6 +14,12 @@ pub(crate) enum Error {
     Invalid { file: String, errors: String },
     #[error("invalid run id `{0}`: use letters, digits, `-`, `_` and `.` (at most 128)")]
     RunId(String),
+    /// Params the DAG's params schema refuses.
+    #[error("{file}: {source}; nothing ran")]
+    Params {
+        file: String,
+        source: wharf_spec::params::ParamsError,
+    },
     #[error("the DAG `{dag}` has no run `{run_id}`")]
     NoSuchRun { dag: String, run_id: String },
     #[error("the DAG `{0}` has no runs")]
@@ -69,6 +75,7 @@ impl Error {
         match self {
             Self::Invalid { .. }
             | Self::RunId(_)
+            | Self::Params { .. }
             | Self::NoSuchRun { .. }
             | Self::NoRuns(_)
             | Self::StillRunning { .. }

@@ -330,7 +330,7 @@ fn a_missing_step_working_directory_is_created() {
 
 // Keys wharf cannot honour are refused, never accepted and ignored.
 #[test]
-fn otel_run_config_and_worker_selectors_are_refused() {
+fn otel_and_worker_selectors_are_refused() {
     let p = Place::new();
     let dag = p.dag(
         "unhonoured",
@@ -338,12 +338,7 @@ fn otel_run_config_and_worker_selectors_are_refused() {
     );
     let out = p.wharf().args(["validate"]).arg_path(&dag).run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    for (line, key) in [
-        (1, "otel"),
-        (3, "runConfig"),
-        (5, "workerSelector"),
-        (10, "workerSelector"),
-    ] {
+    for (line, key) in [(1, "otel"), (5, "workerSelector"), (10, "workerSelector")] {
         assert!(
             out.stderr.contains(&format!("unhonoured.yaml:{line}:"))
                 && out
@@ -625,4 +620,136 @@ fn preconditions_match_expected_line_by_line() {
     assert_eq!(step(&status, "literal")["status"], "succeeded", "{status}");
     assert_eq!(step(&status, "regex")["status"], "succeeded", "{status}");
     assert_eq!(step(&status, "none")["status"], "skipped", "{status}");
+}
+
+// G18: `params: {schema, values}`: values given for a run are read as their declared
+// types, the schema's defaults fill in, the whole is validated before anything runs, and
+// the params are the schema's properties in its order.
+#[test]
+fn params_are_checked_against_their_json_schema_before_the_run() {
+    let p = Place::new();
+    std::fs::write(
+        p.path("p.schema.json"),
+        r#"{"type": "object",
+            "properties": {
+              "region": {"type": "string", "enum": ["eu", "us"], "default": "eu"},
+              "n": {"type": "integer", "minimum": 1},
+              "debug": {"type": "boolean", "default": false}},
+            "required": ["n"]}"#,
+    )
+    .expect("schema");
+    let dag = p.dag(
+        "typed",
+        "params:\n  schema: ./p.schema.json\n  values:\n    n: 1\nsteps:\n  - name: show\n    command: echo \"$1 $2 $3 region=${region} n=${n} debug=${debug}\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("typed", "show"),
+        "eu 1 false region=eu n=1 debug=false\n"
+    );
+
+    let out = p.run(&dag, &["--", "n=3", "region=us", "debug=true"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("typed", "show"),
+        "us 3 true region=us n=3 debug=true\n"
+    );
+
+    // Refused before a run is made: each says which param and why.
+    for (given, said) in [
+        ("n=0", "`n`: must be >=1"),
+        ("n=abc", "`n`: `abc` is not an integer"),
+        ("region=asia", "`region`"),
+        ("debug=maybe", "`debug`: `maybe` is not a boolean"),
+        ("5", "takes named params only"),
+    ] {
+        let out = p.run(&dag, &["--", given]);
+        assert_eq!(out.code, Some(2), "{given}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{given}: {}", out.stderr);
+        assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    }
+    let runs = p.wharf().args(["history", "typed", "--json"]).run();
+    assert_eq!(runs.code, Some(0), "{}", runs.stderr);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).expect("history json");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+
+    // The file's own values are checked when it is validated, and a missing schema too.
+    p.assert_refused(
+        "params:\n  schema: {type: object, properties: {n: {type: integer, minimum: 1}}}\n  values:\n    n: 0\nsteps: [echo]\n",
+        "`values` do not match the params schema: `n`: must be >=1",
+    );
+    p.assert_refused(
+        "params:\n  schema: ./missing.json\nsteps: [echo]\n",
+        "the schema file `./missing.json` is not found",
+    );
+    p.assert_refused(
+        "params:\n  schema: {type: object}\n  other: 1\nsteps: [echo]\n",
+        "other",
+    );
+}
+
+// S07: `shellPackages` with `shell: nix-shell`: the step's line runs through
+// `nix-shell -p PKG... --run LINE`. nix-shell needs the Nix package set from the network,
+// which a test machine does not reach: a `nix-shell` on PATH stands in for it, recording
+// the arguments it was given and running the `--run` line as nix-shell would.
+#[test]
+fn shell_packages_reach_nix_shell_as_its_packages() {
+    let p = Place::new();
+    let bin = p.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let fake = bin.join("nix-shell");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$NIX_ARGS_FILE\"\nwhile [ \"$1\" != --run ]; do shift; done\nexec bash -c \"$2\"\n",
+    )
+    .expect("fake");
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    let args_file = p.path("nix-args");
+    let dag = p.dag(
+        "nix",
+        "params: first\nenv:\n  - NIX_ARGS_FILE: ${NIX_ARGS_FILE}\nsteps:\n  - name: tool\n    shell: nix-shell --pure\n    shellPackages: [jq, curl]\n    command: echo \"got $1\"\n",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = p
+        .wharf()
+        .env("PATH", &path)
+        .env("NIX_ARGS_FILE", &args_file.to_string_lossy())
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("nix", "tool"), "got first\n");
+    let args = std::fs::read_to_string(&args_file).expect("nix-shell was run");
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        args,
+        [
+            "--pure",
+            "-p",
+            "jq",
+            "-p",
+            "curl",
+            "--run",
+            "set -- first; echo \"got $1\""
+        ],
+        "{args:?}"
+    );
+
+    p.assert_refused(
+        "steps:\n  - shellPackages: [jq]\n    command: jq --version\n",
+        "`shellPackages` needs `shell: nix-shell`",
+    );
+    p.assert_refused(
+        "steps:\n  - executor: {type: docker, config: {image: alpine}}\n    shell: nix-shell\n    shellPackages: [jq]\n    command: jq --version\n",
+        "does not apply to a step in a container",
+    );
 }

@@ -767,3 +767,105 @@ fn wait_ended(p: &Place, dag: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// G18 through the API: params a DAG's schema refuses are a 400 that says why, and no run.
+// G19: `runConfig` holds for runs started from the API and the web UI.
+#[test]
+fn the_api_and_ui_keep_to_a_dags_params_schema_and_run_config() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/typed.yaml"),
+        "params:\n  schema:\n    type: object\n    properties:\n      n: {type: integer, maximum: 9}\n    required: [n]\nsteps:\n  - name: show\n    command: echo n=${n}\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/typed/start", &json!({"params": "n=12"}));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`n`: must be <=9"),
+        "{v}"
+    );
+    let (code, v) = s.post("/dags/typed/start", &json!({}));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing"),
+        "{v}"
+    );
+    let (code, v) = s.post(
+        "/dags/typed/start",
+        &json!({"params": "{\"n\": 4}", "dagRunId": "ok"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("typed", "ok", "succeeded");
+    let (_, log) = s.get("/dag-runs/typed/ok/steps/show/log");
+    assert_eq!(log["content"], "n=4\n");
+    let (_, list) = s.get("/dags/typed/dag-runs");
+    assert_eq!(list["dagRuns"].as_array().map(Vec::len), Some(1), "{list}");
+
+    std::fs::write(
+        p.path("dags/fixed.yaml"),
+        "runConfig:\n  disableParamEdit: true\n  disableRunIdEdit: true\nparams:\n  - ENVIRONMENT: production\nsteps:\n  - name: deploy\n    command: echo to ${ENVIRONMENT}\n",
+    )
+    .expect("dag");
+    let (_, details) = s.get("/dags/fixed");
+    assert_eq!(
+        details["dag"]["runConfig"],
+        json!({"disableParamEdit": true, "disableRunIdEdit": true}),
+        "{details}"
+    );
+    let (code, v) = s.post(
+        "/dags/fixed/start",
+        &json!({"params": "ENVIRONMENT=staging"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disableParamEdit"),
+        "{v}"
+    );
+    let (code, v) = s.post("/dags/fixed/start", &json!({"dagRunId": "mine"}));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disableRunIdEdit"),
+        "{v}"
+    );
+    // Its own params, as a client shows and sends them back, are accepted.
+    let (code, v) = s.post(
+        "/dags/fixed/start",
+        &json!({"params": "ENVIRONMENT=production"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let id = v["dagRunId"].as_str().unwrap_or_default().to_owned();
+    s.until("fixed", &id, "succeeded");
+    let (_, log) = s.get(&format!("/dag-runs/fixed/{id}/steps/deploy/log"));
+    assert_eq!(log["content"], "to production\n");
+
+    // The web page shows the fixed params and offers no field to change them.
+    let (code, _, html) = s.page("GET", "/dags/fixed", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("params (fixed)") && html.contains("ENVIRONMENT=production"),
+        "{html}"
+    );
+    assert!(!html.contains("name=\"params\""), "{html}");
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, _, html) = s.page(
+        "POST",
+        "/dags/fixed/start",
+        &origin,
+        "params=ENVIRONMENT%3Dstaging",
+    );
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("disableParamEdit"), "{html}");
+}

@@ -102,6 +102,8 @@ pub async fn execute(
         }
         Err(e) => (wharf_spec::env::Mask::default(), Some(e.to_string())),
     };
+    // Params a schema refuses fail the run as an unreadable secret does.
+    let secret_error = resolved.params_error.take().or(secret_error);
     for note in std::mem::take(&mut resolved.notes) {
         log.line(&format!("note: {note}"));
         let _ = events.send(Event::Notice(note));

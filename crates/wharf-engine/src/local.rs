@@ -168,7 +168,47 @@ async fn run(job: &StepJob) -> Exit {
 /// The step's process: the program through its shell (or a script with its own `#!`),
 /// in its own process group, its output piped.
 fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
-    let cmd = match &local.program {
+    let cmd = if wharf_spec::formats::is_nix_shell(&local.shell) {
+        nix_shell(job, local)
+    } else {
+        through_shell(job, local)
+    };
+    let mut cmd = crate::vars::step_process(cmd, &job.env);
+    cmd.current_dir(&job.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd
+}
+
+/// `nix-shell` takes the line to run with `--run` (its own options, `-p` packages
+/// included, come before); the positional params are set at the start of the line.
+fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+    let quoted = |items: &[String]| shell_words::join(items);
+    let positional = if job.positional.is_empty() {
+        String::new()
+    } else {
+        format!("set -- {}; ", quoted(&job.positional))
+    };
+    let line = match &local.program {
+        Program::Line(line) => format!("{positional}{line}"),
+        Program::Script(file) => format!(
+            "{positional}sh {} \"$@\"",
+            shell_words::quote(&file.to_string_lossy())
+        ),
+        Program::Executable(file) => format!(
+            "{positional}{} \"$@\"",
+            shell_words::quote(&file.to_string_lossy())
+        ),
+    };
+    let mut c = Command::new(&local.shell[0]);
+    c.args(&local.shell[1..]).arg("--run").arg(line);
+    c
+}
+
+fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+    match &local.program {
         Program::Line(line) => {
             let mut c = Command::new(&local.shell[0]);
             c.args(&local.shell[1..])
@@ -188,14 +228,7 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
             c.args(&job.positional);
             c
         }
-    };
-    let mut cmd = crate::vars::step_process(cmd, &job.env);
-    cmd.current_dir(&job.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    cmd
+    }
 }
 
 /// Hides the run's secrets in a stream that comes in pieces: a value cut between two

@@ -42,6 +42,9 @@ pub struct Resolved {
     pub positional_names: Vec<Option<String>>,
     /// Problems that do not stop a dry run (a missing dotenv file).
     pub notes: Vec<String>,
+    /// Why the params given for the run are refused by the DAG's params schema: a run
+    /// fails with it before any step starts.
+    pub params_error: Option<String>,
 }
 
 impl Resolved {
@@ -158,7 +161,14 @@ pub fn resolve_with(
         let value = evaluate(&mut r, &var.name, &var.value);
         r.set(&var.name, value, Origin::Env);
     }
-    for (i, (p, given)) in merge_params(&dag.params, overrides).into_iter().enumerate() {
+    let params = match crate::params::for_run(dag, overrides) {
+        Ok(params) => params,
+        Err(e) => {
+            r.params_error = Some(e.to_string());
+            merge_params(&dag.params, overrides)
+        }
+    };
+    for (i, (p, given)) in params.into_iter().enumerate() {
         let value = if given {
             p.value
         } else {

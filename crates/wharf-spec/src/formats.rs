@@ -305,6 +305,15 @@ pub(crate) fn regex_error(e: &regex::Error) -> String {
     }
 }
 
+/// Whether a `shell` runs `nix-shell`, which takes a step's `shellPackages`.
+pub fn is_nix_shell(shell: &[String]) -> bool {
+    shell.first().is_some_and(|program| {
+        Path::new(program)
+            .file_name()
+            .is_some_and(|n| n == "nix-shell")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

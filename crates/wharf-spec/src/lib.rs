@@ -16,6 +16,7 @@ pub mod expand;
 pub mod formats;
 mod graph;
 pub mod model;
+pub mod params;
 pub mod redact;
 mod yaml;
 
@@ -140,6 +141,7 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
                         dir: &dir,
+                        nix_shell: false,
                     };
                     if let Some((mut decoded, raw)) = decode::dag(&mut decoder, &root, &file, &stem)
                     {

@@ -21,6 +21,9 @@ pub struct Dag {
     /// The dotenv files to read, in order; `.env` first unless `dotenv: []`.
     pub dotenv: Vec<String>,
     pub params: Vec<Param>,
+    /// `params: {schema, values}`: the schema the params of a run are checked against
+    /// (`params` then holds the `values`).
+    pub params_schema: Option<crate::params::ParamsSchema>,
     pub steps: Vec<Step>,
     pub handlers: Handlers,
     pub container: Option<Container>,
@@ -43,6 +46,18 @@ pub struct Dag {
     pub skip_if_successful: bool,
     /// `secrets`: variables whose values are read when a run starts and never shown.
     pub secrets: Vec<Secret>,
+    /// `runConfig`: what a run started from the web UI or the API may choose.
+    pub run_config: RunConfig,
+}
+
+/// `runConfig`: limits on runs started from the web UI and the API (the command line,
+/// run by the DAG's operators, is not limited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    /// `disableParamEdit`: such runs take the DAG's own params; others are refused.
+    pub disable_param_edit: bool,
+    /// `disableRunIdEdit`: such runs get a new run id; a chosen one is refused.
+    pub disable_run_id_edit: bool,
 }
 
 /// One of `secrets`: `name` gets the value that `provider` finds under `key`.
@@ -145,6 +160,8 @@ pub struct Step {
     pub command: Option<CommandSpec>,
     pub script: Option<String>,
     pub shell: Option<Vec<String>>,
+    /// `shellPackages`: what `nix-shell` makes available to the step (`-p` each).
+    pub shell_packages: Vec<String>,
     pub env: Vec<EnvVar>,
     /// The step's dependencies after the chain/graph rules are applied.
     pub depends: Vec<String>,

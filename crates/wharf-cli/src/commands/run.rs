@@ -22,6 +22,10 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         Some(id) => id.clone(),
         None => wharf_engine::new_run_id(),
     };
+    wharf_spec::params::check(&dag, &args.params).map_err(|source| Error::Params {
+        file: args.file.display().to_string(),
+        source,
+    })?;
     let (store, dead) = open_store_reaping()?;
     if let Some(days) = dag.hist_retention_days {
         let cutoff =

@@ -29,10 +29,16 @@ pub(super) fn shell_of(
         })
         .unwrap_or_else(|| vec!["sh".into()]);
     if shell.is_empty() {
-        vec!["sh".into()]
-    } else {
-        shell
+        return vec!["sh".into()];
     }
+    let mut shell = shell;
+    if wharf_spec::formats::is_nix_shell(&shell) {
+        for package in &step.shell_packages {
+            shell.push("-p".into());
+            shell.push(expand(package));
+        }
+    }
+    shell
 }
 
 /// What the shell runs: the command line, or the script (with `command` as its

@@ -256,6 +256,13 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
         ));
     };
     let run_id = match body.get("dagRunId").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() && dag.run_config.disable_run_id_edit => {
+            return bad_request(format!(
+                "the DAG `{}` does not take a chosen dagRunId (its runConfig has disableRunIdEdit); \
+                 leave dagRunId out and a new id is given",
+                dag.name
+            ));
+        }
         Some(id) if !id.is_empty() => {
             let api_id = id
                 .bytes()
@@ -269,17 +276,18 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
         }
         _ => wharf_engine::new_run_id(),
     };
-    let params = match body.get("params") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => match checked_params(text) {
-            Ok(params) => params,
-            Err(why) => return bad_request(format!("`params` {why}")),
-        },
+    let text = match body.get("params") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(text)) => text.as_str(),
         Some(other) => {
             return bad_request(format!(
                 "`params` must be a string (shell words or JSON), found {other}"
             ));
         }
+    };
+    let params = match checked_params(dag, text) {
+        Ok(params) => params,
+        Err(why) => return bad_request(why),
     };
     let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
     let started = wharf_control::start(
@@ -313,14 +321,33 @@ pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
 
 /// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
 /// or list.
-/// Parameters a caller gave (API or UI), refused when they cannot reach a
-/// process: the error completes "params ...".
-pub(crate) fn checked_params(text: &str) -> Result<Vec<String>, &'static str> {
+/// Parameters a caller gave (API or UI) for a run of `dag`, refused when they cannot
+/// reach a process or the DAG's params schema refuses them.
+pub(crate) fn checked_params(dag: &wharf_spec::Dag, text: &str) -> Result<Vec<String>, String> {
     let params = parse_params(text);
     if params.iter().any(|p| p.contains('\0')) {
-        return Err("must not contain a NUL character");
+        return Err("`params` must not contain a NUL character".to_owned());
     }
+    if dag.run_config.disable_param_edit && !params.is_empty() && params != own_params(dag) {
+        return Err(format!(
+            "the DAG `{}` runs with its own params (its runConfig has disableParamEdit); \
+             start it without params",
+            dag.name
+        ));
+    }
+    wharf_spec::params::check(dag, &params).map_err(|e| e.to_string())?;
     Ok(params)
+}
+
+/// The DAG's own params as words (`NAME=value`, or the value of a positional one).
+fn own_params(dag: &wharf_spec::Dag) -> Vec<String> {
+    dag.params
+        .iter()
+        .map(|p| match &p.name {
+            Some(n) => format!("{n}={}", p.value),
+            None => p.value.clone(),
+        })
+        .collect()
 }
 
 fn parse_params(text: &str) -> Vec<String> {

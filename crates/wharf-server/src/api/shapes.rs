@@ -312,6 +312,17 @@ pub(crate) struct DagShape {
     #[serde(rename = "defaultParams")]
     pub default_params: String,
     pub tags: Vec<String>,
+    #[serde(rename = "runConfig", skip_serializing_if = "Option::is_none")]
+    pub run_config: Option<RunConfigShape>,
+}
+
+/// `RunConfig`.
+#[derive(Serialize)]
+pub(crate) struct RunConfigShape {
+    #[serde(rename = "disableParamEdit")]
+    pub disable_param_edit: bool,
+    #[serde(rename = "disableRunIdEdit")]
+    pub disable_run_id_edit: bool,
 }
 
 impl DagShape {
@@ -338,6 +349,12 @@ impl DagShape {
             default_params: params.join(" "),
             params,
             tags: dag.tags.clone(),
+            run_config: (dag.run_config != wharf_spec::RunConfig::default()).then_some(
+                RunConfigShape {
+                    disable_param_edit: dag.run_config.disable_param_edit,
+                    disable_run_id_edit: dag.run_config.disable_run_id_edit,
+                },
+            ),
         }
     }
 }

@@ -220,9 +220,9 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
                 return failed(format!("the DAG `{file_name}` is invalid"));
             };
             let text = form_field(body, "params").unwrap_or_default();
-            let params = match crate::api::dags::checked_params(&text) {
+            let params = match crate::api::dags::checked_params(dag, &text) {
                 Ok(params) => params,
-                Err(why) => return failed(format!("params {why}")),
+                Err(why) => return failed(why),
             };
             let run_id = wharf_engine::new_run_id();
             let started = wharf_control::start(

@@ -106,6 +106,8 @@ struct DagPage {
     name: String,
     description: Option<String>,
     default_params: String,
+    /// `runConfig.disableParamEdit`: the form shows the params and sends none.
+    params_fixed: bool,
     graph: Option<Graph>,
     runs: Vec<RunRow>,
     /// The runs of the grid, oldest first: id and status.
@@ -186,6 +188,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             file: file_name.to_owned(),
             description: dag.and_then(|d| d.description.clone()),
             default_params: dag.map(shown_params).unwrap_or_default(),
+            params_fixed: dag.is_some_and(|d| d.run_config.disable_param_edit),
             graph,
             grid_runs: runs
                 .iter()

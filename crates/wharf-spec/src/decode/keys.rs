@@ -13,6 +13,7 @@ pub(crate) struct Keys {
 pub(crate) const ROOT_KEYS: Keys = Keys {
     known: &[
         "name",
+        "runConfig",
         "description",
         "type",
         "workingDir",
@@ -60,10 +61,6 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
             "wharf exports no OpenTelemetry traces; its run records and logs hold what a run did (remove `otel`)",
         ),
         (
-            "runConfig",
-            "wharf's start form has no such options; params are edited as given (remove `runConfig`)",
-        ),
-        (
             "workerSelector",
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
         ),
@@ -74,6 +71,18 @@ pub(crate) const SECRET_KEYS: Keys = Keys {
     known: &["name", "provider", "key"],
     ignored: &[],
     unsupported: &[("options", "the `env` and `file` providers take no options")],
+};
+
+pub(crate) const RUN_CONFIG_KEYS: Keys = Keys {
+    known: &["disableParamEdit", "disableRunIdEdit"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const PARAMS_SCHEMA_KEYS: Keys = Keys {
+    known: &["schema", "values"],
+    ignored: &[],
+    unsupported: &[],
 };
 
 pub(crate) const STEP_KEYS: Keys = Keys {
@@ -104,6 +113,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "timeoutSec",
         "logOutput",
         "container",
+        "shellPackages",
     ],
     ignored: &["mailOnError", "params"],
     unsupported: &[
@@ -112,10 +122,6 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         (
             "parallel",
             "run the variants as separate steps in a parallel group instead",
-        ),
-        (
-            "shellPackages",
-            "install the packages in the image or on the host instead",
         ),
         (
             "workerSelector",

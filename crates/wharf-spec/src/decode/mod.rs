@@ -82,7 +82,10 @@ pub(crate) fn dag(
         }
         None => vec![".env".to_owned()],
     };
-    let params = f.get("params").map(|n| d.params(n)).unwrap_or_default();
+    let (params, params_schema) = f
+        .get("params")
+        .map(|n| d.params_decl(n, &working_dir))
+        .unwrap_or_default();
     let shell = f.get("shell").and_then(|n| d.words(n, "`shell`"));
     let tags = match f.get("tags") {
         Some(node) if node.as_seq().is_none() => d
@@ -116,6 +119,7 @@ pub(crate) fn dag(
         env,
         dotenv,
         params,
+        params_schema,
         steps: Vec::new(),
         handlers: Handlers::default(),
         container,
@@ -133,8 +137,17 @@ pub(crate) fn dag(
         shell,
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
+        run_config: f
+            .get("runConfig")
+            .and_then(|n| d.fields(n, "`runConfig`", &RUN_CONFIG_KEYS))
+            .map(|rc| RunConfig {
+                disable_param_edit: d.opt_bool(&rc, "disableParamEdit").unwrap_or(false),
+                disable_run_id_edit: d.opt_bool(&rc, "disableRunIdEdit").unwrap_or(false),
+            })
+            .unwrap_or_default(),
         secrets: f.get("secrets").map(|n| d.secrets(n)).unwrap_or_default(),
     };
+    d.nix_shell = dag.shell.as_deref().is_some_and(formats::is_nix_shell);
     if let Some(handlers) = f.get("handlerOn") {
         dag.handlers = handler_on(d, handlers, dag.container.is_some());
     }
@@ -262,6 +275,7 @@ pub(crate) fn with_node<R>(
     let mut d = Decoder {
         diags: Vec::new(),
         dir,
+        nix_shell: false,
     };
     let out = f(&mut d, &root);
     (out, d.diags.into_iter().map(|d| d.message).collect())

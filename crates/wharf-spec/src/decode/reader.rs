@@ -67,6 +67,8 @@ pub(crate) fn snake_to_camel(key: &str) -> String {
 pub(crate) struct Decoder<'a> {
     pub diags: Vec<Diagnostic>,
     pub dir: &'a Path,
+    /// The DAG's `shell` runs `nix-shell` (a step's `shellPackages` needs it).
+    pub nix_shell: bool,
 }
 
 impl Decoder<'_> {

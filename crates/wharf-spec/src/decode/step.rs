@@ -98,6 +98,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 command: Some(CommandSpec::Line(command)),
                 script: None,
                 shell: None,
+                shell_packages: Vec::new(),
                 env: Vec::new(),
                 depends: Vec::new(),
                 output: None,
@@ -172,6 +173,30 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 .with_help("give the container its program with `command`, or run the script on the host or in the DAG-level `container`"),
         );
     }
+    let shell = f.get("shell").and_then(|n| d.words(n, "`shell`"));
+    let shell_packages = match f.get("shellPackages") {
+        None => Vec::new(),
+        Some(node) => {
+            let packages = d.strings(node, "`shellPackages`");
+            let nix = shell.as_deref().map_or(d.nix_shell, formats::is_nix_shell);
+            if matches!(executor, Executor::Docker(_))
+                || (shared && matches!(executor, Executor::Local { explicit: false }))
+            {
+                d.error(node.at(), "`shellPackages` does not apply to a step in a container: install the packages in its image");
+            } else if !nix {
+                d.diags.push(
+                    Diagnostic::error(
+                        node.at(),
+                        "`shellPackages` needs `shell: nix-shell` (the step's or the DAG's)",
+                    )
+                    .with_help(
+                        "add `shell: nix-shell` to the step, or install the packages on the host",
+                    ),
+                );
+            }
+            packages
+        }
+    };
     let runs_something = f.has("command") || f.has("script");
     if !runs_something && !f.rejected && matches!(executor, Executor::Local { .. }) {
         let mut diag = Diagnostic::error(span, "the step has neither `command` nor `script`");
@@ -198,7 +223,8 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         dir,
         command,
         script,
-        shell: f.get("shell").and_then(|n| d.words(n, "`shell`")),
+        shell,
+        shell_packages,
         env: f
             .get("env")
             .map(|n| d.env(n, "the step's `env`"))

@@ -5,6 +5,7 @@ use super::{Decoder, Fields};
 use crate::diag::Diagnostic;
 use crate::formats;
 use crate::model::*;
+use crate::params::ParamsSchema;
 use crate::yaml::{Entry, Kind, Node};
 
 impl Decoder<'_> {
@@ -172,22 +173,65 @@ impl Decoder<'_> {
         out
     }
 
+    /// `params`, and the schema they are checked against when it is the
+    /// `{schema: …, values: …}` form.
+    pub(crate) fn params_decl(
+        &mut self,
+        node: &Node,
+        working_dir: &std::path::Path,
+    ) -> (Vec<Param>, Option<ParamsSchema>) {
+        let is_schema_form = matches!(&node.kind, Kind::Map(entries)
+            if entries.iter().any(|e| e.key.as_str() == Some("schema")));
+        if !is_schema_form {
+            return (self.params(node), None);
+        }
+        let Some(f) = self.fields(node, "`params`", &PARAMS_SCHEMA_KEYS) else {
+            return (Vec::new(), None);
+        };
+        let values = f.get("values").map(|n| self.params(n)).unwrap_or_default();
+        if let Some(p) = values.iter().find(|p| p.name.is_none()) {
+            let at = f.get("values").map_or(node.at(), Node::at);
+            self.error(
+                at,
+                format!(
+                    "`values` of a params schema are named (NAME: value); `{}` has no name",
+                    p.value
+                ),
+            );
+            return (values, None);
+        }
+        let Some(decl) = f.get("schema") else {
+            return (values, None);
+        };
+        let schema = match &decl.kind {
+            Kind::Map(_) => ParamsSchema::inline(decl.to_json(), self.dir),
+            _ => match self.string(decl, "`schema`") {
+                Some(reference) => ParamsSchema::from_file(&reference, working_dir, self.dir),
+                None => return (values, None),
+            },
+        };
+        match schema {
+            Ok(schema) => {
+                if let Err(why) = schema.check_values(&values) {
+                    let at = f.get("values").map_or(decl.at(), Node::at);
+                    self.error(
+                        at,
+                        format!("`values` do not match the params schema: {why}"),
+                    );
+                }
+                (values, Some(schema))
+            }
+            Err(why) => {
+                self.error(decl.at(), why);
+                (values, None)
+            }
+        }
+    }
+
     pub(crate) fn params(&mut self, node: &Node) -> Vec<Param> {
         let mut params = Vec::new();
         match &node.kind {
-            Kind::Map(entries) => {
-                if entries.iter().any(|e| e.key.as_str() == Some("schema")) {
-                    self.diags.push(
-                        Diagnostic::error(
-                            node.at(),
-                            "`params` with a JSON `schema` is not supported by wharf",
-                        )
-                        .with_help("list the params with their defaults: `params: [NAME: value]`"),
-                    );
-                    return params;
-                }
-                self.param_map(entries, &mut params);
-            }
+            Kind::Map(entries) => self.param_map(entries, &mut params),
             Kind::Seq(items) => {
                 for item in items {
                     match &item.kind {
