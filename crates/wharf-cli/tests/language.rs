@@ -753,3 +753,38 @@ fn shell_packages_reach_nix_shell_as_its_packages() {
         "does not apply to a step in a container",
     );
 }
+
+// The inventory's appendix examples E1-E3, as written: each runs unchanged, with the
+// result the inventory gives (E6 is `handlers_see_the_run_status`).
+#[test]
+fn the_appendix_examples_run_unchanged() {
+    let p = Place::new();
+    let e1 = p.dag(
+        "e1",
+        "steps:\n  - name: script-step\n    command: |\n      #!/bin/sh\n      echo line1\n      echo line2\n",
+    );
+    assert_eq!(p.run(&e1, &[]).code, Some(0));
+    assert_eq!(p.logs("e1", "script-step"), "line1\nline2\n");
+
+    let e2 = p.dag(
+        "e2",
+        "type: graph\nsteps:\n  - id: risky\n    command: sh -c \"exit 3\"\n    continueOn: failed\n  - name: report\n    depends: risky\n    command: echo \"code=${risky.exitCode} log=${risky.stdout}\"\n",
+    );
+    p.run(&e2, &[]);
+    assert_eq!(p.status("e2")["status"], "partially_succeeded");
+    let report = p.logs("e2", "report");
+    let log = report
+        .trim_end()
+        .strip_prefix("code=3 log=")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(std::path::Path::new(log).is_file(), "{report}");
+
+    let e3 = p.dag(
+        "e3",
+        "steps:\n  - name: only-prod\n    command: echo deploying\n    preconditions:\n      - condition: \"${ENV}\"\n        expected: prod\n    continueOn: skipped\n  - name: always\n    command: echo after\n",
+    );
+    assert_eq!(p.run(&e3, &[]).code, Some(0));
+    let status = p.status("e3");
+    assert_eq!(step(&status, "only-prod")["status"], "skipped", "{status}");
+    assert_eq!(p.logs("e3", "always"), "after\n");
+}

@@ -823,8 +823,8 @@ fn verdict(
     }
 }
 
-/// `${id.exitCode}`, `${id.stdout}` and `${id.stderr}` (the paths of its logs) of a step
-/// with an `id`, for the steps after it.
+/// `${id.exitCode}`, `${id.stdout}` and `${id.stderr}` (the paths of its logs, made empty
+/// when the step printed nothing) of a step with an `id`, for the steps after it.
 fn set_references(
     vars: &mut wharf_spec::env::Resolved,
     step: &wharf_spec::Step,
@@ -836,6 +836,16 @@ fn set_references(
         vars.set(&format!("{id}.exitCode"), code.to_string(), Origin::Output);
     }
     if let Some((stdout, stderr)) = logs {
+        // Logs are made when output comes; a step that printed nothing still has a log
+        // the steps after it can read.
+        for log in [stdout, stderr] {
+            if !log.exists() {
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log);
+            }
+        }
         vars.set(
             &format!("{id}.stdout"),
             stdout.to_string_lossy().into_owned(),
