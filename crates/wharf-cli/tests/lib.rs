@@ -1,6 +1,7 @@
 //! Tests that drive the real `wharf` binary.
 
 mod common;
+mod composition;
 mod dry;
 mod faults;
 mod language;

@@ -46,6 +46,8 @@ struct Dispatcher {
     local: Arc<dyn Executor>,
     docker: Arc<dyn Executor>,
     shared: Arc<dyn Executor>,
+    /// Runs the steps that `call` another DAG.
+    subdag: Arc<dyn Executor>,
     /// The DAG-level container, when the DAG has one and a step or handler runs in it.
     container: Option<Arc<dyn crate::SharedContainer>>,
     /// `container.env`, expanded: steps in the container get it under their own env.
@@ -102,8 +104,28 @@ pub async fn execute(
         }
         Err(e) => (wharf_spec::env::Mask::default(), Some(e.to_string())),
     };
-    // Params a schema refuses fail the run as an unreadable secret does.
-    let secret_error = resolved.params_error.take().or(secret_error);
+    // Params a schema refuses fail the run as an unreadable secret does; so do sub-DAGs
+    // that call each other in a cycle.
+    let above = req
+        .lineage
+        .as_ref()
+        .map(|l| l.chain.clone())
+        .unwrap_or_default();
+    let secret_error = resolved
+        .params_error
+        .take()
+        .or(secret_error)
+        .or_else(|| wharf_spec::calls::check(&dag, &above).err());
+    let mut chain = above;
+    chain.push(wharf_spec::calls::identity(&dag));
+    let subdag = crate::subdag::SubDagExecutor {
+        home: store.home().to_path_buf(),
+        run: req.run,
+        root: req.lineage.as_ref().map_or(req.run, |l| l.root),
+        chain,
+        docker: req.docker.clone(),
+        new_shared: req.new_shared.clone(),
+    };
     for note in std::mem::take(&mut resolved.notes) {
         log.line(&format!("note: {note}"));
         let _ = events.send(Event::Notice(note));
@@ -156,6 +178,7 @@ pub async fn execute(
                 "the DAG-level container cannot run here: no Docker executor".into(),
             )),
         },
+        subdag: Arc::new(subdag),
         container: req.shared.clone().filter(|_| uses_container(&dag)),
         container_env: Arc::new(Vec::new()),
         attempts_before,
@@ -727,6 +750,7 @@ impl Dispatcher {
             container_env: Arc::clone(&self.container_env),
             mask: Arc::clone(&self.mask),
             executor: match self.dag.placement(step.get(&self.dag)) {
+                _ if step.get(&self.dag).call.is_some() => Arc::clone(&self.subdag),
                 wharf_spec::Placement::Host => Arc::clone(&self.local),
                 wharf_spec::Placement::OwnContainer { .. } => Arc::clone(&self.docker),
                 wharf_spec::Placement::SharedContainer => Arc::clone(&self.shared),

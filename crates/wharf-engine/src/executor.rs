@@ -100,6 +100,8 @@ pub enum Work {
     Container(Box<ContainerJob>),
     /// A program run in the DAG-level container, through `docker exec`.
     Exec(ExecJob),
+    /// Another DAG, as one child run or one per `parallel` item.
+    SubDag(Arc<crate::subdag::SubDagJob>),
 }
 
 /// The shell and program of a step on the host.

@@ -14,6 +14,7 @@ mod executor;
 mod local;
 mod recorder;
 mod step;
+mod subdag;
 mod vars;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub use executor::{
     SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use local::{LazyLog, LocalExecutor};
+pub use subdag::SubDagJob;
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;
 pub use wharf_store::{RunKey, Status, Store};
@@ -103,6 +105,22 @@ pub struct RunRequest {
     pub docker: Option<Arc<dyn Executor>>,
     /// The DAG-level container, for a DAG that has one; None: its steps fail and say why.
     pub shared: Option<Arc<dyn SharedContainer>>,
+    /// Makes the DAG-level container of a sub-DAG run (for sub-DAGs that have one).
+    pub new_shared: Option<SharedFactory>,
+    /// A sub-DAG run: the DAGs above it and the run at the top.
+    pub lineage: Option<Lineage>,
+}
+
+/// Makes a DAG-level container executor for one run.
+pub type SharedFactory = Arc<dyn Fn() -> Arc<dyn SharedContainer> + Send + Sync>;
+
+/// Where a sub-DAG run sits in its tree.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// The DAGs from the root run's down to the parent's (file and name).
+    pub chain: Vec<(PathBuf, String)>,
+    /// The run at the top of the tree.
+    pub root: RunKey,
 }
 
 /// The part of an earlier run that a retry keeps.

@@ -103,6 +103,7 @@ fn fire(
             file: &file,
             params: &[],
             log_base: None,
+            parent: None,
         };
         let run = store.create_run(&new)?;
         let why = format!(

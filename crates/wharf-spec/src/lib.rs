@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+pub mod calls;
 pub mod cron;
 mod decode;
 pub mod diag;
@@ -143,12 +144,40 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
                         dir: &dir,
                         nix_shell: false,
                     };
-                    if let Some((mut decoded, raw)) = decode::dag(&mut decoder, &root, &file, &stem)
-                    {
-                        if !raw.is_empty() {
-                            graph::link(&mut decoder.diags, &mut decoded, raw);
+                    dag = decode_one(&mut decoder, &root, &file, &stem);
+                    // Later documents are local DAGs, named by their `name`.
+                    let mut locals: Vec<Dag> = Vec::new();
+                    for other in &doc.others {
+                        let named = other.as_map().and_then(|entries| {
+                            entries.iter().find(|e| e.key.as_str() == Some("name"))
+                        });
+                        let Some(named) = named else {
+                            decoder.diags.push(
+                                Diagnostic::error(
+                                    other.at(),
+                                    "a document after the first is a local DAG and needs a `name`",
+                                )
+                                .with_help("add `name: NAME`; a step runs it with `call: NAME`"),
+                            );
+                            continue;
+                        };
+                        let Some(local) = decode_one(&mut decoder, other, &file, "") else {
+                            continue;
+                        };
+                        let main_name = dag.as_ref().map(|d| d.name.as_str());
+                        if locals.iter().any(|l| l.name == local.name)
+                            || main_name == Some(local.name.as_str())
+                        {
+                            decoder.error(
+                                named.value.at(),
+                                format!("the DAG name `{}` is used twice in this file", local.name),
+                            );
+                            continue;
                         }
-                        dag = Some(decoded);
+                        locals.push(local);
+                    }
+                    if let Some(dag) = &mut dag {
+                        dag.locals = locals;
                     }
                     diagnostics.extend(decoder.diags);
                 }
@@ -168,6 +197,20 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
         diagnostics,
         source,
     }
+}
+
+/// One document of a file as a DAG, its steps linked.
+fn decode_one(
+    decoder: &mut decode::Decoder,
+    root: &yaml::Node,
+    file: &Path,
+    default_name: &str,
+) -> Option<Dag> {
+    let (mut decoded, raw) = decode::dag(decoder, root, file, default_name)?;
+    if !raw.is_empty() {
+        graph::link(&mut decoder.diags, &mut decoded, raw);
+    }
+    Some(decoded)
 }
 
 fn absolute(path: &Path) -> PathBuf {

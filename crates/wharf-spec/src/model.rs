@@ -48,6 +48,10 @@ pub struct Dag {
     pub secrets: Vec<Secret>,
     /// `runConfig`: what a run started from the web UI or the API may choose.
     pub run_config: RunConfig,
+    /// `workingDir` was written (a sub-DAG without it works where its parent works).
+    pub working_dir_set: bool,
+    /// The DAGs of the file's later documents (`---`), which `call` names.
+    pub locals: Vec<Dag>,
 }
 
 /// `runConfig`: limits on runs started from the web UI and the API (the command line,
@@ -162,6 +166,8 @@ pub struct Step {
     pub shell: Option<Vec<String>>,
     /// `shellPackages`: what `nix-shell` makes available to the step (`-p` each).
     pub shell_packages: Vec<String>,
+    /// `call` (or `run`): the step runs another DAG as a child run (or one per item).
+    pub call: Option<Call>,
     pub env: Vec<EnvVar>,
     /// The step's dependencies after the chain/graph rules are applied.
     pub depends: Vec<String>,
@@ -516,6 +522,10 @@ pub enum Placement<'a> {
 
 impl Dag {
     pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
+        if step.call.is_some() {
+            // A sub-DAG step runs no process of its own: its child run places its steps.
+            return Placement::Host;
+        }
         match (&step.executor, &self.container) {
             (Executor::Local { explicit: true }, _) => Placement::Host,
             // A docker step that names its own image or container runs there, also in a
@@ -538,4 +548,42 @@ impl Dag {
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
     }
+}
+
+/// `call: NAME` (or `run:`): a step that runs another DAG as a child run.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// A DAG's name (a document of this file, or `NAME.yaml` in this file's folder) or a
+    /// file path (relative to this file's folder).
+    pub target: String,
+    /// `params` for the child, as written (expanded when the step starts).
+    pub params: CallParams,
+    /// `parallel`: one child run per item.
+    pub parallel: Option<Parallel>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum CallParams {
+    #[default]
+    None,
+    /// `params: "X=1 Y='two words'"`: shell words.
+    Line(String),
+    /// `params: {X: 1}` or `[{X: 1}, ...]`: each value as written.
+    Pairs(Vec<(String, String)>),
+}
+
+/// `parallel`: the items, and how many children run at once.
+#[derive(Debug, Clone)]
+pub struct Parallel {
+    pub items: ParallelItems,
+    /// `maxConcurrent` (default 10).
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum ParallelItems {
+    /// Written in the file: strings, numbers or objects.
+    List(Vec<serde_json::Value>),
+    /// A reference such as `${ITEMS}`: a JSON array (or words) when the step starts.
+    Text(String),
 }

@@ -183,6 +183,8 @@ fn parse_int(text: &str) -> Option<i64> {
 /// non-fatal problems found on the way (duplicate keys, bad merges).
 pub struct Document {
     pub root: Option<Node>,
+    /// The documents after the first (`---`), in order.
+    pub others: Vec<Node>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -195,9 +197,11 @@ pub fn load(source: &str) -> Result<Document, Diagnostic> {
         bytes: 0,
         diagnostics: Vec::new(),
     };
-    let root = loader.document()?;
+    let mut roots = loader.documents()?.into_iter();
+    let root = roots.next();
     Ok(Document {
         root,
+        others: roots.collect(),
         diagnostics: loader.diagnostics,
     })
 }
@@ -241,29 +245,24 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Option<Node>, Diagnostic> {
-        let mut root = None;
+    /// The file's documents; an empty one (`---` and nothing) is left out.
+    fn documents(&mut self) -> Result<Vec<Node>, Diagnostic> {
+        let mut roots = Vec::new();
         loop {
             let (ev, sp) = self.next()?;
             match ev {
                 Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
-                Event::StreamEnd => return Ok(root),
+                Event::StreamEnd => return Ok(roots),
                 Event::DocumentStart(_) => {
-                    if root.is_some() {
-                        return Err(Diagnostic::error(
-                            span(&sp),
-                            "a DAG file holds one YAML document; a second one starts here",
-                        ));
-                    }
                     let (ev, sp) = self.next()?;
                     if matches!(ev, Event::DocumentEnd) {
                         continue;
                     }
-                    root = Some(self.node(ev, sp)?);
+                    // Anchors are the document's own.
+                    self.anchors.clear();
+                    roots.push(self.node(ev, sp)?);
                 }
-                other => {
-                    root = Some(self.node(other, sp)?);
-                }
+                other => roots.push(self.node(other, sp)?),
             }
         }
     }

@@ -98,6 +98,17 @@ pub struct NewRun<'a> {
     pub params: &'a [String],
     /// The base folder of the DAG's logs (`logDir`), if not `$WHARF_HOME/logs`.
     pub log_base: Option<&'a Path>,
+    /// A sub-DAG run: the run and step that started it.
+    pub parent: Option<Parent<'a>>,
+}
+
+/// Where a sub-DAG run comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    pub run: RunKey,
+    pub step: &'a str,
+    /// The run at the top of the tree (the parent itself when it has no parent).
+    pub root: RunKey,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +125,10 @@ pub struct RunRecord {
     pub pid: Option<i32>,
     pub error: Option<String>,
     pub log_dir: PathBuf,
+    /// A sub-DAG run: the run whose step started it, and that step.
+    pub parent: Option<(RunKey, String)>,
+    /// A sub-DAG run: the run at the top of its tree.
+    pub root: Option<RunKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +165,7 @@ pub struct OutputRecord {
     pub omit: bool,
 }
 
-const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir";
+const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir, parent, parent_step, root";
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     let params: String = row.get(5)?;
@@ -167,6 +182,14 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         pid: row.get(9)?,
         error: row.get(10)?,
         log_dir: PathBuf::from(row.get::<_, String>(11)?),
+        parent: match (
+            row.get::<_, Option<i64>>(12)?,
+            row.get::<_, Option<String>>(13)?,
+        ) {
+            (Some(run), step) => Some((RunKey(run), step.unwrap_or_default())),
+            _ => None,
+        },
+        root: row.get::<_, Option<i64>>(14)?.map(RunKey),
     })
 }
 
@@ -282,8 +305,8 @@ impl Store {
         let params = serde_json::to_string(new.params).unwrap_or_else(|_| "[]".into());
         let now = now_ms();
         let inserted = self.conn.execute(
-            "INSERT INTO runs (dag, run_id, file, status, params, created_at, started_at, pid, pid_start, host, log_dir)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO runs (dag, run_id, file, status, params, created_at, started_at, pid, pid_start, host, log_dir, parent, parent_step, root)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 new.dag,
                 new.run_id,
@@ -293,7 +316,10 @@ impl Store {
                 pid,
                 pid_start,
                 hostname(),
-                log_dir.to_string_lossy()
+                log_dir.to_string_lossy(),
+                new.parent.map(|p| p.run.0),
+                new.parent.map(|p| p.step),
+                new.parent.map(|p| p.root.0),
             ],
         );
         match inserted {
@@ -473,10 +499,10 @@ impl Store {
             .optional()?)
     }
 
-    /// The DAG's runs, newest first.
+    /// The DAG's runs, newest first (sub-DAG runs are reached through their parents).
     pub fn history(&self, dag: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE dag = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE dag = ?1 AND parent IS NULL ORDER BY created_at DESC, id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
             params![dag, i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -485,10 +511,31 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A run by its key.
+    pub fn run_by_key(&self, key: RunKey) -> Result<Option<RunRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                params![key.0],
+                run_row,
+            )
+            .optional()?)
+    }
+
+    /// The sub-DAG runs a run's steps started, in the order they were made.
+    pub fn children(&self, run: RunKey) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE parent = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![run.0], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The newest runs of all DAGs (or of those whose name contains `name`), newest first.
     pub fn recent_runs(&self, name: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR instr(dag, ?1) > 0) ORDER BY created_at DESC, id DESC LIMIT ?2"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE parent IS NULL AND (?1 IS NULL OR instr(dag, ?1) > 0) ORDER BY created_at DESC, id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
             params![name, i64::try_from(limit).unwrap_or(i64::MAX)],

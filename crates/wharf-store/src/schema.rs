@@ -1,7 +1,8 @@
 //! The schema.
 
 /// One numbered migration per schema change; `PRAGMA user_version` is the last applied.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
         dag TEXT NOT NULL,
@@ -55,4 +56,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[r"
         omit INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run, name)
     );
-"];
+",
+    // Sub-DAG runs: the run whose step started them, that run's step, and the run at the
+    // top of the tree.
+    r"
+    ALTER TABLE runs ADD COLUMN parent INTEGER REFERENCES runs (id) ON DELETE CASCADE;
+    ALTER TABLE runs ADD COLUMN parent_step TEXT;
+    ALTER TABLE runs ADD COLUMN root INTEGER;
+    CREATE INDEX runs_by_parent ON runs (parent);
+",
+];

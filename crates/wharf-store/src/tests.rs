@@ -44,6 +44,7 @@ fn new_run<'a>(dag: &'a str, run_id: &'a str) -> NewRun<'a> {
         file: Path::new("/x/dag.yaml"),
         params: &[],
         log_base: None,
+        parent: None,
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         file: &dag.file,
         params: &args.params,
         log_base: log_base.as_deref(),
+        parent: None,
     };
     let run = store.create_run(&new).map_err(|e| match e {
         e @ wharf_store::Error::RunIdTaken { .. } => Error::RunIdTaken(e),
@@ -62,6 +63,8 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         resume: None,
         docker: None,
         shared: None,
+        new_shared: None,
+        lineage: None,
     };
     execute(store, request, term, args.verbose, dead > 0)
 }
@@ -121,6 +124,8 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         resume: Some(Resume { kept, outputs }),
         docker: None,
         shared: None,
+        new_shared: None,
+        lineage: None,
     };
     execute(store, request, term, args.verbose, dead > 0)
 }
@@ -180,9 +185,17 @@ fn execute(
     if request.dag.container.is_some() {
         request.shared = Some(Arc::new(wharf_docker::SharedExecutor::new(
             client.clone(),
-            auths,
+            Arc::clone(&auths),
         )));
     }
+    // Sub-DAGs with a DAG-level container get one of their own per run.
+    let (for_children, auths_for_children) = (client.clone(), auths);
+    request.new_shared = Some(Arc::new(move || {
+        Arc::new(wharf_docker::SharedExecutor::new(
+            for_children.clone(),
+            Arc::clone(&auths_for_children),
+        )) as Arc<dyn wharf_engine::SharedContainer>
+    }));
     let runtime = crate::commands::runtime()?;
     let forced = Forced {
         home: store.home().to_path_buf(),

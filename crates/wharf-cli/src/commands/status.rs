@@ -30,9 +30,17 @@ pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     if let Some(e) = &run.error {
         println!("  {e}");
     }
+    print_steps(&store, &run, &steps, "  ");
+    Ok(ExitCode::Success)
+}
+
+/// The steps of `run`, each followed by the sub-DAG runs it started (with their steps),
+/// indented one level more.
+fn print_steps(store: &Store, run: &RunRecord, steps: &[StepRecord], indent: &str) {
+    let children = store.children(run.key).unwrap_or_default();
     let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    for s in &steps {
-        let mut line = format!("  {:<width$}  {:<19}", s.name, s.status.as_str());
+    for s in steps {
+        let mut line = format!("{indent}{:<width$}  {:<19}", s.name, s.status.as_str());
         if let Some(code) = s.exit_code {
             line.push_str(&format!("  exit {code}"));
         }
@@ -53,8 +61,21 @@ pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
             line.push_str(&format!("  {e}"));
         }
         println!("{}", line.trim_end());
+        for child in children
+            .iter()
+            .filter(|c| c.parent.as_ref().is_some_and(|(_, step)| *step == s.name))
+        {
+            let took = time::between(child.started_at, child.finished_at)
+                .map(|d| format!(" in {}", time::duration(d)))
+                .unwrap_or_default();
+            println!(
+                "{indent}  ↳ {} {}: {}{took}",
+                child.dag, child.run_id, child.status
+            );
+            let child_steps = store.steps(child.key).unwrap_or_default();
+            print_steps(store, child, &child_steps, &format!("{indent}    "));
+        }
     }
-    Ok(ExitCode::Success)
 }
 
 pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serde_json::Value {
@@ -67,6 +88,7 @@ pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serd
         .filter(|o| !o.omit)
         .map(|o| (o.key, serde_json::Value::String(o.value)))
         .collect();
+    let children = store.children(run.key).unwrap_or_default();
     json!({
         "name": run.dag,
         "runId": run.run_id,
@@ -77,16 +99,31 @@ pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serd
         "finishedAt": time(run.finished_at),
         "error": run.error,
         "logDir": run.log_dir,
-        "steps": steps.iter().map(|s| json!({
-            "name": s.name,
-            "status": s.status.as_str(),
-            "exitCode": s.exit_code,
-            "handler": s.handler,
-            "attempts": s.attempts,
-            "startedAt": time(s.started_at),
-            "finishedAt": time(s.finished_at),
-            "error": s.error,
-        })).collect::<Vec<_>>(),
+        "parent": run.parent.as_ref().and_then(|(key, step)| {
+            let parent = store.run_by_key(*key).ok().flatten()?;
+            Some(json!({"name": parent.dag, "runId": parent.run_id, "step": step}))
+        }),
+        "steps": steps.iter().map(|s| {
+            let mut step = json!({
+                "name": s.name,
+                "status": s.status.as_str(),
+                "exitCode": s.exit_code,
+                "handler": s.handler,
+                "attempts": s.attempts,
+                "startedAt": time(s.started_at),
+                "finishedAt": time(s.finished_at),
+                "error": s.error,
+            });
+            let sub: Vec<serde_json::Value> = children
+                .iter()
+                .filter(|c| c.parent.as_ref().is_some_and(|(_, name)| *name == s.name))
+                .map(|c| json(store, c, &store.steps(c.key).unwrap_or_default()))
+                .collect();
+            if !sub.is_empty() {
+                step["subRuns"] = serde_json::Value::Array(sub);
+            }
+            step
+        }).collect::<Vec<_>>(),
         "outputs": outputs,
     })
 }

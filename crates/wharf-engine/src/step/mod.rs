@@ -200,6 +200,7 @@ enum Plan {
     Host(Program),
     Exec(crate::ExecJob),
     Container,
+    SubDag(Arc<crate::subdag::SubDagJob>),
 }
 
 /// How one attempt ended, as the step sees it.
@@ -343,7 +344,9 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         "DAGU_PARAMS_JSON".into(),
         serde_json::Value::Object(params).to_string(),
     ));
-    let plan = if in_shared {
+    let plan = if let Some(call) = &step.call {
+        Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars)?))
+    } else if in_shared {
         Plan::Exec(exec_job(step, dag, &expand)?)
     } else if on_host {
         Plan::Host(program_of(step, ctx, &vars, &expand)?)
@@ -413,7 +416,9 @@ async fn run_attempt(
     let mut error =
         describe_failure(&exit, timed_out, timeout).map(|e| with_stderr_tail(e, &stderr));
     let mut output = None;
-    if exit.succeeded()
+    // A sub-DAG step's result is its output also when a child failed: the summary is
+    // what the steps after it (with `continueOn`) look at.
+    if (exit.succeeded() || (step.call.is_some() && !exit.stopped))
         && let Some(o) = &step.output
     {
         match &captured {
@@ -528,7 +533,24 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
         status,
         exit_code: done.code,
         continued,
-        output: None,
+        // Only a sub-DAG step has an output after a failure (its result summary).
+        output: if continued { done.output.clone() } else { None },
         logs: None,
     }
+}
+
+/// The child DAG of a `call` step and the params of each child run.
+fn sub_dag_job(
+    call: &wharf_spec::Call,
+    dag: &Dag,
+    vars: &Resolved,
+) -> Result<crate::subdag::SubDagJob, String> {
+    let target = vars.expand(&call.target, &vars::host);
+    let child = wharf_spec::calls::resolve(dag, &target)?;
+    Ok(crate::subdag::SubDagJob {
+        dag: Arc::new(child),
+        children: crate::subdag::children_of(call, vars)?,
+        parallel: call.parallel.is_some(),
+        max_concurrent: call.parallel.as_ref().map_or(1, |p| p.max_concurrent),
+    })
 }

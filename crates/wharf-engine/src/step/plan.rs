@@ -278,6 +278,7 @@ pub(super) fn job_of(
             program: program.clone(),
         }),
         Plan::Exec(e) => Work::Exec(e.clone()),
+        Plan::SubDag(sub) => Work::SubDag(Arc::clone(sub)),
         Plan::Container => match container_job(step, dag, ctx, &expand) {
             Some(c) => Work::Container(Box::new(c)),
             None => return Err("the step has no container to run in".into()),

@@ -79,6 +79,12 @@ pub(crate) const RUN_CONFIG_KEYS: Keys = Keys {
     unsupported: &[],
 };
 
+pub(crate) const PARALLEL_KEYS: Keys = Keys {
+    known: &["items", "maxConcurrent"],
+    ignored: &[],
+    unsupported: &[],
+};
+
 pub(crate) const PARAMS_SCHEMA_KEYS: Keys = Keys {
     known: &["schema", "values"],
     ignored: &[],
@@ -114,15 +120,13 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "logOutput",
         "container",
         "shellPackages",
+        "call",
+        "run",
+        "params",
+        "parallel",
     ],
-    ignored: &["mailOnError", "params"],
+    ignored: &["mailOnError"],
     unsupported: &[
-        ("call", "sub-DAGs are not supported by wharf"),
-        ("run", "sub-DAGs are not supported by wharf"),
-        (
-            "parallel",
-            "run the variants as separate steps in a parallel group instead",
-        ),
         (
             "workerSelector",
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",

@@ -137,6 +137,8 @@ pub(crate) fn dag(
         shell,
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
+        working_dir_set: f.has("workingDir"),
+        locals: Vec::new(),
         run_config: f
             .get("runConfig")
             .and_then(|n| d.fields(n, "`runConfig`", &RUN_CONFIG_KEYS))

@@ -99,6 +99,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 script: None,
                 shell: None,
                 shell_packages: Vec::new(),
+                call: None,
                 env: Vec::new(),
                 depends: Vec::new(),
                 output: None,
@@ -197,7 +198,8 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             packages
         }
     };
-    let runs_something = f.has("command") || f.has("script");
+    let call = call(d, &f, &executor);
+    let runs_something = f.has("command") || f.has("script") || call.is_some();
     if !runs_something && !f.rejected && matches!(executor, Executor::Local { .. }) {
         let mut diag = Diagnostic::error(span, "the step has neither `command` nor `script`");
         diag = diag.with_help("add `command: ...` with what the step runs");
@@ -225,6 +227,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         script,
         shell,
         shell_packages,
+        call,
         env: f
             .get("env")
             .map(|n| d.env(n, "the step's `env`"))
@@ -658,6 +661,160 @@ fn command_of(d: &mut Decoder, f: &Fields) -> Option<CommandSpec> {
             d.error(args_node.at(), "`args` needs a `command` to pass them to");
             None
         }
+    }
+}
+
+/// `call` (or `run`), with the step's `params` and `parallel`.
+fn call(d: &mut Decoder, f: &Fields, executor: &Executor) -> Option<Call> {
+    if f.has("call") && f.has("run") {
+        if let Some(span) = f.key_span("run") {
+            d.error(
+                span,
+                "`call` and `run` are both set; `run` is the old name of `call`: keep one",
+            );
+        }
+        return None;
+    }
+    let key = if f.has("run") { "run" } else { "call" };
+    let Some(node) = f.get(key) else {
+        for other in ["params", "parallel"] {
+            if let Some(span) = f.key_span(other) {
+                d.diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!("`{other}` belongs to a step that runs a sub-DAG"),
+                    )
+                    .with_help("add `call: NAME` with the DAG the step runs"),
+                );
+            }
+        }
+        return None;
+    };
+    let target = d.string(node, &format!("`{key}`"))?;
+    if target.trim().is_empty() {
+        d.error(node.at(), format!("`{key}` names no DAG"));
+        return None;
+    }
+    for other in ["command", "script"] {
+        if let Some(span) = f.key_span(other) {
+            d.diags.push(
+                Diagnostic::error(
+                    span,
+                    format!("a step with `{key}` runs a sub-DAG: it has no `{other}`"),
+                )
+                .with_help("put the command in a step of its own"),
+            );
+        }
+    }
+    if !matches!(executor, Executor::Local { explicit: false }) {
+        d.error(
+            node.at(),
+            format!("a step with `{key}` runs a sub-DAG: it has no executor"),
+        );
+    }
+    let params = match f.get("params") {
+        None => CallParams::None,
+        Some(p) => match &p.kind {
+            Kind::Map(entries) => CallParams::Pairs(call_pairs(d, entries)),
+            Kind::Seq(items) => {
+                let mut pairs = Vec::new();
+                for item in items {
+                    match &item.kind {
+                        Kind::Map(entries) => pairs.extend(call_pairs(d, entries)),
+                        _ => d.expected(item, "an item of `params`", "`NAME: value`"),
+                    }
+                }
+                CallParams::Pairs(pairs)
+            }
+            _ => match d.string(p, "`params`") {
+                Some(line) if shell_words::split(&line).is_err() => {
+                    d.error(p.at(), "`params` has an unmatched quote");
+                    CallParams::None
+                }
+                Some(line) => CallParams::Line(line),
+                None => CallParams::None,
+            },
+        },
+    };
+    let parallel = f.get("parallel").and_then(|p| parallel(d, p));
+    Some(Call {
+        target: target.trim().to_owned(),
+        params,
+        parallel,
+    })
+}
+
+fn call_pairs(d: &mut Decoder, entries: &[crate::yaml::Entry]) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for e in entries {
+        let name = e.key.as_str().unwrap_or_default();
+        if !formats::is_var_name(name) {
+            d.error(e.key.span, format!("invalid param name `{name}`: use letters, digits and `_`, not starting with a digit"));
+            continue;
+        }
+        let value = match &e.value.kind {
+            Kind::Scalar(_) if e.value.is_null() => String::new(),
+            Kind::Scalar(s) => s.text.clone(),
+            _ => e.value.to_json().to_string(),
+        };
+        pairs.push((name.to_owned(), value));
+    }
+    pairs
+}
+
+/// The most children a `parallel` step runs at once, as in Dagu.
+const MAX_CONCURRENT: u64 = 1000;
+
+fn parallel(d: &mut Decoder, node: &Node) -> Option<Parallel> {
+    let items_of = |d: &mut Decoder, n: &Node| -> Option<ParallelItems> {
+        match &n.kind {
+            Kind::Seq(items) => Some(ParallelItems::List(
+                items.iter().map(Node::to_json).collect(),
+            )),
+            Kind::Map(_) => {
+                d.expected(
+                    n,
+                    "`parallel` items",
+                    "a list, or a reference such as `${ITEMS}`",
+                );
+                None
+            }
+            _ => d.string(n, "`parallel` items").map(ParallelItems::Text),
+        }
+    };
+    match &node.kind {
+        Kind::Map(_) => {
+            let f = d.fields(node, "`parallel`", &PARALLEL_KEYS)?;
+            let items = match f.get("items") {
+                Some(n) => items_of(d, n)?,
+                None => {
+                    d.error(node.at(), "`parallel` has no `items`");
+                    return None;
+                }
+            };
+            let max_concurrent = match f.get("maxConcurrent") {
+                None => 10,
+                Some(n) => {
+                    let v = d.uint(n, "`maxConcurrent`", true)?;
+                    if v == 0 || v > MAX_CONCURRENT {
+                        d.error(
+                            n.at(),
+                            format!("`maxConcurrent` is from 1 to {MAX_CONCURRENT}; found {v}"),
+                        );
+                        return None;
+                    }
+                    usize::try_from(v).unwrap_or(10)
+                }
+            };
+            Some(Parallel {
+                items,
+                max_concurrent,
+            })
+        }
+        _ => Some(Parallel {
+            items: items_of(d, node)?,
+            max_concurrent: 10,
+        }),
     }
 }
 

@@ -1,0 +1,215 @@
+//! Sub-DAGs (`call`), documents after the first as local DAGs, and `parallel`: the
+//! inventory's rows S23, S24, G44, V08, V09 and C01-C03, through the real binary.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wharf_testkit::{Place, processes_with, step, step_error};
+
+/// The sub-DAG runs a step of `status` started.
+fn sub_runs<'a>(status: &'a Value, name: &str) -> &'a [Value] {
+    step(status, name)["subRuns"]
+        .as_array()
+        .map_or(&[], Vec::as_slice)
+}
+
+// E5, C01, C02, G44, V09: a local sub-DAG with params; its outputs reach the parent; it
+// works in the parent's working directory; the runs are linked.
+#[test]
+fn a_local_sub_dag_gets_params_gives_outputs_and_works_where_its_parent_works() {
+    let p = Place::new();
+    let work = p.path("work");
+    std::fs::create_dir_all(&work).expect("work");
+    let dag = p.dag(
+        "parent",
+        &format!(
+            "workingDir: {}\nsteps:\n  - name: child-call\n    call: child\n    params: \"X=42 Y='two words'\"\n    output: R\n  - name: said\n    command: echo \"child said ${{R.outputs.ANSWER}}\"\n---\nname: child\nparams:\n  - X: \"0\"\n  - Y: \"\"\nsteps:\n  - name: answer\n    command: echo \"answer-${{X}} ${{Y}}\"\n    output: ANSWER\n  - name: where\n    command: pwd\n",
+            work.display()
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("parent", "said"), "child said answer-42 two words\n");
+    assert_eq!(p.logs("child", "where").trim_end(), work.to_string_lossy());
+
+    let status = p.status("parent");
+    let children = sub_runs(&status, "child-call");
+    assert_eq!(children.len(), 1, "{status}");
+    assert_eq!(children[0]["name"], "child");
+    assert_eq!(children[0]["status"], "succeeded");
+    assert_eq!(
+        children[0]["params"],
+        serde_json::json!(["X=42", "Y=two words"])
+    );
+    assert_eq!(children[0]["parent"]["runId"], status["runId"]);
+    assert_eq!(children[0]["parent"]["step"], "child-call");
+    // The child is a run of its own: its record and logs are reached by its id.
+    let child_id = children[0]["runId"].as_str().unwrap_or_default();
+    let out = p
+        .wharf()
+        .args(["status", "child", "--run-id", child_id])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("answer"), "{}", out.stdout);
+    // The text status shows the tree.
+    let out = p.wharf().args(["status", "parent"]).run();
+    assert!(
+        out.stdout
+            .contains(&format!("↳ child {child_id}: succeeded")),
+        "{}",
+        out.stdout
+    );
+    // History lists runs started on their own, not the sub-DAG runs.
+    let out = p.wharf().args(["history", "child"]).run();
+    assert!(!out.stdout.contains(child_id), "{}", out.stdout);
+}
+
+// E4, C03, S24, V08: parallel over an earlier step's JSON list, at most `maxConcurrent`
+// at once; the output collects the children's.
+#[test]
+fn parallel_runs_a_child_per_item_at_most_max_concurrent_at_once() {
+    let p = Place::new();
+    let dag = p.dag(
+        "fan",
+        "steps:\n  - name: list\n    command: echo '[\"a\",\"b\",\"c\",\"d\"]'\n    output: ITEMS\n  - name: fan\n    call: worker\n    parallel:\n      items: ${ITEMS}\n      maxConcurrent: 2\n    params: \"ITEM_NAME=${ITEM}\"\n    output: RESULTS\n  - name: summary\n    command: echo \"total=${RESULTS.summary.total} first=${RESULTS.outputs[0].RESULT}\"\n---\nname: worker\nparams:\n  - ITEM_NAME: \"\"\nsteps:\n  - command: |\n      date +%s%N > \"spans/${ITEM_NAME}.start\"\n      sleep 0.3\n      date +%s%N > \"spans/${ITEM_NAME}.end\"\n      echo \"processing ${ITEM_NAME}\"\n    output: RESULT\n",
+    );
+    std::fs::create_dir_all(p.path("spans")).expect("spans");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("fan", "summary"), "total=4 first=processing a\n");
+    let status = p.status("fan");
+    assert_eq!(sub_runs(&status, "fan").len(), 4, "{status}");
+    // Never more than two children at once.
+    let read = |item: &str, end: &str| -> u128 {
+        std::fs::read_to_string(p.path(&format!("spans/{item}.{end}")))
+            .expect("span")
+            .trim()
+            .parse()
+            .expect("nanos")
+    };
+    let spans: Vec<(u128, u128)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|i| (read(i, "start"), read(i, "end")))
+        .collect();
+    for (start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|(s, e)| s <= start && start < e)
+            .count();
+        assert!(running <= 2, "{running} children at once: {spans:?}");
+    }
+}
+
+// S24, V08: items written in the file, objects read with `${ITEM.field}`; a child that
+// fails fails the step, and the summary counts it.
+#[test]
+fn parallel_over_objects_and_a_failing_child() {
+    let p = Place::new();
+    std::fs::write(
+        p.path("deploy.yaml"),
+        "params:\n  - REGION: \"\"\n  - SIZE: \"0\"\nsteps:\n  - name: go\n    command: test \"${SIZE}\" -lt 3 && echo \"${REGION}:${SIZE}\"\n    output: DONE\n",
+    )
+    .expect("child file");
+    let dag = p.dag(
+        "regions",
+        "steps:\n  - name: each\n    call: deploy\n    parallel:\n      - {region: eu, size: 1}\n      - {region: us, size: 2}\n      - {region: ap, size: 5}\n    params:\n      REGION: ${ITEM.region}\n      SIZE: ${ITEM.size}\n    output: ALL\n    continueOn:\n      failure: true\n  - name: after\n    command: echo \"${ALL.summary.succeeded} of ${ALL.summary.total}\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("regions");
+    assert_eq!(status["status"], "partially_succeeded", "{status}");
+    assert_eq!(step(&status, "each")["status"], "failed", "{status}");
+    assert!(
+        step_error(&status, "each").contains("1 of 3 sub-DAG runs did not succeed"),
+        "{status}"
+    );
+    assert_eq!(p.logs("regions", "after"), "2 of 3\n");
+    let children = sub_runs(&status, "each");
+    let params: Vec<&Value> = children.iter().map(|c| &c["params"]).collect();
+    assert_eq!(
+        params,
+        [
+            &serde_json::json!(["REGION=eu", "SIZE=1"]),
+            &serde_json::json!(["REGION=us", "SIZE=2"]),
+            &serde_json::json!(["REGION=ap", "SIZE=5"])
+        ]
+    );
+}
+
+// G44: later documents are local DAGs; each needs a name of its own. A call that names no
+// DAG, and DAGs that call each other in a cycle, are refused before any step runs.
+#[test]
+fn local_dags_are_checked_and_cycles_are_refused_before_anything_runs() {
+    let p = Place::new();
+    p.assert_refused(
+        "steps: [echo one]\n---\nsteps: [echo two]\n",
+        "a document after the first is a local DAG and needs a `name`",
+    );
+    p.assert_refused(
+        "steps: [echo one]\n---\nname: a\nsteps: [echo two]\n---\nname: a\nsteps: [echo three]\n",
+        "the DAG name `a` is used twice in this file",
+    );
+    p.assert_refused(
+        "steps:\n  - command: echo hi\n    parallel: [a, b]\n",
+        "`parallel` belongs to a step that runs a sub-DAG",
+    );
+
+    let dag = p.dag(
+        "loop",
+        "steps:\n  - name: first\n    command: touch ran-first\n  - name: go\n    call: a\n---\nname: a\nsteps:\n  - call: b\n---\nname: b\nsteps:\n  - call: a\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("loop");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cycle: loop → a → b → a"), "{status}");
+    assert!(!p.path("ran-first").exists());
+
+    let dag = p.dag("lost", "steps:\n  - call: nowhere\n");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("lost");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no DAG `nowhere`"),
+        "{status}"
+    );
+}
+
+// Stopping the parent stops its children: their processes are gone, every run aborted.
+#[test]
+fn stopping_a_parent_stops_its_running_children() {
+    let p = Place::new();
+    let marker = format!("1001.{}", std::process::id());
+    let dag = p.dag(
+        "holder",
+        &format!(
+            "maxCleanUpTimeSec: 1\nsteps:\n  - name: hold\n    call: sleeper\n    parallel: [1, 2]\n---\nname: sleeper\nsteps:\n  - command: sleep {marker}\n"
+        ),
+    );
+    let child = p.spawn(&dag);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the children did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p.wharf().args(["stop", "holder"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+    let status = p.status("holder");
+    assert_eq!(status["status"], "aborted", "{status}");
+    let children = sub_runs(&status, "hold");
+    assert_eq!(children.len(), 2, "{status}");
+    for c in children {
+        assert_eq!(c["status"], "aborted", "{c}");
+    }
+}

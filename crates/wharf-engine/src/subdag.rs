@@ -1,0 +1,326 @@
+//! Steps that run another DAG (`call`): one child run per call, or one per item of
+//! `parallel`. A child run is a run like any other (its own id, record, logs), made in
+//! this process and linked to the run and step that started it; it stops when its parent
+//! step is stopped (the run is stopped, or the step times out).
+//!
+//! The step's stdout is the result as JSON, which `output:` captures: for one child
+//! `{"name", "params", "status", "outputs": {NAME: value}}`; for `parallel`
+//! `{"summary": {"total", "succeeded", "failed"}, "results": [...], "outputs": [...]}`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use wharf_spec::Dag;
+use wharf_store::{NewRun, Parent, RunKey, Status, Store};
+
+use crate::executor::{BoxFuture, Exit, StepJob, Work};
+use crate::{Control, Executor, RunRequest, SharedFactory};
+
+/// What a sub-DAG step runs: the child DAG and, per child run, its params.
+pub struct SubDagJob {
+    pub dag: Arc<Dag>,
+    pub children: Vec<Vec<String>>,
+    /// `parallel`: the result is the collection of the children's.
+    pub parallel: bool,
+    pub max_concurrent: usize,
+}
+
+/// What child runs of a run share: where runs are recorded, the parent run, the chain of
+/// DAGs above, the executors for their containers.
+pub(crate) struct SubDagExecutor {
+    pub home: PathBuf,
+    pub run: RunKey,
+    pub root: RunKey,
+    /// The DAGs from the root down to this run's, for the cycle check.
+    pub chain: Vec<(PathBuf, String)>,
+    pub docker: Option<Arc<dyn Executor>>,
+    pub new_shared: Option<SharedFactory>,
+}
+
+/// How one child run ended.
+struct ChildResult {
+    run_id: String,
+    params: Vec<String>,
+    status: Status,
+    error: Option<String>,
+    outputs: Map<String, Value>,
+}
+
+impl Executor for SubDagExecutor {
+    fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
+        Box::pin(async move {
+            let Work::SubDag(sub) = &job.work else {
+                return Exit::error("a sub-DAG step without its sub-DAG");
+            };
+            // A target made of variables is known only now: the chain is checked again.
+            let id = wharf_spec::calls::identity(&sub.dag);
+            if self.chain.contains(&id) || self.chain.len() >= wharf_spec::calls::MAX_DEPTH {
+                let names: Vec<&str> = self.chain.iter().map(|(_, n)| n.as_str()).collect();
+                return Exit::error(format!(
+                    "the sub-DAG `{}` is not run: {} → {} would be a cycle or deeper than {} levels",
+                    sub.dag.name,
+                    names.join(" → "),
+                    sub.dag.name,
+                    wharf_spec::calls::MAX_DEPTH
+                ));
+            }
+            let results = self.children(job, sub).await;
+            let failed: Vec<&ChildResult> = results
+                .iter()
+                .filter(|r| !matches!(r.status, Status::Succeeded | Status::PartiallySucceeded))
+                .collect();
+            let result = if sub.parallel {
+                let succeeded = results.len() - failed.len();
+                json!({
+                    "summary": {"total": results.len(), "succeeded": succeeded, "failed": failed.len()},
+                    "results": results.iter().map(|r| json!({
+                        "dagRunId": r.run_id,
+                        "params": r.params.join(" "),
+                        "status": r.status.as_str(),
+                        "outputs": r.outputs,
+                    })).collect::<Vec<_>>(),
+                    "outputs": results.iter().map(|r| Value::Object(r.outputs.clone())).collect::<Vec<_>>(),
+                })
+            } else {
+                let r = results.first();
+                json!({
+                    "name": sub.dag.name,
+                    "dagRunId": r.map(|r| r.run_id.as_str()),
+                    "params": r.map(|r| r.params.join(" ")),
+                    "status": r.map(|r| r.status.as_str()),
+                    "outputs": r.map(|r| Value::Object(r.outputs.clone())),
+                })
+            };
+            let text = format!("{result}\n");
+            let mut exit = Exit::default();
+            if let Err(e) = std::fs::write(&job.stdout, text.as_bytes()) {
+                return Exit::error(format!("cannot write the sub-DAG's result: {e}"));
+            }
+            if let Some(limit) = job.capture_stdout {
+                let keep = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+                exit.stdout_head = text.as_bytes()[..text.len().min(keep)].to_vec();
+            }
+            if job.stop.is_cancelled() {
+                exit.stopped = true;
+            }
+            if failed.is_empty() && !results.is_empty() {
+                exit.code = Some(0);
+            } else {
+                exit.code = Some(1);
+                let why: Vec<String> = failed
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "run {} of `{}` {}{}",
+                            r.run_id,
+                            sub.dag.name,
+                            r.status,
+                            r.error
+                                .as_deref()
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let message = if sub.parallel {
+                    format!(
+                        "{} of {} sub-DAG runs did not succeed: {}",
+                        failed.len(),
+                        results.len(),
+                        why.join("; ")
+                    )
+                } else {
+                    format!("the sub-DAG {}", why.join("; "))
+                };
+                exit.error = Some(message);
+            }
+            exit
+        })
+    }
+}
+
+impl SubDagExecutor {
+    /// Runs the children, at most `max_concurrent` at once, in the order given; stops
+    /// starting new ones once the step is told to stop.
+    async fn children(&self, job: &StepJob, sub: &SubDagJob) -> Vec<ChildResult> {
+        let limit = Arc::new(Semaphore::new(sub.max_concurrent.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (index, params) in sub.children.iter().enumerate() {
+            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                break;
+            };
+            if job.stop.is_cancelled() {
+                break;
+            }
+            let child = self.child(job, &sub.dag, params.clone());
+            set.spawn(async move {
+                let result = child.await;
+                drop(permit);
+                (index, result)
+            });
+        }
+        let mut results: Vec<(usize, ChildResult)> = Vec::new();
+        while let Some(done) = set.join_next().await {
+            if let Ok(done) = done {
+                results.push(done);
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// One child run: recorded, executed, its outputs read back.
+    fn child(
+        &self,
+        job: &StepJob,
+        dag: &Arc<Dag>,
+        params: Vec<String>,
+    ) -> BoxFuture<'static, ChildResult> {
+        let home = self.home.clone();
+        let parent = (self.run, self.root, job.step_name.clone());
+        let chain = self.chain.clone();
+        let dag = Arc::clone(dag);
+        let docker = self.docker.clone();
+        let new_shared = self.new_shared.clone();
+        let stop = job.stop.clone();
+        Box::pin(async move {
+            let run_id = crate::new_run_id();
+            let failed = |why: String| ChildResult {
+                run_id: run_id.clone(),
+                params: params.clone(),
+                status: Status::Failed,
+                error: Some(why),
+                outputs: Map::new(),
+            };
+            let store = match Store::open(&home) {
+                Ok(s) => s,
+                Err(e) => return failed(format!("cannot open the run records: {e}")),
+            };
+            let log_base = dag
+                .log_dir
+                .as_ref()
+                .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
+            let new = NewRun {
+                dag: &dag.name,
+                run_id: &run_id,
+                file: &dag.file,
+                params: &params,
+                log_base: log_base.as_deref(),
+                parent: Some(Parent {
+                    run: parent.0,
+                    root: parent.1,
+                    step: &parent.2,
+                }),
+            };
+            let run = match store.create_run(&new) {
+                Ok(run) => run,
+                Err(e) => return failed(format!("cannot record the sub-DAG run: {e}")),
+            };
+            let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
+            let shared = match (&dag.container, &new_shared) {
+                (Some(_), Some(make)) => Some(make()),
+                _ => None,
+            };
+            let request = RunRequest {
+                dag: Arc::clone(&dag),
+                run,
+                run_id: run_id.clone(),
+                log_dir,
+                params: params.clone(),
+                resume: None,
+                docker,
+                shared,
+                new_shared,
+                lineage: Some(crate::Lineage {
+                    chain,
+                    root: parent.1,
+                }),
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // The child's progress is its own run's record; the parent shows the step.
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            let control = Control {
+                stop,
+                force: CancellationToken::new(),
+            };
+            let execute: BoxFuture<'static, crate::RunSummary> =
+                Box::pin(crate::execute(store, request, tx, control));
+            let summary = execute.await;
+            let outputs = Store::open(&home)
+                .and_then(|s| s.outputs(run))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.omit)
+                .map(|o| (o.name, Value::String(o.value)))
+                .collect();
+            ChildResult {
+                run_id,
+                params,
+                status: summary.status,
+                error: summary.error,
+                outputs,
+            }
+        })
+    }
+}
+
+/// The params of each child of a `call` step: its `params` expanded (per item for
+/// `parallel`, with `${ITEM}` the item: a string as it is, anything else as JSON, so
+/// `${ITEM.field}` reads an object's field).
+pub(crate) fn children_of(
+    call: &wharf_spec::Call,
+    vars: &wharf_spec::env::Resolved,
+) -> Result<Vec<Vec<String>>, String> {
+    let params_with = |vars: &wharf_spec::env::Resolved| -> Result<Vec<String>, String> {
+        let expand = |t: &str| vars.expand(t, &crate::vars::host);
+        Ok(match &call.params {
+            wharf_spec::CallParams::None => Vec::new(),
+            wharf_spec::CallParams::Line(line) => shell_words::split(&expand(line))
+                .map_err(|_| format!("`params` has an unmatched quote once expanded: {line}"))?,
+            wharf_spec::CallParams::Pairs(pairs) => pairs
+                .iter()
+                .map(|(name, value)| format!("{name}={}", expand(value)))
+                .collect(),
+        })
+    };
+    let Some(parallel) = &call.parallel else {
+        return Ok(vec![params_with(vars)?]);
+    };
+    let items: Vec<Value> = match &parallel.items {
+        wharf_spec::ParallelItems::List(items) => items.clone(),
+        wharf_spec::ParallelItems::Text(text) => {
+            let text = vars.expand(text, &crate::vars::host);
+            match serde_json::from_str::<Value>(text.trim()) {
+                Ok(Value::Array(items)) => items,
+                _ => text
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|w| !w.is_empty())
+                    .map(|w| Value::String(w.to_owned()))
+                    .collect(),
+            }
+        }
+    };
+    items
+        .iter()
+        .map(|item| {
+            let mut vars = vars.clone();
+            let text = match item {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vars.set("ITEM", text, wharf_spec::env::Origin::Output);
+            let mut params = params_with(&vars)?;
+            if matches!(call.params, wharf_spec::CallParams::None) {
+                // With no `params`, the item is the child's one positional param.
+                params.push(match item {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+            Ok(params)
+        })
+        .collect()
+}
