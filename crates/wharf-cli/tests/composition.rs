@@ -114,6 +114,16 @@ fn parallel_over_objects_and_a_failing_child() {
         "regions",
         "steps:\n  - name: each\n    call: deploy\n    parallel:\n      - {region: eu, size: 1}\n      - {region: us, size: 2}\n      - {region: ap, size: 5}\n    params:\n      REGION: ${ITEM.region}\n      SIZE: ${ITEM.size}\n    output: ALL\n    continueOn:\n      failure: true\n  - name: after\n    command: echo \"${ALL.summary.succeeded} of ${ALL.summary.total}\"\n",
     );
+    let dry = p.wharf().args(["dry"]).args([&dag]).run();
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("calls the DAG: deploy")
+            && dry
+                .stdout
+                .contains("one run per item: 3 items, at most 10 at once"),
+        "{}",
+        dry.stdout
+    );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let status = p.status("regions");

@@ -285,6 +285,30 @@ fn placement(dag: &Dag, step: &Step) -> String {
 }
 
 fn step_details(w: &mut String, step: &Step, resolved: &Resolved) {
+    if let Some(call) = &step.call {
+        let _ = writeln!(w, "        calls the DAG: {}", call.target);
+        match &call.params {
+            wharf_spec::CallParams::None => {}
+            wharf_spec::CallParams::Line(line) => {
+                let _ = writeln!(w, "        with params: {line}");
+            }
+            wharf_spec::CallParams::Pairs(pairs) => {
+                let words: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                let _ = writeln!(w, "        with params: {}", shell_words::join(&words));
+            }
+        }
+        if let Some(p) = &call.parallel {
+            let items = match &p.items {
+                wharf_spec::ParallelItems::List(items) => format!("{} items", items.len()),
+                wharf_spec::ParallelItems::Text(text) => format!("the items of {text}"),
+            };
+            let _ = writeln!(
+                w,
+                "        one run per item: {items}, at most {} at once",
+                p.max_concurrent
+            );
+        }
+    }
     match (&step.command, &step.script) {
         (Some(CommandSpec::Line(line)), _) => {
             let _ = writeln!(w, "        run: {line}");
