@@ -869,3 +869,77 @@ fn the_api_and_ui_keep_to_a_dags_params_schema_and_run_config() {
     assert_eq!(code, 400, "{html}");
     assert!(html.contains("disableParamEdit"), "{html}");
 }
+
+// Sub-DAG runs through the API (Dagu's sub-dag-runs endpoints and `subRuns` of a node)
+// and the web UI (the parent's page links each child's page).
+#[test]
+fn sub_dag_runs_are_reached_through_their_parent_in_the_api_and_the_ui() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/tree.yaml"),
+        "steps:\n  - name: fan\n    call: leaf\n    parallel: [x, y]\n---\nname: leaf\nsteps:\n  - name: say\n    command: echo \"leaf $1\"\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/tree/start", &json!({"dagRunId": "top"}));
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("tree", "top", "succeeded");
+    let subs = run["nodes"][0]["subRuns"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(subs.len(), 2, "{run}");
+    assert_eq!(subs[0]["params"], "[\"x\"]", "{run}");
+
+    let (code, list) = s.get("/dag-runs/tree/top/sub-dag-runs");
+    assert_eq!(code, 200, "{list}");
+    let listed = list["subRuns"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 2, "{list}");
+    assert!(
+        listed.iter().all(|r| r["statusLabel"] == "succeeded"),
+        "{list}"
+    );
+    let first = listed[0]["dagRunId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(first, subs[0]["dagRunId"], "{list}");
+
+    let (code, details) = s.get(&format!("/dag-runs/tree/top/sub-dag-runs/{first}"));
+    assert_eq!(code, 200, "{details}");
+    let d = &details["dagRunDetails"];
+    assert_eq!(d["name"], "leaf", "{details}");
+    assert_eq!(d["rootDAGRunId"], "top", "{details}");
+    assert_eq!(d["parentDAGRunId"], "top", "{details}");
+    assert_eq!(d["nodes"][0]["step"]["name"], "say", "{details}");
+    let (code, log) = s.get(&format!(
+        "/dag-runs/tree/top/sub-dag-runs/{first}/steps/say/log"
+    ));
+    assert_eq!(code, 200, "{log}");
+    assert_eq!(log["content"], "leaf x\n");
+    let (code, log) = s.get(&format!("/dag-runs/tree/top/sub-dag-runs/{first}/log"));
+    assert_eq!(code, 200, "{log}");
+    assert!(
+        log["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run finished"),
+        "{log}"
+    );
+    let (code, v) = s.get("/dag-runs/tree/top/sub-dag-runs/no-such-run");
+    assert_eq!(code, 404, "{v}");
+
+    let (code, _, html) = s.page("GET", "/dags/tree/runs/top", "", "");
+    assert_eq!(code, 200);
+    let link = format!("/dags/tree/runs/top/sub/{first}");
+    assert!(
+        html.contains("Sub-DAG runs") && html.contains(&link),
+        "{html}"
+    );
+    let (code, _, html) = s.page("GET", &link, "", "");
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains("a sub-DAG run of step") && html.contains("leaf x"),
+        "{html}"
+    );
+}

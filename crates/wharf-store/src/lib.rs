@@ -523,6 +523,18 @@ impl Store {
             .optional()?)
     }
 
+    /// The sub-DAG run `run_id` anywhere in the tree under the root run `root`.
+    pub fn sub_run(&self, root: RunKey, run_id: &str) -> Result<Option<RunRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE root = ?1 AND run_id = ?2"),
+                params![root.0, run_id],
+                run_row,
+            )
+            .optional()?)
+    }
+
     /// The sub-DAG runs a run's steps started, in the order they were made.
     pub fn children(&self, run: RunKey) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -187,6 +187,45 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id)): UrlPath<(String, String)>,
+                 RawQuery(q): Q| async move {
+                    on_pool!(s, |dags, home| sub_runs(home, &name, &id, &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub)): UrlPath<(String, String, String)>| async move {
+                    on_pool!(s, |dags, home| sub_run_details(home, &name, &id, &sub))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}/log",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub)): UrlPath<(String, String, String)>,
+                 RawQuery(q): Q| async move {
+                    on_pool!(s, |dags, home| sub_run_log(home, &name, &id, &sub, &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}/steps/{step}/log",
+            get(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
+                 RawQuery(q): Q| async move {
+                    on_pool!(s, |dags, home| sub_step_log(home, (&name, &id, &sub, &step), &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
             "/dag-runs/{name}/{id}/outputs",
             get(
                 |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {

@@ -177,6 +177,11 @@ pub(super) fn run_log(home: &Path, name: &str, id: &str, query: &str) -> Reply {
 pub(super) fn step_log(home: &Path, name: &str, id: &str, step: &str, query: &str) -> Reply {
     let store = or_reply!(open(home));
     let run = or_reply!(find(&store, name, id));
+    last_attempt_log(&store, &run, step, query)
+}
+
+/// The log of a step's last attempt (its stderr with `stream=stderr`).
+fn last_attempt_log(store: &Store, run: &RunRecord, step: &str, query: &str) -> Reply {
     let attempts = match store.attempts(run.key, step) {
         Ok(a) => a,
         Err(e) => return internal(e),
@@ -248,4 +253,64 @@ pub(super) fn outputs(home: &Path, name: &str, id: &str) -> Reply {
             outputs,
         },
     )
+}
+
+/// A sub-DAG run in the tree of the run `id` of `name`.
+fn find_sub(store: &Store, name: &str, id: &str, sub: &str) -> Result<RunRecord, Box<Reply>> {
+    let top = find(store, name, id)?;
+    let root = top.root.unwrap_or(top.key);
+    match store.sub_run(root, sub) {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => Err(Box::new(not_found(format!(
+            "run {} of `{name}` has no sub-DAG run `{sub}`",
+            top.run_id
+        )))),
+        Err(e) => Err(Box::new(internal(e))),
+    }
+}
+
+/// The sub-DAG runs the steps of a run started (or, with `parentSubDAGRunId`, those of
+/// one of its sub-DAG runs).
+pub(super) fn sub_runs(home: &Path, name: &str, id: &str, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let parent = match query_param(query, "parentSubDAGRunId") {
+        Some(sub) => or_reply!(find_sub(&store, name, id, &sub)),
+        None => or_reply!(find(&store, name, id)),
+    };
+    match store.children(parent.key) {
+        Ok(children) => answer(
+            StatusCode::OK,
+            &SubRuns {
+                sub_runs: children.iter().map(SubRunDetail::of).collect(),
+            },
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub(super) fn sub_run_details(home: &Path, name: &str, id: &str, sub: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find_sub(&store, name, id, sub));
+    answer(
+        StatusCode::OK,
+        &RunDetailsAnswer {
+            details: RunDetails::of(&store, &run),
+        },
+    )
+}
+
+pub(super) fn sub_run_log(home: &Path, name: &str, id: &str, sub: &str, query: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find_sub(&store, name, id, sub));
+    log_reply(&run.log_dir.join("run.log"), query)
+}
+
+pub(super) fn sub_step_log(
+    home: &Path,
+    (name, id, sub, step): (&str, &str, &str, &str),
+    query: &str,
+) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find_sub(&store, name, id, sub));
+    last_attempt_log(&store, &run, step, query)
 }

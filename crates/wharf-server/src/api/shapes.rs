@@ -83,6 +83,10 @@ pub(crate) struct RunSummary {
     pub params: Option<String>,
     #[serde(rename = "workerId", skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<&'static str>,
+    #[serde(rename = "parentDAGRunName", skip_serializing_if = "Option::is_none")]
+    pub parent_name: Option<String>,
+    #[serde(rename = "parentDAGRunId", skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
 }
 
 impl RunSummary {
@@ -101,7 +105,27 @@ impl RunSummary {
             log: run.log_dir.join("run.log").to_string_lossy().into_owned(),
             params: Some(params_json(&run.params)),
             worker_id: Some("local"),
+            parent_name: None,
+            parent_id: None,
         }
+    }
+
+    /// A run with its place in its tree: a sub-DAG run names its root and parent runs.
+    pub fn in_tree(store: &Store, run: &RunRecord) -> Self {
+        let mut summary = Self::of(run);
+        if let Some(root) = run.root.and_then(|k| store.run_by_key(k).ok().flatten()) {
+            summary.root_name = root.dag;
+            summary.root_id = root.run_id;
+        }
+        if let Some(parent) = run
+            .parent
+            .as_ref()
+            .and_then(|(k, _)| store.run_by_key(*k).ok().flatten())
+        {
+            summary.parent_name = Some(parent.dag);
+            summary.parent_id = Some(parent.run_id);
+        }
+        summary
     }
 
     /// A run that never was: what the API shows for a DAG without runs (status 0, and `-`
@@ -120,6 +144,8 @@ impl RunSummary {
             log: String::new(),
             params: None,
             worker_id: None,
+            parent_name: None,
+            parent_id: None,
         }
     }
 }
@@ -213,6 +239,46 @@ pub(crate) struct Node {
     pub done_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sub-DAG runs the step started.
+    #[serde(rename = "subRuns", skip_serializing_if = "Vec::is_empty")]
+    pub sub_runs: Vec<SubRun>,
+}
+
+/// `SubDAGRun`.
+#[derive(Serialize)]
+pub(crate) struct SubRun {
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    pub params: String,
+}
+
+/// `SubDAGRunDetail`.
+#[derive(Serialize)]
+pub(crate) struct SubRunDetail {
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    pub params: String,
+    pub status: i64,
+    #[serde(rename = "statusLabel")]
+    pub status_label: &'static str,
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    #[serde(rename = "finishedAt")]
+    pub finished_at: String,
+}
+
+impl SubRunDetail {
+    pub fn of(run: &RunRecord) -> Self {
+        let (status, label) = run_status(run.status);
+        Self {
+            run_id: run.run_id.clone(),
+            params: params_json(&run.params),
+            status,
+            status_label: label,
+            started_at: time_or_dash(run.started_at),
+            finished_at: time_or_dash(run.finished_at),
+        }
+    }
 }
 
 impl Node {
@@ -240,6 +306,16 @@ impl Node {
             retry_count: s.attempts.saturating_sub(1),
             done_count: u32::from(s.status == Status::Succeeded),
             error: s.error.clone(),
+            sub_runs: store
+                .children(run.key)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.parent.as_ref().is_some_and(|(_, step)| *step == s.name))
+                .map(|c| SubRun {
+                    params: params_json(&c.params),
+                    run_id: c.run_id,
+                })
+                .collect(),
         }
     }
 }
@@ -262,7 +338,17 @@ pub(crate) struct RunDetails {
 
 impl RunDetails {
     pub fn of(store: &Store, run: &RunRecord) -> Self {
-        let dag = wharf_spec::load_file(&run.file).ok().and_then(|l| l.dag);
+        // A sub-DAG may be a later document of its file: the DAG of that name.
+        let dag = wharf_spec::load_file(&run.file)
+            .ok()
+            .and_then(|l| l.dag)
+            .and_then(|d| {
+                if d.name == run.dag {
+                    Some(d)
+                } else {
+                    d.locals.into_iter().find(|l| l.name == run.dag)
+                }
+            });
         let steps = store.steps(run.key).unwrap_or_default();
         let handler = |event: &str| {
             steps
@@ -271,7 +357,7 @@ impl RunDetails {
                 .map(|s| Node::of(store, run, dag.as_ref(), s))
         };
         Self {
-            summary: RunSummary::of(run),
+            summary: RunSummary::in_tree(store, run),
             nodes: steps
                 .iter()
                 .filter(|s| s.handler.is_none())
@@ -546,4 +632,11 @@ pub(crate) struct OutputsMetadata {
 pub(crate) struct Outputs {
     pub metadata: OutputsMetadata,
     pub outputs: serde_json::Map<String, Value>,
+}
+
+/// The answer of `GET /dag-runs/{name}/{id}/sub-dag-runs`.
+#[derive(Serialize)]
+pub(crate) struct SubRuns {
+    #[serde(rename = "subRuns")]
+    pub sub_runs: Vec<SubRunDetail>,
 }

@@ -50,7 +50,16 @@ pub(crate) fn router() -> Router<Shared> {
             "/dags/{name}/runs/{id}",
             get(
                 |Extract(s): Extract<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
-                    blocking(move || pages::run_page(&s, &name, &id)).await
+                    blocking(move || pages::run_page(&s, &name, &id, None)).await
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/runs/{id}/sub/{sub}",
+            get(
+                |Extract(s): Extract<Shared>,
+                 UrlPath((name, id, sub)): UrlPath<(String, String, String)>| async move {
+                    blocking(move || pages::run_page(&s, &name, &id, Some(&sub))).await
                 },
             ),
         )

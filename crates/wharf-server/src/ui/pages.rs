@@ -262,9 +262,23 @@ struct RunPage {
     running: bool,
     steps: Vec<StepRow>,
     logs: Vec<StepLog>,
+    /// The sub-DAG runs the steps started.
+    subs: Vec<SubLink>,
+    /// For a sub-DAG run: the run that started it (its name and page) and the step.
+    parent: Option<(String, String, String)>,
 }
 
-pub(crate) fn run_page(state: &State, file_name: &str, id: &str) -> Reply {
+/// A sub-DAG run on its parent's page.
+struct SubLink {
+    step: String,
+    name: String,
+    run_id: String,
+    status: &'static str,
+    href: String,
+}
+
+/// A run's page; with `sub`, the page of one of the sub-DAG runs in its tree.
+pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&str>) -> Reply {
     let base = &state.config.base_path;
     let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
@@ -281,11 +295,51 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str) -> Reply {
     } else {
         store.run(&name, id)
     };
-    let Ok(Some(run)) = run else {
+    let Ok(Some(top)) = run else {
         return not_found(state, &format!("no run {id} of {name}"));
     };
+    let top_page = format!("{base}/dags/{file_name}/runs/{}", top.run_id);
+    let (run, name, parent) = match sub {
+        None => (top, name, None),
+        Some(sub) => {
+            let Ok(Some(run)) = store.sub_run(top.root.unwrap_or(top.key), sub) else {
+                return not_found(
+                    state,
+                    &format!("no sub-DAG run {sub} under run {id} of {name}"),
+                );
+            };
+            let parent = run.parent.as_ref().and_then(|(key, step)| {
+                let p = store.run_by_key(*key).ok().flatten()?;
+                let href = if p.key == top.key {
+                    top_page.clone()
+                } else {
+                    format!("{top_page}/sub/{}", p.run_id)
+                };
+                Some((format!("{} {}", p.dag, p.run_id), href, step.clone()))
+            });
+            let name = run.dag.clone();
+            (run, name, parent)
+        }
+    };
+    let subs = store
+        .children(run.key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| SubLink {
+            step: c
+                .parent
+                .as_ref()
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default(),
+            href: format!("{top_page}/sub/{}", c.run_id),
+            name: c.dag,
+            run_id: c.run_id,
+            status: c.status.as_str(),
+        })
+        .collect();
     let steps = store.steps(run.key).unwrap_or_default();
-    let running = run.status == Status::Running;
+    // A sub-DAG run is stopped or retried through its root run; its page is not live.
+    let running = run.status == Status::Running && sub.is_none();
     // The timeline: each step's bar within the run's span.
     let t0 = run.started_at.unwrap_or(run.created_at);
     let t1 = run
@@ -360,6 +414,8 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str) -> Reply {
             running,
             steps: rows,
             logs,
+            subs,
+            parent,
         },
     )
 }
