@@ -223,3 +223,52 @@ fn stopping_a_parent_stops_its_running_children() {
         assert_eq!(c["status"], "aborted", "{c}");
     }
 }
+
+// A retry of a parent whose child failed runs that child's failed part again, in the same
+// child run, and leaves the children that succeeded as they were.
+#[test]
+fn retrying_a_parent_retries_only_the_failed_part_of_its_failed_child() {
+    let p = Place::new();
+    let dag = p.dag(
+        "batch",
+        "steps:\n  - name: each\n    call: item\n    parallel: [\"1\", \"2\", \"3\"]\n  - name: done\n    command: echo all done\n---\nname: item\nsteps:\n  - name: prepare\n    command: echo \"prepared $1\" >> trail\n  - name: work\n    command: test \"$1\" != 2 || test -f fixed\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let first = p.status("batch");
+    let run_id = first["runId"].as_str().unwrap_or_default().to_owned();
+    let before: Vec<Value> = sub_runs(&first, "each").to_vec();
+    assert_eq!(before.len(), 3, "{first}");
+    assert_eq!(
+        before
+            .iter()
+            .map(|c| c["status"].clone())
+            .collect::<Vec<_>>(),
+        ["succeeded", "failed", "succeeded"]
+    );
+
+    std::fs::write(p.path("fixed"), "").expect("fix");
+    let out = p
+        .wharf()
+        .args(["retry", "batch", "--run-id", &run_id])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let after = p.status("batch");
+    assert_eq!(after["status"], "succeeded", "{after}");
+    assert_eq!(p.logs("batch", "done"), "all done\n");
+    let children = sub_runs(&after, "each");
+    assert_eq!(children.len(), 3, "no new child runs: {after}");
+    for (b, a) in before.iter().zip(children) {
+        assert_eq!(b["runId"], a["runId"], "{after}");
+        assert_eq!(a["status"], "succeeded", "{after}");
+    }
+    // The succeeded children were not run again; the failed one ran only its failed step.
+    assert_eq!(before[0]["finishedAt"], children[0]["finishedAt"]);
+    assert_eq!(before[2]["finishedAt"], children[2]["finishedAt"]);
+    let trail = std::fs::read_to_string(p.path("trail")).expect("trail");
+    let mut lines: Vec<&str> = trail.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["prepared 1", "prepared 2", "prepared 3"], "{trail}");
+    let work = step(&children[1], "work");
+    assert_eq!(work["attempts"], 2, "{after}");
+}

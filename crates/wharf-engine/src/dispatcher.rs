@@ -125,6 +125,7 @@ pub async fn execute(
         chain,
         docker: req.docker.clone(),
         new_shared: req.new_shared.clone(),
+        retry_from: req.resume.is_some().then(wharf_store::now_ms),
     };
     for note in std::mem::take(&mut resolved.notes) {
         log.line(&format!("note: {note}"));

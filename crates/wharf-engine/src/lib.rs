@@ -13,6 +13,7 @@ mod dispatcher;
 mod executor;
 mod local;
 mod recorder;
+mod resume;
 mod step;
 mod subdag;
 mod vars;
@@ -27,6 +28,7 @@ pub use executor::{
     SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use local::{LazyLog, LocalExecutor};
+pub use resume::resume_of;
 pub use subdag::SubDagJob;
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;

@@ -38,6 +38,16 @@ pub(crate) struct SubDagExecutor {
     pub chain: Vec<(PathBuf, String)>,
     pub docker: Option<Arc<dyn Executor>>,
     pub new_shared: Option<SharedFactory>,
+    /// A retry of the run (`wharf retry`): when it started. The step's children made
+    /// before it are looked at first: one that succeeded is kept, one that did not is
+    /// retried in place (its own failed part), and only items without one get a new run.
+    pub retry_from: Option<i64>,
+}
+
+/// A child run made before a retry, and what becomes of it.
+enum Earlier {
+    Keep(wharf_store::RunRecord),
+    Retry(wharf_store::RunRecord),
 }
 
 /// How one child run ended.
@@ -146,16 +156,49 @@ impl SubDagExecutor {
     /// Runs the children, at most `max_concurrent` at once, in the order given; stops
     /// starting new ones once the step is told to stop.
     async fn children(&self, job: &StepJob, sub: &SubDagJob) -> Vec<ChildResult> {
+        let mut earlier = self.earlier(job);
         let limit = Arc::new(Semaphore::new(sub.max_concurrent.max(1)));
         let mut set = tokio::task::JoinSet::new();
         for (index, params) in sub.children.iter().enumerate() {
+            // The earlier child of the same item (params), if the run is a retry.
+            let before = earlier
+                .iter()
+                .position(|r| &r.params == params)
+                .map(|i| earlier.remove(i));
+            let before = before.map(|r| {
+                if matches!(r.status, Status::Succeeded | Status::PartiallySucceeded) {
+                    Earlier::Keep(r)
+                } else {
+                    Earlier::Retry(r)
+                }
+            });
+            if let Some(Earlier::Keep(r)) = before {
+                let outputs = self.outputs_of(r.key);
+                set.spawn(async move {
+                    (
+                        index,
+                        ChildResult {
+                            run_id: r.run_id,
+                            params: r.params,
+                            status: r.status,
+                            error: r.error,
+                            outputs,
+                        },
+                    )
+                });
+                continue;
+            }
             let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                 break;
             };
             if job.stop.is_cancelled() {
                 break;
             }
-            let child = self.child(job, &sub.dag, params.clone());
+            let again = match before {
+                Some(Earlier::Retry(r)) => Some(r),
+                _ => None,
+            };
+            let child = self.child(job, &sub.dag, params.clone(), again);
             set.spawn(async move {
                 let result = child.await;
                 drop(permit);
@@ -172,12 +215,42 @@ impl SubDagExecutor {
         results.into_iter().map(|(_, r)| r).collect()
     }
 
-    /// One child run: recorded, executed, its outputs read back.
+    /// The step's child runs made before this retry started (none for a first run).
+    fn earlier(&self, job: &StepJob) -> Vec<wharf_store::RunRecord> {
+        let Some(since) = self.retry_from else {
+            return Vec::new();
+        };
+        Store::open(&self.home)
+            .and_then(|s| s.children(self.run))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                c.created_at < since
+                    && c.parent
+                        .as_ref()
+                        .is_some_and(|(_, step)| *step == job.step_name)
+            })
+            .collect()
+    }
+
+    fn outputs_of(&self, run: RunKey) -> Map<String, Value> {
+        Store::open(&self.home)
+            .and_then(|s| s.outputs(run))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| !o.omit)
+            .map(|o| (o.name, Value::String(o.value)))
+            .collect()
+    }
+
+    /// One child run: recorded (or, for `again`, an earlier run taken up again to run
+    /// its failed part), executed, its outputs read back.
     fn child(
         &self,
         job: &StepJob,
         dag: &Arc<Dag>,
         params: Vec<String>,
+        again: Option<wharf_store::RunRecord>,
     ) -> BoxFuture<'static, ChildResult> {
         let home = self.home.clone();
         let parent = (self.run, self.root, job.step_name.clone());
@@ -187,7 +260,9 @@ impl SubDagExecutor {
         let new_shared = self.new_shared.clone();
         let stop = job.stop.clone();
         Box::pin(async move {
-            let run_id = crate::new_run_id();
+            let run_id = again
+                .as_ref()
+                .map_or_else(crate::new_run_id, |r| r.run_id.clone());
             let failed = |why: String| ChildResult {
                 run_id: run_id.clone(),
                 params: params.clone(),
@@ -215,11 +290,26 @@ impl SubDagExecutor {
                     step: &parent.2,
                 }),
             };
-            let run = match store.create_run(&new) {
-                Ok(run) => run,
-                Err(e) => return failed(format!("cannot record the sub-DAG run: {e}")),
+            let (run, log_dir, resume) = match &again {
+                Some(earlier) => {
+                    let resume = match crate::resume_of(&store, &dag, earlier) {
+                        Ok(r) => r,
+                        Err(e) => return failed(format!("cannot read the sub-DAG run: {e}")),
+                    };
+                    if let Err(e) = store.reopen_run(earlier.key) {
+                        return failed(format!("cannot record the sub-DAG run's retry: {e}"));
+                    }
+                    (earlier.key, earlier.log_dir.clone(), resume)
+                }
+                None => match store.create_run(&new) {
+                    Ok(run) => (
+                        run,
+                        store.log_dir(log_base.as_deref(), &dag.name, &run_id),
+                        None,
+                    ),
+                    Err(e) => return failed(format!("cannot record the sub-DAG run: {e}")),
+                },
             };
-            let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
             let shared = match (&dag.container, &new_shared) {
                 (Some(_), Some(make)) => Some(make()),
                 _ => None,
@@ -230,7 +320,7 @@ impl SubDagExecutor {
                 run_id: run_id.clone(),
                 log_dir,
                 params: params.clone(),
-                resume: None,
+                resume,
                 docker,
                 shared,
                 new_shared,

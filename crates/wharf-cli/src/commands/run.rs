@@ -1,11 +1,9 @@
 //! `wharf run` and `wharf retry`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use wharf_engine::{Control, Event, Resume, RunRequest, Status};
-use wharf_spec::Dag;
+use wharf_engine::{Control, Event, RunRequest, Status};
 use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
@@ -86,29 +84,18 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         record.file.clone()
     };
     let dag = valid(load(&file, term)?, &file)?;
-    let steps = store.steps(record.key)?;
-    let rerun = steps_to_rerun(&dag, &steps);
-    if rerun.is_empty() {
+    let Some(resume) =
+        wharf_engine::resume_of(&store, &dag, &record).map_err(|source| Error::Record {
+            what: "the retry",
+            source,
+        })?
+    else {
         eprintln!(
             "run {} of {name} {}: nothing to retry",
             record.run_id, record.status
         );
         return Ok(ExitCode::Success);
-    }
-    let kept: Vec<(String, Status, Option<i32>)> = steps
-        .iter()
-        .filter(|s| {
-            s.handler.is_none() && !rerun.contains(s.name.as_str()) && dag.step(&s.name).is_some()
-        })
-        .map(|s| (s.name.clone(), s.status, s.exit_code))
-        .collect();
-    let kept_names: HashSet<&str> = kept.iter().map(|(n, _, _)| n.as_str()).collect();
-    let outputs = store
-        .outputs(record.key)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|o| kept_names.contains(o.step.as_str()))
-        .collect();
+    };
     store
         .reopen_run(record.key)
         .map_err(|source| Error::Record {
@@ -121,41 +108,13 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         run_id: record.run_id.clone(),
         log_dir: record.log_dir.clone(),
         params: record.params.clone(),
-        resume: Some(Resume { kept, outputs }),
+        resume: Some(resume),
         docker: None,
         shared: None,
         new_shared: None,
         lineage: None,
     };
     execute(store, request, term, args.verbose, dead > 0)
-}
-
-/// The steps a retry runs again: those that did not succeed (or were skipped), and every
-/// step after one of them.
-fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<String> {
-    let status = |name: &str| {
-        records
-            .iter()
-            .find(|r| r.name == name && r.handler.is_none())
-            .map(|r| r.status)
-    };
-    let mut rerun: HashSet<String> = dag
-        .steps
-        .iter()
-        .filter(|s| !matches!(status(&s.name), Some(Status::Succeeded | Status::Skipped)))
-        .map(|s| s.name.clone())
-        .collect();
-    loop {
-        let before = rerun.len();
-        for s in &dag.steps {
-            if s.depends.iter().any(|d| rerun.contains(d)) {
-                rerun.insert(s.name.clone());
-            }
-        }
-        if rerun.len() == before {
-            return rerun;
-        }
-    }
 }
 
 /// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
