@@ -838,3 +838,83 @@ fn secrets_are_hidden_in_container_logs() {
     assert_eq!(err.stdout, "*******\n");
     assert!(u.containers().is_empty());
 }
+
+// A sub-DAG with a DAG-level container gets a container of its own per child run, its
+// docker steps run as usual, and nothing is left behind: after the run, and after a stop
+// of the parent while a child's container step runs.
+#[test]
+fn sub_dags_get_their_own_containers_and_leave_none_after_a_run_or_a_stop() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("subdag");
+    let child = &u.name;
+    let dag = p.dag(
+        "fan-parent",
+        &format!(
+            r#"
+steps:
+  - name: fan
+    call: {child}
+    parallel: ["a", "b"]
+    output: R
+  - name: after
+    command: echo "${{R.summary.succeeded}} ${{R.outputs[0].HOST}} ${{R.outputs[1].HOST}}"
+---
+name: {child}
+container:
+  image: wharf-test/base:latest
+steps:
+  - name: inside
+    command: hostname
+    output: HOST
+  - name: own
+    executor:
+      type: docker
+      config:
+        image: wharf-test/base:latest
+        autoRemove: true
+    command: echo own-${{1}}
+"#
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let said = p.logs("fan-parent", "after");
+    let words: Vec<&str> = said.split_whitespace().collect();
+    assert_eq!(words.len(), 3, "{said}");
+    assert_eq!(words[0], "2", "{said}");
+    assert_ne!(
+        words[1], words[2],
+        "each child run has its own container: {said}"
+    );
+    assert!(
+        u.containers().is_empty(),
+        "left behind: {:?}",
+        u.containers()
+    );
+
+    // Stopped while a child's container step sleeps: the containers go with it.
+    let stopped = p.dag(
+        "stop-parent",
+        &format!(
+            "maxCleanUpTimeSec: 1\nsteps:\n  - name: hold\n    call: {child}-sleeper\n---\nname: {child}-sleeper\nsteps:\n  - name: nap\n    executor:\n      type: docker\n      config:\n        image: wharf-test/base:latest\n        autoRemove: true\n    command: sleep 300\n"
+        ),
+    );
+    let sleeper = Unique {
+        name: format!("{child}-sleeper"),
+    };
+    let running = p.spawn(&stopped);
+    wait_until("the child's container", Duration::from_secs(30), || {
+        !sleeper.containers().is_empty()
+    });
+    let out = p.wharf().args(["stop", "stop-parent"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let output = running.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        sleeper.containers().is_empty(),
+        "left behind: {:?}",
+        sleeper.containers()
+    );
+    assert_eq!(p.status("stop-parent")["status"], "aborted");
+}
