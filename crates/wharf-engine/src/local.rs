@@ -168,11 +168,30 @@ async fn run(job: &StepJob) -> Exit {
 /// The step's process: the program through its shell (or a script with its own `#!`),
 /// in its own process group, its output piped.
 fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
-    let cmd = if wharf_spec::formats::is_nix_shell(&local.shell) {
+    let mut local_resolved;
+    let original_name = local.shell[0].clone();
+    let local = match program_path(&local.shell[0], &job.env) {
+        // Found here on the step's PATH, the program is spawned without a fork of this
+        // process (std spawns a program given by name with a PATH of its own by forking).
+        Some(path) => {
+            local_resolved = crate::executor::LocalCommand {
+                shell: local.shell.clone(),
+                program: local.program.clone(),
+            };
+            local_resolved.shell[0] = path;
+            &local_resolved
+        }
+        None => local,
+    };
+    let mut cmd = if wharf_spec::formats::is_nix_shell(&local.shell) {
         nix_shell(job, local)
     } else {
         through_shell(job, local)
     };
+    if !matches!(local.program, Program::Executable(_)) {
+        // The shell sees the name it was given, as when the spawn looks it up.
+        cmd.arg0(&original_name);
+    }
     let mut cmd = crate::vars::step_process(cmd, &job.env);
     cmd.current_dir(&job.dir)
         .stdin(Stdio::null())
@@ -180,6 +199,31 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
         .stderr(Stdio::piped())
         .process_group(0);
     cmd
+}
+
+/// Where `name` is found on the step's `PATH` (its env's, else wharf's own): None when
+/// `name` is a path already or is not found (the spawn then says so).
+fn program_path(name: &str, env: &[(String, String)]) -> Option<String> {
+    if name.contains('/') {
+        return None;
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("PATH").ok())?;
+    // A relative entry means a folder of the step's working directory: left to the spawn.
+    if path.split(':').any(|d| !d.starts_with('/')) {
+        return None;
+    }
+    path.split(':').find_map(|dir| {
+        use std::os::unix::fs::PermissionsExt;
+        let candidate = std::path::Path::new(dir).join(name);
+        let meta = std::fs::metadata(&candidate).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .then(|| candidate.to_string_lossy().into_owned())
+    })
 }
 
 /// `nix-shell` takes the line to run with `--run` (its own options, `-p` packages
