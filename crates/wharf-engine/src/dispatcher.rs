@@ -59,9 +59,60 @@ struct Dispatcher {
     secret_error: Option<String>,
 }
 
+/// What a run reads from its record before it starts: for a retry, the attempts its
+/// steps made and the logs of the steps it keeps.
+#[derive(Default)]
+pub(crate) struct Prior {
+    attempts: std::collections::HashMap<String, u32>,
+    /// A kept step's last stdout and stderr logs.
+    kept_logs: std::collections::HashMap<String, (std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Prior {
+    pub(crate) fn read(store: &wharf_store::Store, req: &RunRequest) -> Self {
+        let mut prior = Self::default();
+        let Some(resume) = &req.resume else {
+            return prior;
+        };
+        for st in store.steps(req.run).unwrap_or_default() {
+            prior.attempts.insert(st.name, st.attempts);
+        }
+        for (name, _, _) in &resume.kept {
+            if let Some(last) = store
+                .attempts(req.run, name)
+                .ok()
+                .and_then(|a| a.last().cloned())
+            {
+                prior
+                    .kept_logs
+                    .insert(name.clone(), (last.stdout, last.stderr));
+            }
+        }
+        prior
+    }
+}
+
 /// Runs the DAG to its end; the run must exist in the store (`create_run`/`reopen_run`).
 pub async fn execute(
     store: wharf_store::Store,
+    req: RunRequest,
+    events: UnboundedSender<Event>,
+    control: Control,
+) -> RunSummary {
+    let home = store.home().to_path_buf();
+    let prior = Prior::read(&store, &req);
+    let recorder: SharedStore = Arc::new(crate::recorder::Recorder::start(store, events.clone()));
+    let summary = run(Arc::clone(&recorder), home, prior, req, events, control).await;
+    recorder.close();
+    summary
+}
+
+/// Runs the DAG with its writes going through `store` (the run's own recorder, or, for
+/// a sub-DAG run, its root's, so that the runs of a tree share one connection).
+pub(crate) async fn run(
+    store: SharedStore,
+    home: std::path::PathBuf,
+    prior: Prior,
     req: RunRequest,
     events: UnboundedSender<Event>,
     control: Control,
@@ -119,7 +170,8 @@ pub async fn execute(
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {
-        home: store.home().to_path_buf(),
+        home,
+        store: Arc::clone(&store),
         run: req.run,
         root: req.lineage.as_ref().map_or(req.run, |l| l.root),
         chain,
@@ -131,13 +183,10 @@ pub async fn execute(
         log.line(&format!("note: {note}"));
         let _ = events.send(Event::Notice(note));
     }
-    let mut attempts_before = std::collections::HashMap::new();
+    let attempts_before = prior.attempts;
     if let Some(resume) = &req.resume {
         for o in &resume.outputs {
             resolved.set(&o.name, o.value.clone(), Origin::Output);
-        }
-        for st in store.steps(req.run).unwrap_or_default() {
-            attempts_before.insert(st.name, st.attempts);
         }
         // The references of kept steps (`${id.exitCode}`, `${id.stdout}`, ...) are as
         // their run left them.
@@ -145,16 +194,10 @@ pub async fn execute(
             let Some(step) = dag.steps.iter().find(|s| &s.name == name) else {
                 continue;
             };
-            let last = store
-                .attempts(req.run, name)
-                .ok()
-                .and_then(|a| a.last().cloned());
-            let logs = last.map(|a| (a.stdout, a.stderr));
-            set_references(&mut resolved, step, *code, logs.as_ref());
+            set_references(&mut resolved, step, *code, prior.kept_logs.get(name));
         }
     }
 
-    let store: SharedStore = Arc::new(crate::recorder::Recorder::start(store, events.clone()));
     let mut d = Dispatcher {
         dag: Arc::clone(&dag),
         store: Arc::clone(&store),
@@ -189,7 +232,7 @@ pub async fn execute(
     d.declare_steps(&req);
     // The steps are in the record before any of them starts: a run killed at any moment
     // after this shows them (and `wharf cleanup` finds what they started).
-    store.flush();
+    store.flushed().await;
 
     let (status, error) = d.run_all(&req, &control, &mut log).await;
     if let Some(container) = &d.container {
@@ -201,7 +244,7 @@ pub async fn execute(
         s.finish_run(run, status, err.as_deref())
     });
     // Everything the run did is in the store before anyone is told it ended.
-    store.flush();
+    store.flushed().await;
     let (status, error) = match store.failure() {
         // A run whose record is incomplete did not succeed, whatever its steps did.
         Some(why) if !matches!(status, Status::Failed | Status::Aborted) => {
@@ -209,7 +252,6 @@ pub async fn execute(
         }
         _ => (status, error),
     };
-    store.close();
     log.line(&format!(
         "run finished: {status}{}",
         error

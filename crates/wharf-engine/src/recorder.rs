@@ -26,7 +26,30 @@ type Write = Box<dyn Fn(&Store) -> wharf_store::Result<()> + Send>;
 
 enum Job {
     Write(&'static str, Write),
-    Flush(std::sync::mpsc::Sender<()>),
+    Flush(Done),
+    /// Work that needs its answer (a sub-DAG run's record): run on the thread's
+    /// connection after the writes sent before it, in a transaction of its own.
+    Call(Box<dyn FnOnce(&Store) + Send>),
+}
+
+/// Who waits for a flush: a thread, or a task (which must not block the runtime's thread:
+/// the other steps and sub-DAG runs of the process run on it).
+enum Done {
+    Thread(std::sync::mpsc::Sender<()>),
+    Task(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Done {
+    fn send(self) {
+        match self {
+            Self::Thread(s) => {
+                let _ = s.send(());
+            }
+            Self::Task(s) => {
+                let _ = s.send(());
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -72,7 +95,7 @@ impl Recorder {
     }
 
     fn push(&self, job: Job) {
-        let urgent = matches!(job, Job::Flush(_));
+        let urgent = matches!(job, Job::Flush(_) | Job::Call(_));
         let Ok(mut q) = self.shared.queue.lock() else {
             return;
         };
@@ -97,11 +120,31 @@ impl Recorder {
         self.push(Job::Write(what, Box::new(write)));
     }
 
-    /// Waits until every write sent so far is applied.
+    /// Waits until every write sent so far is applied (blocking the thread).
     pub fn flush(&self) {
         let (done, wait) = std::sync::mpsc::channel();
-        self.push(Job::Flush(done));
+        self.push(Job::Flush(Done::Thread(done)));
         let _ = wait.recv();
+    }
+
+    /// Runs `f` on the recorder's connection once the writes sent before it are applied,
+    /// and gives its answer; the runtime's thread is not blocked meanwhile.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.push(Job::Call(Box::new(move |store| {
+            let _ = done.send(f(store));
+        })));
+        answer.await.ok()
+    }
+
+    /// Waits until every write sent so far is applied, without blocking the runtime.
+    pub async fn flushed(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.push(Job::Flush(Done::Task(done)));
+        let _ = wait.await;
     }
 
     /// Applies what is queued and ends the thread.
@@ -129,7 +172,12 @@ fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
     }
     q.idle = false;
     let until = Instant::now() + LINGER;
-    while !q.closed && !q.jobs.iter().any(|j| matches!(j, Job::Flush(_))) {
+    while !q.closed
+        && !q
+            .jobs
+            .iter()
+            .any(|j| matches!(j, Job::Flush(_) | Job::Call(_)))
+    {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -146,7 +194,27 @@ fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>, shared
         match job {
             Job::Write(what, write) => writes.push((what, write)),
             Job::Flush(done) => flushed.push(done),
+            Job::Call(call) => {
+                // What was sent before the call is applied before it.
+                apply_writes(store, std::mem::take(&mut writes), events, shared);
+                call(store);
+            }
         }
+    }
+    apply_writes(store, writes, events, shared);
+    for done in flushed {
+        done.send();
+    }
+}
+
+fn apply_writes(
+    store: &Store,
+    writes: Vec<(&'static str, Write)>,
+    events: &UnboundedSender<Event>,
+    shared: &Shared,
+) {
+    if writes.is_empty() {
+        return;
     }
     let mut errors = commit(store, &writes);
     // The disk is full: the batch is undone, the reserve freed, and the batch applied again.
@@ -162,9 +230,6 @@ fn apply(store: &Store, batch: Vec<Job>, events: &UnboundedSender<Event>, shared
         if let Ok(mut f) = shared.failure.lock() {
             f.get_or_insert(message);
         }
-    }
-    for done in flushed {
-        let _ = done.send(());
     }
 }
 

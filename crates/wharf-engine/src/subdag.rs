@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;
-use wharf_store::{NewRun, Parent, RunKey, Status, Store};
+use wharf_store::{NewRun, Parent, RunKey, Status};
 
 use crate::executor::{BoxFuture, Exit, StepJob, Work};
 use crate::{Control, Executor, RunRequest, SharedFactory};
@@ -32,6 +32,9 @@ pub struct SubDagJob {
 /// DAGs above, the executors for their containers.
 pub(crate) struct SubDagExecutor {
     pub home: PathBuf,
+    /// The run's recorder: the child runs' records are made and written through it (one
+    /// connection for the whole tree, no two writers waiting on each other).
+    pub store: crate::SharedStore,
     pub run: RunKey,
     pub root: RunKey,
     /// The DAGs from the root down to this run's, for the cycle check.
@@ -156,7 +159,7 @@ impl SubDagExecutor {
     /// Runs the children, at most `max_concurrent` at once, in the order given; stops
     /// starting new ones once the step is told to stop.
     async fn children(&self, job: &StepJob, sub: &SubDagJob) -> Vec<ChildResult> {
-        let mut earlier = self.earlier(job);
+        let mut earlier = self.earlier(job).await;
         let limit = Arc::new(Semaphore::new(sub.max_concurrent.max(1)));
         let mut set = tokio::task::JoinSet::new();
         for (index, params) in sub.children.iter().enumerate() {
@@ -173,7 +176,7 @@ impl SubDagExecutor {
                 }
             });
             if let Some(Earlier::Keep(r)) = before {
-                let outputs = self.outputs_of(r.key);
+                let outputs = outputs_of(&self.store, r.key).await;
                 set.spawn(async move {
                     (
                         index,
@@ -216,30 +219,20 @@ impl SubDagExecutor {
     }
 
     /// The step's child runs made before this retry started (none for a first run).
-    fn earlier(&self, job: &StepJob) -> Vec<wharf_store::RunRecord> {
+    async fn earlier(&self, job: &StepJob) -> Vec<wharf_store::RunRecord> {
         let Some(since) = self.retry_from else {
             return Vec::new();
         };
-        Store::open(&self.home)
-            .and_then(|s| s.children(self.run))
+        let (run, step) = (self.run, job.step_name.clone());
+        self.store
+            .call(move |s| s.children(run))
+            .await
+            .and_then(Result::ok)
             .unwrap_or_default()
             .into_iter()
             .filter(|c| {
-                c.created_at < since
-                    && c.parent
-                        .as_ref()
-                        .is_some_and(|(_, step)| *step == job.step_name)
+                c.created_at < since && c.parent.as_ref().is_some_and(|(_, name)| *name == step)
             })
-            .collect()
-    }
-
-    fn outputs_of(&self, run: RunKey) -> Map<String, Value> {
-        Store::open(&self.home)
-            .and_then(|s| s.outputs(run))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|o| !o.omit)
-            .map(|o| (o.name, Value::String(o.value)))
             .collect()
     }
 
@@ -253,6 +246,7 @@ impl SubDagExecutor {
         again: Option<wharf_store::RunRecord>,
     ) -> BoxFuture<'static, ChildResult> {
         let home = self.home.clone();
+        let recorder = Arc::clone(&self.store);
         let parent = (self.run, self.root, job.step_name.clone());
         let chain = self.chain.clone();
         let dag = Arc::clone(dag);
@@ -270,65 +264,75 @@ impl SubDagExecutor {
                 error: Some(why),
                 outputs: Map::new(),
             };
-            let store = match Store::open(&home) {
-                Ok(s) => s,
-                Err(e) => return failed(format!("cannot open the run records: {e}")),
-            };
             let log_base = dag
                 .log_dir
                 .as_ref()
                 .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
-            let new = NewRun {
-                dag: &dag.name,
-                run_id: &run_id,
-                file: &dag.file,
-                params: &params,
-                log_base: log_base.as_deref(),
-                parent: Some(Parent {
-                    run: parent.0,
-                    root: parent.1,
-                    step: &parent.2,
-                }),
-            };
-            let (run, log_dir, resume) = match &again {
-                Some(earlier) => {
-                    let resume = match crate::resume_of(&store, &dag, earlier) {
-                        Ok(r) => r,
-                        Err(e) => return failed(format!("cannot read the sub-DAG run: {e}")),
+            let (run_id_for_record, params_for_record) = (run_id.clone(), params.clone());
+            let made = recorder.call(
+                move |store| -> Result<(RunRequest, crate::dispatcher::Prior), String> {
+                    let (run_id, params) = (run_id_for_record, params_for_record);
+                    let (run, log_dir, resume) = match &again {
+                        Some(earlier) => {
+                            let resume = crate::resume_of(store, &dag, earlier)
+                                .map_err(|e| format!("cannot read the sub-DAG run: {e}"))?;
+                            store.reopen_run(earlier.key).map_err(|e| {
+                                format!("cannot record the sub-DAG run's retry: {e}")
+                            })?;
+                            (earlier.key, earlier.log_dir.clone(), resume)
+                        }
+                        None => {
+                            let new = NewRun {
+                                dag: &dag.name,
+                                run_id: &run_id,
+                                file: &dag.file,
+                                params: &params,
+                                log_base: log_base.as_deref(),
+                                parent: Some(Parent {
+                                    run: parent.0,
+                                    root: parent.1,
+                                    step: &parent.2,
+                                }),
+                            };
+                            let run = store
+                                .create_run(&new)
+                                .map_err(|e| format!("cannot record the sub-DAG run: {e}"))?;
+                            (
+                                run,
+                                store.log_dir(log_base.as_deref(), &dag.name, &run_id),
+                                None,
+                            )
+                        }
                     };
-                    if let Err(e) = store.reopen_run(earlier.key) {
-                        return failed(format!("cannot record the sub-DAG run's retry: {e}"));
-                    }
-                    (earlier.key, earlier.log_dir.clone(), resume)
-                }
-                None => match store.create_run(&new) {
-                    Ok(run) => (
+                    let shared = match (&dag.container, &new_shared) {
+                        (Some(_), Some(make)) => Some(make()),
+                        _ => None,
+                    };
+                    let request = RunRequest {
+                        dag: Arc::clone(&dag),
                         run,
-                        store.log_dir(log_base.as_deref(), &dag.name, &run_id),
-                        None,
-                    ),
-                    Err(e) => return failed(format!("cannot record the sub-DAG run: {e}")),
+                        run_id: run_id.clone(),
+                        log_dir,
+                        params: params.clone(),
+                        resume,
+                        docker,
+                        shared,
+                        new_shared,
+                        lineage: Some(crate::Lineage {
+                            chain,
+                            root: parent.1,
+                        }),
+                    };
+                    let prior = crate::dispatcher::Prior::read(store, &request);
+                    Ok((request, prior))
                 },
+            );
+            let (request, prior) = match made.await {
+                Some(Ok(made)) => made,
+                Some(Err(why)) => return failed(why),
+                None => return failed("the run records are not usable".to_owned()),
             };
-            let shared = match (&dag.container, &new_shared) {
-                (Some(_), Some(make)) => Some(make()),
-                _ => None,
-            };
-            let request = RunRequest {
-                dag: Arc::clone(&dag),
-                run,
-                run_id: run_id.clone(),
-                log_dir,
-                params: params.clone(),
-                resume,
-                docker,
-                shared,
-                new_shared,
-                lineage: Some(crate::Lineage {
-                    chain,
-                    root: parent.1,
-                }),
-            };
+            let run = request.run;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             // The child's progress is its own run's record; the parent shows the step.
             tokio::spawn(async move { while rx.recv().await.is_some() {} });
@@ -336,16 +340,16 @@ impl SubDagExecutor {
                 stop,
                 force: CancellationToken::new(),
             };
-            let execute: BoxFuture<'static, crate::RunSummary> =
-                Box::pin(crate::execute(store, request, tx, control));
+            let execute: BoxFuture<'static, crate::RunSummary> = Box::pin(crate::dispatcher::run(
+                Arc::clone(&recorder),
+                home,
+                prior,
+                request,
+                tx,
+                control,
+            ));
             let summary = execute.await;
-            let outputs = Store::open(&home)
-                .and_then(|s| s.outputs(run))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.omit)
-                .map(|o| (o.name, Value::String(o.value)))
-                .collect();
+            let outputs = outputs_of(&recorder, run).await;
             ChildResult {
                 run_id,
                 params,
@@ -355,6 +359,19 @@ impl SubDagExecutor {
             }
         })
     }
+}
+
+/// A finished run's outputs by variable name (`omit` left out).
+async fn outputs_of(store: &crate::SharedStore, run: RunKey) -> Map<String, Value> {
+    store
+        .call(move |s| s.outputs(run))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !o.omit)
+        .map(|o| (o.name, Value::String(o.value)))
+        .collect()
 }
 
 /// The params of each child of a `call` step: its `params` expanded (per item for
