@@ -272,3 +272,36 @@ fn retrying_a_parent_retries_only_the_failed_part_of_its_failed_child() {
     let work = step(&children[1], "work");
     assert_eq!(work["attempts"], 2, "{after}");
 }
+
+// C04: a child calls a grandchild; the tree has both levels. A DAG that calls itself
+// through a variable is stopped by the chain check when the step starts.
+#[test]
+fn children_call_grandchildren_and_a_call_through_a_variable_cannot_loop() {
+    let p = Place::new();
+    let dag = p.dag(
+        "top",
+        "steps:\n  - name: down\n    call: middle\n---\nname: middle\nsteps:\n  - name: deeper\n    call: bottom\n    output: B\n  - name: relay\n    command: echo \"bottom said ${B.outputs.WORD}\"\n    output: RELAYED\n---\nname: bottom\nsteps:\n  - command: echo deep\n    output: WORD\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("top");
+    let middle = &sub_runs(&status, "down")[0];
+    assert_eq!(middle["name"], "middle", "{status}");
+    let bottom = &sub_runs(middle, "deeper")[0];
+    assert_eq!(bottom["name"], "bottom", "{status}");
+    assert_eq!(bottom["status"], "succeeded", "{status}");
+    assert_eq!(p.logs("middle", "relay"), "bottom said deep\n");
+
+    let dag = p.dag(
+        "again",
+        "params: NEXT=again\nsteps:\n  - name: self\n    call: ${NEXT}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("again");
+    assert!(
+        step_error(&status, "self").contains("would be a cycle"),
+        "{status}"
+    );
+    assert!(sub_runs(&status, "self").is_empty(), "{status}");
+}

@@ -929,6 +929,13 @@ fn sub_dag_runs_are_reached_through_their_parent_in_the_api_and_the_ui() {
     let (code, v) = s.get("/dag-runs/tree/top/sub-dag-runs/no-such-run");
     assert_eq!(code, 404, "{v}");
 
+    // The DAG's picture marks the step that runs another DAG.
+    let (code, _, html) = s.page("GET", "/dags/tree", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("runs the DAG leaf (parallel)") && html.contains("class=\"sub-dag\""),
+        "{html}"
+    );
     let (code, _, html) = s.page("GET", "/dags/tree/runs/top", "", "");
     assert_eq!(code, 200);
     let link = format!("/dags/tree/runs/top/sub/{first}");

@@ -12,6 +12,8 @@ pub(crate) struct Box {
     pub y: usize,
     pub fill: &'static str,
     pub stroke: &'static str,
+    /// A step that runs another DAG: the DAG's name (drawn as a double box).
+    pub calls: Option<String>,
 }
 
 pub(crate) struct Graph {
@@ -87,6 +89,14 @@ pub(crate) fn of(
                 y,
                 fill,
                 stroke,
+                calls: step.call.as_ref().map(|c| {
+                    let parallel = if c.parallel.is_some() {
+                        " (parallel)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{parallel}", c.target)
+                }),
             }
         })
         .collect();
