@@ -48,7 +48,8 @@ impl Progress {
             Status::Succeeded => "32",
             Status::Failed | Status::Aborted => "31",
             Status::Skipped | Status::NotStarted => "2",
-            Status::PartiallySucceeded => "33",
+            Status::PartiallySucceeded | Status::Waiting => "33",
+            Status::Rejected => "31",
             Status::Running => "36",
         };
         format!("\x1b[{code}m{text}\x1b[0m")

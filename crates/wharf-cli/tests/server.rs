@@ -950,3 +950,121 @@ fn sub_dag_runs_are_reached_through_their_parent_in_the_api_and_the_ui() {
         "{html}"
     );
 }
+
+// C07, E7: a `hitl` step stops the run as `waiting` (the `wait` handler runs); approving
+// it through the API, with its required inputs, takes the run up again and the inputs
+// become variables; rejecting it ends the run `rejected`.
+#[test]
+fn a_waiting_step_is_approved_or_rejected_through_the_api() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/ship.yaml"),
+        "handlerOn:\n  wait:\n    command: echo \"waiting on ${DAG_WAITING_STEPS}\"\n  failure:\n    command: echo \"failed with $DAG_RUN_STATUS\"\nsteps:\n  - name: build\n    command: echo build >> trail\n  - name: approve\n    type: hitl\n    config:\n      prompt: \"Ship it?\"\n      input: [APPROVED_BY, NOTE]\n      required: [APPROVED_BY]\n  - name: ship\n    command: echo \"approved by ${APPROVED_BY}\"\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/ship/start", &json!({"dagRunId": "one"}));
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("ship", "one", "waiting");
+    assert_eq!(run["status"], 7, "{run}");
+    assert_eq!(run["nodes"][1]["statusLabel"], "waiting", "{run}");
+    assert_eq!(run["nodes"][2]["statusLabel"], "not_started", "{run}");
+    let (_, log) = s.get("/dag-runs/ship/one/steps/onWait/log");
+    assert_eq!(log["content"], "waiting on approve\n");
+
+    // Refused: a step that does not wait, an input it does not take, a required one missing.
+    let (code, v) = s.post("/dag-runs/ship/one/steps/build/approve", &json!({}));
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = s.post(
+        "/dag-runs/ship/one/steps/approve/approve",
+        &json!({"inputs": {"OTHER": "x"}}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("APPROVED_BY, NOTE"),
+        "{v}"
+    );
+    let (code, v) = s.post("/dag-runs/ship/one/steps/approve/approve", &json!({}));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("APPROVED_BY"),
+        "{v}"
+    );
+
+    let (code, v) = s.post(
+        "/dag-runs/ship/one/steps/approve/approve",
+        &json!({"inputs": {"APPROVED_BY": "alice"}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"dagRunId": "one", "stepName": "approve", "resumed": true})
+    );
+    let run = s.until("ship", "one", "succeeded");
+    assert_eq!(run["nodes"][1]["statusLabel"], "succeeded", "{run}");
+    let (_, log) = s.get("/dag-runs/ship/one/steps/ship/log");
+    assert_eq!(log["content"], "approved by alice\n");
+    // The step before the approval ran once.
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default(),
+        "build\n"
+    );
+    let (code, v) = s.post("/dag-runs/ship/one/steps/approve/approve", &json!({}));
+    assert_eq!(code, 400, "no longer waiting: {v}");
+
+    let (code, v) = s.post("/dags/ship/start", &json!({"dagRunId": "two"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("ship", "two", "waiting");
+    let (code, v) = s.post(
+        "/dag-runs/ship/two/steps/approve/reject",
+        &json!({"reason": "not today"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v, json!({"dagRunId": "two", "stepName": "approve"}));
+    let run = s.until("ship", "two", "rejected");
+    assert_eq!(run["status"], 8, "{run}");
+    assert_eq!(run["nodes"][1]["statusLabel"], "rejected", "{run}");
+    assert_eq!(run["nodes"][1]["error"], "rejected: not today", "{run}");
+    assert_eq!(run["nodes"][2]["statusLabel"], "not_started", "{run}");
+    let (_, log) = s.get("/dag-runs/ship/two/steps/onFailure/log");
+    assert_eq!(log["content"], "failed with rejected\n");
+
+    // The web UI offers the decision on the waiting step's row, and it counts the same.
+    let (code, v) = s.post("/dags/ship/start", &json!({"dagRunId": "three"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("ship", "three", "waiting");
+    let (code, _, html) = s.page("GET", "/dags/ship/runs/three", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("/dags/ship/approve") && html.contains("value=\"APPROVED_BY= NOTE=\""),
+        "{html}"
+    );
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, _, html) = s.page(
+        "POST",
+        "/dags/ship/approve",
+        &origin,
+        "run=three&step=approve&inputs=NOTE%3Dx",
+    );
+    assert_eq!(code, 400, "required input missing: {html}");
+    assert!(
+        html.contains("required inputs missing: APPROVED_BY"),
+        "{html}"
+    );
+    let (code, head, _) = s.page(
+        "POST",
+        "/dags/ship/approve",
+        &origin,
+        "run=three&step=approve&inputs=APPROVED_BY%3Dbob",
+    );
+    assert_eq!(code, 303, "{head}");
+    s.until("ship", "three", "succeeded");
+    let (_, log) = s.get("/dag-runs/ship/three/steps/ship/log");
+    assert_eq!(log["content"], "approved by bob\n");
+}

@@ -464,7 +464,7 @@ impl Dispatcher {
                     match joined {
                         Ok((i, outcome)) => {
                             log.line(&format!("step {} {}", dag.steps[i].name, outcome.status));
-                            if let Some(o) = &outcome.output {
+                            for o in outcome.output.iter().chain(&outcome.more) {
                                 self.vars.set(&o.name, o.value.clone(), Origin::Output);
                             }
                             set_references(
@@ -527,7 +527,10 @@ impl Dispatcher {
                     let dep = &self.dag.steps[j];
                     match status {
                         Status::Failed if !continued => verdict = Some(Status::NotStarted),
-                        Status::Aborted | Status::NotStarted => verdict = Some(Status::NotStarted),
+                        Status::Aborted
+                        | Status::NotStarted
+                        | Status::Waiting
+                        | Status::Rejected => verdict = Some(Status::NotStarted),
                         Status::Skipped if !dep.continue_on.skipped && verdict.is_none() => {
                             verdict = Some(Status::Skipped)
                         }
@@ -583,11 +586,14 @@ impl Dispatcher {
         let mut error = error;
         let event = match status {
             Status::Aborted => Some("abort"),
-            Status::Failed => Some("failure"),
+            Status::Failed | Status::Rejected => Some("failure"),
             Status::Succeeded | Status::PartiallySucceeded => Some("success"),
+            Status::Waiting => Some("wait"),
             _ => None,
         };
-        for event in event.into_iter().chain(["exit"]) {
+        // A run that waits has not ended: its exit handler runs when it does.
+        let exit = (status != Status::Waiting).then_some("exit");
+        for event in event.into_iter().chain(exit) {
             let set = self.dag.handlers.iter().any(|(e, _)| e == event);
             if !set || control.force.is_cancelled() {
                 continue;
@@ -611,7 +617,7 @@ impl Dispatcher {
     ) -> StepOutcome {
         let position = self.dag.steps.len()
             + 1
-            + ["init", "success", "failure", "abort", "exit"]
+            + ["init", "success", "failure", "abort", "wait", "exit"]
                 .iter()
                 .position(|e| *e == event)
                 .unwrap_or(0);
@@ -623,6 +629,17 @@ impl Dispatcher {
         );
         ctx.vars
             .set("DAG_RUN_STATUS", status.as_str().to_owned(), Origin::Env);
+        if event == "wait" {
+            let waiting: Vec<&str> = self
+                .dag
+                .steps
+                .iter()
+                .filter(|s| matches!(s.executor, wharf_spec::Executor::Approval(_)))
+                .map(|s| s.name.as_str())
+                .collect();
+            ctx.vars
+                .set("DAG_WAITING_STEPS", waiting.join(","), Origin::Env);
+        }
         let outcome = step::run(ctx).await;
         log.line(&format!("handler {event} {}", outcome.status));
         if let Some(o) = &outcome.output {
@@ -862,6 +879,26 @@ fn verdict(
             Status::Aborted
         };
         (status, Some(reason))
+    } else if let Some(((_, _), step)) = statuses
+        .iter()
+        .zip(&dag.steps)
+        .find(|((s, _), _)| *s == Status::Rejected)
+    {
+        (
+            Status::Rejected,
+            Some(format!("step `{}` was rejected", step.name)),
+        )
+    } else if !statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
+        && let Some(((_, _), step)) = statuses
+            .iter()
+            .zip(&dag.steps)
+            .find(|((s, _), _)| *s == Status::Waiting)
+    {
+        // The run stops here; an approval takes it up again (as a retry does).
+        (
+            Status::Waiting,
+            Some(format!("step `{}` waits for approval", step.name)),
+        )
     } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
         || statuses.iter().any(|(s, _)| *s == Status::NotStarted)
     {

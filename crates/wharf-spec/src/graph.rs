@@ -50,6 +50,7 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
             // As Dagu names them: by kind, counting from the step's position.
             let kind = match (&r.step.executor, &r.step.script, &r.step.command) {
                 (Executor::Docker(_), _, _) => "docker",
+                (Executor::Approval(_), _, _) => "hitl",
                 (_, Some(_), _) => "script",
                 (_, None, Some(_)) => "cmd",
                 _ => "step",

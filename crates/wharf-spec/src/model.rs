@@ -135,6 +135,8 @@ pub struct Handlers {
     /// `abort`, or its older name `cancel`.
     pub abort: Option<Box<Step>>,
     pub exit: Option<Box<Step>>,
+    /// Runs when the run stops to wait for an approval.
+    pub wait: Option<Box<Step>>,
 }
 
 impl Handlers {
@@ -145,6 +147,7 @@ impl Handlers {
             ("success", &self.success),
             ("failure", &self.failure),
             ("abort", &self.abort),
+            ("wait", &self.wait),
             ("exit", &self.exit),
         ]
         .into_iter()
@@ -288,6 +291,18 @@ pub enum Executor {
         explicit: bool,
     },
     Docker(Box<DockerStep>),
+    /// `hitl`: the step waits for a person to approve or reject it.
+    Approval(Box<Approval>),
+}
+
+/// `type: hitl`: what the person is asked, and the inputs they give.
+#[derive(Debug, Clone, Default)]
+pub struct Approval {
+    pub prompt: Option<String>,
+    /// Inputs the person may give; each becomes a variable of the steps after it.
+    pub input: Vec<String>,
+    /// Inputs an approval must have.
+    pub required: Vec<String>,
 }
 
 /// `executor: {type: docker, config: {...}}`.
@@ -522,7 +537,7 @@ pub enum Placement<'a> {
 
 impl Dag {
     pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
-        if step.call.is_some() {
+        if step.call.is_some() || matches!(step.executor, Executor::Approval(_)) {
             // A sub-DAG step runs no process of its own: its child run places its steps.
             return Placement::Host;
         }
@@ -537,7 +552,7 @@ impl Dag {
                 }
             }
             (_, Some(_)) => Placement::SharedContainer,
-            (Executor::Local { .. }, None) => Placement::Host,
+            (Executor::Local { .. } | Executor::Approval(_), None) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {
                 image: d.image.as_deref(),
                 container_name: d.container_name.as_deref(),

@@ -102,6 +102,15 @@ pub struct NewRun<'a> {
     pub parent: Option<Parent<'a>>,
 }
 
+/// A person's decision on a step that waits for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved, with the inputs given (`NAME` → value).
+    Approved(Vec<(String, String)>),
+    /// Rejected, with the reason given.
+    Rejected(Option<String>),
+}
+
 /// Where a sub-DAG run comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct Parent<'a> {
@@ -521,6 +530,42 @@ impl Store {
                 run_row,
             )
             .optional()?)
+    }
+
+    /// Records the decision on a waiting step (a later one replaces it).
+    pub fn decide(&self, run: RunKey, step: &str, decision: &Decision) -> Result<()> {
+        let (approved, inputs, reason) = match decision {
+            Decision::Approved(inputs) => (
+                true,
+                serde_json::to_string(inputs).unwrap_or_else(|_| "[]".into()),
+                None,
+            ),
+            Decision::Rejected(reason) => (false, "[]".to_owned(), reason.clone()),
+        };
+        self.conn.execute(
+            "INSERT OR REPLACE INTO approvals (run, step, approved, inputs, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run.0, step, approved, inputs, reason, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The decision on a step, if one was made.
+    pub fn decision(&self, run: RunKey, step: &str) -> Result<Option<Decision>> {
+        let row: Option<(bool, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT approved, inputs, reason FROM approvals WHERE run = ?1 AND step = ?2",
+                params![run.0, step],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(approved, inputs, reason)| {
+            if approved {
+                Decision::Approved(serde_json::from_str(&inputs).unwrap_or_default())
+            } else {
+                Decision::Rejected(reason)
+            }
+        }))
     }
 
     /// The sub-DAG run `run_id` anywhere in the tree under the root run `root`.

@@ -65,4 +65,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN root INTEGER;
     CREATE INDEX runs_by_parent ON runs (parent);
 ",
+    // Decisions on steps that wait for a person (`hitl`).
+    r"
+    CREATE TABLE approvals (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        approved INTEGER NOT NULL,
+        inputs TEXT NOT NULL,
+        reason TEXT,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (run, step)
+    );
+",
 ];

@@ -8,10 +8,15 @@ pub enum Status {
     Aborted,
     Skipped,
     PartiallySucceeded,
+    /// A step waits for a person's approval (`hitl`); the run has stopped there until it
+    /// is approved (and taken up again) or rejected.
+    Waiting,
+    /// A person rejected the step the run waited on.
+    Rejected,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 9] = [
         Self::NotStarted,
         Self::Running,
         Self::Succeeded,
@@ -19,6 +24,8 @@ impl Status {
         Self::Aborted,
         Self::Skipped,
         Self::PartiallySucceeded,
+        Self::Waiting,
+        Self::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +37,8 @@ impl Status {
             Self::Aborted => "aborted",
             Self::Skipped => "skipped",
             Self::PartiallySucceeded => "partially_succeeded",
+            Self::Waiting => "waiting",
+            Self::Rejected => "rejected",
         }
     }
 

@@ -112,6 +112,8 @@ pub(crate) struct StepOutcome {
     /// The step failed but its `continueOn` lets the run go on.
     pub continued: bool,
     pub output: Option<OutputRecord>,
+    /// Further variables the step sets (an approval's inputs).
+    pub more: Vec<OutputRecord>,
     /// The last attempt's stdout and stderr logs, when it ran.
     pub logs: Option<(PathBuf, PathBuf)>,
 }
@@ -123,6 +125,7 @@ impl StepOutcome {
             exit_code,
             continued: false,
             output: None,
+            more: Vec::new(),
             logs: None,
         }
     }
@@ -220,12 +223,16 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     let started = Instant::now();
     let dag = Arc::clone(&ctx.dag);
     let step = ctx.step.get(&dag);
+    if let wharf_spec::Executor::Approval(approval) = &step.executor {
+        return approval_step(&ctx, step, approval, started).await;
+    }
     let fail = |ctx: &StepCtx, error: String| {
         let outcome = StepOutcome {
             status: Status::Failed,
             exit_code: None,
             continued: step.continue_on.failure,
             output: None,
+            more: Vec::new(),
             logs: None,
         };
         ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
@@ -248,6 +255,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
                     exit_code: None,
                     continued: false,
                     output: None,
+                    more: Vec::new(),
                     logs: None,
                 };
                 let why = format!("precondition not met: {why}");
@@ -513,6 +521,7 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
             exit_code: done.code,
             continued: false,
             output: done.output.clone(),
+            more: Vec::new(),
             logs: None,
         };
     }
@@ -535,6 +544,7 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
         continued,
         // Only a sub-DAG step has an output after a failure (its result summary).
         output: if continued { done.output.clone() } else { None },
+        more: Vec::new(),
         logs: None,
     }
 }
@@ -553,4 +563,77 @@ fn sub_dag_job(
         parallel: call.parallel.is_some(),
         max_concurrent: call.parallel.as_ref().map_or(1, |p| p.max_concurrent),
     })
+}
+
+/// A `hitl` step: approved (its inputs become variables of the steps after it), rejected,
+/// or, with no decision yet, waiting (the run stops there; an approval takes it up again).
+async fn approval_step(
+    ctx: &StepCtx,
+    step: &Step,
+    approval: &wharf_spec::Approval,
+    started: Instant,
+) -> StepOutcome {
+    let (run, name) = (ctx.run, step.name.clone());
+    ctx.record("the step's start", move |s| s.start_step(run, &name));
+    let name = step.name.clone();
+    let decision = ctx
+        .store
+        .call(move |s| s.decision(run, &name))
+        .await
+        .and_then(Result::ok)
+        .flatten();
+    let outcome = |status| StepOutcome {
+        status,
+        exit_code: None,
+        continued: false,
+        output: None,
+        more: Vec::new(),
+        logs: None,
+    };
+    match decision {
+        Some(wharf_store::Decision::Approved(inputs)) => {
+            let mut done = outcome(Status::Succeeded);
+            for (key, value) in inputs {
+                let o = OutputRecord {
+                    step: step.name.clone(),
+                    name: key.clone(),
+                    key,
+                    value,
+                    omit: false,
+                };
+                let record = o.clone();
+                ctx.record("an approval's input", move |s| s.set_output(run, &record));
+                done.more.push(o);
+            }
+            ctx.finish(started, ctx.attempts_before, done, None, None)
+        }
+        Some(wharf_store::Decision::Rejected(reason)) => {
+            let why = match reason {
+                Some(r) if !r.is_empty() => format!("rejected: {r}"),
+                _ => "rejected".to_owned(),
+            };
+            ctx.finish(
+                started,
+                ctx.attempts_before,
+                outcome(Status::Rejected),
+                Some(why),
+                None,
+            )
+        }
+        None => {
+            let prompt = approval
+                .prompt
+                .as_deref()
+                .map(|p| ctx.vars.expand(p, &vars::host))
+                .unwrap_or_else(|| "approve or reject".to_owned());
+            let why = format!("waiting for approval: {prompt}");
+            ctx.finish(
+                started,
+                ctx.attempts_before,
+                outcome(Status::Waiting),
+                Some(why),
+                None,
+            )
+        }
+    }
 }

@@ -43,7 +43,7 @@ macro_rules! or_reply {
 }
 
 pub(crate) mod dags;
-mod runs;
+pub(crate) mod runs;
 mod shapes;
 
 pub(crate) use shapes::ErrorBody;
@@ -183,6 +183,26 @@ pub(crate) fn router() -> Router<Shared> {
                  UrlPath((name, id, step)): UrlPath<(String, String, String)>,
                  RawQuery(q): Q| async move {
                     on_pool!(s, |dags, home| step_log(home, &name, &id, &step, &q.unwrap_or_default()))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/steps/{step}/approve",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, step)): UrlPath<(String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| approve(home, &name, &id, &step, &body))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/steps/{step}/reject",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, step)): UrlPath<(String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| reject(home, &name, &id, &step, &body))
                 },
             ),
         )

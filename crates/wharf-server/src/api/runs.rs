@@ -314,3 +314,160 @@ pub(super) fn sub_step_log(
     let run = or_reply!(find_sub(&store, name, id, sub));
     last_attempt_log(&store, &run, step, query)
 }
+
+/// The `hitl` settings of the step `step` of a run's DAG (the DAG as its file is now).
+pub(crate) fn approval_of(run: &RunRecord, step: &str) -> Option<wharf_spec::Approval> {
+    let dag = wharf_spec::load_file(&run.file).ok()?.dag?;
+    let dag = if dag.name == run.dag {
+        dag
+    } else {
+        dag.locals.into_iter().find(|l| l.name == run.dag)?
+    };
+    match &dag.step(step)?.executor {
+        wharf_spec::Executor::Approval(a) => Some((**a).clone()),
+        _ => None,
+    }
+}
+
+/// What a person decides on a waiting step.
+pub(crate) enum Ask {
+    Approve(Vec<(String, String)>),
+    Reject(Option<String>),
+}
+
+/// Records the decision on the waiting step `step` of a run and takes the run up again
+/// (to go on, or to end rejected); the run's id, or why not (the answer's status and the
+/// message).
+pub(crate) fn decide(
+    home: &Path,
+    name: &str,
+    id: &str,
+    step: &str,
+    ask: Ask,
+) -> Result<String, (StatusCode, String)> {
+    let store = open(home).map_err(|_| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the run records cannot be opened".to_owned(),
+        )
+    })?;
+    let run = find(&store, name, id).map_err(|_| {
+        (
+            StatusCode::NOT_FOUND,
+            format!("the DAG `{name}` has no run `{id}`"),
+        )
+    })?;
+    let steps = store
+        .steps(run.key)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match steps.iter().find(|s| s.name == step && s.handler.is_none()) {
+        None => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("run {} of `{name}` has no step `{step}`", run.run_id),
+            ));
+        }
+        Some(s) if s.status != wharf_store::Status::Waiting => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the step `{step}` does not wait for an approval (it is {})",
+                    s.status
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let decision = match ask {
+        Ask::Approve(inputs) => {
+            let approval = approval_of(&run, step).unwrap_or_default();
+            if let Some((key, _)) = inputs.iter().find(|(k, _)| !approval.input.contains(k)) {
+                let takes = if approval.input.is_empty() {
+                    "none".to_owned()
+                } else {
+                    approval.input.join(", ")
+                };
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("the step `{step}` takes no input `{key}`; it takes: {takes}"),
+                ));
+            }
+            let missing: Vec<&str> = approval
+                .required
+                .iter()
+                .filter(|r| !inputs.iter().any(|(k, v)| k == *r && !v.is_empty()))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("required inputs missing: {}", missing.join(", ")),
+                ));
+            }
+            wharf_store::Decision::Approved(inputs)
+        }
+        Ask::Reject(reason) => wharf_store::Decision::Rejected(reason),
+    };
+    store
+        .decide(run.key, step, &decision)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    wharf_control::retry(home, &run).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    Ok(run.run_id)
+}
+
+fn decided(
+    result: Result<String, (StatusCode, String)>,
+    step: &str,
+    resumed: Option<bool>,
+) -> Reply {
+    match result {
+        Ok(run_id) => answer(
+            StatusCode::OK,
+            &Decided {
+                run_id,
+                step: step.to_owned(),
+                resumed,
+            },
+        ),
+        Err((StatusCode::NOT_FOUND, message)) => not_found(message),
+        Err((StatusCode::BAD_REQUEST, message)) => bad_request(message),
+        Err((_, message)) => internal(message),
+    }
+}
+
+/// Approves a waiting step with its inputs; the run is taken up again from there.
+pub(super) fn approve(home: &Path, name: &str, id: &str, step: &str, body: &Bytes) -> Reply {
+    let body = or_reply!(body_json(body));
+    let mut inputs = Vec::new();
+    if let Some(given) = body.get("inputs").filter(|v| !v.is_null()) {
+        let Some(map) = given.as_object() else {
+            return bad_request("`inputs` must be an object of names and text values");
+        };
+        for (key, value) in map {
+            let Some(text) = value.as_str() else {
+                return bad_request(format!("the input `{key}` must be text"));
+            };
+            inputs.push((key.clone(), text.to_owned()));
+        }
+    }
+    decided(
+        decide(home, name, id, step, Ask::Approve(inputs)),
+        step,
+        Some(true),
+    )
+}
+
+/// Rejects a waiting step; the run ends `rejected` (its handlers run).
+pub(super) fn reject(home: &Path, name: &str, id: &str, step: &str, body: &Bytes) -> Reply {
+    let body = or_reply!(body_json(body));
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r.clone()),
+        Some(_) => return bad_request("`reason` must be text"),
+    };
+    decided(
+        decide(home, name, id, step, Ask::Reject(reason)),
+        step,
+        None,
+    )
+}

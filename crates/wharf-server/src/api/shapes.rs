@@ -32,6 +32,8 @@ pub(crate) fn run_status(s: Status) -> (i64, &'static str) {
         Status::Aborted => (3, "aborted"),
         Status::Succeeded => (4, "succeeded"),
         Status::PartiallySucceeded => (6, "partially_succeeded"),
+        Status::Waiting => (7, "waiting"),
+        Status::Rejected => (8, "rejected"),
         // A run whose preconditions failed: nothing ran; Dagu has no own word for it.
         Status::Skipped => (4, "succeeded"),
     }
@@ -639,4 +641,15 @@ pub(crate) struct Outputs {
 pub(crate) struct SubRuns {
     #[serde(rename = "subRuns")]
     pub sub_runs: Vec<SubRunDetail>,
+}
+
+/// `ApproveStepResponse` (and, without `resumed`, `RejectStepResponse`).
+#[derive(Serialize)]
+pub(crate) struct Decided {
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    #[serde(rename = "stepName")]
+    pub step: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
 }

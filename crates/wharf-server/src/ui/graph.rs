@@ -78,6 +78,8 @@ pub(crate) fn of(
                 Status::Running => ("#dde9ff", "#3a6fe0"),
                 Status::Aborted => ("#ffe9cc", "#d98a1f"),
                 Status::PartiallySucceeded => ("#fff3c4", "#c9a400"),
+                Status::Waiting => ("#efe4ff", "#7d4cdb"),
+                Status::Rejected => ("#fde0de", "#8b1d16"),
                 Status::Skipped | Status::NotStarted => ("#f1f2f5", "#a7afbf"),
             };
             let (x, y) = xy(i);

@@ -82,7 +82,7 @@ pub(crate) fn router() -> Router<Shared> {
                             },
                         );
                     }
-                    if !matches!(action.as_str(), "start" | "stop" | "retry") {
+                    if !matches!(action.as_str(), "start" | "stop" | "retry" | "approve" | "reject") {
                         return not_found(&s, &format!("no action {action}"));
                     }
                     blocking(move || action_post(&s, &name, &action, &body)).await
@@ -224,6 +224,30 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
     let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
     let run = match action {
+        "approve" | "reject" => {
+            let run = form_field(body, "run").unwrap_or_default();
+            let step = form_field(body, "step").unwrap_or_default();
+            let ask = if action == "approve" {
+                let text = form_field(body, "inputs").unwrap_or_default();
+                let Ok(words) = shell_words::split(&text) else {
+                    return failed("the inputs have an unmatched quote".to_owned());
+                };
+                let mut inputs = Vec::new();
+                for word in words {
+                    let Some((key, value)) = word.split_once('=') else {
+                        return failed(format!("`{word}` is not NAME=value"));
+                    };
+                    inputs.push((key.to_owned(), value.to_owned()));
+                }
+                crate::api::runs::Ask::Approve(inputs)
+            } else {
+                crate::api::runs::Ask::Reject(form_field(body, "reason").filter(|r| !r.is_empty()))
+            };
+            match crate::api::runs::decide(home, &name, &run, &step, ask) {
+                Ok(id) => id,
+                Err((_, why)) => return failed(why),
+            }
+        }
         "start" => {
             let Some(dag) = dag else {
                 return failed(format!("the DAG `{file_name}` is invalid"));

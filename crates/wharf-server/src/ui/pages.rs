@@ -238,6 +238,8 @@ pub(crate) struct StepRow {
     width: String,
     exit: String,
     error: String,
+    /// A step that waits for an approval (on a root run's page): the inputs it takes.
+    approval: Option<String>,
 }
 
 pub(crate) struct StepLog {
@@ -369,6 +371,17 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                 width: format!("{width:.1}"),
                 exit: s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
                 error: s.error.clone().unwrap_or_default(),
+                approval: (s.status == Status::Waiting && sub.is_none()).then(|| {
+                    crate::api::runs::approval_of(&run, &s.name)
+                        .map(|a| {
+                            a.input
+                                .iter()
+                                .map(|i| format!("{i}="))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default()
+                }),
             }
         })
         .collect();

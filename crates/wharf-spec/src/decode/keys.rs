@@ -196,6 +196,12 @@ pub(crate) const HANDLER_KEYS: Keys = Keys {
     unsupported: &[],
 };
 
+pub(crate) const APPROVAL_KEYS: Keys = Keys {
+    known: &["prompt", "input", "required"],
+    ignored: &[],
+    unsupported: &[],
+};
+
 pub(crate) const EXECUTOR_KEYS: Keys = Keys {
     known: &["type", "config"],
     ignored: &[],
@@ -216,5 +222,4 @@ pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
     "parallel",
     "archive",
     "chat",
-    "hitl",
 ];

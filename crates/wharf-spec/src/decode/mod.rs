@@ -251,16 +251,8 @@ fn handler_on(d: &mut Decoder, node: &Node, shared: bool) -> Handlers {
     h.success = one(d, "success", "onSuccess");
     h.failure = one(d, "failure", "onFailure");
     h.abort = one(d, "abort", "onCancel").or_else(|| one(d, "cancel", "onCancel"));
-    // Dagu's `wait` handler runs when a step waits for a person's approval; no wharf step
-    // does, so it is read and checked, and said never to run.
-    if one(d, "wait", "onWait").is_some()
-        && let Some(span) = f.key_span("wait")
-    {
-        d.warning(
-            span,
-            "the `wait` handler never runs in wharf: no step waits for approval (`hitl` is not supported)",
-        );
-    }
+    // Runs when the run stops to wait for a person's approval (a `hitl` step).
+    h.wait = one(d, "wait", "onWait");
     h.exit = one(d, "exit", "onExit");
     h
 }

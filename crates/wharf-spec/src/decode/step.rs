@@ -563,6 +563,43 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             }
             Executor::Docker(Box::new(docker))
         }
+        "hitl" => {
+            let mut approval = Approval::default();
+            if let Some(config) = config
+                && let Some(cf) = d.fields(config, "the `hitl` config", &APPROVAL_KEYS)
+            {
+                approval.prompt = d.opt_string(&cf, "prompt");
+                approval.input = cf
+                    .get("input")
+                    .map(|n| d.strings(n, "`input`"))
+                    .unwrap_or_default();
+                approval.required = cf
+                    .get("required")
+                    .map(|n| d.strings(n, "`required`"))
+                    .unwrap_or_default();
+                for name in approval.input.iter().chain(&approval.required) {
+                    if !formats::is_var_name(name) {
+                        d.error(
+                            config.at(),
+                            format!(
+                                "the input `{name}` is not a variable name (letters, digits, `_`)"
+                            ),
+                        );
+                    }
+                }
+                if let Some(missing) = approval
+                    .required
+                    .iter()
+                    .find(|r| !approval.input.contains(r))
+                {
+                    d.error(
+                        cf.get("required").map_or(config.at(), Node::at),
+                        format!("the required input `{missing}` is not one of `input`"),
+                    );
+                }
+            }
+            Executor::Approval(Box::new(approval))
+        }
         other if FOREIGN_EXECUTORS.contains(&other) => {
             d.diags.push(
                 Diagnostic::error(
@@ -578,7 +615,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 type_node,
                 "the executor type",
                 other,
-                &["command", "shell", "docker"],
+                &["command", "shell", "docker", "hitl"],
             );
             local
         }
