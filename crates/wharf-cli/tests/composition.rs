@@ -305,3 +305,29 @@ fn children_call_grandchildren_and_a_call_through_a_variable_cannot_loop() {
     );
     assert!(sub_runs(&status, "self").is_empty(), "{status}");
 }
+
+// A sub-DAG step that times out stops its child: the child run ends aborted and its
+// processes are gone; the step fails with 124 as any step that times out.
+#[test]
+fn a_timed_out_sub_dag_step_stops_its_child() {
+    let p = Place::new();
+    let marker = format!("1002.{}", std::process::id());
+    let dag = p.dag(
+        "slowcall",
+        &format!(
+            "maxCleanUpTimeSec: 1\nsteps:\n  - name: wait\n    call: napper\n    timeoutSec: 1\n---\nname: napper\nsteps:\n  - command: sleep {marker}\n"
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+    let status = p.status("slowcall");
+    assert_eq!(step(&status, "wait")["exitCode"], 124, "{status}");
+    let children = sub_runs(&status, "wait");
+    assert_eq!(children.len(), 1, "{status}");
+    assert_eq!(children[0]["status"], "aborted", "{status}");
+}

@@ -1068,3 +1068,43 @@ fn a_waiting_step_is_approved_or_rejected_through_the_api() {
     let (_, log) = s.get("/dag-runs/ship/three/steps/ship/log");
     assert_eq!(log["content"], "approved by bob\n");
 }
+
+// A sub-DAG run that waits for an approval makes its parent step and run wait; approving
+// the child's step (Dagu's sub-dag-runs approve endpoint) takes the whole tree up again.
+#[test]
+fn a_waiting_sub_dag_run_is_approved_through_its_root_run() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/release.yaml"),
+        "steps:\n  - name: gated\n    call: gate\n    output: G\n  - name: after\n    command: echo \"after ${G.outputs.OK}\"\n---\nname: gate\nsteps:\n  - name: prep\n    command: echo prep >> trail\n  - name: ask\n    type: hitl\n    config:\n      input: [WHO]\n  - name: ok\n    command: echo \"ok by ${WHO}\"\n    output: OK\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "r1"}));
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("release", "r1", "waiting");
+    assert_eq!(run["nodes"][0]["statusLabel"], "waiting", "{run}");
+    let (_, subs) = s.get("/dag-runs/release/r1/sub-dag-runs");
+    let child = subs["subRuns"][0]["dagRunId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(subs["subRuns"][0]["statusLabel"], "waiting", "{subs}");
+
+    let (code, v) = s.post(
+        &format!("/dag-runs/release/r1/sub-dag-runs/{child}/steps/ask/approve"),
+        &json!({"inputs": {"WHO": "carol"}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("release", "r1", "succeeded");
+    let (_, log) = s.get("/dag-runs/release/r1/steps/after/log");
+    assert_eq!(log["content"], "after ok by carol\n");
+    // The same child run went on; what it did before the gate is not done again.
+    let (_, subs) = s.get("/dag-runs/release/r1/sub-dag-runs");
+    assert_eq!(subs["subRuns"].as_array().map(Vec::len), Some(1), "{subs}");
+    assert_eq!(subs["subRuns"][0]["dagRunId"], child.as_str(), "{subs}");
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default(),
+        "prep\n"
+    );
+}

@@ -57,6 +57,8 @@ struct Dispatcher {
     mask: Arc<wharf_spec::env::Mask>,
     /// A secret that could not be read: the run fails before any step.
     secret_error: Option<String>,
+    /// The steps that wait for an approval when the steps are done (`DAG_WAITING_STEPS`).
+    waiting: Vec<String>,
 }
 
 /// What a run reads from its record before it starts: for a retry, the attempts its
@@ -228,6 +230,7 @@ pub(crate) async fn run(
         attempts_before,
         mask: Arc::new(mask),
         secret_error,
+        waiting: Vec::new(),
     };
     d.declare_steps(&req);
     // The steps are in the record before any of them starts: a run killed at any moment
@@ -507,6 +510,12 @@ impl Dispatcher {
                 _ => (Status::NotStarted, false),
             })
             .collect();
+        self.waiting = statuses
+            .iter()
+            .zip(&dag.steps)
+            .filter(|((s, _), _)| *s == Status::Waiting)
+            .map(|(_, step)| step.name.clone())
+            .collect();
         verdict(&dag, &statuses, stopping, unrecorded)
     }
 
@@ -630,15 +639,8 @@ impl Dispatcher {
         ctx.vars
             .set("DAG_RUN_STATUS", status.as_str().to_owned(), Origin::Env);
         if event == "wait" {
-            let waiting: Vec<&str> = self
-                .dag
-                .steps
-                .iter()
-                .filter(|s| matches!(s.executor, wharf_spec::Executor::Approval(_)))
-                .map(|s| s.name.as_str())
-                .collect();
             ctx.vars
-                .set("DAG_WAITING_STEPS", waiting.join(","), Origin::Env);
+                .set("DAG_WAITING_STEPS", self.waiting.join(","), Origin::Env);
         }
         let outcome = step::run(ctx).await;
         log.line(&format!("handler {event} {}", outcome.status));

@@ -124,6 +124,9 @@ pub struct Exit {
     pub error: Option<String>,
     /// The start of stdout, when the job asked for it (`capture_stdout`).
     pub stdout_head: Vec<u8>,
+    /// The attempt ran another DAG, which stopped to wait for an approval: the step
+    /// waits too (it is taken up again with the run).
+    pub waiting: bool,
 }
 
 impl Exit {

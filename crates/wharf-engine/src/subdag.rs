@@ -83,7 +83,16 @@ impl Executor for SubDagExecutor {
             let results = self.children(job, sub).await;
             let failed: Vec<&ChildResult> = results
                 .iter()
-                .filter(|r| !matches!(r.status, Status::Succeeded | Status::PartiallySucceeded))
+                .filter(|r| {
+                    !matches!(
+                        r.status,
+                        Status::Succeeded | Status::PartiallySucceeded | Status::Waiting
+                    )
+                })
+                .collect();
+            let waiting: Vec<&ChildResult> = results
+                .iter()
+                .filter(|r| r.status == Status::Waiting)
                 .collect();
             let result = if sub.parallel {
                 let succeeded = results.len() - failed.len();
@@ -119,7 +128,16 @@ impl Executor for SubDagExecutor {
             if job.stop.is_cancelled() {
                 exit.stopped = true;
             }
-            if failed.is_empty() && !results.is_empty() {
+            if failed.is_empty() && !waiting.is_empty() {
+                // The children that wait are taken up again with the run, once approved.
+                exit.waiting = true;
+                let ids: Vec<&str> = waiting.iter().map(|r| r.run_id.as_str()).collect();
+                exit.error = Some(format!(
+                    "the sub-DAG run {} of `{}` waits for an approval",
+                    ids.join(", "),
+                    sub.dag.name
+                ));
+            } else if failed.is_empty() && !results.is_empty() {
                 exit.code = Some(0);
             } else {
                 exit.code = Some(1);

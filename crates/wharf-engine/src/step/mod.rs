@@ -216,6 +216,8 @@ struct Attempted {
     captured: Result<String, String>,
     output: Option<OutputRecord>,
     stderr: std::path::PathBuf,
+    /// A sub-DAG that waits for an approval.
+    waiting: bool,
 }
 
 /// Runs the step; records and reports its result.
@@ -454,6 +456,7 @@ async fn run_attempt(
         captured,
         output,
         stderr,
+        waiting: exit.waiting,
     })
 }
 
@@ -467,6 +470,9 @@ async fn again(
     repeats: &mut u32,
 ) -> Option<Duration> {
     let succeeded = done.error.is_none();
+    if done.waiting {
+        return None;
+    }
     if !succeeded && let Some(r) = &step.retry {
         let code_matches =
             r.exit_codes.is_empty() || done.code.is_some_and(|c| r.exit_codes.contains(&c));
@@ -515,6 +521,16 @@ async fn again(
 /// The step's result from its last attempt: succeeded, or failed (continued per
 /// `continueOn`, and counted a success with `markSuccess`).
 fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
+    if done.waiting {
+        return StepOutcome {
+            status: Status::Waiting,
+            exit_code: None,
+            continued: false,
+            output: done.output.clone(),
+            more: Vec::new(),
+            logs: None,
+        };
+    }
     if done.error.is_none() {
         return StepOutcome {
             status: Status::Succeeded,

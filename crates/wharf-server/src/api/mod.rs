@@ -207,6 +207,26 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}/steps/{step}/approve",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| approve_sub(home, (&name, &id, &sub, &step), &body))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}/steps/{step}/reject",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| reject_sub(home, (&name, &id, &sub, &step), &body))
+                },
+            ),
+        )
+        .route(
             "/dag-runs/{name}/{id}/sub-dag-runs",
             get(
                 |State(s): State<Shared>,

@@ -345,18 +345,42 @@ pub(crate) fn decide(
     step: &str,
     ask: Ask,
 ) -> Result<String, (StatusCode, String)> {
+    decide_in(home, (name, id, None), step, ask)
+}
+
+/// [`decide`] for a step of the run `id` of `name`, or of its sub-DAG run `sub`; the
+/// root run is taken up again (its step that runs the sub-DAG takes the child up again).
+fn decide_in(
+    home: &Path,
+    (name, id, sub): (&str, &str, Option<&str>),
+    step: &str,
+    ask: Ask,
+) -> Result<String, (StatusCode, String)> {
     let store = open(home).map_err(|_| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the run records cannot be opened".to_owned(),
         )
     })?;
-    let run = find(&store, name, id).map_err(|_| {
+    let top = find(&store, name, id).map_err(|_| {
         (
             StatusCode::NOT_FOUND,
             format!("the DAG `{name}` has no run `{id}`"),
         )
     })?;
+    let run = match sub {
+        None => top.clone(),
+        Some(sub) => find_sub(&store, name, id, sub).map_err(|_| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("run {id} of `{name}` has no sub-DAG run `{sub}`"),
+            )
+        })?,
+    };
+    let root = match run.root.and_then(|k| store.run_by_key(k).ok().flatten()) {
+        Some(root) => root,
+        None => top,
+    };
     let steps = store
         .steps(run.key)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -411,7 +435,7 @@ pub(crate) fn decide(
     store
         .decide(run.key, step, &decision)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    wharf_control::retry(home, &run).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    wharf_control::retry(home, &root).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
     Ok(run.run_id)
 }
 
@@ -438,18 +462,10 @@ fn decided(
 /// Approves a waiting step with its inputs; the run is taken up again from there.
 pub(super) fn approve(home: &Path, name: &str, id: &str, step: &str, body: &Bytes) -> Reply {
     let body = or_reply!(body_json(body));
-    let mut inputs = Vec::new();
-    if let Some(given) = body.get("inputs").filter(|v| !v.is_null()) {
-        let Some(map) = given.as_object() else {
-            return bad_request("`inputs` must be an object of names and text values");
-        };
-        for (key, value) in map {
-            let Some(text) = value.as_str() else {
-                return bad_request(format!("the input `{key}` must be text"));
-            };
-            inputs.push((key.clone(), text.to_owned()));
-        }
-    }
+    let inputs = match approval_inputs(&body) {
+        Ok(inputs) => inputs,
+        Err(why) => return bad_request(why),
+    };
     decided(
         decide(home, name, id, step, Ask::Approve(inputs)),
         step,
@@ -470,4 +486,57 @@ pub(super) fn reject(home: &Path, name: &str, id: &str, step: &str, body: &Bytes
         step,
         None,
     )
+}
+
+pub(super) fn approve_sub(
+    home: &Path,
+    (name, id, sub, step): (&str, &str, &str, &str),
+    body: &Bytes,
+) -> Reply {
+    let body = or_reply!(body_json(body));
+    let inputs = match approval_inputs(&body) {
+        Ok(inputs) => inputs,
+        Err(why) => return bad_request(why),
+    };
+    let ask = Ask::Approve(inputs);
+    decided(
+        decide_in(home, (name, id, Some(sub)), step, ask),
+        step,
+        Some(true),
+    )
+}
+
+pub(super) fn reject_sub(
+    home: &Path,
+    (name, id, sub, step): (&str, &str, &str, &str),
+    body: &Bytes,
+) -> Reply {
+    let body = or_reply!(body_json(body));
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r.clone()),
+        Some(_) => return bad_request("`reason` must be text"),
+    };
+    decided(
+        decide_in(home, (name, id, Some(sub)), step, Ask::Reject(reason)),
+        step,
+        None,
+    )
+}
+
+/// `inputs` of an approval request: names and text values.
+fn approval_inputs(body: &Value) -> Result<Vec<(String, String)>, String> {
+    let mut inputs = Vec::new();
+    if let Some(given) = body.get("inputs").filter(|v| !v.is_null()) {
+        let Some(map) = given.as_object() else {
+            return Err("`inputs` must be an object of names and text values".to_owned());
+        };
+        for (key, value) in map {
+            let Some(text) = value.as_str() else {
+                return Err(format!("the input `{key}` must be text"));
+            };
+            inputs.push((key.clone(), text.to_owned()));
+        }
+    }
+    Ok(inputs)
 }
