@@ -331,3 +331,38 @@ fn a_timed_out_sub_dag_step_stops_its_child() {
     assert_eq!(children.len(), 1, "{status}");
     assert_eq!(children[0]["status"], "aborted", "{status}");
 }
+
+// C01: a DAG called by name that is not beside its caller is looked for in the DAGs
+// folder (`$WHARF_DAGS`, else `dags` in wharf's home).
+#[test]
+fn a_dag_called_by_name_is_found_in_the_dags_folder() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.home().join("dags")).expect("dags");
+    std::fs::write(
+        p.home().join("dags/shared-task.yaml"),
+        "steps:\n  - name: hello\n    command: echo from the dags folder\n",
+    )
+    .expect("child");
+    std::fs::create_dir_all(p.path("elsewhere")).expect("elsewhere");
+    let dag = p.path("elsewhere/caller.yaml");
+    std::fs::write(&dag, "steps:\n  - name: go\n    call: shared-task\n").expect("caller");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("shared-task", "hello"), "from the dags folder\n");
+
+    let other = p.path("other-dags");
+    std::fs::create_dir_all(&other).expect("other");
+    std::fs::write(
+        other.join("shared-task.yaml"),
+        "steps:\n  - name: hello\n    command: echo from WHARF_DAGS\n",
+    )
+    .expect("child");
+    let out = p
+        .wharf()
+        .env("WHARF_DAGS", &other.to_string_lossy())
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("shared-task", "hello"), "from WHARF_DAGS\n");
+}

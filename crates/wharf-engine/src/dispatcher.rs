@@ -168,7 +168,7 @@ pub(crate) async fn run(
         .params_error
         .take()
         .or(secret_error)
-        .or_else(|| wharf_spec::calls::check(&dag, &above).err());
+        .or_else(|| wharf_spec::calls::check(&dag, &above, Some(&dags_dir(&home))).err());
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {
@@ -820,6 +820,14 @@ impl Dispatcher {
             pending_attempt: std::sync::Mutex::new(None),
         }
     }
+}
+
+/// The DAGs folder, where a `call` also looks for a DAG by name: `$WHARF_DAGS`, or
+/// `dags` in wharf's home (as the server has it by default).
+pub(crate) fn dags_dir(home: &Path) -> std::path::PathBuf {
+    std::env::var_os("WHARF_DAGS")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| home.join("dags"), std::path::PathBuf::from)
 }
 
 /// Whether the run starts a DAG-level container.

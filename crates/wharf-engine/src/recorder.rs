@@ -68,12 +68,15 @@ struct Shared {
 }
 
 pub struct Recorder {
+    /// wharf's home, where the store is.
+    home: std::path::PathBuf,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Recorder {
     pub fn start(store: Store, events: UnboundedSender<Event>) -> Self {
+        let home = store.home().to_path_buf();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -89,9 +92,15 @@ impl Recorder {
             })
             .ok();
         Self {
+            home,
             shared,
             thread: Mutex::new(thread),
         }
+    }
+
+    /// wharf's home, where the store is.
+    pub fn home(&self) -> &std::path::Path {
+        &self.home
     }
 
     fn push(&self, job: Job) {
@@ -118,6 +127,19 @@ impl Recorder {
         write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
         self.push(Job::Write(what, Box::new(write)));
+    }
+
+    /// Queues a write that must not wait for others to share its commit: what lets
+    /// `wharf cleanup` find a step's processes if wharf is killed right after it spawned them.
+    pub fn record_now(
+        &self,
+        what: &'static str,
+        write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
+    ) {
+        self.push(Job::Write(what, Box::new(write)));
+        // A flush nobody waits for: the thread commits at once instead of lingering.
+        let (done, _) = tokio::sync::oneshot::channel();
+        self.push(Job::Flush(Done::Task(done)));
     }
 
     /// Waits until every write sent so far is applied (blocking the thread).

@@ -10,9 +10,9 @@ pub const MAX_DEPTH: usize = 16;
 
 /// The DAG `target` names for a step of `parent`: a document of the parent's file by its
 /// `name`, else a file: `target` itself when it is a path (relative to the parent's
-/// folder), else `TARGET.yaml` or `TARGET.yml` in the parent's folder. A child without a
-/// `workingDir` works in its parent's.
-pub fn resolve(parent: &Dag, target: &str) -> Result<Dag, String> {
+/// folder), else `TARGET.yaml` or `TARGET.yml` in the parent's folder, then in the DAGs
+/// folder `dags`. A child without a `workingDir` works in its parent's.
+pub fn resolve(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<Dag, String> {
     let mut child = match parent.locals.iter().find(|l| l.name == target) {
         Some(local) => {
             let mut local = local.clone();
@@ -21,7 +21,7 @@ pub fn resolve(parent: &Dag, target: &str) -> Result<Dag, String> {
             local
         }
         None => {
-            let path = file_of(parent, target)?;
+            let path = file_of(parent, target, dags)?;
             let loaded = crate::load_file(&path)
                 .map_err(|e| format!("cannot read the sub-DAG {}: {e}", path.display()))?;
             match loaded.dag {
@@ -53,16 +53,25 @@ pub fn resolve(parent: &Dag, target: &str) -> Result<Dag, String> {
     Ok(child)
 }
 
-fn file_of(parent: &Dag, target: &str) -> Result<PathBuf, String> {
+fn file_of(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<PathBuf, String> {
     let dir = parent.file.parent().unwrap_or(Path::new("/"));
     let is_path = target.contains('/') || target.ends_with(".yaml") || target.ends_with(".yml");
     let candidates: Vec<PathBuf> = if is_path {
         vec![crate::formats::resolve_path(dir, target)]
     } else {
-        vec![
-            dir.join(format!("{target}.yaml")),
-            dir.join(format!("{target}.yml")),
-        ]
+        let mut folders = vec![dir];
+        if let Some(dags) = dags.filter(|d| *d != dir) {
+            folders.push(dags);
+        }
+        folders
+            .into_iter()
+            .flat_map(|f| {
+                [
+                    f.join(format!("{target}.yaml")),
+                    f.join(format!("{target}.yml")),
+                ]
+            })
+            .collect()
     };
     candidates
         .iter()
@@ -96,13 +105,13 @@ pub fn identity(dag: &Dag) -> (PathBuf, String) {
 /// a chain that comes back to a DAG already in it, a target that cannot be found or
 /// read, or a chain deeper than [`MAX_DEPTH`] is an error that names the chain.
 /// `above` are the DAGs that called `dag` (the run's parents).
-pub fn check(dag: &Dag, above: &[(PathBuf, String)]) -> Result<(), String> {
+pub fn check(dag: &Dag, above: &[(PathBuf, String)], dags: Option<&Path>) -> Result<(), String> {
     let mut chain = above.to_vec();
     chain.push(identity(dag));
-    walk(dag, &mut chain)
+    walk(dag, &mut chain, dags)
 }
 
-fn walk(dag: &Dag, chain: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
+fn walk(dag: &Dag, chain: &mut Vec<(PathBuf, String)>, dags: Option<&Path>) -> Result<(), String> {
     let named = |chain: &[(PathBuf, String)]| {
         chain
             .iter()
@@ -122,7 +131,7 @@ fn walk(dag: &Dag, chain: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
         if call.target.contains('$') {
             continue;
         }
-        let child = resolve(dag, &call.target)
+        let child = resolve(dag, &call.target, dags)
             .map_err(|e| format!("step `{}` of `{}`: {e}", step.name, dag.name))?;
         let id = identity(&child);
         if chain.contains(&id) {
@@ -133,7 +142,7 @@ fn walk(dag: &Dag, chain: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
             ));
         }
         chain.push(id);
-        walk(&child, chain)?;
+        walk(&child, chain, dags)?;
         chain.pop();
     }
     Ok(())

@@ -355,7 +355,8 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         serde_json::Value::Object(params).to_string(),
     ));
     let plan = if let Some(call) = &step.call {
-        Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars)?))
+        let dags = crate::dispatcher::dags_dir(ctx.store.home());
+        Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars, Some(&dags))?))
     } else if in_shared {
         Plan::Exec(exec_job(step, dag, &expand)?)
     } else if on_host {
@@ -570,9 +571,10 @@ fn sub_dag_job(
     call: &wharf_spec::Call,
     dag: &Dag,
     vars: &Resolved,
+    dags: Option<&std::path::Path>,
 ) -> Result<crate::subdag::SubDagJob, String> {
     let target = vars.expand(&call.target, &vars::host);
-    let child = wharf_spec::calls::resolve(dag, &target)?;
+    let child = wharf_spec::calls::resolve(dag, &target, dags)?;
     Ok(crate::subdag::SubDagJob {
         dag: Arc::new(child),
         children: crate::subdag::children_of(call, vars)?,

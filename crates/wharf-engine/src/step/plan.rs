@@ -294,7 +294,7 @@ pub(super) fn job_of(
                 ..record.clone()
             };
             let name = name.clone();
-            store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+            store.record_now("the attempt", move |s| s.start_attempt(run, &name, &record));
         }))
     } else {
         // No local process to report its start: the attempt is recorded now.
