@@ -34,8 +34,11 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Stop the running runs of a DAG.
     Stop(StopArgs),
-    /// Run a finished run again: its failed and stopped steps and everything after them.
+    /// Run a finished run again: its failed and stopped steps and everything after them
+    /// (or, with `--step`, that step alone).
     Retry(RetryArgs),
+    /// Stop the DAG's running runs, then start it again with the params of its latest run.
+    Restart(RestartArgs),
     /// Mark runs whose process died as failed and remove what they left behind.
     Cleanup,
     /// Serve the web UI and the REST API (Dagu-compatible `/api/v2`) for the DAGs of a
@@ -76,18 +79,33 @@ pub(crate) struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The DAG file.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The DAG: the path of its file, or its name in the DAGs folder (`$WHARF_DAGS`, else
+    /// `dags` in wharf's home).
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
     /// The id of the run (letters, digits, `-`, `_`, `.`); a new UUID by default.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Params for the run as one text of shell words (`-p "ENV=prod app"`), before any
+    /// given after `--`.
+    #[arg(long = "params", short = 'p', value_name = "PARAMS")]
+    pub params_text: Option<String>,
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestartArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// Print the steps' output as it comes.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +173,9 @@ pub(crate) struct StopArgs {
     /// The DAG: its name or the path of its file.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
+    /// Stop only this run (all running runs of the DAG by default).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +185,9 @@ pub(crate) struct RetryArgs {
     pub dag: String,
     #[arg(long, value_name = "ID", required = true)]
     pub run_id: String,
+    /// Run only this step again (the others keep their results).
+    #[arg(long, value_name = "STEP")]
+    pub step: Option<String>,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,

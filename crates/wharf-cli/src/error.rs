@@ -14,6 +14,8 @@ pub(crate) enum Error {
     Invalid { file: String, errors: String },
     #[error("invalid run id `{0}`: use letters, digits, `-`, `_` and `.` (at most 128)")]
     RunId(String),
+    #[error("`--params` has an unmatched quote: {0}")]
+    ParamsText(String),
     /// Params the DAG's params schema refuses.
     #[error("{file}: {source}; nothing ran")]
     Params {
@@ -76,6 +78,7 @@ impl Error {
             Self::Invalid { .. }
             | Self::RunId(_)
             | Self::Params { .. }
+            | Self::ParamsText(_)
             | Self::NoSuchRun { .. }
             | Self::NoRuns(_)
             | Self::StillRunning { .. }

@@ -37,6 +37,7 @@ pub fn run() -> i32 {
         args::Command::Logs(a) => commands::logs::run(&a),
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
+        args::Command::Restart(a) => commands::run::restart(&a, &term),
         args::Command::Cleanup => commands::cleanup::run(),
         args::Command::Server(a) => commands::serve::serve(&a, false),
         args::Command::StartAll(a) => commands::serve::serve(&a, true),

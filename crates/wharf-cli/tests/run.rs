@@ -594,3 +594,125 @@ fn start_is_run_and_verbose_prints_the_steps_output_as_it_comes() {
         quiet.stdout
     );
 }
+
+// L (Dagu's command line): `start NAME` finds the DAG in the DAGs folder; `-p/--params`
+// gives params as one text, before those after `--`.
+#[test]
+fn start_by_name_with_params_given_as_one_text() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.home().join("dags")).expect("dags");
+    std::fs::write(
+        p.home().join("dags/greet.yaml"),
+        "params:\n  - A: a\n  - B: b\n  - C: c\nsteps:\n  - name: say\n    command: echo \"$A|$B|$C\"\n",
+    )
+    .expect("dag");
+    let out = p
+        .wharf()
+        .args(["start", "greet", "-p", "A=1 B='two words'", "--", "C=3"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("greet", "say"), "1|two words|3\n");
+    let out = p.wharf().args(["start", "nowhere"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no `nowhere.yaml` in the DAGs folder"),
+        "{}",
+        out.stderr
+    );
+    let out = p.wharf().args(["start", "greet", "-p", "A='open"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("unmatched quote"), "{}", out.stderr);
+}
+
+// `retry --step` runs that step alone again; the others keep their results.
+#[test]
+fn retry_of_one_step_runs_it_alone() {
+    let p = Place::new();
+    let dag = p.dag(
+        "three",
+        "steps:\n  - name: a\n    command: echo a >> trail\n  - name: b\n    command: echo b >> trail\n  - name: c\n    command: echo c >> trail\n",
+    );
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    let id = p.status("three")["runId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let out = p
+        .wharf()
+        .args(["retry", "three", "--run-id", &id, "--step", "b"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("trail")).expect("trail"),
+        "a\nb\nc\nb\n"
+    );
+    let status = p.status("three");
+    assert_eq!(step(&status, "b")["attempts"], 2, "{status}");
+    assert_eq!(step(&status, "c")["attempts"], 1, "{status}");
+    let out = p
+        .wharf()
+        .args(["retry", "three", "--run-id", &id, "--step", "zzz"])
+        .run();
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("a, b, c"), "{}", out.stderr);
+}
+
+// `stop --run-id` stops that run only; `restart` stops the running ones and starts the
+// DAG again with the params of its latest run.
+#[test]
+fn stop_one_run_by_id_and_restart_a_dag() {
+    let p = Place::new();
+    let marker = format!("1003.{}", std::process::id());
+    let dag = p.dag(
+        "sleepy",
+        &format!(
+            "maxCleanUpTimeSec: 1\nparams: X=0\nsteps:\n  - name: nap\n    command: echo \"x=$X\" >> trail; if [ ! -f done ]; then sleep {marker}; fi\n"
+        ),
+    );
+    let spawn = |id: &str| {
+        std::process::Command::new(wharf_testkit::wharf_bin())
+            .args(["run", "--run-id", id])
+            .arg(&dag)
+            .args(["-p", "X=7"])
+            .env("WHARF_HOME", p.home())
+            .current_dir(p.path(""))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut first = spawn("first");
+    let mut second = spawn("second");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the runs did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p
+        .wharf()
+        .args(["stop", "sleepy", "--run-id", "first"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let _ = first.wait();
+    let runs = |id: &str| {
+        let out = p
+            .wharf()
+            .args(["status", "sleepy", "--run-id", id, "--json"])
+            .run();
+        serde_json::from_str::<Value>(&out.stdout).expect("json")["status"].clone()
+    };
+    assert_eq!(runs("first"), "aborted");
+    assert_eq!(runs("second"), "running");
+
+    std::fs::write(p.path("done"), "").expect("done");
+    let out = p.wharf().args(["restart", "sleepy"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let _ = second.wait();
+    assert_eq!(runs("second"), "aborted");
+    let latest = p.status("sleepy");
+    assert_eq!(latest["status"], "succeeded", "{latest}");
+    assert_eq!(latest["params"], serde_json::json!(["X=7"]), "{latest}");
+    assert!(processes_with(&marker).is_empty());
+    let trail = std::fs::read_to_string(p.path("trail")).expect("trail");
+    assert_eq!(trail.lines().last(), Some("x=7"), "{trail}");
+}

@@ -28,7 +28,7 @@ pub use executor::{
     SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use local::{LazyLog, LocalExecutor};
-pub use resume::resume_of;
+pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;
 use tokio_util::sync::CancellationToken;
 use wharf_spec::Dag;

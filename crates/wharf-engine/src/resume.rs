@@ -19,6 +19,29 @@ pub fn resume_of(
     if rerun.is_empty() {
         return Ok(None);
     }
+    keeping(store, dag, run, &steps, &rerun).map(Some)
+}
+
+/// A retry of `run` that runs the step `step` alone again (`wharf retry --step`): every
+/// other step keeps its result and outputs.
+pub fn resume_step(
+    store: &Store,
+    dag: &Dag,
+    run: &RunRecord,
+    step: &str,
+) -> Result<Resume, wharf_store::Error> {
+    let steps = store.steps(run.key)?;
+    let rerun: HashSet<String> = [step.to_owned()].into();
+    keeping(store, dag, run, &steps, &rerun)
+}
+
+fn keeping(
+    store: &Store,
+    dag: &Dag,
+    run: &RunRecord,
+    steps: &[wharf_store::StepRecord],
+    rerun: &HashSet<String>,
+) -> Result<Resume, wharf_store::Error> {
     let kept: Vec<(String, Status, Option<i32>)> = steps
         .iter()
         .filter(|s| {
@@ -32,7 +55,7 @@ pub fn resume_of(
         .into_iter()
         .filter(|o| kept_names.contains(o.step.as_str()))
         .collect();
-    Ok(Some(Resume { kept, outputs }))
+    Ok(Resume { kept, outputs })
 }
 
 /// The steps a retry runs again: those that did not succeed (or were skipped), and every

@@ -1,5 +1,6 @@
 //! `wharf run` and `wharf retry`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -7,21 +8,59 @@ use wharf_engine::{Control, Event, RunRequest, Status};
 use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
-use crate::args::{RetryArgs, RunArgs};
+use crate::args::{RestartArgs, RetryArgs, RunArgs};
 use crate::commands::{dag_name, find_run, load, open_store_reaping, valid};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, TICK};
 use crate::term::Term;
 
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
-    let dag = valid(load(&args.file, term)?, &args.file)?;
-    let run_id = match &args.run_id {
-        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.clone())),
-        Some(id) => id.clone(),
+    let file = dag_file(&args.dag)?;
+    let mut params = match &args.params_text {
+        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.clone()))?,
+        None => Vec::new(),
+    };
+    params.extend(args.params.iter().cloned());
+    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+}
+
+/// `wharf restart`: the DAG's running runs stopped (as `wharf stop` does), then a new run
+/// with the params of its latest run.
+pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
+    let name = dag_name(&args.dag);
+    if crate::commands::stop::stop_all(&name)? != ExitCode::Success {
+        return Ok(ExitCode::Failure);
+    }
+    let store = crate::commands::open_store()?;
+    let latest = store.latest_run(&name).map_err(|source| Error::Record {
+        what: "the latest run",
+        source,
+    })?;
+    drop(store);
+    let (file, params) = match latest {
+        Some(run) if run.file.is_file() => (run.file, run.params),
+        Some(run) => (dag_file(&args.dag)?, run.params),
+        None => (dag_file(&args.dag)?, Vec::new()),
+    };
+    start(&file, None, &params, args.verbose, term)
+}
+
+/// Starts a run of the DAG file `file` and runs it to its end.
+fn start(
+    file: &Path,
+    run_id: Option<&str>,
+    params: &[String],
+    verbose: bool,
+    term: &Term,
+) -> Result<ExitCode> {
+    let dag = valid(load(file, term)?, file)?;
+    let run_id = match run_id {
+        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.to_owned())),
+        Some(id) => id.to_owned(),
         None => wharf_engine::new_run_id(),
     };
-    wharf_spec::params::check(&dag, &args.params).map_err(|source| Error::Params {
-        file: args.file.display().to_string(),
+    wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
+        file: file.display().to_string(),
         source,
     })?;
     let (store, dead) = open_store_reaping()?;
@@ -40,7 +79,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         dag: &dag.name,
         run_id: &run_id,
         file: &dag.file,
-        params: &args.params,
+        params,
         log_base: log_base.as_deref(),
         parent: None,
     };
@@ -57,14 +96,37 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         run,
         run_id,
         log_dir,
-        params: args.params.clone(),
+        params: params.to_vec(),
         resume: None,
         docker: None,
         shared: None,
         new_shared: None,
         lineage: None,
     };
-    execute(store, request, term, args.verbose, dead > 0)
+    execute(store, request, term, verbose, dead > 0)
+}
+
+/// The file of the DAG `arg` names: `arg` itself when it is a file or a path, else
+/// `ARG.yaml` (or `.yml`) in the DAGs folder (`$WHARF_DAGS`, else `dags` in wharf's home).
+fn dag_file(arg: &str) -> Result<PathBuf> {
+    let path = Path::new(arg);
+    if path.is_file() || arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
+        return Ok(path.to_path_buf());
+    }
+    let dags = std::env::var_os("WHARF_DAGS")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| wharf_store::default_home().join("dags"), PathBuf::from);
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| dags.join(format!("{arg}.{ext}")))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Read {
+            path: path.to_path_buf(),
+            reason: format!(
+                "no such file, and no `{arg}.yaml` in the DAGs folder {}",
+                dags.display()
+            ),
+        })
 }
 
 pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
@@ -84,11 +146,29 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         record.file.clone()
     };
     let dag = valid(load(&file, term)?, &file)?;
-    let Some(resume) =
-        wharf_engine::resume_of(&store, &dag, &record).map_err(|source| Error::Record {
-            what: "the retry",
-            source,
-        })?
+    let resume = match &args.step {
+        Some(step) => {
+            if dag.step(step).is_none() {
+                return Err(Error::NoSuchStep {
+                    dag: name,
+                    run_id: record.run_id,
+                    step: step.clone(),
+                    steps: dag
+                        .steps
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            wharf_engine::resume_step(&store, &dag, &record, step).map(Some)
+        }
+        None => wharf_engine::resume_of(&store, &dag, &record),
+    };
+    let Some(resume) = resume.map_err(|source| Error::Record {
+        what: "the retry",
+        source,
+    })?
     else {
         eprintln!(
             "run {} of {name} {}: nothing to retry",

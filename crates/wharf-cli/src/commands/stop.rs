@@ -16,9 +16,22 @@ use crate::error::Result;
 const WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn run(args: &StopArgs) -> Result<ExitCode> {
-    let store = open_store()?;
     let name = dag_name(&args.dag);
-    let signalled = wharf_control::stop_dag(&store, &name)?;
+    match &args.run_id {
+        None => stop_all(&name),
+        Some(id) => {
+            let store = open_store()?;
+            let run = wharf_control::stop_run(&store, &name, id)?;
+            eprintln!("stopping run {} of {name}", run.run_id);
+            wait(&store, &name, vec![run], ExitCode::Success)
+        }
+    }
+}
+
+/// Stops every running run of the DAG `name` and waits for them to end.
+pub(crate) fn stop_all(name: &str) -> Result<ExitCode> {
+    let store = open_store()?;
+    let signalled = wharf_control::stop_dag(&store, name)?;
     if signalled.is_empty() {
         eprintln!("no run of `{name}` is running");
         return Ok(ExitCode::Success);
@@ -37,7 +50,17 @@ pub(crate) fn run(args: &StopArgs) -> Result<ExitCode> {
             }
         }
     }
-    for (run_id, status) in wharf_control::wait_ended(&store, &stopping, WAIT)? {
+    wait(&store, name, stopping, code)
+}
+
+/// Waits for the runs being stopped to be recorded as ended.
+fn wait(
+    store: &wharf_store::Store,
+    name: &str,
+    stopping: Vec<wharf_store::RunRecord>,
+    mut code: ExitCode,
+) -> Result<ExitCode> {
+    for (run_id, status) in wharf_control::wait_ended(store, &stopping, WAIT)? {
         match status {
             Some(s) => eprintln!("run {run_id} of {name}: {s}"),
             None => {
