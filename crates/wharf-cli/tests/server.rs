@@ -1108,3 +1108,76 @@ fn a_waiting_sub_dag_run_is_approved_through_its_root_run() {
         "prep\n"
     );
 }
+
+// F (configuration): a Dagu installation pointed at by DAGU_HOME is served with its DAGs
+// folder and its authentication; keys wharf does not use are reported at start, and an
+// authentication setting it cannot honour stops the server from starting.
+#[test]
+fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
+    let p = Place::new();
+    let dagu = p.path("dagu-home");
+    std::fs::create_dir_all(dagu.join("my-dags")).expect("dagu home");
+    std::fs::write(
+        dagu.join("my-dags/hello.yaml"),
+        "steps:\n  - name: hi\n    command: echo hi\n",
+    )
+    .expect("dag");
+    let config = format!(
+        "host: 127.0.0.1\npaths:\n  dagsDir: {}\nauth:\n  basic:\n    username: admin\n    password: s3cret\nui:\n  navbarTitle: Prod\nqueues:\n  enabled: true\n  config:\n    - name: q\n      maxConcurrency: 2\n",
+        dagu.join("my-dags").display()
+    );
+    std::fs::write(dagu.join("config.yaml"), &config).expect("config");
+    let home = dagu.to_string_lossy().into_owned();
+    let s = Server::start_args(&p, &["server", "--port", "0"], &[("DAGU_HOME", &home)]);
+    assert!(
+        s.said
+            .contains("not used by wharf: ui.navbarTitle, queues.enabled, queues.config"),
+        "{}",
+        s.said
+    );
+    let (code, _, _) = s.raw("GET", "/api/v2/dags", "", "").expect("request");
+    assert_eq!(code, 401);
+    let auth = format!(
+        "Authorization: Basic {}\r\n",
+        wharf_testkit::b64("admin:s3cret")
+    );
+    let (code, _, body) = s.raw("GET", "/api/v2/dags", &auth, "").expect("request");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"hello\""), "{body}");
+    drop(s);
+
+    // DAGU_* variables: a token, under wharf's own WHARF_* when both are set.
+    let s = Server::start_args(
+        &p,
+        &["server", "--port", "0"],
+        &[("DAGU_HOME", &home), ("DAGU_AUTH_TOKEN", "dagu-token")],
+    );
+    let (code, _, _) = s
+        .raw(
+            "GET",
+            "/api/v2/dags",
+            "Authorization: Bearer dagu-token\r\n",
+            "",
+        )
+        .expect("request");
+    assert_eq!(code, 200);
+    drop(s);
+
+    std::fs::write(
+        dagu.join("config.yaml"),
+        config.replace("auth:\n", "auth:\n  oidc:\n    clientId: abc\n"),
+    )
+    .expect("config");
+    let out = p
+        .wharf()
+        .env("DAGU_HOME", &home)
+        .args(["server", "--port", "0"])
+        .run();
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains("the authentication setting `auth.oidc.clientId` is not supported"),
+        "{}",
+        out.stderr
+    );
+}

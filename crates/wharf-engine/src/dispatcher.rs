@@ -822,12 +822,16 @@ impl Dispatcher {
     }
 }
 
-/// The DAGs folder, where a `call` also looks for a DAG by name: `$WHARF_DAGS`, or
-/// `dags` in wharf's home (as the server has it by default).
-pub(crate) fn dags_dir(home: &Path) -> std::path::PathBuf {
-    std::env::var_os("WHARF_DAGS")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| home.join("dags"), std::path::PathBuf::from)
+/// The DAGs folder, where DAGs are found by name: `$WHARF_DAGS`, else Dagu's
+/// `$DAGU_DAGS_DIR`, else `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in
+/// wharf's home `home` (as the server has it by default).
+pub fn dags_dir(home: &Path) -> std::path::PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    var("WHARF_DAGS")
+        .or_else(|| var("DAGU_DAGS_DIR"))
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("DAGU_HOME").map(|h| std::path::PathBuf::from(h).join("dags")))
+        .unwrap_or_else(|| home.join("dags"))
 }
 
 /// Whether the run starts a DAG-level container.

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatcher::execute;
+pub use dispatcher::{dags_dir, execute};
 pub use executor::{
     BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
     SharedContainer, SharedSetup, StepJob, Work,

@@ -1,4 +1,5 @@
-//! The server's settings: flags, else the environment, else `$WHARF_HOME/config.yaml`,
+//! The server's settings: flags, else the environment (`WHARF_*`, then Dagu's `DAGU_*`),
+//! else `$WHARF_HOME/config.yaml`, else a Dagu installation's `$DAGU_HOME/config.yaml`,
 //! else the defaults.
 
 use std::path::PathBuf;
@@ -40,6 +41,76 @@ pub struct Config {
     /// Host names (besides loopback names and IP addresses) that requests may name in
     /// their `Host` header; `*` allows any.
     pub allowed_hosts: Vec<String>,
+    /// What the settings hold that wharf does not use (told once, at start).
+    pub notes: Vec<String>,
+}
+
+/// Keys of Dagu's `config.yaml` wharf uses (its other keys are reported, not used).
+const DAGU_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "basePath",
+    "dags",
+    "dagsDir",
+    "paths.dagsDir",
+    "auth.basic.enabled",
+    "auth.basic.username",
+    "auth.basic.password",
+    "auth.token.value",
+    "isBasicAuth",
+    "basicAuthUsername",
+    "basicAuthPassword",
+    "isAuthToken",
+    "authToken",
+];
+
+/// Dagu's `$DAGU_HOME/config.yaml`: its settings, and notes on what wharf does not use.
+/// An authentication setting wharf cannot honour is an error: the server must not serve
+/// what its users protected without that protection.
+/// Settings by dotted key.
+type Settings = Vec<(String, String)>;
+
+fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), ConfigError> {
+    let file = home.join("config.yaml");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => {
+            return Err(ConfigError::File(format!(
+                "cannot read {}: {e}",
+                file.display()
+            )));
+        }
+    };
+    let wharf_spec::ForeignSettings { values, lists } = wharf_spec::flat_settings_with_lists(&text)
+        .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?;
+    let off = |v: &str| matches!(v.trim(), "" | "false" | "no" | "off" | "0");
+    if let Some((k, _)) = values
+        .iter()
+        .find(|(k, v)| k.starts_with("auth.") && !DAGU_KEYS.contains(&k.as_str()) && !off(v))
+    {
+        return Err(ConfigError::File(format!(
+            "{}: the authentication setting `{k}` is not supported by wharf; the server does not start rather than serve without it (wharf supports auth.basic and auth.token)",
+            file.display()
+        )));
+    }
+    let mut unused: Vec<&str> = values
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !DAGU_KEYS.contains(k))
+        .chain(lists.iter().map(String::as_str))
+        .collect();
+    unused.dedup();
+    let notes = if unused.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "{}: not used by wharf: {}",
+            file.display(),
+            unused.join(", ")
+        )]
+    };
+    Ok((values, notes))
 }
 
 impl Config {
@@ -85,11 +156,46 @@ impl Config {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
+        // A Dagu installation (`DAGU_HOME`): its `config.yaml` and `DAGU_*` variables, under
+        // wharf's own.
+        let dagu_home = std::env::var_os("DAGU_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let (dagu, notes) = match &dagu_home {
+            Some(h) => dagu_settings(h)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
         let setting = |env_key: &str, file_key: &str| {
-            std::env::var(env_key)
-                .ok()
-                .filter(|v| !v.is_empty())
+            let dagu_env = env_key.replacen("WHARF_", "DAGU_", 1);
+            let own = [file_key];
+            let dagu_keys: &[&str] = match file_key {
+                "dags" => &["paths.dagsDir", "dagsDir", "dags"],
+                "auth.token" => &["auth.token.value", "authToken"],
+                "auth.basic.username" => &["auth.basic.username", "basicAuthUsername"],
+                "auth.basic.password" => &["auth.basic.password", "basicAuthPassword"],
+                _ => &own,
+            };
+            let basic_off = file_key.starts_with("auth.basic")
+                && dagu
+                    .iter()
+                    .any(|(k, v)| k == "auth.basic.enabled" && v.trim() == "false");
+            env(env_key)
+                .or_else(|| env(&dagu_env))
+                .or_else(|| (file_key == "dags").then(|| env("DAGU_DAGS_DIR")).flatten())
                 .or_else(|| from_file(file_key))
+                .or_else(|| {
+                    (!basic_off)
+                        .then(|| {
+                            dagu_keys.iter().find_map(|k| {
+                                dagu.iter()
+                                    .find(|(key, _)| key == k)
+                                    .map(|(_, v)| v.clone())
+                                    .filter(|v| !v.is_empty())
+                            })
+                        })
+                        .flatten()
+                })
         };
         let port = match (&args.port, setting("WHARF_PORT", "port")) {
             (Some(p), _) => *p,
@@ -134,11 +240,13 @@ impl Config {
                 .dags
                 .clone()
                 .or_else(|| setting("WHARF_DAGS", "dags").map(PathBuf::from))
+                .or_else(|| dagu_home.as_ref().map(|h| h.join("dags")))
                 .unwrap_or_else(|| home.join("dags")),
             base_path,
             home,
             token: setting("WHARF_AUTH_TOKEN", "auth.token"),
             basic,
+            notes,
         })
     }
 

@@ -224,10 +224,34 @@ fn absolute(path: &Path) -> PathBuf {
 /// A settings file (wharf's `config.yaml`): nested mappings of scalars, flattened to
 /// dotted keys (`auth.token`). Lists are not allowed; the error names the line.
 pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsError> {
+    settings(source, None)
+}
+
+/// The settings of a file of another program (Dagu's `config.yaml`): its scalar values by
+/// dotted key, and the keys that hold lists (which are not an error there).
+#[derive(Debug, Default)]
+pub struct ForeignSettings {
+    pub values: Vec<(String, String)>,
+    pub lists: Vec<String>,
+}
+
+/// Like [`flat_settings`], for a file of another program: a key that holds a list is not
+/// an error; it is named in [`ForeignSettings::lists`].
+pub fn flat_settings_with_lists(source: &str) -> Result<ForeignSettings, SettingsError> {
+    let mut lists = Vec::new();
+    let values = settings(source, Some(&mut lists))?;
+    Ok(ForeignSettings { values, lists })
+}
+
+fn settings(
+    source: &str,
+    mut lists: Option<&mut Vec<String>>,
+) -> Result<Vec<(String, String)>, SettingsError> {
     fn walk(
         node: &yaml::Node,
         prefix: &str,
         out: &mut Vec<(String, String)>,
+        lists: &mut Option<&mut Vec<String>>,
     ) -> Result<(), SettingsError> {
         match &node.kind {
             yaml::Kind::Map(entries) => {
@@ -241,7 +265,7 @@ pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsErro
                     } else {
                         format!("{prefix}.{key}")
                     };
-                    walk(&e.value, &full, out)?;
+                    walk(&e.value, &full, out, lists)?;
                 }
                 Ok(())
             }
@@ -249,10 +273,16 @@ pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsErro
                 out.push((prefix.to_owned(), s.text.clone()));
                 Ok(())
             }
-            yaml::Kind::Seq(_) => Err(SettingsError {
-                line: node.span.start.line,
-                message: format!("`{prefix}` takes a single value, not a list"),
-            }),
+            yaml::Kind::Seq(_) => match lists {
+                Some(lists) => {
+                    lists.push(prefix.to_owned());
+                    Ok(())
+                }
+                None => Err(SettingsError {
+                    line: node.span.start.line,
+                    message: format!("`{prefix}` takes a single value, not a list"),
+                }),
+            },
         }
     }
     let doc = yaml::load(source).map_err(|d| SettingsError {
@@ -261,7 +291,7 @@ pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsErro
     })?;
     let mut out = Vec::new();
     if let Some(root) = doc.root {
-        walk(&root, "", &mut out)?;
+        walk(&root, "", &mut out, &mut lists)?;
     }
     Ok(out)
 }

@@ -14,6 +14,8 @@ pub struct Server {
     /// in a container).
     child: Option<Child>,
     pub addr: String,
+    /// What the server wrote before its address (warnings about its settings).
+    pub said: String,
 }
 
 impl Server {
@@ -27,7 +29,11 @@ impl Server {
 
     /// A server that runs already, at `addr`.
     pub fn at(addr: String) -> Self {
-        Self { child: None, addr }
+        Self {
+            child: None,
+            addr,
+            said: String::new(),
+        }
     }
 
     pub fn start(p: &Place) -> Self {
@@ -36,9 +42,15 @@ impl Server {
 
     pub fn start_with(p: &Place, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(p.path("dags")).expect("dags");
+        let dags = p.path("dags").to_string_lossy().into_owned();
+        Self::start_args(p, &["server", "--port", "0", "--dags", &dags], env)
+    }
+
+    /// `wharf ARGS` (a server command), with `env`; what it said before its address is in
+    /// `said`.
+    pub fn start_args(p: &Place, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(wharf_bin())
-            .args(["server", "--port", "0", "--dags"])
-            .arg(p.path("dags"))
+            .args(args)
             .envs(env.iter().copied())
             .env("WHARF_HOME", p.home())
             .current_dir(p.dir.path())
@@ -50,9 +62,16 @@ impl Server {
         let mut line = String::new();
         let stderr = child.stderr.take().expect("stderr");
         let mut reader = BufReader::new(stderr);
-        reader
-            .read_line(&mut line)
-            .expect("the server's first line");
+        let mut said = String::new();
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line).expect("the server's output");
+            assert!(read > 0, "the server ended without an address: {said}");
+            if line.contains("http://") {
+                break;
+            }
+            said.push_str(&line);
+        }
         let addr = line
             .split("http://")
             .nth(1)
@@ -66,6 +85,7 @@ impl Server {
         Self {
             child: Some(child),
             addr,
+            said,
         }
     }
 

@@ -107,15 +107,13 @@ fn start(
 }
 
 /// The file of the DAG `arg` names: `arg` itself when it is a file or a path, else
-/// `ARG.yaml` (or `.yml`) in the DAGs folder (`$WHARF_DAGS`, else `dags` in wharf's home).
+/// `ARG.yaml` (or `.yml`) in the DAGs folder ([`wharf_engine::dags_dir`]).
 fn dag_file(arg: &str) -> Result<PathBuf> {
     let path = Path::new(arg);
     if path.is_file() || arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(path.to_path_buf());
     }
-    let dags = std::env::var_os("WHARF_DAGS")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| wharf_store::default_home().join("dags"), PathBuf::from);
+    let dags = wharf_engine::dags_dir(&wharf_store::default_home());
     ["yaml", "yml"]
         .iter()
         .map(|ext| dags.join(format!("{arg}.{ext}")))

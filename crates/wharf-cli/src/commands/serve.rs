@@ -17,6 +17,9 @@ fn flags(args: &ServerArgs) -> wharf_server::Flags {
 /// `wharf server` (and, with the scheduler, `wharf start-all`).
 pub(crate) fn serve(args: &ServerArgs, with_scheduler: bool) -> Result<ExitCode> {
     let config = wharf_server::Config::load(&flags(args))?;
+    for note in &config.notes {
+        eprintln!("warning: {note}");
+    }
     let runtime = crate::commands::runtime()?;
     runtime.block_on(wharf_server::serve(config, with_scheduler))?;
     Ok(ExitCode::Success)
