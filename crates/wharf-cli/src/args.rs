@@ -39,8 +39,11 @@ pub(crate) enum Command {
     Retry(RetryArgs),
     /// Stop the DAG's running runs, then start it again with the params of its latest run.
     Restart(RestartArgs),
-    /// Mark runs whose process died as failed and remove what they left behind.
-    Cleanup,
+    /// Mark runs whose process died as failed and remove what they left behind; with
+    /// `--retention-days`, also remove the records and logs of old runs.
+    Cleanup(CleanupArgs),
+    /// Print wharf's version.
+    Version,
     /// Serve the web UI and the REST API (Dagu-compatible `/api/v2`) for the DAGs of a
     /// folder.
     Server(ServerArgs),
@@ -96,6 +99,23 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CleanupArgs {
+    /// Remove the runs (records and logs) that started more than N days ago; running
+    /// runs are kept. 0 removes every finished run.
+    #[arg(long, value_name = "N")]
+    pub retention_days: Option<u64>,
+    /// Only say which runs would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove without asking (wharf does not ask; accepted for Dagu's command line).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only the runs of this DAG (its name or the path of its file).
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: Option<String>,
 }
 
 #[derive(Debug, Args)]

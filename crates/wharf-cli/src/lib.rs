@@ -38,7 +38,11 @@ pub fn run() -> i32 {
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Restart(a) => commands::run::restart(&a, &term),
-        args::Command::Cleanup => commands::cleanup::run(),
+        args::Command::Cleanup(a) => commands::cleanup::run(&a),
+        args::Command::Version => {
+            println!("wharf {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::Success)
+        }
         args::Command::Server(a) => commands::serve::serve(&a, false),
         args::Command::StartAll(a) => commands::serve::serve(&a, true),
         args::Command::Scheduler(a) => commands::serve::schedule(&a),

@@ -716,3 +716,65 @@ fn stop_one_run_by_id_and_restart_a_dag() {
     let trail = std::fs::read_to_string(p.path("trail")).expect("trail");
     assert_eq!(trail.lines().last(), Some("x=7"), "{trail}");
 }
+
+// L13: `cleanup --retention-days N [--dry-run] [-y] [NAME]` removes old runs (their
+// sub-DAG runs and logs too); `version` prints the version.
+#[test]
+fn cleanup_removes_old_runs_and_their_logs() {
+    let p = Place::new();
+    let dag = p.dag(
+        "old",
+        "steps:\n  - name: fan\n    call: leaf\n---\nname: leaf\nsteps:\n  - command: echo leaf\n",
+    );
+    let keep = p.dag("keep", "steps:\n  - echo keep\n");
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    assert_eq!(p.run(&keep, &[]).code, Some(0));
+    let status = p.status("old");
+    let log_dir = status["logDir"].as_str().unwrap_or_default().to_owned();
+    let child_dir = step(&status, "fan")["subRuns"][0]["logDir"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(std::path::Path::new(&child_dir).is_dir(), "{status}");
+
+    let out = p
+        .wharf()
+        .args(["cleanup", "--retention-days", "0", "--dry-run", "old"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("would remove run"), "{}", out.stderr);
+    assert!(std::path::Path::new(&log_dir).is_dir());
+
+    let out = p
+        .wharf()
+        .args(["cleanup", "--retention-days", "0", "-y", "old"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("removed 2 run(s)"), "{}", out.stderr);
+    assert!(!std::path::Path::new(&log_dir).exists());
+    assert!(!std::path::Path::new(&child_dir).exists());
+    let out = p.wharf().args(["history", "old"]).run();
+    assert!(out.stderr.contains("has no runs"), "{}", out.stderr);
+    // The other DAG's runs are kept.
+    assert_eq!(p.status("keep")["status"], "succeeded");
+
+    let out = p.wharf().args(["version"]).run();
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.starts_with("wharf "), "{}", out.stdout);
+}
+
+// L03, G12: `restart` waits `restartWaitSec` between the stop and the new start.
+#[test]
+fn restart_waits_restart_wait_sec() {
+    let p = Place::new();
+    let dag = p.dag("pause", "restartWaitSec: 1\nsteps:\n  - echo again\n");
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    let started = Instant::now();
+    let out = p.wharf().args(["restart"]).args([&dag]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(out.stderr.contains("restartWaitSec"), "{}", out.stderr);
+    let out = p.wharf().args(["history", "pause", "--json"]).run();
+    let runs: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+}

@@ -48,6 +48,8 @@ pub struct Dag {
     pub secrets: Vec<Secret>,
     /// `runConfig`: what a run started from the web UI or the API may choose.
     pub run_config: RunConfig,
+    /// `restartWaitSec`: how long `wharf restart` waits between the stop and the start.
+    pub restart_wait_sec: Option<u64>,
     /// `workingDir` was written (a sub-DAG without it works where its parent works).
     pub working_dir_set: bool,
     /// The DAGs of the file's later documents (`---`), which `call` names.

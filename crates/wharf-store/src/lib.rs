@@ -667,6 +667,37 @@ impl Store {
     }
 
     /// Removes the DAG's finished runs created before `before_ms`, with their logs.
+    /// Finished runs (of one DAG, or all) that started before `before_ms`, with their
+    /// sub-DAG runs, oldest first.
+    pub fn old_runs(&self, dag: Option<&str>, before_ms: i64) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE parent IS NULL AND (?1 IS NULL OR dag = ?1) AND created_at < ?2 AND status NOT IN ('running', 'queued') ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map(params![dag, before_ms], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes runs, their sub-DAG runs, and their logs; how many runs were removed.
+    pub fn remove_runs(&self, runs: &[RunRecord]) -> Result<usize> {
+        let mut removed = 0;
+        for run in runs {
+            let tree: Vec<(i64, String)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT id, log_dir FROM runs WHERE id = ?1 OR root = ?1")?;
+                stmt.query_map(params![run.key.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            for (id, log_dir) in &tree {
+                self.conn
+                    .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
+                let _ = std::fs::remove_dir_all(log_dir);
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn purge(&self, dag: &str, before_ms: i64) -> Result<usize> {
         let old: Vec<(i64, String)> = {
             let mut stmt = self.conn.prepare_cached(

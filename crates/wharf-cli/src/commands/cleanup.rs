@@ -1,13 +1,43 @@
 //! `wharf cleanup`: what crashed runs left behind.
 
 use crate::ExitCode;
+use crate::args::CleanupArgs;
 use crate::commands::open_store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-pub(crate) fn run() -> Result<ExitCode> {
+pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
     // Opening the store marks the runs of dead processes failed and kills what is left of
     // their steps' processes, and says so.
-    open_store()?;
+    let store = open_store()?;
+    if let Some(days) = args.retention_days {
+        let cutoff = wharf_store::now_ms()
+            - i64::try_from(days)
+                .unwrap_or(i64::MAX / 86_400_000)
+                .saturating_mul(86_400_000);
+        let dag = args.dag.as_deref().map(crate::commands::dag_name);
+        let old = store
+            .old_runs(dag.as_deref(), cutoff)
+            .map_err(|source| Error::Record {
+                what: "the old runs",
+                source,
+            })?;
+        for run in &old {
+            let verb = if args.dry_run {
+                "would remove"
+            } else {
+                "removing"
+            };
+            eprintln!("{verb} run {} of {} ({})", run.run_id, run.dag, run.status);
+        }
+        if !args.dry_run {
+            let removed = store.remove_runs(&old).map_err(|source| Error::Record {
+                what: "the removal of old runs",
+                source,
+            })?;
+            eprintln!("removed {removed} run(s) older than {days} day(s)");
+        }
+        return Ok(ExitCode::Success);
+    }
     let runtime = crate::commands::runtime()?;
     let client = wharf_docker::Client::new();
     let ok = runtime.block_on(remove_containers(&client));

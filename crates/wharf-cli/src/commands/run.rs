@@ -42,6 +42,16 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         Some(run) => (dag_file(&args.dag)?, run.params),
         None => (dag_file(&args.dag)?, Vec::new()),
     };
+    // `restartWaitSec`: a pause between the stop and the new start.
+    let wait = wharf_spec::load_file(&file)
+        .ok()
+        .and_then(|l| l.dag)
+        .and_then(|d| d.restart_wait_sec)
+        .unwrap_or(0);
+    if wait > 0 {
+        eprintln!("waiting {wait}s before the new start (restartWaitSec)");
+        std::thread::sleep(std::time::Duration::from_secs(wait));
+    }
     start(&file, None, &params, args.verbose, term)
 }
 

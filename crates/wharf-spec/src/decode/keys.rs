@@ -13,6 +13,7 @@ pub(crate) struct Keys {
 pub(crate) const ROOT_KEYS: Keys = Keys {
     known: &[
         "name",
+        "restartWaitSec",
         "runConfig",
         "description",
         "type",
@@ -48,7 +49,6 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "infoMail",
         "maxActiveRuns",
         "queue",
-        "restartWaitSec",
     ],
     unsupported: &[
         (

@@ -138,6 +138,9 @@ pub(crate) fn dag(
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
         working_dir_set: f.has("workingDir"),
+        restart_wait_sec: f
+            .get("restartWaitSec")
+            .and_then(|n| d.uint(n, "`restartWaitSec`", true)),
         locals: Vec::new(),
         run_config: f
             .get("runConfig")
