@@ -44,6 +44,10 @@ pub(crate) enum Command {
     Cleanup(CleanupArgs),
     /// Print wharf's version.
     Version,
+    /// Print a completion script for a shell (`source <(wharf completions bash)`).
+    Completions(CompletionsArgs),
+    /// Print wharf's manual page, or a command's (roff: `wharf man run | man -l -`).
+    Man(ManArgs),
     /// Serve the web UI and the REST API (Dagu-compatible `/api/v2`) for the DAGs of a
     /// folder.
     Server(ServerArgs),
@@ -99,6 +103,27 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// A command (`run`, `status`, ...): its own page.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

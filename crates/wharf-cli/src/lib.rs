@@ -39,6 +39,41 @@ pub fn run() -> i32 {
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Restart(a) => commands::run::restart(&a, &term),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
+        args::Command::Completions(a) => {
+            use clap::CommandFactory;
+            let shell = match a.shell {
+                args::Shell::Bash => clap_complete::Shell::Bash,
+                args::Shell::Zsh => clap_complete::Shell::Zsh,
+                args::Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut command = args::Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "wharf", &mut script);
+            Ok(print_bytes(&script))
+        }
+        args::Command::Man(a) => {
+            use clap::CommandFactory;
+            let mut command = args::Cli::command();
+            command.build();
+            let page = match &a.command {
+                None => clap_mangen::Man::new(command),
+                Some(name) => match command.find_subcommand(name) {
+                    Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("wharf-{name}")),
+                    None => {
+                        eprintln!("error: wharf has no command `{name}`");
+                        return ExitCode::Usage as i32;
+                    }
+                },
+            };
+            let mut roff = Vec::new();
+            match page.render(&mut roff) {
+                Ok(()) => Ok(print_bytes(&roff)),
+                Err(e) => {
+                    eprintln!("error: cannot make the manual page: {e}");
+                    Ok(ExitCode::Failure)
+                }
+            }
+        }
         args::Command::Version => {
             println!("wharf {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::Success)
@@ -53,6 +88,20 @@ pub fn run() -> i32 {
         Err(e) => {
             e.report();
             e.exit_code() as i32
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Success,
+        Err(e) => {
+            eprintln!("error: cannot write: {e}");
+            ExitCode::Failure
         }
     }
 }

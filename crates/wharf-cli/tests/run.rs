@@ -778,3 +778,51 @@ fn restart_waits_restart_wait_sec() {
     let runs: Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
 }
+
+// L: shell completions and manual pages come from the command definitions.
+#[test]
+fn completions_and_manual_pages_come_from_the_commands() {
+    let p = Place::new();
+    let out = p.wharf().args(["completions", "bash"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    std::fs::write(p.path("wharf.bash"), &out.stdout).expect("script");
+    // Real bash completes `wharf re` with the commands the definitions have.
+    let probe = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source ./wharf.bash; COMP_WORDS=(wharf re); COMP_CWORD=1; _wharf wharf re wharf; echo \"${COMPREPLY[@]}\"")
+        .current_dir(p.path(""))
+        .output()
+        .expect("bash");
+    let words = String::from_utf8_lossy(&probe.stdout);
+    let mut words: Vec<&str> = words.split_whitespace().collect();
+    words.sort_unstable();
+    assert_eq!(
+        words,
+        ["restart", "retry"],
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = p.wharf().args(["completions", shell]).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(
+            out.stdout.contains("retry") && out.stdout.contains("run-id"),
+            "{shell}"
+        );
+    }
+    let out = p.wharf().args(["man"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(".TH wharf 1") && out.stdout.contains("wharf\\-retry"),
+        "{}",
+        out.stdout
+    );
+    let out = p.wharf().args(["man", "retry"]).run();
+    assert!(
+        out.stdout.contains(".TH wharf-retry 1") && out.stdout.contains("\\-\\-step"),
+        "{}",
+        out.stdout
+    );
+    let out = p.wharf().args(["man", "nope"]).run();
+    assert_eq!(out.code, Some(2));
+}
