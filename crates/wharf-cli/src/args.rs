@@ -39,6 +39,11 @@ pub(crate) enum Command {
     Retry(RetryArgs),
     /// Stop the DAG's running runs, then start it again with the params of its latest run.
     Restart(RestartArgs),
+    /// Start a run in the background: it runs when its queue has a place
+    /// (`maxActiveRuns`, `queue`), `queued` until then.
+    Enqueue(EnqueueArgs),
+    /// Take a queued run out of its queue (the oldest of the DAG, or the one named).
+    Dequeue(DequeueArgs),
     /// Mark runs whose process died as failed and remove what they left behind; with
     /// `--retention-days`, also remove the records and logs of old runs.
     Cleanup(CleanupArgs),
@@ -103,6 +108,35 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// The DAG: the path of its file, or its name in the DAGs folder.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// The id of the run; a new UUID by default.
+    #[arg(long, short = 'r', value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Params for the run as one text of shell words, before any given after `--`.
+    #[arg(long = "params", short = 'p', value_name = "PARAMS")]
+    pub params_text: Option<String>,
+    /// Params for the run (after `--`).
+    #[arg(last = true, value_name = "PARAMS")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DequeueArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// The queued run to take out (the DAG's oldest by default).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// The run as Dagu names it: `DAG:ID`.
+    #[arg(long, value_name = "DAG:ID", conflicts_with = "run_id")]
+    pub dag_run: Option<String>,
 }
 
 #[derive(Debug, Args)]

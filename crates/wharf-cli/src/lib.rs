@@ -38,6 +38,8 @@ pub fn run() -> i32 {
         args::Command::Stop(a) => commands::stop::run(&a),
         args::Command::Retry(a) => commands::run::retry(&a, &term),
         args::Command::Restart(a) => commands::run::restart(&a, &term),
+        args::Command::Enqueue(a) => commands::run::enqueue(&a, &term),
+        args::Command::Dequeue(a) => commands::run::dequeue(&a),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
         args::Command::Completions(a) => {
             use clap::CommandFactory;

@@ -47,7 +47,7 @@ impl Progress {
         let code = match status {
             Status::Succeeded => "32",
             Status::Failed | Status::Aborted => "31",
-            Status::Skipped | Status::NotStarted => "2",
+            Status::Skipped | Status::NotStarted | Status::Queued => "2",
             Status::PartiallySucceeded | Status::Waiting => "33",
             Status::Rejected => "31",
             Status::Running => "36",

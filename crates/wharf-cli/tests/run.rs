@@ -826,3 +826,107 @@ fn completions_and_manual_pages_come_from_the_commands() {
     let out = p.wharf().args(["man", "nope"]).run();
     assert_eq!(out.code, Some(2));
 }
+
+// G30, L08: `maxActiveRuns` holds across processes: two runs started at the same instant
+// never run together; the second waits `queued` and starts when the first ends.
+#[test]
+fn max_active_runs_queues_runs_started_at_once() {
+    let p = Place::new();
+    let dag = p.dag(
+        "single",
+        "maxActiveRuns: 1\nsteps:\n  - name: work\n    command: echo \"start $(date +%s%N)\" >> trail; sleep 0.3; echo \"end $(date +%s%N)\" >> trail\n",
+    );
+    let a = p.spawn(&dag);
+    let b = p.spawn(&dag);
+    let (a, b) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
+    assert!(a.status.success() && b.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(
+        said.contains("is queued: at most 1 run(s) of `single` run at once"),
+        "{said}"
+    );
+    let trail = std::fs::read_to_string(p.path("trail")).expect("trail");
+    let marks: Vec<(&str, u128)> = trail
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k, v.parse().expect("nanos")))
+        .collect();
+    assert_eq!(marks.len(), 4, "{trail}");
+    assert_eq!(
+        marks.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        ["start", "end", "start", "end"],
+        "never together: {trail}"
+    );
+    assert!(marks[1].1 <= marks[2].1, "{trail}");
+}
+
+// L08: `enqueue` starts a run in the background that waits for its place; `dequeue` takes
+// a queued run out (it ends `aborted`), and the others start in order.
+#[test]
+fn enqueue_and_dequeue() {
+    let p = Place::new();
+    let marker = format!("1004.{}", std::process::id());
+    let dag = p.dag(
+        "lane",
+        &format!(
+            "maxActiveRuns: 1\nmaxCleanUpTimeSec: 1\nparams: N=0\nsteps:\n  - name: go\n    command: echo \"$N\" >> trail; if [ \"$N\" = 0 ]; then sleep {marker}; fi\n"
+        ),
+    );
+    let holder = p.spawn(&dag);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "the first run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let enqueue = |n: &str, id: &str| {
+        let out = p
+            .wharf()
+            .args(["enqueue", "--run-id", id])
+            .args([&dag])
+            .args(["--", &format!("N={n}")])
+            .run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stderr.contains("queued"), "{}", out.stderr);
+    };
+    enqueue("1", "one");
+    enqueue("2", "two");
+    let status = |id: &str| {
+        let out = p
+            .wharf()
+            .args(["status", "lane", "--run-id", id, "--json"])
+            .run();
+        serde_json::from_str::<Value>(&out.stdout).expect("json")["status"].clone()
+    };
+    assert_eq!(status("one"), "queued");
+    assert_eq!(status("two"), "queued");
+    let out = p.wharf().args(["dequeue", "lane"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("dequeued run one"), "{}", out.stderr);
+    let out = p.wharf().args(["dequeue", "lane", "--run-id", "one"]).run();
+    assert_eq!(out.code, Some(1), "not queued any more: {}", out.stderr);
+
+    let out = p.wharf().args(["stop", "lane"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let _ = holder.wait_with_output();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("two") != "succeeded" {
+        assert!(
+            Instant::now() < deadline,
+            "the queued run did not run: {}",
+            status("two")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status("one"), "aborted");
+    assert_eq!(
+        std::fs::read_to_string(p.path("trail")).expect("trail"),
+        "0\n2\n"
+    );
+}

@@ -311,6 +311,7 @@ impl SubDagExecutor {
                                     root: parent.1,
                                     step: &parent.2,
                                 }),
+                                queue: None,
                             };
                             let run = store
                                 .create_run(&new)

@@ -104,6 +104,7 @@ fn fire(
             params: &[],
             log_base: None,
             parent: None,
+            queue: None,
         };
         let run = store.create_run(&new)?;
         let why = format!(

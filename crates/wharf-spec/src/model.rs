@@ -48,6 +48,12 @@ pub struct Dag {
     pub secrets: Vec<Secret>,
     /// `runConfig`: what a run started from the web UI or the API may choose.
     pub run_config: RunConfig,
+    /// `maxActiveRuns`: how many runs of the DAG (of its `queue`) run at once; more wait,
+    /// `queued`. None (or 0 or less): no limit.
+    pub max_active_runs: Option<u32>,
+    /// `queue`: the named queue the DAG's runs take their place in (with `maxActiveRuns`
+    /// as its size, 1 by default).
+    pub queue: Option<String>,
     /// `restartWaitSec`: how long `wharf restart` waits between the stop and the start.
     pub restart_wait_sec: Option<u64>,
     /// `workingDir` was written (a sub-DAG without it works where its parent works).
@@ -538,6 +544,16 @@ pub enum Placement<'a> {
 }
 
 impl Dag {
+    /// The queue a run takes a place in and its size: the named `queue`, else the DAG's
+    /// own when it has a `maxActiveRuns`; None when its runs are not limited.
+    pub fn queue_place(&self) -> Option<(String, u32)> {
+        match (&self.queue, self.max_active_runs) {
+            (Some(q), n) => Some((q.clone(), n.unwrap_or(1))),
+            (None, Some(n)) => Some((self.name.clone(), n)),
+            (None, None) => None,
+        }
+    }
+
     pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
         if step.call.is_some() || matches!(step.executor, Executor::Approval(_)) {
             // A sub-DAG step runs no process of its own: its child run places its steps.

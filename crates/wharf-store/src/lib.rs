@@ -56,6 +56,9 @@ pub enum Error {
     /// `--run-id` names a run that exists already.
     #[error("the DAG `{dag}` already has a run with the id `{run_id}`")]
     RunIdTaken { dag: String, run_id: String },
+    /// A run that waited in a queue no longer does (it was dequeued).
+    #[error("the run is no longer queued (it is {0})")]
+    NotQueued(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -100,6 +103,9 @@ pub struct NewRun<'a> {
     pub log_base: Option<&'a Path>,
     /// A sub-DAG run: the run and step that started it.
     pub parent: Option<Parent<'a>>,
+    /// The queue the run takes a place in, and how many of its runs may run at once: the
+    /// run is made `queued` when they all are taken (or others wait before it).
+    pub queue: Option<(&'a str, u32)>,
 }
 
 /// A person's decision on a step that waits for approval.
@@ -309,13 +315,111 @@ impl Store {
 
     /// Records a new run as `running` by this process, and creates its log folder.
     pub fn create_run(&self, new: &NewRun<'_>) -> Result<RunKey> {
+        self.create_run_queued(new).map(|(key, _)| key)
+    }
+
+    /// Records a new run: `running`, or `queued` when its queue has no free place (or has
+    /// runs waiting before it). The check and the record are one transaction, so that two
+    /// processes starting at the same instant never both take the last place.
+    pub fn create_run_queued(&self, new: &NewRun<'_>) -> Result<(RunKey, Status)> {
+        let Some((queue, limit)) = new.queue else {
+            return self
+                .insert_run(new, Status::Running)
+                .map(|k| (k, Status::Running));
+        };
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let (running, waiting) = self.queue_counts(queue)?;
+            let status = if running < i64::from(limit) && waiting == 0 {
+                Status::Running
+            } else {
+                Status::Queued
+            };
+            self.insert_run(new, status).map(|k| (k, status))
+        })();
+        self.end_transaction(result.is_ok())?;
+        result
+    }
+
+    /// How many runs of `queue` run, and how many wait.
+    fn queue_counts(&self, queue: &str) -> Result<(i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(status = 'running'), 0), COALESCE(SUM(status = 'queued'), 0) FROM runs WHERE queue = ?1 AND status IN ('running', 'queued')",
+            params![queue],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    fn end_transaction(&self, commit: bool) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch(if commit { "COMMIT" } else { "ROLLBACK" })?;
+        Ok(())
+    }
+
+    /// Takes a queued run out of its queue when it is the first waiting there and a place
+    /// is free: it is then `running` (started now, by this process). False when it must
+    /// wait on; an error when it is no longer queued (dequeued).
+    pub fn take_place(&self, run: RunKey, queue: &str, limit: u32) -> Result<bool> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let status: String = self.conn.query_row(
+                "SELECT status FROM runs WHERE id = ?1",
+                params![run.0],
+                |r| r.get(0),
+            )?;
+            if status != "queued" {
+                return Err(Error::NotQueued(status));
+            }
+            let first: i64 = self.conn.query_row(
+                "SELECT id FROM runs WHERE queue = ?1 AND status = 'queued' ORDER BY created_at, id LIMIT 1",
+                params![queue],
+                |r| r.get(0),
+            )?;
+            let (running, _) = self.queue_counts(queue)?;
+            if first != run.0 || running >= i64::from(limit) {
+                return Ok(false);
+            }
+            let (pid, pid_start) = this_process();
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', started_at = ?2, pid = ?3, pid_start = ?4 WHERE id = ?1",
+                params![run.0, now_ms(), pid, pid_start],
+            )?;
+            Ok(true)
+        })();
+        self.end_transaction(result.is_ok())?;
+        result
+    }
+
+    /// Takes a queued run out of its queue without running it (`wharf dequeue`, or its
+    /// process ended): it ends `aborted` with `why`. False when it was not queued.
+    pub fn dequeue(&self, run: RunKey, why: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET status = 'aborted', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'queued'",
+            params![run.0, now_ms(), why],
+        )? > 0)
+    }
+
+    /// The queued runs (of one DAG, or all), first in line first.
+    pub fn queued(&self, dag: Option<&str>) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND (?1 IS NULL OR dag = ?1) ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map(params![dag], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn insert_run(&self, new: &NewRun<'_>, status: Status) -> Result<RunKey> {
         let log_dir = self.log_dir(new.log_base, new.dag, new.run_id);
         let (pid, pid_start) = this_process();
         let params = serde_json::to_string(new.params).unwrap_or_else(|_| "[]".into());
         let now = now_ms();
+        let started = (status == Status::Running).then_some(now);
         let inserted = self.conn.execute(
-            "INSERT INTO runs (dag, run_id, file, status, params, created_at, started_at, pid, pid_start, host, log_dir, parent, parent_step, root)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO runs (dag, run_id, file, status, params, created_at, started_at, pid, pid_start, host, log_dir, parent, parent_step, root, queue)
+             VALUES (?1, ?2, ?3, ?13, ?4, ?5, ?14, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15)",
             params![
                 new.dag,
                 new.run_id,
@@ -329,6 +433,9 @@ impl Store {
                 new.parent.map(|p| p.run.0),
                 new.parent.map(|p| p.step),
                 new.parent.map(|p| p.root.0),
+                status.as_str(),
+                started,
+                new.queue.map(|(q, _)| q),
             ],
         );
         match inserted {

@@ -11,9 +11,9 @@ impl Store {
     /// steps' process groups, and returns them.
     pub fn reap_dead(&self) -> Result<Vec<RunRecord>> {
         let me = hostname();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, pid, pid_start, host FROM runs WHERE status = 'running'")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, pid, pid_start, host FROM runs WHERE status IN ('running', 'queued')",
+        )?;
         let candidates: Vec<Owner> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -24,6 +24,13 @@ impl Store {
             }
             let alive = pid.is_some_and(|pid| process_start(pid).is_some_and(|s| Some(s) == start));
             if alive {
+                continue;
+            }
+            // A queued run whose process ended never started: it leaves the queue.
+            if self.dequeue(
+                RunKey(id),
+                "dequeued: the process that waited for its place ended (killed?)",
+            )? {
                 continue;
             }
             let message = "the process running this run ended without finishing it (killed?)";

@@ -77,4 +77,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, step)
     );
 ",
+    // Queues: the queue a run waits in for a place (`maxActiveRuns`, `queue`).
+    r"
+    ALTER TABLE runs ADD COLUMN queue TEXT;
+    CREATE INDEX runs_by_queue ON runs (queue, status);
+",
 ];

@@ -13,10 +13,12 @@ pub enum Status {
     Waiting,
     /// A person rejected the step the run waited on.
     Rejected,
+    /// The run waits for a place in its queue (`maxActiveRuns`).
+    Queued,
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Self::NotStarted,
         Self::Running,
         Self::Succeeded,
@@ -26,6 +28,7 @@ impl Status {
         Self::PartiallySucceeded,
         Self::Waiting,
         Self::Rejected,
+        Self::Queued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Status {
             Self::PartiallySucceeded => "partially_succeeded",
             Self::Waiting => "waiting",
             Self::Rejected => "rejected",
+            Self::Queued => "queued",
         }
     }
 
@@ -48,7 +52,7 @@ impl Status {
 
     /// Whether the step or run has ended.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::NotStarted | Self::Running)
+        !matches!(self, Self::NotStarted | Self::Running | Self::Queued)
     }
 }
 

@@ -45,6 +45,7 @@ fn new_run<'a>(dag: &'a str, run_id: &'a str) -> NewRun<'a> {
         params: &[],
         log_base: None,
         parent: None,
+        queue: None,
     }
 }
 

@@ -8,7 +8,7 @@ use wharf_engine::{Control, Event, RunRequest, Status};
 use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
-use crate::args::{RestartArgs, RetryArgs, RunArgs};
+use crate::args::{DequeueArgs, EnqueueArgs, RestartArgs, RetryArgs, RunArgs};
 use crate::commands::{dag_name, find_run, load, open_store_reaping, valid};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, TICK};
@@ -22,6 +22,88 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     };
     params.extend(args.params.iter().cloned());
     start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+}
+
+/// `wharf enqueue`: a run started in the background (a `wharf run` of its own), which
+/// waits in its queue when it has no place; said once it is recorded.
+pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
+    let file = dag_file(&args.dag)?;
+    let mut params = match &args.params_text {
+        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.clone()))?,
+        None => Vec::new(),
+    };
+    params.extend(args.params.iter().cloned());
+    let dag = valid(load(&file, term)?, &file)?;
+    wharf_spec::params::check(&dag, &params).map_err(|source| Error::Params {
+        file: file.display().to_string(),
+        source,
+    })?;
+    let run_id = match &args.run_id {
+        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.clone())),
+        Some(id) => id.clone(),
+        None => wharf_engine::new_run_id(),
+    };
+    let home = wharf_store::default_home();
+    let file = std::path::absolute(&file).unwrap_or(file);
+    wharf_control::start(
+        &home,
+        &wharf_control::Start {
+            file: &file,
+            dag: &dag.name,
+            run_id: &run_id,
+            params: &params,
+            singleton: false,
+        },
+    )?;
+    let store = crate::commands::open_store()?;
+    let status = store
+        .run(&dag.name, &run_id)
+        .ok()
+        .flatten()
+        .map_or(Status::Queued, |r| r.status);
+    println!("{run_id}");
+    eprintln!("run {run_id} of {}: {status}", dag.name);
+    Ok(ExitCode::Success)
+}
+
+/// `wharf dequeue`: a queued run taken out of its queue (it ends `aborted`).
+pub(crate) fn dequeue(args: &DequeueArgs) -> Result<ExitCode> {
+    let store = crate::commands::open_store()?;
+    let (name, id) = match (&args.dag_run, &args.run_id) {
+        (Some(both), _) => match both.split_once(':') {
+            Some((d, i)) => (d.to_owned(), Some(i.to_owned())),
+            None => (dag_name(both), None),
+        },
+        (None, id) => (dag_name(&args.dag), id.clone()),
+    };
+    let record = |e| Error::Record {
+        what: "the queue",
+        source: e,
+    };
+    let run = match id {
+        Some(id) => find_run(&store, &name, Some(&id))?,
+        None => match store
+            .queued(Some(&name))
+            .map_err(record)?
+            .into_iter()
+            .next()
+        {
+            Some(run) => run,
+            None => {
+                eprintln!("no run of `{name}` is queued");
+                return Ok(ExitCode::Failure);
+            }
+        },
+    };
+    if !store.dequeue(run.key, "dequeued").map_err(record)? {
+        eprintln!(
+            "run {} of {name} is not queued (it is {})",
+            run.run_id, run.status
+        );
+        return Ok(ExitCode::Failure);
+    }
+    eprintln!("dequeued run {} of {name}", run.run_id);
+    Ok(ExitCode::Success)
 }
 
 /// `wharf restart`: the DAG's running runs stopped (as `wharf stop` does), then a new run
@@ -85,6 +167,7 @@ fn start(
         .log_dir
         .as_ref()
         .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
+    let place = dag.queue_place();
     let new = NewRun {
         dag: &dag.name,
         run_id: &run_id,
@@ -92,14 +175,27 @@ fn start(
         params,
         log_base: log_base.as_deref(),
         parent: None,
+        queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
     };
-    let run = store.create_run(&new).map_err(|e| match e {
+    let (run, status) = store.create_run_queued(&new).map_err(|e| match e {
         e @ wharf_store::Error::RunIdTaken { .. } => Error::RunIdTaken(e),
         source => Error::Record {
             what: "the run",
             source,
         },
     })?;
+    if status == Status::Queued
+        && let Some((queue, size)) = &place
+    {
+        eprintln!(
+            "run {run_id} of {} is queued: at most {size} run(s) of `{queue}` run at once",
+            dag.name
+        );
+        if let Some(why) = wait_for_place(&store, run, queue, *size)? {
+            eprintln!("run {run_id} of {} did not start: {why}", dag.name);
+            return Ok(ExitCode::Failure);
+        }
+    }
     let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
     let request = RunRequest {
         dag: Arc::new(dag),
@@ -114,6 +210,52 @@ fn start(
         lineage: None,
     };
     execute(store, request, term, verbose, dead > 0)
+}
+
+/// Waits in the queue until the run is first in line and a place is free (it is then
+/// `running`); None then, or why it left the queue (dequeued, stopped while waiting).
+fn wait_for_place(
+    store: &Store,
+    run: wharf_store::RunKey,
+    queue: &str,
+    size: u32,
+) -> Result<Option<String>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = crate::commands::runtime()?;
+    runtime.block_on(async {
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match store.take_place(run, queue, size) {
+                Ok(true) => return Ok(None),
+                Ok(false) => {}
+                Err(wharf_store::Error::NotQueued(status)) => {
+                    return Ok(Some(format!("it was taken out of the queue ({status})")));
+                }
+                Err(source) => {
+                    return Err(Error::Record {
+                        what: "the run's place in its queue",
+                        source,
+                    });
+                }
+            }
+            let signalled = async {
+                match (&mut interrupt, &mut terminate) {
+                    (Some(i), Some(t)) => tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} },
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = signalled => {
+                    let _ = store.dequeue(run, "dequeued: stopped while it waited for its place");
+                    return Ok(Some("stopped while it waited in the queue".to_owned()));
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
+    })
 }
 
 /// The file of the DAG `arg` names: `arg` itself when it is a file or a path, else

@@ -32,6 +32,7 @@ pub(crate) fn run_status(s: Status) -> (i64, &'static str) {
         Status::Aborted => (3, "aborted"),
         Status::Succeeded => (4, "succeeded"),
         Status::PartiallySucceeded => (6, "partially_succeeded"),
+        Status::Queued => (5, "queued"),
         Status::Waiting => (7, "waiting"),
         Status::Rejected => (8, "rejected"),
         // A run whose preconditions failed: nothing ran; Dagu has no own word for it.

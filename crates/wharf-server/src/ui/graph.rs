@@ -80,7 +80,7 @@ pub(crate) fn of(
                 Status::PartiallySucceeded => ("#fff3c4", "#c9a400"),
                 Status::Waiting => ("#efe4ff", "#7d4cdb"),
                 Status::Rejected => ("#fde0de", "#8b1d16"),
-                Status::Skipped | Status::NotStarted => ("#f1f2f5", "#a7afbf"),
+                Status::Skipped | Status::NotStarted | Status::Queued => ("#f1f2f5", "#a7afbf"),
             };
             let (x, y) = xy(i);
             Box {

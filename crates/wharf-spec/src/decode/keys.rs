@@ -13,6 +13,8 @@ pub(crate) struct Keys {
 pub(crate) const ROOT_KEYS: Keys = Keys {
     known: &[
         "name",
+        "maxActiveRuns",
+        "queue",
         "restartWaitSec",
         "runConfig",
         "description",
@@ -41,15 +43,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "skipIfSuccessful",
         "secrets",
     ],
-    ignored: &[
-        "group",
-        "smtp",
-        "mailOn",
-        "errorMail",
-        "infoMail",
-        "maxActiveRuns",
-        "queue",
-    ],
+    ignored: &["group", "smtp", "mailOn", "errorMail", "infoMail"],
     unsupported: &[
         (
             "ssh",

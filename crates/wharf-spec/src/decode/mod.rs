@@ -138,6 +138,25 @@ pub(crate) fn dag(
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
         working_dir_set: f.has("workingDir"),
+        max_active_runs: f.get("maxActiveRuns").and_then(|n| {
+            // As Dagu: 0 or a negative number means no limit.
+            let text = n.as_str().unwrap_or_default().trim().to_owned();
+            match text.parse::<i64>() {
+                Ok(v) if v > 0 => u32::try_from(v).ok(),
+                Ok(_) => None,
+                Err(_) => {
+                    d.error(
+                        n.at(),
+                        format!("`maxActiveRuns` is a whole number; found `{text}`"),
+                    );
+                    None
+                }
+            }
+        }),
+        queue: d
+            .opt_string(&f, "queue")
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty()),
         restart_wait_sec: f
             .get("restartWaitSec")
             .and_then(|n| d.uint(n, "`restartWaitSec`", true)),
