@@ -1181,3 +1181,51 @@ fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
         out.stderr
     );
 }
+
+// Queues through the API: a run enqueued while the DAG's only place is taken is `queued`
+// (status 5); `GET .../dequeue` takes it out; a stop of the DAG empties its queue too.
+#[test]
+fn runs_are_enqueued_and_dequeued_through_the_api() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let marker = format!("1005.{}", std::process::id());
+    std::fs::write(
+        p.path("dags/lane.yaml"),
+        format!("maxActiveRuns: 1\nmaxCleanUpTimeSec: 1\nsteps:\n  - name: hold\n    command: sleep {marker}\n"),
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/lane/start", &json!({"dagRunId": "first"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "first", "running");
+    let (code, v) = s.post("/dags/lane/enqueue", &json!({"dagRunId": "second"}));
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("lane", "second", "queued");
+    assert_eq!(run["status"], 5, "{run}");
+    let (code, v) = s.post("/dags/lane/enqueue", &json!({"singleton": true}));
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = s.get("/dag-runs/lane/second/dequeue");
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "second", "aborted");
+    let (code, v) = s.get("/dag-runs/lane/second/dequeue");
+    assert_eq!(code, 400, "{v}");
+
+    let (code, v) = s.post("/dags/lane/enqueue", &json!({"dagRunId": "third"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "third", "queued");
+    let out = p.wharf().args(["stop", "lane"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    s.until("lane", "first", "aborted");
+    s.until("lane", "third", "aborted");
+    assert!(processes_with_marker_gone(&marker), "processes left behind");
+}
+
+fn processes_with_marker_gone(marker: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !wharf_testkit::processes_with(marker).is_empty() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}

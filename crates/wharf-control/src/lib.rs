@@ -107,7 +107,8 @@ pub fn start(home: &Path, start: &Start<'_>) -> Result<()> {
     let store = Store::open(home)?;
     if start.singleton {
         let _ = store.reap_dead();
-        if !store.running(Some(start.dag))?.is_empty() {
+        if !store.running(Some(start.dag))?.is_empty() || !store.queued(Some(start.dag))?.is_empty()
+        {
             return Err(Error::AlreadyRunning(start.dag.to_owned()));
         }
     }

@@ -31,6 +31,12 @@ pub(crate) fn run(args: &StopArgs) -> Result<ExitCode> {
 /// Stops every running run of the DAG `name` and waits for them to end.
 pub(crate) fn stop_all(name: &str) -> Result<ExitCode> {
     let store = open_store()?;
+    // Runs waiting in a queue are taken out: they never start.
+    for run in store.queued(Some(name)).unwrap_or_default() {
+        if store.dequeue(run.key, "dequeued: stopped").unwrap_or(false) {
+            eprintln!("dequeued run {} of {name}", run.run_id);
+        }
+    }
     let signalled = wharf_control::stop_dag(&store, name)?;
     if signalled.is_empty() {
         eprintln!("no run of `{name}` is running");

@@ -111,6 +111,23 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .route(
+            "/dags/{name}/enqueue",
+            post(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    // A start is an enqueue: a run without a place in its queue waits there.
+                    on_pool!(s, |dags, home| start(dags, home, &name, &body))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/dequeue",
+            get(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| dequeue(home, &name, &id))
+                },
+            ),
+        )
+        .route(
             "/dags/{name}/stop-all",
             post(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
                 on_pool!(s, |dags, home| stop_all(dags, home, &name))

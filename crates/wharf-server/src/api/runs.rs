@@ -540,3 +540,17 @@ fn approval_inputs(body: &Value) -> Result<Vec<(String, String)>, String> {
     }
     Ok(inputs)
 }
+
+/// Takes a queued run out of its queue (it ends `aborted`); 400 when it is not queued.
+pub(super) fn dequeue(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    match store.dequeue(run.key, "dequeued") {
+        Ok(true) => answer(StatusCode::OK, &Empty {}),
+        Ok(false) => bad_request(format!(
+            "run {} of `{name}` is not queued (it is {})",
+            run.run_id, run.status
+        )),
+        Err(e) => internal(e),
+    }
+}
