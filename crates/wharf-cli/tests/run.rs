@@ -912,7 +912,17 @@ fn enqueue_and_dequeue() {
     let out = p.wharf().args(["dequeue", "lane", "--run-id", "one"]).run();
     assert_eq!(out.code, Some(1), "not queued any more: {}", out.stderr);
 
-    let out = p.wharf().args(["stop", "lane"]).run();
+    // The run that holds the place stops (by its id: `wharf stop lane` would empty the
+    // queue too); the queued one starts.
+    let out = p.wharf().args(["history", "lane", "--json"]).run();
+    let runs: Value = serde_json::from_str(&out.stdout).expect("json");
+    let holding = runs
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["status"] == "running"))
+        .and_then(|r| r["runId"].as_str())
+        .expect("the running run")
+        .to_owned();
+    let out = p.wharf().args(["stop", "lane", "--run-id", &holding]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let _ = holder.wait_with_output();
     let deadline = Instant::now() + Duration::from_secs(10);
