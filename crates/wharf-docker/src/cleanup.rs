@@ -75,7 +75,19 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, crate::D
                 v: true,
                 ..Default::default()
             };
-            docker.remove_container(&id, Some(options)).await
+            // A container whose start is still going on in the daemon answers 409 until it
+            // is done: asked again, it is removed, running or not.
+            let mut tries = 0;
+            loop {
+                let result = docker.remove_container(&id, Some(options.clone())).await;
+                match &result {
+                    Err(e) if crate::status_of(e) == Some(409) && tries < 50 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    _ => break result,
+                }
+            }
         } else {
             let options = bollard::query_parameters::KillContainerOptions {
                 signal: "SIGKILL".into(),
