@@ -44,6 +44,10 @@ pub(crate) enum Command {
     Enqueue(EnqueueArgs),
     /// Take a queued run out of its queue (the oldest of the DAG, or the one named).
     Dequeue(DequeueArgs),
+    /// Suspend a DAG: the scheduler skips its slots (and records them skipped).
+    Suspend(DagArg),
+    /// Resume a suspended DAG: the scheduler starts its slots again.
+    Resume(DagArg),
     /// Mark runs whose process died as failed and remove what they left behind; with
     /// `--retention-days`, also remove the records and logs of old runs.
     Cleanup(CleanupArgs),
@@ -108,6 +112,13 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DagArg {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,8 @@ pub fn run() -> i32 {
         args::Command::Restart(a) => commands::run::restart(&a, &term),
         args::Command::Enqueue(a) => commands::run::enqueue(&a, &term),
         args::Command::Dequeue(a) => commands::run::dequeue(&a),
+        args::Command::Suspend(a) => commands::run::suspend(&a.dag, true),
+        args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
         args::Command::Completions(a) => {
             use clap::CommandFactory;

@@ -798,7 +798,7 @@ fn completions_and_manual_pages_come_from_the_commands() {
     words.sort_unstable();
     assert_eq!(
         words,
-        ["restart", "retry"],
+        ["restart", "resume", "retry"],
         "{}",
         String::from_utf8_lossy(&probe.stderr)
     );

@@ -1229,3 +1229,44 @@ fn processes_with_marker_gone(marker: &str) -> bool {
     }
     true
 }
+
+// Suspend and resume (CLI and API): a suspended DAG's slots are skipped and recorded so;
+// the DAG's answers say it is suspended.
+#[test]
+fn a_suspended_dag_skips_its_slots_and_records_them() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/nightly.yaml"),
+        "schedule: \"CRON_TZ=UTC 0 2 * * *\"\nsteps:\n  - echo night\n",
+    )
+    .expect("dag");
+    let out = p.wharf().args(["suspend", "nightly"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        tick(&p, "2026-11-28T02:00:00Z"),
+        "nightly: Suspended(\"scheduled-20261128T0200Z\")\n"
+    );
+    let runs = history(&p, "nightly");
+    assert_eq!(runs[0]["status"], "skipped", "{runs:?}");
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("suspended"),
+        "{runs:?}"
+    );
+    let s = Server::start(&p);
+    let (_, v) = s.get("/dags/nightly");
+    assert_eq!(v["suspended"], true, "{v}");
+    let (code, v) = s.post("/dags/nightly/suspend", &json!({"suspend": false}));
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = s.get("/dags");
+    assert_eq!(v["dags"][0]["suspended"], false, "{v}");
+    let (code, _) = s.post("/dags/nightly/suspend", &json!({}));
+    assert_eq!(code, 400);
+    assert_eq!(
+        tick(&p, "2026-11-29T02:00:00Z"),
+        "nightly: Started(\"scheduled-20261129T0200Z\")\n"
+    );
+}

@@ -51,6 +51,8 @@ pub enum Fired {
     AlreadyThere(String),
     /// `skipIfSuccessful`: the run (named) succeeded since the previous slot.
     AlreadySucceeded(String),
+    /// The DAG is suspended: the slot is recorded as a skipped run.
+    Suspended(String),
 }
 
 /// Starts the runs of the slot `slot` (a minute): every DAG of the folder whose schedule
@@ -93,6 +95,25 @@ fn fire(
         && let Some(run) = succeeded_since_previous_slot(&store, dag, slot)?
     {
         return Ok(Fired::AlreadySucceeded(run));
+    }
+    if store.is_suspended(&dag.name)? {
+        let file = file.to_path_buf();
+        let new = NewRun {
+            dag: &dag.name,
+            run_id: &run_id,
+            file: &file,
+            params: &[],
+            log_base: None,
+            parent: None,
+            queue: None,
+        };
+        let run = store.create_run(&new)?;
+        store.finish_run(
+            run,
+            Status::Skipped,
+            Some("skipped by the scheduler: the DAG is suspended"),
+        )?;
+        return Ok(Fired::Suspended(run_id));
     }
     let running = store.running(Some(&dag.name))?;
     if let Some(previous) = running.first() {
@@ -179,6 +200,9 @@ pub(crate) async fn run(config: Config) {
                 Ok(Fired::AlreadyThere(_)) => {}
                 Ok(Fired::AlreadySucceeded(id)) => {
                     eprintln!("{dag}: no run this time, run {id} succeeded since the last one")
+                }
+                Ok(Fired::Suspended(id)) => {
+                    eprintln!("{dag}: slot {id} skipped, the DAG is suspended")
                 }
                 Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
             }

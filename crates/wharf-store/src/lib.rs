@@ -639,6 +639,33 @@ impl Store {
             .optional()?)
     }
 
+    /// Suspends (or resumes) the DAG `dag`: the scheduler skips a suspended DAG's slots.
+    pub fn set_suspended(&self, dag: &str, suspended: bool) -> Result<()> {
+        if suspended {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO suspended (dag, at) VALUES (?1, ?2)",
+                params![dag, now_ms()],
+            )?;
+        } else {
+            self.conn
+                .execute("DELETE FROM suspended WHERE dag = ?1", params![dag])?;
+        }
+        Ok(())
+    }
+
+    /// Whether the DAG `dag` is suspended.
+    pub fn is_suspended(&self, dag: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM suspended WHERE dag = ?1",
+                params![dag],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Records the decision on a waiting step (a later one replaces it).
     pub fn decide(&self, run: RunKey, step: &str, decision: &Decision) -> Result<()> {
         let (approved, inputs, reason) = match decision {

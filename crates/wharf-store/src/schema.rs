@@ -82,4 +82,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN queue TEXT;
     CREATE INDEX runs_by_queue ON runs (queue, status);
 ",
+    // DAGs whose scheduled slots are skipped (suspended).
+    r"
+    CREATE TABLE suspended (
+        dag TEXT PRIMARY KEY,
+        at INTEGER NOT NULL
+    );
+",
 ];

@@ -106,6 +106,27 @@ pub(crate) fn dequeue(args: &DequeueArgs) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// `wharf suspend` / `wharf resume`.
+pub(crate) fn suspend(dag: &str, suspended: bool) -> Result<ExitCode> {
+    let name = dag_name(dag);
+    let store = crate::commands::open_store()?;
+    store
+        .set_suspended(&name, suspended)
+        .map_err(|source| Error::Record {
+            what: "the suspension",
+            source,
+        })?;
+    eprintln!(
+        "{name}: {}",
+        if suspended {
+            "suspended (the scheduler skips its slots)"
+        } else {
+            "resumed"
+        }
+    );
+    Ok(ExitCode::Success)
+}
+
 /// `wharf restart`: the DAG's running runs stopped (as `wharf stop` does), then a new run
 /// with the params of its latest run.
 pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {

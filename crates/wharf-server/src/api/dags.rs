@@ -53,6 +53,7 @@ pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
             .ok()
             .flatten()
             .map_or_else(|| RunSummary::none(&dag_name), |r| RunSummary::of(&r));
+        let suspended = store.is_suspended(&dag_name).unwrap_or(false);
         let dag = match loaded.dag.as_ref() {
             Some(d) => DagOrName::Dag(DagShape::of(d)),
             None => DagOrName::Name { name: dag_name },
@@ -61,7 +62,7 @@ pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
             file_name,
             dag,
             latest,
-            suspended: false,
+            suspended,
             errors: errs,
         });
     }
@@ -164,7 +165,7 @@ pub(super) fn get_dag(dags: &Path, home: &Path, name: &str) -> Reply {
         &DagAnswer {
             dag: loaded.dag.as_ref().map(DagDetails::of),
             latest,
-            suspended: false,
+            suspended: store.is_suspended(&dag_name).unwrap_or(false),
             local_dags: Vec::new(),
             errors: diagnostics(&loaded),
         },
@@ -438,4 +439,22 @@ pub(super) fn dag_runs_of_file(dags: &Path, home: &Path, file_name: &str) -> Rep
             },
         )
     })
+}
+
+/// `POST /dags/{fileName}/suspend` `{suspend}`: the scheduler skips a suspended DAG's slots.
+pub(super) fn suspend(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, file_name));
+    let body = or_reply!(body_json(body));
+    let Some(suspend) = body.get("suspend").and_then(Value::as_bool) else {
+        return bad_request("`suspend` must be true or false");
+    };
+    let name = wharf_spec::load_file(&file)
+        .ok()
+        .and_then(|l| l.dag)
+        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let store = or_reply!(open(home));
+    match store.set_suspended(&name, suspend) {
+        Ok(()) => answer(StatusCode::OK, &Empty {}),
+        Err(e) => internal(e),
+    }
 }

@@ -111,6 +111,14 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .route(
+            "/dags/{name}/suspend",
+            post(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    on_pool!(s, |dags, home| suspend(dags, home, &name, &body))
+                },
+            ),
+        )
+        .route(
             "/dags/{name}/enqueue",
             post(
                 |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
