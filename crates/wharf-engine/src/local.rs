@@ -169,29 +169,18 @@ async fn run(job: &StepJob) -> Exit {
 /// The step's process: the program through its shell (or a script with its own `#!`),
 /// in its own process group, its output piped.
 fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
-    let mut local_resolved;
-    let original_name = local.shell[0].clone();
-    let local = match program_path(&local.shell[0], &job.env) {
-        // Found here on the step's PATH, the program is spawned without a fork of this
-        // process (std spawns a program given by name with a PATH of its own by forking).
-        Some(path) => {
-            local_resolved = crate::executor::LocalCommand {
-                shell: local.shell.clone(),
-                program: local.program.clone(),
-            };
-            local_resolved.shell[0] = path;
-            &local_resolved
-        }
-        None => local,
-    };
+    // Found here on the step's PATH, the shell is spawned without a fork of this process
+    // (std spawns a program given by name with a PATH of its own by forking); it still
+    // sees the name it was given.
+    let shell = program_path(&local.shell[0], &job.env);
+    let shell = shell.as_deref().unwrap_or(&local.shell[0]);
     let mut cmd = if wharf_spec::formats::is_nix_shell(&local.shell) {
-        nix_shell(job, local)
+        nix_shell(job, local, shell)
     } else {
-        through_shell(job, local)
+        through_shell(job, local, shell)
     };
     if !matches!(local.program, Program::Executable(_)) {
-        // The shell sees the name it was given, as when the spawn looks it up.
-        cmd.arg0(&original_name);
+        cmd.arg0(&local.shell[0]);
     }
     let mut cmd = crate::vars::step_process(cmd, &job.env);
     cmd.current_dir(&job.dir)
@@ -229,7 +218,7 @@ fn program_path(name: &str, env: &[(String, String)]) -> Option<String> {
 
 /// `nix-shell` takes the line to run with `--run` (its own options, `-p` packages
 /// included, come before); the positional params are set at the start of the line.
-fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Command {
     let quoted = |items: &[String]| shell_words::join(items);
     let positional = if job.positional.is_empty() {
         String::new()
@@ -247,15 +236,15 @@ fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
             shell_words::quote(&file.to_string_lossy())
         ),
     };
-    let mut c = Command::new(&local.shell[0]);
+    let mut c = Command::new(shell);
     c.args(&local.shell[1..]).arg("--run").arg(line);
     c
 }
 
-fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Command {
     match &local.program {
         Program::Line(line) => {
-            let mut c = Command::new(&local.shell[0]);
+            let mut c = Command::new(shell);
             c.args(&local.shell[1..])
                 .arg("-c")
                 .arg(line)
@@ -264,7 +253,7 @@ fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand) -> Comman
             c
         }
         Program::Script(file) => {
-            let mut c = Command::new(&local.shell[0]);
+            let mut c = Command::new(shell);
             c.args(&local.shell[1..]).arg(file).args(&job.positional);
             c
         }

@@ -97,42 +97,12 @@ fn fire(
         return Ok(Fired::AlreadySucceeded(run));
     }
     if store.is_suspended(&dag.name)? {
-        let file = file.to_path_buf();
-        let new = NewRun {
-            dag: &dag.name,
-            run_id: &run_id,
-            file: &file,
-            params: &[],
-            log_base: None,
-            parent: None,
-            queue: None,
-        };
-        let run = store.create_run(&new)?;
-        store.finish_run(
-            run,
-            Status::Skipped,
-            Some("skipped by the scheduler: the DAG is suspended"),
-        )?;
+        record_skipped(&store, dag, file, &run_id, "the DAG is suspended")?;
         return Ok(Fired::Suspended(run_id));
     }
-    let running = store.running(Some(&dag.name))?;
-    if let Some(previous) = running.first() {
-        let file = file.to_path_buf();
-        let new = NewRun {
-            dag: &dag.name,
-            run_id: &run_id,
-            file: &file,
-            params: &[],
-            log_base: None,
-            parent: None,
-            queue: None,
-        };
-        let run = store.create_run(&new)?;
-        let why = format!(
-            "skipped by the scheduler: run {} was still running",
-            previous.run_id
-        );
-        store.finish_run(run, Status::Skipped, Some(&why))?;
+    if let Some(previous) = store.running(Some(&dag.name))?.first() {
+        let why = format!("run {} was still running", previous.run_id);
+        record_skipped(&store, dag, file, &run_id, &why)?;
         return Ok(Fired::Skipped(run_id));
     }
     let args = vec![
@@ -145,6 +115,32 @@ fn fire(
     // the slot again: launch waits for the record (the new process writes it first thing).
     wharf_control::launch(&store, &config.home, &args, &dag.name, &run_id)?;
     Ok(Fired::Started(run_id))
+}
+
+/// A slot the scheduler does not start, recorded as a skipped run that says why.
+fn record_skipped(
+    store: &Store,
+    dag: &wharf_spec::Dag,
+    file: &Path,
+    run_id: &str,
+    why: &str,
+) -> Result<(), ScheduleError> {
+    let new = NewRun {
+        dag: &dag.name,
+        run_id,
+        file,
+        params: &[],
+        log_base: None,
+        parent: None,
+        queue: None,
+    };
+    let run = store.create_run(&new)?;
+    store.finish_run(
+        run,
+        Status::Skipped,
+        Some(&format!("skipped by the scheduler: {why}")),
+    )?;
+    Ok(())
 }
 
 /// `skipIfSuccessful`: the DAG's latest run, when it succeeded and started at or after

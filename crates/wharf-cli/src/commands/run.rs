@@ -16,33 +16,40 @@ use crate::term::Term;
 
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
-    let mut params = match &args.params_text {
-        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.clone()))?,
+    let params = given_params(args.params_text.as_deref(), &args.params)?;
+    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+}
+
+/// The params given for a run: `-p TEXT` (shell words), then those after `--`.
+fn given_params(text: Option<&str>, after: &[String]) -> Result<Vec<String>> {
+    let mut params = match text {
+        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.to_owned()))?,
         None => Vec::new(),
     };
-    params.extend(args.params.iter().cloned());
-    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+    params.extend(after.iter().cloned());
+    Ok(params)
+}
+
+/// The id a new run gets: the one given (checked), or a new one.
+fn run_id_of(given: Option<&str>) -> Result<String> {
+    match given {
+        Some(id) if !wharf_engine::valid_run_id(id) => Err(Error::RunId(id.to_owned())),
+        Some(id) => Ok(id.to_owned()),
+        None => Ok(wharf_engine::new_run_id()),
+    }
 }
 
 /// `wharf enqueue`: a run started in the background (a `wharf run` of its own), which
 /// waits in its queue when it has no place; said once it is recorded.
 pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
-    let mut params = match &args.params_text {
-        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.clone()))?,
-        None => Vec::new(),
-    };
-    params.extend(args.params.iter().cloned());
+    let params = given_params(args.params_text.as_deref(), &args.params)?;
     let dag = valid(load(&file, term)?, &file)?;
     wharf_spec::params::check(&dag, &params).map_err(|source| Error::Params {
         file: file.display().to_string(),
         source,
     })?;
-    let run_id = match &args.run_id {
-        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.clone())),
-        Some(id) => id.clone(),
-        None => wharf_engine::new_run_id(),
-    };
+    let run_id = run_id_of(args.run_id.as_deref())?;
     let home = wharf_store::default_home();
     let file = std::path::absolute(&file).unwrap_or(file);
     wharf_control::start(
@@ -167,11 +174,7 @@ fn start(
     term: &Term,
 ) -> Result<ExitCode> {
     let dag = valid(load(file, term)?, file)?;
-    let run_id = match run_id {
-        Some(id) if !wharf_engine::valid_run_id(id) => return Err(Error::RunId(id.to_owned())),
-        Some(id) => id.to_owned(),
-        None => wharf_engine::new_run_id(),
-    };
+    let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
         file: file.display().to_string(),
         source,

@@ -217,7 +217,7 @@ pub(crate) fn router() -> Router<Shared> {
                 |State(s): State<Shared>,
                  UrlPath((name, id, step)): UrlPath<(String, String, String)>,
                  body: Bytes| async move {
-                    on_pool!(s, |dags, home| approve(home, &name, &id, &step, &body))
+                    on_pool!(s, |dags, home| approve(home, (&name, &id, None), &step, &body))
                 },
             ),
         )
@@ -227,7 +227,7 @@ pub(crate) fn router() -> Router<Shared> {
                 |State(s): State<Shared>,
                  UrlPath((name, id, step)): UrlPath<(String, String, String)>,
                  body: Bytes| async move {
-                    on_pool!(s, |dags, home| reject(home, &name, &id, &step, &body))
+                    on_pool!(s, |dags, home| reject(home, (&name, &id, None), &step, &body))
                 },
             ),
         )
@@ -237,7 +237,7 @@ pub(crate) fn router() -> Router<Shared> {
                 |State(s): State<Shared>,
                  UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
                  body: Bytes| async move {
-                    on_pool!(s, |dags, home| approve_sub(home, (&name, &id, &sub, &step), &body))
+                    on_pool!(s, |dags, home| approve(home, (&name, &id, Some(&sub)), &step, &body))
                 },
             ),
         )
@@ -247,7 +247,7 @@ pub(crate) fn router() -> Router<Shared> {
                 |State(s): State<Shared>,
                  UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
                  body: Bytes| async move {
-                    on_pool!(s, |dags, home| reject_sub(home, (&name, &id, &sub, &step), &body))
+                    on_pool!(s, |dags, home| reject(home, (&name, &id, Some(&sub)), &step, &body))
                 },
             ),
         )

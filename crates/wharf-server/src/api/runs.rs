@@ -352,7 +352,7 @@ pub(crate) fn decide(
 /// root run is taken up again (its step that runs the sub-DAG takes the child up again).
 fn decide_in(
     home: &Path,
-    (name, id, sub): (&str, &str, Option<&str>),
+    (name, id, sub): Target<'_>,
     step: &str,
     ask: Ask,
 ) -> Result<String, (StatusCode, String)> {
@@ -459,22 +459,25 @@ fn decided(
     }
 }
 
+/// A run (`name`, `id`), or one of its sub-DAG runs.
+pub(super) type Target<'a> = (&'a str, &'a str, Option<&'a str>);
+
 /// Approves a waiting step with its inputs; the run is taken up again from there.
-pub(super) fn approve(home: &Path, name: &str, id: &str, step: &str, body: &Bytes) -> Reply {
+pub(super) fn approve(home: &Path, target: Target<'_>, step: &str, body: &Bytes) -> Reply {
     let body = or_reply!(body_json(body));
     let inputs = match approval_inputs(&body) {
         Ok(inputs) => inputs,
         Err(why) => return bad_request(why),
     };
     decided(
-        decide(home, name, id, step, Ask::Approve(inputs)),
+        decide_in(home, target, step, Ask::Approve(inputs)),
         step,
         Some(true),
     )
 }
 
 /// Rejects a waiting step; the run ends `rejected` (its handlers run).
-pub(super) fn reject(home: &Path, name: &str, id: &str, step: &str, body: &Bytes) -> Reply {
+pub(super) fn reject(home: &Path, target: Target<'_>, step: &str, body: &Bytes) -> Reply {
     let body = or_reply!(body_json(body));
     let reason = match body.get("reason") {
         None | Some(Value::Null) => None,
@@ -482,43 +485,7 @@ pub(super) fn reject(home: &Path, name: &str, id: &str, step: &str, body: &Bytes
         Some(_) => return bad_request("`reason` must be text"),
     };
     decided(
-        decide(home, name, id, step, Ask::Reject(reason)),
-        step,
-        None,
-    )
-}
-
-pub(super) fn approve_sub(
-    home: &Path,
-    (name, id, sub, step): (&str, &str, &str, &str),
-    body: &Bytes,
-) -> Reply {
-    let body = or_reply!(body_json(body));
-    let inputs = match approval_inputs(&body) {
-        Ok(inputs) => inputs,
-        Err(why) => return bad_request(why),
-    };
-    let ask = Ask::Approve(inputs);
-    decided(
-        decide_in(home, (name, id, Some(sub)), step, ask),
-        step,
-        Some(true),
-    )
-}
-
-pub(super) fn reject_sub(
-    home: &Path,
-    (name, id, sub, step): (&str, &str, &str, &str),
-    body: &Bytes,
-) -> Reply {
-    let body = or_reply!(body_json(body));
-    let reason = match body.get("reason") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(r)) => Some(r.clone()),
-        Some(_) => return bad_request("`reason` must be text"),
-    };
-    decided(
-        decide_in(home, (name, id, Some(sub)), step, Ask::Reject(reason)),
+        decide_in(home, target, step, Ask::Reject(reason)),
         step,
         None,
     )
