@@ -193,6 +193,9 @@ pub(crate) struct RestartArgs {
     /// The DAG: its name or the path of its file.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
+    /// The id of the new run (a new one by default).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,

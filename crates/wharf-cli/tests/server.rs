@@ -322,9 +322,11 @@ fn the_scheduler_runs_a_daylight_saving_slot_once_on_both_changes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // 2026-10-25: 03:00 falls back to 02:00; 02:30 comes twice and runs the first time.
+    // The nights in between passed without a scheduler: they are recorded as missed.
     assert_eq!(
         tick(&p, "2026-10-25T00:30:00Z"),
-        "berlin: Started(\"scheduled-20261025T0030Z\")\n"
+        "berlin: Missed(\"missed-20260330T0030Z-20261024T0030Z\", 209)\n\
+         berlin: Started(\"scheduled-20261025T0030Z\")\n"
     );
     assert_eq!(tick(&p, "2026-10-25T01:30:00Z"), "");
 }
@@ -380,7 +382,18 @@ fn the_scheduler_runs_each_slot_once_and_skips_a_slot_while_the_dag_runs() {
     );
     assert_eq!(
         tick(&p, "2026-11-29T00:03:00Z"),
-        "tokyo: Started(\"scheduled-20261129T0003Z\")\n"
+        "every5: Missed(\"missed-20261128T1025Z-20261129T0000Z\", 164)\n\
+         tokyo: Started(\"scheduled-20261129T0003Z\")\n",
+        "the slots of every5 since the last tick were missed, and are recorded as such"
+    );
+    let missed = &history(&p, "every5")[0];
+    assert_eq!(missed["status"], "skipped", "{missed}");
+    assert!(
+        missed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("164 slot(s) from 2026-11-28 10:25 UTC to 2026-11-29 00:00 UTC were missed"),
+        "{missed}"
     );
 }
 
@@ -749,14 +762,15 @@ fn skip_if_successful_skips_a_slot_after_a_success_since_the_last_one() {
     let later = jiff::Timestamp::from_second(next.as_second() + 600).expect("time");
     let later = later.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let said = tick(&p, &later);
-    assert!(said.starts_with("nightly: Started("), "{said}");
+    assert!(said.contains("nightly: Started("), "{said}");
     wait_ended(&p, "nightly");
     // A failed latest run does not skip the slot.
     write("\"false\"");
     let out = p.run(&file, &[]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let said = tick(&p, &slot);
-    assert!(said.starts_with("nightly: Started("), "{said}");
+    let last = jiff::Timestamp::from_second(next.as_second() + 1200).expect("time");
+    let said = tick(&p, &last.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    assert!(said.contains("nightly: Started("), "{said}");
     wait_ended(&p, "nightly");
 }
 
@@ -1123,16 +1137,15 @@ fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
     )
     .expect("dag");
     let config = format!(
-        "host: 127.0.0.1\npaths:\n  dagsDir: {}\nauth:\n  basic:\n    username: admin\n    password: s3cret\nui:\n  navbarTitle: Prod\nqueues:\n  enabled: true\n  config:\n    - name: q\n      maxConcurrency: 2\n",
+        "host: 127.0.0.1\npaths:\n  dagsDir: {}\nauth:\n  basic:\n    username: admin\n    password: s3cret\nui:\n  navbarTitle: Prod\nqueues:\n  enabled: true\n  config:\n    - name: q\n      maxConcurrency: 2\ntz: Asia/Tokyo\npermissions:\n  runDAGs: false\n",
         dagu.join("my-dags").display()
     );
     std::fs::write(dagu.join("config.yaml"), &config).expect("config");
     let home = dagu.to_string_lossy().into_owned();
     let s = Server::start_args(&p, &["server", "--port", "0"], &[("DAGU_HOME", &home)]);
     assert!(
-        s.said
-            .contains("not used by wharf: ui.navbarTitle, queues.enabled, queues.config"),
-        "{}",
+        s.said.contains("not used by wharf: ui.navbarTitle") && !s.said.contains("queues"),
+        "the queues are used, the title is not: {}",
         s.said
     );
     let (code, _, _) = s.raw("GET", "/api/v2/dags", "", "").expect("request");
@@ -1144,7 +1157,27 @@ fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
     let (code, _, body) = s.raw("GET", "/api/v2/dags", &auth, "").expect("request");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"hello\""), "{body}");
+    // permissions.runDAGs: false: the server shows runs but does not start them.
+    let (code, _, body) = s
+        .raw("POST", "/api/v2/dags/hello/start", &auth, "{}")
+        .expect("request");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("permissions.runDAGs"), "{body}");
     drop(s);
+    // tz: schedules without a zone of their own are in the installation's.
+    std::fs::write(
+        dagu.join("my-dags/tokyo.yaml"),
+        "schedule: \"3 9 * * *\"\nsteps:\n  - echo morning\n",
+    )
+    .expect("dag");
+    let out = p
+        .wharf()
+        .env("DAGU_HOME", &home)
+        .args(["scheduler", "--once-at", "2026-11-29T00:03:00Z"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "tokyo: Started(\"scheduled-20261129T0003Z\")\n");
+    std::fs::remove_file(dagu.join("my-dags/tokyo.yaml")).expect("rm");
 
     // DAGU_* variables: a token, under wharf's own WHARF_* when both are set.
     let s = Server::start_args(
@@ -1268,5 +1301,155 @@ fn a_suspended_dag_skips_its_slots_and_records_them() {
     assert_eq!(
         tick(&p, "2026-11-29T02:00:00Z"),
         "nightly: Started(\"scheduled-20261129T0200Z\")\n"
+    );
+}
+
+/// The status of run `id` of `dag`, once it is `want` (within 20 s).
+fn until_status(p: &Place, dag: &str, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = history(p, dag);
+        if let Some(run) = runs.iter().find(|r| r["runId"] == id)
+            && run["status"] == want
+        {
+            return run.clone();
+        }
+        assert!(Instant::now() < deadline, "{id} never {want}: {runs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// G11, G12: a stop slot stops the running run (it ends aborted); a restart slot stops it,
+// waits restartWaitSec, and starts a new run.
+#[test]
+fn stop_and_restart_schedules_stop_and_restart_the_running_run() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/office.yaml"),
+        "schedule:\n  start: \"CRON_TZ=UTC 0 8 * * *\"\n  stop: \"CRON_TZ=UTC 0 18 * * *\"\n  restart: \"CRON_TZ=UTC 0 12 * * *\"\nrestartWaitSec: 1\nsteps:\n  - name: serve\n    command: sleep 60\n",
+    )
+    .expect("dag");
+    assert_eq!(
+        tick(&p, "2026-11-30T08:00:00Z"),
+        "office: Started(\"scheduled-20261130T0800Z\")\n"
+    );
+    until_status(&p, "office", "scheduled-20261130T0800Z", "running");
+    assert_eq!(
+        tick(&p, "2026-11-30T12:00:00Z"),
+        "office: Restarted(\"restart-20261130T1200Z\")\n"
+    );
+    until_status(&p, "office", "scheduled-20261130T0800Z", "aborted");
+    let restarted = until_status(&p, "office", "restart-20261130T1200Z", "running");
+    let stopped_at = history(&p, "office")
+        .iter()
+        .find(|r| r["runId"] == "scheduled-20261130T0800Z")
+        .and_then(|r| r["finishedAt"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let ts = |v: &str| v.parse::<jiff::Timestamp>().expect("a time");
+    let waited = ts(restarted["startedAt"].as_str().unwrap_or_default()) - ts(&stopped_at);
+    assert!(
+        waited.get_seconds() >= 1 || waited.get_milliseconds() >= 900,
+        "restartWaitSec: {waited:?}"
+    );
+    assert_eq!(
+        tick(&p, "2026-11-30T18:00:00Z"),
+        "office: Stopped(1)\n",
+        "the stop slot stops the restarted run"
+    );
+    until_status(&p, "office", "restart-20261130T1200Z", "aborted");
+    assert_eq!(
+        tick(&p, "2026-11-30T18:00:00Z"),
+        "office: AlreadyThere(\"stop at scheduled-20261130T1800Z\")\n",
+        "a slot is acted on once"
+    );
+}
+
+// Missed slots: within `scheduler.catchupWindow` the latest missed slot still runs; the
+// others are recorded as missed.
+#[test]
+fn a_missed_slot_within_the_catch_up_window_runs_late() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::create_dir_all(p.home()).expect("home");
+    std::fs::write(
+        p.home().join("config.yaml"),
+        "scheduler:\n  catchupWindow: 15m\n",
+    )
+    .expect("config");
+    std::fs::write(
+        p.path("dags/tenmin.yaml"),
+        "schedule: \"CRON_TZ=UTC */10 * * * *\"\nsteps:\n  - echo tick\n",
+    )
+    .expect("dag");
+    assert_eq!(
+        tick(&p, "2026-11-30T10:00:00Z"),
+        "tenmin: Started(\"scheduled-20261130T1000Z\")\n"
+    );
+    until_status(&p, "tenmin", "scheduled-20261130T1000Z", "succeeded");
+    // Down from 10:01 to 10:34: 10:10 and 10:20 are too late, 10:30 is 4 minutes late.
+    assert_eq!(
+        tick(&p, "2026-11-30T10:34:00Z"),
+        "tenmin: Started(\"scheduled-20261130T1030Z\")\n\
+         tenmin: Missed(\"missed-20261130T1010Z-20261130T1020Z\", 2)\n"
+    );
+    until_status(&p, "tenmin", "scheduled-20261130T1030Z", "succeeded");
+    let missed = until_status(
+        &p,
+        "tenmin",
+        "missed-20261130T1010Z-20261130T1020Z",
+        "skipped",
+    );
+    assert!(
+        missed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("later than scheduler.catchupWindow"),
+        "{missed}"
+    );
+}
+
+// Two schedulers on one home at the same slot: one starts the run, the other leaves it.
+#[test]
+fn two_schedulers_on_one_home_fire_a_slot_once() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/once.yaml"),
+        "schedule: \"CRON_TZ=UTC 30 9 * * *\"\nsteps:\n  - echo ran >> trail\n",
+    )
+    .expect("dag");
+    for round in 0..5 {
+        let at = format!("2026-12-0{}T09:30:00Z", round + 1);
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_wharf"))
+                .args(["scheduler", "--once-at", &at, "--dags"])
+                .arg(p.path("dags"))
+                .env("WHARF_HOME", p.home())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("scheduler")
+        };
+        let (a, b) = (spawn(), spawn());
+        let said: String = [a, b]
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().expect("output");
+                assert!(out.status.success(), "{out:?}");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .collect();
+        assert_eq!(said.matches("Started(").count(), 1, "round {round}: {said}");
+        assert_eq!(
+            said.matches("AlreadyThere(").count(),
+            1,
+            "round {round}: {said}"
+        );
+        wait_ended(&p, "once");
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default(),
+        "ran\n".repeat(5)
     );
 }

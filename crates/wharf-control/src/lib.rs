@@ -162,6 +162,12 @@ pub fn launch(store: &Store, home: &Path, args: &[String], dag: &str, run_id: &s
     }
 }
 
+/// Starts `wharf ARGS` detached, without waiting for anything it records.
+pub fn spawn(home: &Path, args: &[String]) -> Result<()> {
+    reap_in_background(detached(home, args)?);
+    Ok(())
+}
+
 /// Starts `wharf retry` of a finished run, detached.
 pub fn retry(home: &Path, run: &RunRecord) -> Result<()> {
     if run.status == Status::Running {

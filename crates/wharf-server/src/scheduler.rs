@@ -1,12 +1,20 @@
 //! The scheduler: at the start of every minute, each DAG of the folder whose `schedule`
 //! matches that minute gets a run.
 //!
-//! A slot's run has the id `scheduled-YYYYMMDDTHHMMZ` (the slot in UTC): a scheduler that
-//! restarts within the minute finds the run and does not start it twice, and no slot
-//! needs remembering elsewhere. While a run of the DAG is still going, the slot is
-//! recorded as a `skipped` run with that id instead. Slots that passed while no scheduler
-//! ran are not made up for (as cron does). Times and daylight-saving changes are as
-//! `wharf_spec::cron` says: a skipped time runs once after the gap, a repeated one once.
+//! A DAG's `schedule.start` slots start runs, its `schedule.stop` slots stop its running
+//! runs, its `schedule.restart` slots restart it (stop, `restartWaitSec`, a new run).
+//!
+//! Each action at a slot is claimed in the store first, so that however many schedulers
+//! run on one home (or one restarts within the minute), one acts. A slot's run has the id
+//! `scheduled-YYYYMMDDTHHMMZ` (the slot in UTC). While a run of the DAG is still going,
+//! the slot is recorded as a `skipped` run with that id instead.
+//!
+//! The store keeps the last minute a scheduler looked at, so slots that passed while no
+//! scheduler ran are known: the latest of a DAG's missed slots still runs when it is
+//! within the catch-up window (`scheduler.catchupWindow`, none by default), and the
+//! others are recorded as one skipped run (`missed-FIRST-LAST`) that says how many were
+//! missed. Times and daylight-saving changes are as `wharf_spec::cron` says: a skipped
+//! time runs once after the gap, a repeated one once.
 
 use std::path::Path;
 
@@ -46,6 +54,13 @@ pub enum ScheduleError {
 /// What happened to a DAG at a slot.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fired {
+    /// `schedule.stop`: how many running runs were told to stop.
+    Stopped(usize),
+    /// `schedule.restart`: the run that replaces the stopped ones (started after
+    /// `restartWaitSec`).
+    Restarted(String),
+    /// Slots missed while no scheduler ran, recorded as one skipped run (its id, how many).
+    Missed(String, usize),
     Started(String),
     Skipped(String),
     AlreadyThere(String),
@@ -55,28 +70,157 @@ pub enum Fired {
     Suspended(String),
 }
 
-/// Starts the runs of the slot `slot` (a minute): every DAG of the folder whose schedule
-/// matches it.
+/// Acts on the slot `slot` (a minute) for every DAG of the folder whose schedule names
+/// it, after the slots missed since the last scheduler's tick.
 pub(crate) fn tick(
     config: &Config,
     slot: Timestamp,
 ) -> Vec<(String, Result<Fired, ScheduleError>)> {
+    let store = match Store::open(&config.home) {
+        Ok(store) => store,
+        Err(e) => return vec![("(the store)".into(), Err(e.into()))],
+    };
+    let previous = match store.advance_scheduler(slot.as_millisecond()) {
+        Ok(previous) => previous.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+        Err(e) => return vec![("(the store)".into(), Err(e.into()))],
+    };
     let mut done = Vec::new();
     for (file_name, path) in crate::api::dag_files(&config.dags) {
         let Ok(loaded) = wharf_spec::load_file(&path) else {
             continue;
         };
         let Some(dag) = loaded.dag else { continue };
-        let due = dag
-            .schedule
-            .start
-            .iter()
-            .any(|expr| Cron::parse(expr).is_ok_and(|c| c.fires_at(slot)));
-        if due {
+        let at = |exprs: &[String]| {
+            exprs
+                .iter()
+                .any(|expr| Cron::parse(expr).is_ok_and(|c| c.fires_at(slot)))
+        };
+        if let Some(since) = previous {
+            for result in catch_up(config, &store, &dag, &path, since, slot) {
+                done.push((file_name.clone(), result));
+            }
+        }
+        if at(&dag.schedule.stop) {
+            done.push((file_name.clone(), stop(&store, &dag, slot)));
+        }
+        if at(&dag.schedule.restart) {
+            done.push((
+                file_name.clone(),
+                restart(config, &store, &dag, &path, slot),
+            ));
+        }
+        if at(&dag.schedule.start) {
             done.push((file_name, fire(config, &dag, &path, slot)));
         }
     }
     done
+}
+
+/// How many missed slots are looked at, at most, per DAG (a minutely schedule and a
+/// scheduler down for two months).
+const MAX_MISSED: usize = 100_000;
+
+/// The DAG's start slots strictly between `since` and `now`, missed while no scheduler
+/// ran: the latest one started when it is within the catch-up window, the others recorded.
+fn catch_up(
+    config: &Config,
+    store: &Store,
+    dag: &wharf_spec::Dag,
+    file: &Path,
+    since: Timestamp,
+    now: Timestamp,
+) -> Vec<Result<Fired, ScheduleError>> {
+    let mut missed: Vec<Timestamp> = Vec::new();
+    let mut at = since;
+    while missed.len() < MAX_MISSED {
+        let Some(next) = next_run(dag, at).filter(|t| *t < now) else {
+            break;
+        };
+        missed.push(next);
+        at = next;
+    }
+    let Some(&latest) = missed.last() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let window = jiff::SignedDuration::try_from(config.catchup_window).unwrap_or_default();
+    let late = now.duration_since(latest);
+    if !window.is_zero() && late <= window {
+        missed.pop();
+        out.push(fire(config, dag, file, latest));
+    }
+    if let (Some(first), Some(last)) = (missed.first(), missed.last()) {
+        let id = format!(
+            "missed-{}-{}",
+            first.strftime("%Y%m%dT%H%MZ"),
+            last.strftime("%Y%m%dT%H%MZ")
+        );
+        let result = (|| {
+            if !store.claim_slot(&dag.name, first.as_millisecond(), "missed")? {
+                return Ok(Fired::AlreadyThere(id.clone()));
+            }
+            let why = format!(
+                "{} slot(s) from {} to {} were missed: no scheduler ran then{}",
+                missed.len(),
+                first.strftime("%Y-%m-%d %H:%M UTC"),
+                last.strftime("%Y-%m-%d %H:%M UTC"),
+                if window.is_zero() {
+                    " (scheduler.catchupWindow is not set, so missed slots do not run)".to_owned()
+                } else {
+                    format!(
+                        " (later than scheduler.catchupWindow, {}s)",
+                        config.catchup_window.as_secs()
+                    )
+                }
+            );
+            record_skipped(store, dag, file, &id, &why)?;
+            Ok(Fired::Missed(id.clone(), missed.len()))
+        })();
+        out.push(result);
+    }
+    out
+}
+
+/// `schedule.stop`: the DAG's running runs are told to stop (they end `aborted`).
+fn stop(store: &Store, dag: &wharf_spec::Dag, slot: Timestamp) -> Result<Fired, ScheduleError> {
+    if !store.claim_slot(&dag.name, slot.as_millisecond(), "stop")? {
+        return Ok(Fired::AlreadyThere(format!("stop at {}", slot_id(slot))));
+    }
+    let stopped = wharf_control::stop_dag(store, &dag.name)?;
+    for (run, result) in &stopped {
+        if let Err(e) = result {
+            eprintln!("{}: cannot stop run {}: {e}", dag.name, run.run_id);
+        }
+    }
+    Ok(Fired::Stopped(
+        stopped.iter().filter(|(_, r)| r.is_ok()).count(),
+    ))
+}
+
+/// `schedule.restart`: `wharf restart` in the background (it stops the running runs,
+/// waits `restartWaitSec`, and starts the new run `restart-YYYYMMDDTHHMMZ`).
+fn restart(
+    config: &Config,
+    store: &Store,
+    dag: &wharf_spec::Dag,
+    file: &Path,
+    slot: Timestamp,
+) -> Result<Fired, ScheduleError> {
+    let run_id = format!("restart-{}", slot.strftime("%Y%m%dT%H%MZ"));
+    if !store.claim_slot(&dag.name, slot.as_millisecond(), "restart")? {
+        return Ok(Fired::AlreadyThere(run_id));
+    }
+    if store.is_suspended(&dag.name)? {
+        return Ok(Fired::Suspended(run_id));
+    }
+    let args = vec![
+        "restart".to_owned(),
+        file.to_string_lossy().into_owned(),
+        "--run-id".to_owned(),
+        run_id.clone(),
+    ];
+    wharf_control::spawn(&config.home, &args)?;
+    Ok(Fired::Restarted(run_id))
 }
 
 fn fire(
@@ -88,7 +232,9 @@ fn fire(
     let run_id = slot_id(slot);
     let store = Store::open(&config.home)?;
     let _ = store.reap_dead();
-    if store.run(&dag.name, &run_id)?.is_some() {
+    if !store.claim_slot(&dag.name, slot.as_millisecond(), "start")?
+        || store.run(&dag.name, &run_id)?.is_some()
+    {
         return Ok(Fired::AlreadyThere(run_id));
     }
     if dag.skip_if_successful
@@ -111,8 +257,8 @@ fn fire(
         "--run-id".to_owned(),
         run_id.clone(),
     ];
-    // Until the run is recorded, another scheduler (or this one, restarted) could start
-    // the slot again: launch waits for the record (the new process writes it first thing).
+    // The slot is claimed: launch waits for the record only so that the run can be asked
+    // for once the tick is over.
     wharf_control::launch(&store, &config.home, &args, &dag.name, &run_id)?;
     Ok(Fired::Started(run_id))
 }
@@ -199,6 +345,11 @@ pub(crate) async fn run(config: Config) {
                 }
                 Ok(Fired::Suspended(id)) => {
                     eprintln!("{dag}: slot {id} skipped, the DAG is suspended")
+                }
+                Ok(Fired::Stopped(n)) => eprintln!("{dag}: stop slot, {n} run(s) told to stop"),
+                Ok(Fired::Restarted(id)) => eprintln!("{dag}: restart slot, new run {id}"),
+                Ok(Fired::Missed(id, n)) => {
+                    eprintln!("{dag}: {n} slot(s) missed while no scheduler ran, recorded as {id}")
                 }
                 Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
             }

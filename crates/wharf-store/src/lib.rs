@@ -666,6 +666,38 @@ impl Store {
             .is_some())
     }
 
+    /// Claims the action `action` (`start`, `stop`, `restart`) of the DAG `dag` at the slot
+    /// `slot_ms` for this scheduler: true for the first to claim it, false for any other
+    /// (another scheduler on the same home already acts on it).
+    pub fn claim_slot(&self, dag: &str, slot_ms: i64, action: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO slots (dag, slot, action, at) VALUES (?1, ?2, ?3, ?4)",
+            params![dag, slot_ms, action, now_ms()],
+        )? > 0)
+    }
+
+    /// Moves the scheduler's last looked-at slot to `slot_ms` (never back), and gives the one
+    /// before: None when no scheduler ever ran on this home.
+    pub fn advance_scheduler(&self, slot_ms: i64) -> Result<Option<i64>> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let last: Option<i64> = self
+                .conn
+                .query_row("SELECT last_slot FROM scheduler WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            self.conn.execute(
+                "INSERT INTO scheduler (id, last_slot) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET last_slot = MAX(last_slot, excluded.last_slot)",
+                params![slot_ms],
+            )?;
+            Ok(last)
+        })();
+        self.end_transaction(result.is_ok())?;
+        result
+    }
+
     /// Records the decision on a waiting step (a later one replaces it).
     pub fn decide(&self, run: RunKey, step: &str, decision: &Decision) -> Result<()> {
         let (approved, inputs, reason) = match decision {

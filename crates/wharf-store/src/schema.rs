@@ -89,4 +89,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
 ",
+    // The scheduler: the slots it acted on (one scheduler per slot, however many run),
+    // and the last minute it looked at (to know the slots it missed while down).
+    r"
+    CREATE TABLE slots (
+        dag TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (dag, slot, action)
+    );
+    CREATE TABLE scheduler (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_slot INTEGER NOT NULL
+    );
+",
 ];

@@ -225,12 +225,6 @@ fn schedule(d: &mut Decoder, node: &Node) -> Schedule {
             ] {
                 if let Some(n) = f.get(key) {
                     check(d, n, out);
-                    if key != "start" {
-                        d.warning(
-                            n.at(),
-                            format!("`schedule.{key}` is not acted on by wharf yet: only `start` starts runs"),
-                        );
-                    }
                 }
             }
         }
