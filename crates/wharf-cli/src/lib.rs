@@ -28,6 +28,19 @@ pub fn run() -> i32 {
         }
     };
     let term = term::Term::detect();
+    let needs_installation = !matches!(
+        args.command,
+        args::Command::Completions(_) | args::Command::Man(_) | args::Command::Version
+    );
+    if needs_installation {
+        // The installation's settings (base configuration, global queues, default shell,
+        // time zone) hold for every DAG this process reads.
+        let home = wharf_store::default_home();
+        if let Err(e) = wharf_engine::Installation::read(&home).and_then(|i| i.install()) {
+            eprintln!("error: {e}");
+            return ExitCode::Usage as i32;
+        }
+    }
     let result = match args.command {
         args::Command::Run(a) => commands::run::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),

@@ -940,3 +940,112 @@ fn enqueue_and_dequeue() {
         "0\n2\n"
     );
 }
+
+// F05, G45, C06, F06, F09: a Dagu installation's base.yaml is under every DAG (env added
+// before the DAG's, handlers not inherited by sub-DAGs), its global queues hold across
+// DAGs, and its default shell runs steps that name none.
+#[test]
+fn an_installations_base_configuration_queues_and_default_shell_hold_for_every_dag() {
+    let p = Place::new();
+    let dagu = p.path("dagu");
+    std::fs::create_dir_all(dagu.join("dags")).expect("dagu home");
+    std::fs::write(
+        dagu.join("config.yaml"),
+        "defaultShell: bash\nqueues:\n  enabled: true\n  config:\n    - name: batch\n      maxConcurrency: 1\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dagu.join("base.yaml"),
+        "env:\n  - ENV: prod\n  - WHO: base\nhandlerOn:\n  failure:\n    command: echo \"base handler of $DAG_NAME\" >> trail\n",
+    )
+    .expect("base");
+    let dag = |name: &str, body: &str| {
+        std::fs::write(dagu.join(format!("dags/{name}.yaml")), body).expect("dag");
+    };
+    dag(
+        "greet",
+        "env:\n  - WHO: dag\nsteps:\n  - name: hi\n    command: echo \"$ENV $WHO ${BASH_VERSION:+bash}\" > out\n",
+    );
+    dag("parent", "steps:\n  - name: child\n    call: child\n");
+    dag("child", "steps:\n  - name: no\n    command: \"false\"\n");
+    let marker = format!("1006.{}", std::process::id());
+    dag(
+        "q1",
+        &format!(
+            "queue: batch\nsteps:\n  - name: hold\n    command: echo q1 >> lane; sleep {marker}\n"
+        ),
+    );
+    dag(
+        "q2",
+        "queue: batch\nsteps:\n  - name: go\n    command: echo q2 >> lane\n",
+    );
+    let home = dagu.to_string_lossy().into_owned();
+    // `$SHELL` is `sh`: the installation's `defaultShell` comes before it.
+    let wharf = || p.wharf().env("DAGU_HOME", &home).env("SHELL", "/bin/sh");
+
+    let out = wharf().args(["start", "greet"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dagu.join("dags/out")).unwrap_or_default(),
+        "prod dag bash\n",
+        "base env first, the DAG's wins; the default shell runs the step"
+    );
+
+    let out = wharf().args(["start", "parent"]).run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dagu.join("dags/trail")).unwrap_or_default(),
+        "base handler of parent\n",
+        "the base failure handler runs once, for the parent only"
+    );
+
+    let out = wharf().args(["enqueue", "q1", "--run-id", "first"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "q1 did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = wharf().args(["enqueue", "q2", "--run-id", "second"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("queued"),
+        "another DAG of the queue holds its one place: {}",
+        out.stderr
+    );
+    let status = |dag: &str, id: &str| {
+        let out = wharf()
+            .args(["status", dag, "--run-id", id, "--json"])
+            .run();
+        serde_json::from_str::<Value>(&out.stdout).expect("json")["status"].clone()
+    };
+    assert_eq!(status("q2", "second"), "queued");
+    let out = wharf().args(["stop", "q1"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("q2", "second") != "succeeded" {
+        assert!(Instant::now() < deadline, "{}", status("q2", "second"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dagu.join("dags/lane")).unwrap_or_default(),
+        "q1\nq2\n"
+    );
+
+    // A problem in base.yaml is told on the DAG with the base file's line.
+    std::fs::write(
+        dagu.join("base.yaml"),
+        "env:\n  - ENV: prod\ntimeoutSec: soon\n",
+    )
+    .expect("base");
+    let out = wharf()
+        .args(["validate"])
+        .arg_path(&dagu.join("dags/greet.yaml"))
+        .run();
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("in the base configuration") && out.stderr.contains("base.yaml:3:13"),
+        "{}",
+        out.stderr
+    );
+}

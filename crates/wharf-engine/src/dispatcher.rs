@@ -164,11 +164,9 @@ pub(crate) async fn run(
         .as_ref()
         .map(|l| l.chain.clone())
         .unwrap_or_default();
-    let secret_error = resolved
-        .params_error
-        .take()
-        .or(secret_error)
-        .or_else(|| wharf_spec::calls::check(&dag, &above, Some(&dags_dir(&home))).err());
+    let secret_error = resolved.params_error.take().or(secret_error).or_else(|| {
+        wharf_spec::calls::check(&dag, &above, Some(&crate::installation::dags_dir(&home))).err()
+    });
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {
@@ -820,18 +818,6 @@ impl Dispatcher {
             pending_attempt: std::sync::Mutex::new(None),
         }
     }
-}
-
-/// The DAGs folder, where DAGs are found by name: `$WHARF_DAGS`, else Dagu's
-/// `$DAGU_DAGS_DIR`, else `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in
-/// wharf's home `home` (as the server has it by default).
-pub fn dags_dir(home: &Path) -> std::path::PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
-    var("WHARF_DAGS")
-        .or_else(|| var("DAGU_DAGS_DIR"))
-        .map(std::path::PathBuf::from)
-        .or_else(|| var("DAGU_HOME").map(|h| std::path::PathBuf::from(h).join("dags")))
-        .unwrap_or_else(|| home.join("dags"))
 }
 
 /// Whether the run starts a DAG-level container.

@@ -11,6 +11,7 @@
 mod condition;
 mod dispatcher;
 mod executor;
+mod installation;
 mod local;
 mod recorder;
 mod resume;
@@ -22,11 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatcher::{dags_dir, execute};
+pub use dispatcher::execute;
 pub use executor::{
     BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
     SharedContainer, SharedSetup, StepJob, Work,
 };
+pub use installation::{GlobalQueue, Installation, dags_dir, queue_place};
 pub use local::{LazyLog, LocalExecutor};
 pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;

@@ -43,6 +43,15 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// What the settings hold that wharf does not use (told once, at start).
     pub notes: Vec<String>,
+    /// Whether DAG files may be created, changed and removed through the server
+    /// (`permissions.writeDAGs`).
+    pub write_dags: bool,
+    /// Whether runs may be started, stopped, retried, queued and decided through the
+    /// server (`permissions.runDAGs`).
+    pub run_dags: bool,
+    /// How long after a slot the scheduler still starts a run it missed while no
+    /// scheduler ran (`scheduler.catchupWindow`); zero: missed slots are only recorded.
+    pub catchup_window: std::time::Duration,
 }
 
 /// Keys of Dagu's `config.yaml` wharf uses (its other keys are reported, not used).
@@ -62,7 +71,17 @@ const DAGU_KEYS: &[&str] = &[
     "basicAuthPassword",
     "isAuthToken",
     "authToken",
+    "tz",
+    "defaultShell",
+    "paths.baseConfig",
+    "baseConfig",
+    "queues.enabled",
+    "permissions.writeDAGs",
+    "permissions.runDAGs",
 ];
+
+/// Keys of Dagu's `config.yaml` that hold lists wharf uses.
+const DAGU_LISTS: &[&str] = &["queues.config"];
 
 /// Dagu's `$DAGU_HOME/config.yaml`: its settings, and notes on what wharf does not use.
 /// An authentication setting wharf cannot honour is an error: the server must not serve
@@ -82,8 +101,9 @@ fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), Conf
             )));
         }
     };
-    let wharf_spec::ForeignSettings { values, lists } = wharf_spec::flat_settings_with_lists(&text)
-        .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?;
+    let wharf_spec::ForeignSettings { values, lists, .. } =
+        wharf_spec::flat_settings_with_lists(&text)
+            .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?;
     let off = |v: &str| matches!(v.trim(), "" | "false" | "no" | "off" | "0");
     if let Some((k, _)) = values
         .iter()
@@ -98,7 +118,12 @@ fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), Conf
         .iter()
         .map(|(k, _)| k.as_str())
         .filter(|k| !DAGU_KEYS.contains(k))
-        .chain(lists.iter().map(String::as_str))
+        .chain(
+            lists
+                .iter()
+                .map(String::as_str)
+                .filter(|k| !DAGU_LISTS.contains(k)),
+        )
         .collect();
     unused.dedup();
     let notes = if unused.is_empty() {
@@ -122,8 +147,17 @@ impl Config {
         let home = wharf_store::default_home();
         let file = home.join("config.yaml");
         let settings = match std::fs::read_to_string(&file) {
-            Ok(text) => wharf_spec::flat_settings(&text)
-                .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?,
+            Ok(text) => {
+                let read = wharf_spec::flat_settings_with_lists(&text)
+                    .map_err(|e| ConfigError::File(format!("{}: {e}", file.display())))?;
+                if let Some(list) = read.lists.iter().find(|k| k.as_str() != "queues.config") {
+                    return Err(ConfigError::File(format!(
+                        "{}: `{list}` takes a single value, not a list",
+                        file.display()
+                    )));
+                }
+                read.values
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 return Err(ConfigError::File(format!(
@@ -141,6 +175,13 @@ impl Config {
             "auth.basic.username",
             "auth.basic.password",
             "allowedHosts",
+            "tz",
+            "defaultShell",
+            "baseConfig",
+            "queues.enabled",
+            "permissions.writeDAGs",
+            "permissions.runDAGs",
+            "scheduler.catchupWindow",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -232,7 +273,29 @@ impl Config {
             .filter(|h| !h.is_empty())
             .collect();
         allowed_hosts.push(host.to_ascii_lowercase());
+        let allowed = |env_key: &str, file_key: &str| -> Result<bool, ConfigError> {
+            match setting(env_key, file_key).as_deref().map(str::trim) {
+                None | Some("true" | "yes" | "on" | "1") => Ok(true),
+                Some("false" | "no" | "off" | "0") => Ok(false),
+                Some(other) => Err(ConfigError::File(format!(
+                    "`{file_key}` is true or false, not `{other}`"
+                ))),
+            }
+        };
+        let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
+        let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
+        let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
+            None => std::time::Duration::ZERO,
+            Some(text) => duration(&text).ok_or_else(|| {
+                ConfigError::File(format!(
+                    "`scheduler.catchupWindow` is a duration such as `30m`, `6h` or `1d`, not `{text}`"
+                ))
+            })?,
+        };
         Ok(Self {
+            write_dags,
+            run_dags,
+            catchup_window,
             host,
             allowed_hosts,
             port,
@@ -297,6 +360,24 @@ pub(crate) fn host_name(host: &str) -> &str {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     }
+}
+
+/// A duration written as a whole number and a unit (`90s`, `30m`, `6h`, `1d`), or seconds.
+fn duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let unit_secs = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(unit_secs)?))
 }
 
 /// Compares secrets in time that does not depend on where they differ.

@@ -117,6 +117,25 @@ async fn check(
             "requests that change something are accepted only from this server's own pages",
         );
     }
+    let path = parts.uri.path();
+    let own = path.strip_prefix(config.base_path.as_str()).unwrap_or(path);
+    match permission(&parts.method, own) {
+        Some(Permission::Write) if !config.write_dags => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this server does not change DAG files (permissions.writeDAGs is false)",
+            );
+        }
+        Some(Permission::Run) if !config.run_dags => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this server does not start, stop or change runs (permissions.runDAGs is false)",
+            );
+        }
+        _ => {}
+    }
     let collected = tokio::time::timeout(
         BODY_TIMEOUT,
         http_body_util::Limited::new(body, MAX_BODY).collect(),
@@ -141,6 +160,29 @@ async fn check(
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// What a request needs leave for: changing DAG files, or acting on runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Permission {
+    Write,
+    Run,
+}
+
+/// The leave `path` (under the base path) needs for `method`: reads need none, except a
+/// dequeue (a GET in Dagu's API).
+fn permission(method: &Method, path: &str) -> Option<Permission> {
+    if method == Method::GET || method == Method::HEAD {
+        return path.ends_with("/dequeue").then_some(Permission::Run);
+    }
+    let api = path.strip_prefix("/api/v2");
+    match api {
+        Some("/dags/validate") => None,
+        Some("/dags") if method == Method::POST => Some(Permission::Write),
+        Some(p) if method == Method::DELETE && p.starts_with("/dags/") => Some(Permission::Write),
+        Some(p) if method == Method::PUT && p.ends_with("/spec") => Some(Permission::Write),
+        _ => Some(Permission::Run),
+    }
 }
 
 fn bad_request(message: &str) -> Response {

@@ -112,9 +112,14 @@ impl Cron {
         Ok(Self { zone, pattern })
     }
 
-    /// The zone the expression's times are in.
+    /// The zone the expression's times are in: its own, else the installation's
+    /// ([`set_default_zone`]), else `CRON_TZ` or `TZ`, else the system's.
     pub fn time_zone(&self) -> Result<TimeZone, CronError> {
-        let name = self.zone.clone().or_else(|| {
+        let configured = DEFAULT_ZONE
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let name = self.zone.clone().or(configured).or_else(|| {
             ["CRON_TZ", "TZ"]
                 .iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -150,6 +155,20 @@ impl Cron {
         };
         self.next_after(just_before) == Some(slot)
     }
+}
+
+static DEFAULT_ZONE: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Sets the zone of expressions that name none (an installation's `tz`); an unknown zone
+/// is an error.
+pub fn set_default_zone(name: Option<String>) -> Result<(), CronError> {
+    if let Some(n) = &name {
+        zone_named(n)?;
+    }
+    *DEFAULT_ZONE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+    Ok(())
 }
 
 fn zone_named(name: &str) -> Result<TimeZone, CronError> {

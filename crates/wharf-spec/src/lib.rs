@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+mod base;
 pub mod calls;
 pub mod cron;
 mod decode;
@@ -24,6 +25,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use auth::decode_basic;
+pub use base::{base_config, set_base_config};
 pub use diag::{Diagnostic, Severity};
 pub use graph::{dependency_indices, execution_order};
 pub use model::*;
@@ -70,6 +72,16 @@ pub struct SettingsError {
 /// Reads and checks a DAG file. A file over [`MAX_FILE_BYTES`] is not read past that: it
 /// is an error.
 pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
+    load_file_as(path, false)
+}
+
+/// Reads and checks a DAG file run as a sub-DAG: as [`load_file`], without the base
+/// configuration's `handlerOn` (its parent's handlers handle its failure).
+pub fn load_sub_dag_file(path: &Path) -> std::io::Result<Loaded> {
+    load_file_as(path, true)
+}
+
+fn load_file_as(path: &Path, sub_dag: bool) -> std::io::Result<Loaded> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
@@ -112,12 +124,16 @@ pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
             });
         }
     };
-    Ok(load_str(source, path))
+    Ok(load_str_as(source, path, sub_dag))
 }
 
 /// Checks `source` as the content of the DAG file at `path` (used for its name and for
 /// resolving relative paths; the file itself is not read).
 pub fn load_str(source: String, path: &Path) -> Loaded {
+    load_str_as(source, path, false)
+}
+
+fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
     let file = absolute(path);
     let dir = file
         .parent()
@@ -138,7 +154,8 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
                         "start with `steps:` and a list of commands, e.g. `steps: [echo hello]`",
                     ),
                 ),
-                Some(root) => {
+                Some(mut root) => {
+                    base::merge_under(&mut root, sub_dag, &mut diagnostics);
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
                         dir: &dir,
@@ -148,6 +165,9 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();
                     for other in &doc.others {
+                        let mut other = other.clone();
+                        base::merge_under(&mut other, true, &mut diagnostics);
+                        let other = &other;
                         let named = other.as_map().and_then(|entries| {
                             entries.iter().find(|e| e.key.as_str() == Some("name"))
                         });
@@ -184,11 +204,15 @@ pub fn load_str(source: String, path: &Path) -> Loaded {
             }
         }
     }
+    diagnostics.iter_mut().for_each(base::relocate);
     // Positions in file order; whole-file problems last.
     diagnostics.sort_by_key(|d| {
         d.span
             .map_or((usize::MAX, 0), |s| (s.start.line, s.start.col))
     });
+    // A problem of the base file is told once, not once per document that inherits it.
+    let mut told = std::collections::HashSet::new();
+    diagnostics.retain(|d| d.span.is_some() || told.insert(d.message.clone()));
     if diagnostics.iter().any(Diagnostic::is_error) {
         dag = None;
     }
@@ -233,14 +257,51 @@ pub fn flat_settings(source: &str) -> Result<Vec<(String, String)>, SettingsErro
 pub struct ForeignSettings {
     pub values: Vec<(String, String)>,
     pub lists: Vec<String>,
+    /// The lists of mappings (`queues.config`), each item's scalar values by key.
+    pub tables: Vec<(String, Vec<Settings>)>,
 }
+
+/// Settings by dotted key, in the file's order.
+pub type Settings = Vec<(String, String)>;
 
 /// Like [`flat_settings`], for a file of another program: a key that holds a list is not
 /// an error; it is named in [`ForeignSettings::lists`].
 pub fn flat_settings_with_lists(source: &str) -> Result<ForeignSettings, SettingsError> {
     let mut lists = Vec::new();
     let values = settings(source, Some(&mut lists))?;
-    Ok(ForeignSettings { values, lists })
+    let mut tables = Vec::new();
+    if let Some(root) = yaml::load(source).ok().and_then(|d| d.root) {
+        for key in &lists {
+            let mut node = Some(&root);
+            for part in key.split('.') {
+                node = node
+                    .and_then(yaml::Node::as_map)
+                    .and_then(|m| m.iter().find(|e| e.key.as_str() == Some(part)))
+                    .map(|e| &e.value);
+            }
+            let items = node.and_then(yaml::Node::as_seq).unwrap_or_default();
+            let rows: Vec<Settings> = items
+                .iter()
+                .filter_map(yaml::Node::as_map)
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .filter_map(|e| {
+                            Some((e.key.as_str()?.to_owned(), e.value.as_str()?.to_owned()))
+                        })
+                        .collect()
+                })
+                .collect();
+            if !rows.is_empty() {
+                tables.push((key.clone(), rows));
+            }
+        }
+    }
+    Ok(ForeignSettings {
+        values,
+        lists,
+        tables,
+    })
 }
 
 fn settings(

@@ -162,7 +162,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         eprintln!("waiting {wait}s before the new start (restartWaitSec)");
         std::thread::sleep(std::time::Duration::from_secs(wait));
     }
-    start(&file, None, &params, args.verbose, term)
+    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
 }
 
 /// Starts a run of the DAG file `file` and runs it to its end.
@@ -191,7 +191,7 @@ fn start(
         .log_dir
         .as_ref()
         .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
-    let place = dag.queue_place();
+    let place = wharf_engine::queue_place(&dag);
     let new = NewRun {
         dag: &dag.name,
         run_id: &run_id,

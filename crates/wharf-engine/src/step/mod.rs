@@ -355,7 +355,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         serde_json::Value::Object(params).to_string(),
     ));
     let plan = if let Some(call) = &step.call {
-        let dags = crate::dispatcher::dags_dir(ctx.store.home());
+        let dags = crate::installation::dags_dir(ctx.store.home());
         Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars, Some(&dags))?))
     } else if in_shared {
         Plan::Exec(exec_job(step, dag, &expand)?)

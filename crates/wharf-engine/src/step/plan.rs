@@ -10,7 +10,8 @@ pub(super) fn env_pairs(vars: &Resolved) -> Vec<(String, String)> {
     vars::step_env(vars)
 }
 
-/// The step's shell: its own, the DAG's, `$SHELL`, or `sh`.
+/// The step's shell: its own, the DAG's, the installation's `defaultShell`, `$SHELL`, or
+/// `sh`.
 pub(super) fn shell_of(
     step: &Step,
     dag: &Dag,
@@ -21,6 +22,10 @@ pub(super) fn shell_of(
         .as_ref()
         .or(dag.shell.as_ref())
         .map(|words| words.iter().map(|w| expand(w)).collect())
+        .or_else(|| {
+            crate::installation::default_shell()
+                .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        })
         .or_else(|| {
             std::env::var("SHELL")
                 .ok()
