@@ -621,7 +621,7 @@ fn the_web_ui_in_a_real_browser() {
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
-const IMPLEMENTED: &str = r"^/(health|dags|dags/validate|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/stop-all|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
+const IMPLEMENTED: &str = r"^/(health|dags|dags/validate|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
 
 #[test]
 fn the_api_answers_as_the_openapi_document_says() {
@@ -1451,5 +1451,83 @@ fn two_schedulers_on_one_home_fire_a_slot_once() {
     assert_eq!(
         std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default(),
         "ran\n".repeat(5)
+    );
+}
+
+// API: `POST /dag-runs` and `/dag-runs/enqueue` run a DAG sent inline; `GET /queues` shows
+// each queue's running and waiting runs, a global queue of the configuration included.
+#[test]
+fn inline_specs_run_and_queues_are_listed_through_the_api() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.home()).expect("home");
+    std::fs::write(
+        p.home().join("config.yaml"),
+        "queues:\n  config:\n    - name: batch\n      maxConcurrency: 1\n",
+    )
+    .expect("config");
+    let s = Server::start(&p);
+    let (_, v) = s.get("/queues");
+    assert_eq!(
+        v,
+        json!({"queues": [{"name": "batch", "type": "global", "maxConcurrency": 1, "running": [], "queued": []}],
+               "summary": {"totalQueues": 1, "totalRunning": 0, "totalQueued": 0}})
+    );
+    let marker = format!("1007.{}", std::process::id());
+    let (code, v) = s.post(
+        "/dag-runs",
+        &json!({"spec": format!("name: inline\nqueue: batch\nmaxCleanUpTimeSec: 1\nsteps:\n  - name: hold\n    command: sleep {marker}\n"), "dagRunId": "i1"}),
+    );
+    assert_eq!((code, v), (200, json!({"dagRunId": "i1"})));
+    s.until("inline", "i1", "running");
+    let (code, v) = s.post(
+        "/dag-runs/enqueue",
+        &json!({"spec": "queue: batch\nparams: WHO=x\nsteps:\n  - name: greet\n    command: echo hi $WHO\n", "name": "second", "dagRunId": "i2", "params": "WHO=api"}),
+    );
+    assert_eq!((code, v), (200, json!({"dagRunId": "i2"})));
+    s.until("second", "i2", "queued");
+    let (_, v) = s.get("/queues");
+    assert_eq!(v["queues"][0]["name"], "batch", "{v}");
+    assert_eq!(v["queues"][0]["running"][0]["dagRunId"], "i1", "{v}");
+    assert_eq!(v["queues"][0]["queued"][0]["dagRunId"], "i2", "{v}");
+    assert_eq!(
+        v["summary"],
+        json!({"totalQueues": 1, "totalRunning": 1, "totalQueued": 1})
+    );
+
+    // Refused: no name, an invalid spec, an id already used.
+    let (code, v) = s.post("/dag-runs", &json!({"spec": "steps:\n  - echo x\n"}));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("name"),
+        "{v}"
+    );
+    let (code, v) = s.post(
+        "/dag-runs",
+        &json!({"spec": "steps:\n  - name: a\n    depends: b\n", "name": "bad"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid"),
+        "{v}"
+    );
+    let (code, v) = s.post(
+        "/dag-runs",
+        &json!({"spec": "name: inline\nsteps:\n  - echo x\n", "dagRunId": "i1"}),
+    );
+    assert_eq!(code, 409, "{v}");
+
+    let (code, v) = s.post("/dag-runs/inline/i1/stop", &json!({}));
+    assert_eq!(code, 200, "{v}");
+    s.until("inline", "i1", "aborted");
+    s.until("second", "i2", "succeeded");
+    let (_, log) = s.get("/dag-runs/second/i2/steps/greet/log");
+    assert_eq!(log["content"], "hi api\n");
+    let (_, v) = s.get("/queues");
+    assert_eq!(
+        v["summary"],
+        json!({"totalQueues": 1, "totalRunning": 0, "totalQueued": 0})
     );
 }

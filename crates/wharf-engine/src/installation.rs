@@ -173,6 +173,14 @@ pub(crate) fn default_shell() -> Option<String> {
         .clone()
 }
 
+/// The global queues of this process's installation.
+pub fn global_queues() -> Vec<GlobalQueue> {
+    QUEUES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// The queue a run of `dag` waits in and its size: a global queue of the installation
 /// that the DAG names (its `maxConcurrency`), else the DAG's own queue (named after it,
 /// or as its `queue:` says, of `maxActiveRuns`, 1 by default). None when the DAG has

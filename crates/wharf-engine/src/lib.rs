@@ -28,7 +28,7 @@ pub use executor::{
     BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
     SharedContainer, SharedSetup, StepJob, Work,
 };
-pub use installation::{GlobalQueue, Installation, dags_dir, queue_place};
+pub use installation::{GlobalQueue, Installation, dags_dir, global_queues, queue_place};
 pub use local::{LazyLog, LocalExecutor};
 pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;

@@ -144,6 +144,8 @@ pub struct RunRecord {
     pub parent: Option<(RunKey, String)>,
     /// A sub-DAG run: the run at the top of its tree.
     pub root: Option<RunKey>,
+    /// The queue the run waits in or holds a place of, if any.
+    pub queue: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,7 +182,7 @@ pub struct OutputRecord {
     pub omit: bool,
 }
 
-const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir, parent, parent_step, root";
+const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir, parent, parent_step, root, queue";
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     let params: String = row.get(5)?;
@@ -205,6 +207,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
             _ => None,
         },
         root: row.get::<_, Option<i64>>(14)?.map(RunKey),
+        queue: row.get(15)?,
     })
 }
 
@@ -400,6 +403,15 @@ impl Store {
             "UPDATE runs SET status = 'aborted', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'queued'",
             params![run.0, now_ms(), why],
         )? > 0)
+    }
+
+    /// The runs that hold a place in a queue or wait for one, oldest first.
+    pub fn in_queues(&self) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('running', 'queued') AND queue IS NOT NULL ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The queued runs (of one DAG, or all), first in line first.

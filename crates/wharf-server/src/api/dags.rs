@@ -256,27 +256,111 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
             diagnostics(&loaded).join("; ")
         ));
     };
-    let run_id = match body.get("dagRunId").and_then(Value::as_str) {
+    let run_id = or_reply!(chosen_run_id(dag, &body));
+    start_run(home, &file, dag, &run_id, &body)
+}
+
+/// `POST /dag-runs` (and `/dag-runs/enqueue`): a run of a DAG sent as YAML in `spec`,
+/// named by its `name` or the body's. The spec is kept as the run's DAG file
+/// (`$WHARF_HOME/specs/RUN_ID/NAME.yaml`), so the run can be shown and retried like any.
+pub(super) fn start_spec(home: &Path, body: &Bytes) -> Reply {
+    let body = or_reply!(body_json(body));
+    let Some(spec) = body.get("spec").and_then(Value::as_str) else {
+        return bad_request("the body needs `spec`: the DAG as YAML text");
+    };
+    if body.get("queue").is_some_and(|q| !q.is_null()) {
+        return bad_request(
+            "`queue` cannot be chosen per run here: write `queue: NAME` in the spec",
+        );
+    }
+    let given_name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+    let probe = wharf_spec::load_str(spec.to_owned(), &home.join("specs/probe/dag.yaml"));
+    let Some(probe_dag) = probe.dag.as_ref() else {
+        return bad_request(format!(
+            "the spec is invalid: {}",
+            diagnostics(&probe).join("; ")
+        ));
+    };
+    let name = if spec_names_itself(spec) {
+        probe_dag.name.clone()
+    } else if !given_name.is_empty() {
+        given_name.to_owned()
+    } else {
+        return bad_request("the spec has no `name`: give one in the spec or as `name`");
+    };
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        || name.starts_with('.')
+    {
+        return bad_request(format!(
+            "invalid DAG name `{name}`: letters, digits, `_`, `-` and `.` only"
+        ));
+    }
+    let run_id = or_reply!(chosen_run_id(probe_dag, &body));
+    let dir = home.join("specs").join(wharf_store::safe_name(&run_id));
+    let file = dir.join(format!("{name}.yaml"));
+    let loaded = wharf_spec::load_str(spec.to_owned(), &file);
+    let Some(dag) = loaded.dag.as_ref() else {
+        return bad_request(format!(
+            "the spec is invalid: {}",
+            diagnostics(&loaded).join("; ")
+        ));
+    };
+    if dir.exists() {
+        return error(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("a run with the id `{run_id}` was already sent as a spec"),
+        );
+    }
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, spec)) {
+        return internal(format!("cannot keep the spec in {}: {e}", file.display()));
+    }
+    let reply = start_run(home, &file, dag, &run_id, &body);
+    if reply.status() != StatusCode::OK {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    reply
+}
+
+/// Whether a spec sets its own `name` (at the top of its first document).
+fn spec_names_itself(spec: &str) -> bool {
+    wharf_spec::flat_settings_with_lists(spec).is_ok_and(|s| {
+        s.values
+            .iter()
+            .any(|(k, v)| k == "name" && !v.trim().is_empty())
+    })
+}
+
+/// The run id a request chose (checked), or a new one.
+fn chosen_run_id(dag: &wharf_spec::Dag, body: &Value) -> Result<String, Box<Reply>> {
+    match body.get("dagRunId").and_then(Value::as_str) {
         Some(id) if !id.is_empty() && dag.run_config.disable_run_id_edit => {
-            return bad_request(format!(
+            Err(Box::new(bad_request(format!(
                 "the DAG `{}` does not take a chosen dagRunId (its runConfig has disableRunIdEdit); \
                  leave dagRunId out and a new id is given",
                 dag.name
-            ));
+            ))))
         }
         Some(id) if !id.is_empty() => {
             let api_id = id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !api_id || !wharf_engine::valid_run_id(id) || id == "latest" || id == "-" {
-                return bad_request(format!(
+                return Err(Box::new(bad_request(format!(
                     "invalid dagRunId `{id}`: letters, digits, `_` and `-` only"
-                ));
+                ))));
             }
-            id.to_owned()
+            Ok(id.to_owned())
         }
-        _ => wharf_engine::new_run_id(),
-    };
+        _ => Ok(wharf_engine::new_run_id()),
+    }
+}
+
+/// Starts run `run_id` of `dag` (read from `file`) with the body's params and singleton.
+fn start_run(home: &Path, file: &Path, dag: &wharf_spec::Dag, run_id: &str, body: &Value) -> Reply {
+    let run_id = run_id.to_owned();
     let text = match body.get("params") {
         None | Some(Value::Null) => "",
         Some(Value::String(text)) => text.as_str(),
@@ -294,7 +378,7 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
     let started = wharf_control::start(
         home,
         &wharf_control::Start {
-            file: &file,
+            file,
             dag: &dag.name,
             run_id: &run_id,
             params: &params,

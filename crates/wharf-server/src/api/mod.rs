@@ -159,7 +159,21 @@ pub(crate) fn router() -> Router<Shared> {
             "/dag-runs",
             get(|State(s): State<Shared>, RawQuery(q): Q| async move {
                 on_pool!(s, |dags, home| all_runs(home, &q.unwrap_or_default()))
+            })
+            .post(|State(s): State<Shared>, body: Bytes| async move {
+                on_pool!(s, |dags, home| start_spec(home, &body))
             }),
+        )
+        .route(
+            "/dag-runs/enqueue",
+            // A start is an enqueue: a run without a place in its queue waits there.
+            post(|State(s): State<Shared>, body: Bytes| async move {
+                on_pool!(s, |dags, home| start_spec(home, &body))
+            }),
+        )
+        .route(
+            "/queues",
+            get(|State(s): State<Shared>| async move { on_pool!(s, |dags, home| queues(home)) }),
         )
         .route(
             "/dag-runs/{name}",

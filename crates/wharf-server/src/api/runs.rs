@@ -521,3 +521,58 @@ pub(super) fn dequeue(home: &Path, name: &str, id: &str) -> Reply {
         Err(e) => internal(e),
     }
 }
+
+/// `GET /queues`: each queue with the runs that hold its places and those that wait, the
+/// installation's global queues included when empty.
+pub(super) fn queues(home: &Path) -> Reply {
+    let store = or_reply!(open(home));
+    let runs = match store.in_queues() {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let globals = wharf_engine::global_queues();
+    let mut queues: Vec<Queue> = globals
+        .iter()
+        .map(|g| Queue {
+            name: g.name.clone(),
+            kind: "global",
+            max_concurrency: g.max_concurrency,
+            running: Vec::new(),
+            queued: Vec::new(),
+        })
+        .collect();
+    for run in &runs {
+        let Some(name) = &run.queue else { continue };
+        let i = match queues.iter().position(|q| q.name == *name) {
+            Some(i) => i,
+            None => {
+                // A DAG's own queue: its size is the DAG's (read from the run's file).
+                let size = wharf_spec::load_file(&run.file)
+                    .ok()
+                    .and_then(|l| l.dag)
+                    .and_then(|d| wharf_engine::queue_place(&d))
+                    .map_or(1, |(_, n)| n);
+                queues.push(Queue {
+                    name: name.clone(),
+                    kind: "dag-based",
+                    max_concurrency: size,
+                    running: Vec::new(),
+                    queued: Vec::new(),
+                });
+                queues.len() - 1
+            }
+        };
+        let summary = RunSummary::of(run);
+        if run.status == wharf_store::Status::Queued {
+            queues[i].queued.push(summary);
+        } else {
+            queues[i].running.push(summary);
+        }
+    }
+    let summary = QueuesSummary {
+        total_queues: queues.len(),
+        total_running: queues.iter().map(|q| q.running.len()).sum(),
+        total_queued: queues.iter().map(|q| q.queued.len()).sum(),
+    };
+    answer(StatusCode::OK, &Queues { queues, summary })
+}

@@ -654,3 +654,33 @@ pub(crate) struct Decided {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed: Option<bool>,
 }
+
+/// `QueuesResponse`.
+#[derive(Serialize)]
+pub(crate) struct Queues {
+    pub queues: Vec<Queue>,
+    pub summary: QueuesSummary,
+}
+
+/// `Queue`: a global queue, or a DAG's own (`dag-based`).
+#[derive(Serialize)]
+pub(crate) struct Queue {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(rename = "maxConcurrency")]
+    pub max_concurrency: u32,
+    pub running: Vec<RunSummary>,
+    pub queued: Vec<RunSummary>,
+}
+
+/// `QueuesSummary`.
+#[derive(Serialize)]
+pub(crate) struct QueuesSummary {
+    #[serde(rename = "totalQueues")]
+    pub total_queues: usize,
+    #[serde(rename = "totalRunning")]
+    pub total_running: usize,
+    #[serde(rename = "totalQueued")]
+    pub total_queued: usize,
+}
