@@ -16,6 +16,75 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+/// The commands of `wharf --help`, by what they are for (a command missing here is listed
+/// under "Other commands").
+const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Run DAGs",
+        &[
+            "run", "enqueue", "dequeue", "stop", "restart", "retry", "dry",
+        ],
+    ),
+    (
+        "Look at DAGs and runs",
+        &["status", "history", "logs", "validate"],
+    ),
+    (
+        "Serve and schedule",
+        &["server", "scheduler", "start-all", "suspend", "resume"],
+    ),
+    ("Maintain", &["cleanup", "version", "completions", "man"]),
+];
+
+/// The command line, its `--help` grouping the commands by what they are for.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let width = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().len())
+        .max()
+        .unwrap_or(0);
+    let line = |c: &clap::Command| {
+        let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let about = about.lines().next().unwrap_or_default().to_owned();
+        let alias: Vec<&str> = c.get_visible_aliases().collect();
+        let name = if alias.is_empty() {
+            c.get_name().to_owned()
+        } else {
+            format!("{} ({})", c.get_name(), alias.join(", "))
+        };
+        format!("  {name:<w$}  {about}\n", w = width + 8)
+    };
+    let mut text = String::new();
+    for (heading, names) in GROUPS {
+        text.push_str(&format!("{heading}:\n"));
+        for name in *names {
+            if let Some(c) = cmd.get_subcommands().find(|c| c.get_name() == *name) {
+                text.push_str(&line(c));
+            }
+        }
+        text.push('\n');
+    }
+    let other: Vec<&clap::Command> = cmd
+        .get_subcommands()
+        .filter(|c| {
+            c.get_name() != "help" && !GROUPS.iter().any(|(_, n)| n.contains(&c.get_name()))
+        })
+        .collect();
+    if !other.is_empty() {
+        text.push_str("Other commands:\n");
+        for c in other {
+            text.push_str(&line(c));
+        }
+        text.push('\n');
+    }
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{text}Options:\n{{options}}{{after-help}}"
+    );
+    cmd.help_template(template)
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a DAG: exit 0 when the run succeeded, 1 when it failed or was stopped, 2 when the
@@ -232,15 +301,42 @@ pub(crate) struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct HistoryArgs {
-    /// The DAG: its name or the path of its file.
+    /// The DAG: its name or the path of its file (all DAGs when left out).
     #[arg(value_name = "NAME|FILE")]
-    pub dag: String,
+    pub dag: Option<String>,
     /// How many runs to show.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
-    /// As JSON, on stdout.
+    /// Only runs with this status (`succeeded` or `success`, `failed`, `aborted`,
+    /// `running`, `queued`, `skipped`, `waiting`, `rejected`, `partially_succeeded`);
+    /// several separated by commas.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only runs created at or after this time (`2026-11-30` or an RFC 3339 time; UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only runs created before this time (`2026-11-30` or an RFC 3339 time; UTC).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only runs created in this last stretch of time (`30m`, `24h`, `7d`).
+    #[arg(long, value_name = "DURATION", conflicts_with = "from")]
+    pub last: Option<String>,
+    /// Only runs whose id contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub run_id: Option<String>,
+    /// How to print: a table, JSON or CSV (on stdout).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: HistoryFormat,
+    /// As JSON, on stdout (the same as `--format json`).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum HistoryFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]

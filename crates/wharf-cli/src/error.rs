@@ -45,6 +45,9 @@ pub(crate) enum Error {
     },
     #[error("`{0}` is not an RFC 3339 time (e.g. 2026-11-28T10:15:00Z)")]
     Time(String),
+    /// An option's value that is not one it takes.
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot open the run records in {}: {source}", home.display())]
     OpenStore {
         home: PathBuf,
@@ -86,6 +89,7 @@ impl Error {
             | Self::DidNotRun { .. }
             | Self::NoSuchStep { .. }
             | Self::Time(_)
+            | Self::Usage(_)
             | Self::RunIdTaken(_)
             | Self::Config(_)
             | Self::Read { .. } => ExitCode::Usage,

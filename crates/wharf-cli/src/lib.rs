@@ -9,13 +9,15 @@ mod progress;
 mod term;
 mod time;
 
-use clap::Parser;
-
 pub use exit::ExitCode;
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn run() -> i32 {
-    let args = match args::Cli::try_parse() {
+    use clap::FromArgMatches;
+    let parsed = args::command()
+        .try_get_matches()
+        .and_then(|m| args::Cli::from_arg_matches(&m));
+    let args = match parsed {
         Ok(args) => args,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -57,20 +59,18 @@ pub fn run() -> i32 {
         args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
         args::Command::Completions(a) => {
-            use clap::CommandFactory;
             let shell = match a.shell {
                 args::Shell::Bash => clap_complete::Shell::Bash,
                 args::Shell::Zsh => clap_complete::Shell::Zsh,
                 args::Shell::Fish => clap_complete::Shell::Fish,
             };
-            let mut command = args::Cli::command();
+            let mut command = args::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "wharf", &mut script);
             Ok(print_bytes(&script))
         }
         args::Command::Man(a) => {
-            use clap::CommandFactory;
-            let mut command = args::Cli::command();
+            let mut command = args::command();
             command.build();
             let page = match &a.command {
                 None => clap_mangen::Man::new(command),

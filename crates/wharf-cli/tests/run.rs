@@ -1049,3 +1049,69 @@ fn an_installations_base_configuration_queues_and_default_shell_hold_for_every_d
         out.stderr
     );
 }
+
+// L07/L16: `history` filters runs as Dagu's does (status, time, run id; one DAG or all)
+// and prints a table, JSON or CSV; `--help` groups the commands by what they are for.
+#[test]
+fn history_filters_runs_and_help_groups_the_commands() {
+    let p = Place::new();
+    let ok = p.dag("ok", "steps:\n  - \"true\"\n");
+    let bad = p.dag("bad", "steps:\n  - \"false\"\n");
+    for (dag, id, code) in [(&ok, "r-ok-1", 0), (&ok, "r-ok-2", 0), (&bad, "r-bad", 1)] {
+        let out = p.run(dag, &["--run-id", id]);
+        assert_eq!(out.code, Some(code), "{}", out.stderr);
+    }
+    let history = |args: &[&str]| {
+        let out = p.wharf().args(["history"]).args(args).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+    };
+    let failed = history(&["--status", "failed"]);
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    assert!(failed.starts_with("bad  r-bad  failed"), "{failed}");
+    assert_eq!(
+        history(&["ok", "--status", "success", "--format", "csv"])
+            .lines()
+            .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>(),
+        [
+            "name,run_id,status",
+            "ok,r-ok-2,succeeded",
+            "ok,r-ok-1,succeeded"
+        ]
+    );
+    let one: Value =
+        serde_json::from_str(&history(&["--run-id", "ok-1", "--format", "json"])).expect("json");
+    assert_eq!(one.as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one[0]["runId"], "r-ok-1");
+    assert_eq!(history(&["--last", "1h", "-n", "2"]).lines().count(), 2);
+    assert_eq!(history(&["--from", "2999-01-01"]), "");
+    assert_eq!(history(&["--to", "2000-01-01T00:00:00Z"]), "");
+    let out = p.wharf().args(["history", "--status", "nope"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("unknown status `nope`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p.wharf().args(["--help"]).run();
+    assert_eq!(out.code, Some(0));
+    let help = out.stdout;
+    let run_dags = help.find("Run DAGs:").expect("a group for running");
+    let serve = help
+        .find("Serve and schedule:")
+        .expect("a group for serving");
+    assert!(
+        run_dags < help.find("  enqueue").expect("enqueue"),
+        "{help}"
+    );
+    assert!(
+        serve < help.find("  start-all").expect("start-all"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("Other commands"),
+        "every command has its group: {help}"
+    );
+}
