@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, one-step, validate-2000, containers-20, rawapi-20, exec-50,
+Cases: local-200, queue-api, queue-cli, one-step, validate-2000, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
 step log streamed to a client). Everything a case creates (WHARF_HOME, DAG files, containers)
 is removed before the script ends.
@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import queue as queue_bench
 from harness import ROOT, WHARF, timed
 
 IMAGE = "wharf-test/base:latest"
@@ -173,6 +174,12 @@ def run_all(tmp, label, args):
         Case("subdag-one", "a step that calls a one-step sub-DAG", "overhead < 20 ms",
              ("wharf run (call)", wharf("run", dag("caller", "steps:\n  - name: go\n    call: one\n---\nname: one\nsteps:\n  - command: \"true\"\n"))),
              ("wharf run (the step itself)", wharf("run", dag("direct", "steps:\n  - command: \"true\"\n")))),
+        Case("queue-api", "200 runs of a one-step DAG enqueued through the API (`maxActiveRuns: 4`), until all ended", "<= 1.5x",
+             ("POST /dags/q/enqueue x200", queue_bench.api(tmp, 200)),
+             ("`wharf run` x200 via `xargs -P 4`", queue_bench.xargs(tmp, 200))),
+        Case("queue-cli", "200 runs of a one-step DAG enqueued with `wharf enqueue` in a shell loop (`maxActiveRuns: 4`), until all ended", "report",
+             ("`wharf enqueue` x200", queue_bench.cli(tmp, 200)),
+             ("`wharf run` x200 via `xargs -P 4`", queue_bench.xargs(tmp, 200))),
         Case("one-step", "`wharf run` of a one-step local DAG", "< 30 ms",
              ("wharf run", wharf("run", dag("one", "steps:\n  - name: only\n    command: \"true\"\n")))),
         Case("validate-2000", "`wharf validate` of a 2000-step file", "< 50 ms",

@@ -181,6 +181,9 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+    /// The run was recorded by `wharf enqueue`, which hands it to this process.
+    #[arg(long, hide = true)]
+    pub enqueued: bool,
 }
 
 #[derive(Debug, Args)]

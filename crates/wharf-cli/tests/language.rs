@@ -139,9 +139,10 @@ fn a_dag_level_ssh_is_an_error_not_a_local_run() {
     assert!(!p.path("ran-here").exists());
 }
 
-// G12: stop and restart schedules are said to be ignored, not accepted in silence.
+// G11, G12: stop and restart schedules are checked like start ones (the scheduler acts on
+// them: server::stop_and_restart_schedules_stop_and_restart_the_running_run).
 #[test]
-fn stop_and_restart_schedules_are_not_silent() {
+fn stop_and_restart_schedules_are_checked() {
     let p = Place::new();
     let dag = p.dag(
         "sched",
@@ -149,9 +150,15 @@ fn stop_and_restart_schedules_are_not_silent() {
     );
     let out = p.wharf().args(["validate"]).arg_path(&dag).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let bad = p.dag(
+        "badsched",
+        "schedule:\n  start: \"0 8 * * *\"\n  stop: \"0 25 * * *\"\nsteps:\n  - echo hi\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&bad).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.contains("`schedule.stop` is not acted on")
-            && out.stderr.contains("`schedule.restart` is not acted on"),
+        out.stderr.contains("invalid cron expression `0 25 * * *`") && out.stderr.contains(":3:"),
         "{}",
         out.stderr
     );

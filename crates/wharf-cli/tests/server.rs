@@ -1470,7 +1470,7 @@ fn inline_specs_run_and_queues_are_listed_through_the_api() {
     assert_eq!(
         v,
         json!({"queues": [{"name": "batch", "type": "global", "maxConcurrency": 1, "running": [], "queued": []}],
-               "summary": {"totalQueues": 1, "totalRunning": 0, "totalQueued": 0}})
+               "summary": {"totalQueues": 1, "totalRunning": 0, "totalQueued": 0, "totalCapacity": 1, "utilizationPercentage": 0.0}})
     );
     let marker = format!("1007.{}", std::process::id());
     let (code, v) = s.post(
@@ -1491,7 +1491,7 @@ fn inline_specs_run_and_queues_are_listed_through_the_api() {
     assert_eq!(v["queues"][0]["queued"][0]["dagRunId"], "i2", "{v}");
     assert_eq!(
         v["summary"],
-        json!({"totalQueues": 1, "totalRunning": 1, "totalQueued": 1})
+        json!({"totalQueues": 1, "totalRunning": 1, "totalQueued": 1, "totalCapacity": 1, "utilizationPercentage": 100.0})
     );
 
     // Refused: no name, an invalid spec, an id already used.
@@ -1528,6 +1528,6 @@ fn inline_specs_run_and_queues_are_listed_through_the_api() {
     let (_, v) = s.get("/queues");
     assert_eq!(
         v["summary"],
-        json!({"totalQueues": 1, "totalRunning": 0, "totalQueued": 0})
+        json!({"totalQueues": 1, "totalRunning": 0, "totalQueued": 0, "totalCapacity": 1, "utilizationPercentage": 0.0})
     );
 }

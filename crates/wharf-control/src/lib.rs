@@ -162,6 +162,112 @@ pub fn launch(store: &Store, home: &Path, args: &[String], dag: &str, run_id: &s
     }
 }
 
+/// Enqueues a run: records it, `running` when its queue has a free place (its process
+/// started here) or `queued` and parked (no process: it is started when a place frees,
+/// by [`advance_queue`]). With `singleton`, refused while a run of the DAG runs or waits.
+pub fn enqueue(
+    store: &Store,
+    home: &Path,
+    new: &wharf_store::NewRun<'_>,
+    singleton: bool,
+) -> Result<Status> {
+    let _one_at_a_time = STARTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if singleton {
+        let _ = store.reap_dead();
+        if !store.running(Some(new.dag))?.is_empty() || !store.queued(Some(new.dag))?.is_empty() {
+            return Err(Error::AlreadyRunning(new.dag.to_owned()));
+        }
+    }
+    let (run, status) = store.create_run_queued(new).map_err(|e| match e {
+        wharf_store::Error::RunIdTaken { dag, run_id } => Error::RunIdTaken { dag, run_id },
+        e => e.into(),
+    })?;
+    if status == Status::Queued {
+        store.park(run)?;
+        // A place may have freed since the record was made.
+        if let Some((queue, limit)) = new.queue {
+            advance_queue(store, home, queue, limit);
+        }
+        return Ok(status);
+    }
+    let Some(record) = store.run_by_key(run)? else {
+        return Ok(status);
+    };
+    start_taken(store, home, &record)?;
+    Ok(status)
+}
+
+/// Gives the free places of `queue` (of `limit`) to the runs first in line: a parked run's
+/// process is started here, a waiting run's process is told to look (SIGCONT, which a
+/// process that does not wait for it ignores; a pid taken by another process since is not
+/// signalled). Called when a run of the queue ends, a run is enqueued, and by the
+/// scheduler now and then.
+pub fn advance_queue(store: &Store, home: &Path, queue: &str, limit: u32) {
+    let Ok(next) = store.next_in_line(queue, limit) else {
+        return;
+    };
+    for run in next {
+        match run {
+            wharf_store::InLine::Taken(record) => {
+                let _ = start_taken(store, home, &record);
+            }
+            wharf_store::InLine::Waiting(pid, start) => {
+                if start.is_some() && wharf_store::process_start(pid) == start {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGCONT,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// [`advance_queue`] for every queue that has parked runs; `size` tells a queue's size
+/// from one of its runs (its DAG's `maxActiveRuns`, or the global queue's).
+pub fn advance_parked(store: &Store, home: &Path, size: impl Fn(&RunRecord) -> Option<u32>) {
+    for run in store.parked().unwrap_or_default() {
+        if let (Some(queue), Some(limit)) = (&run.queue, size(&run)) {
+            advance_queue(store, home, queue, limit);
+        }
+    }
+}
+
+/// Starts the process of a run this process owns (`running`, just taken from its queue or
+/// recorded) and hands the run to it. The record is this process's until the new one has
+/// it: if this one ends first, the run is reaped (its process is gone) rather than left
+/// to nobody. A process that cannot start fails the run.
+fn start_taken(store: &Store, home: &Path, run: &RunRecord) -> Result<()> {
+    let mut args = vec![
+        "run".to_owned(),
+        run.file.to_string_lossy().into_owned(),
+        "--run-id".to_owned(),
+        run.run_id.clone(),
+        "--enqueued".to_owned(),
+    ];
+    if !run.params.is_empty() {
+        args.push("--".into());
+        args.extend(run.params.iter().cloned());
+    }
+    match detached(home, &args) {
+        Ok(child) => {
+            store.hand_over(run.key, child.id())?;
+            reap_in_background(child);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = store.finish_run(
+                run.key,
+                Status::Failed,
+                Some(&format!("its process could not start: {e}")),
+            );
+            Err(e)
+        }
+    }
+}
+
 /// Starts `wharf ARGS` detached, without waiting for anything it records.
 pub fn spawn(home: &Path, args: &[String]) -> Result<()> {
     reap_in_background(detached(home, args)?);

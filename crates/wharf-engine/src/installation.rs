@@ -199,6 +199,23 @@ pub fn queue_place(dag: &wharf_spec::Dag) -> Option<(String, u32)> {
     }
 }
 
+/// The size of the queue a run of the DAG file `file` waits in (its global queue's, else
+/// the DAG's `maxActiveRuns`), when the file is a valid DAG with a queue.
+pub fn queue_size(file: &Path) -> Option<u32> {
+    let dag = wharf_spec::load_file(file).ok()?.dag?;
+    queue_place(&dag).map(|(_, n)| n)
+}
+
+/// Where a run of `dag` keeps its logs (the base folder of `logDir`, when the DAG sets
+/// one) and the queue it takes a place in ([`queue_place`]).
+pub fn placement(dag: &wharf_spec::Dag) -> (Option<PathBuf>, Option<(String, u32)>) {
+    let log_base = dag
+        .log_dir
+        .as_ref()
+        .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
+    (log_base, queue_place(dag))
+}
+
 /// The DAGs folder, where DAGs are found by name: `$WHARF_DAGS` (or Dagu's `$DAGU_DAGS`,
 /// `$DAGU_DAGS_DIR`), else the config files' (`dags`; Dagu's `paths.dagsDir`), else
 /// `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in wharf's home `home`.

@@ -28,7 +28,9 @@ pub use executor::{
     BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
     SharedContainer, SharedSetup, StepJob, Work,
 };
-pub use installation::{GlobalQueue, Installation, dags_dir, global_queues, queue_place};
+pub use installation::{
+    GlobalQueue, Installation, dags_dir, global_queues, placement, queue_place, queue_size,
+};
 pub use local::{LazyLog, LocalExecutor};
 pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;

@@ -80,6 +80,8 @@ pub(crate) fn tick(
         Ok(store) => store,
         Err(e) => return vec![("(the store)".into(), Err(e.into()))],
     };
+    let _ = store.reap_dead();
+    wharf_control::advance_parked(&store, &config.home, |r| wharf_engine::queue_size(&r.file));
     let previous = match store.advance_scheduler(slot.as_millisecond()) {
         Ok(previous) => previous.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
         Err(e) => return vec![("(the store)".into(), Err(e.into()))],
@@ -321,6 +323,26 @@ pub(crate) async fn run(config: Config) {
             .or_else(|_| std::env::var("TZ"))
             .unwrap_or_else(|_| "of the system".into())
     );
+    // The queues' consumer: parked runs get the places that runs whose process was killed
+    // held (runs that end the orderly way give their place on at once).
+    let home = config.home.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let home = home.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(store) = Store::open(&home)
+                    && !store.parked().unwrap_or_default().is_empty()
+                {
+                    let _ = store.reap_dead();
+                    wharf_control::advance_parked(&store, &home, |r| {
+                        wharf_engine::queue_size(&r.file)
+                    });
+                }
+            })
+            .await;
+        }
+    });
     loop {
         let now = Timestamp::now();
         let secs = now.as_second();

@@ -108,6 +108,15 @@ pub struct NewRun<'a> {
     pub queue: Option<(&'a str, u32)>,
 }
 
+/// A run first in line for a free place of its queue.
+#[derive(Debug)]
+pub enum InLine {
+    /// A parked run, now `running` and owned by the caller, which starts its process.
+    Taken(Box<RunRecord>),
+    /// A run whose process waits for its place (pid, start time): it may take it now.
+    Waiting(i32, Option<i64>),
+}
+
 /// A person's decision on a step that waits for approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -376,13 +385,16 @@ impl Store {
             if status != "queued" {
                 return Err(Error::NotQueued(status));
             }
-            let first: i64 = self.conn.query_row(
-                "SELECT id FROM runs WHERE queue = ?1 AND status = 'queued' ORDER BY created_at, id LIMIT 1",
-                params![queue],
+            // Places go in the order of the line: a run takes one when the runs before it
+            // cannot take all the free ones.
+            let ahead: i64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM runs r, runs me WHERE me.id = ?2 AND r.queue = ?1 AND r.status = 'queued'
+                 AND (r.created_at < me.created_at OR (r.created_at = me.created_at AND r.id < me.id))",
+                params![queue, run.0],
                 |r| r.get(0),
             )?;
             let (running, _) = self.queue_counts(queue)?;
-            if first != run.0 || running >= i64::from(limit) {
+            if running + ahead >= i64::from(limit) {
                 return Ok(false);
             }
             let (pid, pid_start) = this_process();
@@ -394,6 +406,82 @@ impl Store {
         })();
         self.end_transaction(result.is_ok())?;
         result
+    }
+
+    /// Makes the process `pid` the owner of the run (the one whose end, seen by
+    /// [`Store::reap_dead`], ends the run).
+    pub fn hand_over(&self, run: RunKey, pid: u32) -> Result<()> {
+        let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+        self.conn.execute(
+            "UPDATE runs SET pid = ?2, pid_start = ?3 WHERE id = ?1",
+            params![run.0, pid, liveness::process_start(pid)],
+        )?;
+        Ok(())
+    }
+
+    /// Parks a queued run: no process waits for it; whoever frees a place in its queue
+    /// starts it ([`Store::next_in_line`]).
+    pub fn park(&self, run: RunKey) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET pid = NULL, pid_start = NULL WHERE id = ?1 AND status = 'queued'",
+            params![run.0],
+        )?;
+        Ok(())
+    }
+
+    /// The runs first in line in `queue` for its free places (of `limit`): the parked ones
+    /// are taken for this process (`running`, started now; it starts their process), the
+    /// others have a process that waits and is only named.
+    pub fn next_in_line(&self, queue: &str, limit: u32) -> Result<Vec<InLine>> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let (running, _) = self.queue_counts(queue)?;
+            let free = i64::from(limit) - running;
+            if free <= 0 {
+                return Ok(Vec::new());
+            }
+            let first: Vec<RunRecord> = {
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE queue = ?1 AND status = 'queued' ORDER BY created_at, id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![queue, free], run_row)?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let (pid, pid_start) = this_process();
+            let mut out = Vec::new();
+            for run in first {
+                match run.pid {
+                    Some(waiting) => {
+                        let start: Option<i64> = self.conn.query_row(
+                            "SELECT pid_start FROM runs WHERE id = ?1",
+                            params![run.key.0],
+                            |r| r.get(0),
+                        )?;
+                        out.push(InLine::Waiting(waiting, start));
+                    }
+                    None => {
+                        self.conn.execute(
+                            "UPDATE runs SET status = 'running', started_at = ?2, pid = ?3, pid_start = ?4 WHERE id = ?1",
+                            params![run.key.0, now_ms(), pid, pid_start],
+                        )?;
+                        out.push(InLine::Taken(Box::new(run)));
+                    }
+                }
+            }
+            Ok(out)
+        })();
+        self.end_transaction(result.is_ok())?;
+        result
+    }
+
+    /// The queues that have parked runs, each with one of its parked runs (whose DAG tells
+    /// the queue's size).
+    pub fn parked(&self) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id IN (SELECT MIN(id) FROM runs WHERE status = 'queued' AND pid IS NULL AND queue IS NOT NULL GROUP BY queue)"
+        ))?;
+        let rows = stmt.query_map([], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Takes a queued run out of its queue without running it (`wharf dequeue`, or its

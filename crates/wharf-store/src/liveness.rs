@@ -12,7 +12,8 @@ impl Store {
     pub fn reap_dead(&self) -> Result<Vec<RunRecord>> {
         let me = hostname();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, pid, pid_start, host FROM runs WHERE status IN ('running', 'queued')",
+            // A parked queued run (no pid) has no process to die.
+            "SELECT id, pid, pid_start, host FROM runs WHERE status = 'running' OR (status = 'queued' AND pid IS NOT NULL)",
         )?;
         let candidates: Vec<Owner> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -26,16 +27,28 @@ impl Store {
             if alive {
                 continue;
             }
+            // Only while the dead process still owns the run: it may have been handed to
+            // another (`wharf enqueue` hands its record over, a waiting run takes its
+            // place) between the read above and the check.
+            let owner = (pid, start);
             // A queued run whose process ended never started: it leaves the queue.
-            if self.dequeue(
-                RunKey(id),
-                "dequeued: the process that waited for its place ended (killed?)",
-            )? {
+            if self.conn.execute(
+                "UPDATE runs SET status = 'aborted', finished_at = ?2, error = ?3
+                 WHERE id = ?1 AND status = 'queued' AND pid IS ?4 AND pid_start IS ?5",
+                params![
+                    id,
+                    now_ms(),
+                    "dequeued: the process that waited for its place ended (killed?)",
+                    owner.0,
+                    owner.1
+                ],
+            )? > 0
+            {
                 continue;
             }
             let message = "the process running this run ended without finishing it (killed?)";
-            if !self.end_run(id, message)? {
-                continue; // Finished meanwhile.
+            if !self.end_run(id, owner, message)? {
+                continue; // Finished meanwhile, or another process has it now.
             }
             if let Some(run) = self
                 .conn
@@ -56,18 +69,21 @@ impl Store {
     /// something it waits for does not answer): the run and its running steps `failed`
     /// with `message`, their processes killed.
     pub fn abandon_run(&self, run: RunKey, message: &str) -> Result<()> {
-        self.end_run(run.0, message).map(|_| ())
+        let (pid, start) = this_process();
+        self.end_run(run.0, (Some(pid), start), message).map(|_| ())
     }
 
     /// Marks a running run and its running steps failed and kills what its steps started:
     /// the process groups recorded for them, and every process whose environment names
     /// the run (a step's processes carry `DAG_NAME` and `DAG_RUN_ID`, even those started
     /// before their group was recorded). False when the run was not running.
-    fn end_run(&self, id: i64, message: &str) -> Result<bool> {
+    /// Only while `owner` (pid, start time) still owns it; false when it did not.
+    fn end_run(&self, id: i64, owner: (Option<i32>, Option<i64>), message: &str) -> Result<bool> {
         let tx = self.conn.unchecked_transaction()?;
         let changed = tx.execute(
-            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1 AND status = 'running'",
-            params![id, now_ms(), message],
+            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3
+             WHERE id = ?1 AND status = 'running' AND pid IS ?4 AND pid_start IS ?5",
+            params![id, now_ms(), message, owner.0, owner.1],
         )?;
         if changed == 0 {
             return Ok(false);

@@ -81,6 +81,10 @@ pub(crate) fn open_store_reaping() -> Result<(wharf_store::Store, usize)> {
         }
         Err(e) => eprintln!("warning: cannot check for runs of dead processes: {e}"),
     }
+    if found > 0 {
+        // Places the dead runs held are free: the parked runs first in line get them.
+        wharf_control::advance_parked(&store, &home, |r| wharf_engine::queue_size(&r.file));
+    }
     Ok((store, found))
 }
 

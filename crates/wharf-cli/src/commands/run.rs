@@ -17,7 +17,28 @@ use crate::term::Term;
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
     let params = given_params(args.params_text.as_deref(), &args.params)?;
-    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+    let record = if args.enqueued {
+        Record::Enqueued
+    } else {
+        Record::New
+    };
+    start(
+        &file,
+        args.run_id.as_deref(),
+        &params,
+        args.verbose,
+        term,
+        record,
+    )
+}
+
+/// Where a run's record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// This process records the run.
+    New,
+    /// `wharf enqueue` recorded it and handed it to this process.
+    Enqueued,
 }
 
 /// The params given for a run: `-p TEXT` (shell words), then those after `--`.
@@ -39,8 +60,8 @@ fn run_id_of(given: Option<&str>) -> Result<String> {
     }
 }
 
-/// `wharf enqueue`: a run started in the background (a `wharf run` of its own), which
-/// waits in its queue when it has no place; said once it is recorded.
+/// `wharf enqueue`: a run recorded (`queued` when its queue has no place) and handed to a
+/// process of its own that waits for its place and runs it ([`wharf_control::enqueue`]).
 pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
     let params = given_params(args.params_text.as_deref(), &args.params)?;
@@ -52,25 +73,31 @@ pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     let run_id = run_id_of(args.run_id.as_deref())?;
     let home = wharf_store::default_home();
     let file = std::path::absolute(&file).unwrap_or(file);
-    wharf_control::start(
-        &home,
-        &wharf_control::Start {
-            file: &file,
-            dag: &dag.name,
-            run_id: &run_id,
-            params: &params,
-            singleton: false,
-        },
-    )?;
     let store = crate::commands::open_store()?;
-    let status = store
-        .run(&dag.name, &run_id)
-        .ok()
-        .flatten()
-        .map_or(Status::Queued, |r| r.status);
+    let (log_base, place) = wharf_engine::placement(&dag);
+    let new = NewRun {
+        dag: &dag.name,
+        run_id: &run_id,
+        file: &file,
+        params: &params,
+        log_base: log_base.as_deref(),
+        parent: None,
+        queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+    };
+    let status = wharf_control::enqueue(&store, &home, &new, false)?;
     println!("{run_id}");
     eprintln!("run {run_id} of {}: {status}", dag.name);
     Ok(ExitCode::Success)
+}
+
+fn record_error(e: wharf_store::Error) -> Error {
+    match e {
+        e @ wharf_store::Error::RunIdTaken { .. } => Error::RunIdTaken(e),
+        source => Error::Record {
+            what: "the run",
+            source,
+        },
+    }
 }
 
 /// `wharf dequeue`: a queued run taken out of its queue (it ends `aborted`).
@@ -162,7 +189,14 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         eprintln!("waiting {wait}s before the new start (restartWaitSec)");
         std::thread::sleep(std::time::Duration::from_secs(wait));
     }
-    start(&file, args.run_id.as_deref(), &params, args.verbose, term)
+    start(
+        &file,
+        args.run_id.as_deref(),
+        &params,
+        args.verbose,
+        term,
+        Record::New,
+    )
 }
 
 /// Starts a run of the DAG file `file` and runs it to its end.
@@ -172,6 +206,7 @@ fn start(
     params: &[String],
     verbose: bool,
     term: &Term,
+    record: Record,
 ) -> Result<ExitCode> {
     let dag = valid(load(file, term)?, file)?;
     let run_id = run_id_of(run_id)?;
@@ -187,27 +222,37 @@ fn start(
             eprintln!("warning: cannot remove old runs: {e}");
         }
     }
-    let log_base = dag
-        .log_dir
-        .as_ref()
-        .map(|d| wharf_spec::formats::resolve_path(&dag.working_dir, d));
-    let place = wharf_engine::queue_place(&dag);
-    let new = NewRun {
-        dag: &dag.name,
-        run_id: &run_id,
-        file: &dag.file,
-        params,
-        log_base: log_base.as_deref(),
-        parent: None,
-        queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+    let (log_base, place) = wharf_engine::placement(&dag);
+    let (run, status) = match record {
+        Record::New => {
+            let new = NewRun {
+                dag: &dag.name,
+                run_id: &run_id,
+                file: &dag.file,
+                params,
+                log_base: log_base.as_deref(),
+                parent: None,
+                queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+            };
+            store.create_run_queued(&new).map_err(record_error)?
+        }
+        Record::Enqueued => {
+            let found = store.run(&dag.name, &run_id).map_err(record_error)?;
+            let Some(found) =
+                found.filter(|r| matches!(r.status, Status::Queued | Status::Running))
+            else {
+                eprintln!(
+                    "run {run_id} of {} is no longer queued: nothing to run",
+                    dag.name
+                );
+                return Ok(ExitCode::Failure);
+            };
+            store
+                .hand_over(found.key, std::process::id())
+                .map_err(record_error)?;
+            (found.key, found.status)
+        }
     };
-    let (run, status) = store.create_run_queued(&new).map_err(|e| match e {
-        e @ wharf_store::Error::RunIdTaken { .. } => Error::RunIdTaken(e),
-        source => Error::Record {
-            what: "the run",
-            source,
-        },
-    })?;
     if status == Status::Queued
         && let Some((queue, size)) = &place
     {
@@ -221,6 +266,7 @@ fn start(
         }
     }
     let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
+    let home = store.home().to_path_buf();
     let request = RunRequest {
         dag: Arc::new(dag),
         run,
@@ -233,7 +279,14 @@ fn start(
         new_shared: None,
         lineage: None,
     };
-    execute(store, request, term, verbose, dead > 0)
+    let code = execute(store, request, term, verbose, dead > 0);
+    if let Some((queue, size)) = &place {
+        // Its place is free: the run first in line gets it now.
+        if let Ok(store) = wharf_store::Store::open(&home) {
+            wharf_control::advance_queue(&store, &home, queue, *size);
+        }
+    }
+    code
 }
 
 /// Waits in the queue until the run is first in line and a place is free (it is then
@@ -249,7 +302,15 @@ fn wait_for_place(
     runtime.block_on(async {
         let mut interrupt = signal(SignalKind::interrupt()).ok();
         let mut terminate = signal(SignalKind::terminate()).ok();
-        let mut pause = std::time::Duration::from_millis(20);
+        // SIGCONT: a run of the queue ended (`wharf_control::wake_queue`); look again now.
+        let mut woken = signal(SignalKind::from_raw(
+            nix::sys::signal::Signal::SIGCONT as i32,
+        ))
+        .ok();
+        // Told when a place frees (SIGCONT), a waiting run looks by itself only now and then
+        // (for places freed by a run whose process was killed).
+        let first = std::time::Duration::from_millis(50);
+        let mut pause = first;
         loop {
             match store.take_place(run, queue, size) {
                 Ok(true) => return Ok(None),
@@ -270,14 +331,24 @@ fn wait_for_place(
                     _ => std::future::pending().await,
                 }
             };
+            let wake = async {
+                match &mut woken {
+                    Some(w) => {
+                        w.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = signalled => {
                     let _ = store.dequeue(run, "dequeued: stopped while it waited for its place");
                     return Ok(Some("stopped while it waited in the queue".to_owned()));
                 }
-                () = tokio::time::sleep(pause) => {}
+                () = wake => pause = first,
+                () = tokio::time::sleep(pause) => {
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
             }
-            pause = (pause * 2).min(std::time::Duration::from_millis(200));
         }
     })
 }

@@ -243,7 +243,15 @@ pub(super) fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
     answer(StatusCode::OK, &Errors { errors: Vec::new() })
 }
 
-pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
+/// Whether a run starts now (its process recorded before the answer) or is enqueued (the
+/// answer comes once it is recorded; its process starts on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Start,
+    Enqueue,
+}
+
+pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes, mode: Mode) -> Reply {
     let file = or_reply!(existing_dag_file(dags, file_name));
     let body = or_reply!(body_json(body));
     let loaded = match wharf_spec::load_file(&file) {
@@ -257,13 +265,13 @@ pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> 
         ));
     };
     let run_id = or_reply!(chosen_run_id(dag, &body));
-    start_run(home, &file, dag, &run_id, &body)
+    start_run(home, &file, dag, &run_id, &body, mode)
 }
 
 /// `POST /dag-runs` (and `/dag-runs/enqueue`): a run of a DAG sent as YAML in `spec`,
 /// named by its `name` or the body's. The spec is kept as the run's DAG file
 /// (`$WHARF_HOME/specs/RUN_ID/NAME.yaml`), so the run can be shown and retried like any.
-pub(super) fn start_spec(home: &Path, body: &Bytes) -> Reply {
+pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
     let body = or_reply!(body_json(body));
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("the body needs `spec`: the DAG as YAML text");
@@ -317,7 +325,7 @@ pub(super) fn start_spec(home: &Path, body: &Bytes) -> Reply {
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, spec)) {
         return internal(format!("cannot keep the spec in {}: {e}", file.display()));
     }
-    let reply = start_run(home, &file, dag, &run_id, &body);
+    let reply = start_run(home, &file, dag, &run_id, &body, mode);
     if reply.status() != StatusCode::OK {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -359,7 +367,14 @@ fn chosen_run_id(dag: &wharf_spec::Dag, body: &Value) -> Result<String, Box<Repl
 }
 
 /// Starts run `run_id` of `dag` (read from `file`) with the body's params and singleton.
-fn start_run(home: &Path, file: &Path, dag: &wharf_spec::Dag, run_id: &str, body: &Value) -> Reply {
+fn start_run(
+    home: &Path,
+    file: &Path,
+    dag: &wharf_spec::Dag,
+    run_id: &str,
+    body: &Value,
+    mode: Mode,
+) -> Reply {
     let run_id = run_id.to_owned();
     let text = match body.get("params") {
         None | Some(Value::Null) => "",
@@ -375,16 +390,32 @@ fn start_run(home: &Path, file: &Path, dag: &wharf_spec::Dag, run_id: &str, body
         Err(why) => return bad_request(why),
     };
     let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
-    let started = wharf_control::start(
-        home,
-        &wharf_control::Start {
-            file,
-            dag: &dag.name,
-            run_id: &run_id,
-            params: &params,
-            singleton,
-        },
-    );
+    let started = match mode {
+        Mode::Start => wharf_control::start(
+            home,
+            &wharf_control::Start {
+                file,
+                dag: &dag.name,
+                run_id: &run_id,
+                params: &params,
+                singleton,
+            },
+        ),
+        Mode::Enqueue => {
+            let store = or_reply!(open(home));
+            let (log_base, place) = wharf_engine::placement(dag);
+            let new = wharf_store::NewRun {
+                dag: &dag.name,
+                run_id: &run_id,
+                file,
+                params: &params,
+                log_base: log_base.as_deref(),
+                parent: None,
+                queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+            };
+            wharf_control::enqueue(&store, home, &new, singleton).map(|_| ())
+        }
+    };
     match started {
         // Answered once the run is recorded: a client may ask for it right away.
         Ok(()) => answer(StatusCode::OK, &Started { run_id }),

@@ -106,7 +106,7 @@ pub(crate) fn router() -> Router<Shared> {
             "/dags/{name}/start",
             post(
                 |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
-                    on_pool!(s, |dags, home| start(dags, home, &name, &body))
+                    on_pool!(s, |dags, home| start(dags, home, &name, &body, Mode::Start))
                 },
             ),
         )
@@ -122,8 +122,7 @@ pub(crate) fn router() -> Router<Shared> {
             "/dags/{name}/enqueue",
             post(
                 |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
-                    // A start is an enqueue: a run without a place in its queue waits there.
-                    on_pool!(s, |dags, home| start(dags, home, &name, &body))
+                    on_pool!(s, |dags, home| start(dags, home, &name, &body, Mode::Enqueue))
                 },
             ),
         )
@@ -161,14 +160,13 @@ pub(crate) fn router() -> Router<Shared> {
                 on_pool!(s, |dags, home| all_runs(home, &q.unwrap_or_default()))
             })
             .post(|State(s): State<Shared>, body: Bytes| async move {
-                on_pool!(s, |dags, home| start_spec(home, &body))
+                on_pool!(s, |dags, home| start_spec(home, &body, Mode::Start))
             }),
         )
         .route(
             "/dag-runs/enqueue",
-            // A start is an enqueue: a run without a place in its queue waits there.
             post(|State(s): State<Shared>, body: Bytes| async move {
-                on_pool!(s, |dags, home| start_spec(home, &body))
+                on_pool!(s, |dags, home| start_spec(home, &body, Mode::Enqueue))
             }),
         )
         .route(
@@ -313,7 +311,7 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .fallback(unknown)
-        .method_not_allowed_fallback(unknown)
+        .method_not_allowed_fallback(not_allowed)
 }
 
 async fn health(State(s): State<Shared>) -> Reply {
@@ -329,6 +327,14 @@ async fn health(State(s): State<Shared>) -> Reply {
 }
 
 /// A path the API does not serve: 501 when it is part of the Dagu API, else 404.
+async fn not_allowed(method: Method, uri: Uri) -> Reply {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "bad_request",
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
 async fn unknown(method: Method, uri: Uri) -> Reply {
     let path = uri.path();
     let segments: Vec<String> = path
@@ -364,29 +370,14 @@ fn known_elsewhere(path: &[&str]) -> bool {
             | ["users", ..]
             | ["api-keys", ..]
             | ["workers"]
-            | ["queues"]
             | ["services", ..]
             | ["metrics"]
             | ["webhooks", ..]
             | ["dags", "search"]
             | ["dags", "tags"]
-            | ["dags", _, "enqueue" | "suspend" | "rename" | "webhook", ..]
-            | ["dag-runs", "enqueue"]
-            | [
-                "dag-runs",
-                _,
-                _,
-                "spec" | "reschedule" | "sub-dag-runs" | "dequeue"
-            ]
-            | ["dag-runs", _, _, "sub-dag-runs", ..]
-            | [
-                "dag-runs",
-                _,
-                _,
-                "steps",
-                _,
-                "status" | "approve" | "reject"
-            ]
+            | ["dags", _, "rename" | "webhook", ..]
+            | ["dag-runs", _, _, "spec" | "reschedule"]
+            | ["dag-runs", _, _, "steps", _, "status"]
     )
 }
 

@@ -569,10 +569,19 @@ pub(super) fn queues(home: &Path) -> Reply {
             queues[i].running.push(summary);
         }
     }
+    let total_running: usize = queues.iter().map(|q| q.running.len()).sum();
+    let total_capacity: u64 = queues.iter().map(|q| u64::from(q.max_concurrency)).sum();
+    let utilization = if total_capacity == 0 {
+        0.0
+    } else {
+        (total_running as f64 * 100.0 / total_capacity as f64).min(100.0)
+    };
     let summary = QueuesSummary {
         total_queues: queues.len(),
-        total_running: queues.iter().map(|q| q.running.len()).sum(),
+        total_running,
         total_queued: queues.iter().map(|q| q.queued.len()).sum(),
+        total_capacity,
+        utilization,
     };
     answer(StatusCode::OK, &Queues { queues, summary })
 }

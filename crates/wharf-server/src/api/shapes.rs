@@ -683,4 +683,10 @@ pub(crate) struct QueuesSummary {
     pub total_running: usize,
     #[serde(rename = "totalQueued")]
     pub total_queued: usize,
+    /// The places of all the queues.
+    #[serde(rename = "totalCapacity")]
+    pub total_capacity: u64,
+    /// The share of the places taken, in percent.
+    #[serde(rename = "utilizationPercentage")]
+    pub utilization: f64,
 }
