@@ -1531,3 +1531,73 @@ fn inline_specs_run_and_queues_are_listed_through_the_api() {
         json!({"totalQueues": 1, "totalRunning": 0, "totalQueued": 0, "totalCapacity": 1, "utilizationPercentage": 0.0})
     );
 }
+
+// Done when of the configuration: a Dagu installation (config.yaml + base.yaml + DAGs
+// folder) pointed at by DAGU_HOME is served by `wharf start-all` with its authentication,
+// its global queues and its base configuration.
+#[test]
+fn start_all_serves_a_dagu_home_with_its_auth_queues_and_base() {
+    let p = Place::new();
+    let dagu = p.path("dagu-all");
+    std::fs::create_dir_all(dagu.join("dags")).expect("dagu home");
+    std::fs::write(
+        dagu.join("config.yaml"),
+        "auth:\n  token:\n    value: t0ken\nqueues:\n  enabled: true\n  config:\n    - name: batch\n      maxConcurrency: 1\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dagu.join("base.yaml"),
+        "env:\n  - GREETING: hello from base\n",
+    )
+    .expect("base");
+    std::fs::write(
+        dagu.join("dags/greet.yaml"),
+        "queue: batch\nsteps:\n  - name: say\n    command: echo \"$GREETING\"\n",
+    )
+    .expect("dag");
+    let home = dagu.to_string_lossy().into_owned();
+    let s = Server::start_args(&p, &["start-all", "--port", "0"], &[("DAGU_HOME", &home)]);
+    let auth = "Authorization: Bearer t0ken\r\nContent-Type: application/json\r\n";
+    let call = |method: &str, path: &str, body: &str| {
+        let (code, _, body) = s
+            .raw(method, &format!("/api/v2{path}"), auth, body)
+            .expect("request");
+        (
+            code,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (code, _, _) = s.raw("GET", "/api/v2/queues", "", "").expect("request");
+    assert_eq!(code, 401, "the token is asked for");
+    for id in ["g1", "g2"] {
+        let (code, v) = call(
+            "POST",
+            "/dags/greet/enqueue",
+            &json!({"dagRunId": id}).to_string(),
+        );
+        assert_eq!(code, 200, "{v}");
+    }
+    let (_, v) = call("GET", "/queues", "");
+    assert_eq!(v["queues"][0]["name"], "batch", "{v}");
+    assert_eq!(v["queues"][0]["type"], "global", "{v}");
+    assert_eq!(v["queues"][0]["maxConcurrency"], 1, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in ["g1", "g2"] {
+        loop {
+            let (_, v) = call("GET", &format!("/dag-runs/greet/{id}"), "");
+            if v["dagRunDetails"]["statusLabel"] == "succeeded" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (_, log) = call("GET", &format!("/dag-runs/greet/{id}/steps/say/log"), "");
+        assert_eq!(log["content"], "hello from base\n");
+    }
+    let (_, a) = call("GET", "/dag-runs/greet/g1", "");
+    let (_, b) = call("GET", "/dag-runs/greet/g2", "");
+    assert!(
+        a["dagRunDetails"]["finishedAt"].as_str() <= b["dagRunDetails"]["startedAt"].as_str(),
+        "one place: g2 started after g1 ended: {a} {b}"
+    );
+}
