@@ -1,5 +1,6 @@
 //! Tests that drive the real `wharf` binary.
 
+mod builtin;
 mod common;
 mod composition;
 mod dry;

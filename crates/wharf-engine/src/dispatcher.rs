@@ -48,6 +48,11 @@ struct Dispatcher {
     shared: Arc<dyn Executor>,
     /// Runs the steps that `call` another DAG.
     subdag: Arc<dyn Executor>,
+    /// Runs `jq`, `http` and `mail` steps.
+    builtin: Arc<dyn Executor>,
+    notifier: Option<Arc<dyn crate::Notifier>>,
+    /// Mail being sent about failed steps (`mailOnError`): the run ends after them.
+    mails: Vec<tokio::task::JoinHandle<()>>,
     /// The DAG-level container, when the DAG has one and a step or handler runs in it.
     container: Option<Arc<dyn crate::SharedContainer>>,
     /// `container.env`, expanded: steps in the container get it under their own env.
@@ -176,6 +181,8 @@ pub(crate) async fn run(
         root: req.lineage.as_ref().map_or(req.run, |l| l.root),
         chain,
         docker: req.docker.clone(),
+        builtin: req.builtin.clone(),
+        notifier: req.notifier.clone(),
         new_shared: req.new_shared.clone(),
         retry_from: req.resume.is_some().then(wharf_store::now_ms),
     };
@@ -223,6 +230,13 @@ pub(crate) async fn run(
             )),
         },
         subdag: Arc::new(subdag),
+        builtin: req.builtin.clone().unwrap_or_else(|| {
+            Arc::new(crate::executor::Unavailable(
+                "jq, http and mail steps cannot run here".into(),
+            ))
+        }),
+        notifier: req.notifier.clone(),
+        mails: Vec::new(),
         container: req.shared.clone().filter(|_| uses_container(&dag)),
         container_env: Arc::new(Vec::new()),
         attempts_before,
@@ -253,6 +267,25 @@ pub(crate) async fn run(
         }
         _ => (status, error),
     };
+    for mail in std::mem::take(&mut d.mails) {
+        let _ = mail.await;
+    }
+    if let Some(config) = crate::notify::at_end(&dag, status).cloned() {
+        let vars = d.vars.clone();
+        let failed = crate::notify::send(
+            d.notifier.clone(),
+            Arc::clone(&store),
+            d.req_run,
+            Arc::clone(&dag),
+            config,
+            (req.run_id.clone(), status, d.run_log.clone()),
+            move |t| vars.expand(t, &crate::vars::host),
+        )
+        .await;
+        if let Some(why) = failed {
+            let _ = events.send(Event::Notice(why));
+        }
+    }
     log.line(&format!(
         "run finished: {status}{}",
         error
@@ -305,6 +338,34 @@ impl Dispatcher {
             }
             Ok(())
         });
+    }
+
+    /// `mailOnError`: the `errorMail` notification of a failed step, sent beside the run
+    /// (which waits for it before it ends).
+    fn mail_step_failure(&mut self) {
+        let Some(config) = self.dag.error_mail.clone() else {
+            append_run_log(
+                &self.run_log,
+                "mail: no notification sent for the failed step: the DAG has no `errorMail`",
+            );
+            return;
+        };
+        let vars = self.vars.clone();
+        let events = self.events.clone();
+        let task = crate::notify::send(
+            self.notifier.clone(),
+            Arc::clone(&self.store),
+            self.req_run,
+            Arc::clone(&self.dag),
+            config,
+            (self.run_id.clone(), Status::Running, self.run_log.clone()),
+            move |t| vars.expand(t, &crate::vars::host),
+        );
+        self.mails.push(tokio::spawn(async move {
+            if let Some(why) = task.await {
+                let _ = events.send(Event::Notice(why));
+            }
+        }));
     }
 
     /// The steps and handlers; the run's status and error.
@@ -474,6 +535,9 @@ impl Dispatcher {
                                 outcome.exit_code,
                                 outcome.logs.as_ref(),
                             );
+                            if outcome.status == Status::Failed && dag.steps[i].mail_on_error {
+                                self.mail_step_failure();
+                            }
                             slots[i] = Slot::Done { status: outcome.status, continued: outcome.continued };
                         }
                         Err(e) => {
@@ -812,6 +876,7 @@ impl Dispatcher {
             executor: match self.dag.placement(step.get(&self.dag)) {
                 _ if step.get(&self.dag).call.is_some() => Arc::clone(&self.subdag),
                 wharf_spec::Placement::Host => Arc::clone(&self.local),
+                wharf_spec::Placement::Engine => Arc::clone(&self.builtin),
                 wharf_spec::Placement::OwnContainer { .. } => Arc::clone(&self.docker),
                 wharf_spec::Placement::SharedContainer => Arc::clone(&self.shared),
             },

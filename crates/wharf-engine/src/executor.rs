@@ -102,6 +102,50 @@ pub enum Work {
     Exec(ExecJob),
     /// Another DAG, as one child run or one per `parallel` item.
     SubDag(Arc<crate::subdag::SubDagJob>),
+    /// A step wharf runs in its own process (`jq`, `http`, `mail`).
+    Builtin(Box<BuiltinJob>),
+}
+
+/// A `jq`, `http` or `mail` step, its variables expanded.
+#[derive(Debug, Clone)]
+pub enum BuiltinJob {
+    /// The filter over the JSON text `input`.
+    Jq {
+        filter: String,
+        input: String,
+        raw: bool,
+    },
+    /// The request `METHOD URL` with its settings.
+    Http {
+        method: String,
+        url: String,
+        config: wharf_spec::HttpStep,
+    },
+    /// The message, through the DAG's `smtp` (None: the DAG has none); attachments are
+    /// relative to `dir`.
+    Mail {
+        smtp: Option<wharf_spec::Smtp>,
+        mail: wharf_spec::MailStep,
+        dir: PathBuf,
+    },
+}
+
+/// A mail about a run (`mailOn`, `mailOnError`), made by the engine and sent by a
+/// [`Notifier`].
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub smtp: wharf_spec::Smtp,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// HTML.
+    pub body: String,
+    pub attachments: Vec<PathBuf>,
+}
+
+/// Sends the mail about runs.
+pub trait Notifier: Send + Sync {
+    fn send<'a>(&'a self, mail: &'a Notification) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The shell and program of a step on the host.

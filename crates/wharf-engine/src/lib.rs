@@ -13,6 +13,7 @@ mod dispatcher;
 mod executor;
 mod installation;
 mod local;
+mod notify;
 mod recorder;
 mod resume;
 mod step;
@@ -25,8 +26,8 @@ use std::time::Duration;
 
 pub use dispatcher::execute;
 pub use executor::{
-    BoxFuture, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady, Program,
-    SharedContainer, SharedSetup, StepJob, Work,
+    BoxFuture, BuiltinJob, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady,
+    Notification, Notifier, Program, SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use installation::{
     GlobalQueue, Installation, dags_dir, global_queues, placement, queue_place, queue_size,
@@ -109,6 +110,11 @@ pub struct RunRequest {
     /// Runs the steps that have a container of their own (`executor: docker`); None when
     /// the caller has no Docker executor (such steps then fail and say so).
     pub docker: Option<Arc<dyn Executor>>,
+    /// Runs `jq`, `http` and `mail` steps; None: such steps fail and say so.
+    pub builtin: Option<Arc<dyn Executor>>,
+    /// Sends the mail about runs (`mailOn`, `mailOnError`); None: none is sent (and the
+    /// run log says so when one was asked for).
+    pub notifier: Option<Arc<dyn Notifier>>,
     /// The DAG-level container, for a DAG that has one; None: its steps fail and say why.
     pub shared: Option<Arc<dyn SharedContainer>>,
     /// Makes the DAG-level container of a sub-DAG run (for sub-DAGs that have one).

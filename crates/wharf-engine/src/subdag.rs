@@ -40,6 +40,8 @@ pub(crate) struct SubDagExecutor {
     /// The DAGs from the root down to this run's, for the cycle check.
     pub chain: Vec<(PathBuf, String)>,
     pub docker: Option<Arc<dyn Executor>>,
+    pub builtin: Option<Arc<dyn Executor>>,
+    pub notifier: Option<Arc<dyn crate::Notifier>>,
     pub new_shared: Option<SharedFactory>,
     /// A retry of the run (`wharf retry`): when it started. The step's children made
     /// before it are looked at first: one that succeeded is kept, one that did not is
@@ -269,6 +271,8 @@ impl SubDagExecutor {
         let chain = self.chain.clone();
         let dag = Arc::clone(dag);
         let docker = self.docker.clone();
+        let builtin = self.builtin.clone();
+        let notifier = self.notifier.clone();
         let new_shared = self.new_shared.clone();
         let stop = job.stop.clone();
         Box::pin(async move {
@@ -335,6 +339,8 @@ impl SubDagExecutor {
                         params: params.clone(),
                         resume,
                         docker,
+                        builtin,
+                        notifier,
                         shared,
                         new_shared,
                         lineage: Some(crate::Lineage {

@@ -48,6 +48,14 @@ pub struct Dag {
     pub secrets: Vec<Secret>,
     /// `runConfig`: what a run started from the web UI or the API may choose.
     pub run_config: RunConfig,
+    /// `smtp`: the server of `mail` steps and notifications.
+    pub smtp: Option<Smtp>,
+    /// `mailOn`: which ends of the run send a notification.
+    pub mail_on: MailOn,
+    /// `errorMail`: the notification of a failure (and of a step's `mailOnError`).
+    pub error_mail: Option<MailConfig>,
+    /// `infoMail`: the notification of a success.
+    pub info_mail: Option<MailConfig>,
     /// `maxActiveRuns`: how many runs of the DAG (of its `queue`) run at once; more wait,
     /// `queued`. None (or 0 or less): no limit.
     pub max_active_runs: Option<u32>,
@@ -194,6 +202,8 @@ pub struct Step {
     /// The step's own `logOutput`; the DAG's when `None`.
     pub log_output: Option<LogOutput>,
     pub executor: Executor,
+    /// `mailOnError`: a failure of this step sends the `errorMail` notification.
+    pub mail_on_error: bool,
     pub span: Span,
 }
 
@@ -301,6 +311,82 @@ pub enum Executor {
     Docker(Box<DockerStep>),
     /// `hitl`: the step waits for a person to approve or reject it.
     Approval(Box<Approval>),
+    /// `jq`: a filter (`command`) over JSON (`script`), run in the engine.
+    Jq(Box<JqStep>),
+    /// `http`: a request (`command: METHOD URL`), sent by the engine.
+    Http(Box<HttpStep>),
+    /// `mail`: a message sent through the DAG's `smtp` server.
+    Mail(Box<MailStep>),
+}
+
+impl Executor {
+    /// Whether the engine runs the step itself (no process, no container).
+    pub fn is_builtin(&self) -> bool {
+        matches!(self, Self::Jq(_) | Self::Http(_) | Self::Mail(_))
+    }
+}
+
+/// `type: jq`: its options.
+#[derive(Debug, Clone, Default)]
+pub struct JqStep {
+    /// `raw: true`: strings printed without quotes (`jq -r`).
+    pub raw: bool,
+}
+
+/// `type: http`: the request beyond its method and URL (`command`).
+#[derive(Debug, Clone, Default)]
+pub struct HttpStep {
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// Seconds until the whole exchange is given up (no limit when None).
+    pub timeout: Option<u64>,
+    /// Only the body on a success (the status line and headers too otherwise).
+    pub silent: bool,
+    /// The answer as JSON: `{status_code, headers, body}` (`json: true` or `format: json`).
+    pub json: bool,
+    /// The request and the answer's head written to stderr.
+    pub debug: bool,
+    /// TLS certificates are not checked.
+    pub skip_tls_verify: bool,
+}
+
+/// `type: mail`: the message.
+#[derive(Debug, Clone, Default)]
+pub struct MailStep {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub message: String,
+    /// Files attached (relative to the step's working directory).
+    pub attachments: Vec<String>,
+}
+
+/// `smtp:`: the server mail goes through.
+#[derive(Debug, Clone, Default)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// `errorMail:` / `infoMail:`: who a notification goes to.
+#[derive(Debug, Clone, Default)]
+pub struct MailConfig {
+    pub from: String,
+    pub to: Vec<String>,
+    /// Put before the subject (`[ALERT]`).
+    pub prefix: String,
+    /// The steps' logs attached.
+    pub attach_logs: bool,
+}
+
+/// `mailOn:`: when the run sends a notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailOn {
+    pub failure: bool,
+    pub success: bool,
 }
 
 /// `type: hitl`: what the person is asked, and the inputs they give.
@@ -534,6 +620,8 @@ pub enum RegistryAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement<'a> {
     Host,
+    /// In wharf's own process (`jq`, `http`, `mail`): no process, no container.
+    Engine,
     /// A container of its own, created from `image` (or exec into `container_name`).
     OwnContainer {
         image: Option<&'a str>,
@@ -559,6 +647,9 @@ impl Dag {
             // A sub-DAG step runs no process of its own: its child run places its steps.
             return Placement::Host;
         }
+        if step.executor.is_builtin() {
+            return Placement::Engine;
+        }
         match (&step.executor, &self.container) {
             (Executor::Local { explicit: true }, _) => Placement::Host,
             // A docker step that names its own image or container runs there, also in a
@@ -570,7 +661,14 @@ impl Dag {
                 }
             }
             (_, Some(_)) => Placement::SharedContainer,
-            (Executor::Local { .. } | Executor::Approval(_), None) => Placement::Host,
+            (
+                Executor::Local { .. }
+                | Executor::Approval(_)
+                | Executor::Jq(_)
+                | Executor::Http(_)
+                | Executor::Mail(_),
+                None,
+            ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {
                 image: d.image.as_deref(),
                 container_name: d.container_name.as_deref(),

@@ -261,6 +261,7 @@ fn container(w: &mut String, c: &Container, dag: &Dag, resolved: &Resolved) {
 fn placement(dag: &Dag, step: &Step) -> String {
     match dag.placement(step) {
         Placement::Host => "on the host".into(),
+        Placement::Engine => "in wharf (no process)".into(),
         Placement::SharedContainer => match &dag.container {
             Some(Container {
                 image: Some(image), ..

@@ -275,6 +275,8 @@ fn start(
         params: params.to_vec(),
         resume: None,
         docker: None,
+        builtin: None,
+        notifier: None,
         shared: None,
         new_shared: None,
         lineage: None,
@@ -435,6 +437,8 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         params: record.params.clone(),
         resume: Some(resume),
         docker: None,
+        builtin: None,
+        notifier: None,
         shared: None,
         new_shared: None,
         lineage: None,
@@ -456,12 +460,19 @@ fn execute(
         .steps
         .iter()
         .chain(request.dag.handlers.iter().map(|(_, s)| s))
-        .any(|s| !matches!(request.dag.placement(s), wharf_spec::Placement::Host))
+        .any(|s| {
+            !matches!(
+                request.dag.placement(s),
+                wharf_spec::Placement::Host | wharf_spec::Placement::Engine
+            )
+        })
         || request.dag.container.is_some();
     let client = wharf_docker::Client::new();
     let auths = Arc::new(wharf_docker::Auths::new(
         request.dag.registry_auths.as_ref(),
     ));
+    request.builtin = Some(wharf_builtin::executor());
+    request.notifier = Some(Arc::new(wharf_builtin::SmtpNotifier));
     request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(
         client.clone(),
         Arc::clone(&auths),

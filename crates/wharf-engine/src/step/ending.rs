@@ -49,6 +49,9 @@ pub(super) fn with_stderr_tail(message: String, stderr: &std::path::Path) -> Str
     let _ = file.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
     match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+        // The message may be that line already (a step wharf runs itself writes its error
+        // to stderr too).
+        Some(last) if message.ends_with(last) => message,
         Some(last) => {
             let last: String = last.chars().take(300).collect();
             format!("{message}: {last}")

@@ -4,6 +4,8 @@
 mod ending;
 mod plan;
 
+pub(crate) use plan::expand_smtp;
+
 use ending::*;
 use plan::*;
 use std::path::PathBuf;
@@ -201,6 +203,8 @@ impl Prepared {
 /// container, or a container of its own (its command, or the image's own CMD).
 enum Plan {
     Host(Program),
+    /// `jq`, `http`, `mail`: the job is made (its variables expanded) per attempt.
+    Builtin,
     Exec(crate::ExecJob),
     Container,
     SubDag(Arc<crate::subdag::SubDagJob>),
@@ -354,7 +358,9 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         "DAGU_PARAMS_JSON".into(),
         serde_json::Value::Object(params).to_string(),
     ));
-    let plan = if let Some(call) = &step.call {
+    let plan = if placement == wharf_spec::Placement::Engine {
+        Plan::Builtin
+    } else if let Some(call) = &step.call {
         let dags = crate::installation::dags_dir(ctx.store.home());
         Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars, Some(&dags))?))
     } else if in_shared {

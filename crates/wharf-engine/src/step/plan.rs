@@ -284,6 +284,7 @@ pub(super) fn job_of(
         }),
         Plan::Exec(e) => Work::Exec(e.clone()),
         Plan::SubDag(sub) => Work::SubDag(Arc::clone(sub)),
+        Plan::Builtin => Work::Builtin(Box::new(builtin_job(step, dag, &p.dir, &expand)?)),
         Plan::Container => match container_job(step, dag, ctx, &expand) {
             Some(c) => Work::Container(Box::new(c)),
             None => return Err("the step has no container to run in".into()),
@@ -360,5 +361,73 @@ fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str) -> String
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| expand_strings(v, expand)),
         serde_json::Value::Object(map) => map.values_mut().for_each(|v| expand_strings(v, expand)),
         _ => {}
+    }
+}
+
+/// A `jq`, `http` or `mail` step's job: its command, script and settings expanded.
+fn builtin_job(
+    step: &Step,
+    dag: &Dag,
+    dir: &std::path::Path,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> Result<crate::BuiltinJob, String> {
+    use wharf_spec::Executor;
+    let line = step
+        .command
+        .as_ref()
+        .map(|c| expand(&c.to_line()))
+        .unwrap_or_default();
+    let pairs = |list: &[(String, String)]| -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.clone(), expand(v))).collect()
+    };
+    Ok(match &step.executor {
+        Executor::Jq(jq) => crate::BuiltinJob::Jq {
+            filter: line,
+            input: step.script.as_deref().map(expand).unwrap_or_default(),
+            raw: jq.raw,
+        },
+        Executor::Http(http) => {
+            let (method, url) = line
+                .trim()
+                .split_once(' ')
+                .map(|(m, u)| (m.to_ascii_uppercase(), u.trim().to_owned()))
+                .ok_or_else(|| format!("`{line}` is not `METHOD URL`"))?;
+            let mut config = (**http).clone();
+            config.headers = pairs(&http.headers);
+            config.query = pairs(&http.query);
+            config.body = http.body.as_deref().map(expand);
+            crate::BuiltinJob::Http {
+                method,
+                url,
+                config,
+            }
+        }
+        Executor::Mail(mail) => {
+            let mut mail = (**mail).clone();
+            mail.from = expand(&mail.from);
+            mail.to = mail.to.iter().map(|t| expand(t)).collect();
+            mail.subject = expand(&mail.subject);
+            mail.message = expand(&mail.message);
+            mail.attachments = mail.attachments.iter().map(|a| expand(a)).collect();
+            crate::BuiltinJob::Mail {
+                smtp: dag.smtp.as_ref().map(|s| expand_smtp(s, expand)),
+                mail,
+                dir: dir.to_path_buf(),
+            }
+        }
+        _ => return Err("the step is not one wharf runs in its own process".into()),
+    })
+}
+
+/// `smtp` with its variables expanded (`password: ${SMTP_PASSWORD}`).
+pub(crate) fn expand_smtp(
+    smtp: &wharf_spec::Smtp,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> wharf_spec::Smtp {
+    wharf_spec::Smtp {
+        host: expand(&smtp.host),
+        port: smtp.port,
+        username: smtp.username.as_deref().map(expand),
+        password: smtp.password.as_deref().map(expand),
     }
 }

@@ -42,8 +42,12 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "logOutput",
         "skipIfSuccessful",
         "secrets",
+        "smtp",
+        "mailOn",
+        "errorMail",
+        "infoMail",
     ],
-    ignored: &["group", "smtp", "mailOn", "errorMail", "infoMail"],
+    ignored: &["group"],
     unsupported: &[
         (
             "ssh",
@@ -118,8 +122,9 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "run",
         "params",
         "parallel",
+        "mailOnError",
     ],
-    ignored: &["mailOnError"],
+    ignored: &[],
     unsupported: &[
         (
             "workerSelector",
@@ -204,10 +209,7 @@ pub(crate) const EXECUTOR_KEYS: Keys = Keys {
 
 /// The Dagu executor types wharf does not run.
 pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
-    "http",
-    "mail",
     "ssh",
-    "jq",
     "gha",
     "github_action",
     "github-action",

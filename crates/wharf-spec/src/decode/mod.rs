@@ -14,6 +14,7 @@
 //! - `auth`: `registryAuths`.
 
 mod auth;
+mod builtin;
 mod docker;
 mod keys;
 mod reader;
@@ -137,6 +138,14 @@ pub(crate) fn dag(
         shell,
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
+        smtp: f.get("smtp").and_then(|n| d.smtp(n)),
+        mail_on: f.get("mailOn").map(|n| d.mail_on(n)).unwrap_or_default(),
+        error_mail: f
+            .get("errorMail")
+            .and_then(|n| d.mail_config(n, "`errorMail`")),
+        info_mail: f
+            .get("infoMail")
+            .and_then(|n| d.mail_config(n, "`infoMail`")),
         working_dir_set: f.has("workingDir"),
         max_active_runs: f.get("maxActiveRuns").and_then(|n| {
             // As Dagu: 0 or a negative number means no limit.

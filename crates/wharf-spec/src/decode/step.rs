@@ -97,6 +97,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 dir: None,
                 command: Some(CommandSpec::Line(command)),
                 script: None,
+                mail_on_error: false,
                 shell: None,
                 shell_packages: Vec::new(),
                 call: None,
@@ -247,13 +248,55 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         signal_on_stop,
         log_output: d.log_output(&f),
         executor,
+        mail_on_error: d.opt_bool(&f, "mailOnError").unwrap_or(false),
         span,
     };
+    builtin_needs(d, &step, node);
     Some(RawStep {
         step,
         depends,
         item: 0,
     })
+}
+
+/// What a `jq` or `http` step cannot run without.
+fn builtin_needs(d: &mut Decoder, step: &Step, node: &Node) {
+    let line = step.command.as_ref().map(CommandSpec::to_line);
+    match &step.executor {
+        Executor::Jq(_) => {
+            if line.as_deref().is_none_or(|l| l.trim().is_empty()) {
+                d.diags.push(
+                    Diagnostic::error(node.at(), "a `jq` step needs its filter as `command`")
+                        .with_help("e.g. `command: .items[].name` with the JSON in `script`"),
+                );
+            }
+            if step.script.is_none() {
+                d.diags.push(
+                    Diagnostic::error(node.at(), "a `jq` step needs its JSON input as `script`")
+                        .with_help("e.g. `script: '{\"items\": []}'`, or `script: ${DATA}`"),
+                );
+            }
+        }
+        Executor::Http(_) => {
+            let ok = line
+                .as_deref()
+                .and_then(|l| l.trim().split_once(' '))
+                .is_some_and(|(m, u)| !m.is_empty() && !u.trim().is_empty());
+            if !ok {
+                d.diags.push(
+                    Diagnostic::error(node.at(), "an `http` step needs `command: METHOD URL`")
+                        .with_help("e.g. `command: GET https://example.com/health`"),
+                );
+            }
+            if step.script.is_some() {
+                d.error(
+                    node.at(),
+                    "an `http` step takes its body from `config.body`, not `script`",
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 fn output(d: &mut Decoder, node: &Node) -> Option<Output> {
@@ -511,8 +554,9 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 };
                 let Some(t) = ef.get("type") else {
                     d.diags.push(
-                        Diagnostic::error(exec.at(), "`executor` needs a `type`")
-                            .with_help("accepted types: command, shell, docker"),
+                        Diagnostic::error(exec.at(), "`executor` needs a `type`").with_help(
+                            "accepted types: command, shell, docker, hitl, jq, http, mail",
+                        ),
                     );
                     return local;
                 };
@@ -600,13 +644,16 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             }
             Executor::Approval(Box::new(approval))
         }
+        "jq" => Executor::Jq(Box::new(d.jq_step(config))),
+        "http" => Executor::Http(Box::new(d.http_step(config))),
+        "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         other if FOREIGN_EXECUTORS.contains(&other) => {
             d.diags.push(
                 Diagnostic::error(
                     type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
-                .with_help("wharf runs steps on the host (`command`) or in containers (`docker`)"),
+                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), and `jq`, `http`, `mail` and `hitl` steps"),
             );
             local
         }
@@ -615,7 +662,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 type_node,
                 "the executor type",
                 other,
-                &["command", "shell", "docker", "hitl"],
+                &["command", "shell", "docker", "hitl", "jq", "http", "mail"],
             );
             local
         }

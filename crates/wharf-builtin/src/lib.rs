@@ -1,0 +1,136 @@
+//! The steps wharf runs in its own process, without a shell or a container: `jq` (on
+//! jaq, a jq written in Rust), `http` (hyper, TLS by rustls with the system's roots) and
+//! `mail` (lettre); and [`SmtpNotifier`], which sends the mail about runs.
+//!
+//! Their output goes to the step's logs like a process's: masked, streamed, and its start
+//! kept for `output:`.
+
+mod http;
+mod jq;
+mod mail;
+
+use std::sync::Arc;
+
+use wharf_engine::{BoxFuture, BuiltinJob, Executor, Exit, LazyLog, StepJob, Work};
+
+pub use mail::SmtpNotifier;
+
+/// Runs `jq`, `http` and `mail` steps.
+#[derive(Debug, Default)]
+pub struct BuiltinExecutor;
+
+impl Executor for BuiltinExecutor {
+    fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
+        Box::pin(async move {
+            let Work::Builtin(work) = &job.work else {
+                return Exit::error("not a jq, http or mail step");
+            };
+            if let Err(e) = job.prepare_redirects() {
+                return Exit::error(e);
+            }
+            let mut out = Output::new(job);
+            let result = match &**work {
+                BuiltinJob::Jq { filter, input, raw } => {
+                    jq::run(filter, input, *raw, &mut out).await
+                }
+                BuiltinJob::Http {
+                    method,
+                    url,
+                    config,
+                } => http::run(method, url, config, job, &mut out).await,
+                BuiltinJob::Mail { smtp, mail, dir } => {
+                    mail::run_step(smtp.as_ref(), mail, dir, job, &mut out).await
+                }
+            };
+            out.finish(result).await
+        })
+    }
+}
+
+/// How a builtin step ended, before its output is closed.
+pub(crate) enum Ended {
+    /// It did what it was asked (exit 0).
+    Done,
+    /// It failed: the message is written to stderr, the exit code is 1.
+    Failed(String),
+    /// It was stopped (a stop request or the step's timeout).
+    Stopped,
+}
+
+/// A builtin step's stdout and stderr: the logs, the `stdout:`/`stderr:` files, and the
+/// start of stdout for `output:`.
+pub(crate) struct Output {
+    out: LazyLog,
+    err: LazyLog,
+    redirect_out: Option<LazyLog>,
+    redirect_err: Option<LazyLog>,
+    head: Vec<u8>,
+    limit: usize,
+}
+
+impl Output {
+    fn new(job: &StepJob) -> Self {
+        let masked = |p: &std::path::Path| LazyLog::masked(p.to_path_buf(), &job.mask);
+        Self {
+            out: masked(&job.stdout),
+            err: masked(&job.stderr),
+            redirect_out: job.redirect_stdout.as_deref().map(masked),
+            redirect_err: job.redirect_stderr.as_deref().map(masked),
+            head: Vec::new(),
+            limit: job.capture_stdout.map_or(0, |c| {
+                usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
+            }),
+        }
+    }
+
+    pub(crate) async fn stdout(&mut self, bytes: &[u8]) {
+        self.out.write(bytes).await;
+        if let Some(r) = self.redirect_out.as_mut() {
+            r.write(bytes).await;
+        }
+        if self.head.len() < self.limit {
+            let take = bytes.len().min(self.limit - self.head.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+    }
+
+    pub(crate) async fn stderr(&mut self, bytes: &[u8]) {
+        self.err.write(bytes).await;
+        if let Some(r) = self.redirect_err.as_mut() {
+            r.write(bytes).await;
+        }
+    }
+
+    async fn finish(mut self, ended: Ended) -> Exit {
+        let mut exit = Exit::default();
+        match ended {
+            Ended::Done => exit.code = Some(0),
+            Ended::Failed(why) => {
+                self.stderr(format!("{why}\n").as_bytes()).await;
+                exit.code = Some(1);
+                exit.error = Some(why);
+            }
+            Ended::Stopped => exit.stopped = true,
+        }
+        for log in [&mut self.out, &mut self.err]
+            .into_iter()
+            .chain(self.redirect_out.as_mut())
+            .chain(self.redirect_err.as_mut())
+        {
+            log.flush().await;
+        }
+        if exit.error.is_none()
+            && let Some(e) = self.out.error().or(self.err.error())
+        {
+            exit.error = Some(e.to_owned());
+            exit.code = Some(1);
+        }
+        exit.stdout_head = self.head;
+        exit
+    }
+}
+
+/// The executor as the engine takes it.
+pub fn executor() -> Arc<dyn Executor> {
+    Arc::new(BuiltinExecutor)
+}

@@ -1,0 +1,420 @@
+//! X04–X06, G34, S22: `jq`, `http` and `mail` steps and the mail about runs, against real
+//! servers: an HTTP server these tests run (status codes, slow answers, large bodies) and
+//! a real SMTP server (aiosmtpd from PyPI, on a loopback port, writing a Maildir).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wharf_testkit::{Place, step, step_error};
+
+#[test]
+fn jq_steps_filter_json_as_dagu_prints_it() {
+    let p = Place::new();
+    let dag = p.dag(
+        "jq",
+        "steps:\n  - name: pick\n    type: jq\n    command: .items[] | {name, n}\n    script: '{\"items\": [{\"n\": 1, \"name\": \"a\"}]}'\n  - name: names\n    executor:\n      type: jq\n      config:\n        raw: true\n    command: .items[].name, .none\n    script: ${DATA}\n    output: NAMES\n  - name: use\n    command: printf '%s|' \"$NAMES\"\nenv:\n  - DATA: '{\"items\": [{\"name\": \"x\"}, {\"name\": \"y\"}]}'\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("jq", "pick"),
+        "{\n    \"n\": 1,\n    \"name\": \"a\"\n}\n"
+    );
+    assert_eq!(p.logs("jq", "names"), "x\ny\n\n");
+    assert_eq!(p.logs("jq", "use"), "x\ny|");
+
+    // A filter that does not compile, input that is not JSON, an error while it runs.
+    for (name, command, script, says) in [
+        (
+            "badfilter",
+            ".a |",
+            "{}",
+            "is not valid jq: it ends too early",
+        ),
+        ("nosuch", "nosuch(1)", "{}", "does not compile"),
+        ("badinput", ".a", "{not json", "is not JSON"),
+        ("runtime", ".a.b", "{\"a\": \"text\"}", "jq: "),
+    ] {
+        let dag = p.dag(
+            name,
+            &format!("steps:\n  - name: q\n    type: jq\n    command: '{command}'\n    script: '{script}'\n"),
+        );
+        let out = p.run(&dag, &[]);
+        assert_eq!(out.code, Some(1), "{name}: {}", out.stderr);
+        assert!(
+            step_error(&p.status(name), "q").contains(says),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+    let out = p
+        .wharf()
+        .args(["validate"])
+        .arg_path(&p.dag(
+            "nofilter",
+            "steps:\n  - name: q\n    type: jq\n    script: '{}'\n",
+        ))
+        .run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr
+            .contains("a `jq` step needs its filter as `command`"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// An HTTP/1.1 server on a loopback port: each request is answered by `answer`, and the
+/// request heads it saw are kept.
+struct Http {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Http {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || serve(stream, &log));
+            }
+        });
+        Self { port, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    seen.lock().expect("lock").push(format!("{head}\n{body}"));
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let reply = |status: &str, extra: &str, body: &[u8]| {
+        let mut s = stream.try_clone().expect("clone");
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Test: yes\r\n{extra}Connection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(body);
+    };
+    match path.split('?').next().unwrap_or_default() {
+        "/ok" => reply(
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            br#"{"ok": true}"#,
+        ),
+        "/echo" => reply("200 OK", "", body.as_bytes()),
+        "/missing" => reply("404 Not Found", "", b"no such thing"),
+        "/moved" => reply("302 Found", "Location: /ok\r\n", b""),
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(5));
+            reply("200 OK", "", b"late");
+        }
+        "/big" => {
+            let chunk = vec![b'x'; 1 << 20];
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                20 << 20
+            );
+            for _ in 0..20 {
+                if stream.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        }
+        _ => reply("500 Internal Server Error", "", b"?"),
+    }
+}
+
+#[test]
+fn http_steps_send_requests_and_stream_answers() {
+    let p = Place::new();
+    let h = Http::start();
+    let dag = p.dag(
+        "http",
+        &format!(
+            "params: TOKEN=t0\nsteps:\n  - name: get\n    type: http\n    config:\n      silent: true\n      query: {{a: \"1 2\"}}\n      headers: {{Authorization: \"Bearer ${{TOKEN}}\"}}\n    command: GET {ok}\n    output: BODY\n  - name: post\n    type: http\n    config:\n      body: '{{\"n\": 1}}'\n      headers: {{Content-Type: application/json}}\n    command: post {echo}\n  - name: json\n    type: http\n    config: {{json: true}}\n    command: GET {moved}\n  - name: big\n    type: http\n    config: {{silent: true, timeout: 30}}\n    command: GET {big}\n  - name: use\n    command: printf '%s' \"$BODY\"\n",
+            ok = h.url("/ok"),
+            echo = h.url("/echo"),
+            moved = h.url("/moved"),
+            big = h.url("/big"),
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("http", "get"), r#"{"ok": true}"#);
+    assert_eq!(
+        p.logs("http", "use"),
+        r#"{"ok": true}"#,
+        "the body as output"
+    );
+    let post = p.logs("http", "post");
+    assert!(post.starts_with("200 OK\n"), "{post}");
+    assert!(
+        post.contains("X-Test: yes\n") && post.ends_with(r#"{"n": 1}"#),
+        "{post}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.logs("http", "json")).expect("json");
+    assert_eq!(json["status_code"], 200, "after the redirect: {json}");
+    assert_eq!(json["body"]["ok"], true, "{json}");
+    assert_eq!(json["headers"]["X-Test"][0], "yes", "{json}");
+    assert_eq!(
+        p.logs("http", "big").len(),
+        20 << 20,
+        "the whole large body"
+    );
+    let seen = h.seen.lock().expect("lock").join("\n---\n");
+    assert!(seen.contains("GET /ok?a=1+2 HTTP/1.1"), "{seen}");
+    assert!(seen.contains("authorization: Bearer t0"), "{seen}");
+    assert!(
+        seen.contains("POST /echo") && seen.contains(r#"{"n": 1}"#),
+        "{seen}"
+    );
+
+    // A status outside 2xx fails the step after its answer is written; a slow answer
+    // meets its timeout.
+    let dag = p.dag(
+        "bad",
+        &format!(
+            "type: graph\nsteps:\n  - name: missing\n    type: http\n    config: {{silent: true}}\n    command: GET {}\n  - name: slow\n    type: http\n    config: {{timeout: 1}}\n    command: GET {}\n",
+            h.url("/missing"),
+            h.url("/slow")
+        ),
+    );
+    let started = Instant::now();
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the timeout held"
+    );
+    let status = p.status("bad");
+    assert!(step_error(&status, "missing").contains("404"), "{status}");
+    assert!(p.logs("bad", "missing").starts_with("404 Not Found\n"));
+    assert!(p.logs("bad", "missing").ends_with("no such thing"));
+    assert!(step_error(&status, "slow").contains("timeout"), "{status}");
+    assert_eq!(step(&status, "slow")["status"], "failed");
+
+    // Its config is checked like a docker step's.
+    let out = p
+        .wharf()
+        .args(["validate"])
+        .arg_path(&p.dag(
+            "typo",
+            "steps:\n  - name: q\n    type: http\n    config: {silnet: true, timeout: soon}\n    command: GET http://example.com/\n",
+        ))
+        .run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("did you mean `silent`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("`timeout` (seconds) must be a whole number"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A real SMTP server (aiosmtpd) writing what it receives to a Maildir.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(p: &Place) -> Self {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let maildir = p.path("maildir");
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (scripts/test installs it from PyPI)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages received, oldest first.
+    fn messages(&self, want: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut found: Vec<(PathBuf, String)> = std::fs::read_dir(self.maildir.join("new"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                            (e.path(), text)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if found.len() >= want || Instant::now() > deadline {
+                found.sort();
+                return found.into_iter().map(|(_, t)| t).collect();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn header<'a>(message: &'a str, name: &str) -> &'a str {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn mail_steps_and_notifications_reach_a_real_smtp_server() {
+    let p = Place::new();
+    let smtp = Smtp::start(&p);
+    std::fs::write(p.path("report.csv"), "a,b\n1,2\n").expect("attachment");
+    let dag = p.dag(
+        "nightly",
+        &format!(
+            "smtp:\n  host: 127.0.0.1\n  port: {port}\nmailOn:\n  failure: true\n  success: true\nerrorMail:\n  from: wharf@example.com\n  to: [ops@example.com, oncall@example.com]\n  prefix: \"[ALERT]\"\n  attachLogs: true\ninfoMail:\n  from: wharf@example.com\n  to: team@example.com\n  prefix: \"[OK]\"\nenv:\n  - WHO: the batch\nsteps:\n  - name: tell\n    type: mail\n    config:\n      from: wharf@example.com\n      to: team@example.com\n      subject: Report for ${{WHO}}\n      message: All good for ${{WHO}}.\n      attachments: [report.csv]\n  - name: boom\n    command: echo about to fail >&2; exit 3\n    mailOnError: true\n",
+            port = smtp.port
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let mails = smtp.messages(3);
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    let tell = &mails[0];
+    assert_eq!(header(tell, "Subject"), "Report for the batch");
+    assert_eq!(header(tell, "To"), "team@example.com");
+    assert!(tell.contains("All good for the batch."), "{tell}");
+    assert!(tell.contains("filename=\"report.csv\""), "{tell}");
+    let step_mail = &mails[1];
+    assert_eq!(
+        header(step_mail, "Subject"),
+        "[ALERT] nightly (running)",
+        "mailOnError"
+    );
+    let end = &mails[2];
+    assert_eq!(header(end, "Subject"), "[ALERT] nightly (failed)");
+    assert_eq!(header(end, "To"), "ops@example.com, oncall@example.com");
+    assert!(end.contains("text/html") && end.contains("boom"), "{end}");
+    assert!(
+        end.contains("boom.err") || end.contains("stderr"),
+        "the logs are attached: {end}"
+    );
+    assert!(p.logs("nightly", "tell").contains("mail sent"));
+
+    // Success mails go to infoMail; a server that cannot be reached fails a mail step, and
+    // a notification that cannot be sent is written in the run log, the run's status kept.
+    let ok = p.dag(
+        "fine",
+        &format!(
+            "smtp: {{host: 127.0.0.1, port: {port}}}\nmailOn: {{success: true}}\ninfoMail: {{from: wharf@example.com, to: team@example.com, prefix: '[OK]'}}\nsteps:\n  - \"true\"\n",
+            port = smtp.port
+        ),
+    );
+    assert_eq!(p.run(&ok, &[]).code, Some(0));
+    let mails = smtp.messages(4);
+    assert_eq!(header(&mails[3], "Subject"), "[OK] fine (succeeded)");
+    drop(smtp);
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let gone = p.dag(
+        "gone",
+        &format!(
+            "smtp: {{host: 127.0.0.1, port: {dead}}}\nmailOn: {{success: true}}\ninfoMail: {{from: wharf@example.com, to: team@example.com}}\nsteps:\n  - \"true\"\n"
+        ),
+    );
+    let out = p.run(&gone, &[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the run keeps its status: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the notification could not be sent"),
+        "{}",
+        out.stderr
+    );
+    let log = run_log(&p, "gone");
+    assert!(
+        log.contains("mail: the notification could not be sent"),
+        "{log}"
+    );
+    let step = p.dag(
+        "mailstep",
+        &format!(
+            "smtp: {{host: 127.0.0.1, port: {dead}}}\nsteps:\n  - name: tell\n    type: mail\n    config: {{from: a@example.com, to: b@example.com, subject: hi, message: hi}}\n"
+        ),
+    );
+    let out = p.run(&step, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(step_error(&p.status("mailstep"), "tell").contains(&format!("127.0.0.1:{dead}")));
+}
+
+fn run_log(p: &Place, dag: &str) -> String {
+    let dir: PathBuf = p.home().join("logs").join(dag);
+    let run = std::fs::read_dir(&dir)
+        .expect("logs")
+        .flatten()
+        .next()
+        .expect("a run")
+        .path();
+    std::fs::read_to_string(Path::new(&run).join("run.log")).unwrap_or_default()
+}

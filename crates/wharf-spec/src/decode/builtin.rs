@@ -1,0 +1,209 @@
+//! The executors wharf runs in its own process (`jq`, `http`, `mail`) and the DAG's mail
+//! settings (`smtp`, `mailOn`, `errorMail`, `infoMail`), with Dagu's keys.
+
+use super::keys::Keys;
+use super::reader::Decoder;
+use crate::diag::Diagnostic;
+use crate::model::{HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp};
+use crate::yaml::{Kind, Node};
+
+pub(crate) const JQ_KEYS: Keys = Keys {
+    known: &["raw"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const HTTP_KEYS: Keys = Keys {
+    known: &[
+        "timeout",
+        "headers",
+        "query",
+        "body",
+        "silent",
+        "debug",
+        "json",
+        "format",
+        "skipTLSVerify",
+    ],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const MAIL_STEP_KEYS: Keys = Keys {
+    known: &["from", "to", "subject", "message", "attachments"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const SMTP_KEYS: Keys = Keys {
+    known: &["host", "port", "username", "password"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const MAIL_ON_KEYS: Keys = Keys {
+    known: &["failure", "success"],
+    ignored: &[],
+    unsupported: &[(
+        "wait",
+        "wharf sends no mail when a run waits for an approval (remove `wait`; a `wait` handler can send one)",
+    )],
+};
+
+pub(crate) const MAIL_CONFIG_KEYS: Keys = Keys {
+    known: &["from", "to", "prefix", "attachLogs"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+impl Decoder<'_> {
+    pub(crate) fn jq_step(&mut self, config: Option<&Node>) -> JqStep {
+        let mut jq = JqStep::default();
+        if let Some(config) = config
+            && let Some(f) = self.fields(config, "the `jq` config", &JQ_KEYS)
+        {
+            jq.raw = self.opt_bool(&f, "raw").unwrap_or(false);
+        }
+        jq
+    }
+
+    pub(crate) fn http_step(&mut self, config: Option<&Node>) -> HttpStep {
+        let mut http = HttpStep::default();
+        let Some(config) = config else { return http };
+        let Some(f) = self.fields(config, "the `http` config", &HTTP_KEYS) else {
+            return http;
+        };
+        http.headers = f
+            .get("headers")
+            .map(|n| self.string_map(n, "`headers`"))
+            .unwrap_or_default();
+        http.query = f
+            .get("query")
+            .map(|n| self.string_map(n, "`query`"))
+            .unwrap_or_default();
+        http.body = self.opt_string(&f, "body");
+        http.timeout = f
+            .get("timeout")
+            .and_then(|n| self.uint(n, "`timeout` (seconds)", true));
+        http.silent = self.opt_bool(&f, "silent").unwrap_or(false);
+        http.debug = self.opt_bool(&f, "debug").unwrap_or(false);
+        http.skip_tls_verify = self.opt_bool(&f, "skipTLSVerify").unwrap_or(false);
+        http.json = self.opt_bool(&f, "json").unwrap_or(false);
+        if let Some(node) = f.get("format") {
+            match node.as_str() {
+                Some("json") => http.json = true,
+                Some("text") => {}
+                other => self.enum_error(
+                    node,
+                    "`format`",
+                    other.unwrap_or_default(),
+                    &["text", "json"],
+                ),
+            }
+        }
+        http
+    }
+
+    pub(crate) fn mail_step(&mut self, config: Option<&Node>, at: &Node) -> MailStep {
+        let mut mail = MailStep::default();
+        let Some(config) = config else {
+            self.diags.push(
+                Diagnostic::error(at.at(), "a `mail` step needs a `config` with `to`")
+                    .with_help("e.g. `config: {from: wharf@example.com, to: ops@example.com, subject: Done, message: ...}`"),
+            );
+            return mail;
+        };
+        let Some(f) = self.fields(config, "the `mail` config", &MAIL_STEP_KEYS) else {
+            return mail;
+        };
+        mail.from = self.opt_string(&f, "from").unwrap_or_default();
+        mail.to = f
+            .get("to")
+            .map(|n| self.strings(n, "`to`"))
+            .unwrap_or_default();
+        if mail.to.is_empty() {
+            self.error(
+                config.at(),
+                "a `mail` step needs `to`: one address or a list",
+            );
+        }
+        mail.subject = self.opt_string(&f, "subject").unwrap_or_default();
+        mail.message = self.opt_string(&f, "message").unwrap_or_default();
+        mail.attachments = f
+            .get("attachments")
+            .map(|n| self.strings(n, "`attachments`"))
+            .unwrap_or_default();
+        mail
+    }
+
+    pub(crate) fn smtp(&mut self, node: &Node) -> Option<Smtp> {
+        let f = self.fields(node, "`smtp`", &SMTP_KEYS)?;
+        let host = self.opt_string(&f, "host").unwrap_or_default();
+        if host.trim().is_empty() {
+            self.error(node.at(), "`smtp` needs a `host`");
+        }
+        let port = match f.get("port") {
+            None => 25,
+            Some(n) => match self.uint(n, "`port`", true).map(u16::try_from) {
+                Some(Ok(p)) if p > 0 => p,
+                Some(_) => {
+                    self.error(n.at(), "`port` is a port number, 1 to 65535");
+                    25
+                }
+                None => 25,
+            },
+        };
+        Some(Smtp {
+            host: host.trim().to_owned(),
+            port,
+            username: self.opt_string(&f, "username").filter(|u| !u.is_empty()),
+            password: self.opt_string(&f, "password").filter(|p| !p.is_empty()),
+        })
+    }
+
+    pub(crate) fn mail_on(&mut self, node: &Node) -> MailOn {
+        let Some(f) = self.fields(node, "`mailOn`", &MAIL_ON_KEYS) else {
+            return MailOn::default();
+        };
+        MailOn {
+            failure: self.opt_bool(&f, "failure").unwrap_or(false),
+            success: self.opt_bool(&f, "success").unwrap_or(false),
+        }
+    }
+
+    pub(crate) fn mail_config(&mut self, node: &Node, what: &str) -> Option<MailConfig> {
+        let f = self.fields(node, what, &MAIL_CONFIG_KEYS)?;
+        let to = f
+            .get("to")
+            .map(|n| self.strings(n, "`to`"))
+            .unwrap_or_default();
+        if to.is_empty() {
+            self.error(
+                node.at(),
+                format!("{what} needs `to`: one address or a list"),
+            );
+        }
+        Some(MailConfig {
+            from: self.opt_string(&f, "from").unwrap_or_default(),
+            to,
+            prefix: self.opt_string(&f, "prefix").unwrap_or_default(),
+            attach_logs: self.opt_bool(&f, "attachLogs").unwrap_or(false),
+        })
+    }
+
+    /// A mapping of names to strings (numbers and booleans as written).
+    fn string_map(&mut self, node: &Node, what: &str) -> Vec<(String, String)> {
+        let Kind::Map(entries) = &node.kind else {
+            self.expected(node, what, "a mapping of names to values");
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|e| {
+                let name = e.key.as_str()?.to_owned();
+                let value = self.string(&e.value, &format!("`{name}` of {what}"))?;
+                Some((name, value))
+            })
+            .collect()
+    }
+}
