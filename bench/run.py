@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, queue-api, queue-cli, one-step, validate-2000, containers-20, rawapi-20, exec-50,
+Cases: local-200, queue-api, queue-cli, ssh-20, one-step, validate-2000, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
 step log streamed to a client). Everything a case creates (WHARF_HOME, DAG files, containers)
 is removed before the script ends.
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import queue as queue_bench
+import ssh as ssh_bench
 from harness import ROOT, WHARF, timed
 
 IMAGE = "wharf-test/base:latest"
@@ -163,6 +164,7 @@ def run_all(tmp, label, args):
             lines.append(f"    depends: [step_{i - 1}]")
     big.write_text("\n".join(lines) + "\n")
 
+    sshd = ssh_bench.Sshd(tmp) if (not args.only or "ssh-20" in args.only) else None
     cases = [
         Case("local-200", "200 chained local steps `true`", "<= 1.5x",
              ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
@@ -180,6 +182,9 @@ def run_all(tmp, label, args):
         Case("queue-cli", "200 runs of a one-step DAG enqueued with `wharf enqueue` in a shell loop (`maxActiveRuns: 4`), until all ended", "report",
              ("`wharf enqueue` x200", queue_bench.cli(tmp, 200)),
              ("`wharf run` x200 via `xargs -P 4`", queue_bench.xargs(tmp, 200))),
+        Case("ssh-20", "20 chained ssh steps `true` on a real sshd on loopback (one connection per run)", "<= 1.0x",
+             ("wharf run", wharf("run", dag("ssh", sshd.dag(20)) if sshd else "")),
+             ("`ssh -i KEY host true` x20", shell(sshd.loop(20) if sshd else "true"))),
         Case("one-step", "`wharf run` of a one-step local DAG", "< 30 ms",
              ("wharf run", wharf("run", dag("one", "steps:\n  - name: only\n    command: \"true\"\n")))),
         Case("validate-2000", "`wharf validate` of a 2000-step file", "< 50 ms",
@@ -202,6 +207,15 @@ def run_all(tmp, label, args):
              rss_limit=50),
     ]
     rows = []
+    try:
+        run_cases(cases, args, rows)
+    finally:
+        if sshd:
+            sshd.stop()
+    return rows
+
+
+def run_cases(cases, args, rows):
     for case in cases:
         if args.only and case.key not in args.only:
             continue
@@ -210,7 +224,6 @@ def run_all(tmp, label, args):
         ta, tb, rss = run_case(case, args.rounds)
         rows.append((case, ta, tb, rss))
         print(f"{case.key}: done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    return rows
 
 
 def server_case(tmp, rounds):

@@ -8,6 +8,7 @@
 mod http;
 mod jq;
 mod mail;
+mod ssh;
 
 use std::sync::Arc;
 
@@ -15,9 +16,12 @@ use wharf_engine::{BoxFuture, BuiltinJob, Executor, Exit, LazyLog, StepJob, Work
 
 pub use mail::SmtpNotifier;
 
-/// Runs `jq`, `http` and `mail` steps.
+/// Runs `jq`, `http`, `mail` and `ssh` steps; one per run (its ssh connections are kept
+/// for the run's steps).
 #[derive(Debug, Default)]
-pub struct BuiltinExecutor;
+pub struct BuiltinExecutor {
+    sessions: ssh::Sessions,
+}
 
 impl Executor for BuiltinExecutor {
     fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit> {
@@ -41,6 +45,23 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Mail { smtp, mail, dir } => {
                     mail::run_step(smtp.as_ref(), mail, dir, job, &mut out).await
                 }
+                BuiltinJob::Ssh {
+                    config,
+                    command,
+                    script,
+                    dir,
+                } => {
+                    ssh::run(
+                        &self.sessions,
+                        config,
+                        command,
+                        script.as_deref(),
+                        dir,
+                        job,
+                        &mut out,
+                    )
+                    .await
+                }
             };
             out.finish(result).await
         })
@@ -53,6 +74,8 @@ pub(crate) enum Ended {
     Done,
     /// It failed: the message is written to stderr, the exit code is 1.
     Failed(String),
+    /// What it ran (a remote command) exited with this code, not 0.
+    Exited(i32),
     /// It was stopped (a stop request or the step's timeout).
     Stopped,
 }
@@ -110,6 +133,7 @@ impl Output {
                 exit.code = Some(1);
                 exit.error = Some(why);
             }
+            Ended::Exited(code) => exit.code = Some(code),
             Ended::Stopped => exit.stopped = true,
         }
         for log in [&mut self.out, &mut self.err]
@@ -130,7 +154,7 @@ impl Output {
     }
 }
 
-/// The executor as the engine takes it.
+/// The executor of one run, as the engine takes it.
 pub fn executor() -> Arc<dyn Executor> {
-    Arc::new(BuiltinExecutor)
+    Arc::new(BuiltinExecutor::default())
 }

@@ -418,3 +418,196 @@ fn run_log(p: &Place, dag: &str) -> String {
         .path();
     std::fs::read_to_string(Path::new(&run).join("run.log")).unwrap_or_default()
 }
+
+/// A real sshd (Debian's openssh-server) on a loopback port, with its own host key, a key
+/// for root, and password logins.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Sshd {
+    fn start(p: &Place) -> Self {
+        let dir = p.path("sshd");
+        std::fs::create_dir_all(&dir).expect("sshd dir");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for name in ["host_key", "user_key", "other_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(name))
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "{out:?}");
+        }
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("keys");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\n",
+                d = dir.display()
+            ),
+        )
+        .expect("config");
+        let host = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
+        let other = std::fs::read_to_string(dir.join("other_key.pub")).expect("other key");
+        let entry = |key: &str| {
+            let key: Vec<&str> = key.split_whitespace().take(2).collect();
+            format!("[127.0.0.1]:{port} {}\n", key.join(" "))
+        };
+        std::fs::write(dir.join("known_hosts"), entry(&host)).expect("known");
+        std::fs::write(dir.join("wrong_hosts"), entry(&other)).expect("wrong");
+        std::fs::write(dir.join("empty_hosts"), "").expect("empty");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd (scripts/test installs openssh-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, dir }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A user with a password, removed when dropped.
+struct User(String);
+
+impl User {
+    fn new(password: &str) -> Self {
+        let name = format!("wharf{}", std::process::id() % 100_000);
+        let out = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", &name])
+            .output()
+            .expect("useradd");
+        assert!(out.status.success(), "{out:?}");
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        let _ = writeln!(chpasswd.stdin.take().expect("stdin"), "{name}:{password}");
+        assert!(chpasswd.wait().expect("chpasswd").success());
+        Self(name)
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn ssh_steps_run_on_a_real_sshd() {
+    let p = Place::new();
+    let sshd = Sshd::start(&p);
+    let marker = format!("1008.{}", std::process::id());
+    let dag = p.dag(
+        "remote",
+        &format!(
+            "ssh:\n  user: root\n  host: 127.0.0.1\n  port: {port}\n  key: {key}\n  knownHostFile: {known}\ntype: graph\nsteps:\n  - name: hello\n    command: echo \"out $((6 * 7))\"; echo err >&2\n    output: HELLO\n  - name: script\n    script: |\n      echo first\n      echo second\n  - name: code\n    command: exit 7\n  - name: slow\n    command: sleep {marker}\n    timeoutSec: 1\n  - name: local\n    depends: [hello]\n    executor: command\n    command: printf '%s' \"$HELLO\"\n",
+            port = sshd.port,
+            key = sshd.file("user_key"),
+            known = sshd.file("known_hosts"),
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("remote");
+    assert_eq!(p.logs("remote", "hello"), "out 42\n");
+    assert_eq!(step(&status, "hello")["status"], "succeeded");
+    let err = p
+        .wharf()
+        .args(["logs", "remote", "--step", "hello", "--stderr"])
+        .run();
+    assert_eq!(err.stdout, "err\n", "stdout and stderr stay apart");
+    assert_eq!(p.logs("remote", "script"), "first\nsecond\n");
+    assert_eq!(step(&status, "code")["exitCode"], 7, "the remote exit code");
+    assert_eq!(step(&status, "slow")["status"], "failed");
+    assert!(
+        step_error(&status, "slow").contains("timed out"),
+        "{status}"
+    );
+    assert_eq!(p.logs("remote", "local"), "out 42", "an ssh step's output");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wharf_testkit::processes_with(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the remote command was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The server's key: unknown, or not the known one, is refused with the reason.
+    for (known, says) in [
+        ("empty_hosts", "is not in"),
+        ("wrong_hosts", "differs from the one at line 1"),
+    ] {
+        let dag = p.dag(
+            known,
+            &format!(
+                "steps:\n  - name: q\n    type: ssh\n    config: {{user: root, host: 127.0.0.1, port: {}, key: {}, knownHostFile: {}}}\n    command: \"true\"\n",
+                sshd.port,
+                sshd.file("user_key"),
+                sshd.file(known)
+            ),
+        );
+        assert_eq!(p.run(&dag, &[]).code, Some(1));
+        let why = step_error(&p.status(known), "q");
+        assert!(why.contains(says), "{known}: {why}");
+    }
+
+    // A password login; the password reaches no log, record or plan.
+    let password = "s3cret-pw-1008";
+    let user = User::new(password);
+    let dag = p.dag(
+        "bypassword",
+        &format!(
+            "env:\n  - SSH_PW: {password}\nsteps:\n  - name: who\n    type: ssh\n    config: {{user: {}, host: 127.0.0.1, port: {}, password: \"${{SSH_PW}}\", strictHostKey: false}}\n    command: whoami\n",
+            user.0, sshd.port
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("bypassword", "who"), format!("{}\n", user.0));
+    assert!(!out.stderr.contains(password));
+    let status = p.wharf().args(["status", "bypassword", "--json"]).run();
+    assert!(!status.stdout.contains(password));
+    for entry in walk(&p.home().join("logs")) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(!text.contains(password), "{}", entry.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -121,22 +121,43 @@ fn a_script_in_a_docker_step_is_refused() {
     );
 }
 
-// G39: a DAG-level `ssh` never runs the steps on this host instead.
+// G39: a DAG-level `ssh` runs the steps that name no executor there, never on this host
+// (builtin::ssh_steps_run_on_a_real_sshd runs them on a real sshd); it cannot be combined
+// with a DAG-level container.
 #[test]
-fn a_dag_level_ssh_is_an_error_not_a_local_run() {
+fn a_dag_level_ssh_runs_steps_there_never_here() {
     let p = Place::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let dag = p.dag(
         "remote",
-        "ssh:\n  user: deploy\n  host: example.com\nsteps:\n  - touch ran-here\n",
+        &format!("ssh:\n  user: deploy\n  host: 127.0.0.1\n  port: {closed}\nsteps:\n  - touch ran-here\n  - name: here\n    executor: command\n    command: \"true\"\n"),
+    );
+    let out = p.wharf().args(["dry"]).arg_path(&dag).run();
+    assert!(
+        out.stdout
+            .contains(&format!("over ssh on deploy@127.0.0.1:{closed}")),
+        "{}",
+        out.stdout
     );
     let out = p.run(&dag, &[]);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert!(!p.path("ran-here").exists());
+    let both = p.dag(
+        "both",
+        "ssh:\n  host: example.com\ncontainer:\n  image: alpine\nsteps:\n  - \"true\"\n",
+    );
+    let out = p.wharf().args(["validate"]).arg_path(&both).run();
+    assert_eq!(out.code, Some(2));
     assert!(
-        out.stderr.contains("`ssh` is not supported"),
+        out.stderr.contains("cannot have a DAG-level `container`"),
         "{}",
         out.stderr
     );
-    assert!(!p.path("ran-here").exists());
 }
 
 // G11, G12: stop and restart schedules are checked like start ones (the scheduler acts on

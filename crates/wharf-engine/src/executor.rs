@@ -128,6 +128,14 @@ pub enum BuiltinJob {
         mail: wharf_spec::MailStep,
         dir: PathBuf,
     },
+    /// `command` (or `script`, fed to the remote shell) on another machine; `config` is
+    /// the step's `ssh` over the DAG's, expanded; key files are relative to `dir`.
+    Ssh {
+        config: wharf_spec::SshStep,
+        command: String,
+        script: Option<String>,
+        dir: PathBuf,
+    },
 }
 
 /// A mail about a run (`mailOn`, `mailOnError`), made by the engine and sent by a

@@ -234,7 +234,48 @@ fn decode_one(
     if !raw.is_empty() {
         graph::link(&mut decoder.diags, &mut decoded, raw);
     }
+    over_ssh(&mut decoded, &mut decoder.diags);
     Some(decoded)
+}
+
+/// A DAG-level `ssh`: its steps and handlers that name no executor run there. Every `ssh`
+/// step needs a `host`, its own or the DAG's.
+fn over_ssh(dag: &mut Dag, diags: &mut Vec<Diagnostic>) {
+    let defaults = dag.ssh.clone();
+    let handlers = [
+        &mut dag.handlers.init,
+        &mut dag.handlers.success,
+        &mut dag.handlers.failure,
+        &mut dag.handlers.abort,
+        &mut dag.handlers.wait,
+        &mut dag.handlers.exit,
+    ];
+    let steps = dag
+        .steps
+        .iter_mut()
+        .chain(handlers.into_iter().filter_map(|h| h.as_deref_mut()));
+    for step in steps {
+        if defaults.is_some()
+            && step.call.is_none()
+            && matches!(step.executor, Executor::Local { explicit: false })
+        {
+            step.executor = Executor::Ssh(Box::default());
+        }
+        if let Executor::Ssh(cfg) = &step.executor
+            && cfg
+                .over(defaults.as_ref())
+                .host
+                .is_none_or(|h| h.trim().is_empty())
+        {
+            diags.push(
+                Diagnostic::error(
+                    step.span,
+                    format!("the `ssh` step `{}` has no `host`", step.name),
+                )
+                .with_help("set `host` in its `config`, or in the DAG's `ssh:`"),
+            );
+        }
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -50,6 +50,8 @@ pub struct Dag {
     pub run_config: RunConfig,
     /// `smtp`: the server of `mail` steps and notifications.
     pub smtp: Option<Smtp>,
+    /// `ssh`: the defaults of `ssh` steps; with it, steps that name no executor run there.
+    pub ssh: Option<SshStep>,
     /// `mailOn`: which ends of the run send a notification.
     pub mail_on: MailOn,
     /// `errorMail`: the notification of a failure (and of a step's `mailOnError`).
@@ -317,12 +319,56 @@ pub enum Executor {
     Http(Box<HttpStep>),
     /// `mail`: a message sent through the DAG's `smtp` server.
     Mail(Box<MailStep>),
+    /// `ssh`: the command runs on another machine (the DAG's `ssh` under the step's own).
+    Ssh(Box<SshStep>),
+}
+
+/// `type: ssh` (and the DAG-level `ssh:`): where and as whom a command runs. A step's
+/// keys win over the DAG's.
+#[derive(Debug, Clone, Default)]
+pub struct SshStep {
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// A private key file; the usual ones in `~/.ssh` when neither it nor `password` is set.
+    pub key: Option<String>,
+    pub password: Option<String>,
+    /// Check the server's key against `knownHostFile` (true unless set false).
+    pub strict_host_key: Option<bool>,
+    pub known_host_file: Option<String>,
+    /// The remote shell a `script` is fed to (`sh` by default).
+    pub shell: Option<String>,
+}
+
+impl SshStep {
+    /// `self` with the keys it does not set taken from `defaults` (the DAG's `ssh`).
+    pub fn over(&self, defaults: Option<&SshStep>) -> SshStep {
+        let Some(d) = defaults else {
+            return self.clone();
+        };
+        SshStep {
+            user: self.user.clone().or_else(|| d.user.clone()),
+            host: self.host.clone().or_else(|| d.host.clone()),
+            port: self.port.or(d.port),
+            key: self.key.clone().or_else(|| d.key.clone()),
+            password: self.password.clone().or_else(|| d.password.clone()),
+            strict_host_key: self.strict_host_key.or(d.strict_host_key),
+            known_host_file: self
+                .known_host_file
+                .clone()
+                .or_else(|| d.known_host_file.clone()),
+            shell: self.shell.clone().or_else(|| d.shell.clone()),
+        }
+    }
 }
 
 impl Executor {
     /// Whether the engine runs the step itself (no process, no container).
     pub fn is_builtin(&self) -> bool {
-        matches!(self, Self::Jq(_) | Self::Http(_) | Self::Mail(_))
+        matches!(
+            self,
+            Self::Jq(_) | Self::Http(_) | Self::Mail(_) | Self::Ssh(_)
+        )
     }
 }
 
@@ -666,7 +712,8 @@ impl Dag {
                 | Executor::Approval(_)
                 | Executor::Jq(_)
                 | Executor::Http(_)
-                | Executor::Mail(_),
+                | Executor::Mail(_)
+                | Executor::Ssh(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

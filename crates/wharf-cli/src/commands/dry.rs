@@ -261,7 +261,21 @@ fn container(w: &mut String, c: &Container, dag: &Dag, resolved: &Resolved) {
 fn placement(dag: &Dag, step: &Step) -> String {
     match dag.placement(step) {
         Placement::Host => "on the host".into(),
-        Placement::Engine => "in wharf (no process)".into(),
+        Placement::Engine => match &step.executor {
+            wharf_spec::Executor::Ssh(ssh) => {
+                let ssh = ssh.over(dag.ssh.as_ref());
+                format!(
+                    "over ssh on {}{}:{}",
+                    ssh.user.map(|u| format!("{u}@")).unwrap_or_default(),
+                    ssh.host.unwrap_or_default(),
+                    ssh.port.unwrap_or(22)
+                )
+            }
+            wharf_spec::Executor::Jq(_) => "in wharf (jq)".into(),
+            wharf_spec::Executor::Http(_) => "in wharf (an HTTP request)".into(),
+            wharf_spec::Executor::Mail(_) => "in wharf (a mail)".into(),
+            _ => "in wharf (no process)".into(),
+        },
         Placement::SharedContainer => match &dag.container {
             Some(Container {
                 image: Some(image), ..

@@ -415,6 +415,26 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Ssh(ssh) => {
+            let merged = ssh.over(dag.ssh.as_ref());
+            let text = |v: &Option<String>| v.as_deref().map(expand);
+            let config = wharf_spec::SshStep {
+                user: text(&merged.user),
+                host: text(&merged.host),
+                port: merged.port,
+                key: text(&merged.key),
+                password: text(&merged.password),
+                strict_host_key: merged.strict_host_key,
+                known_host_file: text(&merged.known_host_file),
+                shell: text(&merged.shell),
+            };
+            crate::BuiltinJob::Ssh {
+                config,
+                command: line,
+                script: step.script.as_deref().map(expand),
+                dir: dir.to_path_buf(),
+            }
+        }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })
 }

@@ -4,7 +4,7 @@
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp};
+use crate::model::{HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep};
 use crate::yaml::{Kind, Node};
 
 pub(crate) const JQ_KEYS: Keys = Keys {
@@ -31,6 +31,22 @@ pub(crate) const HTTP_KEYS: Keys = Keys {
 
 pub(crate) const MAIL_STEP_KEYS: Keys = Keys {
     known: &["from", "to", "subject", "message", "attachments"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+pub(crate) const SSH_KEYS: Keys = Keys {
+    known: &[
+        "user",
+        "host",
+        "ip",
+        "port",
+        "key",
+        "password",
+        "strictHostKey",
+        "knownHostFile",
+        "shell",
+    ],
     ignored: &[],
     unsupported: &[],
 };
@@ -134,6 +150,41 @@ impl Decoder<'_> {
             .map(|n| self.strings(n, "`attachments`"))
             .unwrap_or_default();
         mail
+    }
+
+    /// `ssh:` (the DAG's) or an `ssh` step's `config`.
+    pub(crate) fn ssh(&mut self, node: &Node, what: &str) -> SshStep {
+        let Some(f) = self.fields(node, what, &SSH_KEYS) else {
+            return SshStep::default();
+        };
+        if f.has("host") && f.has("ip") {
+            self.error(
+                node.at(),
+                "`host` and `ip` are the same setting: keep `host`",
+            );
+        }
+        let port =
+            f.get("port")
+                .and_then(|n| match self.uint(n, "`port`", true).map(u16::try_from) {
+                    Some(Ok(p)) if p > 0 => Some(p),
+                    Some(_) => {
+                        self.error(n.at(), "`port` is a port number, 1 to 65535");
+                        None
+                    }
+                    None => None,
+                });
+        SshStep {
+            user: self.opt_string(&f, "user"),
+            host: self
+                .opt_string(&f, "host")
+                .or_else(|| self.opt_string(&f, "ip")),
+            port,
+            key: self.opt_string(&f, "key"),
+            password: self.opt_string(&f, "password"),
+            strict_host_key: self.opt_bool(&f, "strictHostKey"),
+            known_host_file: self.opt_string(&f, "knownHostFile"),
+            shell: self.opt_string(&f, "shell"),
+        }
     }
 
     pub(crate) fn smtp(&mut self, node: &Node) -> Option<Smtp> {

@@ -46,13 +46,10 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "mailOn",
         "errorMail",
         "infoMail",
+        "ssh",
     ],
     ignored: &["group"],
     unsupported: &[
-        (
-            "ssh",
-            "wharf has no ssh executor yet, and would run the steps on this host instead: remove `ssh` to run them here",
-        ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
             "otel",
@@ -209,7 +206,6 @@ pub(crate) const EXECUTOR_KEYS: Keys = Keys {
 
 /// The Dagu executor types wharf does not run.
 pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
-    "ssh",
     "gha",
     "github_action",
     "github-action",

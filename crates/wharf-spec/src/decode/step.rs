@@ -647,13 +647,18 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
+        "ssh" => Executor::Ssh(Box::new(
+            config
+                .map(|c| d.ssh(c, "the `ssh` config"))
+                .unwrap_or_default(),
+        )),
         other if FOREIGN_EXECUTORS.contains(&other) => {
             d.diags.push(
                 Diagnostic::error(
                     type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
-                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), and `jq`, `http`, `mail` and `hitl` steps"),
+                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail` and `hitl` steps"),
             );
             local
         }
@@ -662,7 +667,9 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 type_node,
                 "the executor type",
                 other,
-                &["command", "shell", "docker", "hitl", "jq", "http", "mail"],
+                &[
+                    "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh",
+                ],
             );
             local
         }
