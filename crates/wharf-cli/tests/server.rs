@@ -621,7 +621,7 @@ fn the_web_ui_in_a_real_browser() {
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
-const IMPLEMENTED: &str = r"^/(health|dags|dags/validate|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
+const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
 
 #[test]
 fn the_api_answers_as_the_openapi_document_says() {
@@ -1600,4 +1600,107 @@ fn start_all_serves_a_dagu_home_with_its_auth_queues_and_base() {
         a["dagRunDetails"]["finishedAt"].as_str() <= b["dagRunDetails"]["startedAt"].as_str(),
         "one place: g2 started after g1 ended: {a} {b}"
     );
+}
+
+// API: search, tags, rename, a step's status set by hand, Prometheus metrics.
+#[test]
+fn dags_are_searched_tagged_renamed_and_steps_marked_by_hand() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/alpha.yaml"),
+        "tags: [nightly, etl]\nenv:\n  - DB_PASSWORD: hunter2\nsteps:\n  - name: hello\n    command: echo hello world\n  - name: fail\n    command: \"false\"\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/beta.yaml"),
+        "tags: [etl]\nsteps:\n  - echo other\n",
+    )
+    .expect("dag");
+    let (code, v) = s.get("/dags/search?q=HELLO");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["results"][0]["name"], "alpha");
+    assert_eq!(v["results"][0]["matches"][0]["lineNumber"], 5, "{v}");
+    let (_, v) = s.get("/dags/search?q=DB_PASSWORD");
+    let line = v["results"][0]["matches"][0]["line"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        line.contains("<redacted>") && !line.contains("hunter2"),
+        "{v}"
+    );
+    let (code, _) = s.get("/dags/search");
+    assert_eq!(code, 400);
+    let (_, v) = s.get("/dags/tags");
+    assert_eq!(v, json!({"tags": ["etl", "nightly"], "errors": []}));
+
+    let (code, v) = s.post("/dags/alpha/start", &json!({"dagRunId": "r1"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("alpha", "r1", "failed");
+    let (code, v) = s.call(
+        "PATCH",
+        "/dag-runs/alpha/r1/steps/fail/status",
+        Some(&json!({"status": 4})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = s.get("/dag-runs/alpha/r1");
+    let fail = v["dagRunDetails"]["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["step"]["name"] == "fail"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(fail["status"], 4, "{v}");
+    let (code, _) = s.call(
+        "PATCH",
+        "/dag-runs/alpha/r1/steps/fail/status",
+        Some(&json!({"status": 1})),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = s.call(
+        "PATCH",
+        "/dag-runs/alpha/r1/steps/nosuch/status",
+        Some(&json!({"status": 2})),
+    );
+    assert_eq!(code, 404);
+
+    let (code, v) = s.post("/dags/alpha/rename", &json!({"newFileName": "beta"}));
+    assert_eq!(code, 409, "{v}");
+    let (code, _) = s.post("/dags/alpha/rename", &json!({"newFileName": "no/way"}));
+    assert_eq!(code, 400);
+    let (code, v) = s.post("/dags/alpha/rename", &json!({"newFileName": "gamma"}));
+    assert_eq!(code, 200, "{v}");
+    assert!(p.path("dags/gamma.yaml").is_file() && !p.path("dags/alpha.yaml").exists());
+    let (_, v) = s.get("/dag-runs/gamma/r1");
+    assert_eq!(
+        v["dagRunDetails"]["dagRunId"], "r1",
+        "the runs went with it: {v}"
+    );
+    let (code, _) = s.get("/dags/alpha");
+    assert_eq!(code, 404);
+
+    // The runs across DAGs, filtered as Dagu filters them.
+    let (_, v) = s.get("/dag-runs?status=2");
+    assert_eq!(v["dagRuns"].as_array().map(Vec::len), Some(1), "{v}");
+    let (_, v) = s.get("/dag-runs?status=4");
+    assert_eq!(v["dagRuns"].as_array().map(Vec::len), Some(0), "{v}");
+    let (_, v) = s.get("/dag-runs?fromDate=4102444800");
+    assert_eq!(
+        v["dagRuns"].as_array().map(Vec::len),
+        Some(0),
+        "nothing after 2100: {v}"
+    );
+    let (_, v) = s.get("/dag-runs?dagRunId=r1");
+    assert_eq!(v["dagRuns"][0]["dagRunId"], "r1", "{v}");
+    let (code, _) = s.get("/dag-runs?status=bad");
+    assert_eq!(code, 400);
+
+    let (code, _, text) = s.raw("GET", "/api/v2/metrics", "", "").expect("request");
+    assert_eq!(code, 200);
+    assert!(text.contains("dagu_dags_total 2\n"), "{text}");
+    assert!(
+        text.contains("dagu_dag_runs_total{status=\"error\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE dagu_uptime_seconds gauge"), "{text}");
 }

@@ -181,6 +181,7 @@ fn permission(method: &Method, path: &str) -> Option<Permission> {
         Some("/dags") if method == Method::POST => Some(Permission::Write),
         Some(p) if method == Method::DELETE && p.starts_with("/dags/") => Some(Permission::Write),
         Some(p) if method == Method::PUT && p.ends_with("/spec") => Some(Permission::Write),
+        Some(p) if p.starts_with("/dags/") && p.ends_with("/rename") => Some(Permission::Write),
         _ => Some(Permission::Run),
     }
 }

@@ -34,6 +34,8 @@ pub use scheduler::{Fired, ScheduleError};
 pub(crate) struct State {
     pub config: Config,
     pub started: Instant,
+    /// This process runs the scheduler too (`start-all`).
+    pub with_scheduler: bool,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -87,6 +89,7 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
     let state = Arc::new(State {
         config,
         started: Instant::now(),
+        with_scheduler,
     });
     let app = router(&state);
     let stop = tokio::signal::ctrl_c();

@@ -798,6 +798,39 @@ impl Store {
         result
     }
 
+    /// Moves the runs of the DAG `old` to the name `new` (the DAG's file was renamed).
+    pub fn rename_dag(&self, old: &str, new: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET dag = ?2, queue = CASE WHEN queue = ?1 THEN ?2 ELSE queue END WHERE dag = ?1",
+            params![old, new],
+        )?)
+    }
+
+    /// Sets a step's status by hand (a finished run's: `PATCH .../steps/STEP/status`); false
+    /// when the run has no such step.
+    pub fn set_step_status(&self, run: RunKey, step: &str, status: Status) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE steps SET status = ?3 WHERE run = ?1 AND name = ?2",
+            params![run.0, step, status.as_str()],
+        )? > 0)
+    }
+
+    /// How many runs (not sub-DAG runs) have each status.
+    pub fn status_counts(&self) -> Result<Vec<(Status, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, COUNT(*) FROM runs WHERE parent IS NULL GROUP BY status",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, n) = row?;
+            if let Some(status) = Status::parse(&status) {
+                out.push((status, n));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records the decision on a waiting step (a later one replaces it).
     pub fn decide(&self, run: RunKey, step: &str, decision: &Decision) -> Result<()> {
         let (approved, inputs, reason) = match decision {

@@ -573,3 +573,123 @@ pub(super) fn suspend(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -
         Err(e) => internal(e),
     }
 }
+
+/// `GET /dags/search?q=TEXT`: the DAGs whose file holds the text (case-insensitive), with
+/// each matching line (credentials redacted, as the spec is shown).
+pub(super) fn search(dags: &Path, query: &str) -> Reply {
+    let Some(q) = query_param(query, "q").filter(|q| !q.trim().is_empty()) else {
+        return bad_request("`q` is required: the text to look for");
+    };
+    let needle = q.to_lowercase();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for (file_name, path) in dag_files(dags) {
+        let loaded = match wharf_spec::load_file(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let text = wharf_spec::redact::source(&loaded.source);
+        let matches: Vec<SearchMatch> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.to_lowercase().contains(&needle))
+            .map(|(i, l)| SearchMatch {
+                line: l.to_owned(),
+                line_number: i + 1,
+                start_line: (i + 1).saturating_sub(2).max(1),
+            })
+            .collect();
+        if matches.is_empty() {
+            continue;
+        }
+        match &loaded.dag {
+            Some(dag) => results.push(SearchResult {
+                name: dag.name.clone(),
+                dag: DagShape::of(dag),
+                matches,
+            }),
+            None => errors.push(format!("{file_name}: the DAG is invalid")),
+        }
+    }
+    answer(StatusCode::OK, &Search { results, errors })
+}
+
+/// `GET /dags/tags`: every tag of the folder's DAGs, once each, in order.
+pub(super) fn tags(dags: &Path) -> Reply {
+    let mut tags = std::collections::BTreeSet::new();
+    let mut errors = Vec::new();
+    for (_, path) in dag_files(dags) {
+        match wharf_spec::load_file(&path) {
+            Ok(loaded) => {
+                if let Some(dag) = loaded.dag {
+                    tags.extend(dag.tags);
+                }
+            }
+            Err(e) => errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+    answer(
+        StatusCode::OK,
+        &Tags {
+            tags: tags.into_iter().collect(),
+            errors,
+        },
+    )
+}
+
+/// `POST /dags/{fileName}/rename` with `{newFileName}`: the file renamed; a DAG named by
+/// its file takes its runs to the new name.
+pub(super) fn rename(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -> Reply {
+    let file = or_reply!(existing_dag_file(dags, file_name));
+    let body = or_reply!(body_json(body));
+    let Some(new) = body.get("newFileName").and_then(Value::as_str) else {
+        return bad_request("`newFileName` is required");
+    };
+    let new = new.trim_end_matches(".yaml").trim_end_matches(".yml");
+    if !super::valid_name(new) {
+        return bad_request(format!(
+            "invalid DAG name `{new}`: letters, digits, `_` and `-` (at most 128)"
+        ));
+    }
+    if new == file_name {
+        return bad_request("the new name is the DAG's name already");
+    }
+    let target = dags.join(format!("{new}.yaml"));
+    if target.exists() || dags.join(format!("{new}.yml")).exists() {
+        return error(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("a DAG `{new}` exists already"),
+        );
+    }
+    let named =
+        wharf_spec::flat_settings_with_lists(&std::fs::read_to_string(&file).unwrap_or_default())
+            .is_ok_and(|s| {
+                s.values
+                    .iter()
+                    .any(|(k, v)| k == "name" && !v.trim().is_empty())
+            });
+    let store = or_reply!(open(home));
+    if !named
+        && !store
+            .running(Some(file_name))
+            .unwrap_or_default()
+            .is_empty()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            "already_running",
+            format!("the DAG `{file_name}` has a run going: rename it once that ends"),
+        );
+    }
+    if let Err(e) = std::fs::rename(&file, &target) {
+        return internal(format!("cannot rename {}: {e}", file.display()));
+    }
+    if !named && let Err(e) = store.rename_dag(file_name, new) {
+        return internal(format!("the file is renamed, its runs are not: {e}"));
+    }
+    answer(StatusCode::OK, &serde_json::json!({}))
+}

@@ -170,6 +170,42 @@ pub(crate) fn router() -> Router<Shared> {
             }),
         )
         .route(
+            "/dags/search",
+            get(|State(s): State<Shared>, RawQuery(q): Q| async move {
+                on_pool!(s, |dags, home| search(dags, &q.unwrap_or_default()))
+            }),
+        )
+        .route(
+            "/dags/tags",
+            get(|State(s): State<Shared>| async move { on_pool!(s, |dags, home| tags(dags)) }),
+        )
+        .route(
+            "/dags/{name}/rename",
+            post(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    on_pool!(s, |dags, home| rename(dags, home, &name, &body))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/steps/{step}/status",
+            axum::routing::patch(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, step)): UrlPath<(String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| set_step_status(home, (&name, &id, &step), &body))
+                },
+            ),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<Shared>| async move {
+                let uptime = s.started.elapsed();
+                let scheduler = s.with_scheduler;
+                on_pool!(s, |dags, home| metrics(dags, home, uptime, scheduler))
+            }),
+        )
+        .route(
             "/queues",
             get(|State(s): State<Shared>| async move { on_pool!(s, |dags, home| queues(home)) }),
         )
@@ -371,13 +407,9 @@ fn known_elsewhere(path: &[&str]) -> bool {
             | ["api-keys", ..]
             | ["workers"]
             | ["services", ..]
-            | ["metrics"]
             | ["webhooks", ..]
-            | ["dags", "search"]
-            | ["dags", "tags"]
-            | ["dags", _, "rename" | "webhook", ..]
+            | ["dags", _, "webhook", ..]
             | ["dag-runs", _, _, "spec" | "reschedule"]
-            | ["dag-runs", _, _, "steps", _, "status"]
     )
 }
 

@@ -16,10 +16,32 @@ const MAX_LINE: usize = 16 * 1024;
 pub(super) fn all_runs(home: &Path, query: &str) -> Reply {
     let store = or_reply!(open(home));
     let name = query_param(query, "name");
-    let runs = match store.recent_runs(name.as_deref(), 200) {
+    let number = |key: &str| -> Result<Option<i64>, Box<Reply>> {
+        match query_param(query, key) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+                Box::new(bad_request(format!("`{key}` is a whole number, not `{v}`")))
+            }),
+        }
+    };
+    let status = or_reply!(number("status"));
+    let from = or_reply!(number("fromDate"));
+    let to = or_reply!(number("toDate"));
+    let run_id = query_param(query, "dagRunId").filter(|i| !i.is_empty() && i != "latest");
+    let filtered = status.is_some() || from.is_some() || to.is_some() || run_id.is_some();
+    // With filters the newest 200 of the runs that pass them, not of all runs.
+    let runs = match store.recent_runs(name.as_deref(), if filtered { 100_000 } else { 200 }) {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| status.is_none_or(|s| run_status(r.status).0 == s))
+        .filter(|r| from.is_none_or(|f| r.created_at >= f.saturating_mul(1000)))
+        .filter(|r| to.is_none_or(|t| r.created_at <= t.saturating_mul(1000)))
+        .filter(|r| run_id.as_deref().is_none_or(|i| r.run_id == i))
+        .take(200)
+        .collect();
     answer(
         StatusCode::OK,
         &Runs {
@@ -584,4 +606,144 @@ pub(super) fn queues(home: &Path) -> Reply {
         utilization,
     };
     answer(StatusCode::OK, &Queues { queues, summary })
+}
+
+/// `PATCH /dag-runs/{name}/{id}/steps/{step}/status` with `{status}` (a node status
+/// number): a finished run's step marked by hand (a retry then takes it as it is marked).
+pub(super) fn set_step_status(
+    home: &Path,
+    (name, id, step): (&str, &str, &str),
+    body: &Bytes,
+) -> Reply {
+    let body: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(format!("the body is not JSON: {e}")),
+    };
+    use wharf_store::Status as S;
+    let status = match body.get("status").and_then(Value::as_i64) {
+        Some(0) => S::NotStarted,
+        Some(2) => S::Failed,
+        Some(3) => S::Aborted,
+        Some(4) => S::Succeeded,
+        Some(5) => S::Skipped,
+        Some(6) => S::PartiallySucceeded,
+        Some(8) => S::Rejected,
+        Some(1 | 7) => {
+            return bad_request(
+                "a step is made running or waiting by its run, not by hand (give 0, 2, 3, 4, 5, 6 or 8)",
+            );
+        }
+        _ => return bad_request("`status` is a node status number: 0, 2, 3, 4, 5, 6 or 8"),
+    };
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    if matches!(run.status, S::Running | S::Queued) {
+        return bad_request(format!(
+            "run {} of {name} is {}: a step's status is set once the run has ended",
+            run.run_id, run.status
+        ));
+    }
+    match store.set_step_status(run.key, step, status) {
+        Ok(true) => answer(StatusCode::OK, &serde_json::json!({})),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {} of {name} has no step `{step}`", run.run_id),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /metrics`: Prometheus text, with the names Dagu uses.
+pub(crate) fn metrics(
+    dags: &Path,
+    home: &Path,
+    uptime: std::time::Duration,
+    scheduler: bool,
+) -> Reply {
+    let store = or_reply!(open(home));
+    let counts = store.status_counts().unwrap_or_default();
+    let count = |s: wharf_store::Status| {
+        counts
+            .iter()
+            .find(|(st, _)| *st == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[String]| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+    };
+    metric(
+        "dagu_info",
+        "gauge",
+        "Build information",
+        &[format!(
+            "dagu_info{{version=\"{}\",server=\"wharf\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )],
+    );
+    metric(
+        "dagu_uptime_seconds",
+        "gauge",
+        "Time since the server started",
+        &[format!("dagu_uptime_seconds {}", uptime.as_secs())],
+    );
+    metric(
+        "dagu_dag_runs_currently_running",
+        "gauge",
+        "Runs running now",
+        &[format!(
+            "dagu_dag_runs_currently_running {}",
+            count(wharf_store::Status::Running)
+        )],
+    );
+    metric(
+        "dagu_dag_runs_queued_total",
+        "gauge",
+        "Runs waiting in a queue",
+        &[format!(
+            "dagu_dag_runs_queued_total {}",
+            count(wharf_store::Status::Queued)
+        )],
+    );
+    let by_status: Vec<String> = counts
+        .iter()
+        .filter(|(s, _)| s.is_final())
+        .map(|(s, n)| {
+            let label = match s {
+                wharf_store::Status::Succeeded => "success",
+                wharf_store::Status::Failed => "error",
+                other => other.as_str(),
+            };
+            format!("dagu_dag_runs_total{{status=\"{label}\"}} {n}")
+        })
+        .collect();
+    metric(
+        "dagu_dag_runs_total",
+        "counter",
+        "Runs by how they ended",
+        &by_status,
+    );
+    metric(
+        "dagu_dags_total",
+        "gauge",
+        "DAGs in the folder",
+        &[format!("dagu_dags_total {}", dag_files(dags).len())],
+    );
+    metric(
+        "dagu_scheduler_running",
+        "gauge",
+        "Whether this server runs the scheduler",
+        &[format!("dagu_scheduler_running {}", u8::from(scheduler))],
+    );
+    let mut r = axum::response::Response::new(axum::body::Body::from(text));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }

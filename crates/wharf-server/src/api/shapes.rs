@@ -690,3 +690,35 @@ pub(crate) struct QueuesSummary {
     #[serde(rename = "utilizationPercentage")]
     pub utilization: f64,
 }
+
+/// `searchDAGs`' answer.
+#[derive(Serialize)]
+pub(crate) struct Search {
+    pub results: Vec<SearchResult>,
+    pub errors: Vec<String>,
+}
+
+/// `SearchResultItem`.
+#[derive(Serialize)]
+pub(crate) struct SearchResult {
+    pub name: String,
+    pub dag: DagShape,
+    pub matches: Vec<SearchMatch>,
+}
+
+/// `SearchDAGsMatchItem`.
+#[derive(Serialize)]
+pub(crate) struct SearchMatch {
+    pub line: String,
+    #[serde(rename = "lineNumber")]
+    pub line_number: usize,
+    #[serde(rename = "startLine")]
+    pub start_line: usize,
+}
+
+/// `ListTagResponse`.
+#[derive(Serialize)]
+pub(crate) struct Tags {
+    pub tags: Vec<String>,
+    pub errors: Vec<String>,
+}
