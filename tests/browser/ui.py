@@ -4,7 +4,8 @@
 Usage: tests/browser/ui.py BASE_URL [--screenshot FILE]
 Expects a server whose DAGs folder holds `talk` (prints `line 1..3` slowly) and `slow`
 (sleeps). Opens the DAG list, starts `talk` with params from its page, follows its live
-log until it succeeds, then starts `slow` and stops it from its run page.
+log until it succeeds and opens its whole log, then starts `slow` and stops it from its
+run page (confirming), and finds both runs on the Runs page.
 """
 import sys
 
@@ -30,18 +31,36 @@ def main():
         expect(log).to_contain_text("line 2 chromium", timeout=15000)
         expect(page.locator("p .st")).to_have_text("succeeded", timeout=20000)
         expect(page.locator("pre[data-step=say]")).to_contain_text("line 3 chromium")
+        expect(page.locator("code", has_text="WHO=chromium")).to_have_count(1)
+        expect(page.get_by_text("Succeeded: nothing to retry.")).to_have_count(1)
+        whole = page.get_by_role("link", name="whole log").first
+        href = whole.get_attribute("href")
+        text = page.request.get(href if href.startswith("http") else base.split("/", 3)[0] + "//" + base.split("/", 3)[2] + href).text()
+        assert "line 1 chromium" in text and "line 3 chromium" in text, text
         if shot:
             page.goto(base + "/dags/talk")
             page.screenshot(path=shot, full_page=True)
 
         page.goto(base + "/dags/slow")
         page.get_by_role("button", name="Start").click()
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         page.get_by_role("button", name="Stop").click()
         expect(page.locator("p .st")).to_have_text("aborted", timeout=20000)
+        assert asked and asked[0].startswith("Stop run "), asked
 
         page.goto(base + "/")
         expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("aborted")
         expect(page.locator("tr", has_text="talk").locator(".st")).to_have_text("succeeded")
+        page.get_by_role("link", name="Runs", exact=True).click()
+        expect(page.locator("h1")).to_have_text("Runs")
+        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("aborted")
+        page.select_option("select[name=status]", "succeeded")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("tr", has_text="talk")).to_have_count(1)
+        expect(page.locator("tr", has_text="slow")).to_have_count(0)
+        page.get_by_role("link", name="Queues", exact=True).click()
+        expect(page.locator("h1")).to_have_text("Queues")
         browser.close()
     print("ok")
 

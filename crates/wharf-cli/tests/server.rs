@@ -1704,3 +1704,88 @@ fn dags_are_searched_tagged_renamed_and_steps_marked_by_hand() {
     );
     assert!(text.contains("# TYPE dagu_uptime_seconds gauge"), "{text}");
 }
+
+// W: an invalid DAG is shown, not offered to start; params with an open quote are refused
+// (UI and API) with the reason; a succeeded run has nothing to retry and says so; a step's
+// whole log is served (and as a download); all runs and the queues have pages.
+#[test]
+fn the_web_ui_says_what_it_cannot_do_and_serves_whole_logs() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/broken.yaml"),
+        "steps:\n  - name: a\n    depends: nope\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/words.yaml"),
+        "params: WHO=x\nsteps:\n  - name: say\n    command: for i in 1 2 3; do echo \"line $i $WHO\"; done; echo oops >&2\n    output: SAID\n",
+    )
+    .expect("dag");
+    let (code, _, html) = s.page("GET", "/dags/broken", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        !html.contains(">Start</button>") && html.contains("cannot start"),
+        "{html}"
+    );
+
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, _, html) = s.page("POST", "/dags/words/start", &origin, "params=WHO%3D%22open");
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("quote that is not closed"), "{html}");
+    let (code, v) = s.post("/dags/words/start", &json!({"params": "WHO=\"open"}));
+    assert_eq!(code, 400, "{v}");
+
+    let (code, v) = s.post(
+        "/dags/words/start",
+        &json!({"dagRunId": "w1", "params": "WHO=ui"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("words", "w1", "succeeded");
+    let (_, _, html) = s.page("GET", "/dags/words/runs/w1", "", "");
+    assert!(html.contains("<code>WHO=ui</code>"), "the params: {html}");
+    assert!(html.contains("<code>SAID</code>"), "the outputs: {html}");
+    assert!(
+        html.contains("nothing to retry") && !html.contains(">Retry</button>"),
+        "{html}"
+    );
+    assert!(html.contains(">succeeded</span>"), "{html}");
+    let (code, _, html) = s.page("POST", "/dags/words/retry", &origin, "run=w1");
+    assert_eq!(code, 400);
+    assert!(
+        html.contains("nothing to run again") || html.contains("no failed or stopped step"),
+        "{html}"
+    );
+
+    let (code, head, text) = s.page("GET", "/dags/words/runs/w1/steps/say/log", "", "");
+    assert_eq!(code, 200);
+    assert_eq!(text, "line 1 ui\nline 2 ui\nline 3 ui\n");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    let (_, head, text) = s.page(
+        "GET",
+        "/dags/words/runs/w1/steps/say/log?stream=stderr&download=1",
+        "",
+        "",
+    );
+    assert_eq!(text, "oops\n");
+    assert!(
+        head.contains("attachment; filename=\"words-w1-say.err\""),
+        "{head}"
+    );
+
+    let (code, _, html) = s.page("GET", "/runs?status=succeeded", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(">w1</a>") && html.contains("href=\"/dags/words/runs/w1\""),
+        "{html}"
+    );
+    let (_, _, html) = s.page("GET", "/runs?status=failed", "", "");
+    assert!(html.contains("No runs that match"), "{html}");
+    let (code, _, html) = s.page("GET", "/queues", "", "");
+    assert_eq!(code, 200);
+    assert!(html.contains("<h1>Queues</h1>"), "{html}");
+}

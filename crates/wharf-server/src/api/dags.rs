@@ -440,7 +440,7 @@ pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
 /// Parameters a caller gave (API or UI) for a run of `dag`, refused when they cannot
 /// reach a process or the DAG's params schema refuses them.
 pub(crate) fn checked_params(dag: &wharf_spec::Dag, text: &str) -> Result<Vec<String>, String> {
-    let params = parse_params(text);
+    let params = parse_params(text)?;
     if params.iter().any(|p| p.contains('\0')) {
         return Err("`params` must not contain a NUL character".to_owned());
     }
@@ -466,33 +466,36 @@ fn own_params(dag: &wharf_spec::Dag) -> Vec<String> {
         .collect()
 }
 
-fn parse_params(text: &str) -> Vec<String> {
+fn parse_params(text: &str) -> Result<Vec<String>, String> {
     let trimmed = text.trim();
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
         match v {
             Value::Object(m) => {
-                return m
+                return Ok(m
                     .into_iter()
                     .map(|(k, v)| match v {
                         Value::String(s) => format!("{k}={s}"),
                         other => format!("{k}={other}"),
                     })
-                    .collect();
+                    .collect());
             }
             Value::Array(items) => {
-                return items
+                return Ok(items
                     .into_iter()
                     .map(|v| match v {
                         Value::String(s) => s,
                         other => other.to_string(),
                     })
-                    .collect();
+                    .collect());
             }
             _ => {}
         }
     }
-    shell_words::split(trimmed)
-        .unwrap_or_else(|_| trimmed.split_whitespace().map(str::to_owned).collect())
+    shell_words::split(trimmed).map_err(|_| {
+        format!(
+            "`params` has a quote that is not closed: {trimmed}; close it, or write the params as JSON"
+        )
+    })
 }
 
 pub(super) fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {

@@ -24,6 +24,12 @@ type Reply = Response;
 
 const STYLE: &str = include_str!("../../assets/wharf.css");
 const LIVE_SCRIPT: &str = include_str!("../../assets/live.js");
+const UI_SCRIPT: &str = include_str!("../../assets/ui.js");
+
+/// A status as people read it: `partially succeeded`, `not started`.
+pub(crate) fn human(status: &str) -> String {
+    status.replace('_', " ")
+}
 
 /// The pages, the forms they post, and their assets.
 pub(crate) fn router() -> Router<Shared> {
@@ -93,6 +99,32 @@ pub(crate) fn router() -> Router<Shared> {
         .route(
             "/assets/live.js",
             get(|| async { asset(LIVE_SCRIPT, "text/javascript") }),
+        )
+        .route(
+            "/assets/ui.js",
+            get(|| async { asset(UI_SCRIPT, "text/javascript") }),
+        )
+        .route(
+            "/runs",
+            get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
+                blocking(move || pages::runs_page(&s, &q.unwrap_or_default())).await
+            }),
+        )
+        .route(
+            "/queues",
+            get(|Extract(s): Extract<Shared>| async move {
+                blocking(move || pages::queues_page(&s)).await
+            }),
+        )
+        .route(
+            "/dags/{name}/runs/{id}/steps/{step}/log",
+            get(
+                |Extract(s): Extract<Shared>,
+                 UrlPath((name, id, step)): UrlPath<(String, String, String)>,
+                 RawQuery(q): RawQuery| async move {
+                    blocking(move || whole_log(&s, (&name, &id, &step), &q.unwrap_or_default())).await
+                },
+            ),
         )
 }
 
@@ -165,7 +197,7 @@ pub(crate) fn path_segment(text: &str) -> String {
     out
 }
 
-/// The end of a log file (the last 64 KiB), as text.
+/// The end of a log file (about the last 64 KiB, from the start of a line), as text.
 pub(crate) fn log_tail(path: &Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -176,12 +208,73 @@ pub(crate) fn log_tail(path: &Path) -> String {
     let _ = f.seek(SeekFrom::Start(start));
     let mut bytes = Vec::new();
     let _ = f.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    if start > 0 {
-        format!("[... {start} bytes before]\n{text}")
-    } else {
-        text
+    if start == 0 {
+        return String::from_utf8_lossy(&bytes).into_owned();
     }
+    // Not from the middle of a line: the cut line is left out.
+    let skip = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[skip..]).into_owned();
+    format!(
+        "[... {} bytes before: the whole log is linked above]\n{text}",
+        start + skip as u64
+    )
+}
+
+/// A step's whole log as text (`?stream=stderr` for stderr; `&download=1` as a file),
+/// streamed from the file.
+fn whole_log(state: &State, (file_name, id, step): (&str, &str, &str), query: &str) -> Reply {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+        return not_found(state, &format!("no DAG {file_name}"));
+    };
+    let name = wharf_spec::load_file(&file)
+        .ok()
+        .and_then(|l| l.dag)
+        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let Ok(store) = Store::open(&state.config.home) else {
+        return not_found(state, "the store cannot be opened");
+    };
+    let Ok(Some(run)) = store.run(&name, id) else {
+        return not_found(state, &format!("no run {id} of {name}"));
+    };
+    let Some(last) = store
+        .attempts(run.key, step)
+        .ok()
+        .and_then(|a| a.last().cloned())
+    else {
+        return not_found(state, &format!("the step {step} has no log"));
+    };
+    let stderr = crate::api::query_param(query, "stream").as_deref() == Some("stderr");
+    let path = if stderr { last.stderr } else { last.stdout };
+    let Ok(f) = std::fs::File::open(&path) else {
+        return not_found(state, &format!("the step {step} wrote nothing there"));
+    };
+    // What the file holds now (a running step's log goes on growing past it).
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(f), len);
+    let stream = tokio_util::io::ReaderStream::new(reader);
+    let mut r = Response::new(Body::from_stream(stream));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if crate::api::query_param(query, "download").is_some() {
+        let fname: String = format!("{name}-{id}-{step}.{}", if stderr { "err" } else { "out" })
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{fname}\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    r
 }
 
 /// A form field from an `application/x-www-form-urlencoded` body.
@@ -287,6 +380,12 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             let Ok(Some(run)) = found else {
                 return failed(format!("the DAG `{name}` has no run `{wanted}`"));
             };
+            if other == "retry" && run.status == wharf_store::Status::Succeeded {
+                return failed(format!(
+                    "run {} succeeded: it has no failed or stopped step to run again (start a new run instead)",
+                    run.run_id
+                ));
+            }
             let done = if other == "stop" {
                 wharf_control::stop_run(&store, &name, &run.run_id).map(|_| ())
             } else {

@@ -104,6 +104,8 @@ struct DagPage {
     base: String,
     file: String,
     name: String,
+    /// The file is a DAG: it can start (an invalid one is shown, not offered to start).
+    valid: bool,
     description: Option<String>,
     default_params: String,
     /// `runConfig.disableParamEdit`: the form shows the params and sends none.
@@ -186,6 +188,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
         &DagPage {
             base: state.config.base_path.clone(),
             file: file_name.to_owned(),
+            valid: dag.is_some(),
             description: dag.and_then(|d| d.description.clone()),
             default_params: dag.map(shown_params).unwrap_or_default(),
             params_fixed: dag.is_some_and(|d| d.run_config.disable_param_edit),
@@ -246,6 +249,8 @@ pub(crate) struct StepLog {
     name: String,
     stdout: String,
     stderr: String,
+    /// The whole log's page (and `&download=1` for a file), stdout and stderr.
+    href: String,
     /// The live log's URL, while the step may still write.
     live: Option<String>,
 }
@@ -262,6 +267,12 @@ struct RunPage {
     finished: Option<String>,
     error: Option<String>,
     running: bool,
+    /// Nothing to retry.
+    succeeded: bool,
+    /// The params it ran with (credentials redacted).
+    params: Vec<String>,
+    /// The outputs its steps made.
+    outputs: Vec<(String, String)>,
     steps: Vec<StepRow>,
     logs: Vec<StepLog>,
     /// The sub-DAG runs the steps started.
@@ -400,6 +411,11 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                 None => return None,
             };
             Some(StepLog {
+                href: format!(
+                    "{base}/dags/{file_name}/runs/{}/steps/{}/log",
+                    run.run_id,
+                    path_segment(&s.name)
+                ),
                 name: s.name.clone(),
                 stdout,
                 stderr,
@@ -425,10 +441,186 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
             finished: run.finished_at.map(rfc3339),
             error: run.error.clone(),
             running,
+            succeeded: run.status == Status::Succeeded,
+            params: run
+                .params
+                .iter()
+                .map(|p| wharf_spec::redact::param(p))
+                .collect(),
+            outputs: store
+                .outputs(run.key)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.omit)
+                .map(|o| {
+                    let shown = wharf_spec::redact::param(&format!("{}={}", o.name, o.value));
+                    let value = shown
+                        .split_once('=')
+                        .map(|(_, v)| v.to_owned())
+                        .unwrap_or_default();
+                    (o.name, value)
+                })
+                .collect(),
             steps: rows,
             logs,
             subs,
             parent,
+        },
+    )
+}
+
+/// A run in the list of all runs.
+pub(crate) struct AnyRun {
+    file: String,
+    name: String,
+    id: String,
+    status: &'static str,
+    started: String,
+    took: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    base: String,
+    status: String,
+    dag: String,
+    statuses: Vec<&'static str>,
+    runs: Vec<AnyRun>,
+    page: usize,
+    more: bool,
+    query: String,
+}
+
+const PER_PAGE: usize = 50;
+
+/// `/runs`: the runs of every DAG, newest first, by status and DAG, a page at a time.
+pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
+    let status = crate::api::query_param(query, "status").unwrap_or_default();
+    let dag = crate::api::query_param(query, "dag").unwrap_or_default();
+    let page = crate::api::query_param(query, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let store = Store::open(&state.config.home).ok();
+    let all = store
+        .as_ref()
+        .and_then(|s| {
+            s.recent_runs((!dag.is_empty()).then_some(dag.as_str()), 100_000)
+                .ok()
+        })
+        .unwrap_or_default();
+    let files: std::collections::HashMap<String, String> =
+        crate::api::dag_files(&state.config.dags)
+            .into_iter()
+            .map(|(file, path)| {
+                let name = wharf_spec::load_file(&path)
+                    .ok()
+                    .and_then(|l| l.dag)
+                    .map_or_else(|| file.clone(), |d| d.name);
+                (name, file)
+            })
+            .collect();
+    let matching: Vec<&wharf_store::RunRecord> = all
+        .iter()
+        .filter(|r| status.is_empty() || r.status.as_str() == status)
+        .collect();
+    let more = matching.len() > page * PER_PAGE;
+    let runs = matching
+        .into_iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .map(|r| AnyRun {
+            file: files.get(&r.dag).cloned().unwrap_or_else(|| r.dag.clone()),
+            name: r.dag.clone(),
+            id: r.run_id.clone(),
+            status: r.status.as_str(),
+            started: r.started_at.map(rfc3339).unwrap_or_default(),
+            took: match (r.started_at, r.finished_at) {
+                (Some(a), Some(b)) => format!("{:.1}s", (b - a) as f64 / 1000.0),
+                _ => String::new(),
+            },
+        })
+        .collect();
+    let query = format!(
+        "status={}&dag={}",
+        path_segment(&status),
+        path_segment(&dag)
+    );
+    render(
+        StatusCode::OK,
+        &RunsPage {
+            base: state.config.base_path.clone(),
+            status,
+            dag,
+            statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
+            runs,
+            page,
+            more,
+            query,
+        },
+    )
+}
+
+/// A queue on the queues page.
+pub(crate) struct QueueRow {
+    name: String,
+    size: u32,
+    running: Vec<(String, String)>,
+    queued: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "queues.html")]
+struct QueuesPage {
+    base: String,
+    queues: Vec<QueueRow>,
+}
+
+/// `/queues`: each queue with its running and waiting runs.
+pub(crate) fn queues_page(state: &State) -> Reply {
+    let store = Store::open(&state.config.home).ok();
+    let runs = store
+        .as_ref()
+        .and_then(|s| s.in_queues().ok())
+        .unwrap_or_default();
+    let mut queues: Vec<QueueRow> = wharf_engine::global_queues()
+        .into_iter()
+        .map(|q| QueueRow {
+            name: q.name,
+            size: q.max_concurrency,
+            running: Vec::new(),
+            queued: Vec::new(),
+        })
+        .collect();
+    for run in runs {
+        let Some(queue) = run.queue.clone() else {
+            continue;
+        };
+        let i = match queues.iter().position(|q| q.name == queue) {
+            Some(i) => i,
+            None => {
+                queues.push(QueueRow {
+                    name: queue,
+                    size: wharf_engine::queue_size(&run.file).unwrap_or(1),
+                    running: Vec::new(),
+                    queued: Vec::new(),
+                });
+                queues.len() - 1
+            }
+        };
+        let entry = (run.dag.clone(), run.run_id.clone());
+        if run.status == Status::Queued {
+            queues[i].queued.push(entry);
+        } else {
+            queues[i].running.push(entry);
+        }
+    }
+    render(
+        StatusCode::OK,
+        &QueuesPage {
+            base: state.config.base_path.clone(),
+            queues,
         },
     )
 }
