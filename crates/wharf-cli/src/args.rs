@@ -184,6 +184,9 @@ pub(crate) struct RunArgs {
     /// The run was recorded by `wharf enqueue`, which hands it to this process.
     #[arg(long, hide = true)]
     pub enqueued: bool,
+    /// What starts the run, as it is recorded (`api`, `ui`, `schedule`; `cli` by default).
+    #[arg(long, hide = true, value_name = "WHAT")]
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +271,9 @@ pub(crate) struct RestartArgs {
     /// The id of the new run (a new one by default).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// What starts the run, as it is recorded (`cli` by default).
+    #[arg(long, hide = true, value_name = "WHAT")]
+    pub trigger: Option<String>,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,

@@ -92,6 +92,8 @@ pub struct Start<'a> {
     pub params: &'a [String],
     /// Refused when a run of the DAG is going.
     pub singleton: bool,
+    /// What starts it, as the run records it (`api`, `ui`, `schedule`).
+    pub trigger: &'a str,
 }
 
 /// Held while a run is started, until its record exists: a singleton's check and the run
@@ -123,6 +125,8 @@ pub fn start(home: &Path, start: &Start<'_>) -> Result<()> {
         start.file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         start.run_id.to_owned(),
+        "--trigger".to_owned(),
+        start.trigger.to_owned(),
     ];
     if !start.params.is_empty() {
         args.push("--".into());
@@ -184,6 +188,7 @@ pub fn enqueue(
         wharf_store::Error::RunIdTaken { dag, run_id } => Error::RunIdTaken { dag, run_id },
         e => e.into(),
     })?;
+    store.set_trigger(run, "queue")?;
     if status == Status::Queued {
         store.park(run)?;
         // A place may have freed since the record was made.

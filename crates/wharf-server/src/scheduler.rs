@@ -220,6 +220,8 @@ fn restart(
         file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         run_id.clone(),
+        "--trigger".to_owned(),
+        "schedule".to_owned(),
     ];
     wharf_control::spawn(&config.home, &args)?;
     Ok(Fired::Restarted(run_id))
@@ -258,6 +260,8 @@ fn fire(
         file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         run_id.clone(),
+        "--trigger".to_owned(),
+        "schedule".to_owned(),
     ];
     // The slot is claimed: launch waits for the record only so that the run can be asked
     // for once the tick is over.

@@ -155,6 +155,8 @@ pub struct RunRecord {
     pub root: Option<RunKey>,
     /// The queue the run waits in or holds a place of, if any.
     pub queue: Option<String>,
+    /// What started it (`cli`, `api`, `ui`, `schedule`, `queue`, `retry`), when known.
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,7 +193,7 @@ pub struct OutputRecord {
     pub omit: bool,
 }
 
-const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir, parent, parent_step, root, queue";
+const RUN_COLUMNS: &str = "id, dag, run_id, file, status, params, created_at, started_at, finished_at, pid, error, log_dir, parent, parent_step, root, queue, trigger";
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     let params: String = row.get(5)?;
@@ -217,6 +219,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         },
         root: row.get::<_, Option<i64>>(14)?.map(RunKey),
         queue: row.get(15)?,
+        trigger: row.get(16)?,
     })
 }
 
@@ -415,6 +418,15 @@ impl Store {
         self.conn.execute(
             "UPDATE runs SET pid = ?2, pid_start = ?3 WHERE id = ?1",
             params![run.0, pid, liveness::process_start(pid)],
+        )?;
+        Ok(())
+    }
+
+    /// Records what started the run.
+    pub fn set_trigger(&self, run: RunKey, trigger: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET trigger = ?2 WHERE id = ?1",
+            params![run.0, trigger],
         )?;
         Ok(())
     }

@@ -104,4 +104,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_slot INTEGER NOT NULL
     );
 ",
+    // What started a run: `cli`, `api`, `ui`, `schedule`, `queue`, `retry`.
+    r"
+    ALTER TABLE runs ADD COLUMN trigger TEXT;
+",
 ];

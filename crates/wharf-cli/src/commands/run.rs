@@ -20,7 +20,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let record = if args.enqueued {
         Record::Enqueued
     } else {
-        Record::New
+        Record::New(args.trigger.as_deref().unwrap_or("cli"))
     };
     start(
         &file,
@@ -34,9 +34,9 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
 
 /// Where a run's record comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Record {
-    /// This process records the run.
-    New,
+enum Record<'a> {
+    /// This process records the run, started by what is named (`cli`, `api`, ...).
+    New(&'a str),
     /// `wharf enqueue` recorded it and handed it to this process.
     Enqueued,
 }
@@ -195,7 +195,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         &params,
         args.verbose,
         term,
-        Record::New,
+        Record::New(args.trigger.as_deref().unwrap_or("cli")),
     )
 }
 
@@ -206,7 +206,7 @@ fn start(
     params: &[String],
     verbose: bool,
     term: &Term,
-    record: Record,
+    record: Record<'_>,
 ) -> Result<ExitCode> {
     let dag = valid(load(file, term)?, file)?;
     let run_id = run_id_of(run_id)?;
@@ -224,7 +224,7 @@ fn start(
     }
     let (log_base, place) = wharf_engine::placement(&dag);
     let (run, status) = match record {
-        Record::New => {
+        Record::New(trigger) => {
             let new = NewRun {
                 dag: &dag.name,
                 run_id: &run_id,
@@ -234,7 +234,11 @@ fn start(
                 parent: None,
                 queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
             };
-            store.create_run_queued(&new).map_err(record_error)?
+            let (run, status) = store.create_run_queued(&new).map_err(record_error)?;
+            if let Err(e) = store.set_trigger(run, trigger) {
+                eprintln!("warning: cannot record what started the run: {e}");
+            }
+            (run, status)
         }
         Record::Enqueued => {
             let found = store.run(&dag.name, &run_id).map_err(record_error)?;
@@ -425,6 +429,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
     };
     store
         .reopen_run(record.key)
+        .and_then(|()| store.set_trigger(record.key, "retry"))
         .map_err(|source| Error::Record {
             what: "the retry",
             source,

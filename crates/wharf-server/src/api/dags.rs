@@ -399,6 +399,7 @@ fn start_run(
                 run_id: &run_id,
                 params: &params,
                 singleton,
+                trigger: "api",
             },
         ),
         Mode::Enqueue => {

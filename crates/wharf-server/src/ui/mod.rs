@@ -359,6 +359,7 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
                     run_id: &run_id,
                     params: &params,
                     singleton: false,
+                    trigger: "ui",
                 },
             );
             if let Err(e) = started {

@@ -95,7 +95,23 @@ pub(crate) struct RunRow {
     id: String,
     status: &'static str,
     started: String,
-    finished: String,
+    took: String,
+    trigger: String,
+}
+
+/// How long a run took (`4.2s`, `3m05s`), when it has ended.
+fn took(r: &wharf_store::RunRecord) -> String {
+    match (r.started_at, r.finished_at) {
+        (Some(a), Some(b)) => {
+            let ms = (b - a).max(0);
+            if ms < 60_000 {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            } else {
+                format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
+            }
+        }
+        _ => String::new(),
+    }
 }
 
 #[derive(Template)]
@@ -205,7 +221,8 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
                     id: r.run_id.clone(),
                     status: r.status.as_str(),
                     started: r.started_at.map(rfc3339).unwrap_or_default(),
-                    finished: r.finished_at.map(rfc3339).unwrap_or_default(),
+                    took: took(r),
+                    trigger: r.trigger.clone().unwrap_or_default(),
                 })
                 .collect(),
             diagnostics: (!loaded.diagnostics.is_empty())
@@ -477,6 +494,7 @@ pub(crate) struct AnyRun {
     status: &'static str,
     started: String,
     took: String,
+    trigger: String,
 }
 
 #[derive(Template)]
@@ -536,10 +554,8 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
             id: r.run_id.clone(),
             status: r.status.as_str(),
             started: r.started_at.map(rfc3339).unwrap_or_default(),
-            took: match (r.started_at, r.finished_at) {
-                (Some(a), Some(b)) => format!("{:.1}s", (b - a) as f64 / 1000.0),
-                _ => String::new(),
-            },
+            took: took(r),
+            trigger: r.trigger.clone().unwrap_or_default(),
         })
         .collect();
     let query = format!(
