@@ -24,7 +24,7 @@ def main():
         expect(page.locator("h1")).to_have_text("talk")
         expect(page.locator("svg title", has_text="say")).to_have_count(1)
 
-        page.fill("input[name=params]", "WHO=chromium")
+        page.fill("input[name='p.WHO']", "chromium")
         page.get_by_role("button", name="Start").click()
         log = page.locator("pre[data-step=say]")
         # The live log fills while the step runs.

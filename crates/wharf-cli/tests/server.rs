@@ -1789,3 +1789,55 @@ fn the_web_ui_says_what_it_cannot_do_and_serves_whole_logs() {
     assert_eq!(code, 200);
     assert!(html.contains("<h1>Queues</h1>"), "{html}");
 }
+
+// W: the start form has a field per named param (its default filled in, a credential's
+// left empty and kept) and one for the positional params.
+#[test]
+fn the_start_form_has_a_field_per_param() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/deploy.yaml"),
+        "params: first ENV=dev API_TOKEN=t0k-1009\nsteps:\n  - name: go\n    command: echo \"$1 $ENV $API_TOKEN\"\n",
+    )
+    .expect("dag");
+    let (_, _, html) = s.page("GET", "/dags/deploy", "", "");
+    assert!(html.contains("name=\"p.ENV\" value=\"dev\""), "{html}");
+    assert!(html.contains("name=\"p.API_TOKEN\" value=\"\""), "{html}");
+    assert!(
+        html.contains("name=\"args\" size=\"30\" value=\"first\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("t0k-1009"),
+        "a credential's default is not shown: {html}"
+    );
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, body) = s.page(
+        "POST",
+        "/dags/deploy/start",
+        &origin,
+        "args=one&p.ENV=prod&p.API_TOKEN=",
+    );
+    assert_eq!(code, 303, "{body}");
+    let run = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .and_then(|l| l.trim().rsplit('/').next())
+        .expect("the run's page")
+        .to_owned();
+    s.until("deploy", &run, "succeeded");
+    let (_, log) = s.get(&format!("/dag-runs/deploy/{run}/steps/go/log"));
+    assert_eq!(log["content"], "one prod t0k-1009\n");
+    let (code, _, body) = s.page(
+        "POST",
+        "/dags/deploy/start",
+        &origin,
+        "args=%22open&p.ENV=x",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("not closed"), "{body}");
+}

@@ -441,7 +441,14 @@ pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
 /// Parameters a caller gave (API or UI) for a run of `dag`, refused when they cannot
 /// reach a process or the DAG's params schema refuses them.
 pub(crate) fn checked_params(dag: &wharf_spec::Dag, text: &str) -> Result<Vec<String>, String> {
-    let params = parse_params(text)?;
+    checked_words(dag, parse_params(text)?)
+}
+
+/// Params given as words (`NAME=value` or positional), refused as [`checked_params`] says.
+pub(crate) fn checked_words(
+    dag: &wharf_spec::Dag,
+    params: Vec<String>,
+) -> Result<Vec<String>, String> {
     if params.iter().any(|p| p.contains('\0')) {
         return Err("`params` must not contain a NUL character".to_owned());
     }

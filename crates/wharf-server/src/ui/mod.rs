@@ -277,6 +277,36 @@ fn whole_log(state: &State, (file_name, id, step): (&str, &str, &str), query: &s
     r
 }
 
+/// The params of the start form: `args` (the positional ones, as shell words), a field
+/// `p.NAME` per named param (a credential's left empty keeps its default), and `params`
+/// (more, as shell words or JSON, as the API takes them).
+fn start_params(dag: &wharf_spec::Dag, body: &[u8]) -> Result<Vec<String>, String> {
+    let fields: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let mut words = Vec::new();
+    if let Some((_, args)) = fields.iter().find(|(k, _)| k == "args") {
+        words.extend(shell_words::split(args).map_err(|_| {
+            format!("the positional params have a quote that is not closed: {args}")
+        })?);
+    }
+    for (key, value) in &fields {
+        let Some(name) = key.strip_prefix("p.") else {
+            continue;
+        };
+        let secret = wharf_spec::redact::param(&format!("{name}=x")) != format!("{name}=x");
+        if secret && value.is_empty() {
+            continue;
+        }
+        words.push(format!("{name}={value}"));
+    }
+    let mut params = crate::api::dags::checked_words(dag, words)?;
+    if let Some((_, text)) = fields.iter().find(|(k, _)| k == "params")
+        && !text.trim().is_empty()
+    {
+        params.extend(crate::api::dags::checked_params(dag, text)?);
+    }
+    Ok(params)
+}
+
 /// A form field from an `application/x-www-form-urlencoded` body.
 fn form_field(body: &[u8], key: &str) -> Option<String> {
     crate::api::query_param(&String::from_utf8_lossy(body), key)
@@ -345,8 +375,7 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             let Some(dag) = dag else {
                 return failed(format!("the DAG `{file_name}` is invalid"));
             };
-            let text = form_field(body, "params").unwrap_or_default();
-            let params = match crate::api::dags::checked_params(dag, &text) {
+            let params = match start_params(dag, body) {
                 Ok(params) => params,
                 Err(why) => return failed(why),
             };

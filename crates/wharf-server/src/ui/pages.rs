@@ -126,6 +126,10 @@ struct DagPage {
     default_params: String,
     /// `runConfig.disableParamEdit`: the form shows the params and sends none.
     params_fixed: bool,
+    /// The start form's fields: each named param with its default (a credential's not
+    /// shown), and the positional ones as one text.
+    param_fields: Vec<ParamField>,
+    positional: String,
     graph: Option<Graph>,
     runs: Vec<RunRow>,
     /// The runs of the grid, oldest first: id and status.
@@ -208,6 +212,17 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             description: dag.and_then(|d| d.description.clone()),
             default_params: dag.map(shown_params).unwrap_or_default(),
             params_fixed: dag.is_some_and(|d| d.run_config.disable_param_edit),
+            param_fields: dag.map(param_fields).unwrap_or_default(),
+            positional: dag
+                .map(|d| {
+                    d.params
+                        .iter()
+                        .filter(|p| p.name.is_none())
+                        .map(|p| shell_words::quote(&p.value).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
             graph,
             grid_runs: runs
                 .iter()
@@ -232,6 +247,34 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             name,
         },
     )
+}
+
+/// A named param's field in the start form.
+pub(crate) struct ParamField {
+    name: String,
+    value: String,
+    /// A credential: its default is not shown; left empty, the run keeps it.
+    secret: bool,
+}
+
+fn param_fields(dag: &wharf_spec::Dag) -> Vec<ParamField> {
+    dag.params
+        .iter()
+        .filter_map(|p| {
+            let name = p.name.clone()?;
+            let word = format!("{name}={}", p.value);
+            let secret = wharf_spec::redact::param(&word) != word;
+            Some(ParamField {
+                value: if secret {
+                    String::new()
+                } else {
+                    p.value.clone()
+                },
+                name,
+                secret,
+            })
+        })
+        .collect()
 }
 
 /// The DAG's params for the start form: a credential's default is not shown (the run uses
