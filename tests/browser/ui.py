@@ -49,16 +49,26 @@ def main():
         expect(page.locator("p .st")).to_have_text("aborted", timeout=20000)
         assert asked and asked[0].startswith("Stop run "), asked
 
+        # The DAG list follows a run without being reloaded.
+        page.goto(base + "/dags/slow")
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator("p .st")).to_have_text("running", timeout=10000)
         page.goto(base + "/")
-        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("aborted")
+        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("running")
+        page.evaluate("window.marker = 1")
+        stopped = page.request.post(base + "/api/v2/dags/slow/stop-all")
+        assert stopped.ok, stopped.text()
+        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("aborted", timeout=15000)
+        assert page.evaluate("window.marker") == 1, "the page was reloaded"
         expect(page.locator("tr", has_text="talk").locator(".st")).to_have_text("succeeded")
         page.get_by_role("link", name="Runs", exact=True).click()
         expect(page.locator("h1")).to_have_text("Runs")
-        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text("aborted")
+        expect(page.locator("tr", has_text="slow").locator(".st")).to_have_text(["aborted", "aborted"])
         page.select_option("select[name=status]", "succeeded")
         page.get_by_role("button", name="Filter").click()
         expect(page.locator("tr", has_text="talk")).to_have_count(1)
         expect(page.locator("tr", has_text="slow")).to_have_count(0)
+        page.goto(base + "/")
         page.get_by_role("link", name="Queues", exact=True).click()
         expect(page.locator("h1")).to_have_text("Queues")
         browser.close()

@@ -22,3 +22,22 @@ document.addEventListener('DOMContentLoaded', function () {
     t.textContent = d.toLocaleString() + ' (' + ago(Date.now() - d) + ')';
   });
 });
+// - a list or DAG page with a run going follows it: every 2 s its parts marked
+//   data-refresh are taken from the page as it is now (no reload: a form being filled in
+//   stays as it is), until no run goes.
+document.addEventListener('DOMContentLoaded', function () {
+  if (!document.querySelector('[data-live-page]')) { return; }
+  var timer = setInterval(function () {
+    fetch(location.href, { headers: { 'Accept': 'text/html' } })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var now = new DOMParser().parseFromString(html, 'text/html');
+        document.querySelectorAll('[data-refresh]').forEach(function (el) {
+          var fresh = now.getElementById(el.id);
+          if (fresh) { el.innerHTML = fresh.innerHTML; }
+        });
+        if (!now.querySelector('[data-live-page]')) { clearInterval(timer); }
+      })
+      .catch(function () {});
+  }, 2000);
+});

@@ -23,6 +23,8 @@ pub(crate) struct ListRow {
 #[template(path = "dag_list.html")]
 struct DagList {
     base: String,
+    /// A run is going: the page follows it (its table refreshed, not the page).
+    live: bool,
     name_filter: String,
     tag_filter: String,
     dir: String,
@@ -79,9 +81,13 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
             tags: tags.join(", "),
         });
     }
+    let live = rows
+        .iter()
+        .any(|r| matches!(r.status, Some("running" | "queued" | "waiting")));
     render(
         StatusCode::OK,
         &DagList {
+            live,
             base: state.config.base_path.clone(),
             name_filter,
             tag_filter,
@@ -118,6 +124,8 @@ fn took(r: &wharf_store::RunRecord) -> String {
 #[template(path = "dag_page.html")]
 struct DagPage {
     base: String,
+    /// A run is going: the page follows it (its runs and picture refreshed).
+    live: bool,
     file: String,
     name: String,
     /// The file is a DAG: it can start (an invalid one is shown, not offered to start).
@@ -207,6 +215,9 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
         StatusCode::OK,
         &DagPage {
             base: state.config.base_path.clone(),
+            live: runs
+                .iter()
+                .any(|r| matches!(r.status, Status::Running | Status::Queued)),
             file: file_name.to_owned(),
             valid: dag.is_some(),
             description: dag.and_then(|d| d.description.clone()),
