@@ -1841,3 +1841,46 @@ fn the_start_form_has_a_field_per_param() {
     assert_eq!(code, 400);
     assert!(body.contains("not closed"), "{body}");
 }
+
+// W: the dashboard counts the period's runs by status, draws them on a timeline, and lists
+// the failures first.
+#[test]
+fn the_dashboard_counts_runs_and_puts_failures_first() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(p.path("dags/good.yaml"), "steps:\n  - \"true\"\n").expect("dag");
+    std::fs::write(p.path("dags/bad.yaml"), "steps:\n  - \"false\"\n").expect("dag");
+    for (dag, id, status) in [
+        ("good", "g1", "succeeded"),
+        ("good", "g2", "succeeded"),
+        ("bad", "b1", "failed"),
+    ] {
+        let (code, v) = s.post(&format!("/dags/{dag}/start"), &json!({"dagRunId": id}));
+        assert_eq!(code, 200, "{v}");
+        s.until(dag, id, status);
+    }
+    let (code, _, html) = s.page("GET", "/dashboard", "", "");
+    assert_eq!(code, 200);
+    assert!(html.contains("3 runs in the last 24h"), "{html}");
+    assert!(
+        html.contains(">failed: 1</a>") && html.contains(">succeeded: 2</a>"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<span class=\"succeeded\" style=\"left:")
+            .count(),
+        2,
+        "{html}"
+    );
+    let failures = html
+        .find("Failed, aborted, rejected")
+        .expect("the failures");
+    let latest = html.find("<h2>Latest</h2>").expect("the latest");
+    assert!(
+        failures < latest && html[failures..latest].contains(">b1</a>"),
+        "{html}"
+    );
+    assert!(!html[failures..latest].contains(">g1</a>"), "{html}");
+    let (_, _, html) = s.page("GET", "/dashboard?period=30d", "", "");
+    assert!(html.contains("3 runs in the last 30d"), "{html}");
+}

@@ -111,6 +111,12 @@ pub(crate) fn router() -> Router<Shared> {
             }),
         )
         .route(
+            "/dashboard",
+            get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
+                blocking(move || pages::dashboard(&s, &q.unwrap_or_default())).await
+            }),
+        )
+        .route(
             "/queues",
             get(|Extract(s): Extract<Shared>| async move {
                 blocking(move || pages::queues_page(&s)).await

@@ -602,15 +602,7 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
         .into_iter()
         .skip((page - 1) * PER_PAGE)
         .take(PER_PAGE)
-        .map(|r| AnyRun {
-            file: files.get(&r.dag).cloned().unwrap_or_else(|| r.dag.clone()),
-            name: r.dag.clone(),
-            id: r.run_id.clone(),
-            status: r.status.as_str(),
-            started: r.started_at.map(rfc3339).unwrap_or_default(),
-            took: took(r),
-            trigger: r.trigger.clone().unwrap_or_default(),
-        })
+        .map(|r| any_run(r, &files))
         .collect();
     let query = format!(
         "status={}&dag={}",
@@ -628,6 +620,139 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
             page,
             more,
             query,
+        },
+    )
+}
+
+/// The DAG files of the folder by DAG name (a run names its DAG; its page, the file).
+fn files_by_name(state: &State) -> std::collections::HashMap<String, String> {
+    crate::api::dag_files(&state.config.dags)
+        .into_iter()
+        .map(|(file, path)| {
+            let name = wharf_spec::load_file(&path)
+                .ok()
+                .and_then(|l| l.dag)
+                .map_or_else(|| file.clone(), |d| d.name);
+            (name, file)
+        })
+        .collect()
+}
+
+fn any_run(
+    r: &wharf_store::RunRecord,
+    files: &std::collections::HashMap<String, String>,
+) -> AnyRun {
+    AnyRun {
+        file: files.get(&r.dag).cloned().unwrap_or_else(|| r.dag.clone()),
+        name: r.dag.clone(),
+        id: r.run_id.clone(),
+        status: r.status.as_str(),
+        started: r.started_at.map(rfc3339).unwrap_or_default(),
+        took: took(r),
+        trigger: r.trigger.clone().unwrap_or_default(),
+    }
+}
+
+/// A run on the dashboard's timeline: where it starts (percent of the period).
+pub(crate) struct Tick {
+    left: String,
+    status: &'static str,
+    title: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    base: String,
+    period: &'static str,
+    periods: Vec<&'static str>,
+    counts: Vec<(&'static str, usize)>,
+    total: usize,
+    ticks: Vec<Tick>,
+    failures: Vec<AnyRun>,
+    recent: Vec<AnyRun>,
+}
+
+/// `/dashboard?period=24h|7d|30d`: the runs of the period counted by status, on a
+/// timeline, the failed ones first, then the latest.
+pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
+    let period = match crate::api::query_param(query, "period").as_deref() {
+        Some("7d") => "7d",
+        Some("30d") => "30d",
+        _ => "24h",
+    };
+    let span_ms: i64 = match period {
+        "7d" => 7 * 86_400_000,
+        "30d" => 30 * 86_400_000,
+        _ => 86_400_000,
+    };
+    let now = wharf_store::now_ms();
+    let since = now - span_ms;
+    let store = Store::open(&state.config.home).ok();
+    let runs: Vec<wharf_store::RunRecord> = store
+        .as_ref()
+        .and_then(|s| s.recent_runs(None, 100_000).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.created_at >= since)
+        .collect();
+    let files = files_by_name(state);
+    let order = [
+        Status::Failed,
+        Status::Aborted,
+        Status::Rejected,
+        Status::Running,
+        Status::Queued,
+        Status::Waiting,
+        Status::PartiallySucceeded,
+        Status::Succeeded,
+        Status::Skipped,
+    ];
+    let counts = order
+        .iter()
+        .map(|st| (st.as_str(), runs.iter().filter(|r| r.status == *st).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let ticks = runs
+        .iter()
+        .take(2000)
+        .map(|r| Tick {
+            left: format!(
+                "{:.2}",
+                ((r.created_at - since) as f64 / span_ms as f64 * 100.0).clamp(0.0, 99.6)
+            ),
+            status: r.status.as_str(),
+            title: format!(
+                "{} {}: {}",
+                r.dag,
+                r.run_id,
+                r.status.as_str().replace('_', " ")
+            ),
+        })
+        .collect();
+    let failures = runs
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Failed | Status::Aborted | Status::Rejected
+            )
+        })
+        .take(20)
+        .map(|r| any_run(r, &files))
+        .collect();
+    let recent = runs.iter().take(20).map(|r| any_run(r, &files)).collect();
+    render(
+        StatusCode::OK,
+        &Dashboard {
+            base: state.config.base_path.clone(),
+            period,
+            periods: vec!["24h", "7d", "30d"],
+            counts,
+            total: runs.len(),
+            ticks,
+            failures,
+            recent,
         },
     )
 }
