@@ -1884,3 +1884,51 @@ fn the_dashboard_counts_runs_and_puts_failures_first() {
     let (_, _, html) = s.page("GET", "/dashboard?period=30d", "", "");
     assert!(html.contains("3 runs in the last 30d"), "{html}");
 }
+
+// W: the DAG list sorts (failures first by status), links tags, and starts, stops and
+// suspends from the row.
+#[test]
+fn the_dag_list_sorts_and_acts_from_its_rows() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/aa-good.yaml"),
+        "tags: [daily]\nsteps:\n  - \"true\"\n",
+    )
+    .expect("dag");
+    std::fs::write(p.path("dags/zz-bad.yaml"), "steps:\n  - \"false\"\n").expect("dag");
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    for dag in ["aa-good", "zz-bad"] {
+        let (code, _, body) = s.page("POST", &format!("/dags/{dag}/start"), &origin, "");
+        assert_eq!(code, 303, "start from the row: {body}");
+    }
+    s.until("aa-good", "latest", "succeeded");
+    s.until("zz-bad", "latest", "failed");
+    let (_, _, html) = s.page("GET", "/", "", "");
+    assert!(
+        html.find("aa-good").expect("good") < html.find("zz-bad").expect("bad"),
+        "by name"
+    );
+    assert!(
+        html.contains("<a class=\"chip\" href=\"?tag=daily\">daily</a>"),
+        "{html}"
+    );
+    let (_, _, html) = s.page("GET", "/?sort=status", "", "");
+    assert!(
+        html.find(">zz-bad<").expect("bad") < html.find(">aa-good<").expect("good"),
+        "failures first: {html}"
+    );
+    let (code, _, _) = s.page("POST", "/dags/aa-good/suspend", &origin, "");
+    assert_eq!(code, 303);
+    let (_, v) = s.get("/dags/aa-good");
+    assert_eq!(v["suspended"], true, "{v}");
+    let (_, _, html) = s.page("GET", "/", "", "");
+    assert!(
+        html.contains(">Resume</button>") && html.contains("st skipped\">suspended"),
+        "{html}"
+    );
+    let (code, _, _) = s.page("POST", "/dags/aa-good/resume", &origin, "");
+    assert_eq!(code, 303);
+    let (_, v) = s.get("/dags/aa-good");
+    assert_eq!(v["suspended"], false, "{v}");
+}

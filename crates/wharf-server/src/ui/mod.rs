@@ -88,7 +88,10 @@ pub(crate) fn router() -> Router<Shared> {
                             },
                         );
                     }
-                    if !matches!(action.as_str(), "start" | "stop" | "retry" | "approve" | "reject") {
+                    if !matches!(
+                        action.as_str(),
+                        "start" | "stop" | "retry" | "approve" | "reject" | "suspend" | "resume"
+                    ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
                     blocking(move || action_post(&s, &name, &action, &body)).await
@@ -353,6 +356,13 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
     let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
     let run = match action {
+        "suspend" | "resume" => {
+            let done = Store::open(home).and_then(|s| s.set_suspended(&name, action == "suspend"));
+            if let Err(e) = done {
+                return failed(e.to_string());
+            }
+            return redirect(&format!("{base}/"));
+        }
         "approve" | "reject" => {
             let run = form_field(body, "run").unwrap_or_default();
             let step = form_field(body, "step").unwrap_or_default();

@@ -15,14 +15,20 @@ pub(crate) struct ListRow {
     errors: usize,
     status: Option<&'static str>,
     started: String,
+    /// The latest run's start, for sorting.
+    started_ms: i64,
     schedule: String,
-    tags: String,
+    tags: Vec<String>,
+    suspended: bool,
+    running: bool,
 }
 
 #[derive(Template)]
 #[template(path = "dag_list.html")]
 struct DagList {
     base: String,
+    /// How the rows are sorted: `name`, `status` or `started`.
+    sort: String,
     /// A run is going: the page follows it (its table refreshed, not the page).
     live: bool,
     name_filter: String,
@@ -34,6 +40,11 @@ struct DagList {
 pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
     let name_filter = crate::api::query_param(query, "name").unwrap_or_default();
     let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
+    let sort = match crate::api::query_param(query, "sort").as_deref() {
+        Some("status") => "status",
+        Some("started") => "started",
+        _ => "name",
+    };
     let store = Store::open(&state.config.home).ok();
     let mut rows = Vec::new();
     // DAGs often share a schedule: its next run is computed once per page.
@@ -67,6 +78,9 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
             })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "-".into());
+        let suspended = store
+            .as_ref()
+            .is_some_and(|s| s.is_suspended(&name).unwrap_or(false));
         rows.push(ListRow {
             file: file_name,
             name,
@@ -77,9 +91,29 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
                 .and_then(|r| r.started_at)
                 .map(rfc3339)
                 .unwrap_or_default(),
+            started_ms: latest.as_ref().and_then(|r| r.started_at).unwrap_or(0),
+            suspended,
+            running: latest
+                .as_ref()
+                .is_some_and(|r| matches!(r.status, Status::Running | Status::Queued)),
             schedule,
-            tags: tags.join(", "),
+            tags,
         });
+    }
+    match sort {
+        // Failures first: the statuses that need a look, then the others, never run last.
+        "status" => rows.sort_by_key(|r| {
+            let rank = match r.status {
+                Some("failed" | "rejected") => 0,
+                Some("aborted" | "partially_succeeded") => 1,
+                Some("running" | "queued" | "waiting") => 2,
+                Some(_) => 3,
+                None => 4,
+            };
+            (rank, r.name.to_lowercase())
+        }),
+        "started" => rows.sort_by_key(|r| std::cmp::Reverse(r.started_ms)),
+        _ => {}
     }
     let live = rows
         .iter()
@@ -88,6 +122,7 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
         StatusCode::OK,
         &DagList {
             live,
+            sort: sort.to_owned(),
             base: state.config.base_path.clone(),
             name_filter,
             tag_filter,
