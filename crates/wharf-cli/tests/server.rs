@@ -1137,15 +1137,18 @@ fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
     )
     .expect("dag");
     let config = format!(
-        "host: 127.0.0.1\npaths:\n  dagsDir: {}\nauth:\n  basic:\n    username: admin\n    password: s3cret\nui:\n  navbarTitle: Prod\nqueues:\n  enabled: true\n  config:\n    - name: q\n      maxConcurrency: 2\ntz: Asia/Tokyo\npermissions:\n  runDAGs: false\n",
+        "host: 127.0.0.1\npaths:\n  dagsDir: {}\nauth:\n  basic:\n    username: admin\n    password: s3cret\nui:\n  navbarTitle: Prod\n  navbarColor: \"#aa3300\"\n  maxDashboardPageLimit: 50\nqueues:\n  enabled: true\n  config:\n    - name: q\n      maxConcurrency: 2\ntz: Asia/Tokyo\npermissions:\n  runDAGs: false\n",
         dagu.join("my-dags").display()
     );
     std::fs::write(dagu.join("config.yaml"), &config).expect("config");
     let home = dagu.to_string_lossy().into_owned();
     let s = Server::start_args(&p, &["server", "--port", "0"], &[("DAGU_HOME", &home)]);
     assert!(
-        s.said.contains("not used by wharf: ui.navbarTitle") && !s.said.contains("queues"),
-        "the queues are used, the title is not: {}",
+        s.said
+            .contains("not used by wharf: ui.maxDashboardPageLimit")
+            && !s.said.contains("queues")
+            && !s.said.contains("navbar"),
+        "the queues and the navigation bar's settings are used: {}",
         s.said
     );
     let (code, _, _) = s.raw("GET", "/api/v2/dags", "", "").expect("request");
@@ -1163,6 +1166,18 @@ fn a_dagu_installation_is_served_with_its_folder_and_authentication() {
         .expect("request");
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("permissions.runDAGs"), "{body}");
+    // The pages offer what the server does: no Start, the title and colour configured.
+    let (_, _, html) = s.raw("GET", "/", &auth, "").expect("request");
+    assert!(
+        html.contains(">Prod</a>") && html.contains("background:#aa3300"),
+        "{html}"
+    );
+    assert!(!html.contains(">Start</button>"), "{html}");
+    let (_, _, html) = s.raw("GET", "/dags/hello", &auth, "").expect("request");
+    assert!(
+        !html.contains(">Start</button>") && html.contains("does not start runs"),
+        "{html}"
+    );
     drop(s);
     // tz: schedules without a zone of their own are in the installation's.
     std::fs::write(

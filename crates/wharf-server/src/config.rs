@@ -52,6 +52,9 @@ pub struct Config {
     /// How long after a slot the scheduler still starts a run it missed while no
     /// scheduler ran (`scheduler.catchupWindow`); zero: missed slots are only recorded.
     pub catchup_window: std::time::Duration,
+    /// The navigation bar's title and colour (`ui.navbarTitle`, `ui.navbarColor`).
+    pub navbar_title: Option<String>,
+    pub navbar_color: Option<String>,
 }
 
 /// Keys of Dagu's `config.yaml` wharf uses (its other keys are reported, not used).
@@ -78,6 +81,8 @@ const DAGU_KEYS: &[&str] = &[
     "queues.enabled",
     "permissions.writeDAGs",
     "permissions.runDAGs",
+    "ui.navbarTitle",
+    "ui.navbarColor",
 ];
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
@@ -182,6 +187,8 @@ impl Config {
             "permissions.writeDAGs",
             "permissions.runDAGs",
             "scheduler.catchupWindow",
+            "ui.navbarTitle",
+            "ui.navbarColor",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -292,7 +299,17 @@ impl Config {
                 ))
             })?,
         };
+        let navbar_color = setting("WHARF_UI_NAVBAR_COLOR", "ui.navbarColor");
+        if let Some(c) = &navbar_color
+            && !css_color(c)
+        {
+            return Err(ConfigError::File(format!(
+                "`ui.navbarColor` is a colour such as `#1976d2` or `teal`, not `{c}`"
+            )));
+        }
         Ok(Self {
+            navbar_title: setting("WHARF_UI_NAVBAR_TITLE", "ui.navbarTitle"),
+            navbar_color,
             write_dags,
             run_dags,
             catchup_window,
@@ -359,6 +376,16 @@ pub(crate) fn host_name(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
+    }
+}
+
+/// A colour the stylesheet can take as it is: `#rgb`, `#rrggbb` or a name of letters.
+fn css_color(text: &str) -> bool {
+    match text.strip_prefix('#') {
+        Some(hex) => matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => {
+            !text.is_empty() && text.len() <= 30 && text.bytes().all(|b| b.is_ascii_alphabetic())
+        }
     }
 }
 

@@ -26,6 +26,38 @@ const STYLE: &str = include_str!("../../assets/wharf.css");
 const LIVE_SCRIPT: &str = include_str!("../../assets/live.js");
 const UI_SCRIPT: &str = include_str!("../../assets/ui.js");
 
+/// What every page shows around its content: the base path (what `{{ base }}` prints,
+/// in links), the navigation bar's title and colour, and which actions it offers.
+#[derive(Clone)]
+pub(crate) struct Chrome {
+    path: String,
+    pub title: String,
+    /// The navigation bar's colour, when configured (else the theme's).
+    pub color: Option<String>,
+    /// `permissions.runDAGs`: Start, Stop, Retry, Suspend and the decisions are offered.
+    pub can_run: bool,
+}
+
+impl Chrome {
+    pub(crate) fn of(config: &crate::Config) -> Self {
+        Self {
+            path: config.base_path.clone(),
+            title: config
+                .navbar_title
+                .clone()
+                .unwrap_or_else(|| "wharf".into()),
+            color: config.navbar_color.clone(),
+            can_run: config.run_dags,
+        }
+    }
+}
+
+impl std::fmt::Display for Chrome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
 /// A status as people read it: `partially succeeded`, `not started`.
 pub(crate) fn human(status: &str) -> String {
     status.replace('_', " ")
@@ -80,7 +112,7 @@ pub(crate) fn router() -> Router<Shared> {
                         return render(
                             StatusCode::FORBIDDEN,
                             &Message {
-                                base: s.config.base_path.clone(),
+                                base: Chrome::of(&s.config),
                                 title: "Refused".into(),
                                 class: "err",
                                 message: "Actions are accepted only from this server's own pages.".into(),
@@ -172,7 +204,7 @@ fn render(status: StatusCode, page: &impl Template) -> Reply {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct Message {
-    base: String,
+    base: Chrome,
     title: String,
     class: &'static str,
     message: String,
@@ -183,7 +215,7 @@ fn not_found(state: &State, what: &str) -> Reply {
     render(
         StatusCode::NOT_FOUND,
         &Message {
-            base: state.config.base_path.clone(),
+            base: Chrome::of(&state.config),
             title: "Not found".into(),
             class: "",
             message: what.to_owned(),
@@ -341,7 +373,7 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
         render(
             StatusCode::BAD_REQUEST,
             &Message {
-                base: base.clone(),
+                base: Chrome::of(&state.config),
                 title: format!("Could not {action}"),
                 class: "err",
                 message: why,

@@ -26,7 +26,7 @@ pub(crate) struct ListRow {
 #[derive(Template)]
 #[template(path = "dag_list.html")]
 struct DagList {
-    base: String,
+    base: super::Chrome,
     /// How the rows are sorted: `name`, `status` or `started`.
     sort: String,
     /// A run is going: the page follows it (its table refreshed, not the page).
@@ -123,7 +123,7 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
         &DagList {
             live,
             sort: sort.to_owned(),
-            base: state.config.base_path.clone(),
+            base: super::Chrome::of(&state.config),
             name_filter,
             tag_filter,
             dir: state.config.dags.display().to_string(),
@@ -158,7 +158,7 @@ fn took(r: &wharf_store::RunRecord) -> String {
 #[derive(Template)]
 #[template(path = "dag_page.html")]
 struct DagPage {
-    base: String,
+    base: super::Chrome,
     /// A run is going: the page follows it (its runs and picture refreshed).
     live: bool,
     file: String,
@@ -249,7 +249,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
     render(
         StatusCode::OK,
         &DagPage {
-            base: state.config.base_path.clone(),
+            base: super::Chrome::of(&state.config),
             live: runs
                 .iter()
                 .any(|r| matches!(r.status, Status::Running | Status::Queued)),
@@ -364,7 +364,7 @@ pub(crate) struct StepLog {
 #[derive(Template)]
 #[template(path = "run_page.html")]
 struct RunPage {
-    base: String,
+    base: super::Chrome,
     file: String,
     name: String,
     run_id: String,
@@ -538,7 +538,7 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
     render(
         StatusCode::OK,
         &RunPage {
-            base: base.clone(),
+            base: super::Chrome::of(&state.config),
             file: file_name.to_owned(),
             name,
             run_id: run.run_id.clone(),
@@ -589,7 +589,7 @@ pub(crate) struct AnyRun {
 #[derive(Template)]
 #[template(path = "runs.html")]
 struct RunsPage {
-    base: String,
+    base: super::Chrome,
     status: String,
     dag: String,
     statuses: Vec<&'static str>,
@@ -647,7 +647,7 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
     render(
         StatusCode::OK,
         &RunsPage {
-            base: state.config.base_path.clone(),
+            base: super::Chrome::of(&state.config),
             status,
             dag,
             statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
@@ -698,7 +698,7 @@ pub(crate) struct Tick {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
-    base: String,
+    base: super::Chrome,
     period: &'static str,
     periods: Vec<&'static str>,
     counts: Vec<(&'static str, usize)>,
@@ -780,7 +780,7 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
     render(
         StatusCode::OK,
         &Dashboard {
-            base: state.config.base_path.clone(),
+            base: super::Chrome::of(&state.config),
             period,
             periods: vec!["24h", "7d", "30d"],
             counts,
@@ -803,7 +803,7 @@ pub(crate) struct QueueRow {
 #[derive(Template)]
 #[template(path = "queues.html")]
 struct QueuesPage {
-    base: String,
+    base: super::Chrome,
     queues: Vec<QueueRow>,
 }
 
@@ -849,7 +849,7 @@ pub(crate) fn queues_page(state: &State) -> Reply {
     render(
         StatusCode::OK,
         &QueuesPage {
-            base: state.config.base_path.clone(),
+            base: super::Chrome::of(&state.config),
             queues,
         },
     )
