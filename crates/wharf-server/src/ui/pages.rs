@@ -175,8 +175,9 @@ struct DagPage {
     positional: String,
     graph: Option<Graph>,
     runs: Vec<RunRow>,
-    /// The runs of the grid, oldest first: id and status.
-    grid_runs: Vec<(String, &'static str)>,
+    /// The runs of the grid, newest first (as the table below): id, status, and a
+    /// short label (its start, `MM-DD HH:MM` UTC).
+    grid_runs: Vec<(String, &'static str, String)>,
     /// Per step, its status in each run of the grid.
     grid: Vec<(String, Vec<&'static str>)>,
     path: String,
@@ -224,7 +225,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             shown.map(|r| (r.run_id.clone(), r.status.as_str())),
         )
     });
-    let per_run: Vec<Vec<wharf_store::StepRecord>> = runs.iter().rev().map(steps_of).collect();
+    let per_run: Vec<Vec<wharf_store::StepRecord>> = runs.iter().map(steps_of).collect();
     let grid = dag
         .map(|d| {
             d.steps
@@ -272,8 +273,14 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             graph,
             grid_runs: runs
                 .iter()
-                .rev()
-                .map(|r| (r.run_id.clone(), r.status.as_str()))
+                .map(|r| {
+                    let label = r
+                        .started_at
+                        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                        .map(|t| t.strftime("%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "-".into());
+                    (r.run_id.clone(), r.status.as_str(), label)
+                })
                 .collect(),
             grid,
             runs: runs
@@ -372,6 +379,8 @@ struct RunPage {
     started: String,
     finished: Option<String>,
     error: Option<String>,
+    /// The timeline's scale: its start and its length, as people read them.
+    axis: (String, String),
     running: bool,
     /// Nothing to retry.
     succeeded: bool,
@@ -459,8 +468,14 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
     let steps = store.steps(run.key).unwrap_or_default();
     // A sub-DAG run is stopped or retried through its root run; its page is not live.
     let running = run.status == Status::Running && sub.is_none();
-    // The timeline: each step's bar within the run's span.
-    let t0 = run.started_at.unwrap_or(run.created_at);
+    // The timeline: each step's bar within the run's span, from its first step's start
+    // (a retried run started again later; the steps it kept ran before that).
+    let t0 = steps
+        .iter()
+        .filter_map(|s| s.started_at)
+        .chain(run.started_at)
+        .min()
+        .unwrap_or(run.created_at);
     let t1 = run
         .finished_at
         .unwrap_or_else(wharf_store::now_ms)
@@ -546,6 +561,14 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
             started: run.started_at.map(rfc3339).unwrap_or_default(),
             finished: run.finished_at.map(rfc3339),
             error: run.error.clone(),
+            axis: (rfc3339(t0), {
+                let ms = t1 - t0;
+                if ms < 60_000 {
+                    format!("{:.1}s", ms as f64 / 1000.0)
+                } else {
+                    format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
+                }
+            }),
             running,
             succeeded: run.status == Status::Succeeded,
             params: run
