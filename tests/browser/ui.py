@@ -5,7 +5,8 @@ Usage: tests/browser/ui.py BASE_URL [--screenshot FILE]
 Expects a server whose DAGs folder holds `talk` (prints `line 1..3` slowly) and `slow`
 (sleeps). Opens the DAG list, starts `talk` with params from its page, follows its live
 log until it succeeds and opens its whole log, then starts `slow` and stops it from its
-run page (confirming), and finds both runs on the Runs page.
+run page (confirming), finds both runs on the Runs page, and edits a DAG's YAML (checked
+as it is typed).
 """
 import sys
 
@@ -71,6 +72,15 @@ def main():
         page.goto(base + "/")
         page.get_by_role("link", name="Queues", exact=True).click()
         expect(page.locator("h1")).to_have_text("Queues")
+
+        # The YAML is checked as it is typed.
+        page.goto(base + "/dags/talk")
+        area = page.locator("textarea[name=spec]")
+        text = area.input_value()
+        area.fill(text + "  - name: broken\n    depends: nowhere\n")
+        expect(page.locator(".check")).to_contain_text("nowhere", timeout=10000)
+        area.fill(text)
+        expect(page.locator(".check")).to_have_text("valid", timeout=10000)
         browser.close()
     print("ok")
 

@@ -1947,3 +1947,59 @@ fn the_dag_list_sorts_and_acts_from_its_rows() {
     let (_, v) = s.get("/dags/aa-good");
     assert_eq!(v["suspended"], false, "{v}");
 }
+
+// W: a DAG is created from the list, edited in its page (saved only when valid, the text
+// kept to fix when not, credentials never shown and never lost) and deleted.
+#[test]
+fn dags_are_created_edited_and_deleted_from_the_pages() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page("POST", "/new-dag", &origin, "name=fresh");
+    assert_eq!(code, 303, "{head}");
+    assert!(p.path("dags/fresh.yaml").is_file());
+    let (code, _, html) = s.page("POST", "/new-dag", &origin, "name=fresh");
+    assert_eq!(code, 400);
+    assert!(html.contains("exists already"), "{html}");
+    let (code, _, _) = s.page("POST", "/new-dag", &origin, "name=..%2Fout");
+    assert_eq!(code, 400);
+
+    std::fs::write(
+        p.path("dags/fresh.yaml"),
+        "env:\n  - API_TOKEN: hunter2-1010\nsteps:\n  - name: hello\n    command: echo hello\n",
+    )
+    .expect("dag");
+    let (_, _, html) = s.page("GET", "/dags/fresh", "", "");
+    assert!(
+        html.contains("<textarea name=\"spec\"") && !html.contains("hunter2-1010"),
+        "{html}"
+    );
+    // An invalid text is not saved; the page keeps it, with the errors.
+    let bad = "env:\n  - API_TOKEN: <redacted>\nsteps:\n  - name: hello\n    depends: nope\n";
+    let form = |spec: &str| format!("spec={}", wharf_testkit::url_encode(spec));
+    let (code, _, html) = s.page("POST", "/dags/fresh/save", &origin, &form(bad));
+    assert_eq!(code, 400, "{html}");
+    assert!(
+        html.contains("not saved") && html.contains("nope"),
+        "{html}"
+    );
+    assert!(html.contains("depends: nope"), "the text to fix: {html}");
+    assert!(
+        std::fs::read_to_string(p.path("dags/fresh.yaml"))
+            .unwrap_or_default()
+            .contains("command: echo hello"),
+        "the file is as it was"
+    );
+    let good =
+        "env:\n  - API_TOKEN: <redacted>\nsteps:\n  - name: hello\n    command: echo changed\n";
+    let (code, _, _) = s.page("POST", "/dags/fresh/save", &origin, &form(good));
+    assert_eq!(code, 303);
+    let saved = std::fs::read_to_string(p.path("dags/fresh.yaml")).unwrap_or_default();
+    assert!(
+        saved.contains("echo changed") && saved.contains("hunter2-1010"),
+        "{saved}"
+    );
+    let (code, _, _) = s.page("POST", "/dags/fresh/delete", &origin, "");
+    assert_eq!(code, 303);
+    assert!(!p.path("dags/fresh.yaml").exists());
+}

@@ -41,3 +41,31 @@ document.addEventListener('DOMContentLoaded', function () {
       .catch(function () {});
   }, 2000);
 });
+// - a DAG's YAML is checked as it is typed (the server's validation, a third of a second
+//   after the last key), its errors listed under it.
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('textarea[data-validate]').forEach(function (area) {
+    var out = area.parentNode.querySelector('.check'), timer = null;
+    area.addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        fetch(area.dataset.validate, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ spec: area.value })
+        }).then(function (r) { return r.json(); }).then(function (v) {
+          var errors = v.errors || [];
+          area.classList.toggle('invalid', errors.length > 0);
+          out.textContent = '';
+          errors.forEach(function (e) {
+            var li = document.createElement('div');
+            li.className = 'err';
+            li.textContent = e;
+            out.appendChild(li);
+          });
+          if (!errors.length) { out.textContent = 'valid'; }
+        }).catch(function () {});
+      }, 300);
+    });
+  });
+});

@@ -176,6 +176,14 @@ fn permission(method: &Method, path: &str) -> Option<Permission> {
         return path.ends_with("/dequeue").then_some(Permission::Run);
     }
     let api = path.strip_prefix("/api/v2");
+    // The pages' forms that change DAG files.
+    if api.is_none()
+        && (path == "/new-dag"
+            || (path.starts_with("/dags/")
+                && (path.ends_with("/save") || path.ends_with("/delete"))))
+    {
+        return Some(Permission::Write);
+    }
     match api {
         Some("/dags/validate") => None,
         Some("/dags") if method == Method::POST => Some(Permission::Write),

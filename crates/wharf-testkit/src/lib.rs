@@ -13,4 +13,4 @@ pub use cli::{Output, Wharf, wharf_bin};
 pub use docker::{OWNER, Registry, Unique, b64, docker, images_are_built};
 pub use faults::{DockerProxy, TinyFs};
 pub use place::{Place, processes_with, step, step_error};
-pub use server::Server;
+pub use server::{Server, url_encode};

@@ -201,46 +201,65 @@ pub(super) fn get_spec(dags: &Path, name: &str) -> Reply {
 }
 
 pub(super) fn put_spec(dags: &Path, name: &str, body: &Bytes) -> Reply {
-    let file = or_reply!(existing_dag_file(dags, name));
     let body = or_reply!(body_json(body));
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("`spec` is required");
     };
-    // The spec was shown redacted: what still says <redacted> keeps the file's value.
+    match save_spec(dags, name, spec) {
+        Ok(()) => answer(StatusCode::OK, &Errors { errors: Vec::new() }),
+        Err(Unsaved::NoFile(reply)) => *reply,
+        Err(Unsaved::Refused(why)) => bad_request(why),
+        Err(Unsaved::Invalid(errs)) => {
+            // Nothing is written: the file keeps working.
+            #[derive(serde::Serialize)]
+            struct Invalid {
+                code: &'static str,
+                message: String,
+                details: Errors,
+            }
+            answer(
+                StatusCode::BAD_REQUEST,
+                &Invalid {
+                    code: "bad_request",
+                    message: format!(
+                        "the spec is invalid; the file was not changed: {}",
+                        errs.join("; ")
+                    ),
+                    details: Errors { errors: errs },
+                },
+            )
+        }
+        Err(Unsaved::Failed(why)) => internal(why),
+    }
+}
+
+/// Why a spec was not saved (the file is as it was).
+pub(crate) enum Unsaved {
+    NoFile(Box<Reply>),
+    /// A `<redacted>` with no value to keep, and the like.
+    Refused(String),
+    /// The spec's diagnostics.
+    Invalid(Vec<String>),
+    Failed(String),
+}
+
+/// Replaces DAG `name`'s file with `spec` when it is a valid DAG. The spec was shown
+/// redacted: what still says `<redacted>` keeps the file's value.
+pub(crate) fn save_spec(dags: &Path, name: &str, spec: &str) -> Result<(), Unsaved> {
+    let file = existing_dag_file(dags, name).map_err(Unsaved::NoFile)?;
     let old = std::fs::read_to_string(&file).unwrap_or_default();
-    let restored = match wharf_spec::redact::restore(spec, &old) {
-        Ok(r) => r,
-        Err(e) => return bad_request(format!("the file was not changed: {e}")),
-    };
-    let spec = restored.as_str();
-    let loaded = check_spec(dags, name, spec);
+    let restored = wharf_spec::redact::restore(spec, &old)
+        .map_err(|e| Unsaved::Refused(format!("the file was not changed: {e}")))?;
+    let loaded = check_spec(dags, name, &restored);
     let errs = diagnostics(&loaded);
     if !errs.is_empty() {
-        // Nothing is written: the file keeps working.
-        #[derive(serde::Serialize)]
-        struct Invalid {
-            code: &'static str,
-            message: String,
-            details: Errors,
-        }
-        return answer(
-            StatusCode::BAD_REQUEST,
-            &Invalid {
-                code: "bad_request",
-                message: format!(
-                    "the spec is invalid; the file was not changed: {}",
-                    errs.join("; ")
-                ),
-                details: Errors { errors: errs },
-            },
-        );
+        return Err(Unsaved::Invalid(errs));
     }
     // Written beside and renamed: a reader never sees half a file.
     let tmp = file.with_extension("yaml.tmp");
-    if let Err(e) = std::fs::write(&tmp, spec).and_then(|()| std::fs::rename(&tmp, &file)) {
-        return internal(format!("cannot write {}: {e}", file.display()));
-    }
-    answer(StatusCode::OK, &Errors { errors: Vec::new() })
+    std::fs::write(&tmp, &restored)
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| Unsaved::Failed(format!("cannot write {}: {e}", file.display())))
 }
 
 /// Whether a run starts now (its process recorded before the answer) or is enqueued (the

@@ -452,7 +452,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The file of DAG `name` in the DAGs folder (`.yaml`, else `.yml`), whether it exists.
-fn dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
+pub(crate) fn dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<Reply>> {
     if !valid_name(name) {
         return Err(Box::new(bad_request(format!(
             "invalid DAG name `{name}`: letters, digits, `_` and `-` only"

@@ -36,6 +36,8 @@ pub(crate) struct Chrome {
     pub color: Option<String>,
     /// `permissions.runDAGs`: Start, Stop, Retry, Suspend and the decisions are offered.
     pub can_run: bool,
+    /// `permissions.writeDAGs`: DAGs are created, edited and deleted from the pages.
+    pub can_write: bool,
 }
 
 impl Chrome {
@@ -48,6 +50,7 @@ impl Chrome {
                 .unwrap_or_else(|| "wharf".into()),
             color: config.navbar_color.clone(),
             can_run: config.run_dags,
+            can_write: config.write_dags,
         }
     }
 }
@@ -122,7 +125,15 @@ pub(crate) fn router() -> Router<Shared> {
                     }
                     if !matches!(
                         action.as_str(),
-                        "start" | "stop" | "retry" | "approve" | "reject" | "suspend" | "resume"
+                        "start"
+                            | "stop"
+                            | "retry"
+                            | "approve"
+                            | "reject"
+                            | "suspend"
+                            | "resume"
+                            | "save"
+                            | "delete"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
@@ -144,6 +155,17 @@ pub(crate) fn router() -> Router<Shared> {
             get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
                 blocking(move || pages::runs_page(&s, &q.unwrap_or_default())).await
             }),
+        )
+        .route(
+            "/new-dag",
+            post(
+                |Extract(s): Extract<Shared>, headers: HeaderMap, body: Bytes| async move {
+                    if !crate::guard::same_origin(&headers) {
+                        return not_found(&s, "actions are accepted only from this server's own pages");
+                    }
+                    blocking(move || new_dag(&s, &body)).await
+                },
+            ),
         )
         .route(
             "/dashboard",
@@ -197,6 +219,59 @@ fn render(status: StatusCode, page: &impl Template) -> Reply {
             "internal_error",
             format!("the page failed: {e}"),
         ),
+    }
+}
+
+/// A spec that was not saved: its errors, and the text as it was sent, to fix.
+#[derive(Template)]
+#[template(path = "edit.html")]
+struct Edit {
+    base: Chrome,
+    file: String,
+    spec: String,
+    errors: Vec<String>,
+}
+
+/// `POST /new-dag` (`name`): a new DAG file with one step, opened to be edited.
+fn new_dag(state: &State, body: &[u8]) -> Reply {
+    let base = &state.config.base_path;
+    let name = form_field(body, "name").unwrap_or_default();
+    let name = name.trim();
+    let refused = |why: String| {
+        render(
+            StatusCode::BAD_REQUEST,
+            &Message {
+                base: Chrome::of(&state.config),
+                title: "Could not create the DAG".into(),
+                class: "err",
+                message: why,
+                back: Some(format!("{base}/")),
+            },
+        )
+    };
+    let Ok(file) = crate::api::dag_file(&state.config.dags, name) else {
+        return refused(format!(
+            "`{name}` cannot be a DAG's name: letters, digits, `_` and `-` (at most 128)"
+        ));
+    };
+    if file.exists() || file.with_extension("yml").exists() {
+        return refused(format!("the DAG `{name}` exists already"));
+    }
+    let created = std::fs::create_dir_all(&state.config.dags).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    b"steps:\n  - name: hello\n    command: echo hello\n",
+                )
+            })
+    });
+    match created {
+        Ok(()) => redirect(&format!("{base}/dags/{name}#definition")),
+        Err(e) => refused(format!("cannot write {}: {e}", file.display())),
     }
 }
 
@@ -388,6 +463,32 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
     let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
     let run = match action {
+        "save" => {
+            let spec = form_field(body, "spec").unwrap_or_default();
+            return match crate::api::dags::save_spec(dags, file_name, &spec) {
+                Ok(()) => redirect(&format!("{base}/dags/{file_name}")),
+                Err(crate::api::dags::Unsaved::Invalid(errors)) => render(
+                    StatusCode::BAD_REQUEST,
+                    &Edit {
+                        base: Chrome::of(&state.config),
+                        file: file_name.to_owned(),
+                        spec,
+                        errors,
+                    },
+                ),
+                Err(crate::api::dags::Unsaved::NoFile(reply)) => *reply,
+                Err(
+                    crate::api::dags::Unsaved::Refused(why)
+                    | crate::api::dags::Unsaved::Failed(why),
+                ) => failed(why),
+            };
+        }
+        "delete" => {
+            if let Err(e) = std::fs::remove_file(&file) {
+                return failed(format!("cannot remove {}: {e}", file.display()));
+            }
+            return redirect(&format!("{base}/"));
+        }
         "suspend" | "resume" => {
             let done = Store::open(home).and_then(|s| s.set_suspended(&name, action == "suspend"));
             if let Err(e) = done {
