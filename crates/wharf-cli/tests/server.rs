@@ -1734,7 +1734,7 @@ fn the_web_ui_says_what_it_cannot_do_and_serves_whole_logs() {
     .expect("dag");
     std::fs::write(
         p.path("dags/words.yaml"),
-        "params: WHO=x\nsteps:\n  - name: say\n    command: for i in 1 2 3; do echo \"line $i $WHO\"; done; echo oops >&2\n    output: SAID\n",
+        "params: WHO=x\nhandlerOn:\n  exit:\n    command: echo bye\nsteps:\n  - name: say\n    command: for i in 1 2 3; do echo \"line $i $WHO\"; done; echo oops >&2\n    output: SAID\n",
     )
     .expect("dag");
     let (code, _, html) = s.page("GET", "/dags/broken", "", "");

@@ -228,8 +228,11 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
     let per_run: Vec<Vec<wharf_store::StepRecord>> = runs.iter().map(steps_of).collect();
     let grid = dag
         .map(|d| {
+            // The handlers' rows after the steps' (a handler that did not run shows as
+            // not started).
             d.steps
                 .iter()
+                .chain(d.handlers.iter().map(|(_, s)| s))
                 .map(|step| {
                     let cells = per_run
                         .iter()
