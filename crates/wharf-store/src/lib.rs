@@ -912,6 +912,52 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A page of the newest runs (not sub-DAG runs): of DAGs whose name contains `name`,
+    /// with the status `status`, created at or after `since_ms`; `offset` and `limit` as
+    /// the page says.
+    pub fn runs_page(
+        &self,
+        name: Option<&str>,
+        status: Option<Status>,
+        since_ms: Option<i64>,
+        (offset, limit): (usize, usize),
+    ) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE parent IS NULL AND (?1 IS NULL OR instr(dag, ?1) > 0)
+             AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_at >= ?3)
+             ORDER BY created_at DESC, id DESC LIMIT ?5 OFFSET ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                name,
+                status.map(Status::as_str),
+                since_ms,
+                i64::try_from(offset).unwrap_or(i64::MAX),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            run_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many runs (not sub-DAG runs) created at or after `since_ms` have each status.
+    pub fn status_counts_since(&self, since_ms: i64) -> Result<Vec<(Status, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, COUNT(*) FROM runs WHERE parent IS NULL AND created_at >= ?1 GROUP BY status",
+        )?;
+        let rows = stmt.query_map(params![since_ms], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, n) = row?;
+            if let Some(status) = Status::parse(&status) {
+                out.push((status, n));
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs recorded as `running` (of one DAG, or all).
     pub fn running(&self, dag: Option<&str>) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -107,5 +107,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // What started a run: `cli`, `api`, `ui`, `schedule`, `queue`, `retry`.
     r"
     ALTER TABLE runs ADD COLUMN trigger TEXT;
+    CREATE INDEX runs_by_created ON runs (created_at);
 ",
 ];

@@ -636,35 +636,23 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
         .filter(|p| *p >= 1)
         .unwrap_or(1);
     let store = Store::open(&state.config.home).ok();
-    let all = store
+    // One more than the page, to know whether there is a next one.
+    let mut found = store
         .as_ref()
         .and_then(|s| {
-            s.recent_runs((!dag.is_empty()).then_some(dag.as_str()), 100_000)
-                .ok()
+            s.runs_page(
+                (!dag.is_empty()).then_some(dag.as_str()),
+                Status::parse(&status),
+                None,
+                ((page - 1) * PER_PAGE, PER_PAGE + 1),
+            )
+            .ok()
         })
         .unwrap_or_default();
-    let files: std::collections::HashMap<String, String> =
-        crate::api::dag_files(&state.config.dags)
-            .into_iter()
-            .map(|(file, path)| {
-                let name = wharf_spec::load_file(&path)
-                    .ok()
-                    .and_then(|l| l.dag)
-                    .map_or_else(|| file.clone(), |d| d.name);
-                (name, file)
-            })
-            .collect();
-    let matching: Vec<&wharf_store::RunRecord> = all
-        .iter()
-        .filter(|r| status.is_empty() || r.status.as_str() == status)
-        .collect();
-    let more = matching.len() > page * PER_PAGE;
-    let runs = matching
-        .into_iter()
-        .skip((page - 1) * PER_PAGE)
-        .take(PER_PAGE)
-        .map(|r| any_run(r, &files))
-        .collect();
+    let more = found.len() > PER_PAGE;
+    found.truncate(PER_PAGE);
+    let mut files = FileIndex::new(state);
+    let runs = found.iter().map(|r| any_run(r, &mut files)).collect();
     let query = format!(
         "status={}&dag={}",
         path_segment(&status),
@@ -685,26 +673,45 @@ pub(crate) fn runs_page(state: &State, query: &str) -> Reply {
     )
 }
 
-/// The DAG files of the folder by DAG name (a run names its DAG; its page, the file).
-fn files_by_name(state: &State) -> std::collections::HashMap<String, String> {
-    crate::api::dag_files(&state.config.dags)
-        .into_iter()
-        .map(|(file, path)| {
-            let name = wharf_spec::load_file(&path)
-                .ok()
-                .and_then(|l| l.dag)
-                .map_or_else(|| file.clone(), |d| d.name);
-            (name, file)
-        })
-        .collect()
+/// The DAG file of a DAG name (a run names its DAG; its page, the file): the file of that
+/// stem when there is one, else found by reading the folder's files (once a page).
+struct FileIndex<'a> {
+    state: &'a State,
+    by_name: Option<std::collections::HashMap<String, String>>,
 }
 
-fn any_run(
-    r: &wharf_store::RunRecord,
-    files: &std::collections::HashMap<String, String>,
-) -> AnyRun {
+impl<'a> FileIndex<'a> {
+    fn new(state: &'a State) -> Self {
+        Self {
+            state,
+            by_name: None,
+        }
+    }
+
+    fn file_of(&mut self, name: &str) -> String {
+        let dags = &self.state.config.dags;
+        if crate::api::existing_dag_file(dags, name).is_ok() {
+            return name.to_owned();
+        }
+        let map = self.by_name.get_or_insert_with(|| {
+            crate::api::dag_files(dags)
+                .into_iter()
+                .map(|(file, path)| {
+                    let name = wharf_spec::load_file(&path)
+                        .ok()
+                        .and_then(|l| l.dag)
+                        .map_or_else(|| file.clone(), |d| d.name);
+                    (name, file)
+                })
+                .collect()
+        });
+        map.get(name).cloned().unwrap_or_else(|| name.to_owned())
+    }
+}
+
+fn any_run(r: &wharf_store::RunRecord, files: &mut FileIndex<'_>) -> AnyRun {
     AnyRun {
-        file: files.get(&r.dag).cloned().unwrap_or_else(|| r.dag.clone()),
+        file: files.file_of(&r.dag),
         name: r.dag.clone(),
         id: r.run_id.clone(),
         status: r.status.as_str(),
@@ -750,14 +757,7 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
     let now = wharf_store::now_ms();
     let since = now - span_ms;
     let store = Store::open(&state.config.home).ok();
-    let runs: Vec<wharf_store::RunRecord> = store
-        .as_ref()
-        .and_then(|s| s.recent_runs(None, 100_000).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.created_at >= since)
-        .collect();
-    let files = files_by_name(state);
+    let store = store.as_ref();
     let order = [
         Status::Failed,
         Status::Aborted,
@@ -769,14 +769,26 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
         Status::Succeeded,
         Status::Skipped,
     ];
-    let counts = order
+    let by_status = store
+        .and_then(|s| s.status_counts_since(since).ok())
+        .unwrap_or_default();
+    let counts: Vec<(&'static str, usize)> = order
         .iter()
-        .map(|st| (st.as_str(), runs.iter().filter(|r| r.status == *st).count()))
-        .filter(|(_, n)| *n > 0)
+        .filter_map(|st| {
+            let n = by_status
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            (n > 0).then(|| (st.as_str(), usize::try_from(n).unwrap_or(0)))
+        })
         .collect();
-    let ticks = runs
+    let total = counts.iter().map(|(_, n)| n).sum();
+    // The timeline draws the newest 2000 runs of the period at most.
+    let shown = store
+        .and_then(|s| s.runs_page(None, None, Some(since), (0, 2000)).ok())
+        .unwrap_or_default();
+    let ticks = shown
         .iter()
-        .take(2000)
         .map(|r| Tick {
             left: format!(
                 "{:.2}",
@@ -791,18 +803,23 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
             ),
         })
         .collect();
-    let failures = runs
+    let mut files = FileIndex::new(state);
+    let mut failed: Vec<wharf_store::RunRecord> = Vec::new();
+    for st in [Status::Failed, Status::Aborted, Status::Rejected] {
+        failed.extend(
+            store
+                .and_then(|s| s.runs_page(None, Some(st), Some(since), (0, 20)).ok())
+                .unwrap_or_default(),
+        );
+    }
+    failed.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    failed.truncate(20);
+    let failures = failed.iter().map(|r| any_run(r, &mut files)).collect();
+    let recent = shown
         .iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                Status::Failed | Status::Aborted | Status::Rejected
-            )
-        })
         .take(20)
-        .map(|r| any_run(r, &files))
+        .map(|r| any_run(r, &mut files))
         .collect();
-    let recent = runs.iter().take(20).map(|r| any_run(r, &files)).collect();
     render(
         StatusCode::OK,
         &Dashboard {
@@ -810,7 +827,7 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
             period,
             periods: vec!["24h", "7d", "30d"],
             counts,
-            total: runs.len(),
+            total,
             ticks,
             failures,
             recent,
