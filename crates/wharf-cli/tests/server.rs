@@ -2003,3 +2003,56 @@ fn dags_are_created_edited_and_deleted_from_the_pages() {
     assert_eq!(code, 303);
     assert!(!p.path("dags/fresh.yaml").exists());
 }
+
+// W: a run is retried from one chosen step (UI and API `stepName`) or run again as new
+// with its params.
+#[test]
+fn a_run_is_retried_from_a_step_or_run_again_as_new() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/twice.yaml"),
+        "params: WHO=x\nsteps:\n  - name: first\n    command: echo first $WHO >> trail\n  - name: second\n    command: echo second $WHO >> trail\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post(
+        "/dags/twice/start",
+        &json!({"dagRunId": "t1", "params": "WHO=api"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("twice", "t1", "succeeded");
+    let (_, _, html) = s.page("GET", "/dags/twice/runs/t1", "", "");
+    assert!(
+        html.contains("Retry this step") && html.contains("Run again as new"),
+        "{html}"
+    );
+    let (code, v) = s.post("/dag-runs/twice/t1/retry", &json!({"stepName": "nosuch"}));
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = s.post("/dag-runs/twice/t1/retry", &json!({"stepName": "second"}));
+    assert_eq!(code, 200, "{v}");
+    let trail = || std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trail().lines().count() < 3 {
+        assert!(Instant::now() < deadline, "{}", trail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.until("twice", "t1", "succeeded");
+    assert_eq!(
+        trail(),
+        "first api\nsecond api\nsecond api\n",
+        "the chosen step alone"
+    );
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page("POST", "/dags/twice/rerun", &origin, "run=t1");
+    assert_eq!(code, 303, "{head}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trail().lines().count() < 5 {
+        assert!(Instant::now() < deadline, "{}", trail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        trail().ends_with("first api\nsecond api\n"),
+        "a new run, the same params: {}",
+        trail()
+    );
+}

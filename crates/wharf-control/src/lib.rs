@@ -280,19 +280,24 @@ pub fn spawn(home: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Starts `wharf retry` of a finished run, detached.
-pub fn retry(home: &Path, run: &RunRecord) -> Result<()> {
+/// With `step`, that step alone is run again (`wharf retry --step`).
+pub fn retry(home: &Path, run: &RunRecord, step: Option<&str>) -> Result<()> {
     if run.status == Status::Running {
         return Err(Error::StillRunning {
             dag: run.dag.clone(),
             run_id: run.run_id.clone(),
         });
     }
-    let args = vec![
+    let mut args = vec![
         "retry".to_owned(),
         run.file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         run.run_id.clone(),
     ];
+    if let Some(step) = step {
+        args.push("--step".into());
+        args.push(step.to_owned());
+    }
     reap_in_background(detached(home, &args)?);
     Ok(())
 }

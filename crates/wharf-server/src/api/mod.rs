@@ -234,8 +234,10 @@ pub(crate) fn router() -> Router<Shared> {
         .route(
             "/dag-runs/{name}/{id}/retry",
             post(
-                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
-                    on_pool!(s, |dags, home| retry_run(home, &name, &id))
+                |State(s): State<Shared>,
+                 UrlPath((name, id)): UrlPath<(String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| retry_run(home, &name, &id, &body))
                 },
             ),
         )

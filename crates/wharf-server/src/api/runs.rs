@@ -84,10 +84,36 @@ pub(super) fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
-pub(super) fn retry_run(home: &Path, name: &str, id: &str) -> Reply {
+/// `POST /dag-runs/{name}/{id}/retry`, with `stepName` to run that step alone again.
+pub(super) fn retry_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Reply {
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(format!("the body is not JSON: {e}")),
+        }
+    };
+    let step = body
+        .get("stepName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let store = or_reply!(open(home));
     let run = or_reply!(find(&store, name, id));
-    match wharf_control::retry(home, &run) {
+    if let Some(step) = step
+        && !store
+            .steps(run.key)
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.name == step)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {} of {name} has no step `{step}`", run.run_id),
+        );
+    }
+    match wharf_control::retry(home, &run, step) {
         Ok(()) => answer(StatusCode::OK, &Empty {}),
         Err(e) => control_error(&e),
     }
@@ -457,7 +483,7 @@ fn decide_in(
     store
         .decide(run.key, step, &decision)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    wharf_control::retry(home, &root).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    wharf_control::retry(home, &root, None).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
     Ok(run.run_id)
 }
 

@@ -134,6 +134,7 @@ pub(crate) fn router() -> Router<Shared> {
                             | "resume"
                             | "save"
                             | "delete"
+                            | "rerun"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
@@ -559,7 +560,26 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             let Ok(Some(run)) = found else {
                 return failed(format!("the DAG `{name}` has no run `{wanted}`"));
             };
-            if other == "retry" && run.status == wharf_store::Status::Succeeded {
+            let step = form_field(body, "step").filter(|s| !s.is_empty());
+            if other == "rerun" {
+                let run_id = wharf_engine::new_run_id();
+                let started = wharf_control::start(
+                    home,
+                    &wharf_control::Start {
+                        file: &file,
+                        dag: &name,
+                        run_id: &run_id,
+                        params: &run.params,
+                        singleton: false,
+                        trigger: "ui",
+                    },
+                );
+                if let Err(e) = started {
+                    return failed(e.to_string());
+                }
+                return redirect(&format!("{base}/dags/{file_name}/runs/{run_id}"));
+            }
+            if other == "retry" && step.is_none() && run.status == wharf_store::Status::Succeeded {
                 return failed(format!(
                     "run {} succeeded: it has no failed or stopped step to run again (start a new run instead)",
                     run.run_id
@@ -568,7 +588,7 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             let done = if other == "stop" {
                 wharf_control::stop_run(&store, &name, &run.run_id).map(|_| ())
             } else {
-                wharf_control::retry(home, &run)
+                wharf_control::retry(home, &run, step.as_deref())
             };
             if let Err(e) = done {
                 return failed(e.to_string());
