@@ -598,3 +598,88 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     };
     redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
 }
+
+#[cfg(test)]
+mod tests {
+    /// `#rgb` or `#rrggbb` as 0..1 channels.
+    fn rgb(hex: &str) -> [f64; 3] {
+        let hex = hex.trim_start_matches('#');
+        let full: String = if hex.len() == 3 {
+            hex.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            hex.to_owned()
+        };
+        let channel =
+            |i: usize| f64::from(u8::from_str_radix(&full[i..i + 2], 16).expect("hex")) / 255.0;
+        [channel(0), channel(2), channel(4)]
+    }
+
+    /// WCAG 2 relative luminance and contrast ratio.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let lum = |c: [f64; 3]| {
+            let lin = |v: f64| {
+                if v <= 0.03928 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+        };
+        let (x, y) = (lum(rgb(a)), lum(rgb(b)));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    // Every status chip, in the light and the dark theme, is readable (WCAG AA for text:
+    // a contrast of 4.5 at least), and no two statuses look alike.
+    #[test]
+    fn status_colours_are_readable_and_distinct() {
+        let css = super::STYLE;
+        let statuses = [
+            "succeeded",
+            "failed",
+            "running",
+            "aborted",
+            "skipped",
+            "not_started",
+            "queued",
+            "partially_succeeded",
+            "waiting",
+            "rejected",
+        ];
+        let dark_at = css.find("prefers-color-scheme:dark").expect("a dark theme");
+        for (theme, part) in [("light", &css[..dark_at]), ("dark", &css[dark_at..])] {
+            let mut seen: Vec<(String, String, &str)> = Vec::new();
+            for status in statuses {
+                let rule = format!(".{status}{{background:");
+                let at = part
+                    .find(&rule)
+                    .unwrap_or_else(|| panic!("{theme}: no colours for {status}"));
+                let rest = &part[at + rule.len()..];
+                let bg = rest.split([';', '}']).next().expect("background");
+                let fg = rest
+                    .split("color:")
+                    .nth(1)
+                    .and_then(|c| c.split([';', '}']).next())
+                    .expect("color");
+                // A transparent chip sits on the page's own background.
+                let bg = if bg == "transparent" {
+                    if theme == "dark" {
+                        "#14171d"
+                    } else {
+                        "#ffffff"
+                    }
+                } else {
+                    bg
+                };
+                let ratio = contrast(bg, fg);
+                assert!(ratio >= 4.5, "{theme} {status}: {fg} on {bg} is {ratio:.2}");
+                if let Some((_, _, other)) = seen.iter().find(|(b, f, _)| b == bg && f == fg) {
+                    // Rejected and failed share red on purpose only in name: they must differ.
+                    panic!("{theme}: {status} looks like {other}");
+                }
+                seen.push((bg.to_owned(), fg.to_owned(), status));
+            }
+        }
+    }
+}
