@@ -2056,3 +2056,38 @@ fn a_run_is_retried_from_a_step_or_run_again_as_new() {
         trail()
     );
 }
+
+// W: the queues page shows each queue's runs and takes a waiting run out of its queue.
+#[test]
+fn the_queues_page_shows_and_dequeues_waiting_runs() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let marker = format!("1011.{}", std::process::id());
+    std::fs::write(
+        p.path("dags/lane.yaml"),
+        format!("maxActiveRuns: 1\nmaxCleanUpTimeSec: 1\nsteps:\n  - name: hold\n    command: sleep {marker}\n"),
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/lane/start", &json!({"dagRunId": "q1"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "q1", "running");
+    let (code, v) = s.post("/dags/lane/enqueue", &json!({"dagRunId": "q2"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "q2", "queued");
+    let (_, _, html) = s.page("GET", "/queues", "", "");
+    assert!(
+        html.contains("1 of 1") && html.contains(">q1</a>") && html.contains("q2</span>"),
+        "{html}"
+    );
+    assert!(html.contains(">Dequeue</button>"), "{html}");
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, _, _) = s.page("POST", "/dags/lane/dequeue", &origin, "run=q2");
+    assert_eq!(code, 303);
+    s.until("lane", "q2", "aborted");
+    let (code, _, html) = s.page("POST", "/dags/lane/dequeue", &origin, "run=q2");
+    assert_eq!(code, 400);
+    assert!(html.contains("is not queued"), "{html}");
+    let (code, v) = s.post("/dag-runs/lane/q1/stop", &json!({}));
+    assert_eq!(code, 200, "{v}");
+    s.until("lane", "q1", "aborted");
+}

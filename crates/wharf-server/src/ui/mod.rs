@@ -135,6 +135,7 @@ pub(crate) fn router() -> Router<Shared> {
                             | "save"
                             | "delete"
                             | "rerun"
+                            | "dequeue"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
@@ -561,6 +562,16 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
                 return failed(format!("the DAG `{name}` has no run `{wanted}`"));
             };
             let step = form_field(body, "step").filter(|s| !s.is_empty());
+            if other == "dequeue" {
+                return match store.dequeue(run.key, "dequeued from the web UI") {
+                    Ok(true) => redirect(&format!("{base}/queues")),
+                    Ok(false) => failed(format!(
+                        "run {} is not queued (it is {})",
+                        run.run_id, run.status
+                    )),
+                    Err(e) => failed(e.to_string()),
+                };
+            }
             if other == "rerun" {
                 let run_id = wharf_engine::new_run_id();
                 let started = wharf_control::start(

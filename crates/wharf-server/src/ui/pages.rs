@@ -839,8 +839,9 @@ pub(crate) fn dashboard(state: &State, query: &str) -> Reply {
 pub(crate) struct QueueRow {
     name: String,
     size: u32,
-    running: Vec<(String, String)>,
-    queued: Vec<(String, String)>,
+    /// DAG, run id and the DAG's file (for links and actions).
+    running: Vec<(String, String, String)>,
+    queued: Vec<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -866,6 +867,7 @@ pub(crate) fn queues_page(state: &State) -> Reply {
             queued: Vec::new(),
         })
         .collect();
+    let mut files = FileIndex::new(state);
     for run in runs {
         let Some(queue) = run.queue.clone() else {
             continue;
@@ -882,7 +884,7 @@ pub(crate) fn queues_page(state: &State) -> Reply {
                 queues.len() - 1
             }
         };
-        let entry = (run.dag.clone(), run.run_id.clone());
+        let entry = (run.dag.clone(), run.run_id.clone(), files.file_of(&run.dag));
         if run.status == Status::Queued {
             queues[i].queued.push(entry);
         } else {
