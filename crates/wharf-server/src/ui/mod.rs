@@ -4,6 +4,7 @@
 //! forms that POST, accepted only from the server's own pages, and done through run
 //! control; a refusal is a page that says why.
 
+mod actions;
 mod graph;
 mod pages;
 
@@ -443,9 +444,6 @@ fn redirect(to: &str) -> Reply {
 /// says why, with the way back.
 fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Reply {
     let base = &state.config.base_path;
-    let dags = &state.config.dags;
-    let home = &state.config.home;
-    let back = format!("{base}/dags/{file_name}");
     let failed = |why: String| {
         render(
             StatusCode::BAD_REQUEST,
@@ -454,160 +452,30 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
                 title: format!("Could not {action}"),
                 class: "err",
                 message: why,
-                back: Some(back.clone()),
+                back: Some(format!("{base}/dags/{file_name}")),
             },
         )
     };
-    let Ok(file) = crate::api::existing_dag_file(dags, file_name) else {
+    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    let loaded = wharf_spec::load_file(&file).ok();
-    let dag = loaded.as_ref().and_then(|l| l.dag.as_ref());
-    let name = dag.map_or_else(|| file_name.to_owned(), |d| d.name.clone());
-    let run = match action {
-        "save" => {
-            let spec = form_field(body, "spec").unwrap_or_default();
-            return match crate::api::dags::save_spec(dags, file_name, &spec) {
-                Ok(()) => redirect(&format!("{base}/dags/{file_name}")),
-                Err(crate::api::dags::Unsaved::Invalid(errors)) => render(
-                    StatusCode::BAD_REQUEST,
-                    &Edit {
-                        base: Chrome::of(&state.config),
-                        file: file_name.to_owned(),
-                        spec,
-                        errors,
-                    },
-                ),
-                Err(crate::api::dags::Unsaved::NoFile(reply)) => *reply,
-                Err(
-                    crate::api::dags::Unsaved::Refused(why)
-                    | crate::api::dags::Unsaved::Failed(why),
-                ) => failed(why),
-            };
-        }
-        "delete" => {
-            if let Err(e) = std::fs::remove_file(&file) {
-                return failed(format!("cannot remove {}: {e}", file.display()));
-            }
-            return redirect(&format!("{base}/"));
-        }
-        "suspend" | "resume" => {
-            let done = Store::open(home).and_then(|s| s.set_suspended(&name, action == "suspend"));
-            if let Err(e) = done {
-                return failed(e.to_string());
-            }
-            return redirect(&format!("{base}/"));
-        }
-        "approve" | "reject" => {
-            let run = form_field(body, "run").unwrap_or_default();
-            let step = form_field(body, "step").unwrap_or_default();
-            let ask = if action == "approve" {
-                let text = form_field(body, "inputs").unwrap_or_default();
-                let Ok(words) = shell_words::split(&text) else {
-                    return failed("the inputs have an unmatched quote".to_owned());
-                };
-                let mut inputs = Vec::new();
-                for word in words {
-                    let Some((key, value)) = word.split_once('=') else {
-                        return failed(format!("`{word}` is not NAME=value"));
-                    };
-                    inputs.push((key.to_owned(), value.to_owned()));
-                }
-                crate::api::runs::Ask::Approve(inputs)
-            } else {
-                crate::api::runs::Ask::Reject(form_field(body, "reason").filter(|r| !r.is_empty()))
-            };
-            match crate::api::runs::decide(home, &name, &run, &step, ask) {
-                Ok(id) => id,
-                Err((_, why)) => return failed(why),
-            }
-        }
-        "start" => {
-            let Some(dag) = dag else {
-                return failed(format!("the DAG `{file_name}` is invalid"));
-            };
-            let params = match start_params(dag, body) {
-                Ok(params) => params,
-                Err(why) => return failed(why),
-            };
-            let run_id = wharf_engine::new_run_id();
-            let started = wharf_control::start(
-                home,
-                &wharf_control::Start {
-                    file: &file,
-                    dag: &dag.name,
-                    run_id: &run_id,
-                    params: &params,
-                    singleton: false,
-                    trigger: "ui",
-                },
-            );
-            if let Err(e) = started {
-                return failed(e.to_string());
-            }
-            run_id
-        }
-        other => {
-            let wanted = form_field(body, "run").unwrap_or_else(|| "latest".into());
-            let store = match Store::open(home) {
-                Ok(s) => s,
-                Err(e) => return failed(e.to_string()),
-            };
-            let found = if wanted == "latest" {
-                store.latest_run(&name)
-            } else {
-                store.run(&name, &wanted)
-            };
-            let Ok(Some(run)) = found else {
-                return failed(format!("the DAG `{name}` has no run `{wanted}`"));
-            };
-            let step = form_field(body, "step").filter(|s| !s.is_empty());
-            if other == "dequeue" {
-                return match store.dequeue(run.key, "dequeued from the web UI") {
-                    Ok(true) => redirect(&format!("{base}/queues")),
-                    Ok(false) => failed(format!(
-                        "run {} is not queued (it is {})",
-                        run.run_id, run.status
-                    )),
-                    Err(e) => failed(e.to_string()),
-                };
-            }
-            if other == "rerun" {
-                let run_id = wharf_engine::new_run_id();
-                let started = wharf_control::start(
-                    home,
-                    &wharf_control::Start {
-                        file: &file,
-                        dag: &name,
-                        run_id: &run_id,
-                        params: &run.params,
-                        singleton: false,
-                        trigger: "ui",
-                    },
-                );
-                if let Err(e) = started {
-                    return failed(e.to_string());
-                }
-                return redirect(&format!("{base}/dags/{file_name}/runs/{run_id}"));
-            }
-            if other == "retry" && step.is_none() && run.status == wharf_store::Status::Succeeded {
-                return failed(format!(
-                    "run {} succeeded: it has no failed or stopped step to run again (start a new run instead)",
-                    run.run_id
-                ));
-            }
-            let done = if other == "stop" {
-                wharf_control::stop_run(&store, &name, &run.run_id).map(|_| ())
-            } else {
-                wharf_control::retry(home, &run, step.as_deref())
-            };
-            if let Err(e) = done {
-                return failed(e.to_string());
-            }
-            run.run_id
-        }
+    let at = actions::At {
+        home: &state.config.home,
+        file: &file,
+        file_name,
     };
-    redirect(&format!("{base}/dags/{file_name}/runs/{run}"))
+    let done = match action {
+        "save" => return actions::save(state, file_name, body, failed),
+        "delete" => actions::delete(&at),
+        "suspend" | "resume" => actions::suspend(&at, action == "suspend"),
+        "approve" | "reject" => actions::decide(&at, action == "approve", body),
+        "start" => actions::start(&at, body),
+        other => actions::on_run(&at, other, body),
+    };
+    match done {
+        Ok(path) => redirect(&format!("{base}{path}")),
+        Err(why) => failed(why),
+    }
 }
 
 #[cfg(test)]

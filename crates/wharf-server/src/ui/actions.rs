@@ -1,0 +1,172 @@
+//! What the pages' forms do, one function an action. Each says where the browser goes
+//! next (a path under the base path) or why it could not be done, in words.
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use wharf_store::{Status, Store};
+
+use super::{Chrome, Edit, Reply, State, form_field, render, start_params};
+
+/// Where an action leads: the page to show next, or why it was not done.
+pub(super) type Done = Result<String, String>;
+
+/// The DAG an action is about.
+pub(super) struct At<'a> {
+    pub home: &'a Path,
+    /// Its file, and the file's name in the folder (the pages' paths use it).
+    pub file: &'a Path,
+    pub file_name: &'a str,
+}
+
+impl At<'_> {
+    /// The DAG in the file, when it is valid.
+    fn dag(&self) -> Option<wharf_spec::Dag> {
+        wharf_spec::load_file(self.file).ok()?.dag
+    }
+
+    /// The DAG's name (the file's name when it is not valid).
+    fn name(&self) -> String {
+        self.dag()
+            .map_or_else(|| self.file_name.to_owned(), |d| d.name)
+    }
+
+    fn run_page(&self, run_id: &str) -> String {
+        format!("/dags/{}/runs/{run_id}", self.file_name)
+    }
+}
+
+/// `save`: the YAML replaces the file when it is a valid DAG; an invalid one comes back
+/// with its errors, to fix (the file is as it was).
+pub(super) fn save(
+    state: &State,
+    file_name: &str,
+    body: &[u8],
+    failed: impl Fn(String) -> Reply,
+) -> Reply {
+    use crate::api::dags::{Unsaved, save_spec};
+    let spec = form_field(body, "spec").unwrap_or_default();
+    match save_spec(&state.config.dags, file_name, &spec) {
+        Ok(()) => super::redirect(&format!("{}/dags/{file_name}", state.config.base_path)),
+        Err(Unsaved::Invalid(errors)) => render(
+            StatusCode::BAD_REQUEST,
+            &Edit {
+                base: Chrome::of(&state.config),
+                file: file_name.to_owned(),
+                spec,
+                errors,
+            },
+        ),
+        Err(Unsaved::NoFile(reply)) => *reply,
+        Err(Unsaved::Refused(why) | Unsaved::Failed(why)) => failed(why),
+    }
+}
+
+/// `delete`: the DAG's file removed (its runs stay in the history).
+pub(super) fn delete(at: &At<'_>) -> Done {
+    std::fs::remove_file(at.file)
+        .map(|()| "/".to_owned())
+        .map_err(|e| format!("cannot remove {}: {e}", at.file.display()))
+}
+
+/// `suspend` / `resume`: the scheduler skips the DAG's slots, or starts them again.
+pub(super) fn suspend(at: &At<'_>, suspended: bool) -> Done {
+    Store::open(at.home)
+        .and_then(|s| s.set_suspended(&at.name(), suspended))
+        .map(|()| "/".to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// `approve` (with `inputs` as `NAME=value` words) or `reject` (with a `reason`) of a
+/// waiting step of run `run`.
+pub(super) fn decide(at: &At<'_>, approve: bool, body: &[u8]) -> Done {
+    let run = form_field(body, "run").unwrap_or_default();
+    let step = form_field(body, "step").unwrap_or_default();
+    let ask = if approve {
+        let text = form_field(body, "inputs").unwrap_or_default();
+        let words = shell_words::split(&text)
+            .map_err(|_| "the inputs have an unmatched quote".to_owned())?;
+        let mut inputs = Vec::new();
+        for word in words {
+            let Some((key, value)) = word.split_once('=') else {
+                return Err(format!("`{word}` is not NAME=value"));
+            };
+            inputs.push((key.to_owned(), value.to_owned()));
+        }
+        crate::api::runs::Ask::Approve(inputs)
+    } else {
+        crate::api::runs::Ask::Reject(form_field(body, "reason").filter(|r| !r.is_empty()))
+    };
+    crate::api::runs::decide(at.home, &at.name(), &run, &step, ask)
+        .map(|id| at.run_page(&id))
+        .map_err(|(_, why)| why)
+}
+
+/// `start`: a new run with the form's params.
+pub(super) fn start(at: &At<'_>, body: &[u8]) -> Done {
+    let Some(dag) = at.dag() else {
+        return Err(format!("the DAG `{}` is invalid", at.file_name));
+    };
+    let params = start_params(&dag, body)?;
+    new_run(at, &dag.name, &params)
+}
+
+/// A new run of the DAG, started from the pages; its page.
+fn new_run(at: &At<'_>, dag: &str, params: &[String]) -> Done {
+    let run_id = wharf_engine::new_run_id();
+    wharf_control::start(
+        at.home,
+        &wharf_control::Start {
+            file: at.file,
+            dag,
+            run_id: &run_id,
+            params,
+            singleton: false,
+            trigger: "ui",
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(at.run_page(&run_id))
+}
+
+/// The actions on one run (`run`, the latest by default): `stop`, `retry` (with `step`,
+/// that step alone), `rerun` (a new run with its params), `dequeue`.
+pub(super) fn on_run(at: &At<'_>, action: &str, body: &[u8]) -> Done {
+    let name = at.name();
+    let wanted = form_field(body, "run").unwrap_or_else(|| "latest".into());
+    let store = Store::open(at.home).map_err(|e| e.to_string())?;
+    let found = if wanted == "latest" {
+        store.latest_run(&name)
+    } else {
+        store.run(&name, &wanted)
+    };
+    let Ok(Some(run)) = found else {
+        return Err(format!("the DAG `{name}` has no run `{wanted}`"));
+    };
+    match action {
+        "dequeue" => match store.dequeue(run.key, "dequeued from the web UI") {
+            Ok(true) => Ok("/queues".to_owned()),
+            Ok(false) => Err(format!(
+                "run {} is not queued (it is {})",
+                run.run_id, run.status
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+        "rerun" => new_run(at, &name, &run.params),
+        "stop" => wharf_control::stop_run(&store, &name, &run.run_id)
+            .map(|_| at.run_page(&run.run_id))
+            .map_err(|e| e.to_string()),
+        _ => {
+            let step = form_field(body, "step").filter(|s| !s.is_empty());
+            if step.is_none() && run.status == Status::Succeeded {
+                return Err(format!(
+                    "run {} succeeded: it has no failed or stopped step to run again (start a new run instead)",
+                    run.run_id
+                ));
+            }
+            wharf_control::retry(at.home, &run, step.as_deref())
+                .map(|()| at.run_page(&run.run_id))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
