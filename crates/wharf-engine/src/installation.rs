@@ -158,12 +158,17 @@ impl Installation {
         *QUEUES
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = self.queues.clone();
+        *DAGS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(self.dags.clone());
         Ok(())
     }
 }
 
 static DEFAULT_SHELL: RwLock<Option<String>> = RwLock::new(None);
 static QUEUES: RwLock<Vec<GlobalQueue>> = RwLock::new(Vec::new());
+/// The installed DAGs folder (read once, not at each `call` step).
+static DAGS: RwLock<Option<PathBuf>> = RwLock::new(None);
 
 /// The installation's default shell, when it sets one.
 pub(crate) fn default_shell() -> Option<String> {
@@ -218,8 +223,16 @@ pub fn placement(dag: &wharf_spec::Dag) -> (Option<PathBuf>, Option<(String, u32
 
 /// The DAGs folder, where DAGs are found by name: `$WHARF_DAGS` (or Dagu's `$DAGU_DAGS`,
 /// `$DAGU_DAGS_DIR`), else the config files' (`dags`; Dagu's `paths.dagsDir`), else
-/// `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in wharf's home `home`.
+/// `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in wharf's home `home`. Once
+/// an installation is installed ([`Installation::install`]), its folder.
 pub fn dags_dir(home: &Path) -> PathBuf {
+    if let Some(dags) = DAGS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    {
+        return dags;
+    }
     match Files::read(home) {
         Ok(files) => files.dags(home),
         Err(_) => Files {

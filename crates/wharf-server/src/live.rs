@@ -53,10 +53,7 @@ fn events(
             format!("no DAG {file_name}"),
         );
     };
-    let dag = wharf_spec::load_file(&file)
-        .ok()
-        .and_then(|l| l.dag)
-        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let dag = crate::api::dag_name_in(&file, file_name);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4);
     let home = state.config.home.clone();
     let (run_id, step) = (run_id.to_owned(), step.to_owned());

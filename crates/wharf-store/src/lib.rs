@@ -827,22 +827,6 @@ impl Store {
         )? > 0)
     }
 
-    /// How many runs (not sub-DAG runs) have each status.
-    pub fn status_counts(&self) -> Result<Vec<(Status, i64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT status, COUNT(*) FROM runs WHERE parent IS NULL GROUP BY status",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (status, n) = row?;
-            if let Some(status) = Status::parse(&status) {
-                out.push((status, n));
-            }
-        }
-        Ok(out)
-    }
-
     /// Records the decision on a waiting step (a later one replaces it).
     pub fn decide(&self, run: RunKey, step: &str, decision: &Decision) -> Result<()> {
         let (approved, inputs, reason) = match decision {

@@ -593,10 +593,7 @@ pub(super) fn suspend(dags: &Path, home: &Path, file_name: &str, body: &Bytes) -
     let Some(suspend) = body.get("suspend").and_then(Value::as_bool) else {
         return bad_request("`suspend` must be true or false");
     };
-    let name = wharf_spec::load_file(&file)
-        .ok()
-        .and_then(|l| l.dag)
-        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let name = crate::api::dag_name_in(&file, file_name);
     let store = or_reply!(open(home));
     match store.set_suspended(&name, suspend) {
         Ok(()) => answer(StatusCode::OK, &Empty {}),

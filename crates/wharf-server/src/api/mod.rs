@@ -544,12 +544,18 @@ fn check_spec(dags: &Path, name: &str, spec: &str) -> wharf_spec::Loaded {
     wharf_spec::load_str(spec.to_owned(), &dags.join(format!("{name}.yaml")))
 }
 
+/// The name of the DAG in `file` (whose name in the folder is `file_name`): its `name`,
+/// else the file's name (also when the file is not a valid DAG).
+pub(crate) fn dag_name_in(file: &Path, file_name: &str) -> String {
+    wharf_spec::load_file(file)
+        .ok()
+        .and_then(|l| l.dag)
+        .map_or_else(|| file_name.to_owned(), |d| d.name)
+}
+
 /// The DAG name inside the file `file_name` of the folder.
 fn with_dag_name(dags: &Path, file_name: &str, f: impl FnOnce(&str) -> Reply) -> Reply {
     let file = or_reply!(existing_dag_file(dags, file_name));
-    let name = wharf_spec::load_file(&file)
-        .ok()
-        .and_then(|l| l.dag)
-        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let name = crate::api::dag_name_in(&file, file_name);
     f(&name)
 }

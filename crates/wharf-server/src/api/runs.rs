@@ -688,7 +688,7 @@ pub(crate) fn metrics(
     scheduler: bool,
 ) -> Reply {
     let store = or_reply!(open(home));
-    let counts = store.status_counts().unwrap_or_default();
+    let counts = store.status_counts_since(i64::MIN).unwrap_or_default();
     let count = |s: wharf_store::Status| {
         counts
             .iter()

@@ -27,8 +27,7 @@ impl At<'_> {
 
     /// The DAG's name (the file's name when it is not valid).
     fn name(&self) -> String {
-        self.dag()
-            .map_or_else(|| self.file_name.to_owned(), |d| d.name)
+        crate::api::dag_name_in(self.file, self.file_name)
     }
 
     fn run_page(&self, run_id: &str) -> String {

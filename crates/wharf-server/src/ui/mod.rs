@@ -345,10 +345,7 @@ fn whole_log(state: &State, (file_name, id, step): (&str, &str, &str), query: &s
     let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    let name = wharf_spec::load_file(&file)
-        .ok()
-        .and_then(|l| l.dag)
-        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let name = crate::api::dag_name_in(&file, file_name);
     let Ok(store) = Store::open(&state.config.home) else {
         return not_found(state, "the store cannot be opened");
     };
@@ -379,16 +376,10 @@ fn whole_log(state: &State, (file_name, id, step): (&str, &str, &str), query: &s
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     if crate::api::query_param(query, "download").is_some() {
-        let fname: String = format!("{name}-{id}-{step}.{}", if stderr { "err" } else { "out" })
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let fname = wharf_store::safe_name(&format!(
+            "{name}-{id}-{step}.{}",
+            if stderr { "err" } else { "out" }
+        ));
         if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{fname}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, v);
         }

@@ -414,10 +414,7 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
     let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    let name = wharf_spec::load_file(&file)
-        .ok()
-        .and_then(|l| l.dag)
-        .map_or_else(|| file_name.to_owned(), |d| d.name);
+    let name = crate::api::dag_name_in(&file, file_name);
     let Ok(store) = Store::open(&state.config.home) else {
         return not_found(state, "the store cannot be opened");
     };
@@ -697,10 +694,7 @@ impl<'a> FileIndex<'a> {
             crate::api::dag_files(dags)
                 .into_iter()
                 .map(|(file, path)| {
-                    let name = wharf_spec::load_file(&path)
-                        .ok()
-                        .and_then(|l| l.dag)
-                        .map_or_else(|| file.clone(), |d| d.name);
+                    let name = crate::api::dag_name_in(&path, &file);
                     (name, file)
                 })
                 .collect()
