@@ -1,21 +1,46 @@
 #!/usr/bin/env python3
 """The web UI in a real browser (Debian's Chromium through Playwright).
 
-Usage: tests/browser/ui.py BASE_URL [--screenshot FILE]
-Expects a server whose DAGs folder holds `talk` (prints `line 1..3` slowly) and `slow`
-(sleeps). Opens the DAG list, starts `talk` with params from its page, follows its live
+Usage: tests/browser/ui.py BASE_URL SCREENSHOT_DIR
+Expects a server whose DAGs folder holds `talk` (prints `line 1..3` slowly), `slow`
+(sleeps) and `flaky` (its step `check` fails until the file named by its param MARK
+exists). Opens the DAG list, starts `talk` with params from its page, follows its live
 log until it succeeds and opens its whole log, then starts `slow` and stops it from its
-run page (confirming), finds both runs on the Runs page, and edits a DAG's YAML (checked
-as it is typed).
+run page (confirming), runs `flaky`, fixes its cause and retries the failed step from
+the run page, finds the runs on the Runs page, edits a DAG's YAML (an error shown as it
+is typed, saved once fixed), and photographs every page at 1400x900 and 390x844, light
+and dark, into SCREENSHOT_DIR, checking that no page is wider than a phone's screen.
 """
+import os
 import sys
 
 from playwright.sync_api import expect, sync_playwright
 
+SIZES = {"wide": (1400, 900), "phone": (390, 844)}
+
+
+def photograph(browser, base, pages, into):
+    """Each page at each size in each colour scheme; fails when a page overflows sideways."""
+    os.makedirs(into, exist_ok=True)
+    wide = []
+    for scheme in ("light", "dark"):
+        for size, (w, h) in SIZES.items():
+            ctx = browser.new_context(viewport={"width": w, "height": h}, color_scheme=scheme)
+            page = ctx.new_page()
+            for name, path in pages:
+                page.goto(base + path)
+                page.wait_for_load_state("networkidle")
+                over = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                if over > 0:
+                    wide.append(f"{path} at {w}px is {over}px too wide")
+                page.screenshot(path=os.path.join(into, f"{name}-{size}-{scheme}.png"))
+            ctx.close()
+    assert not wide, "\n".join(wide)
+
 
 def main():
     base = sys.argv[1].rstrip("/")
-    shot = sys.argv[sys.argv.index("--screenshot") + 1] if "--screenshot" in sys.argv else None
+    shots = sys.argv[2]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -38,9 +63,7 @@ def main():
         href = whole.get_attribute("href")
         text = page.request.get(href if href.startswith("http") else base.split("/", 3)[0] + "//" + base.split("/", 3)[2] + href).text()
         assert "line 1 chromium" in text and "line 3 chromium" in text, text
-        if shot:
-            page.goto(base + "/dags/talk")
-            page.screenshot(path=shot, full_page=True)
+        talk_run = page.url.split("/runs/")[1].split("?")[0].split("#")[0]
 
         page.goto(base + "/dags/slow")
         page.get_by_role("button", name="Start").click()
@@ -73,14 +96,54 @@ def main():
         page.get_by_role("link", name="Queues", exact=True).click()
         expect(page.locator("h1")).to_have_text("Queues")
 
-        # The YAML is checked as it is typed.
+        # A failed step is run again from the run page once its cause is fixed.
+        page.goto(base + "/dags/flaky")
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator("p .st")).to_have_text("failed", timeout=15000)
+        flaky_run = page.url.split("/runs/")[1].split("?")[0].split("#")[0]
+        mark = page.locator("code", has_text="MARK=").first.inner_text().split("=", 1)[1]
+        open(mark, "w").close()
+        page.select_option("select[name=step]", "check")
+        page.get_by_role("button", name="Retry from this step").click()
+        expect(page.locator("p .st")).to_have_text("succeeded", timeout=15000)
+        expect(page.locator("pre[data-step=after]")).to_contain_text("after")
+        # A step's status set by hand, which the next retry goes by.
+        page.select_option("select[name=step]", "after")
+        page.get_by_role("button", name="Mark failed").click()
+        expect(page.locator("tr", has_text="after").locator(".st")).to_have_text("failed")
+
+        # The YAML is checked as it is typed, and saved once it is valid.
         page.goto(base + "/dags/talk")
         area = page.locator("textarea[name=spec]")
         text = area.input_value()
         area.fill(text + "  - name: broken\n    depends: nowhere\n")
         expect(page.locator(".check")).to_contain_text("nowhere", timeout=10000)
-        area.fill(text)
+        area.fill(text + "  - name: extra\n    depends: [done]\n    command: echo extra\n")
         expect(page.locator(".check")).to_have_text("valid", timeout=10000)
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("svg title", has_text="extra")).to_have_count(1)
+
+        # A new DAG is created from the list and opened in the editor.
+        page.goto(base + "/")
+        page.get_by_label("new DAG's name").fill("fresh")
+        page.get_by_role("button", name="New DAG").click()
+        expect(page.locator("textarea[name=spec]")).to_be_visible()
+        assert "fresh" in page.url, page.url
+
+        # Keyboard: the first control reached by Tab is in the navigation bar.
+        page.goto(base + "/")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('header') !== null")
+
+        photograph(browser, base, [
+            ("dashboard", "/dashboard"),
+            ("dags", "/"),
+            ("dag", "/dags/talk"),
+            ("run", f"/dags/talk/runs/{talk_run}"),
+            ("retried", f"/dags/flaky/runs/{flaky_run}"),
+            ("runs", "/runs"),
+            ("queues", "/queues"),
+        ], shots)
         browser.close()
     print("ok")
 

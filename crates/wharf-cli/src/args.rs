@@ -386,6 +386,9 @@ pub(crate) struct RetryArgs {
     /// Run only this step again (the others keep their results).
     #[arg(long, value_name = "STEP")]
     pub step: Option<String>,
+    /// With --step: run the steps after it again too.
+    #[arg(long, requires = "step")]
+    pub downstream: bool,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,

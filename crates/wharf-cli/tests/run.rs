@@ -655,6 +655,27 @@ fn retry_of_one_step_runs_it_alone() {
         .run();
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("a, b, c"), "{}", out.stderr);
+    // With --downstream the steps after it run again too; the ones before keep theirs.
+    let out = p
+        .wharf()
+        .args([
+            "retry",
+            "three",
+            "--run-id",
+            &id,
+            "--step",
+            "b",
+            "--downstream",
+        ])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("trail")).expect("trail"),
+        "a\nb\nc\nb\nb\nc\n"
+    );
+    let status = p.status("three");
+    assert_eq!(step(&status, "a")["attempts"], 1, "{status}");
+    assert_eq!(step(&status, "c")["attempts"], 2, "{status}");
 }
 
 // `stop --run-id` stops that run only; `restart` stops the running ones and starts the

@@ -603,10 +603,21 @@ fn the_web_ui_in_a_real_browser() {
         "steps:\n  - name: wait\n    command: sleep 60\n",
     )
     .expect("dag");
+    let mark = p.path("fixed");
+    std::fs::write(
+        p.path("dags/flaky.yaml"),
+        format!("params: MARK={}\nsteps:\n  - name: check\n    command: test -f ${{MARK}}\n  - name: after\n    command: echo after\n", mark.display()),
+    )
+    .expect("dag");
+    // `WHARF_SCREENSHOTS=docs/screenshots` refreshes the pictures docs/server.md shows.
+    let shots = std::env::var_os("WHARF_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/ui.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(format!("http://{}", s.addr))
+        .arg(&shots)
         .output()
         .expect("python3 with playwright (scripts/test installs it)");
     assert!(
@@ -618,6 +629,28 @@ fn the_web_ui_in_a_real_browser() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     let status = p.status("slow");
     assert_eq!(status["status"], "aborted", "stopped from the browser");
+    let saved = std::fs::read_to_string(p.path("dags/talk.yaml")).expect("talk");
+    assert!(
+        saved.contains("echo extra"),
+        "saved from the browser: {saved}"
+    );
+    for page in [
+        "dashboard",
+        "dags",
+        "dag",
+        "run",
+        "retried",
+        "runs",
+        "queues",
+    ] {
+        for size in ["wide", "phone"] {
+            for scheme in ["light", "dark"] {
+                let f = shots.join(format!("{page}-{size}-{scheme}.png"));
+                let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                assert!(len > 1000, "{} was not saved", f.display());
+            }
+        }
+    }
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
@@ -2042,11 +2075,49 @@ fn a_run_is_retried_from_a_step_or_run_again_as_new() {
         "first api\nsecond api\nsecond api\n",
         "the chosen step alone"
     );
+    // With `downstream`, the chosen step and every step after it.
+    let (code, v) = s.post(
+        "/dag-runs/twice/t1/retry",
+        &json!({"stepName": "first", "downstream": true}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("twice", "t1", "succeeded");
+    assert_eq!(
+        trail(),
+        "first api\nsecond api\nsecond api\nfirst api\nsecond api\n"
+    );
+    // A step marked by hand from the page; the next retry runs it again.
     let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page(
+        "POST",
+        "/dags/twice/mark",
+        &origin,
+        "run=t1&step=second&status=failed",
+    );
+    assert_eq!(code, 303, "{head}");
+    let (_, v) = s.get("/dag-runs/twice/t1");
+    let nodes = v["dagRunDetails"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let second = nodes
+        .iter()
+        .find(|n| n["step"]["name"] == "second")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(second["statusLabel"], "failed", "{v}");
+    let (code, _, html) = s.page(
+        "POST",
+        "/dags/twice/mark",
+        &origin,
+        "run=t1&step=second&status=running",
+    );
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("succeeded or failed"), "{html}");
     let (code, head, _) = s.page("POST", "/dags/twice/rerun", &origin, "run=t1");
     assert_eq!(code, 303, "{head}");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while trail().lines().count() < 5 {
+    while trail().lines().count() < 7 {
         assert!(Instant::now() < deadline, "{}", trail());
         std::thread::sleep(Duration::from_millis(50));
     }

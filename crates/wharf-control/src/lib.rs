@@ -280,8 +280,9 @@ pub fn spawn(home: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Starts `wharf retry` of a finished run, detached.
-/// With `step`, that step alone is run again (`wharf retry --step`).
-pub fn retry(home: &Path, run: &RunRecord, step: Option<&str>) -> Result<()> {
+/// With `step`, that step alone is run again (`wharf retry --step`), or with `downstream`
+/// that step and every step after it.
+pub fn retry(home: &Path, run: &RunRecord, step: Option<&str>, downstream: bool) -> Result<()> {
     if run.status == Status::Running {
         return Err(Error::StillRunning {
             dag: run.dag.clone(),
@@ -297,9 +298,38 @@ pub fn retry(home: &Path, run: &RunRecord, step: Option<&str>) -> Result<()> {
     if let Some(step) = step {
         args.push("--step".into());
         args.push(step.to_owned());
+        if downstream {
+            args.push("--downstream".into());
+        }
     }
-    reap_in_background(detached(home, &args)?);
-    Ok(())
+    // Returns once the store shows the retry (the run reopened by its new process), so a
+    // page loaded next follows it.
+    let store = Store::open(home)?;
+    let before = (run.status, run.pid, run.finished_at);
+    let mut child = detached(home, &args)?;
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        let now = store.run(&run.dag, &run.run_id)?;
+        if now.is_none_or(|r| (r.status, r.pid, r.finished_at) != before) {
+            reap_in_background(child);
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let now = store.run(&run.dag, &run.run_id)?;
+            if status.success() || now.is_none_or(|r| (r.status, r.pid, r.finished_at) != before) {
+                return Ok(());
+            }
+            return Err(Error::EndedEarly {
+                run_id: run.run_id.clone(),
+                status: status.to_string(),
+            });
+        }
+        if Instant::now() > deadline {
+            reap_in_background(child);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Asks the process running `run` to stop it (SIGTERM, as `wharf stop` and a terminal's

@@ -22,16 +22,21 @@ pub fn resume_of(
     keeping(store, dag, run, &steps, &rerun).map(Some)
 }
 
-/// A retry of `run` that runs the step `step` alone again (`wharf retry --step`): every
-/// other step keeps its result and outputs.
+/// A retry of `run` that runs the step `step` again (`wharf retry --step`), alone or with
+/// every step after it (`downstream`, `--downstream`): every other step keeps its result
+/// and outputs.
 pub fn resume_step(
     store: &Store,
     dag: &Dag,
     run: &RunRecord,
     step: &str,
+    downstream: bool,
 ) -> Result<Resume, wharf_store::Error> {
     let steps = store.steps(run.key)?;
-    let rerun: HashSet<String> = [step.to_owned()].into();
+    let mut rerun: HashSet<String> = [step.to_owned()].into();
+    if downstream {
+        add_downstream(dag, &mut rerun);
+    }
     keeping(store, dag, run, &steps, &rerun)
 }
 
@@ -73,6 +78,12 @@ fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<Str
         .filter(|s| !matches!(status(&s.name), Some(Status::Succeeded | Status::Skipped)))
         .map(|s| s.name.clone())
         .collect();
+    add_downstream(dag, &mut rerun);
+    rerun
+}
+
+/// Adds to `rerun` every step after one of its steps.
+fn add_downstream(dag: &Dag, rerun: &mut HashSet<String>) {
     loop {
         let before = rerun.len();
         for s in &dag.steps {
@@ -81,7 +92,7 @@ fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<Str
             }
         }
         if rerun.len() == before {
-            return rerun;
+            return;
         }
     }
 }

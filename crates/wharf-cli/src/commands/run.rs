@@ -412,7 +412,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
                         .join(", "),
                 });
             }
-            wharf_engine::resume_step(&store, &dag, &record, step).map(Some)
+            wharf_engine::resume_step(&store, &dag, &record, step, args.downstream).map(Some)
         }
         None => wharf_engine::resume_of(&store, &dag, &record),
     };

@@ -84,7 +84,8 @@ pub(super) fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
-/// `POST /dag-runs/{name}/{id}/retry`, with `stepName` to run that step alone again.
+/// `POST /dag-runs/{name}/{id}/retry`, with `stepName` to run that step alone again (and
+/// with `downstream: true` the steps after it too).
 pub(super) fn retry_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Reply {
     let body: Value = if body.is_empty() {
         Value::Null
@@ -113,7 +114,8 @@ pub(super) fn retry_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Repl
             format!("run {} of {name} has no step `{step}`", run.run_id),
         );
     }
-    match wharf_control::retry(home, &run, step) {
+    let downstream = body.get("downstream").and_then(Value::as_bool) == Some(true);
+    match wharf_control::retry(home, &run, step, downstream) {
         Ok(()) => answer(StatusCode::OK, &Empty {}),
         Err(e) => control_error(&e),
     }
@@ -483,7 +485,8 @@ fn decide_in(
     store
         .decide(run.key, step, &decision)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    wharf_control::retry(home, &root, None).map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    wharf_control::retry(home, &root, None, false)
+        .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
     Ok(run.run_id)
 }
 

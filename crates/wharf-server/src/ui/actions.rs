@@ -129,7 +129,8 @@ fn new_run(at: &At<'_>, dag: &str, params: &[String]) -> Done {
 }
 
 /// The actions on one run (`run`, the latest by default): `stop`, `retry` (with `step`,
-/// that step alone), `rerun` (a new run with its params), `dequeue`.
+/// that step alone; with `downstream` too, the steps after it as well), `mark` (`step`
+/// recorded as `status`, succeeded or failed), `rerun` (a new run with its params), `dequeue`.
 pub(super) fn on_run(at: &At<'_>, action: &str, body: &[u8]) -> Done {
     let name = at.name();
     let wanted = form_field(body, "run").unwrap_or_else(|| "latest".into());
@@ -152,6 +153,29 @@ pub(super) fn on_run(at: &At<'_>, action: &str, body: &[u8]) -> Done {
             Err(e) => Err(e.to_string()),
         },
         "rerun" => new_run(at, &name, &run.params),
+        "mark" => {
+            let step = form_field(body, "step").unwrap_or_default();
+            let status = match form_field(body, "status").as_deref() {
+                Some("succeeded") => Status::Succeeded,
+                Some("failed") => Status::Failed,
+                other => {
+                    return Err(format!(
+                        "a step is marked succeeded or failed, not {other:?}"
+                    ));
+                }
+            };
+            if matches!(run.status, Status::Running | Status::Queued) {
+                return Err(format!(
+                    "run {} is {}: a step is marked once the run has ended",
+                    run.run_id, run.status
+                ));
+            }
+            match store.set_step_status(run.key, &step, status) {
+                Ok(true) => Ok(at.run_page(&run.run_id)),
+                Ok(false) => Err(format!("run {} has no step `{step}`", run.run_id)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         "stop" => wharf_control::stop_run(&store, &name, &run.run_id)
             .map(|_| at.run_page(&run.run_id))
             .map_err(|e| e.to_string()),
@@ -163,7 +187,8 @@ pub(super) fn on_run(at: &At<'_>, action: &str, body: &[u8]) -> Done {
                     run.run_id
                 ));
             }
-            wharf_control::retry(at.home, &run, step.as_deref())
+            let downstream = form_field(body, "downstream").is_some();
+            wharf_control::retry(at.home, &run, step.as_deref(), downstream)
                 .map(|()| at.run_page(&run.run_id))
                 .map_err(|e| e.to_string())
         }

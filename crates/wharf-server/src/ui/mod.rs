@@ -137,6 +137,7 @@ pub(crate) fn router() -> Router<Shared> {
                             | "delete"
                             | "rerun"
                             | "dequeue"
+                            | "mark"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }

@@ -143,15 +143,18 @@ pub(crate) struct RunRow {
 /// How long a run took (`4.2s`, `3m05s`), when it has ended.
 fn took(r: &wharf_store::RunRecord) -> String {
     match (r.started_at, r.finished_at) {
-        (Some(a), Some(b)) => {
-            let ms = (b - a).max(0);
-            if ms < 60_000 {
-                format!("{:.1}s", ms as f64 / 1000.0)
-            } else {
-                format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
-            }
-        }
+        (Some(a), Some(b)) => length(b - a),
         _ => String::new(),
+    }
+}
+
+/// A length of time in milliseconds as `4.2s` or `3m05s`.
+fn length(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
     }
 }
 
@@ -355,6 +358,9 @@ pub(crate) struct StepRow {
     status: &'static str,
     left: String,
     width: String,
+    /// How long it ran, and when (from the timeline's start), once it has started.
+    took: String,
+    when: String,
     exit: String,
     error: String,
     /// A step that waits for an approval (on a root run's page): the inputs it takes.
@@ -501,6 +507,11 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                 status: s.status.as_str(),
                 left: format!("{left:.1}"),
                 width: format!("{width:.1}"),
+                took: s.started_at.map(|_| length(b - a)).unwrap_or_default(),
+                when: s
+                    .started_at
+                    .map(|_| format!("from +{} to +{}", length(a - t0), length(b - t0)))
+                    .unwrap_or_default(),
                 exit: s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
                 error: s.error.clone().unwrap_or_default(),
                 approval: (s.status == Status::Waiting && sub.is_none()).then(|| {
