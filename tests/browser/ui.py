@@ -65,6 +65,13 @@ def main():
         assert "line 1 chromium" in text and "line 3 chromium" in text, text
         talk_run = page.url.split("/runs/")[1].split("?")[0].split("#")[0]
 
+        # A failed action says why on the page it came from.
+        page.goto(base + "/dags/talk")
+        page.fill("input[name=run_id]", talk_run)
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator("p[data-said]")).to_contain_text(talk_run)
+        assert page.url.rstrip("/").endswith("/dags/talk"), page.url
+
         page.goto(base + "/dags/slow")
         page.get_by_role("button", name="Start").click()
         asked = []

@@ -2158,6 +2158,24 @@ fn the_queues_page_shows_and_dequeues_waiting_runs() {
     let (code, _, html) = s.page("POST", "/dags/lane/dequeue", &origin, "run=q2");
     assert_eq!(code, 400);
     assert!(html.contains("is not queued"), "{html}");
+    // Enqueued from the DAG's page with a chosen run id: it waits for the place.
+    let (_, _, html) = s.page("GET", "/dags/lane", "", "");
+    assert!(
+        html.contains(">Enqueue</button>") && html.contains("name=\"run_id\""),
+        "{html}"
+    );
+    let (code, head, _) = s.page("POST", "/dags/lane/enqueue", &origin, "run_id=q3");
+    assert_eq!(code, 303, "{head}");
+    assert!(head.contains("/dags/lane/runs/q3"), "{head}");
+    s.until("lane", "q3", "queued");
+    let (code, _, html) = s.page("POST", "/dags/lane/enqueue", &origin, "run_id=q3");
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("q3"), "the taken run id: {html}");
+    let (code, _, html) = s.page("POST", "/dags/lane/start", &origin, "run_id=no%20spaces");
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("letters, digits"), "{html}");
+    let (code, _, _) = s.page("POST", "/dags/lane/dequeue", &origin, "run=q3");
+    assert_eq!(code, 303);
     let (code, v) = s.post("/dag-runs/lane/q1/stop", &json!({}));
     assert_eq!(code, 200, "{v}");
     s.until("lane", "q1", "aborted");

@@ -1,9 +1,33 @@
 // Small helps where JavaScript runs; every page works without it.
 // - a form with data-confirm asks before it is sent (Stop);
 // - logs open at their end, where a step's last words are.
+// - an action that fails says why on the page it came from, under its form (without
+//   JavaScript the answer is a page of its own with the way back);
 document.addEventListener('submit', function (e) {
-  var ask = e.target.getAttribute('data-confirm');
-  if (ask && !window.confirm(ask)) { e.preventDefault(); }
+  var form = e.target, ask = form.getAttribute('data-confirm');
+  if (ask && !window.confirm(ask)) { e.preventDefault(); return; }
+  if (form.method !== 'post' || form.querySelector('textarea')) { return; }
+  e.preventDefault();
+  var by = e.submitter, url = by && by.hasAttribute('formaction') ? by.formAction : form.action;
+  var said = form.nextElementSibling;
+  if (!said || !said.hasAttribute('data-said')) {
+    said = document.createElement('p');
+    said.className = 'err';
+    said.setAttribute('role', 'alert');
+    said.setAttribute('data-said', '');
+    form.parentNode.insertBefore(said, form.nextSibling);
+  }
+  said.textContent = '';
+  fetch(url, { method: 'POST', body: new URLSearchParams(new FormData(form, by)) })
+    .then(function (r) {
+      if (r.ok) { location.href = r.url; return; }
+      return r.text().then(function (html) {
+        var page = new DOMParser().parseFromString(html, 'text/html');
+        var why = page.querySelector('main .err') || page.querySelector('main');
+        said.textContent = why ? why.textContent : 'the server answered ' + r.status;
+      });
+    })
+    .catch(function (err) { said.textContent = 'the server could not be reached: ' + err; });
 });
 // - times (written in UTC) read in the viewer's zone, with how long ago.
 function ago(ms) {

@@ -361,7 +361,7 @@ fn spec_names_itself(spec: &str) -> bool {
 }
 
 /// The run id a request chose (checked), or a new one.
-fn chosen_run_id(dag: &wharf_spec::Dag, body: &Value) -> Result<String, Box<Reply>> {
+pub(crate) fn chosen_run_id(dag: &wharf_spec::Dag, body: &Value) -> Result<String, Box<Reply>> {
     match body.get("dagRunId").and_then(Value::as_str) {
         Some(id) if !id.is_empty() && dag.run_config.disable_run_id_edit => {
             Err(Box::new(bad_request(format!(

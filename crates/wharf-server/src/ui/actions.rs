@@ -102,30 +102,62 @@ pub(super) fn decide(at: &At<'_>, approve: bool, body: &[u8]) -> Done {
 }
 
 /// `start`: a new run with the form's params.
-pub(super) fn start(at: &At<'_>, body: &[u8]) -> Done {
+/// `start` or `enqueue`: a new run with the form's params and run id (a new one when the
+/// field is empty); enqueued, it waits for a place in its queue.
+pub(super) fn start(at: &At<'_>, body: &[u8], enqueue: bool) -> Done {
     let Some(dag) = at.dag() else {
         return Err(format!("the DAG `{}` is invalid", at.file_name));
     };
     let params = start_params(&dag, body)?;
-    new_run(at, &dag.name, &params)
+    let chosen =
+        serde_json::json!({"dagRunId": form_field(body, "run_id").unwrap_or_default().trim()});
+    let run_id = crate::api::dags::chosen_run_id(&dag, &chosen).map_err(|_| {
+        if dag.run_config.disable_run_id_edit {
+            format!(
+                "the DAG `{}` does not take a chosen run id (its runConfig has disableRunIdEdit)",
+                dag.name
+            )
+        } else {
+            "a run id is letters, digits, `_` and `-` only".to_owned()
+        }
+    })?;
+    if !enqueue {
+        return new_run_as(at, &dag.name, &params, &run_id);
+    }
+    let store = Store::open(at.home).map_err(|e| e.to_string())?;
+    let (log_base, place) = wharf_engine::placement(&dag);
+    let new = wharf_store::NewRun {
+        dag: &dag.name,
+        run_id: &run_id,
+        file: at.file,
+        params: &params,
+        log_base: log_base.as_deref(),
+        parent: None,
+        queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+    };
+    wharf_control::enqueue(&store, at.home, &new, false).map_err(|e| e.to_string())?;
+    Ok(at.run_page(&run_id))
 }
 
 /// A new run of the DAG, started from the pages; its page.
 fn new_run(at: &At<'_>, dag: &str, params: &[String]) -> Done {
-    let run_id = wharf_engine::new_run_id();
+    new_run_as(at, dag, params, &wharf_engine::new_run_id())
+}
+
+fn new_run_as(at: &At<'_>, dag: &str, params: &[String], run_id: &str) -> Done {
     wharf_control::start(
         at.home,
         &wharf_control::Start {
             file: at.file,
             dag,
-            run_id: &run_id,
+            run_id,
             params,
             singleton: false,
             trigger: "ui",
         },
     )
     .map_err(|e| e.to_string())?;
-    Ok(at.run_page(&run_id))
+    Ok(at.run_page(run_id))
 }
 
 /// The actions on one run (`run`, the latest by default): `stop`, `retry` (with `step`,

@@ -138,6 +138,7 @@ pub(crate) fn router() -> Router<Shared> {
                             | "rerun"
                             | "dequeue"
                             | "mark"
+                            | "enqueue"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
@@ -461,7 +462,8 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
         "delete" => actions::delete(&at),
         "suspend" | "resume" => actions::suspend(&at, action == "suspend"),
         "approve" | "reject" => actions::decide(&at, action == "approve", body),
-        "start" => actions::start(&at, body),
+        "start" => actions::start(&at, body, false),
+        "enqueue" => actions::start(&at, body, true),
         other => actions::on_run(&at, other, body),
     };
     match done {

@@ -172,6 +172,8 @@ struct DagPage {
     default_params: String,
     /// `runConfig.disableParamEdit`: the form shows the params and sends none.
     params_fixed: bool,
+    /// The DAG's runConfig keeps the run id from being chosen.
+    run_id_fixed: bool,
     /// The start form's fields: each named param with its default (a credential's not
     /// shown), and the positional ones as one text.
     param_fields: Vec<ParamField>,
@@ -265,6 +267,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             description: dag.and_then(|d| d.description.clone()),
             default_params: dag.map(shown_params).unwrap_or_default(),
             params_fixed: dag.is_some_and(|d| d.run_config.disable_param_edit),
+            run_id_fixed: dag.is_some_and(|d| d.run_config.disable_run_id_edit),
             param_fields: dag.map(param_fields).unwrap_or_default(),
             positional: dag
                 .map(|d| {
