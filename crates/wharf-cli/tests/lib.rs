@@ -10,4 +10,5 @@ mod run;
 mod security;
 mod server;
 mod stop;
+mod swarm;
 mod validate;

@@ -111,5 +111,54 @@ pub async fn remove_leftovers(docker: &Docker) -> Result<Vec<Leftover>, crate::D
             }
         }
     }
+    removed.extend(remove_leftover_services(docker, &host).await?);
+    Ok(removed)
+}
+
+/// Removes the Swarm jobs (services) of runs whose process is gone. An engine that is not
+/// a swarm manager has none.
+async fn remove_leftover_services(
+    docker: &Docker,
+    host: &str,
+) -> Result<Vec<Leftover>, crate::DockerError> {
+    let filters = HashMap::from([("label".to_owned(), vec![labels::RUN.to_owned()])]);
+    let options = bollard::query_parameters::ListServicesOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let services = match docker.list_services(Some(options)).await {
+        Ok(s) => s,
+        // 503: not a swarm manager, so no services.
+        Err(e) if crate::status_of(&e) == Some(503) => return Ok(Vec::new()),
+        Err(e) => return Err(crate::DockerError::List(describe(&e))),
+    };
+    let mut removed = Vec::new();
+    for s in services {
+        let Some(id) = s.id else { continue };
+        let labels = s.spec.and_then(|s| s.labels).unwrap_or_default();
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let pid: i32 = get(labels::PID).parse().unwrap_or(0);
+        let start: i64 = get(labels::PID_START).parse().unwrap_or(-1);
+        if get(labels::HOST) != host || (pid > 0 && wharf_store::process_start(pid) == Some(start))
+        {
+            continue;
+        }
+        match docker.delete_service(&id).await {
+            Ok(()) => removed.push(Leftover {
+                id,
+                dag: get(labels::DAG),
+                run_id: get(labels::RUN),
+                step: get(labels::STEP),
+                removed: true,
+            }),
+            Err(e) if crate::status_of(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(crate::DockerError::Cleanup {
+                    id,
+                    reason: describe(&e),
+                });
+            }
+        }
+    }
     Ok(removed)
 }

@@ -10,6 +10,7 @@ mod cleanup;
 mod container;
 mod image;
 mod shared;
+mod swarm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,7 +226,16 @@ impl Executor for DockerExecutor {
                 Ok(d) => d,
                 Err(e) => return Exit::error(e.to_string()),
             };
-            container::run(docker, &self.auths, job, &self.removals).await
+            // The backends: a container of this engine, or a job of its swarm. Another
+            // cluster is another module with the same `run`.
+            match &job.work {
+                wharf_engine::Work::Container(c)
+                    if c.config.backend == wharf_spec::Backend::Swarm =>
+                {
+                    swarm::run(docker, &self.auths, job, &self.removals).await
+                }
+                _ => container::run(docker, &self.auths, job, &self.removals).await,
+            }
         })
     }
 

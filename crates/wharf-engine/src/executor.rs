@@ -179,6 +179,8 @@ pub struct Exit {
     /// The attempt ran another DAG, which stopped to wait for an approval: the step
     /// waits too (it is taken up again with the run).
     pub waiting: bool,
+    /// Where the attempt ran, when not on this machine (`swarm node N, task T`).
+    pub ran_on: Option<String>,
 }
 
 impl Exit {

@@ -30,6 +30,9 @@ pub struct Installation {
     pub default_shell: Option<String>,
     /// The zone of schedules that name none (`tz`).
     pub tz: Option<String>,
+    /// Where the containers of docker steps whose step and DAG name no `backend` run
+    /// (`docker.backend`: `local` or `swarm`).
+    pub docker_backend: Option<wharf_spec::Backend>,
 }
 
 /// The config files of an installation: wharf's own, then Dagu's.
@@ -137,12 +140,26 @@ impl Installation {
             }
         }
         let tz = files.get("WHARF_TZ", "tz", &["tz"]);
+        let docker_backend = match files
+            .get("WHARF_DOCKER_BACKEND", "docker.backend", &[])
+            .as_deref()
+        {
+            None => None,
+            Some("local") => Some(wharf_spec::Backend::Local),
+            Some("swarm") => Some(wharf_spec::Backend::Swarm),
+            Some(other) => {
+                return Err(format!(
+                    "the setting `docker.backend` is `local` or `swarm`, not `{other}`"
+                ));
+            }
+        };
         Ok(Self {
             dags,
             base_config,
             queues,
             default_shell: files.get("WHARF_DEFAULT_SHELL", "defaultShell", &["defaultShell"]),
             tz,
+            docker_backend,
         })
     }
 
@@ -152,6 +169,7 @@ impl Installation {
         wharf_spec::cron::set_default_zone(self.tz.clone())
             .map_err(|e| format!("the setting `tz`: {e}"))?;
         wharf_spec::set_base_config(self.base_config.clone());
+        wharf_spec::set_default_backend(self.docker_backend);
         *DEFAULT_SHELL
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = self.default_shell.clone();

@@ -159,7 +159,7 @@ async fn run(job: &StepJob) -> Exit {
                 // Output that could not be kept fails the step, whatever its exit code.
                 error: log_error,
                 stdout_head,
-                waiting: false,
+                ..Exit::default()
             }
         }
         Err(e) => Exit::error(format!("waiting for the step's process failed: {e}")),

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use auth::decode_basic;
 pub use base::{base_config, set_base_config};
+pub use decode::set_default_backend;
 pub use diag::{Diagnostic, Severity};
 pub use graph::{dependency_indices, execution_order};
 pub use model::*;
@@ -160,6 +161,7 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                         diags: Vec::new(),
                         dir: &dir,
                         nix_shell: false,
+                        backend: None,
                     };
                     dag = decode_one(&mut decoder, &root, &file, &stem);
                     // Later documents are local DAGs, named by their `name`.

@@ -460,6 +460,49 @@ pub struct DockerStep {
     pub host: serde_json::Map<String, serde_json::Value>,
     pub network: serde_json::Map<String, serde_json::Value>,
     pub exec: ExecOptions,
+    /// Where the container runs: the step's `backend`, else the DAG's, else the
+    /// installation's (`docker.backend`), else the local engine.
+    pub backend: Backend,
+    /// `placement` and `resources`: what a Swarm job is given.
+    pub swarm: SwarmSettings,
+}
+
+/// Where a step's container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The Docker engine wharf talks to (`DOCKER_HOST`, the context, the local socket).
+    #[default]
+    Local,
+    /// A job of the swarm that engine manages (a `replicated-job` service).
+    Swarm,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Swarm => "swarm",
+        }
+    }
+}
+
+/// What a step on the Swarm backend asks of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwarmSettings {
+    /// `placement.constraints`: `node.labels.gpu == true`, `node.role != manager`, ...
+    pub constraints: Vec<String>,
+    /// `placement.preferences`: spread descriptors (`node.labels.zone`).
+    pub spread: Vec<String>,
+    /// `resources.limits` and `resources.reservations`.
+    pub limits: Amount,
+    pub reservations: Amount,
+}
+
+/// An amount of memory (bytes) and CPU (billionths of a CPU).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amount {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -171,6 +171,8 @@ pub struct StepRecord {
     pub finished_at: Option<i64>,
     pub attempts: u32,
     pub error: Option<String>,
+    /// Where its last attempt ran, when not on this machine (`swarm node N, task T`).
+    pub ran_on: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -674,6 +676,14 @@ impl Store {
     }
 
     /// The step's result, with the end of its last attempt, in one transaction.
+    /// Where the step's latest attempt ran (None: on this machine).
+    pub fn set_ran_on(&self, run: RunKey, step: &str, ran_on: Option<&str>) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE steps SET ran_on = ?3 WHERE run = ?1 AND name = ?2")?
+            .execute(params![run.0, step, ran_on])?;
+        Ok(())
+    }
+
     pub fn finish_step(
         &self,
         run: RunKey,
@@ -953,7 +963,7 @@ impl Store {
 
     pub fn steps(&self, run: RunKey) -> Result<Vec<StepRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT name, handler, position, status, exit_code, started_at, finished_at, attempts, error
+            "SELECT name, handler, position, status, exit_code, started_at, finished_at, attempts, error, ran_on
              FROM steps WHERE run = ?1 ORDER BY handler IS NOT NULL, position",
         )?;
         let rows = stmt.query_map(params![run.0], |row| {
@@ -967,6 +977,7 @@ impl Store {
                 finished_at: row.get(6)?,
                 attempts: row.get(7)?,
                 error: row.get(8)?,
+                ran_on: row.get(9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

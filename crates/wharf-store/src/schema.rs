@@ -109,4 +109,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN trigger TEXT;
     CREATE INDEX runs_by_created ON runs (created_at);
 ",
+    // Where a step ran when not on this machine (a Swarm job's node and task).
+    r"
+    ALTER TABLE steps ADD COLUMN ran_on TEXT;
+",
 ];

@@ -53,6 +53,9 @@ fn print_steps(store: &Store, run: &RunRecord, steps: &[StepRecord], indent: &st
         if let Some(h) = &s.handler {
             line.push_str(&format!("  (on {h})"));
         }
+        if let Some(place) = &s.ran_on {
+            line.push_str(&format!("  on {place}"));
+        }
         if let Some(e) = s
             .error
             .as_deref()
@@ -113,6 +116,7 @@ pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serd
                 "startedAt": time(s.started_at),
                 "finishedAt": time(s.finished_at),
                 "error": s.error,
+                "ranOn": s.ran_on,
             });
             let sub: Vec<serde_json::Value> = children
                 .iter()

@@ -428,6 +428,12 @@ async fn run_attempt(
             () = stop.cancelled() => stopping(&mut running, ctx.grace).await,
         }
     };
+    if matches!(job.work, crate::Work::Container(_)) {
+        let (run, name, ran_on) = (ctx.run, step.name.clone(), exit.ran_on.clone());
+        ctx.record("where the step ran", move |s| {
+            s.set_ran_on(run, &name, ran_on.as_deref())
+        });
+    }
     let max_output = dag.max_output_size.unwrap_or(1024 * 1024);
     let captured = capture(&exit.stdout_head, max_output);
     let mut error =

@@ -245,6 +245,9 @@ pub(crate) struct Node {
     /// The sub-DAG runs the step started.
     #[serde(rename = "subRuns", skip_serializing_if = "Vec::is_empty")]
     pub sub_runs: Vec<SubRun>,
+    /// Where the step ran when not on this machine (a Swarm job's node and task).
+    #[serde(rename = "ranOn", skip_serializing_if = "Option::is_none")]
+    pub ran_on: Option<String>,
 }
 
 /// `SubDAGRun`.
@@ -309,6 +312,7 @@ impl Node {
             retry_count: s.attempts.saturating_sub(1),
             done_count: u32::from(s.status == Status::Succeeded),
             error: s.error.clone(),
+            ran_on: s.ran_on.clone(),
             sub_runs: store
                 .children(run.key)
                 .unwrap_or_default()

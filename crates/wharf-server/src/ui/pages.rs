@@ -363,6 +363,8 @@ pub(crate) struct StepRow {
     width: String,
     /// How long it ran, and when (from the timeline's start), once it has started.
     took: String,
+    /// Where it ran, when not on this machine.
+    ran_on: Option<String>,
     when: String,
     exit: String,
     error: String,
@@ -511,6 +513,7 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                 left: format!("{left:.1}"),
                 width: format!("{width:.1}"),
                 took: s.started_at.map(|_| length(b - a)).unwrap_or_default(),
+                ran_on: s.ran_on.clone(),
                 when: s
                     .started_at
                     .map(|_| format!("from +{} to +{}", length(a - t0), length(b - t0)))

@@ -80,7 +80,55 @@ pub(crate) fn docker_step(d: &mut Decoder, node: &Node) -> DockerStep {
             privileged: d.opt_bool(&ef, "privileged").unwrap_or(false),
         };
     }
+    let mut local_only = Vec::new();
+    if let Some(span) = f.key_span("exec") {
+        local_only.push((
+            span,
+            "`exec` options are for a container that runs on this engine".to_owned(),
+        ));
+    }
+    for (key, allowed) in [
+        ("container", SWARM_CONFIG),
+        ("host", SWARM_HOST),
+        ("network", SWARM_NETWORK),
+    ] {
+        if let Some(n) = f.get(key) {
+            raw_local_only(n, key, allowed, &mut local_only);
+        }
+    }
+    super::swarm::settings(d, &f, local_only, &mut s);
     s
+}
+
+/// The keys of the raw Docker objects a Swarm job takes over (the rest belong to one
+/// engine's containers): folded as [`docker_api::fold`] folds them.
+const SWARM_CONFIG: &[&str] = &[
+    "env",
+    "user",
+    "workingdir",
+    "entrypoint",
+    "cmd",
+    "labels",
+    "hostname",
+    "stopsignal",
+    "tty",
+];
+const SWARM_HOST: &[&str] = &["memory", "nanocpus", "binds"];
+const SWARM_NETWORK: &[&str] = &["endpointsconfig"];
+
+/// The keys of a raw Docker object that a Swarm job has no place for.
+fn raw_local_only(node: &Node, what: &str, allowed: &[&str], out: &mut super::swarm::LocalOnly) {
+    for e in node.as_map().unwrap_or_default() {
+        let key = e.key.as_str().unwrap_or_default();
+        if !allowed.contains(&docker_api::fold(key).as_str()) {
+            out.push((
+                e.key.span,
+                format!(
+                    "`{what}.{key}` sets a container of one engine; a Swarm job has no such setting"
+                ),
+            ));
+        }
+    }
 }
 
 pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
@@ -161,6 +209,56 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
 /// long-running DAG container does (`startup`, `command`, `waitFor`, `logPattern`,
 /// `restartPolicy`) is an error here: the step's `command` is what its container runs.
 pub(crate) fn step_container(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
+    let s = step_container_fields(d, node)?;
+    Some(step_container_backend(d, node, s))
+}
+
+/// The backend of a step's `container`, and what it holds that a Swarm job cannot have.
+fn step_container_backend(d: &mut Decoder, node: &Node, mut s: DockerStep) -> DockerStep {
+    if node.as_map().is_none() {
+        return s;
+    }
+    // The mapping was read (and its unknown keys reported) already: read it quietly.
+    let before = d.diags.len();
+    let f = d.fields(node, "`container`", &CONTAINER_KEYS);
+    d.diags.truncate(before);
+    let Some(f) = f else { return s };
+    let mut local_only = Vec::new();
+    if let Some(span) = f.key_span("ports") {
+        local_only.push((
+            span,
+            "`ports` publish a container's ports on one engine; a Swarm job publishes none"
+                .to_owned(),
+        ));
+    }
+    let network = s
+        .host
+        .get("NetworkMode")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    if let Some(mode) = network {
+        match mode.as_str() {
+            "bridge" | "host" | "none" | "default" => {
+                if let Some(span) = f.key_span("network") {
+                    local_only.push((span, format!("`network: {mode}` is a network of one engine; a Swarm job joins overlay networks by name")));
+                }
+            }
+            m if m.starts_with("container:") => {
+                if let Some(span) = f.key_span("network") {
+                    local_only.push((
+                        span,
+                        "a Swarm job cannot share another container's network".to_owned(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    super::swarm::settings(d, &f, local_only, &mut s);
+    s
+}
+
+fn step_container_fields(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
     for entry in node.as_map().unwrap_or_default() {
         let key = entry.key.as_str().unwrap_or_default();
         if [

@@ -19,7 +19,10 @@ mod docker;
 mod keys;
 mod reader;
 mod step;
+mod swarm;
 mod values;
+
+pub use swarm::set_default_backend;
 
 use std::path::Path;
 
@@ -106,6 +109,18 @@ pub(crate) fn dag(
         .map(|n| schedule(d, n))
         .unwrap_or_default();
     let container = f.get("container").and_then(|n| docker::container(d, n));
+    // The backend of the docker steps that name none.
+    let own_backend = f.get("backend").and_then(|n| swarm::backend(d, n));
+    d.backend = own_backend.or_else(swarm::default_backend);
+    if own_backend == Some(Backend::Swarm)
+        && container.is_some()
+        && let Some(span) = f.key_span("backend")
+    {
+        d.diags.push(
+            Diagnostic::error(span, "the DAG-level `container` is one container on wharf's own engine, shared by the steps: it cannot be a Swarm job")
+                .with_help("give the steps their own `container:` (each a Swarm job), or remove `backend: swarm`"),
+        );
+    }
     let registry_auths = f.get("registryAuths").and_then(|n| auth::decode(d, n));
     let max_active_steps = f.get("maxActiveSteps").and_then(|n| {
         let v = d.uint(n, "`maxActiveSteps`", false)?;
@@ -301,6 +316,7 @@ pub(crate) fn with_node<R>(
         diags: Vec::new(),
         dir,
         nix_shell: false,
+        backend: None,
     };
     let out = f(&mut d, &root);
     (out, d.diags.into_iter().map(|d| d.message).collect())

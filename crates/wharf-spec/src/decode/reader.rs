@@ -69,6 +69,8 @@ pub(crate) struct Decoder<'a> {
     pub dir: &'a Path,
     /// The DAG's `shell` runs `nix-shell` (a step's `shellPackages` needs it).
     pub nix_shell: bool,
+    /// The backend of docker steps that name none: the DAG's, else the installation's.
+    pub backend: Option<crate::model::Backend>,
 }
 
 impl Decoder<'_> {
