@@ -430,14 +430,14 @@ fn run_log(p: &Place, dag: &str) -> String {
 
 /// A real sshd (Debian's openssh-server) on a loopback port, with its own host key, a key
 /// for root, and password logins.
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: PathBuf,
 }
 
 impl Sshd {
-    fn start(p: &Place) -> Self {
+    pub(crate) fn start(p: &Place) -> Self {
         let dir = p.path("sshd");
         std::fs::create_dir_all(&dir).expect("sshd dir");
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -487,7 +487,7 @@ impl Sshd {
         Self { child, port, dir }
     }
 
-    fn file(&self, name: &str) -> String {
+    pub(crate) fn file(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 }

@@ -170,6 +170,8 @@ fn container_steps_run_as_swarm_jobs() {
     same_dag(&p, "local", volume);
     same_dag(&p, "swarm", volume);
     assert!(services().is_empty(), "services left: {}", services());
+    // The installation's default backend (`docker.backend`), which the server takes too.
+    std::fs::write(p.home().join("config.yaml"), "docker:\n  backend: swarm\n").expect("config");
     // The node and task show in the API's node details and on the run page.
     {
         let s = Server::start(&p);
@@ -194,8 +196,7 @@ fn container_steps_run_as_swarm_jobs() {
         assert!(html.contains("on swarm node "), "{html}");
     }
 
-    // The installation's default backend (`docker.backend`) for steps that name none.
-    std::fs::write(p.home().join("config.yaml"), "docker:\n  backend: swarm\n").expect("config");
+    // Steps that name no backend run on the installation's.
     let plain = p.dag(
         "plain",
         "steps:\n  - name: where\n    executor: {type: docker, config: {image: \"wharf-test/base:latest\"}}\n    command: echo here\n",
@@ -285,6 +286,27 @@ fn container_steps_run_as_swarm_jobs() {
         services()
     );
 
+    // A manager reached over ssh.
+    let sshd = crate::builtin::Sshd::start(&p);
+    let far = p.dag(
+        "far-swarm",
+        "steps:\n  - name: job\n    executor: {type: docker, config: {image: \"wharf-test/base:latest\", backend: swarm}}\n    command: echo from the far manager\n",
+    );
+    let out = p
+        .wharf()
+        .env("PATH", &ssh_with_keys(&p, &sshd, "user_key"))
+        .env(
+            "DOCKER_HOST",
+            &format!("ssh://root@127.0.0.1:{}", sshd.port),
+        )
+        .args(["run"])
+        .args([&far])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("far-swarm", "job"), "from the far manager\n");
+    assert!(services().is_empty(), "services left: {}", services());
+    drop(sshd);
+
     // Registry credentials go with the job (the node pulls with them).
     let mut registry = Registry::start(Some("s3cret-pw"));
     let image = registry.push("wharf-test/base:latest", "swarm-base:1");
@@ -303,4 +325,128 @@ fn container_steps_run_as_swarm_jobs() {
     assert!(services().is_empty(), "services left: {}", services());
 
     drop(swarm);
+}
+
+/// A directory whose `ssh` is the machine's, with the test sshd's key and known hosts:
+/// put first in `PATH`, it is the ssh wharf runs.
+fn ssh_with_keys(p: &Place, sshd: &crate::builtin::Sshd, key: &str) -> String {
+    let bin = p.path(&format!("ssh-{key}"));
+    std::fs::create_dir_all(&bin).expect("bin");
+    let script = bin.join("ssh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes \"$@\"\n",
+            sshd.file(key),
+            sshd.file("known_hosts")
+        ),
+    )
+    .expect("ssh");
+    let mut perms = std::fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).expect("chmod");
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+// Remote engines: `DOCKER_HOST=ssh://…` (a real sshd, the machine's ssh and docker CLI on
+// the far side), and Docker contexts made by the docker CLI (`DOCKER_CONTEXT`, the config's
+// `currentContext`).
+#[test]
+fn remote_engines_over_ssh_and_docker_contexts() {
+    images_are_built();
+    let p = Place::new();
+    let sshd = crate::builtin::Sshd::start(&p);
+    let dag = p.dag(
+        "far",
+        "steps:\n  - name: there\n    executor: {type: docker, config: {image: \"wharf-test/base:latest\", autoRemove: true}}\n    command: echo over there\n",
+    );
+    let host = format!("ssh://root@127.0.0.1:{}", sshd.port);
+    let path = ssh_with_keys(&p, &sshd, "user_key");
+    let out = p
+        .wharf()
+        .env("PATH", &path)
+        .env("DOCKER_HOST", &host)
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("far", "there"), "over there\n");
+
+    // A key the server does not take: the step says what ssh said.
+    let wrong = ssh_with_keys(&p, &sshd, "other_key");
+    let out = p
+        .wharf()
+        .env("PATH", &wrong)
+        .env("DOCKER_HOST", &host)
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let error = step_error(&p.status("far"), "there");
+    assert!(
+        error.contains("Permission denied") && error.contains(&host),
+        "{error}"
+    );
+
+    // Contexts as the docker CLI writes them.
+    let config = p.path("docker-config");
+    std::fs::create_dir_all(&config).expect("config");
+    let cli = |args: &[&str]| {
+        let out = Command::new("docker")
+            .env("DOCKER_CONFIG", &config)
+            .args(args)
+            .output()
+            .expect("docker");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "context",
+        "create",
+        "far",
+        "--docker",
+        &format!("host={host}"),
+    ]);
+    cli(&[
+        "context",
+        "create",
+        "nowhere",
+        "--docker",
+        "host=unix:///nonexistent/docker.sock",
+    ]);
+    let run = |env: &[(&str, &str)]| {
+        let mut w = p
+            .wharf()
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", &config.display().to_string())
+            .env_remove("DOCKER_HOST");
+        for (k, v) in env {
+            w = w.env(k, v);
+        }
+        w.args(["run"]).args([&dag]).run()
+    };
+    let out = run(&[("DOCKER_CONTEXT", "far")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    cli(&["context", "use", "nowhere"]);
+    let out = run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let error = step_error(&p.status("far"), "there");
+    assert!(
+        error.contains("nonexistent/docker.sock") && error.contains("Docker context nowhere"),
+        "{error}"
+    );
+    cli(&["context", "use", "far"]);
+    let out = run(&[]);
+    assert_eq!(out.code, Some(0), "the current context: {}", out.stderr);
+    let out = run(&[("DOCKER_CONTEXT", "missing")]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let error = step_error(&p.status("far"), "there");
+    assert!(error.contains("no Docker context `missing`"), "{error}");
 }

@@ -1,14 +1,16 @@
 //! wharf's Docker executors: the only crate that talks to Docker.
 //!
 //! One client per process, connected on first use (a run without container steps never
-//! touches Docker): `DOCKER_HOST` (unix socket or tcp, with `DOCKER_TLS_VERIFY` and
-//! `DOCKER_CERT_PATH`) or the default socket, and the API version negotiated with the
-//! daemon (Docker Engine 20.10 speaks API 1.41).
+//! touches Docker): `DOCKER_HOST` (unix socket, tcp with `DOCKER_TLS_VERIFY` and
+//! `DOCKER_CERT_PATH`, or ssh), else the Docker context (`DOCKER_CONTEXT`, the Docker
+//! config's `currentContext`), else the default socket (see `remote`), and the API version
+//! negotiated with the daemon (Docker Engine 20.10 speaks API 1.41).
 
 mod auth;
 mod cleanup;
 mod container;
 mod image;
+mod remote;
 mod shared;
 mod swarm;
 
@@ -58,12 +60,15 @@ impl Client {
     }
 }
 
-/// Where the daemon is, as the user configured it.
+/// Where the daemon is, as the user configured it (and the context it came from).
 pub(crate) fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    match remote::endpoint() {
+        Ok(at) => at.to_string(),
+        Err(_) => std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+    }
 }
 
 /// How long one request may wait for the daemon's answer (its status and headers; a
@@ -78,11 +83,15 @@ pub fn request_timeout() -> Duration {
 }
 
 async fn connect() -> Result<Docker, DockerError> {
-    let host = docker_host();
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| DockerError::Connect {
+    let at = remote::endpoint().map_err(|reason| DockerError::Connect {
+        host: "the chosen Docker context".into(),
+        reason,
+    })?;
+    let host = at.to_string();
+    let docker = remote::client(&at, request_timeout().as_secs())
+        .map_err(|reason| DockerError::Connect {
             host: host.clone(),
-            reason: e.to_string(),
+            reason,
         })?
         .with_request_modifier(auth::fix_registry_auth)
         .with_timeout(request_timeout());

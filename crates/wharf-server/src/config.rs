@@ -189,6 +189,7 @@ impl Config {
             "scheduler.catchupWindow",
             "ui.navbarTitle",
             "ui.navbarColor",
+            "docker.backend",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
