@@ -10,7 +10,8 @@ Usage:
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
 Cases: local-200, queue-api, queue-cli, ssh-20, one-step, validate-2000, containers-20, rawapi-20, exec-50,
-parallel-16, logs-200mb, and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
+parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
+when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
 step log streamed to a client). Everything a case creates (WHARF_HOME, DAG files, containers)
 is removed before the script ends.
 """
@@ -206,13 +207,62 @@ def run_all(tmp, label, args):
              ("`docker run -d` + `docker logs -f` > /dev/null", shell(f"c=$(docker run -d {lbl} {IMAGE} sh -c '{LOG_CMD}'); docker logs -f $c >/dev/null 2>&1; docker rm -f $c >/dev/null")),
              rss_limit=50),
     ]
+    swarm_step = (
+        "  - name: s{i}\n    command: \"true\"\n    executor:\n      type: docker\n"
+        "      config:\n        image: " + IMAGE + "\n        backend: swarm\n"
+    )
+    job = (f"docker service create -q --mode replicated-job --restart-condition none "
+           f"--label {label} --container-label {label} {IMAGE} true")
+    swarm_cases = [
+        Case("swarm-20", "20 chained container steps (`true`) as Swarm jobs", "<= 1.0x",
+             ("wharf run", wharf("run", dag("swarm", "steps:\n" + "".join(swarm_step.format(i=i) for i in range(20))))),
+             ("`docker service create --mode replicated-job` (waits for the job) + `docker service rm` x20",
+              shell(f"i=0; while [ $i -lt 20 ]; do s=$({job}); docker service rm $s >/dev/null; i=$((i+1)); done"))),
+        Case("swarm-parallel-16", "16 parallel container steps as Swarm jobs (`type: graph`)", "<= 1.1x",
+             ("wharf run", wharf("run", dag("swarm-parallel", "type: graph\nsteps:\n" + "".join(swarm_step.format(i=i) for i in range(16))))),
+             ("16 of those at once via `xargs -P 16`",
+              shell(f"seq 16 | xargs -P 16 -I{{}} sh -c 's=$({job}); docker service rm $s >/dev/null'"))),
+    ]
     rows = []
     try:
         run_cases(cases, args, rows)
+        if not args.only or any(c.key in args.only for c in swarm_cases):
+            with single_node_swarm(label):
+                run_cases(swarm_cases, args, rows)
     finally:
         if sshd:
             sshd.stop()
     return rows
+
+
+class single_node_swarm:
+    """A swarm on the running engine for the Swarm cases: made when it is in none, left
+    after (with the bridge network it made), and the jobs' leftovers removed."""
+
+    def __init__(self, label):
+        self.label, self.made, self.gwbridge = label, False, False
+
+    def __enter__(self):
+        out = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+                             capture_output=True, text=True).stdout.strip()
+        self.gwbridge = bool(subprocess.run(["docker", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"],
+                                            capture_output=True, text=True).stdout.strip())
+        if out != "active":
+            subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+                           capture_output=True, check=True)
+            self.made = True
+        return self
+
+    def __exit__(self, *exc):
+        services = subprocess.run(["docker", "service", "ls", "-q", "--filter", f"label={self.label}"],
+                                  capture_output=True, text=True).stdout.split()
+        if services:
+            subprocess.run(["docker", "service", "rm", *services], capture_output=True)
+        if self.made:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
+            if not self.gwbridge:
+                subprocess.run(["docker", "network", "rm", "docker_gwbridge"], capture_output=True)
+        return False
 
 
 def run_cases(cases, args, rows):

@@ -7,7 +7,7 @@
 //!
 //! create the service (with the registry's credentials) → follow its logs into the
 //! step's log files while its task's state is asked with a bounded back-off (25 ms
-//! growing to 1 s; Swarm sends no event for a task) → once the task is over, the logs
+//! growing to 150 ms; Swarm sends no event for a task) → once the task is over, the logs
 //! written since the last entry followed (none lost, none twice) → its exit code is the
 //! step's → the service is removed (in the background, waited for before the run ends).
 //! A stop or a timeout removes the service at once: Swarm stops the task with its stop
@@ -26,6 +26,10 @@ use wharf_engine::{ContainerJob, Exit, LazyLog, StepJob};
 use wharf_spec::VolumeSource;
 
 use crate::describe;
+
+/// How long the task's state may go unasked at most: what a job's end waits to be seen
+/// (a task costs the manager one small request this often).
+const LOOK_AT_MOST: Duration = Duration::from_millis(150);
 
 /// What a Swarm job ran on, for the step's record.
 pub(crate) struct Placed {
@@ -519,7 +523,7 @@ async fn follow(docker: &Docker, job: &StepJob, service: &str) -> Exit {
                 return Exit { stopped: true, stdout_head: head, error, ..Exit::default() };
             }
             () = tokio::time::sleep_until(next_look) => {
-                wait = (wait * 3 / 2).min(Duration::from_secs(1));
+                wait = (wait * 3 / 2).min(LOOK_AT_MOST);
                 next_look = tokio::time::Instant::now() + wait;
                 match task_of(docker, service).await {
                     Ok(Some(task)) => {
@@ -609,16 +613,30 @@ async fn follow(docker: &Docker, job: &StepJob, service: &str) -> Exit {
     }
 }
 
-/// The node (its hostname) and the task id of a job's task.
+/// The node (its hostname) and the task id of a job's task. Node names are asked once.
 async fn placed(docker: &Docker, task: &Task) -> Option<Placed> {
+    static NAMES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
     let node_id = task.node_id.clone()?;
-    let node = docker
-        .inspect_node(&node_id)
-        .await
+    let known = NAMES
+        .lock()
         .ok()
-        .and_then(|n| n.description)
-        .and_then(|d| d.hostname)
-        .unwrap_or(node_id);
+        .and_then(|n| n.iter().find(|(id, _)| *id == node_id).map(|(_, h)| h.clone()));
+    let node = match known {
+        Some(name) => name,
+        None => {
+            let name = docker
+                .inspect_node(&node_id)
+                .await
+                .ok()
+                .and_then(|n| n.description)
+                .and_then(|d| d.hostname)
+                .unwrap_or_else(|| node_id.clone());
+            if let Ok(mut n) = NAMES.lock() {
+                n.push((node_id, name.clone()));
+            }
+            name
+        }
+    };
     Some(Placed {
         node,
         task: task.id.clone().unwrap_or_default(),
