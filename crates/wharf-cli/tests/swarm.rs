@@ -60,6 +60,15 @@ impl Drop for Volume {
     }
 }
 
+/// A network the test made, removed however the test ends.
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = docker(&["network", "rm", &self.0]);
+    }
+}
+
 /// wharf's services still in the swarm.
 fn services() -> String {
     docker(&["service", "ls", "-q", "--filter", "label=wharf.run"])
@@ -213,21 +222,55 @@ fn container_steps_run_as_swarm_jobs() {
     std::fs::remove_file(p.home().join("config.yaml")).expect("config");
 
     // A constraint no node satisfies: the step ends within its timeout and says why.
+    // So does a reservation no node can give; an image no node has is rejected, with
+    // Swarm's reason; an overlay network named by the step is joined.
+    let network = Network(format!("wharf-swarm-test-{}", std::process::id()));
+    let created = Command::new("docker")
+        .args([
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--subnet",
+            "10.231.47.0/24",
+            &network.0,
+        ])
+        .output()
+        .expect("docker");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let nowhere = p.dag(
         "nowhere",
-        "steps:\n  - name: gpu\n    timeoutSec: 3\n    executor: {type: docker, config: {image: \"wharf-test/base:latest\", backend: swarm, placement: {constraints: [\"node.labels.gpu == true\"], preferences: [spread=node.labels.zone]}}}\n    command: echo never\n",
+        &format!("type: graph\nsteps:\n  - name: gpu\n    timeoutSec: 3\n    executor: {{type: docker, config: {{image: \"wharf-test/base:latest\", backend: swarm, placement: {{constraints: [\"node.labels.gpu == true\"], preferences: [spread=node.labels.zone]}}}}}}\n    command: echo never\n  - name: huge\n    timeoutSec: 3\n    container: {{image: \"wharf-test/base:latest\", backend: swarm, resources: {{reservations: {{memory: 4096g}}}}}}\n    command: echo never\n  - name: missing\n    container: {{image: \"wharf-test/no-such-image:1\", backend: swarm}}\n    command: echo never\n  - name: joined\n    container: {{image: \"wharf-test/base:latest\", backend: swarm, network: {}}}\n    command: ip -4 addr\n", network.0),
     );
     let started = Instant::now();
     let out = p.run(&nowhere, &[]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
-    let error = step_error(&p.status("nowhere"), "gpu");
+    let status = p.status("nowhere");
+    let error = step_error(&status, "gpu");
     assert!(error.contains("no suitable node"), "{error}");
+    let error = step_error(&status, "huge");
+    assert!(error.contains("insufficient resources"), "{error}");
+    let error = step_error(&status, "missing");
+    assert!(
+        error.contains("Swarm rejected the job's task") && error.contains("no-such-image"),
+        "{error}"
+    );
+    assert_eq!(step(&status, "joined")["status"], "succeeded", "{status}");
+    assert!(
+        p.logs("nowhere", "joined").contains("10.231.47."),
+        "the overlay network"
+    );
     assert!(services().is_empty(), "services left: {}", services());
+    drop(network);
 
     // The DAG's default, and a stop: the job's service is labelled with its run while it
     // runs, and removed (its task stopped) by the stop.

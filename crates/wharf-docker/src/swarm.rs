@@ -617,10 +617,11 @@ async fn follow(docker: &Docker, job: &StepJob, service: &str) -> Exit {
 async fn placed(docker: &Docker, task: &Task) -> Option<Placed> {
     static NAMES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
     let node_id = task.node_id.clone()?;
-    let known = NAMES
-        .lock()
-        .ok()
-        .and_then(|n| n.iter().find(|(id, _)| *id == node_id).map(|(_, h)| h.clone()));
+    let known = NAMES.lock().ok().and_then(|n| {
+        n.iter()
+            .find(|(id, _)| *id == node_id)
+            .map(|(_, h)| h.clone())
+    });
     let node = match known {
         Some(name) => name,
         None => {
