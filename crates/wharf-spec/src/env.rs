@@ -69,7 +69,10 @@ impl Resolved {
             return Some(v.to_owned());
         }
         let (var, path) = name.split_once('.')?;
-        let json: serde_json::Value = serde_json::from_str(self.get(var)?).ok()?;
+        let Some(text) = self.get(var) else {
+            return self.namespaced(var, path);
+        };
+        let json: serde_json::Value = serde_json::from_str(text).ok()?;
         let mut at = &json;
         for part in path.split('.') {
             let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
@@ -84,6 +87,37 @@ impl Resolved {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         })
+    }
+
+    /// Dagu 2.x's namespaced references: `${params.X}`, `${env.X}` (the step's variables,
+    /// then wharf's environment), and the run's context (`${context.run.id}` or
+    /// `${run.id}`, `${dag.name}`, `${step.name}`, `${paths.log_file}`, ...) from the
+    /// `DAG_*` variables. `${steps.ID.outputs.NAME}` is a variable of its own, set when
+    /// the step publishes it.
+    fn namespaced(&self, space: &str, rest: &str) -> Option<String> {
+        match space {
+            "params" => self.get(rest).map(str::to_owned),
+            "env" => self
+                .get(rest)
+                .map(str::to_owned)
+                .or_else(|| std::env::var(rest).ok()),
+            "context" => self.lookup(rest),
+            "dag" | "run" | "step" | "paths" => {
+                let var = match (space, rest) {
+                    ("dag", "name") => "DAG_NAME",
+                    ("run", "id") => "DAG_RUN_ID",
+                    ("run", "status") => "DAG_RUN_STATUS",
+                    ("step", "name") => "DAG_RUN_STEP_NAME",
+                    ("paths", "log_file") => "DAG_RUN_LOG_FILE",
+                    ("paths", "step_stdout_file") => "DAG_RUN_STEP_STDOUT_FILE",
+                    ("paths", "step_stderr_file") => "DAG_RUN_STEP_STDERR_FILE",
+                    ("paths", "step_output_file") => "DAGU_OUTPUT_FILE",
+                    _ => return None,
+                };
+                self.get(var).map(str::to_owned)
+            }
+            _ => None,
+        }
     }
 
     pub fn set(&mut self, name: &str, value: String, origin: Origin) {

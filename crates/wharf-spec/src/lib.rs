@@ -11,6 +11,7 @@ mod base;
 pub mod calls;
 pub mod cron;
 mod decode;
+pub mod dialect;
 pub mod diag;
 mod docker_api;
 pub mod env;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 pub use auth::decode_basic;
 pub use base::{base_config, set_base_config};
 pub use decode::set_default_backend;
+pub use dialect::{Dialect, set_dialect};
 pub use diag::{Diagnostic, Severity};
 pub use graph::{dependency_indices, execution_order};
 pub use model::*;
@@ -157,19 +159,29 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                 ),
                 Some(mut root) => {
                     base::merge_under(&mut root, sub_dag, &mut diagnostics);
+                    let mut others: Vec<yaml::Node> = doc.others.clone();
+                    for other in &mut others {
+                        base::merge_under(other, true, &mut diagnostics);
+                    }
+                    let dialect = {
+                        let mut docs: Vec<&mut yaml::Node> = vec![&mut root];
+                        docs.extend(others.iter_mut());
+                        dialect::read(&mut docs, &mut diagnostics)
+                    };
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
                         dir: &dir,
                         nix_shell: false,
                         backend: None,
+                        v2: dialect == Dialect::V2,
                     };
                     dag = decode_one(&mut decoder, &root, &file, &stem);
+                    if let Some(dag) = &mut dag {
+                        dag.dialect = dialect;
+                    }
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();
-                    for other in &doc.others {
-                        let mut other = other.clone();
-                        base::merge_under(&mut other, true, &mut diagnostics);
-                        let other = &other;
+                    for other in &others {
                         let named = other.as_map().and_then(|entries| {
                             entries.iter().find(|e| e.key.as_str() == Some("name"))
                         });
@@ -196,10 +208,18 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                             );
                             continue;
                         }
+                        let mut local = local;
+                        local.dialect = dialect;
                         locals.push(local);
                     }
                     if let Some(dag) = &mut dag {
                         dag.locals = locals;
+                    }
+                    if dialect == Dialect::V2 {
+                        for d in &mut decoder.diags {
+                            d.message = dialect::speak_v2(&d.message);
+                            d.help = d.help.as_deref().map(dialect::speak_v2);
+                        }
                     }
                     diagnostics.extend(decoder.diags);
                 }

@@ -11,6 +11,8 @@ use crate::diag::Span;
 pub struct Dag {
     /// `name:` or, by default, the file stem.
     pub name: String,
+    /// The dialect the file was read in.
+    pub dialect: crate::Dialect,
     /// The file the DAG was read from (as given, made absolute).
     pub file: PathBuf,
     pub description: Option<String>,

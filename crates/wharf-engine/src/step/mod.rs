@@ -321,6 +321,16 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
             .map_err(|e| format!("env {}: {e}", var.name))?;
         vars.set(&var.name, value, Origin::Env);
     }
+    // The run's context for `${dag.name}`, `${run.id}`, `${step.name}`, `${paths.log_file}`
+    // (dotted: references, not variables of the process).
+    for (name, value) in [
+        ("dag.name", dag.name.clone()),
+        ("run.id", ctx.run_id.clone()),
+        ("step.name", step.name.clone()),
+        ("paths.log_file", ctx.run_log.to_string_lossy().into_owned()),
+    ] {
+        vars.set(name, value, Origin::Output);
+    }
     let expand = |text: &str| vars.expand(text, &vars::host);
     let dir = match &step.dir {
         Some(d) => wharf_spec::formats::resolve_path(&dag.working_dir, &expand(d)),

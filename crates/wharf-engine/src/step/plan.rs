@@ -87,7 +87,16 @@ pub(super) fn program_of(
         ctx.position,
         wharf_store::safe_name(&step.name)
     ));
-    std::fs::write(&file, script)
+    // A Dagu 2.x script gets its namespaced references (`${params.x}`, `${steps.id.outputs.y}`)
+    // put in; its other `$` syntax is the interpreter's.
+    let script = if ctx.dag.dialect == wharf_spec::Dialect::V2 {
+        std::borrow::Cow::Owned(wharf_spec::expand::expand(script, |name| {
+            name.contains('.').then(|| vars.lookup(name)).flatten()
+        }))
+    } else {
+        std::borrow::Cow::Borrowed(script.as_str())
+    };
+    std::fs::write(&file, script.as_bytes())
         .map_err(|e| format!("cannot write the script to {}: {e}", file.display()))?;
     match line {
         Some(line) => Ok(Program::Line(format!(

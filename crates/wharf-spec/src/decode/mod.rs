@@ -127,6 +127,7 @@ pub(crate) fn dag(
         usize::try_from(v).ok()
     });
     let mut dag = Dag {
+        dialect: crate::Dialect::V1,
         name,
         file: file.to_path_buf(),
         description: d.opt_string(&f, "description"),
@@ -317,6 +318,7 @@ pub(crate) fn with_node<R>(
         dir,
         nix_shell: false,
         backend: None,
+        v2: false,
     };
     let out = f(&mut d, &root);
     (out, d.diags.into_iter().map(|d| d.message).collect())

@@ -71,6 +71,8 @@ pub(crate) struct Decoder<'a> {
     pub nix_shell: bool,
     /// The backend of docker steps that name none: the DAG's, else the installation's.
     pub backend: Option<crate::model::Backend>,
+    /// The file is in Dagu's 2.x dialect: camelCase keys are refused.
+    pub v2: bool,
 }
 
 impl Decoder<'_> {
@@ -114,6 +116,29 @@ impl Decoder<'_> {
                 continue;
             }
             let camel = snake_to_camel(raw);
+            if self.v2 && camel == raw && raw.chars().any(|c| c.is_ascii_uppercase()) {
+                let snake: String = raw
+                    .chars()
+                    .flat_map(|c| {
+                        if c.is_ascii_uppercase() {
+                            vec!['_', c.to_ascii_lowercase()]
+                        } else {
+                            vec![c]
+                        }
+                    })
+                    .collect();
+                if keys.known.contains(&raw) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            entry.key.span,
+                            format!("`{raw}` is the Dagu 1.x spelling: keys of a Dagu 2.x file are snake_case"),
+                        )
+                        .with_help(format!("write `{snake}`")),
+                    );
+                    rejected = true;
+                    continue;
+                }
+            }
             let Some(&canonical) = keys.known.iter().find(|k| **k == camel) else {
                 if let Some(ignored) = keys.ignored.iter().find(|k| **k == camel) {
                     self.warning(

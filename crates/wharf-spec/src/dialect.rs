@@ -1,0 +1,542 @@
+//! Which dialect a DAG file is written in, Dagu 1.x or Dagu 2.x, and the 2.x forms
+//! rewritten, in the file's tree, into the ones the decoder reads (the same `Dag` for
+//! both; each rewritten node keeps the line and column it was written at).
+//!
+//! The rule, per file (its first document and its local DAGs together):
+//! - 2.x: a snake_case key (`working_dir`, `retry_policy`), `run:` holding a command (a
+//!   line with a space, several lines, a list), `action:`, `with:`, `consts:`, a step's
+//!   `outputs:`, a param declared as `{name: …}`;
+//! - 1.x: a camelCase key (`workingDir`, `retryPolicy`), `executor:`;
+//! - both: an error naming a key of each;
+//! - neither: 1.x, as wharf has always read it (where the two would differ, a `run: NAME`
+//!   of one word, a warning says how it was read);
+//! - `--dialect 1|2` (`WHARF_DIALECT`, `dialect` in config.yaml) decides for a file both
+//!   could read.
+
+use std::sync::RwLock;
+
+use crate::diag::{Diagnostic, Span};
+use crate::yaml::{Entry, Kind, Node, Scalar};
+
+/// The dialect of a DAG file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Dagu 1.x (camelCase keys, `command`, `executor`, `call`).
+    #[default]
+    V1,
+    /// Dagu 2.x (snake_case keys, `run`, `action` + `with`, namespaced references).
+    V2,
+}
+
+impl Dialect {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::V1 => "Dagu 1.x",
+            Self::V2 => "Dagu 2.x",
+        }
+    }
+}
+
+static CHOSEN: RwLock<Option<Dialect>> = RwLock::new(None);
+
+/// Reads every DAG file of this process in `dialect` (None: each file says).
+pub fn set_dialect(dialect: Option<Dialect>) {
+    *CHOSEN
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = dialect;
+}
+
+fn chosen() -> Option<Dialect> {
+    *CHOSEN
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A key that says which dialect a file is in, and where.
+struct Marker {
+    key: String,
+    span: Span,
+}
+
+#[derive(Default)]
+struct Markers {
+    v1: Option<Marker>,
+    v2: Option<Marker>,
+    /// A one-word `run:`: a sub-DAG in 1.x, a command in 2.x.
+    ambiguous_run: Option<Marker>,
+}
+
+/// Decides the dialect of the documents and rewrites the 2.x forms of each. Problems go
+/// to `diags`.
+pub(crate) fn read(docs: &mut [&mut Node], diags: &mut Vec<Diagnostic>) -> Dialect {
+    let mut m = Markers::default();
+    for doc in docs.iter() {
+        scan_root(doc, &mut m);
+    }
+    let dialect = match (chosen(), &m.v1, &m.v2) {
+        (Some(d), _, _) => d,
+        (None, Some(one), Some(two)) => {
+            diags.push(
+                Diagnostic::error(
+                    two.span,
+                    format!(
+                        "this file mixes Dagu 1.x and Dagu 2.x: `{}` (line {}) is 1.x, `{}` is 2.x",
+                        one.key, one.span.start.line, two.key
+                    ),
+                )
+                .with_help("write it in one dialect: 2.x keys are snake_case (`working_dir`), 1.x keys camelCase (`workingDir`); `wharf dry --dialect 2` prints a 1.x file in 2.x"),
+            );
+            Dialect::V2
+        }
+        (None, None, Some(_)) => Dialect::V2,
+        (None, _, None) => {
+            if let Some(run) = &m.ambiguous_run {
+                diags.push(
+                    Diagnostic::warning(
+                        run.span,
+                        format!("`run: {}` is read as Dagu 1.x: a call of the DAG `{}`", run.key, run.key),
+                    )
+                    .with_help("in Dagu 2.x `run:` is a command: write `call:` for a sub-DAG, or choose 2.x with `--dialect 2`"),
+                );
+            }
+            Dialect::V1
+        }
+    };
+    if dialect == Dialect::V2 {
+        for doc in docs.iter_mut() {
+            rewrite_root(doc, diags);
+        }
+    }
+    dialect
+}
+
+/// Keys of the 1.x dialect that are camelCase (a file with one is 1.x).
+fn camel(key: &str) -> bool {
+    key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && key.chars().any(|c| c.is_ascii_uppercase())
+        && !key.contains('_')
+}
+
+/// snake_case keys of more than one word (a file with one is 2.x).
+fn snake(key: &str) -> bool {
+    key.contains('_')
+        && !key.starts_with('_')
+        && !key.starts_with("x-")
+        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn note(slot: &mut Option<Marker>, key: &str, span: Span) {
+    if slot.is_none() {
+        *slot = Some(Marker {
+            key: key.to_owned(),
+            span,
+        });
+    }
+}
+
+/// Looks at the keys of a mapping whose keys are the dialect's own.
+fn scan_keys(node: &Node, m: &mut Markers) {
+    for e in node.as_map().unwrap_or_default() {
+        let Some(key) = e.key.as_str() else { continue };
+        if camel(key) {
+            note(&mut m.v1, key, e.key.span);
+        } else if snake(key) {
+            note(&mut m.v2, key, e.key.span);
+        }
+    }
+}
+
+fn scan_root(root: &Node, m: &mut Markers) {
+    scan_keys(root, m);
+    for e in root.as_map().unwrap_or_default() {
+        let key = e.key.as_str().unwrap_or_default();
+        match key {
+            "consts" => note(&mut m.v2, key, e.key.span),
+            "steps" => {
+                for step in e.value.as_seq().unwrap_or_default() {
+                    scan_step(step, m);
+                }
+                if let Some(map) = e.value.as_map() {
+                    for s in map {
+                        scan_step(&s.value, m);
+                    }
+                }
+            }
+            "handlerOn" | "handler_on" => {
+                for h in e.value.as_map().unwrap_or_default() {
+                    scan_step(&h.value, m);
+                }
+            }
+            "container" | "retryPolicy" | "retry_policy" | "runConfig" | "run_config" => {
+                scan_keys(&e.value, m);
+            }
+            "params" => {
+                for p in e.value.as_seq().unwrap_or_default() {
+                    if let Some(map) = p.as_map()
+                        && map.iter().any(|x| x.key.as_str() == Some("name"))
+                        && let Some(first) = map.first()
+                    {
+                        note(&mut m.v2, "params: [{name: …}]", first.key.span);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn scan_step(step: &Node, m: &mut Markers) {
+    let Some(map) = step.as_map() else {
+        // A nested list is a group of steps run together.
+        for s in step.as_seq().unwrap_or_default() {
+            scan_step(s, m);
+        }
+        return;
+    };
+    scan_keys(step, m);
+    for e in map {
+        let key = e.key.as_str().unwrap_or_default();
+        match key {
+            "action" | "with" | "outputs" | "foreach" => note(&mut m.v2, key, e.key.span),
+            "executor" => note(&mut m.v1, key, e.key.span),
+            "run" => match &e.value.kind {
+                Kind::Scalar(s) if !s.text.trim().contains(char::is_whitespace) => {
+                    note(&mut m.ambiguous_run, s.text.trim(), e.value.span);
+                }
+                _ => note(&mut m.v2, "run: COMMAND", e.key.span),
+            },
+            "container" | "retryPolicy" | "retry_policy" | "continueOn" | "continue_on"
+            | "repeatPolicy" | "repeat_policy" => scan_keys(&e.value, m),
+            _ => {}
+        }
+    }
+}
+
+fn scalar(text: &str, span: Span) -> Node {
+    Node {
+        kind: Kind::Scalar(Scalar {
+            text: text.to_owned(),
+            plain: false,
+        }),
+        span,
+        key: None,
+    }
+}
+
+fn entry(key: &str, value: Node, span: Span) -> Entry {
+    let mut value = value;
+    value.key = Some(span);
+    Entry {
+        key: scalar(key, span),
+        value,
+        merged: false,
+    }
+}
+
+/// The 2.x forms of a document, rewritten: `type: graph` unless it says otherwise, the
+/// `consts` put in place, params declared as `{name, default}`, each step's 2.x forms.
+fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
+    let span = root.span;
+    let Kind::Map(entries) = &mut root.kind else {
+        return;
+    };
+    if !entries.iter().any(|e| e.key.as_str() == Some("type")) {
+        entries.push(entry("type", scalar("graph", span), span));
+    }
+    // `consts`: literal values, put in place of `${consts.NAME}` everywhere.
+    let mut consts: Vec<(String, String)> = Vec::new();
+    if let Some(at) = entries.iter().position(|e| e.key.as_str() == Some("consts")) {
+        let e = entries.remove(at);
+        match e.value.as_map() {
+            Some(map) => {
+                for c in map {
+                    match (c.key.as_str(), &c.value.kind) {
+                        (Some(k), Kind::Scalar(s)) => consts.push((k.to_owned(), s.text.clone())),
+                        _ => diags.push(Diagnostic::error(
+                            c.value.at(),
+                            "a const is a name and a literal value (a string, a number or a boolean)",
+                        )),
+                    }
+                }
+            }
+            None if e.value.is_null() => {}
+            None => diags.push(Diagnostic::error(
+                e.value.at(),
+                "`consts` is a mapping of names to literal values",
+            )),
+        }
+    }
+    for e in entries.iter_mut() {
+        match e.key.as_str() {
+            Some("params") => rewrite_params(&mut e.value, diags),
+            Some("steps") => {
+                if let Kind::Seq(steps) = &mut e.value.kind {
+                    for s in steps {
+                        rewrite_step(s, diags);
+                    }
+                }
+            }
+            Some("handler_on" | "handlerOn") => {
+                if let Kind::Map(hs) = &mut e.value.kind {
+                    for h in hs {
+                        rewrite_step(&mut h.value, diags);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !consts.is_empty() {
+        put_consts(root, &consts);
+    }
+}
+
+fn put_consts(node: &mut Node, consts: &[(String, String)]) {
+    match &mut node.kind {
+        Kind::Scalar(s) => {
+            if s.text.contains("${consts.") {
+                for (k, v) in consts {
+                    s.text = s.text.replace(&format!("${{consts.{k}}}"), v);
+                }
+            }
+        }
+        Kind::Seq(items) => items.iter_mut().for_each(|i| put_consts(i, consts)),
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| put_consts(&mut e.value, consts)),
+    }
+}
+
+/// `params: [{name: X, default: v, …}]` as `[{X: v}]`; `type`, `enum`, `required`,
+/// `description` are checked for their shape (the values given are strings).
+fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
+    let Kind::Seq(items) = &mut node.kind else {
+        return;
+    };
+    for item in items.iter_mut() {
+        let Some(map) = item.as_map() else { continue };
+        let Some(name) = map
+            .iter()
+            .find(|e| e.key.as_str() == Some("name"))
+            .and_then(|e| e.value.as_str().map(str::to_owned))
+        else {
+            continue;
+        };
+        const KNOWN: &[&str] = &["name", "type", "default", "description", "required", "enum", "eval"];
+        for e in map {
+            let key = e.key.as_str().unwrap_or_default();
+            if !KNOWN.contains(&key) {
+                diags.push(
+                    Diagnostic::error(e.key.span, format!("a param declaration has no `{key}`"))
+                        .with_help(format!("a param is declared with {}", KNOWN.join(", "))),
+                );
+            }
+            if key == "eval" {
+                diags.push(
+                    Diagnostic::error(e.key.span, "wharf does not evaluate `eval` for a param's default")
+                        .with_help("give the param a literal `default`"),
+                );
+            }
+        }
+        let default = map
+            .iter()
+            .find(|e| e.key.as_str() == Some("default"))
+            .map(|e| e.value.clone())
+            .unwrap_or_else(|| scalar("", item.span));
+        let span = item.span;
+        item.kind = Kind::Map(vec![entry(&name, default, span)]);
+    }
+}
+
+/// A step's 2.x forms as the decoder reads them: `run` (a command, a script, a list of
+/// commands) and `with.shell`; `action: exec | docker.run | container.run | dag.run`
+/// with its `with`; `with` beside `type` as its `config`.
+fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
+    if let Kind::Seq(group) = &mut step.kind {
+        for s in group {
+            rewrite_step(s, diags);
+        }
+        return;
+    }
+    let Kind::Map(entries) = &mut step.kind else {
+        return;
+    };
+    let take = |entries: &mut Vec<Entry>, key: &str| -> Option<Entry> {
+        let at = entries.iter().position(|e| e.key.as_str() == Some(key))?;
+        Some(entries.remove(at))
+    };
+    let action = take(entries, "action");
+    let with = take(entries, "with");
+    if let Some(run) = take(entries, "run") {
+        let span = run.key.span;
+        match &run.value.kind {
+            Kind::Scalar(s) if s.text.contains('\n') => {
+                entries.push(entry("script", run.value.clone(), span));
+            }
+            Kind::Scalar(s) if s.text.trim().is_empty() => {
+                diags.push(Diagnostic::error(run.value.at(), "`run` is empty"));
+            }
+            Kind::Scalar(_) => entries.push(entry("command", run.value.clone(), span)),
+            Kind::Seq(items) => {
+                if items
+                    .iter()
+                    .any(|i| i.as_str().is_some_and(|t| t.contains('\n')) || i.as_map().is_some_and(|m| m.len() != 1))
+                {
+                    diags.push(Diagnostic::error(
+                        run.value.at(),
+                        "each item of a `run` list is one command line",
+                    ));
+                }
+                entries.push(entry("command", run.value.clone(), span));
+            }
+            Kind::Map(_) => diags.push(
+                Diagnostic::error(run.value.at(), "`run` is a command line, a script or a list of command lines")
+                    .with_help("for a program and its arguments without a shell, use `action: exec` with `with: {command, args}`"),
+            ),
+        }
+        if let Some(with) = with {
+            const RUN_WITH: &[&str] = &["shell", "shell_args", "shell_packages"];
+            let mut shell: Vec<Node> = Vec::new();
+            for w in with.value.as_map().unwrap_or_default() {
+                match w.key.as_str().unwrap_or_default() {
+                    "shell" => shell.insert(0, w.value.clone()),
+                    "shell_args" => match &w.value.kind {
+                        Kind::Seq(args) => shell.extend(args.iter().cloned()),
+                        _ => shell.push(w.value.clone()),
+                    },
+                    "shell_packages" => entries.push(entry("shell_packages", w.value.clone(), w.key.span)),
+                    other => diags.push(
+                        Diagnostic::error(w.key.span, format!("a `run` step takes no `with.{other}`"))
+                            .with_help(format!("`with` of a `run` step takes {}", RUN_WITH.join(", "))),
+                    ),
+                }
+            }
+            if !shell.is_empty() {
+                let words = Node {
+                    kind: Kind::Seq(shell),
+                    span: with.value.span,
+                    key: None,
+                };
+                entries.push(entry("shell", words, with.key.span));
+            }
+        }
+        if let Some(a) = action {
+            diags.push(
+                Diagnostic::error(a.key.span, "a step has `run` or `action`, not both")
+                    .with_help("`run` is a shell command; `action` a named step type with its `with`"),
+            );
+        }
+        return;
+    }
+    let Some(action) = action else {
+        if let Some(with) = with {
+            // 2.6: `with` is the new name of `config`.
+            entries.push(entry("config", with.value, with.key.span));
+        }
+        return;
+    };
+    let name = action.value.as_str().unwrap_or_default().trim().to_owned();
+    let span = action.key.span;
+    let with_value = with.map(|w| w.value);
+    let field = |key: &str| {
+        with_value
+            .as_ref()
+            .and_then(|w| w.as_map())
+            .and_then(|m| m.iter().find(|e| e.key.as_str() == Some(key)))
+            .map(|e| e.value.clone())
+    };
+    match name.as_str() {
+        "exec" => {
+            match field("command") {
+                Some(c) => entries.push(entry("command", c, span)),
+                None => diags.push(Diagnostic::error(span, "`action: exec` needs `with.command`: the program to run")),
+            }
+            if let Some(args) = field("args") {
+                entries.push(entry("args", args, span));
+            } else if entries.iter().any(|e| e.key.as_str() == Some("command")) {
+                entries.push(entry("args", Node { kind: Kind::Seq(Vec::new()), span, key: None }, span));
+            }
+        }
+        "docker.run" | "container.run" => {
+            let Some(mut with) = with_value else {
+                diags.push(Diagnostic::error(span, format!("`action: {name}` needs `with` with at least `image`")));
+                return;
+            };
+            // `with.command` is the step's command; the rest is the step's container.
+            if let Kind::Map(ws) = &mut with.kind
+                && let Some(at) = ws.iter().position(|e| e.key.as_str() == Some("command"))
+            {
+                let c = ws.remove(at);
+                entries.push(entry("command", c.value, c.key.span));
+            }
+            entries.push(entry("container", with, span));
+        }
+        "dag.run" => {
+            match field("dag") {
+                Some(d) => entries.push(entry("call", d, span)),
+                None => diags.push(Diagnostic::error(span, "`action: dag.run` needs `with.dag`: the DAG to run")),
+            }
+            if let Some(p) = field("params") {
+                entries.push(entry("params", p, span));
+            }
+        }
+        other => diags.push(
+            Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
+                .with_help("wharf runs `run` (a shell command), `action: exec`, `docker.run`, `container.run` and `dag.run`"),
+        ),
+    }
+}
+
+/// A diagnostic of a 2.x file in 2.x words: the decoder's camelCase key names in
+/// snake_case, `command`/`script` as `run`.
+pub(crate) fn speak_v2(message: &str) -> String {
+    let message = message.replace("neither `command` nor `script`", "no `run` and no `action`");
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(open) = rest.find('`') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let word = &after[..close];
+        let spoken = match word {
+            "command" | "script" => "run".to_owned(),
+            w if w.starts_with("command:") => format!("run:{}", &w["command:".len()..]),
+            "call" => "action: dag.run".to_owned(),
+            w if camel(w) && w.chars().all(|c| c.is_ascii_alphanumeric()) => to_snake(w),
+            w => w.to_owned(),
+        };
+        out.push('`');
+        out.push_str(&spoken);
+        out.push('`');
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn to_snake(word: &str) -> String {
+    let mut out = String::new();
+    for c in word.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_speak_two() {
+        assert_eq!(
+            super::speak_v2("the step has neither `command` nor `script`; `retryPolicy` needs `limit`; add `command: ...`"),
+            "the step has no `run` and no `action`; `retry_policy` needs `limit`; add `run: ...`"
+        );
+    }
+}
