@@ -14,6 +14,9 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Read DAG files as Dagu 1.x or 2.x (by default each file's keys say which).
+    #[arg(long, global = true, value_name = "1|2", value_parser = ["1", "2"])]
+    pub dialect: Option<String>,
 }
 
 /// The commands of `wharf --help`, by what they are for (a command missing here is listed

@@ -43,6 +43,11 @@ pub fn run() -> i32 {
             return ExitCode::Usage as i32;
         }
     }
+    match args.dialect.as_deref() {
+        Some("1") => wharf_spec::set_dialect(Some(wharf_spec::Dialect::V1)),
+        Some("2") => wharf_spec::set_dialect(Some(wharf_spec::Dialect::V2)),
+        _ => {}
+    }
     let result = match args.command {
         args::Command::Run(a) => commands::run::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),

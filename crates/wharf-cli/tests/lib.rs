@@ -3,6 +3,7 @@
 mod builtin;
 mod common;
 mod composition;
+mod dialect;
 mod dry;
 mod faults;
 mod language;

@@ -33,6 +33,9 @@ pub struct Installation {
     /// Where the containers of docker steps whose step and DAG name no `backend` run
     /// (`docker.backend`: `local` or `swarm`).
     pub docker_backend: Option<wharf_spec::Backend>,
+    /// The dialect of every DAG file (`dialect`: `1` or `2`); by default each file's keys
+    /// say.
+    pub dialect: Option<wharf_spec::Dialect>,
 }
 
 /// The config files of an installation: wharf's own, then Dagu's.
@@ -153,7 +156,18 @@ impl Installation {
                 ));
             }
         };
+        let dialect = match files.get("WHARF_DIALECT", "dialect", &[]).as_deref() {
+            None => None,
+            Some("1" | "1.x") => Some(wharf_spec::Dialect::V1),
+            Some("2" | "2.x") => Some(wharf_spec::Dialect::V2),
+            Some(other) => {
+                return Err(format!(
+                    "the setting `dialect` is `1` or `2`, not `{other}`"
+                ));
+            }
+        };
         Ok(Self {
+            dialect,
             dags,
             base_config,
             queues,
@@ -170,6 +184,7 @@ impl Installation {
             .map_err(|e| format!("the setting `tz`: {e}"))?;
         wharf_spec::set_base_config(self.base_config.clone());
         wharf_spec::set_default_backend(self.docker_backend);
+        wharf_spec::set_dialect(self.dialect);
         *DEFAULT_SHELL
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = self.default_shell.clone();

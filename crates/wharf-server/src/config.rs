@@ -190,6 +190,7 @@ impl Config {
             "ui.navbarTitle",
             "ui.navbarColor",
             "docker.backend",
+            "dialect",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(

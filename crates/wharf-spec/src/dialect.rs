@@ -76,6 +76,10 @@ pub(crate) fn read(docs: &mut [&mut Node], diags: &mut Vec<Diagnostic>) -> Diale
     let dialect = match (chosen(), &m.v1, &m.v2) {
         (Some(d), _, _) => d,
         (None, Some(one), Some(two)) => {
+            // One key in both spellings is told about as that (the decoder says it).
+            if crate::decode::snake_to_camel(&two.key) == one.key {
+                return Dialect::V1;
+            }
             diags.push(
                 Diagnostic::error(
                     two.span,
@@ -84,9 +88,10 @@ pub(crate) fn read(docs: &mut [&mut Node], diags: &mut Vec<Diagnostic>) -> Diale
                         one.key, one.span.start.line, two.key
                     ),
                 )
-                .with_help("write it in one dialect: 2.x keys are snake_case (`working_dir`), 1.x keys camelCase (`workingDir`); `wharf dry --dialect 2` prints a 1.x file in 2.x"),
+                .with_help("write it in one dialect: 2.x keys are snake_case (`working_dir`), 1.x keys camelCase (`workingDir`)"),
             );
-            Dialect::V2
+            // Read as wharf always read it, so the rest of what is said is as before.
+            Dialect::V1
         }
         (None, None, Some(_)) => Dialect::V2,
         (None, _, None) => {
@@ -122,7 +127,9 @@ fn snake(key: &str) -> bool {
     key.contains('_')
         && !key.starts_with('_')
         && !key.starts_with("x-")
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn note(slot: &mut Option<Marker>, key: &str, span: Span) {
@@ -138,9 +145,9 @@ fn note(slot: &mut Option<Marker>, key: &str, span: Span) {
 fn scan_keys(node: &Node, m: &mut Markers) {
     for e in node.as_map().unwrap_or_default() {
         let Some(key) = e.key.as_str() else { continue };
-        if camel(key) {
+        if camel(key) && crate::decode::is_dialect_key(key) {
             note(&mut m.v1, key, e.key.span);
-        } else if snake(key) {
+        } else if snake(key) && crate::decode::is_dialect_key(&crate::decode::snake_to_camel(key)) {
             note(&mut m.v2, key, e.key.span);
         }
     }
@@ -245,7 +252,10 @@ fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
     }
     // `consts`: literal values, put in place of `${consts.NAME}` everywhere.
     let mut consts: Vec<(String, String)> = Vec::new();
-    if let Some(at) = entries.iter().position(|e| e.key.as_str() == Some("consts")) {
+    if let Some(at) = entries
+        .iter()
+        .position(|e| e.key.as_str() == Some("consts"))
+    {
         let e = entries.remove(at);
         match e.value.as_map() {
             Some(map) => {
@@ -322,7 +332,15 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
         else {
             continue;
         };
-        const KNOWN: &[&str] = &["name", "type", "default", "description", "required", "enum", "eval"];
+        const KNOWN: &[&str] = &[
+            "name",
+            "type",
+            "default",
+            "description",
+            "required",
+            "enum",
+            "eval",
+        ];
         for e in map {
             let key = e.key.as_str().unwrap_or_default();
             if !KNOWN.contains(&key) {
@@ -333,8 +351,11 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             if key == "eval" {
                 diags.push(
-                    Diagnostic::error(e.key.span, "wharf does not evaluate `eval` for a param's default")
-                        .with_help("give the param a literal `default`"),
+                    Diagnostic::error(
+                        e.key.span,
+                        "wharf does not evaluate `eval` for a param's default",
+                    )
+                    .with_help("give the param a literal `default`"),
                 );
             }
         }
@@ -404,10 +425,18 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                         Kind::Seq(args) => shell.extend(args.iter().cloned()),
                         _ => shell.push(w.value.clone()),
                     },
-                    "shell_packages" => entries.push(entry("shell_packages", w.value.clone(), w.key.span)),
+                    "shell_packages" => {
+                        entries.push(entry("shell_packages", w.value.clone(), w.key.span))
+                    }
                     other => diags.push(
-                        Diagnostic::error(w.key.span, format!("a `run` step takes no `with.{other}`"))
-                            .with_help(format!("`with` of a `run` step takes {}", RUN_WITH.join(", "))),
+                        Diagnostic::error(
+                            w.key.span,
+                            format!("a `run` step takes no `with.{other}`"),
+                        )
+                        .with_help(format!(
+                            "`with` of a `run` step takes {}",
+                            RUN_WITH.join(", ")
+                        )),
                     ),
                 }
             }
@@ -422,8 +451,9 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         if let Some(a) = action {
             diags.push(
-                Diagnostic::error(a.key.span, "a step has `run` or `action`, not both")
-                    .with_help("`run` is a shell command; `action` a named step type with its `with`"),
+                Diagnostic::error(a.key.span, "a step has `run` or `action`, not both").with_help(
+                    "`run` is a shell command; `action` a named step type with its `with`",
+                ),
             );
         }
         return;
@@ -462,14 +492,24 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                 diags.push(Diagnostic::error(span, format!("`action: {name}` needs `with` with at least `image`")));
                 return;
             };
-            // `with.command` is the step's command; the rest is the step's container.
+            // `with.command` is the step's command.
             if let Kind::Map(ws) = &mut with.kind
                 && let Some(at) = ws.iter().position(|e| e.key.as_str() == Some("command"))
             {
                 let c = ws.remove(at);
                 entries.push(entry("command", c.value, c.key.span));
             }
-            entries.push(entry("container", with, span));
+            // `with` is the docker step's settings (image, container_name, pull,
+            // auto_remove, working_dir, volumes, exec, and the raw Docker objects).
+            let executor = Node {
+                kind: Kind::Map(vec![
+                    entry("type", scalar("docker", span), span),
+                    entry("config", with, span),
+                ]),
+                span,
+                key: None,
+            };
+            entries.push(entry("executor", executor, span));
         }
         "dag.run" => {
             match field("dag") {
@@ -490,6 +530,9 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
 /// A diagnostic of a 2.x file in 2.x words: the decoder's camelCase key names in
 /// snake_case, `command`/`script` as `run`.
 pub(crate) fn speak_v2(message: &str) -> String {
+    if message.contains("Dagu 1.x") {
+        return message.to_owned();
+    }
     let message = message.replace("neither `command` nor `script`", "no `run` and no `action`");
     let mut out = String::with_capacity(message.len());
     let mut rest = message.as_str();
@@ -517,7 +560,7 @@ pub(crate) fn speak_v2(message: &str) -> String {
     out
 }
 
-fn to_snake(word: &str) -> String {
+pub(crate) fn to_snake(word: &str) -> String {
     let mut out = String::new();
     for c in word.chars() {
         if c.is_ascii_uppercase() {
@@ -535,7 +578,9 @@ mod tests {
     #[test]
     fn messages_speak_two() {
         assert_eq!(
-            super::speak_v2("the step has neither `command` nor `script`; `retryPolicy` needs `limit`; add `command: ...`"),
+            super::speak_v2(
+                "the step has neither `command` nor `script`; `retryPolicy` needs `limit`; add `command: ...`"
+            ),
             "the step has no `run` and no `action`; `retry_policy` needs `limit`; add `run: ...`"
         );
     }

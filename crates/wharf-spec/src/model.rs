@@ -208,6 +208,9 @@ pub struct Step {
     pub executor: Executor,
     /// `mailOnError`: a failure of this step sends the `errorMail` notification.
     pub mail_on_error: bool,
+    /// Dagu 2.x `outputs`: the values the step publishes through `DAGU_OUTPUT_FILE`, for
+    /// `${steps.ID.outputs.NAME}` in the steps after it.
+    pub outputs: Vec<DeclaredOutput>,
     pub span: Span,
 }
 
@@ -428,6 +431,14 @@ pub struct MailConfig {
     pub prefix: String,
     /// The steps' logs attached.
     pub attach_logs: bool,
+}
+
+/// A value a step publishes through `DAGU_OUTPUT_FILE` (Dagu 2.x `outputs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredOutput {
+    pub name: String,
+    /// `type: json`: the value must be JSON.
+    pub json: bool,
 }
 
 /// `mailOn:`: when the run sends a notification.

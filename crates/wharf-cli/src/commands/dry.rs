@@ -60,6 +60,7 @@ pub(crate) fn plan(dag: &Dag, resolved: &Resolved, shown: &str) -> String {
         wharf_spec::DagType::Chain => "chain",
         wharf_spec::DagType::Graph => "graph",
     };
+    let _ = writeln!(w, "  dialect: {}", dag.dialect.label());
     let _ = writeln!(w, "  type: {kind}");
     let _ = writeln!(w, "  working directory: {}", dag.working_dir.display());
     let mut limits = Vec::new();

@@ -219,6 +219,8 @@ struct Attempted {
     /// The start of stdout as text (or why it is not usable as an output).
     captured: Result<String, String>,
     output: Option<OutputRecord>,
+    /// Further variables: a step's declared outputs (Dagu 2.x), an approval's inputs.
+    more: Vec<OutputRecord>,
     stderr: std::path::PathBuf,
     /// A sub-DAG that waits for an approval.
     waiting: bool,
@@ -291,7 +293,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
             }
             return ctx.stopped(started, attempt, done.code, Some(done.stderr));
         }
-        if let Some(o) = &done.output {
+        for o in done.output.iter().chain(&done.more) {
             // The record never holds a secret (the next steps get the value as it is).
             let (run, mut o) = (ctx.run, o.clone());
             o.value = ctx.mask.text(&o.value);
@@ -467,7 +469,27 @@ async fn run_attempt(
             Err(e) => error = Some(e.clone()),
         }
     }
+    let mut more = Vec::new();
+    if exit.succeeded() && error.is_none() && !step.outputs.is_empty() {
+        match read_outputs(step, &outputs_file(&stdout), max_output) {
+            Ok(found) => {
+                let id = step.id.as_deref().unwrap_or(&step.name);
+                for (name, value) in found {
+                    let full = format!("steps.{id}.outputs.{name}");
+                    more.push(OutputRecord {
+                        step: step.name.clone(),
+                        name: full.clone(),
+                        key: full,
+                        value,
+                        omit: false,
+                    });
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+    }
     Ok(Attempted {
+        more,
         // A step that timed out exits 124, as `timeout(1)` reports it (and Dagu does).
         code: if timed_out {
             Some(TIMED_OUT_CODE)
@@ -560,7 +582,7 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
             exit_code: done.code,
             continued: false,
             output: done.output.clone(),
-            more: Vec::new(),
+            more: done.more.clone(),
             logs: None,
         };
     }

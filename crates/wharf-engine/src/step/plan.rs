@@ -75,6 +75,15 @@ pub(super) fn program_of(
             .join(" && "),
         // A command with `args` is argv: its items are expanded here and quoted for the
         // shell.
+        // In a Dagu 2.x file (`action: exec`) only its references are put in: the rest
+        // is the program's, as written.
+        CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
+            shell_words::join(argv.iter().map(|a| {
+                wharf_spec::expand::expand(a, |name| {
+                    name.contains('.').then(|| vars.lookup(name)).flatten()
+                })
+            }))
+        }
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
     });
     let Some(script) = &step.script else {
@@ -285,6 +294,16 @@ pub(super) fn job_of(
         "DAG_RUN_STEP_STDERR_FILE".into(),
         stderr.to_string_lossy().into_owned(),
     ));
+    // Declared outputs (Dagu 2.x): an empty file for each attempt, read once it succeeded.
+    if !step.outputs.is_empty() {
+        let file = outputs_file(stdout);
+        std::fs::write(&file, b"")
+            .map_err(|e| format!("cannot make the outputs file {}: {e}", file.display()))?;
+        env.push((
+            "DAGU_OUTPUT_FILE".into(),
+            file.to_string_lossy().into_owned(),
+        ));
+    }
     let expand = |t: &str| p.expand(t);
     let work = match &p.plan {
         Plan::Host(program) => Work::Host(LocalCommand {
@@ -459,4 +478,95 @@ pub(crate) fn expand_smtp(
         username: smtp.username.as_deref().map(expand),
         password: smtp.password.as_deref().map(expand),
     }
+}
+
+/// The file an attempt writes its declared outputs to (`DAGU_OUTPUT_FILE`), beside its
+/// stdout log.
+pub(super) fn outputs_file(stdout: &std::path::Path) -> std::path::PathBuf {
+    stdout.with_extension("outputs")
+}
+
+/// The declared outputs of a succeeded attempt from its `DAGU_OUTPUT_FILE`: `NAME=value`
+/// lines and `NAME<<DELIMITER` blocks; each declared once, nothing undeclared, JSON where
+/// declared `json`.
+pub(super) fn read_outputs(
+    step: &Step,
+    file: &std::path::Path,
+    limit: u64,
+) -> Result<Vec<(String, String)>, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read DAGU_OUTPUT_FILE: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "DAGU_OUTPUT_FILE holds {} bytes, more than maxOutputSize ({limit})",
+            bytes.len()
+        ));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| "DAGU_OUTPUT_FILE is not UTF-8 text".to_owned())?;
+    let text = text.replace("\r\n", "\n");
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return Err("DAGU_OUTPUT_FILE has an empty line outside a value".into());
+        }
+        let (name, value) = if let Some((name, delimiter)) = line.split_once("<<") {
+            let valid = delimiter
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && delimiter
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "`{delimiter}` cannot end a value in DAGU_OUTPUT_FILE"
+                ));
+            }
+            let mut value: Vec<&str> = Vec::new();
+            loop {
+                match lines.next() {
+                    Some(l) if l == delimiter => break,
+                    Some(l) => value.push(l),
+                    None => {
+                        return Err(format!(
+                            "the value of `{name}` in DAGU_OUTPUT_FILE is not closed by `{delimiter}`"
+                        ));
+                    }
+                }
+            }
+            (name, value.join("\n"))
+        } else if let Some((name, value)) = line.split_once('=') {
+            (name, value.to_owned())
+        } else {
+            return Err(format!(
+                "`{line}` in DAGU_OUTPUT_FILE is neither NAME=value nor NAME<<DELIMITER"
+            ));
+        };
+        let Some(declared) = step.outputs.iter().find(|o| o.name == name) else {
+            return Err(format!(
+                "the step wrote the output `{name}`, which it does not declare"
+            ));
+        };
+        if found.iter().any(|(n, _)| n == name) {
+            return Err(format!("the step wrote the output `{name}` twice"));
+        }
+        if declared.json && serde_json::from_str::<serde_json::Value>(&value).is_err() {
+            return Err(format!(
+                "the output `{name}` is declared json, and is not JSON"
+            ));
+        }
+        found.push((name.to_owned(), value));
+    }
+    if let Some(missing) = step
+        .outputs
+        .iter()
+        .find(|o| !found.iter().any(|(n, _)| *n == o.name))
+    {
+        return Err(format!(
+            "the step did not write its output `{}` to DAGU_OUTPUT_FILE",
+            missing.name
+        ));
+    }
+    Ok(found)
 }

@@ -121,6 +121,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "params",
         "parallel",
         "mailOnError",
+        "outputs",
     ],
     ignored: &[],
     unsupported: &[
@@ -222,3 +223,20 @@ pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
     "archive",
     "chat",
 ];
+
+/// Whether `key` (camelCase) is a key of the mappings whose spelling tells the dialect: the
+/// DAG's, a step's, a container's, a docker `config`'s, and their policies'.
+pub(crate) fn is_dialect_key(key: &str) -> bool {
+    const NESTED: &[&str] = &[
+        "intervalSec",
+        "maxIntervalSec",
+        "exitCode",
+        "markSuccess",
+        "disableParamEdit",
+        "disableRunIdEdit",
+    ];
+    [&ROOT_KEYS, &STEP_KEYS, &CONTAINER_KEYS, &DOCKER_KEYS]
+        .iter()
+        .any(|k| k.known.contains(&key) || k.unsupported.iter().any(|(u, _)| *u == key))
+        || NESTED.contains(&key)
+}

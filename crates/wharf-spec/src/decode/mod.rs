@@ -22,6 +22,8 @@ mod step;
 mod swarm;
 mod values;
 
+pub(crate) use keys::is_dialect_key;
+pub(crate) use reader::snake_to_camel;
 pub use swarm::set_default_backend;
 
 use std::path::Path;

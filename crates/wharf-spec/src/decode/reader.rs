@@ -169,7 +169,15 @@ impl Decoder<'_> {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
                         None => d.with_help(format!(
                             "accepted keys: {} (and keys starting with `x-`, a place for YAML anchors)",
-                            keys.known.join(", ")
+                            if self.v2 {
+                                keys.known
+                                    .iter()
+                                    .map(|k| crate::dialect::to_snake(k))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            } else {
+                                keys.known.join(", ")
+                            }
                         )),
                     };
                     self.diags.push(d);

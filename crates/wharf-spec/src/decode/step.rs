@@ -98,6 +98,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 command: Some(CommandSpec::Line(command)),
                 script: None,
                 mail_on_error: false,
+                outputs: Vec::new(),
                 shell: None,
                 shell_packages: Vec::new(),
                 call: None,
@@ -140,6 +141,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
     if let (Some(id), Some(span)) = (&id, f.get("id").map(|n| n.at())) {
         check_id(d, id, span);
     }
+    let id_for_outputs = id.clone();
     let span = f.get("name").map_or(node.at(), |n| n.at());
     if f.has("dir")
         && f.has("workingDir")
@@ -249,6 +251,17 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         log_output: d.log_output(&f),
         executor,
         mail_on_error: d.opt_bool(&f, "mailOnError").unwrap_or(false),
+        outputs: f
+            .get("outputs")
+            .map(|n| {
+                declared_outputs(
+                    d,
+                    n,
+                    f.key_span("outputs").unwrap_or(span),
+                    id_for_outputs.as_deref(),
+                )
+            })
+            .unwrap_or_default(),
         span,
     };
     builtin_needs(d, &step, node);
@@ -907,6 +920,79 @@ fn parallel(d: &mut Decoder, node: &Node) -> Option<Parallel> {
             max_concurrent: 10,
         }),
     }
+}
+
+/// Dagu 2.x `outputs: [{name, type}]` (a step with them needs an `id`).
+fn declared_outputs(
+    d: &mut Decoder,
+    node: &Node,
+    key: crate::diag::Span,
+    id: Option<&str>,
+) -> Vec<DeclaredOutput> {
+    const KEYS: Keys = Keys {
+        known: &["name", "type"],
+        ignored: &[],
+        unsupported: &[],
+    };
+    if !d.v2 {
+        d.diags.push(
+            Diagnostic::error(
+                key,
+                "`outputs` (values published through DAGU_OUTPUT_FILE) is Dagu 2.x",
+            )
+            .with_help("in Dagu 1.x a step captures its stdout with `output: NAME`"),
+        );
+        return Vec::new();
+    }
+    if id.is_none() {
+        d.diags.push(
+            Diagnostic::error(key, "a step with `outputs` needs an `id`: later steps read them as `${steps.ID.outputs.NAME}`")
+                .with_help("add `id: build` (letters, digits and `_`)"),
+        );
+    }
+    let Some(items) = node.as_seq().filter(|i| !i.is_empty()) else {
+        d.expected(node, "`outputs`", "a list of outputs (`- name: NAME`)");
+        return Vec::new();
+    };
+    let mut out: Vec<DeclaredOutput> = Vec::new();
+    for item in items {
+        // `- NAME` is the short form of `- name: NAME`.
+        let (name, json) = if item.as_map().is_some() {
+            let Some(f) = d.fields(item, "an output", &KEYS) else {
+                continue;
+            };
+            let json = match d.opt_string(&f, "type").as_deref() {
+                None | Some("string") => false,
+                Some("json") => true,
+                Some(other) => {
+                    if let Some(n) = f.get("type") {
+                        d.enum_error(n, "type", other, &["string", "json"]);
+                    }
+                    false
+                }
+            };
+            (d.opt_string(&f, "name"), json)
+        } else {
+            (d.string(item, "an output"), false)
+        };
+        let Some(name) = name else {
+            d.error(item.at(), "an output needs a `name`");
+            continue;
+        };
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            d.error(
+                item.at(),
+                format!("`{name}` is not an output name: a letter, then letters, digits and `_`"),
+            );
+        } else if out.iter().any(|o| o.name == name) {
+            d.error(item.at(), format!("the output `{name}` is declared twice"));
+        } else {
+            out.push(DeclaredOutput { name, json });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

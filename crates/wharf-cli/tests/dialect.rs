@@ -1,0 +1,208 @@
+//! Dagu 2.x files: the dialect decided per file, the 2.x forms run through the same
+//! engine, and validation that speaks 2.x.
+
+use wharf_testkit::{Place, images_are_built, step};
+
+// A current Dagu file: snake_case keys, `run` (a line, a script), `action: exec`,
+// `action: docker.run`, a step's own `container`, `consts`, declared params, namespaced
+// references, outputs through DAGU_OUTPUT_FILE, and `graph` by default.
+#[test]
+fn a_dagu_2_file_runs_unchanged() {
+    images_are_built();
+    let p = Place::new();
+    let dag = p.dag(
+        "current",
+        r#"working_dir: /tmp
+consts:
+  greeting: hello
+params:
+  - name: WHO
+    type: string
+    default: world
+    enum: [world, you]
+steps:
+  - id: first
+    run: echo "${consts.greeting} ${params.WHO} from $(pwd) as $DAG_NAME"
+  - id: build
+    depends: first
+    run: |
+      printf 'tag=v1.2.3\n' >> "$DAGU_OUTPUT_FILE"
+      printf 'notes<<END\nline one\nline two\nEND\n' >> "$DAGU_OUTPUT_FILE"
+      echo "run ${context.run.id} of ${dag.name}"
+    outputs:
+      - name: tag
+      - name: notes
+  - id: direct
+    depends: build
+    action: exec
+    with:
+      command: echo
+      args: [argv, "${steps.build.outputs.tag}", "$HOME"]
+  - id: boxed
+    depends: build
+    action: docker.run
+    with:
+      image: wharf-test/base:latest
+      auto_remove: true
+      command: echo "in a box ${steps.build.outputs.tag}"
+  - id: own
+    depends: build
+    container:
+      image: wharf-test/base:latest
+      working_dir: /etc
+      pull_policy: missing
+    run: pwd
+  - id: notes
+    depends: build
+    retry_policy: {limit: 1, interval_sec: 1}
+    run: printf '%s\n' "${steps.build.outputs.notes}"
+  - id: alone
+    run: echo "no depends, runs at once"
+"#,
+    );
+    let dry = p.wharf().args(["dry"]).args([&dag]).run();
+    assert!(dry.stdout.contains("dialect: Dagu 2.x"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("type: graph"), "{}", dry.stdout);
+    let out = p.run(&dag, &["-p", "WHO=you"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("current", "first"),
+        "hello you from /tmp as current\n"
+    );
+    let run_id = p.status("current")["runId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        p.logs("current", "build"),
+        format!("run {run_id} of current\n")
+    );
+    assert_eq!(
+        p.logs("current", "direct"),
+        "argv v1.2.3 $HOME\n",
+        "exec is argv: no shell expands $HOME"
+    );
+    assert_eq!(p.logs("current", "boxed"), "in a box v1.2.3\n");
+    assert_eq!(p.logs("current", "own"), "/etc\n");
+    assert_eq!(p.logs("current", "notes"), "line one\nline two\n");
+    let status = p.status("current");
+    assert_eq!(step(&status, "alone")["status"], "succeeded");
+    // A declared output the step does not write fails it, saying which.
+    let bad = p.dag(
+        "bad-outputs",
+        "steps:\n  - id: build\n    run: echo tag=v9\n    outputs: [tag]\n",
+    );
+    let out = p.run(&bad, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("did not write its output `tag` to DAGU_OUTPUT_FILE"),
+        "{}",
+        out.stderr
+    );
+}
+
+// The rule: snake_case keys, `run` holding a command, `action`/`with`, `consts`, declared
+// params mean 2.x; camelCase keys and `executor` mean 1.x; both is an error naming one of
+// each; a one-word `run` in a file with neither is read as 1.x, with a warning; `--dialect`
+// decides.
+#[test]
+fn the_dialect_is_decided_per_file_and_never_silently() {
+    let p = Place::new();
+    let mixed = p.dag(
+        "mixed",
+        "workingDir: /tmp\nsteps:\n  - name: a\n    command: echo a\n    retry_policy: {limit: 1}\n",
+    );
+    let out = p.wharf().args(["validate"]).args([&mixed]).run();
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains(
+            "mixes Dagu 1.x and Dagu 2.x: `workingDir` (line 1) is 1.x, `retry_policy` is 2.x"
+        ) && out.stderr.contains("mixed.yaml:5:"),
+        "{}",
+        out.stderr
+    );
+    let one_word = p.dag("word", "steps:\n  - name: a\n    run: child\n");
+    let out = p.wharf().args(["validate"]).args([&one_word]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`run: child` is read as Dagu 1.x: a call of the DAG `child`"),
+        "{}",
+        out.stderr
+    );
+    // Chosen as 2.x, the same file runs `child` as a command.
+    let out = p
+        .wharf()
+        .args(["--dialect", "2", "dry"])
+        .args([&one_word])
+        .run();
+    assert!(out.stdout.contains("dialect: Dagu 2.x"), "{}", out.stdout);
+    // A 1.x file stays 1.x: chain by default, `executor`, camelCase.
+    let old = p.dag(
+        "old",
+        "workingDir: /tmp\nsteps:\n  - name: a\n    command: echo a\n  - name: b\n    executor: {type: command}\n    command: echo b\n",
+    );
+    let out = p.wharf().args(["dry"]).args([&old]).run();
+    assert!(
+        out.stdout.contains("dialect: Dagu 1.x") && out.stdout.contains("type: chain"),
+        "{}",
+        out.stdout
+    );
+    // Chosen as 2.x, its camelCase keys are refused with their 2.x spelling.
+    let out = p
+        .wharf()
+        .args(["--dialect", "2", "validate"])
+        .args([&old])
+        .run();
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("`workingDir` is the Dagu 1.x spelling")
+            && out.stderr.contains("write `working_dir`"),
+        "{}",
+        out.stderr
+    );
+    // The installation's setting does the same for every command.
+    std::fs::create_dir_all(p.home()).expect("home");
+    std::fs::write(p.home().join("config.yaml"), "dialect: 2\n").expect("config");
+    let out = p.wharf().args(["dry"]).args([&one_word]).run();
+    assert!(out.stdout.contains("dialect: Dagu 2.x"), "{}", out.stdout);
+}
+
+// Problems in a 2.x file are told in 2.x words.
+#[test]
+fn a_2x_file_is_told_about_in_2x_words() {
+    let p = Place::new();
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: empty\n    retry_policy: {limit: 1}\n",
+            "the step has no `run` and no `action`",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
+            "`retry_policy` needs `limit`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: s3.upload\n    with: {bucket: b}\n",
+            "wharf has no action `s3.upload`",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo a\n    with: {timeout: 3}\n",
+            "a `run` step takes no `with.timeout`",
+        ),
+        (
+            "steps:\n  - run: echo a\n    outputs: [tag]\n",
+            "a step with `outputs` needs an `id`",
+        ),
+        (
+            "params:\n  - name: X\n    defualt: 1\nsteps:\n  - run: echo a\n",
+            "a param declaration has no `defualt`",
+        ),
+        (
+            "working_dir: /tmp\nsteps:\n  - id: a\n    run: echo a\n    timeoutSec: 3\n",
+            "mixes Dagu 1.x and Dagu 2.x",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}
