@@ -87,6 +87,29 @@ steps:
     assert_eq!(p.logs("current", "notes"), "line one\nline two\n");
     let status = p.status("current");
     assert_eq!(step(&status, "alone")["status"], "succeeded");
+    // Declared params are checked: an enum, a type, a required one.
+    let out = p.run(&dag, &["-p", "WHO=nobody"]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("`WHO`: value must be one of"),
+        "{}",
+        out.stderr
+    );
+    let typed = p.dag(
+        "typed",
+        "params:\n  - name: COUNT\n    type: integer\n    default: 3\n  - name: TOKEN\n    required: true\nsteps:\n  - id: show\n    run: echo ${params.COUNT}\n",
+    );
+    let out = p.run(&typed, &["-p", "COUNT=many TOKEN=t"]);
+    assert!(
+        out.stderr.contains("`COUNT`: `many` is not an integer"),
+        "{}",
+        out.stderr
+    );
+    let out = p.run(&typed, &[]);
+    assert!(out.stderr.contains("TOKEN"), "required: {}", out.stderr);
+    let out = p.run(&typed, &["-p", "TOKEN=t"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("typed", "show"), "3\n");
     // A declared output the step does not write fails it, saying which.
     let bad = p.dag(
         "bad-outputs",
@@ -201,6 +224,14 @@ fn a_2x_file_is_told_about_in_2x_words() {
         (
             "working_dir: /tmp\nsteps:\n  - id: a\n    run: echo a\n    timeoutSec: 3\n",
             "mixes Dagu 1.x and Dagu 2.x",
+        ),
+        (
+            "steps:\n  - id: each\n    run: echo ${item}\n    foreach: [a, b]\n",
+            "`foreach` is not supported by wharf",
+        ),
+        (
+            "params:\n  - name: N\n    type: float\nsteps:\n  - run: echo a\n",
+            "a param's `type` is string, integer, number or boolean, not `float`",
         ),
     ] {
         p.assert_refused(yaml, said);

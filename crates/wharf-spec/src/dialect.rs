@@ -320,6 +320,55 @@ fn put_consts(node: &mut Node, consts: &[(String, String)]) {
 /// `params: [{name: X, default: v, …}]` as `[{X: v}]`; `type`, `enum`, `required`,
 /// `description` are checked for their shape (the values given are strings).
 fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
+    let declared = |n: &Node| {
+        n.as_map()
+            .is_some_and(|m| m.iter().any(|e| e.key.as_str() == Some("name")))
+    };
+    // All declared: a params schema (types, enums, defaults, what is required), which the
+    // params of each run are checked against.
+    if let Some(items) = node.as_seq()
+        && !items.is_empty()
+        && items.iter().all(declared)
+    {
+        let span = node.span;
+        let mut properties = Vec::new();
+        let mut required = Vec::new();
+        for item in items {
+            check_declaration(item, diags);
+            let map = item.as_map().unwrap_or_default();
+            let get = |k: &str| map.iter().find(|e| e.key.as_str() == Some(k));
+            let Some(name) = get("name").and_then(|e| e.value.as_str()) else {
+                continue;
+            };
+            let mut schema = Vec::new();
+            for key in ["type", "default", "enum", "description"] {
+                if let Some(e) = get(key) {
+                    schema.push(entry(key, e.value.clone(), e.key.span));
+                }
+            }
+            if get("required").is_some_and(|e| e.value.as_str() == Some("true")) {
+                required.push(scalar(name, item.span));
+            }
+            properties.push(entry(name, map_node(schema, item.span), item.span));
+        }
+        let mut schema = vec![
+            entry("type", scalar("object", span), span),
+            entry("properties", map_node(properties, span), span),
+        ];
+        if !required.is_empty() {
+            schema.push(entry(
+                "required",
+                Node {
+                    kind: Kind::Seq(required),
+                    span,
+                    key: None,
+                },
+                span,
+            ));
+        }
+        node.kind = Kind::Map(vec![entry("schema", map_node(schema, span), span)]);
+        return;
+    }
     let Kind::Seq(items) = &mut node.kind else {
         return;
     };
@@ -332,33 +381,7 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
         else {
             continue;
         };
-        const KNOWN: &[&str] = &[
-            "name",
-            "type",
-            "default",
-            "description",
-            "required",
-            "enum",
-            "eval",
-        ];
-        for e in map {
-            let key = e.key.as_str().unwrap_or_default();
-            if !KNOWN.contains(&key) {
-                diags.push(
-                    Diagnostic::error(e.key.span, format!("a param declaration has no `{key}`"))
-                        .with_help(format!("a param is declared with {}", KNOWN.join(", "))),
-                );
-            }
-            if key == "eval" {
-                diags.push(
-                    Diagnostic::error(
-                        e.key.span,
-                        "wharf does not evaluate `eval` for a param's default",
-                    )
-                    .with_help("give the param a literal `default`"),
-                );
-            }
-        }
+        check_declaration(item, diags);
         let default = map
             .iter()
             .find(|e| e.key.as_str() == Some("default"))
@@ -366,6 +389,54 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
             .unwrap_or_else(|| scalar("", item.span));
         let span = item.span;
         item.kind = Kind::Map(vec![entry(&name, default, span)]);
+    }
+}
+
+/// The keys of a param declaration.
+fn check_declaration(item: &Node, diags: &mut Vec<Diagnostic>) {
+    const KNOWN: &[&str] = &[
+        "name",
+        "type",
+        "default",
+        "description",
+        "required",
+        "enum",
+        "eval",
+    ];
+    for e in item.as_map().unwrap_or_default() {
+        let key = e.key.as_str().unwrap_or_default();
+        if !KNOWN.contains(&key) {
+            diags.push(
+                Diagnostic::error(e.key.span, format!("a param declaration has no `{key}`"))
+                    .with_help(format!("a param is declared with {}", KNOWN.join(", "))),
+            );
+        }
+        if key == "eval" {
+            diags.push(
+                Diagnostic::error(
+                    e.key.span,
+                    "wharf does not evaluate `eval` for a param's default",
+                )
+                .with_help("give the param a literal `default`"),
+            );
+        }
+        if key == "type"
+            && let Some(t) = e.value.as_str()
+            && !["string", "integer", "number", "boolean"].contains(&t)
+        {
+            diags.push(Diagnostic::error(
+                e.value.at(),
+                format!("a param's `type` is string, integer, number or boolean, not `{t}`"),
+            ));
+        }
+    }
+}
+
+fn map_node(entries: Vec<Entry>, span: Span) -> Node {
+    Node {
+        kind: Kind::Map(entries),
+        span,
+        key: None,
     }
 }
 

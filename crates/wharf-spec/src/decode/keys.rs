@@ -131,6 +131,10 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
+            "foreach",
+            "a step that runs once per item: use `parallel` with a sub-DAG (`action: dag.run`)",
+        ),
+        (
             "messages",
             "wharf runs commands and containers, not LLM agents",
         ),
