@@ -110,6 +110,23 @@ steps:
     let out = p.run(&typed, &["-p", "TOKEN=t"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("typed", "show"), "3\n");
+    // References that cannot resolve are notices of `validate`; `\${...}` is the text.
+    let notes = p.dag(
+        "notes",
+        "params:\n  - name: A\n    default: x\nsteps:\n  - id: build\n    run: echo tag=1 >> \"$DAGU_OUTPUT_FILE\"\n    outputs: [tag]\n  - id: use\n    run: echo ${params.B} ${steps.build.outputs.tag} ${steps.nope.outputs.x}\n  - id: literal\n    run: echo '\\${params.A}' ${params.A}\n",
+    );
+    let out = p.wharf().args(["validate"]).args([&notes]).run();
+    assert_eq!(out.code, Some(0), "notices are not errors: {}", out.stderr);
+    for said in [
+        "`${params.B}`: no param `B` is declared; it is left as written",
+        "`use` does not come after the step `build`",
+        "`${steps.nope.outputs.x}`: no step has the id `nope`",
+    ] {
+        assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("params.A"), "{}", out.stderr);
+    let _ = p.run(&notes, &[]);
+    assert_eq!(p.logs("notes", "literal"), "${params.A} x\n");
     // A declared output the step does not write fails it, saying which.
     let bad = p.dag(
         "bad-outputs",

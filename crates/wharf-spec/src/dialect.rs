@@ -656,3 +656,87 @@ mod tests {
         );
     }
 }
+
+/// Notices about the references of a 2.x DAG that cannot resolve: a param nobody
+/// declares, a step or an output that does not exist, an output of a step this one does
+/// not come after, a const nobody defines. They are left as written when the step runs.
+pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
+    use crate::CommandSpec;
+    let mut params: Vec<String> = dag.params.iter().filter_map(|p| p.name.clone()).collect();
+    if let Some(props) = dag
+        .params_schema
+        .as_ref()
+        .and_then(|s| s.json.get("properties"))
+        .and_then(|p| p.as_object())
+    {
+        params.extend(props.keys().cloned());
+    }
+    let mut out = Vec::new();
+    for step in &dag.steps {
+        let mut texts: Vec<&str> = Vec::new();
+        match &step.command {
+            Some(CommandSpec::Line(l)) => texts.push(l),
+            Some(CommandSpec::Lines(ls) | CommandSpec::Argv(ls)) => {
+                texts.extend(ls.iter().map(String::as_str))
+            }
+            None => {}
+        }
+        texts.extend(step.script.as_deref());
+        texts.extend(step.dir.as_deref());
+        texts.extend(step.env.iter().map(|e| e.value.as_str()));
+        let upstream = upstream_of(dag, &step.name);
+        for text in texts {
+            for reference in crate::expand::references_in(text) {
+                let parts: Vec<&str> = reference.split('.').collect();
+                let why = match parts.as_slice() {
+                    ["params", name] if !params.iter().any(|p| p == name) => {
+                        Some(format!("no param `{name}` is declared"))
+                    }
+                    ["consts", name] => Some(format!("no const `{name}` is defined")),
+                    ["steps", id, "outputs", name] => {
+                        match dag.steps.iter().find(|s| s.id.as_deref() == Some(*id)) {
+                            None => Some(format!("no step has the id `{id}`")),
+                            Some(s) if !s.outputs.iter().any(|o| o.name == *name) => {
+                                Some(format!("the step `{id}` declares no output `{name}`"))
+                            }
+                            Some(s) if !upstream.contains(&s.name.as_str()) => Some(format!(
+                                "`{}` does not come after the step `{id}`: its output may not be there yet (add it to `depends`)",
+                                step.name
+                            )),
+                            Some(_) => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    out.push(Diagnostic::warning(
+                        step.span,
+                        format!("`${{{reference}}}`: {why}; it is left as written"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The steps `name` comes after (its `depends`, theirs, and so on).
+fn upstream_of<'a>(dag: &'a crate::Dag, name: &str) -> Vec<&'a str> {
+    let mut found: Vec<&str> = Vec::new();
+    let mut todo: Vec<&str> = dag
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.depends.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    while let Some(next) = todo.pop() {
+        if found.contains(&next) {
+            continue;
+        }
+        found.push(next);
+        if let Some(s) = dag.steps.iter().find(|s| s.name == next) {
+            todo.extend(s.depends.iter().map(String::as_str));
+        }
+    }
+    found
+}

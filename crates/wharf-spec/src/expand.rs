@@ -141,3 +141,84 @@ mod tests {
         assert!(!has_vars("cost: $ 5"));
     }
 }
+
+/// Dagu 2.x references in `text`: each unescaped `${NAMESPACE.path}` that `lookup` knows
+/// is put in; `\${...}` (an odd run of backslashes before `$`) is the text `${...}`, one
+/// backslash fewer; anything else with a `$` is left to whatever reads the text next.
+pub fn references(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut plain = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' || bytes.get(i + 1) != Some(&b'{') {
+            i += 1;
+            continue;
+        }
+        let slashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+        let Some(end) = text[i + 2..].find('}').map(|e| i + 2 + e) else {
+            break;
+        };
+        let name = &text[i + 2..end];
+        if slashes % 2 == 1 {
+            // Escaped: drop the marker, keep the reference as text.
+            out.push_str(&text[plain..i - 1]);
+            out.push_str(&text[i..=end]);
+        } else if let Some(value) = name.contains('.').then(|| lookup(name)).flatten() {
+            out.push_str(&text[plain..i]);
+            out.push_str(&value);
+        } else {
+            out.push_str(&text[plain..=end]);
+        }
+        i = end + 1;
+        plain = i;
+    }
+    out.push_str(&text[plain..]);
+    out
+}
+
+/// The unescaped `${NAMESPACE.path}` references of `text`.
+pub fn references_in(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("${").map(|a| a + i) {
+        let slashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        let Some(end) = text[at + 2..].find('}').map(|e| at + 2 + e) else {
+            break;
+        };
+        let name = &text[at + 2..end];
+        if slashes % 2 == 0 && name.contains('.') {
+            found.push(name);
+        }
+        i = end + 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod reference_tests {
+    #[test]
+    fn references_and_their_escapes() {
+        let lookup = |n: &str| (n == "params.name").then(|| "prod".to_owned());
+        assert_eq!(super::references("a ${params.name} b", lookup), "a prod b");
+        assert_eq!(
+            super::references(r"\${params.name}", lookup),
+            "${params.name}"
+        );
+        assert_eq!(super::references(r"\\${params.name}", lookup), r"\\prod");
+        assert_eq!(
+            super::references(r"\\\${params.name}", lookup),
+            r"\\${params.name}"
+        );
+        assert_eq!(
+            super::references("${HOME} $X ${params.other}", lookup),
+            "${HOME} $X ${params.other}"
+        );
+        assert_eq!(super::references_in(r"${a.b} \${c.d} ${E}"), vec!["a.b"]);
+    }
+}

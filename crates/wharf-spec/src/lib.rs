@@ -178,6 +178,9 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     dag = decode_one(&mut decoder, &root, &file, &stem);
                     if let Some(dag) = &mut dag {
                         dag.dialect = dialect;
+                        if dialect == Dialect::V2 {
+                            decoder.diags.extend(dialect::notices(dag));
+                        }
                     }
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();

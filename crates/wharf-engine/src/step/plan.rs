@@ -58,6 +58,9 @@ pub(super) fn program_of(
         // A string is shell words: the shell expands its variables itself (from the
         // environment), which keeps quoting right. Only references into earlier steps
         // (`${id.exitCode}`, `${id.stdout}`), which no shell can read, are put in here.
+        CommandSpec::Line(line) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
+            wharf_spec::expand::references(line, |name| vars.lookup(name))
+        }
         CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
             name.contains('.').then(|| vars.lookup(name)).flatten()
         }),
@@ -77,13 +80,10 @@ pub(super) fn program_of(
         // shell.
         // In a Dagu 2.x file (`action: exec`) only its references are put in: the rest
         // is the program's, as written.
-        CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
-            shell_words::join(argv.iter().map(|a| {
-                wharf_spec::expand::expand(a, |name| {
-                    name.contains('.').then(|| vars.lookup(name)).flatten()
-                })
-            }))
-        }
+        CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => shell_words::join(
+            argv.iter()
+                .map(|a| wharf_spec::expand::references(a, |name| vars.lookup(name))),
+        ),
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
     });
     let Some(script) = &step.script else {
@@ -99,8 +99,8 @@ pub(super) fn program_of(
     // A Dagu 2.x script gets its namespaced references (`${params.x}`, `${steps.id.outputs.y}`)
     // put in; its other `$` syntax is the interpreter's.
     let script = if ctx.dag.dialect == wharf_spec::Dialect::V2 {
-        std::borrow::Cow::Owned(wharf_spec::expand::expand(script, |name| {
-            name.contains('.').then(|| vars.lookup(name)).flatten()
+        std::borrow::Cow::Owned(wharf_spec::expand::references(script, |name| {
+            vars.lookup(name)
         }))
     } else {
         std::borrow::Cow::Borrowed(script.as_str())
