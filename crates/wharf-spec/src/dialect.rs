@@ -644,19 +644,6 @@ pub(crate) fn to_snake(word: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn messages_speak_two() {
-        assert_eq!(
-            super::speak_v2(
-                "the step has neither `command` nor `script`; `retryPolicy` needs `limit`; add `command: ...`"
-            ),
-            "the step has no `run` and no `action`; `retry_policy` needs `limit`; add `run: ...`"
-        );
-    }
-}
-
 /// Notices about the references of a 2.x DAG that cannot resolve: a param nobody
 /// declares, a step or an output that does not exist, an output of a step this one does
 /// not come after, a const nobody defines. They are left as written when the step runs.
@@ -739,4 +726,17 @@ fn upstream_of<'a>(dag: &'a crate::Dag, name: &str) -> Vec<&'a str> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_speak_two() {
+        assert_eq!(
+            super::speak_v2(
+                "the step has neither `command` nor `script`; `retryPolicy` needs `limit`; add `command: ...`"
+            ),
+            "the step has no `run` and no `action`; `retry_policy` needs `limit`; add `run: ...`"
+        );
+    }
 }
