@@ -12,7 +12,7 @@ mod ssh;
 
 use std::sync::Arc;
 
-use wharf_engine::{BoxFuture, BuiltinJob, Executor, Exit, LazyLog, StepJob, Work};
+use wharf_engine::{BoxFuture, BuiltinJob, Executor, Exit, StepJob, StepOutput, Work};
 
 pub use mail::SmtpNotifier;
 
@@ -82,46 +82,19 @@ pub(crate) enum Ended {
 
 /// A builtin step's stdout and stderr: the logs, the `stdout:`/`stderr:` files, and the
 /// start of stdout for `output:`.
-pub(crate) struct Output {
-    out: LazyLog,
-    err: LazyLog,
-    redirect_out: Option<LazyLog>,
-    redirect_err: Option<LazyLog>,
-    head: Vec<u8>,
-    limit: usize,
-}
+pub(crate) struct Output(StepOutput);
 
 impl Output {
     fn new(job: &StepJob) -> Self {
-        let masked = |p: &std::path::Path| LazyLog::masked(p.to_path_buf(), &job.mask);
-        Self {
-            out: masked(&job.stdout),
-            err: masked(&job.stderr),
-            redirect_out: job.redirect_stdout.as_deref().map(masked),
-            redirect_err: job.redirect_stderr.as_deref().map(masked),
-            head: Vec::new(),
-            limit: job.capture_stdout.map_or(0, |c| {
-                usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
-            }),
-        }
+        Self(StepOutput::new(job))
     }
 
     pub(crate) async fn stdout(&mut self, bytes: &[u8]) {
-        self.out.write(bytes).await;
-        if let Some(r) = self.redirect_out.as_mut() {
-            r.write(bytes).await;
-        }
-        if self.head.len() < self.limit {
-            let take = bytes.len().min(self.limit - self.head.len());
-            self.head.extend_from_slice(&bytes[..take]);
-        }
+        self.0.stdout(bytes).await;
     }
 
     pub(crate) async fn stderr(&mut self, bytes: &[u8]) {
-        self.err.write(bytes).await;
-        if let Some(r) = self.redirect_err.as_mut() {
-            r.write(bytes).await;
-        }
+        self.0.stderr(bytes).await;
     }
 
     async fn finish(mut self, ended: Ended) -> Exit {
@@ -136,20 +109,14 @@ impl Output {
             Ended::Exited(code) => exit.code = Some(code),
             Ended::Stopped => exit.stopped = true,
         }
-        for log in [&mut self.out, &mut self.err]
-            .into_iter()
-            .chain(self.redirect_out.as_mut())
-            .chain(self.redirect_err.as_mut())
-        {
-            log.flush().await;
-        }
+        let (head, problem) = self.0.finish().await;
         if exit.error.is_none()
-            && let Some(e) = self.out.error().or(self.err.error())
+            && let Some(e) = problem
         {
-            exit.error = Some(e.to_owned());
+            exit.error = Some(e);
             exit.code = Some(1);
         }
-        exit.stdout_head = self.head;
+        exit.stdout_head = head;
         exit
     }
 }

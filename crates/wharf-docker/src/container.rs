@@ -24,7 +24,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
-use wharf_engine::{ContainerJob, Exit, LazyLog, StepJob};
+use wharf_engine::{ContainerJob, Exit, StepJob};
 use wharf_spec::VolumeSource;
 
 use crate::{describe, image, status_of};
@@ -406,20 +406,7 @@ where
     K: Fn(String) -> F,
     F: std::future::Future<Output = ()>,
 {
-    let mut out = LazyLog::masked(job.stdout.clone(), &job.mask);
-    let mut err = LazyLog::masked(job.stderr.clone(), &job.mask);
-    let mut redirect_out = job
-        .redirect_stdout
-        .as_deref()
-        .map(|p| LazyLog::masked(p.to_path_buf(), &job.mask));
-    let mut redirect_err = job
-        .redirect_stderr
-        .as_deref()
-        .map(|p| LazyLog::masked(p.to_path_buf(), &job.mask));
-    let limit = job.capture_stdout.map_or(0, |c| {
-        usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
-    });
-    let mut head = Vec::new();
+    let mut output = wharf_engine::StepOutput::new(job);
     let mut stopped = false;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -439,21 +426,9 @@ where
         };
         match next {
             Some(Ok(LogOutput::StdOut { message })) | Some(Ok(LogOutput::Console { message })) => {
-                out.write(&message).await;
-                if let Some(r) = redirect_out.as_mut() {
-                    r.write(&message).await;
-                }
-                if head.len() < limit {
-                    let take = message.len().min(limit - head.len());
-                    head.extend_from_slice(&message[..take]);
-                }
+                output.stdout(&message).await;
             }
-            Some(Ok(LogOutput::StdErr { message })) => {
-                err.write(&message).await;
-                if let Some(r) = redirect_err.as_mut() {
-                    r.write(&message).await;
-                }
-            }
+            Some(Ok(LogOutput::StdErr { message })) => output.stderr(&message).await,
             Some(Ok(LogOutput::StdIn { .. })) => {}
             // A stream that ends in an error (a TLS peer that closes without notice, a cut
             // connection) ends the output; how the step ended is asked of the daemon next,
@@ -461,23 +436,7 @@ where
             Some(Err(_)) | None => break,
         }
     }
-    out.flush().await;
-    err.flush().await;
-    for r in [redirect_out.as_mut(), redirect_err.as_mut()]
-        .into_iter()
-        .flatten()
-    {
-        r.flush().await;
-    }
-    let problem = [
-        Some(&out),
-        Some(&err),
-        redirect_out.as_ref(),
-        redirect_err.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|l| l.error().map(str::to_owned));
+    let (head, problem) = output.finish().await;
     Pumped {
         head,
         stopped,

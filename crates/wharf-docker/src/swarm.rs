@@ -22,7 +22,7 @@ use bollard::models::{ServiceSpec, Task, TaskState};
 use bollard::query_parameters::{ListTasksOptions, LogsOptions};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use wharf_engine::{ContainerJob, Exit, LazyLog, StepJob};
+use wharf_engine::{ContainerJob, Exit, StepJob, StepOutput};
 use wharf_spec::VolumeSource;
 
 use crate::describe;
@@ -371,30 +371,17 @@ struct Mark {
     at_last: usize,
 }
 
-/// The step's log files, and the start of stdout for `output:`.
+/// The step's output, and where the entries followed got to in each stream.
 struct Sink {
-    out: LazyLog,
-    err: LazyLog,
-    redirect_out: Option<LazyLog>,
-    redirect_err: Option<LazyLog>,
-    head: Vec<u8>,
-    limit: usize,
+    output: StepOutput,
     /// stdout's and stderr's.
     marks: [Mark; 2],
 }
 
 impl Sink {
     fn new(job: &StepJob) -> Self {
-        let lazy = |p: &std::path::Path| LazyLog::masked(p.to_path_buf(), &job.mask);
         Self {
-            out: lazy(&job.stdout),
-            err: lazy(&job.stderr),
-            redirect_out: job.redirect_stdout.as_deref().map(lazy),
-            redirect_err: job.redirect_stderr.as_deref().map(lazy),
-            head: Vec::new(),
-            limit: job.capture_stdout.map_or(0, |c| {
-                usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
-            }),
+            output: StepOutput::new(job),
             marks: [Mark::default(); 2],
         }
     }
@@ -432,42 +419,14 @@ impl Sink {
             }
         }
         if stderr {
-            self.err.write(message).await;
-            if let Some(r) = self.redirect_err.as_mut() {
-                r.write(message).await;
-            }
+            self.output.stderr(message).await;
         } else {
-            self.out.write(message).await;
-            if let Some(r) = self.redirect_out.as_mut() {
-                r.write(message).await;
-            }
-            if self.head.len() < self.limit {
-                let take = message.len().min(self.limit - self.head.len());
-                self.head.extend_from_slice(&message[..take]);
-            }
+            self.output.stdout(message).await;
         }
     }
 
-    /// Flushes the files; why the output is incomplete, if it is.
-    async fn finish(mut self) -> (Vec<u8>, Option<String>) {
-        self.out.flush().await;
-        self.err.flush().await;
-        for r in [self.redirect_out.as_mut(), self.redirect_err.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            r.flush().await;
-        }
-        let problem = [
-            Some(&self.out),
-            Some(&self.err),
-            self.redirect_out.as_ref(),
-            self.redirect_err.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(|l| l.error().map(str::to_owned));
-        (self.head, problem)
+    async fn finish(self) -> (Vec<u8>, Option<String>) {
+        self.output.finish().await
     }
 }
 

@@ -32,7 +32,7 @@ pub use executor::{
 pub use installation::{
     GlobalQueue, Installation, dags_dir, global_queues, placement, queue_place, queue_size,
 };
-pub use local::{LazyLog, LocalExecutor};
+pub use local::{LazyLog, LocalExecutor, StepOutput};
 pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;
 use tokio_util::sync::CancellationToken;

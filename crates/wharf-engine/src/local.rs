@@ -299,6 +299,74 @@ impl Masking {
     }
 }
 
+/// Where a step's output goes, for the executors that copy it themselves (containers,
+/// Swarm jobs, builtin steps): its logs, its `stdout:`/`stderr:` files, and the start of
+/// stdout for `output:`.
+pub struct StepOutput {
+    out: LazyLog,
+    err: LazyLog,
+    redirect_out: Option<LazyLog>,
+    redirect_err: Option<LazyLog>,
+    head: Vec<u8>,
+    limit: usize,
+}
+
+impl StepOutput {
+    pub fn new(job: &crate::StepJob) -> Self {
+        let masked = |p: &std::path::Path| LazyLog::masked(p.to_path_buf(), &job.mask);
+        Self {
+            out: masked(&job.stdout),
+            err: masked(&job.stderr),
+            redirect_out: job.redirect_stdout.as_deref().map(masked),
+            redirect_err: job.redirect_stderr.as_deref().map(masked),
+            head: Vec::new(),
+            limit: job.capture_stdout.map_or(0, |c| {
+                usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
+            }),
+        }
+    }
+
+    pub async fn stdout(&mut self, bytes: &[u8]) {
+        self.out.write(bytes).await;
+        if let Some(r) = self.redirect_out.as_mut() {
+            r.write(bytes).await;
+        }
+        if self.head.len() < self.limit {
+            let take = bytes.len().min(self.limit - self.head.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+    }
+
+    pub async fn stderr(&mut self, bytes: &[u8]) {
+        self.err.write(bytes).await;
+        if let Some(r) = self.redirect_err.as_mut() {
+            r.write(bytes).await;
+        }
+    }
+
+    /// Flushes every file: the start of stdout, and why the output is incomplete (a file
+    /// that could not be written), if it is.
+    pub async fn finish(mut self) -> (Vec<u8>, Option<String>) {
+        for log in [&mut self.out, &mut self.err]
+            .into_iter()
+            .chain(self.redirect_out.as_mut())
+            .chain(self.redirect_err.as_mut())
+        {
+            log.flush().await;
+        }
+        let problem = [
+            Some(&self.out),
+            Some(&self.err),
+            self.redirect_out.as_ref(),
+            self.redirect_err.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|l| l.error().map(str::to_owned));
+        (self.head, problem)
+    }
+}
+
 /// A log file that is created when its first byte comes.
 pub struct LazyLog {
     path: PathBuf,
