@@ -254,3 +254,60 @@ fn a_2x_file_is_told_about_in_2x_words() {
         p.assert_refused(yaml, said);
     }
 }
+
+// 2.x preconditions (a value matched with `re:`, a negated command check; a DAG-level one
+// not met aborts the run) and a sub-DAG through `action: dag.run` with object params, in
+// a local document with declared, typed params.
+#[test]
+fn preconditions_and_sub_dags_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "parent",
+        r#"params:
+  - name: environment
+    type: string
+    default: staging
+preconditions:
+  - condition: ${params.environment}
+    expected: re:^(staging|production)$
+steps:
+  - id: optional
+    preconditions:
+      - condition: test -f /nonexistent/flag
+        negate: true
+    run: echo optional ran
+  - id: gated
+    preconditions:
+      - condition: ${params.environment}
+        expected: production
+    run: echo should not run
+  - id: deploy
+    depends: optional
+    action: dag.run
+    with:
+      dag: child
+      params: {TARGET: "${params.environment}", COUNT: 2}
+---
+name: child
+params:
+  - name: TARGET
+    default: none
+  - name: COUNT
+    type: integer
+    default: 1
+steps:
+  - id: show
+    run: echo "child got ${params.TARGET} x${params.COUNT}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("parent");
+    assert_eq!(step(&status, "optional")["status"], "succeeded");
+    assert_eq!(step(&status, "gated")["status"], "skipped");
+    assert_eq!(p.logs("child", "show"), "child got staging x2\n");
+    let out = p.run(&dag, &["-p", "environment=dev"]);
+    assert_ne!(out.code, Some(0));
+    assert_eq!(p.status("parent")["status"], "aborted");
+    assert!(out.stderr.contains("precondition not met"), "{}", out.stderr);
+}
