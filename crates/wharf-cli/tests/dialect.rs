@@ -309,5 +309,58 @@ steps:
     let out = p.run(&dag, &["-p", "environment=dev"]);
     assert_ne!(out.code, Some(0));
     assert_eq!(p.status("parent")["status"], "aborted");
-    assert!(out.stderr.contains("precondition not met"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("precondition not met"),
+        "{}",
+        out.stderr
+    );
+}
+
+// The named step types as actions: `jq.filter` runs in wharf; `http.request`, `ssh.run` and
+// `mail.send` become wharf's http, ssh and mail steps (their settings checked as theirs).
+#[test]
+fn builtin_actions_map_onto_wharfs_steps() {
+    let p = Place::new();
+    let dag = p.dag(
+        "actions",
+        "smtp: {host: 127.0.0.1, port: 2525}\nsteps:\n  - id: filter\n    action: jq.filter\n    with:\n      filter: .name\n      data:\n        name: World\n      raw: true\n  - id: h\n    action: http.request\n    with: {method: POST, url: \"http://127.0.0.1:1/x\", body: \"{}\", skip_tls_verify: true}\n  - id: s\n    action: ssh.run\n    with: {command: uptime, host: example.org, user: deploy, port: 2222}\n  - id: m\n    action: mail.send\n    with: {to: a@example.org, from: b@example.org, subject: hi, message: hello}\n",
+    );
+    let out = p.wharf().args(["dry"]).args([&dag]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for said in [
+        "in wharf (an HTTP request)",
+        "run: POST http://127.0.0.1:1/x",
+        "over ssh on deploy@example.org:2222",
+        "run: uptime",
+        "in wharf (a mail)",
+    ] {
+        assert!(out.stdout.contains(said), "{said}: {}", out.stdout);
+    }
+    let only_jq = p.dag(
+        "jq",
+        "steps:\n  - id: filter\n    action: jq.filter\n    with:\n      filter: .name\n      data:\n        name: World\n      raw: true\n",
+    );
+    let out = p.run(&only_jq, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("jq", "filter"), "World\n");
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: h\n    action: http.request\n    with: {url: \"http://x\"}\n",
+            "needs `with.method`",
+        ),
+        (
+            "steps:\n  - id: s\n    action: ssh.run\n    with: {host: h}\n",
+            "`action: ssh.run` needs `with.command`",
+        ),
+        (
+            "steps:\n  - id: j\n    action: jq.filter\n    with: {filter: ., input: data.json}\n",
+            "wharf's `jq.filter` takes no `with.input`",
+        ),
+        (
+            "steps:\n  - id: h\n    action: http.request\n    with: {method: GET, url: \"http://x\", retries: 3}\n",
+            "unknown key `retries`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
 }

@@ -591,11 +591,127 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                 entries.push(entry("params", p, span));
             }
         }
+        "http.request" | "ssh.run" | "mail.send" | "jq.filter" => {
+            builtin_action(&name, span, with_value, entries, diags);
+        }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command), `action: exec`, `docker.run`, `container.run` and `dag.run`"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, http.request, ssh.run, mail.send and jq.filter"),
         ),
     }
+}
+
+/// `http.request`, `ssh.run`, `mail.send`, `jq.filter`: the `http`, `ssh`, `mail` and `jq`
+/// steps, their `with` as their `config` (what the request, the remote command or the
+/// filter is taken out into the step's `command`, `script`).
+fn builtin_action(
+    name: &str,
+    span: Span,
+    with: Option<Node>,
+    entries: &mut Vec<Entry>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut with = with.unwrap_or_else(|| map_node(Vec::new(), span));
+    let Kind::Map(fields) = &mut with.kind else {
+        diags.push(Diagnostic::error(
+            with.at(),
+            format!("`with` of `action: {name}` is a mapping"),
+        ));
+        return;
+    };
+    let mut take = |key: &str| {
+        fields
+            .iter()
+            .position(|e| e.key.as_str() == Some(key))
+            .map(|at| fields.remove(at))
+    };
+    let kind = match name {
+        "http.request" => {
+            let method = take("method");
+            let url = take("url");
+            match (&method, &url) {
+                (Some(me), Some(ue)) => match (me.value.as_str(), ue.value.as_str()) {
+                    (Some(m), Some(u)) if !m.trim().is_empty() && !u.trim().is_empty() => {
+                        let line = format!("{} {}", m.trim(), u.trim());
+                        entries.push(entry("command", scalar(&line, ue.value.span), span));
+                    }
+                    _ => diags.push(Diagnostic::error(
+                        span,
+                        "`with.method` and `with.url` are non-empty strings",
+                    )),
+                },
+                (None, _) => diags.push(Diagnostic::error(
+                    span,
+                    "`action: http.request` needs `with.method` (GET, POST, …)",
+                )),
+                (_, None) => diags.push(Diagnostic::error(
+                    span,
+                    "`action: http.request` needs `with.url`",
+                )),
+            }
+            "http"
+        }
+        "ssh.run" => {
+            match (take("command"), take("script")) {
+                (Some(c), None) => entries.push(entry("command", c.value, c.key.span)),
+                (None, Some(sc)) => entries.push(entry("script", sc.value, sc.key.span)),
+                (Some(c), Some(_)) => diags.push(Diagnostic::error(c.key.span, "`with` of `ssh.run` has `command` or `script`, not both")),
+                (None, None) => diags.push(Diagnostic::error(span, "`action: ssh.run` needs `with.command` (or `with.script`): what runs on the host")),
+            }
+            "ssh"
+        }
+        "mail.send" => "mail",
+        _ => {
+            match take("filter") {
+                Some(f) => entries.push(entry("command", f.value, f.key.span)),
+                None => diags.push(Diagnostic::error(
+                    span,
+                    "`action: jq.filter` needs `with.filter`",
+                )),
+            }
+            match take("data") {
+                Some(d) if d.value.as_str().is_some_and(|t| t.starts_with("file://")) => diags
+                    .push(
+                        Diagnostic::error(
+                            d.value.at(),
+                            "wharf reads `jq.filter` data written in the file, not `file://`",
+                        )
+                        .with_help("put the JSON in `with.data`"),
+                    ),
+                Some(d) => {
+                    let text = match d.value.as_str() {
+                        Some(t) => t.to_owned(),
+                        None => d.value.to_json().to_string(),
+                    };
+                    entries.push(entry("script", scalar(&text, d.value.span), d.key.span));
+                }
+                None => diags.push(Diagnostic::error(
+                    span,
+                    "`action: jq.filter` needs `with.data`: the JSON to filter",
+                )),
+            }
+            for refused in ["input", "args"] {
+                if let Some(e) = take(refused) {
+                    diags.push(
+                        Diagnostic::error(
+                            e.key.span,
+                            format!("wharf's `jq.filter` takes no `with.{refused}`"),
+                        )
+                        .with_help("give the JSON in `with.data`, the filter in `with.filter`"),
+                    );
+                }
+            }
+            "jq"
+        }
+    };
+    let executor = map_node(
+        vec![
+            entry("type", scalar(kind, span), span),
+            entry("config", with, span),
+        ],
+        span,
+    );
+    entries.push(entry("executor", executor, span));
 }
 
 /// A diagnostic of a 2.x file in 2.x words: the decoder's camelCase key names in

@@ -139,7 +139,14 @@ impl Decoder<'_> {
                     continue;
                 }
             }
-            let Some(&canonical) = keys.known.iter().find(|k| **k == camel) else {
+            // A snake_case key names a camelCase one with an acronym in any case
+            // (`skip_tls_verify` is `skipTLSVerify`).
+            let found = keys.known.iter().find(|k| **k == camel).or_else(|| {
+                raw.contains('_')
+                    .then(|| keys.known.iter().find(|k| k.eq_ignore_ascii_case(&camel)))
+                    .flatten()
+            });
+            let Some(&canonical) = found else {
                 if let Some(ignored) = keys.ignored.iter().find(|k| **k == camel) {
                     self.warning(
                         entry.key.span,
