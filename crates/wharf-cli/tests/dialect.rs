@@ -364,3 +364,44 @@ fn builtin_actions_map_onto_wharfs_steps() {
         p.assert_refused(yaml, said);
     }
 }
+
+// `defaults` (step fields every step has unless it sets them), `labels` (2.6's `tags`),
+// and `parallel` over a sub-DAG run with `action: dag.run`.
+#[test]
+fn defaults_labels_and_parallel_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "fanout",
+        r#"labels: [etl, nightly]
+defaults:
+  env:
+    - MODE: batch
+steps:
+  - id: a
+    run: echo "mode $MODE"
+  - id: b
+    env:
+      - MODE: own
+    run: echo "mode $MODE"
+  - id: fan
+    action: dag.run
+    with:
+      dag: child
+    parallel:
+      items: [x, y]
+---
+name: child
+steps:
+  - id: show
+    run: echo "item $1"
+"#,
+    );
+    let dry = p.wharf().args(["dry"]).args([&dag]).run();
+    assert!(dry.stdout.contains("tags: etl, nightly"), "{}", dry.stdout);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("fanout", "a"), "mode batch\n");
+    assert_eq!(p.logs("fanout", "b"), "mode own\n");
+    let fan = p.logs("fanout", "fan");
+    assert!(fan.contains(r#""succeeded":2"#), "{fan}");
+}

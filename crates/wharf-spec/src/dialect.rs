@@ -250,6 +250,40 @@ fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
     if !entries.iter().any(|e| e.key.as_str() == Some("type")) {
         entries.push(entry("type", scalar("graph", span), span));
     }
+    // 2.6: `labels` is the new name of `tags`.
+    for e in entries.iter_mut() {
+        if e.key.as_str() == Some("labels") {
+            e.key = scalar("tags", e.key.span);
+        }
+    }
+    // `defaults`: step fields every step has unless it sets them itself.
+    let defaults = entries
+        .iter()
+        .position(|e| e.key.as_str() == Some("defaults"))
+        .map(|at| entries.remove(at));
+    if let Some(defaults) = defaults {
+        match defaults.value.as_map() {
+            Some(fields) => {
+                let fields: Vec<Entry> = fields.to_vec();
+                if let Some(steps) = entries
+                    .iter_mut()
+                    .find(|e| e.key.as_str() == Some("steps"))
+                    .and_then(|e| match &mut e.value.kind {
+                        Kind::Seq(steps) => Some(steps),
+                        _ => None,
+                    })
+                {
+                    for step in steps {
+                        apply_defaults(step, &fields);
+                    }
+                }
+            }
+            None => diags.push(Diagnostic::error(
+                defaults.value.at(),
+                "`defaults` is a mapping of step fields",
+            )),
+        }
+    }
     // `consts`: literal values, put in place of `${consts.NAME}` everywhere.
     let mut consts: Vec<(String, String)> = Vec::new();
     if let Some(at) = entries
@@ -298,6 +332,24 @@ fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
     }
     if !consts.is_empty() {
         put_consts(root, &consts);
+    }
+}
+
+/// The `defaults` a step does not set itself (a group of steps: each of them).
+fn apply_defaults(step: &mut Node, defaults: &[Entry]) {
+    match &mut step.kind {
+        Kind::Seq(group) => group.iter_mut().for_each(|s| apply_defaults(s, defaults)),
+        Kind::Map(fields) => {
+            for d in defaults {
+                let key = d.key.as_str().unwrap_or_default();
+                if !fields.iter().any(|f| f.key.as_str() == Some(key)) {
+                    let mut d = d.clone();
+                    d.merged = true;
+                    fields.push(d);
+                }
+            }
+        }
+        Kind::Scalar(_) => {}
     }
 }
 
