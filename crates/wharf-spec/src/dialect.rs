@@ -4,8 +4,8 @@
 //!
 //! The rule, per file (its first document and its local DAGs together):
 //! - 2.x: a snake_case key (`working_dir`, `retry_policy`), `run:` holding a command (a
-//!   line with a space, several lines, a list), `action:`, `with:`, `consts:`, a step's
-//!   `outputs:`, a param declared as `{name: …}`;
+//!   line with a space, several lines, a list), `action:`, `with:`, `consts:`,
+//!   `defaults:`, `labels:`, a step's `outputs:`, a param declared as `{name: …}`;
 //! - 1.x: a camelCase key (`workingDir`, `retryPolicy`), `executor:`;
 //! - both: an error naming a key of each;
 //! - neither: 1.x, as wharf has always read it (where the two would differ, a `run: NAME`
@@ -158,7 +158,7 @@ fn scan_root(root: &Node, m: &mut Markers) {
     for e in root.as_map().unwrap_or_default() {
         let key = e.key.as_str().unwrap_or_default();
         match key {
-            "consts" => note(&mut m.v2, key, e.key.span),
+            "consts" | "defaults" | "labels" => note(&mut m.v2, key, e.key.span),
             "steps" => {
                 for step in e.value.as_seq().unwrap_or_default() {
                     scan_step(step, m);
