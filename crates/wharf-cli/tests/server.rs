@@ -2180,3 +2180,27 @@ fn the_queues_page_shows_and_dequeues_waiting_runs() {
     assert_eq!(code, 200, "{v}");
     s.until("lane", "q1", "aborted");
 }
+
+// W: the DAG's picture draws its handlers (dashed, in a column of their own) and cuts
+// long names with an ellipsis.
+#[test]
+fn the_graph_draws_handlers_and_cuts_long_names() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/drawn.yaml"),
+        "handlerOn:\n  failure:\n    command: echo failed\n  exit:\n    command: echo bye\nsteps:\n  - name: a-step-with-a-rather-long-name\n    command: echo hi\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/drawn/start", &json!({"dagRunId": "d1"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("drawn", "d1", "succeeded");
+    let (_, _, html) = s.page("GET", "/dags/drawn", "", "");
+    assert!(html.contains(">a-step-with-a-rather-…<"), "{html}");
+    assert!(html.contains("on failure: onFailure"), "{html}");
+    assert!(html.contains("on exit: onExit"), "{html}");
+    assert_eq!(html.matches("stroke-dasharray").count(), 2, "{html}");
+    // The exit handler ran: its box has the colour of success.
+    let exit_box = html.split("on exit: onExit: ").nth(1).unwrap_or_default();
+    assert!(exit_box.starts_with("succeeded"), "{html}");
+}

@@ -1,5 +1,7 @@
 //! The DAG's steps as a picture: one column per dependency level, a line per dependency,
-//! each box coloured by the step's status in a run. The template draws it.
+//! each box coloured by the step's status in a run; the handlers in a column of their
+//! own after the steps (dashed: they run on an event, not after a step). The template
+//! draws it.
 
 use wharf_store::Status;
 
@@ -14,6 +16,8 @@ pub(crate) struct Box {
     pub stroke: &'static str,
     /// A step that runs another DAG: the DAG's name (drawn as a double box).
     pub calls: Option<String>,
+    /// A handler: the event it runs on (drawn dashed, with no lines).
+    pub on: Option<&'static str>,
 }
 
 pub(crate) struct Graph {
@@ -63,29 +67,33 @@ pub(crate) fn of(
             lines.push((x1 + w, y1 + h / 2, x2, y2 + h / 2));
         }
     }
-    let boxes = dag
+    let colours = |status: Status| match status {
+        Status::Succeeded => ("#d7f3df", "#2e9e5b"),
+        Status::Failed => ("#fde0de", "#d0443a"),
+        Status::Running => ("#dde9ff", "#3a6fe0"),
+        Status::Aborted => ("#ffe9cc", "#d98a1f"),
+        Status::PartiallySucceeded => ("#fff3c4", "#c9a400"),
+        Status::Waiting => ("#efe4ff", "#7d4cdb"),
+        Status::Rejected => ("#fde0de", "#8b1d16"),
+        Status::Skipped | Status::NotStarted | Status::Queued => ("#f1f2f5", "#a7afbf"),
+    };
+    let status_of = |key: &str| {
+        statuses
+            .iter()
+            .find(|(n, _)| n == key)
+            .map_or(Status::NotStarted, |(_, s)| *s)
+    };
+    let mut boxes: Vec<Box> = dag
         .steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let status = statuses
-                .iter()
-                .find(|(n, _)| *n == step.name)
-                .map_or(Status::NotStarted, |(_, s)| *s);
-            let (fill, stroke) = match status {
-                Status::Succeeded => ("#d7f3df", "#2e9e5b"),
-                Status::Failed => ("#fde0de", "#d0443a"),
-                Status::Running => ("#dde9ff", "#3a6fe0"),
-                Status::Aborted => ("#ffe9cc", "#d98a1f"),
-                Status::PartiallySucceeded => ("#fff3c4", "#c9a400"),
-                Status::Waiting => ("#efe4ff", "#7d4cdb"),
-                Status::Rejected => ("#fde0de", "#8b1d16"),
-                Status::Skipped | Status::NotStarted | Status::Queued => ("#f1f2f5", "#a7afbf"),
-            };
+            let status = status_of(&step.name);
+            let (fill, stroke) = colours(status);
             let (x, y) = xy(i);
             Box {
                 name: step.name.clone(),
-                label: step.name.chars().take(22).collect(),
+                label: fit(&step.name),
                 status: status.as_str(),
                 x,
                 y,
@@ -99,16 +107,52 @@ pub(crate) fn of(
                     };
                     format!("{}{parallel}", c.target)
                 }),
+                on: None,
             }
         })
         .collect();
+    let handlers_at = rows_in_level.len();
+    let mut handlers = 0;
+    for (event, step) in dag.handlers.iter() {
+        let status = status_of(&format!("on {event}"));
+        let (fill, stroke) = colours(status);
+        boxes.push(Box {
+            name: step.name.clone(),
+            label: fit(&format!("on {event}: {}", step.name)),
+            status: status.as_str(),
+            x: 10 + handlers_at * (w + gap_x),
+            y: 10 + handlers * (h + gap_y),
+            fill,
+            stroke,
+            calls: None,
+            on: Some(event),
+        });
+        handlers += 1;
+    }
+    let columns = rows_in_level.len() + usize::from(handlers > 0);
+    let rows = rows_in_level
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(1)
+        .max(handlers);
     Graph {
-        width: rows_in_level.len() * (w + gap_x) + 20,
-        height: rows_in_level.iter().max().copied().unwrap_or(1) * (h + gap_y) + 20,
+        width: columns * (w + gap_x) + 20,
+        height: rows * (h + gap_y) + 20,
         box_width: w,
         box_height: h,
         lines,
         boxes,
         shown,
     }
+}
+
+/// A name as it fits in a box: cut with an ellipsis past 22 characters.
+fn fit(name: &str) -> String {
+    if name.chars().count() <= 22 {
+        return name.to_owned();
+    }
+    let mut cut: String = name.chars().take(21).collect();
+    cut.push('…');
+    cut
 }

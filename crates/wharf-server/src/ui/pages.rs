@@ -216,11 +216,15 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             Some(id) => runs.iter().find(|r| r.run_id == id),
             None => runs.first(),
         };
+        // A handler's status is keyed `on EVENT` (its name may be a step's too).
         let statuses: Vec<(String, Status)> = shown
             .map(|r| {
                 steps_of(r)
                     .into_iter()
-                    .map(|s| (s.name, s.status))
+                    .map(|s| match s.handler {
+                        Some(event) => (format!("on {event}"), s.status),
+                        None => (s.name, s.status),
+                    })
                     .collect()
             })
             .unwrap_or_default();
