@@ -583,17 +583,59 @@ async fn exec_into(
         }
     };
     let pumped = pump(output, job, kill).await;
-    // The exit code is known once the stream has ended; it may take a moment to be set.
-    let mut code = None;
-    for _ in 0..50 {
-        match docker.inspect_exec(&id).await {
+    let code = exec_exit_code(docker, name, &id).await;
+    pumped.exit(code)
+}
+
+/// The exit code of an exec whose output has ended: its inspect, or, while the daemon
+/// still marks it running, its `exec_die` event (asked again every 2 s in case the event
+/// stream broke).
+async fn exec_exit_code(docker: &Docker, container: &str, exec_id: &str) -> Option<i32> {
+    let inspect = || async {
+        match docker.inspect_exec(exec_id).await {
             Ok(info) if info.running == Some(false) => {
-                code = info.exit_code.and_then(|c| i32::try_from(c).ok());
-                break;
+                Some(info.exit_code.and_then(|c| i32::try_from(c).ok()))
             }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(_) => break,
+            Ok(_) => None,
+            Err(_) => Some(None),
+        }
+    };
+    if let Some(code) = inspect().await {
+        return code;
+    }
+    // From a second back: the event may have come between the stream's end and now.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(1))
+        .unwrap_or(0);
+    let options = bollard::query_parameters::EventsOptions {
+        since: Some(since.to_string()),
+        filters: Some(std::collections::HashMap::from([
+            ("container".to_owned(), vec![container.to_owned()]),
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("event".to_owned(), vec!["exec_die".to_owned()]),
+        ])),
+        ..Default::default()
+    };
+    let mut events = docker.events(Some(options));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+                    if attributes.get("execID").map(String::as_str) == Some(exec_id) {
+                        return attributes
+                            .get("exitCode")
+                            .and_then(|c| c.parse::<i32>().ok());
+                    }
+                }
+                _ => return inspect().await.flatten(),
+            },
+            () = tokio::time::sleep(Duration::from_secs(2)) => {
+                if let Some(code) = inspect().await {
+                    return code;
+                }
+            }
         }
     }
-    pumped.exit(code)
 }
