@@ -9,7 +9,8 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, queue-api, queue-cli, ssh-20, one-step, validate-2000, containers-20, rawapi-20, exec-50,
+Cases: local-200, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
 step log streamed to a client). Everything a case creates (WHARF_HOME, DAG files, containers)
@@ -156,14 +157,22 @@ def run_all(tmp, label, args):
         "  - name: s{i}\n    command: \"true\"\n    executor:\n      type: docker\n"
         "      config:\n        image: " + IMAGE + "\n        autoRemove: true\n"
     )
-    big = tmp / "big.yaml"
-    lines = ["type: graph", "env:", "  - GREETING=hello", "steps:"]
-    for i in range(2000):
-        lines += [f"  - name: step_{i}", f"    command: echo ${{GREETING}} {i}",
-                  "    retryPolicy: {limit: 2, intervalSec: 1}"]
-        if i:
-            lines.append(f"    depends: [step_{i - 1}]")
-    big.write_text("\n".join(lines) + "\n")
+    def chain_file(path, n):
+        lines = ["type: graph", "env:", "  - GREETING=hello", "steps:"]
+        for i in range(n):
+            lines += [f"  - name: step_{i}", f"    command: echo ${{GREETING}} {i}",
+                      "    retryPolicy: {limit: 2, intervalSec: 1}"]
+            if i:
+                lines.append(f"    depends: [step_{i - 1}]")
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    big = chain_file(tmp / "big.yaml", 2000)
+    huge = chain_file(tmp / "huge.yaml", 10_000)
+    many_runs = store_with_runs(tmp, 20_000) if (not args.only or {"status-20k", "history-20k"} & set(args.only)) else None
+
+    def in_store(*argv):
+        return lambda: timed([str(WHARF), *argv], env=dict(os.environ, WHARF_HOME=str(many_runs)), cwd=tmp)
 
     sshd = ssh_bench.Sshd(tmp) if (not args.only or "ssh-20" in args.only) else None
     cases = [
@@ -190,6 +199,12 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("one", "steps:\n  - name: only\n    command: \"true\"\n")))),
         Case("validate-2000", "`wharf validate` of a 2000-step file", "< 50 ms",
              ("wharf validate", wharf("validate", str(big)))),
+        Case("validate-10000", "`wharf validate` of a 10 000-step file", "< 100 ms",
+             ("wharf validate", wharf("validate", str(huge)))),
+        Case("status-20k", "`wharf status` of a DAG with 20 000 runs in the store", "< 50 ms",
+             ("wharf status", in_store("status", "one"))),
+        Case("history-20k", "`wharf history` of a DAG with 20 000 runs in the store", "< 50 ms",
+             ("wharf history", in_store("history", "one"))),
         Case("containers-20", "20 chained container steps (`true`, autoRemove)", "<= 1.0x",
              ("wharf run", wharf("run", dag("containers", "steps:\n" + "".join(container_step.format(i=i) for i in range(20))))),
              ("`docker run --rm` x20", shell(f"i=0; while [ $i -lt 20 ]; do docker run --rm {lbl} {IMAGE} true; i=$((i+1)); done"))),
@@ -263,6 +278,28 @@ class single_node_swarm:
             if not self.gwbridge:
                 subprocess.run(["docker", "network", "rm", "docker_gwbridge"], capture_output=True)
         return False
+
+
+def store_with_runs(tmp, n):
+    """A wharf home whose store holds `n` finished runs of the DAG `one` (one real run, the
+    rest written directly: running them would take longer than the measure)."""
+    home = tmp / "runs-home"
+    one = tmp / "one.yaml"
+    one.write_text("steps:\n  - name: a\n    command: echo a\n")
+    subprocess.run([str(WHARF), "run", str(one)], env=dict(os.environ, WHARF_HOME=str(home)),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    import sqlite3
+    db = sqlite3.connect(home / "wharf.db")
+    now = int(time.time() * 1000)
+    db.executemany(
+        "INSERT INTO runs (dag, run_id, file, status, params, created_at, started_at, finished_at, log_dir, trigger)"
+        " VALUES ('one', ?, ?, 'succeeded', '[]', ?, ?, ?, ?, 'schedule')",
+        [(f"r{i}", str(one), now - i * 60_000, now - i * 60_000, now - i * 60_000 + 1500, str(home / "logs" / f"r{i}"))
+         for i in range(1, n)],
+    )
+    db.commit()
+    db.close()
+    return home
 
 
 def run_cases(cases, args, rows):
