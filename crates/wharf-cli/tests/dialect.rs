@@ -244,7 +244,7 @@ fn a_2x_file_is_told_about_in_2x_words() {
         ),
         (
             "steps:\n  - id: each\n    run: echo ${item}\n    foreach: [a, b]\n",
-            "`foreach` is not supported by wharf",
+            "a `foreach` step has no `run`: its body's steps run",
         ),
         (
             "params:\n  - name: N\n    type: float\nsteps:\n  - run: echo a\n",
@@ -404,4 +404,43 @@ steps:
     assert_eq!(p.logs("fanout", "b"), "mode own\n");
     let fan = p.logs("fanout", "fan");
     assert!(fan.contains(r#""succeeded":2"#), "{fan}");
+}
+
+// `foreach`: its body runs once per item (a run of a local sub-DAG made from it, at most
+// `max_concurrent` at once), `${foreach.NAME}` the item; what wharf's foreach lacks is
+// refused.
+#[test]
+fn foreach_runs_its_body_once_per_item() {
+    let p = Place::new();
+    let dag = p.dag(
+        "loop",
+        "steps:\n  - id: each\n    foreach:\n      items: [alpha, beta]\n      as: word\n      max_concurrent: 2\n      steps:\n        - id: shout\n          run: echo \"item ${foreach.word}\" | tr a-z A-Z\n        - id: after\n          depends: shout\n          run: echo \"done ${foreach.word}\"\n  - id: next\n    depends: each\n    run: echo all done\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let each = p.logs("loop", "each");
+    assert!(
+        each.contains(r#""succeeded":2"#) && each.contains(r#""params":"alpha""#),
+        "{each}"
+    );
+    assert_eq!(p.logs("loop", "next"), "all done\n");
+    let mut said: Vec<String> = Vec::new();
+    for line in each.split("\"dagRunId\":\"").skip(1) {
+        let id = line.split('"').next().unwrap_or_default();
+        let out = p
+            .wharf()
+            .args(["logs", "each-each", "--run-id", id, "--step", "shout"])
+            .run();
+        said.push(out.stdout);
+    }
+    said.sort();
+    assert_eq!(said, ["ITEM ALPHA\n", "ITEM BETA\n"]);
+    p.assert_refused(
+        "steps:\n  - id: e\n    foreach:\n      items: [{a: 1}]\n      steps: [{id: x, run: echo}]\n",
+        "wharf's `foreach` takes items that are strings or numbers",
+    );
+    p.assert_refused(
+        "steps:\n  - id: e\n    foreach:\n      items: [a]\n      collect: {x: y}\n      steps: [{id: x, run: echo hi}]\n",
+        "wharf's `foreach` has no `collect`",
+    );
 }

@@ -66,9 +66,13 @@ struct Markers {
     ambiguous_run: Option<Marker>,
 }
 
-/// Decides the dialect of the documents and rewrites the 2.x forms of each. Problems go
-/// to `diags`.
-pub(crate) fn read(docs: &mut [&mut Node], diags: &mut Vec<Diagnostic>) -> Dialect {
+/// Decides the dialect of the documents and rewrites the 2.x forms of each; the local DAGs
+/// the rewriting makes (a `foreach` body) go to `made`. Problems go to `diags`.
+pub(crate) fn read(
+    docs: &mut [&mut Node],
+    made: &mut Vec<Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Dialect {
     let mut m = Markers::default();
     for doc in docs.iter() {
         scan_root(doc, &mut m);
@@ -109,7 +113,7 @@ pub(crate) fn read(docs: &mut [&mut Node], diags: &mut Vec<Diagnostic>) -> Diale
     };
     if dialect == Dialect::V2 {
         for doc in docs.iter_mut() {
-            rewrite_root(doc, diags);
+            rewrite_root(doc, made, diags);
         }
     }
     dialect
@@ -242,7 +246,7 @@ fn entry(key: &str, value: Node, span: Span) -> Entry {
 
 /// The 2.x forms of a document, rewritten: `type: graph` unless it says otherwise, the
 /// `consts` put in place, params declared as `{name, default}`, each step's 2.x forms.
-fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
+fn rewrite_root(root: &mut Node, made: &mut Vec<Node>, diags: &mut Vec<Diagnostic>) {
     let span = root.span;
     let Kind::Map(entries) = &mut root.kind else {
         return;
@@ -316,6 +320,11 @@ fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
             Some("steps") => {
                 if let Kind::Seq(steps) = &mut e.value.kind {
                     for s in steps {
+                        if let Some(body) = foreach(s, diags) {
+                            let mut body = body;
+                            rewrite_root(&mut body, made, diags);
+                            made.push(body);
+                        }
                         rewrite_step(s, diags);
                     }
                 }
@@ -332,6 +341,122 @@ fn rewrite_root(root: &mut Node, diags: &mut Vec<Diagnostic>) {
     }
     if !consts.is_empty() {
         put_consts(root, &consts);
+    }
+}
+
+/// A `foreach` step: its body becomes a local DAG (`each-ID`), run once per item as
+/// `parallel` runs a sub-DAG (`max_concurrent` at once, 10 by default), the item its
+/// first param: `${foreach.ITEM_NAME}` in the body is `$1`. Returns the body's document;
+/// the step is left with `call` and `parallel`.
+fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let Kind::Map(entries) = &mut step.kind else {
+        return None;
+    };
+    let at = entries
+        .iter()
+        .position(|e| e.key.as_str() == Some("foreach"))?;
+    let each = entries.remove(at);
+    let span = each.key.span;
+    for other in ["run", "action", "command", "script", "call", "parallel"] {
+        if let Some(e) = entries.iter().find(|e| e.key.as_str() == Some(other)) {
+            diags.push(Diagnostic::error(
+                e.key.span,
+                format!("a `foreach` step has no `{other}`: its body's steps run"),
+            ));
+            return None;
+        }
+    }
+    let Some(fields) = each.value.as_map() else {
+        diags.push(Diagnostic::error(
+            each.value.at(),
+            "`foreach` is a mapping: `items`, `steps`, and `as`, `max_concurrent`",
+        ));
+        return None;
+    };
+    let get = |k: &str| fields.iter().find(|e| e.key.as_str() == Some(k));
+    for e in fields {
+        let key = e.key.as_str().unwrap_or_default();
+        match key {
+            "items" | "steps" | "as" | "max_concurrent" => {}
+            "key" | "collect" => diags.push(
+                Diagnostic::error(e.key.span, format!("wharf's `foreach` has no `{key}`"))
+                    .with_help(
+                        "each item's run is its own sub-DAG run, listed with the step's result",
+                    ),
+            ),
+            other => diags.push(Diagnostic::error(
+                e.key.span,
+                format!("`foreach` has no `{other}`"),
+            )),
+        }
+    }
+    let name_as = get("as")
+        .and_then(|e| e.value.as_str())
+        .unwrap_or("item")
+        .to_owned();
+    let (Some(items), Some(body)) = (get("items"), get("steps")) else {
+        diags.push(Diagnostic::error(
+            span,
+            "`foreach` needs `items` and `steps`",
+        ));
+        return None;
+    };
+    if let Some(list) = items.value.as_seq()
+        && let Some(bad) = list.iter().find(|i| !matches!(i.kind, Kind::Scalar(_)))
+    {
+        diags.push(
+            Diagnostic::error(
+                bad.at(),
+                "wharf's `foreach` takes items that are strings or numbers",
+            )
+            .with_help("give each item as one value; `${foreach.item}` is it"),
+        );
+        return None;
+    }
+    let id = entries
+        .iter()
+        .find(|e| e.key.as_str() == Some("id") || e.key.as_str() == Some("name"))
+        .and_then(|e| e.value.as_str())
+        .unwrap_or("step")
+        .to_owned();
+    let name: String = format!("each-{id}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    let mut steps = body.value.clone();
+    put_item(&mut steps, &name_as);
+    let mut parallel = vec![entry("items", items.value.clone(), items.key.span)];
+    if let Some(m) = get("max_concurrent") {
+        parallel.push(entry("max_concurrent", m.value.clone(), m.key.span));
+    }
+    entries.push(entry("call", scalar(&name, span), span));
+    entries.push(entry("parallel", map_node(parallel, span), span));
+    Some(map_node(
+        vec![
+            entry("name", scalar(&name, span), span),
+            entry("steps", steps, span),
+        ],
+        span,
+    ))
+}
+
+/// `${foreach.NAME}` in a body as the item, its run's first param.
+fn put_item(node: &mut Node, name: &str) {
+    match &mut node.kind {
+        Kind::Scalar(s) => {
+            s.text = s.text.replace(&format!("${{foreach.{name}}}"), "${1}");
+        }
+        Kind::Seq(items) => items.iter_mut().for_each(|i| put_item(i, name)),
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| put_item(&mut e.value, name)),
     }
 }
 

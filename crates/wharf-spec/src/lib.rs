@@ -163,11 +163,13 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     for other in &mut others {
                         base::merge_under(other, true, &mut diagnostics);
                     }
+                    let mut made = Vec::new();
                     let dialect = {
                         let mut docs: Vec<&mut yaml::Node> = vec![&mut root];
                         docs.extend(others.iter_mut());
-                        dialect::read(&mut docs, &mut diagnostics)
+                        dialect::read(&mut docs, &mut made, &mut diagnostics)
                     };
+                    others.extend(made);
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
                         dir: &dir,

@@ -132,7 +132,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
             "foreach",
-            "a step that runs once per item: use `parallel` with a sub-DAG (`action: dag.run`)",
+            "`foreach` is Dagu 2.x: write the file in 2.x, or use `parallel` with a sub-DAG (`call`)",
         ),
         (
             "messages",
