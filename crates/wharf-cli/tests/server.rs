@@ -2204,3 +2204,41 @@ fn the_graph_draws_handlers_and_cuts_long_names() {
     let exit_box = html.split("on exit: onExit: ").nth(1).unwrap_or_default();
     assert!(exit_box.starts_with("succeeded"), "{html}");
 }
+
+// W: a Dagu 2.x DAG in the server: its declared params are the start form's fields (an
+// `enum` a choice), checked when the run starts; it runs like any other.
+#[test]
+fn a_dagu_2_dag_is_served_with_its_declared_params() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/two.yaml"),
+        "params:\n  - name: ENV\n    type: string\n    default: staging\n    enum: [staging, production]\n  - name: COUNT\n    type: integer\n    default: 2\nsteps:\n  - id: show\n    run: echo \"${params.ENV} x${params.COUNT}\"\n",
+    )
+    .expect("dag");
+    let (_, _, html) = s.page("GET", "/dags/two", "", "");
+    assert!(
+        html.contains(r#"<select name="p.ENV"><option selected>staging</option><option>production</option></select>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"name="p.COUNT" value="2""#), "{html}");
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page(
+        "POST",
+        "/dags/two/start",
+        &origin,
+        "p.ENV=production&p.COUNT=3&run_id=t1",
+    );
+    assert_eq!(code, 303, "{head}");
+    s.until("two", "t1", "succeeded");
+    let (_, log) = s.get("/dag-runs/two/t1/steps/show/log");
+    assert_eq!(log["content"], "production x3\n");
+    let (code, _, html) = s.page(
+        "POST",
+        "/dags/two/start",
+        &origin,
+        "p.ENV=production&p.COUNT=many",
+    );
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("is not an integer"), "{html}");
+}

@@ -321,6 +321,8 @@ pub(crate) struct ParamField {
     value: String,
     /// A credential: its default is not shown; left empty, the run keeps it.
     secret: bool,
+    /// The values the param's schema allows (`enum`), offered as a choice.
+    choices: Vec<String>,
 }
 
 fn param_fields(dag: &wharf_spec::Dag) -> Vec<ParamField> {
@@ -338,7 +340,45 @@ fn param_fields(dag: &wharf_spec::Dag) -> Vec<ParamField> {
                 },
                 name,
                 secret,
+                choices: Vec::new(),
             })
+        })
+        .chain(schema_fields(dag))
+        .collect()
+}
+
+/// A field for each property of the DAG's params schema (a Dagu 2.x file's declared
+/// params, or `params: {schema: …}`): its default, its `enum` as a choice.
+fn schema_fields(dag: &wharf_spec::Dag) -> Vec<ParamField> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let Some(props) = dag
+        .params_schema
+        .as_ref()
+        .and_then(|s| s.json.get("properties"))
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter(|(name, _)| !dag.params.iter().any(|p| p.name.as_deref() == Some(name)))
+        .map(|(name, prop)| {
+            let value = prop.get("default").map(text).unwrap_or_default();
+            let word = format!("{name}={value}");
+            let secret = wharf_spec::redact::param(&word) != word;
+            ParamField {
+                name: name.clone(),
+                value: if secret { String::new() } else { value },
+                secret,
+                choices: prop
+                    .get("enum")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| a.iter().map(text).collect())
+                    .unwrap_or_default(),
+            }
         })
         .collect()
 }
