@@ -35,13 +35,11 @@ pub(crate) async fn run(
     job: &StepJob,
     removals: &crate::Removals,
 ) -> Exit {
-    let wharf_engine::Work::Container(c) = &job.work else {
-        return Exit::error("the step has no container settings");
+    let c = match crate::container_of(job) {
+        Ok(c) => c,
+        Err(exit) => return *exit,
     };
     let cfg = &c.config;
-    if let Err(e) = job.prepare_redirects() {
-        return Exit::error(e);
-    }
     if let Some(name) = &cfg.container_name {
         match docker.inspect_container(name, None).await {
             Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {

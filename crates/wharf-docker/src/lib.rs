@@ -187,6 +187,16 @@ pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
+/// The container settings of a step with a container of its own, its `stdout:`/`stderr:`
+/// files made ready; or the step's failure.
+pub(crate) fn container_of(job: &StepJob) -> Result<&wharf_engine::ContainerJob, Box<Exit>> {
+    let wharf_engine::Work::Container(c) = &job.work else {
+        return Err(Box::new(Exit::error("the step has no container settings")));
+    };
+    job.prepare_redirects().map_err(|e| Box::new(Exit::error(e)))?;
+    Ok(c)
+}
+
 /// Container removals still going on.
 #[derive(Default)]
 pub(crate) struct Removals(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);

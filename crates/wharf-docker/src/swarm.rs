@@ -43,12 +43,10 @@ pub(crate) async fn run(
     job: &StepJob,
     removals: &crate::Removals,
 ) -> Exit {
-    let wharf_engine::Work::Container(c) = &job.work else {
-        return Exit::error("the step has no container settings");
+    let c = match crate::container_of(job) {
+        Ok(c) => c,
+        Err(exit) => return *exit,
     };
-    if let Err(e) = job.prepare_redirects() {
-        return Exit::error(e);
-    }
     let Some(image) = c.config.image.as_deref() else {
         return Exit::error("a step on the Swarm backend needs `image`");
     };
