@@ -193,7 +193,8 @@ pub(crate) fn container_of(job: &StepJob) -> Result<&wharf_engine::ContainerJob,
     let wharf_engine::Work::Container(c) = &job.work else {
         return Err(Box::new(Exit::error("the step has no container settings")));
     };
-    job.prepare_redirects().map_err(|e| Box::new(Exit::error(e)))?;
+    job.prepare_redirects()
+        .map_err(|e| Box::new(Exit::error(e)))?;
     Ok(c)
 }
 

@@ -912,7 +912,13 @@ pub(crate) fn speak_v2(message: &str) -> String {
             "command" | "script" => "run".to_owned(),
             w if w.starts_with("command:") => format!("run:{}", &w["command:".len()..]),
             "call" => "action: dag.run".to_owned(),
-            w if camel(w) && w.chars().all(|c| c.is_ascii_alphanumeric()) => to_snake(w),
+            // Only the language's own keys: a step's or a DAG's name stays as written.
+            w if camel(w)
+                && w.chars().all(|c| c.is_ascii_alphanumeric())
+                && crate::decode::is_dialect_key(w) =>
+            {
+                to_snake(w)
+            }
             w => w.to_owned(),
         };
         out.push('`');
@@ -1023,6 +1029,14 @@ fn upstream_of<'a>(dag: &'a crate::Dag, name: &str) -> Vec<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_stay_as_written() {
+        assert_eq!(
+            super::speak_v2("`buildImage` depends on `workingDir`"),
+            "`buildImage` depends on `working_dir`"
+        );
+    }
+
     #[test]
     fn messages_speak_two() {
         assert_eq!(
