@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+Cases: local-200, local-10000, parallel-local-10000, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
 status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
@@ -180,6 +180,14 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
              ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=20),
+        Case("local-10000", "10 000 chained local steps `true`", "<= 1.2x, RSS < 30 MB",
+             ("wharf run", wharf("run", dag("local10k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
+             ("shell loop of `sh -c true` x10000", shell("i=0; while [ $i -lt 10000 ]; do sh -c true; i=$((i+1)); done")),
+             rss_limit=30),
+        Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
+             ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
+             ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
+             rss_limit=60),
         Case("subdag-parallel-100", "`parallel` over 100 items of a one-step local sub-DAG (`shell: sh`: the same `sh -c` calls), `maxConcurrent: 10`", "<= 2.0x",
              ("wharf run", wharf("run", dag("fanout", "steps:\n  - name: fan\n    call: one\n    parallel:\n      items: [" + ", ".join(str(i) for i in range(100)) + "]\n      maxConcurrent: 10\n---\nname: one\nshell: sh\nsteps:\n  - command: \"true\"\n"))),
              ("`sh -c true` x100 via `xargs -P 10`", shell("seq 100 | xargs -P 10 -I{} sh -c true"))),
