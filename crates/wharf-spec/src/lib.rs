@@ -177,7 +177,9 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                         backend: None,
                         v2: dialect == Dialect::V2,
                     };
-                    dag = decode_one(&mut decoder, &root, &file, &stem);
+                    // The tree goes once decoded: a file of thousands of steps does not
+                    // hold it and the model at once.
+                    dag = decode_one(&mut decoder, root, &file, &stem);
                     if let Some(dag) = &mut dag {
                         dag.dialect = dialect;
                         if dialect == Dialect::V2 {
@@ -186,10 +188,13 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     }
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();
-                    for other in &others {
-                        let named = other.as_map().and_then(|entries| {
-                            entries.iter().find(|e| e.key.as_str() == Some("name"))
-                        });
+                    for other in others {
+                        let named = other
+                            .as_map()
+                            .and_then(|entries| {
+                                entries.iter().find(|e| e.key.as_str() == Some("name"))
+                            })
+                            .map(|e| e.value.at());
                         let Some(named) = named else {
                             decoder.diags.push(
                                 Diagnostic::error(
@@ -208,7 +213,7 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                             || main_name == Some(local.name.as_str())
                         {
                             decoder.error(
-                                named.value.at(),
+                                named,
                                 format!("the DAG name `{}` is used twice in this file", local.name),
                             );
                             continue;
@@ -253,11 +258,13 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
 /// One document of a file as a DAG, its steps linked.
 fn decode_one(
     decoder: &mut decode::Decoder,
-    root: &yaml::Node,
+    root: yaml::Node,
     file: &Path,
     default_name: &str,
 ) -> Option<Dag> {
-    let (mut decoded, raw) = decode::dag(decoder, root, file, default_name)?;
+    let decoded = decode::dag(decoder, &root, file, default_name);
+    drop(root);
+    let (mut decoded, raw) = decoded?;
     if !raw.is_empty() {
         graph::link(&mut decoder.diags, &mut decoded, raw);
     }

@@ -21,7 +21,13 @@ pub(crate) struct RawStep {
 }
 
 pub(crate) fn steps_of(d: &mut Decoder, node: &Node, shared: bool) -> Vec<RawStep> {
-    let mut out = Vec::new();
+    // Sized once: a step is large, and a file may hold thousands.
+    let count = match &node.kind {
+        Kind::Seq(items) => items.iter().map(|i| i.as_seq().map_or(1, <[Node]>::len)).sum(),
+        Kind::Map(entries) => entries.len(),
+        Kind::Scalar(_) => 0,
+    };
+    let mut out = Vec::with_capacity(count);
     match &node.kind {
         Kind::Seq(items) => {
             if items.is_empty() {
