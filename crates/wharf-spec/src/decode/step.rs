@@ -23,7 +23,10 @@ pub(crate) struct RawStep {
 pub(crate) fn steps_of(d: &mut Decoder, node: &Node, shared: bool) -> Vec<RawStep> {
     // Sized once: a step is large, and a file may hold thousands.
     let count = match &node.kind {
-        Kind::Seq(items) => items.iter().map(|i| i.as_seq().map_or(1, <[Node]>::len)).sum(),
+        Kind::Seq(items) => items
+            .iter()
+            .map(|i| i.as_seq().map_or(1, <[Node]>::len))
+            .sum(),
         Kind::Map(entries) => entries.len(),
         Kind::Scalar(_) => 0,
     };
