@@ -444,3 +444,26 @@ fn foreach_runs_its_body_once_per_item() {
         "wharf's `foreach` has no `collect`",
     );
 }
+
+// 2.x `env` (a mapping, `${env.X}` of an earlier one) and `secrets` (hidden in the log).
+#[test]
+fn env_and_secrets_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "envs",
+        "env:\n  A: one\n  B: ${env.A}-two\nsecrets:\n  - name: TOKEN\n    provider: env\n    key: WHARF_TEST_SECRET_TOKEN\nsteps:\n  - id: show\n    env:\n      C: ${env.B}-three\n    run: echo \"$A $B $C ${env.C} $TOKEN\"\n",
+    );
+    let out = p
+        .wharf()
+        .env("WHARF_TEST_SECRET_TOKEN", "s3kr1t-value")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = p.logs("envs", "show");
+    assert!(
+        log.starts_with("one one-two one-two-three one-two-three "),
+        "{log}"
+    );
+    assert!(!log.contains("s3kr1t-value"), "{log}");
+}
