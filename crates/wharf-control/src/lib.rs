@@ -138,17 +138,41 @@ pub fn start(home: &Path, start: &Start<'_>) -> Result<()> {
 /// Starts `wharf ARGS` detached and waits until the store has the run `run_id` of `dag`,
 /// or the process ends without recording it.
 pub fn launch(store: &Store, home: &Path, args: &[String], dag: &str, run_id: &str) -> Result<()> {
-    let mut child = detached(home, args)?;
+    let child = detached(home, args)?;
+    if until_recorded(
+        child,
+        run_id,
+        || Ok(store.run(dag, run_id)?.is_some()),
+        false,
+    )? {
+        Ok(())
+    } else {
+        Err(Error::NotStarted {
+            run_id: run_id.to_owned(),
+            secs: START_LIMIT.as_secs(),
+        })
+    }
+}
+
+/// Waits until `seen` finds in the store what the detached `child` was started to record:
+/// true once it does, false when `START_LIMIT` passed first; an error when the child ended
+/// without it (unless `success_will_do` and it exited 0). The child is reaped either way.
+fn until_recorded(
+    mut child: std::process::Child,
+    run_id: &str,
+    seen: impl Fn() -> Result<bool>,
+    success_will_do: bool,
+) -> Result<bool> {
     let deadline = Instant::now() + START_LIMIT;
     loop {
-        if store.run(dag, run_id)?.is_some() {
+        if seen()? {
             reap_in_background(child);
-            return Ok(());
+            return Ok(true);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // It may have recorded the run just before it ended.
-            if store.run(dag, run_id)?.is_some() {
-                return Ok(());
+            // It may have recorded it just before it ended.
+            if seen()? || (success_will_do && status.success()) {
+                return Ok(true);
             }
             return Err(Error::EndedEarly {
                 run_id: run_id.to_owned(),
@@ -157,10 +181,7 @@ pub fn launch(store: &Store, home: &Path, args: &[String], dag: &str, run_id: &s
         }
         if Instant::now() > deadline {
             reap_in_background(child);
-            return Err(Error::NotStarted {
-                run_id: run_id.to_owned(),
-                secs: START_LIMIT.as_secs(),
-            });
+            return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -306,30 +327,13 @@ pub fn retry(home: &Path, run: &RunRecord, step: Option<&str>, downstream: bool)
     // page loaded next follows it.
     let store = Store::open(home)?;
     let before = (run.status, run.pid, run.finished_at);
-    let mut child = detached(home, &args)?;
-    let deadline = Instant::now() + START_LIMIT;
-    loop {
-        let now = store.run(&run.dag, &run.run_id)?;
-        if now.is_none_or(|r| (r.status, r.pid, r.finished_at) != before) {
-            reap_in_background(child);
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let now = store.run(&run.dag, &run.run_id)?;
-            if status.success() || now.is_none_or(|r| (r.status, r.pid, r.finished_at) != before) {
-                return Ok(());
-            }
-            return Err(Error::EndedEarly {
-                run_id: run.run_id.clone(),
-                status: status.to_string(),
-            });
-        }
-        if Instant::now() > deadline {
-            reap_in_background(child);
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let child = detached(home, &args)?;
+    let changed = || {
+        Ok(store
+            .run(&run.dag, &run.run_id)?
+            .is_none_or(|r| (r.status, r.pid, r.finished_at) != before))
+    };
+    until_recorded(child, &run.run_id, changed, true).map(|_| ())
 }
 
 /// Asks the process running `run` to stop it (SIGTERM, as `wharf stop` and a terminal's

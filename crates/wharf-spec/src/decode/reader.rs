@@ -117,16 +117,7 @@ impl Decoder<'_> {
             }
             let camel = snake_to_camel(raw);
             if self.v2 && camel == raw && raw.chars().any(|c| c.is_ascii_uppercase()) {
-                let snake: String = raw
-                    .chars()
-                    .flat_map(|c| {
-                        if c.is_ascii_uppercase() {
-                            vec!['_', c.to_ascii_lowercase()]
-                        } else {
-                            vec![c]
-                        }
-                    })
-                    .collect();
+                let snake = crate::dialect::to_snake(raw);
                 if keys.known.contains(&raw) {
                     self.diags.push(
                         Diagnostic::error(
