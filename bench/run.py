@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, local-10000, parallel-local-10000, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+Cases: local-200, local-10000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
 status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
@@ -144,6 +144,21 @@ def run_all(tmp, label, args):
                 shutil.rmtree(env["WHARF_HOME"], ignore_errors=True)
         return thunk
 
+    def wharf_logs(path, lines):
+        """wharf run, then every line checked to be in the step logs."""
+        def thunk():
+            env = home()
+            try:
+                result = timed([str(WHARF), "run", path], env=env, cwd=tmp)
+                found = sum(1 for f in Path(env["WHARF_HOME"], "logs").rglob("*.stdout")
+                            for _ in f.open("rb"))
+                if found != lines:
+                    raise SystemExit(f"the logs hold {found} lines, not {lines}")
+                return result
+            finally:
+                shutil.rmtree(env["WHARF_HOME"], ignore_errors=True)
+        return thunk
+
     def shell(script):
         return lambda: timed(["sh", "-c", script])
 
@@ -188,6 +203,9 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
              rss_limit=60),
+        Case("logs-1000x10k", "1000 chained local steps each printing 10 000 lines (`seq 10000`), all in the logs", "<= 1.2x",
+             ("wharf run", wharf_logs(dag("loud1000", "steps:\n" + "".join(f"  - name: s{i}\n    command: seq 10000\n" for i in range(1000))), 10_000_000)),
+             ("shell loop of `sh -c 'seq 10000'` > file x1000", shell(f"d=$(mktemp -d -p {tmp}); i=0; while [ $i -lt 1000 ]; do sh -c 'seq 10000' > $d/$i.stdout 2> $d/$i.stderr; i=$((i+1)); done; rm -rf $d"))),
         Case("subdag-parallel-100", "`parallel` over 100 items of a one-step local sub-DAG (`shell: sh`: the same `sh -c` calls), `maxConcurrent: 10`", "<= 2.0x",
              ("wharf run", wharf("run", dag("fanout", "steps:\n  - name: fan\n    call: one\n    parallel:\n      items: [" + ", ".join(str(i) for i in range(100)) + "]\n      maxConcurrent: 10\n---\nname: one\nshell: sh\nsteps:\n  - command: \"true\"\n"))),
              ("`sh -c true` x100 via `xargs -P 10`", shell("seq 100 | xargs -P 10 -I{} sh -c true"))),

@@ -12,6 +12,7 @@
 //! Stop: the step's signal to the container (or to the exec's process), the grace period,
 //! SIGKILL; then the container is removed when `autoRemove` is set.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -29,11 +30,116 @@ use wharf_spec::VolumeSource;
 
 use crate::{describe, image, status_of};
 
+/// Containers created ahead for the steps that come next (`Executor::prepare`), by run
+/// and step; each is the creation, still going on or done.
+#[derive(Default)]
+pub(crate) struct Prepared(std::sync::Mutex<HashMap<(String, String), Creation>>);
+
+/// The creation of a container ahead: its container and settings once made (None when
+/// it could not be).
+pub(crate) type Creation = tokio::task::JoinHandle<Option<Ahead>>;
+
+/// A container created ahead, and what it was created from.
+pub(crate) struct Ahead {
+    id: String,
+    body: ContainerCreateBody,
+}
+
+impl Prepared {
+    /// The run's and step's names a container of `job` is prepared under.
+    fn key(job: &StepJob) -> Option<(String, String)> {
+        let wharf_engine::Work::Container(c) = &job.work else {
+            return None;
+        };
+        let run = c
+            .labels
+            .iter()
+            .find(|(k, _)| k == wharf_engine::labels::RUN)?;
+        Some((run.1.clone(), job.step_name.clone()))
+    }
+
+    /// Creates the container of `job` in the background, when creating it is all that
+    /// comes before its start: an image that is pulled only when missing (the create
+    /// says so), no name of its own, one command.
+    pub fn create(&self, client: &crate::Client, job: StepJob) {
+        let wharf_engine::Work::Container(c) = &job.work else {
+            return;
+        };
+        let cfg = &c.config;
+        let simple = cfg.backend == wharf_spec::Backend::Local
+            && cfg.pull == wharf_spec::PullPolicy::Missing
+            && cfg.platform.is_none()
+            && cfg.container_name.is_none()
+            && c.more.is_empty();
+        let (Some(key), Some(image), true) = (Self::key(&job), cfg.image.as_deref(), simple) else {
+            return;
+        };
+        let Ok(body) = create_body(&job, c, image) else {
+            return;
+        };
+        let Ok(mut prepared) = self.0.lock() else {
+            return;
+        };
+        if prepared.contains_key(&key) {
+            return;
+        }
+        let client = client.clone();
+        let task = tokio::spawn(async move {
+            let docker = client.get().await.ok()?;
+            let created = docker
+                .create_container(None::<CreateContainerOptions>, body.clone())
+                .await
+                .ok()?;
+            Some(Ahead {
+                id: created.id,
+                body,
+            })
+        });
+        prepared.insert(key, task);
+    }
+
+    /// The creation prepared for `job`'s step, taken (a later attempt creates its own).
+    pub fn take(&self, job: &StepJob) -> Option<Creation> {
+        let key = Self::key(job)?;
+        self.0.lock().ok()?.remove(&key)
+    }
+
+    /// Removes the containers prepared for the run `run_id` that no step took.
+    pub async fn discard(&self, client: &crate::Client, run_id: &str) {
+        let left: Vec<_> = match self.0.lock() {
+            Ok(mut prepared) => {
+                let keys: Vec<_> = prepared.keys().filter(|k| k.0 == run_id).cloned().collect();
+                keys.iter().filter_map(|k| prepared.remove(k)).collect()
+            }
+            Err(_) => return,
+        };
+        let Ok(docker) = client.get().await else {
+            return;
+        };
+        for task in left {
+            if let Ok(Some(ahead)) = task.await {
+                remove_now(docker, &ahead.id).await;
+            }
+        }
+    }
+}
+
+/// Removes a container (and its anonymous volumes) at once, gone or not.
+async fn remove_now(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(id, Some(options)).await;
+}
+
 pub(crate) async fn run(
     docker: &Docker,
     auths: &crate::Auths,
     job: &StepJob,
     removals: &crate::Removals,
+    ahead: Option<Creation>,
 ) -> Exit {
     let c = match crate::container_of(job) {
         Ok(c) => c,
@@ -126,6 +232,18 @@ pub(crate) async fn run(
         body.attach_stderr = Some(false);
         Some(helper)
     };
+    // A container created ahead from the same settings is this step's; one the outputs
+    // of the steps before changed is removed.
+    if let Some(task) = ahead
+        && let Ok(Some(made)) = task.await
+    {
+        if helper.is_none() && made.body == body {
+            let exit = run_created(docker, job, &made.id).await;
+            remove_after(docker, job, removals, cfg.auto_remove, made.id);
+            return exit;
+        }
+        remove_after(docker, job, removals, true, made.id);
+    }
     let options = CreateContainerOptions {
         name: cfg.container_name.clone(),
         platform: platform.clone().unwrap_or_default(),
@@ -173,9 +291,21 @@ pub(crate) async fn run(
             exit
         }
     };
-    if cfg.auto_remove {
-        // Logs and exit code are read: the removal can go on while the next step starts.
-        // The run waits for it before it ends (`Executor::settle`).
+    remove_after(docker, job, removals, cfg.auto_remove, id);
+    exit
+}
+
+/// Removes the step's container (when `remove`) in the background: logs and exit code
+/// are read, the removal can go on while the next step starts. The run waits for it
+/// before it ends (`Executor::settle`).
+fn remove_after(
+    docker: &Docker,
+    job: &StepJob,
+    removals: &crate::Removals,
+    remove: bool,
+    id: String,
+) {
+    if remove {
         let (docker, notice) = (docker.clone(), job.notice.clone());
         removals.push(tokio::spawn(async move {
             let options = RemoveContainerOptions {
@@ -194,7 +324,6 @@ pub(crate) async fn run(
             }
         }));
     }
-    exit
 }
 
 /// Whether wharf's helper can keep a container of `image` up (it is built for this

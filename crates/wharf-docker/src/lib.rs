@@ -227,6 +227,7 @@ pub struct DockerExecutor {
     client: Client,
     auths: Arc<Auths>,
     removals: Removals,
+    prepared: container::Prepared,
 }
 
 impl DockerExecutor {
@@ -235,6 +236,7 @@ impl DockerExecutor {
             client,
             auths,
             removals: Removals::default(),
+            prepared: container::Prepared::default(),
         }
     }
 }
@@ -254,9 +256,20 @@ impl Executor for DockerExecutor {
                 {
                     swarm::run(docker, &self.auths, job, &self.removals).await
                 }
-                _ => container::run(docker, &self.auths, job, &self.removals).await,
+                _ => {
+                    let ahead = self.prepared.take(job);
+                    container::run(docker, &self.auths, job, &self.removals, ahead).await
+                }
             }
         })
+    }
+
+    fn prepare(&self, job: StepJob) {
+        self.prepared.create(&self.client, job);
+    }
+
+    fn discard<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.prepared.discard(&self.client, run_id))
     }
 
     fn settle(&self) -> BoxFuture<'_, ()> {

@@ -426,6 +426,96 @@ fn cleanup_removes_the_containers_of_a_killed_run_and_nothing_else() {
     assert_eq!(p.status(&u.name)["status"], "failed");
 }
 
+/// The containers of the DAG `name` in the state `state` for the step `step`.
+fn containers_in(name: &str, step: &str, state: &str) -> String {
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=wharf.dag={name}"),
+        "--filter",
+        &format!("label=wharf.step={step}"),
+        "--filter",
+        &format!("status={state}"),
+    ])
+}
+
+/// Waits (bounded) until the next step's container is made, ahead, while `first` runs.
+fn until_prepared(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_in(name, "first", "running").is_empty()
+        || containers_in(name, "second", "created").is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second step's container was not made while the first ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_next_containers_are_made_ahead_and_never_left_behind() {
+    images_are_built();
+    let p = Place::new();
+    let config = "        image: wharf-test/base:latest\n        autoRemove: true\n";
+    // Made ahead, then the run stopped, or its wharf killed: none of them stays.
+    let u = Unique::new("ahead");
+    let yaml = format!(
+        "steps:\n{}{}{}",
+        container_step("first", config, Some("sleep 600")),
+        container_step("second", config, Some("echo two")),
+        container_step("third", config, Some("echo three")),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let mut child = p.spawn(&dag);
+    until_prepared(&u.name);
+    let out = p.wharf().args(["stop", &u.name]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(child.wait().expect("wait").code(), Some(1));
+    assert!(u.containers().is_empty(), "left: {:?}", u.containers());
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "second")["status"], "not_started", "{status}");
+
+    let mut child = p.spawn(&dag);
+    until_prepared(&u.name);
+    child.kill().expect("SIGKILL wharf");
+    let _ = child.wait();
+    let out = p.wharf().args(["cleanup"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !u.containers().is_empty() {
+        assert!(Instant::now() < deadline, "left: {:?}", u.containers());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A container made ahead is used only when the step's settings are still the same:
+    // an output of the step before changes them, and the step gets a container of them.
+    let u = Unique::new("ahead-outputs");
+    let yaml = format!(
+        "steps:\n{}    output: WORD\n{}{}{}    continueOn:\n      failure: true\n{}{}",
+        container_step("first", config, Some("echo hi")),
+        container_step("second", config, Some("echo got ${WORD}")),
+        container_step("third", config, Some("echo three")),
+        container_step("fails", config, Some("sh -c 'exit 3'")),
+        container_step("after", config, Some("echo after")),
+        container_step("never", config, Some("false")).replace(
+            "  - name: never\n",
+            "  - name: never\n    depends: [first]\n    preconditions:\n      - condition: \"${WORD}\"\n        expected: nope\n"
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "second"), "got hi\n");
+    assert_eq!(p.logs(&u.name, "third"), "three\n");
+    assert_eq!(p.logs(&u.name, "after"), "after\n");
+    let status = p.status(&u.name);
+    assert_eq!(step(&status, "fails")["exitCode"], 3, "{status}");
+    assert_eq!(step(&status, "never")["status"], "skipped", "{status}");
+    assert!(u.containers().is_empty(), "left: {:?}", u.containers());
+}
+
 #[test]
 fn wharf_stop_gives_the_container_its_signal_and_redirects_get_its_output() {
     images_are_built();

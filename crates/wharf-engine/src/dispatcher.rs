@@ -253,6 +253,7 @@ pub(crate) async fn run(
     if let Some(container) = &d.container {
         container.finish().await;
     }
+    d.docker.discard(&d.run_id).await;
     d.docker.settle().await;
     let (run, err) = (d.req_run, error.clone());
     store.record("the run's result", move |s| {
@@ -497,6 +498,16 @@ impl Dispatcher {
             .filter(|m| *m > 0)
             .unwrap_or(usize::MAX);
         let mut running: JoinSet<(usize, StepOutcome)> = JoinSet::new();
+        // Steps with a container of their own: each is prepared (created) once, ahead.
+        let ahead: Vec<usize> = (0..n)
+            .filter(|&i| {
+                matches!(
+                    dag.placement(&dag.steps[i]),
+                    wharf_spec::Placement::OwnContainer { .. }
+                ) && dag.steps[i].call.is_none()
+            })
+            .collect();
+        let mut foreseen = vec![false; n];
         let mut stopping: Option<String> = None;
         // The record could not be written: the run stops, and fails.
         let mut unrecorded = false;
@@ -517,6 +528,7 @@ impl Dispatcher {
                         running.spawn(async move { (i, step::run(ctx).await) });
                     }
                 }
+                self.prepare_ahead(&ahead, &slots, &deps, &mut foreseen);
             }
             if running.is_empty() {
                 break;
@@ -579,6 +591,45 @@ impl Dispatcher {
             .map(|(_, step)| step.name.clone())
             .collect();
         verdict(&dag, &statuses, stopping, unrecorded)
+    }
+
+    /// The containers of the steps that come next, created while the steps they wait for
+    /// run (a few at a time): their create is off the run's critical path. The executor
+    /// uses one only if the step's job is still the same when it starts (no output of
+    /// the steps before it changed it), and removes those no step took.
+    fn prepare_ahead(
+        &self,
+        ahead: &[usize],
+        slots: &[Slot],
+        deps: &[Vec<usize>],
+        foreseen: &mut [bool],
+    ) {
+        const AT_MOST: usize = 4;
+        let mut room = AT_MOST.saturating_sub(
+            ahead
+                .iter()
+                .filter(|&&i| foreseen[i] && slots[i] == Slot::Waiting)
+                .count(),
+        );
+        for &i in ahead {
+            if room == 0 {
+                break;
+            }
+            if foreseen[i]
+                || slots[i] != Slot::Waiting
+                || !deps[i]
+                    .iter()
+                    .all(|&j| matches!(slots[j], Slot::Running | Slot::Done { .. }))
+            {
+                continue;
+            }
+            foreseen[i] = true;
+            let ctx = self.step_ctx(StepRef::Main(i), i + 1, CancellationToken::new());
+            if let Some(job) = step::foresee(&ctx) {
+                self.docker.prepare(job);
+                room -= 1;
+            }
+        }
     }
 
     /// Steps that can never run: after a failed step (without `continueOn`) they stay

@@ -19,6 +19,17 @@ pub trait Executor: Send + Sync {
     /// processes are gone and its output is in the log files.
     fn run<'a>(&'a self, job: &'a StepJob) -> BoxFuture<'a, Exit>;
 
+    /// Gets ready for `job`, the first attempt of a step whose dependencies still run (a
+    /// container created while they run). `run` takes what was made when its job turns
+    /// out the same; `discard` removes what no attempt took. The default does nothing.
+    fn prepare(&self, _job: StepJob) {}
+
+    /// Removes what `prepare` made for the run `run_id` that no attempt took (a step that
+    /// never ran, a run stopped); the run calls it before it ends.
+    fn discard<'a>(&'a self, _run_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Waits for work an executor finishes after its attempts reported (removing
     /// containers); the run calls it before it ends.
     fn settle(&self) -> BoxFuture<'_, ()> {

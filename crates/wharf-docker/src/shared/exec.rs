@@ -117,6 +117,15 @@ pub(super) async fn exec_code(docker: &Docker, watch: &Watch, exec_id: &str) -> 
             Err(_) => Some(None),
         }
     };
+    // The event often comes before the output's end: then no inspect is needed.
+    let seen = watch
+        .seen
+        .lock()
+        .ok()
+        .and_then(|s| s.exits.get(exec_id).copied());
+    if let Some(code) = seen {
+        return Some(i32::try_from(code).unwrap_or(-1));
+    }
     if let Some(code) = from_inspect().await {
         return code;
     }

@@ -391,14 +391,13 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     })
 }
 
-/// One attempt: its job, the executor's run of it within the step's timeout, its output.
-async fn run_attempt(
+/// An attempt's log files: stdout's and stderr's (the same file for `logOutput: merged`).
+fn log_paths(
     ctx: &StepCtx,
     step: &Step,
     dag: &Dag,
-    p: &Prepared,
     attempt: u32,
-) -> Result<Attempted, String> {
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let base = format!(
         "{}-{}.{attempt}",
         ctx.position,
@@ -412,13 +411,46 @@ async fn run_attempt(
     } else {
         ctx.log_dir.join(format!("{base}.stderr"))
     };
+    (stdout, stderr)
+}
+
+/// The job the step's first attempt would get if it started now, made without recording
+/// or writing anything: for its executor to get ready while the steps before it run (a
+/// container created ahead). None for a step that cannot be foreseen so: one with
+/// preconditions (it may not run), or whose variables run commands.
+pub(crate) fn foresee(ctx: &StepCtx) -> Option<StepJob> {
+    let dag = Arc::clone(&ctx.dag);
+    let step = ctx.step.get(&dag);
+    if !step.preconditions.is_empty()
+        || step
+            .env
+            .iter()
+            .any(|v| v.value.contains('`') || v.value.contains("$("))
+    {
+        return None;
+    }
+    let p = prepare(ctx, step, &dag).ok()?;
+    let attempt = ctx.attempts_before + 1;
+    let (stdout, stderr) = log_paths(ctx, step, &dag, attempt);
+    job_of(ctx, step, &dag, &p, attempt, (&stdout, &stderr), None).ok()
+}
+
+/// One attempt: its job, the executor's run of it within the step's timeout, its output.
+async fn run_attempt(
+    ctx: &StepCtx,
+    step: &Step,
+    dag: &Dag,
+    p: &Prepared,
+    attempt: u32,
+) -> Result<Attempted, String> {
+    let (stdout, stderr) = log_paths(ctx, step, dag, attempt);
     let _ = ctx.events.send(Event::StepStarted {
         name: step.name.clone(),
         attempt,
         handler: ctx.step.handler(),
     });
     let stop = ctx.stop.child_token();
-    let job = job_of(ctx, step, dag, p, attempt, (&stdout, &stderr), &stop)?;
+    let job = job_of(ctx, step, dag, p, attempt, (&stdout, &stderr), Some(&stop))?;
     let timeout = step.timeout_sec.filter(|t| *t > 0).map(Duration::from_secs);
     let mut timed_out = false;
     let exit = {

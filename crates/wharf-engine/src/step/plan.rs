@@ -266,7 +266,9 @@ pub(super) fn container_job(
     })
 }
 
-/// The executor's job for one attempt; the attempt is recorded when it starts.
+/// The executor's job for one attempt; the attempt is recorded when it starts. Without
+/// `stop`, the job is the one the attempt would get, foreseen: nothing is recorded or
+/// written for it.
 pub(super) fn job_of(
     ctx: &StepCtx,
     step: &Step,
@@ -274,8 +276,9 @@ pub(super) fn job_of(
     p: &Prepared,
     attempt: u32,
     (stdout, stderr): (&std::path::Path, &std::path::Path),
-    stop: &tokio_util::sync::CancellationToken,
+    stop: Option<&tokio_util::sync::CancellationToken>,
 ) -> Result<StepJob, String> {
+    let foreseen = stop.is_none();
     let record = AttemptRecord {
         attempt,
         started_at: now_ms(),
@@ -297,8 +300,10 @@ pub(super) fn job_of(
     // Declared outputs (Dagu 2.x): an empty file for each attempt, read once it succeeded.
     if !step.outputs.is_empty() {
         let file = outputs_file(stdout);
-        std::fs::write(&file, b"")
-            .map_err(|e| format!("cannot make the outputs file {}: {e}", file.display()))?;
+        if !foreseen {
+            std::fs::write(&file, b"")
+                .map_err(|e| format!("cannot make the outputs file {}: {e}", file.display()))?;
+        }
         env.push((
             "DAGU_OUTPUT_FILE".into(),
             file.to_string_lossy().into_owned(),
@@ -332,7 +337,9 @@ pub(super) fn job_of(
         }))
     } else {
         // No local process to report its start: the attempt is recorded now.
-        ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        if !foreseen {
+            ctx.record("the attempt", move |s| s.start_attempt(run, &name, &record));
+        }
         None
     };
     let redirect = |path: &Option<String>| {
@@ -370,7 +377,7 @@ pub(super) fn job_of(
         stderr: stderr.to_path_buf(),
         redirect_stdout: redirect(&step.stdout),
         redirect_stderr: redirect(&step.stderr),
-        stop: stop.clone(),
+        stop: stop.cloned().unwrap_or_default(),
         signal: step
             .signal_on_stop
             .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
