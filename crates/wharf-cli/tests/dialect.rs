@@ -414,34 +414,125 @@ fn foreach_runs_its_body_once_per_item() {
     let p = Place::new();
     let dag = p.dag(
         "loop",
-        "steps:\n  - id: each\n    foreach:\n      items: [alpha, beta]\n      as: word\n      max_concurrent: 2\n      steps:\n        - id: shout\n          run: echo \"item ${foreach.word}\" | tr a-z A-Z\n        - id: after\n          depends: shout\n          run: echo \"done ${foreach.word}\"\n  - id: next\n    depends: each\n    run: echo all done\n",
+        "steps:\n  - id: each\n    foreach:\n      items: [alpha, beta]\n      as: word\n      max_concurrent: 2\n      steps:\n        - id: shout\n          run: echo \"word=${foreach.word} ${foreach.index}\" | tr a-z A-Z | sed 's/^WORD/word/' >> \"$DAGU_OUTPUT_FILE\"\n          outputs: [{name: word}]\n        - id: after\n          depends: shout\n          run: echo \"done ${foreach.word}\"\n      collect:\n        loud: ${steps.shout.outputs.word}\n    output: RESULT\n  - id: next\n    depends: each\n    run: echo \"${RESULT.summary.succeeded} of ${RESULT.summary.total} - ${RESULT.outputs[1].loud}\"\n",
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let each = p.logs("loop", "each");
+    let each: serde_json::Value =
+        serde_json::from_str(&p.logs("loop", "each")).expect("the result is JSON");
+    assert_eq!(
+        each,
+        serde_json::json!({
+            "summary": {"total": 2, "succeeded": 2, "failed": 0},
+            "items": [
+                {"index": 0, "key": "0", "status": "succeeded", "outputs": {"loud": "ALPHA 0"}},
+                {"index": 1, "key": "1", "status": "succeeded", "outputs": {"loud": "BETA 1"}},
+            ],
+            "outputs": [{"loud": "ALPHA 0"}, {"loud": "BETA 1"}],
+        })
+    );
+    assert_eq!(p.logs("loop", "next"), "2 of 2 - BETA 1\n");
+}
+
+// `foreach` over a JSON array an earlier step published, objects as items (`${foreach.NAME.field}`),
+// keys, an empty list, and what fails: a duplicate key (before any body runs), items that
+// are not a JSON array, a `collect` left unresolved.
+#[test]
+fn foreach_items_keys_and_failures() {
+    let p = Place::new();
+    let dag = p.dag(
+        "episodes",
+        r#"steps:
+  - id: list
+    run: echo 'episodes=[{"slug":"intro","url":"u/1"},{"slug":"deep","url":"u/2"}]' >> "$DAGU_OUTPUT_FILE"
+    outputs: [{name: episodes, type: json}]
+  - id: summarize
+    depends: list
+    foreach:
+      items: ${steps.list.outputs.episodes}
+      as: episode
+      key: ${foreach.episode.slug}
+      steps:
+        - id: fetch
+          run: echo "path=/t/${foreach.key}-${foreach.index}" >> "$DAGU_OUTPUT_FILE"
+          outputs: [{name: path}]
+        - id: sum
+          depends: fetch
+          run: echo "md=# ${steps.fetch.outputs.path} from ${foreach.episode.url}" >> "$DAGU_OUTPUT_FILE"
+          outputs: [{name: md}]
+      collect:
+        markdown: ${steps.sum.outputs.md}
+    output: SUMMARIES
+  - id: none
+    depends: summarize
+    foreach:
+      items: []
+      steps: [{id: never, run: exit 1}]
+    output: NONE
+  - id: show
+    depends: none
+    run: echo "${SUMMARIES.items[1].key} ${SUMMARIES.outputs[0].markdown} ${NONE.summary.total}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("episodes", "show"), "deep # /t/intro-0 from u/1 0\n");
+
+    let dag = p.dag(
+        "dups",
+        "steps:\n  - id: dup\n    foreach:\n      items: [{k: same}, {k: same}]\n      key: ${foreach.item.k}\n      steps: [{id: b, run: touch body-ran}]\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
     assert!(
-        each.contains(r#""succeeded":2"#) && each.contains(r#""params":"alpha""#),
-        "{each}"
+        out.stderr
+            .contains("`foreach.key` is `same` for more than one item"),
+        "{}",
+        out.stderr
     );
-    assert_eq!(p.logs("loop", "next"), "all done\n");
-    let mut said: Vec<String> = Vec::new();
-    for line in each.split("\"dagRunId\":\"").skip(1) {
-        let id = line.split('"').next().unwrap_or_default();
-        let out = p
-            .wharf()
-            .args(["logs", "each-each", "--run-id", id, "--step", "shout"])
-            .run();
-        said.push(out.stdout);
-    }
-    said.sort();
-    assert_eq!(said, ["ITEM ALPHA\n", "ITEM BETA\n"]);
+    assert!(!p.path("body-ran").exists(), "a body ran");
+
+    let dag = p.dag(
+        "notarray",
+        "params:\n  - name: items\n    default: \"a b\"\nsteps:\n  - id: e\n    foreach:\n      items: ${params.items}\n      steps: [{id: b, run: echo ran}]\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("`foreach.items` is not a JSON array once resolved: a b"),
+        "{}",
+        out.stderr
+    );
+
+    let dag = p.dag(
+        "uncollected",
+        "steps:\n  - id: e\n    foreach:\n      items: [x]\n      steps: [{id: b, run: echo ran}]\n      collect:\n        missing: ${steps.b.outputs.nothing}\n    output: R\n    continue_on: {failure: true}\n  - id: after\n    depends: e\n    run: echo ${R.items[0].status}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(p.logs("uncollected", "after"), "failed\n", "{}", out.stderr);
+    assert!(
+        p.logs("uncollected", "e")
+            .contains(r#""error":"`collect.missing`: `${steps.b.outputs.nothing}` has no value""#),
+        "{}",
+        p.logs("uncollected", "e")
+    );
+
     p.assert_refused(
-        "steps:\n  - id: e\n    foreach:\n      items: [{a: 1}]\n      steps: [{id: x, run: echo}]\n",
-        "wharf's `foreach` takes items that are strings or numbers",
+        "steps:\n  - id: e\n    foreach:\n      items: [a]\n      as: index\n      steps: [{id: x, run: echo hi}]\n",
+        "`as` names the item",
     );
     p.assert_refused(
-        "steps:\n  - id: e\n    foreach:\n      items: [a]\n      collect: {x: y}\n      steps: [{id: x, run: echo hi}]\n",
-        "wharf's `foreach` has no `collect`",
+        "steps:\n  - id: e\n    foreach:\n      items: [a]\n      collect: {9x: y}\n      steps: [{id: x, run: echo hi}]\n",
+        "`9x` is not an output name",
+    );
+    p.assert_refused(
+        "steps:\n  - id: e\n    foreach:\n      items: [a]\n      each: 2\n      steps: [{id: x, run: echo hi}]\n",
+        "`foreach` has no `each`",
+    );
+    p.assert_refused(
+        "steps:\n  - id: e\n    run: echo\n    foreach:\n      items: [a]\n      steps: [{id: x, run: echo hi}]\n",
+        "a `foreach` step has no `run`",
     );
 }
 

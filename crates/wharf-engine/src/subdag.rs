@@ -25,6 +25,8 @@ pub struct SubDagJob {
     pub children: Vec<Vec<String>>,
     /// `parallel`: the result is the collection of the children's.
     pub parallel: bool,
+    /// A Dagu 2.x `foreach`: each child is an item's body; the result is the items'.
+    pub foreach: Option<wharf_spec::Foreach>,
     pub max_concurrent: usize,
 }
 
@@ -82,7 +84,11 @@ impl Executor for SubDagExecutor {
                     wharf_spec::calls::MAX_DEPTH
                 ));
             }
-            let results = self.children(job, sub).await;
+            let mut results = self.children(job, sub).await;
+            let each = sub
+                .foreach
+                .as_ref()
+                .map(|f| foreach_result(f, &mut results));
             let failed: Vec<&ChildResult> = results
                 .iter()
                 .filter(|r| {
@@ -96,7 +102,9 @@ impl Executor for SubDagExecutor {
                 .iter()
                 .filter(|r| r.status == Status::Waiting)
                 .collect();
-            let result = if sub.parallel {
+            let result = if let Some(each) = each {
+                each
+            } else if sub.parallel {
                 let succeeded = results.len() - failed.len();
                 json!({
                     "summary": {"total": results.len(), "succeeded": succeeded, "failed": failed.len()},
@@ -139,7 +147,8 @@ impl Executor for SubDagExecutor {
                     ids.join(", "),
                     sub.dag.name
                 ));
-            } else if failed.is_empty() && !results.is_empty() {
+            } else if failed.is_empty() && (!results.is_empty() || sub.foreach.is_some()) {
+                // `parallel` needs items; a `foreach` of none did all it had to.
                 exit.code = Some(0);
             } else {
                 exit.code = Some(1);
@@ -158,7 +167,14 @@ impl Executor for SubDagExecutor {
                         )
                     })
                     .collect();
-                let message = if sub.parallel {
+                let message = if sub.foreach.is_some() {
+                    format!(
+                        "{} of {} items failed: {}",
+                        failed.len(),
+                        results.len(),
+                        why.join("; ")
+                    )
+                } else if sub.parallel {
                     format!(
                         "{} of {} sub-DAG runs did not succeed: {}",
                         failed.len(),
@@ -399,6 +415,159 @@ async fn outputs_of(store: &crate::SharedStore, run: RunKey) -> Map<String, Valu
         .collect()
 }
 
+/// The most items a `foreach` (or `parallel`) expands to, as in Dagu.
+const MAX_ITEMS: usize = 1000;
+
+/// The params of each item's run of a `foreach` body: the item (`foreach.NAME`, an
+/// object or list as compact JSON), its index and its key. The items are a list, or text
+/// that is a JSON array once expanded; keys are unique and not empty.
+fn foreach_children(
+    items: &wharf_spec::ParallelItems,
+    each: &wharf_spec::Foreach,
+    vars: &wharf_spec::env::Resolved,
+) -> Result<Vec<Vec<String>>, String> {
+    let items: Vec<Value> = match items {
+        wharf_spec::ParallelItems::List(items) => items.clone(),
+        wharf_spec::ParallelItems::Text(text) => {
+            let text = vars.expand(text, &crate::vars::host);
+            match serde_json::from_str::<Value>(text.trim()) {
+                Ok(Value::Array(items)) => items,
+                _ => {
+                    return Err(format!(
+                        "`foreach.items` is not a JSON array once resolved: {}",
+                        cut(&text, 200)
+                    ));
+                }
+            }
+        }
+    };
+    if items.len() > MAX_ITEMS {
+        return Err(format!(
+            "`foreach` has {} items; at most {MAX_ITEMS} are run",
+            items.len()
+        ));
+    }
+    let item_var = format!("{FOREACH}.{}", each.name);
+    let mut keys = std::collections::HashSet::new();
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let text = match item {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut scope = vars.clone();
+            scope.set(&item_var, text.clone(), wharf_spec::env::Origin::Output);
+            scope.set(
+                &format!("{FOREACH}.index"),
+                index.to_string(),
+                wharf_spec::env::Origin::Output,
+            );
+            let key = match &each.key {
+                Some(k) => scope.expand(k, &crate::vars::host),
+                None => index.to_string(),
+            };
+            if key.is_empty() {
+                return Err(format!("`foreach.key` of item {index} is empty"));
+            }
+            if !keys.insert(key.clone()) {
+                return Err(format!(
+                    "`foreach.key` is `{key}` for more than one item: keys are unique"
+                ));
+            }
+            Ok(vec![
+                format!("{item_var}={text}"),
+                format!("{FOREACH}.index={index}"),
+                format!("{FOREACH}.key={key}"),
+            ])
+        })
+        .collect()
+}
+
+/// The namespace of a `foreach` item's scope in its body.
+const FOREACH: &str = "foreach";
+
+/// At most `n` characters of `text`, marked when cut.
+fn cut(text: &str, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The result of a `foreach` step: per item its index, key, status and collected
+/// outputs (or error), and the collected outputs of those that succeeded. An item whose
+/// `collect` cannot be resolved failed.
+fn foreach_result(each: &wharf_spec::Foreach, results: &mut [ChildResult]) -> Value {
+    let param = |r: &ChildResult, name: &str| -> String {
+        let prefix = format!("{FOREACH}.{name}=");
+        r.params
+            .iter()
+            .find_map(|p| p.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut items = Vec::new();
+    let mut outputs = Vec::new();
+    for r in results.iter_mut() {
+        let index: u64 = param(r, "index").parse().unwrap_or_default();
+        let key = param(r, "key");
+        let mut entry = json!({"index": index, "key": key, "status": r.status.as_str()});
+        if matches!(r.status, Status::Succeeded | Status::PartiallySucceeded) {
+            let mut scope = wharf_spec::env::Resolved::default();
+            for p in &r.params {
+                if let Some((name, value)) = p.split_once('=') {
+                    scope.set(name, value.to_owned(), wharf_spec::env::Origin::Output);
+                }
+            }
+            for (name, value) in &r.outputs {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                scope.set(name, text, wharf_spec::env::Origin::Output);
+            }
+            let mut collected = Map::new();
+            let mut missing = None;
+            for (name, expr) in &each.collect {
+                let value = wharf_spec::expand::references(expr, |n| scope.lookup(n));
+                if let Some(left) = wharf_spec::expand::references_in(&value)
+                    .into_iter()
+                    .find(|r| r.starts_with("steps.") || r.starts_with("foreach."))
+                {
+                    missing = Some(format!("`collect.{name}`: `${{{left}}}` has no value"));
+                    break;
+                }
+                collected.insert(name.clone(), Value::String(value));
+            }
+            match missing {
+                Some(why) => {
+                    r.status = Status::Failed;
+                    r.error = Some(why);
+                }
+                None => {
+                    entry["outputs"] = Value::Object(collected.clone());
+                    outputs.push(Value::Object(collected));
+                }
+            }
+        }
+        if !matches!(r.status, Status::Succeeded | Status::PartiallySucceeded) {
+            entry["status"] = json!(r.status.as_str());
+            if let Some(e) = &r.error {
+                entry["error"] = json!(e);
+            }
+        }
+        items.push(entry);
+    }
+    let succeeded = outputs.len();
+    json!({
+        "summary": {"total": results.len(), "succeeded": succeeded, "failed": results.len() - succeeded},
+        "items": items,
+        "outputs": outputs,
+    })
+}
+
 /// The params of each child of a `call` step: its `params` expanded (per item for
 /// `parallel`, with `${ITEM}` the item: a string as it is, anything else as JSON, so
 /// `${ITEM.field}` reads an object's field).
@@ -421,6 +590,9 @@ pub(crate) fn children_of(
     let Some(parallel) = &call.parallel else {
         return Ok(vec![params_with(vars)?]);
     };
+    if let Some(each) = &call.foreach {
+        return foreach_children(&parallel.items, each, vars);
+    }
     let items: Vec<Value> = match &parallel.items {
         wharf_spec::ParallelItems::List(items) => items.clone(),
         wharf_spec::ParallelItems::Text(text) => {

@@ -345,9 +345,10 @@ fn rewrite_root(root: &mut Node, made: &mut Vec<Node>, diags: &mut Vec<Diagnosti
 }
 
 /// A `foreach` step: its body becomes a local DAG (`each-ID`), run once per item as
-/// `parallel` runs a sub-DAG (`max_concurrent` at once, 10 by default), the item its
-/// first param: `${foreach.ITEM_NAME}` in the body is `$1`. Returns the body's document;
-/// the step is left with `call` and `parallel`.
+/// `parallel` runs a sub-DAG (`max_concurrent` at once, 10 by default); the step is left
+/// with `call`, `parallel` and a `foreach` of its `as`, `key` and `collect`, which the
+/// engine uses to put the item in scope (`${foreach.NAME}`, `${foreach.index}`,
+/// `${foreach.key}`) and to gather the items' results. Returns the body's document.
 fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let Kind::Map(entries) = &mut step.kind else {
         return None;
@@ -369,31 +370,62 @@ fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let Some(fields) = each.value.as_map() else {
         diags.push(Diagnostic::error(
             each.value.at(),
-            "`foreach` is a mapping: `items`, `steps`, and `as`, `max_concurrent`",
+            "`foreach` is a mapping: `items`, `steps`, and `as`, `key`, `max_concurrent`, `collect`",
         ));
         return None;
     };
     let get = |k: &str| fields.iter().find(|e| e.key.as_str() == Some(k));
+    let before = diags.len();
     for e in fields {
-        let key = e.key.as_str().unwrap_or_default();
-        match key {
-            "items" | "steps" | "as" | "max_concurrent" => {}
-            "key" | "collect" => diags.push(
-                Diagnostic::error(e.key.span, format!("wharf's `foreach` has no `{key}`"))
-                    .with_help(
-                        "each item's run is its own sub-DAG run, listed with the step's result",
-                    ),
-            ),
+        match e.key.as_str().unwrap_or_default() {
+            "items" | "steps" | "max_concurrent" => {}
+            "as" => match e.value.as_str() {
+                Some(name) if is_name(name) && name != "index" && name != "key" => {}
+                _ => diags.push(
+                    Diagnostic::error(
+                        e.value.at(),
+                        "`as` names the item: letters, digits and `_`, starting with a letter, not `index` or `key`",
+                    )
+                    .with_help("`as: episode` makes the item `${foreach.episode}`"),
+                ),
+            },
+            "key" => {
+                if e.value.as_str().is_none() {
+                    diags.push(Diagnostic::error(
+                        e.value.at(),
+                        "`key` is a string, such as `${foreach.item.id}`",
+                    ));
+                }
+            }
+            "collect" => match e.value.as_map() {
+                Some(pairs) => {
+                    for p in pairs {
+                        let name = p.key.as_str().unwrap_or_default();
+                        if !is_name(name) {
+                            diags.push(Diagnostic::error(
+                                p.key.span,
+                                format!("`{name}` is not an output name: letters, digits and `_`, starting with a letter"),
+                            ));
+                        }
+                        if !matches!(p.value.kind, Kind::Scalar(_)) || p.value.is_null() {
+                            diags.push(Diagnostic::error(
+                                p.value.at(),
+                                "a `collect` value is a string, such as `${steps.ID.outputs.NAME}`",
+                            ));
+                        }
+                    }
+                }
+                None => diags.push(Diagnostic::error(
+                    e.value.at(),
+                    "`collect` maps output names to strings, such as `markdown: ${steps.summarize.outputs.markdown}`",
+                )),
+            },
             other => diags.push(Diagnostic::error(
                 e.key.span,
                 format!("`foreach` has no `{other}`"),
-            )),
+            ).with_help("`foreach` takes `items`, `steps`, `as`, `key`, `max_concurrent` and `collect`")),
         }
     }
-    let name_as = get("as")
-        .and_then(|e| e.value.as_str())
-        .unwrap_or("item")
-        .to_owned();
     let (Some(items), Some(body)) = (get("items"), get("steps")) else {
         diags.push(Diagnostic::error(
             span,
@@ -401,16 +433,14 @@ fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         ));
         return None;
     };
-    if let Some(list) = items.value.as_seq()
-        && let Some(bad) = list.iter().find(|i| !matches!(i.kind, Kind::Scalar(_)))
-    {
-        diags.push(
-            Diagnostic::error(
-                bad.at(),
-                "wharf's `foreach` takes items that are strings or numbers",
-            )
-            .with_help("give each item as one value; `${foreach.item}` is it"),
-        );
+    if body.value.as_seq().is_none_or(|s| s.is_empty()) {
+        diags.push(Diagnostic::error(
+            body.value.at(),
+            "`foreach.steps` is a list of one or more steps",
+        ));
+        return None;
+    }
+    if diags.len() > before {
         return None;
     }
     let id = entries
@@ -430,34 +460,32 @@ fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         })
         .take(40)
         .collect();
-    let mut steps = body.value.clone();
-    put_item(&mut steps, &name_as);
     let mut parallel = vec![entry("items", items.value.clone(), items.key.span)];
     if let Some(m) = get("max_concurrent") {
         parallel.push(entry("max_concurrent", m.value.clone(), m.key.span));
     }
+    let scope: Vec<Entry> = ["as", "key", "collect"]
+        .into_iter()
+        .filter_map(get)
+        .cloned()
+        .collect();
     entries.push(entry("call", scalar(&name, span), span));
     entries.push(entry("parallel", map_node(parallel, span), span));
+    entries.push(entry("foreach", map_node(scope, span), span));
     Some(map_node(
         vec![
             entry("name", scalar(&name, span), span),
-            entry("steps", steps, span),
+            entry("steps", body.value.clone(), span),
         ],
         span,
     ))
 }
 
-/// `${foreach.NAME}` in a body as the item, its run's first param.
-fn put_item(node: &mut Node, name: &str) {
-    match &mut node.kind {
-        Kind::Scalar(s) => {
-            s.text = s.text.replace(&format!("${{foreach.{name}}}"), "${1}");
-        }
-        Kind::Seq(items) => items.iter_mut().for_each(|i| put_item(i, name)),
-        Kind::Map(entries) => entries
-            .iter_mut()
-            .for_each(|e| put_item(&mut e.value, name)),
-    }
+/// A name as `as` and `collect` take it: a letter, then letters, digits and `_`.
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The `defaults` a step does not set itself (a group of steps: each of them).

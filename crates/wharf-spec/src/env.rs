@@ -68,7 +68,17 @@ impl Resolved {
         if let Some(v) = self.get(name) {
             return Some(v.to_owned());
         }
-        let (var, path) = name.split_once('.')?;
+        // A field of a variable whose own name has dots (`${foreach.item.id}`,
+        // `${steps.ID.outputs.NAME.field}`): the longest such name that is set.
+        let dotted = name
+            .match_indices('.')
+            .rev()
+            .map(|(at, _)| (&name[..at], &name[at + 1..]))
+            .find(|(var, _)| var.contains('.') && self.get(var).is_some());
+        let (var, path) = match dotted {
+            Some(found) => found,
+            None => name.split_once('.')?,
+        };
         let Some(text) = self.get(var) else {
             return self.namespaced(var, path);
         };

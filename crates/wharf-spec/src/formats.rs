@@ -13,10 +13,14 @@ pub fn is_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A param word: `NAME=value` is named, anything else positional.
+/// A param word: `NAME=value` is named, anything else positional. A `foreach` item's
+/// run gets its scope as params named `foreach.NAME` (references, not variables of the
+/// steps' processes).
 pub fn param_word(word: &str) -> Param {
+    let named =
+        |name: &str| is_var_name(name) || name.strip_prefix("foreach.").is_some_and(is_var_name);
     match word.split_once('=') {
-        Some((name, value)) if is_var_name(name) => Param {
+        Some((name, value)) if named(name) => Param {
             name: Some(name.to_owned()),
             value: value.to_owned(),
         },

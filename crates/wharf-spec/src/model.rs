@@ -794,6 +794,21 @@ pub struct Call {
     pub params: CallParams,
     /// `parallel`: one child run per item.
     pub parallel: Option<Parallel>,
+    /// Dagu 2.x `foreach`: the child is the step's body, run once per item of
+    /// `parallel`, with the item in scope.
+    pub foreach: Option<Foreach>,
+}
+
+/// Dagu 2.x `foreach`, beside the `parallel` that runs its body per item: how the body
+/// names the item, each item's key, and what is collected from each item's body.
+#[derive(Debug, Clone, Default)]
+pub struct Foreach {
+    /// `as`: `${foreach.NAME}` is the item (`item` when not set).
+    pub name: String,
+    /// `key`: each item's key, as written (the item's index when not set).
+    pub key: Option<String>,
+    /// `collect`: output name and expression, resolved once an item's body succeeded.
+    pub collect: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -655,6 +655,7 @@ fn sub_dag_job(
         dag: Arc::new(child),
         children: crate::subdag::children_of(call, vars)?,
         parallel: call.parallel.is_some(),
+        foreach: call.foreach.clone(),
         max_concurrent: call.parallel.as_ref().map_or(1, |p| p.max_concurrent),
     })
 }

@@ -122,6 +122,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "parallel",
         "mailOnError",
         "outputs",
+        "foreach",
     ],
     ignored: &[],
     unsupported: &[

@@ -779,6 +779,14 @@ fn command_of(d: &mut Decoder, f: &Fields) -> Option<CommandSpec> {
 
 /// `call` (or `run`), with the step's `params` and `parallel`.
 fn call(d: &mut Decoder, f: &Fields, executor: &Executor) -> Option<Call> {
+    if !d.v2
+        && let Some(span) = f.key_span("foreach")
+    {
+        d.diags.push(
+            Diagnostic::error(span, "`foreach` (a body of steps run per item) is Dagu 2.x")
+                .with_help("in Dagu 1.x a step runs a sub-DAG per item with `call` and `parallel`"),
+        );
+    }
     if f.has("call") && f.has("run") {
         if let Some(span) = f.key_span("run") {
             d.error(
@@ -850,10 +858,44 @@ fn call(d: &mut Decoder, f: &Fields, executor: &Executor) -> Option<Call> {
         },
     };
     let parallel = f.get("parallel").and_then(|p| parallel(d, p));
+    let foreach = f.get("foreach").and_then(foreach);
     Some(Call {
         target: target.trim().to_owned(),
         params,
         parallel,
+        foreach,
+    })
+}
+
+/// The `foreach` a Dagu 2.x `foreach` step is rewritten to (beside `call` and
+/// `parallel`): `as`, `key` and `collect`, checked where the step was read.
+fn foreach(node: &Node) -> Option<Foreach> {
+    let entries = node.as_map()?;
+    let text = |k: &str| {
+        entries
+            .iter()
+            .find(|e| e.key.as_str() == Some(k))
+            .and_then(|e| e.value.as_str())
+            .map(str::to_owned)
+    };
+    let collect = entries
+        .iter()
+        .find(|e| e.key.as_str() == Some("collect"))
+        .and_then(|e| e.value.as_map())
+        .map(|pairs| {
+            pairs
+                .iter()
+                .map(|e| {
+                    let name = e.key.as_str().unwrap_or_default().to_owned();
+                    (name, e.value.as_str().unwrap_or_default().to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Foreach {
+        name: text("as").unwrap_or_else(|| "item".into()),
+        key: text("key"),
+        collect,
     })
 }
 
