@@ -558,3 +558,68 @@ fn env_and_secrets_in_2x() {
     );
     assert!(!log.contains("s3kr1t-value"), "{log}");
 }
+
+// 2.x params: a `default` is literal (backticks and `$(...)` stay text); `eval` runs its
+// commands once references are put in, unless the run is given the param; a failed
+// `eval` falls back to the default, and without one fails the run before any step.
+#[test]
+fn param_eval_and_literal_defaults_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "evals",
+        r#"params:
+  - name: today
+    eval: "$(printf 20260131)"
+  - name: env
+    default: prod
+  - name: service
+    eval: "`printf '%s-api' ${params.env}`"
+  - name: literal
+    default: "`echo no` $(echo no)"
+  - name: broken
+    default: fallback
+    eval: "$(exit 3)"
+steps:
+  - id: show
+    env:
+      LIT: ${params.literal}
+    run: echo "${params.today} ${params.service} ${params.broken} $LIT"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("evals", "show"),
+        "20260131 prod-api fallback `echo no` $(echo no)\n"
+    );
+    assert!(
+        out.stderr
+            .contains("broken: the command `exit 3` failed; its default is used"),
+        "{}",
+        out.stderr
+    );
+    let out = p.run(&dag, &["--", "env=dev", "today=given"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("evals", "show"),
+        "given dev-api fallback `echo no` $(echo no)\n"
+    );
+
+    let dag = p.dag(
+        "evalfails",
+        "params:\n  - name: x\n    eval: \"$(exit 3)\"\nsteps:\n  - id: never\n    run: touch ran\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("the param `x`: `eval` failed: the command `exit 3` failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("ran").exists());
+    p.assert_refused(
+        "params:\n  - name: x\n    eval: [a]\nsteps:\n  - run: echo\n",
+        "`eval` is a string",
+    );
+}

@@ -72,6 +72,7 @@ pub(crate) fn read(
     docs: &mut [&mut Node],
     made: &mut Vec<Node>,
     diags: &mut Vec<Diagnostic>,
+    evals: &mut Vec<Vec<(String, String)>>,
 ) -> Dialect {
     let mut m = Markers::default();
     for doc in docs.iter() {
@@ -113,7 +114,9 @@ pub(crate) fn read(
     };
     if dialect == Dialect::V2 {
         for doc in docs.iter_mut() {
-            rewrite_root(doc, made, diags);
+            let mut doc_evals = Vec::new();
+            rewrite_root(doc, made, diags, &mut doc_evals);
+            evals.push(doc_evals);
         }
     }
     dialect
@@ -246,7 +249,12 @@ fn entry(key: &str, value: Node, span: Span) -> Entry {
 
 /// The 2.x forms of a document, rewritten: `type: graph` unless it says otherwise, the
 /// `consts` put in place, params declared as `{name, default}`, each step's 2.x forms.
-fn rewrite_root(root: &mut Node, made: &mut Vec<Node>, diags: &mut Vec<Diagnostic>) {
+fn rewrite_root(
+    root: &mut Node,
+    made: &mut Vec<Node>,
+    diags: &mut Vec<Diagnostic>,
+    evals: &mut Vec<(String, String)>,
+) {
     let span = root.span;
     let Kind::Map(entries) = &mut root.kind else {
         return;
@@ -316,13 +324,13 @@ fn rewrite_root(root: &mut Node, made: &mut Vec<Node>, diags: &mut Vec<Diagnosti
     }
     for e in entries.iter_mut() {
         match e.key.as_str() {
-            Some("params") => rewrite_params(&mut e.value, diags),
+            Some("params") => rewrite_params(&mut e.value, diags, evals),
             Some("steps") => {
                 if let Kind::Seq(steps) = &mut e.value.kind {
                     for s in steps {
                         if let Some(body) = foreach(s, diags) {
                             let mut body = body;
-                            rewrite_root(&mut body, made, diags);
+                            rewrite_root(&mut body, made, diags, &mut Vec::new());
                             made.push(body);
                         }
                         rewrite_step(s, diags);
@@ -523,8 +531,27 @@ fn put_consts(node: &mut Node, consts: &[(String, String)]) {
 }
 
 /// `params: [{name: X, default: v, …}]` as `[{X: v}]`; `type`, `enum`, `required`,
-/// `description` are checked for their shape (the values given are strings).
-fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>) {
+/// `description` are checked for their shape (the values given are strings). Each
+/// `eval` goes to `evals`, its `$(...)` written with backticks.
+fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>, evals: &mut Vec<(String, String)>) {
+    for item in node.as_seq().unwrap_or_default() {
+        let map = item.as_map().unwrap_or_default();
+        let get = |k: &str| map.iter().find(|e| e.key.as_str() == Some(k));
+        if let (Some(name), Some(eval)) = (
+            get("name").and_then(|e| e.value.as_str()),
+            get("eval").map(|e| &e.value),
+        ) {
+            match eval.as_str() {
+                Some(text) if !text.trim().is_empty() => {
+                    evals.push((name.to_owned(), backticks(text)));
+                }
+                _ => diags.push(Diagnostic::error(
+                    eval.at(),
+                    "`eval` is a string: the command whose output is the param's value, such as `$(date +%F)`",
+                )),
+            }
+        }
+    }
     let declared = |n: &Node| {
         n.as_map()
             .is_some_and(|m| m.iter().any(|e| e.key.as_str() == Some("name")))
@@ -616,15 +643,6 @@ fn check_declaration(item: &Node, diags: &mut Vec<Diagnostic>) {
                     .with_help(format!("a param is declared with {}", KNOWN.join(", "))),
             );
         }
-        if key == "eval" {
-            diags.push(
-                Diagnostic::error(
-                    e.key.span,
-                    "wharf does not evaluate `eval` for a param's default",
-                )
-                .with_help("give the param a literal `default`"),
-            );
-        }
         if key == "type"
             && let Some(t) = e.value.as_str()
             && !["string", "integer", "number", "boolean"].contains(&t)
@@ -635,6 +653,30 @@ fn check_declaration(item: &Node, diags: &mut Vec<Diagnostic>) {
             ));
         }
     }
+}
+
+/// `$(command)` as `` `command` `` (commands are not nested); an unclosed one is left.
+fn backticks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("$(") {
+        let escaped = rest[..at].ends_with('\\');
+        match rest[at + 2..].find(')') {
+            Some(end) if !escaped => {
+                out.push_str(&rest[..at]);
+                out.push('`');
+                out.push_str(&rest[at + 2..at + 2 + end]);
+                out.push('`');
+                rest = &rest[at + 3 + end..];
+            }
+            _ => {
+                out.push_str(&rest[..at + 2]);
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn map_node(entries: Vec<Entry>, span: Span) -> Node {

@@ -174,14 +174,12 @@ pub fn resolve_with(
     eval: &mut dyn FnMut(&Resolved, &str) -> Result<String, String>,
 ) -> Resolved {
     let mut r = Resolved::default();
-    let mut evaluate = |r: &mut Resolved, name: &str, text: &str| -> String {
-        match eval(r, text) {
-            Ok(v) => v,
-            Err(e) => {
-                r.notes.push(format!("{name}: {e}"));
-                r.expand(text, host)
-            }
-        }
+    // An `Err` is told as a note; the value is then the text with its variables expanded.
+    let lenient = |r: &mut Resolved, name: &str, text: &str, got: Result<String, String>| {
+        got.unwrap_or_else(|e| {
+            r.notes.push(format!("{name}: {e}"));
+            r.expand(text, host)
+        })
     };
     for file in &dag.dotenv {
         let path = resolve_path(&dag.working_dir, file);
@@ -202,7 +200,8 @@ pub fn resolve_with(
         }
     }
     for var in &dag.env {
-        let value = evaluate(&mut r, &var.name, &var.value);
+        let got = eval(&r, &var.value);
+        let value = lenient(&mut r, &var.name, &var.value, got);
         r.set(&var.name, value, Origin::Env);
     }
     let params = match crate::params::for_run(dag, overrides) {
@@ -212,11 +211,50 @@ pub fn resolve_with(
             merge_params(&dag.params, overrides)
         }
     };
+    // A Dagu 2.x default is literal; its `eval` is what is evaluated. A param with an
+    // `eval` and no default is not among the file's params: it is added.
+    let v2 = dag.dialect == crate::Dialect::V2;
+    let mut params = params;
+    for (name, _) in &dag.param_evals {
+        if !params.iter().any(|(p, _)| p.name.as_deref() == Some(name)) {
+            let p = Param {
+                name: Some(name.clone()),
+                value: String::new(),
+            };
+            params.push((p, false));
+        }
+    }
     for (i, (p, given)) in params.into_iter().enumerate() {
-        let value = if given {
-            p.value
-        } else {
-            evaluate(&mut r, p.name.as_deref().unwrap_or("a param"), &p.value)
+        let declared = p
+            .name
+            .as_ref()
+            .and_then(|n| dag.param_evals.iter().find(|(e, _)| e == n));
+        let value = match declared {
+            _ if given => p.value,
+            // References first (`${params.env}`), then the commands run.
+            Some((name, expr)) => match eval(&r, &crate::expand::references(expr, |n| r.lookup(n)))
+            {
+                Ok(v) => v.trim().to_owned(),
+                Err(e) if !p.value.is_empty() => {
+                    r.notes.push(format!("{name}: {e}; its default is used"));
+                    p.value
+                }
+                Err(e) => {
+                    r.params_error
+                        .get_or_insert_with(|| format!("the param `{name}`: `eval` failed: {e}"));
+                    String::new()
+                }
+            },
+            None if v2 => p.value,
+            None => {
+                let got = eval(&r, &p.value);
+                lenient(
+                    &mut r,
+                    p.name.as_deref().unwrap_or("a param"),
+                    &p.value,
+                    got,
+                )
+            }
         };
         if let Some(name) = &p.name {
             // As in Dagu, the DAG's `env` (and dotenv) win over a param of the same name;

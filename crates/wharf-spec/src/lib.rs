@@ -164,11 +164,13 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                         base::merge_under(other, true, &mut diagnostics);
                     }
                     let mut made = Vec::new();
+                    let mut evals = Vec::new();
                     let dialect = {
                         let mut docs: Vec<&mut yaml::Node> = vec![&mut root];
                         docs.extend(others.iter_mut());
-                        dialect::read(&mut docs, &mut made, &mut diagnostics)
+                        dialect::read(&mut docs, &mut made, &mut diagnostics, &mut evals)
                     };
+                    let mut evals = evals.into_iter();
                     others.extend(made);
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
@@ -180,8 +182,10 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     // The tree goes once decoded: a file of thousands of steps does not
                     // hold it and the model at once.
                     dag = decode_one(&mut decoder, root, &file, &stem);
+                    let root_evals = evals.next().unwrap_or_default();
                     if let Some(dag) = &mut dag {
                         dag.dialect = dialect;
+                        dag.param_evals = root_evals;
                         if dialect == Dialect::V2 {
                             decoder.diags.extend(dialect::notices(dag));
                         }
@@ -189,6 +193,7 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();
                     for other in others {
+                        let other_evals = evals.next().unwrap_or_default();
                         let named = other
                             .as_map()
                             .and_then(|entries| {
@@ -220,6 +225,7 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                         }
                         let mut local = local;
                         local.dialect = dialect;
+                        local.param_evals = other_evals;
                         locals.push(local);
                     }
                     if let Some(dag) = &mut dag {

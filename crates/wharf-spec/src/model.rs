@@ -13,6 +13,10 @@ pub struct Dag {
     pub name: String,
     /// The dialect the file was read in.
     pub dialect: crate::Dialect,
+    /// Dagu 2.x `params[].eval`: a param's value made when the run starts (references
+    /// and variables put in, commands in backticks or `$(...)` run), unless the run is
+    /// given one; its `default` when the commands fail.
+    pub param_evals: Vec<(String, String)>,
     /// The file the DAG was read from (as given, made absolute).
     pub file: PathBuf,
     pub description: Option<String>,

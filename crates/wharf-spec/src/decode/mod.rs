@@ -129,6 +129,7 @@ pub(crate) fn dag(
         usize::try_from(v).ok()
     });
     let mut dag = Dag {
+        param_evals: Vec::new(),
         dialect: crate::Dialect::V1,
         name,
         file: file.to_path_buf(),
