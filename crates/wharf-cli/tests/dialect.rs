@@ -218,6 +218,31 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "steps:\n  - id: empty\n    retry_policy: {limit: 1}\n",
             "the step has no `run` and no `action`",
         ),
+        // What Dagu 2.0 renamed or made an error.
+        (
+            "steps:\n  - id: a\n    dir: /tmp\n    run: echo a\n",
+            "a step has no `dir` in Dagu 2.x",
+        ),
+        (
+            "precondition: test -f x\nsteps:\n  - id: a\n    run: echo a\n",
+            "a DAG has no `precondition` in Dagu 2.x",
+        ),
+        (
+            "handler_on:\n  cancel: {run: echo bye}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`handler_on` has no `cancel` in Dagu 2.x",
+        ),
+        (
+            "steps:\n  - id: a\n    container: {image: alpine, work_dir: /x}\n    run: echo a\n",
+            "a container has no `work_dir` in Dagu 2.x",
+        ),
+        (
+            "type: chain\nsteps:\n  - id: a\n    run: echo a\n  - id: b\n    depends: a\n    run: echo b\n",
+            "a step of a `type: chain` DAG has no `depends` in Dagu 2.x",
+        ),
+        (
+            "steps:\n  - id: build-app\n    run: echo a\n",
+            "`build-app` is not a step id of Dagu 2.x",
+        ),
         (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
             "`retry_policy` needs `limit`",

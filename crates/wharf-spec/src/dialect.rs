@@ -322,6 +322,7 @@ fn rewrite_root(
             )),
         }
     }
+    removed_in_2(entries, diags);
     for e in entries.iter_mut() {
         match e.key.as_str() {
             Some("params") => rewrite_params(&mut e.value, diags, evals),
@@ -349,6 +350,78 @@ fn rewrite_root(
     }
     if !consts.is_empty() {
         put_consts(root, &consts);
+    }
+}
+
+/// What Dagu 2.0 removed or made an error, in a 2.x file: `dir`, `precondition`,
+/// `handler_on.cancel`, a container's `work_dir`, `depends` in a `type: chain` DAG; and
+/// step ids that are not 2.x ids (a letter, then letters, digits and `_`, at most 40).
+fn removed_in_2(root: &[Entry], diags: &mut Vec<Diagnostic>) {
+    let renamed = |fields: &[Entry], diags: &mut Vec<Diagnostic>, what: &str| {
+        for (old, new) in [("dir", "working_dir"), ("precondition", "preconditions")] {
+            if let Some(e) = fields.iter().find(|e| e.key.as_str() == Some(old)) {
+                diags.push(
+                    Diagnostic::error(e.key.span, format!("{what} has no `{old}` in Dagu 2.x"))
+                        .with_help(format!("Dagu 2.0 renamed it: write `{new}`")),
+                );
+            }
+        }
+        if let Some(c) = fields
+            .iter()
+            .find(|e| e.key.as_str() == Some("container"))
+            .and_then(|e| e.value.as_map())
+            && let Some(e) = c.iter().find(|e| e.key.as_str() == Some("work_dir"))
+        {
+            diags.push(
+                Diagnostic::error(e.key.span, "a container has no `work_dir` in Dagu 2.x")
+                    .with_help("Dagu 2.0 renamed it: write `working_dir`"),
+            );
+        }
+    };
+    renamed(root, diags, "a DAG");
+    let get = |k: &str| root.iter().find(|e| e.key.as_str() == Some(k));
+    let chain = get("type").and_then(|e| e.value.as_str()) == Some("chain");
+    let mut steps: Vec<&Node> = get("steps")
+        .and_then(|e| e.value.as_seq())
+        .map(|s| {
+            s.iter()
+                .flat_map(|n| n.as_seq().map_or(vec![n], |g| g.iter().collect()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(hs) = get("handler_on").and_then(|e| e.value.as_map()) {
+        if let Some(e) = hs.iter().find(|e| e.key.as_str() == Some("cancel")) {
+            diags.push(
+                Diagnostic::error(e.key.span, "`handler_on` has no `cancel` in Dagu 2.x")
+                    .with_help("Dagu 2.0 renamed it: write `abort`"),
+            );
+        }
+        steps.extend(hs.iter().map(|e| &e.value));
+    }
+    for step in steps {
+        let Some(fields) = step.as_map() else {
+            continue;
+        };
+        renamed(fields, diags, "a step");
+        let field = |k: &str| fields.iter().find(|e| e.key.as_str() == Some(k));
+        if chain && let Some(e) = field("depends") {
+            diags.push(
+                Diagnostic::error(
+                    e.key.span,
+                    "a step of a `type: chain` DAG has no `depends` in Dagu 2.x",
+                )
+                .with_help("a chain runs its steps in order; for dependencies write `type: graph`"),
+            );
+        }
+        if let Some(e) = field("id")
+            && let Some(id) = e.value.as_str()
+            && (!is_name(id) || id.len() > 40)
+        {
+            diags.push(
+                Diagnostic::error(e.value.at(), format!("`{id}` is not a step id of Dagu 2.x"))
+                    .with_help("an id is a letter, then letters, digits and `_` (no `-`), at most 40 characters: it is written `${steps.ID.outputs.NAME}`"),
+            );
+        }
     }
 }
 
