@@ -5,6 +5,7 @@
 //! Their output goes to the step's logs like a process's: masked, streamed, and its start
 //! kept for `output:`.
 
+mod file;
 mod http;
 mod jq;
 mod mail;
@@ -42,6 +43,7 @@ impl Executor for BuiltinExecutor {
                     url,
                     config,
                 } => http::run(method, url, config, job, &mut out).await,
+                BuiltinJob::File { file, dir } => file::run(file, dir, &mut out).await,
                 BuiltinJob::Mail { smtp, mail, dir } => {
                     mail::run_step(smtp.as_ref(), mail, dir, job, &mut out).await
                 }

@@ -648,3 +648,147 @@ steps:
         "`eval` is a string",
     );
 }
+
+// 2.x `file.*` actions on real files: write (mode, create_dirs, no overwrite by default),
+// read (raw and JSON), stat (missing_ok), copy and move of trees, list with a glob,
+// delete; each refusal at validation and each runtime failure names its reason.
+#[test]
+fn file_actions_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "files",
+        r#"params:
+  - name: who
+    default: world
+steps:
+  - id: w
+    action: file.write
+    with: {path: out/a.txt, content: "hello ${params.who}", create_dirs: true, mode: "0640"}
+  - id: again
+    depends: w
+    action: file.write
+    with: {path: out/a.txt, content: x}
+    continue_on: {failure: true}
+  - id: r
+    depends: again
+    action: file.read
+    with: {path: out/a.txt}
+    output: TEXT
+  - id: rj
+    depends: r
+    action: file.read
+    with: {path: out/a.txt, format: json}
+    output: META
+  - id: st
+    depends: rj
+    action: file.stat
+    with: {path: nope.txt, missing_ok: true}
+    output: ST
+  - id: cp
+    depends: st
+    action: file.copy
+    with: {source: out, destination: copy/out, recursive: true, create_dirs: true}
+  - id: mv
+    depends: cp
+    action: file.move
+    with: {source: copy/out/a.txt, destination: moved.txt}
+  - id: ls
+    depends: mv
+    action: file.list
+    with: {path: ., recursive: true, pattern: "**/*.txt"}
+    output: LS
+  - id: del
+    depends: ls
+    action: file.delete
+    with: {path: copy, recursive: true}
+  - id: show
+    depends: del
+    run: echo "${TEXT} | ${META.mode} ${META.size} | ${ST.exists} | ${LS.count} ${LS.entries[0].name} ${LS.entries[1].name}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("files", "show"),
+        "hello world | 0640 11 | false | 2 moved.txt out/a.txt\n"
+    );
+    assert!(
+        out.stderr.contains("again: failed")
+            && out
+                .stderr
+                .contains("a.txt: file exists (set `overwrite: true` to replace it)"),
+        "{}",
+        out.stderr
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.path("moved.txt"))
+        .expect("moved")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert!(!p.path("copy").exists() && !p.path("copy/out/a.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(p.path("out/a.txt")).expect("kept"),
+        "hello world"
+    );
+
+    for (with, said) in [
+        (
+            "action: file.read\n    with: {path: out}",
+            "cannot read a directory",
+        ),
+        (
+            "action: file.read\n    with: {path: moved.txt, max_bytes: 3}",
+            "exceeds max_bytes",
+        ),
+        (
+            "action: file.delete\n    with: {path: out}",
+            "recursive is required to delete a directory",
+        ),
+        (
+            "action: file.copy\n    with: {source: out, destination: out/inner, recursive: true}",
+            "destination must not be inside source",
+        ),
+        (
+            "action: file.copy\n    with: {source: out, destination: elsewhere}",
+            "recursive is required to copy a directory",
+        ),
+        (
+            "action: file.move\n    with: {source: out/a.txt, destination: moved.txt}",
+            "the destination exists",
+        ),
+        (
+            "action: file.stat\n    with: {path: missing.txt}",
+            "missing.txt: no such file or directory",
+        ),
+    ] {
+        let dag = p.dag("fails", &format!("steps:\n  - id: f\n    {with}\n"));
+        let out = p.run(&dag, &[]);
+        assert_eq!(out.code, Some(1), "{with}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{with}: {}", out.stderr);
+    }
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: f\n    action: file.write\n    with: {path: x}\n",
+            "`file.write` needs `with.content`",
+        ),
+        (
+            "steps:\n  - id: f\n    action: file.copy\n    with: {source: x}\n",
+            "`file.copy` needs `with.destination`",
+        ),
+        (
+            "steps:\n  - id: f\n    action: file.read\n    with: {path: x, content: y}\n",
+            "content",
+        ),
+        (
+            "steps:\n  - id: f\n    action: file.chmod\n    with: {path: x}\n",
+            "wharf has no action `file.chmod`",
+        ),
+        (
+            "steps:\n  - id: f\n    action: file.write\n    with: {path: x, content: y, mode: rw}\n",
+            "`mode` is permission bits in octal",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}

@@ -139,6 +139,11 @@ pub enum BuiltinJob {
         mail: wharf_spec::MailStep,
         dir: PathBuf,
     },
+    /// A `file.*` action, its strings expanded; relative paths are relative to `dir`.
+    File {
+        file: wharf_spec::FileStep,
+        dir: PathBuf,
+    },
     /// `command` (or `script`, fed to the remote shell) on another machine; `config` is
     /// the step's `ssh` over the DAG's, expanded; key files are relative to `dir`.
     Ssh {

@@ -914,9 +914,27 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         "http.request" | "ssh.run" | "mail.send" | "jq.filter" => {
             builtin_action(&name, span, with_value, entries, diags);
         }
+        file if file.starts_with("file.") => {
+            // `with` and the action's name (`op`) are the `file` step's config.
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    fields.push(entry("op", scalar(&file["file.".len()..], action.value.span), span));
+                    let executor = map_node(
+                        vec![
+                            entry("type", scalar("file", span), span),
+                            entry("config", with, span),
+                        ],
+                        span,
+                    );
+                    entries.push(entry("executor", executor, span));
+                }
+                _ => diags.push(Diagnostic::error(with.at(), format!("`with` of `action: {file}` is a mapping"))),
+            }
+        }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, http.request, ssh.run, mail.send and jq.filter"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, http.request, ssh.run, mail.send, jq.filter and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
         ),
     }
 }

@@ -330,6 +330,67 @@ pub enum Executor {
     Mail(Box<MailStep>),
     /// `ssh`: the command runs on another machine (the DAG's `ssh` under the step's own).
     Ssh(Box<SshStep>),
+    /// Dagu 2.x `file.*` actions: an operation on local files, done by the engine.
+    File(Box<FileStep>),
+}
+
+/// `action: file.OP` and its `with`: paths relative to the step's working directory.
+#[derive(Debug, Clone, Default)]
+pub struct FileStep {
+    pub op: FileOp,
+    pub path: Option<String>,
+    pub source: Option<String>,
+    pub destination: Option<String>,
+    pub content: Option<String>,
+    /// Permission bits, written in octal (`"0640"`).
+    pub mode: Option<u32>,
+    pub overwrite: bool,
+    /// Write to a file beside it, then rename (true unless set false).
+    pub atomic: bool,
+    pub create_dirs: bool,
+    pub dry_run: bool,
+    /// `file.read` with `format: json`: the content with its metadata.
+    pub json: bool,
+    /// `file.read`: a larger file fails (0: no limit).
+    pub max_bytes: u64,
+    pub missing_ok: bool,
+    pub recursive: bool,
+    /// `file.list`: a glob over the paths below `path`.
+    pub pattern: Option<String>,
+    pub include_dirs: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileOp {
+    #[default]
+    Stat,
+    Read,
+    Write,
+    Copy,
+    Move,
+    Delete,
+    Mkdir,
+    List,
+}
+
+impl FileOp {
+    pub const ALL: [(&'static str, FileOp); 8] = [
+        ("stat", FileOp::Stat),
+        ("read", FileOp::Read),
+        ("write", FileOp::Write),
+        ("copy", FileOp::Copy),
+        ("move", FileOp::Move),
+        ("delete", FileOp::Delete),
+        ("mkdir", FileOp::Mkdir),
+        ("list", FileOp::List),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map_or("stat", |(n, _)| n)
+    }
 }
 
 /// `type: ssh` (and the DAG-level `ssh:`): where and as whom a command runs. A step's
@@ -376,7 +437,7 @@ impl Executor {
     pub fn is_builtin(&self) -> bool {
         matches!(
             self,
-            Self::Jq(_) | Self::Http(_) | Self::Mail(_) | Self::Ssh(_)
+            Self::Jq(_) | Self::Http(_) | Self::Mail(_) | Self::Ssh(_) | Self::File(_)
         )
     }
 }
@@ -773,7 +834,8 @@ impl Dag {
                 | Executor::Jq(_)
                 | Executor::Http(_)
                 | Executor::Mail(_)
-                | Executor::Ssh(_),
+                | Executor::Ssh(_)
+                | Executor::File(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

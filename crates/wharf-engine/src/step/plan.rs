@@ -470,6 +470,22 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::File(file) => {
+            let mut file = (**file).clone();
+            for text in [
+                &mut file.path,
+                &mut file.source,
+                &mut file.destination,
+                &mut file.content,
+                &mut file.pattern,
+            ] {
+                *text = text.as_deref().map(expand);
+            }
+            crate::BuiltinJob::File {
+                file,
+                dir: dir.to_path_buf(),
+            }
+        }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })
 }

@@ -4,7 +4,9 @@
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep};
+use crate::model::{
+    FileOp, FileStep, HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep,
+};
 use crate::yaml::{Kind, Node};
 
 pub(crate) const JQ_KEYS: Keys = Keys {
@@ -72,7 +74,141 @@ pub(crate) const MAIL_CONFIG_KEYS: Keys = Keys {
     unsupported: &[],
 };
 
+/// The `with` keys of each `file.*` action.
+fn file_keys(op: FileOp) -> Keys {
+    let known: &'static [&'static str] = match op {
+        FileOp::Write => &[
+            "path",
+            "content",
+            "mode",
+            "overwrite",
+            "atomic",
+            "createDirs",
+            "dryRun",
+        ],
+        FileOp::Read => &["path", "format", "maxBytes"],
+        FileOp::Stat => &["path", "missingOk"],
+        FileOp::Copy | FileOp::Move => &[
+            "source",
+            "destination",
+            "recursive",
+            "overwrite",
+            "createDirs",
+            "dryRun",
+        ],
+        FileOp::Delete => &["path", "recursive", "missingOk", "dryRun"],
+        FileOp::Mkdir => &["path", "mode"],
+        FileOp::List => &["path", "pattern", "recursive", "includeDirs"],
+    };
+    Keys {
+        known,
+        ignored: &[],
+        unsupported: &[],
+    }
+}
+
 impl Decoder<'_> {
+    /// `action: file.OP` (Dagu 2.x): `op` and the action's `with`, checked per action.
+    pub(crate) fn file_step(&mut self, config: Option<&Node>, at: &Node) -> FileStep {
+        let mut file = FileStep {
+            atomic: true,
+            ..FileStep::default()
+        };
+        let op_name = config
+            .and_then(Node::as_map)
+            .and_then(|m| m.iter().find(|e| e.key.as_str() == Some("op")))
+            .and_then(|e| e.value.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let Some(op) = FileOp::ALL
+            .iter()
+            .find(|(n, _)| *n == op_name)
+            .map(|(_, o)| *o)
+        else {
+            self.diags.push(
+                Diagnostic::error(at.at(), format!("wharf has no action `file.{op_name}`"))
+                    .with_help("the file actions are file.stat, file.read, file.write, file.copy, file.move, file.delete, file.mkdir and file.list"),
+            );
+            return file;
+        };
+        file.op = op;
+        let what = format!("`with` of `file.{op_name}`");
+        let empty = Node {
+            kind: Kind::Map(Vec::new()),
+            span: at.span,
+            key: None,
+        };
+        // `op` is the action's name, put there by the reading of the 2.x forms.
+        let mut with = config.cloned().unwrap_or(empty);
+        if let Kind::Map(entries) = &mut with.kind {
+            entries.retain(|e| e.key.as_str() != Some("op"));
+        }
+        let Some(f) = self.fields(&with, &what, &file_keys(op)) else {
+            return file;
+        };
+        file.path = self.opt_string(&f, "path");
+        file.source = self.opt_string(&f, "source");
+        file.destination = self.opt_string(&f, "destination");
+        file.content = self.opt_string(&f, "content");
+        file.overwrite = self.opt_bool(&f, "overwrite").unwrap_or(false);
+        file.atomic = self.opt_bool(&f, "atomic").unwrap_or(true);
+        file.create_dirs = self.opt_bool(&f, "createDirs").unwrap_or(false);
+        file.dry_run = self.opt_bool(&f, "dryRun").unwrap_or(false);
+        file.missing_ok = self.opt_bool(&f, "missingOk").unwrap_or(false);
+        file.recursive = self.opt_bool(&f, "recursive").unwrap_or(false);
+        file.include_dirs = self.opt_bool(&f, "includeDirs").unwrap_or(false);
+        file.pattern = self.opt_string(&f, "pattern");
+        if let Some(n) = f.get("maxBytes") {
+            file.max_bytes = self.uint(n, "`max_bytes`", true).unwrap_or(0);
+        }
+        if let Some(n) = f.get("format") {
+            match n.as_str() {
+                Some("raw") => {}
+                Some("json") => file.json = true,
+                _ => self.error(
+                    n.at(),
+                    "`format` is `raw` (the bytes) or `json` (the content with its metadata)",
+                ),
+            }
+        }
+        if let Some(n) = f.get("mode") {
+            let text = n
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| n.as_int().map(|i| i.to_string()));
+            match text
+                .as_deref()
+                .and_then(|t| u32::from_str_radix(t.trim(), 8).ok())
+            {
+                Some(m) if m <= 0o7777 => file.mode = Some(m),
+                _ => self.error(
+                    n.at(),
+                    "`mode` is permission bits in octal, such as \"0640\"",
+                ),
+            }
+        }
+        let needs: &[(&str, bool)] = match op {
+            FileOp::Write => &[
+                ("path", file.path.is_some()),
+                ("content", file.content.is_some()),
+            ],
+            FileOp::Copy | FileOp::Move => &[
+                ("source", file.source.is_some()),
+                ("destination", file.destination.is_some()),
+            ],
+            _ => &[("path", file.path.is_some())],
+        };
+        for (key, given) in needs {
+            if !given {
+                self.error(
+                    config.map_or(at.at(), Node::at),
+                    format!("`file.{op_name}` needs `with.{key}`"),
+                );
+            }
+        }
+        file
+    }
+
     pub(crate) fn jq_step(&mut self, config: Option<&Node>) -> JqStep {
         let mut jq = JqStep::default();
         if let Some(config) = config

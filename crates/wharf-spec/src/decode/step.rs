@@ -667,6 +667,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Executor::Approval(Box::new(approval))
         }
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
+        "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         "ssh" => Executor::Ssh(Box::new(
