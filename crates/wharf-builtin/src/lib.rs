@@ -5,6 +5,7 @@
 //! Their output goes to the step's logs like a process's: masked, streamed, and its start
 //! kept for `output:`.
 
+mod enqueue;
 mod file;
 mod http;
 mod jq;
@@ -44,6 +45,12 @@ impl Executor for BuiltinExecutor {
                     config,
                 } => http::run(method, url, config, job, &mut out).await,
                 BuiltinJob::File { file, dir } => file::run(file, dir, &mut out).await,
+                BuiltinJob::Enqueue {
+                    file,
+                    name,
+                    params,
+                    home,
+                } => enqueue::run(file, name, params, home, job, &mut out).await,
                 BuiltinJob::Mail { smtp, mail, dir } => {
                     mail::run_step(smtp.as_ref(), mail, dir, job, &mut out).await
                 }

@@ -792,3 +792,67 @@ steps:
         p.assert_refused(yaml, said);
     }
 }
+
+// 2.x `dag.enqueue`: the child's run goes to its queue with its params and runs on its
+// own; the step reports its id and status without waiting for it.
+#[test]
+fn dag_enqueue_in_2x() {
+    let p = Place::new();
+    p.dag(
+        "child",
+        "params:\n  - name: who\n    default: nobody\nsteps:\n  - id: hi\n    run: echo \"hi ${params.who}\"\n",
+    );
+    let dag = p.dag(
+        "parent",
+        "params:\n  - name: name\n    default: there\nsteps:\n  - id: enq\n    action: dag.enqueue\n    with:\n      dag: child.yaml\n      params: {who: \"${params.name}\"}\n    output: R\n  - id: show\n    depends: enq\n    run: echo \"${R.name} ${R.dagRunId}\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let shown = p.logs("parent", "show");
+    let run_id = shown
+        .trim()
+        .strip_prefix("child.yaml ")
+        .expect("the enqueued run's id")
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = p
+            .wharf()
+            .args(["status", "child", "--run-id", &run_id, "--json"])
+            .run();
+        if status.stdout.contains("\"status\": \"succeeded\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the enqueued run did not end: {}",
+            status.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = p
+        .wharf()
+        .args(["logs", "child", "--run-id", &run_id, "--step", "hi"])
+        .run();
+    assert_eq!(log.stdout, "hi there\n");
+
+    let dag = p.dag(
+        "local",
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: inner}\n---\nname: inner\nsteps:\n  - run: echo inner\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("`inner` is a DAG of this file"),
+        "{}",
+        out.stderr
+    );
+    p.assert_refused(
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child, queue: other}\n",
+        "remove `with.queue`",
+    );
+    p.assert_refused(
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {params: {a: 1}}\n",
+        "`dag.enqueue` needs `with.dag`",
+    );
+}

@@ -139,6 +139,14 @@ pub enum BuiltinJob {
         mail: wharf_spec::MailStep,
         dir: PathBuf,
     },
+    /// `dag.enqueue`: a run of the DAG in `file` with `params`, put in its queue.
+    Enqueue {
+        file: PathBuf,
+        name: String,
+        params: Vec<String>,
+        /// The installation whose store the run goes to.
+        home: PathBuf,
+    },
     /// A `file.*` action, its strings expanded; relative paths are relative to `dir`.
     File {
         file: wharf_spec::FileStep,

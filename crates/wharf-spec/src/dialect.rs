@@ -914,6 +914,17 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         "http.request" | "ssh.run" | "mail.send" | "jq.filter" => {
             builtin_action(&name, span, with_value, entries, diags);
         }
+        "dag.enqueue" => {
+            let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            let executor = map_node(
+                vec![
+                    entry("type", scalar("enqueue", span), span),
+                    entry("config", with, span),
+                ],
+                span,
+            );
+            entries.push(entry("executor", executor, span));
+        }
         file if file.starts_with("file.") => {
             // `with` and the action's name (`op`) are the `file` step's config.
             let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
@@ -934,7 +945,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, http.request, ssh.run, mail.send, jq.filter and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
         ),
     }
 }

@@ -332,6 +332,16 @@ pub enum Executor {
     Ssh(Box<SshStep>),
     /// Dagu 2.x `file.*` actions: an operation on local files, done by the engine.
     File(Box<FileStep>),
+    /// Dagu 2.x `dag.enqueue`: a run of another DAG put in its queue, not waited for.
+    Enqueue(Box<EnqueueStep>),
+}
+
+/// `action: dag.enqueue` and its `with`: the DAG and the params of its run.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueStep {
+    /// A DAG's name in the DAGs folder, or a file path (relative to this file's folder).
+    pub dag: String,
+    pub params: CallParams,
 }
 
 /// `action: file.OP` and its `with`: paths relative to the step's working directory.
@@ -437,7 +447,12 @@ impl Executor {
     pub fn is_builtin(&self) -> bool {
         matches!(
             self,
-            Self::Jq(_) | Self::Http(_) | Self::Mail(_) | Self::Ssh(_) | Self::File(_)
+            Self::Jq(_)
+                | Self::Http(_)
+                | Self::Mail(_)
+                | Self::Ssh(_)
+                | Self::File(_)
+                | Self::Enqueue(_)
         )
     }
 }
@@ -835,7 +850,8 @@ impl Dag {
                 | Executor::Http(_)
                 | Executor::Mail(_)
                 | Executor::Ssh(_)
-                | Executor::File(_),
+                | Executor::File(_)
+                | Executor::Enqueue(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -317,7 +317,7 @@ pub(super) fn job_of(
         }),
         Plan::Exec(e) => Work::Exec(e.clone()),
         Plan::SubDag(sub) => Work::SubDag(Arc::clone(sub)),
-        Plan::Builtin => Work::Builtin(Box::new(builtin_job(step, dag, &p.dir, &expand)?)),
+        Plan::Builtin => Work::Builtin(Box::new(builtin_job(step, dag, ctx, p, &expand)?)),
         Plan::Container => match container_job(step, dag, ctx, &expand) {
             Some(c) => Work::Container(Box::new(c)),
             None => return Err("the step has no container to run in".into()),
@@ -403,10 +403,12 @@ fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str) -> String
 fn builtin_job(
     step: &Step,
     dag: &Dag,
-    dir: &std::path::Path,
+    ctx: &StepCtx,
+    p: &Prepared,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<crate::BuiltinJob, String> {
     use wharf_spec::Executor;
+    let (dir, home, vars) = (&p.dir, ctx.store.home(), &p.vars);
     let line = step
         .command
         .as_ref()
@@ -468,6 +470,32 @@ fn builtin_job(
                 command: line,
                 script: step.script.as_deref().map(expand),
                 dir: dir.to_path_buf(),
+            }
+        }
+        Executor::Enqueue(e) => {
+            let target = expand(&e.dag);
+            if dag.locals.iter().any(|l| l.name == target) {
+                return Err(format!(
+                    "`{target}` is a DAG of this file: a run of it cannot wait in a queue on its own (put it in a file of its own, or run it with `dag.run`)"
+                ));
+            }
+            let dags = crate::installation::dags_dir(home);
+            let file = wharf_spec::calls::file_of(dag, &target, Some(&dags))?;
+            let call = wharf_spec::Call {
+                target: target.clone(),
+                params: e.params.clone(),
+                parallel: None,
+                foreach: None,
+            };
+            let params = crate::subdag::children_of(&call, vars)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            crate::BuiltinJob::Enqueue {
+                file,
+                name: target,
+                params,
+                home: home.to_path_buf(),
             }
         }
         Executor::File(file) => {

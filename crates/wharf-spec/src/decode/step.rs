@@ -668,6 +668,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         }
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
         "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
+        "enqueue" if d.v2 => Executor::Enqueue(Box::new(enqueue_step(d, config, type_node))),
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         "ssh" => Executor::Ssh(Box::new(
@@ -898,6 +899,44 @@ fn foreach(node: &Node) -> Option<Foreach> {
         key: text("key"),
         collect,
     })
+}
+
+/// `action: dag.enqueue`'s `with`: `dag` and `params` (a line of words or a mapping).
+fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueStep {
+    const KEYS: Keys = Keys {
+        known: &["dag", "params"],
+        ignored: &[],
+        unsupported: &[(
+            "queue",
+            "a run wharf enqueues waits in its DAG's own queue (`queue`, `max_active_runs` of that DAG): remove `with.queue`",
+        )],
+    };
+    let mut step = EnqueueStep::default();
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let Some(f) = d.fields(config.unwrap_or(&empty), "`with` of `dag.enqueue`", &KEYS) else {
+        return step;
+    };
+    match d.opt_string(&f, "dag") {
+        Some(dag) if !dag.trim().is_empty() => step.dag = dag.trim().to_owned(),
+        _ => d.error(
+            config.map_or(at.at(), Node::at),
+            "`dag.enqueue` needs `with.dag`: the DAG to enqueue",
+        ),
+    }
+    step.params = match f.get("params") {
+        None => CallParams::None,
+        Some(p) => match &p.kind {
+            Kind::Map(entries) => CallParams::Pairs(call_pairs(d, entries)),
+            _ => d
+                .string(p, "`params`")
+                .map_or(CallParams::None, CallParams::Line),
+        },
+    };
+    step
 }
 
 fn call_pairs(d: &mut Decoder, entries: &[crate::yaml::Entry]) -> Vec<(String, String)> {
