@@ -45,6 +45,7 @@ impl Executor for BuiltinExecutor {
                     config,
                 } => http::run(method, url, config, job, &mut out).await,
                 BuiltinJob::File { file, dir } => file::run(file, dir, &mut out).await,
+                BuiltinJob::Emit(emit) => file::emit(emit, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,
                     name,

@@ -856,3 +856,70 @@ fn dag_enqueue_in_2x() {
         "`dag.enqueue` needs `with.dag`",
     );
 }
+
+// 2.x `log.write`, `outputs.write` (read as `${ID.outputs.NAME}` and
+// `${steps.ID.outputs.NAME}`, objects as JSON) and `noop`, also as a handler.
+#[test]
+fn log_outputs_and_noop_actions_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "emits",
+        r#"handler_on:
+  success:
+    action: log.write
+    with: {message: "done ${dag.name}"}
+env:
+  SHA: abc123
+steps:
+  - id: info
+    action: outputs.write
+    with:
+      values:
+        version: "1.2.3"
+        commit: $SHA
+        meta: {a: 1}
+        multi: "x\ny"
+  - id: say
+    depends: info
+    action: log.write
+    with:
+      message: "v=${info.outputs.version} c=${info.outputs.commit} a=${steps.info.outputs.meta.a}"
+    output: SAID
+  - id: nothing
+    depends: say
+    action: noop
+  - id: show
+    depends: nothing
+    run: printf '%s|%s\n' "${SAID}" "${steps.info.outputs.multi}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("emits", "show"), "v=1.2.3 c=abc123 a=1|x\ny\n");
+    assert_eq!(p.logs("emits", "onSuccess"), "done emits\n");
+    assert_eq!(p.logs("emits", "nothing"), "");
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: a\n    action: log.write\n",
+            "`log.write` needs `with.message`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: log.write\n    with: {message: hi, level: info}\n",
+            "`log.write` has no `with.level`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: outputs.write\n    with: {values: {}}\n",
+            "`with.values` is a mapping of one or more output names",
+        ),
+        (
+            "steps:\n  - id: a\n    action: outputs.write\n",
+            "`outputs.write` needs `with.values`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: noop\n    with: {x: 1}\n",
+            "`noop` takes no `with`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}

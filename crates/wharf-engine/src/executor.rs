@@ -147,6 +147,9 @@ pub enum BuiltinJob {
         /// The installation whose store the run goes to.
         home: PathBuf,
     },
+    /// `log.write`, `outputs.write` (into the step's `DAGU_OUTPUT_FILE`) or `noop`, its
+    /// strings expanded.
+    Emit(wharf_spec::Emit),
     /// A `file.*` action, its strings expanded; relative paths are relative to `dir`.
     File {
         file: wharf_spec::FileStep,

@@ -914,6 +914,18 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         "http.request" | "ssh.run" | "mail.send" | "jq.filter" => {
             builtin_action(&name, span, with_value, entries, diags);
         }
+        "log.write" | "outputs.write" | "noop" => {
+            if let Some(config) = emit_action(&name, span, with_value, entries, diags) {
+                let executor = map_node(
+                    vec![
+                        entry("type", scalar("emit", span), span),
+                        entry("config", config, span),
+                    ],
+                    span,
+                );
+                entries.push(entry("executor", executor, span));
+            }
+        }
         "dag.enqueue" => {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             let executor = map_node(
@@ -945,8 +957,140 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
         ),
+    }
+}
+
+/// `log.write` (`with.message`), `outputs.write` (`with.values`, each declared as an
+/// output of the step: a value that is not a scalar is published as JSON) and `noop`
+/// (no `with`), checked: the `emit` step's config.
+fn emit_action(
+    name: &str,
+    span: Span,
+    with: Option<Node>,
+    entries: &mut Vec<Entry>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Node> {
+    let fields: Vec<Entry> = match &with {
+        None => Vec::new(),
+        Some(w) if w.is_null() => Vec::new(),
+        Some(w) => match w.as_map() {
+            Some(m) => m.to_vec(),
+            None => {
+                diags.push(Diagnostic::error(
+                    w.at(),
+                    format!("`with` of `action: {name}` is a mapping"),
+                ));
+                return None;
+            }
+        },
+    };
+    let takes: &[&str] = match name {
+        "log.write" => &["message"],
+        "outputs.write" => &["values"],
+        _ => &[],
+    };
+    for f in &fields {
+        let key = f.key.as_str().unwrap_or_default();
+        if !takes.contains(&key) {
+            let help = if takes.is_empty() {
+                format!("`{name}` takes no `with`")
+            } else {
+                format!("`{name}` takes `with.{}`", takes.join("`, `with."))
+            };
+            diags.push(
+                Diagnostic::error(f.key.span, format!("`{name}` has no `with.{key}`"))
+                    .with_help(help),
+            );
+        }
+    }
+    let get = |k: &str| fields.iter().find(|e| e.key.as_str() == Some(k));
+    match name {
+        "log.write" => match get("message").map(|e| &e.value) {
+            Some(m) if m.as_str().is_some_and(|t| !t.is_empty()) => {
+                Some(map_node(vec![entry("log", m.clone(), span)], span))
+            }
+            Some(m) => {
+                diags.push(Diagnostic::error(
+                    m.at(),
+                    "`with.message` is a non-empty string",
+                ));
+                None
+            }
+            None => {
+                diags.push(Diagnostic::error(span, "`log.write` needs `with.message`"));
+                None
+            }
+        },
+        "outputs.write" => {
+            let Some(values) = get("values") else {
+                diags.push(Diagnostic::error(
+                    span,
+                    "`outputs.write` needs `with.values`: the outputs by name",
+                ));
+                return None;
+            };
+            let Some(pairs) = values.value.as_map().filter(|m| !m.is_empty()) else {
+                diags.push(Diagnostic::error(
+                    values.value.at(),
+                    "`with.values` is a mapping of one or more output names to values",
+                ));
+                return None;
+            };
+            let mut published = Vec::new();
+            let mut declared = Vec::new();
+            for p in pairs {
+                let key = p.key.as_str().unwrap_or_default();
+                if key.trim().is_empty() {
+                    diags.push(Diagnostic::error(
+                        p.key.span,
+                        "an output name of `with.values` is empty",
+                    ));
+                    continue;
+                }
+                let (value, kind) = match &p.value.kind {
+                    Kind::Scalar(s) if p.value.is_null() => (String::new(), "string"),
+                    Kind::Scalar(s) => (s.text.clone(), "string"),
+                    _ => (p.value.to_json().to_string(), "json"),
+                };
+                published.push(entry(key, scalar(&value, p.value.span), p.key.span));
+                declared.push(map_node(
+                    vec![
+                        entry("name", scalar(key, p.key.span), p.key.span),
+                        entry("type", scalar(kind, p.key.span), p.key.span),
+                    ],
+                    p.key.span,
+                ));
+            }
+            if let Some(own) = entries.iter().find(|e| e.key.as_str() == Some("outputs")) {
+                diags.push(
+                    Diagnostic::error(
+                        own.key.span,
+                        "an `outputs.write` step's outputs are the names of `with.values`",
+                    )
+                    .with_help("remove `outputs`"),
+                );
+                return None;
+            }
+            entries.push(entry(
+                "outputs",
+                Node {
+                    kind: Kind::Seq(declared),
+                    span,
+                    key: None,
+                },
+                span,
+            ));
+            Some(map_node(
+                vec![entry("values", map_node(published, span), span)],
+                span,
+            ))
+        }
+        _ => Some(map_node(
+            vec![entry("noop", scalar("true", span), span)],
+            span,
+        )),
     }
 }
 

@@ -75,6 +75,15 @@ impl Resolved {
             .rev()
             .map(|(at, _)| (&name[..at], &name[at + 1..]))
             .find(|(var, _)| var.contains('.') && self.get(var).is_some());
+        // `${ID.outputs.NAME}`: the short form of `${steps.ID.outputs.NAME}` (else a
+        // field of the variable `ID`, as a sub-DAG's result is read).
+        if dotted.is_none()
+            && name.contains(".outputs.")
+            && !name.starts_with("steps.")
+            && let Some(v) = self.get(&format!("steps.{name}"))
+        {
+            return Some(v.to_owned());
+        }
         let (var, path) = match dotted {
             Some(found) => found,
             None => name.split_once('.')?,

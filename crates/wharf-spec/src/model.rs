@@ -334,6 +334,19 @@ pub enum Executor {
     File(Box<FileStep>),
     /// Dagu 2.x `dag.enqueue`: a run of another DAG put in its queue, not waited for.
     Enqueue(Box<EnqueueStep>),
+    /// Dagu 2.x `log.write`, `outputs.write` and `noop`: done by the engine.
+    Emit(Box<Emit>),
+}
+
+/// What an `Emit` step does.
+#[derive(Debug, Clone)]
+pub enum Emit {
+    /// `log.write`: the message on stdout (with a newline at its end).
+    Log(String),
+    /// `outputs.write`: each value published as the step's output of that name.
+    Outputs(Vec<(String, String)>),
+    /// `noop`: nothing; it succeeds.
+    Noop,
 }
 
 /// `action: dag.enqueue` and its `with`: the DAG and the params of its run.
@@ -453,6 +466,7 @@ impl Executor {
                 | Self::Ssh(_)
                 | Self::File(_)
                 | Self::Enqueue(_)
+                | Self::Emit(_)
         )
     }
 }
@@ -851,7 +865,8 @@ impl Dag {
                 | Executor::Mail(_)
                 | Executor::Ssh(_)
                 | Executor::File(_)
-                | Executor::Enqueue(_),
+                | Executor::Enqueue(_)
+                | Executor::Emit(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -472,6 +472,11 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Emit(emit) => crate::BuiltinJob::Emit(match &**emit {
+            wharf_spec::Emit::Log(message) => wharf_spec::Emit::Log(expand(message)),
+            wharf_spec::Emit::Outputs(values) => wharf_spec::Emit::Outputs(pairs(values)),
+            wharf_spec::Emit::Noop => wharf_spec::Emit::Noop,
+        }),
         Executor::Enqueue(e) => {
             let target = expand(&e.dag);
             if dag.locals.iter().any(|l| l.name == target) {

@@ -669,6 +669,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
         "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
         "enqueue" if d.v2 => Executor::Enqueue(Box::new(enqueue_step(d, config, type_node))),
+        "emit" if d.v2 => Executor::Emit(Box::new(emit_step(config))),
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         "ssh" => Executor::Ssh(Box::new(
@@ -899,6 +900,28 @@ fn foreach(node: &Node) -> Option<Foreach> {
         key: text("key"),
         collect,
     })
+}
+
+/// `log.write`, `outputs.write`, `noop` as the reading of the 2.x forms wrote them (and
+/// checked them): `{log: MESSAGE}`, `{values: {NAME: value}}` or `{noop: true}`.
+fn emit_step(config: Option<&Node>) -> Emit {
+    let entries = config.and_then(Node::as_map).unwrap_or_default();
+    let get = |k: &str| entries.iter().find(|e| e.key.as_str() == Some(k));
+    if let Some(e) = get("log") {
+        return Emit::Log(e.value.as_str().unwrap_or_default().to_owned());
+    }
+    if let Some(values) = get("values").and_then(|e| e.value.as_map()) {
+        return Emit::Outputs(
+            values
+                .iter()
+                .map(|v| {
+                    let name = v.key.as_str().unwrap_or_default().to_owned();
+                    (name, v.value.as_str().unwrap_or_default().to_owned())
+                })
+                .collect(),
+        );
+    }
+    Emit::Noop
 }
 
 /// `action: dag.enqueue`'s `with`: `dag` and `params` (a line of words or a mapping).
