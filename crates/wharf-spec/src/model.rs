@@ -194,7 +194,7 @@ pub struct Step {
     /// `shellPackages`: what `nix-shell` makes available to the step (`-p` each).
     pub shell_packages: Vec<String>,
     /// `call` (or `run`): the step runs another DAG as a child run (or one per item).
-    pub call: Option<Call>,
+    pub call: Option<Box<Call>>,
     pub env: Vec<EnvVar>,
     /// The step's dependencies after the chain/graph rules are applied.
     pub depends: Vec<String>,
@@ -202,8 +202,8 @@ pub struct Step {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub continue_on: ContinueOn,
-    pub retry: Option<RetryPolicy>,
-    pub repeat: Option<RepeatPolicy>,
+    pub retry: Option<Box<RetryPolicy>>,
+    pub repeat: Option<Box<RepeatPolicy>>,
     pub preconditions: Vec<Condition>,
     pub timeout_sec: Option<u64>,
     pub signal_on_stop: Option<Signal>,

@@ -239,7 +239,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         script,
         shell,
         shell_packages,
-        call,
+        call: call.map(Box::new),
         env: f
             .get("env")
             .map(|n| d.env(n, "the step's `env`"))
@@ -252,8 +252,8 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .get("continueOn")
             .map(|n| continue_on(d, n))
             .unwrap_or_default(),
-        retry: f.get("retryPolicy").and_then(|n| retry(d, n)),
-        repeat: f.get("repeatPolicy").and_then(|n| repeat(d, n)),
+        retry: f.get("retryPolicy").and_then(|n| retry(d, n)).map(Box::new),
+        repeat: f.get("repeatPolicy").and_then(|n| repeat(d, n)).map(Box::new),
         preconditions: d.conditions(&f),
         timeout_sec: d.opt_uint(&f, "timeoutSec"),
         signal_on_stop,
