@@ -66,9 +66,35 @@ pub(crate) async fn emit(
     Ended::Done
 }
 
+/// An `artifact.*` path: relative, without `..`, so that it stays in the run's folder.
+fn artifact_path(path: &str, op: &str) -> Result<(), String> {
+    if path.starts_with('/') || path.starts_with('~') {
+        return Err(format!("{op}: artifact path must be relative: {path}"));
+    }
+    if Path::new(path)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
+        return Err(format!("{op}: artifact path must not contain ..: {path}"));
+    }
+    Ok(())
+}
+
 /// What the action prints, or why it failed.
 fn act(f: &FileStep, dir: &Path) -> Result<Vec<u8>, String> {
-    let op = format!("file.{}", f.op.name());
+    let family = if f.artifact { "artifact" } else { "file" };
+    let op = format!("{family}.{}", f.op.name());
+    let mut artifact;
+    let f = if f.artifact {
+        artifact_path(f.path.as_deref().unwrap_or_default(), &op)?;
+        artifact = f.clone();
+        // Folders in an artifact's path are made; a list names the whole folder by default.
+        artifact.create_dirs = true;
+        artifact.path.get_or_insert_with(|| ".".into());
+        &artifact
+    } else {
+        f
+    };
     let at = |p: &Option<String>| resolve(dir, p.as_deref().unwrap_or_default());
     let report = |v: Value| Ok(format!("{v}\n").into_bytes());
     match f.op {

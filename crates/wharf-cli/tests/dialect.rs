@@ -244,6 +244,10 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "`build-app` is not a step id of Dagu 2.x",
         ),
         (
+            "steps:\n  a:\n    run: echo a\n",
+            "`steps` is a list in Dagu 2.x, not a mapping",
+        ),
+        (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
             "`retry_policy` needs `limit`",
         ),
@@ -278,6 +282,18 @@ fn a_2x_file_is_told_about_in_2x_words() {
     ] {
         p.assert_refused(yaml, said);
     }
+    // Dagu 2.15 names the first document by its file: a `name` there is used, and told.
+    let dag = p.dag(
+        "named",
+        "name: called\nsteps:\n  - id: a\n    run: echo a\n",
+    );
+    let out = p.wharf().args(["validate"]).args([&dag]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("since Dagu 2.15 the first document has no `name`"),
+        "{said}"
+    );
 }
 
 // 2.x preconditions (a value matched with `re:`, a negated command check; a DAG-level one
@@ -918,6 +934,93 @@ steps:
         (
             "steps:\n  - id: a\n    action: noop\n    with: {x: 1}\n",
             "`noop` takes no `with`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}
+
+// 2.x artifacts: `artifact.write`/`read`/`list` in the run's own folder (and never out of
+// it), `stdout: {artifact: PATH}`, and `DAG_RUN_ARTIFACTS_DIR` for a step's process.
+#[test]
+fn artifacts_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "arts",
+        r#"steps:
+  - id: save
+    action: artifact.write
+    with: {path: reports/r.json, content: '{"status":"ok"}'}
+  - id: inspect
+    depends: save
+    action: artifact.read
+    with: {path: reports/r.json, format: json}
+    output: R
+  - id: report
+    depends: inspect
+    run: echo "from the shell" && ls "$DAG_RUN_ARTIFACTS_DIR/reports"
+    stdout: {artifact: logs/report.log}
+  - id: list
+    depends: report
+    action: artifact.list
+    with: {recursive: true}
+    output: L
+  - id: show
+    depends: list
+    run: echo "${R.size} ${R.type} ${L.count} ${L.entries[0].name} ${L.entries[1].name}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("arts", "show"),
+        "15 file 2 logs/report.log reports/r.json\n"
+    );
+    let status = p.status("arts");
+    let dir = std::path::Path::new(status["logDir"].as_str().expect("logDir")).join("artifacts");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("logs/report.log")).expect("the stdout artifact"),
+        "from the shell\nr.json\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("reports/r.json")).expect("the written artifact"),
+        r#"{"status":"ok"}"#
+    );
+    for (with, said) in [
+        (
+            "{path: ../escape.txt, content: x}",
+            "artifact path must not contain ..: ../escape.txt",
+        ),
+        (
+            "{path: /etc/x, content: x}",
+            "artifact path must be relative: /etc/x",
+        ),
+    ] {
+        let dag = p.dag(
+            "escape",
+            &format!("steps:\n  - id: w\n    action: artifact.write\n    with: {with}\n"),
+        );
+        let out = p.run(&dag, &[]);
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert!(out.stderr.contains(said), "{}", out.stderr);
+    }
+    assert!(!p.path("escape.txt").exists());
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: w\n    action: artifact.write\n    with: {path: a, content: x, overwrite: true, atomic: false}\n",
+            "remove `atomic: false`",
+        ),
+        (
+            "steps:\n  - id: w\n    action: artifact.read\n",
+            "`artifact.read` needs `with.path`",
+        ),
+        (
+            "steps:\n  - id: w\n    action: artifact.delete\n    with: {path: a}\n",
+            "wharf has no action `artifact.delete`",
+        ),
+        (
+            "steps:\n  - id: w\n    run: echo hi\n    stdout: {artifact: ../x}\n",
+            "relative, without `..`",
         ),
     ] {
         p.assert_refused(yaml, said);

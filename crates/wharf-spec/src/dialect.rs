@@ -113,7 +113,20 @@ pub(crate) fn read(
         }
     };
     if dialect == Dialect::V2 {
-        for doc in docs.iter_mut() {
+        for (i, doc) in docs.iter_mut().enumerate() {
+            if i == 0
+                && let Some(e) = doc
+                    .as_map()
+                    .and_then(|m| m.iter().find(|e| e.key.as_str() == Some("name")))
+            {
+                diags.push(
+                    Diagnostic::warning(
+                        e.key.span,
+                        "since Dagu 2.15 the first document has no `name`: the DAG is named by its file",
+                    )
+                    .with_help("wharf uses this `name`; remove it to read the file as Dagu 2.15 does"),
+                );
+            }
             let mut doc_evals = Vec::new();
             rewrite_root(doc, made, diags, &mut doc_evals);
             evals.push(doc_evals);
@@ -380,6 +393,12 @@ fn removed_in_2(root: &[Entry], diags: &mut Vec<Diagnostic>) {
     };
     renamed(root, diags, "a DAG");
     let get = |k: &str| root.iter().find(|e| e.key.as_str() == Some(k));
+    if let Some(e) = get("steps").filter(|e| e.value.as_map().is_some()) {
+        diags.push(
+            Diagnostic::error(e.value.at(), "`steps` is a list in Dagu 2.x, not a mapping")
+                .with_help("write each step as `- id: NAME` with its fields"),
+        );
+    }
     let chain = get("type").and_then(|e| e.value.as_str()) == Some("chain");
     let mut steps: Vec<&Node> = get("steps")
         .and_then(|e| e.value.as_seq())
@@ -777,6 +796,44 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         let at = entries.iter().position(|e| e.key.as_str() == Some(key))?;
         Some(entries.remove(at))
     };
+    // `stdout: {artifact: PATH}`: the stream goes to a file of the run's artifacts.
+    for stream in ["stdout", "stderr"] {
+        let Some(e) = entries.iter_mut().find(|e| e.key.as_str() == Some(stream)) else {
+            continue;
+        };
+        let Some(fields) = e.value.as_map() else {
+            continue;
+        };
+        let mut path = None;
+        for f in fields {
+            match (f.key.as_str(), f.value.as_str()) {
+                (Some("artifact"), Some(p))
+                    if !p.starts_with('/')
+                        && !p.starts_with('~')
+                        && !p.split('/').any(|s| s == "..")
+                        && !p.trim().is_empty() =>
+                {
+                    path = Some(p.to_owned());
+                }
+                (Some("artifact"), _) => diags.push(Diagnostic::error(
+                    f.value.at(),
+                    "`artifact` is a path in the run's artifacts folder: relative, without `..`",
+                )),
+                (key, _) => diags.push(
+                    Diagnostic::error(
+                        f.key.span,
+                        format!("wharf's `{stream}` has no `{}`", key.unwrap_or_default()),
+                    )
+                    .with_help(format!(
+                        "`{stream}` is a file path, or `{{artifact: PATH}}`"
+                    )),
+                ),
+            }
+        }
+        if let Some(p) = path {
+            e.value = scalar(&format!("${{DAG_RUN_ARTIFACTS_DIR}}/{p}"), e.value.span);
+        }
+    }
     let action = take(entries, "action");
     let with = take(entries, "with");
     if let Some(run) = take(entries, "run") {
@@ -937,12 +994,17 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             );
             entries.push(entry("executor", executor, span));
         }
-        file if file.starts_with("file.") => {
-            // `with` and the action's name (`op`) are the `file` step's config.
+        file if file.starts_with("file.") || file.starts_with("artifact.") => {
+            // `with` and the action's name (`op`, and whether it is an artifact's) are the
+            // `file` step's config.
             let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            let (family, op) = file.split_once('.').unwrap_or_default();
             match &mut with.kind {
                 Kind::Map(fields) => {
-                    fields.push(entry("op", scalar(&file["file.".len()..], action.value.span), span));
+                    fields.push(entry("op", scalar(op, action.value.span), span));
+                    if family == "artifact" {
+                        fields.push(entry("artifact", scalar("true", span), span));
+                    }
                     let executor = map_node(
                         vec![
                             entry("type", scalar("file", span), span),
@@ -957,7 +1019,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop and file.* (stat, read, write, copy, move, delete, mkdir, list)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, file.* (stat, read, write, copy, move, delete, mkdir, list) and artifact.* (write, read, list)"),
         ),
     }
 }

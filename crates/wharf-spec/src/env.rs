@@ -131,6 +131,7 @@ impl Resolved {
                     ("paths", "step_stdout_file") => "DAG_RUN_STEP_STDOUT_FILE",
                     ("paths", "step_stderr_file") => "DAG_RUN_STEP_STDERR_FILE",
                     ("paths", "step_output_file") => "DAGU_OUTPUT_FILE",
+                    ("paths", "artifacts_dir") => "DAG_RUN_ARTIFACTS_DIR",
                     _ => return None,
                 };
                 self.get(var).map(str::to_owned)

@@ -361,6 +361,8 @@ pub struct EnqueueStep {
 #[derive(Debug, Clone, Default)]
 pub struct FileStep {
     pub op: FileOp,
+    /// `artifact.*`: paths are in the run's artifacts folder, and may not leave it.
+    pub artifact: bool,
     pub path: Option<String>,
     pub source: Option<String>,
     pub destination: Option<String>,

@@ -333,6 +333,22 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     ] {
         vars.set(name, value, Origin::Output);
     }
+    // The run's artifacts folder (Dagu 2.x): `artifact.*` actions and `stdout.artifact`
+    // write there, and a step's process finds it in `DAG_RUN_ARTIFACTS_DIR`.
+    if dag.dialect == wharf_spec::Dialect::V2 {
+        let artifacts = artifacts_dir(ctx);
+        if let Err(e) = std::fs::create_dir_all(&artifacts) {
+            return Err(format!(
+                "cannot create the run's artifacts folder {}: {e}",
+                artifacts.display()
+            ));
+        }
+        vars.set(
+            "DAG_RUN_ARTIFACTS_DIR",
+            artifacts.to_string_lossy().into_owned(),
+            Origin::Output,
+        );
+    }
     let expand = |text: &str| vars.expand(text, &vars::host);
     let dir = match &step.dir {
         Some(d) => wharf_spec::formats::resolve_path(&dag.working_dir, &expand(d)),
@@ -389,6 +405,11 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         env,
         plan,
     })
+}
+
+/// The run's artifacts folder: beside its logs.
+pub(crate) fn artifacts_dir(ctx: &StepCtx) -> std::path::PathBuf {
+    ctx.log_dir.join("artifacts")
 }
 
 /// An attempt's log files: stdout's and stderr's (the same file for `logOutput: merged`).

@@ -514,10 +514,12 @@ fn builtin_job(
             ] {
                 *text = text.as_deref().map(expand);
             }
-            crate::BuiltinJob::File {
-                file,
-                dir: dir.to_path_buf(),
-            }
+            let dir = if file.artifact {
+                super::artifacts_dir(ctx)
+            } else {
+                dir.to_path_buf()
+            };
+            crate::BuiltinJob::File { file, dir }
         }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })

@@ -74,6 +74,20 @@ pub(crate) const MAIL_CONFIG_KEYS: Keys = Keys {
     unsupported: &[],
 };
 
+/// The `with` keys of each `artifact.*` action.
+fn artifact_keys(op: FileOp) -> Keys {
+    let known: &'static [&'static str] = match op {
+        FileOp::Write => &["path", "content", "mode", "overwrite", "atomic"],
+        FileOp::Read => &["path", "format", "maxBytes"],
+        _ => &["path", "pattern", "recursive", "includeDirs"],
+    };
+    Keys {
+        known,
+        ignored: &[],
+        unsupported: &[],
+    }
+}
+
 /// The `with` keys of each `file.*` action.
 fn file_keys(op: FileOp) -> Keys {
     let known: &'static [&'static str] = match op {
@@ -114,36 +128,51 @@ impl Decoder<'_> {
             atomic: true,
             ..FileStep::default()
         };
-        let op_name = config
-            .and_then(Node::as_map)
-            .and_then(|m| m.iter().find(|e| e.key.as_str() == Some("op")))
-            .and_then(|e| e.value.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let Some(op) = FileOp::ALL
+        let internal = |k: &str| {
+            config
+                .and_then(Node::as_map)
+                .and_then(|m| m.iter().find(|e| e.key.as_str() == Some(k)))
+                .and_then(|e| e.value.as_str())
+                .map(str::to_owned)
+        };
+        let op_name = internal("op").unwrap_or_default();
+        file.artifact = internal("artifact").as_deref() == Some("true");
+        let family = if file.artifact { "artifact" } else { "file" };
+        let op = FileOp::ALL
             .iter()
             .find(|(n, _)| *n == op_name)
             .map(|(_, o)| *o)
-        else {
+            .filter(|o| !file.artifact || matches!(o, FileOp::Write | FileOp::Read | FileOp::List));
+        let Some(op) = op else {
+            let help = if file.artifact {
+                "the artifact actions are artifact.write, artifact.read and artifact.list"
+            } else {
+                "the file actions are file.stat, file.read, file.write, file.copy, file.move, file.delete, file.mkdir and file.list"
+            };
             self.diags.push(
-                Diagnostic::error(at.at(), format!("wharf has no action `file.{op_name}`"))
-                    .with_help("the file actions are file.stat, file.read, file.write, file.copy, file.move, file.delete, file.mkdir and file.list"),
+                Diagnostic::error(at.at(), format!("wharf has no action `{family}.{op_name}`"))
+                    .with_help(help),
             );
             return file;
         };
         file.op = op;
-        let what = format!("`with` of `file.{op_name}`");
+        let what = format!("`with` of `{family}.{op_name}`");
         let empty = Node {
             kind: Kind::Map(Vec::new()),
             span: at.span,
             key: None,
         };
-        // `op` is the action's name, put there by the reading of the 2.x forms.
+        // `op` and `artifact` name the action, put there by the reading of the 2.x forms.
         let mut with = config.cloned().unwrap_or(empty);
         if let Kind::Map(entries) = &mut with.kind {
-            entries.retain(|e| e.key.as_str() != Some("op"));
+            entries.retain(|e| !matches!(e.key.as_str(), Some("op" | "artifact")));
         }
-        let Some(f) = self.fields(&with, &what, &file_keys(op)) else {
+        let keys = if file.artifact {
+            artifact_keys(op)
+        } else {
+            file_keys(op)
+        };
+        let Some(f) = self.fields(&with, &what, &keys) else {
             return file;
         };
         file.path = self.opt_string(&f, "path");
@@ -187,7 +216,15 @@ impl Decoder<'_> {
                 ),
             }
         }
+        if file.artifact && file.overwrite && !file.atomic {
+            self.error(
+                config.map_or(at.at(), Node::at),
+                "`artifact.write` with `overwrite: true` replaces the file atomically: remove `atomic: false`",
+            );
+        }
         let needs: &[(&str, bool)] = match op {
+            // An artifact list is of the whole folder when it names no path.
+            FileOp::List if file.artifact => &[],
             FileOp::Write => &[
                 ("path", file.path.is_some()),
                 ("content", file.content.is_some()),
@@ -202,7 +239,7 @@ impl Decoder<'_> {
             if !given {
                 self.error(
                     config.map_or(at.at(), Node::at),
-                    format!("`file.{op_name}` needs `with.{key}`"),
+                    format!("`{family}.{op_name}` needs `with.{key}`"),
                 );
             }
         }

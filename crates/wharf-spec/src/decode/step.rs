@@ -253,7 +253,10 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .map(|n| continue_on(d, n))
             .unwrap_or_default(),
         retry: f.get("retryPolicy").and_then(|n| retry(d, n)).map(Box::new),
-        repeat: f.get("repeatPolicy").and_then(|n| repeat(d, n)).map(Box::new),
+        repeat: f
+            .get("repeatPolicy")
+            .and_then(|n| repeat(d, n))
+            .map(Box::new),
         preconditions: d.conditions(&f),
         timeout_sec: d.opt_uint(&f, "timeoutSec"),
         signal_on_stop,
