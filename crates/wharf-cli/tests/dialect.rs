@@ -1026,3 +1026,47 @@ fn artifacts_in_2x() {
         p.assert_refused(yaml, said);
     }
 }
+
+// The 2.x run context: `${step.id}`, `${run.started_at}`, the attempt's own files
+// (`${paths.step_output_file}`), `${run.root_name}` in a sub-DAG's run, `DAG_PARAMS_JSON`.
+#[test]
+fn run_context_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "ctx",
+        r#"params:
+  - name: who
+    default: you
+steps:
+  - id: first
+    run: echo "file=$(basename ${paths.step_output_file})" >> "${context.paths.step_output_file}"; echo "${step.id} ${run.started_at}"; printf '%s\n' "$DAG_PARAMS_JSON"
+    outputs: [{name: file}]
+    retry_policy: {limit: 1, interval_sec: 0}
+  - id: second
+    depends: first
+    action: dag.run
+    with: {dag: child}
+  - id: third
+    depends: second
+    run: echo "${steps.first.outputs.file}"
+---
+name: child
+steps:
+  - id: c
+    run: echo "root=${run.root_name}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = p.logs("ctx", "first");
+    let mut lines = log.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with("first 20") && first.ends_with('Z'),
+        "{log}"
+    );
+    assert_eq!(lines.next(), Some(r#"{"who":"you"}"#), "{log}");
+    let child = p.wharf().args(["logs", "child", "--step", "c"]).run();
+    assert_eq!(child.stdout, "root=ctx\n");
+    assert_eq!(p.logs("ctx", "third"), "1-first.1.outputs\n");
+}

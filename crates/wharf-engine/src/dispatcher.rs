@@ -172,6 +172,14 @@ pub(crate) async fn run(
     let secret_error = resolved.params_error.take().or(secret_error).or_else(|| {
         wharf_spec::calls::check(&dag, &above, Some(&crate::installation::dags_dir(&home))).err()
     });
+    // The run's context for Dagu 2.x references (dotted: references, not variables).
+    let started_at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    resolved.set("run.started_at", started_at, Origin::Output);
+    if let Some((_, root)) = above.first() {
+        resolved.set("run.root_name", root.clone(), Origin::Output);
+    }
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {

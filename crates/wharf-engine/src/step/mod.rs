@@ -333,6 +333,9 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     ] {
         vars.set(name, value, Origin::Output);
     }
+    if let Some(id) = &step.id {
+        vars.set("step.id", id.clone(), Origin::Output);
+    }
     // The run's artifacts folder (Dagu 2.x): `artifact.*` actions and `stdout.artifact`
     // write there, and a step's process finds it in `DAG_RUN_ARTIFACTS_DIR`.
     if dag.dialect == wharf_spec::Dialect::V2 {
@@ -382,10 +385,9 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         .filter(|v| v.origin == Origin::Param)
         .map(|v| (v.name.clone(), serde_json::Value::String(v.value.clone())))
         .collect();
-    env.push((
-        "DAGU_PARAMS_JSON".into(),
-        serde_json::Value::Object(params).to_string(),
-    ));
+    let params = serde_json::Value::Object(params).to_string();
+    env.push(("DAG_PARAMS_JSON".into(), params.clone()));
+    env.push(("DAGU_PARAMS_JSON".into(), params));
     let plan = if placement == wharf_spec::Placement::Engine {
         Plan::Builtin
     } else if let Some(call) = &step.call {

@@ -46,6 +46,18 @@ pub(super) fn shell_of(
     shell
 }
 
+/// A reference in a Dagu 2.x command line or script: the run's value, or, for the files of
+/// the attempt (each attempt has its own), the shell variable that holds it.
+fn v2_lookup(vars: &Resolved, name: &str) -> Option<String> {
+    let var = match name.strip_prefix("context.").unwrap_or(name) {
+        "paths.step_stdout_file" => "DAG_RUN_STEP_STDOUT_FILE",
+        "paths.step_stderr_file" => "DAG_RUN_STEP_STDERR_FILE",
+        "paths.step_output_file" => "DAGU_OUTPUT_FILE",
+        _ => return vars.lookup(name),
+    };
+    Some(format!("${{{var}}}"))
+}
+
 /// What the shell runs: the command line, or the script (with `command` as its
 /// interpreter when both are given).
 pub(super) fn program_of(
@@ -59,7 +71,7 @@ pub(super) fn program_of(
         // environment), which keeps quoting right. Only references into earlier steps
         // (`${id.exitCode}`, `${id.stdout}`), which no shell can read, are put in here.
         CommandSpec::Line(line) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
-            wharf_spec::expand::references(line, |name| vars.lookup(name))
+            wharf_spec::expand::references(line, |name| v2_lookup(vars, name))
         }
         CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
             name.contains('.').then(|| vars.lookup(name)).flatten()
@@ -100,7 +112,7 @@ pub(super) fn program_of(
     // put in; its other `$` syntax is the interpreter's.
     let script = if ctx.dag.dialect == wharf_spec::Dialect::V2 {
         std::borrow::Cow::Owned(wharf_spec::expand::references(script, |name| {
-            vars.lookup(name)
+            v2_lookup(vars, name)
         }))
     } else {
         std::borrow::Cow::Borrowed(script.as_str())
