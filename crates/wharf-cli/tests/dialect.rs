@@ -15,6 +15,8 @@ fn a_dagu_2_file_runs_unchanged() {
         r#"working_dir: /tmp
 consts:
   greeting: hello
+env:
+  SERVICE: api
 params:
   - name: WHO
     type: string
@@ -37,7 +39,7 @@ steps:
     action: exec
     with:
       command: echo
-      args: [argv, "${steps.build.outputs.tag}", "$HOME"]
+      args: [argv, "${steps.build.outputs.tag}", "$HOME", "${SERVICE}-$SERVICE", "$UNSET"]
   - id: boxed
     depends: build
     action: docker.run
@@ -79,8 +81,8 @@ steps:
     );
     assert_eq!(
         p.logs("current", "direct"),
-        "argv v1.2.3 $HOME\n",
-        "exec is argv: no shell expands $HOME"
+        "argv v1.2.3 $HOME api-api $UNSET\n",
+        "exec is argv: the DAG's env is put in, no shell expands the rest"
     );
     assert_eq!(p.logs("current", "boxed"), "in a box v1.2.3\n");
     assert_eq!(p.logs("current", "own"), "/etc\n");

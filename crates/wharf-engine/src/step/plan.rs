@@ -90,12 +90,18 @@ pub(super) fn program_of(
             .join(" && "),
         // A command with `args` is argv: its items are expanded here and quoted for the
         // shell.
-        // In a Dagu 2.x file (`action: exec`) only its references are put in: the rest
-        // is the program's, as written.
-        CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => shell_words::join(
-            argv.iter()
-                .map(|a| wharf_spec::expand::references(a, |name| vars.lookup(name))),
-        ),
+        // In a Dagu 2.x file (`action: exec`, no shell after it) the DAG's environment
+        // values (`$NAME`, `${NAME}` of its `env`, params, outputs; not wharf's own
+        // environment, which 2.x does not expand outside a shell; one nothing knows stays
+        // as written) and its references are put in.
+        CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
+            shell_words::join(argv.iter().map(|a| {
+                let env = wharf_spec::expand::expand(a, |name| {
+                    (!name.contains('.')).then(|| vars.lookup(name)).flatten()
+                });
+                wharf_spec::expand::references(&env, |name| vars.lookup(name))
+            }))
+        }
         CommandSpec::Argv(argv) => shell_words::join(argv.iter().map(|a| expand(a))),
     });
     let Some(script) = &step.script else {
