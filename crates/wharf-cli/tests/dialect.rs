@@ -1072,3 +1072,31 @@ steps:
     assert_eq!(child.stdout, "root=ctx\n");
     assert_eq!(p.logs("ctx", "third"), "1-first.1.outputs\n");
 }
+
+// A sub-DAG file whose keys do not tell its dialect (a one-word `run:`) is read in the
+// dialect of the 2.x DAG that runs it; alone it is 1.x, with a warning.
+#[test]
+fn an_undecided_sub_dag_file_takes_its_callers_dialect() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("sub")).expect("sub");
+    std::fs::write(
+        p.path("sub/ext.yaml"),
+        "steps:\n  - id: where\n    run: pwd\n",
+    )
+    .expect("child");
+    let dag = p.dag(
+        "caller",
+        "working_dir: /usr\nsteps:\n  - id: c\n    action: dag.run\n    with: {dag: sub/ext.yaml}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = p.wharf().args(["logs", "ext", "--step", "where"]).run();
+    assert_eq!(log.stdout, "/usr\n");
+    let alone = p
+        .wharf()
+        .args(["validate"])
+        .args([&p.path("sub/ext.yaml")])
+        .run();
+    let said = format!("{}{}", alone.stdout, alone.stderr);
+    assert!(said.contains("`run: pwd` is read as Dagu 1.x"), "{said}");
+}

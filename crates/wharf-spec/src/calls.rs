@@ -22,7 +22,7 @@ pub fn resolve(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<Dag, S
         }
         None => {
             let path = file_of(parent, target, dags)?;
-            let loaded = crate::load_sub_dag_file(&path)
+            let loaded = crate::load_sub_dag_file(&path, parent.dialect)
                 .map_err(|e| format!("cannot read the sub-DAG {}: {e}", path.display()))?;
             match loaded.dag {
                 Some(dag) => dag,

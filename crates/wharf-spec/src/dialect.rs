@@ -73,6 +73,7 @@ pub(crate) fn read(
     made: &mut Vec<Node>,
     diags: &mut Vec<Diagnostic>,
     evals: &mut Vec<Vec<(String, String)>>,
+    caller: Option<Dialect>,
 ) -> Dialect {
     let mut m = Markers::default();
     for doc in docs.iter() {
@@ -99,6 +100,10 @@ pub(crate) fn read(
             Dialect::V1
         }
         (None, None, Some(_)) => Dialect::V2,
+        // A sub-DAG of a 2.x DAG whose keys do not tell: its one-word `run:` is a command.
+        (None, None, None) if caller == Some(Dialect::V2) && m.ambiguous_run.is_some() => {
+            Dialect::V2
+        }
         (None, _, None) => {
             if let Some(run) = &m.ambiguous_run {
                 diags.push(

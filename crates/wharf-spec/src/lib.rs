@@ -75,16 +75,18 @@ pub struct SettingsError {
 /// Reads and checks a DAG file. A file over [`MAX_FILE_BYTES`] is not read past that: it
 /// is an error.
 pub fn load_file(path: &Path) -> std::io::Result<Loaded> {
-    load_file_as(path, false)
+    load_file_as(path, None)
 }
 
 /// Reads and checks a DAG file run as a sub-DAG: as [`load_file`], without the base
 /// configuration's `handlerOn` (its parent's handlers handle its failure).
-pub fn load_sub_dag_file(path: &Path) -> std::io::Result<Loaded> {
-    load_file_as(path, true)
+pub fn load_sub_dag_file(path: &Path, caller: Dialect) -> std::io::Result<Loaded> {
+    load_file_as(path, Some(caller))
 }
 
-fn load_file_as(path: &Path, sub_dag: bool) -> std::io::Result<Loaded> {
+/// `caller`: the dialect of the DAG that runs this file as a sub-DAG (None: the file is
+/// run itself), which a file whose keys do not tell its own is read in.
+fn load_file_as(path: &Path, caller: Option<Dialect>) -> std::io::Result<Loaded> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
@@ -127,16 +129,17 @@ fn load_file_as(path: &Path, sub_dag: bool) -> std::io::Result<Loaded> {
             });
         }
     };
-    Ok(load_str_as(source, path, sub_dag))
+    Ok(load_str_as(source, path, caller))
 }
 
 /// Checks `source` as the content of the DAG file at `path` (used for its name and for
 /// resolving relative paths; the file itself is not read).
 pub fn load_str(source: String, path: &Path) -> Loaded {
-    load_str_as(source, path, false)
+    load_str_as(source, path, None)
 }
 
-fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
+fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
+    let sub_dag = caller.is_some();
     let file = absolute(path);
     let dir = file
         .parent()
@@ -168,7 +171,7 @@ fn load_str_as(source: String, path: &Path, sub_dag: bool) -> Loaded {
                     let dialect = {
                         let mut docs: Vec<&mut yaml::Node> = vec![&mut root];
                         docs.extend(others.iter_mut());
-                        dialect::read(&mut docs, &mut made, &mut diagnostics, &mut evals)
+                        dialect::read(&mut docs, &mut made, &mut diagnostics, &mut evals, caller)
                     };
                     let mut evals = evals.into_iter();
                     others.extend(made);
