@@ -2,13 +2,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// wharf runs workflows written as YAML DAG files (the Dagu 1.x dialect), on the host or in
+/// wharf runs workflows written as YAML DAG files (Dagu's 1.x or 2.x dialect), on the host or in
 /// Docker containers.
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf",
     version,
-    about = "Runs workflows written as YAML DAG files (the Dagu 1.x dialect), on the host or in Docker containers",
+    about = "Runs workflows written as YAML DAG files (Dagu's 1.x or 2.x dialect), on the host or in Docker containers",
     propagate_version = true
 )]
 pub(crate) struct Cli {

@@ -1,4 +1,4 @@
-//! The DAG language of wharf: a YAML file in the Dagu 1.x dialect, read into a typed,
+//! The DAG language of wharf: a YAML file in Dagu's 1.x or 2.x dialect, read into a typed,
 //! validated [`Dag`] with every problem reported as a [`Diagnostic`] with its position.
 //!
 //! ```text
