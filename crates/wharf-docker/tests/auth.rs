@@ -143,6 +143,22 @@ fn every_shape_of_registry_auths_pulls_from_a_locked_registry() {
     let status = p.wharf().args(["status", &u.name, "--json"]).run();
     let history = p.wharf().args(["history", &u.name]).run();
     outputs.extend([out.stdout, out.stderr, status.stdout, history.stdout]);
+    // The same in Dagu 2.x words: `registry_auths`, the DAG-level container's
+    // `pull_policy`, a `docker.run` action's `pull`.
+    let yaml = format!(
+        "registry_auths:\n  {addr}:\n    auth: {basic}\ncontainer:\n  image: {image}\n  pull_policy: always\nsteps:\n  - id: show\n    run: env\n  - id: own\n    action: docker.run\n    with: {{image: {image}, pull: always, auto_remove: true, command: echo own}}\n"
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let out = p.wharf().args(["run"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(0), "2.x: {}", out.stderr);
+    assert!(
+        out.stderr.matches(&format!("pulled {image}")).count() >= 2,
+        "2.x: {}",
+        out.stderr
+    );
+    // The image has an entrypoint: the command is its CMD, as in 1.x.
+    assert_eq!(p.logs(&u.name, "own"), "dispatch: echo own\n");
+    outputs.extend([out.stdout, out.stderr]);
     let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     assert_secret_kept(&p, &refs);
     assert!(u.containers().is_empty());
