@@ -121,14 +121,36 @@ steps:
     assert_eq!(out.code, Some(0), "notices are not errors: {}", out.stderr);
     for said in [
         "`${params.B}`: no param `B` is declared; it is left as written",
-        "`use` does not come after the step `build`",
         "`${steps.nope.outputs.x}`: no step has the id `nope`",
     ] {
         assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
     }
     assert!(!out.stderr.contains("params.A"), "{}", out.stderr);
+    // A step that reads another's output comes after it, as if it said so in `depends`.
+    assert!(
+        out.stdout.contains("inferred: build -> use (steps[1].run)"),
+        "{}",
+        out.stdout
+    );
     let _ = p.run(&notes, &[]);
     assert_eq!(p.logs("notes", "literal"), "${params.A} x\n");
+    let inferred = p.dag(
+        "inferred",
+        "steps:\n  - id: deploy\n    run: echo deploying ${steps.build.outputs.image}\n  - id: build\n    run: sleep 0.2; echo image=v1.2.3 >> \"$DAGU_OUTPUT_FILE\"\n    outputs: [image]\n",
+    );
+    let out = p.run(&inferred, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("inferred", "deploy"), "deploying v1.2.3\n");
+    // Two steps that read each other's outputs: a cycle, named.
+    p.assert_refused(
+        "steps:\n  - id: a\n    run: echo ${steps.b.outputs.y}\n    outputs: [x]\n  - id: b\n    run: echo ${steps.a.outputs.x}\n    outputs: [y]\n",
+        "cycle",
+    );
+    // In a chain, an output of a later step cannot be there.
+    p.assert_refused(
+        "type: chain\nsteps:\n  - id: a\n    run: echo ${steps.b.outputs.y}\n  - id: b\n    run: echo hi\n    outputs: [y]\n",
+        "`a` reads an output of `b`, which comes after it in the chain",
+    );
     // A declared output the step does not write fails it, saying which.
     let bad = p.dag(
         "bad-outputs",
@@ -901,7 +923,7 @@ steps:
     depends: info
     action: log.write
     with:
-      message: "v=${info.outputs.version} c=${info.outputs.commit} a=${steps.info.outputs.meta.a}"
+      message: "v=${info.outputs.version} c=${info.outputs.commit} m=${steps.info.outputs.meta} ${steps.info.outputs.meta.a}"
     output: SAID
   - id: nothing
     depends: say
@@ -913,7 +935,11 @@ steps:
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs("emits", "show"), "v=1.2.3 c=abc123 a=1|x\ny\n");
+    // An output has no fields to read: a nested path is left as written.
+    assert_eq!(
+        p.logs("emits", "show"),
+        "v=1.2.3 c=abc123 m={\"a\":1} ${steps.info.outputs.meta.a}|x\ny\n"
+    );
     assert_eq!(p.logs("emits", "onSuccess"), "done emits\n");
     assert_eq!(p.logs("emits", "nothing"), "");
     for (yaml, said) in [

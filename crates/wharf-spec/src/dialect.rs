@@ -72,7 +72,7 @@ pub(crate) fn read(
     docs: &mut [&mut Node],
     made: &mut Vec<Node>,
     diags: &mut Vec<Diagnostic>,
-    evals: &mut Vec<Vec<(String, String)>>,
+    extras: &mut Vec<Extras>,
     caller: Option<Dialect>,
 ) -> Dialect {
     let mut m = Markers::default();
@@ -132,9 +132,9 @@ pub(crate) fn read(
                     .with_help("wharf uses this `name`; remove it to read the file as Dagu 2.15 does"),
                 );
             }
-            let mut doc_evals = Vec::new();
-            rewrite_root(doc, made, diags, &mut doc_evals);
-            evals.push(doc_evals);
+            let mut doc_extras = Extras::default();
+            rewrite_root(doc, made, diags, &mut doc_extras);
+            extras.push(doc_extras);
         }
     }
     dialect
@@ -267,11 +267,19 @@ fn entry(key: &str, value: Node, span: Span) -> Entry {
 
 /// The 2.x forms of a document, rewritten: `type: graph` unless it says otherwise, the
 /// `consts` put in place, params declared as `{name, default}`, each step's 2.x forms.
+/// What the reading of a 2.x document found that the model carries besides the decoded
+/// keys: each param's `eval`, and the dependencies references make.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub evals: Vec<(String, String)>,
+    pub inferred: Vec<(String, String, String)>,
+}
+
 fn rewrite_root(
     root: &mut Node,
     made: &mut Vec<Node>,
     diags: &mut Vec<Diagnostic>,
-    evals: &mut Vec<(String, String)>,
+    extras: &mut Extras,
 ) {
     let span = root.span;
     let Kind::Map(entries) = &mut root.kind else {
@@ -341,15 +349,19 @@ fn rewrite_root(
         }
     }
     removed_in_2(entries, diags);
+    let chain = entries
+        .iter()
+        .any(|e| e.key.as_str() == Some("type") && e.value.as_str() == Some("chain"));
     for e in entries.iter_mut() {
         match e.key.as_str() {
-            Some("params") => rewrite_params(&mut e.value, diags, evals),
+            Some("params") => rewrite_params(&mut e.value, diags, &mut extras.evals),
             Some("steps") => {
                 if let Kind::Seq(steps) = &mut e.value.kind {
+                    extras.inferred = infer_depends(steps, chain, diags);
                     for s in steps {
                         if let Some(body) = foreach(s, diags) {
                             let mut body = body;
-                            rewrite_root(&mut body, made, diags, &mut Vec::new());
+                            rewrite_root(&mut body, made, diags, &mut Extras::default());
                             made.push(body);
                         }
                         rewrite_step(s, diags);
@@ -368,6 +380,120 @@ fn rewrite_root(
     }
     if !consts.is_empty() {
         put_consts(root, &consts);
+    }
+}
+
+/// The dependencies `${steps.ID.outputs.NAME}` references make: a step that reads an
+/// output of another depends on it (added to its `depends`; a `foreach` body's reference
+/// to a top-level step, to the `foreach` step). In a chain the order already gives an
+/// earlier step's outputs; a reference to a later one is an error. Returns (producer,
+/// consumer, field) for each dependency added.
+fn infer_depends(
+    steps: &mut [Node],
+    chain: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(String, String, String)> {
+    let field = |step: &Node, k: &str| {
+        step.as_map()
+            .and_then(|m| m.iter().find(|e| e.key.as_str() == Some(k)))
+            .and_then(|e| e.value.as_str())
+            .map(str::to_owned)
+    };
+    let ids: Vec<Option<String>> = steps.iter().map(|s| field(s, "id")).collect();
+    let mut inferred = Vec::new();
+    for (i, step) in steps.iter_mut().enumerate() {
+        let Some(me) = field(step, "id").or_else(|| field(step, "name")) else {
+            continue;
+        };
+        let mut found: Vec<(String, String, Span)> = Vec::new();
+        for e in step.as_map().unwrap_or_default() {
+            let key = e.key.as_str().unwrap_or_default();
+            if key == "depends" {
+                continue;
+            }
+            scalars(&e.value, &mut |text, span| {
+                for r in crate::expand::references_in(text) {
+                    if let ["steps", id, "outputs", _] = r.split('.').collect::<Vec<_>>()[..]
+                        && id != me
+                        && !found.iter().any(|(p, _, _)| p == id)
+                    {
+                        found.push((id.to_owned(), key.to_owned(), span));
+                    }
+                }
+            });
+        }
+        let mut add = Vec::new();
+        for (producer, key, span) in found {
+            let Some(at) = ids
+                .iter()
+                .position(|id| id.as_deref() == Some(producer.as_str()))
+            else {
+                continue;
+            };
+            if chain {
+                if at > i {
+                    diags.push(
+                        Diagnostic::error(span, format!("`{me}` reads an output of `{producer}`, which comes after it in the chain"))
+                            .with_help("a chain runs its steps in order: move the step after it, or write `type: graph`"),
+                    );
+                }
+                continue;
+            }
+            inferred.push((producer.clone(), me.clone(), format!("steps[{i}].{key}")));
+            add.push(producer);
+        }
+        if add.is_empty() {
+            continue;
+        }
+        let Kind::Map(entries) = &mut step.kind else {
+            continue;
+        };
+        let span = step.span;
+        match entries
+            .iter_mut()
+            .find(|e| e.key.as_str() == Some("depends"))
+        {
+            Some(d) => {
+                let mut list = match &d.value.kind {
+                    Kind::Seq(items) => items.clone(),
+                    Kind::Scalar(_) if d.value.is_null() => Vec::new(),
+                    Kind::Scalar(_) => vec![d.value.clone()],
+                    Kind::Map(_) => continue,
+                };
+                for p in add {
+                    if !list.iter().any(|n| n.as_str() == Some(p.as_str())) {
+                        list.push(scalar(&p, span));
+                    }
+                }
+                d.value = Node {
+                    kind: Kind::Seq(list),
+                    span: d.value.span,
+                    key: None,
+                };
+            }
+            None => {
+                let list = add.iter().map(|p| scalar(p, span)).collect();
+                entries.push(entry(
+                    "depends",
+                    Node {
+                        kind: Kind::Seq(list),
+                        span,
+                        key: None,
+                    },
+                    span,
+                ));
+            }
+        }
+    }
+    inferred
+}
+
+/// Each scalar under `node`, with its place.
+fn scalars(node: &Node, f: &mut dyn FnMut(&str, Span)) {
+    match &node.kind {
+        Kind::Scalar(s) => f(&s.text, node.span),
+        Kind::Seq(items) => items.iter().for_each(|i| scalars(i, f)),
+        Kind::Map(entries) => entries.iter().for_each(|e| scalars(&e.value, f)),
     }
 }
 
@@ -1365,7 +1491,14 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
                     ["steps", id, "outputs", name] => {
                         match dag.steps.iter().find(|s| s.id.as_deref() == Some(*id)) {
                             None => Some(format!("no step has the id `{id}`")),
-                            Some(s) if !s.outputs.iter().any(|o| o.name == *name) => {
+                            Some(s) if s.name == step.name => {
+                                Some("a step cannot read its own output".to_owned())
+                            }
+                            // A sub-DAG's outputs are named only when it has run.
+                            Some(s)
+                                if s.call.is_none()
+                                    && !s.outputs.iter().any(|o| o.name == *name) =>
+                            {
                                 Some(format!("the step `{id}` declares no output `{name}`"))
                             }
                             Some(s) if !upstream.contains(&s.name.as_str()) => Some(format!(

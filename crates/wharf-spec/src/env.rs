@@ -68,13 +68,18 @@ impl Resolved {
         if let Some(v) = self.get(name) {
             return Some(v.to_owned());
         }
-        // A field of a variable whose own name has dots (`${foreach.item.id}`,
-        // `${steps.ID.outputs.NAME.field}`): the longest such name that is set.
+        // A field of a `foreach` item (`${foreach.item.id}`): the item is a variable whose
+        // name has a dot. (A step's output has no fields to read: Dagu 2.x leaves
+        // `${steps.ID.outputs.NAME.field}` as written.)
         let dotted = name
-            .match_indices('.')
-            .rev()
-            .map(|(at, _)| (&name[..at], &name[at + 1..]))
-            .find(|(var, _)| var.contains('.') && self.get(var).is_some());
+            .starts_with("foreach.")
+            .then(|| {
+                name.match_indices('.')
+                    .rev()
+                    .map(|(at, _)| (&name[..at], &name[at + 1..]))
+                    .find(|(var, _)| var.contains('.') && self.get(var).is_some())
+            })
+            .flatten();
         // `${ID.outputs.NAME}`: the short form of `${steps.ID.outputs.NAME}` (else a
         // field of the variable `ID`, as a sub-DAG's result is read).
         if dotted.is_none()

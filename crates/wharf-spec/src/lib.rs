@@ -167,13 +167,13 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                         base::merge_under(other, true, &mut diagnostics);
                     }
                     let mut made = Vec::new();
-                    let mut evals = Vec::new();
+                    let mut extras = Vec::new();
                     let dialect = {
                         let mut docs: Vec<&mut yaml::Node> = vec![&mut root];
                         docs.extend(others.iter_mut());
-                        dialect::read(&mut docs, &mut made, &mut diagnostics, &mut evals, caller)
+                        dialect::read(&mut docs, &mut made, &mut diagnostics, &mut extras, caller)
                     };
-                    let mut evals = evals.into_iter();
+                    let mut extras = extras.into_iter();
                     others.extend(made);
                     let mut decoder = decode::Decoder {
                         diags: Vec::new(),
@@ -185,10 +185,11 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                     // The tree goes once decoded: a file of thousands of steps does not
                     // hold it and the model at once.
                     dag = decode_one(&mut decoder, root, &file, &stem);
-                    let root_evals = evals.next().unwrap_or_default();
+                    let root_extras = extras.next().unwrap_or_default();
                     if let Some(dag) = &mut dag {
                         dag.dialect = dialect;
-                        dag.param_evals = root_evals;
+                        dag.param_evals = root_extras.evals;
+                        dag.inferred = root_extras.inferred;
                         if dialect == Dialect::V2 {
                             decoder.diags.extend(dialect::notices(dag));
                         }
@@ -196,7 +197,7 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                     // Later documents are local DAGs, named by their `name`.
                     let mut locals: Vec<Dag> = Vec::new();
                     for other in others {
-                        let other_evals = evals.next().unwrap_or_default();
+                        let other_extras = extras.next().unwrap_or_default();
                         let named = other
                             .as_map()
                             .and_then(|entries| {
@@ -228,7 +229,8 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                         }
                         let mut local = local;
                         local.dialect = dialect;
-                        local.param_evals = other_evals;
+                        local.param_evals = other_extras.evals;
+                        local.inferred = other_extras.inferred;
                         locals.push(local);
                     }
                     if let Some(dag) = &mut dag {

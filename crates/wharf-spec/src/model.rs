@@ -17,6 +17,10 @@ pub struct Dag {
     /// and variables put in, commands in backticks or `$(...)` run), unless the run is
     /// given one; its `default` when the commands fail.
     pub param_evals: Vec<(String, String)>,
+    /// Dagu 2.x dependencies that references make (`${steps.ID.outputs.NAME}` in a step
+    /// of a graph makes it depend on `ID`): producer, consumer, the field, as
+    /// `steps[1].run`. They are in the consumer's `depends` too.
+    pub inferred: Vec<(String, String, String)>,
     /// The file the DAG was read from (as given, made absolute).
     pub file: PathBuf,
     pub description: Option<String>,

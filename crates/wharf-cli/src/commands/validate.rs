@@ -27,6 +27,10 @@ pub(crate) fn run(args: &ValidateArgs, term: &Term) -> Result<ExitCode> {
                     "{shown}: ok ({}{warnings})",
                     plural(dag.steps.len(), "step")
                 );
+                // Dagu 2.x: the dependencies references made.
+                for (producer, consumer, field) in &dag.inferred {
+                    println!("  inferred: {producer} -> {consumer} ({field})");
+                }
             }
             None => {
                 code = ExitCode::Usage;
