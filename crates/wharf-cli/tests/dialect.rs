@@ -1126,3 +1126,62 @@ fn an_undecided_sub_dag_file_takes_its_callers_dialect() {
     let said = format!("{}{}", alone.stdout, alone.stderr);
     assert!(said.contains("`run: pwd` is read as Dagu 1.x"), "{said}");
 }
+
+// 2.x preconditions: a `condition` with `expected` compares the text with only its
+// references put in (`$(...)` is text), `expected` is literal, `eval` runs its commands,
+// and a command check gets its references before the shell runs it.
+#[test]
+fn precondition_values_evals_and_commands_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "gates",
+        r#"params:
+  - name: env
+    default: prod
+  - name: flag
+    default: "on"
+steps:
+  - id: literal_text
+    preconditions:
+      - condition: "$(echo prod) ${params.env}"
+        expected: "$(echo prod) prod"
+    run: echo text compared as written
+  - id: literal_expected
+    preconditions:
+      - condition: ${params.env}
+        expected: ${params.env}
+    run: echo never
+  - id: evaluated
+    preconditions:
+      - eval: "$(printf 1.2.3)"
+        expected: re:^1\.2\.
+    run: echo version matched
+  - id: command
+    preconditions:
+      - condition: test "${params.flag}" = on
+    run: echo flag on
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("gates", "literal_text"),
+        "text compared as written\n"
+    );
+    assert_eq!(p.logs("gates", "evaluated"), "version matched\n");
+    assert_eq!(p.logs("gates", "command"), "flag on\n");
+    let status = p.status("gates");
+    assert_eq!(
+        step(&status, "literal_expected")["status"],
+        "skipped",
+        "{status}"
+    );
+    p.assert_refused(
+        "steps:\n  - id: a\n    preconditions:\n      - eval: \"$(date)\"\n    run: echo hi\n",
+        "a precondition with `eval` needs `expected`",
+    );
+    p.assert_refused(
+        "steps:\n  - id: a\n    preconditions:\n      - eval: \"$(date)\"\n        condition: x\n        expected: y\n    run: echo hi\n",
+        "a precondition has `eval` or `condition`, not both",
+    );
+}

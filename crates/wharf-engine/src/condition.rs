@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use wharf_spec::Condition;
+use wharf_spec::{Condition, MatchHow};
 
 /// Checks every condition, in order (as Dagu does: one that does not hold does not keep the
 /// others from being evaluated); `Ok(None)` when all hold, `Ok(Some(why))` with each one
@@ -16,13 +16,24 @@ pub async fn check(
     shell: &[String],
     env: &[(String, String)],
     dir: &Path,
-    expand: &(dyn Fn(&str) -> String + Sync),
+    vars: &wharf_spec::env::Resolved,
 ) -> Result<Option<String>, String> {
+    let expand = |t: &str| vars.expand(t, &crate::vars::host);
+    let references = |t: &str| wharf_spec::expand::references(t, |n| vars.lookup(n));
     let mut unmet = Vec::new();
     for c in conditions {
         let (holds, text) = match c {
-            Condition::Command { command, negate } => {
-                let ok = run_ok(command, shell, env, dir).await?;
+            Condition::Command {
+                command,
+                negate,
+                resolved,
+            } => {
+                let command = if *resolved {
+                    references(command)
+                } else {
+                    command.clone()
+                };
+                let ok = run_ok(&command, shell, env, dir).await?;
                 (
                     ok != *negate,
                     format!(
@@ -35,8 +46,17 @@ pub async fn check(
                 condition,
                 expected,
                 negate,
+                how,
             } => {
-                let ok = matches(condition, expected, env, dir, expand).await?;
+                let ok = match how {
+                    MatchHow::Expanded => matches(condition, expected, env, dir, &expand).await?,
+                    MatchHow::Resolved => text_matches(&references(condition), expected)?,
+                    MatchHow::Evaluated => {
+                        let text = references(condition);
+                        let value = crate::vars::evaluate_async(&text, &expand, env, dir).await?;
+                        text_matches(value.trim(), expected)?
+                    }
+                };
                 (
                     ok != *negate,
                     format!(

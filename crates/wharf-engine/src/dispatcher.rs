@@ -404,13 +404,12 @@ impl Dispatcher {
         // DAG preconditions: not met, nothing runs.
         if !dag.preconditions.is_empty() {
             let env = vars::step_env(&self.vars);
-            let expand = |t: &str| self.vars.expand(t, &vars::host);
             match condition::check(
                 &dag.preconditions,
                 &["sh".to_owned()],
                 &env,
                 &dag.working_dir,
-                &expand,
+                &self.vars,
             )
             .await
             {

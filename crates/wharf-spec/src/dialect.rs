@@ -879,7 +879,7 @@ fn check_declaration(item: &Node, diags: &mut Vec<Diagnostic>) {
 }
 
 /// `$(command)` as `` `command` `` (commands are not nested); an unclosed one is left.
-fn backticks(text: &str) -> String {
+pub(crate) fn backticks(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("$(") {

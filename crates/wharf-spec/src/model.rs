@@ -301,12 +301,29 @@ pub enum Condition {
     Command {
         command: String,
         negate: bool,
+        /// Dagu 2.x: its references are put in before the shell runs it.
+        resolved: bool,
     },
     Match {
         condition: String,
         expected: String,
         negate: bool,
+        how: MatchHow,
     },
+}
+
+/// How a condition's value is made before it is compared with `expected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatchHow {
+    /// Dagu 1.x: variables expanded, backticks run; `expected` expanded too.
+    #[default]
+    Expanded,
+    /// Dagu 2.x `condition`: only its references put in (`$NAME`, `$(...)` and backticks
+    /// are text); `expected` literal.
+    Resolved,
+    /// Dagu 2.x `eval`: references, then variables, then its commands (backticks, as
+    /// `$(...)` is rewritten) run; `expected` literal.
+    Evaluated,
 }
 
 /// A signal named in the file (`SIGTERM`, `TERM`, `15`), kept as its number.

@@ -254,8 +254,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         Err(e) => return fail(&ctx, e),
     };
     if !step.preconditions.is_empty() {
-        let expand = |t: &str| p.expand(t);
-        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &expand).await {
+        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
             Ok(None) => {}
             Ok(Some(why)) => {
                 let outcome = StepOutcome {

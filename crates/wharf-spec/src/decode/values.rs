@@ -310,15 +310,17 @@ impl Decoder<'_> {
 
     pub(crate) fn condition(&mut self, node: &Node) -> Option<Condition> {
         const KEYS: Keys = Keys {
-            known: &["condition", "expected", "command", "negate"],
+            known: &["condition", "expected", "command", "negate", "eval"],
             ignored: &[],
             unsupported: &[],
         };
+        let v2 = self.v2;
         if node.as_map().is_none() {
             let command = self.string(node, "a precondition")?;
             return Some(Condition::Command {
                 command,
                 negate: false,
+                resolved: v2,
             });
         }
         let f = self.fields(node, "a precondition", &KEYS)?;
@@ -326,15 +328,49 @@ impl Decoder<'_> {
         let condition = self.opt_string(&f, "condition");
         let expected = self.opt_string(&f, "expected");
         let command = self.opt_string(&f, "command");
+        if let Some(eval) = f.get("eval") {
+            let text = self.string(eval, "`eval`")?;
+            if !v2 {
+                self.error(eval.at(), "a precondition's `eval` is Dagu 2.x: in 1.x a `condition` with backticks is evaluated");
+                return None;
+            }
+            if condition.is_some() || command.is_some() {
+                self.error(
+                    eval.at(),
+                    "a precondition has `eval` or `condition`, not both",
+                );
+                return None;
+            }
+            let Some(expected) = expected else {
+                self.error(
+                    eval.at(),
+                    "a precondition with `eval` needs `expected`: the value its output must match",
+                );
+                return None;
+            };
+            return Some(Condition::Match {
+                condition: crate::dialect::backticks(&text),
+                expected,
+                negate,
+                how: MatchHow::Evaluated,
+            });
+        }
         match (condition, expected, command) {
             (Some(condition), Some(expected), None) => Some(Condition::Match {
                 condition,
                 expected,
                 negate,
+                how: if v2 {
+                    MatchHow::Resolved
+                } else {
+                    MatchHow::Expanded
+                },
             }),
-            (Some(command), None, None) | (None, None, Some(command)) => {
-                Some(Condition::Command { command, negate })
-            }
+            (Some(command), None, None) | (None, None, Some(command)) => Some(Condition::Command {
+                command,
+                negate,
+                resolved: v2,
+            }),
             (None, Some(_), None) => {
                 self.error(
                     node.at(),
@@ -426,7 +462,7 @@ mod tests {
         let c = c.expect("fields");
         assert_eq!(c.len(), 2);
         assert!(
-            matches!(&c[1], Condition::Command { command, negate: false } if command == "test -f x")
+            matches!(&c[1], Condition::Command { command, negate: false, .. } if command == "test -f x")
         );
         let (_, errors) = with_node("re:(", |d, n| check_match_pattern(d, n, "re:("));
         assert!(errors[0].contains("not a valid regex"), "{errors:?}");
