@@ -622,6 +622,14 @@ fn env_and_secrets_in_2x() {
         "{log}"
     );
     assert!(!log.contains("s3kr1t-value"), "{log}");
+    // 2.x runs no command in `env`: `$(...)` and backticks are the value's text.
+    let dag = p.dag(
+        "texts",
+        "env:\n  TODAY: $(date)\n  TICK: \"`echo x`\"\nsteps:\n  - id: show\n    env:\n      MINE: $(hostname)\n    run: printf '%s|%s|%s\\n' \"$TODAY\" \"$TICK\" \"$MINE\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("texts", "show"), "$(date)|`echo x`|$(hostname)\n");
 }
 
 // 2.x params: a `default` is literal (backticks and `$(...)` stay text); `eval` runs its

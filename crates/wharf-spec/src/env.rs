@@ -214,8 +214,15 @@ pub fn resolve_with(
             Err(e) => r.notes.push(format!("dotenv file {}: {e}", path.display())),
         }
     }
+    // Dagu 2.x runs no command in `env` (only a param's `eval` does): a value is its
+    // text with the variables before it put in.
+    let v2 = dag.dialect == crate::Dialect::V2;
     for var in &dag.env {
-        let got = eval(&r, &var.value);
+        let got = if v2 {
+            Ok(r.expand(&var.value, host))
+        } else {
+            eval(&r, &var.value)
+        };
         let value = lenient(&mut r, &var.name, &var.value, got);
         r.set(&var.name, value, Origin::Env);
     }
@@ -228,7 +235,6 @@ pub fn resolve_with(
     };
     // A Dagu 2.x default is literal; its `eval` is what is evaluated. A param with an
     // `eval` and no default is not among the file's params: it is added.
-    let v2 = dag.dialect == crate::Dialect::V2;
     let mut params = params;
     for (name, _) in &dag.param_evals {
         if !params.iter().any(|(p, _)| p.name.as_deref() == Some(name)) {

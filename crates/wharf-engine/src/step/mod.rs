@@ -318,8 +318,13 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     for var in &step.env {
         let env_now = env_pairs(&vars);
         let expand_now = |t: &str| vars.expand(t, &vars::host);
-        let value = vars::evaluate_sync(&var.value, &expand_now, &env_now, &dag.working_dir)
-            .map_err(|e| format!("env {}: {e}", var.name))?;
+        // Dagu 2.x runs no command in `env`.
+        let value = if dag.dialect == wharf_spec::Dialect::V2 {
+            expand_now(&var.value)
+        } else {
+            vars::evaluate_sync(&var.value, &expand_now, &env_now, &dag.working_dir)
+                .map_err(|e| format!("env {}: {e}", var.name))?
+        };
         vars.set(&var.name, value, Origin::Env);
     }
     // The run's context for `${dag.name}`, `${run.id}`, `${step.name}`, `${paths.log_file}`
