@@ -51,7 +51,9 @@ pub fn run() -> i32 {
     let result = match args.command {
         args::Command::Run(a) => commands::run::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),
-        args::Command::Dry(a) => commands::dry::run(&a, &term),
+        args::Command::Dry(a) => {
+            commands::dry::run(&a, &term, args.dialect.as_deref() == Some("2"))
+        }
         args::Command::Status(a) => commands::status::run(&a),
         args::Command::History(a) => commands::history::run(&a),
         args::Command::Logs(a) => commands::logs::run(&a),

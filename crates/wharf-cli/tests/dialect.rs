@@ -1193,3 +1193,103 @@ steps:
         "a precondition has `eval` or `condition`, not both",
     );
 }
+
+// `wharf dry --dialect 2` of a 1.x file prints it in 2.x words (a migration aid): the
+// printed file is 2.x, and it runs as the 1.x file does. A 2.x file is planned as usual.
+#[test]
+fn dry_dialect_2_writes_a_1x_file_in_2x_words() {
+    let p = Place::new();
+    let old = p.dag(
+        "old",
+        r#"workingDir: /tmp
+params:
+  - ENV: staging
+env:
+  - GREETING: hello
+handlerOn:
+  success:
+    command: echo "done ${DAG_NAME}"
+steps:
+  - name: build
+    command: echo "${GREETING} building ${ENV} in $(pwd)"
+    retryPolicy: {limit: 1, intervalSec: 0}
+  - name: word
+    command: hostname
+    output: HOST
+  - name: script-step
+    script: |
+      echo line1
+      echo line2
+  - name: filter
+    executor:
+      type: jq
+      config: {raw: true}
+    command: .name
+    script: '{"name": "jq ran"}'
+  - name: child
+    call: sub
+    params: "X=42"
+  - name: fan
+    call: sub
+    parallel:
+      items: [a, b]
+      maxConcurrent: 1
+---
+name: sub
+params:
+  - X: "0"
+steps:
+  - command: echo sub ${X}
+"#,
+    );
+    let out = p.wharf().args(["--dialect", "2", "dry"]).args([&old]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for said in [
+        "type: chain",
+        "working_dir: /tmp",
+        "handler_on:",
+        "retry_policy:",
+        "interval_sec: 0",
+        "action: jq.filter",
+        "action: dag.run",
+        "max_concurrent: 1",
+        "run: |",
+    ] {
+        assert!(out.stdout.contains(said), "{said}:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("command:"), "{}", out.stdout);
+    let new = p.path("new.yaml");
+    std::fs::write(&new, &out.stdout).expect("write");
+    let dry = p.wharf().args(["dry"]).args([&new]).run();
+    assert!(dry.stdout.contains("dialect: Dagu 2.x"), "{}", dry.stdout);
+    for file in [&old, &new] {
+        let out = p.run(file, &[]);
+        assert_eq!(out.code, Some(0), "{}: {}", file.display(), out.stderr);
+    }
+    for step in ["build", "word", "script-step", "filter", "onSuccess"] {
+        let logs = |dag: &str| p.logs(dag, step).replace("done new", "done old");
+        assert_eq!(logs("old"), logs("new"), "{step}");
+    }
+    assert_eq!(p.logs("new", "filter"), "jq ran\n");
+    // A 2.x file: planned, not rewritten.
+    let two = p.dag("two", "steps:\n  - id: a\n    run: echo a b\n");
+    let out = p.wharf().args(["--dialect", "2", "dry"]).args([&two]).run();
+    assert!(out.stdout.contains("dialect: Dagu 2.x"), "{}", out.stdout);
+    // What has no 2.x action is said, not guessed.
+    let hitl = p.dag(
+        "hitl",
+        "steps:\n  - name: ask\n    executor: {type: hitl, config: {prompt: ok?}}\n",
+    );
+    let out = p
+        .wharf()
+        .args(["--dialect", "2", "dry"])
+        .args([&hitl])
+        .run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr
+            .contains("the `hitl` executor, which wharf cannot write as a 2.x action"),
+        "{}",
+        out.stderr
+    );
+}

@@ -46,7 +46,7 @@ pub fn set_dialect(dialect: Option<Dialect>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = dialect;
 }
 
-fn chosen() -> Option<Dialect> {
+pub(crate) fn chosen() -> Option<Dialect> {
     *CHOSEN
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

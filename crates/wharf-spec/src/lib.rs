@@ -18,6 +18,7 @@ pub mod env;
 pub mod expand;
 pub mod formats;
 mod graph;
+pub mod migrate;
 pub mod model;
 pub mod params;
 pub mod redact;

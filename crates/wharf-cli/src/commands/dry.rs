@@ -21,7 +21,12 @@ use wharf_spec::redact::REDACTED;
 
 use crate::error::Result;
 
-pub(crate) fn run(args: &DryArgs, term: &Term) -> Result<ExitCode> {
+/// `to_2`: `--dialect 2` was given. A file whose own keys say it is 1.x is then printed
+/// in Dagu 2.x words (a migration aid) instead of planned.
+pub(crate) fn run(args: &DryArgs, term: &Term, to_2: bool) -> Result<ExitCode> {
+    if to_2 && let Some(code) = migrate(args, term)? {
+        return Ok(code);
+    }
     let loaded = load(&args.file, term)?;
     let dag = match loaded.dag {
         Some(dag) => dag,
@@ -46,6 +51,40 @@ pub(crate) fn run(args: &DryArgs, term: &Term) -> Result<ExitCode> {
         plan(&dag, &resolved, &args.file.display().to_string())
     );
     Ok(ExitCode::Success)
+}
+
+/// The file in Dagu 2.x words, when its own keys say it is a 1.x file: None when they do
+/// not (it is planned as a 2.x file).
+fn migrate(args: &DryArgs, term: &Term) -> Result<Option<ExitCode>> {
+    wharf_spec::set_dialect(None);
+    let own = load(&args.file, term);
+    wharf_spec::set_dialect(Some(wharf_spec::Dialect::V2));
+    let loaded = own?;
+    let Some(dag) = loaded.dag else {
+        eprintln!(
+            "{}: invalid ({}); nothing to write in 2.x",
+            args.file.display(),
+            crate::commands::plural(loaded.errors(), "error")
+        );
+        return Ok(Some(ExitCode::Usage));
+    };
+    if dag.dialect != wharf_spec::Dialect::V1 {
+        return Ok(None);
+    }
+    match wharf_spec::migrate::to_v2(&loaded.source, &args.file) {
+        Ok(text) => {
+            println!(
+                "# {} in Dagu 2.x words (wharf dry --dialect 2)",
+                args.file.display()
+            );
+            print!("{text}");
+            Ok(Some(ExitCode::Success))
+        }
+        Err(why) => {
+            eprintln!("{}: cannot be written in 2.x: {why}", args.file.display());
+            Ok(Some(ExitCode::Usage))
+        }
+    }
 }
 
 /// The plan as text.
