@@ -66,6 +66,21 @@ struct Markers {
     ambiguous_run: Option<Marker>,
 }
 
+/// The dialect `source`'s own keys say it is in (None: they do not say, or the text is
+/// not YAML), whatever dialect was chosen.
+pub fn marked(source: &str) -> Option<Dialect> {
+    let doc = crate::yaml::load(source).ok()?;
+    let mut m = Markers::default();
+    for node in doc.root.iter().chain(&doc.others) {
+        scan_root(node, &mut m);
+    }
+    match (&m.v1, &m.v2) {
+        (Some(_), None) => Some(Dialect::V1),
+        (None, Some(_)) => Some(Dialect::V2),
+        _ => None,
+    }
+}
+
 /// Decides the dialect of the documents and rewrites the 2.x forms of each; the local DAGs
 /// the rewriting makes (a `foreach` body) go to `made`. Problems go to `diags`.
 pub(crate) fn read(

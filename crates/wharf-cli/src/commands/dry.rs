@@ -68,7 +68,10 @@ fn migrate(args: &DryArgs, term: &Term) -> Result<Option<ExitCode>> {
         );
         return Ok(Some(ExitCode::Usage));
     };
-    if dag.dialect != wharf_spec::Dialect::V1 {
+    // A file its keys do not place (a one-word `run:`) is read as 2.x, as chosen.
+    if dag.dialect != wharf_spec::Dialect::V1
+        || wharf_spec::dialect::marked(&loaded.source) != Some(wharf_spec::Dialect::V1)
+    {
         return Ok(None);
     }
     match wharf_spec::migrate::to_v2(&loaded.source, &args.file) {
