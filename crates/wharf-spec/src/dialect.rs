@@ -1095,15 +1095,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             // `with` is the docker step's settings (image, container_name, pull,
             // auto_remove, working_dir, volumes, exec, and the raw Docker objects).
-            let executor = Node {
-                kind: Kind::Map(vec![
-                    entry("type", scalar("docker", span), span),
-                    entry("config", with, span),
-                ]),
-                span,
-                key: None,
-            };
-            entries.push(entry("executor", executor, span));
+            put_executor(entries, "docker", with, span);
         }
         "dag.run" => {
             match field("dag") {
@@ -1119,26 +1111,12 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         "log.write" | "outputs.write" | "noop" => {
             if let Some(config) = emit_action(&name, span, with_value, entries, diags) {
-                let executor = map_node(
-                    vec![
-                        entry("type", scalar("emit", span), span),
-                        entry("config", config, span),
-                    ],
-                    span,
-                );
-                entries.push(entry("executor", executor, span));
+                put_executor(entries, "emit", config, span);
             }
         }
         "dag.enqueue" => {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            let executor = map_node(
-                vec![
-                    entry("type", scalar("enqueue", span), span),
-                    entry("config", with, span),
-                ],
-                span,
-            );
-            entries.push(entry("executor", executor, span));
+            put_executor(entries, "enqueue", with, span);
         }
         file if file.starts_with("file.") || file.starts_with("artifact.") => {
             // `with` and the action's name (`op`, and whether it is an artifact's) are the
@@ -1151,14 +1129,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                     if family == "artifact" {
                         fields.push(entry("artifact", scalar("true", span), span));
                     }
-                    let executor = map_node(
-                        vec![
-                            entry("type", scalar("file", span), span),
-                            entry("config", with, span),
-                        ],
-                        span,
-                    );
-                    entries.push(entry("executor", executor, span));
+                    put_executor(entries, "file", with, span);
                 }
                 _ => diags.push(Diagnostic::error(with.at(), format!("`with` of `action: {file}` is a mapping"))),
             }
@@ -1405,10 +1376,15 @@ fn builtin_action(
             "jq"
         }
     };
+    put_executor(entries, kind, with, span);
+}
+
+/// The step's `executor` of the type `kind` with `config`: what an action maps onto.
+fn put_executor(entries: &mut Vec<Entry>, kind: &str, config: Node, span: Span) {
     let executor = map_node(
         vec![
             entry("type", scalar(kind, span), span),
-            entry("config", with, span),
+            entry("config", config, span),
         ],
         span,
     );
