@@ -130,25 +130,7 @@ fn act(f: &FileStep, dir: &Path) -> Result<Vec<u8>, String> {
 
 /// `path` relative to `dir`, `~` the home folder, `.` and `..` taken out.
 fn resolve(dir: &Path, path: &str) -> PathBuf {
-    let path = match path.strip_prefix('~') {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
-            format!("{home}{rest}")
-        }
-        _ => path.to_owned(),
-    };
-    let joined = dir.join(path);
-    let mut clean = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean
+    wharf_spec::formats::resolve_path(dir, path)
 }
 
 fn why(op: &str, path: &Path, e: &std::io::Error) -> String {
