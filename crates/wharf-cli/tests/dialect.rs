@@ -1293,3 +1293,41 @@ steps:
         out.stderr
     );
 }
+
+// A container's `shell` (2.x): a step's command line runs through it as it is, in a step's
+// own container and in the DAG-level one; without it, the line is the container's argv.
+#[test]
+fn a_containers_shell_runs_command_lines_in_2x() {
+    images_are_built();
+    let p = Place::new();
+    let dag = p.dag(
+        "shells",
+        r#"params:
+  - name: who
+    default: you
+steps:
+  - id: own
+    container:
+      image: wharf-test/base:latest
+      shell: [/bin/sh, -c]
+    run: echo "own ${params.who}" && exit 3
+    continue_on: {exit_code: [3]}
+  - id: words
+    depends: own
+    container:
+      image: wharf-test/base:latest
+    run: echo a && b
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(p.logs("shells", "own"), "own you\n", "{}", out.stderr);
+    assert_eq!(step(&p.status("shells"), "own")["exitCode"], 3);
+    assert_eq!(p.logs("shells", "words"), "a && b\n");
+    let shared = p.dag(
+        "shared",
+        "params:\n  - name: who\n    default: you\ncontainer:\n  image: wharf-test/base:latest\n  shell: sh\nsteps:\n  - id: one\n    run: echo \"shared ${params.who}\" | tr a-z A-Z\n",
+    );
+    let out = p.run(&shared, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("shared", "one"), "SHARED YOU\n");
+}

@@ -590,6 +590,9 @@ pub struct DockerStep {
     pub host: serde_json::Map<String, serde_json::Value>,
     pub network: serde_json::Map<String, serde_json::Value>,
     pub exec: ExecOptions,
+    /// The container's `shell` (Dagu 2.x): a command line runs as its last argument
+    /// (`[sh, -c]`), not split into words.
+    pub shell: Vec<String>,
     /// Where the container runs: the step's `backend`, else the DAG's, else the
     /// installation's (`docker.backend`), else the local engine.
     pub backend: Backend,
@@ -699,6 +702,9 @@ pub struct Container {
     pub log_pattern: Option<String>,
     pub restart_policy: Option<RestartPolicy>,
     pub keep_container: bool,
+    /// `shell` (Dagu 2.x): the steps' command lines run as its last argument (`[sh,
+    /// -c]`; a lone program gets `-c`), not split into words.
+    pub shell: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

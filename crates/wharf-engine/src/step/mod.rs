@@ -398,7 +398,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         let dags = crate::installation::dags_dir(ctx.store.home());
         Plan::SubDag(Arc::new(sub_dag_job(call, dag, &vars, Some(&dags))?))
     } else if in_shared {
-        Plan::Exec(exec_job(step, dag, &expand)?)
+        Plan::Exec(exec_job(step, dag, &vars, &expand)?)
     } else if on_host {
         Plan::Host(program_of(step, ctx, &vars, &expand)?)
     } else {

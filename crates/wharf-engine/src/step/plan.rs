@@ -147,14 +147,30 @@ pub(super) fn program_of(
 pub(super) fn exec_job(
     step: &Step,
     dag: &Dag,
+    vars: &Resolved,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<crate::ExecJob, String> {
+    // A line a shell in the container runs: a 2.x file's references put in (the rest is
+    // that shell's).
+    let for_shell = |line: &String| {
+        if dag.dialect == wharf_spec::Dialect::V2 {
+            wharf_spec::expand::references(line, |name| vars.lookup(name))
+        } else {
+            line.clone()
+        }
+    };
     let shell: Option<Vec<String>> = step
         .shell
         .as_ref()
         .or(dag.shell.as_ref())
         .map(|words| words.iter().map(|w| expand(w)).collect())
         .filter(|w: &Vec<String>| !w.is_empty());
+    // The container's own `shell` (Dagu 2.x) is the whole prefix, `-c` included.
+    let container_shell = dag
+        .container
+        .as_ref()
+        .map(|c| c.shell.clone())
+        .filter(|s| !s.is_empty() && shell.is_none());
     let words = |line: &str| -> Vec<String> {
         shell_words::split(line)
             .unwrap_or_else(|_| line.split_whitespace().map(str::to_owned).collect())
@@ -162,10 +178,15 @@ pub(super) fn exec_job(
             .map(|w| expand(w))
             .collect()
     };
-    let one = |line: &String| match &shell {
-        Some(sh) if step.script.is_none() => {
+    let one = |line: &String| match (&shell, &container_shell) {
+        (Some(sh), _) if step.script.is_none() => {
             let mut argv = sh.clone();
-            argv.extend(["-c".to_owned(), line.clone()]);
+            argv.extend(["-c".to_owned(), for_shell(line)]);
+            argv
+        }
+        (None, Some(prefix)) if step.script.is_none() => {
+            let mut argv = prefix.clone();
+            argv.push(for_shell(line));
             argv
         }
         _ => words(line),
@@ -257,7 +278,14 @@ pub(super) fn container_job(
             v.source = wharf_spec::VolumeSource::Bind(absolute.to_string_lossy().into_owned());
         }
     }
+    let shell = config.shell.clone();
     let words = |line: &String| -> Vec<String> {
+        // The container's `shell` runs the line as it is.
+        if !shell.is_empty() {
+            let mut argv = shell.clone();
+            argv.push(expand(line));
+            return argv;
+        }
         let words = shell_words::split(line).unwrap_or_else(|_| vec![line.clone()]);
         words.iter().map(|w| expand(w)).collect()
     };

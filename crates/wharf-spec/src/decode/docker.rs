@@ -200,6 +200,18 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         );
     }
     c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
+    if let Some(n) = f.get("shell") {
+        c.shell = match &n.kind {
+            Kind::Seq(_) => d.strings(n, "`shell`"),
+            _ => d
+                .string(n, "`shell`")
+                .map(|t| shell_words::split(&t).unwrap_or_else(|_| vec![t]))
+                .unwrap_or_default(),
+        };
+        if c.shell.len() == 1 {
+            c.shell.push("-c".into());
+        }
+    }
     Some(c)
 }
 
@@ -289,6 +301,7 @@ fn step_container_fields(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
         auto_remove: !c.keep_container,
         platform: c.platform.clone(),
         volumes: c.volumes.clone(),
+        shell: c.shell.clone(),
         ..DockerStep::default()
     };
     if let Some(name) = c.exec {

@@ -192,6 +192,7 @@ pub(crate) const CONTAINER_KEYS: Keys = Keys {
         "backend",
         "placement",
         "resources",
+        "shell",
     ],
     ignored: &[],
     unsupported: &[],
