@@ -410,7 +410,9 @@ fn list(f: &FileStep, dir: &Path, op: &str) -> Result<Value, String> {
                 pending.push((entry.path(), rel.clone()));
             }
             if (meta.is_dir() && !f.include_dirs)
-                || f.pattern.as_deref().is_some_and(|p| !glob(p, &rel))
+                || f.pattern
+                    .as_deref()
+                    .is_some_and(|p| !wharf_spec::formats::glob(p, &rel))
             {
                 continue;
             }
@@ -428,68 +430,4 @@ fn list(f: &FileStep, dir: &Path, op: &str) -> Result<Value, String> {
         })
         .collect();
     Ok(json!({"path": root, "count": entries.len(), "entries": entries}))
-}
-
-/// Whether the slash-separated `path` matches the glob `pattern`: `*` and `?` within one
-/// part of the path, `**` across parts, `[abc]`, `[a-z]` and `[!a]` one character.
-fn glob(pattern: &str, path: &str) -> bool {
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), path.chars().collect());
-    glob_at(&p, &s)
-}
-
-fn glob_at(p: &[char], s: &[char]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') if p.get(1) == Some(&'*') => {
-            // `**/` also matches no folder at all.
-            let rest = &p[2..];
-            let rest_after_slash = rest.strip_prefix(&['/']).unwrap_or(rest);
-            (0..=s.len()).any(|i| glob_at(rest, &s[i..]))
-                || (rest.first() == Some(&'/') && glob_at(rest_after_slash, s))
-        }
-        Some('*') => (0..=s.len())
-            .take_while(|&i| i == 0 || s[i - 1] != '/')
-            .any(|i| glob_at(&p[1..], &s[i..])),
-        Some('?') => s.first().is_some_and(|c| *c != '/') && glob_at(&p[1..], &s[1..]),
-        Some('[') => {
-            let Some(close) = p.iter().skip(2).position(|c| *c == ']').map(|i| i + 2) else {
-                return s.first() == Some(&'[') && glob_at(&p[1..], &s[1..]);
-            };
-            let Some(c) = s.first() else { return false };
-            let (negated, class) = match p[1] {
-                '!' | '^' => (true, &p[2..close]),
-                _ => (false, &p[1..close]),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == '-' {
-                    hit |= class[i] <= *c && *c <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == *c;
-                    i += 1;
-                }
-            }
-            hit != negated && *c != '/' && glob_at(&p[close + 1..], &s[1..])
-        }
-        Some(c) => s.first() == Some(c) && glob_at(&p[1..], &s[1..]),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs_match_within_and_across_folders() {
-        assert!(glob("*.txt", "a.txt"));
-        assert!(!glob("*.txt", "sub/a.txt"));
-        assert!(glob("**/*.txt", "sub/deeper/a.txt"));
-        assert!(glob("**/*.txt", "a.txt"));
-        assert!(glob("sub/?.log", "sub/a.log"));
-        assert!(!glob("sub/?.log", "sub/ab.log"));
-        assert!(glob("[a-c]*.md", "b-notes.md"));
-        assert!(!glob("[!a-c]*.md", "b-notes.md"));
-    }
 }

@@ -1331,3 +1331,71 @@ steps:
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("shared", "one"), "SHARED YOU\n");
 }
+
+// 2.x `dependencies`: the files a step names are copied into the run's work directory,
+// where its steps run (`DAG_RUN_WORK_DIR`, `${paths.work_dir}`); what matches nothing
+// fails the run before any step; unsafe paths are refused.
+#[test]
+fn file_dependencies_in_2x() {
+    let p = Place::new();
+    for (file, text) in [
+        (
+            "scripts/backup.sh",
+            "echo backup with $(cat config/app.yaml)\n",
+        ),
+        ("scripts/sub/x.txt", "x\n"),
+        ("config/app.yaml", "name: app\n"),
+        ("config/other.yaml", "left out\n"),
+    ] {
+        std::fs::create_dir_all(p.path(file).parent().expect("folder")).expect("mkdir");
+        std::fs::write(p.path(file), text).expect("write");
+    }
+    let dag = p.dag(
+        "deps",
+        r#"steps:
+  - id: backup
+    run: sh scripts/backup.sh; ls config scripts/sub; test "$(pwd)" = "${paths.work_dir}" && test "$PWD" = "$DAG_RUN_WORK_DIR" && echo in the work dir
+    dependencies:
+      - scripts/**
+      - config/app.yaml
+  - id: later
+    depends: backup
+    run: echo changed > config/app.yaml
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("deps", "backup"),
+        "backup with name: app\nconfig:\napp.yaml\n\nscripts/sub:\nx.txt\nin the work dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("config/app.yaml")).expect("source"),
+        "name: app\n",
+        "the run works on its own copy"
+    );
+    let none = p.dag(
+        "none",
+        "steps:\n  - id: a\n    run: touch ran\n    dependencies: nothing/*.sh\n",
+    );
+    let out = p.run(&none, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("the dependency `nothing/*.sh` matches nothing"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("ran").exists());
+    for (dep, said) in [
+        ("../x", "cannot be above the working directory"),
+        ("/etc/passwd", "relative to the working directory"),
+        ("\"${params.x}\"", "are literal: no references"),
+        (".git/config", "cannot be in `.git`"),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - id: a\n    run: echo hi\n    dependencies: [{dep}]\n"),
+            said,
+        );
+    }
+}

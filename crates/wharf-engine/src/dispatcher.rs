@@ -213,6 +213,29 @@ pub(crate) async fn run(
         }
     }
 
+    // Dagu 2.x `dependencies`: the run works on a snapshot of the files its steps name,
+    // in a directory of its own, where its steps run.
+    let mut workspace_error = None;
+    let dag = if dag.dependencies.is_empty() {
+        dag
+    } else {
+        let work = crate::workspace::dir_of(&req.log_dir);
+        match crate::workspace::snapshot(&dag.working_dir, &dag.dependencies, &work) {
+            Ok(()) => {
+                let dir = work.to_string_lossy().into_owned();
+                resolved.set("DAG_RUN_WORK_DIR", dir.clone(), Origin::Output);
+                resolved.set("paths.work_dir", dir, Origin::Output);
+                let mut moved = (*dag).clone();
+                moved.working_dir = work;
+                Arc::new(moved)
+            }
+            Err(e) => {
+                workspace_error = Some(e);
+                dag
+            }
+        }
+    };
+    let secret_error = secret_error.or(workspace_error);
     let mut d = Dispatcher {
         dag: Arc::clone(&dag),
         store: Arc::clone(&store),

@@ -19,6 +19,7 @@ mod resume;
 mod step;
 mod subdag;
 mod vars;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;

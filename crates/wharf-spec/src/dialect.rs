@@ -288,6 +288,8 @@ fn entry(key: &str, value: Node, span: Span) -> Entry {
 pub(crate) struct Extras {
     pub evals: Vec<(String, String)>,
     pub inferred: Vec<(String, String, String)>,
+    /// The steps' `dependencies`, taken out of them (checked).
+    pub dependencies: Vec<String>,
 }
 
 fn rewrite_root(
@@ -374,9 +376,13 @@ fn rewrite_root(
                 if let Kind::Seq(steps) = &mut e.value.kind {
                     extras.inferred = infer_depends(steps, chain, diags);
                     for s in steps {
+                        take_dependencies(s, &mut extras.dependencies, diags);
                         if let Some(body) = foreach(s, diags) {
                             let mut body = body;
-                            rewrite_root(&mut body, made, diags, &mut Extras::default());
+                            let mut inner = Extras::default();
+                            rewrite_root(&mut body, made, diags, &mut inner);
+                            // A body's files are the run's too.
+                            extras.dependencies.extend(inner.dependencies);
                             made.push(body);
                         }
                         rewrite_step(s, diags);
@@ -386,6 +392,7 @@ fn rewrite_root(
             Some("handler_on" | "handlerOn") => {
                 if let Kind::Map(hs) = &mut e.value.kind {
                     for h in hs {
+                        take_dependencies(&mut h.value, &mut extras.dependencies, diags);
                         rewrite_step(&mut h.value, diags);
                     }
                 }
@@ -501,6 +508,63 @@ fn infer_depends(
         }
     }
     inferred
+}
+
+/// A step's `dependencies` (a path or a glob, or a list of them, relative to the working
+/// directory), taken out of it into `into`: literal, relative, not above the working
+/// directory, not in `.git`.
+fn take_dependencies(step: &mut Node, into: &mut Vec<String>, diags: &mut Vec<Diagnostic>) {
+    let Kind::Map(entries) = &mut step.kind else {
+        return;
+    };
+    let Some(at) = entries
+        .iter()
+        .position(|e| e.key.as_str() == Some("dependencies"))
+    else {
+        return;
+    };
+    let e = entries.remove(at);
+    let items: Vec<&Node> = match &e.value.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Scalar(_) => vec![&e.value],
+        Kind::Map(_) => Vec::new(),
+    };
+    if items.is_empty() {
+        diags.push(Diagnostic::error(
+            e.value.at(),
+            "`dependencies` is a path or a glob, or a list of them",
+        ));
+    }
+    for item in items {
+        let Some(path) = item.as_str().filter(|p| !p.trim().is_empty()) else {
+            diags.push(Diagnostic::error(
+                item.at(),
+                "a dependency is a path or a glob",
+            ));
+            continue;
+        };
+        let why = if path.contains("${") {
+            Some("`dependencies` are literal: no references")
+        } else if path.starts_with('/') || path.starts_with('~') {
+            Some("a dependency is relative to the working directory")
+        } else if path.split('/').any(|s| s == "..") {
+            Some("a dependency cannot be above the working directory (`..`)")
+        } else if path.split('/').any(|s| s == ".git") {
+            Some("a dependency cannot be in `.git`")
+        } else if path.matches('[').count() != path.matches(']').count() {
+            Some("the glob has an unclosed `[`")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => diags.push(Diagnostic::error(item.at(), format!("`{path}`: {why}"))),
+            None => {
+                if !into.iter().any(|p| p == path) {
+                    into.push(path.to_owned());
+                }
+            }
+        }
+    }
 }
 
 /// Each scalar under `node`, with its place.

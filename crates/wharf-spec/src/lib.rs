@@ -191,6 +191,7 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                         dag.dialect = dialect;
                         dag.param_evals = root_extras.evals;
                         dag.inferred = root_extras.inferred;
+                        dag.dependencies = root_extras.dependencies;
                         if dialect == Dialect::V2 {
                             decoder.diags.extend(dialect::notices(dag));
                         }
@@ -232,6 +233,14 @@ fn load_str_as(source: String, path: &Path, caller: Option<Dialect>) -> Loaded {
                         local.dialect = dialect;
                         local.param_evals = other_extras.evals;
                         local.inferred = other_extras.inferred;
+                        // A document's files are the run's: one work directory for all.
+                        if let Some(dag) = &mut dag {
+                            for d in other_extras.dependencies {
+                                if !dag.dependencies.contains(&d) {
+                                    dag.dependencies.push(d);
+                                }
+                            }
+                        }
                         locals.push(local);
                     }
                     if let Some(dag) = &mut dag {

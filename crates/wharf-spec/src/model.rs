@@ -21,6 +21,9 @@ pub struct Dag {
     /// of a graph makes it depend on `ID`): producer, consumer, the field, as
     /// `steps[1].run`. They are in the consumer's `depends` too.
     pub inferred: Vec<(String, String, String)>,
+    /// Dagu 2.x steps' `dependencies`: the files of the working directory (paths and
+    /// globs) copied into the run's own work directory, where its steps run.
+    pub dependencies: Vec<String>,
     /// The file the DAG was read from (as given, made absolute).
     pub file: PathBuf,
     pub description: Option<String>,

@@ -131,6 +131,7 @@ pub(crate) fn dag(
     let mut dag = Dag {
         param_evals: Vec::new(),
         inferred: Vec::new(),
+        dependencies: Vec::new(),
         dialect: crate::Dialect::V1,
         name,
         file: file.to_path_buf(),
