@@ -1399,3 +1399,42 @@ fn file_dependencies_in_2x() {
         );
     }
 }
+
+// 2.x params as scalar fields: constraints (`minimum`, `maximum`, `min_length`,
+// `max_length`, `pattern`, `one_of`) are checked before anything runs; `params` may also
+// be the object schema itself.
+#[test]
+fn param_constraints_and_object_schemas_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "bounded",
+        "params:\n  - name: replicas\n    type: integer\n    minimum: 1\n    maximum: 20\n    default: 2\n  - name: tag\n    type: string\n    pattern: ^v[0-9]+$\n    min_length: 2\n    default: v1\nsteps:\n  - id: show\n    run: echo ${params.replicas} ${params.tag}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("bounded", "show"), "2 v1\n");
+    for (given, said) in [("replicas=40", "replicas"), ("tag=latest", "tag")] {
+        let out = p.run(&dag, &["--", given]);
+        assert_eq!(
+            out.code,
+            Some(2),
+            "refused before anything runs: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(said), "{given}: {}", out.stderr);
+    }
+    let schema = p.dag(
+        "schema",
+        "params:\n  type: object\n  properties:\n    environment:\n      type: string\n      enum: [staging, production]\n    notify:\n      type: boolean\n      default: true\n  required: [environment]\nsteps:\n  - id: show\n    run: echo ${params.environment} ${params.notify}\n",
+    );
+    let out = p.run(&schema, &["--", "environment=staging"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("schema", "show"), "staging true\n");
+    let out = p.run(&schema, &[]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("environment"), "{}", out.stderr);
+    p.assert_refused(
+        "params:\n  - name: a\n    type: integer\n  - plain: 1\nsteps:\n  - id: s\n    run: echo hi\n",
+        "`type` is checked only when every param is declared with `name`",
+    );
+}

@@ -836,6 +836,18 @@ fn put_consts(node: &mut Node, consts: &[(String, String)]) {
 /// `description` are checked for their shape (the values given are strings). Each
 /// `eval` goes to `evals`, its `$(...)` written with backticks.
 fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>, evals: &mut Vec<(String, String)>) {
+    // `params: {type: object, properties: …, required: […]}`: the params schema itself.
+    if let Some(fields) = node.as_map()
+        && fields.iter().any(|e| {
+            e.key.as_str() == Some("properties")
+                || (e.key.as_str() == Some("type") && e.value.as_str() == Some("object"))
+        })
+    {
+        let span = node.span;
+        let schema = std::mem::replace(node, map_node(Vec::new(), span));
+        *node = map_node(vec![entry("schema", schema, span)], span);
+        return;
+    }
     for item in node.as_seq().unwrap_or_default() {
         let map = item.as_map().unwrap_or_default();
         let get = |k: &str| map.iter().find(|e| e.key.as_str() == Some(k));
@@ -875,9 +887,22 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>, evals: &mut Vec<
                 continue;
             };
             let mut schema = Vec::new();
-            for key in ["type", "default", "enum", "description"] {
+            // The scalar field's schema, its constraints under their JSON Schema names.
+            for (key, as_schema) in [
+                ("type", "type"),
+                ("default", "default"),
+                ("enum", "enum"),
+                ("one_of", "oneOf"),
+                ("title", "title"),
+                ("description", "description"),
+                ("minimum", "minimum"),
+                ("maximum", "maximum"),
+                ("min_length", "minLength"),
+                ("max_length", "maxLength"),
+                ("pattern", "pattern"),
+            ] {
                 if let Some(e) = get(key) {
-                    schema.push(entry(key, e.value.clone(), e.key.span));
+                    schema.push(entry(as_schema, e.value.clone(), e.key.span));
                 }
             }
             if get("required").is_some_and(|e| e.value.as_str() == Some("true")) {
@@ -916,6 +941,25 @@ fn rewrite_params(node: &mut Node, diags: &mut Vec<Diagnostic>, evals: &mut Vec<
             continue;
         };
         check_declaration(item, diags);
+        // Beside params written `NAME: value`, a declaration is its name and default: a
+        // type or a constraint would not be checked, so it is refused.
+        if let Some(e) = map.iter().find(|e| {
+            !matches!(
+                e.key.as_str(),
+                Some("name" | "default" | "description" | "eval")
+            )
+        }) {
+            diags.push(
+                Diagnostic::error(
+                    e.key.span,
+                    format!(
+                        "`{}` is checked only when every param is declared with `name`",
+                        e.key.as_str().unwrap_or_default()
+                    ),
+                )
+                .with_help("write the other params as `- name: X` with their `default` too"),
+            );
+        }
         let default = map
             .iter()
             .find(|e| e.key.as_str() == Some("default"))
@@ -936,6 +980,13 @@ fn check_declaration(item: &Node, diags: &mut Vec<Diagnostic>) {
         "required",
         "enum",
         "eval",
+        "title",
+        "one_of",
+        "minimum",
+        "maximum",
+        "min_length",
+        "max_length",
+        "pattern",
     ];
     for e in item.as_map().unwrap_or_default() {
         let key = e.key.as_str().unwrap_or_default();
