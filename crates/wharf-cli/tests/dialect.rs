@@ -1075,7 +1075,7 @@ fn run_context_in_2x() {
     default: you
 steps:
   - id: first
-    run: echo "file=$(basename ${paths.step_output_file})" >> "${context.paths.step_output_file}"; echo "${step.id} ${run.started_at}"; printf '%s\n' "$DAG_PARAMS_JSON"
+    run: echo "file=$(basename ${paths.step_output_file})" >> "${context.paths.step_output_file}"; echo "${step.id} ${trigger.type} ${run.started_at}"; printf '%s\n' "$DAG_PARAMS_JSON"
     outputs: [{name: file}]
     retry_policy: {limit: 1, interval_sec: 0}
   - id: second
@@ -1089,7 +1089,7 @@ steps:
 name: child
 steps:
   - id: c
-    run: echo "root=${run.root_name}"
+    run: echo "root=${run.root_name} ${trigger.type}"
 "#,
     );
     let out = p.run(&dag, &[]);
@@ -1098,12 +1098,12 @@ steps:
     let mut lines = log.lines();
     let first = lines.next().unwrap_or_default();
     assert!(
-        first.starts_with("first 20") && first.ends_with('Z'),
+        first.starts_with("first manual 20") && first.ends_with('Z'),
         "{log}"
     );
     assert_eq!(lines.next(), Some(r#"{"who":"you"}"#), "{log}");
     let child = p.wharf().args(["logs", "child", "--step", "c"]).run();
-    assert_eq!(child.stdout, "root=ctx\n");
+    assert_eq!(child.stdout, "root=ctx subdag\n");
     assert_eq!(p.logs("ctx", "third"), "1-first.1.outputs\n");
 }
 

@@ -70,6 +70,8 @@ struct Dispatcher {
 /// steps made and the logs of the steps it keeps.
 #[derive(Default)]
 pub(crate) struct Prior {
+    /// What started the run, as recorded (`cli`, `schedule`, `queue`, `retry`, ...).
+    trigger: Option<String>,
     attempts: std::collections::HashMap<String, u32>,
     /// A kept step's last stdout and stderr logs.
     kept_logs: std::collections::HashMap<String, (std::path::PathBuf, std::path::PathBuf)>,
@@ -77,7 +79,14 @@ pub(crate) struct Prior {
 
 impl Prior {
     pub(crate) fn read(store: &wharf_store::Store, req: &RunRequest) -> Self {
-        let mut prior = Self::default();
+        let mut prior = Self {
+            trigger: store
+                .run_by_key(req.run)
+                .ok()
+                .flatten()
+                .and_then(|r| r.trigger),
+            ..Self::default()
+        };
         let Some(resume) = &req.resume else {
             return prior;
         };
@@ -180,6 +189,17 @@ pub(crate) async fn run(
     if let Some((_, root)) = above.first() {
         resolved.set("run.root_name", root.clone(), Origin::Output);
     }
+    // `${trigger.type}` in Dagu 2.x's words.
+    let trigger = match (req.lineage.is_some(), prior.trigger.as_deref()) {
+        (true, _) => "subdag",
+        (_, Some("schedule")) => "scheduler",
+        (_, Some("retry")) => "retry",
+        (_, Some("missed" | "catchup")) => "catchup",
+        (_, Some("webhook")) => "webhook",
+        (_, Some(_)) => "manual",
+        (_, None) => "unknown",
+    };
+    resolved.set("trigger.type", trigger.to_owned(), Origin::Output);
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {
