@@ -49,9 +49,19 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Enqueue {
                     file,
                     name,
-                    params,
+                    queue,
+                    runs,
+                    parallel,
                     home,
-                } => enqueue::run(file, name, params, home, job, &mut out).await,
+                } => {
+                    let target = enqueue::Target {
+                        file,
+                        name,
+                        queue: queue.as_deref(),
+                        home,
+                    };
+                    enqueue::run(&target, runs, *parallel, job, &mut out).await
+                }
                 BuiltinJob::Mail { smtp, mail, dir } => {
                     mail::run_step(smtp.as_ref(), mail, dir, job, &mut out).await
                 }

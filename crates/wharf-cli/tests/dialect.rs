@@ -859,7 +859,7 @@ fn dag_enqueue_in_2x() {
     let shown = p.logs("parent", "show");
     let run_id = shown
         .trim()
-        .strip_prefix("child.yaml ")
+        .strip_prefix("child ")
         .expect("the enqueued run's id")
         .to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -883,6 +883,29 @@ fn dag_enqueue_in_2x() {
         .args(["logs", "child", "--run-id", &run_id, "--step", "hi"])
         .run();
     assert_eq!(log.stdout, "hi there\n");
+
+    // `parallel`: one run per item (items that come to the same params are one run),
+    // the child's name given; the parent does not wait for them.
+    let fan = p.dag(
+        "fan",
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with:\n      dag: child.yaml\n      params: {who: \"${ITEM}\"}\n    parallel:\n      items: [ann, bob, ann]\n    output: R\n  - id: show\n    depends: enq\n    run: echo \"${R.summary.total} ${R.runs[1].params} ${R.runs[0].name}\"\n",
+    );
+    let out = p.run(&fan, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("fan", "show"), "2 who=bob child\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let history = p.wharf().args(["history", "child", "--json"]).run();
+        if history.stdout.matches("\"succeeded\"").count() >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the enqueued runs did not end: {}",
+            history.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     let dag = p.dag(
         "local",

@@ -142,8 +142,13 @@ pub enum BuiltinJob {
     /// `dag.enqueue`: a run of the DAG in `file` with `params`, put in its queue.
     Enqueue {
         file: PathBuf,
+        /// The DAG's name, and the queue its runs wait in (None: not limited).
         name: String,
-        params: Vec<String>,
+        queue: Option<String>,
+        /// Each run's params: one run, or one per `parallel` item.
+        runs: Vec<Vec<String>>,
+        /// `parallel`: the result is the runs'.
+        parallel: bool,
         /// The installation whose store the run goes to.
         home: PathBuf,
     },

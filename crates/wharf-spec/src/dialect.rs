@@ -1230,7 +1230,15 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
         }
         "dag.enqueue" => {
-            let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            // `parallel` enqueues one run per item: it goes with the action's settings.
+            if let Some(at) = entries
+                .iter()
+                .position(|e| e.key.as_str() == Some("parallel"))
+                && let Kind::Map(fields) = &mut with.kind
+            {
+                fields.push(entries.remove(at));
+            }
             put_executor(entries, "enqueue", with, span);
         }
         file if file.starts_with("file.") || file.starts_with("artifact.") => {

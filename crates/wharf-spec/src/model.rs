@@ -379,6 +379,8 @@ pub struct EnqueueStep {
     /// A DAG's name in the DAGs folder, or a file path (relative to this file's folder).
     pub dag: String,
     pub params: CallParams,
+    /// `parallel`: one run enqueued per item (`${ITEM}` in `params`).
+    pub parallel: Option<Parallel>,
 }
 
 /// `action: file.OP` and its `with`: paths relative to the step's working directory.

@@ -532,20 +532,30 @@ fn builtin_job(
             }
             let dags = crate::installation::dags_dir(home);
             let file = wharf_spec::calls::file_of(dag, &target, Some(&dags))?;
+            // Read now: a DAG that cannot run is told here, and its queue is known.
+            let child = wharf_spec::calls::resolve(dag, &target, Some(&dags))?;
             let call = wharf_spec::Call {
                 target: target.clone(),
                 params: e.params.clone(),
-                parallel: None,
+                parallel: e.parallel.clone(),
                 foreach: None,
             };
-            let params = crate::subdag::children_of(&call, vars)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            // Items that come to the same params are one run.
+            let mut runs: Vec<Vec<String>> = Vec::new();
+            for params in crate::subdag::children_of(&call, vars)? {
+                if !runs.contains(&params) {
+                    runs.push(params);
+                }
+            }
+            if runs.is_empty() {
+                return Err("`parallel` has no items: no run to enqueue".into());
+            }
             crate::BuiltinJob::Enqueue {
                 file,
-                name: target,
-                params,
+                queue: child.queue_place().map(|(q, _)| q),
+                name: child.name,
+                runs,
+                parallel: e.parallel.is_some(),
                 home: home.to_path_buf(),
             }
         }

@@ -930,7 +930,7 @@ fn emit_step(config: Option<&Node>) -> Emit {
 /// `action: dag.enqueue`'s `with`: `dag` and `params` (a line of words or a mapping).
 fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueStep {
     const KEYS: Keys = Keys {
-        known: &["dag", "params"],
+        known: &["dag", "params", "parallel"],
         ignored: &[],
         unsupported: &[(
             "queue",
@@ -962,6 +962,7 @@ fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueSte
                 .map_or(CallParams::None, CallParams::Line),
         },
     };
+    step.parallel = f.get("parallel").and_then(|p| parallel(d, p));
     step
 }
 
