@@ -271,6 +271,19 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "steps:\n  a:\n    run: echo a\n",
             "`steps` is a list in Dagu 2.x, not a mapping",
         ),
+        // What wharf does not do is named, with what it does instead.
+        (
+            "catchup_window: 6h\nsteps:\n  - id: a\n    run: echo a\n",
+            "`catchup_window` is not supported by wharf",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo a\n    approval: {prompt: ok}\n",
+            "`approval` is not supported by wharf",
+        ),
+        (
+            "steps:\n  - id: a\n    action: human.task\n    with: {prompt: ok}\n",
+            "wharf has no action `human.task`",
+        ),
         (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
             "`retry_policy` needs `limit`",

@@ -60,6 +60,14 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
             "workerSelector",
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
         ),
+        (
+            "catchupWindow",
+            "wharf's scheduler catches up missed slots for the whole installation: set `scheduler.catchupWindow` in config.yaml (remove `catchupWindow`)",
+        ),
+        (
+            "overlapPolicy",
+            "wharf does not choose per DAG how overlapping runs go: a DAG's runs wait in its queue (`maxActiveRuns`, `queue`) (remove `overlapPolicy`)",
+        ),
     ],
 };
 
@@ -138,6 +146,10 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         (
             "messages",
             "wharf runs commands and containers, not LLM agents",
+        ),
+        (
+            "approval",
+            "wharf waits for a person in a step of its own (Dagu 1.x's `type: hitl`, approved from the web UI or the API), not after another step (remove `approval`)",
         ),
     ],
 };
