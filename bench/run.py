@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, local-10000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+Cases: local-200, local-10000, spawn-floor-1000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
 status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
@@ -159,6 +159,17 @@ def run_all(tmp, label, args):
                 shutil.rmtree(env["WHARF_HOME"], ignore_errors=True)
         return thunk
 
+    def spawn_floor(n):
+        """bench/spawnfloor (built once, outside wharf's workspace) spawning n processes."""
+        manifest = ROOT / "bench" / "spawnfloor" / "Cargo.toml"
+        exe = ROOT / "target" / "spawnfloor" / "release" / "spawnfloor"
+        def thunk():
+            if not exe.exists():
+                subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", str(manifest),
+                                "--target-dir", str(ROOT / "target" / "spawnfloor")], check=True)
+            return timed([str(exe), str(n)])
+        return thunk
+
     def shell(script):
         return lambda: timed(["sh", "-c", script])
 
@@ -191,7 +202,7 @@ def run_all(tmp, label, args):
 
     sshd = ssh_bench.Sshd(tmp) if (not args.only or "ssh-20" in args.only) else None
     cases = [
-        Case("local-200", "200 chained local steps `true`", "<= 1.5x",
+        Case("local-200", "200 chained local steps `true`", "<= 1.2x",
              ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
              ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=20),
@@ -199,6 +210,9 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("local10k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("shell loop of `sh -c true` x10000", shell("i=0; while [ $i -lt 10000 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=30),
+        Case("spawn-floor-1000", "the floor under a local step: `sh -c true` x1000 spawned with piped output and waited for by a one-thread tokio program (bench/spawnfloor), nothing else", "report",
+             ("bench/spawnfloor 1000", spawn_floor(1000)),
+             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done"))),
         Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
              ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
