@@ -1474,3 +1474,22 @@ fn param_constraints_and_object_schemas_in_2x() {
         "`type` is checked only when every param is declared with `name`",
     );
 }
+
+// A `run` list: each item a command line, in order, the first that fails ending the step;
+// a number is its text, a one-key mapping (YAML's reading of `- echo key: value`) is
+// `key: value`, empty items are skipped; a list of only empty items is refused.
+#[test]
+fn run_lists_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "lists",
+        "steps:\n  - id: a\n    run:\n      - echo one\n      - \"\"\n      - echo key: value\n      - exit 7\n      - echo never\n    continue_on: {exit_code: [7]}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(p.logs("lists", "a"), "one\nkey: value\n", "{}", out.stderr);
+    assert_eq!(step(&p.status("lists"), "a")["exitCode"], 7);
+    p.assert_refused(
+        "steps:\n  - id: a\n    run: [\"\", \"  \"]\n",
+        "`run` has no command: every item is empty",
+    );
+}

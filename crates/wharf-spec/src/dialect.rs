@@ -1108,16 +1108,35 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             Kind::Scalar(_) => entries.push(entry("command", run.value.clone(), span)),
             Kind::Seq(items) => {
-                if items
-                    .iter()
-                    .any(|i| i.as_str().is_some_and(|t| t.contains('\n')) || i.as_map().is_some_and(|m| m.len() != 1))
-                {
-                    diags.push(Diagnostic::error(
-                        run.value.at(),
-                        "each item of a `run` list is one command line",
-                    ));
+                // Each item a command line: a scalar as text, a one-key mapping as
+                // `key: value` (YAML read `- echo: hi` as one); empty ones are skipped.
+                let mut lines = Vec::new();
+                for item in items {
+                    let text = match &item.kind {
+                        Kind::Scalar(s) => Some(s.text.clone()),
+                        Kind::Map(m) if m.len() == 1 && matches!(m[0].value.kind, Kind::Scalar(_)) => {
+                            Some(format!(
+                                "{}: {}",
+                                m[0].key.as_str().unwrap_or_default(),
+                                m[0].value.as_str().unwrap_or_default()
+                            ))
+                        }
+                        _ => None,
+                    };
+                    match text {
+                        Some(t) if t.contains('\n') || t.is_empty() && !matches!(item.kind, Kind::Scalar(_)) => {
+                            diags.push(Diagnostic::error(item.at(), "each item of a `run` list is one command line"));
+                        }
+                        Some(t) if t.trim().is_empty() => {}
+                        Some(t) => lines.push(scalar(&t, item.span)),
+                        None => diags.push(Diagnostic::error(item.at(), "each item of a `run` list is one command line")),
+                    }
                 }
-                entries.push(entry("command", run.value.clone(), span));
+                if lines.is_empty() {
+                    diags.push(Diagnostic::error(run.value.at(), "`run` has no command: every item is empty"));
+                }
+                let list = Node { kind: Kind::Seq(lines), span: run.value.span, key: None };
+                entries.push(entry("command", list, span));
             }
             Kind::Map(_) => diags.push(
                 Diagnostic::error(run.value.at(), "`run` is a command line, a script or a list of command lines")
