@@ -14,7 +14,8 @@ fn a_dagu_2_file_runs_unchanged() {
         "current",
         r#"working_dir: /tmp
 consts:
-  greeting: hello
+  - name_part: hello
+  - greeting: ${consts.name_part}
 env:
   SERVICE: api
 params:
@@ -270,6 +271,23 @@ fn a_2x_file_is_told_about_in_2x_words() {
         (
             "steps:\n  a:\n    run: echo a\n",
             "`steps` is a list in Dagu 2.x, not a mapping",
+        ),
+        // `consts` is an ordered list of literal values.
+        (
+            "consts:\n  service: api\nsteps:\n  - id: a\n    run: echo a\n",
+            "`consts` is a list of `- NAME: value` entries",
+        ),
+        (
+            "consts:\n  - a: ${consts.b}\n  - b: x\nsteps:\n  - id: s\n    run: echo a\n",
+            "`${consts.b}`: a const can use only the consts before it",
+        ),
+        (
+            "consts:\n  - a: ${params.x}\nsteps:\n  - id: s\n    run: echo a\n",
+            "a const is known when the file is read, not a value of the run",
+        ),
+        (
+            "steps:\n  - id: s\n    action: http.request\n    with: {method: GET, url: \"http://x/${consts.missing}\"}\n",
+            "`${consts.missing}`: no const `missing` is defined",
         ),
         // What wharf does not do is named, with what it does instead.
         (

@@ -346,24 +346,27 @@ fn rewrite_root(
         .position(|e| e.key.as_str() == Some("consts"))
     {
         let e = entries.remove(at);
-        match e.value.as_map() {
-            Some(map) => {
-                for c in map {
-                    match (c.key.as_str(), &c.value.kind) {
-                        (Some(k), Kind::Scalar(s)) => consts.push((k.to_owned(), s.text.clone())),
-                        _ => diags.push(Diagnostic::error(
-                            c.value.at(),
-                            "a const is a name and a literal value (a string, a number or a boolean)",
-                        )),
-                    }
+        consts = read_consts(&e.value, diags);
+    }
+    // Consts first, everywhere (a `foreach` body, made into a DAG below, included);
+    // what is left is a const nobody defines: an error where it is written.
+    for e in entries.iter_mut() {
+        if !consts.is_empty() {
+            put_consts(&mut e.value, &consts);
+        }
+        scalars(&e.value, &mut |text, span| {
+            for r in crate::expand::references_in(text) {
+                if let Some(name) = r.strip_prefix("consts.") {
+                    diags.push(
+                        Diagnostic::error(
+                            span,
+                            format!("`${{consts.{name}}}`: no const `{name}` is defined"),
+                        )
+                        .with_help("define it under `consts:` (`- NAME: value`)"),
+                    );
                 }
             }
-            None if e.value.is_null() => {}
-            None => diags.push(Diagnostic::error(
-                e.value.at(),
-                "`consts` is a mapping of names to literal values",
-            )),
-        }
+        });
     }
     removed_in_2(entries, diags);
     let chain = entries
@@ -400,9 +403,82 @@ fn rewrite_root(
             _ => {}
         }
     }
-    if !consts.is_empty() {
-        put_consts(root, &consts);
+}
+
+/// `consts: [{NAME: value}, ...]`: literal values in order, each able to use the ones
+/// before it (`${consts.NAME}`), none a value of the run (`env`, `params`, `steps`).
+fn read_consts(node: &Node, diags: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+    let mut consts: Vec<(String, String)> = Vec::new();
+    if node.is_null() {
+        return consts;
     }
+    let Some(items) = node.as_seq() else {
+        diags.push(
+            Diagnostic::error(node.at(), "`consts` is a list of `- NAME: value` entries")
+                .with_help("a list keeps the order in which a const can use the ones before it: write `consts:` then `  - service: api`"),
+        );
+        return consts;
+    };
+    for item in items {
+        let Some([c]) = item.as_map() else {
+            diags.push(Diagnostic::error(
+                item.at(),
+                "each const is one `NAME: value` entry",
+            ));
+            continue;
+        };
+        let name = c.key.as_str().unwrap_or_default();
+        if !is_name(name) {
+            diags.push(Diagnostic::error(
+                c.key.span,
+                format!("`{name}` is not a const name: a letter, then letters, digits and `_`"),
+            ));
+            continue;
+        }
+        let Kind::Scalar(v) = &c.value.kind else {
+            diags.push(Diagnostic::error(
+                c.value.at(),
+                "a const is a literal value: a string, a number or a boolean",
+            ));
+            continue;
+        };
+        if c.value.is_null()
+            || (v.plain
+                && matches!(
+                    v.text.as_str(),
+                    ".nan" | ".NaN" | ".inf" | "-.inf" | ".Inf" | "-.Inf"
+                ))
+        {
+            diags.push(Diagnostic::error(
+                c.value.at(),
+                "a const is a literal value: a string, a finite number or a boolean",
+            ));
+            continue;
+        }
+        let mut value = v.text.clone();
+        for r in crate::expand::references_in(&v.text) {
+            match r.split_once('.') {
+                Some(("consts", other)) => match consts.iter().find(|(n, _)| n == other) {
+                    Some((_, earlier)) => {
+                        value = value.replace(&format!("${{consts.{other}}}"), earlier);
+                    }
+                    None => diags.push(Diagnostic::error(
+                        c.value.at(),
+                        format!("`${{consts.{other}}}`: a const can use only the consts before it"),
+                    )),
+                },
+                Some(("env" | "params" | "steps", _)) => diags.push(Diagnostic::error(
+                    c.value.at(),
+                    format!(
+                        "`${{{r}}}`: a const is known when the file is read, not a value of the run"
+                    ),
+                )),
+                _ => {}
+            }
+        }
+        consts.push((name.to_owned(), value));
+    }
+    consts
 }
 
 /// The dependencies `${steps.ID.outputs.NAME}` references make: a step that reads an
@@ -1620,7 +1696,6 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
                     ["params", name] if !params.iter().any(|p| p == name) => {
                         Some(format!("no param `{name}` is declared"))
                     }
-                    ["consts", name] => Some(format!("no const `{name}` is defined")),
                     ["steps", id, "outputs", name] => {
                         match dag.steps.iter().find(|s| s.id.as_deref() == Some(*id)) {
                             None => Some(format!("no step has the id `{id}`")),
