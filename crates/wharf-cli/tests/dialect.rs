@@ -269,6 +269,10 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "`build-app` is not a step id of Dagu 2.x",
         ),
         (
+            "steps:\n  - id: Outputs\n    run: echo a\n",
+            "`Outputs` is a reserved word, not a step id",
+        ),
+        (
             "steps:\n  a:\n    run: echo a\n",
             "`steps` is a list in Dagu 2.x, not a mapping",
         ),

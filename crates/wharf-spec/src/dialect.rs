@@ -718,6 +718,22 @@ fn removed_in_2(root: &[Entry], diags: &mut Vec<Diagnostic>) {
                 .with_help("a chain runs its steps in order; for dependencies write `type: graph`"),
             );
         }
+        const RESERVED: &[&str] = &[
+            "env", "params", "args", "stdout", "stderr", "output", "outputs",
+        ];
+        if let Some(e) = field("id")
+            && let Some(id) = e.value.as_str()
+            && id != id.to_ascii_lowercase()
+            && RESERVED.contains(&id.to_ascii_lowercase().as_str())
+        {
+            diags.push(
+                Diagnostic::error(
+                    e.value.at(),
+                    format!("`{id}` is a reserved word, not a step id"),
+                )
+                .with_help(format!("reserved, in any case: {}", RESERVED.join(", "))),
+            );
+        }
         if let Some(e) = field("id")
             && let Some(id) = e.value.as_str()
             && (!is_name(id) || id.len() > 40)
