@@ -127,6 +127,18 @@ steps:
         assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
     }
     assert!(!out.stderr.contains("params.A"), "{}", out.stderr);
+    let handler = p.dag(
+        "handler",
+        "handler_on:\n  success:\n    run: echo ${steps.a.outputs.x}\nsteps:\n  - id: a\n    run: echo hi there\n",
+    );
+    let out = p.wharf().args(["validate"]).args([&handler]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("a handler reads no step's outputs; it is left as written"),
+        "{}",
+        out.stderr
+    );
     // A step that reads another's output comes after it, as if it said so in `depends`.
     assert!(
         out.stdout.contains("inferred: build -> use (steps[1].run)"),

@@ -1743,6 +1743,33 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
             }
         }
     }
+    // A handler is no step of the graph: it reads no step's outputs.
+    let h = &dag.handlers;
+    for handler in [&h.init, &h.success, &h.failure, &h.abort, &h.exit, &h.wait]
+        .into_iter()
+        .flatten()
+    {
+        let mut texts: Vec<&str> = Vec::new();
+        match &handler.command {
+            Some(CommandSpec::Line(l)) => texts.push(l),
+            Some(CommandSpec::Lines(ls) | CommandSpec::Argv(ls)) => {
+                texts.extend(ls.iter().map(String::as_str))
+            }
+            None => {}
+        }
+        texts.extend(handler.script.as_deref());
+        texts.extend(handler.env.iter().map(|e| e.value.as_str()));
+        for text in texts {
+            for reference in crate::expand::references_in(text) {
+                if reference.starts_with("steps.") {
+                    out.push(Diagnostic::warning(
+                        handler.span,
+                        format!("`${{{reference}}}`: a handler reads no step's outputs; it is left as written"),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 
