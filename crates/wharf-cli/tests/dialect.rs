@@ -671,11 +671,15 @@ fn env_and_secrets_in_2x() {
     // 2.x runs no command in `env`: `$(...)` and backticks are the value's text.
     let dag = p.dag(
         "texts",
-        "env:\n  TODAY: $(date)\n  TICK: \"`echo x`\"\nsteps:\n  - id: show\n    env:\n      MINE: $(hostname)\n    run: printf '%s|%s|%s\\n' \"$TODAY\" \"$TICK\" \"$MINE\"\n",
+        "env:\n  TODAY: $(date)\n  TICK: \"`echo x`\"\n  A: one\n  QUOTED: \"'$A' $A\"\nsteps:\n  - id: show\n    env:\n      MINE: $(hostname)\n    run: printf '%s|%s|%s|%s\\n' \"$TODAY\" \"$TICK\" \"$MINE\" \"$QUOTED\"\n",
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(p.logs("texts", "show"), "$(date)|`echo x`|$(hostname)\n");
+    // Single-quoted variables are left as written.
+    assert_eq!(
+        p.logs("texts", "show"),
+        "$(date)|`echo x`|$(hostname)|'$A' one\n"
+    );
 }
 
 // 2.x params: a `default` is literal (backticks and `$(...)` stay text); `eval` runs its

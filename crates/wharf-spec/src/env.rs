@@ -163,6 +163,11 @@ impl Resolved {
     pub fn expand(&self, text: &str, host: &dyn Fn(&str) -> Option<String>) -> String {
         expand(text, |name| self.lookup(name).or_else(|| host(name)))
     }
+
+    /// [`Resolved::expand`], single-quoted text left as written (Dagu 2.x).
+    pub fn expand_unquoted(&self, text: &str, host: &dyn Fn(&str) -> Option<String>) -> String {
+        crate::expand::expand_unquoted(text, |name| self.lookup(name).or_else(|| host(name)))
+    }
 }
 
 /// Resolves the DAG's variables; `overrides` are the params given for this run.
@@ -219,7 +224,7 @@ pub fn resolve_with(
     let v2 = dag.dialect == crate::Dialect::V2;
     for var in &dag.env {
         let got = if v2 {
-            Ok(r.expand(&var.value, host))
+            Ok(r.expand_unquoted(&var.value, host))
         } else {
             eval(&r, &var.value)
         };

@@ -47,6 +47,29 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// [`expand`], except inside single quotes: `'$HOME'` stays as written (Dagu 2.x leaves
+/// single-quoted variables to whatever reads the text next). An unclosed quote runs to
+/// the end.
+pub fn expand_unquoted(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('\'') {
+        out.push_str(&expand(&rest[..open], &lookup));
+        match rest[open + 1..].find('\'') {
+            Some(close) => {
+                out.push_str(&rest[open..open + 2 + close]);
+                rest = &rest[open + 2 + close..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&expand(rest, &lookup));
+    out
+}
+
 /// Whether `text` refers to any variable at all.
 pub fn has_vars(text: &str) -> bool {
     expand(text, |_| Some(String::new())) != text
@@ -220,5 +243,14 @@ mod reference_tests {
             "${HOME} $X ${params.other}"
         );
         assert_eq!(super::references_in(r"${a.b} \${c.d} ${E}"), vec!["a.b"]);
+    }
+
+    #[test]
+    fn single_quoted_variables_stay() {
+        let lookup = |n: &str| (n == "HOME").then(|| "/root".to_owned());
+        assert_eq!(
+            super::expand_unquoted("$HOME '$HOME' ${HOME} '${HOME}", lookup),
+            "/root '$HOME' /root '${HOME}"
+        );
     }
 }

@@ -320,7 +320,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         let expand_now = |t: &str| vars.expand(t, &vars::host);
         // Dagu 2.x runs no command in `env`.
         let value = if dag.dialect == wharf_spec::Dialect::V2 {
-            expand_now(&var.value)
+            vars.expand_unquoted(&var.value, &vars::host)
         } else {
             vars::evaluate_sync(&var.value, &expand_now, &env_now, &dag.working_dir)
                 .map_err(|e| format!("env {}: {e}", var.name))?

@@ -96,7 +96,7 @@ pub(super) fn program_of(
         // as written) and its references are put in.
         CommandSpec::Argv(argv) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
             shell_words::join(argv.iter().map(|a| {
-                let env = wharf_spec::expand::expand(a, |name| {
+                let env = wharf_spec::expand::expand_unquoted(a, |name| {
                     (!name.contains('.')).then(|| vars.lookup(name)).flatten()
                 });
                 wharf_spec::expand::references(&env, |name| vars.lookup(name))
