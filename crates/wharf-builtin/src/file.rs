@@ -1,5 +1,6 @@
-//! Dagu 2.x `file.*` actions on local files (and `log.write`, `outputs.write`, `noop`): stat, read, write, copy, move, delete, mkdir
-//! and list. Paths are the step's working directory's when relative, `~` is the home
+//! Dagu 2.x `file.*` actions on local files: stat, read, write, copy, move, delete, mkdir
+//! and list; and `artifact.write`, `read` and `list`, the same in the run's artifacts
+//! folder, never out of it. Paths are the step's working directory's when relative, `~` is the home
 //! folder. What an action reports is one line of JSON on stdout (`file.read` with the
 //! default `format: raw` prints the file's bytes instead); a failure says which path and
 //! why.
@@ -24,46 +25,6 @@ pub(crate) async fn run(file: &FileStep, dir: &Path, out: &mut Output) -> Ended 
         Ok(Err(why)) => Ended::Failed(why),
         Err(e) => Ended::Failed(format!("the file action stopped: {e}")),
     }
-}
-
-/// `log.write` (the message, ending in a newline), `outputs.write` (each value as a
-/// record of the step's `DAGU_OUTPUT_FILE`, read once the step succeeded) and `noop`.
-pub(crate) async fn emit(
-    emit: &wharf_spec::Emit,
-    job: &wharf_engine::StepJob,
-    out: &mut Output,
-) -> Ended {
-    match emit {
-        wharf_spec::Emit::Log(message) => {
-            let mut text = message.clone();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            out.stdout(text.as_bytes()).await;
-        }
-        wharf_spec::Emit::Outputs(values) => {
-            let Some((_, file)) = job.env.iter().rev().find(|(k, _)| k == "DAGU_OUTPUT_FILE")
-            else {
-                return Ended::Failed(
-                    "the step has no DAGU_OUTPUT_FILE to write its outputs to".into(),
-                );
-            };
-            let mut records = String::new();
-            for (name, value) in values {
-                // A delimiter that is no line of the value.
-                let mut delimiter = "WHARF_VALUE".to_owned();
-                while value.lines().any(|l| l == delimiter) {
-                    delimiter.push('_');
-                }
-                records.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
-            }
-            if let Err(e) = fs::write(file, records) {
-                return Ended::Failed(format!("cannot write the step's outputs to {file}: {e}"));
-            }
-        }
-        wharf_spec::Emit::Noop => {}
-    }
-    Ended::Done
 }
 
 /// An `artifact.*` path: relative, without `..`, so that it stays in the run's folder.

@@ -5,6 +5,7 @@
 //! Their output goes to the step's logs like a process's: masked, streamed, and its start
 //! kept for `output:`.
 
+mod emit;
 mod enqueue;
 mod file;
 mod http;
@@ -45,7 +46,7 @@ impl Executor for BuiltinExecutor {
                     config,
                 } => http::run(method, url, config, job, &mut out).await,
                 BuiltinJob::File { file, dir } => file::run(file, dir, &mut out).await,
-                BuiltinJob::Emit(emit) => file::emit(emit, job, &mut out).await,
+                BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,
                     name,

@@ -106,11 +106,11 @@ impl Prepared {
 
     /// Removes the containers prepared for the run `run_id` that no step took.
     pub async fn discard(&self, client: &crate::Client, run_id: &str) {
-        let left: Vec<_> = match self.0.lock() {
-            Ok(mut prepared) => {
-                let keys: Vec<_> = prepared.keys().filter(|k| k.0 == run_id).cloned().collect();
-                keys.iter().filter_map(|k| prepared.remove(k)).collect()
-            }
+        let left: Vec<Creation> = match self.0.lock() {
+            Ok(mut prepared) => prepared
+                .extract_if(|(run, _), _| run == run_id)
+                .map(|(_, task)| task)
+                .collect(),
             Err(_) => return,
         };
         let Ok(docker) = client.get().await else {
@@ -118,20 +118,20 @@ impl Prepared {
         };
         for task in left {
             if let Ok(Some(ahead)) = task.await {
-                remove_now(docker, &ahead.id).await;
+                let _ = remove_now(docker, &ahead.id).await;
             }
         }
     }
 }
 
-/// Removes a container (and its anonymous volumes) at once, gone or not.
-async fn remove_now(docker: &Docker, id: &str) {
+/// Removes a container (and its anonymous volumes) at once, running or not.
+async fn remove_now(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
     let options = RemoveContainerOptions {
         force: true,
         v: true,
         ..Default::default()
     };
-    let _ = docker.remove_container(id, Some(options)).await;
+    docker.remove_container(id, Some(options)).await
 }
 
 pub(crate) async fn run(
@@ -308,12 +308,7 @@ fn remove_after(
     if remove {
         let (docker, notice) = (docker.clone(), job.notice.clone());
         removals.push(tokio::spawn(async move {
-            let options = RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            };
-            if let Err(e) = docker.remove_container(&id, Some(options)).await
+            if let Err(e) = remove_now(&docker, &id).await
                 && status_of(&e) != Some(404)
             {
                 notice(format!(

@@ -60,8 +60,10 @@ struct Dispatcher {
     attempts_before: std::collections::HashMap<String, u32>,
     /// The run's secrets, hidden wherever the run writes.
     mask: Arc<wharf_spec::env::Mask>,
-    /// A secret that could not be read: the run fails before any step.
-    secret_error: Option<String>,
+    /// Why the run cannot start (a secret that cannot be read, params its schema refuses,
+    /// sub-DAGs that call each other, files its work directory cannot have): it fails
+    /// before any step.
+    setup_error: Option<String>,
     /// The steps that wait for an approval when the steps are done (`DAG_WAITING_STEPS`).
     waiting: Vec<String>,
 }
@@ -178,7 +180,7 @@ pub(crate) async fn run(
         .as_ref()
         .map(|l| l.chain.clone())
         .unwrap_or_default();
-    let secret_error = resolved.params_error.take().or(secret_error).or_else(|| {
+    let setup_error = resolved.params_error.take().or(secret_error).or_else(|| {
         wharf_spec::calls::check(&dag, &above, Some(&crate::installation::dags_dir(&home))).err()
     });
     // The run's context for Dagu 2.x references (dotted: references, not variables).
@@ -255,7 +257,7 @@ pub(crate) async fn run(
             }
         }
     };
-    let secret_error = secret_error.or(workspace_error);
+    let setup_error = setup_error.or(workspace_error);
     let mut d = Dispatcher {
         dag: Arc::clone(&dag),
         store: Arc::clone(&store),
@@ -292,7 +294,7 @@ pub(crate) async fn run(
         container_env: Arc::new(Vec::new()),
         attempts_before,
         mask: Arc::new(mask),
-        secret_error,
+        setup_error,
         waiting: Vec::new(),
     };
     d.declare_steps(&req);
@@ -441,7 +443,7 @@ impl Dispatcher {
             );
             return (Status::Failed, Some(error));
         }
-        if let Some(error) = self.secret_error.clone() {
+        if let Some(error) = self.setup_error.clone() {
             return (Status::Failed, Some(error));
         }
         // DAG preconditions: not met, nothing runs.

@@ -415,6 +415,14 @@ async fn outputs_of(store: &crate::SharedStore, run: RunKey) -> Map<String, Valu
         .collect()
 }
 
+/// A JSON value as `${...}` puts it in: a string as it is, anything else as JSON text.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The most items a `foreach` (or `parallel`) expands to, as in Dagu.
 const MAX_ITEMS: usize = 1000;
 
@@ -453,10 +461,7 @@ fn foreach_children(
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            let text = match item {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
+            let text = text_of(item);
             let mut scope = vars.clone();
             scope.set(&item_var, text.clone(), wharf_spec::env::Origin::Output);
             scope.set(
@@ -522,10 +527,7 @@ fn foreach_result(each: &wharf_spec::Foreach, results: &mut [ChildResult]) -> Va
                 }
             }
             for (name, value) in &r.outputs {
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
+                let text = text_of(value);
                 scope.set(name, text, wharf_spec::env::Origin::Output);
             }
             let mut collected = Map::new();
@@ -611,18 +613,12 @@ pub(crate) fn children_of(
         .iter()
         .map(|item| {
             let mut vars = vars.clone();
-            let text = match item {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            vars.set("ITEM", text, wharf_spec::env::Origin::Output);
+            let text = text_of(item);
+            vars.set("ITEM", text.clone(), wharf_spec::env::Origin::Output);
             let mut params = params_with(&vars)?;
             if matches!(call.params, wharf_spec::CallParams::None) {
                 // With no `params`, the item is the child's one positional param.
-                params.push(match item {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
+                params.push(text);
             }
             Ok(params)
         })

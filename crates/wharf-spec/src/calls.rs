@@ -55,7 +55,7 @@ pub fn resolve(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<Dag, S
 
 /// The file of the DAG `target` names: a path (relative to `parent`'s folder) or a name
 /// in the DAGs folder (`dags`).
-pub fn file_of(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<PathBuf, String> {
+fn file_of(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<PathBuf, String> {
     let dir = parent.file.parent().unwrap_or(Path::new("/"));
     let is_path = target.contains('/') || target.ends_with(".yaml") || target.ends_with(".yml");
     let candidates: Vec<PathBuf> = if is_path {

@@ -1202,7 +1202,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             Kind::Seq(items) => {
                 // Each item a command line: a scalar as text, a one-key mapping as
                 // `key: value` (YAML read `- echo: hi` as one); empty ones are skipped.
-                let mut lines = Vec::new();
+                let (mut lines, mut bad) = (Vec::new(), false);
                 for item in items {
                     let text = match &item.kind {
                         Kind::Scalar(s) => Some(s.text.clone()),
@@ -1215,16 +1215,16 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                         }
                         _ => None,
                     };
-                    match text {
-                        Some(t) if t.contains('\n') || t.is_empty() && !matches!(item.kind, Kind::Scalar(_)) => {
+                    match text.filter(|t| !t.contains('\n')) {
+                        None => {
+                            bad = true;
                             diags.push(Diagnostic::error(item.at(), "each item of a `run` list is one command line"));
                         }
                         Some(t) if t.trim().is_empty() => {}
                         Some(t) => lines.push(scalar(&t, item.span)),
-                        None => diags.push(Diagnostic::error(item.at(), "each item of a `run` list is one command line")),
                     }
                 }
-                if lines.is_empty() {
+                if lines.is_empty() && !bad {
                     diags.push(Diagnostic::error(run.value.at(), "`run` has no command: every item is empty"));
                 }
                 let list = Node { kind: Kind::Seq(lines), span: run.value.span, key: None };
@@ -1678,10 +1678,10 @@ pub(crate) fn to_snake(word: &str) -> String {
 }
 
 /// Notices about the references of a 2.x DAG that cannot resolve: a param nobody
-/// declares, a step or an output that does not exist, an output of a step this one does
-/// not come after, a const nobody defines. They are left as written when the step runs.
+/// declares, a step or an output that does not exist, a step's own output, a step
+/// output read in a handler. They are left as written when the step runs (an undefined
+/// const is an error, told where the consts are put in).
 pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
-    use crate::CommandSpec;
     let mut params: Vec<String> = dag.params.iter().filter_map(|p| p.name.clone()).collect();
     if let Some(props) = dag
         .params_schema
@@ -1692,20 +1692,10 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
         params.extend(props.keys().cloned());
     }
     let mut out = Vec::new();
+    // A reference to another step's output made that step a dependency when the file
+    // was read (`infer_depends`), so every output here comes from upstream.
     for step in &dag.steps {
-        let mut texts: Vec<&str> = Vec::new();
-        match &step.command {
-            Some(CommandSpec::Line(l)) => texts.push(l),
-            Some(CommandSpec::Lines(ls) | CommandSpec::Argv(ls)) => {
-                texts.extend(ls.iter().map(String::as_str))
-            }
-            None => {}
-        }
-        texts.extend(step.script.as_deref());
-        texts.extend(step.dir.as_deref());
-        texts.extend(step.env.iter().map(|e| e.value.as_str()));
-        let upstream = upstream_of(dag, &step.name);
-        for text in texts {
+        for text in texts_of(step) {
             for reference in crate::expand::references_in(text) {
                 let parts: Vec<&str> = reference.split('.').collect();
                 let why = match parts.as_slice() {
@@ -1725,10 +1715,6 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
                             {
                                 Some(format!("the step `{id}` declares no output `{name}`"))
                             }
-                            Some(s) if !upstream.contains(&s.name.as_str()) => Some(format!(
-                                "`{}` does not come after the step `{id}`: its output may not be there yet (add it to `depends`)",
-                                step.name
-                            )),
                             Some(_) => None,
                         }
                     }
@@ -1749,17 +1735,7 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
         .into_iter()
         .flatten()
     {
-        let mut texts: Vec<&str> = Vec::new();
-        match &handler.command {
-            Some(CommandSpec::Line(l)) => texts.push(l),
-            Some(CommandSpec::Lines(ls) | CommandSpec::Argv(ls)) => {
-                texts.extend(ls.iter().map(String::as_str))
-            }
-            None => {}
-        }
-        texts.extend(handler.script.as_deref());
-        texts.extend(handler.env.iter().map(|e| e.value.as_str()));
-        for text in texts {
+        for text in texts_of(handler) {
             for reference in crate::expand::references_in(text) {
                 if reference.starts_with("steps.") {
                     out.push(Diagnostic::warning(
@@ -1773,25 +1749,22 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
     out
 }
 
-/// The steps `name` comes after (its `depends`, theirs, and so on).
-fn upstream_of<'a>(dag: &'a crate::Dag, name: &str) -> Vec<&'a str> {
-    let mut found: Vec<&str> = Vec::new();
-    let mut todo: Vec<&str> = dag
-        .steps
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.depends.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    while let Some(next) = todo.pop() {
-        if found.contains(&next) {
-            continue;
+/// The texts of a step that its references are written in: its command, script,
+/// working directory and `env` values.
+fn texts_of(step: &crate::Step) -> Vec<&str> {
+    use crate::CommandSpec;
+    let mut texts: Vec<&str> = Vec::new();
+    match &step.command {
+        Some(CommandSpec::Line(l)) => texts.push(l),
+        Some(CommandSpec::Lines(ls) | CommandSpec::Argv(ls)) => {
+            texts.extend(ls.iter().map(String::as_str))
         }
-        found.push(next);
-        if let Some(s) = dag.steps.iter().find(|s| s.name == next) {
-            todo.extend(s.depends.iter().map(String::as_str));
-        }
+        None => {}
     }
-    found
+    texts.extend(step.script.as_deref());
+    texts.extend(step.dir.as_deref());
+    texts.extend(step.env.iter().map(|e| e.value.as_str()));
+    texts
 }
 
 #[cfg(test)]

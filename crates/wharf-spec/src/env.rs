@@ -68,18 +68,14 @@ impl Resolved {
         if let Some(v) = self.get(name) {
             return Some(v.to_owned());
         }
-        // A field of a `foreach` item (`${foreach.item.id}`): the item is a variable whose
-        // name has a dot. (A step's output has no fields to read: Dagu 2.x leaves
+        // A field of a `foreach` item (`${foreach.item.id}`): the item is the variable
+        // `foreach.item`. (A step's output has no fields to read: Dagu 2.x leaves
         // `${steps.ID.outputs.NAME.field}` as written.)
+        const FOREACH: &str = "foreach.";
         let dotted = name
-            .starts_with("foreach.")
-            .then(|| {
-                name.match_indices('.')
-                    .rev()
-                    .map(|(at, _)| (&name[..at], &name[at + 1..]))
-                    .find(|(var, _)| var.contains('.') && self.get(var).is_some())
-            })
-            .flatten();
+            .strip_prefix(FOREACH)
+            .and_then(|rest| rest.split_once('.'))
+            .map(|(item, field)| (&name[..FOREACH.len() + item.len()], field));
         // `${ID.outputs.NAME}`: the short form of `${steps.ID.outputs.NAME}` (else a
         // field of the variable `ID`, as a sub-DAG's result is read).
         if dotted.is_none()

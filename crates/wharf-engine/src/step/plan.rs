@@ -530,9 +530,8 @@ fn builtin_job(
                     "`{target}` is a DAG of this file: a run of it cannot wait in a queue on its own (put it in a file of its own, or run it with `dag.run`)"
                 ));
             }
+            // Read now: a DAG that cannot run is told here, and its file and queue known.
             let dags = crate::installation::dags_dir(home);
-            let file = wharf_spec::calls::file_of(dag, &target, Some(&dags))?;
-            // Read now: a DAG that cannot run is told here, and its queue is known.
             let child = wharf_spec::calls::resolve(dag, &target, Some(&dags))?;
             let call = wharf_spec::Call {
                 target: target.clone(),
@@ -551,7 +550,7 @@ fn builtin_job(
                 return Err("`parallel` has no items: no run to enqueue".into());
             }
             crate::BuiltinJob::Enqueue {
-                file,
+                file: child.file.clone(),
                 queue: child.queue_place().map(|(q, _)| q),
                 name: child.name,
                 runs,
