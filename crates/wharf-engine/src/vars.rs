@@ -140,15 +140,25 @@ where
     C: EnvCommand,
 {
     cmd.clear_env();
-    for (k, v) in std::env::vars_os() {
-        if k.to_str().is_some_and(passes_to_steps) {
-            cmd.set_env(&k, &v);
-        }
+    for (k, v) in passing_host_env() {
+        cmd.set_env(k, v);
     }
     for (k, v) in env {
         cmd.set_env(k.as_ref(), v.as_ref());
     }
     cmd
+}
+
+/// wharf's own variables that pass to steps: read once (wharf never changes its own
+/// environment), not at each of a run's thousands of spawns.
+fn passing_host_env() -> &'static [(std::ffi::OsString, std::ffi::OsString)] {
+    static PASSING: std::sync::OnceLock<Vec<(std::ffi::OsString, std::ffi::OsString)>> =
+        std::sync::OnceLock::new();
+    PASSING.get_or_init(|| {
+        std::env::vars_os()
+            .filter(|(k, _)| k.to_str().is_some_and(passes_to_steps))
+            .collect()
+    })
 }
 
 /// What [`step_process`] needs of a command (std's and tokio's).
