@@ -33,6 +33,41 @@ enum Slot {
     Done { status: Status, continued: bool },
 }
 
+/// Where a run's main steps stand between events: for each step, the steps that depend
+/// on it and how many of its own dependencies are not done yet; the steps that can start
+/// (in file order); the steps done whose dependents are still to be looked at.
+struct Frontier {
+    dependents: Vec<Vec<usize>>,
+    left: Vec<usize>,
+    ready: std::collections::BTreeSet<usize>,
+    done: std::collections::VecDeque<usize>,
+}
+
+impl Frontier {
+    fn new(deps: &[Vec<usize>], slots: &[Slot]) -> Self {
+        let mut dependents = vec![Vec::new(); deps.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &j in ds {
+                dependents[j].push(i);
+            }
+        }
+        let left = deps.iter().map(Vec::len).collect();
+        let ready = (0..deps.len())
+            .filter(|&i| deps[i].is_empty() && slots[i] == Slot::Waiting)
+            .collect();
+        // Steps kept from an earlier run (a retry) are done from the start.
+        let done = (0..slots.len())
+            .filter(|&i| matches!(slots[i], Slot::Done { .. }))
+            .collect();
+        Self {
+            dependents,
+            left,
+            ready,
+            done,
+        }
+    }
+}
+
 struct Dispatcher {
     dag: Arc<Dag>,
     store: SharedStore,
@@ -560,25 +595,23 @@ impl Dispatcher {
             })
             .collect();
         let mut foreseen = vec![false; n];
+        let mut frontier = Frontier::new(&deps, &slots);
         let mut stopping: Option<String> = None;
         // The record could not be written: the run stops, and fails.
         let mut unrecorded = false;
         loop {
             if stopping.is_none() {
-                self.settle_blocked(&mut slots, &deps);
-                for i in 0..n {
-                    if running.len() >= max_active {
+                self.settle_blocked(&mut slots, &deps, &mut frontier);
+                while running.len() < max_active {
+                    let Some(i) = frontier.ready.pop_first() else {
                         break;
+                    };
+                    if slots[i] != Slot::Waiting {
+                        continue;
                     }
-                    if slots[i] == Slot::Waiting
-                        && deps[i]
-                            .iter()
-                            .all(|&j| matches!(slots[j], Slot::Done { .. }))
-                    {
-                        slots[i] = Slot::Running;
-                        let ctx = self.step_ctx(StepRef::Main(i), i + 1, stop.child_token());
-                        running.spawn(async move { (i, step::run(ctx).await) });
-                    }
+                    slots[i] = Slot::Running;
+                    let ctx = self.step_ctx(StepRef::Main(i), i + 1, stop.child_token());
+                    running.spawn(async move { (i, step::run(ctx).await) });
                 }
                 self.prepare_ahead(&ahead, &slots, &deps, &mut foreseen);
             }
@@ -603,6 +636,7 @@ impl Dispatcher {
                                 self.mail_step_failure();
                             }
                             slots[i] = Slot::Done { status: outcome.status, continued: outcome.continued };
+                            frontier.done.push_back(i);
                         }
                         Err(e) => {
                             let _ = self.events.send(Event::Notice(format!("a step task failed: {e}")));
@@ -684,12 +718,14 @@ impl Dispatcher {
         }
     }
 
-    /// Steps that can never run: after a failed step (without `continueOn`) they stay
-    /// `not_started`; after a skipped one (without `continueOn.skipped`) they are skipped.
-    fn settle_blocked(&self, slots: &mut [Slot], deps: &[Vec<usize>]) {
-        loop {
-            let mut changed = false;
-            for i in 0..slots.len() {
+    /// Takes in the steps done since the last look: the steps after them that can never
+    /// run are settled (after a failed step without `continueOn` they stay `not_started`;
+    /// after a skipped one without `continueOn.skipped` they are skipped), and those whose
+    /// dependencies are all done become ready. Each step done costs the edges out of it.
+    fn settle_blocked(&self, slots: &mut [Slot], deps: &[Vec<usize>], frontier: &mut Frontier) {
+        while let Some(j) = frontier.done.pop_front() {
+            for &i in &frontier.dependents[j] {
+                frontier.left[i] -= 1;
                 if slots[i] != Slot::Waiting {
                     continue;
                 }
@@ -716,6 +752,7 @@ impl Dispatcher {
                         status,
                         continued: false,
                     };
+                    frontier.done.push_back(i);
                     if status == Status::Skipped {
                         let name = &self.dag.steps[i].name;
                         let (run, owned) = (self.req_run, name.clone());
@@ -740,11 +777,9 @@ impl Dispatcher {
                             stderr: None,
                         }));
                     }
-                    changed = true;
+                } else if frontier.left[i] == 0 {
+                    frontier.ready.insert(i);
                 }
-            }
-            if !changed {
-                return;
             }
         }
     }
