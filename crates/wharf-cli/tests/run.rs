@@ -1136,3 +1136,30 @@ fn history_filters_runs_and_help_groups_the_commands() {
         "every command has its group: {help}"
     );
 }
+
+#[test]
+fn a_run_of_host_steps_never_asks_the_docker_engine_anything() {
+    use std::os::unix::net::UnixListener;
+    let p = Place::new();
+    // An engine socket that counts who connects (and answers no one).
+    let socket = p.path("engine.sock");
+    let listener = UnixListener::bind(&socket).expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let dag = p.dag(
+        "hostonly",
+        "steps:\n  - name: a\n    command: \"true\"\n  - name: b\n    command: echo b\n    depends: [a]\n",
+    );
+    let out = p
+        .wharf()
+        .env("DOCKER_HOST", &format!("unix://{}", socket.display()))
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("hostonly", "b"), "b\n");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok(_) => panic!("the run connected to the Docker engine"),
+        Err(e) => panic!("accept: {e}"),
+    }
+}

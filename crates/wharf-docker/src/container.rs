@@ -113,6 +113,10 @@ impl Prepared {
                 .collect(),
             Err(_) => return,
         };
+        // A run that prepared nothing has nothing to ask the engine (nor a connection to it).
+        if left.is_empty() {
+            return;
+        }
         let Ok(docker) = client.get().await else {
             return;
         };
