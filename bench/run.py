@@ -9,7 +9,7 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, local-10000, spawn-floor-1000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+Cases: local-200, local-1000, local-10000, local-1000-floor, spawn-floor-1000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
 status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
@@ -206,10 +206,16 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
              ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=20),
+        Case("local-1000", "1000 chained local steps `true`", "<= 1.2x",
+             ("wharf run", wharf("run", dag("local1k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(1000))))),
+             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done"))),
         Case("local-10000", "10 000 chained local steps `true`", "<= 1.2x, RSS < 30 MB",
              ("wharf run", wharf("run", dag("local10k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("shell loop of `sh -c true` x10000", shell("i=0; while [ $i -lt 10000 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=30),
+        Case("local-1000-floor", "1000 chained local steps `true` against the floor program spawning the same 1000 `sh -c true`: what wharf adds to a step", "report",
+             ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
+             ("bench/spawnfloor 1000", spawn_floor(1000))),
         Case("spawn-floor-1000", "the floor under a local step: `sh -c true` x1000 spawned with piped output and waited for by a one-thread tokio program (bench/spawnfloor), nothing else", "report",
              ("bench/spawnfloor 1000", spawn_floor(1000)),
              ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done"))),
