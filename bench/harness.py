@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WHARF = ROOT / "target" / "release" / "wharf"
+# Another build (an earlier commit's, to compare before and after) with WHARF_BIN=PATH.
+WHARF = Path(os.environ.get("WHARF_BIN", ROOT / "target" / "release" / "wharf"))
 GNU_TIME = "/usr/bin/time"
 
 

@@ -38,9 +38,12 @@ LOG_CMD = f"yes 0123456789012345678901234567890123456789012345678901234567890123
 
 
 class Case:
-    def __init__(self, key, title, target, a, b=None, rss_limit=None):
+    def __init__(self, key, title, target, a, b=None, rss_limit=None, min_rounds=0):
         self.key, self.title, self.target = key, title, target
         self.a, self.b, self.rss_limit = a, b, rss_limit
+        # Cases of a fraction of a second, whose ratio moves most with the machine's noise,
+        # run at least this many rounds.
+        self.min_rounds = min_rounds
 
 
 def run_case(case, rounds):
@@ -205,20 +208,22 @@ def run_all(tmp, label, args):
         Case("local-200", "200 chained local steps `true`", "<= 1.2x",
              ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
              ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
-             rss_limit=20),
+             rss_limit=20, min_rounds=31),
         Case("local-1000", "1000 chained local steps `true`", "<= 1.2x",
              ("wharf run", wharf("run", dag("local1k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(1000))))),
-             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done"))),
+             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done")),
+             min_rounds=15),
         Case("local-10000", "10 000 chained local steps `true`", "<= 1.2x, RSS < 30 MB",
              ("wharf run", wharf("run", dag("local10k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("shell loop of `sh -c true` x10000", shell("i=0; while [ $i -lt 10000 ]; do sh -c true; i=$((i+1)); done")),
              rss_limit=30),
         Case("local-1000-floor", "1000 chained local steps `true` against the floor program spawning the same 1000 `sh -c true`: what wharf adds to a step", "report",
              ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
-             ("bench/spawnfloor 1000", spawn_floor(1000))),
+             ("bench/spawnfloor 1000", spawn_floor(1000)), min_rounds=15),
         Case("spawn-floor-1000", "the floor under a local step: `sh -c true` x1000 spawned with piped output and waited for by a one-thread tokio program (bench/spawnfloor), nothing else", "report",
              ("bench/spawnfloor 1000", spawn_floor(1000)),
-             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done"))),
+             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done")),
+             min_rounds=15),
         Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
              ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
@@ -352,9 +357,10 @@ def run_cases(cases, args, rows):
     for case in cases:
         if args.only and case.key not in args.only:
             continue
-        print(f"{case.key}: running {args.rounds} rounds ...", file=sys.stderr)
+        rounds = max(args.rounds, case.min_rounds)
+        print(f"{case.key}: running {rounds} rounds ...", file=sys.stderr)
         started = time.perf_counter()
-        ta, tb, rss = run_case(case, args.rounds)
+        ta, tb, rss = run_case(case, rounds)
         rows.append((case, ta, tb, rss))
         print(f"{case.key}: done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
 
@@ -448,7 +454,7 @@ def write(rows, args, server=None):
         "",
         f"Machine: {machine()}.",
         "",
-        f"Each comparison alternates wharf and its baseline in one run ({args.rounds} rounds after a warm-up of each,",
+        f"Each comparison alternates wharf and its baseline in one run ({args.rounds} rounds, or the case's minimum, after a warm-up of each,",
         "flipping which goes first). Times are medians with min-max; the ratio is wharf's median over the",
         "baseline's. Peak RSS is wharf's (the largest of its rounds). Reproduce a row with",
         "`cargo build --release && scripts/test-images && python3 bench/run.py --only CASE`.",
