@@ -45,12 +45,7 @@ struct Frontier {
 
 impl Frontier {
     fn new(deps: &[Vec<usize>], slots: &[Slot]) -> Self {
-        let mut dependents = vec![Vec::new(); deps.len()];
-        for (i, ds) in deps.iter().enumerate() {
-            for &j in ds {
-                dependents[j].push(i);
-            }
-        }
+        let dependents = wharf_spec::dependents(deps);
         let left = deps.iter().map(Vec::len).collect();
         let ready = (0..deps.len())
             .filter(|&i| deps[i].is_empty() && slots[i] == Slot::Waiting)

@@ -14,18 +14,20 @@ pub(crate) fn snapshot(source: &Path, patterns: &[String], work: &Path) -> Resul
     let mut all = Vec::new();
     walk(source, "", &mut all).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
     let mut chosen: Vec<&(String, std::fs::Metadata)> = Vec::new();
+    let mut picked = vec![false; all.len()];
     for pattern in patterns {
         let clean = pattern.trim_end_matches('/').trim_start_matches("./");
+        let inside = format!("{clean}/");
         let mut matched = false;
-        for entry in &all {
+        for (i, entry) in all.iter().enumerate() {
             let (rel, _) = entry;
             // A path names itself and, for a directory, everything in it.
-            let hit = rel == clean
-                || rel.starts_with(&format!("{clean}/"))
-                || wharf_spec::formats::glob(clean, rel);
+            let hit =
+                rel == clean || rel.starts_with(&inside) || wharf_spec::formats::glob(clean, rel);
             if hit {
                 matched = true;
-                if !chosen.iter().any(|c| c.0 == *rel) {
+                if !picked[i] {
+                    picked[i] = true;
                     chosen.push(entry);
                 }
             }

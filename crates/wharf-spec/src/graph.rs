@@ -217,8 +217,6 @@ fn report_cycles(
     }
 }
 
-/// The steps in an order they can run in: each after its dependencies, otherwise in file
-/// order. Steps on a cycle (never in a valid DAG) come last.
 /// For each step (by position), the positions of the steps it depends on.
 pub fn dependency_indices(dag: &Dag) -> Vec<Vec<usize>> {
     let index: HashMap<&str, usize> = dag
@@ -238,15 +236,24 @@ pub fn dependency_indices(dag: &Dag) -> Vec<Vec<usize>> {
         .collect()
 }
 
-pub fn execution_order(dag: &Dag) -> Vec<usize> {
-    let deps = dependency_indices(dag);
-    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dag.steps.len()];
+/// For each step (by position), the positions of the steps that depend on it: the edges of
+/// [`dependency_indices`] the other way round.
+pub fn dependents(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut dependents = vec![Vec::new(); deps.len()];
     for (i, ds) in deps.iter().enumerate() {
         for &j in ds {
             dependents[j].push(i);
         }
     }
+    dependents
+}
+
+/// The steps in an order they can run in: each after its dependencies, otherwise in file
+/// order. Steps on a cycle (never in a valid DAG) come last.
+pub fn execution_order(dag: &Dag) -> Vec<usize> {
+    let deps = dependency_indices(dag);
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let dependents = dependents(&deps);
     let mut ready: std::collections::BTreeSet<usize> =
         (0..dag.steps.len()).filter(|&i| waiting[i] == 0).collect();
     let mut order = Vec::with_capacity(dag.steps.len());
@@ -259,11 +266,11 @@ pub fn execution_order(dag: &Dag) -> Vec<usize> {
             }
         }
     }
-    for i in 0..dag.steps.len() {
-        if !order.contains(&i) {
-            order.push(i);
-        }
+    let mut placed = vec![false; dag.steps.len()];
+    for &i in &order {
+        placed[i] = true;
     }
+    order.extend((0..dag.steps.len()).filter(|&i| !placed[i]));
     order
 }
 

@@ -31,7 +31,7 @@ pub use base::{base_config, set_base_config};
 pub use decode::set_default_backend;
 pub use diag::{Diagnostic, Severity};
 pub use dialect::{Dialect, set_dialect};
-pub use graph::{dependency_indices, execution_order};
+pub use graph::{dependency_indices, dependents, execution_order};
 pub use model::*;
 
 /// What reading a file gave: the DAG when it has no errors, and all diagnostics in the
