@@ -467,13 +467,14 @@ async fn relay(
         usize::try_from(c).unwrap_or(usize::MAX).saturating_add(1)
     });
     let mut head = Vec::new();
-    // Small until a read fills it: most steps print little, and zeroing a large buffer
-    // for each of them costs more than their reads.
-    let mut buf = vec![0u8; 4096];
+    // Small until a read fills it: most steps print little. Read into its spare capacity:
+    // nothing is zeroed for a step that prints nothing.
+    let mut buf = Vec::with_capacity(4096);
     loop {
+        buf.clear();
         // Read to the end even when nothing can be written: the step must not block on a
         // full pipe.
-        let n = match from.read(&mut buf).await {
+        let n = match from.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -485,8 +486,8 @@ async fn relay(
             let take = n.min(limit - head.len());
             head.extend_from_slice(&buf[..take]);
         }
-        if n == buf.len() && buf.len() < 64 * 1024 {
-            buf = vec![0u8; 64 * 1024];
+        if n == buf.capacity() && buf.capacity() < 64 * 1024 {
+            buf = Vec::with_capacity(64 * 1024);
         }
     }
     log.flush().await;
