@@ -4,10 +4,13 @@
 //! sent; the dispatcher and the step tasks never wait for SQLite between a step's end and
 //! the next step's start. Writes that come within a few milliseconds of each other share
 //! one commit (a short step makes two writes, and each commit writes whole pages to the
-//! WAL), and only the first write of such a batch wakes the thread: the rest are picked up
-//! when it looks again. [`Recorder::flush`] waits for everything sent so far, which the
-//! run does before it reports its end, so that whoever reads the store then (the CLI,
-//! `wharf stop`, a retry) sees the whole run.
+//! WAL). The thread is woken only when it waits for a first write, or when it lingers
+//! and a write must not wait (a flush, a call): for a few milliseconds after each commit
+//! it lingers, so that the writes of a chain of short steps (each step's end, then the
+//! next step's start, which must not wait) cost one wake-up a step, not one a write.
+//! [`Recorder::flush`] waits for everything sent so far, which the run does before it
+//! reports its end, so that whoever reads the store then (the CLI, `wharf stop`, a
+//! retry) sees the whole run.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -52,11 +55,29 @@ impl Done {
     }
 }
 
+impl Job {
+    /// Whether the thread must take it at once rather than linger for more.
+    fn urgent(&self) -> bool {
+        matches!(self, Job::Flush(_) | Job::Call(_))
+    }
+}
+
+/// What the recorder's thread is doing, for whoever queues a job: whether to wake it.
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Waits {
+    /// Applying a batch (or already woken): it looks at the queue before it waits again.
+    #[default]
+    Busy,
+    /// Waiting for a first job: any job wakes it.
+    Idle,
+    /// Lingering for more writes to share a commit: only an urgent job wakes it.
+    Lingering,
+}
+
 #[derive(Default)]
 struct Queue {
     jobs: Vec<Job>,
-    /// The thread waits for a first job and must be woken for one.
-    idle: bool,
+    waits: Waits,
     closed: bool,
 }
 
@@ -86,8 +107,10 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("wharf-recorder".into())
             .spawn(move || {
-                while let Some(batch) = next_batch(&inner) {
+                let mut committed = false;
+                while let Some(batch) = next_batch(&inner, committed) {
                     apply(&store, batch, &events, &inner);
+                    committed = true;
                 }
             })
             .ok();
@@ -104,13 +127,24 @@ impl Recorder {
     }
 
     fn push(&self, job: Job) {
-        let urgent = matches!(job, Job::Flush(_) | Job::Call(_));
+        self.push_all([job]);
+    }
+
+    /// Queues jobs under one lock, waking the thread at most once, and only when it
+    /// would not look at the queue by itself in time.
+    fn push_all<const N: usize>(&self, jobs: [Job; N]) {
+        let urgent = jobs.iter().any(Job::urgent);
         let Ok(mut q) = self.shared.queue.lock() else {
             return;
         };
-        q.jobs.push(job);
-        if q.idle || urgent {
-            q.idle = false;
+        q.jobs.extend(jobs);
+        let wake = match q.waits {
+            Waits::Idle => true,
+            Waits::Lingering => urgent,
+            Waits::Busy => false,
+        };
+        if wake {
+            q.waits = Waits::Busy;
             self.shared.wake.notify_one();
         }
     }
@@ -136,10 +170,12 @@ impl Recorder {
         what: &'static str,
         write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
-        self.push(Job::Write(what, Box::new(write)));
         // A flush nobody waits for: the thread commits at once instead of lingering.
         let (done, _) = tokio::sync::oneshot::channel();
-        self.push(Job::Flush(Done::Task(done)));
+        self.push_all([
+            Job::Write(what, Box::new(write)),
+            Job::Flush(Done::Task(done)),
+        ]);
     }
 
     /// Waits until every write sent so far is applied (blocking the thread).
@@ -181,30 +217,37 @@ impl Recorder {
     }
 }
 
-/// Waits for a first job, then up to [`LINGER`] for more (not past a flush); None once
-/// the recorder is closed and empty.
-fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
+/// The next batch: the jobs queued once an urgent one comes, or [`LINGER`] after the
+/// first write came (or after the last commit, when writes came since: they were not
+/// woken for). Without jobs it waits for a first one. None once the recorder is closed
+/// and empty.
+fn next_batch(shared: &Shared, committed: bool) -> Option<Vec<Job>> {
     let mut q = shared.queue.lock().ok()?;
-    while q.jobs.is_empty() {
-        if q.closed {
-            return None;
-        }
-        q.idle = true;
-        q = shared.wake.wait(q).ok()?;
-    }
-    q.idle = false;
-    let until = Instant::now() + LINGER;
-    while !q.closed
-        && !q
-            .jobs
-            .iter()
-            .any(|j| matches!(j, Job::Flush(_) | Job::Call(_)))
-    {
-        let left = until.saturating_duration_since(Instant::now());
+    let mut until = committed.then(|| Instant::now() + LINGER);
+    while !q.closed && !q.jobs.iter().any(Job::urgent) {
+        let Some(deadline) =
+            until.or_else(|| (!q.jobs.is_empty()).then(|| Instant::now() + LINGER))
+        else {
+            q.waits = Waits::Idle;
+            q = shared.wake.wait(q).ok()?;
+            continue;
+        };
+        until = Some(deadline);
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            if !q.jobs.is_empty() {
+                break;
+            }
+            // Nothing came while lingering: wait for a first job.
+            until = None;
+            continue;
         }
+        q.waits = Waits::Lingering;
         q = shared.wake.wait_timeout(q, left).ok()?.0;
+    }
+    q.waits = Waits::Busy;
+    if q.jobs.is_empty() {
+        return None;
     }
     Some(std::mem::take(&mut q.jobs))
 }
@@ -276,4 +319,132 @@ fn commit(
         errors.push(("the run's state", e));
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use wharf_store::{NewRun, RunKey, Status, Store};
+
+    use super::{Recorder, Waits};
+
+    /// A recorder on a store of its own, with a run of steps `a` to `d`.
+    fn recorder() -> (tempfile::TempDir, Recorder, RunKey) {
+        let home = tempfile::tempdir().expect("a folder");
+        let store = Store::open(home.path()).expect("the store");
+        let run = store
+            .create_run(&NewRun {
+                dag: "d",
+                run_id: "r",
+                file: Path::new("d.yaml"),
+                params: &[],
+                log_base: None,
+                parent: None,
+                queue: None,
+            })
+            .expect("a run");
+        store
+            .add_steps(run, &[("a", None), ("b", None), ("c", None), ("d", None)])
+            .expect("its steps");
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        (home, Recorder::start(store, events), run)
+    }
+
+    /// The step's status as another process sees it in the store.
+    fn seen(home: &Path, run: RunKey, step: &str) -> Status {
+        let store = Store::open(home).expect("the store");
+        let steps = store.steps(run).expect("the steps");
+        steps
+            .iter()
+            .find(|s| s.name == step)
+            .map(|s| s.status)
+            .expect("the step")
+    }
+
+    /// Whether the step is seen running within `within` (polled, without any flush).
+    fn seen_running(home: &Path, run: RunKey, step: &str, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            if seen(home, run, step) == Status::Running {
+                return true;
+            }
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn start(recorder: &Recorder, run: RunKey, step: &'static str) {
+        recorder.record("the step", move |s| s.start_step(run, step));
+    }
+
+    /// Waits until the thread waits for a first job (it lingers a few milliseconds after
+    /// a commit, then waits).
+    fn until_idle(recorder: &Recorder) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while recorder.shared.queue.lock().expect("the queue").waits != Waits::Idle {
+            assert!(
+                Instant::now() < until,
+                "the thread never waits for a first job"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn writes_nobody_waits_for_reach_the_store_in_each_state_of_the_thread() {
+        let (home, recorder, run) = recorder();
+        start(&recorder, run, "a");
+        assert!(seen_running(home.path(), run, "a", Duration::from_secs(5)));
+        // The thread waits for a first write: the write wakes it.
+        until_idle(&recorder);
+        start(&recorder, run, "b");
+        assert!(seen_running(home.path(), run, "b", Duration::from_secs(5)));
+        // Right after that commit it lingers: a write then does not wake it, and lands.
+        start(&recorder, run, "c");
+        assert!(seen_running(home.path(), run, "c", Duration::from_secs(5)));
+        // It is busy with a call when the write comes: it finds the write afterwards.
+        let (entered, busy) = std::sync::mpsc::channel();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let call = std::thread::scope(|scope| {
+            let recorder = &recorder;
+            let waiting = scope.spawn(move || {
+                runtime.block_on(recorder.call(move |_| {
+                    entered.send(()).expect("the test waits");
+                    held.recv().expect("the test releases the call");
+                }))
+            });
+            busy.recv().expect("the call runs");
+            start(recorder, run, "d");
+            release.send(()).expect("the call waits");
+            waiting.join().expect("the call ends")
+        });
+        assert!(call.is_some(), "the call ran and answered");
+        assert!(seen_running(home.path(), run, "d", Duration::from_secs(5)));
+        recorder.close();
+    }
+
+    #[test]
+    fn a_flush_returns_once_everything_sent_before_it_is_in_the_store() {
+        let (home, recorder, run) = recorder();
+        for step in ["a", "b", "c"] {
+            start(&recorder, run, step);
+        }
+        recorder.flush();
+        for step in ["a", "b", "c"] {
+            assert_eq!(seen(home.path(), run, step), Status::Running, "{step}");
+        }
+        let (home2, recorder2, run2) = self::recorder();
+        recorder2.record_now("the attempt", move |s| s.start_step(run2, "a"));
+        recorder2.flush();
+        assert_eq!(seen(home2.path(), run2, "a"), Status::Running);
+        recorder.close();
+        recorder2.close();
+    }
 }
