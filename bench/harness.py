@@ -6,6 +6,7 @@ pages of the forked Python before it ran `exec`, about 14 MB.
 """
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,3 +32,15 @@ def timed(cmd, env=None, cwd=None):
             raise SystemExit(f"{cmd} failed")
         kib = int(rss.read().strip().splitlines()[-1])
     return elapsed, kib
+
+
+def write_chain(folder, n):
+    """A DAG file of n chained local steps `true` in folder; its path."""
+    dag = Path(folder) / "chain.yaml"
+    dag.write_text("steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n)))
+    return dag
+
+
+def int_arg(i, default):
+    """The i-th command-line argument as a number, or default."""
+    return int(sys.argv[i]) if len(sys.argv) > i else default

@@ -20,11 +20,10 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, WHARF
+from harness import ROOT, WHARF, int_arg, write_chain
 
 EVENTS = ["sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
           "syscalls:sys_exit_epoll_wait", "syscalls:sys_exit_wait4"]
@@ -75,12 +74,10 @@ def phases(events):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    n, rounds = int_arg(1, 1000), int_arg(2, 3)
     tmp = Path(tempfile.mkdtemp(prefix="wharf-phases-"))
     try:
-        dag = tmp / "chain.yaml"
-        dag.write_text("steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n)))
+        dag = write_chain(tmp, n)
         env = dict(os.environ, SHELL="/bin/sh")
         cases = {
             "shell loop": (["sh", "-c", f"i=0; while [ $i -lt {n} ]; do sh -c true; i=$((i+1)); done"], env),

@@ -13,19 +13,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import timed
+from harness import int_arg, timed, write_chain
 
 
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     builds = [Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 15
+    n, rounds = int_arg(3, 1000), int_arg(4, 15)
     tmp = Path(tempfile.mkdtemp(prefix="wharf-versus-"))
     try:
-        dag = tmp / "chain.yaml"
-        dag.write_text("steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n)))
+        dag = write_chain(tmp, n)
 
         def run(build):
             home = tmp / "home"
