@@ -34,10 +34,20 @@ def timed(cmd, env=None, cwd=None):
     return elapsed, kib
 
 
+def true_steps(n):
+    """The items of a `steps:` list: n steps `true`, named s0 to s(n-1)."""
+    return "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n))
+
+
+def true_loop(n):
+    """The baseline of the local chains: `sh -c true` n times from a shell loop."""
+    return f"i=0; while [ $i -lt {n} ]; do sh -c true; i=$((i+1)); done"
+
+
 def write_chain(folder, n):
     """A DAG file of n chained local steps `true` in folder; its path."""
     dag = Path(folder) / "chain.yaml"
-    dag.write_text("steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n)))
+    dag.write_text("steps:\n" + true_steps(n))
     return dag
 
 

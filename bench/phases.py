@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, WHARF, int_arg, write_chain
+from harness import ROOT, WHARF, int_arg, true_loop, write_chain
 
 EVENTS = ["sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
           "syscalls:sys_exit_epoll_wait", "syscalls:sys_exit_wait4"]
@@ -80,7 +80,7 @@ def main():
         dag = write_chain(tmp, n)
         env = dict(os.environ, SHELL="/bin/sh")
         cases = {
-            "shell loop": (["sh", "-c", f"i=0; while [ $i -lt {n} ]; do sh -c true; i=$((i+1)); done"], env),
+            "shell loop": (["sh", "-c", true_loop(n)], env),
             "floor (bench/spawnfloor)": ([str(spawnfloor()), str(n)], env),
             "wharf run": ([str(WHARF), "run", str(dag)], dict(env, WHARF_HOME=str(tmp / "home"))),
         }

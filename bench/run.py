@@ -29,7 +29,7 @@ from pathlib import Path
 
 import queue as queue_bench
 import ssh as ssh_bench
-from harness import ROOT, WHARF, timed
+from harness import ROOT, WHARF, timed, true_loop, true_steps
 
 IMAGE = "wharf-test/base:latest"
 LOG_BYTES = 200_000_000
@@ -206,26 +206,26 @@ def run_all(tmp, label, args):
     sshd = ssh_bench.Sshd(tmp) if (not args.only or "ssh-20" in args.only) else None
     cases = [
         Case("local-200", "200 chained local steps `true`", "<= 1.2x",
-             ("wharf run", wharf("run", dag("local", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(200))))),
-             ("shell loop of `sh -c true` x200", shell("i=0; while [ $i -lt 200 ]; do sh -c true; i=$((i+1)); done")),
+             ("wharf run", wharf("run", dag("local", "steps:\n" + true_steps(200)))),
+             ("shell loop of `sh -c true` x200", shell(true_loop(200))),
              rss_limit=20, min_rounds=31),
         Case("local-1000", "1000 chained local steps `true`", "<= 1.2x",
-             ("wharf run", wharf("run", dag("local1k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(1000))))),
-             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done")),
+             ("wharf run", wharf("run", dag("local1k", "steps:\n" + true_steps(1000)))),
+             ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
              min_rounds=15),
         Case("local-10000", "10 000 chained local steps `true`", "<= 1.2x, RSS < 30 MB",
-             ("wharf run", wharf("run", dag("local10k", "steps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
-             ("shell loop of `sh -c true` x10000", shell("i=0; while [ $i -lt 10000 ]; do sh -c true; i=$((i+1)); done")),
+             ("wharf run", wharf("run", dag("local10k", "steps:\n" + true_steps(10_000)))),
+             ("shell loop of `sh -c true` x10000", shell(true_loop(10000))),
              rss_limit=30),
         Case("local-1000-floor", "1000 chained local steps `true` against the floor program spawning the same 1000 `sh -c true`: what wharf adds to a step", "report",
              ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
              ("bench/spawnfloor 1000", spawn_floor(1000)), min_rounds=15),
         Case("spawn-floor-1000", "the floor under a local step: `sh -c true` x1000 spawned with piped output and waited for by a one-thread tokio program (bench/spawnfloor), nothing else", "report",
              ("bench/spawnfloor 1000", spawn_floor(1000)),
-             ("shell loop of `sh -c true` x1000", shell("i=0; while [ $i -lt 1000 ]; do sh -c true; i=$((i+1)); done")),
+             ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
              min_rounds=15),
         Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
-             ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(10_000))))),
+             ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + true_steps(10_000)))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
              rss_limit=60),
         Case("logs-1000x10k", "1000 chained local steps each printing 10 000 lines (`seq 10000`), all in the logs", "<= 1.2x",
@@ -263,7 +263,7 @@ def run_all(tmp, label, args):
              ("wharf run", wharf("run", dag("containers-raw", "steps:\n" + "".join(container_step.format(i=i) for i in range(20))))),
              ("create/start/wait/remove x20 over the socket", lambda: timed([sys.executable, str(ROOT / "bench" / "rawapi.py"), IMAGE, "20"]))),
         Case("exec-50", "50 chained steps `true` in a DAG-level container", "<= 0.7x",
-             ("wharf run", wharf("run", dag("shared", f"container:\n  image: {IMAGE}\nsteps:\n" + "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(50))))),
+             ("wharf run", wharf("run", dag("shared", f"container:\n  image: {IMAGE}\nsteps:\n" + true_steps(50)))),
              ("start C, `docker exec C true` x50, remove C", shell(f"c=$(docker run -d {lbl} {IMAGE} sleep 3600); i=0; while [ $i -lt 50 ]; do docker exec $c true; i=$((i+1)); done; docker rm -f $c >/dev/null"))),
         Case("parallel-16", "16 parallel container steps (`type: graph`)", "<= 1.1x",
              ("wharf run", wharf("run", dag("parallel", "type: graph\nsteps:\n" + "".join(container_step.format(i=i) for i in range(16))))),

@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import true_steps
+
 
 class Sshd:
     def __init__(self, tmp):
@@ -44,7 +46,7 @@ class Sshd:
         return f"i=0; while [ $i -lt {n} ]; do {ssh}; i=$((i+1)); done"
 
     def dag(self, n):
-        steps = "".join(f"  - name: s{i}\n    command: \"true\"\n" for i in range(n))
+        steps = true_steps(n)
         return (f"ssh:\n  user: root\n  host: 127.0.0.1\n  port: {self.port}\n  key: {self.key}\n"
                 f"  knownHostFile: {self.known}\nsteps:\n{steps}")
 
