@@ -145,6 +145,9 @@ impl Recorder {
         };
         if wake {
             q.waits = Waits::Busy;
+            // Woken after the lock is let go: a thread woken while it is held would wait
+            // for it at once, and need a second wake-up.
+            drop(q);
             self.shared.wake.notify_one();
         }
     }
@@ -209,8 +212,8 @@ impl Recorder {
     pub fn close(&self) {
         if let Ok(mut q) = self.shared.queue.lock() {
             q.closed = true;
-            self.shared.wake.notify_one();
         }
+        self.shared.wake.notify_one();
         if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = thread.join();
         }
