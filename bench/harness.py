@@ -51,6 +51,17 @@ def write_chain(folder, n):
     return dag
 
 
+def spawnfloor():
+    """bench/spawnfloor, the floor program under a local step: built on first use, outside
+    wharf's workspace; its path."""
+    exe = ROOT / "target" / "spawnfloor" / "release" / "spawnfloor"
+    if not exe.exists():
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
+                        str(ROOT / "bench" / "spawnfloor" / "Cargo.toml"),
+                        "--target-dir", str(ROOT / "target" / "spawnfloor")], check=True)
+    return exe
+
+
 def int_arg(i, default):
     """The i-th command-line argument as a number, or default."""
     return int(sys.argv[i]) if len(sys.argv) > i else default

@@ -23,20 +23,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, WHARF, int_arg, true_loop, write_chain
+from harness import WHARF, int_arg, spawnfloor, true_loop, write_chain
 
 EVENTS = ["sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
           "syscalls:sys_exit_epoll_wait", "syscalls:sys_exit_wait4"]
 LINE = re.compile(r"\s*(\d+)/(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)")
-
-
-def spawnfloor():
-    exe = ROOT / "target" / "spawnfloor" / "release" / "spawnfloor"
-    if not exe.exists():
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
-                        str(ROOT / "bench" / "spawnfloor" / "Cargo.toml"),
-                        "--target-dir", str(ROOT / "target" / "spawnfloor")], check=True)
-    return exe
 
 
 def trace(argv, env, data):

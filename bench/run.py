@@ -29,7 +29,7 @@ from pathlib import Path
 
 import queue as queue_bench
 import ssh as ssh_bench
-from harness import ROOT, WHARF, timed, true_loop, true_steps
+from harness import ROOT, WHARF, spawnfloor, timed, true_loop, true_steps
 
 IMAGE = "wharf-test/base:latest"
 LOG_BYTES = 200_000_000
@@ -163,15 +163,8 @@ def run_all(tmp, label, args):
         return thunk
 
     def spawn_floor(n):
-        """bench/spawnfloor (built once, outside wharf's workspace) spawning n processes."""
-        manifest = ROOT / "bench" / "spawnfloor" / "Cargo.toml"
-        exe = ROOT / "target" / "spawnfloor" / "release" / "spawnfloor"
-        def thunk():
-            if not exe.exists():
-                subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", str(manifest),
-                                "--target-dir", str(ROOT / "target" / "spawnfloor")], check=True)
-            return timed([str(exe), str(n)])
-        return thunk
+        """bench/spawnfloor spawning n processes."""
+        return lambda: timed([str(spawnfloor()), str(n)])
 
     def shell(script):
         return lambda: timed(["sh", "-c", script])
