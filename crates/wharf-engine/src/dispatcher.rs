@@ -606,7 +606,10 @@ impl Dispatcher {
                     }
                     slots[i] = Slot::Running;
                     let ctx = self.step_ctx(StepRef::Main(i), i + 1, stop.child_token());
-                    running.spawn(async move { (i, step::run(ctx).await) });
+                    // Boxed apart from the task: the step's future is a few KiB, and the
+                    // task's cell (aligned to a cache line) is then small to allocate.
+                    let step = Box::pin(step::run(ctx));
+                    running.spawn(async move { (i, step.await) });
                 }
                 self.prepare_ahead(&ahead, &slots, &deps, &mut foreseen);
             }
