@@ -2,7 +2,10 @@
 """What the Docker engine itself takes per container step and per exec, over the raw API:
 the floor under the container cases of bench/run.py. Prints the median of each phase.
 
-  container: create, start, wait (until not running), remove, for `true` in IMAGE
+  container: create, start, wait (until not running), remove, for `true` in IMAGE; and,
+             apart from the sum, when the container's `die` event came after its start
+             returned (the daemon sends it before it releases the container's network
+             and file system, which the wait includes)
   exec:      create, start (attached, until the output ends), inspect, for `true` in a
              running container
 
@@ -13,7 +16,9 @@ import os
 import socket
 import statistics
 import sys
+import threading
 import time
+import urllib.parse
 
 from rawapi import UnixConnection, call
 
@@ -42,6 +47,24 @@ def attached_start(exec_id):
     s.close()
 
 
+def die_event(cid, since, seen):
+    """Follows the events of container `cid` from `since` (the daemon replays what came
+    before the request) until its `die`; notes when that came."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(SOCKET)
+    filters = urllib.parse.quote(json.dumps({"container": [cid], "event": ["die"]}))
+    s.sendall(f"GET /v1.41/events?since={since}&filters={filters} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+    received = b""
+    while b'"die"' not in received:
+        chunk = s.recv(65536)
+        if not chunk:
+            s.close()
+            return
+        received += chunk
+    seen.append(time.perf_counter())
+    s.close()
+
+
 def report(what, phases):
     total = sum(statistics.median(v) for v in phases.values())
     parts = ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in phases.items())
@@ -51,14 +74,24 @@ def report(what, phases):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     conn = UnixConnection(SOCKET)
-    phases = {}
+    phases, died = {}, []
     for _ in range(n):
         cid = timed(phases, "create", lambda: call(conn, "POST", "/v1.41/containers/create",
                                                    {"Image": IMAGE, "Cmd": ["true"], "Labels": LABEL})["Id"])
+        seen = []
+        follower = threading.Thread(target=die_event, args=(cid, int(time.time()) - 1, seen))
+        follower.start()
         timed(phases, "start", lambda: call(conn, "POST", f"/v1.41/containers/{cid}/start"))
+        started = time.perf_counter()
         timed(phases, "wait", lambda: call(conn, "POST", f"/v1.41/containers/{cid}/wait"))
+        follower.join(10)
+        if seen:
+            died.append((seen[0] - started) * 1000)
         timed(phases, "remove", lambda: call(conn, "DELETE", f"/v1.41/containers/{cid}?force=1"))
     report("container step", phases)
+    if died:
+        print(f"  its `die` event came {statistics.median(died):.1f} ms after the start returned "
+              f"(the wait: {statistics.median(phases['wait']):.1f} ms)")
 
     cid = call(conn, "POST", "/v1.41/containers/create", {"Image": IMAGE, "Cmd": ["sleep", "600"], "Labels": LABEL})["Id"]
     try:
