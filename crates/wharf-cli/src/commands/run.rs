@@ -451,6 +451,40 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
     execute(store, request, term, args.verbose, dead > 0)
 }
 
+/// Shows the run's events (`show(Some(event))`), and ticks a few times a second
+/// (`show(None)`), until the run finishes; then gives the engine's result. It ends as well
+/// when the engine's task ends without finishing the run (a panic in it), even if
+/// something else still holds a sender of the events: a run never hangs on its display.
+async fn follow<T>(
+    mut events: mpsc::UnboundedReceiver<Event>,
+    mut engine: tokio::task::JoinHandle<T>,
+    mut show: impl FnMut(Option<&Event>),
+) -> std::result::Result<T, tokio::task::JoinError> {
+    let mut ticker = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    show(Some(&event));
+                    if matches!(event, Event::RunFinished { .. }) {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            ended = &mut engine => {
+                // What the engine sent before it ended is still shown.
+                while let Ok(event) = events.try_recv() {
+                    show(Some(&event));
+                }
+                return ended;
+            }
+            _ = ticker.tick() => show(None),
+        }
+    }
+    engine.await
+}
+
 /// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
 /// `found_dead`: runs of dead processes were found, whose containers go first.
 fn execute(
@@ -509,31 +543,33 @@ fn execute(
             // What crashed runs left behind goes first (it may hold names this run needs).
             crate::commands::cleanup::remove_containers(&client).await;
         }
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         let engine = tokio::spawn(wharf_engine::execute(store, request, tx, control));
         let mut progress = Progress::new(term);
-        let mut ticker = tokio::time::interval(TICK);
         let mut tails = crate::commands::run::tails::Tails::new(verbose);
-        loop {
-            tokio::select! {
-                event = rx.recv() => match event {
-                    Some(event) => {
-                        tails.event(&event);
-                        progress.event(&event);
-                        if matches!(event, Event::RunFinished { .. }) {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                _ = ticker.tick() => {
-                    tails.poll();
-                    progress.tick();
-                }
+        let ended = follow(rx, engine, |event| match event {
+            Some(event) => {
+                tails.event(event);
+                progress.event(event);
+            }
+            None => {
+                tails.poll();
+                progress.tick();
+            }
+        })
+        .await;
+        progress.finish();
+        match ended {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: the run's engine stopped unexpectedly: {e}"
+                );
+                None
             }
         }
-        progress.finish();
-        engine.await.ok()
     });
     Ok(match summary.map(|s| s.status) {
         // A run that waits for an approval did all it could for now.
@@ -689,5 +725,83 @@ pub(crate) mod tails {
             }
             let _ = out.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+    use wharf_engine::{Event, Status};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    fn finished() -> Event {
+        Event::RunFinished {
+            status: Status::Succeeded,
+            duration: Duration::from_millis(1),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_display_ends_with_the_run_and_gives_the_engines_result() {
+        runtime().block_on(async {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _held = tx.clone();
+            let engine = tokio::spawn(async move {
+                tx.send(Event::Notice("one".into())).expect("sent");
+                tx.send(finished()).expect("sent");
+                7
+            });
+            let mut shown = Vec::new();
+            let result = follow(rx, engine, |e| {
+                if let Some(e) = e {
+                    shown.push(format!("{e:?}"));
+                }
+            })
+            .await;
+            assert_eq!(result.expect("the engine's result"), 7);
+            assert_eq!(shown.len(), 2, "{shown:?}");
+            assert!(shown[0].contains("one"), "{shown:?}");
+        });
+    }
+
+    #[test]
+    fn a_panic_in_the_engine_ends_the_display_even_while_a_sender_is_held() {
+        runtime().block_on(async {
+            let (tx, rx) = mpsc::unbounded_channel();
+            // Another holder of a sender (a task, a thread) that never lets go.
+            let _held = tx.clone();
+            let engine = tokio::spawn(async move {
+                tx.send(Event::Notice("before the panic".into()))
+                    .expect("sent");
+                tokio::task::yield_now().await;
+                panic!("the engine failed");
+            });
+            let mut shown = Vec::new();
+            let result = tokio::time::timeout(
+                Duration::from_secs(10),
+                follow(rx, engine, |e| {
+                    if let Some(e) = e {
+                        shown.push(format!("{e:?}"));
+                    }
+                }),
+            )
+            .await
+            .expect("the display ended instead of waiting for events forever");
+            let error = result.expect_err("the engine's task panicked");
+            assert!(error.is_panic(), "{error}");
+            assert!(
+                shown.iter().any(|e| e.contains("before the panic")),
+                "{shown:?}"
+            );
+        });
     }
 }
