@@ -55,17 +55,18 @@ impl Progress {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// Prints lines that stay (above the live area).
+    /// Prints lines that stay (above the live area). The live area's clearing, the lines
+    /// and the live area again go to the terminal in one write: stderr is unbuffered,
+    /// and a write per piece was several system calls per event.
     fn emit(&mut self, lines: &[String]) {
-        let mut err = std::io::stderr().lock();
-        self.clear(&mut err);
-        let mut text = String::new();
+        let mut frame = Vec::new();
+        self.clear(&mut frame);
         for line in lines {
-            text.push_str(line);
-            text.push('\n');
+            frame.extend_from_slice(line.as_bytes());
+            frame.push(b'\n');
         }
-        let _ = err.write_all(text.as_bytes());
-        self.draw(&mut err);
+        self.draw(&mut frame);
+        let _ = std::io::stderr().lock().write_all(&frame);
     }
 
     fn clear(&mut self, err: &mut impl std::io::Write) {
@@ -104,16 +105,16 @@ impl Progress {
             let _ = writeln!(err, "  ... and {} more running", self.active.len() - shown);
             self.drawn += 1;
         }
-        let _ = err.flush();
     }
 
     /// Redraws the running steps (call a few times a second on a terminal).
     pub fn tick(&mut self) {
         if self.live && !self.active.is_empty() {
             self.frame += 1;
-            let mut err = std::io::stderr().lock();
-            self.clear(&mut err);
-            self.draw(&mut err);
+            let mut frame = Vec::new();
+            self.clear(&mut frame);
+            self.draw(&mut frame);
+            let _ = std::io::stderr().lock().write_all(&frame);
         }
     }
 
