@@ -750,58 +750,58 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_display_ends_with_the_run_and_gives_the_engines_result() {
+    /// Follows an engine made of `body` (given the events' sender) while a second sender
+    /// stays held throughout, as a task or a thread of a run may hold one; gives the
+    /// engine's result and the events shown, as text.
+    fn follow_engine<T, F>(
+        body: impl FnOnce(mpsc::UnboundedSender<Event>) -> F,
+    ) -> (Result<T, tokio::task::JoinError>, Vec<String>)
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
         runtime().block_on(async {
             let (tx, rx) = mpsc::unbounded_channel();
             let _held = tx.clone();
-            let engine = tokio::spawn(async move {
-                tx.send(Event::Notice("one".into())).expect("sent");
-                tx.send(finished()).expect("sent");
-                7
-            });
+            let engine = tokio::spawn(body(tx));
             let mut shown = Vec::new();
-            let result = follow(rx, engine, |e| {
-                if let Some(e) = e {
-                    shown.push(format!("{e:?}"));
+            let keep = |event: Option<&Event>| {
+                if let Some(event) = event {
+                    shown.push(format!("{event:?}"));
                 }
-            })
-            .await;
-            assert_eq!(result.expect("the engine's result"), 7);
-            assert_eq!(shown.len(), 2, "{shown:?}");
-            assert!(shown[0].contains("one"), "{shown:?}");
+            };
+            let result = tokio::time::timeout(Duration::from_secs(10), follow(rx, engine, keep))
+                .await
+                .expect("the display ended instead of waiting for events forever");
+            (result, shown)
+        })
+    }
+
+    #[test]
+    fn the_display_ends_with_the_run_and_gives_the_engines_result() {
+        let (result, shown) = follow_engine(|tx| async move {
+            tx.send(Event::Notice("one".into())).expect("sent");
+            tx.send(finished()).expect("sent");
+            7
         });
+        assert_eq!(result.expect("the engine's result"), 7);
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(shown[0].contains("one"), "{shown:?}");
     }
 
     #[test]
     fn a_panic_in_the_engine_ends_the_display_even_while_a_sender_is_held() {
-        runtime().block_on(async {
-            let (tx, rx) = mpsc::unbounded_channel();
-            // Another holder of a sender (a task, a thread) that never lets go.
-            let _held = tx.clone();
-            let engine = tokio::spawn(async move {
-                tx.send(Event::Notice("before the panic".into()))
-                    .expect("sent");
-                tokio::task::yield_now().await;
-                panic!("the engine failed");
-            });
-            let mut shown = Vec::new();
-            let result = tokio::time::timeout(
-                Duration::from_secs(10),
-                follow(rx, engine, |e| {
-                    if let Some(e) = e {
-                        shown.push(format!("{e:?}"));
-                    }
-                }),
-            )
-            .await
-            .expect("the display ended instead of waiting for events forever");
-            let error = result.expect_err("the engine's task panicked");
-            assert!(error.is_panic(), "{error}");
-            assert!(
-                shown.iter().any(|e| e.contains("before the panic")),
-                "{shown:?}"
-            );
+        let (result, shown) = follow_engine(|tx| async move {
+            tx.send(Event::Notice("before the panic".into()))
+                .expect("sent");
+            tokio::task::yield_now().await;
+            panic!("the engine failed");
         });
+        let error = result.expect_err("the engine's task panicked");
+        assert!(error.is_panic(), "{error}");
+        assert!(
+            shown.iter().any(|e| e.contains("before the panic")),
+            "{shown:?}"
+        );
     }
 }
