@@ -70,6 +70,9 @@ pub(crate) enum Error {
     Serve(#[from] wharf_server::ServeError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The engine's task ended without finishing the run (it panicked).
+    #[error("the run's engine stopped unexpectedly: {0}")]
+    Engine(String),
     #[error("{0}")]
     Output(std::io::Error),
 }

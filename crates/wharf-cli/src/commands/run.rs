@@ -559,23 +559,14 @@ fn execute(
         })
         .await;
         progress.finish();
-        match ended {
-            Ok(summary) => Some(summary),
-            Err(e) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "error: the run's engine stopped unexpectedly: {e}"
-                );
-                None
-            }
-        }
+        ended
     });
-    Ok(match summary.map(|s| s.status) {
+    let summary = summary.map_err(|e| Error::Engine(e.to_string()))?;
+    Ok(match summary.status {
         // A run that waits for an approval did all it could for now.
-        Some(
-            Status::Succeeded | Status::PartiallySucceeded | Status::Skipped | Status::Waiting,
-        ) => ExitCode::Success,
+        Status::Succeeded | Status::PartiallySucceeded | Status::Skipped | Status::Waiting => {
+            ExitCode::Success
+        }
         _ => ExitCode::Failure,
     })
 }
