@@ -69,14 +69,14 @@ impl Progress {
         let _ = std::io::stderr().lock().write_all(&frame);
     }
 
-    fn clear(&mut self, err: &mut impl std::io::Write) {
+    fn clear(&mut self, frame: &mut Vec<u8>) {
         if self.live && self.drawn > 0 {
-            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn);
+            let _ = write!(frame, "\x1b[{}A\x1b[J", self.drawn);
             self.drawn = 0;
         }
     }
 
-    fn draw(&mut self, err: &mut impl std::io::Write) {
+    fn draw(&mut self, frame: &mut Vec<u8>) {
         if !self.live {
             return;
         }
@@ -98,11 +98,15 @@ impl Progress {
                 "{spin} {name}: {state}{retry} {}{busy}",
                 time::duration(since.elapsed())
             );
-            let _ = writeln!(err, "{}", self.paint(Status::Running, &line));
+            let _ = writeln!(frame, "{}", self.paint(Status::Running, &line));
         }
         self.drawn = shown;
         if self.active.len() > shown {
-            let _ = writeln!(err, "  ... and {} more running", self.active.len() - shown);
+            let _ = writeln!(
+                frame,
+                "  ... and {} more running",
+                self.active.len() - shown
+            );
             self.drawn += 1;
         }
     }
@@ -111,10 +115,7 @@ impl Progress {
     pub fn tick(&mut self) {
         if self.live && !self.active.is_empty() {
             self.frame += 1;
-            let mut frame = Vec::new();
-            self.clear(&mut frame);
-            self.draw(&mut frame);
-            let _ = std::io::stderr().lock().write_all(&frame);
+            self.emit(&[]);
         }
     }
 
@@ -232,8 +233,9 @@ impl Progress {
 
     /// Leaves the terminal clean.
     pub fn finish(&mut self) {
-        let mut err = std::io::stderr().lock();
-        self.clear(&mut err);
+        let mut frame = Vec::new();
+        self.clear(&mut frame);
+        let _ = std::io::stderr().lock().write_all(&frame);
     }
 }
 
