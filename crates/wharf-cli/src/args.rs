@@ -25,7 +25,7 @@ const GROUPS: &[(&str, &[&str])] = &[
     (
         "Run DAGs",
         &[
-            "run", "enqueue", "dequeue", "stop", "restart", "retry", "dry",
+            "run", "exec", "enqueue", "dequeue", "stop", "restart", "retry", "dry",
         ],
     ),
     (
@@ -94,6 +94,9 @@ pub(crate) enum Command {
     /// file is invalid.
     #[command(visible_alias = "start")]
     Run(RunArgs),
+    /// Run one command as a run of its own, without a DAG file (`wharf exec -- make test`):
+    /// the run is named `exec-COMMAND` and kept like any other.
+    Exec(ExecArgs),
     /// Check DAG files without running anything; exit 0 when all are valid, 2 otherwise.
     Validate(ValidateArgs),
     /// Show what a run would do: steps in order, where each runs, and the environment.
@@ -190,6 +193,44 @@ pub(crate) struct RunArgs {
     /// What starts the run, as it is recorded (`api`, `ui`, `schedule`; `cli` by default).
     #[arg(long, hide = true, value_name = "WHAT")]
     pub trigger: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// The command and its arguments (best after `--`), run through the shell as one step.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+    /// The DAG name the run is kept under (`exec-` and the command's name by default).
+    #[arg(long, short = 'N', value_name = "NAME")]
+    pub name: Option<String>,
+    /// The id of the run; a new UUID by default.
+    #[arg(long, short = 'r', value_name = "ID")]
+    pub run_id: Option<String>,
+    /// An environment variable for the command, `KEY=VALUE`; repeatable.
+    #[arg(long, short = 'E', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A dotenv file to load before the command runs; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub dotenv: Vec<PathBuf>,
+    /// The directory the command runs in (the current one by default).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// The shell that runs the command (as a DAG's `shell`).
+    #[arg(long, value_name = "SHELL")]
+    pub shell: Option<String>,
+    /// A base configuration to inherit instead of the installation's `base.yaml`.
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+    /// Accepted for Dagu's command line and refused: wharf has no workers to select.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub worker_label: Vec<String>,
+    /// Print the command's output as it comes.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

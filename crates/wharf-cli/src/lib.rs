@@ -50,6 +50,7 @@ pub fn run() -> i32 {
     }
     let result = match args.command {
         args::Command::Run(a) => commands::run::run(&a, &term),
+        args::Command::Exec(a) => commands::exec::run(&a, &term),
         args::Command::Validate(a) => commands::validate::run(&a, &term),
         args::Command::Dry(a) => {
             commands::dry::run(&a, &term, args.dialect.as_deref() == Some("2"))

@@ -1163,3 +1163,98 @@ fn a_run_of_host_steps_never_asks_the_docker_engine_anything() {
         Err(e) => panic!("accept: {e}"),
     }
 }
+
+#[test]
+fn exec_runs_one_command_as_a_run_of_its_own() {
+    let p = Place::new();
+    let exec = |args: &[&str]| p.wharf().args(["exec"]).args(args).run();
+
+    let out = exec(&["--", "sh", "-c", "printf hi > exec.out; echo 'a  b' \"$0\""]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("exec.out")).expect("out"),
+        "hi"
+    );
+    // Named after the command; its one step is `main`, its output in the logs.
+    assert_eq!(p.status("exec-sh")["status"], "succeeded");
+    assert_eq!(p.logs("exec-sh", "main"), "a  b sh\n");
+
+    // A failure is the run's; --env, --dotenv and --workdir reach the command.
+    let failed = exec(&["--", "sh", "-c", "exit 7"]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    assert_eq!(step(&p.status("exec-sh"), "main")["exitCode"], 7);
+    std::fs::create_dir(p.path("wd")).expect("mkdir");
+    std::fs::write(p.path("my.env"), "FROM_FILE=dotenv\n").expect("dotenv");
+    let out = exec(&[
+        "-N",
+        "nightly",
+        "-r",
+        "first",
+        "--env",
+        "MY_VAR=exec value",
+        "--dotenv",
+        "my.env",
+        "--workdir",
+        "wd",
+        "--",
+        "sh",
+        "-c",
+        "printf '%s|%s|%s' \"$MY_VAR\" \"$FROM_FILE\" \"$(pwd)\" > got; test -f gate",
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let wd = p.path("wd");
+    assert_eq!(
+        std::fs::read_to_string(wd.join("got")).expect("got"),
+        format!("exec value|dotenv|{}", wd.display())
+    );
+    // Retried like any run: the kept DAG runs again under the same id.
+    std::fs::write(wd.join("gate"), "").expect("gate");
+    let retried = p
+        .wharf()
+        .args(["retry", "nightly", "--run-id", "first"])
+        .run();
+    assert_eq!(retried.code, Some(0), "{}", retried.stderr);
+    assert_eq!(p.status("nightly")["status"], "succeeded");
+    let history = p.wharf().args(["history"]).run();
+    assert_eq!(
+        history
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("exec-sh ") || l.starts_with("nightly "))
+            .count(),
+        3,
+        "{}",
+        history.stdout
+    );
+
+    // Wrong calls stop before anything is recorded.
+    for (args, said) in [
+        (&[][..], "a command is required"),
+        (&["--env", "NOVALUE", "--", "true"][..], "give KEY=VALUE"),
+        (
+            &["--workdir", "missing", "--", "true"][..],
+            "does not exist",
+        ),
+        (
+            &["--dotenv", "none.env", "--", "true"][..],
+            "does not exist",
+        ),
+        (&["-N", "a b", "--", "true"][..], "invalid name"),
+        (
+            &["--worker-label", "gpu=true", "--", "true"][..],
+            "no workers",
+        ),
+        (&["-r", "first", "--", "true"][..], "already started"),
+    ] {
+        let out = exec(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+    }
+    assert!(
+        p.wharf()
+            .args(["history", "exec-true"])
+            .run()
+            .stdout
+            .is_empty()
+    );
+}

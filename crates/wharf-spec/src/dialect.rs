@@ -46,7 +46,8 @@ pub fn set_dialect(dialect: Option<Dialect>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = dialect;
 }
 
-pub(crate) fn chosen() -> Option<Dialect> {
+/// The dialect every DAG file of this process is read in, if one was chosen.
+pub fn chosen() -> Option<Dialect> {
     *CHOSEN
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -30,7 +30,7 @@ pub use auth::decode_basic;
 pub use base::{base_config, set_base_config};
 pub use decode::set_default_backend;
 pub use diag::{Diagnostic, Severity};
-pub use dialect::{Dialect, set_dialect};
+pub use dialect::{Dialect, chosen as chosen_dialect, set_dialect};
 pub use graph::{dependency_indices, dependents, execution_order};
 pub use model::*;
 

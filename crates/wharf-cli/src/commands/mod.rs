@@ -1,5 +1,6 @@
 pub(crate) mod cleanup;
 pub(crate) mod dry;
+pub(crate) mod exec;
 pub(crate) mod history;
 pub(crate) mod logs;
 pub(crate) mod run;

@@ -34,7 +34,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
 
 /// Where a run's record comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Record<'a> {
+pub(crate) enum Record<'a> {
     /// This process records the run, started by what is named (`cli`, `api`, ...).
     New(&'a str),
     /// `wharf enqueue` recorded it and handed it to this process.
@@ -52,7 +52,7 @@ fn given_params(text: Option<&str>, after: &[String]) -> Result<Vec<String>> {
 }
 
 /// The id a new run gets: the one given (checked), or a new one.
-fn run_id_of(given: Option<&str>) -> Result<String> {
+pub(crate) fn run_id_of(given: Option<&str>) -> Result<String> {
     match given {
         Some(id) if !wharf_engine::valid_run_id(id) => Err(Error::RunId(id.to_owned())),
         Some(id) => Ok(id.to_owned()),
@@ -200,7 +200,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
 }
 
 /// Starts a run of the DAG file `file` and runs it to its end.
-fn start(
+pub(crate) fn start(
     file: &Path,
     run_id: Option<&str>,
     params: &[String],
