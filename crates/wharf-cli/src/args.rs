@@ -144,7 +144,7 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct SchedulerArgs {
     /// The folder of DAG files (`WHARF_DAGS`; `$WHARF_HOME/dags` by default).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, short = 'd', value_name = "DIR")]
     pub dags: Option<PathBuf>,
     /// Start the runs of one slot (an RFC 3339 time, e.g. `2026-11-28T10:15:00Z`) and exit,
     /// instead of running on.
@@ -155,13 +155,13 @@ pub(crate) struct SchedulerArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
     /// The address to listen on (`WHARF_HOST`; 127.0.0.1 by default).
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, short = 's', value_name = "HOST")]
     pub host: Option<String>,
     /// The port (`WHARF_PORT`; 8080 by default; 0 picks a free one).
     #[arg(long, short, value_name = "PORT")]
     pub port: Option<u16>,
     /// The folder of DAG files (`WHARF_DAGS`; `$WHARF_HOME/dags` by default).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, short = 'd', value_name = "DIR")]
     pub dags: Option<PathBuf>,
     /// A path prefix for everything served (`WHARF_BASE_PATH`), e.g. `/wharf`.
     #[arg(long, value_name = "PATH")]
@@ -175,8 +175,14 @@ pub(crate) struct RunArgs {
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
     /// The id of the run (letters, digits, `-`, `_`, `.`); a new UUID by default.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
+    /// The name the run is kept under, instead of the DAG's own.
+    #[arg(long, short = 'N', value_name = "NAME")]
+    pub name: Option<String>,
+    /// Run the DAG again with the params of this earlier run of it (a new run).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["params_text", "params"])]
+    pub from_run_id: Option<String>,
     /// Print the steps' output as it comes.
     #[arg(long, short)]
     pub verbose: bool,
@@ -248,6 +254,9 @@ pub(crate) struct EnqueueArgs {
     /// The id of the run; a new UUID by default.
     #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
+    /// The name the run is kept under, instead of the DAG's own.
+    #[arg(long, short = 'N', value_name = "NAME")]
+    pub name: Option<String>,
     /// Params for the run as one text of shell words, before any given after `--`.
     #[arg(long = "params", short = 'p', value_name = "PARAMS")]
     pub params_text: Option<String>,
@@ -262,7 +271,7 @@ pub(crate) struct DequeueArgs {
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
     /// The queued run to take out (the DAG's oldest by default).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
     /// The run as Dagu names it: `DAG:ID`.
     #[arg(long, value_name = "DAG:ID", conflicts_with = "run_id")]
@@ -313,7 +322,7 @@ pub(crate) struct RestartArgs {
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
     /// The id of the new run (a new one by default).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
     /// What starts the run, as it is recorded (`cli` by default).
     #[arg(long, hide = true, value_name = "WHAT")]
@@ -345,7 +354,7 @@ pub(crate) struct StatusArgs {
     /// The DAG: its name or the path of its file.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
     /// As JSON, on stdout.
     #[arg(long)]
@@ -397,7 +406,7 @@ pub(crate) struct LogsArgs {
     /// The DAG: its name or the path of its file.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
     /// The step.
     #[arg(long, value_name = "STEP")]
@@ -416,7 +425,7 @@ pub(crate) struct StopArgs {
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
     /// Stop only this run (all running runs of the DAG by default).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, short = 'r', value_name = "ID")]
     pub run_id: Option<String>,
 }
 
@@ -425,7 +434,7 @@ pub(crate) struct RetryArgs {
     /// The DAG: its name or the path of its file.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
-    #[arg(long, value_name = "ID", required = true)]
+    #[arg(long, short = 'r', value_name = "ID", required = true)]
     pub run_id: String,
     /// Run only this step again (the others keep their results).
     #[arg(long, value_name = "STEP")]

@@ -1258,3 +1258,71 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
             .is_empty()
     );
 }
+
+// L01: `start`'s flags as Dagu has them: `-r`, `--name/-N`, `--from-run-id`.
+#[test]
+fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() {
+    let p = Place::new();
+    let dag = p.dag(
+        "flags",
+        "params: WHO=nobody\nsteps:\n  - name: greet\n    command: echo hello $WHO from $DAG_NAME\n",
+    );
+    assert_eq!(p.run(&dag, &["-r", "one", "--", "WHO=alice"]).code, Some(0));
+    let named = p.run(&dag, &["-N", "flags-copy", "-r", "two", "--", "WHO=bob"]);
+    assert_eq!(named.code, Some(0), "{}", named.stderr);
+    assert_eq!(p.logs("flags-copy", "greet"), "hello bob from flags-copy\n");
+    let by_id = p
+        .wharf()
+        .args(["status", "flags-copy", "-r", "two", "--json"])
+        .run();
+    assert_eq!(
+        serde_json::from_str::<Value>(&by_id.stdout).expect("json")["runId"],
+        "two"
+    );
+
+    // A new run with the params of run `one`, under its own id.
+    let again = p.run(&dag, &["--from-run-id", "one", "-r", "three"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(p.status("flags")["runId"], "three");
+    assert_eq!(p.logs("flags", "greet"), "hello alice from flags\n");
+    // Of a run kept under another name, by that name.
+    let copied = p.run(&dag, &["-N", "flags-copy", "--from-run-id", "two"]);
+    assert_eq!(copied.code, Some(0), "{}", copied.stderr);
+    assert_eq!(p.logs("flags-copy", "greet"), "hello bob from flags-copy\n");
+    // A restart keeps the name too.
+    let restarted = p.wharf().args(["restart", "flags-copy"]).run();
+    assert_eq!(restarted.code, Some(0), "{}", restarted.stderr);
+    let history = p.wharf().args(["history", "flags-copy"]).run();
+    assert_eq!(history.stdout.lines().count(), 3, "{}", history.stdout);
+
+    // An enqueued run is kept under the name given, and its process finds it by it.
+    let out = p
+        .wharf()
+        .args(["enqueue", "-N", "flags-queued", "-r", "four"])
+        .args([&dag])
+        .args(["--", "WHO=carol"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.status("flags-queued")["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{}", p.status("flags-queued"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        p.logs("flags-queued", "greet"),
+        "hello carol from flags-queued\n"
+    );
+
+    for (args, said) in [
+        (
+            &["--from-run-id", "one", "--", "WHO=x"][..],
+            "cannot be used with",
+        ),
+        (&["--from-run-id", "nope"][..], "has no run `nope`"),
+        (&["-N", "no/slash"][..], "invalid name"),
+    ] {
+        let out = p.run(&dag, args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+    }
+}

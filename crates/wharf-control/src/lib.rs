@@ -271,6 +271,9 @@ fn start_taken(store: &Store, home: &Path, run: &RunRecord) -> Result<()> {
         run.file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         run.run_id.clone(),
+        // The name the run is kept under (`--name`, or a DAG renamed since).
+        "--name".to_owned(),
+        run.dag.clone(),
         "--enqueued".to_owned(),
     ];
     if !run.params.is_empty() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ExitCode;
 use crate::args::ExecArgs;
+use crate::commands::checked_name;
 use crate::commands::run::{Record, run_id_of, start};
 use crate::error::{Error, Result};
 use crate::term::Term;
@@ -109,6 +110,7 @@ pub(crate) fn run(args: &ExecArgs, term: &Term) -> Result<ExitCode> {
     let result = start(
         &file,
         Some(&run_id),
+        None,
         &[],
         args.verbose,
         term,
@@ -184,22 +186,6 @@ fn default_name(program: &str) -> String {
     let mut name = format!("exec-{safe}");
     name.truncate(NAME_MAX);
     name
-}
-
-/// A name given with `--name`, if a DAG can have it.
-fn checked_name(name: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(Error::Usage(format!(
-            "invalid name `{name}`: letters, digits, `_`, `-` and `.` only"
-        )))
-    }
 }
 
 /// Writes the command's DAG, readable by its owner only (its `env` may hold credentials).

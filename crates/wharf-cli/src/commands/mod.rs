@@ -107,6 +107,22 @@ pub(crate) fn dag_name(arg: &str) -> String {
     arg.to_owned()
 }
 
+/// A name given with `--name`, if a DAG can have it.
+pub(crate) fn checked_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid name `{name}`: letters, digits, `_`, `-` and `.` only"
+        )))
+    }
+}
+
 /// The run `run_id` of `dag`, or its latest.
 pub(crate) fn find_run(
     store: &wharf_store::Store,

@@ -9,14 +9,21 @@ use wharf_store::{NewRun, Store};
 
 use crate::ExitCode;
 use crate::args::{DequeueArgs, EnqueueArgs, RestartArgs, RetryArgs, RunArgs};
-use crate::commands::{dag_name, find_run, load, open_store_reaping, valid};
+use crate::commands::{checked_name, dag_name, find_run, load, open_store_reaping, valid};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, TICK};
 use crate::term::Term;
 
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
-    let params = given_params(args.params_text.as_deref(), &args.params)?;
+    let params = match &args.from_run_id {
+        // The params of an earlier run, found under the name it was kept under.
+        Some(from) => {
+            let name = args.name.clone().unwrap_or_else(|| dag_name(&args.dag));
+            find_run(&crate::commands::open_store()?, &name, Some(from))?.params
+        }
+        None => given_params(args.params_text.as_deref(), &args.params)?,
+    };
     let record = if args.enqueued {
         Record::Enqueued
     } else {
@@ -25,6 +32,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     start(
         &file,
         args.run_id.as_deref(),
+        args.name.as_deref(),
         &params,
         args.verbose,
         term,
@@ -65,7 +73,10 @@ pub(crate) fn run_id_of(given: Option<&str>) -> Result<String> {
 pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
     let params = given_params(args.params_text.as_deref(), &args.params)?;
-    let dag = valid(load(&file, term)?, &file)?;
+    let mut dag = valid(load(&file, term)?, &file)?;
+    if let Some(name) = &args.name {
+        dag.name = checked_name(name)?;
+    }
     wharf_spec::params::check(&dag, &params).map_err(|source| Error::Params {
         file: file.display().to_string(),
         source,
@@ -174,10 +185,11 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         source,
     })?;
     drop(store);
-    let (file, params) = match latest {
-        Some(run) if run.file.is_file() => (run.file, run.params),
-        Some(run) => (dag_file(&args.dag)?, run.params),
-        None => (dag_file(&args.dag)?, Vec::new()),
+    // The new run is kept under the name the latest was (`wharf run --name`).
+    let (file, params, kept_as) = match latest {
+        Some(run) if run.file.is_file() => (run.file, run.params, Some(run.dag)),
+        Some(run) => (dag_file(&args.dag)?, run.params, Some(run.dag)),
+        None => (dag_file(&args.dag)?, Vec::new(), None),
     };
     // `restartWaitSec`: a pause between the stop and the new start.
     let wait = wharf_spec::load_file(&file)
@@ -192,6 +204,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
     start(
         &file,
         args.run_id.as_deref(),
+        kept_as.as_deref(),
         &params,
         args.verbose,
         term,
@@ -200,15 +213,20 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
 }
 
 /// Starts a run of the DAG file `file` and runs it to its end.
+/// `name`: the name the run is kept under, instead of the DAG's own.
 pub(crate) fn start(
     file: &Path,
     run_id: Option<&str>,
+    name: Option<&str>,
     params: &[String],
     verbose: bool,
     term: &Term,
     record: Record<'_>,
 ) -> Result<ExitCode> {
-    let dag = valid(load(file, term)?, file)?;
+    let mut dag = valid(load(file, term)?, file)?;
+    if let Some(name) = name {
+        dag.name = checked_name(name)?;
+    }
     let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
         file: file.display().to_string(),
@@ -396,7 +414,9 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
     } else {
         record.file.clone()
     };
-    let dag = valid(load(&file, term)?, &file)?;
+    let mut dag = valid(load(&file, term)?, &file)?;
+    // The run keeps the name it was kept under (`wharf run --name`, a renamed DAG).
+    dag.name.clone_from(&record.dag);
     let resume = match &args.step {
         Some(step) => {
             if dag.step(step).is_none() {
