@@ -1257,6 +1257,21 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
             .stdout
             .is_empty()
     );
+
+    // The DAGs kept for the runs go with them.
+    let kept = || {
+        std::fs::read_dir(p.home().join("specs"))
+            .expect("specs")
+            .count()
+    };
+    assert_eq!(kept(), 3);
+    let out = p
+        .wharf()
+        .args(["cleanup", "--retention-days", "0", "-y", "exec-sh"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(kept(), 1);
+    assert_eq!(p.status("nightly")["status"], "succeeded");
 }
 
 // L01: `start`'s flags as Dagu has them: `-r`, `--name/-N`, `--from-run-id`.

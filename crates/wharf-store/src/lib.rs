@@ -1033,17 +1033,20 @@ impl Store {
     pub fn remove_runs(&self, runs: &[RunRecord]) -> Result<usize> {
         let mut removed = 0;
         for run in runs {
-            let tree: Vec<(i64, String)> = {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached("SELECT id, log_dir FROM runs WHERE id = ?1 OR root = ?1")?;
-                stmt.query_map(params![run.key.0], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?
+            let tree: Vec<(i64, String, String)> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT id, log_dir, file FROM runs WHERE id = ?1 OR root = ?1",
+                )?;
+                stmt.query_map(params![run.key.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
             };
-            for (id, log_dir) in &tree {
+            for (id, log_dir, file) in &tree {
                 self.conn
                     .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
                 let _ = std::fs::remove_dir_all(log_dir);
+                self.forget_kept_dag(file);
                 removed += 1;
             }
         }
@@ -1051,19 +1054,46 @@ impl Store {
     }
 
     pub fn purge(&self, dag: &str, before_ms: i64) -> Result<usize> {
-        let old: Vec<(i64, String)> = {
+        let old: Vec<(i64, String, String)> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, log_dir FROM runs WHERE dag = ?1 AND created_at < ?2 AND status != 'running'",
+                "SELECT id, log_dir, file FROM runs WHERE dag = ?1 AND created_at < ?2 AND status != 'running'",
             )?;
-            stmt.query_map(params![dag, before_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?
+            stmt.query_map(params![dag, before_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
         };
-        for (id, log_dir) in &old {
+        for (id, log_dir, file) in &old {
             self.conn
                 .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
             let _ = std::fs::remove_dir_all(log_dir);
+            self.forget_kept_dag(file);
         }
         Ok(old.len())
+    }
+
+    /// A DAG file wharf keeps for its runs (`HOME/specs/ID/NAME.yaml`: a spec sent to the
+    /// API, the command of `wharf exec`) goes with the last run that uses it.
+    fn forget_kept_dag(&self, file: &str) {
+        let Some(dir) = Path::new(file).parent() else {
+            return;
+        };
+        let specs = self.home.join("specs");
+        let specs = std::path::absolute(&specs).unwrap_or(specs);
+        if dir.parent() != Some(specs.as_path()) {
+            return;
+        }
+        let used = self
+            .conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM runs WHERE file = ?1)",
+                params![file],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(true);
+        if !used {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
