@@ -117,7 +117,8 @@ pub(crate) enum Command {
     /// Start a run in the background: it runs when its queue has a place
     /// (`maxActiveRuns`, `queue`), `queued` until then.
     Enqueue(EnqueueArgs),
-    /// Take a queued run out of its queue (the oldest of the DAG, or the one named).
+    /// Take a queued run out of its queue (the oldest of the DAG or of the queue named, or
+    /// the one given).
     Dequeue(DequeueArgs),
     /// Suspend a DAG: the scheduler skips its slots (and records them skipped).
     Suspend(DagArg),
@@ -267,7 +268,7 @@ pub(crate) struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DequeueArgs {
-    /// The DAG: its name or the path of its file.
+    /// The DAG (its name or the path of its file), or a queue's name.
     #[arg(value_name = "NAME|FILE")]
     pub dag: String,
     /// The queued run to take out (the DAG's oldest by default).

@@ -1041,11 +1041,25 @@ fn an_installations_base_configuration_queues_and_default_shell_hold_for_every_d
         serde_json::from_str::<Value>(&out.stdout).expect("json")["status"].clone()
     };
     assert_eq!(status("q2", "second"), "queued");
+    // L08: `dequeue QUEUE` takes the queue's oldest run out, whatever its DAG.
+    let out = wharf().args(["dequeue", "batch"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dequeued run second of q2"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(status("q2", "second"), "aborted");
+    let out = wharf().args(["dequeue", "batch"]).run();
+    assert_eq!(out.code, Some(1), "nothing left to take: {}", out.stderr);
+    let out = wharf().args(["enqueue", "q2", "-r", "third"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(status("q2", "third"), "queued");
     let out = wharf().args(["stop", "q1"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status("q2", "second") != "succeeded" {
-        assert!(Instant::now() < deadline, "{}", status("q2", "second"));
+    while status("q2", "third") != "succeeded" {
+        assert!(Instant::now() < deadline, "{}", status("q2", "third"));
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(

@@ -127,19 +127,32 @@ pub(crate) fn dequeue(args: &DequeueArgs) -> Result<ExitCode> {
     };
     let run = match id {
         Some(id) => find_run(&store, &name, Some(&id))?,
+        // The DAG's oldest queued run; else, as Dagu's `dequeue QUEUE`, the oldest run
+        // waiting in the queue of that name.
         None => match store
             .queued(Some(&name))
             .map_err(record)?
             .into_iter()
             .next()
+            .map_or_else(
+                || {
+                    store.queued(None).map(|runs| {
+                        runs.into_iter()
+                            .find(|r| r.queue.as_deref() == Some(args.dag.as_str()))
+                    })
+                },
+                |run| Ok(Some(run)),
+            )
+            .map_err(record)?
         {
             Some(run) => run,
             None => {
-                eprintln!("no run of `{name}` is queued");
+                eprintln!("no run of `{name}` is queued, nor any run in a queue of that name");
                 return Ok(ExitCode::Failure);
             }
         },
     };
+    let name = run.dag.clone();
     if !store.dequeue(run.key, "dequeued").map_err(record)? {
         eprintln!(
             "run {} of {name} is not queued (it is {})",
