@@ -1341,6 +1341,19 @@ fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() 
         p.logs("flags-queued", "greet"),
         "hello carol from flags-queued\n"
     );
+    // A DAG's own name need not be one `-N` takes: its enqueued run still runs.
+    let spaced = p.dag("spaced", "name: my dag\nsteps:\n  - echo ok\n");
+    let out = p
+        .wharf()
+        .args(["enqueue", "-r", "five"])
+        .args([&spaced])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.status("my dag")["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{}", p.status("my dag"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     for (args, said) in [
         (

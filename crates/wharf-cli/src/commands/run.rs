@@ -237,7 +237,8 @@ pub(crate) fn start(
     record: Record<'_>,
 ) -> Result<ExitCode> {
     let mut dag = valid(load(file, term)?, file)?;
-    if let Some(name) = name {
+    // Another name than the DAG's own must be one a DAG file could be named.
+    if let Some(name) = name.filter(|n| *n != dag.name) {
         dag.name = checked_name(name)?;
     }
     let run_id = run_id_of(run_id)?;
