@@ -153,6 +153,47 @@ fn runs_started_through_the_api_are_runs_like_any_other() {
         json!({"name": "greet", "history": [4]})
     );
 
+    // The run's DAG, and a new run of it with the run's params (under another name too).
+    let (code, v) = s.get("/dag-runs/job/first-run/spec");
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["spec"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("params: WHO=world\n"),
+        "{v}"
+    );
+    assert_eq!(s.get("/dag-runs/job/nope/spec").0, 404);
+    let (code, v) = s.post(
+        "/dag-runs/job/first-run/reschedule",
+        &json!({"dagRunId": "again"}),
+    );
+    assert_eq!(
+        (code, &v),
+        (200, &json!({"dagRunId": "again", "queued": false}))
+    );
+    s.until("job", "again", "partially_succeeded");
+    let (_, log) = s.get("/dag-runs/job/again/steps/greet/log");
+    assert_eq!(log["content"], "hello api\n");
+    let (code, v) = s.post(
+        "/dag-runs/job/first-run/reschedule",
+        &json!({"dagName": "job-copy"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let copy = v["dagRunId"].as_str().expect("an id").to_owned();
+    s.until("job-copy", &copy, "partially_succeeded");
+    let (code, v) = s.post(
+        "/dag-runs/job/first-run/reschedule",
+        &json!({"dagRunId": "again"}),
+    );
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = s.post(
+        "/dag-runs/job/first-run/reschedule",
+        &json!({"dagName": "../x"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(s.post("/dag-runs/job/nope/reschedule", &json!({})).0, 404);
+
     // Retry: the failed step again, same run.
     let (code, v) = s.post(
         "/dag-runs/job/first-run/retry",
@@ -654,7 +695,7 @@ fn the_web_ui_in_a_real_browser() {
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
-const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
+const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
 
 #[test]
 fn the_api_answers_as_the_openapi_document_says() {

@@ -125,6 +125,9 @@ pub fn start(home: &Path, start: &Start<'_>) -> Result<()> {
         start.file.to_string_lossy().into_owned(),
         "--run-id".to_owned(),
         start.run_id.to_owned(),
+        // The name the run is kept under (the DAG's own, or another given for it).
+        "--name".to_owned(),
+        start.dag.to_owned(),
         "--trigger".to_owned(),
         start.trigger.to_owned(),
     ];

@@ -232,6 +232,24 @@ pub(crate) fn router() -> Router<Shared> {
             ),
         )
         .route(
+            "/dag-runs/{name}/{id}/spec",
+            get(
+                |State(s): State<Shared>, UrlPath((name, id)): UrlPath<(String, String)>| async move {
+                    on_pool!(s, |dags, home| run_spec(home, &name, &id))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/reschedule",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath((name, id)): UrlPath<(String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| reschedule_run(home, &name, &id, &body))
+                },
+            ),
+        )
+        .route(
             "/dag-runs/{name}/{id}/retry",
             post(
                 |State(s): State<Shared>,

@@ -84,6 +84,100 @@ pub(super) fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
+/// `GET /dag-runs/{name}/{id}/spec`: the YAML of the run's DAG file (as the file is now),
+/// credentials redacted as every spec the API shows.
+pub(super) fn run_spec(home: &Path, name: &str, id: &str) -> Reply {
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    match wharf_spec::load_file(&run.file) {
+        Ok(loaded) => answer(
+            StatusCode::OK,
+            &RunSpec {
+                spec: wharf_spec::redact::source(&loaded.source),
+            },
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "the DAG file of run {} of {name} is gone: {}",
+                run.run_id,
+                run.file.display()
+            ),
+        ),
+        Err(e) => internal(format!("cannot read {}: {e}", run.file.display())),
+    }
+}
+
+/// `POST /dag-runs/{name}/{id}/reschedule`: a new run of the run's DAG with its params;
+/// `dagRunId` chooses the new run's id, `dagName` another name to keep it under.
+pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Reply {
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        or_reply!(body_json(body))
+    };
+    let store = or_reply!(open(home));
+    let run = or_reply!(find(&store, name, id));
+    let loaded = match wharf_spec::load_file(&run.file) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "the DAG file of run {} of {name} cannot be read ({}): {e}",
+                    run.run_id,
+                    run.file.display()
+                ),
+            );
+        }
+    };
+    let Some(dag) = loaded.dag.as_ref() else {
+        return bad_request(format!(
+            "the DAG file {} is invalid now: {}",
+            run.file.display(),
+            diagnostics(&loaded).join("; ")
+        ));
+    };
+    let new_name = match body.get("dagName").and_then(Value::as_str) {
+        None | Some("") => run.dag.clone(),
+        Some(given) => {
+            let ok = !given.starts_with('.')
+                && given
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if !ok {
+                return bad_request(format!(
+                    "invalid dagName `{given}`: letters, digits, `_`, `-` and `.` only"
+                ));
+            }
+            given.to_owned()
+        }
+    };
+    let run_id = or_reply!(super::dags::chosen_run_id(dag, &body));
+    let started = wharf_control::start(
+        home,
+        &wharf_control::Start {
+            file: &run.file,
+            dag: &new_name,
+            run_id: &run_id,
+            params: &run.params,
+            singleton: false,
+            trigger: "api",
+        },
+    );
+    if let Err(e) = started {
+        return control_error(&e);
+    }
+    let queued = store
+        .run(&new_name, &run_id)
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.status == wharf_store::Status::Queued);
+    answer(StatusCode::OK, &Rescheduled { run_id, queued })
+}
+
 /// `POST /dag-runs/{name}/{id}/retry`, with `stepName` to run that step alone again (and
 /// with `downstream: true` the steps after it too).
 pub(super) fn retry_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Reply {

@@ -572,6 +572,21 @@ pub(crate) struct Started {
     pub run_id: String,
 }
 
+/// A run started again from an earlier one (`reschedule`).
+#[derive(Serialize)]
+pub(crate) struct Rescheduled {
+    #[serde(rename = "dagRunId")]
+    pub run_id: String,
+    /// It waits for a place in its queue rather than running.
+    pub queued: bool,
+}
+
+/// The YAML of the DAG a run ran.
+#[derive(Serialize)]
+pub(crate) struct RunSpec {
+    pub spec: String,
+}
+
 #[derive(Serialize)]
 pub(crate) struct Errors {
     pub errors: Vec<String>,
