@@ -695,7 +695,7 @@ fn the_web_ui_in_a_real_browser() {
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
-const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
+const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dag-runs/\{name\}/\{dagRunId\}/sub-dag-runs/\{subDAGRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
 
 #[test]
 fn the_api_answers_as_the_openapi_document_says() {
@@ -1016,6 +1016,30 @@ fn sub_dag_runs_are_reached_through_their_parent_in_the_api_and_the_ui() {
     );
     let (code, v) = s.get("/dag-runs/tree/top/sub-dag-runs/no-such-run");
     assert_eq!(code, 404, "{v}");
+    // A step of a sub-DAG run is marked by hand as a run's step is.
+    let (code, v) = s.call(
+        "PATCH",
+        &format!("/dag-runs/tree/top/sub-dag-runs/{first}/steps/say/status"),
+        Some(&json!({"status": 2})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (_, details) = s.get(&format!("/dag-runs/tree/top/sub-dag-runs/{first}"));
+    assert_eq!(
+        details["dagRunDetails"]["nodes"][0]["status"], 2,
+        "{details}"
+    );
+    let (code, _) = s.call(
+        "PATCH",
+        &format!("/dag-runs/tree/top/sub-dag-runs/{first}/steps/nosuch/status"),
+        Some(&json!({"status": 2})),
+    );
+    assert_eq!(code, 404);
+    let (code, _) = s.call(
+        "PATCH",
+        "/dag-runs/tree/top/sub-dag-runs/no-such-run/steps/say/status",
+        Some(&json!({"status": 2})),
+    );
+    assert_eq!(code, 404);
 
     // The DAG's picture marks the step that runs another DAG.
     let (code, _, html) = s.page("GET", "/dags/tree", "", "");

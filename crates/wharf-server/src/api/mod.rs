@@ -193,7 +193,21 @@ pub(crate) fn router() -> Router<Shared> {
                 |State(s): State<Shared>,
                  UrlPath((name, id, step)): UrlPath<(String, String, String)>,
                  body: Bytes| async move {
-                    on_pool!(s, |dags, home| set_step_status(home, (&name, &id, &step), &body))
+                    on_pool!(s, |dags, home| set_step_status(home, (&name, &id, None, &step), &body))
+                },
+            ),
+        )
+        .route(
+            "/dag-runs/{name}/{id}/sub-dag-runs/{sub}/steps/{step}/status",
+            axum::routing::patch(
+                |State(s): State<Shared>,
+                 UrlPath((name, id, sub, step)): UrlPath<(String, String, String, String)>,
+                 body: Bytes| async move {
+                    on_pool!(s, |dags, home| set_step_status(
+                        home,
+                        (&name, &id, Some(&sub), &step),
+                        &body
+                    ))
                 },
             ),
         )

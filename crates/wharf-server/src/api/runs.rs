@@ -733,9 +733,11 @@ pub(super) fn queues(home: &Path) -> Reply {
 
 /// `PATCH /dag-runs/{name}/{id}/steps/{step}/status` with `{status}` (a node status
 /// number): a finished run's step marked by hand (a retry then takes it as it is marked).
+/// `PATCH /dag-runs/{name}/{id}/steps/{step}/status` (and, with `sub`, the same for a step
+/// of a sub-DAG run in the run's tree).
 pub(super) fn set_step_status(
     home: &Path,
-    (name, id, step): (&str, &str, &str),
+    (name, id, sub, step): (&str, &str, Option<&str>, &str),
     body: &Bytes,
 ) -> Reply {
     let body: Value = match serde_json::from_slice(body) {
@@ -759,10 +761,20 @@ pub(super) fn set_step_status(
         _ => return bad_request("`status` is a node status number: 0, 2, 3, 4, 5, 6 or 8"),
     };
     let store = or_reply!(open(home));
-    let run = or_reply!(find(&store, name, id));
-    if matches!(run.status, S::Running | S::Queued) {
+    let top = or_reply!(find(&store, name, id));
+    if matches!(top.status, S::Running | S::Queued) {
         return bad_request(format!(
             "run {} of {name} is {}: a step's status is set once the run has ended",
+            top.run_id, top.status
+        ));
+    }
+    let run = match sub {
+        Some(sub) => or_reply!(find_sub(&store, name, id, sub)),
+        None => top,
+    };
+    if matches!(run.status, S::Running | S::Queued) {
+        return bad_request(format!(
+            "the sub-DAG run {} is {}: a step's status is set once it has ended",
             run.run_id, run.status
         ));
     }
@@ -771,7 +783,7 @@ pub(super) fn set_step_status(
         Ok(false) => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("run {} of {name} has no step `{step}`", run.run_id),
+            format!("run {} of {} has no step `{step}`", run.run_id, run.dag),
         ),
         Err(e) => internal(e),
     }
