@@ -1272,6 +1272,16 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
             .is_empty()
     );
 
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let kept = std::fs::metadata(p.home().join("specs/first/nightly.yaml")).expect("kept");
+        assert_eq!(
+            kept.permissions().mode() & 0o777,
+            0o600,
+            "its env may hold credentials"
+        );
+    }
+
     // The DAGs kept for the runs go with them.
     let kept = || {
         std::fs::read_dir(p.home().join("specs"))

@@ -1592,6 +1592,15 @@ fn inline_specs_run_and_queues_are_listed_through_the_api() {
     );
     assert_eq!((code, v), (200, json!({"dagRunId": "i1"})));
     s.until("inline", "i1", "running");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let kept = std::fs::metadata(p.home().join("specs/i1/inline.yaml")).expect("kept spec");
+        assert_eq!(
+            kept.permissions().mode() & 0o777,
+            0o600,
+            "its env may hold credentials"
+        );
+    }
     let (code, v) = s.post(
         "/dag-runs/enqueue",
         &json!({"spec": "queue: batch\nparams: WHO=x\nsteps:\n  - name: greet\n    command: echo hi $WHO\n", "name": "second", "dagRunId": "i2", "params": "WHO=api"}),

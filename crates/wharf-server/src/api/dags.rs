@@ -341,7 +341,18 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
             format!("a run with the id `{run_id}` was already sent as a spec"),
         );
     }
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, spec)) {
+    // Readable by its owner only: a spec's `env` may hold credentials.
+    let keep = || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)?
+            .write_all(spec.as_bytes())
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| keep()) {
         return internal(format!("cannot keep the spec in {}: {e}", file.display()));
     }
     let reply = start_run(home, &file, dag, &run_id, &body, mode);
