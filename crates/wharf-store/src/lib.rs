@@ -1100,6 +1100,29 @@ impl Store {
 /// The process that owns a run: (row id, pid, pid start time, host).
 type Owner = (i64, Option<i32>, Option<i64>, Option<String>);
 
+/// Whether a run can be kept under `name` as its DAG's name: letters, digits, `_`, `-` and
+/// `.`, not starting with `.` (the names a DAG file can have).
+pub fn is_portable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Writes a new file that only its owner can read (a DAG kept for a run: its `env` may
+/// hold credentials).
+pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)?
+        .write_all(bytes)
+}
+
 /// A name made safe for one path component.
 pub fn safe_name(name: &str) -> String {
     let cleaned: String = name

@@ -109,12 +109,7 @@ pub(crate) fn dag_name(arg: &str) -> String {
 
 /// A name given with `--name`, if a DAG can have it.
 pub(crate) fn checked_name(name: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
+    if wharf_store::is_portable_name(name) {
         Ok(name.to_owned())
     } else {
         Err(Error::Usage(format!(

@@ -315,11 +315,7 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
     } else {
         return bad_request("the spec has no `name`: give one in the spec or as `name`");
     };
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        || name.starts_with('.')
-    {
+    if !wharf_store::is_portable_name(&name) {
         return bad_request(format!(
             "invalid DAG name `{name}`: letters, digits, `_`, `-` and `.` only"
         ));
@@ -341,18 +337,9 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
             format!("a run with the id `{run_id}` was already sent as a spec"),
         );
     }
-    // Readable by its owner only: a spec's `env` may hold credentials.
-    let keep = || {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&file)?
-            .write_all(spec.as_bytes())
-    };
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| keep()) {
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| wharf_store::write_private(&file, spec.as_bytes()))
+    {
         return internal(format!("cannot keep the spec in {}: {e}", file.display()));
     }
     let reply = start_run(home, &file, dag, &run_id, &body, mode);

@@ -143,11 +143,7 @@ pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) ->
     let new_name = match body.get("dagName").and_then(Value::as_str) {
         None | Some("") => run.dag.clone(),
         Some(given) => {
-            let ok = !given.starts_with('.')
-                && given
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-            if !ok {
+            if !wharf_store::is_portable_name(given) {
                 return bad_request(format!(
                     "invalid dagName `{given}`: letters, digits, `_`, `-` and `.` only"
                 ));
