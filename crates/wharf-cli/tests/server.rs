@@ -2316,3 +2316,69 @@ fn a_dagu_2_dag_is_served_with_its_declared_params() {
     assert_eq!(code, 400, "{html}");
     assert!(html.contains("is not an integer"), "{html}");
 }
+
+// W11, W12: the runs of DAGs whose files are not in the folder (a file run from
+// elsewhere, `wharf exec`) have their pages too: shown, not started or edited there.
+#[test]
+fn runs_of_dags_outside_the_folder_have_their_pages() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let out = p
+        .wharf()
+        .args(["exec", "-r", "e1", "--", "sh", "-c", "echo from-exec"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let elsewhere = p.dag(
+        "elsewhere",
+        "steps:\n  - name: hi\n    command: echo from-elsewhere\n",
+    );
+    assert_eq!(p.run(&elsewhere, &["--run-id", "o1"]).code, Some(0));
+
+    let (_, _, html) = s.page("GET", "/runs", "", "");
+    assert!(html.contains("/dags/exec-sh/runs/e1"), "{html}");
+    let (code, _, html) = s.page("GET", "/dags/exec-sh", "", "");
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("not in the DAGs folder"), "{html}");
+    assert!(html.contains("/dags/exec-sh/runs/e1"), "{html}");
+    assert!(
+        !html.contains("/dags/exec-sh/start") && !html.contains("/dags/exec-sh/save"),
+        "{html}"
+    );
+    let (code, _, html) = s.page("GET", "/dags/exec-sh/runs/e1", "", "");
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("from-exec"), "{html}");
+    let (code, _, text) = s.page("GET", "/dags/elsewhere/runs/o1/steps/hi/log", "", "");
+    assert_eq!((code, text.as_str()), (200, "from-elsewhere\n"));
+
+    // Started where it is, not here.
+    let (_, _, html) = s.page("POST", "/dags/elsewhere/start", &origin, "");
+    assert!(html.contains("is not in the DAGs folder"), "{html}");
+    assert_eq!(
+        p.wharf()
+            .args(["history", "elsewhere"])
+            .run()
+            .stdout
+            .lines()
+            .count(),
+        1
+    );
+    // A run of it is rerun from its page, kept under its name.
+    let (code, _, _) = s.page("POST", "/dags/elsewhere/rerun", &origin, "run=o1");
+    assert!(code == 200 || code == 303, "{code}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p
+        .wharf()
+        .args(["history", "elsewhere"])
+        .run()
+        .stdout
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no rerun");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _, _) = s.page("GET", "/dags/no-such/runs/x", "", "");
+    assert_eq!(code, 404);
+}

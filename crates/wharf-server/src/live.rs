@@ -46,14 +46,14 @@ fn events(
     step: &str,
     stderr: bool,
 ) -> Response {
-    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no DAG {file_name}"),
         );
     };
-    let dag = crate::api::dag_name_in(&file, file_name);
+    let dag = page.name;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4);
     let home = state.config.home.clone();
     let (run_id, step) = (run_id.to_owned(), step.to_owned());

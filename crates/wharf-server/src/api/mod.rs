@@ -585,6 +585,40 @@ pub(crate) fn dag_name_in(file: &Path, file_name: &str) -> String {
         .map_or_else(|| file_name.to_owned(), |d| d.name)
 }
 
+/// The DAG a page of the web UI names by `file_name`.
+pub(crate) struct PageDag {
+    /// Its file: in the folder, or the file its latest run ran.
+    pub file: PathBuf,
+    /// The name its runs are kept under.
+    pub name: String,
+    /// The file is the folder's (it can be edited and started from the pages).
+    pub in_folder: bool,
+}
+
+/// A file of the folder (and the DAG's name in it), or else a DAG whose runs are kept
+/// under that name while its file lies elsewhere (a file run from the command line,
+/// `wharf exec`, a spec sent to the API): the file of its latest run.
+pub(crate) fn page_dag(dags: &Path, home: &Path, file_name: &str) -> Option<PageDag> {
+    if let Ok(file) = existing_dag_file(dags, file_name) {
+        let name = dag_name_in(&file, file_name);
+        return Some(PageDag {
+            file,
+            name,
+            in_folder: true,
+        });
+    }
+    let run = Store::open(home)
+        .ok()?
+        .latest_run(file_name)
+        .ok()
+        .flatten()?;
+    Some(PageDag {
+        file: run.file,
+        name: file_name.to_owned(),
+        in_folder: false,
+    })
+}
+
 /// The DAG name inside the file `file_name` of the folder.
 fn with_dag_name(dags: &Path, file_name: &str, f: impl FnOnce(&str) -> Reply) -> Reply {
     let file = or_reply!(existing_dag_file(dags, file_name));

@@ -17,6 +17,8 @@ pub(super) struct At<'a> {
     /// Its file, and the file's name in the folder (the pages' paths use it).
     pub file: &'a Path,
     pub file_name: &'a str,
+    /// The name its runs are kept under.
+    pub name: String,
 }
 
 impl At<'_> {
@@ -27,7 +29,7 @@ impl At<'_> {
 
     /// The DAG's name (the file's name when it is not valid).
     fn name(&self) -> String {
-        crate::api::dag_name_in(self.file, self.file_name)
+        self.name.clone()
     }
 
     fn run_page(&self, run_id: &str) -> String {

@@ -344,10 +344,10 @@ pub(crate) fn log_tail(path: &Path) -> String {
 /// A step's whole log as text (`?stream=stderr` for stderr; `&download=1` as a file),
 /// streamed from the file.
 fn whole_log(state: &State, (file_name, id, step): (&str, &str, &str), query: &str) -> Reply {
-    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    let name = crate::api::dag_name_in(&file, file_name);
+    let name = page.name;
     let Ok(store) = Store::open(&state.config.home) else {
         return not_found(state, "the store cannot be opened");
     };
@@ -449,13 +449,22 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
             },
         )
     };
-    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
+    if !page.in_folder && matches!(action, "save" | "delete" | "start" | "enqueue") {
+        return failed(format!(
+            "the file of {} is not in the DAGs folder ({}): its runs are shown here; it is \
+             started and edited where it is",
+            page.name,
+            page.file.display()
+        ));
+    }
     let at = actions::At {
         home: &state.config.home,
-        file: &file,
+        file: &page.file,
         file_name,
+        name: page.name.clone(),
     };
     let done = match action {
         "save" => return actions::save(state, file_name, body, failed),

@@ -166,6 +166,9 @@ struct DagPage {
     live: bool,
     file: String,
     name: String,
+    /// Its file is not the folder's (its runs came from the command line, `wharf exec`
+    /// or the API): shown, not started or edited here.
+    outside: bool,
     /// The file is a DAG: it can start (an invalid one is shown, not offered to start).
     valid: bool,
     description: Option<String>,
@@ -192,14 +195,19 @@ struct DagPage {
 
 /// A DAG's page; the picture shows the run `selected` (`?run=ID`), or the latest.
 pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -> Reply {
-    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
+    let file = page.file;
     let Ok(loaded) = wharf_spec::load_file(&file) else {
         return not_found(state, &format!("cannot read {}", file.display()));
     };
     let dag = loaded.dag.as_ref();
-    let name = dag.map_or(file_name.to_owned(), |d| d.name.clone());
+    let name = if page.in_folder {
+        dag.map_or(file_name.to_owned(), |d| d.name.clone())
+    } else {
+        page.name
+    };
     let store = Store::open(&state.config.home).ok();
     let runs = store
         .as_ref()
@@ -267,6 +275,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
                 .iter()
                 .any(|r| matches!(r.status, Status::Running | Status::Queued)),
             file: file_name.to_owned(),
+            outside: !page.in_folder,
             valid: dag.is_some(),
             description: dag.and_then(|d| d.description.clone()),
             default_params: dag.map(shown_params).unwrap_or_default(),
@@ -466,10 +475,10 @@ struct SubLink {
 /// A run's page; with `sub`, the page of one of the sub-DAG runs in its tree.
 pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&str>) -> Reply {
     let base = &state.config.base_path;
-    let Ok(file) = crate::api::existing_dag_file(&state.config.dags, file_name) else {
+    let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    let name = crate::api::dag_name_in(&file, file_name);
+    let name = page.name;
     let Ok(store) = Store::open(&state.config.home) else {
         return not_found(state, "the store cannot be opened");
     };
