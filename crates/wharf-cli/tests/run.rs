@@ -79,6 +79,16 @@ fn params_are_positional_and_named_and_the_command_line_overrides_them() {
     let out = p.run(&dag, &["--", "one", "NAME=given"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("params", "show"), "one given given\n");
+    // `-p` as shell words, or as JSON (an object of named params, a list of words).
+    let out = p.run(&dag, &["-p", "two 'NAME=two words'"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("params", "show"), "two two words two words\n");
+    let out = p.run(&dag, &["-p", r#"{"NAME": "from json"}"#]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("params", "show"), "first from json from json\n");
+    let out = p.run(&dag, &["-p", r#"["three", "NAME=x"]"#]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("params", "show"), "three x x\n");
 }
 
 #[test]

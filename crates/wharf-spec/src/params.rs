@@ -255,6 +255,41 @@ impl ParamsSchema {
     }
 }
 
+/// Params as Dagu takes them in one text (`--params`, the API's `params`): a JSON object
+/// (`{"A": "1"}`: `A=1`), a JSON list (its items as words), or shell words
+/// (`A=1 B="two words"`).
+pub fn words(text: &str) -> Result<Vec<String>, String> {
+    let trimmed = text.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        match v {
+            Value::Object(m) => {
+                return Ok(m
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect());
+            }
+            Value::Array(items) => {
+                return Ok(items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect());
+            }
+            _ => {}
+        }
+    }
+    shell_words::split(trimmed).map_err(|_| {
+        format!(
+            "`params` has a quote that is not closed: {trimmed}; close it, or write the params as JSON"
+        )
+    })
+}
+
 /// The params of a run of `dag` with `given` applied, each with whether it was given:
 /// the file's params merged with the given ones, or, with a schema, checked against it.
 pub fn for_run(dag: &Dag, given: &[Param]) -> Result<Vec<(Param, bool)>, ParamsError> {

@@ -49,10 +49,13 @@ pub(crate) enum Record<'a> {
     Enqueued,
 }
 
-/// The params given for a run: `-p TEXT` (shell words), then those after `--`.
+/// The params given for a run: `-p TEXT` (shell words, or JSON as Dagu takes it), then
+/// those after `--`.
 fn given_params(text: Option<&str>, after: &[String]) -> Result<Vec<String>> {
     let mut params = match text {
-        Some(text) => shell_words::split(text).map_err(|_| Error::ParamsText(text.to_owned()))?,
+        Some(text) => {
+            wharf_spec::params::words(text).map_err(|_| Error::ParamsText(text.to_owned()))?
+        }
         None => Vec::new(),
     };
     params.extend(after.iter().cloned());

@@ -453,12 +453,10 @@ pub(super) fn control_error(e: &wharf_control::Error) -> Reply {
     }
 }
 
-/// `params` as Dagu clients send it: shell words (`A=1 B="two words"`), or a JSON object
-/// or list.
-/// Parameters a caller gave (API or UI) for a run of `dag`, refused when they cannot
-/// reach a process or the DAG's params schema refuses them.
+/// Parameters a caller gave (API or UI) for a run of `dag` ([`wharf_spec::params::words`]),
+/// refused when they cannot reach a process or the DAG's params schema refuses them.
 pub(crate) fn checked_params(dag: &wharf_spec::Dag, text: &str) -> Result<Vec<String>, String> {
-    checked_words(dag, parse_params(text)?)
+    checked_words(dag, wharf_spec::params::words(text)?)
 }
 
 /// Params given as words (`NAME=value` or positional), refused as [`checked_params`] says.
@@ -489,38 +487,6 @@ fn own_params(dag: &wharf_spec::Dag) -> Vec<String> {
             None => p.value.clone(),
         })
         .collect()
-}
-
-fn parse_params(text: &str) -> Result<Vec<String>, String> {
-    let trimmed = text.trim();
-    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
-        match v {
-            Value::Object(m) => {
-                return Ok(m
-                    .into_iter()
-                    .map(|(k, v)| match v {
-                        Value::String(s) => format!("{k}={s}"),
-                        other => format!("{k}={other}"),
-                    })
-                    .collect());
-            }
-            Value::Array(items) => {
-                return Ok(items
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    })
-                    .collect());
-            }
-            _ => {}
-        }
-    }
-    shell_words::split(trimmed).map_err(|_| {
-        format!(
-            "`params` has a quote that is not closed: {trimmed}; close it, or write the params as JSON"
-        )
-    })
 }
 
 pub(super) fn stop_all(dags: &Path, home: &Path, file_name: &str) -> Reply {
