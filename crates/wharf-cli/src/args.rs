@@ -258,6 +258,10 @@ pub(crate) struct EnqueueArgs {
     /// The name the run is kept under, instead of the DAG's own.
     #[arg(long, short = 'N', value_name = "NAME")]
     pub name: Option<String>,
+    /// The queue the run waits in, instead of the DAG's own (a global queue of the
+    /// configuration, or another).
+    #[arg(long, short = 'u', value_name = "QUEUE")]
+    pub queue: Option<String>,
     /// Params for the run as one text of shell words, before any given after `--`.
     #[arg(long = "params", short = 'p', value_name = "PARAMS")]
     pub params_text: Option<String>,

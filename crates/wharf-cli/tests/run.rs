@@ -1065,11 +1065,22 @@ fn an_installations_base_configuration_queues_and_default_shell_hold_for_every_d
     let out = wharf().args(["enqueue", "q2", "-r", "third"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(status("q2", "third"), "queued");
+    // `-u` puts a run of a DAG of no queue in this one, behind the others.
+    let out = wharf()
+        .args(["enqueue", "greet", "-u", "batch", "-r", "g1"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(status("greet", "g1"), "queued");
     let out = wharf().args(["stop", "q1"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status("q2", "third") != "succeeded" {
-        assert!(Instant::now() < deadline, "{}", status("q2", "third"));
+    while status("q2", "third") != "succeeded" || status("greet", "g1") != "succeeded" {
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            status("q2", "third"),
+            status("greet", "g1")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(

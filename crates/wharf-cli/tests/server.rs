@@ -1358,10 +1358,36 @@ fn runs_are_enqueued_and_dequeued_through_the_api() {
     let (code, v) = s.post("/dags/lane/enqueue", &json!({"dagRunId": "third"}));
     assert_eq!(code, 200, "{v}");
     s.until("lane", "third", "queued");
+    // `queue` puts another DAG's enqueued run in this queue; `dagName` keeps a run under
+    // another name.
+    std::fs::write(
+        p.path("dags/free.yaml"),
+        "steps:\n  - name: hi\n    command: echo free\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post(
+        "/dags/free/enqueue",
+        &json!({"dagRunId": "f1", "queue": "lane"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("free", "f1", "queued");
+    let (code, v) = s.post("/dags/free/start", &json!({"queue": "lane"}));
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = s.post(
+        "/dags/free/start",
+        &json!({"dagRunId": "n1", "dagName": "free-named"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("free-named", "n1", "succeeded");
+    let (code, v) = s.post("/dags/free/start", &json!({"dagName": "no/slash"}));
+    assert_eq!(code, 400, "{v}");
+
     let out = p.wharf().args(["stop", "lane"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     s.until("lane", "first", "aborted");
     s.until("lane", "third", "aborted");
+    // The place freed goes to the run of the other DAG that waits in the queue.
+    s.until("free", "f1", "succeeded");
     assert!(processes_with_marker_gone(&marker), "processes left behind");
 }
 

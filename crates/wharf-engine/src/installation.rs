@@ -237,10 +237,12 @@ pub fn queue_place(dag: &wharf_spec::Dag) -> Option<(String, u32)> {
     }
 }
 
-/// The size of the queue a run of the DAG file `file` waits in (its global queue's, else
-/// the DAG's `maxActiveRuns`), when the file is a valid DAG with a queue.
-pub fn queue_size(file: &Path) -> Option<u32> {
-    let dag = wharf_spec::load_file(file).ok()?.dag?;
+/// The size of the queue the recorded `run` waits in: the global queue of that name's
+/// `maxConcurrency`, else (its DAG's own queue, or another it was enqueued to) its DAG's
+/// `maxActiveRuns`, 1 by default.
+pub fn queue_size_of(run: &wharf_store::RunRecord) -> Option<u32> {
+    let mut dag = wharf_spec::load_file(&run.file).ok()?.dag?;
+    dag.queue = Some(run.queue.clone()?);
     queue_place(&dag).map(|(_, n)| n)
 }
 

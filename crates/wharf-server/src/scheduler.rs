@@ -81,7 +81,7 @@ pub(crate) fn tick(
         Err(e) => return vec![("(the store)".into(), Err(e.into()))],
     };
     let _ = store.reap_dead();
-    wharf_control::advance_parked(&store, &config.home, |r| wharf_engine::queue_size(&r.file));
+    wharf_control::advance_parked(&store, &config.home, wharf_engine::queue_size_of);
     let previous = match store.advance_scheduler(slot.as_millisecond()) {
         Ok(previous) => previous.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
         Err(e) => return vec![("(the store)".into(), Err(e.into()))],
@@ -339,9 +339,7 @@ pub(crate) async fn run(config: Config) {
                     && !store.parked().unwrap_or_default().is_empty()
                 {
                     let _ = store.reap_dead();
-                    wharf_control::advance_parked(&store, &home, |r| {
-                        wharf_engine::queue_size(&r.file)
-                    });
+                    wharf_control::advance_parked(&store, &home, wharf_engine::queue_size_of);
                 }
             })
             .await;

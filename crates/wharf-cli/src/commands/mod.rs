@@ -84,7 +84,7 @@ pub(crate) fn open_store_reaping() -> Result<(wharf_store::Store, usize)> {
     }
     if found > 0 {
         // Places the dead runs held are free: the parked runs first in line get them.
-        wharf_control::advance_parked(&store, &home, |r| wharf_engine::queue_size(&r.file));
+        wharf_control::advance_parked(&store, &home, wharf_engine::queue_size_of);
     }
     Ok((store, found))
 }

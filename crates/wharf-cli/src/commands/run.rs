@@ -80,6 +80,14 @@ pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     if let Some(name) = &args.name {
         dag.name = checked_name(name)?;
     }
+    if let Some(queue) = &args.queue {
+        if !wharf_store::is_portable_name(queue) {
+            return Err(Error::Usage(format!(
+                "invalid queue `{queue}`: letters, digits, `_`, `-` and `.` only"
+            )));
+        }
+        dag.queue = Some(queue.clone());
+    }
     wharf_spec::params::check(&dag, &params).map_err(|source| Error::Params {
         file: file.display().to_string(),
         source,
@@ -257,7 +265,7 @@ pub(crate) fn start(
             eprintln!("warning: cannot remove old runs: {e}");
         }
     }
-    let (log_base, place) = wharf_engine::placement(&dag);
+    let (log_base, mut place) = wharf_engine::placement(&dag);
     let (run, status) = match record {
         Record::New(trigger) => {
             let new = NewRun {
@@ -289,6 +297,11 @@ pub(crate) fn start(
             store
                 .hand_over(found.key, std::process::id())
                 .map_err(record_error)?;
+            // The queue it was enqueued to, which need not be its DAG's own.
+            place = found
+                .queue
+                .clone()
+                .map(|q| (q, wharf_engine::queue_size_of(&found).unwrap_or(1)));
             (found.key, found.status)
         }
     };

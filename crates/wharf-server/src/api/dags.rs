@@ -295,11 +295,6 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
     let Some(spec) = body.get("spec").and_then(Value::as_str) else {
         return bad_request("the body needs `spec`: the DAG as YAML text");
     };
-    if body.get("queue").is_some_and(|q| !q.is_null()) {
-        return bad_request(
-            "`queue` cannot be chosen per run here: write `queue: NAME` in the spec",
-        );
-    }
     let given_name = body.get("name").and_then(Value::as_str).unwrap_or_default();
     let probe = wharf_spec::load_str(spec.to_owned(), &home.join("specs/probe/dag.yaml"));
     let Some(probe_dag) = probe.dag.as_ref() else {
@@ -407,12 +402,40 @@ fn start_run(
         Err(why) => return bad_request(why),
     };
     let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
+    // `dagName`: the name the run is kept under, instead of the DAG's own.
+    let name = match body.get("dagName").and_then(Value::as_str) {
+        None | Some("") => dag.name.clone(),
+        Some(given) if given == dag.name || wharf_store::is_portable_name(given) => {
+            given.to_owned()
+        }
+        Some(given) => {
+            return bad_request(format!(
+                "invalid dagName `{given}`: letters, digits, `_`, `-` and `.` only"
+            ));
+        }
+    };
+    // `queue`: the queue an enqueued run waits in, instead of the DAG's own.
+    let queue = match body.get("queue") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(q)) if q.is_empty() => None,
+        Some(Value::String(q)) if mode == Mode::Start => {
+            return bad_request(format!(
+                "`queue` ({q}) is for a run that is enqueued: send it to .../enqueue"
+            ));
+        }
+        Some(Value::String(q)) if wharf_store::is_portable_name(q) => Some(q.clone()),
+        Some(other) => {
+            return bad_request(format!(
+                "invalid queue {other}: a name of letters, digits, `_`, `-` and `.`"
+            ));
+        }
+    };
     let started = match mode {
         Mode::Start => wharf_control::start(
             home,
             &wharf_control::Start {
                 file,
-                dag: &dag.name,
+                dag: &name,
                 run_id: &run_id,
                 params: &params,
                 singleton,
@@ -421,9 +444,16 @@ fn start_run(
         ),
         Mode::Enqueue => {
             let store = or_reply!(open(home));
-            let (log_base, place) = wharf_engine::placement(dag);
+            let (log_base, place) = match queue {
+                Some(q) => {
+                    let mut dag = dag.clone();
+                    dag.queue = Some(q);
+                    wharf_engine::placement(&dag)
+                }
+                None => wharf_engine::placement(dag),
+            };
             let new = wharf_store::NewRun {
-                dag: &dag.name,
+                dag: &name,
                 run_id: &run_id,
                 file,
                 params: &params,

@@ -688,11 +688,7 @@ pub(super) fn queues(home: &Path) -> Reply {
             Some(i) => i,
             None => {
                 // A DAG's own queue: its size is the DAG's (read from the run's file).
-                let size = wharf_spec::load_file(&run.file)
-                    .ok()
-                    .and_then(|l| l.dag)
-                    .and_then(|d| wharf_engine::queue_place(&d))
-                    .map_or(1, |(_, n)| n);
+                let size = wharf_engine::queue_size_of(run).unwrap_or(1);
                 queues.push(Queue {
                     name: name.clone(),
                     kind: "dag-based",

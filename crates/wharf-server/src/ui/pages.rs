@@ -941,7 +941,7 @@ pub(crate) fn queues_page(state: &State) -> Reply {
             None => {
                 queues.push(QueueRow {
                     name: queue,
-                    size: wharf_engine::queue_size(&run.file).unwrap_or(1),
+                    size: wharf_engine::queue_size_of(&run).unwrap_or(1),
                     running: Vec::new(),
                     queued: Vec::new(),
                 });
