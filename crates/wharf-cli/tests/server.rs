@@ -2408,3 +2408,84 @@ fn runs_of_dags_outside_the_folder_have_their_pages() {
     let (code, _, _) = s.page("GET", "/dags/no-such/runs/x", "", "");
     assert_eq!(code, 404);
 }
+
+// W09: HTTPS from a certificate and a key (`tls.certFile`, `tls.keyFile`), and the API
+// without the web UI (`headless`).
+#[test]
+fn https_from_a_certificate_and_the_api_alone_when_headless() {
+    let p = Place::new();
+    let (cert, key) = (p.path("cert.pem"), p.path("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::create_dir_all(p.home()).expect("home");
+    std::fs::write(
+        p.home().join("config.yaml"),
+        format!(
+            "tls:\n  certFile: {}\n  keyFile: {}\nheadless: true\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let s = Server::start(&p);
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .arg(format!("https://{}{path}", s.addr))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("/api/v2/health"), "200");
+    // Headless: no pages.
+    assert_eq!(curl("/"), "404");
+    assert_eq!(curl("/runs"), "404");
+    // Plain HTTP gets no answer from it.
+    let plain = s.raw("GET", "/api/v2/health", "", "");
+    assert!(
+        plain.map_or(true, |(code, _, _)| code != 200),
+        "plain HTTP must not be served"
+    );
+
+    // A certificate without its key is refused at the start, saying which setting.
+    std::fs::write(
+        p.home().join("config.yaml"),
+        format!("tls:\n  certFile: {}\n", cert.display()),
+    )
+    .expect("config");
+    let out = p.wharf().args(["server", "--port", "0"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("tls.keyFile"), "{}", out.stderr);
+    std::fs::write(
+        p.home().join("config.yaml"),
+        format!(
+            "tls:\n  certFile: {}\n  keyFile: {}\n",
+            key.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let out = p.wharf().args(["server", "--port", "0"]).run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("no certificate"), "{}", out.stderr);
+}

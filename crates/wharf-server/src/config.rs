@@ -55,6 +55,11 @@ pub struct Config {
     /// The navigation bar's title and colour (`ui.navbarTitle`, `ui.navbarColor`).
     pub navbar_title: Option<String>,
     pub navbar_color: Option<String>,
+    /// The API alone, without the web UI (`headless`).
+    pub headless: bool,
+    /// HTTPS with this certificate chain and private key, PEM files (`tls.certFile`,
+    /// `tls.keyFile`).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Keys of Dagu's `config.yaml` wharf uses (its other keys are reported, not used).
@@ -83,6 +88,9 @@ const DAGU_KEYS: &[&str] = &[
     "permissions.runDAGs",
     "ui.navbarTitle",
     "ui.navbarColor",
+    "headless",
+    "tls.certFile",
+    "tls.keyFile",
 ];
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
@@ -191,6 +199,9 @@ impl Config {
             "ui.navbarColor",
             "docker.backend",
             "dialect",
+            "headless",
+            "tls.certFile",
+            "tls.keyFile",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -291,6 +302,31 @@ impl Config {
                 ))),
             }
         };
+        let headless = match setting("WHARF_HEADLESS", "headless")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("false" | "no" | "off" | "0") => false,
+            Some("true" | "yes" | "on" | "1") => true,
+            Some(other) => {
+                return Err(ConfigError::File(format!(
+                    "`headless` is true or false, not `{other}`"
+                )));
+            }
+        };
+        let tls = match (
+            setting("WHARF_TLS_CERT_FILE", "tls.certFile"),
+            setting("WHARF_TLS_KEY_FILE", "tls.keyFile"),
+        ) {
+            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::File(
+                    "`tls.certFile` and `tls.keyFile` go together: give both (PEM files) or neither"
+                        .into(),
+                ));
+            }
+        };
         let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
         let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
         let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
@@ -310,6 +346,8 @@ impl Config {
             )));
         }
         Ok(Self {
+            headless,
+            tls,
             navbar_title: setting("WHARF_UI_NAVBAR_TITLE", "ui.navbarTitle"),
             navbar_color,
             write_dags,

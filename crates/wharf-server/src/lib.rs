@@ -53,6 +53,9 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    /// The certificate or key for HTTPS cannot be used.
+    #[error("HTTPS (tls.certFile, tls.keyFile): {0}")]
+    Tls(String),
 }
 
 /// Connections served at once; past this a new connection is closed at once.
@@ -67,6 +70,11 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
         path: config.dags.clone(),
         source,
     })?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|(cert, key)| tls_acceptor(cert, key))
+        .transpose()?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -78,8 +86,14 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], config.port)));
     eprintln!(
-        "wharf server on http://{local}{}/ (API at {}/api/v2, DAGs in {})",
+        "wharf server on {}://{local}{}/ ({}API at {}/api/v2, DAGs in {})",
+        if tls.is_some() { "https" } else { "http" },
         config.base_path,
+        if config.headless {
+            "no web UI (headless); "
+        } else {
+            ""
+        },
         config.base_path,
         config.dags.display()
     );
@@ -113,26 +127,74 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             // A connection that sends no complete request head within the limit (a
-            // half-open one, or one idle between requests) is closed.
-            let _ = hyper::server::conn::http1::Builder::new()
+            // half-open one, or one idle between requests) is closed; so is one that does
+            // not finish its TLS handshake within it.
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+                .clone();
+            match tls {
+                None => {
+                    let _ = http
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                }
+                Some(tls) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream)).await
+                    {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-/// Every path the server answers, under the base path, behind the guard.
+/// HTTPS: the certificate chain and the private key of PEM files.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "{} holds no certificate (PEM)",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", key.display())))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+    .map_err(|e| ServeError::Tls(format!("the certificate and key do not serve: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Every path the server answers, under the base path, behind the guard (the API alone
+/// when headless).
 fn router(state: &Shared) -> Router {
-    let app = Router::new()
-        .nest("/api/v2", api::router())
-        .merge(ui::router())
-        .merge(live::router())
-        .with_state(Arc::clone(state));
+    let app = Router::new().nest("/api/v2", api::router());
+    let app = if state.config.headless {
+        app
+    } else {
+        app.merge(ui::router()).merge(live::router())
+    };
+    let app = app.with_state(Arc::clone(state));
     let base = state.config.base_path.clone();
     let app = if base.is_empty() {
         app

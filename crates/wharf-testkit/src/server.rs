@@ -67,13 +67,13 @@ impl Server {
             line.clear();
             let read = reader.read_line(&mut line).expect("the server's output");
             assert!(read > 0, "the server ended without an address: {said}");
-            if line.contains("http://") {
+            if line.contains("http://") || line.contains("https://") {
                 break;
             }
             said.push_str(&line);
         }
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
