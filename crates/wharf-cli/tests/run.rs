@@ -1372,8 +1372,9 @@ fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() 
         p.logs("flags-queued", "greet"),
         "hello carol from flags-queued\n"
     );
-    // A DAG's own name need not be one `-N` takes: its enqueued run still runs.
-    let spaced = p.dag("spaced", "name: my dag\nsteps:\n  - echo ok\n");
+    // A DAG's own name (its file's, here) need not be one `-N` takes: its enqueued run
+    // still runs.
+    let spaced = p.dag("my dag", "steps:\n  - echo ok\n");
     let out = p
         .wharf()
         .args(["enqueue", "-r", "five"])

@@ -47,9 +47,11 @@ pub(crate) fn dag(
     default_name: &str,
 ) -> Option<(Dag, Vec<RawStep>)> {
     let f = d.fields(root, "the DAG", &ROOT_KEYS)?;
-    let name = d
-        .opt_string(&f, "name")
-        .unwrap_or_else(|| default_name.to_owned());
+    let given = d.opt_string(&f, "name");
+    if let (Some(name), Some(node)) = (&given, f.get("name")) {
+        check_name(d, name, node);
+    }
+    let name = given.unwrap_or_else(|| default_name.to_owned());
     let kind = match f.get("type") {
         None => DagType::Chain,
         Some(node) => match node.as_str() {
@@ -327,6 +329,36 @@ pub(crate) fn with_node<R>(
     };
     let out = f(&mut d, &root);
     (out, d.diags.into_iter().map(|d| d.message).collect())
+}
+
+/// The longest DAG name Dagu takes.
+const MAX_DAG_NAME: usize = 40;
+
+/// A DAG's `name`, as Dagu checks it: at most 40 characters of letters, digits, `_`, `-`
+/// and `.` (its runs, logs and paths are keyed by it).
+fn check_name(d: &mut Decoder, name: &str, node: &Node) {
+    let bad = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')));
+    if let Some(c) = bad {
+        d.diags.push(
+            Diagnostic::error(
+                node.at(),
+                format!("the DAG name `{name}` has a character a DAG name cannot have: {c:?}"),
+            )
+            .with_help("a DAG name is letters, digits, `_`, `-` and `.` (at most 40)"),
+        );
+    } else if matches!(name, "." | "..") {
+        d.error(node.at(), format!("`{name}` cannot be a DAG name"));
+    } else if name.len() > MAX_DAG_NAME {
+        d.error(
+            node.at(),
+            format!(
+                "the DAG name `{name}` is {} characters long: at most {MAX_DAG_NAME}",
+                name.len()
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
