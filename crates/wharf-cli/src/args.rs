@@ -30,7 +30,7 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Look at DAGs and runs",
-        &["status", "history", "logs", "validate"],
+        &["ls", "ps", "status", "history", "logs", "validate"],
     ),
     (
         "Serve and schedule",
@@ -101,6 +101,10 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Show what a run would do: steps in order, where each runs, and the environment.
     Dry(DryArgs),
+    /// The DAGs of the DAGs folder: name, schedule, and (asked) last run and next start.
+    Ls(LsArgs),
+    /// The runs running now, with their process.
+    Ps(PsArgs),
     /// The latest (or a given) run of a DAG and its steps.
     Status(StatusArgs),
     /// The runs of a DAG, newest first.
@@ -352,6 +356,29 @@ pub(crate) struct DryArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Only DAGs whose name or file name holds this text.
+    #[arg(value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Show each DAG's next scheduled start.
+    #[arg(long, short = 'n')]
+    pub next: bool,
+    /// Show each DAG's last run: its status and when it started.
+    #[arg(long, short = 'l')]
+    pub last: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PsArgs {
+    /// Only the runs of this DAG (its name or the path of its file).
+    #[arg(long, short = 'd', value_name = "NAME|FILE")]
+    pub dag: Option<String>,
+    /// Only runs whose id holds this text.
+    #[arg(long, short = 'r', value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

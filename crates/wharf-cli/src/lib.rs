@@ -55,6 +55,8 @@ pub fn run() -> i32 {
         args::Command::Dry(a) => {
             commands::dry::run(&a, &term, args.dialect.as_deref() == Some("2"))
         }
+        args::Command::Ls(a) => commands::list::ls(&a),
+        args::Command::Ps(a) => commands::list::ps(&a),
         args::Command::Status(a) => commands::status::run(&a),
         args::Command::History(a) => commands::history::run(&a),
         args::Command::Logs(a) => commands::logs::run(&a),

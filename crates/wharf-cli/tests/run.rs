@@ -1400,3 +1400,90 @@ fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() 
         assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
     }
 }
+
+// L16 (2.x): `ls` lists the DAGs of the folder, `ps` the runs running now.
+#[test]
+fn ls_lists_the_folders_dags_and_ps_the_runs_running_now() {
+    let p = Place::new();
+    let dags = p.home().join("dags");
+    std::fs::create_dir_all(&dags).expect("dags");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dags.join(format!("{name}.yaml")), text).expect("dag");
+    };
+    write(
+        "nightly",
+        "schedule: \"CRON_TZ=UTC 0 2 * * *\"\nsteps:\n  - echo night\n",
+    );
+    write("adhoc", "steps:\n  - echo hi\n");
+    write("broken", "steps:\n  - name: a\n    comand: x\n");
+    let wharf = || p.wharf().env_remove("WHARF_DAGS").env_remove("DAGU_HOME");
+    let out = wharf().args(["ls"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("SCHEDULE"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].starts_with("adhoc"), "{}", out.stdout);
+    assert!(
+        lines[2].starts_with("broken") && lines[2].contains("invalid"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[3].starts_with("nightly") && lines[3].contains("0 2 * * *"),
+        "{}",
+        out.stdout
+    );
+
+    assert_eq!(wharf().args(["start", "nightly"]).run().code, Some(0));
+    let out = wharf().args(["ls", "night", "--last", "--next"]).run();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[0].contains("LAST RUN") && lines[0].contains("NEXT"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].contains("succeeded"), "{}", out.stdout);
+    assert!(
+        lines[1].trim_end().ends_with("T02:00:00Z"),
+        "{}",
+        out.stdout
+    );
+
+    // `ps`: the run going on, with the process that runs it; none of another DAG.
+    let marker = format!("1008.{}", std::process::id());
+    let slow = p.dag(
+        "slow",
+        &format!("steps:\n  - name: hold\n    command: sleep {marker}\n"),
+    );
+    let mut child = p.spawn(&slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = wharf().args(["ps"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let row = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    assert!(row.starts_with("slow"), "{}", out.stdout);
+    assert!(
+        row.contains(&format!("  {}  ", child.id())),
+        "{}",
+        out.stdout
+    );
+    let out = wharf().args(["ps", "-d", "adhoc"]).run();
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("no run of `adhoc` is running"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(wharf().args(["stop", "slow"]).run().code, Some(0));
+    let _ = child.wait();
+    let out = wharf().args(["ps"]).run();
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}

@@ -2,6 +2,7 @@ pub(crate) mod cleanup;
 pub(crate) mod dry;
 pub(crate) mod exec;
 pub(crate) mod history;
+pub(crate) mod list;
 pub(crate) mod logs;
 pub(crate) mod run;
 pub(crate) mod serve;

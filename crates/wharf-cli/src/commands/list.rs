@@ -1,0 +1,189 @@
+//! `wharf ls` (the DAGs of the folder) and `wharf ps` (the runs running now), as Dagu
+//! 2.x has them.
+
+use std::path::{Path, PathBuf};
+
+use crate::ExitCode;
+use crate::args::{LsArgs, PsArgs};
+use crate::commands::{dag_name, open_store};
+use crate::error::Result;
+use crate::time;
+
+/// `wharf ls`: one line a DAG file of the folder, by file name: the DAG's name, its
+/// schedule, and with `--last`/`--next` its last run and next scheduled start. A file that
+/// is not a valid DAG says so (`wharf validate` shows why).
+pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
+    let folder = wharf_engine::dags_dir(&wharf_store::default_home());
+    let store = if args.last { Some(open_store()?) } else { None };
+    let now = jiff::Timestamp::now();
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for (stem, path) in dag_files(&folder) {
+        let dag = wharf_spec::load_file(&path).ok().and_then(|l| l.dag);
+        let name = dag
+            .as_ref()
+            .map_or_else(|| stem.clone(), |d| d.name.clone());
+        if let Some(p) = &args.pattern
+            && !name.contains(p.as_str())
+            && !stem.contains(p.as_str())
+        {
+            continue;
+        }
+        let Some(dag) = dag else {
+            rows.push([
+                name,
+                "(invalid: wharf validate says why)".into(),
+                String::new(),
+                String::new(),
+            ]);
+            continue;
+        };
+        let schedule = dag.schedule.start.join(", ");
+        let last = store
+            .as_ref()
+            .and_then(|s| s.latest_run(&dag.name).ok().flatten())
+            .map(|r| {
+                let at = r.started_at.unwrap_or(r.created_at);
+                format!("{} {}", r.status.as_str(), time::rfc3339(at))
+            })
+            .unwrap_or_else(|| if args.last { "-".into() } else { String::new() });
+        let next = if args.next {
+            dag.schedule
+                .start
+                .iter()
+                .filter_map(|e| wharf_spec::cron::Cron::parse(e).ok()?.next_after(now))
+                .min()
+                .map_or_else(|| "-".into(), |t| time::rfc3339(t.as_millisecond()))
+        } else {
+            String::new()
+        };
+        let schedule = if schedule.is_empty() {
+            "-".into()
+        } else {
+            schedule
+        };
+        rows.push([name, schedule, last, next]);
+    }
+    if rows.is_empty() {
+        match &args.pattern {
+            Some(p) => eprintln!("no DAG in {} matches `{p}`", folder.display()),
+            None => eprintln!("no DAG files in {}", folder.display()),
+        }
+        return Ok(ExitCode::Success);
+    }
+    let mut heads = vec!["NAME", "SCHEDULE"];
+    if args.last {
+        heads.push("LAST RUN");
+    }
+    if args.next {
+        heads.push("NEXT");
+    }
+    let shown: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r[0].as_str(), r[1].as_str()];
+            if args.last {
+                cells.push(&r[2]);
+            }
+            if args.next {
+                cells.push(&r[3]);
+            }
+            cells
+        })
+        .collect();
+    print_table(&heads, &shown);
+    Ok(ExitCode::Success)
+}
+
+/// `wharf ps`: the runs running now (a run whose process died is marked failed first, as
+/// every command does), with the process that runs each.
+pub(crate) fn ps(args: &PsArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let name = args.dag.as_deref().map(dag_name);
+    let runs: Vec<_> = store
+        .running(name.as_deref())?
+        .into_iter()
+        .filter(|r| {
+            args.run_id
+                .as_deref()
+                .is_none_or(|id| r.run_id.contains(id))
+        })
+        .collect();
+    if runs.is_empty() {
+        match &name {
+            Some(n) => eprintln!("no run of `{n}` is running"),
+            None => eprintln!("no run is running"),
+        }
+        return Ok(ExitCode::Success);
+    }
+    let now = wharf_store::now_ms();
+    let rows: Vec<[String; 5]> = runs
+        .iter()
+        .map(|r| {
+            let since = r.started_at.unwrap_or(r.created_at);
+            [
+                r.dag.clone(),
+                r.run_id.clone(),
+                r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                time::rfc3339(since),
+                time::between(Some(since), Some(now))
+                    .map(time::duration)
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let shown: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    print_table(&["DAG", "RUN ID", "PID", "STARTED", "RUNNING FOR"], &shown);
+    Ok(ExitCode::Success)
+}
+
+/// The DAG files of the folder (`*.yaml`, `*.yml`), by file name.
+fn dag_files(folder: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let ext = path.extension()?.to_str()?;
+            if !matches!(ext, "yaml" | "yml") || !path.is_file() {
+                return None;
+            }
+            Some((path.file_stem()?.to_string_lossy().into_owned(), path))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Columns as wide as their widest cell, two spaces apart; the last one as it is.
+fn print_table(heads: &[&str], rows: &[Vec<&str>]) {
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .chain(std::iter::once(heads[i].len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(heads);
+    for r in rows {
+        line(r);
+    }
+}
