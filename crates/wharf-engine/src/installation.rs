@@ -256,6 +256,26 @@ pub fn placement(dag: &wharf_spec::Dag) -> (Option<PathBuf>, Option<(String, u32
     (log_base, queue_place(dag))
 }
 
+/// The DAG files of a folder (`*.yaml`, `*.yml`) by their file name (the stem), sorted by
+/// it regardless of case.
+pub fn dag_files(folder: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let ext = path.extension()?.to_str()?;
+            if !matches!(ext, "yaml" | "yml") || !path.is_file() {
+                return None;
+            }
+            Some((path.file_stem()?.to_str()?.to_owned(), path))
+        })
+        .collect();
+    files.sort_by_key(|(n, _)| n.to_lowercase());
+    files
+}
+
 /// The DAGs folder, where DAGs are found by name: `$WHARF_DAGS` (or Dagu's `$DAGU_DAGS`,
 /// `$DAGU_DAGS_DIR`), else the config files' (`dags`; Dagu's `paths.dagsDir`), else
 /// `dags` of a Dagu installation (`$DAGU_HOME`), else `dags` in wharf's home `home`. Once

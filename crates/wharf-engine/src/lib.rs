@@ -31,7 +31,8 @@ pub use executor::{
     Notification, Notifier, Program, SharedContainer, SharedSetup, StepJob, Work,
 };
 pub use installation::{
-    GlobalQueue, Installation, dags_dir, global_queues, placement, queue_place, queue_size_of,
+    GlobalQueue, Installation, dag_files, dags_dir, global_queues, placement, queue_place,
+    queue_size_of,
 };
 pub use local::{LazyLog, LocalExecutor, StepOutput};
 pub use resume::{resume_of, resume_step};

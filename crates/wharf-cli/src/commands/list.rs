@@ -1,8 +1,6 @@
 //! `wharf ls` (the DAGs of the folder) and `wharf ps` (the runs running now), as Dagu
 //! 2.x has them.
 
-use std::path::{Path, PathBuf};
-
 use crate::ExitCode;
 use crate::args::{LsArgs, PsArgs};
 use crate::commands::{dag_name, open_store};
@@ -17,7 +15,7 @@ pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
     let store = if args.last { Some(open_store()?) } else { None };
     let now = jiff::Timestamp::now();
     let mut rows: Vec<[String; 4]> = Vec::new();
-    for (stem, path) in dag_files(&folder) {
+    for (stem, path) in wharf_engine::dag_files(&folder) {
         let dag = wharf_spec::load_file(&path).ok().and_then(|l| l.dag);
         let name = dag
             .as_ref()
@@ -137,25 +135,6 @@ pub(crate) fn ps(args: &PsArgs) -> Result<ExitCode> {
         .collect();
     print_table(&["DAG", "RUN ID", "PID", "STARTED", "RUNNING FOR"], &shown);
     Ok(ExitCode::Success)
-}
-
-/// The DAG files of the folder (`*.yaml`, `*.yml`), by file name.
-fn dag_files(folder: &Path) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(folder)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let ext = path.extension()?.to_str()?;
-            if !matches!(ext, "yaml" | "yml") || !path.is_file() {
-                return None;
-            }
-            Some((path.file_stem()?.to_string_lossy().into_owned(), path))
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// Columns as wide as their widest cell, two spaces apart; the last one as it is.

@@ -511,24 +511,12 @@ pub(crate) fn existing_dag_file(dags: &Path, name: &str) -> Result<PathBuf, Box<
     }
 }
 
-/// The DAG files of the folder, sorted by name.
+/// The DAG files of the folder whose names the server can serve, sorted by name.
 pub(crate) fn dag_files(dags: &Path) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dags)
+    wharf_engine::dag_files(dags)
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let ext = path.extension()?.to_str()?;
-            if !matches!(ext, "yaml" | "yml") || !path.is_file() {
-                return None;
-            }
-            let stem = path.file_stem()?.to_str()?.to_owned();
-            valid_name(&stem).then_some((stem, path))
-        })
-        .collect();
-    files.sort_by_key(|(n, _)| n.to_lowercase());
-    files
+        .filter(|(stem, _)| valid_name(stem))
+        .collect()
 }
 
 /// Diagnostics as the API's `errors` strings: `LINE:COL: message`.
