@@ -1262,7 +1262,9 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
         history.stdout
     );
 
-    // Wrong calls stop before anything is recorded.
+    // Wrong calls stop before anything is recorded (or kept).
+    let plain = p.dag("plain", "steps:\n  - echo hi\n");
+    assert_eq!(p.run(&plain, &["--run-id", "plain1"]).code, Some(0));
     for (args, said) in [
         (&[][..], "a command is required"),
         (&["--env", "NOVALUE", "--", "true"][..], "give KEY=VALUE"),
@@ -1280,6 +1282,10 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
             "no workers",
         ),
         (&["-r", "first", "--", "true"][..], "already started"),
+        (
+            &["-N", "plain", "-r", "plain1", "--", "true"][..],
+            "already started",
+        ),
     ] {
         let out = exec(args);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);

@@ -96,9 +96,10 @@ pub(crate) fn run(args: &ExecArgs, term: &Term) -> Result<ExitCode> {
     let home = wharf_store::default_home();
     let dir = home.join("specs").join(wharf_store::safe_name(&run_id));
     let file = dir.join(format!("{name}.yaml"));
-    if dir.exists() {
+    if dir.exists() || recorded(&name, &run_id) {
         return Err(Error::Usage(format!(
-            "a run with the id `{run_id}` was already started from a spec; choose another id"
+            "a run with the id `{run_id}` was already started (of {name}, or from a spec); \
+             choose another id"
         )));
     }
     std::fs::create_dir_all(&dir)
