@@ -36,7 +36,10 @@ const GROUPS: &[(&str, &[&str])] = &[
         "Serve and schedule",
         &["server", "scheduler", "start-all", "suspend", "resume"],
     ),
-    ("Maintain", &["cleanup", "version", "completions", "man"]),
+    (
+        "Maintain",
+        &["cleanup", "config", "version", "completions", "man"],
+    ),
 ];
 
 /// The command line, its `--help` grouping the commands by what they are for.
@@ -131,6 +134,9 @@ pub(crate) enum Command {
     /// Mark runs whose process died as failed and remove what they left behind; with
     /// `--retention-days`, also remove the records and logs of old runs.
     Cleanup(CleanupArgs),
+    /// Where wharf finds and keeps everything: its home, configuration, base
+    /// configuration, DAGs folder, run records and logs.
+    Config,
     /// Print wharf's version.
     Version,
     /// Print a completion script for a shell (`source <(wharf completions bash)`).

@@ -68,6 +68,7 @@ pub fn run() -> i32 {
         args::Command::Suspend(a) => commands::run::suspend(&a.dag, true),
         args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
+        args::Command::Config => Ok(commands::list::config()),
         args::Command::Completions(a) => {
             let shell = match a.shell {
                 args::Shell::Bash => clap_complete::Shell::Bash,

@@ -1492,4 +1492,33 @@ fn ls_lists_the_folders_dags_and_ps_the_runs_running_now() {
     let _ = child.wait();
     let out = wharf().args(["ps"]).run();
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    // `config`: where all of it is.
+    let out = wharf().args(["config"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let said = |label: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        said("DAGs directory:"),
+        dags.display().to_string(),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        said("Run records:"),
+        p.home().join("wharf.db").display().to_string(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        said("Config file:").ends_with("(none yet)"),
+        "{}",
+        out.stdout
+    );
 }

@@ -1,5 +1,5 @@
-//! `wharf ls` (the DAGs of the folder) and `wharf ps` (the runs running now), as Dagu
-//! 2.x has them.
+//! `wharf ls` (the DAGs of the folder), `wharf ps` (the runs running now) and `wharf
+//! config` (where everything is), as Dagu 2.x has them.
 
 use crate::ExitCode;
 use crate::args::{LsArgs, PsArgs};
@@ -135,6 +135,43 @@ pub(crate) fn ps(args: &PsArgs) -> Result<ExitCode> {
         .collect();
     print_table(&["DAG", "RUN ID", "PID", "STARTED", "RUNNING FOR"], &shown);
     Ok(ExitCode::Success)
+}
+
+/// `wharf config`: the paths wharf uses here, as the installation's settings resolve them
+/// (a file that does not exist is said so).
+pub(crate) fn config() -> ExitCode {
+    let home = wharf_store::default_home();
+    let shown = |p: &std::path::Path| {
+        if p.exists() {
+            p.display().to_string()
+        } else {
+            format!("{} (none yet)", p.display())
+        }
+    };
+    let mut rows: Vec<(&str, String)> = vec![
+        ("Home", home.display().to_string()),
+        ("Config file", shown(&home.join("config.yaml"))),
+    ];
+    if let Some(dagu) = std::env::var_os("DAGU_HOME").filter(|h| !h.is_empty()) {
+        let dagu = std::path::PathBuf::from(dagu);
+        rows.push(("Dagu config file", shown(&dagu.join("config.yaml"))));
+    }
+    rows.push((
+        "Base config",
+        shown(&wharf_spec::base_config().unwrap_or_else(|| home.join("base.yaml"))),
+    ));
+    rows.push(("DAGs directory", shown(&wharf_engine::dags_dir(&home))));
+    rows.push(("Run records", shown(&home.join("wharf.db"))));
+    rows.push(("Log directory", shown(&home.join("logs"))));
+    rows.push(("Kept DAGs (exec, API)", shown(&home.join("specs"))));
+    if let Ok(exe) = std::env::current_exe() {
+        rows.push(("Executable", exe.display().to_string()));
+    }
+    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 1;
+    for (label, value) in rows {
+        println!("{:<width$}  {value}", format!("{label}:"));
+    }
+    ExitCode::Success
 }
 
 /// Columns as wide as their widest cell, two spaces apart; the last one as it is.
