@@ -38,7 +38,7 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Maintain",
-        &["cleanup", "config", "version", "completions", "man"],
+        &["rm", "cleanup", "config", "version", "completions", "man"],
     ),
 ];
 
@@ -134,6 +134,9 @@ pub(crate) enum Command {
     /// Mark runs whose process died as failed and remove what they left behind; with
     /// `--retention-days`, also remove the records and logs of old runs.
     Cleanup(CleanupArgs),
+    /// Remove a DAG's run history (`-H`, or only its runs older than `-t`), its file (`-d`),
+    /// or both; runs going on are never removed.
+    Rm(RmArgs),
     /// Where wharf finds and keeps everything: its home, configuration, base
     /// configuration, DAGs folder, run records and logs.
     Config,
@@ -375,6 +378,28 @@ pub(crate) struct LsArgs {
     /// Show each DAG's last run: its status and when it started.
     #[arg(long, short = 'l')]
     pub last: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The DAG: its name (its file in the DAGs folder) or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// Remove its finished runs, with their logs.
+    #[arg(long, short = 'H')]
+    pub history: bool,
+    /// Remove its file.
+    #[arg(long, short = 'd')]
+    pub definition: bool,
+    /// With --history: only runs older than this (`10d`, `24h`, `1w`).
+    #[arg(long, short = 't', value_name = "DURATION", requires = "history")]
+    pub older_than: Option<String>,
+    /// Remove without asking (wharf does not ask; accepted for Dagu's command line).
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// Only say what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

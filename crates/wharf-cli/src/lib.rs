@@ -69,6 +69,7 @@ pub fn run() -> i32 {
         args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
         args::Command::Config => Ok(commands::list::config()),
+        args::Command::Rm(a) => commands::cleanup::rm(&a),
         args::Command::Completions(a) => {
             let shell = match a.shell {
                 args::Shell::Bash => clap_complete::Shell::Bash,

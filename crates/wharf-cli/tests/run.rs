@@ -1407,9 +1407,10 @@ fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() 
     }
 }
 
-// L16 (2.x): `ls` lists the DAGs of the folder, `ps` the runs running now.
+// L16 (2.x): `ls` lists the DAGs of the folder, `ps` the runs running now, `config`
+// where everything is, `rm` a DAG's history or file.
 #[test]
-fn ls_lists_the_folders_dags_and_ps_the_runs_running_now() {
+fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
     let p = Place::new();
     let dags = p.home().join("dags");
     std::fs::create_dir_all(&dags).expect("dags");
@@ -1488,6 +1489,11 @@ fn ls_lists_the_folders_dags_and_ps_the_runs_running_now() {
         "{}",
         out.stderr
     );
+    // `rm -d` keeps the file of a DAG whose run goes on.
+    let out = wharf().args(["rm", "-d"]).args([&slow]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("going or waiting"), "{}", out.stderr);
+    assert!(slow.is_file());
     assert_eq!(wharf().args(["stop", "slow"]).run().code, Some(0));
     let _ = child.wait();
     let out = wharf().args(["ps"]).run();
@@ -1521,4 +1527,34 @@ fn ls_lists_the_folders_dags_and_ps_the_runs_running_now() {
         "{}",
         out.stdout
     );
+
+    // `rm`: the history (or its older part), the file, or both.
+    let runs = || {
+        wharf()
+            .args(["history", "nightly"])
+            .run()
+            .stdout
+            .lines()
+            .count()
+    };
+    let out = wharf().args(["rm", "nightly"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--history (-H)"), "{}", out.stderr);
+    assert_eq!(
+        wharf().args(["rm", "-H", "-t", "1d", "nightly"]).run().code,
+        Some(0)
+    );
+    assert_eq!(runs(), 1, "a run of today is not older than a day");
+    let out = wharf()
+        .args(["rm", "-H", "-d", "--dry-run", "nightly"])
+        .run();
+    assert!(out.stderr.contains("would remove run"), "{}", out.stderr);
+    assert!(out.stderr.contains("nightly.yaml"), "{}", out.stderr);
+    assert_eq!(runs(), 1);
+    assert!(dags.join("nightly.yaml").is_file());
+    let out = wharf().args(["rm", "-H", "-d", "-f", "nightly"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(runs(), 0);
+    assert!(!dags.join("nightly.yaml").exists());
+    assert!(!wharf().args(["ls"]).run().stdout.contains("nightly"));
 }

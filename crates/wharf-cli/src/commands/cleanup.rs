@@ -1,9 +1,69 @@
-//! `wharf cleanup`: what crashed runs left behind.
+//! `wharf cleanup`: what crashed runs left behind; `wharf rm`: a DAG's history or file.
 
 use crate::ExitCode;
-use crate::args::CleanupArgs;
-use crate::commands::open_store;
+use crate::args::{CleanupArgs, RmArgs};
+use crate::commands::{dag_name, open_store};
 use crate::error::{Error, Result};
+
+/// `wharf rm`, as Dagu 2.x has it: the DAG's finished runs (all, or those older than
+/// `--older-than`) with their logs, its file, or both. A run that is going on is never
+/// removed, and the file is not while the DAG has runs going or waiting.
+pub(crate) fn rm(args: &RmArgs) -> Result<ExitCode> {
+    if !args.history && !args.definition {
+        return Err(Error::Usage(
+            "say what to remove: --history (-H), --definition (-d), or both".into(),
+        ));
+    }
+    let name = dag_name(&args.dag);
+    let store = open_store()?;
+    let record = |what| move |source| Error::Record { what, source };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removing"
+    };
+    if args.history {
+        let now = wharf_store::now_ms();
+        let cutoff = match &args.older_than {
+            Some(t) => now - crate::commands::history::duration_ms(t)?,
+            None => now + 1,
+        };
+        let old = store
+            .old_runs(Some(&name), cutoff)
+            .map_err(record("the runs"))?;
+        for run in &old {
+            eprintln!("{verb} run {} of {} ({})", run.run_id, run.dag, run.status);
+        }
+        if !args.dry_run {
+            let removed = store
+                .remove_runs(&old)
+                .map_err(record("the removal of runs"))?;
+            eprintln!("removed {removed} run(s) of {name}");
+        }
+    }
+    if args.definition {
+        let file = crate::commands::run::dag_file(&args.dag)?;
+        let going = store
+            .running(Some(&name))
+            .map_err(record("the runs"))?
+            .len()
+            + store.queued(Some(&name)).map_err(record("the runs"))?.len();
+        if going > 0 {
+            return Err(Error::Usage(format!(
+                "the DAG `{name}` has {going} run(s) going or waiting (`wharf ps -d {name}`): \
+                 its file is kept; stop them first"
+            )));
+        }
+        eprintln!("{verb} {}", file.display());
+        if !args.dry_run {
+            std::fs::remove_file(&file).map_err(|e| Error::Read {
+                path: file.clone(),
+                reason: format!("cannot remove it: {e}"),
+            })?;
+        }
+    }
+    Ok(ExitCode::Success)
+}
 
 pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
     // Opening the store marks the runs of dead processes failed and kills what is left of

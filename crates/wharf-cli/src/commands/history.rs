@@ -90,7 +90,7 @@ fn time_ms(text: &str) -> Result<i64> {
 }
 
 /// `30m`, `24h`, `7d` (or seconds), in milliseconds.
-fn duration_ms(text: &str) -> Result<i64> {
+pub(crate) fn duration_ms(text: &str) -> Result<i64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);

@@ -409,7 +409,7 @@ fn wait_for_place(
 
 /// The file of the DAG `arg` names: `arg` itself when it is a file or a path, else
 /// `ARG.yaml` (or `.yml`) in the DAGs folder ([`wharf_engine::dags_dir`]).
-fn dag_file(arg: &str) -> Result<PathBuf> {
+pub(crate) fn dag_file(arg: &str) -> Result<PathBuf> {
     let path = Path::new(arg);
     if path.is_file() || arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(path.to_path_buf());
