@@ -172,14 +172,24 @@ impl Spec<'_> {
     }
 }
 
-/// `exec-` and the command's file name, in the characters a DAG name takes.
+/// `exec-` and the command's file name, as Dagu names it: each character other than a
+/// letter, a digit, `_` and `-` made `_` (`python3.11` gives `exec-python3_11`).
 fn default_name(program: &str) -> String {
     let base = Path::new(program)
         .file_name()
         .map(|b| b.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let safe = wharf_store::safe_name(&base);
-    let safe = if base.is_empty() || safe == "_" {
+    let safe: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = if safe.is_empty() {
         "command".to_owned()
     } else {
         safe
@@ -205,7 +215,8 @@ mod tests {
     fn a_run_is_named_after_its_commands_file_name() {
         assert_eq!(default_name("echo"), "exec-echo");
         assert_eq!(default_name("/usr/bin/python3"), "exec-python3");
-        assert_eq!(default_name("./my script.sh"), "exec-my_script.sh");
+        assert_eq!(default_name("./my script.sh"), "exec-my_script_sh");
+        assert_eq!(default_name("python3.11"), "exec-python3_11");
         assert_eq!(default_name("/"), "exec-command");
         assert_eq!(default_name(&"x".repeat(100)).len(), NAME_MAX);
     }
