@@ -1400,6 +1400,7 @@ fn a_run_can_be_kept_under_another_name_and_rerun_with_an_earlier_runs_params() 
         ),
         (&["--from-run-id", "nope"][..], "has no run `nope`"),
         (&["-N", "no/slash"][..], "invalid name"),
+        (&["-N", &"x".repeat(41)][..], "at most 40"),
     ] {
         let out = p.run(&dag, args);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);

@@ -169,4 +169,6 @@ fn portable_names_are_those_a_dag_file_can_have() {
     for bad in ["", ".hidden", "a/b", "a b", "ü", ".."] {
         assert!(!is_portable_name(bad), "{bad}");
     }
+    assert!(is_dag_name(&"x".repeat(DAG_NAME_MAX)));
+    assert!(!is_dag_name(&"x".repeat(DAG_NAME_MAX + 1)));
 }

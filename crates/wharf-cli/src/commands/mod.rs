@@ -110,11 +110,11 @@ pub(crate) fn dag_name(arg: &str) -> String {
 
 /// A name given with `--name`, if a DAG can have it.
 pub(crate) fn checked_name(name: &str) -> Result<String> {
-    if wharf_store::is_portable_name(name) {
+    if wharf_store::is_dag_name(name) {
         Ok(name.to_owned())
     } else {
         Err(Error::Usage(format!(
-            "invalid name `{name}`: letters, digits, `_`, `-` and `.` only"
+            "invalid name `{name}`: at most 40 letters, digits, `_`, `-` and `.`"
         )))
     }
 }

@@ -310,9 +310,9 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
     } else {
         return bad_request("the spec has no `name`: give one in the spec or as `name`");
     };
-    if !wharf_store::is_portable_name(&name) {
+    if !wharf_store::is_dag_name(&name) {
         return bad_request(format!(
-            "invalid DAG name `{name}`: letters, digits, `_`, `-` and `.` only"
+            "invalid DAG name `{name}`: at most 40 letters, digits, `_`, `-` and `.`"
         ));
     }
     let run_id = or_reply!(chosen_run_id(probe_dag, &body));
@@ -405,12 +405,10 @@ fn start_run(
     // `dagName`: the name the run is kept under, instead of the DAG's own.
     let name = match body.get("dagName").and_then(Value::as_str) {
         None | Some("") => dag.name.clone(),
-        Some(given) if given == dag.name || wharf_store::is_portable_name(given) => {
-            given.to_owned()
-        }
+        Some(given) if given == dag.name || wharf_store::is_dag_name(given) => given.to_owned(),
         Some(given) => {
             return bad_request(format!(
-                "invalid dagName `{given}`: letters, digits, `_`, `-` and `.` only"
+                "invalid dagName `{given}`: at most 40 letters, digits, `_`, `-` and `.`"
             ));
         }
     };

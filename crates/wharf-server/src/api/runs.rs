@@ -143,9 +143,9 @@ pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) ->
     let new_name = match body.get("dagName").and_then(Value::as_str) {
         None | Some("") => run.dag.clone(),
         Some(given) => {
-            if !wharf_store::is_portable_name(given) {
+            if !wharf_store::is_dag_name(given) {
                 return bad_request(format!(
-                    "invalid dagName `{given}`: letters, digits, `_`, `-` and `.` only"
+                    "invalid dagName `{given}`: at most 40 letters, digits, `_`, `-` and `.`"
                 ));
             }
             given.to_owned()
