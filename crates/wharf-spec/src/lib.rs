@@ -62,6 +62,25 @@ impl Loaded {
     }
 }
 
+/// Whether `name` is letters, digits, `_`, `-` and `.`, not starting with `.` (the names a
+/// DAG file or a queue can have).
+pub fn is_portable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The longest DAG name (Dagu's limit).
+pub const DAG_NAME_MAX: usize = 40;
+
+/// Whether a run can be kept under `name`: a portable name of at most [`DAG_NAME_MAX`]
+/// characters, as Dagu checks a DAG's name.
+pub fn is_dag_name(name: &str) -> bool {
+    name.len() <= DAG_NAME_MAX && is_portable_name(name)
+}
+
 /// The largest DAG file wharf reads (the same bound as a spec sent to the API).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -451,4 +470,19 @@ fn settings(
         walk(&root, "", &mut out, &mut lists)?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_names_are_those_a_dag_file_can_have() {
+        assert!(is_portable_name("nightly-backup_2.0"));
+        for bad in ["", ".hidden", "a/b", "a b", "ü", ".."] {
+            assert!(!is_portable_name(bad), "{bad}");
+        }
+        assert!(is_dag_name(&"x".repeat(DAG_NAME_MAX)));
+        assert!(!is_dag_name(&"x".repeat(DAG_NAME_MAX + 1)));
+    }
 }

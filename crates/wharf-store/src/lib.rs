@@ -1100,25 +1100,6 @@ impl Store {
 /// The process that owns a run: (row id, pid, pid start time, host).
 type Owner = (i64, Option<i32>, Option<i64>, Option<String>);
 
-/// Whether `name` is letters, digits, `_`, `-` and `.`, not starting with `.` (the names a
-/// DAG file or a queue can have).
-pub fn is_portable_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// The longest DAG name (Dagu's limit).
-pub const DAG_NAME_MAX: usize = 40;
-
-/// Whether a run can be kept under `name`: a portable name of at most [`DAG_NAME_MAX`]
-/// characters, as Dagu checks a DAG's name.
-pub fn is_dag_name(name: &str) -> bool {
-    name.len() <= DAG_NAME_MAX && is_portable_name(name)
-}
-
 /// Writes a new file that only its owner can read (a DAG kept for a run: its `env` may
 /// hold credentials).
 pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {

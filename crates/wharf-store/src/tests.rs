@@ -162,13 +162,3 @@ fn names_are_safe_path_components() {
     assert_eq!(safe_name("a/b c"), "a_b_c");
     assert_eq!(safe_name(".."), "_");
 }
-
-#[test]
-fn portable_names_are_those_a_dag_file_can_have() {
-    assert!(is_portable_name("nightly-backup_2.0"));
-    for bad in ["", ".hidden", "a/b", "a b", "ü", ".."] {
-        assert!(!is_portable_name(bad), "{bad}");
-    }
-    assert!(is_dag_name(&"x".repeat(DAG_NAME_MAX)));
-    assert!(!is_dag_name(&"x".repeat(DAG_NAME_MAX + 1)));
-}

@@ -28,16 +28,7 @@ pub(crate) fn rm(args: &RmArgs) -> Result<ExitCode> {
             Some(t) => now - crate::commands::history::duration_ms(t)?,
             None => now + 1,
         };
-        let old = store
-            .old_runs(Some(&name), cutoff)
-            .map_err(record("the runs"))?;
-        for run in &old {
-            eprintln!("{verb} run {} of {} ({})", run.run_id, run.dag, run.status);
-        }
-        if !args.dry_run {
-            let removed = store
-                .remove_runs(&old)
-                .map_err(record("the removal of runs"))?;
+        if let Some(removed) = remove_old(&store, Some(&name), cutoff, args.dry_run)? {
             eprintln!("removed {removed} run(s) of {name}");
         }
     }
@@ -75,25 +66,7 @@ pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
                 .unwrap_or(i64::MAX / 86_400_000)
                 .saturating_mul(86_400_000);
         let dag = args.dag.as_deref().map(crate::commands::dag_name);
-        let old = store
-            .old_runs(dag.as_deref(), cutoff)
-            .map_err(|source| Error::Record {
-                what: "the old runs",
-                source,
-            })?;
-        for run in &old {
-            let verb = if args.dry_run {
-                "would remove"
-            } else {
-                "removing"
-            };
-            eprintln!("{verb} run {} of {} ({})", run.run_id, run.dag, run.status);
-        }
-        if !args.dry_run {
-            let removed = store.remove_runs(&old).map_err(|source| Error::Record {
-                what: "the removal of old runs",
-                source,
-            })?;
+        if let Some(removed) = remove_old(&store, dag.as_deref(), cutoff, args.dry_run)? {
             eprintln!("removed {removed} run(s) older than {days} day(s)");
         }
         return Ok(ExitCode::Success);
@@ -107,6 +80,31 @@ pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Failure
     })
+}
+
+/// The finished runs (of `dag`, or all) that started before `cutoff`, told one by one and
+/// removed with their logs; how many, unless `dry_run` (which only tells).
+fn remove_old(
+    store: &wharf_store::Store,
+    dag: Option<&str>,
+    cutoff: i64,
+    dry_run: bool,
+) -> Result<Option<usize>> {
+    let record = |what| move |source| Error::Record { what, source };
+    let old = store
+        .old_runs(dag, cutoff)
+        .map_err(record("the old runs"))?;
+    let verb = if dry_run { "would remove" } else { "removing" };
+    for run in &old {
+        eprintln!("{verb} run {} of {} ({})", run.run_id, run.dag, run.status);
+    }
+    if dry_run {
+        return Ok(None);
+    }
+    store
+        .remove_runs(&old)
+        .map(Some)
+        .map_err(record("the removal of old runs"))
 }
 
 /// Removes the containers of runs whose wharf process is gone, telling what it removed.

@@ -14,9 +14,6 @@ use crate::commands::run::{Record, run_id_of, start};
 use crate::error::{Error, Result};
 use crate::term::Term;
 
-/// The longest name `exec` gives a run by itself (Dagu's limit on DAG names).
-const NAME_MAX: usize = 40;
-
 pub(crate) fn run(args: &ExecArgs, term: &Term) -> Result<ExitCode> {
     let Some(program) = args.command.first() else {
         return Err(Error::Usage(
@@ -195,7 +192,7 @@ fn default_name(program: &str) -> String {
         safe
     };
     let mut name = format!("exec-{safe}");
-    name.truncate(NAME_MAX);
+    name.truncate(wharf_spec::DAG_NAME_MAX);
     name
 }
 
@@ -218,7 +215,10 @@ mod tests {
         assert_eq!(default_name("./my script.sh"), "exec-my_script_sh");
         assert_eq!(default_name("python3.11"), "exec-python3_11");
         assert_eq!(default_name("/"), "exec-command");
-        assert_eq!(default_name(&"x".repeat(100)).len(), NAME_MAX);
+        assert_eq!(
+            default_name(&"x".repeat(100)).len(),
+            wharf_spec::DAG_NAME_MAX
+        );
     }
 
     #[test]

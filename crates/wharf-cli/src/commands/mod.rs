@@ -110,7 +110,7 @@ pub(crate) fn dag_name(arg: &str) -> String {
 
 /// A name given with `--name`, if a DAG can have it.
 pub(crate) fn checked_name(name: &str) -> Result<String> {
-    if wharf_store::is_dag_name(name) {
+    if wharf_spec::is_dag_name(name) {
         Ok(name.to_owned())
     } else {
         Err(Error::Usage(format!(

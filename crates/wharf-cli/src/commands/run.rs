@@ -62,6 +62,15 @@ fn given_params(text: Option<&str>, after: &[String]) -> Result<Vec<String>> {
     Ok(params)
 }
 
+/// Keeps the run under `name` instead of the DAG's own name; another name than the DAG's
+/// must be one a DAG file could be named.
+fn keep_as(dag: &mut wharf_spec::Dag, name: Option<&str>) -> Result<()> {
+    if let Some(name) = name.filter(|n| *n != dag.name) {
+        dag.name = checked_name(name)?;
+    }
+    Ok(())
+}
+
 /// The id a new run gets: the one given (checked), or a new one.
 pub(crate) fn run_id_of(given: Option<&str>) -> Result<String> {
     match given {
@@ -77,11 +86,9 @@ pub(crate) fn enqueue(args: &EnqueueArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
     let params = given_params(args.params_text.as_deref(), &args.params)?;
     let mut dag = valid(load(&file, term)?, &file)?;
-    if let Some(name) = &args.name {
-        dag.name = checked_name(name)?;
-    }
+    keep_as(&mut dag, args.name.as_deref())?;
     if let Some(queue) = &args.queue {
-        if !wharf_store::is_portable_name(queue) {
+        if !wharf_spec::is_portable_name(queue) {
             return Err(Error::Usage(format!(
                 "invalid queue `{queue}`: letters, digits, `_`, `-` and `.` only"
             )));
@@ -140,28 +147,21 @@ pub(crate) fn dequeue(args: &DequeueArgs) -> Result<ExitCode> {
         Some(id) => find_run(&store, &name, Some(&id))?,
         // The DAG's oldest queued run; else, as Dagu's `dequeue QUEUE`, the oldest run
         // waiting in the queue of that name.
-        None => match store
-            .queued(Some(&name))
-            .map_err(record)?
-            .into_iter()
-            .next()
-            .map_or_else(
-                || {
-                    store.queued(None).map(|runs| {
-                        runs.into_iter()
-                            .find(|r| r.queue.as_deref() == Some(args.dag.as_str()))
-                    })
-                },
-                |run| Ok(Some(run)),
-            )
-            .map_err(record)?
-        {
-            Some(run) => run,
-            None => {
-                eprintln!("no run of `{name}` is queued, nor any run in a queue of that name");
-                return Ok(ExitCode::Failure);
+        None => {
+            let queued = store.queued(None).map_err(record)?;
+            let of_queue = |r: &&wharf_store::RunRecord| r.queue.as_deref() == Some(&args.dag);
+            match queued
+                .iter()
+                .find(|r| r.dag == name)
+                .or_else(|| queued.iter().find(of_queue))
+            {
+                Some(run) => run.clone(),
+                None => {
+                    eprintln!("no run of `{name}` is queued, nor any run in a queue of that name");
+                    return Ok(ExitCode::Failure);
+                }
             }
-        },
+        }
     };
     let name = run.dag.clone();
     if !store.dequeue(run.key, "dequeued").map_err(record)? {
@@ -248,10 +248,7 @@ pub(crate) fn start(
     record: Record<'_>,
 ) -> Result<ExitCode> {
     let mut dag = valid(load(file, term)?, file)?;
-    // Another name than the DAG's own must be one a DAG file could be named.
-    if let Some(name) = name.filter(|n| *n != dag.name) {
-        dag.name = checked_name(name)?;
-    }
+    keep_as(&mut dag, name)?;
     let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
         file: file.display().to_string(),

@@ -310,7 +310,7 @@ pub(super) fn start_spec(home: &Path, body: &Bytes, mode: Mode) -> Reply {
     } else {
         return bad_request("the spec has no `name`: give one in the spec or as `name`");
     };
-    if !wharf_store::is_dag_name(&name) {
+    if !wharf_spec::is_dag_name(&name) {
         return bad_request(format!(
             "invalid DAG name `{name}`: at most 40 letters, digits, `_`, `-` and `.`"
         ));
@@ -351,6 +351,19 @@ fn spec_names_itself(spec: &str) -> bool {
             .iter()
             .any(|(k, v)| k == "name" && !v.trim().is_empty())
     })
+}
+
+/// The name a request keeps its run under: its `dagName`, else `own` (the DAG's, or the
+/// earlier run's); another than `own` must be a DAG name.
+pub(crate) fn kept_name(body: &Value, own: &str) -> Result<String, Box<Reply>> {
+    match body.get("dagName").and_then(Value::as_str) {
+        None | Some("") => Ok(own.to_owned()),
+        Some(given) if given == own || wharf_spec::is_dag_name(given) => Ok(given.to_owned()),
+        Some(given) => Err(Box::new(bad_request(format!(
+            "invalid dagName `{given}`: at most {} letters, digits, `_`, `-` and `.`",
+            wharf_spec::DAG_NAME_MAX
+        )))),
+    }
 }
 
 /// The run id a request chose (checked), or a new one.
@@ -402,16 +415,7 @@ fn start_run(
         Err(why) => return bad_request(why),
     };
     let singleton = body.get("singleton").and_then(Value::as_bool) == Some(true);
-    // `dagName`: the name the run is kept under, instead of the DAG's own.
-    let name = match body.get("dagName").and_then(Value::as_str) {
-        None | Some("") => dag.name.clone(),
-        Some(given) if given == dag.name || wharf_store::is_dag_name(given) => given.to_owned(),
-        Some(given) => {
-            return bad_request(format!(
-                "invalid dagName `{given}`: at most 40 letters, digits, `_`, `-` and `.`"
-            ));
-        }
-    };
+    let name = or_reply!(kept_name(body, &dag.name));
     // `queue`: the queue an enqueued run waits in, instead of the DAG's own.
     let queue = match body.get("queue") {
         None | Some(Value::Null) => None,
@@ -421,7 +425,7 @@ fn start_run(
                 "`queue` ({q}) is for a run that is enqueued: send it to .../enqueue"
             ));
         }
-        Some(Value::String(q)) if wharf_store::is_portable_name(q) => Some(q.clone()),
+        Some(Value::String(q)) if wharf_spec::is_portable_name(q) => Some(q.clone()),
         Some(other) => {
             return bad_request(format!(
                 "invalid queue {other}: a name of letters, digits, `_`, `-` and `.`"

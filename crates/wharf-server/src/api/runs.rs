@@ -140,17 +140,7 @@ pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) ->
             diagnostics(&loaded).join("; ")
         ));
     };
-    let new_name = match body.get("dagName").and_then(Value::as_str) {
-        None | Some("") => run.dag.clone(),
-        Some(given) => {
-            if !wharf_store::is_dag_name(given) {
-                return bad_request(format!(
-                    "invalid dagName `{given}`: at most 40 letters, digits, `_`, `-` and `.`"
-                ));
-            }
-            given.to_owned()
-        }
-    };
+    let new_name = or_reply!(super::dags::kept_name(&body, &run.dag));
     let run_id = or_reply!(super::dags::chosen_run_id(dag, &body));
     let started = wharf_control::start(
         home,

@@ -331,9 +331,6 @@ pub(crate) fn with_node<R>(
     (out, d.diags.into_iter().map(|d| d.message).collect())
 }
 
-/// The longest DAG name Dagu takes.
-const MAX_DAG_NAME: usize = 40;
-
 /// A DAG's `name`, as Dagu checks it: at most 40 characters of letters, digits, `_`, `-`
 /// and `.` (its runs, logs and paths are keyed by it).
 fn check_name(d: &mut Decoder, name: &str, node: &Node) {
@@ -350,12 +347,13 @@ fn check_name(d: &mut Decoder, name: &str, node: &Node) {
         );
     } else if matches!(name, "." | "..") {
         d.error(node.at(), format!("`{name}` cannot be a DAG name"));
-    } else if name.len() > MAX_DAG_NAME {
+    } else if name.len() > crate::DAG_NAME_MAX {
         d.error(
             node.at(),
             format!(
-                "the DAG name `{name}` is {} characters long: at most {MAX_DAG_NAME}",
-                name.len()
+                "the DAG name `{name}` is {} characters long: at most {}",
+                name.len(),
+                crate::DAG_NAME_MAX
             ),
         );
     }
