@@ -377,6 +377,52 @@ fn mail_steps_and_notifications_reach_a_real_smtp_server() {
             .any(|m| header(m, "Subject") == "[OK] fine (succeeded)"),
         "{mails:?}"
     );
+
+    // G34: `mailOn.wait` sends `waitMail` when a `hitl` step makes the run wait (and no
+    // end-of-run mail then: the run has not ended).
+    let gate = p.dag(
+        "gate",
+        &format!(
+            "smtp: {{host: 127.0.0.1, port: {port}}}\nmailOn: {{wait: true, success: true}}\nwaitMail: {{from: wharf@example.com, to: [approvers@example.com], prefix: '[APPROVAL]'}}\ninfoMail: {{from: wharf@example.com, to: team@example.com, prefix: '[OK]'}}\nsteps:\n  - name: build\n    command: echo built\n  - name: ask\n    type: hitl\n    config: {{prompt: Ship it?}}\n",
+            port = smtp.port
+        ),
+    );
+    let out = p.run(&gate, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mails = smtp.messages(5);
+    let wait = mails
+        .iter()
+        .find(|m| header(m, "Subject") == "[APPROVAL] gate (waiting)")
+        .unwrap_or_else(|| panic!("no wait mail: {mails:?}"));
+    assert_eq!(header(wait, "To"), "approvers@example.com");
+    assert!(wait.contains("ask"), "{wait}");
+    assert!(
+        !mails
+            .iter()
+            .any(|m| header(m, "Subject").contains("gate (succeeded)")),
+        "{mails:?}"
+    );
+    // A 2.x file says the same in its own keys.
+    let gate2 = p.dag(
+        "gate2",
+        &format!(
+            "smtp: {{host: 127.0.0.1, port: {port}}}\nmail_on: {{wait: true}}\nwait_mail: {{from: wharf@example.com, to: approvers@example.com, prefix: '[APPROVAL]', attach_logs: false}}\nsteps:\n  - id: ask\n    type: hitl\n",
+            port = smtp.port
+        ),
+    );
+    let out = p
+        .wharf()
+        .args(["run", "--dialect", "2"])
+        .arg_path(&gate2)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        smtp.messages(6)
+            .iter()
+            .any(|m| header(m, "Subject") == "[APPROVAL] gate2 (waiting)"),
+        "{:?}",
+        smtp.messages(6)
+    );
     drop(smtp);
     let dead = TcpListener::bind("127.0.0.1:0")
         .expect("bind")

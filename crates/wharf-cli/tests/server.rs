@@ -2079,6 +2079,56 @@ fn the_dag_list_sorts_and_acts_from_its_rows() {
     assert_eq!(code, 303);
     let (_, v) = s.get("/dags/aa-good");
     assert_eq!(v["suspended"], false, "{v}");
+
+    // G02: `group` heads the DAGs that share it (those without one first), filters the
+    // list, and is in the API's DAG.
+    for (file, group) in [
+        ("mm-load", "Data & Loads"),
+        ("bb-load", "Data & Loads"),
+        ("cc-mail", "Alerts"),
+    ] {
+        std::fs::write(
+            p.path(&format!("dags/{file}.yaml")),
+            format!("group: {group}\nsteps:\n  - \"true\"\n"),
+        )
+        .expect("dag");
+    }
+    let (_, _, html) = s.page("GET", "/", "", "");
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {html}"))
+    };
+    let alerts = at("<a href=\"?group=Alerts\">Alerts</a> <span class=\"muted\">(1)</span>");
+    let data = at(
+        "<a href=\"?group=Data+%26+Loads\">Data &#38; Loads</a> <span class=\"muted\">(2)</span>",
+    );
+    assert!(at(">zz-bad<") < alerts, "ungrouped first: {html}");
+    assert!(alerts < at(">cc-mail<") && at(">cc-mail<") < data, "{html}");
+    assert!(
+        data < at(">bb-load<") && at(">bb-load<") < at(">mm-load<"),
+        "{html}"
+    );
+    let (_, _, html) = s.page("GET", "/?group=Data+%26+Loads", "", "");
+    assert!(
+        html.contains(">bb-load<") && html.contains(">mm-load<"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(">cc-mail<") && !html.contains(">aa-good<"),
+        "{html}"
+    );
+    assert!(html.contains("2 DAGs in"), "{html}");
+    let (_, _, html) = s.page("GET", "/dags/bb-load", "", "");
+    assert!(
+        html.contains("href=\"/?group=Data+%26+Loads\">group Data &#38; Loads</a>"),
+        "{html}"
+    );
+    let (_, v) = s.get("/dags/bb-load");
+    assert_eq!(v["dag"]["group"], "Data & Loads", "{v}");
+    let (_, v) = s.get("/dags?name=cc-mail");
+    assert_eq!(v["dags"][0]["dag"]["group"], "Alerts", "{v}");
+    let (_, v) = s.get("/dags?name=aa-good");
+    assert!(v["dags"][0]["dag"].get("group").is_none(), "{v}");
 }
 
 // W: a DAG is created from the list, edited in its page (saved only when valid, the text

@@ -1,7 +1,7 @@
 //! The mail about a run: `mailOn` at its end (`errorMail` for a failure, `infoMail` for a
-//! success), and `mailOnError` when a step fails. The subject is `PREFIX NAME (STATUS)`;
-//! the body an HTML summary of the run and its steps; `attachLogs` attaches the steps'
-//! logs. A mail that cannot be sent is written in the run log (and told to whoever
+//! success) or when it waits for a person (`waitMail`), and `mailOnError` when a step
+//! fails. The subject is `PREFIX NAME (STATUS)`; the body an HTML summary of the run and
+//! its steps; `attachLogs` attaches the steps' logs. A mail that cannot be sent is written in the run log (and told to whoever
 //! watches the run); the run's status stays what it is.
 
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ pub(crate) fn at_end(dag: &Dag, status: Status) -> Option<&MailConfig> {
         Status::Succeeded | Status::PartiallySucceeded if dag.mail_on.success => {
             dag.info_mail.as_ref()
         }
+        Status::Waiting if dag.mail_on.wait => dag.wait_mail.as_ref(),
         _ => None,
     }
 }

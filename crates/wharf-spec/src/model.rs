@@ -50,6 +50,8 @@ pub struct Dag {
     pub max_output_size: Option<u64>,
     pub schedule: Schedule,
     pub tags: Vec<String>,
+    /// `group`: the heading the DAG is listed under in the web UI and the API.
+    pub group: Option<String>,
     pub log_dir: Option<String>,
     pub shell: Option<Vec<String>>,
     /// `logOutput`: where a step's stderr goes, unless the step says otherwise.
@@ -71,6 +73,8 @@ pub struct Dag {
     pub error_mail: Option<MailConfig>,
     /// `infoMail`: the notification of a success.
     pub info_mail: Option<MailConfig>,
+    /// `waitMail`: the notification of a run waiting for a person.
+    pub wait_mail: Option<MailConfig>,
     /// `maxActiveRuns`: how many runs of the DAG (of its `queue`) run at once; more wait,
     /// `queued`. None (or 0 or less): no limit.
     pub max_active_runs: Option<u32>,
@@ -568,6 +572,8 @@ pub struct DeclaredOutput {
 pub struct MailOn {
     pub failure: bool,
     pub success: bool,
+    /// The run waits for a person (a `hitl` step): `waitMail` is sent.
+    pub wait: bool,
 }
 
 /// `type: hitl`: what the person is asked, and the inputs they give.

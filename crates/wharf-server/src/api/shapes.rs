@@ -398,6 +398,8 @@ pub(crate) struct Schedule {
 /// `DAG`.
 #[derive(Serialize)]
 pub(crate) struct DagShape {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub name: String,
     pub schedule: Vec<Schedule>,
     pub description: String,
@@ -429,6 +431,7 @@ impl DagShape {
             })
             .collect();
         Self {
+            group: dag.group.clone(),
             name: dag.name.clone(),
             schedule: dag
                 .schedule

@@ -19,6 +19,8 @@ pub(crate) struct ListRow {
     started_ms: i64,
     schedule: String,
     tags: Vec<String>,
+    /// The DAG's `group`: the heading it is listed under.
+    group: String,
     suspended: bool,
     running: bool,
 }
@@ -33,13 +35,28 @@ struct DagList {
     live: bool,
     name_filter: String,
     tag_filter: String,
+    group_filter: String,
+    /// `group_filter` as a query value.
+    group_query: String,
     dir: String,
+    /// The rows under their group's heading (the DAGs without a group first).
+    groups: Vec<ListGroup>,
+    count: usize,
+}
+
+/// DAGs that share a `group`, listed under it.
+pub(crate) struct ListGroup {
+    /// The group's name; empty for the DAGs that have none.
+    name: String,
+    /// The group's name as a query value (`?group=...`).
+    query: String,
     rows: Vec<ListRow>,
 }
 
 pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
     let name_filter = crate::api::query_param(query, "name").unwrap_or_default();
     let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
+    let group_filter = crate::api::query_param(query, "group").unwrap_or_default();
     let sort = match crate::api::query_param(query, "sort").as_deref() {
         Some("status") => "status",
         Some("started") => "started",
@@ -60,6 +77,10 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
         }
         let tags: Vec<String> = dag.map(|d| d.tags.clone()).unwrap_or_default();
         if !tag_filter.is_empty() && !tags.contains(&tag_filter) {
+            continue;
+        }
+        let group = dag.and_then(|d| d.group.clone()).unwrap_or_default();
+        if !group_filter.is_empty() && group != group_filter {
             continue;
         }
         let latest = store
@@ -98,6 +119,7 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
                 .is_some_and(|r| matches!(r.status, Status::Running | Status::Queued)),
             schedule,
             tags,
+            group,
         });
     }
     match sort {
@@ -118,6 +140,13 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
     let live = rows
         .iter()
         .any(|r| matches!(r.status, Some("running" | "queued" | "waiting")));
+    let count = rows.len();
+    // Groups in name order, each keeping the rows' order; those without a group first.
+    let mut groups: std::collections::BTreeMap<String, Vec<ListRow>> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        groups.entry(r.group.clone()).or_default().push(r);
+    }
     render(
         StatusCode::OK,
         &DagList {
@@ -126,8 +155,18 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
             base: super::Chrome::of(&state.config),
             name_filter,
             tag_filter,
+            group_query: form_urlencoded::byte_serialize(group_filter.as_bytes()).collect(),
+            group_filter,
             dir: state.config.dags.display().to_string(),
-            rows,
+            groups: groups
+                .into_iter()
+                .map(|(name, rows)| ListGroup {
+                    query: form_urlencoded::byte_serialize(name.as_bytes()).collect(),
+                    name,
+                    rows,
+                })
+                .collect(),
+            count,
         },
     )
 }
@@ -172,6 +211,9 @@ struct DagPage {
     /// The file is a DAG: it can start (an invalid one is shown, not offered to start).
     valid: bool,
     description: Option<String>,
+    /// The DAG's `group` and its tags, with the list's query for each.
+    group: Option<(String, String)>,
+    tags: Vec<String>,
     default_params: String,
     /// `runConfig.disableParamEdit`: the form shows the params and sends none.
     params_fixed: bool,
@@ -297,6 +339,11 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
                 .iter()
                 .map(|r| {
                     let label = r
+            group: dag.and_then(|d| d.group.clone()).map(|g| {
+                let query = form_urlencoded::byte_serialize(g.as_bytes()).collect();
+                (g, query)
+            }),
+            tags: dag.map(|d| d.tags.clone()).unwrap_or_default(),
                         .started_at
                         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
                         .map(|t| t.strftime("%m-%d %H:%M").to_string())

@@ -1,5 +1,5 @@
 //! The executors wharf runs in its own process (`jq`, `http`, `mail`) and the DAG's mail
-//! settings (`smtp`, `mailOn`, `errorMail`, `infoMail`), with Dagu's keys.
+//! settings (`smtp`, `mailOn`, `errorMail`, `infoMail`, `waitMail`), with Dagu's keys.
 
 use super::keys::Keys;
 use super::reader::Decoder;
@@ -60,12 +60,9 @@ pub(crate) const SMTP_KEYS: Keys = Keys {
 };
 
 pub(crate) const MAIL_ON_KEYS: Keys = Keys {
-    known: &["failure", "success"],
+    known: &["failure", "success", "wait"],
     ignored: &[],
-    unsupported: &[(
-        "wait",
-        "wharf sends no mail when a run waits for an approval (remove `wait`; a `wait` handler can send one)",
-    )],
+    unsupported: &[],
 };
 
 pub(crate) const MAIL_CONFIG_KEYS: Keys = Keys {
@@ -392,6 +389,7 @@ impl Decoder<'_> {
         MailOn {
             failure: self.opt_bool(&f, "failure").unwrap_or(false),
             success: self.opt_bool(&f, "success").unwrap_or(false),
+            wait: self.opt_bool(&f, "wait").unwrap_or(false),
         }
     }
 

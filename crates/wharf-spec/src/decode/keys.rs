@@ -37,6 +37,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "maxOutputSize",
         "schedule",
         "tags",
+        "group",
         "logDir",
         "shell",
         "logOutput",
@@ -46,10 +47,11 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "mailOn",
         "errorMail",
         "infoMail",
+        "waitMail",
         "ssh",
         "backend",
     ],
-    ignored: &["group"],
+    ignored: &[],
     unsupported: &[
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (

@@ -138,6 +138,10 @@ pub(crate) fn dag(
         name,
         file: file.to_path_buf(),
         description: d.opt_string(&f, "description"),
+        group: d
+            .opt_string(&f, "group")
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty()),
         kind,
         working_dir,
         env,
@@ -175,6 +179,9 @@ pub(crate) fn dag(
         info_mail: f
             .get("infoMail")
             .and_then(|n| d.mail_config(n, "`infoMail`")),
+        wait_mail: f
+            .get("waitMail")
+            .and_then(|n| d.mail_config(n, "`waitMail`")),
         working_dir_set: f.has("workingDir"),
         max_active_runs: f.get("maxActiveRuns").and_then(|n| {
             // As Dagu: 0 or a negative number means no limit.
