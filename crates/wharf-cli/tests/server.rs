@@ -2538,4 +2538,19 @@ fn https_from_a_certificate_and_the_api_alone_when_headless() {
     let out = p.wharf().args(["server", "--port", "0"]).run();
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("no certificate"), "{}", out.stderr);
+
+    // A Dagu installation's variables, as Dagu names them (DAGU_CERT_FILE, DAGU_KEY_FILE).
+    std::fs::remove_file(p.home().join("config.yaml")).expect("config");
+    let (cert_text, key_text) = (cert.display().to_string(), key.display().to_string());
+    let s = Server::start_with(
+        &p,
+        &[("DAGU_CERT_FILE", &cert_text), ("DAGU_KEY_FILE", &key_text)],
+    );
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://{}/api/v2/health", s.addr))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }

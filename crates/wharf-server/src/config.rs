@@ -244,6 +244,12 @@ impl Config {
             env(env_key)
                 .or_else(|| env(&dagu_env))
                 .or_else(|| (file_key == "dags").then(|| env("DAGU_DAGS_DIR")).flatten())
+                // Dagu names its TLS variables without `TLS_`.
+                .or_else(|| match file_key {
+                    "tls.certFile" => env("DAGU_CERT_FILE"),
+                    "tls.keyFile" => env("DAGU_KEY_FILE"),
+                    _ => None,
+                })
                 .or_else(|| from_file(file_key))
                 .or_else(|| {
                     (!basic_off)
