@@ -695,7 +695,7 @@ fn the_web_ui_in_a_real_browser() {
 }
 
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
-const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dag-runs/\{name\}/\{dagRunId\}/sub-dag-runs/\{subDAGRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log)$";
+const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dag-runs/\{name\}/\{dagRunId\}/sub-dag-runs/\{subDAGRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log|webhooks|webhooks/\{fileName\}|dags/\{fileName\}/webhook|dags/\{fileName\}/webhook/(regenerate|toggle))$";
 
 #[test]
 fn the_api_answers_as_the_openapi_document_says() {
@@ -2553,4 +2553,225 @@ fn https_from_a_certificate_and_the_api_alone_when_headless() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
+// W10, V07: a DAG's webhook starts runs with its own token (the server's credentials are
+// not needed for it, and do not work in its place), the request's payload reaching the
+// steps as `WEBHOOK_PAYLOAD`; managing webhooks needs the server's credentials; the token
+// is shown once and kept nowhere.
+#[test]
+fn webhooks_start_runs_with_their_own_token_and_payload() {
+    let p = Place::new();
+    let s = Server::start_with(&p, &[("WHARF_AUTH_TOKEN", "t0ken")]);
+    std::fs::write(
+        p.path("dags/deploy.yaml"),
+        "steps:\n  - name: build\n    command: echo \"branch=${WEBHOOK_PAYLOAD.branch} sha=${WEBHOOK_PAYLOAD.commit.sha}\"\n",
+    )
+    .expect("dag");
+    let call = |method: &str, path: &str, auth: &str, body: &str| -> (u16, Value) {
+        let headers = format!("{auth}Content-Type: application/json\r\n");
+        let (code, _, text) = s
+            .raw(method, &format!("/api/v2{path}"), &headers, body)
+            .expect("the server answers");
+        let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (code, v)
+    };
+    let admin = "Authorization: Bearer t0ken\r\n";
+    let (code, _) = call("POST", "/dags/deploy/webhook", "", "");
+    assert_eq!(code, 401, "managing needs the server's credentials");
+    let (code, _) = call("GET", "/dags/deploy/webhook", admin, "");
+    assert_eq!(code, 404);
+    let (code, _) = call(
+        "POST",
+        "/webhooks/deploy",
+        "Authorization: Bearer x\r\n",
+        "{}",
+    );
+    assert_eq!(code, 404, "no webhook yet");
+    let (code, _) = call("POST", "/dags/nosuch/webhook", admin, "");
+    assert_eq!(code, 404);
+
+    let (code, made) = call("POST", "/dags/deploy/webhook", admin, "");
+    assert_eq!(code, 201, "{made}");
+    let token = made["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("wharf_wh_") && token.len() > 60, "{made}");
+    assert_eq!(made["webhook"]["tokenPrefix"], token[..12], "{made}");
+    assert_eq!(made["webhook"]["dagName"], "deploy");
+    assert_eq!(made["webhook"]["enabled"], true);
+    let (code, _) = call("POST", "/dags/deploy/webhook", admin, "");
+    assert_eq!(code, 409, "one per DAG");
+    let (code, details) = call("GET", "/dags/deploy/webhook", admin, "");
+    assert_eq!(code, 200);
+    assert!(details.get("token").is_none() && !details.to_string().contains(&token));
+    let (_, all) = call("GET", "/webhooks", admin, "");
+    assert_eq!(all["webhooks"][0]["id"], made["webhook"]["id"], "{all}");
+
+    let hook = format!("Authorization: Bearer {token}\r\n");
+    for (auth, what) in [
+        ("", "no token"),
+        ("Authorization: Bearer wharf_wh_0000\r\n", "a wrong token"),
+        (admin, "the server's token"),
+    ] {
+        let (code, v) = call("POST", "/webhooks/deploy", auth, "{}");
+        assert_eq!(code, 401, "{what}: {v}");
+    }
+    let body = r#"{"dagRunId": "hook-1", "payload": {"branch": "main", "commit": {"sha": "abc"}}}"#;
+    let (code, v) = call("POST", "/webhooks/deploy", &hook, body);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v, json!({"dagRunId": "hook-1", "dagName": "deploy"}));
+    let (code, _) = call("POST", "/webhooks/deploy", &hook, body);
+    assert_eq!(code, 409, "the same dagRunId twice");
+    // A body without `payload` is the payload itself.
+    let (code, v) = call(
+        "POST",
+        "/webhooks/deploy",
+        &hook,
+        r#"{"branch": "dev", "commit": {"sha": "d1"}}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    let second = v["dagRunId"].as_str().expect("id").to_owned();
+    let (code, _) = call("POST", "/webhooks/deploy", &hook, r#"{"payload": [1]}"#);
+    assert_eq!(code, 400);
+    let ended = |id: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, run) = call("GET", &format!("/dag-runs/deploy/{id}"), admin, "");
+            let label = run["dagRunDetails"]["statusLabel"]
+                .as_str()
+                .unwrap_or_default();
+            if !matches!(label, "" | "running" | "queued" | "not_started") {
+                return run["dagRunDetails"].clone();
+            }
+            assert!(Instant::now() < deadline, "never ended: {run}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let log = |id: &str| -> String {
+        let run = ended(id);
+        assert_eq!(run["statusLabel"], "succeeded", "{run}");
+        let (_, log) = call(
+            "GET",
+            &format!("/dag-runs/deploy/{id}/steps/build/log"),
+            admin,
+            "",
+        );
+        log["content"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(log("hook-1").trim(), "branch=main sha=abc");
+    assert_eq!(log(&second).trim(), "branch=dev sha=d1");
+    let (_, details) = call("GET", "/dags/deploy/webhook", admin, "");
+    assert!(details["lastUsedAt"].is_string(), "{details}");
+
+    // Disabled, it refuses; a new token replaces the old at once.
+    let (code, v) = call(
+        "POST",
+        "/dags/deploy/webhook/toggle",
+        admin,
+        r#"{"enabled": false}"#,
+    );
+    assert_eq!((code, &v["enabled"]), (200, &json!(false)), "{v}");
+    let (code, _) = call("POST", "/webhooks/deploy", &hook, "{}");
+    assert_eq!(code, 403);
+    call(
+        "POST",
+        "/dags/deploy/webhook/toggle",
+        admin,
+        r#"{"enabled": true}"#,
+    );
+    let (code, renewed) = call("POST", "/dags/deploy/webhook/regenerate", admin, "");
+    assert_eq!(code, 200, "{renewed}");
+    let fresh = renewed["token"].as_str().expect("token").to_owned();
+    assert_ne!(fresh, token);
+    let (code, _) = call("POST", "/webhooks/deploy", &hook, "{}");
+    assert_eq!(code, 401, "the old token no longer works");
+    let fresh_hook = format!("Authorization: Bearer {fresh}\r\n");
+    let (code, v) = call("POST", "/webhooks/deploy", &fresh_hook, "{}");
+    assert_eq!(code, 200, "{v}");
+    let third = v["dagRunId"].as_str().expect("id").to_owned();
+    let run = ended(&third);
+    assert_eq!(
+        run["params"], r#"["WEBHOOK_PAYLOAD={}"]"#,
+        "no payload: an empty object"
+    );
+
+    // Neither token is kept anywhere under the home (the store keeps a digest).
+    let mut files = vec![p.home().to_path_buf()];
+    while let Some(f) = files.pop() {
+        if f.is_dir() {
+            files.extend(
+                std::fs::read_dir(&f)
+                    .expect("dir")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(&token) && !text.contains(&fresh),
+                "a token is in {}",
+                f.display()
+            );
+        }
+    }
+
+    // A renamed DAG keeps its webhook; a deleted one takes it along.
+    let (code, v) = call(
+        "POST",
+        "/dags/deploy/rename",
+        admin,
+        r#"{"newFileName": "ship"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = call("GET", "/dags/ship/webhook", admin, "");
+    assert_eq!(code, 200);
+    let (code, _) = call("DELETE", "/dags/ship", admin, "");
+    assert_eq!(code, 204);
+    std::fs::write(p.path("dags/ship.yaml"), "steps:\n  - echo again\n").expect("dag");
+    let (code, _) = call("POST", "/webhooks/ship", &fresh_hook, "{}");
+    assert_eq!(code, 404, "a new file of that name has no webhook");
+    let (code, _) = call("POST", "/dags/ship/webhook", admin, "");
+    assert_eq!(code, 201);
+    let (code, _) = call("DELETE", "/dags/ship/webhook", admin, "");
+    assert_eq!(code, 204);
+    let (code, _) = call("GET", "/dags/ship/webhook", admin, "");
+    assert_eq!(code, 404);
+
+    // The DAG's page makes one (its token shown on the answer, this once), disables it
+    // and removes it; the page shows the token's start, never the token.
+    let form = format!("{admin}Origin: http://{}\r\n", s.addr);
+    let (_, _, html) = s.page("GET", "/dags/ship", admin, "");
+    assert!(html.contains(">Create webhook</button>"), "{html}");
+    let (code, head, html) = s.page("POST", "/dags/ship/webhook", &form, "do=create");
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        head.to_lowercase().contains("cache-control: no-store"),
+        "{head}"
+    );
+    let at = html.find("wharf_wh_").expect("the token is shown");
+    let token = html[at..at + 9 + 64].to_owned();
+    assert!(token[9..].chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    let ui_hook = format!("Authorization: Bearer {token}\r\n");
+    let (code, v) = call("POST", "/webhooks/ship", &ui_hook, "{}");
+    assert_eq!(code, 200, "{v}");
+    let (_, _, html) = s.page("GET", "/dags/ship", admin, "");
+    assert!(
+        html.contains(&token[..12]) && !html.contains(&token),
+        "{html}"
+    );
+    let (code, _, _) = s.page("POST", "/dags/ship/webhook", &form, "do=disable");
+    assert_eq!(code, 303);
+    let (_, _, html) = s.page("GET", "/dags/ship", admin, "");
+    assert!(
+        html.contains("st skipped\">disabled") && html.contains(">Enable</button>"),
+        "{html}"
+    );
+    let (code, _) = call("POST", "/webhooks/ship", &ui_hook, "{}");
+    assert_eq!(code, 403);
+    let (code, _, _) = s.page("POST", "/dags/ship/webhook", &form, "do=delete");
+    assert_eq!(code, 303);
+    let (code, _) = call("GET", "/dags/ship/webhook", admin, "");
+    assert_eq!(code, 404);
+    let (code, _, html) = s.page("POST", "/dags/ship/webhook", &form, "do=explode");
+    assert_eq!(code, 400, "{html}");
 }

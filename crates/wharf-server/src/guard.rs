@@ -2,7 +2,8 @@
 //!
 //! 1. the host: exactly one `Host` header naming this server (DNS rebinding), and an
 //!    absolute URL in the request line only for that same host;
-//! 2. the credentials (token or basic), before anything of the body is read;
+//! 2. the credentials (token or basic), before anything of the body is read (a webhook's
+//!    call brings its own token instead, checked by its handler);
 //! 3. `OPTIONS`, answered here: the methods, and no cross-origin permission;
 //! 4. the origin: a request that changes something from another site's page is refused;
 //! 5. the body: at most 4 MB, within 30 s, read whole before the handler runs.
@@ -78,8 +79,16 @@ async fn check(
         );
     }
     let health = parts.uri.path() == format!("{}/api/v2/health", config.base_path);
+    // A webhook's call carries the webhook's own token instead (checked by its handler).
+    let webhook = parts.method == Method::POST
+        && parts
+            .uri
+            .path()
+            .strip_prefix(&format!("{}/api/v2/webhooks/", config.base_path))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
     if config.auth_required()
         && !health
+        && !webhook
         && !config.authorized(
             parts
                 .headers
@@ -186,6 +195,12 @@ fn permission(method: &Method, path: &str) -> Option<Permission> {
     }
     match api {
         Some("/dags/validate") => None,
+        // A webhook starts runs: managing one is acting on runs, not on the DAG's file.
+        Some(p)
+            if p.starts_with("/dags/") && (p.ends_with("/webhook") || p.contains("/webhook/")) =>
+        {
+            Some(Permission::Run)
+        }
         Some("/dags") if method == Method::POST => Some(Permission::Write),
         Some(p) if method == Method::DELETE && p.starts_with("/dags/") => Some(Permission::Write),
         Some(p) if method == Method::PUT && p.ends_with("/spec") => Some(Permission::Write),

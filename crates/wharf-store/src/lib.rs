@@ -21,6 +21,7 @@ mod schema;
 mod status;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use liveness::process_start;
 use liveness::{hostname, this_process};
@@ -34,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use status::Status;
+pub use webhooks::Webhook;
 
 /// What went wrong with the run records.
 #[derive(Debug, thiserror::Error)]

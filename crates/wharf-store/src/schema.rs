@@ -113,4 +113,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE steps ADD COLUMN ran_on TEXT;
 ",
+    // Webhooks: one per DAG file; the token is kept only as its SHA-256.
+    r"
+    CREATE TABLE webhooks (
+        dag TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL,
+        token_prefix TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+",
 ];

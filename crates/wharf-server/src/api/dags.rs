@@ -172,10 +172,14 @@ pub(super) fn get_dag(dags: &Path, home: &Path, name: &str) -> Reply {
     )
 }
 
-pub(super) fn delete_dag(dags: &Path, name: &str) -> Reply {
+pub(super) fn delete_dag(dags: &Path, home: &Path, name: &str) -> Reply {
     let file = or_reply!(existing_dag_file(dags, name));
     match std::fs::remove_file(&file) {
         Ok(()) => {
+            // Its webhook goes with it: a later file of that name does not inherit the token.
+            if let Ok(store) = open(home) {
+                let _ = store.delete_webhook(name);
+            }
             let mut r = Response::new(axum::body::Body::empty());
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
@@ -376,19 +380,22 @@ pub(crate) fn chosen_run_id(dag: &wharf_spec::Dag, body: &Value) -> Result<Strin
                 dag.name
             ))))
         }
-        Some(id) if !id.is_empty() => {
-            let api_id = id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !api_id || !wharf_engine::valid_run_id(id) || id == "latest" || id == "-" {
-                return Err(Box::new(bad_request(format!(
-                    "invalid dagRunId `{id}`: letters, digits, `_` and `-` only"
-                ))));
-            }
-            Ok(id.to_owned())
-        }
+        Some(id) if !id.is_empty() => checked_run_id(id),
         _ => Ok(wharf_engine::new_run_id()),
     }
+}
+
+/// A run id a request chose, if the API takes it.
+pub(crate) fn checked_run_id(id: &str) -> Result<String, Box<Reply>> {
+    let api_id = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !api_id || !wharf_engine::valid_run_id(id) || id == "latest" || id == "-" {
+        return Err(Box::new(bad_request(format!(
+            "invalid dagRunId `{id}`: letters, digits, `_` and `-` only"
+        ))));
+    }
+    Ok(id.to_owned())
 }
 
 /// Starts run `run_id` of `dag` (read from `file`) with the body's params and singleton.
@@ -446,24 +453,16 @@ fn start_run(
         ),
         Mode::Enqueue => {
             let store = or_reply!(open(home));
-            let (log_base, place) = match queue {
-                Some(q) => {
-                    let mut dag = dag.clone();
-                    dag.queue = Some(q);
-                    wharf_engine::placement(&dag)
-                }
-                None => wharf_engine::placement(dag),
-            };
-            let new = wharf_store::NewRun {
-                dag: &name,
-                run_id: &run_id,
+            let new = Enqueue {
                 file,
+                dag,
+                name: &name,
+                run_id: &run_id,
                 params: &params,
-                log_base: log_base.as_deref(),
-                parent: None,
-                queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+                queue,
+                singleton,
             };
-            wharf_control::enqueue(&store, home, &new, singleton).map(|_| ())
+            enqueue_run(&store, home, &new).map(|_| ())
         }
     };
     match started {
@@ -471,6 +470,44 @@ fn start_run(
         Ok(()) => answer(StatusCode::OK, &Started { run_id }),
         Err(e) => control_error(&e),
     }
+}
+
+/// A run to enqueue: run `run_id` of `dag` (read from `file`), kept under `name`.
+pub(super) struct Enqueue<'a> {
+    pub file: &'a Path,
+    pub dag: &'a wharf_spec::Dag,
+    pub name: &'a str,
+    pub run_id: &'a str,
+    pub params: &'a [String],
+    /// The queue it waits in, instead of the DAG's own.
+    pub queue: Option<String>,
+    pub singleton: bool,
+}
+
+/// Records the run, `running` when its queue has a place, else `queued`.
+pub(super) fn enqueue_run(
+    store: &Store,
+    home: &Path,
+    run: &Enqueue<'_>,
+) -> Result<wharf_store::Status, wharf_control::Error> {
+    let (log_base, place) = match &run.queue {
+        Some(q) => {
+            let mut dag = run.dag.clone();
+            dag.queue = Some(q.clone());
+            wharf_engine::placement(&dag)
+        }
+        None => wharf_engine::placement(run.dag),
+    };
+    let new = wharf_store::NewRun {
+        dag: run.name,
+        run_id: run.run_id,
+        file: run.file,
+        params: run.params,
+        log_base: log_base.as_deref(),
+        parent: None,
+        queue: place.as_ref().map(|(q, n)| (q.as_str(), *n)),
+    };
+    wharf_control::enqueue(store, home, &new, run.singleton)
 }
 
 /// A run-control error as the API's `{code, message}`.
@@ -713,6 +750,9 @@ pub(super) fn rename(dags: &Path, home: &Path, file_name: &str, body: &Bytes) ->
     }
     if !named && let Err(e) = store.rename_dag(file_name, new) {
         return internal(format!("the file is renamed, its runs are not: {e}"));
+    }
+    if let Err(e) = store.rename_webhook(file_name, new) {
+        return internal(format!("the file is renamed, its webhook is not: {e}"));
     }
     answer(StatusCode::OK, &serde_json::json!({}))
 }

@@ -45,6 +45,7 @@ macro_rules! or_reply {
 pub(crate) mod dags;
 pub(crate) mod runs;
 mod shapes;
+pub(crate) mod webhooks;
 
 pub(crate) use shapes::ErrorBody;
 
@@ -88,7 +89,7 @@ pub(crate) fn router() -> Router<Shared> {
                 on_pool!(s, |dags, home| get_dag(dags, home, &name))
             })
             .delete(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
-                on_pool!(s, |dags, home| delete_dag(dags, &name))
+                on_pool!(s, |dags, home| delete_dag(dags, home, &name))
             }),
         )
         .route(
@@ -107,6 +108,59 @@ pub(crate) fn router() -> Router<Shared> {
             post(
                 |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
                     on_pool!(s, |dags, home| start(dags, home, &name, &body, Mode::Start))
+                },
+            ),
+        )
+        .route(
+            "/webhooks",
+            get(|State(s): State<Shared>| async move {
+                on_pool!(s, |dags, home| webhooks::list(home))
+            }),
+        )
+        .route(
+            "/webhooks/{name}",
+            post(
+                |State(s): State<Shared>,
+                 UrlPath(name): UrlPath<String>,
+                 headers: axum::http::HeaderMap,
+                 body: Bytes| async move {
+                    let auth = headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned);
+                    on_pool!(s, |dags, home| webhooks::trigger(
+                        dags,
+                        home,
+                        &name,
+                        auth.as_deref(),
+                        &body
+                    ))
+                },
+            ),
+        )
+        .route(
+            "/dags/{name}/webhook",
+            get(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| webhooks::get(home, &name))
+            })
+            .post(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| webhooks::create(dags, home, &name))
+            })
+            .delete(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| webhooks::delete(home, &name))
+            }),
+        )
+        .route(
+            "/dags/{name}/webhook/regenerate",
+            post(|State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                on_pool!(s, |dags, home| webhooks::regenerate(home, &name))
+            }),
+        )
+        .route(
+            "/dags/{name}/webhook/toggle",
+            post(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes| async move {
+                    on_pool!(s, |dags, home| webhooks::toggle(home, &name, &body))
                 },
             ),
         )
@@ -441,8 +495,6 @@ fn known_elsewhere(path: &[&str]) -> bool {
             | ["api-keys", ..]
             | ["workers"]
             | ["services", ..]
-            | ["webhooks", ..]
-            | ["dags", _, "webhook", ..]
             | ["dag-runs", _, _, "spec" | "reschedule"]
     )
 }

@@ -66,8 +66,22 @@ pub(super) fn save(
 /// `delete`: the DAG's file removed (its runs stay in the history).
 pub(super) fn delete(at: &At<'_>) -> Done {
     std::fs::remove_file(at.file)
-        .map(|()| "/".to_owned())
-        .map_err(|e| format!("cannot remove {}: {e}", at.file.display()))
+        .map_err(|e| format!("cannot remove {}: {e}", at.file.display()))?;
+    // Its webhook goes with it: a later file of that name does not inherit the token.
+    if let Some(stem) = at.file.file_stem().and_then(|s| s.to_str())
+        && let Ok(store) = Store::open(at.home)
+    {
+        let _ = store.delete_webhook(stem);
+    }
+    Ok("/".to_owned())
+}
+
+/// `webhook`: the DAG's webhook made, given a new token, disabled, enabled or removed
+/// (the form's `do`); a token made is given back, to be shown once.
+pub(super) fn webhook(at: &At<'_>, body: &[u8]) -> Result<Option<String>, String> {
+    let what = form_field(body, "do").unwrap_or_default();
+    let store = Store::open(at.home).map_err(|e| e.to_string())?;
+    crate::api::webhooks::manage(&store, at.file_name, &what)
 }
 
 /// `suspend` / `resume`: the scheduler skips the DAG's slots, or starts them again.

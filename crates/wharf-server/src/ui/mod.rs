@@ -139,6 +139,7 @@ pub(crate) fn router() -> Router<Shared> {
                             | "dequeue"
                             | "mark"
                             | "enqueue"
+                            | "webhook"
                     ) {
                         return not_found(&s, &format!("no action {action}"));
                     }
@@ -452,7 +453,7 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     let Some(page) = crate::api::page_dag(&state.config.dags, &state.config.home, file_name) else {
         return not_found(state, &format!("no DAG {file_name}"));
     };
-    if !page.in_folder && matches!(action, "save" | "delete" | "start" | "enqueue") {
+    if !page.in_folder && matches!(action, "save" | "delete" | "start" | "enqueue" | "webhook") {
         return failed(format!(
             "the file of {} is not in the DAGs folder ({}): its runs are shown here; it is \
              started and edited where it is",
@@ -468,6 +469,33 @@ fn action_post(state: &State, file_name: &str, action: &str, body: &[u8]) -> Rep
     };
     let done = match action {
         "save" => return actions::save(state, file_name, body, failed),
+        "webhook" => match actions::webhook(&at, body) {
+            // A new token is shown here, this once: it is kept nowhere to be shown again.
+            Ok(Some(token)) => {
+                let mut page = render(
+                    StatusCode::OK,
+                    &Message {
+                        base: Chrome::of(&state.config),
+                        title: format!("The webhook token of {}", page.name),
+                        class: "",
+                        message: format!(
+                            "Copy this token now, it is shown this once: {token} \u{2014} \
+                             call the webhook with POST {base}/api/v2/webhooks/{file_name} and \
+                             the header \"Authorization: Bearer TOKEN\"; a JSON body's \
+                             `payload` reaches the run as WEBHOOK_PAYLOAD."
+                        ),
+                        back: Some(format!("{base}/dags/{file_name}")),
+                    },
+                );
+                page.headers_mut().insert(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("no-store"),
+                );
+                return page;
+            }
+            Ok(None) => Ok(format!("/dags/{file_name}")),
+            Err(why) => Err(why),
+        },
         "delete" => actions::delete(&at),
         "suspend" | "resume" => actions::suspend(&at, action == "suspend"),
         "approve" | "reject" => actions::decide(&at, action == "approve", body),

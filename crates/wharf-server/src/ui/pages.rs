@@ -233,6 +233,16 @@ struct DagPage {
     path: String,
     diagnostics: Option<String>,
     yaml: String,
+    /// The DAG's webhook, when it has one.
+    webhook: Option<WebhookRow>,
+}
+
+/// A DAG's webhook as its page shows it (never its token).
+pub(crate) struct WebhookRow {
+    prefix: String,
+    enabled: bool,
+    /// When it last started a run (RFC 3339), or empty.
+    last_used: String,
 }
 
 /// A DAG's page; the picture shows the run `selected` (`?run=ID`), or the latest.
@@ -255,6 +265,15 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
         .as_ref()
         .and_then(|s| s.history(&name, 20).ok())
         .unwrap_or_default();
+    let webhook = store
+        .as_ref()
+        .filter(|_| page.in_folder)
+        .and_then(|s| s.webhook(file_name).ok().flatten())
+        .map(|w| WebhookRow {
+            prefix: w.token_prefix,
+            enabled: w.enabled,
+            last_used: w.last_used_at.map(rfc3339).unwrap_or_default(),
+        });
     let steps_of = |r: &wharf_store::RunRecord| {
         store
             .as_ref()
@@ -320,6 +339,11 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             outside: !page.in_folder,
             valid: dag.is_some(),
             description: dag.and_then(|d| d.description.clone()),
+            group: dag.and_then(|d| d.group.clone()).map(|g| {
+                let query = form_urlencoded::byte_serialize(g.as_bytes()).collect();
+                (g, query)
+            }),
+            tags: dag.map(|d| d.tags.clone()).unwrap_or_default(),
             default_params: dag.map(shown_params).unwrap_or_default(),
             params_fixed: dag.is_some_and(|d| d.run_config.disable_param_edit),
             run_id_fixed: dag.is_some_and(|d| d.run_config.disable_run_id_edit),
@@ -339,11 +363,6 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
                 .iter()
                 .map(|r| {
                     let label = r
-            group: dag.and_then(|d| d.group.clone()).map(|g| {
-                let query = form_urlencoded::byte_serialize(g.as_bytes()).collect();
-                (g, query)
-            }),
-            tags: dag.map(|d| d.tags.clone()).unwrap_or_default(),
                         .started_at
                         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
                         .map(|t| t.strftime("%m-%d %H:%M").to_string())
@@ -367,6 +386,7 @@ pub(crate) fn dag_page(state: &State, file_name: &str, selected: Option<&str>) -
             yaml: wharf_spec::redact::source(&loaded.source),
             path: shown_path,
             name,
+            webhook,
         },
     )
 }
