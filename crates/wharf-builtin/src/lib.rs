@@ -1,10 +1,11 @@
 //! The steps wharf runs in its own process, without a shell or a container: `jq` (on
-//! jaq, a jq written in Rust), `http` (hyper, TLS by rustls with the system's roots) and
-//! `mail` (lettre); and [`SmtpNotifier`], which sends the mail about runs.
+//! jaq, a jq written in Rust), `http` (hyper, TLS by rustls with the system's roots),
+//! `mail` (lettre) and `archive` (zip, tar and tar.gz: the zip, tar and flate2 crates); and [`SmtpNotifier`], which sends the mail about runs.
 //!
 //! Their output goes to the step's logs like a process's: masked, streamed, and its start
 //! kept for `output:`.
 
+mod archive;
 mod emit;
 mod enqueue;
 mod file;
@@ -46,6 +47,9 @@ impl Executor for BuiltinExecutor {
                     config,
                 } => http::run(method, url, config, job, &mut out).await,
                 BuiltinJob::File { file, dir } => file::run(file, dir, &mut out).await,
+                BuiltinJob::Archive { archive, op, dir } => {
+                    archive::run(archive, op, dir, &mut out).await
+                }
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,

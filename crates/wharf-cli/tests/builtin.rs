@@ -668,3 +668,166 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The JSON line an archive step printed.
+fn archive_report(p: &Place, dag: &str, step: &str) -> serde_json::Value {
+    let text = p.logs(dag, step);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{step}: {e}: {text}"))
+}
+
+// X09: `archive` steps make, list and unpack zip, tar and tar.gz archives that the system's
+// own tools read and write; an entry that would leave the destination fails the step before
+// anything is written; an existing file is kept unless `overwrite`.
+#[test]
+fn archive_steps_make_list_and_unpack_archives_the_system_tools_read() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("build/output/sub")).expect("dirs");
+    std::fs::write(p.path("build/output/a.txt"), "hello\n").expect("file");
+    std::fs::write(p.path("build/output/sub/b.csv"), "1,2\n").expect("file");
+    std::fs::write(p.path("build/output/run.sh"), "#!/bin/sh\necho ran\n").expect("file");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path("build/output/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let dag = p.dag(
+        "pack",
+        "steps:\n  - name: targz\n    type: archive\n    config: {source: ./build/output, destination: ./dist/release.tar.gz}\n    command: create\n    output: MADE\n  - name: zip\n    executor:\n      type: archive\n      config: {source: build/output, destination: dist/release.zip, exclude: ['*.sh'], compressionLevel: 9, verifyIntegrity: true}\n    command: create\n  - name: ls\n    type: archive\n    config: {source: dist/release.tar.gz, include: ['**/*.csv']}\n    command: list\n  - name: unpack\n    type: archive\n    config: {source: dist/release.tar.gz, destination: staging, stripComponents: 1}\n    command: extract\n  - name: flat\n    type: archive\n    config: {source: dist/release.zip, destination: flat, preservePaths: false}\n    command: extract\n  - name: use\n    command: ./staging/run.sh; echo \"files=${MADE.filesAdded}\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let made = archive_report(&p, "pack", "targz");
+    assert_eq!(made["operation"], "create");
+    assert_eq!(made["filesAdded"], 3, "{made}");
+    assert_eq!(made["bytesArchived"], 6 + 4 + 19, "{made}");
+    let listed = archive_report(&p, "pack", "ls");
+    assert_eq!(listed["totalFiles"], 1, "{listed}");
+    assert_eq!(listed["files"][0]["path"], "output/sub/b.csv");
+    assert_eq!(listed["files"][0]["size"], 4);
+    assert_eq!(listed["files"][0]["mode"], "-rw-r--r--");
+    assert_eq!(listed["files"][0]["isDir"], false);
+    let unpacked = archive_report(&p, "pack", "unpack");
+    assert_eq!(unpacked["filesExtracted"], 3, "{unpacked}");
+    assert_eq!(
+        std::fs::read_to_string(p.path("staging/sub/b.csv")).expect("extracted"),
+        "1,2\n"
+    );
+    assert_eq!(
+        p.logs("pack", "use"),
+        "ran\nfiles=3\n",
+        "the mode came along"
+    );
+    assert_eq!(archive_report(&p, "pack", "zip")["verifyPerformed"], true);
+    assert!(p.path("flat/a.txt").is_file() && p.path("flat/b.csv").is_file());
+    assert!(!p.path("flat/run.sh").exists(), "excluded from the zip");
+
+    // The system's tar reads what wharf made, and wharf reads what the system's tar made.
+    let tar = Command::new("tar")
+        .args(["-tzf"])
+        .arg(p.path("dist/release.tar.gz"))
+        .output()
+        .expect("tar");
+    let names = String::from_utf8_lossy(&tar.stdout);
+    assert!(
+        names.contains("output/sub/b.csv") && names.contains("output/run.sh"),
+        "{names}"
+    );
+    let zip = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(sorted(z.namelist()))",
+        ])
+        .arg(p.path("dist/release.zip"))
+        .output()
+        .expect("python3");
+    assert!(
+        zip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&zip.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&zip.stdout).trim(),
+        "['output/', 'output/a.txt', 'output/sub/', 'output/sub/b.csv']"
+    );
+    let made_by_tar = Command::new("tar")
+        .args(["-czf", "theirs.tgz", "build"])
+        .current_dir(p.path(""))
+        .status()
+        .expect("tar");
+    assert!(made_by_tar.success());
+    let dag = p.dag(
+        "theirs",
+        "steps:\n  - name: x\n    type: archive\n    config: {source: theirs.tgz, destination: out, include: ['**/a.txt']}\n    command: extract\n",
+    );
+    assert_eq!(p.run(&dag, &[]).code, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(p.path("out/build/output/a.txt")).expect("extracted"),
+        "hello\n"
+    );
+    assert_eq!(archive_report(&p, "theirs", "x")["filesSkipped"], 2);
+
+    // Extracting again over the same files fails unless `overwrite`.
+    let again = |overwrite: bool| {
+        p.dag(
+            "again",
+            &format!("steps:\n  - name: x\n    type: archive\n    config: {{source: theirs.tgz, destination: out, overwrite: {overwrite}}}\n    command: extract\n"),
+        )
+    };
+    let out = p.run(&again(false), &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(step_error(&p.status("again"), "x").contains("exists (overwrite disabled)"));
+    assert_eq!(p.run(&again(true), &[]).code, Some(0));
+
+    // An entry that leaves the destination: the step fails, nothing is written.
+    let evil = Command::new("python3")
+        .args([
+            "-c",
+            "import io, tarfile; t = tarfile.open('evil.tar', 'w'); i = tarfile.TarInfo('ok.txt'); i.size = 1; t.addfile(i, io.BytesIO(b'x')); i = tarfile.TarInfo('../escape.txt'); i.size = 1; t.addfile(i, io.BytesIO(b'x')); t.close()",
+        ])
+        .current_dir(p.path(""))
+        .status()
+        .expect("python3");
+    assert!(evil.success());
+    let dag = p.dag(
+        "evil",
+        "steps:\n  - name: x\n    type: archive\n    config: {source: evil.tar, destination: safe/inner}\n    command: extract\n",
+    );
+    assert_eq!(p.run(&dag, &[]).code, Some(1));
+    assert!(step_error(&p.status("evil"), "x").contains("escapes destination"));
+    assert!(!p.path("safe/escape.txt").exists() && !p.path("safe/inner/ok.txt").exists());
+
+    // Dagu 2.x's actions, a dry run that writes nothing, and the errors at run time.
+    let dag = p.dag(
+        "v2",
+        "type: graph\nsteps:\n  - id: dry\n    action: archive.create\n    with: {source: build, destination: never.zip, dry_run: true}\n  - id: nosource\n    action: archive.list\n    with: {source: nothing.zip}\n  - id: noformat\n    action: archive.create\n    with: {source: build, destination: out.bin}\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(archive_report(&p, "v2", "dry")["filesAdded"], 3);
+    assert!(!p.path("never.zip").exists());
+    let status = p.status("v2");
+    assert!(
+        step_error(&status, "nosource").contains("source not found"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "noformat").contains("could not infer format"),
+        "{status}"
+    );
+    assert!(!p.path("out.bin").exists() && !p.path(".out.bin.partial").exists());
+
+    // What cannot run is refused before anything runs.
+    p.assert_refused(
+        "steps:\n  - type: archive\n    config: {source: a.7z, format: 7z}\n    command: extract\n",
+        "wharf has no archive format `7z`",
+    );
+    p.assert_refused(
+        "steps:\n  - type: archive\n    config: {source: a.zip, password: x}\n    command: extract\n",
+        "`password` is not supported by wharf",
+    );
+    p.assert_refused(
+        "steps:\n  - type: archive\n    config: {source: a.zip}\n    command: unpack\n",
+        "`command` is `create`, `extract` or `list`",
+    );
+}

@@ -160,6 +160,13 @@ pub enum BuiltinJob {
         file: wharf_spec::FileStep,
         dir: PathBuf,
     },
+    /// An `archive` step (`op`: `create`, `extract` or `list`), its strings expanded;
+    /// relative paths are relative to `dir`.
+    Archive {
+        archive: wharf_spec::ArchiveStep,
+        op: String,
+        dir: PathBuf,
+    },
     /// `command` (or `script`, fed to the remote shell) on another machine; `config` is
     /// the step's `ssh` over the DAG's, expanded; key files are relative to `dir`.
     Ssh {

@@ -1353,6 +1353,13 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             put_executor(entries, "enqueue", with, span);
         }
+        "archive.create" | "archive.extract" | "archive.list" => {
+            // The operation is the step's command; `with` is the `archive` step's config.
+            let op = name.trim_start_matches("archive.");
+            entries.push(entry("command", scalar(op, action.value.span), span));
+            let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            put_executor(entries, "archive", with, span);
+        }
         file if file.starts_with("file.") || file.starts_with("artifact.") => {
             // `with` and the action's name (`op`, and whether it is an artifact's) are the
             // `file` step's config.
@@ -1371,7 +1378,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, file.* (stat, read, write, copy, move, delete, mkdir, list) and artifact.* (write, read, list)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list) and archive.* (create, extract, list)"),
         ),
     }
 }

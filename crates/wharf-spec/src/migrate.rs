@@ -378,6 +378,27 @@ fn step(node: &mut Node) -> Result<(), String> {
             entries.push(entry("action", scalar("mail.send")));
             entries.push(entry("with", map(with_fields(config))));
         }
+        Some("archive") => {
+            // The command is the operation: `archive.create`, `.extract` or `.list`.
+            let op = command.as_ref().and_then(line).unwrap_or_default();
+            let op = op.trim();
+            if !matches!(op, "create" | "extract" | "list") {
+                return Err(format!(
+                    "the archive step `{name}` names its operation through a variable, which a 2.x action cannot"
+                ));
+            }
+            let mut with = with_fields(config);
+            for w in &mut with {
+                if let Some(k) = w.key.as_str() {
+                    let snake = snake(k);
+                    if snake != k {
+                        w.key = scalar(&snake);
+                    }
+                }
+            }
+            entries.push(entry("action", scalar(&format!("archive.{op}"))));
+            entries.push(entry("with", map(with)));
+        }
         Some(other) => {
             return Err(format!(
                 "the step `{name}` uses the `{other}` executor, which wharf cannot write as a 2.x action"

@@ -360,6 +360,9 @@ pub enum Executor {
     Ssh(Box<SshStep>),
     /// Dagu 2.x `file.*` actions: an operation on local files, done by the engine.
     File(Box<FileStep>),
+    /// `archive` (`action: archive.*`): a zip, tar or tar.gz archive made, unpacked or
+    /// listed by the engine (`command: create`, `extract` or `list`).
+    Archive(Box<ArchiveStep>),
     /// Dagu 2.x `dag.enqueue`: a run of another DAG put in its queue, not waited for.
     Enqueue(Box<EnqueueStep>),
     /// Dagu 2.x `log.write`, `outputs.write` and `noop`: done by the engine.
@@ -385,6 +388,39 @@ pub struct EnqueueStep {
     pub params: CallParams,
     /// `parallel`: one run enqueued per item (`${ITEM}` in `params`).
     pub parallel: Option<Parallel>,
+}
+
+/// `type: archive` (`action: archive.OP`) and its `config`: paths relative to the step's
+/// working directory; every string may hold variables.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveStep {
+    /// The archive (extract, list), or the file or folder to put in one (create).
+    pub source: Option<String>,
+    /// The folder to extract into (the working directory when none), or the archive made.
+    pub destination: Option<String>,
+    /// `zip`, `tar` or `tar.gz` (`tgz`); else from the destination's name (create) or
+    /// the archive's first bytes (extract, list).
+    pub format: Option<String>,
+    /// `compressionLevel`: 0 (none) to 9 (most); -1 or none: the library's default.
+    pub compression_level: Option<i64>,
+    pub overwrite: bool,
+    /// `stripComponents`: leading folders dropped from each entry's path (extract).
+    pub strip_components: usize,
+    /// `preservePaths: false`: every file lands in the destination by its own name.
+    pub preserve_paths: bool,
+    /// Globs over entry paths (`**` any folders, `*` and `?` within one).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Create: a symbolic link's target goes in, not the link.
+    pub follow_symlinks: bool,
+    /// Every entry read back whole (after create; before extract and list).
+    pub verify_integrity: bool,
+    /// Counts reported, nothing written.
+    pub dry_run: bool,
+    /// A file that cannot be extracted or added is reported in `errors`, the rest goes on.
+    pub continue_on_error: bool,
+    /// Each entry named on stderr as it is handled.
+    pub verbose: bool,
 }
 
 /// `action: file.OP` and its `with`: paths relative to the step's working directory.
@@ -497,6 +533,7 @@ impl Executor {
                 | Self::Mail(_)
                 | Self::Ssh(_)
                 | Self::File(_)
+                | Self::Archive(_)
                 | Self::Enqueue(_)
                 | Self::Emit(_)
         )
@@ -905,6 +942,7 @@ impl Dag {
                 | Executor::Mail(_)
                 | Executor::Ssh(_)
                 | Executor::File(_)
+                | Executor::Archive(_)
                 | Executor::Enqueue(_)
                 | Executor::Emit(_),
                 None,

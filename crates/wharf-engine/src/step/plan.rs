@@ -576,6 +576,24 @@ fn builtin_job(
             };
             crate::BuiltinJob::File { file, dir }
         }
+        Executor::Archive(a) => {
+            let mut archive = (**a).clone();
+            for text in [
+                &mut archive.source,
+                &mut archive.destination,
+                &mut archive.format,
+            ] {
+                *text = text.as_deref().map(expand);
+            }
+            for list in [&mut archive.include, &mut archive.exclude] {
+                *list = list.iter().map(|g| expand(g)).collect();
+            }
+            crate::BuiltinJob::Archive {
+                archive,
+                op: line.trim().to_owned(),
+                dir: dir.to_path_buf(),
+            }
+        }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })
 }

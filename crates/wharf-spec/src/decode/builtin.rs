@@ -5,7 +5,7 @@ use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
 use crate::model::{
-    FileOp, FileStep, HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep,
+    ArchiveStep, FileOp, FileStep, HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep,
 };
 use crate::yaml::{Kind, Node};
 
@@ -70,6 +70,33 @@ pub(crate) const MAIL_CONFIG_KEYS: Keys = Keys {
     ignored: &[],
     unsupported: &[],
 };
+
+pub(crate) const ARCHIVE_KEYS: Keys = Keys {
+    known: &[
+        "source",
+        "destination",
+        "format",
+        "compressionLevel",
+        "overwrite",
+        "stripComponents",
+        "preservePaths",
+        "include",
+        "exclude",
+        "followSymlinks",
+        "verifyIntegrity",
+        "dryRun",
+        "continueOnError",
+        "verbose",
+    ],
+    ignored: &[],
+    unsupported: &[(
+        "password",
+        "wharf makes and reads zip, tar and tar.gz archives, none of which it opens with a password (7z and rar are not among them)",
+    )],
+};
+
+/// The archive formats wharf makes and reads, as `format` names them.
+pub(crate) const ARCHIVE_FORMATS: &[&str] = &["zip", "tar", "tar.gz", "tgz"];
 
 /// The `with` keys of each `artifact.*` action.
 fn artifact_keys(op: FileOp) -> Keys {
@@ -241,6 +268,71 @@ impl Decoder<'_> {
             }
         }
         file
+    }
+
+    /// `type: archive` and its `config` (`action: archive.*` and its `with`).
+    pub(crate) fn archive_step(&mut self, config: Option<&Node>, at: &Node) -> ArchiveStep {
+        let mut archive = ArchiveStep {
+            preserve_paths: true,
+            ..ArchiveStep::default()
+        };
+        let Some(config) = config else {
+            self.error(
+                at.at(),
+                "an `archive` step needs `config` with at least `source`",
+            );
+            return archive;
+        };
+        let Some(f) = self.fields(config, "the `archive` config", &ARCHIVE_KEYS) else {
+            return archive;
+        };
+        archive.source = self.opt_string(&f, "source");
+        archive.destination = self.opt_string(&f, "destination");
+        archive.format = self.opt_string(&f, "format");
+        archive.overwrite = self.opt_bool(&f, "overwrite").unwrap_or(false);
+        archive.preserve_paths = self.opt_bool(&f, "preservePaths").unwrap_or(true);
+        archive.follow_symlinks = self.opt_bool(&f, "followSymlinks").unwrap_or(false);
+        archive.verify_integrity = self.opt_bool(&f, "verifyIntegrity").unwrap_or(false);
+        archive.dry_run = self.opt_bool(&f, "dryRun").unwrap_or(false);
+        archive.continue_on_error = self.opt_bool(&f, "continueOnError").unwrap_or(false);
+        archive.verbose = self.opt_bool(&f, "verbose").unwrap_or(false);
+        archive.include = f
+            .get("include")
+            .map(|n| self.strings(n, "`include`"))
+            .unwrap_or_default();
+        archive.exclude = f
+            .get("exclude")
+            .map(|n| self.strings(n, "`exclude`"))
+            .unwrap_or_default();
+        if let Some(n) = f.get("stripComponents") {
+            archive.strip_components = self
+                .uint(n, "`stripComponents`", true)
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(0);
+        }
+        if let Some(n) = f.get("compressionLevel") {
+            match n.as_int() {
+                Some(l) if (-1..=9).contains(&l) => archive.compression_level = Some(l),
+                _ => self.error(
+                    n.at(),
+                    "`compressionLevel` is 0 (none) to 9 (most), or -1 for the default",
+                ),
+            }
+        }
+        if let Some(n) = f.get("format")
+            && let Some(text) = n.as_str()
+            && !text.contains('$')
+            && !ARCHIVE_FORMATS.contains(&text.trim().to_lowercase().as_str())
+        {
+            self.diags.push(
+                Diagnostic::error(n.at(), format!("wharf has no archive format `{text}`"))
+                    .with_help("wharf makes and reads zip, tar and tar.gz (tgz) archives"),
+            );
+        }
+        if archive.source.is_none() {
+            self.error(config.at(), "an `archive` step needs `source`");
+        }
+        archive
     }
 
     pub(crate) fn jq_step(&mut self, config: Option<&Node>) -> JqStep {

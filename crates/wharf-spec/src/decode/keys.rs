@@ -240,7 +240,6 @@ pub(crate) const FOREIGN_EXECUTORS: &[&str] = &[
     "dag",
     "subworkflow",
     "parallel",
-    "archive",
     "chat",
 ];
 

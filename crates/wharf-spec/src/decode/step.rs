@@ -302,6 +302,23 @@ fn builtin_needs(d: &mut Decoder, step: &Step, node: &Node) {
                 );
             }
         }
+        Executor::Archive(_) => {
+            // The operation is the command (it may come from a variable).
+            let op = line.as_deref().map(str::trim).unwrap_or_default();
+            if op.is_empty() || (!op.contains('$') && !matches!(op, "create" | "extract" | "list"))
+            {
+                d.diags.push(
+                    Diagnostic::error(
+                        node.at(),
+                        "an `archive` step's `command` is `create`, `extract` or `list`",
+                    )
+                    .with_help("e.g. `command: extract` with `config: {source: data.tar.gz, destination: ./data}`"),
+                );
+            }
+            if step.script.is_some() {
+                d.error(node.at(), "an `archive` step takes no `script`");
+            }
+        }
         Executor::Http(_) => {
             let ok = line
                 .as_deref()
@@ -580,7 +597,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 let Some(t) = ef.get("type") else {
                     d.diags.push(
                         Diagnostic::error(exec.at(), "`executor` needs a `type`").with_help(
-                            "accepted types: command, shell, docker, hitl, jq, http, mail",
+                            "accepted types: command, shell, docker, hitl, jq, http, mail, ssh, archive",
                         ),
                     );
                     return local;
@@ -670,6 +687,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Executor::Approval(Box::new(approval))
         }
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
+        "archive" => Executor::Archive(Box::new(d.archive_step(config, type_node))),
         "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
         "enqueue" if d.v2 => Executor::Enqueue(Box::new(enqueue_step(d, config, type_node))),
         "emit" if d.v2 => Executor::Emit(Box::new(emit_step(config))),
@@ -686,7 +704,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                     type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
-                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail` and `hitl` steps"),
+                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail`, `archive` and `hitl` steps"),
             );
             local
         }
@@ -696,7 +714,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 "the executor type",
                 other,
                 &[
-                    "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh",
+                    "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh", "archive",
                 ],
             );
             local
