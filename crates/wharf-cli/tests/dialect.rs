@@ -310,8 +310,8 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "`catchup_window` is not supported by wharf",
         ),
         (
-            "steps:\n  - id: a\n    run: echo a\n    approval: {prompt: ok}\n",
-            "`approval` is not supported by wharf",
+            "steps:\n  - id: a\n    run: echo a\n    approval: {prompt: ok, rewind_to: a}\n",
+            "`rewind_to` is not supported by wharf",
         ),
         (
             "steps:\n  - id: a\n    action: human.task\n    with: {prompt: ok}\n",
@@ -1348,20 +1348,37 @@ steps:
     let two = p.dag("two", "steps:\n  - id: a\n    run: echo a b\n");
     let out = p.wharf().args(["--dialect", "2", "dry"]).args([&two]).run();
     assert!(out.stdout.contains("dialect: Dagu 2.x"), "{}", out.stdout);
-    // What has no 2.x action is said, not guessed.
+    // A `hitl` step is a step that does nothing, then waits for the same approval.
     let hitl = p.dag(
         "hitl",
-        "steps:\n  - name: ask\n    executor: {type: hitl, config: {prompt: ok?}}\n",
+        "steps:\n  - name: ask\n    executor: {type: hitl, config: {prompt: ok?, input: [WHO], required: [WHO]}}\n",
     );
     let out = p
         .wharf()
         .args(["--dialect", "2", "dry"])
         .args([&hitl])
         .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("    action: noop\n    approval:\n      prompt: ok?\n"),
+        "{}",
+        out.stdout
+    );
+    // What has no 2.x form is said, not guessed.
+    let archive = p.dag(
+        "archive",
+        "workingDir: /tmp\nsteps:\n  - name: pack\n    type: archive\n    config: {source: a, destination: a.zip}\n    command: ${OP}\n",
+    );
+    let out = p
+        .wharf()
+        .args(["--dialect", "2", "dry"])
+        .args([&archive])
+        .run();
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr
-            .contains("the `hitl` executor, which wharf cannot write as a 2.x action"),
+            .contains("names its operation through a variable, which a 2.x action cannot"),
         "{}",
         out.stderr
     );

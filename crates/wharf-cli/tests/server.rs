@@ -2775,3 +2775,84 @@ fn webhooks_start_runs_with_their_own_token_and_payload() {
     let (code, _, html) = s.page("POST", "/dags/ship/webhook", &form, "do=explode");
     assert_eq!(code, 400, "{html}");
 }
+
+// Dagu 2.x `approval` on a step: the step runs, then waits; approved, it succeeds without
+// running again (its output kept, the approval's inputs beside it) and the steps after it
+// run; rejected, the run ends `rejected`. `rewind_to` (push-back) is refused.
+#[test]
+fn a_dagu_2_step_with_approval_runs_then_waits_for_a_person() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/release.yaml"),
+        "type: graph\nhandler_on:\n  wait:\n    run: echo \"waiting on ${DAG_WAITING_STEPS}\"\nsteps:\n  - id: plan\n    run: echo plan >> trail; echo v42\n    output: VERSION\n    approval:\n      prompt: \"Ship ${VERSION}?\"\n      input: [APPROVED_BY]\n      required: [APPROVED_BY]\n  - id: ship\n    depends: [plan]\n    run: echo \"shipping ${VERSION} for ${APPROVED_BY}\"\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "r1"}));
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("release", "r1", "waiting");
+    assert_eq!(run["nodes"][0]["statusLabel"], "waiting", "{run}");
+    assert_eq!(
+        run["nodes"][0]["error"], "waiting for approval: Ship v42?",
+        "{run}"
+    );
+    assert_eq!(run["nodes"][1]["statusLabel"], "not_started", "{run}");
+    let (_, log) = s.get("/dag-runs/release/r1/steps/onWait/log");
+    assert_eq!(log["content"], "waiting on plan\n");
+    let (code, v) = s.post("/dag-runs/release/r1/steps/plan/approve", &json!({}));
+    assert_eq!(code, 400, "APPROVED_BY is required: {v}");
+    let (code, v) = s.post(
+        "/dag-runs/release/r1/steps/plan/approve",
+        &json!({"inputs": {"APPROVED_BY": "alice"}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("release", "r1", "succeeded");
+    assert_eq!(run["nodes"][0]["statusLabel"], "succeeded", "{run}");
+    let (_, log) = s.get("/dag-runs/release/r1/steps/ship/log");
+    assert_eq!(log["content"], "shipping v42 for alice\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path("dags/trail")).unwrap_or_default(),
+        "plan\n",
+        "the approved step ran once"
+    );
+
+    let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "r2"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("release", "r2", "waiting");
+    let (code, v) = s.post(
+        "/dag-runs/release/r2/steps/plan/reject",
+        &json!({"reason": "not this one"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let run = s.until("release", "r2", "rejected");
+    assert_eq!(run["nodes"][0]["error"], "rejected: not this one", "{run}");
+    assert_eq!(run["nodes"][1]["statusLabel"], "not_started", "{run}");
+
+    // From the command line the run stops waiting (exit 0); a 1.x file cannot say it, and
+    // push-back is refused, each where it is written.
+    let dag = p.dag(
+        "cli",
+        "steps:\n  - id: a\n    run: echo a\n    approval: {}\n  - id: b\n    depends: [a]\n    run: echo b\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("cli");
+    assert_eq!(
+        wharf_testkit::step(&status, "a")["status"],
+        "waiting",
+        "{status}"
+    );
+    assert_eq!(
+        wharf_testkit::step(&status, "b")["status"],
+        "not_started",
+        "{status}"
+    );
+    p.assert_refused(
+        "steps:\n  - id: a\n    run: echo a\n    approval: {rewind_to: a}\n",
+        "`rewind_to` is not supported by wharf",
+    );
+    p.assert_refused(
+        "workingDir: /tmp\nsteps:\n  - name: a\n    command: echo a\n    approval: {}\n",
+        "`approval` on a step is Dagu 2.x",
+    );
+}

@@ -245,7 +245,9 @@ fn scan_step(step: &Node, m: &mut Markers) {
     for e in map {
         let key = e.key.as_str().unwrap_or_default();
         match key {
-            "action" | "with" | "outputs" | "foreach" => note(&mut m.v2, key, e.key.span),
+            "action" | "with" | "outputs" | "foreach" | "approval" => {
+                note(&mut m.v2, key, e.key.span)
+            }
             "executor" => note(&mut m.v1, key, e.key.span),
             "run" => match &e.value.kind {
                 Kind::Scalar(s) if !s.text.trim().contains(char::is_whitespace) => {

@@ -378,6 +378,16 @@ fn step(node: &mut Node) -> Result<(), String> {
             entries.push(entry("action", scalar("mail.send")));
             entries.push(entry("with", map(with_fields(config))));
         }
+        Some("hitl") => {
+            // A 1.x step that only waits for a person: a 2.x step that does nothing and
+            // then waits, with the same prompt and inputs.
+            let mut approval = with_fields(config);
+            for w in &mut approval {
+                rename(&mut w.key);
+            }
+            entries.push(entry("action", scalar("noop")));
+            entries.push(entry("approval", map(approval)));
+        }
         Some("archive") => {
             // The command is the operation: `archive.create`, `.extract` or `.list`.
             let op = command.as_ref().and_then(line).unwrap_or_default();

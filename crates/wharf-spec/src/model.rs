@@ -223,6 +223,9 @@ pub struct Step {
     pub executor: Executor,
     /// `mailOnError`: a failure of this step sends the `errorMail` notification.
     pub mail_on_error: bool,
+    /// Dagu 2.x `approval`: once the step succeeds, the run waits for a person to approve
+    /// it (its inputs become variables of the steps after it) or reject it.
+    pub approval: Option<Box<Approval>>,
     /// Dagu 2.x `outputs`: the values the step publishes through `DAGU_OUTPUT_FILE`, for
     /// `${steps.ID.outputs.NAME}` in the steps after it.
     pub outputs: Vec<DeclaredOutput>,

@@ -856,6 +856,31 @@ impl Store {
         Ok(())
     }
 
+    /// A step that ran and waited (Dagu 2.x `approval`) approved: it is `succeeded`, its
+    /// outputs kept and the approval's inputs recorded beside them, so that the run taken
+    /// up again keeps it and runs the steps after it.
+    pub fn approve_step(&self, run: RunKey, step: &str, inputs: &[(String, String)]) -> Result<()> {
+        self.atomically(|| {
+            self.conn.execute(
+                "UPDATE steps SET status = 'succeeded', error = NULL WHERE run = ?1 AND name = ?2",
+                params![run.0, step],
+            )?;
+            for (name, value) in inputs {
+                self.set_output(
+                    run,
+                    &OutputRecord {
+                        step: step.to_owned(),
+                        name: name.clone(),
+                        key: name.clone(),
+                        value: value.clone(),
+                        omit: false,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// The decision on a step, if one was made.
     pub fn decision(&self, run: RunKey, step: &str) -> Result<Option<Decision>> {
         let row: Option<(bool, String, Option<String>)> = self

@@ -142,7 +142,32 @@ impl StepCtx {
         self.store.record(what, f);
     }
 
+    /// Records and reports the step's result. A step with a Dagu 2.x `approval` that
+    /// succeeded waits for a person instead (its outputs are recorded already).
     fn finish(
+        &self,
+        started: Instant,
+        attempts: u32,
+        outcome: StepOutcome,
+        error: Option<String>,
+        stderr: Option<PathBuf>,
+    ) -> StepOutcome {
+        let step = self.step.get(&self.dag);
+        match &step.approval {
+            Some(approval) if outcome.status == Status::Succeeded => {
+                let waiting = StepOutcome {
+                    status: Status::Waiting,
+                    continued: false,
+                    ..outcome
+                };
+                let why = waiting_for(self, approval, &waiting);
+                self.finish_as(started, attempts, waiting, Some(why), stderr)
+            }
+            _ => self.finish_as(started, attempts, outcome, error, stderr),
+        }
+    }
+
+    fn finish_as(
         &self,
         started: Instant,
         attempts: u32,
@@ -233,6 +258,11 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     let step = ctx.step.get(&dag);
     if let wharf_spec::Executor::Approval(approval) = &step.executor {
         return approval_step(&ctx, step, approval, started).await;
+    }
+    if step.approval.is_some()
+        && let Some(decided) = decided_step(&ctx, step, started).await
+    {
+        return decided;
     }
     let fail = |ctx: &StepCtx, error: String| {
         let outcome = StepOutcome {
@@ -685,6 +715,48 @@ fn sub_dag_job(
         foreach: call.foreach.clone(),
         max_concurrent: call.parallel.as_ref().map_or(1, |p| p.max_concurrent),
     })
+}
+
+/// The reason a step waits: its approval's prompt, which may name the step's own outputs.
+fn waiting_for(ctx: &StepCtx, approval: &wharf_spec::Approval, done: &StepOutcome) -> String {
+    let mut vars = ctx.vars.clone();
+    for o in done.output.iter().chain(&done.more) {
+        vars.set(&o.name, o.value.clone(), Origin::Output);
+    }
+    let prompt = approval
+        .prompt
+        .as_deref()
+        .map(|p| vars.expand(p, &vars::host))
+        .unwrap_or_else(|| "approve or reject".to_owned());
+    format!("waiting for approval: {prompt}")
+}
+
+/// A step with a Dagu 2.x `approval` that ran and waited, then was rejected: taken up
+/// again, it is `rejected` without running. (Approved, it is kept as succeeded by the run
+/// taken up again, and does not come here; with no decision, or approved and run again
+/// by a retry, it runs and waits again.)
+async fn decided_step(ctx: &StepCtx, step: &Step, started: Instant) -> Option<StepOutcome> {
+    let (run, name) = (ctx.run, step.name.clone());
+    let decision = ctx
+        .store
+        .call(move |s| s.decision(run, &name).ok().flatten())
+        .await??;
+    let wharf_store::Decision::Rejected(reason) = decision else {
+        return None;
+    };
+    let why = match reason {
+        Some(r) if !r.is_empty() => format!("rejected: {r}"),
+        _ => "rejected".to_owned(),
+    };
+    let rejected = StepOutcome {
+        status: Status::Rejected,
+        exit_code: None,
+        continued: false,
+        output: None,
+        more: Vec::new(),
+        logs: None,
+    };
+    Some(ctx.finish_as(started, ctx.attempts_before, rejected, Some(why), None))
 }
 
 /// A `hitl` step: approved (its inputs become variables of the steps after it), rejected,

@@ -447,16 +447,29 @@ pub(super) fn sub_step_log(
 
 /// The `hitl` settings of the step `step` of a run's DAG (the DAG as its file is now).
 pub(crate) fn approval_of(run: &RunRecord, step: &str) -> Option<wharf_spec::Approval> {
+    let step = step_of(run, step)?;
+    match (&step.executor, &step.approval) {
+        (wharf_spec::Executor::Approval(a), _) | (_, Some(a)) => Some((**a).clone()),
+        _ => None,
+    }
+}
+
+/// The step `step` of the DAG of `run` (the file's own DAG, or one of its local DAGs), as
+/// its file says now.
+fn step_of(run: &RunRecord, step: &str) -> Option<wharf_spec::Step> {
     let dag = wharf_spec::load_file(&run.file).ok()?.dag?;
     let dag = if dag.name == run.dag {
         dag
     } else {
         dag.locals.into_iter().find(|l| l.name == run.dag)?
     };
-    match &dag.step(step)?.executor {
-        wharf_spec::Executor::Approval(a) => Some((**a).clone()),
-        _ => None,
-    }
+    dag.step(step).cloned()
+}
+
+/// Whether the step `step` of `run` has a Dagu 2.x `approval` (it ran, then waited), not
+/// a `hitl` step of its own.
+fn ran_before_waiting(run: &RunRecord, step: &str) -> bool {
+    step_of(run, step).is_some_and(|s| s.approval.is_some())
 }
 
 /// What a person decides on a waiting step.
@@ -565,6 +578,15 @@ fn decide_in(
     store
         .decide(run.key, step, &decision)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // A step that ran before it waited (Dagu 2.x `approval`) is done once approved: the
+    // run taken up again keeps it, with its outputs, and runs the steps after it.
+    if let wharf_store::Decision::Approved(inputs) = &decision
+        && ran_before_waiting(&run, step)
+    {
+        store
+            .approve_step(run.key, step, inputs)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
     wharf_control::retry(home, &root, None, false)
         .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
     Ok(run.run_id)

@@ -99,6 +99,7 @@ pub(crate) const PARAMS_SCHEMA_KEYS: Keys = Keys {
 
 pub(crate) const STEP_KEYS: Keys = Keys {
     known: &[
+        "approval",
         "name",
         "id",
         "description",
@@ -148,10 +149,6 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         (
             "messages",
             "wharf runs commands and containers, not LLM agents",
-        ),
-        (
-            "approval",
-            "wharf waits for a person in a step of its own (Dagu 1.x's `type: hitl`, approved from the web UI or the API), not after another step (remove `approval`)",
         ),
     ],
 };
@@ -223,7 +220,10 @@ pub(crate) const HANDLER_KEYS: Keys = Keys {
 pub(crate) const APPROVAL_KEYS: Keys = Keys {
     known: &["prompt", "input", "required"],
     ignored: &[],
-    unsupported: &[],
+    unsupported: &[(
+        "rewindTo",
+        "wharf does not push a waiting step back: a person approves or rejects it (remove `rewind_to`)",
+    )],
 };
 
 pub(crate) const EXECUTOR_KEYS: Keys = Keys {

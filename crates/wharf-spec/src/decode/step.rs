@@ -107,6 +107,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 command: Some(CommandSpec::Line(command)),
                 script: None,
                 mail_on_error: false,
+                approval: None,
                 outputs: Vec::new(),
                 shell: None,
                 shell_packages: Vec::new(),
@@ -263,6 +264,17 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         log_output: d.log_output(&f),
         executor,
         mail_on_error: d.opt_bool(&f, "mailOnError").unwrap_or(false),
+        approval: f.get("approval").and_then(|n| {
+            if d.v2 {
+                Some(Box::new(approval_fields(d, Some(n), "`approval`")))
+            } else {
+                d.diags.push(
+                    Diagnostic::error(n.at(), "`approval` on a step is Dagu 2.x (2.2 and later)")
+                        .with_help("in a Dagu 1.x file a person approves in a step of its own: `type: hitl`"),
+                );
+                None
+            }
+        }),
         outputs: f
             .get("outputs")
             .map(|n| {
@@ -649,43 +661,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             }
             Executor::Docker(Box::new(docker))
         }
-        "hitl" => {
-            let mut approval = Approval::default();
-            if let Some(config) = config
-                && let Some(cf) = d.fields(config, "the `hitl` config", &APPROVAL_KEYS)
-            {
-                approval.prompt = d.opt_string(&cf, "prompt");
-                approval.input = cf
-                    .get("input")
-                    .map(|n| d.strings(n, "`input`"))
-                    .unwrap_or_default();
-                approval.required = cf
-                    .get("required")
-                    .map(|n| d.strings(n, "`required`"))
-                    .unwrap_or_default();
-                for name in approval.input.iter().chain(&approval.required) {
-                    if !formats::is_var_name(name) {
-                        d.error(
-                            config.at(),
-                            format!(
-                                "the input `{name}` is not a variable name (letters, digits, `_`)"
-                            ),
-                        );
-                    }
-                }
-                if let Some(missing) = approval
-                    .required
-                    .iter()
-                    .find(|r| !approval.input.contains(r))
-                {
-                    d.error(
-                        cf.get("required").map_or(config.at(), Node::at),
-                        format!("the required input `{missing}` is not one of `input`"),
-                    );
-                }
-            }
-            Executor::Approval(Box::new(approval))
-        }
+        "hitl" => Executor::Approval(Box::new(approval_fields(d, config, "the `hitl` config"))),
         "jq" => Executor::Jq(Box::new(d.jq_step(config))),
         "archive" => Executor::Archive(Box::new(d.archive_step(config, type_node))),
         "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
@@ -1129,6 +1105,44 @@ fn declared_outputs(
         }
     }
     out
+}
+
+/// What a person is asked and gives (`hitl`'s `config`, a 2.x step's `approval`): the
+/// prompt, the inputs, the required ones among them.
+fn approval_fields(d: &mut Decoder, config: Option<&Node>, what: &str) -> Approval {
+    let mut approval = Approval::default();
+    if let Some(config) = config
+        && let Some(cf) = d.fields(config, what, &APPROVAL_KEYS)
+    {
+        approval.prompt = d.opt_string(&cf, "prompt");
+        approval.input = cf
+            .get("input")
+            .map(|n| d.strings(n, "`input`"))
+            .unwrap_or_default();
+        approval.required = cf
+            .get("required")
+            .map(|n| d.strings(n, "`required`"))
+            .unwrap_or_default();
+        for name in approval.input.iter().chain(&approval.required) {
+            if !formats::is_var_name(name) {
+                d.error(
+                    config.at(),
+                    format!("the input `{name}` is not a variable name (letters, digits, `_`)"),
+                );
+            }
+        }
+        if let Some(missing) = approval
+            .required
+            .iter()
+            .find(|r| !approval.input.contains(r))
+        {
+            d.error(
+                cf.get("required").map_or(config.at(), Node::at),
+                format!("the required input `{missing}` is not one of `input`"),
+            );
+        }
+    }
+    approval
 }
 
 #[cfg(test)]
