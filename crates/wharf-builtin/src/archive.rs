@@ -375,7 +375,9 @@ fn format_of(a: &ArchiveStep, source: &Path) -> Result<Format, String> {
     }
 }
 
-fn list(a: &ArchiveStep, source: &Path, filters: &Filters) -> Result<Value, String> {
+/// The archive at `source` to read: its format, checked whole first with
+/// `verifyIntegrity`.
+fn opened(a: &ArchiveStep, source: &Path) -> Result<Format, String> {
     if source.is_dir() {
         return Err(format!(
             "source must be an archive, not a folder: {}",
@@ -386,6 +388,11 @@ fn list(a: &ArchiveStep, source: &Path, filters: &Filters) -> Result<Value, Stri
     if a.verify_integrity {
         verify(source, format)?;
     }
+    Ok(format)
+}
+
+fn list(a: &ArchiveStep, source: &Path, filters: &Filters) -> Result<Value, String> {
+    let format = opened(a, source)?;
     let mut files = Vec::new();
     let mut total_size = 0u64;
     read_entries(source, format, &mut |e, _| {
@@ -466,16 +473,7 @@ fn extract(
     filters: &Filters,
     notes: &mut Vec<String>,
 ) -> Result<Value, String> {
-    if source.is_dir() {
-        return Err(format!(
-            "source must be an archive, not a folder: {}",
-            source.display()
-        ));
-    }
-    let format = format_of(a, source)?;
-    if a.verify_integrity {
-        verify(source, format)?;
-    }
+    let format = opened(a, source)?;
     // Every entry's path is checked before anything is written.
     read_entries(source, format, &mut |e, _| {
         landing(&e.path, a.strip_components, a.preserve_paths).map(|_| ())

@@ -275,20 +275,28 @@ pub(super) enum Mode {
 }
 
 pub(super) fn start(dags: &Path, home: &Path, file_name: &str, body: &Bytes, mode: Mode) -> Reply {
-    let file = or_reply!(existing_dag_file(dags, file_name));
+    let (file, dag) = or_reply!(runnable(dags, file_name));
     let body = or_reply!(body_json(body));
-    let loaded = match wharf_spec::load_file(&file) {
-        Ok(l) => l,
-        Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
-    };
-    let Some(dag) = loaded.dag.as_ref() else {
-        return bad_request(format!(
+    let run_id = or_reply!(chosen_run_id(&dag, &body));
+    start_run(home, &file, &dag, &run_id, &body, mode)
+}
+
+/// The file of the DAG `file_name` of the folder and its DAG, when it is a valid one.
+pub(super) fn runnable(
+    dags: &Path,
+    file_name: &str,
+) -> Result<(std::path::PathBuf, wharf_spec::Dag), Box<Reply>> {
+    let file = existing_dag_file(dags, file_name)?;
+    let loaded = wharf_spec::load_file(&file)
+        .map_err(|e| Box::new(internal(format!("cannot read {}: {e}", file.display()))))?;
+    let problems = diagnostics(&loaded);
+    match loaded.dag {
+        Some(dag) => Ok((file, dag)),
+        None => Err(Box::new(bad_request(format!(
             "the DAG `{file_name}` is invalid: {}",
-            diagnostics(&loaded).join("; ")
-        ));
-    };
-    let run_id = or_reply!(chosen_run_id(dag, &body));
-    start_run(home, &file, dag, &run_id, &body, mode)
+            problems.join("; ")
+        )))),
+    }
 }
 
 /// `POST /dag-runs` (and `/dag-runs/enqueue`): a run of a DAG sent as YAML in `spec`,

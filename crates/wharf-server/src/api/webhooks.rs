@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use wharf_store::Webhook;
 
-use super::dags::{Enqueue, checked_run_id, control_error, enqueue_run};
+use super::dags::{Enqueue, checked_run_id, control_error, enqueue_run, runnable};
 use super::*;
 
 /// How a token starts: what it is for, then 64 hex digits of 32 random bytes.
@@ -298,17 +298,7 @@ pub(super) fn trigger(
             format!("the webhook payload is too large ({MAX_PAYLOAD} bytes at most)"),
         );
     }
-    let file = or_reply!(existing_dag_file(dags, file_name));
-    let loaded = match wharf_spec::load_file(&file) {
-        Ok(l) => l,
-        Err(e) => return internal(format!("cannot read {}: {e}", file.display())),
-    };
-    let Some(dag) = loaded.dag.as_ref() else {
-        return bad_request(format!(
-            "the DAG `{file_name}` is invalid: {}",
-            diagnostics(&loaded).join("; ")
-        ));
-    };
+    let (file, dag) = or_reply!(runnable(dags, file_name));
     // A chosen id makes the call idempotent (a second one is refused with 409), whatever
     // the DAG's runConfig says of ids chosen by a person.
     let run_id = match run_id {
@@ -318,7 +308,7 @@ pub(super) fn trigger(
     let params = [format!("WEBHOOK_PAYLOAD={payload}")];
     let run = Enqueue {
         file: &file,
-        dag,
+        dag: &dag,
         name: &dag.name,
         run_id: &run_id,
         params: &params,
