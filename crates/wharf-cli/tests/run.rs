@@ -1559,3 +1559,69 @@ fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
     assert!(!dags.join("nightly.yaml").exists());
     assert!(!wharf().args(["ls"]).run().stdout.contains("nightly"));
 }
+
+// L01, L04: a retry and `--from-run-id` run the DAG as the earlier run ran it (Dagu keeps
+// it with the run), not as its file is now; the API shows a run's DAG as it ran.
+#[test]
+fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
+    let p = Place::new();
+    let dag = p.dag(
+        "snap",
+        "steps:\n  - name: a\n    command: echo old-a >> trail\n  - name: b\n    command: echo old-b >> trail; test -f ok\n",
+    );
+    assert_eq!(p.run(&dag, &["--run-id", "r1"]).code, Some(1));
+    std::fs::write(
+        &dag,
+        "steps:\n  - name: a\n    command: echo new-a >> trail\n  - name: b\n    command: echo new-b >> trail\n",
+    )
+    .expect("edit");
+    std::fs::write(p.path("ok"), "").expect("ok");
+    let out = p.wharf().args(["retry", "snap", "--run-id", "r1"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let trail = || std::fs::read_to_string(p.path("trail")).expect("trail");
+    assert_eq!(
+        trail(),
+        "old-a\nold-b\nold-b\n",
+        "the retry ran b as r1 ran it"
+    );
+    let out = p
+        .wharf()
+        .args(["run", "--from-run-id", "r1", "--run-id", "r2"])
+        .arg_path(&dag)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(trail(), "old-a\nold-b\nold-b\nold-a\nold-b\n");
+    // A new run runs the file as it is now.
+    assert_eq!(p.run(&dag, &["--run-id", "r3"]).code, Some(0));
+    assert!(trail().ends_with("new-a\nnew-b\n"), "{}", trail());
+    let s = wharf_testkit::Server::start(&p);
+    let (code, v) = s.get("/dag-runs/snap/r1/spec");
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["spec"].as_str().unwrap_or_default().contains("old-b"),
+        "{v}"
+    );
+    let (_, v) = s.get("/dag-runs/snap/r3/spec");
+    assert!(
+        v["spec"].as_str().unwrap_or_default().contains("new-b"),
+        "{v}"
+    );
+    drop(s);
+    // The kept texts go with the last run that ran them.
+    let out = p.wharf().args(["rm", "-H", "snap"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let count = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM specs').fetchone()[0])",
+        ])
+        .arg(p.home().join("wharf.db"))
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        "0",
+        "no run refers to a kept text any more: {}",
+        String::from_utf8_lossy(&count.stderr)
+    );
+}

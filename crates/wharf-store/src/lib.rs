@@ -1077,6 +1077,7 @@ impl Store {
                 removed += 1;
             }
         }
+        self.forget_specs()?;
         Ok(removed)
     }
 
@@ -1096,7 +1097,47 @@ impl Store {
             let _ = std::fs::remove_dir_all(log_dir);
             self.forget_kept_dag(file);
         }
+        if !old.is_empty() {
+            self.forget_specs()?;
+        }
         Ok(old.len())
+    }
+
+    /// Keeps `text`, the DAG file of `run` as it is when the run starts (the same text is
+    /// kept once for all the runs that ran it).
+    pub fn keep_spec(&self, run: RunKey, text: &str) -> Result<()> {
+        self.atomically(|| {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO specs (text) VALUES (?1)",
+                params![text],
+            )?;
+            self.conn.execute(
+                "UPDATE runs SET spec = (SELECT id FROM specs WHERE text = ?2) WHERE id = ?1",
+                params![run.0, text],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The DAG file of `run` as it was when the run started, when it was kept.
+    pub fn spec_of(&self, run: RunKey) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT specs.text FROM runs JOIN specs ON specs.id = runs.spec WHERE runs.id = ?1",
+                params![run.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Removes the kept DAG texts no run refers to any more.
+    fn forget_specs(&self) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM specs WHERE id NOT IN (SELECT spec FROM runs WHERE spec IS NOT NULL)",
+            [],
+        )?;
+        Ok(())
     }
 
     /// A DAG file wharf keeps for its runs (`HOME/specs/ID/NAME.yaml`: a spec sent to the

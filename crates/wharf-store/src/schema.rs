@@ -126,4 +126,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_used_at INTEGER
     );
 ",
+    // The DAG a run ran, as its file was when the run started (each text kept once):
+    // a retry runs it again as it was.
+    r"
+    CREATE TABLE specs (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE
+    );
+    ALTER TABLE runs ADD COLUMN spec INTEGER;
+",
 ];

@@ -106,7 +106,7 @@ pub(crate) fn run(args: &ExecArgs, term: &Term) -> Result<ExitCode> {
             reason: format!("cannot keep the command's DAG there: {e}"),
         })?;
     let result = start(
-        &file,
+        &super::run::Source::file(&file),
         Some(&run_id),
         None,
         &[],

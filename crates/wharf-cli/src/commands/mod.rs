@@ -19,15 +19,27 @@ use crate::term::Term;
 
 /// Loads a DAG file and prints its diagnostics on stderr.
 pub(crate) fn load(path: &Path, term: &Term) -> Result<Loaded> {
-    let shown = path.display().to_string();
     let loaded = wharf_spec::load_file(path).map_err(|e| Error::Read {
         path: path.to_path_buf(),
         reason: io_reason(&e),
     })?;
+    Ok(told(loaded, path, term))
+}
+
+/// Reads `text`, a DAG file as an earlier run kept it, as the file at `path`; prints its
+/// diagnostics on stderr.
+pub(crate) fn load_kept(text: String, path: &Path, term: &Term) -> Loaded {
+    told(wharf_spec::load_str(text, path), path, term)
+}
+
+fn told(loaded: Loaded, path: &Path, term: &Term) -> Loaded {
     if !loaded.diagnostics.is_empty() {
-        eprint!("{}", loaded.render(&shown, term.color_stderr));
+        eprint!(
+            "{}",
+            loaded.render(&path.display().to_string(), term.color_stderr)
+        );
     }
-    Ok(loaded)
+    loaded
 }
 
 /// The DAG of a loaded file; the file's summary as the error when it is invalid.

@@ -16,13 +16,20 @@ use crate::term::Term;
 
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
-    let params = match &args.from_run_id {
-        // The params of an earlier run, found under the name it was kept under.
+    let (params, kept) = match &args.from_run_id {
+        // The params of an earlier run, found under the name it was kept under, and the
+        // DAG as that run ran it.
         Some(from) => {
             let name = args.name.clone().unwrap_or_else(|| dag_name(&args.dag));
-            find_run(&crate::commands::open_store()?, &name, Some(from))?.params
+            let store = crate::commands::open_store()?;
+            let earlier = find_run(&store, &name, Some(from))?;
+            let kept = store.spec_of(earlier.key).ok().flatten();
+            (earlier.params, kept)
         }
-        None => given_params(args.params_text.as_deref(), &args.params)?,
+        None => (
+            given_params(args.params_text.as_deref(), &args.params)?,
+            None,
+        ),
     };
     let record = if args.enqueued {
         Record::Enqueued
@@ -30,7 +37,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         Record::New(args.trigger.as_deref().unwrap_or("cli"))
     };
     start(
-        &file,
+        &Source { file: &file, kept },
         args.run_id.as_deref(),
         args.name.as_deref(),
         &params,
@@ -38,6 +45,18 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         term,
         record,
     )
+}
+
+/// What a run runs: the DAG file, or the text of it an earlier run kept.
+pub(crate) struct Source<'a> {
+    pub file: &'a Path,
+    pub kept: Option<String>,
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn file(file: &'a Path) -> Self {
+        Self { file, kept: None }
+    }
 }
 
 /// Where a run's record comes from.
@@ -226,7 +245,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
         std::thread::sleep(std::time::Duration::from_secs(wait));
     }
     start(
-        &file,
+        &Source::file(&file),
         args.run_id.as_deref(),
         kept_as.as_deref(),
         &params,
@@ -239,7 +258,7 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
 /// Starts a run of the DAG file `file` and runs it to its end.
 /// `name`: the name the run is kept under, instead of the DAG's own.
 pub(crate) fn start(
-    file: &Path,
+    source: &Source<'_>,
     run_id: Option<&str>,
     name: Option<&str>,
     params: &[String],
@@ -247,7 +266,14 @@ pub(crate) fn start(
     term: &Term,
     record: Record<'_>,
 ) -> Result<ExitCode> {
-    let mut dag = valid(load(file, term)?, file)?;
+    let file = source.file;
+    let loaded = match &source.kept {
+        Some(text) => crate::commands::load_kept(text.clone(), file, term),
+        None => load(file, term)?,
+    };
+    // The DAG as the run runs it, kept with the run: a retry runs it again as it was.
+    let text = loaded.source.clone();
+    let mut dag = valid(loaded, file)?;
     keep_as(&mut dag, name)?;
     let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
@@ -302,6 +328,9 @@ pub(crate) fn start(
             (found.key, found.status)
         }
     };
+    if let Err(e) = store.keep_spec(run, &text) {
+        eprintln!("warning: cannot keep the DAG the run runs: {e}");
+    }
     if status == Status::Queued
         && let Some((queue, size)) = &place
     {
@@ -435,13 +464,18 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
             run_id: record.run_id,
         });
     }
-    // The DAG as it is now: the file given, or the one the run was started from.
+    // The DAG as the run ran it, kept with it; for a run from before wharf kept them, as
+    // it is now: the file given, or the one the run was started from.
     let file = if std::path::Path::new(&args.dag).is_file() {
         args.dag.clone().into()
     } else {
         record.file.clone()
     };
-    let mut dag = valid(load(&file, term)?, &file)?;
+    let loaded = match store.spec_of(record.key).ok().flatten() {
+        Some(text) => crate::commands::load_kept(text, &record.file, term),
+        None => load(&file, term)?,
+    };
+    let mut dag = valid(loaded, &file)?;
     // The run keeps the name it was kept under (`wharf run --name`, a renamed DAG).
     dag.name.clone_from(&record.dag);
     let resume = match &args.step {

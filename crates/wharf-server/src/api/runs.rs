@@ -84,11 +84,20 @@ pub(super) fn stop_run(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
-/// `GET /dag-runs/{name}/{id}/spec`: the YAML of the run's DAG file (as the file is now),
-/// credentials redacted as every spec the API shows.
+/// `GET /dag-runs/{name}/{id}/spec`: the YAML of the run's DAG file as the run ran it (as
+/// the file is now, for a run from before wharf kept it), credentials redacted as every
+/// spec the API shows.
 pub(super) fn run_spec(home: &Path, name: &str, id: &str) -> Reply {
     let store = or_reply!(open(home));
     let run = or_reply!(find(&store, name, id));
+    if let Ok(Some(text)) = store.spec_of(run.key) {
+        return answer(
+            StatusCode::OK,
+            &RunSpec {
+                spec: wharf_spec::redact::source(&text),
+            },
+        );
+    }
     match wharf_spec::load_file(&run.file) {
         Ok(loaded) => answer(
             StatusCode::OK,
