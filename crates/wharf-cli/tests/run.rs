@@ -1606,6 +1606,11 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
         v["spec"].as_str().unwrap_or_default().contains("new-b"),
         "{v}"
     );
+    let (_, _, html) = s.page("GET", "/dags/snap/runs/r1", "", "");
+    assert!(
+        html.contains("The DAG as this run ran it") && html.contains("echo old-b"),
+        "{html}"
+    );
     drop(s);
     // The kept texts go with the last run that ran them.
     let out = p.wharf().args(["rm", "-H", "snap"]).run();

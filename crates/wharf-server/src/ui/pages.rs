@@ -528,6 +528,8 @@ struct RunPage {
     subs: Vec<SubLink>,
     /// For a sub-DAG run: the run that started it (its name and page) and the step.
     parent: Option<(String, String, String)>,
+    /// The DAG as the run ran it (credentials redacted), when it was kept.
+    spec: Option<String>,
 }
 
 /// A sub-DAG run on its parent's page.
@@ -731,6 +733,11 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
             logs,
             subs,
             parent,
+            spec: store
+                .spec_of(run.key)
+                .ok()
+                .flatten()
+                .map(|text| wharf_spec::redact::source(&text)),
         },
     )
 }
