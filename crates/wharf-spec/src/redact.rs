@@ -123,6 +123,7 @@ fn sites_of(text: &str, placeholders: bool) -> Option<Vec<Site>> {
         placeholders,
         sites: Vec::new(),
         anchored: Vec::new(),
+        in_auths: false,
     };
     if let Some(root) = &doc.root {
         walk.node(root, None);
@@ -144,6 +145,8 @@ struct Walk<'a> {
     sites: Vec<Site>,
     /// (key, value) of credentials written as aliases: their anchors are to be found.
     anchored: Vec<(String, String)>,
+    /// Below `registryAuths`: every value is a credential.
+    in_auths: bool,
 }
 
 impl Walk<'_> {
@@ -151,7 +154,14 @@ impl Walk<'_> {
         match &node.kind {
             Kind::Map(entries) => {
                 for e in entries.iter().filter(|e| !e.merged) {
+                    let auths = matches!(e.key.as_str(), Some("registryAuths" | "registry_auths"));
+                    // Every value under `registryAuths` but a username is a credential,
+                    // whatever its key (a registry's base64 `user:password`, its JSON,
+                    // the whole config).
+                    let was = self.in_auths;
+                    self.in_auths = was || auths;
                     self.node(&e.value, e.key.as_str());
+                    self.in_auths = was;
                 }
             }
             Kind::Seq(items) => items.iter().for_each(|i| self.node(i, None)),
@@ -161,7 +171,7 @@ impl Walk<'_> {
                 };
                 let raw = &self.text[start..end];
                 match key {
-                    Some(k) if is_secret_key(k) => {
+                    Some(k) if (self.in_auths && k != "username") || is_secret_key(k) => {
                         if raw.starts_with('*') {
                             self.anchored.push((k.to_owned(), s.text.clone()));
                         } else if self.wanted(&s.text) {
@@ -420,7 +430,7 @@ mod lines {
 mod tests {
     use super::*;
 
-    const FILE: &str = "# comments stay\nregistryAuths:\n  ghcr.io:\n    username: me\n    password: hunter2  \n  gcr.io:\n    auth: ${GCR_AUTH}\nenv:\n  - API_TOKEN=abc123\n  - DB_PASSWORD: \"s3cret\"\n  - PLAIN=visible\n  - CERT_KEY: |\n      line-one\n      line-two\n  - {token: flow-tok, n: 1}\nparams: API_TOKEN=tok WHO=me\nx-base: &pw anchored-pw\nsteps:\n  - name: s\n    env:\n      - password: *pw\n    command: echo hi\n";
+    const FILE: &str = "# comments stay\nregistryAuths:\n  ghcr.io:\n    username: me\n    password: hunter2  \n  gcr.io:\n    auth: ${GCR_AUTH}\n  quay.io: \"bWU6YjY0cHc=\"\n  docker.io: '{\"username\": \"me\", \"password\": \"jsonpw\"}'\nenv:\n  - API_TOKEN=abc123\n  - DB_PASSWORD: \"s3cret\"\n  - PLAIN=visible\n  - CERT_KEY: |\n      line-one\n      line-two\n  - {token: flow-tok, n: 1}\nparams: API_TOKEN=tok WHO=me\nx-base: &pw anchored-pw\nsteps:\n  - name: s\n    env:\n      - password: *pw\n    command: echo hi\n";
 
     #[test]
     fn every_form_of_credential_is_redacted_and_the_rest_kept() {
@@ -434,6 +444,8 @@ mod tests {
             "flow-tok",
             "tok ",
             "anchored-pw",
+            "bWU6YjY0cHc=",
+            "jsonpw",
         ] {
             assert!(!shown.contains(secret), "{secret}: {shown}");
         }
