@@ -1567,12 +1567,12 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
     let p = Place::new();
     let dag = p.dag(
         "snap",
-        "steps:\n  - name: a\n    command: echo old-a >> trail\n  - name: b\n    command: echo old-b >> trail; test -f ok\n",
+        "env:\n  - API_TOKEN: first-s3cret\nsteps:\n  - name: a\n    command: echo old-a >> trail\n  - name: b\n    command: echo old-b >> trail; test -f ok && echo \"token ${#API_TOKEN}\" >> trail\n",
     );
     assert_eq!(p.run(&dag, &["--run-id", "r1"]).code, Some(1));
     std::fs::write(
         &dag,
-        "steps:\n  - name: a\n    command: echo new-a >> trail\n  - name: b\n    command: echo new-b >> trail\n",
+        "env:\n  - API_TOKEN: rotated-s3cret\nsteps:\n  - name: a\n    command: echo new-a >> trail\n  - name: b\n    command: echo new-b >> trail\n",
     )
     .expect("edit");
     std::fs::write(p.path("ok"), "").expect("ok");
@@ -1581,16 +1581,30 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
     let trail = || std::fs::read_to_string(p.path("trail")).expect("trail");
     assert_eq!(
         trail(),
-        "old-a\nold-b\nold-b\n",
-        "the retry ran b as r1 ran it"
+        "old-a\nold-b\nold-b\ntoken 14\n",
+        "the retry ran b as r1 ran it, with the credential the file has now"
     );
+    // The kept text holds no credential.
+    let kept = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print([t for (t,) in sqlite3.connect(sys.argv[1]).execute('SELECT text FROM specs')])",
+        ])
+        .arg(p.home().join("wharf.db"))
+        .output()
+        .expect("python3");
+    let kept = String::from_utf8_lossy(&kept.stdout);
+    assert!(kept.contains("old-b") && !kept.contains("s3cret"), "{kept}");
     let out = p
         .wharf()
         .args(["run", "--from-run-id", "r1", "--run-id", "r2"])
         .arg_path(&dag)
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(trail(), "old-a\nold-b\nold-b\nold-a\nold-b\n");
+    assert_eq!(
+        trail(),
+        "old-a\nold-b\nold-b\ntoken 14\nold-a\nold-b\ntoken 14\n"
+    );
     // A new run runs the file as it is now.
     assert_eq!(p.run(&dag, &["--run-id", "r3"]).code, Some(0));
     assert!(trail().ends_with("new-a\nnew-b\n"), "{}", trail());

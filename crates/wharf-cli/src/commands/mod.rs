@@ -26,10 +26,24 @@ pub(crate) fn load(path: &Path, term: &Term) -> Result<Loaded> {
     Ok(told(loaded, path, term))
 }
 
-/// Reads `text`, a DAG file as an earlier run kept it, as the file at `path`; prints its
-/// diagnostics on stderr.
-pub(crate) fn load_kept(text: String, path: &Path, term: &Term) -> Loaded {
-    told(wharf_spec::load_str(text, path), path, term)
+/// The DAG as an earlier run ran it: `kept`, its text as the run kept it (credentials
+/// redacted), read as the file at `path` with the credentials the file has now; the file
+/// as it is now when nothing was kept, or when the kept text names a credential the file
+/// no longer has. Prints the diagnostics on stderr.
+pub(crate) fn load_as_ran(kept: Option<String>, path: &Path, term: &Term) -> Result<Loaded> {
+    if let Some(kept) = kept {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        match wharf_spec::redact::restore(&kept, &now) {
+            Ok(text) => return Ok(told(wharf_spec::load_str(text, path), path, term)),
+            Err(e) => eprintln!(
+                "warning: the DAG as the run ran it has a credential (`{}`, line {}) that {} no longer has: running the file as it is now",
+                e.key.as_deref().unwrap_or("?"),
+                e.line,
+                path.display()
+            ),
+        }
+    }
+    load(path, term)
 }
 
 fn told(loaded: Loaded, path: &Path, term: &Term) -> Loaded {

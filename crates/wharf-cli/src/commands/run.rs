@@ -267,12 +267,10 @@ pub(crate) fn start(
     record: Record<'_>,
 ) -> Result<ExitCode> {
     let file = source.file;
-    let loaded = match &source.kept {
-        Some(text) => crate::commands::load_kept(text.clone(), file, term),
-        None => load(file, term)?,
-    };
-    // The DAG as the run runs it, kept with the run: a retry runs it again as it was.
-    let text = loaded.source.clone();
+    let loaded = crate::commands::load_as_ran(source.kept.clone(), file, term)?;
+    // The DAG as the run runs it, kept with the run (its credentials redacted: a retry
+    // takes them from the file): a retry runs it again as it was.
+    let text = wharf_spec::redact::source(&loaded.source);
     let mut dag = valid(loaded, file)?;
     keep_as(&mut dag, name)?;
     let run_id = run_id_of(run_id)?;
@@ -471,10 +469,8 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
     } else {
         record.file.clone()
     };
-    let loaded = match store.spec_of(record.key).ok().flatten() {
-        Some(text) => crate::commands::load_kept(text, &record.file, term),
-        None => load(&file, term)?,
-    };
+    let loaded =
+        crate::commands::load_as_ran(store.spec_of(record.key).ok().flatten(), &file, term)?;
     let mut dag = valid(loaded, &file)?;
     // The run keeps the name it was kept under (`wharf run --name`, a renamed DAG).
     dag.name.clone_from(&record.dag);
