@@ -318,6 +318,10 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "wharf has no action `human.task`",
         ),
         (
+            "container:\n  image: alpine\n  pull_policy: fallback\n  healthcheck: {test: [CMD, \"true\"]}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`healthcheck` is not supported by wharf",
+        ),
+        (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
             "`retry_policy` needs `limit`",
         ),

@@ -55,7 +55,7 @@ pub(crate) async fn ensure(
         (None, _) => false,
     };
     let pull = match policy {
-        PullPolicy::Always => true,
+        PullPolicy::Always | PullPolicy::Fallback => true,
         PullPolicy::Missing => !matches,
         PullPolicy::Never => false,
     };
@@ -138,6 +138,14 @@ pub(crate) async fn ensure(
                 started.elapsed().as_secs_f64()
             ));
             Ok(None)
+        }
+        // `fallback`: a failed pull is no failure while the image is here.
+        Some(message) if policy == PullPolicy::Fallback && matches => {
+            notice(format!(
+                "pull of {image} failed ({}): using the local image (pull is `fallback`)",
+                message.trim()
+            ));
+            Ok(local)
         }
         Some(message) => {
             let error = pull_error(image, platform, &local_platform, &message);

@@ -314,19 +314,37 @@ fn pull_policies_with_a_local_tag_the_registry_lacks() {
             "  - name: {name}\n    command: echo ran\n    executor:\n      type: docker\n      config:\n        image: {image}\n        pull: {pull}\n        autoRemove: true\n"
         )
     };
+    let absent = format!("{}/team/nowhere:v1", registry.addr);
     let yaml = format!(
-        "{auths}type: graph\nsteps:\n{}{}{}{}",
+        "{auths}type: graph\nsteps:\n{}{}{}{}{}{}{}",
         step("local-missing", &local, "missing"),
         step("local-never", &local, "never"),
         step("local-always", &local, "always"),
         step("pushed-always", &pushed, "always"),
+        // Dagu 2.x `fallback`: a pull that fails uses the local image, when there is one.
+        step("local-fallback", &local, "fallback"),
+        step("pushed-fallback", &pushed, "fallback"),
+        step("absent-fallback", &absent, "fallback"),
     );
     let dag = p.dag(&u.name, &yaml);
     let out = p.run(&dag, &[]);
     let _ = docker(&["image", "rm", &local]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pull of {local} failed")),
+        "the fallback is told: {}",
+        out.stderr
+    );
     let status = p.status(&u.name);
-    for ok in ["local-missing", "local-never", "pushed-always"] {
+    let error = step_error(&status, "absent-fallback");
+    assert!(error.contains("image not found"), "{error}");
+    for ok in [
+        "local-missing",
+        "local-never",
+        "pushed-always",
+        "local-fallback",
+        "pushed-fallback",
+    ] {
         assert_eq!(
             wharf_testkit::step(&status, ok)["status"],
             "succeeded",

@@ -703,6 +703,9 @@ pub enum PullPolicy {
     #[default]
     Missing,
     Never,
+    /// Dagu 2.x `fallback`: pulled as with `always`; when the pull fails, the local image
+    /// is used if there is one.
+    Fallback,
 }
 
 impl PullPolicy {
@@ -711,6 +714,7 @@ impl PullPolicy {
             Self::Always => "always",
             Self::Missing => "missing",
             Self::Never => "never",
+            Self::Fallback => "fallback",
         }
     }
 }

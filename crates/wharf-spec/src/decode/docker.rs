@@ -532,12 +532,13 @@ impl Decoder<'_> {
             "always" => Some(PullPolicy::Always),
             "missing" => Some(PullPolicy::Missing),
             "never" => Some(PullPolicy::Never),
+            "fallback" => Some(PullPolicy::Fallback),
             _ => {
                 self.enum_error(
                     node,
                     what,
                     &text,
-                    &["always", "missing", "never", "true", "false"],
+                    &["always", "missing", "never", "fallback", "true", "false"],
                 );
                 None
             }

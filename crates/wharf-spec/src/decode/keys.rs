@@ -206,7 +206,10 @@ pub(crate) const CONTAINER_KEYS: Keys = Keys {
         "shell",
     ],
     ignored: &[],
-    unsupported: &[],
+    unsupported: &[(
+        "healthcheck",
+        "wharf waits on the image's own HEALTHCHECK (`wait_for: healthy`); a healthcheck written in the DAG is not applied (build it into the image, or wait with `log_pattern`)",
+    )],
 };
 
 pub(crate) const HANDLER_KEYS: Keys = Keys {
