@@ -477,6 +477,21 @@ fn authentication_and_the_origin_check() {
     assert_eq!(code, 200, "{body}");
     let (code, _, _) = s.page("GET", "/api/v2/health", "", "");
     assert_eq!(code, 200, "health needs no credentials");
+    // The same API under Dagu 2.x's name for it, behind the same guard.
+    let (code, _, _) = s.page("GET", "/api/v1/health", "", "");
+    assert_eq!(code, 200);
+    let (code, _, _) = s.page("GET", "/api/v1/dags", "", "");
+    assert_eq!(code, 401);
+    let (code, _, body) = s.page("GET", "/api/v1/dags", "Authorization: Bearer t0ken\r\n", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"dags\""), "{body}");
+    let (code, _, _) = s.page(
+        "GET",
+        "/api/v1/workers",
+        "Authorization: Bearer t0ken\r\n",
+        "",
+    );
+    assert_eq!(code, 501);
     drop(s);
 
     // Basic authentication from $WHARF_HOME/config.yaml.
@@ -2687,6 +2702,17 @@ fn webhooks_start_runs_with_their_own_token_and_payload() {
     let fresh_hook = format!("Authorization: Bearer {fresh}\r\n");
     let (code, v) = call("POST", "/webhooks/deploy", &fresh_hook, "{}");
     assert_eq!(code, 200, "{v}");
+    // Under Dagu 2.x's `/api/v1` too.
+    let (code, _, text) = s
+        .raw(
+            "POST",
+            "/api/v1/webhooks/deploy",
+            &format!("{fresh_hook}Content-Type: application/json\r\n"),
+            r#"{"dagRunId": "via-v1"}"#,
+        )
+        .expect("the server answers");
+    assert_eq!(code, 200, "{text}");
+    ended("via-v1");
     let third = v["dagRunId"].as_str().expect("id").to_owned();
     let run = ended(&third);
     assert_eq!(

@@ -78,13 +78,15 @@ async fn check(
             ),
         );
     }
-    let health = parts.uri.path() == format!("{}/api/v2/health", config.base_path);
+    let path = parts.uri.path();
+    let api = path
+        .strip_prefix(config.base_path.as_str())
+        .and_then(api_path);
+    let health = api == Some("/health");
     // A webhook's call carries the webhook's own token instead (checked by its handler).
     let webhook = parts.method == Method::POST
-        && parts
-            .uri
-            .path()
-            .strip_prefix(&format!("{}/api/v2/webhooks/", config.base_path))
+        && api
+            .and_then(|p| p.strip_prefix("/webhooks/"))
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
     if config.auth_required()
         && !health
@@ -184,7 +186,7 @@ fn permission(method: &Method, path: &str) -> Option<Permission> {
     if method == Method::GET || method == Method::HEAD {
         return path.ends_with("/dequeue").then_some(Permission::Run);
     }
-    let api = path.strip_prefix("/api/v2");
+    let api = api_path(path);
     // The pages' forms that change DAG files.
     if api.is_none()
         && (path == "/new-dag"
@@ -207,6 +209,13 @@ fn permission(method: &Method, path: &str) -> Option<Permission> {
         Some(p) if p.starts_with("/dags/") && p.ends_with("/rename") => Some(Permission::Write),
         _ => Some(Permission::Run),
     }
+}
+
+/// A path of the API as the API sees it: after `/api/v2` (Dagu 1.x) or `/api/v1` (the
+/// same API as Dagu 2.x names it).
+fn api_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v2")
+        .or_else(|| path.strip_prefix("/api/v1"))
 }
 
 fn bad_request(message: &str) -> Response {

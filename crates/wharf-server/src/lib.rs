@@ -188,7 +188,10 @@ fn tls_acceptor(
 /// Every path the server answers, under the base path, behind the guard (the API alone
 /// when headless).
 fn router(state: &Shared) -> Router {
-    let app = Router::new().nest("/api/v2", api::router());
+    // Dagu 2.x serves the same API under `/api/v1` (it renamed its v2 API so).
+    let app = Router::new()
+        .nest("/api/v2", api::router())
+        .nest("/api/v1", api::router());
     let app = if state.config.headless {
         app
     } else {

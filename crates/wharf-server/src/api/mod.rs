@@ -467,8 +467,8 @@ async fn unknown(method: Method, uri: Uri) -> Reply {
         .map(percent_decode)
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    // The path as the API sees it (after `/api/v2`).
-    let inner = match seg.iter().position(|s| *s == "v2") {
+    // The path as the API sees it (after `/api/v2`, or Dagu 2.x's `/api/v1`).
+    let inner = match seg.iter().position(|s| matches!(*s, "v1" | "v2")) {
         Some(i) if i > 0 && seg[i - 1] == "api" => &seg[i + 1..],
         _ => &seg[..],
     };
