@@ -213,6 +213,15 @@ pub(crate) struct RunArgs {
     /// What starts the run, as it is recorded (`api`, `ui`, `schedule`; `cli` by default).
     #[arg(long, hide = true, value_name = "WHAT")]
     pub trigger: Option<String>,
+    /// Run the DAG as this earlier run ran it (`NAME:ID`), with the params given (a run
+    /// started again from the API or the pages).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "NAME:ID",
+        conflicts_with = "from_run_id"
+    )]
+    pub dag_of_run: Option<String>,
 }
 
 #[derive(Debug, Args)]

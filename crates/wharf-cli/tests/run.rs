@@ -1625,6 +1625,31 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
         html.contains("The DAG as this run ran it") && html.contains("echo old-b"),
         "{html}"
     );
+    // Started again from r1 (the API's reschedule, the page's "run again"): as r1 ran.
+    let before = trail();
+    let (code, v) = s.post(
+        "/dag-runs/snap/r1/reschedule",
+        &serde_json::json!({"dagRunId": "r4"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("snap", "r4", "succeeded");
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page("POST", "/dags/snap/rerun", &origin, "run=r1");
+    assert_eq!(code, 303, "{head}");
+    let (_, runs) = s.get("/dag-runs?name=snap");
+    let newest = runs["dagRuns"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .map(|x| x["dagRunId"].as_str().unwrap_or_default().to_owned())
+                .find(|id| !["r1", "r2", "r3", "r4"].contains(&id.as_str()))
+        })
+        .expect("the page's run");
+    s.until("snap", &newest, "succeeded");
+    assert_eq!(
+        &trail()[before.len()..],
+        "old-a\nold-b\ntoken 14\nold-a\nold-b\ntoken 14\n"
+    );
     drop(s);
     // The kept texts go with the last run that ran them.
     let out = p.wharf().args(["rm", "-H", "snap"]).run();

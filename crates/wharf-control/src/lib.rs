@@ -94,6 +94,9 @@ pub struct Start<'a> {
     pub singleton: bool,
     /// What starts it, as the run records it (`api`, `ui`, `schedule`).
     pub trigger: &'a str,
+    /// An earlier run (its name and id) whose DAG, as that run ran it, the new run runs
+    /// instead of the file as it is now (a run started again from another).
+    pub as_run: Option<(&'a str, &'a str)>,
 }
 
 /// Held while a run is started, until its record exists: a singleton's check and the run
@@ -131,6 +134,10 @@ pub fn start(home: &Path, start: &Start<'_>) -> Result<()> {
         "--trigger".to_owned(),
         start.trigger.to_owned(),
     ];
+    if let Some((dag, id)) = start.as_run {
+        args.push("--dag-of-run".to_owned());
+        args.push(format!("{dag}:{id}"));
+    }
     if !start.params.is_empty() {
         args.push("--".into());
         args.extend(start.params.iter().cloned());

@@ -26,10 +26,21 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
             let kept = store.spec_of(earlier.key).ok().flatten();
             (earlier.params, kept)
         }
-        None => (
-            given_params(args.params_text.as_deref(), &args.params)?,
-            None,
-        ),
+        None => {
+            // Started again from another run: its DAG as that run ran it.
+            let kept = match args.dag_of_run.as_deref().and_then(|r| r.rsplit_once(':')) {
+                Some((name, id)) => {
+                    let store = crate::commands::open_store()?;
+                    let earlier = find_run(&store, name, Some(id))?;
+                    store.spec_of(earlier.key).ok().flatten()
+                }
+                None => None,
+            };
+            (
+                given_params(args.params_text.as_deref(), &args.params)?,
+                kept,
+            )
+        }
     };
     let record = if args.enqueued {
         Record::Enqueued

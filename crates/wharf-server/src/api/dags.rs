@@ -457,6 +457,7 @@ fn start_run(
                 params: &params,
                 singleton,
                 trigger: "api",
+                as_run: None,
             },
         ),
         Mode::Enqueue => {

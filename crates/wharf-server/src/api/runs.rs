@@ -118,7 +118,8 @@ pub(super) fn run_spec(home: &Path, name: &str, id: &str) -> Reply {
     }
 }
 
-/// `POST /dag-runs/{name}/{id}/reschedule`: a new run of the run's DAG with its params;
+/// `POST /dag-runs/{name}/{id}/reschedule`: a new run of the run's DAG (as the run ran it)
+/// with its params;
 /// `dagRunId` chooses the new run's id, `dagName` another name to keep it under.
 pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) -> Reply {
     let body: Value = if body.is_empty() {
@@ -160,6 +161,7 @@ pub(super) fn reschedule_run(home: &Path, name: &str, id: &str, body: &Bytes) ->
             params: &run.params,
             singleton: false,
             trigger: "api",
+            as_run: Some((&run.dag, &run.run_id)),
         },
     );
     if let Err(e) = started {

@@ -156,11 +156,18 @@ pub(super) fn start(at: &At<'_>, body: &[u8], enqueue: bool) -> Done {
 }
 
 /// A new run of the DAG, started from the pages; its page.
-fn new_run(at: &At<'_>, dag: &str, params: &[String]) -> Done {
-    new_run_as(at, dag, params, &wharf_engine::new_run_id())
+fn new_run_as(at: &At<'_>, dag: &str, params: &[String], run_id: &str) -> Done {
+    started(at, dag, params, run_id, None)
 }
 
-fn new_run_as(at: &At<'_>, dag: &str, params: &[String], run_id: &str) -> Done {
+/// A new run started from the pages (the DAG as the run `as_run` ran it, when given).
+fn started(
+    at: &At<'_>,
+    dag: &str,
+    params: &[String],
+    run_id: &str,
+    as_run: Option<(&str, &str)>,
+) -> Done {
     wharf_control::start(
         at.home,
         &wharf_control::Start {
@@ -170,6 +177,7 @@ fn new_run_as(at: &At<'_>, dag: &str, params: &[String], run_id: &str) -> Done {
             params,
             singleton: false,
             trigger: "ui",
+            as_run,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -200,7 +208,14 @@ pub(super) fn on_run(at: &At<'_>, action: &str, body: &[u8]) -> Done {
             )),
             Err(e) => Err(e.to_string()),
         },
-        "rerun" => new_run(at, &name, &run.params),
+        // Run again as new: the run's params and its DAG as it ran it.
+        "rerun" => started(
+            at,
+            &name,
+            &run.params,
+            &wharf_engine::new_run_id(),
+            Some((&run.dag, &run.run_id)),
+        ),
         "mark" => {
             let step = form_field(body, "step").unwrap_or_default();
             let status = match form_field(body, "status").as_deref() {
