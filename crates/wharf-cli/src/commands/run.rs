@@ -16,31 +16,29 @@ use crate::term::Term;
 
 pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
-    let (params, kept) = match &args.from_run_id {
-        // The params of an earlier run, found under the name it was kept under, and the
-        // DAG as that run ran it.
-        Some(from) => {
-            let name = args.name.clone().unwrap_or_else(|| dag_name(&args.dag));
+    // An earlier run the new one starts from (`--from-run-id`: the DAG's own, found under
+    // the name it was kept under; `--dag-of-run NAME:ID`, from the API or the pages).
+    let from_name = args.name.clone().unwrap_or_else(|| dag_name(&args.dag));
+    let earlier = match (&args.from_run_id, args.dag_of_run.as_deref()) {
+        (Some(id), _) => Some((from_name.as_str(), id.as_str())),
+        (None, Some(run)) => run.rsplit_once(':'),
+        (None, None) => None,
+    };
+    let given = || given_params(args.params_text.as_deref(), &args.params);
+    // That run's DAG as it ran it; with `--from-run-id`, its params too.
+    let (params, kept) = match earlier {
+        Some((name, id)) => {
             let store = crate::commands::open_store()?;
-            let earlier = find_run(&store, &name, Some(from))?;
-            let kept = store.spec_of(earlier.key).ok().flatten();
-            (earlier.params, kept)
-        }
-        None => {
-            // Started again from another run: its DAG as that run ran it.
-            let kept = match args.dag_of_run.as_deref().and_then(|r| r.rsplit_once(':')) {
-                Some((name, id)) => {
-                    let store = crate::commands::open_store()?;
-                    let earlier = find_run(&store, name, Some(id))?;
-                    store.spec_of(earlier.key).ok().flatten()
-                }
-                None => None,
+            let run = find_run(&store, name, Some(id))?;
+            let kept = store.spec_of(run.key).ok().flatten();
+            let params = if args.from_run_id.is_some() {
+                run.params
+            } else {
+                given()?
             };
-            (
-                given_params(args.params_text.as_deref(), &args.params)?,
-                kept,
-            )
+            (params, kept)
         }
+        None => (given()?, None),
     };
     let record = if args.enqueued {
         Record::Enqueued

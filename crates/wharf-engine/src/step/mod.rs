@@ -717,7 +717,8 @@ fn sub_dag_job(
     })
 }
 
-/// The reason a step waits: its approval's prompt, which may name the step's own outputs.
+/// The reason a step waits: its approval's prompt, which may name the step's own outputs
+/// (a 2.x `approval` after its step ran; a `hitl` step has none).
 fn waiting_for(ctx: &StepCtx, approval: &wharf_spec::Approval, done: &StepOutcome) -> String {
     let mut vars = ctx.vars.clone();
     for o in done.output.iter().chain(&done.more) {
@@ -744,11 +745,16 @@ async fn decided_step(ctx: &StepCtx, step: &Step, started: Instant) -> Option<St
     let wharf_store::Decision::Rejected(reason) = decision else {
         return None;
     };
+    Some(rejected(ctx, started, reason))
+}
+
+/// A step a person rejected (with their reason): it, and so the run, is `rejected`.
+fn rejected(ctx: &StepCtx, started: Instant, reason: Option<String>) -> StepOutcome {
     let why = match reason {
         Some(r) if !r.is_empty() => format!("rejected: {r}"),
         _ => "rejected".to_owned(),
     };
-    let rejected = StepOutcome {
+    let outcome = StepOutcome {
         status: Status::Rejected,
         exit_code: None,
         continued: false,
@@ -756,7 +762,7 @@ async fn decided_step(ctx: &StepCtx, step: &Step, started: Instant) -> Option<St
         more: Vec::new(),
         logs: None,
     };
-    Some(ctx.finish_as(started, ctx.attempts_before, rejected, Some(why), None))
+    ctx.finish_as(started, ctx.attempts_before, outcome, Some(why), None)
 }
 
 /// A `hitl` step: approved (its inputs become variables of the steps after it), rejected,
@@ -801,33 +807,11 @@ async fn approval_step(
             }
             ctx.finish(started, ctx.attempts_before, done, None, None)
         }
-        Some(wharf_store::Decision::Rejected(reason)) => {
-            let why = match reason {
-                Some(r) if !r.is_empty() => format!("rejected: {r}"),
-                _ => "rejected".to_owned(),
-            };
-            ctx.finish(
-                started,
-                ctx.attempts_before,
-                outcome(Status::Rejected),
-                Some(why),
-                None,
-            )
-        }
+        Some(wharf_store::Decision::Rejected(reason)) => rejected(ctx, started, reason),
         None => {
-            let prompt = approval
-                .prompt
-                .as_deref()
-                .map(|p| ctx.vars.expand(p, &vars::host))
-                .unwrap_or_else(|| "approve or reject".to_owned());
-            let why = format!("waiting for approval: {prompt}");
-            ctx.finish(
-                started,
-                ctx.attempts_before,
-                outcome(Status::Waiting),
-                Some(why),
-                None,
-            )
+            let waiting = outcome(Status::Waiting);
+            let why = waiting_for(ctx, approval, &waiting);
+            ctx.finish(started, ctx.attempts_before, waiting, Some(why), None)
         }
     }
 }

@@ -456,9 +456,17 @@ pub(super) fn sub_step_log(
     last_attempt_log(&store, &run, step, query)
 }
 
-/// The `hitl` settings of the step `step` of a run's DAG (the DAG as its file is now).
-pub(crate) fn approval_of(run: &RunRecord, step: &str) -> Option<wharf_spec::Approval> {
-    let step = step_of(run, step)?;
+/// What the step `step` of a run asks of a person (a `hitl` step's config, a 2.x step's
+/// `approval`), as the run's DAG says it.
+pub(crate) fn approval_of(
+    store: &Store,
+    run: &RunRecord,
+    step: &str,
+) -> Option<wharf_spec::Approval> {
+    step_of(store, run, step).as_ref().and_then(approval_in)
+}
+
+fn approval_in(step: &wharf_spec::Step) -> Option<wharf_spec::Approval> {
     match (&step.executor, &step.approval) {
         (wharf_spec::Executor::Approval(a), _) | (_, Some(a)) => Some((**a).clone()),
         _ => None,
@@ -466,21 +474,19 @@ pub(crate) fn approval_of(run: &RunRecord, step: &str) -> Option<wharf_spec::App
 }
 
 /// The step `step` of the DAG of `run` (the file's own DAG, or one of its local DAGs), as
-/// its file says now.
-fn step_of(run: &RunRecord, step: &str) -> Option<wharf_spec::Step> {
-    let dag = wharf_spec::load_file(&run.file).ok()?.dag?;
+/// the run ran it (as its file says now, for a run from before wharf kept it).
+fn step_of(store: &Store, run: &RunRecord, step: &str) -> Option<wharf_spec::Step> {
+    let loaded = match store.spec_of(run.key).ok().flatten() {
+        Some(kept) => wharf_spec::load_str(kept, &run.file),
+        None => wharf_spec::load_file(&run.file).ok()?,
+    };
+    let dag = loaded.dag?;
     let dag = if dag.name == run.dag {
         dag
     } else {
         dag.locals.into_iter().find(|l| l.name == run.dag)?
     };
     dag.step(step).cloned()
-}
-
-/// Whether the step `step` of `run` has a Dagu 2.x `approval` (it ran, then waited), not
-/// a `hitl` step of its own.
-fn ran_before_waiting(run: &RunRecord, step: &str) -> bool {
-    step_of(run, step).is_some_and(|s| s.approval.is_some())
 }
 
 /// What a person decides on a waiting step.
@@ -556,9 +562,10 @@ fn decide_in(
         }
         Some(_) => {}
     }
+    let defined = step_of(&store, &run, step);
     let decision = match ask {
         Ask::Approve(inputs) => {
-            let approval = approval_of(&run, step).unwrap_or_default();
+            let approval = defined.as_ref().and_then(approval_in).unwrap_or_default();
             if let Some((key, _)) = inputs.iter().find(|(k, _)| !approval.input.contains(k)) {
                 let takes = if approval.input.is_empty() {
                     "none".to_owned()
@@ -592,7 +599,7 @@ fn decide_in(
     // A step that ran before it waited (Dagu 2.x `approval`) is done once approved: the
     // run taken up again keeps it, with its outputs, and runs the steps after it.
     if let wharf_store::Decision::Approved(inputs) = &decision
-        && ran_before_waiting(&run, step)
+        && defined.is_some_and(|s| s.approval.is_some())
     {
         store
             .approve_step(run.key, step, inputs)

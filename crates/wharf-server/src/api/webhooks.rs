@@ -61,11 +61,24 @@ struct Created {
     token: String,
 }
 
-/// A new token, and what the store keeps of it (its SHA-256 and its start).
-fn new_token() -> Result<(String, String, String), Box<Reply>> {
-    random_token().ok_or_else(|| Box::new(internal("no random bytes for a webhook token")))
+/// Makes the webhook of `file_name` (`create`) or gives it a new token (the old one stops
+/// working): the webhook and its whole token; None when it has one already (`create`) or
+/// has none (a new token).
+fn issue(
+    store: &wharf_store::Store,
+    file_name: &str,
+    create: bool,
+) -> Result<Option<(Webhook, String)>, String> {
+    let (digest, prefix, token) = random_token().ok_or("no random bytes for a webhook token")?;
+    let made = if create {
+        store.create_webhook(file_name, &wharf_engine::new_run_id(), &digest, &prefix)
+    } else {
+        store.set_webhook_token(file_name, &digest, &prefix)
+    };
+    Ok(made.map_err(|e| e.to_string())?.map(|w| (w, token)))
 }
 
+/// A new token, and what the store keeps of it (its SHA-256 and its start).
 fn random_token() -> Option<(String, String, String)> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 32];
@@ -84,23 +97,12 @@ pub(crate) fn manage(
 ) -> Result<Option<String>, String> {
     let missing = || format!("the DAG `{file_name}` has no webhook");
     match what {
-        "create" | "regenerate" => {
-            let (digest, prefix, token) =
-                random_token().ok_or("no random bytes for a webhook token")?;
-            let done = if what == "create" {
-                store
-                    .create_webhook(file_name, &wharf_engine::new_run_id(), &digest, &prefix)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("the DAG `{file_name}` has a webhook already"))?
-            } else {
-                store
-                    .set_webhook_token(file_name, &digest, &prefix)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(missing)?
-            };
-            let _ = done;
-            Ok(Some(token))
-        }
+        "create" => issue(store, file_name, true)?
+            .map(|(_, token)| Some(token))
+            .ok_or_else(|| format!("the DAG `{file_name}` has a webhook already")),
+        "regenerate" => issue(store, file_name, false)?
+            .map(|(_, token)| Some(token))
+            .ok_or_else(missing),
         "disable" | "enable" => store
             .set_webhook_enabled(file_name, what == "enable")
             .map_err(|e| e.to_string())?
@@ -163,9 +165,8 @@ pub(super) fn get(home: &Path, file_name: &str) -> Reply {
 pub(super) fn create(dags: &Path, home: &Path, file_name: &str) -> Reply {
     or_reply!(existing_dag_file(dags, file_name));
     let store = or_reply!(open(home));
-    let (digest, prefix, token) = or_reply!(new_token());
-    match store.create_webhook(file_name, &wharf_engine::new_run_id(), &digest, &prefix) {
-        Ok(Some(w)) => answer(
+    match issue(&store, file_name, true) {
+        Ok(Some((w, token))) => answer(
             StatusCode::CREATED,
             &Created {
                 webhook: Details::of(&w),
@@ -186,9 +187,8 @@ pub(super) fn create(dags: &Path, home: &Path, file_name: &str) -> Reply {
 /// `POST /dags/{fileName}/webhook/regenerate`: a new token; the old one stops working.
 pub(super) fn regenerate(home: &Path, file_name: &str) -> Reply {
     let store = or_reply!(open(home));
-    let (digest, prefix, token) = or_reply!(new_token());
-    match store.set_webhook_token(file_name, &digest, &prefix) {
-        Ok(Some(w)) => answer(
+    match issue(&store, file_name, false) {
+        Ok(Some((w, token))) => answer(
             StatusCode::OK,
             &Created {
                 webhook: Details::of(&w),

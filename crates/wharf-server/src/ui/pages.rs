@@ -643,7 +643,7 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                 exit: s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
                 error: s.error.clone().unwrap_or_default(),
                 approval: (s.status == Status::Waiting && sub.is_none()).then(|| {
-                    crate::api::runs::approval_of(&run, &s.name)
+                    crate::api::runs::approval_of(&store, &run, &s.name)
                         .map(|a| {
                             a.input
                                 .iter()
