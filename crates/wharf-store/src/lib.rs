@@ -21,6 +21,7 @@ mod schema;
 mod status;
 #[cfg(test)]
 mod tests;
+mod users;
 mod webhooks;
 
 pub use liveness::process_start;
@@ -35,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use status::Status;
+pub use users::{ApiKey, User};
 pub use webhooks::Webhook;
 
 /// What went wrong with the run records.

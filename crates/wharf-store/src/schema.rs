@@ -135,4 +135,33 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE runs ADD COLUMN spec INTEGER;
 ",
+    // Built-in users and API keys (`auth.mode: builtin`): passwords as bcrypt hashes,
+    // keys as their SHA-256; and the server's own secrets (the key that signs sessions).
+    r"
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        role TEXT NOT NULL,
+        key_sha256 TEXT NOT NULL UNIQUE,
+        key_prefix TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+",
 ];
