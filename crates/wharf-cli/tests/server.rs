@@ -724,8 +724,14 @@ fn the_api_answers_as_the_openapi_document_says() {
     let (code, _) = s.post("/dags/hello/start", &json!({"dagRunId": "r1"}));
     assert_eq!(code, 200);
     s.until("hello", "r1", "succeeded");
-    // The document lives beside the project (`../shared/reference`), not in it;
-    // `WHARF_API_SPEC` names it elsewhere.
+    schemathesis(&s, IMPLEMENTED, "");
+}
+
+/// Checks the endpoints of the server `s` whose paths match `paths` against the Dagu
+/// OpenAPI document, sending `headers` (`Name: value` lines) with every request. The
+/// document lives beside the project (`../shared/reference`), not in it; `WHARF_API_SPEC`
+/// names it elsewhere.
+fn schemathesis(s: &Server, paths: &str, headers: &str) {
     let found = std::env::var_os("WHARF_API_SPEC")
         .map(std::path::PathBuf::from)
         .or_else(|| {
@@ -740,19 +746,24 @@ fn the_api_answers_as_the_openapi_document_says() {
         );
         return;
     };
-    let out = Command::new("schemathesis")
+    let mut command = Command::new("schemathesis");
+    command
         .args(["run"])
         .arg(&spec)
         .args(["--url", &format!("http://{}/api/v2", s.addr)])
         .args(["--checks", "response_schema_conformance,not_a_server_error"])
-        .args(["--include-path-regex", IMPLEMENTED])
+        .args(["--include-path-regex", paths])
         .args([
             "--max-examples",
             "10",
             "--phases",
             "examples,coverage,fuzzing",
         ])
-        .args(["--seed", "1"])
+        .args(["--seed", "1"]);
+    for header in headers.lines().filter(|l| !l.is_empty()) {
+        command.args(["--header", header]);
+    }
+    let out = command
         .output()
         .expect("schemathesis (scripts/test installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -2880,5 +2891,467 @@ fn a_dagu_2_step_with_approval_runs_then_waits_for_a_person() {
     p.assert_refused(
         "workingDir: /tmp\nsteps:\n  - name: a\n    command: echo a\n    approval: {}\n",
         "`approval` on a step is Dagu 2.x",
+    );
+}
+
+/// A bcrypt hash of `password` made by another program (Apache's `htpasswd`), as a Dagu
+/// installation keeps its users' passwords.
+fn bcrypt_elsewhere(password: &str) -> String {
+    let out = Command::new("htpasswd")
+        .args(["-nbB", "-C", "6", "someone", password])
+        .output()
+        .expect("htpasswd (apache2-utils)");
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).expect("utf-8");
+    line.trim().split_once(':').expect("user:hash").1.to_owned()
+}
+
+/// Signs in through the API: the session token.
+fn sign_in(s: &Server, user: &str, password: &str) -> String {
+    let (code, v) = s.post(
+        "/auth/login",
+        &json!({"username": user, "password": password}),
+    );
+    assert_eq!(code, 200, "{user}: {v}");
+    assert_eq!(v["user"]["username"], user, "{v}");
+    assert!(
+        v["expiresAt"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    v["token"].as_str().expect("a token").to_owned()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+/// Every file under `dir`, read as bytes.
+fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(every_file(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn built_in_users_carry_over_from_dagu_and_act_within_their_roles() {
+    let p = Place::new();
+    // A Dagu installation with built-in users: two user files with bcrypt hashes.
+    let dagu = p.path("dagu");
+    std::fs::create_dir_all(dagu.join("data/users")).expect("users dir");
+    for (id, name, password, role) in [
+        (
+            "0b7c3f9e-1d2a-4c5b-8e6f-7a8b9c0d1e2f",
+            "boss",
+            "boss-password-1",
+            "admin",
+        ),
+        (
+            "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+            "carol",
+            "carols-password",
+            "operator",
+        ),
+    ] {
+        let user = json!({
+            "id": id, "username": name, "password_hash": bcrypt_elsewhere(password),
+            "role": role, "created_at": "2025-01-02T03:04:05Z", "updated_at": "2025-01-02T03:04:05Z",
+        });
+        std::fs::write(dagu.join(format!("data/users/{id}.json")), user.to_string())
+            .expect("user file");
+    }
+    std::fs::write(
+        dagu.join("config.yaml"),
+        "auth:\n  mode: builtin\n  builtin:\n    token:\n      secret: a-secret-of-thirty-two-characters\n      ttl: 2h\n",
+    )
+    .expect("config");
+    let dagu_home = dagu.to_string_lossy().into_owned();
+    let s = Server::start_with(&p, &[("DAGU_HOME", &dagu_home)]);
+    assert!(s.said.contains("carried over 2 user(s)"), "{}", s.said);
+    std::fs::write(p.path("dags/job.yaml"), "steps:\n  - echo hi\n").expect("dag");
+
+    // Without a session: 401 from the API, the sign-in page for a page.
+    let (code, head, _) = s.page("GET", "/api/v2/dags", "", "");
+    assert_eq!(code, 401);
+    assert!(
+        head.to_lowercase().contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    let (code, head, _) = s.page("GET", "/dags/job?x=1", "", "");
+    assert_eq!(code, 303);
+    assert!(
+        head.contains("location: /login?next=%2Fdags%2Fjob%3Fx%3D1"),
+        "{head}"
+    );
+    let (code, _, body) = s.page("GET", "/login?next=%2Fdags%2Fjob", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("name=\"password\"") && body.contains("value=\"/dags/job\""),
+        "{body}"
+    );
+    let (code, _, _) = s.page("GET", "/api/v2/health", "", "");
+    assert_eq!(code, 200);
+
+    // Passwords carried over with their hashes; a wrong one, or a name nobody has, is 401.
+    for (user, password) in [("boss", "wrong-password"), ("nobody", "boss-password-1")] {
+        let (code, v) = s.post(
+            "/auth/login",
+            &json!({"username": user, "password": password}),
+        );
+        assert_eq!(code, 401, "{v}");
+    }
+    let boss = bearer(&sign_in(&s, "boss", "boss-password-1"));
+    let carol = bearer(&sign_in(&s, "carol", "carols-password"));
+    let (code, v) = s.call_with(&boss, "GET", "/auth/me", None);
+    assert_eq!(
+        (code, v["user"]["role"].as_str()),
+        (200, Some("admin")),
+        "{v}"
+    );
+    assert_eq!(v["user"]["createdAt"], "2025-01-02T03:04:05Z", "{v}");
+    // The same session works under Dagu 2.x's name of the API.
+    let (code, _, body) = s.page("GET", "/api/v1/auth/me", &boss, "");
+    assert_eq!(code, 200, "{body}");
+
+    // An operator runs DAGs, and neither edits them nor manages users.
+    let (code, v) = s.call_with(&carol, "POST", "/dags/job/start", Some(&json!({})));
+    assert_eq!(code, 200, "{v}");
+    let spec = json!({"spec": "steps:\n  - echo changed\n"});
+    let (code, v) = s.call_with(&carol, "PUT", "/dags/job/spec", Some(&spec));
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("operator")),
+        "{v}"
+    );
+    let (code, _) = s.call_with(&carol, "GET", "/users", None);
+    assert_eq!(code, 403);
+
+    // An admin makes users; names are unique, passwords long enough, roles known.
+    let vic = json!({"username": "vic", "password": "vics-password", "role": "viewer"});
+    let (code, v) = s.call_with(&boss, "POST", "/users", Some(&vic));
+    assert_eq!(code, 201, "{v}");
+    let vic_id = v["user"]["id"].as_str().expect("id").to_owned();
+    assert!(
+        v["user"].get("password_hash").is_none() && !v.to_string().contains("$2"),
+        "{v}"
+    );
+    let (code, _) = s.call_with(&boss, "POST", "/users", Some(&vic));
+    assert_eq!(code, 409);
+    for bad in [
+        json!({"username": "w", "password": "short", "role": "viewer"}),
+        json!({"username": "w", "password": "long-enough", "role": "root"}),
+        json!({"username": "w", "password": "long-enough"}),
+    ] {
+        let (code, v) = s.call_with(&boss, "POST", "/users", Some(&bad));
+        assert_eq!(code, 400, "{bad}: {v}");
+    }
+    let (code, v) = s.call_with(&boss, "GET", "/users", None);
+    assert_eq!(code, 200);
+    let names: Vec<&str> = v["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, ["boss", "carol", "vic"]);
+
+    // A viewer reads and does not run; a new role counts at once, in the same session.
+    let vic_token = sign_in(&s, "vic", "vics-password");
+    let vic_auth = bearer(&vic_token);
+    let (code, _) = s.call_with(&vic_auth, "GET", "/dags", None);
+    assert_eq!(code, 200);
+    let (code, _) = s.call_with(&vic_auth, "POST", "/dags/job/start", Some(&json!({})));
+    assert_eq!(code, 403);
+    let (code, v) = s.call_with(
+        &boss,
+        "PATCH",
+        &format!("/users/{vic_id}"),
+        Some(&json!({"role": "operator"})),
+    );
+    assert_eq!(
+        (code, v["user"]["role"].as_str()),
+        (200, Some("operator")),
+        "{v}"
+    );
+    let (code, v) = s.call_with(&vic_auth, "POST", "/dags/job/start", Some(&json!({})));
+    assert_eq!(code, 200, "{v}");
+
+    // One's own password: the current one is needed; the sessions made before end.
+    let change =
+        |current: &str| json!({"currentPassword": current, "newPassword": "vics-new-password"});
+    let (code, _) = s.call_with(
+        &vic_auth,
+        "POST",
+        "/auth/change-password",
+        Some(&change("nope-nope")),
+    );
+    assert_eq!(code, 401);
+    let (code, v) = s.call_with(
+        &vic_auth,
+        "POST",
+        "/auth/change-password",
+        Some(&change("vics-password")),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = s.call_with(&vic_auth, "GET", "/dags", None);
+    assert_eq!(code, 401, "a session made with the old password ends");
+    let vic_auth = bearer(&sign_in(&s, "vic", "vics-new-password"));
+    // An admin sets another's password.
+    let (code, v) = s.call_with(
+        &boss,
+        "POST",
+        "/users/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9/reset-password",
+        Some(&json!({"newPassword": "carols-new-password"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = s.post(
+        "/auth/login",
+        &json!({"username": "carol", "password": "carols-password"}),
+    );
+    assert_eq!(code, 401);
+
+    // API keys: shown once, kept as a digest, with their own role; deleted, refused.
+    let (code, v) = s.call_with(
+        &boss,
+        "POST",
+        "/api-keys",
+        Some(&json!({"name": "ci", "description": "the build", "role": "manager"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let key = v["key"].as_str().expect("key").to_owned();
+    let key_id = v["apiKey"]["id"].as_str().expect("id").to_owned();
+    assert!(key.starts_with("wharf_ak_") && key.len() == 9 + 64, "{key}");
+    assert!(
+        key.starts_with(v["apiKey"]["keyPrefix"].as_str().expect("prefix")),
+        "{v}"
+    );
+    let (code, v) = s.call_with(&boss, "GET", "/api-keys", None);
+    assert_eq!(code, 200);
+    assert!(
+        !v.to_string().contains(&key),
+        "the key is not shown again: {v}"
+    );
+    let ci = bearer(&key);
+    let (code, v) = s.call_with(&ci, "PUT", "/dags/job/spec", Some(&spec));
+    assert_eq!(code, 200, "a manager's key edits: {v}");
+    let (code, _) = s.call_with(&ci, "GET", "/api-keys", None);
+    assert_eq!(code, 403, "only an admin manages keys");
+    let (code, v) = s.call_with(&boss, "GET", &format!("/api-keys/{key_id}"), None);
+    assert!(code == 200 && v["apiKey"]["lastUsedAt"].is_string(), "{v}");
+    let (code, _) = s.call_with(&boss, "DELETE", &format!("/api-keys/{key_id}"), None);
+    assert_eq!(code, 204);
+    let (code, _) = s.call_with(&ci, "GET", "/dags", None);
+    assert_eq!(code, 401);
+
+    // Nobody deletes themselves, and there is always an admin; a deleted user is out.
+    let (code, v) = s.call_with(&boss, "GET", "/auth/me", None);
+    let boss_id = v["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(code, 200);
+    let (code, _) = s.call_with(&boss, "DELETE", &format!("/users/{boss_id}"), None);
+    assert_eq!(code, 403);
+    let (code, _) = s.call_with(
+        &boss,
+        "PATCH",
+        &format!("/users/{boss_id}"),
+        Some(&json!({"role": "viewer"})),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = s.call_with(&boss, "DELETE", &format!("/users/{vic_id}"), None);
+    assert_eq!(code, 204);
+    let (code, _) = s.call_with(&vic_auth, "GET", "/dags", None);
+    assert_eq!(code, 401);
+
+    // The pages: sign in with the form, a session cookie the browser keeps to itself.
+    let form = "Origin: http://{addr}\r\n".replace("{addr}", &s.addr);
+    let (code, _, body) = s.page(
+        "POST",
+        "/login",
+        &form,
+        "username=boss&password=nope&next=%2Fdags%2Fjob",
+    );
+    assert_eq!(code, 401);
+    assert!(body.contains("not right"), "{body}");
+    let (code, head, _) = s.page(
+        "POST",
+        "/login",
+        &form,
+        "username=boss&password=boss-password-1&next=%2Fdags%2Fjob",
+    );
+    assert_eq!(code, 303, "{head}");
+    assert!(head.contains("location: /dags/job"), "{head}");
+    let cookie_line = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: wharf_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"),
+        "{cookie_line}"
+    );
+    let cookie = format!(
+        "Cookie: {}\r\n",
+        cookie_line
+            .trim_start_matches("set-cookie: ")
+            .split(';')
+            .next()
+            .expect("cookie")
+    );
+    let (code, head, _) = s.page(
+        "POST",
+        "/login",
+        &form,
+        "username=boss&password=boss-password-1&next=https%3A%2F%2Fevil.example%2F",
+    );
+    assert_eq!(code, 303);
+    assert!(
+        head.lines().any(|l| l == "location: /"),
+        "only a page of this server: {head}"
+    );
+    let (code, _, body) = s.page("GET", "/dags/job", &cookie, "");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains(">boss</a>") && body.contains("Sign out") && body.contains("/users\">Users"),
+        "{body}"
+    );
+    assert!(body.contains("/dags/job/save"), "an admin edits");
+    let carol_form = s
+        .page(
+            "POST",
+            "/login",
+            &form,
+            "username=carol&password=carols-new-password",
+        )
+        .1;
+    let carol_cookie = format!(
+        "Cookie: {}\r\n",
+        carol_form
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("c")
+    );
+    let (code, _, body) = s.page("GET", "/dags/job", &carol_cookie, "");
+    assert_eq!(code, 200);
+    assert!(
+        !body.contains("/dags/job/save") && body.contains("/dags/job/start"),
+        "an operator runs, does not edit"
+    );
+    let (code, _, _) = s.page("GET", "/users", &carol_cookie, "");
+    assert_eq!(code, 403);
+    // The users page: an API key made there is shown once, not kept by the browser.
+    let with_cookie = format!("{cookie}{form}");
+    let (code, head, body) = s.page(
+        "POST",
+        "/users",
+        &with_cookie,
+        "do=key-create&name=deploy&description=&role=operator",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.to_lowercase().contains("cache-control: no-store"),
+        "{head}"
+    );
+    let shown = body
+        .split("<code class=\"token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the key shown")
+        .to_owned();
+    let (code, _) = s.call_with(&bearer(&shown), "GET", "/dags", None);
+    assert_eq!(code, 200);
+    let (code, _, body) = s.page("GET", "/users", &cookie, "");
+    assert!(
+        code == 200 && body.contains("carol") && body.contains("deploy") && !body.contains(&shown),
+        "{body}"
+    );
+    // Signing out clears the cookie.
+    let (code, head, _) = s.page("POST", "/logout", &with_cookie, "");
+    assert_eq!(code, 303);
+    assert!(
+        head.contains("wharf_session=;") && head.contains("Max-Age=0"),
+        "{head}"
+    );
+
+    // No password, key or hash made elsewhere reaches a file of wharf's or what it said.
+    for (path, bytes) in every_file(&p.home()) {
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [
+            "boss-password-1",
+            "carols-new-password",
+            "vics-new-password",
+            key.as_str(),
+            shown.as_str(),
+            "a-secret-of-thirty",
+        ] {
+            assert!(!text.contains(secret), "{} holds a secret", path.display());
+        }
+    }
+    assert!(!s.said.contains("password-1"), "{}", s.said);
+    drop(s);
+
+    // Sessions outlive a restart (the same secret signs them).
+    let s = Server::start_with(&p, &[("DAGU_HOME", &dagu_home)]);
+    assert!(!s.said.contains("carried over"), "once: {}", s.said);
+    let (code, _) = s.call_with(&boss, "GET", "/dags", None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn built_in_users_start_with_an_admin_whose_password_only_its_owner_reads() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Place::new();
+    let s = Server::start_with(&p, &[("WHARF_AUTH_MODE", "builtin")]);
+    let file = p.home().join("admin-password");
+    assert!(s.said.contains(&file.display().to_string()), "{}", s.said);
+    let mode = std::fs::metadata(&file)
+        .expect("the password file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = std::fs::read_to_string(&file)
+        .expect("password")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 16 && !s.said.contains(&password));
+    let admin = bearer(&sign_in(&s, "admin", &password));
+    drop(s);
+    // The secret that signs sessions is made once and kept: a session outlives a restart,
+    // and no second admin is made.
+    let s = Server::start_with(&p, &[("WHARF_AUTH_MODE", "builtin")]);
+    assert!(!s.said.contains("made the first user"), "{}", s.said);
+    let (code, v) = s.call_with(&admin, "GET", "/users", None);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["users"].as_array().map(Vec::len), Some(1));
+    // The user endpoints answer as the Dagu OpenAPI document says.
+    schemathesis(
+        &s,
+        r"^/(auth/login|auth/me|auth/change-password|users|users/\{userId\}|users/\{userId\}/reset-password|api-keys|api-keys/\{keyId\})$",
+        admin.trim_end(),
+    );
+    // (The fuzzing may have set the admin's password, which ends its session; without
+    // credentials the API is still closed.)
+    let (code, _) = s.get("/users");
+    assert_eq!(code, 401);
+    drop(s);
+    // An authentication mode wharf does not have stops the server rather than serve open.
+    let out = p
+        .wharf()
+        .args(["server", "--port", "0"])
+        .env("WHARF_AUTH_MODE", "oidc")
+        .run();
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("auth.mode") && out.stderr.contains("oidc"),
+        "{}",
+        out.stderr
     );
 }

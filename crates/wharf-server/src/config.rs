@@ -38,6 +38,8 @@ pub struct Config {
     pub token: Option<String>,
     /// Requests need basic authentication as this user (when set).
     pub basic: Option<(String, String)>,
+    /// Built-in users sign in (`auth.mode: builtin`).
+    pub builtin: Option<BuiltinAuth>,
     /// Host names (besides loopback names and IP addresses) that requests may name in
     /// their `Host` header; `*` allows any.
     pub allowed_hosts: Vec<String>,
@@ -62,6 +64,32 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
+/// The built-in users' settings (`auth.mode: builtin`).
+#[derive(Clone)]
+pub struct BuiltinAuth {
+    /// The first admin's name (`auth.builtin.admin.username`), when there is no user yet.
+    pub admin_username: String,
+    /// Its password (`auth.builtin.admin.password`); else one is made.
+    pub admin_password: Option<String>,
+    /// The secret that signs sessions (`auth.builtin.token.secret`); else one is made
+    /// and kept in the store.
+    pub token_secret: Option<String>,
+    /// How long a session lasts (`auth.builtin.token.ttl`).
+    pub token_ttl: std::time::Duration,
+    /// A Dagu installation's users, carried over when there is none yet.
+    pub users_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for BuiltinAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinAuth")
+            .field("admin_username", &self.admin_username)
+            .field("token_ttl", &self.token_ttl)
+            .field("users_dir", &self.users_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Keys of Dagu's `config.yaml` wharf uses (its other keys are reported, not used).
 const DAGU_KEYS: &[&str] = &[
     "host",
@@ -74,6 +102,13 @@ const DAGU_KEYS: &[&str] = &[
     "auth.basic.username",
     "auth.basic.password",
     "auth.token.value",
+    "auth.mode",
+    "auth.builtin.admin.username",
+    "auth.builtin.admin.password",
+    "auth.builtin.token.secret",
+    "auth.builtin.token.ttl",
+    "paths.usersDir",
+    "paths.dataDir",
     "isBasicAuth",
     "basicAuthUsername",
     "basicAuthPassword",
@@ -123,7 +158,7 @@ fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), Conf
         .find(|(k, v)| k.starts_with("auth.") && !DAGU_KEYS.contains(&k.as_str()) && !off(v))
     {
         return Err(ConfigError::File(format!(
-            "{}: the authentication setting `{k}` is not supported by wharf; the server does not start rather than serve without it (wharf supports auth.basic and auth.token)",
+            "{}: the authentication setting `{k}` is not supported by wharf; the server does not start rather than serve without it (wharf supports auth.basic, auth.token and auth.mode: builtin)",
             file.display()
         )));
     }
@@ -187,6 +222,12 @@ impl Config {
             "auth.token",
             "auth.basic.username",
             "auth.basic.password",
+            "auth.mode",
+            "auth.builtin.admin.username",
+            "auth.builtin.admin.password",
+            "auth.builtin.token.secret",
+            "auth.builtin.token.ttl",
+            "paths.usersDir",
             "allowedHosts",
             "tz",
             "defaultShell",
@@ -333,6 +374,38 @@ impl Config {
                 ));
             }
         };
+        let builtin = match setting("WHARF_AUTH_MODE", "auth.mode").as_deref().map(str::trim) {
+            None | Some("none" | "basic") => None,
+            Some("builtin") => Some(BuiltinAuth {
+                admin_username: setting("WHARF_AUTH_ADMIN_USERNAME", "auth.builtin.admin.username")
+                    .unwrap_or_else(|| "admin".into()),
+                admin_password: setting("WHARF_AUTH_ADMIN_PASSWORD", "auth.builtin.admin.password"),
+                token_secret: setting("WHARF_AUTH_TOKEN_SECRET", "auth.builtin.token.secret"),
+                token_ttl: match setting("WHARF_AUTH_TOKEN_TTL", "auth.builtin.token.ttl") {
+                    None => std::time::Duration::from_secs(24 * 3600),
+                    Some(text) => duration(&text)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            ConfigError::File(format!(
+                                "`auth.builtin.token.ttl` is a duration such as `24h`, `30m` or `7d`, not `{text}`"
+                            ))
+                        })?,
+                },
+                users_dir: setting("WHARF_USERS_DIR", "paths.usersDir")
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        dagu.iter()
+                            .find(|(k, v)| k == "paths.dataDir" && !v.is_empty())
+                            .map(|(_, v)| PathBuf::from(v).join("users"))
+                    })
+                    .or_else(|| dagu_home.as_ref().map(|h| h.join("data").join("users"))),
+            }),
+            Some(other) => {
+                return Err(ConfigError::File(format!(
+                    "`auth.mode` is none, basic or builtin for wharf, not `{other}` (OIDC is not supported; the server does not start rather than serve without it)"
+                )));
+            }
+        };
         let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
         let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
         let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
@@ -372,6 +445,7 @@ impl Config {
             home,
             token: setting("WHARF_AUTH_TOKEN", "auth.token"),
             basic,
+            builtin,
             notes,
         })
     }
@@ -395,7 +469,7 @@ impl Config {
     }
 
     pub(crate) fn auth_required(&self) -> bool {
-        self.token.is_some() || self.basic.is_some()
+        self.token.is_some() || self.basic.is_some() || self.builtin.is_some()
     }
 
     /// Whether the `Authorization` header carries the configured token or user.

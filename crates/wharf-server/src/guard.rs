@@ -2,11 +2,16 @@
 //!
 //! 1. the host: exactly one `Host` header naming this server (DNS rebinding), and an
 //!    absolute URL in the request line only for that same host;
-//! 2. the credentials (token or basic), before anything of the body is read (a webhook's
-//!    call brings its own token instead, checked by its handler);
+//! 2. the credentials (token, basic, or a built-in user's session or API key), before
+//!    anything of the body is read (a webhook's call brings its own token instead, checked
+//!    by its handler; signing in needs none); a page asked for without them leads to the
+//!    sign-in page when built-in users are on;
 //! 3. `OPTIONS`, answered here: the methods, and no cross-origin permission;
 //! 4. the origin: a request that changes something from another site's page is refused;
-//! 5. the body: at most 4 MB, within 30 s, read whole before the handler runs.
+//! 5. what the request does against what the server and its caller's role allow;
+//! 6. the body: at most 4 MB, within 30 s, read whole before the handler runs.
+//!
+//! The handler then runs as working for the caller (see [`crate::users::current`]).
 //!
 //! Every answer gets the headers that keep pages from being framed or sniffed.
 
@@ -22,6 +27,7 @@ use http_body_util::BodyExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::host_name;
+use crate::users::{Role, Who};
 use crate::{Shared, error};
 
 /// The most a request body may be.
@@ -88,26 +94,66 @@ async fn check(
         && api
             .and_then(|p| p.strip_prefix("/webhooks/"))
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
-    if config.auth_required()
-        && !health
-        && !webhook
-        && !config.authorized(
-            parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|h| h.to_str().ok()),
-        )
-    {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authentication required",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"wharf\""),
-        );
-        return r;
+    let builtin = state.builtin.is_some();
+    let own = path
+        .strip_prefix(config.base_path.as_str())
+        .unwrap_or(path)
+        .to_owned();
+    // With built-in users, signing in (and the sign-in page's stylesheet) needs no session.
+    let signing_in = builtin
+        && (api == Some("/auth/login")
+            || own == "/login"
+            || own == "/logout"
+            || own.starts_with("/assets/"));
+    let mut who = None;
+    if config.auth_required() && !health && !webhook && !signing_in {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        if (config.token.is_some() || config.basic.is_some()) && config.authorized(given) {
+            // The server's own token or user stands for an admin.
+            who = Some(Who {
+                id: String::new(),
+                name: "token".into(),
+                role: Role::Admin,
+            });
+        } else if builtin {
+            let (state, headers) = (state.clone(), parts.headers.clone());
+            who = tokio::task::spawn_blocking(move || {
+                state
+                    .builtin
+                    .as_ref()
+                    .and_then(|b| b.identify(&state.config.home, &headers))
+            })
+            .await
+            .ok()
+            .flatten();
+        }
+        if who.is_none() {
+            if builtin && api.is_none() && parts.method == Method::GET {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                return to_sign_in(&config.base_path, &next);
+            }
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(if builtin {
+                    "Bearer realm=\"wharf\""
+                } else {
+                    "Basic realm=\"wharf\""
+                }),
+            );
+            return r;
+        }
     }
     if parts.method == Method::OPTIONS {
         let mut r = Response::new(Body::empty());
@@ -128,9 +174,9 @@ async fn check(
             "requests that change something are accepted only from this server's own pages",
         );
     }
-    let path = parts.uri.path();
-    let own = path.strip_prefix(config.base_path.as_str()).unwrap_or(path);
-    match permission(&parts.method, own) {
+    let role = who.as_ref().map(|w| w.role);
+    let refused = |why: String| error(StatusCode::FORBIDDEN, "forbidden", why);
+    match permission(&parts.method, &own) {
         Some(Permission::Write) if !config.write_dags => {
             return error(
                 StatusCode::FORBIDDEN,
@@ -144,6 +190,21 @@ async fn check(
                 "forbidden",
                 "this server does not start, stop or change runs (permissions.runDAGs is false)",
             );
+        }
+        Some(Permission::Write) if role.is_some_and(|r| !r.can_write()) => {
+            return refused(format!(
+                "your role ({}) does not change DAG files: a manager's or an admin's does",
+                role.map_or("", Role::as_str)
+            ));
+        }
+        Some(Permission::Run) if role.is_some_and(|r| !r.can_run()) => {
+            return refused(format!(
+                "your role ({}) does not start, stop or change runs: an operator's, a manager's or an admin's does",
+                role.map_or("", Role::as_str)
+            ));
+        }
+        Some(Permission::Admin) if builtin && role != Some(Role::Admin) => {
+            return refused("only an admin manages users and API keys".into());
         }
         _ => {}
     }
@@ -169,24 +230,59 @@ async fn check(
             );
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
+    crate::users::REQUEST_WHO
+        .scope(who, next.run(Request::from_parts(parts, Body::from(bytes))))
         .await
 }
 
-/// What a request needs leave for: changing DAG files, or acting on runs.
+/// To the sign-in page, which comes back to `next` (a path of this server) once signed in.
+fn to_sign_in(base: &str, next: &str) -> Response {
+    let target = format!(
+        "{base}/login?next={}",
+        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// What a request needs leave for: changing DAG files, acting on runs, or managing users
+/// and API keys.
 #[derive(Debug, PartialEq, Eq)]
 enum Permission {
     Write,
     Run,
+    Admin,
 }
 
 /// The leave `path` (under the base path) needs for `method`: reads need none, except a
 /// dequeue (a GET in Dagu's API).
 fn permission(method: &Method, path: &str) -> Option<Permission> {
+    let api = api_path(path);
+    let admin = match api {
+        Some(p) => {
+            p == "/users"
+                || p.starts_with("/users/")
+                || p == "/api-keys"
+                || p.starts_with("/api-keys/")
+        }
+        None => path == "/users" || path.starts_with("/users/"),
+    };
+    if admin {
+        return Some(Permission::Admin);
+    }
+    // Signing in and out, and one's own password.
+    if matches!(api, Some("/auth/login" | "/auth/change-password"))
+        || (api.is_none() && matches!(path, "/login" | "/logout" | "/account"))
+    {
+        return None;
+    }
     if method == Method::GET || method == Method::HEAD {
         return path.ends_with("/dequeue").then_some(Permission::Run);
     }
-    let api = api_path(path);
     // The pages' forms that change DAG files.
     if api.is_none()
         && (path == "/new-dag"

@@ -10,6 +10,7 @@
 //! - `guard`: what every request goes through before a handler sees it (the host, the
 //!   credentials, the origin, the body's size and time), and the headers of every answer;
 //! - `api`: the `/api/v2` endpoints; `ui`: the pages; `live`: live step logs (SSE);
+//! - `users`: built-in users, their sessions, roles and API keys (`auth.mode: builtin`);
 //! - `scheduler`: runs at the times of each DAG's `schedule`.
 
 mod api;
@@ -18,6 +19,7 @@ mod guard;
 mod live;
 mod scheduler;
 mod ui;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub(crate) struct State {
     pub started: Instant,
     /// This process runs the scheduler too (`start-all`).
     pub with_scheduler: bool,
+    /// Built-in users sign in (`auth.mode: builtin`).
+    pub builtin: Option<users::Builtin>,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -56,6 +60,9 @@ pub enum ServeError {
     /// The certificate or key for HTTPS cannot be used.
     #[error("HTTPS (tls.certFile, tls.keyFile): {0}")]
     Tls(String),
+    /// The built-in users cannot be readied.
+    #[error("built-in users (auth.mode: builtin): {0}")]
+    Users(String),
 }
 
 /// Connections served at once; past this a new connection is closed at once.
@@ -75,6 +82,12 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
         .as_ref()
         .map(|(cert, key)| tls_acceptor(cert, key))
         .transpose()?;
+    let builtin = config
+        .builtin
+        .as_ref()
+        .map(|b| users::Builtin::start(b, &config.home))
+        .transpose()
+        .map_err(ServeError::Users)?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -104,6 +117,7 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
         config,
         started: Instant::now(),
         with_scheduler,
+        builtin,
     });
     let app = router(&state);
     let stop = tokio::signal::ctrl_c();
@@ -253,15 +267,19 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
-/// Runs blocking work (files, the store) off the event loop.
+/// Runs blocking work (files, the store) off the event loop, for whom the request comes
+/// from (what the pages offer depends on it).
 pub(crate) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the request failed",
-        )
-    })
+    let who = users::current();
+    tokio::task::spawn_blocking(move || users::working_for(who, f))
+        .await
+        .unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the request failed",
+            )
+        })
 }
 
 #[cfg(test)]

@@ -118,10 +118,22 @@ impl Server {
 
     /// One API request; the status and the JSON answer (Null when there is no body).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_with("", method, path, body)
+    }
+
+    /// One API request with more header lines (`headers`, each with its CRLF), such as
+    /// credentials.
+    pub fn call_with(
+        &self,
+        headers: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let body = body.map(Value::to_string).unwrap_or_default();
-        let json_type = "Content-Type: application/json\r\n";
+        let headers = format!("{headers}Content-Type: application/json\r\n");
         let (status, _, rest) = self
-            .raw(method, &format!("/api/v2{path}"), json_type, &body)
+            .raw(method, &format!("/api/v2{path}"), &headers, &body)
             .expect("the server answers");
         let value = if rest.is_empty() {
             Value::Null

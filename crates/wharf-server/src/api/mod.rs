@@ -434,8 +434,63 @@ pub(crate) fn router() -> Router<Shared> {
                 },
             ),
         )
+        .route("/auth/login", post(login))
+        .route("/auth/me", get(me))
+        .route("/auth/change-password", post(change_password))
+        .route("/users", get(admin).post(admin))
+        .route("/users/{id}", get(admin).patch(admin).delete(admin))
+        .route("/users/{id}/reset-password", post(admin))
+        .route("/api-keys", get(admin).post(admin))
+        .route("/api-keys/{id}", get(admin).patch(admin).delete(admin))
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
+}
+
+/// What the user endpoints answer when built-in users are off.
+fn users_off(method: &Method, uri: &Uri) -> Reply {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        "internal_error",
+        format!(
+            "{method} {} serves built-in users, which are off on this server (auth.mode: builtin turns them on)",
+            uri.path()
+        ),
+    )
+}
+
+/// `POST /auth/login`.
+async fn login(State(s): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Reply {
+    match &s.builtin {
+        Some(b) => b.login(&s.config.home, &body).await,
+        None => users_off(&method, &uri),
+    }
+}
+
+/// `GET /auth/me`.
+async fn me(State(s): State<Shared>, method: Method, uri: Uri) -> Reply {
+    match (&s.builtin, crate::users::current()) {
+        (Some(_), Some(who)) => blocking(move || crate::users::me(&s.config.home, &who)).await,
+        _ => users_off(&method, &uri),
+    }
+}
+
+/// `POST /auth/change-password`.
+async fn change_password(State(s): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Reply {
+    match (&s.builtin, crate::users::current()) {
+        (Some(b), Some(who)) => b.change_password(&s.config.home, &who, &body).await,
+        _ => users_off(&method, &uri),
+    }
+}
+
+/// `/users...` and `/api-keys...` (admins only: the guard sees to it).
+async fn admin(State(s): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Reply {
+    let (Some(_), Some(who)) = (&s.builtin, crate::users::current()) else {
+        return users_off(&method, &uri);
+    };
+    // The path as the API sees it (the router is nested under `/api/v2` and `/api/v1`).
+    let inner = percent_decode(uri.path());
+    blocking(move || crate::users::admin_api(&s.config.home, &who, method.as_str(), &inner, &body))
+        .await
 }
 
 async fn health(State(s): State<Shared>) -> Reply {

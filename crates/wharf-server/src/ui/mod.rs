@@ -4,6 +4,7 @@
 //! forms that POST, accepted only from the server's own pages, and done through run
 //! control; a refusal is a page that says why.
 
+mod account;
 mod actions;
 mod graph;
 mod pages;
@@ -39,19 +40,27 @@ pub(crate) struct Chrome {
     pub can_run: bool,
     /// `permissions.writeDAGs`: DAGs are created, edited and deleted from the pages.
     pub can_write: bool,
+    /// The signed-in user's name, with built-in users.
+    pub user: Option<String>,
+    /// The signed-in user is an admin (the users page is offered).
+    pub admin: bool,
 }
 
 impl Chrome {
     pub(crate) fn of(config: &crate::Config) -> Self {
+        let who = crate::users::current().filter(|_| config.builtin.is_some());
+        let role = who.as_ref().map(|w| w.role);
         Self {
+            user: who.map(|w| w.name),
+            admin: role == Some(crate::users::Role::Admin),
             path: config.base_path.clone(),
             title: config
                 .navbar_title
                 .clone()
                 .unwrap_or_else(|| "wharf".into()),
             color: config.navbar_color.clone(),
-            can_run: config.run_dags,
-            can_write: config.write_dags,
+            can_run: config.run_dags && role.is_none_or(crate::users::Role::can_run),
+            can_write: config.write_dags && role.is_none_or(crate::users::Role::can_write),
         }
     }
 }
@@ -147,6 +156,7 @@ pub(crate) fn router() -> Router<Shared> {
                 },
             ),
         )
+        .merge(account::router())
         .route("/assets/wharf.css", get(|| async { asset(STYLE, "text/css") }))
         .route(
             "/assets/live.js",
