@@ -709,6 +709,59 @@ fn the_web_ui_in_a_real_browser() {
     }
 }
 
+#[test]
+fn signing_in_to_the_web_ui_in_a_real_browser() {
+    let p = Place::new();
+    let s = Server::start_with(
+        &p,
+        &[
+            ("WHARF_AUTH_MODE", "builtin"),
+            ("WHARF_AUTH_ADMIN_PASSWORD", "admins-password"),
+        ],
+    );
+    std::fs::write(
+        p.path("dags/talk.yaml"),
+        "steps:\n  - name: say\n    command: echo hi\n",
+    )
+    .expect("dag");
+    let shots = std::env::var_os("WHARF_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/signin.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", s.addr))
+        .arg("admins-password")
+        .arg(&shots)
+        .output()
+        .expect("python3 with playwright (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    // What the browser did is in the store: the viewer it made signs in through the API.
+    let token = sign_in(&s, "vera", "veras-password");
+    let (code, v) = s.call_with(&bearer(&token), "GET", "/auth/me", None);
+    assert_eq!(
+        (code, v["user"]["role"].as_str()),
+        (200, Some("viewer")),
+        "{v}"
+    );
+    for page in ["login", "users", "account"] {
+        for size in ["wide", "phone"] {
+            for scheme in ["light", "dark"] {
+                let f = shots.join(format!("{page}-{size}-{scheme}.png"));
+                let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                assert!(len > 1000, "{} was not saved", f.display());
+            }
+        }
+    }
+}
+
 /// The endpoints wharf implements (SPEC §8), as a path regex for schemathesis.
 const IMPLEMENTED: &str = r"^/(health|metrics|dags|dags/validate|dags/search|dags/tags|dags/\{fileName\}/rename|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/status|dag-runs/\{name\}/\{dagRunId\}/sub-dag-runs/\{subDAGRunId\}/steps/\{stepName\}/status|dags/\{fileName\}|dags/\{fileName\}/spec|dags/\{fileName\}/start|dags/\{fileName\}/enqueue|dags/\{fileName\}/suspend|dags/\{fileName\}/stop-all|queues|dag-runs/enqueue|dag-runs/\{name\}/\{dagRunId\}/dequeue|dags/\{fileName\}/dag-runs|dags/\{fileName\}/dag-runs/\{dagRunId\}|dag-runs|dag-runs/\{name\}|dag-runs/\{name\}/\{dagRunId\}|dag-runs/\{name\}/\{dagRunId\}/(log|outputs|stop|retry|spec|reschedule)|dag-runs/\{name\}/\{dagRunId\}/steps/\{stepName\}/log|webhooks|webhooks/\{fileName\}|dags/\{fileName\}/webhook|dags/\{fileName\}/webhook/(regenerate|toggle))$";
 

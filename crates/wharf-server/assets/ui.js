@@ -1,12 +1,14 @@
 // Small helps where JavaScript runs; every page works without it.
 // - a form with data-confirm asks before it is sent (Stop);
+// - a form marked data-answer-page is sent as it is: its answer is the page to show (a
+//   new API key, shown once);
 // - logs open at their end, where a step's last words are.
 // - an action that fails says why on the page it came from, under its form (without
 //   JavaScript the answer is a page of its own with the way back);
 document.addEventListener('submit', function (e) {
   var form = e.target, ask = form.getAttribute('data-confirm');
   if (ask && !window.confirm(ask)) { e.preventDefault(); return; }
-  if (form.method !== 'post' || form.querySelector('textarea')) { return; }
+  if (form.method !== 'post' || form.querySelector('textarea') || form.hasAttribute('data-answer-page')) { return; }
   e.preventDefault();
   var by = e.submitter, url = by && by.hasAttribute('formaction') ? by.formAction : form.action;
   var said = form.nextElementSibling;
