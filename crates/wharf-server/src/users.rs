@@ -858,7 +858,9 @@ fn first_admin(
             let bytes = random_bytes().ok_or("no random bytes for a password")?;
             let password = URL_SAFE_NO_PAD.encode(&bytes[..18]);
             let file = home.join("admin-password");
-            write_private(&file, &format!("{password}\n"))
+            // A file left from an earlier store names a password no user has.
+            let _ = std::fs::remove_file(&file);
+            wharf_store::write_private(&file, format!("{password}\n").as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
             make_user(store, &config.admin_username, &password, Role::Admin).map_err(why)?;
             eprintln!(
@@ -870,19 +872,6 @@ fn first_admin(
         }
     }
     Ok(())
-}
-
-/// Writes `text` to a new file only its owner can read.
-fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(file)?;
-    f.write_all(text.as_bytes())
 }
 
 /// The session in a request's cookie, when it has one.
