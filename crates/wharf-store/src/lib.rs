@@ -15,6 +15,7 @@
 //!
 //! This crate is synchronous: async callers do its work off their event loop.
 
+mod import;
 mod liveness;
 mod reserve;
 mod schema;
@@ -24,6 +25,7 @@ mod tests;
 mod users;
 mod webhooks;
 
+pub use import::{ImportedRun, ImportedStep};
 pub use liveness::process_start;
 use liveness::{hostname, this_process};
 pub use reserve::is_full;
