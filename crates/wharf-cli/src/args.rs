@@ -38,7 +38,15 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Maintain",
-        &["rm", "cleanup", "config", "version", "completions", "man"],
+        &[
+            "rm",
+            "cleanup",
+            "migrate",
+            "config",
+            "version",
+            "completions",
+            "man",
+        ],
     ),
 ];
 
@@ -137,6 +145,10 @@ pub(crate) enum Command {
     /// Remove a DAG's run history (`-H`, or only its runs older than `-t`), its file (`-d`),
     /// or both; runs going on are never removed.
     Rm(RmArgs),
+    /// Carry a Dagu installation over: `wharf migrate history` keeps its runs (with their
+    /// steps, outputs and logs) in wharf's records.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Where wharf finds and keeps everything: its home, configuration, base
     /// configuration, DAGs folder, run records and logs.
     Config,
@@ -324,6 +336,26 @@ pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Keep a Dagu installation's finished runs in wharf's records: `wharf history`,
+    /// `wharf status`, the API and the web UI show them (`dagu migrate history` took
+    /// Dagu's own older records forward; this takes them to wharf). Dagu's files are only
+    /// read; runs wharf has already are left as they are, so it can be run again.
+    History(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Dagu's data folder (`paths.dataDir`; by default `$DAGU_DATA_DIR`,
+    /// `$DAGU_HOME/data`, or `~/.local/share/dagu/data`).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Only say how many runs of each DAG would be carried over.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

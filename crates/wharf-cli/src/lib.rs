@@ -68,6 +68,7 @@ pub fn run() -> i32 {
         args::Command::Suspend(a) => commands::run::suspend(&a.dag, true),
         args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
+        args::Command::Migrate(args::MigrateCommand::History(a)) => commands::migrate::history(&a),
         args::Command::Config => Ok(commands::list::config()),
         args::Command::Rm(a) => commands::cleanup::rm(&a),
         args::Command::Completions(a) => {

@@ -7,6 +7,7 @@ mod dialect;
 mod dry;
 mod faults;
 mod language;
+mod migrate;
 mod run;
 mod security;
 mod server;

@@ -4,6 +4,7 @@ pub(crate) mod exec;
 pub(crate) mod history;
 pub(crate) mod list;
 pub(crate) mod logs;
+pub(crate) mod migrate;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod status;
