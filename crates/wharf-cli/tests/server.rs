@@ -3351,10 +3351,25 @@ fn built_in_users_carry_over_from_dagu_and_act_within_their_roles() {
     assert!(!s.said.contains("password-1"), "{}", s.said);
     drop(s);
 
-    // Sessions outlive a restart (the same secret signs them).
+    // Sessions outlive a restart (the same secret signs them). An installation that does
+    // not say its mode, and has users, keeps them on (Dagu 2.x's default).
+    std::fs::write(
+        dagu.join("config.yaml"),
+        "auth:\n  builtin:\n    token:\n      secret: a-secret-of-thirty-two-characters\n",
+    )
+    .expect("config");
     let s = Server::start_with(&p, &[("DAGU_HOME", &dagu_home)]);
     assert!(!s.said.contains("carried over"), "once: {}", s.said);
+    assert!(s.said.contains("built-in users are on"), "{}", s.said);
+    let (code, _) = s.get("/dags");
+    assert_eq!(code, 401);
     let (code, _) = s.call_with(&boss, "GET", "/dags", None);
+    assert_eq!(code, 200);
+    drop(s);
+    // Said as none, it is none.
+    std::fs::write(dagu.join("config.yaml"), "auth:\n  mode: none\n").expect("config");
+    let s = Server::start_with(&p, &[("DAGU_HOME", &dagu_home)]);
+    let (code, _) = s.get("/dags");
     assert_eq!(code, 200);
 }
 

@@ -263,7 +263,7 @@ impl Config {
         let dagu_home = std::env::var_os("DAGU_HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from);
-        let (dagu, notes) = match &dagu_home {
+        let (dagu, mut notes) = match &dagu_home {
             Some(h) => dagu_settings(h)?,
             None => (Vec::new(), Vec::new()),
         };
@@ -374,7 +374,29 @@ impl Config {
                 ));
             }
         };
-        let builtin = match setting("WHARF_AUTH_MODE", "auth.mode").as_deref().map(str::trim) {
+        let users_dir = setting("WHARF_USERS_DIR", "paths.usersDir")
+            .map(PathBuf::from)
+            .or_else(|| {
+                dagu.iter()
+                    .find(|(k, v)| k == "paths.dataDir" && !v.is_empty())
+                    .map(|(_, v)| PathBuf::from(v).join("users"))
+            })
+            .or_else(|| dagu_home.as_ref().map(|h| h.join("data").join("users")));
+        let mut mode = setting("WHARF_AUTH_MODE", "auth.mode");
+        // Dagu 2.x turns built-in users on when nothing is said: an installation whose
+        // users are there and says nothing keeps them rather than being served open.
+        if mode.is_none()
+            && setting("WHARF_AUTH_TOKEN", "auth.token").is_none()
+            && basic.is_none()
+            && users_dir.as_ref().is_some_and(|d| has_users(d))
+        {
+            notes.push(format!(
+                "auth.mode is not set and {} holds users (Dagu 2.x's default is builtin):                  built-in users are on; set auth.mode: none to serve without them",
+                users_dir.as_ref().map_or_else(String::new, |d| d.display().to_string())
+            ));
+            mode = Some("builtin".into());
+        }
+        let builtin = match mode.as_deref().map(str::trim) {
             None | Some("none" | "basic") => None,
             Some("builtin") => Some(BuiltinAuth {
                 admin_username: setting("WHARF_AUTH_ADMIN_USERNAME", "auth.builtin.admin.username")
@@ -391,14 +413,7 @@ impl Config {
                             ))
                         })?,
                 },
-                users_dir: setting("WHARF_USERS_DIR", "paths.usersDir")
-                    .map(PathBuf::from)
-                    .or_else(|| {
-                        dagu.iter()
-                            .find(|(k, v)| k == "paths.dataDir" && !v.is_empty())
-                            .map(|(_, v)| PathBuf::from(v).join("users"))
-                    })
-                    .or_else(|| dagu_home.as_ref().map(|h| h.join("data").join("users"))),
+                users_dir,
             }),
             Some(other) => {
                 return Err(ConfigError::File(format!(
@@ -485,6 +500,15 @@ impl Config {
         }
         false
     }
+}
+
+/// Whether a folder of users (one JSON file each) has any.
+fn has_users(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+    })
 }
 
 /// The name in a `Host` header: without its port, an IPv6 address without brackets.
