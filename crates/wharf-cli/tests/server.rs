@@ -442,10 +442,16 @@ fn the_scheduler_runs_each_slot_once_and_skips_a_slot_while_the_dag_runs() {
 fn start_all_serves_and_schedules() {
     let p = Place::new();
     std::fs::create_dir_all(p.path("dags")).expect("dags");
+    // The scheduler's health check (Dagu's `scheduler.port`), on a port this test picks.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(["start-all", "--port", "0", "--dags"])
         .arg(p.path("dags"))
         .env("WHARF_HOME", p.home())
+        .env("DAGU_SCHEDULER_PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -454,13 +460,24 @@ fn start_all_serves_and_schedules() {
     let stderr = child.stderr.take().expect("stderr");
     let mut reader = BufReader::new(stderr);
     let mut text = String::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         reader.read_line(&mut text).expect("a line");
     }
+    let health = Server::at(format!("127.0.0.1:{port}")).raw("GET", "/health", "", "");
     let _ = child.kill();
     let _ = child.wait();
     assert!(text.contains("wharf server on http://127.0.0.1:"), "{text}");
     assert!(text.contains("wharf scheduler: DAGs in"), "{text}");
+    assert!(
+        text.contains(&format!("health check on 127.0.0.1:{port} (GET /health)")),
+        "{text}"
+    );
+    let (code, _, body) = health.expect("the health check answers");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).ok(),
+        Some(json!({"status": "healthy"}))
+    );
 }
 
 #[test]

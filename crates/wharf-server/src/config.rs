@@ -62,6 +62,9 @@ pub struct Config {
     /// HTTPS with this certificate chain and private key, PEM files (`tls.certFile`,
     /// `tls.keyFile`).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The scheduler's health check (`GET /health`) on this port of `host`
+    /// (`scheduler.port`; 0: none).
+    pub scheduler_port: u16,
 }
 
 /// The built-in users' settings (`auth.mode: builtin`).
@@ -126,6 +129,7 @@ const DAGU_KEYS: &[&str] = &[
     "headless",
     "tls.certFile",
     "tls.keyFile",
+    "scheduler.port",
 ];
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
@@ -243,6 +247,7 @@ impl Config {
             "headless",
             "tls.certFile",
             "tls.keyFile",
+            "scheduler.port",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -421,6 +426,10 @@ impl Config {
                 )));
             }
         };
+        let scheduler_port = match setting("WHARF_SCHEDULER_PORT", "scheduler.port") {
+            None => 8090,
+            Some(p) => p.trim().parse().map_err(|_| ConfigError::Port(p))?,
+        };
         let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
         let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
         let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
@@ -440,6 +449,7 @@ impl Config {
             )));
         }
         Ok(Self {
+            scheduler_port,
             headless,
             tls,
             navbar_title: setting("WHARF_UI_NAVBAR_TITLE", "ui.navbarTitle"),

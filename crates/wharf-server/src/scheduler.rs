@@ -327,6 +327,9 @@ pub(crate) async fn run(config: Config) {
             .or_else(|_| std::env::var("TZ"))
             .unwrap_or_else(|_| "of the system".into())
     );
+    if config.scheduler_port != 0 {
+        health(&config.host, config.scheduler_port).await;
+    }
     // The queues' consumer: parked runs get the places that runs whose process was killed
     // held (runs that end the orderly way give their place on at once).
     let home = config.home.clone();
@@ -379,6 +382,51 @@ pub(crate) async fn run(config: Config) {
             }
         }
     }
+}
+
+/// The scheduler's health check, as Dagu's (`scheduler.port`, 8090 by default): `GET
+/// /health` answers `{"status":"healthy"}` while the scheduler runs, for a supervisor's
+/// probe. A port that cannot be had is said, and the scheduler runs on without it.
+async fn health(host: &str, port: u16) {
+    let listener = match tokio::net::TcpListener::bind((host, port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "wharf scheduler: no health check on {host}:{port} ({e}); set scheduler.port \
+                 (WHARF_SCHEDULER_PORT) to another port, or 0 for none"
+            );
+            return;
+        }
+    };
+    let at = listener
+        .local_addr()
+        .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
+    eprintln!("wharf scheduler: health check on {at} (GET /health)");
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async {
+            crate::api::answer(
+                axum::http::StatusCode::OK,
+                &serde_json::json!({"status": "healthy"}),
+            )
+        }),
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(10))
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
 }
 
 #[cfg(test)]

@@ -49,8 +49,10 @@ impl Server {
     /// `wharf ARGS` (a server command), with `env`; what it said before its address is in
     /// `said`.
     pub fn start_args(p: &Place, args: &[&str], env: &[(&str, &str)]) -> Self {
+        // The scheduler's health check listens only where a test asks (no fixed port).
         let mut child = Command::new(wharf_bin())
             .args(args)
+            .env("WHARF_SCHEDULER_PORT", "0")
             .envs(env.iter().copied())
             .env("WHARF_HOME", p.home())
             .current_dir(p.dir.path())
