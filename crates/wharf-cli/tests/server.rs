@@ -2162,6 +2162,62 @@ fn the_dag_list_sorts_and_acts_from_its_rows() {
         html.find(">zz-bad<").expect("bad") < html.find(">aa-good<").expect("good"),
         "failures first: {html}"
     );
+    // By the next scheduled run (DAGs without a schedule last), in the page and the API;
+    // either way round.
+    std::fs::write(
+        p.path("dags/mid.yaml"),
+        "schedule: \"0 12 31 12 *\"\nsteps:\n  - \"true\"\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/Zoo.yaml"),
+        "schedule: \"* * * * *\"\nsteps:\n  - \"true\"\n",
+    )
+    .expect("dag");
+    let (_, _, html) = s.page("GET", "/?sort=next", "", "");
+    let order = |html: &str, names: &[&str]| {
+        names
+            .iter()
+            .map(|n| {
+                html.find(&format!(">{n}<"))
+                    .unwrap_or_else(|| panic!("{n}: {html}"))
+            })
+            .collect::<Vec<_>>()
+            .is_sorted()
+    };
+    assert!(order(&html, &["Zoo", "mid", "aa-good", "zz-bad"]), "{html}");
+    let names = |v: &Value| -> Vec<String> {
+        v["dags"]
+            .as_array()
+            .expect("dags")
+            .iter()
+            .map(|d| d["fileName"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (_, v) = s.get("/dags?sort=nextRun");
+    assert_eq!(names(&v), ["Zoo", "mid", "aa-good", "zz-bad"]);
+    let (_, v) = s.get("/dags?sort=name&order=desc");
+    assert_eq!(
+        names(&v),
+        ["zz-bad", "Zoo", "mid", "aa-good"],
+        "letters of either case together"
+    );
+    let (code, v) = s.get("/dags?sort=size");
+    assert_eq!(code, 400, "{v}");
+    // Dagu's `ui.dags.sortField`/`sortOrder`: the order when the page names none.
+    let other = Server::start_with(
+        &p,
+        &[
+            ("DAGU_UI_DAGS_SORT_FIELD", "nextRun"),
+            ("DAGU_UI_DAGS_SORT_ORDER", "desc"),
+        ],
+    );
+    let (_, _, html) = other.page("GET", "/", "", "");
+    assert!(order(&html, &["zz-bad", "aa-good", "mid", "Zoo"]), "{html}");
+    drop(other);
+    std::fs::remove_file(p.path("dags/mid.yaml")).expect("rm");
+    std::fs::remove_file(p.path("dags/Zoo.yaml")).expect("rm");
+
     let (code, _, _) = s.page("POST", "/dags/aa-good/suspend", &origin, "");
     assert_eq!(code, 303);
     let (_, v) = s.get("/dags/aa-good");

@@ -65,6 +65,10 @@ pub struct Config {
     /// The scheduler's health check (`GET /health`) on this port of `host`
     /// (`scheduler.port`; 0: none).
     pub scheduler_port: u16,
+    /// How the web UI's DAG list is sorted when the page does not say
+    /// (`ui.dags.sortField`: `name`, `nextRun`, `status`, `started`; `ui.dags.sortOrder`:
+    /// `asc` or `desc`).
+    pub dags_sort: (String, bool),
 }
 
 /// The built-in users' settings (`auth.mode: builtin`).
@@ -130,6 +134,8 @@ const DAGU_KEYS: &[&str] = &[
     "tls.certFile",
     "tls.keyFile",
     "scheduler.port",
+    "ui.dags.sortField",
+    "ui.dags.sortOrder",
 ];
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
@@ -248,6 +254,8 @@ impl Config {
             "tls.certFile",
             "tls.keyFile",
             "scheduler.port",
+            "ui.dags.sortField",
+            "ui.dags.sortOrder",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -430,6 +438,32 @@ impl Config {
             None => 8090,
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Port(p))?,
         };
+        let sort_field = match setting("WHARF_UI_DAGS_SORT_FIELD", "ui.dags.sortField")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("name") => "name",
+            Some("nextRun") => "next",
+            Some("status") => "status",
+            Some("started") => "started",
+            Some(other) => {
+                return Err(ConfigError::File(format!(
+                    "`ui.dags.sortField` is name, nextRun, status or started, not `{other}`"
+                )));
+            }
+        };
+        let descending = match setting("WHARF_UI_DAGS_SORT_ORDER", "ui.dags.sortOrder")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(ConfigError::File(format!(
+                    "`ui.dags.sortOrder` is asc or desc, not `{other}`"
+                )));
+            }
+        };
         let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
         let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
         let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
@@ -449,6 +483,7 @@ impl Config {
             )));
         }
         Ok(Self {
+            dags_sort: (sort_field.to_owned(), descending),
             scheduler_port,
             headless,
             tls,

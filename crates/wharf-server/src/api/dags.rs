@@ -22,6 +22,17 @@ pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
         .and_then(|p| p.parse::<usize>().ok())
         .filter(|p| *p >= 1)
         .unwrap_or(100);
+    let by_next_run = match query_param(query, "sort").as_deref() {
+        None | Some("name") => false,
+        Some("nextRun") => true,
+        Some(other) => return bad_request(format!("`sort` is name or nextRun, not `{other}`")),
+    };
+    let descending = match query_param(query, "order").as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return bad_request(format!("`order` is asc or desc, not `{other}`")),
+    };
+    let now = jiff::Timestamp::now();
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for (file_name, path) in dag_files(dags) {
@@ -54,18 +65,44 @@ pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
             .flatten()
             .map_or_else(|| RunSummary::none(&dag_name), |r| RunSummary::of(&r));
         let suspended = store.is_suspended(&dag_name).unwrap_or(false);
+        let next = loaded
+            .dag
+            .as_ref()
+            .and_then(|d| crate::scheduler::next_run(d, now));
+        let key = dag_name.to_lowercase();
         let dag = match loaded.dag.as_ref() {
             Some(d) => DagOrName::Dag(DagShape::of(d)),
             None => DagOrName::Name { name: dag_name },
         };
-        items.push(DagFile {
-            file_name,
-            dag,
-            latest,
-            suspended,
-            errors: errs,
-        });
+        items.push((
+            key,
+            next,
+            DagFile {
+                file_name,
+                dag,
+                latest,
+                suspended,
+                errors: errs,
+            },
+        ));
     }
+    // By name (letters of either case together), or by the next scheduled run (DAGs
+    // without one last, in either order).
+    items.sort_by(|a, b| {
+        let by_name = a.0.cmp(&b.0);
+        let order = if by_next_run {
+            match (a.1, b.1) {
+                (Some(x), Some(y)) => x.cmp(&y).then(by_name),
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (None, None) => by_name,
+            }
+        } else {
+            by_name
+        };
+        if descending { order.reverse() } else { order }
+    });
+    let items: Vec<DagFile> = items.into_iter().map(|(_, _, f)| f).collect();
     let total = items.len();
     let pages = total.div_ceil(per_page).max(1);
     let dags: Vec<DagFile> = items

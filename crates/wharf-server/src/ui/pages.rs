@@ -15,6 +15,8 @@ pub(crate) struct ListRow {
     errors: usize,
     status: Option<&'static str>,
     started: String,
+    /// The next scheduled run, for sorting.
+    next_ms: Option<i64>,
     /// The latest run's start, for sorting.
     started_ms: i64,
     schedule: String,
@@ -57,10 +59,18 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
     let name_filter = crate::api::query_param(query, "name").unwrap_or_default();
     let tag_filter = crate::api::query_param(query, "tag").unwrap_or_default();
     let group_filter = crate::api::query_param(query, "group").unwrap_or_default();
+    let (default_sort, default_desc) = &state.config.dags_sort;
     let sort = match crate::api::query_param(query, "sort").as_deref() {
+        Some("name") => "name",
         Some("status") => "status",
         Some("started") => "started",
-        _ => "name",
+        Some("next") => "next",
+        _ => default_sort.as_str(),
+    };
+    let descending = match crate::api::query_param(query, "order").as_deref() {
+        Some("desc") => true,
+        Some("asc") => false,
+        _ => *default_desc && crate::api::query_param(query, "sort").is_none(),
     };
     let store = Store::open(&state.config.home).ok();
     let mut rows = Vec::new();
@@ -99,6 +109,9 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
             })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "-".into());
+        let next_ms = dag
+            .and_then(|d| next_runs.get(&d.schedule.start).copied().flatten())
+            .map(|t| t.as_millisecond());
         let suspended = store
             .as_ref()
             .is_some_and(|s| s.is_suspended(&name).unwrap_or(false));
@@ -118,6 +131,7 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
                 .as_ref()
                 .is_some_and(|r| matches!(r.status, Status::Running | Status::Queued)),
             schedule,
+            next_ms,
             tags,
             group,
         });
@@ -135,7 +149,12 @@ pub(crate) fn dag_list(state: &State, query: &str) -> Reply {
             (rank, r.name.to_lowercase())
         }),
         "started" => rows.sort_by_key(|r| std::cmp::Reverse(r.started_ms)),
-        _ => {}
+        // The next scheduled run first; DAGs without a schedule last.
+        "next" => rows.sort_by_key(|r| (r.next_ms.is_none(), r.next_ms, r.name.to_lowercase())),
+        _ => rows.sort_by_key(|r| r.name.to_lowercase()),
+    }
+    if descending {
+        rows.reverse();
     }
     let live = rows
         .iter()
