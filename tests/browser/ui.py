@@ -150,6 +150,7 @@ def main():
             ("retried", f"/dags/flaky/runs/{flaky_run}"),
             ("runs", "/runs"),
             ("queues", "/queues"),
+            ("system", "/system"),
         ], shots)
         browser.close()
     print("ok")

@@ -715,6 +715,7 @@ fn the_web_ui_in_a_real_browser() {
         "retried",
         "runs",
         "queues",
+        "system",
     ] {
         for size in ["wide", "phone"] {
             for scheme in ["light", "dark"] {
@@ -3495,4 +3496,71 @@ fn built_in_users_start_with_an_admin_whose_password_only_its_owner_reads() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn the_system_page_and_services_show_the_schedulers_and_the_machine() {
+    let p = Place::new();
+    // Before any scheduler: none, and the page says what that means.
+    let s = Server::start_with(&p, &[("WHARF_MONITORING_INTERVAL", "1s")]);
+    let (code, v) = s.get("/services/scheduler");
+    assert_eq!((code, v), (200, json!({"schedulers": []})));
+    let (_, _, html) = s.page("GET", "/system", "", "");
+    assert!(html.contains("No scheduler runs"), "{html}");
+    drop(s);
+    // start-all: the server and a scheduler, which says it is there.
+    let s = Server::start_args(
+        &p,
+        &["start-all", "--port", "0"],
+        &[("WHARF_MONITORING_INTERVAL", "1s")],
+    );
+    let (code, v) = s.get("/services/scheduler");
+    assert_eq!(code, 200, "{v}");
+    let list = v["schedulers"].as_array().expect("schedulers");
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["status"], "active", "{v}");
+    let host = nix::unistd::gethostname().expect("hostname");
+    assert_eq!(list[0]["host"], host.to_string_lossy().as_ref(), "{v}");
+    assert!(
+        list[0]["startedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    let (code, v) = s.get("/services/coordinator");
+    assert_eq!((code, v), (200, json!({"coordinators": []})));
+    // The machine, sampled every second here.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        let (code, v) = s.get("/services/resources/history?duration=5m");
+        assert_eq!(code, 200, "{v}");
+        if v["memory"].as_array().is_some_and(|m| m.len() >= 2) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no samples: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for series in ["cpu", "memory", "disk", "load"] {
+        let points = history[series].as_array().expect(series);
+        assert!(!points.is_empty(), "{series}: {history}");
+        let value = points[0]["value"].as_f64().expect("a number");
+        assert!(value >= 0.0, "{series}: {value}");
+        assert!(
+            points[0]["timestamp"]
+                .as_i64()
+                .is_some_and(|t| t > 1_700_000_000)
+        );
+        if series != "load" {
+            assert!(value <= 100.0, "{series} is a percentage: {value}");
+        }
+    }
+    let (code, _) = s.get("/services/resources/history?duration=soon");
+    assert_eq!(code, 400);
+    let (code, _, html) = s.page("GET", "/system?duration=6h", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(">active<") && html.contains("<polyline"),
+        "{html}"
+    );
+    assert!(html.contains("<b>6h</b>"), "{html}");
 }

@@ -69,6 +69,9 @@ pub struct Config {
     /// (`ui.dags.sortField`: `name`, `nextRun`, `status`, `started`; `ui.dags.sortOrder`:
     /// `asc` or `desc`).
     pub dags_sort: (String, bool),
+    /// How often the machine's CPU, memory, disk and load are sampled
+    /// (`monitoring.interval`), and how long samples are kept (`monitoring.retention`).
+    pub monitoring: (std::time::Duration, std::time::Duration),
 }
 
 /// The built-in users' settings (`auth.mode: builtin`).
@@ -136,6 +139,8 @@ const DAGU_KEYS: &[&str] = &[
     "scheduler.port",
     "ui.dags.sortField",
     "ui.dags.sortOrder",
+    "monitoring.interval",
+    "monitoring.retention",
 ];
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
@@ -256,6 +261,8 @@ impl Config {
             "scheduler.port",
             "ui.dags.sortField",
             "ui.dags.sortOrder",
+            "monitoring.interval",
+            "monitoring.retention",
         ];
         if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(ConfigError::File(format!(
@@ -464,6 +471,22 @@ impl Config {
                 )));
             }
         };
+        let span = |env_key: &str, key: &str, default: u64| match setting(env_key, key) {
+            None => Ok(std::time::Duration::from_secs(default)),
+            Some(text) => duration(&text).filter(|d| !d.is_zero()).ok_or_else(|| {
+                ConfigError::File(format!(
+                    "`{key}` is a duration such as `5s`, `1m` or `24h`, not `{text}`"
+                ))
+            }),
+        };
+        let monitoring = (
+            span("WHARF_MONITORING_INTERVAL", "monitoring.interval", 5)?,
+            span(
+                "WHARF_MONITORING_RETENTION",
+                "monitoring.retention",
+                24 * 3600,
+            )?,
+        );
         let write_dags = allowed("WHARF_PERMISSIONS_WRITE_DAGS", "permissions.writeDAGs")?;
         let run_dags = allowed("WHARF_PERMISSIONS_RUN_DAGS", "permissions.runDAGs")?;
         let catchup_window = match setting("WHARF_SCHEDULER_CATCHUP_WINDOW", "scheduler.catchupWindow") {
@@ -483,6 +506,7 @@ impl Config {
             )));
         }
         Ok(Self {
+            monitoring,
             dags_sort: (sort_field.to_owned(), descending),
             scheduler_port,
             headless,
@@ -579,7 +603,7 @@ fn css_color(text: &str) -> bool {
 }
 
 /// A duration written as a whole number and a unit (`90s`, `30m`, `6h`, `1d`), or seconds.
-fn duration(text: &str) -> Option<std::time::Duration> {
+pub(crate) fn duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -11,6 +11,7 @@
 //!   credentials, the origin, the body's size and time), and the headers of every answer;
 //! - `api`: the `/api/v2` endpoints; `ui`: the pages; `live`: live step logs (SSE);
 //! - `users`: built-in users, their sessions, roles and API keys (`auth.mode: builtin`);
+//! - `system`: the schedulers that run and the machine's resources, sampled;
 //! - `scheduler`: runs at the times of each DAG's `schedule`.
 
 mod api;
@@ -18,6 +19,7 @@ pub mod config;
 mod guard;
 mod live;
 mod scheduler;
+mod system;
 mod ui;
 mod users;
 
@@ -40,6 +42,8 @@ pub(crate) struct State {
     pub with_scheduler: bool,
     /// Built-in users sign in (`auth.mode: builtin`).
     pub builtin: Option<users::Builtin>,
+    /// The machine's CPU, memory, disk and load, sampled.
+    pub samples: Arc<system::Samples>,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -113,11 +117,13 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
     if with_scheduler {
         tokio::spawn(scheduler::run(config.clone()));
     }
+    let (config_home, monitoring) = (config.home.clone(), config.monitoring);
     let state = Arc::new(State {
         config,
         started: Instant::now(),
         with_scheduler,
         builtin,
+        samples: system::Samples::start(config_home, monitoring.0, monitoring.1),
     });
     let app = router(&state);
     let stop = tokio::signal::ctrl_c();

@@ -330,6 +330,9 @@ pub(crate) async fn run(config: Config) {
     if config.scheduler_port != 0 {
         health(&config.host, config.scheduler_port).await;
     }
+    // Said in the store while it runs (the API's and the System page's schedulers), and
+    // taken out when it stops.
+    let _here = Registered::new(&config.home);
     // The queues' consumer: parked runs get the places that runs whose process was killed
     // held (runs that end the orderly way give their place on at once).
     let home = config.home.clone();
@@ -380,6 +383,51 @@ pub(crate) async fn run(config: Config) {
                 }
                 Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
             }
+        }
+    }
+}
+
+/// This process's entry among the installation's schedulers: made, renewed every 30 s,
+/// removed when dropped (the scheduler stops).
+struct Registered {
+    home: std::path::PathBuf,
+    id: Option<String>,
+    beat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Registered {
+    fn new(home: &std::path::Path) -> Self {
+        let id = Store::open(home)
+            .and_then(|s| s.register_service("scheduler"))
+            .ok();
+        let beat = id.clone().map(|id| {
+            let home = home.to_path_buf();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    let (home, id) = (home.clone(), id.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        Store::open(&home).and_then(|s| s.service_seen(&id))
+                    })
+                    .await;
+                }
+            })
+        });
+        Self {
+            home: home.to_path_buf(),
+            id,
+            beat,
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(beat) = self.beat.take() {
+            beat.abort();
+        }
+        if let Some(id) = &self.id {
+            let _ = Store::open(&self.home).and_then(|s| s.remove_service(id));
         }
     }
 }

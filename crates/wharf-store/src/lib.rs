@@ -19,6 +19,7 @@ mod import;
 mod liveness;
 mod reserve;
 mod schema;
+mod services;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use liveness::{hostname, this_process};
 pub use reserve::is_full;
 use reserve::keep_reserve;
 use schema::MIGRATIONS;
+pub use services::Service;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

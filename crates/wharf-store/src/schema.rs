@@ -164,4 +164,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     );
 ",
+    // The long-running processes of an installation (schedulers), as they last said they
+    // were there.
+    r"
+    CREATE TABLE services (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_start INTEGER,
+        started_at INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL
+    );
+",
 ];

@@ -434,6 +434,36 @@ pub(crate) fn router() -> Router<Shared> {
                 },
             ),
         )
+        .route(
+            "/services/scheduler",
+            get(|State(s): State<Shared>| async move {
+                on_pool!(s, |dags, home| match crate::system::schedulers(home) {
+                    Ok(v) => answer(StatusCode::OK, &v),
+                    Err(e) => internal(e),
+                })
+            }),
+        )
+        .route(
+            "/services/coordinator",
+            // wharf has no coordinator: steps that leave this machine go to a Swarm.
+            get(|| async { answer(StatusCode::OK, &json!({"coordinators": []})) }),
+        )
+        .route(
+            "/services/resources/history",
+            get(|State(s): State<Shared>, RawQuery(q): Q| async move {
+                let q = q.unwrap_or_default();
+                let seconds = match query_param(&q, "duration") {
+                    None => Ok(3600),
+                    Some(d) => crate::system::seconds(&d).ok_or(d),
+                };
+                match seconds {
+                    Ok(secs) => answer(StatusCode::OK, &s.samples.history(secs)),
+                    Err(d) => bad_request(format!(
+                        "`duration` is a duration such as `30m`, `1h` or `24h`, not `{d}`"
+                    )),
+                }
+            }),
+        )
         .route("/auth/login", post(login))
         .route("/auth/me", get(me))
         .route("/auth/change-password", post(change_password))

@@ -190,6 +190,12 @@ pub(crate) fn router() -> Router<Shared> {
             }),
         )
         .route(
+            "/system",
+            get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
+                blocking(move || pages::system_page(&s, &q.unwrap_or_default())).await
+            }),
+        )
+        .route(
             "/queues",
             get(|Extract(s): Extract<Shared>| async move {
                 blocking(move || pages::queues_page(&s)).await

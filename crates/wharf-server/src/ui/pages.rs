@@ -1056,3 +1056,99 @@ pub(crate) fn queues_page(state: &State) -> Reply {
         },
     )
 }
+
+/// A scheduler as the System page lists it.
+pub(crate) struct SchedulerRow {
+    id: String,
+    host: String,
+    active: bool,
+    started: String,
+    seen: String,
+}
+
+/// One of the System page's charts: its points in a 600x120 box.
+pub(crate) struct Chart {
+    title: &'static str,
+    now: String,
+    points: String,
+    low: String,
+    high: String,
+}
+
+#[derive(Template)]
+#[template(path = "system.html")]
+struct SystemPage {
+    base: super::Chrome,
+    schedulers: Vec<SchedulerRow>,
+    charts: Vec<Chart>,
+    spans: Vec<(&'static str, u64)>,
+    window: u64,
+    window_label: String,
+    interval: String,
+}
+
+/// `GET /system` (`?duration=1h|6h|24h`): the schedulers and the machine's resources.
+pub(crate) fn system_page(state: &State, query: &str) -> Reply {
+    let spans = vec![("1h", 3600), ("6h", 6 * 3600), ("24h", 24 * 3600)];
+    let asked = crate::api::query_param(query, "duration");
+    let window = asked
+        .as_deref()
+        .and_then(crate::system::seconds)
+        .unwrap_or(3600);
+    let schedulers = Store::open(&state.config.home)
+        .and_then(|s| s.services("scheduler"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| SchedulerRow {
+            id: s.id,
+            host: s.host,
+            active: s.active,
+            started: rfc3339(s.started_at),
+            seen: rfc3339(s.seen_at),
+        })
+        .collect();
+    let points = state.samples.last(window);
+    let now = wharf_store::now_ms() / 1000;
+    let span = i64::try_from(window).unwrap_or(3600);
+    let chart = |title: &'static str, unit: &str, f: fn(&crate::system::Point) -> f64, top: f64| {
+        let high = points.iter().map(f).fold(top, f64::max).ceil();
+        let line: Vec<String> = points
+            .iter()
+            .map(|p| {
+                let x = (p.at - (now - span)) as f64 * 600.0 / span as f64;
+                let y = 120.0 - f(p) * 120.0 / high;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        Chart {
+            title,
+            now: points
+                .last()
+                .map(|p| format!("{:.1}{unit}", f(p)))
+                .unwrap_or_else(|| "-".into()),
+            points: line.join(" "),
+            low: format!("0{unit}"),
+            high: format!("{high:.0}{unit}"),
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let charts = vec![
+        chart("CPU", "%", |p| p.cpu, 100.0),
+        chart("Memory", "%", |p| p.memory, 100.0),
+        chart("Disk", "%", |p| p.disk, 100.0),
+        chart("Load", "", |p| p.load, cores),
+    ];
+    let (interval, _) = state.config.monitoring;
+    render(
+        StatusCode::OK,
+        &SystemPage {
+            base: super::Chrome::of(&state.config),
+            schedulers,
+            charts,
+            window_label: asked.unwrap_or_else(|| "1h".into()),
+            spans,
+            window,
+            interval: format!("{} s", interval.as_secs()),
+        },
+    )
+}
