@@ -3529,6 +3529,18 @@ fn the_system_page_and_services_show_the_schedulers_and_the_machine() {
     );
     let (code, v) = s.get("/services/coordinator");
     assert_eq!((code, v), (200, json!({"coordinators": []})));
+    // Workers are the nodes of the engine's swarm; in none (the swarm test may make one
+    // meanwhile), the answer says why there are none.
+    let (code, v) = s.get("/workers");
+    assert_eq!(code, 200, "{v}");
+    let workers = v["workers"].as_array().expect("workers");
+    assert!(
+        !workers.is_empty()
+            || v["errors"][0]
+                .as_str()
+                .is_some_and(|e| e.contains("no swarm")),
+        "{v}"
+    );
     // The machine, sampled every second here.
     let deadline = Instant::now() + Duration::from_secs(10);
     let history = loop {

@@ -60,6 +60,28 @@ impl Drop for Volume {
     }
 }
 
+/// A label the test put on a node, taken off however the test ends.
+struct NodeLabel(String, String);
+
+impl NodeLabel {
+    fn add(node: &str, label: &str) -> Self {
+        docker(&[
+            "node",
+            "update",
+            "--label-add",
+            &format!("{label}=yes"),
+            node,
+        ]);
+        Self(node.to_owned(), label.to_owned())
+    }
+}
+
+impl Drop for NodeLabel {
+    fn drop(&mut self) {
+        let _ = docker(&["node", "update", "--label-rm", &self.1, &self.0]);
+    }
+}
+
 /// A network the test made, removed however the test ends.
 struct Network(String);
 
@@ -203,6 +225,39 @@ fn container_steps_run_as_swarm_jobs() {
         );
         let (_, _, html) = s.page("GET", "/dags/both-swarm/runs/latest", "", "");
         assert!(html.contains("on swarm node "), "{html}");
+
+        // The swarm's nodes are the API's workers (Dagu's Workers), with their labels,
+        // and listed on the System page.
+        let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+        let hostname = docker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{.Description.Hostname}}",
+            &node,
+        ]);
+        let label = format!("wharf-test-{}", std::process::id());
+        let _label = NodeLabel::add(&node, &label);
+        let (code, v) = s.get("/workers");
+        assert_eq!(code, 200, "{v}");
+        let workers = v["workers"].as_array().cloned().unwrap_or_default();
+        let me = workers
+            .iter()
+            .find(|w| w["id"] == hostname.as_str())
+            .unwrap_or_else(|| panic!("no worker {hostname}: {v}"));
+        assert_eq!(me["healthStatus"], "healthy", "{v}");
+        assert_eq!(me["labels"][&label], "yes", "{v}");
+        assert!(me["totalPollers"].as_i64().is_some_and(|n| n >= 1), "{v}");
+        assert!(
+            me["runningTasks"].is_array() && me["lastHeartbeatAt"].is_string(),
+            "{v}"
+        );
+        let (_, _, html) = s.page("GET", "/system", "", "");
+        assert!(
+            html.contains(&format!("<td>{hostname}</td>"))
+                && html.contains(&format!("{label}=yes")),
+            "{html}"
+        );
     }
 
     // Steps that name no backend run on the installation's.

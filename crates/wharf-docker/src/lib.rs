@@ -10,6 +10,7 @@ mod auth;
 mod cleanup;
 mod container;
 mod image;
+mod nodes;
 mod remote;
 mod shared;
 mod swarm;
@@ -23,6 +24,7 @@ use wharf_engine::{BoxFuture, Executor, Exit, StepJob};
 
 pub use auth::Auths;
 pub use cleanup::{Leftover, remove_leftovers};
+pub use nodes::{SwarmJob, SwarmNode, swarm_nodes};
 
 pub use shared::SharedExecutor;
 

@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub builtin: Option<users::Builtin>,
     /// The machine's CPU, memory, disk and load, sampled.
     pub samples: Arc<system::Samples>,
+    /// The Docker engine (connected when first asked: the System page's Swarm nodes).
+    pub docker: wharf_docker::Client,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -123,6 +125,7 @@ pub async fn serve(config: Config, with_scheduler: bool) -> Result<(), ServeErro
         started: Instant::now(),
         with_scheduler,
         builtin,
+        docker: wharf_docker::Client::new(),
         samples: system::Samples::start(config_home, monitoring.0, monitoring.1),
     });
     let app = router(&state);

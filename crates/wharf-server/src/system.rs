@@ -174,6 +174,61 @@ pub(crate) fn schedulers(home: &Path) -> Result<Value, String> {
     }))
 }
 
+/// The swarm's nodes as Dagu's workers are shown, or why there are none: the engine's
+/// answer within a few seconds.
+pub(crate) async fn swarm_nodes(
+    client: &wharf_docker::Client,
+) -> Result<Vec<wharf_docker::SwarmNode>, String> {
+    let asked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        wharf_docker::swarm_nodes(client),
+    )
+    .await;
+    match asked {
+        Ok(Ok(Some(nodes))) => Ok(nodes),
+        Ok(Ok(None)) => Err(
+            "the Docker engine is in no swarm, or is not a manager of one: steps run on this \
+             machine (`backend: swarm` steps cannot run)"
+                .into(),
+        ),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the Docker engine did not answer within 5 s".into()),
+    }
+}
+
+/// `WorkersListResponse`: each node of the swarm as a worker (its labels, its CPUs as
+/// its places, wharf's jobs running there), or why there are none.
+pub(crate) fn workers(nodes: &Result<Vec<wharf_docker::SwarmNode>, String>) -> Value {
+    match nodes {
+        Err(why) => json!({"workers": [], "errors": [why]}),
+        Ok(nodes) => json!({
+            "workers": nodes.iter().map(|n| json!({
+                "id": n.hostname,
+                "labels": n.labels,
+                "totalPollers": n.cpus.map_or(0, |c| c.round() as i64),
+                "busyPollers": n.jobs.len(),
+                "runningTasks": n.jobs.iter().map(|j| json!({
+                    "dagRunId": j.run_id,
+                    "dagName": j.dag,
+                    "startedAt": j.created_at,
+                })).collect::<Vec<_>>(),
+                "lastHeartbeatAt": n.updated_at,
+                "healthStatus": health(n),
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// A node's health in Dagu's words: ready and taking tasks, ready but not taking them
+/// (paused, drained), or not ready.
+pub(crate) fn health(n: &wharf_docker::SwarmNode) -> &'static str {
+    match (n.state.as_str(), n.availability.as_str()) {
+        ("ready", "active") => "healthy",
+        ("ready", _) => "warning",
+        _ => "unhealthy",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

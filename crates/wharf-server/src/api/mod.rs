@@ -444,6 +444,13 @@ pub(crate) fn router() -> Router<Shared> {
             }),
         )
         .route(
+            "/workers",
+            get(|State(s): State<Shared>| async move {
+                let nodes = crate::system::swarm_nodes(&s.docker).await;
+                answer(StatusCode::OK, &crate::system::workers(&nodes))
+            }),
+        )
+        .route(
             "/services/coordinator",
             // wharf has no coordinator: steps that leave this machine go to a Swarm.
             get(|| async { answer(StatusCode::OK, &json!({"coordinators": []})) }),

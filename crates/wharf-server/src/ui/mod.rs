@@ -192,7 +192,8 @@ pub(crate) fn router() -> Router<Shared> {
         .route(
             "/system",
             get(|Extract(s): Extract<Shared>, RawQuery(q): RawQuery| async move {
-                blocking(move || pages::system_page(&s, &q.unwrap_or_default())).await
+                let nodes = crate::system::swarm_nodes(&s.docker).await;
+                blocking(move || pages::system_page(&s, &q.unwrap_or_default(), nodes)).await
             }),
         )
         .route(

@@ -1066,6 +1066,17 @@ pub(crate) struct SchedulerRow {
     seen: String,
 }
 
+/// A node of the swarm as the System page lists it.
+pub(crate) struct NodeRow {
+    name: String,
+    role: String,
+    state: String,
+    health: &'static str,
+    labels: Vec<String>,
+    /// wharf's jobs there: DAG, run, step.
+    jobs: Vec<(String, String, String)>,
+}
+
 /// One of the System page's charts: its points in a 600x120 box.
 pub(crate) struct Chart {
     title: &'static str,
@@ -1079,6 +1090,9 @@ pub(crate) struct Chart {
 #[template(path = "system.html")]
 struct SystemPage {
     base: super::Chrome,
+    nodes: Vec<NodeRow>,
+    /// Why no Swarm nodes are shown.
+    no_nodes: Option<String>,
     schedulers: Vec<SchedulerRow>,
     charts: Vec<Chart>,
     spans: Vec<(&'static str, u64)>,
@@ -1088,7 +1102,11 @@ struct SystemPage {
 }
 
 /// `GET /system` (`?duration=1h|6h|24h`): the schedulers and the machine's resources.
-pub(crate) fn system_page(state: &State, query: &str) -> Reply {
+pub(crate) fn system_page(
+    state: &State,
+    query: &str,
+    nodes: Result<Vec<wharf_docker::SwarmNode>, String>,
+) -> Reply {
     let spans = vec![("1h", 3600), ("6h", 6 * 3600), ("24h", 24 * 3600)];
     let asked = crate::api::query_param(query, "duration");
     let window = asked
@@ -1139,9 +1157,32 @@ pub(crate) fn system_page(state: &State, query: &str) -> Reply {
         chart("Load", "", |p| p.load, cores),
     ];
     let (interval, _) = state.config.monitoring;
+    let (nodes, no_nodes) = match nodes {
+        Ok(nodes) => (
+            nodes
+                .iter()
+                .map(|n| NodeRow {
+                    name: n.hostname.clone(),
+                    role: n.role.clone(),
+                    state: format!("{}, {}", n.state, n.availability),
+                    health: crate::system::health(n),
+                    labels: n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    jobs: n
+                        .jobs
+                        .iter()
+                        .map(|j| (j.dag.clone(), j.run_id.clone(), j.step.clone()))
+                        .collect(),
+                })
+                .collect(),
+            None,
+        ),
+        Err(why) => (Vec::new(), Some(why)),
+    };
     render(
         StatusCode::OK,
         &SystemPage {
+            nodes,
+            no_nodes,
             base: super::Chrome::of(&state.config),
             schedulers,
             charts,
