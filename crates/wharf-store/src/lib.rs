@@ -329,6 +329,12 @@ impl Store {
             self.conn.pragma_update(None, "user_version", i + 1)?;
         }
         self.conn.execute_batch("COMMIT")?;
+        // The migrations' pages go from the WAL into the database now: otherwise both
+        // hold them until the first checkpoint, and a small disk is full before the
+        // first run has written anything (the space kept in reserve then too little).
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
     }
 
