@@ -112,12 +112,6 @@ const DAGU_KEYS: &[&str] = &[
     "auth.basic.username",
     "auth.basic.password",
     "auth.token.value",
-    "auth.mode",
-    "auth.builtin.admin.username",
-    "auth.builtin.admin.password",
-    "auth.builtin.token.secret",
-    "auth.builtin.token.ttl",
-    "paths.usersDir",
     "paths.dataDir",
     "isBasicAuth",
     "basicAuthUsername",
@@ -142,6 +136,21 @@ const DAGU_KEYS: &[&str] = &[
     "monitoring.interval",
     "monitoring.retention",
 ];
+
+/// Keys of the built-in users, spelt the same in wharf's and Dagu's `config.yaml`.
+const BUILTIN_KEYS: &[&str] = &[
+    "auth.mode",
+    "auth.builtin.admin.username",
+    "auth.builtin.admin.password",
+    "auth.builtin.token.secret",
+    "auth.builtin.token.ttl",
+    "paths.usersDir",
+];
+
+/// Whether wharf reads `key` of Dagu's `config.yaml`.
+fn dagu_key(key: &str) -> bool {
+    DAGU_KEYS.contains(&key) || BUILTIN_KEYS.contains(&key)
+}
 
 /// Keys of Dagu's `config.yaml` that hold lists wharf uses.
 const DAGU_LISTS: &[&str] = &["queues.config"];
@@ -170,7 +179,7 @@ fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), Conf
     let off = |v: &str| matches!(v.trim(), "" | "false" | "no" | "off" | "0");
     if let Some((k, _)) = values
         .iter()
-        .find(|(k, v)| k.starts_with("auth.") && !DAGU_KEYS.contains(&k.as_str()) && !off(v))
+        .find(|(k, v)| k.starts_with("auth.") && !dagu_key(k) && !off(v))
     {
         return Err(ConfigError::File(format!(
             "{}: the authentication setting `{k}` is not supported by wharf; the server does not start rather than serve without it (wharf supports auth.basic, auth.token and auth.mode: builtin)",
@@ -180,7 +189,7 @@ fn dagu_settings(home: &std::path::Path) -> Result<(Settings, Vec<String>), Conf
     let mut unused: Vec<&str> = values
         .iter()
         .map(|(k, _)| k.as_str())
-        .filter(|k| !DAGU_KEYS.contains(k))
+        .filter(|k| !dagu_key(k))
         .chain(
             lists
                 .iter()
@@ -237,12 +246,6 @@ impl Config {
             "auth.token",
             "auth.basic.username",
             "auth.basic.password",
-            "auth.mode",
-            "auth.builtin.admin.username",
-            "auth.builtin.admin.password",
-            "auth.builtin.token.secret",
-            "auth.builtin.token.ttl",
-            "paths.usersDir",
             "allowedHosts",
             "tz",
             "defaultShell",
@@ -264,11 +267,14 @@ impl Config {
             "monitoring.interval",
             "monitoring.retention",
         ];
-        if let Some((k, _)) = settings.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
+        if let Some((k, _)) = settings
+            .iter()
+            .find(|(k, _)| !KNOWN.contains(&k.as_str()) && !BUILTIN_KEYS.contains(&k.as_str()))
+        {
             return Err(ConfigError::File(format!(
                 "{}: unknown setting `{k}` (known: {})",
                 file.display(),
-                KNOWN.join(", ")
+                [KNOWN, BUILTIN_KEYS].concat().join(", ")
             )));
         }
         let from_file = |k: &str| {

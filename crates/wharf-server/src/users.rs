@@ -354,17 +354,10 @@ impl Builtin {
 
     /// `POST /auth/login`: `{token, expiresAt, user}`.
     pub(crate) async fn login(&self, home: &Path, body: &[u8]) -> Response {
-        let v: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
+        let [username, password] = match texts(body, ["username", "password"]) {
+            Ok(t) => t,
+            Err(r) => return r.into_response(),
         };
-        let field = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (username, password) = (field("username"), field("password"));
         if username.is_empty() || password.is_empty() {
             return bad("`username` and `password` are required").into_response();
         }
@@ -393,20 +386,11 @@ impl Builtin {
 
     /// `POST /auth/change-password` (`{currentPassword, newPassword}`) for `who`.
     pub(crate) async fn change_password(&self, home: &Path, who: &Who, body: &[u8]) -> Response {
-        let v: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
+        let [current, new] = match texts(body, ["currentPassword", "newPassword"]) {
+            Ok(t) => t,
+            Err(r) => return r.into_response(),
         };
-        let field = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        match self
-            .set_own_password(home, who, field("currentPassword"), field("newPassword"))
-            .await
-        {
+        match self.set_own_password(home, who, current, new).await {
             Ok(()) => answer(StatusCode::OK, &json!({"message": "password changed"})),
             Err(r) => r.into_response(),
         }
@@ -453,6 +437,18 @@ impl Builtin {
         .await
         .map_err(|e| internal(e.to_string()))?
     }
+}
+
+/// The text fields `keys` of a JSON body ("" for one not given or not text).
+fn texts<const N: usize>(body: &[u8], keys: [&str; N]) -> Result<[String; N], Refusal> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    Ok(keys.map(|k| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }))
 }
 
 /// Whether `text` can be a password: 8 to 72 bytes.

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::get;
 use wharf_store::Store;
 
-use super::{Chrome, Message, Reply, form_field, redirect, render};
+use super::{Chrome, Reply, form_field, redirect, render};
 use crate::users::{self, Role, SESSION_COOKIE, Who};
 use crate::{Shared, State, blocking};
 
@@ -185,16 +185,7 @@ fn set_cookie(r: &mut Reply, state: &State, token: &str, seconds: u64) {
 }
 
 fn refused(state: &State, message: &str) -> Reply {
-    render(
-        StatusCode::FORBIDDEN,
-        &Message {
-            base: Chrome::of(&state.config),
-            title: "Refused".into(),
-            class: "err",
-            message: message.into(),
-            back: None,
-        },
-    )
+    super::say(state, StatusCode::FORBIDDEN, "Refused", message)
 }
 
 #[derive(Template)]

@@ -122,15 +122,11 @@ pub(crate) fn router() -> Router<Shared> {
                  headers: HeaderMap,
                  body: Bytes| async move {
                     if !crate::guard::same_origin(&headers) {
-                        return render(
+                        return say(
+                            &s,
                             StatusCode::FORBIDDEN,
-                            &Message {
-                                base: Chrome::of(&s.config),
-                                title: "Refused".into(),
-                                class: "err",
-                                message: "Actions are accepted only from this server's own pages.".into(),
-                                back: None,
-                            },
+                            "Refused",
+                            "Actions are accepted only from this server's own pages.",
                         );
                     }
                     if !matches!(
@@ -310,13 +306,22 @@ struct Message {
 }
 
 fn not_found(state: &State, what: &str) -> Reply {
+    say(state, StatusCode::NOT_FOUND, "Not found", what)
+}
+
+/// A page that says one thing: a refusal (`class` `err`) unless `status` is 404.
+fn say(state: &State, status: StatusCode, title: &str, message: &str) -> Reply {
     render(
-        StatusCode::NOT_FOUND,
+        status,
         &Message {
             base: Chrome::of(&state.config),
-            title: "Not found".into(),
-            class: "",
-            message: what.to_owned(),
+            title: title.into(),
+            class: if status == StatusCode::NOT_FOUND {
+                ""
+            } else {
+                "err"
+            },
+            message: message.into(),
             back: None,
         },
     )
