@@ -187,12 +187,12 @@ pub(crate) async fn swarm_nodes(
     match asked {
         Ok(Ok(Some(nodes))) => Ok(nodes),
         Ok(Ok(None)) => Err(
-            "the Docker engine is in no swarm, or is not a manager of one: steps run on this \
-             machine (`backend: swarm` steps cannot run)"
+            "The Docker engine is in no swarm, or is not a manager of one: steps run on this \
+             machine, and steps with backend: swarm cannot run"
                 .into(),
         ),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("the Docker engine did not answer within 5 s".into()),
+        Err(_) => Err("The Docker engine did not answer within 5 s".into()),
     }
 }
 
