@@ -65,9 +65,11 @@ pub(super) fn list_dags(dags: &Path, home: &Path, query: &str) -> Reply {
             .flatten()
             .map_or_else(|| RunSummary::none(&dag_name), |r| RunSummary::of(&r));
         let suspended = store.is_suspended(&dag_name).unwrap_or(false);
+        // The next scheduled run is worked out only when the list is sorted by it.
         let next = loaded
             .dag
             .as_ref()
+            .filter(|_| by_next_run)
             .and_then(|d| crate::scheduler::next_run(d, now));
         let key = dag_name.to_lowercase();
         let dag = match loaded.dag.as_ref() {
