@@ -411,6 +411,11 @@ impl LazyLog {
         if self.error.is_some() || bytes.is_empty() {
             return;
         }
+        // The disk is full and the space kept in reserve is for the run's record: a log
+        // must not take it.
+        if wharf_store::reserve_released() {
+            return self.failed(&std::io::Error::from_raw_os_error(nix::libc::ENOSPC));
+        }
         if self.file.is_none() {
             match tokio::fs::OpenOptions::new()
                 .create(true)

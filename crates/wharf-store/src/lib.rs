@@ -29,8 +29,7 @@ mod webhooks;
 pub use import::{ImportedRun, ImportedStep};
 pub use liveness::process_start;
 use liveness::{hostname, this_process};
-pub use reserve::is_full;
-use reserve::keep_reserve;
+pub use reserve::{is_full, reserve_released};
 use schema::MIGRATIONS;
 pub use services::Service;
 
@@ -256,7 +255,7 @@ impl Store {
             home: home.to_path_buf(),
         };
         store.migrate()?;
-        keep_reserve(home);
+        store.keep_reserve();
         drop(lock);
         Ok(store)
     }
@@ -329,12 +328,6 @@ impl Store {
             self.conn.pragma_update(None, "user_version", i + 1)?;
         }
         self.conn.execute_batch("COMMIT")?;
-        // The migrations' pages go from the WAL into the database now: otherwise both
-        // hold them until the first checkpoint, and a small disk is full before the
-        // first run has written anything (the space kept in reserve then too little).
-        let _ = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
     }
 
