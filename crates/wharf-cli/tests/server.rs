@@ -3508,6 +3508,19 @@ fn the_system_page_and_services_show_the_schedulers_and_the_machine() {
     assert_eq!((code, v), (200, json!({"schedulers": []})));
     let (_, _, html) = s.page("GET", "/system", "", "");
     assert!(html.contains("No scheduler runs"), "{html}");
+    // Without built-in users there are no users to manage (nor to make by a form).
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    for (method, body) in [
+        ("GET", ""),
+        (
+            "POST",
+            "do=create&username=x&password=long-enough&role=admin",
+        ),
+    ] {
+        let (code, _, html) = s.page(method, "/users", &origin, body);
+        assert_eq!(code, 403, "{html}");
+        assert!(html.contains("no built-in users"), "{html}");
+    }
     drop(s);
     // start-all: the server and a scheduler, which says it is there.
     let s = Server::start_args(

@@ -75,6 +75,9 @@ pub(super) fn router() -> Router<Shared> {
         )
 }
 
+/// What the pages of built-in users say on a server without them.
+const NO_USERS: &str = "This server has no built-in users (auth.mode: builtin turns them on).";
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct SignIn {
@@ -105,10 +108,7 @@ fn sign_in_page(
     error: Option<String>,
 ) -> Reply {
     if state.builtin.is_none() {
-        return refused(
-            state,
-            "This server has no built-in users (auth.mode: builtin turns them on).",
-        );
+        return refused(state, NO_USERS);
     }
     render(
         status,
@@ -201,10 +201,7 @@ struct Account {
 
 fn account_page(state: &State, status: StatusCode, error: Option<String>) -> Reply {
     let Some(who) = users::current().filter(|_| state.builtin.is_some()) else {
-        return refused(
-            state,
-            "This server has no built-in users (auth.mode: builtin turns them on).",
-        );
+        return refused(state, NO_USERS);
     };
     render(
         status,
@@ -226,10 +223,7 @@ async fn change_password(state: &Shared, headers: &HeaderMap, body: &[u8]) -> Re
         );
     }
     let (Some(builtin), Some(who)) = (&state.builtin, users::current()) else {
-        return refused(
-            state,
-            "This server has no built-in users (auth.mode: builtin turns them on).",
-        );
+        return refused(state, NO_USERS);
     };
     let current = form_field(body, "current").unwrap_or_default();
     let new = form_field(body, "new").unwrap_or_default();
@@ -298,6 +292,9 @@ struct Users {
 }
 
 fn users_page(state: &State, status: StatusCode, notice: Notice) -> Reply {
+    if state.builtin.is_none() {
+        return refused(state, NO_USERS);
+    }
     let me = users::current().map(|w| w.id).unwrap_or_default();
     let store = match Store::open(&state.config.home) {
         Ok(s) => s,
@@ -352,6 +349,9 @@ fn users_page(state: &State, status: StatusCode, notice: Notice) -> Reply {
 /// A form of the users page (`do`: `create`, `role`, `reset`, `delete`, `key-create`,
 /// `key-delete`), then the page again with what came of it.
 fn users_action(state: &State, body: &[u8]) -> Reply {
+    if state.builtin.is_none() {
+        return refused(state, NO_USERS);
+    }
     let who = users::current().unwrap_or(Who {
         id: String::new(),
         name: String::new(),
