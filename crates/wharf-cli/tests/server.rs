@@ -3123,6 +3123,10 @@ fn built_in_users_carry_over_from_dagu_and_act_within_their_roles() {
         body.contains("name=\"password\"") && body.contains("value=\"/dags/job\""),
         "{body}"
     );
+    assert!(
+        !body.contains("<nav>"),
+        "no links that lead back to signing in: {body}"
+    );
     let (code, _, _) = s.page("GET", "/api/v2/health", "", "");
     assert_eq!(code, 200);
 

@@ -44,6 +44,9 @@ pub(crate) struct Chrome {
     pub user: Option<String>,
     /// The signed-in user is an admin (the users page is offered).
     pub admin: bool,
+    /// The navigation is offered: not on the sign-in page of a server with built-in
+    /// users (its links would lead back to it).
+    pub nav: bool,
 }
 
 impl Chrome {
@@ -51,6 +54,7 @@ impl Chrome {
         let who = crate::users::current().filter(|_| config.builtin.is_some());
         let role = who.as_ref().map(|w| w.role);
         Self {
+            nav: config.builtin.is_none() || who.is_some(),
             user: who.map(|w| w.name),
             admin: role == Some(crate::users::Role::Admin),
             path: config.base_path.clone(),
