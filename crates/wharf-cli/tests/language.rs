@@ -391,6 +391,40 @@ fn a_list_of_commands_runs_in_order_until_one_fails() {
     assert_eq!(p.logs("several", "fine"), "a\nc\n");
 }
 
+// S04, S05, S06, G24: with the default or the DAG's shell, a multi-line command or a script
+// stops at the first command that fails (the shell runs with `-e`); a step's own `shell`
+// is taken as written, and a script with its own `#!` runs as it says.
+#[test]
+fn the_default_shell_stops_at_the_first_failing_command() {
+    let p = Place::new();
+    let steps = "  - name: lines\n    command: |\n      echo before\n      false\n      echo after\n  - name: script\n    script: |\n      echo before\n      false\n      echo after\n  - name: own-shell\n    shell: bash\n    command: |\n      false\n      echo after\n  - name: shebang\n    script: |\n      #!/bin/sh\n      false\n      echo after\n";
+    let defaults = p.dag("errexit", &format!("type: graph\nsteps:\n{steps}"));
+    let out = p.run(&defaults, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("errexit");
+    for (name, result, log) in [
+        ("lines", "failed", "before\n"),
+        ("script", "failed", "before\n"),
+        ("own-shell", "succeeded", "after\n"),
+        ("shebang", "succeeded", "after\n"),
+    ] {
+        assert_eq!(step(&status, name)["status"], result, "{name}: {status}");
+        assert_eq!(p.logs("errexit", name), log, "{name}");
+    }
+    // The DAG's `shell` is the default of its steps: it stops at the first failure too,
+    // unless its words say otherwise.
+    let dag_shell = p.dag(
+        "dag-shell",
+        "shell: bash -o pipefail\ntype: graph\nsteps:\n  - name: strict\n    command: |\n      false\n      echo after\n  - name: lenient\n    command: |\n      set +e\n      false\n      echo after\n",
+    );
+    let out = p.run(&dag_shell, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("dag-shell");
+    assert_eq!(step(&status, "strict")["status"], "failed", "{status}");
+    assert_eq!(p.logs("dag-shell", "strict"), "");
+    assert_eq!(step(&status, "lenient")["status"], "succeeded", "{status}");
+    assert_eq!(p.logs("dag-shell", "lenient"), "after\n");
+}
 // S03 in the DAG-level container: each command an exec into the same container.
 #[test]
 fn a_list_of_commands_in_the_dag_level_container() {

@@ -46,6 +46,28 @@ pub(super) fn shell_of(
     shell
 }
 
+/// The DAG's or the default shell as a step's program runs in it: a POSIX shell stops at
+/// the first command that fails (`-e` added unless its words set it already), as Dagu
+/// runs it. A step's own `shell` is taken as written.
+pub(super) fn with_errexit(shell: &[String]) -> Vec<String> {
+    let posix = shell.first().is_some_and(|program| {
+        std::path::Path::new(program)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| matches!(n, "sh" | "bash" | "zsh" | "ksh" | "ash" | "dash" | "mksh"))
+    });
+    let set_already = shell.iter().skip(1).enumerate().any(|(i, w)| {
+        (w.starts_with('-') && !w.starts_with("--") && w[1..].contains('e'))
+            || (w == "-o" && shell.get(i + 2).is_some_and(|o| o == "errexit"))
+            || (w.starts_with('+') && w[1..].contains('e'))
+    });
+    let mut words = shell.to_vec();
+    if posix && !set_already {
+        words.insert(1, "-e".into());
+    }
+    words
+}
+
 /// A reference in a Dagu 2.x command line or script: the run's value, or, for the files of
 /// the attempt (each attempt has its own), the shell variable that holds it.
 fn v2_lookup(vars: &Resolved, name: &str) -> Option<String> {
@@ -358,7 +380,11 @@ pub(super) fn job_of(
     let expand = |t: &str| p.expand(t);
     let work = match &p.plan {
         Plan::Host(program) => Work::Host(LocalCommand {
-            shell: p.shell.clone(),
+            shell: if step.shell.is_none() {
+                with_errexit(&p.shell)
+            } else {
+                p.shell.clone()
+            },
             program: program.clone(),
         }),
         Plan::Exec(e) => Work::Exec(e.clone()),
