@@ -1053,6 +1053,153 @@ steps:
     }
 }
 
+// 2.x object-form `output` (values written, or read from stdout, stderr or a file, decoded
+// and selected) as `${ID.output.*}` and `${steps.ID.outputs.*}`, kept out of the run's
+// outputs; `stdout.outputs` as the run's outputs; a step with only `output` publishes it;
+// `${ID.exit_code}` and `${ID.output}` of a string-form output.
+#[test]
+fn published_outputs_in_2x() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("reports/prod")).unwrap();
+    std::fs::write(
+        p.path("reports/prod/report.json"),
+        r#"{"path": "/srv/r.html"}"#,
+    )
+    .unwrap();
+    let dag = p.dag(
+        "publish",
+        r#"type: chain
+params:
+  - name: environment
+    default: prod
+steps:
+  - id: inspect
+    run: |
+      printf '{"version":"v1.2.3","artifact":{"url":"https://example.test/app.tgz"},"n":[4,5]}'
+      printf 'warning: low disk\n' >&2
+    output:
+      version: {from: stdout, decode: json, select: .version}
+      artifact: {from: stdout, decode: json, select: .artifact}
+      second: {from: stdout, decode: json, select: ".n[1]"}
+      warn: {from: stderr, decode: yaml, select: .warning}
+      report: {from: file, path: "reports/${params.environment}/report.json", decode: json, select: .path}
+      meta: {env: stg, approved: true}
+      wrapped: {value: {from: literal}}
+  - id: relabel
+    output:
+      label: "ver - ${inspect.output.version}"
+  - id: notify
+    run: printf '{"id":"msg-1","status":"sent","extra":1}'
+    stdout:
+      outputs:
+        fields:
+          messageId: {decode: json, select: .id}
+          state: {decode: json, select: .status}
+          env: {value: "${params.environment}"}
+  - id: ticket
+    run: echo T-42
+    stdout: {outputs: ticketId}
+  - id: all
+    run: printf '{"a":"1","b":{"c":2}}'
+    stdout:
+      outputs: {decode: json}
+  - id: version
+    run: echo '{"v":"1.2"}'
+    output: VERSION
+  - id: show
+    run: |
+      echo "${inspect.output.version} ${inspect.output.artifact.url} ${inspect.output.second} ${inspect.output.warn}"
+      echo "${inspect.output.report} ${inspect.output.meta.env} ${inspect.output.wrapped.from} ${steps.inspect.outputs.version}"
+      echo "${relabel.output.label}|${steps.relabel.outputs.label}"
+      echo "${steps.notify.outputs.messageId} ${notify.outputs.state} ${steps.notify.outputs.env} ${steps.ticket.outputs.ticketId}"
+      echo "${steps.all.outputs.a} ${steps.all.outputs.b} ${version.exit_code} ${version.output.v}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("publish", "show"),
+        "v1.2.3 https://example.test/app.tgz 5 low disk\n\
+         /srv/r.html stg literal v1.2.3\n\
+         ver - v1.2.3|ver - v1.2.3\n\
+         msg-1 sent prod T-42\n\
+         1 {c:2} 0 1.2\n"
+    );
+    // The step that only publishes ran nothing; `stdout.outputs` are the run's outputs,
+    // an object-form `output` is the step's own.
+    assert_eq!(p.logs("publish", "relabel"), "");
+    let status = p.status("publish");
+    let outputs = status["outputs"].as_object().expect("outputs");
+    assert_eq!(
+        outputs["steps.notify.outputs.messageId"], "msg-1",
+        "{status}"
+    );
+    assert_eq!(outputs["steps.ticket.outputs.ticketId"], "T-42", "{status}");
+    assert_eq!(outputs["steps.all.outputs.b"], "{\"c\":2}", "{status}");
+    assert!(
+        !outputs
+            .keys()
+            .any(|k| k.contains("inspect") || k.contains("relabel")),
+        "{status}"
+    );
+
+    // A value that cannot be read fails the step that publishes it.
+    for (name, yaml, said) in [
+        (
+            "not-json",
+            "steps:\n  - id: a\n    run: echo plain\n    output:\n      v: {from: stdout, decode: json}\n",
+            "`output.v`: the step's stdout is not JSON",
+        ),
+        (
+            "nothing-there",
+            "steps:\n  - id: a\n    run: echo '{\"a\":1}'\n    output:\n      v: {from: stdout, decode: json, select: .b}\n",
+            "has nothing at the path `select` names",
+        ),
+        (
+            "no-file",
+            "steps:\n  - id: a\n    run: \"true\"\n    output:\n      v: {from: file, path: missing.txt}\n",
+            "cannot read",
+        ),
+    ] {
+        let dag = p.dag(name, yaml);
+        let out = p.run(&dag, &[]);
+        assert_eq!(out.code, Some(1), "{name}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{name}: {}", out.stderr);
+    }
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      v: {value: 1, from: stdout}\n",
+            "`value` cannot be combined with `from`",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      v: {from: file}\n",
+            "`from: file` needs `path`",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      v: {from: stdout, select: .a}\n",
+            "`select` reads a decoded value",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      v: {from: stdout, decode: xml}\n",
+            "`decode` is text, json or yaml",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      v: {from: stdout, decode: json, select: \"a b\"}\n",
+            "`select` is a path into the value",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    stdout:\n      outputs: {fields: {}}\n",
+            "`stdout.outputs.fields` must be a mapping of output names",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    stderr:\n      outputs: x\n",
+            "wharf's `stderr` has no `outputs`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}
+
 // 2.x artifacts: `artifact.write`/`read`/`list` in the run's own folder (and never out of
 // it), `stdout: {artifact: PATH}`, and `DAG_RUN_ARTIFACTS_DIR` for a step's process.
 #[test]

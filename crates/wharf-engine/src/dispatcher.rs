@@ -261,7 +261,17 @@ pub(crate) async fn run(
             let Some(step) = dag.steps.iter().find(|s| &s.name == name) else {
                 continue;
             };
-            set_references(&mut resolved, step, *code, prior.kept_logs.get(name));
+            let output = step
+                .output
+                .as_ref()
+                .and_then(|o| resolved.get(&o.name).map(str::to_owned));
+            set_references(
+                &mut resolved,
+                step,
+                *code,
+                output.as_deref(),
+                prior.kept_logs.get(name),
+            );
         }
     }
 
@@ -628,6 +638,7 @@ impl Dispatcher {
                                 &mut self.vars,
                                 &dag.steps[i],
                                 outcome.exit_code,
+                                outcome.output.as_ref().map(|o| o.value.as_str()),
                                 outcome.logs.as_ref(),
                             );
                             if outcome.status == Status::Failed && dag.steps[i].mail_on_error {
@@ -1128,17 +1139,26 @@ fn verdict(
     }
 }
 
-/// `${id.exitCode}`, `${id.stdout}` and `${id.stderr}` (the paths of its logs, made empty
-/// when the step printed nothing) of a step with an `id`, for the steps after it.
+/// `${id.exitCode}` (`${id.exit_code}`), `${id.output}`, `${id.stdout}` and `${id.stderr}`
+/// (the paths of its logs, made empty when the step printed nothing) of a step with an
+/// `id`, for the steps after it.
 fn set_references(
     vars: &mut wharf_spec::env::Resolved,
     step: &wharf_spec::Step,
     exit_code: Option<i32>,
+    output: Option<&str>,
     logs: Option<&(std::path::PathBuf, std::path::PathBuf)>,
 ) {
     let Some(id) = &step.id else { return };
     if let Some(code) = exit_code {
         vars.set(&format!("{id}.exitCode"), code.to_string(), Origin::Output);
+        // Dagu 2.x's spelling.
+        vars.set(&format!("{id}.exit_code"), code.to_string(), Origin::Output);
+    }
+    // `${id.output}`: what `output: NAME` captured (its JSON fields read as
+    // `${id.output.field}`).
+    if let Some(value) = output {
+        vars.set(&format!("{id}.output"), value.to_owned(), Origin::Output);
     }
     if let Some((stdout, stderr)) = logs {
         // Logs are made when output comes; a step that printed nothing still has a log

@@ -249,6 +249,25 @@ fn scan_step(step: &Node, m: &mut Markers) {
                 note(&mut m.v2, key, e.key.span)
             }
             "executor" => note(&mut m.v1, key, e.key.span),
+            // `output` as a mapping of values (Dagu 1.x's is `{name, key, omit}`), and
+            // what stdout publishes.
+            "output"
+                if e.value.as_map().is_some_and(|m| {
+                    !m.iter().any(|f| f.key.as_str() == Some("name"))
+                        || m.iter()
+                            .any(|f| !matches!(f.key.as_str(), Some("name" | "key" | "omit")))
+                }) =>
+            {
+                note(&mut m.v2, "output: {NAME: VALUE}", e.key.span)
+            }
+            "stdout" | "stderr"
+                if e.value.as_map().is_some_and(|m| {
+                    m.iter()
+                        .any(|f| matches!(f.key.as_str(), Some("outputs" | "artifact")))
+                }) =>
+            {
+                note(&mut m.v2, key, e.key.span)
+            }
             "run" => match &e.value.kind {
                 Kind::Scalar(s) if !s.text.trim().contains(char::is_whitespace) => {
                     note(&mut m.ambiguous_run, s.text.trim(), e.value.span);
@@ -1152,17 +1171,56 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         let at = entries.iter().position(|e| e.key.as_str() == Some(key))?;
         Some(entries.remove(at))
     };
-    // `stdout: {artifact: PATH}`: the stream goes to a file of the run's artifacts.
+    if let Some(own) = entries
+        .iter()
+        .find(|e| matches!(e.key.as_str(), Some("stdout_outputs" | "stdoutOutputs")))
+    {
+        diags.push(
+            Diagnostic::error(own.key.span, "unknown key `stdout_outputs`")
+                .with_help("a step's stdout is published with `stdout: {outputs: ...}`"),
+        );
+        entries.retain(|e| !matches!(e.key.as_str(), Some("stdout_outputs" | "stdoutOutputs")));
+    }
+    // A step with only object-form `output` publishes it and runs nothing.
+    let runs = [
+        "run",
+        "action",
+        "command",
+        "script",
+        "call",
+        "type",
+        "executor",
+        "container",
+        "foreach",
+        "parallel",
+    ];
+    if entries
+        .iter()
+        .any(|e| e.key.as_str() == Some("output") && e.value.as_map().is_some())
+        && !entries
+            .iter()
+            .any(|e| e.key.as_str().is_some_and(|k| runs.contains(&k)))
+    {
+        let span = step.span;
+        entries.push(entry("action", scalar("noop", span), span));
+    }
+    // `stdout: {artifact: PATH}`: the stream goes to a file of the run's artifacts;
+    // `stdout: {outputs: ...}`: what the step prints is published.
     for stream in ["stdout", "stderr"] {
-        let Some(e) = entries.iter_mut().find(|e| e.key.as_str() == Some(stream)) else {
+        let Some(at) = entries.iter().position(|e| e.key.as_str() == Some(stream)) else {
             continue;
         };
+        let e = &mut entries[at];
         let Some(fields) = e.value.as_map() else {
             continue;
         };
         let mut path = None;
+        let mut outputs = None;
         for f in fields {
             match (f.key.as_str(), f.value.as_str()) {
+                (Some("outputs"), _) if stream == "stdout" => {
+                    outputs = Some(f.clone());
+                }
                 (Some("artifact"), Some(p))
                     if !p.starts_with('/')
                         && !p.starts_with('~')
@@ -1180,14 +1238,23 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                         f.key.span,
                         format!("wharf's `{stream}` has no `{}`", key.unwrap_or_default()),
                     )
-                    .with_help(format!(
-                        "`{stream}` is a file path, or `{{artifact: PATH}}`"
-                    )),
+                    .with_help(if stream == "stdout" {
+                        "`stdout` is a file path, or `{artifact: PATH}` and `outputs`".to_owned()
+                    } else {
+                        format!("`{stream}` is a file path, or `{{artifact: PATH}}`")
+                    }),
                 ),
             }
         }
-        if let Some(p) = path {
-            e.value = scalar(&format!("${{DAG_RUN_ARTIFACTS_DIR}}/{p}"), e.value.span);
+        match path {
+            Some(p) => e.value = scalar(&format!("${{DAG_RUN_ARTIFACTS_DIR}}/{p}"), e.value.span),
+            None if outputs.is_some() => {
+                entries.remove(at);
+            }
+            None => {}
+        }
+        if let Some(o) = outputs {
+            entries.push(entry("stdout_outputs", o.value, o.key.span));
         }
     }
     let action = take(entries, "action");
@@ -1721,7 +1788,8 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
                             // A sub-DAG's outputs are named only when it has run.
                             Some(s)
                                 if s.call.is_none()
-                                    && !s.outputs.iter().any(|o| o.name == *name) =>
+                                    && !s.outputs.iter().any(|o| o.name == *name)
+                                    && !s.publish.as_ref().is_some_and(|p| p.names(name)) =>
                             {
                                 Some(format!("the step `{id}` declares no output `{name}`"))
                             }

@@ -85,9 +85,18 @@ impl Resolved {
         {
             return Some(v.to_owned());
         }
+        // The longest name before a dot that is a variable (`${id.output.version}` reads
+        // the field `version` of `id.output`), else the first part (a namespace). A step
+        // output (`${steps.ID.outputs.NAME}`) has no fields to read.
         let (var, path) = match dotted {
             Some(found) => found,
-            None => name.split_once('.')?,
+            None if name.starts_with("steps.") => name.split_once('.')?,
+            None => name
+                .match_indices('.')
+                .rev()
+                .map(|(at, _)| (&name[..at], &name[at + 1..]))
+                .find(|(var, _)| self.get(var).is_some())
+                .or_else(|| name.split_once('.'))?,
         };
         let Some(text) = self.get(var) else {
             return self.namespaced(var, path);

@@ -310,6 +310,61 @@ pub(crate) fn regex_error(e: &regex::Error) -> String {
 }
 
 /// Whether a `shell` runs `nix-shell`, which takes a step's `shellPackages`.
+/// A `select` path (`.a.b[0]`, `.[1].c`, `.` for the whole value) as its parts; None when
+/// it is not one.
+pub fn select_path(text: &str) -> Option<Vec<crate::model::PathPart>> {
+    use crate::model::PathPart;
+    let text = text.trim();
+    let rest = text.strip_prefix('.')?;
+    let mut parts = Vec::new();
+    if rest.is_empty() {
+        return Some(parts);
+    }
+    for segment in rest.split('.') {
+        let (field, mut indexes) = match segment.find('[') {
+            Some(at) => (&segment[..at], &segment[at..]),
+            None => (segment, ""),
+        };
+        if !field.is_empty() {
+            if !field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return None;
+            }
+            parts.push(PathPart::Field(field.to_owned()));
+        } else if indexes.is_empty() {
+            return None;
+        }
+        while !indexes.is_empty() {
+            let inner = indexes.strip_prefix('[')?;
+            let end = inner.find(']')?;
+            parts.push(PathPart::Index(inner[..end].parse().ok()?));
+            indexes = &inner[end + 1..];
+        }
+    }
+    Some(parts)
+}
+
+/// A YAML text as the JSON value it holds (null when it holds none).
+pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, String> {
+    crate::yaml::load(text)
+        .map(|doc| doc.root.map(|n| n.to_json()).unwrap_or_default())
+        .map_err(|e| e.message)
+}
+
+/// The value at `path` in `value`, if there is one.
+pub fn select<'v>(
+    value: &'v serde_json::Value,
+    path: &[crate::model::PathPart],
+) -> Option<&'v serde_json::Value> {
+    use crate::model::PathPart;
+    path.iter().try_fold(value, |at, part| match part {
+        PathPart::Field(f) => at.get(f),
+        PathPart::Index(i) => at.get(*i),
+    })
+}
+
 pub fn is_nix_shell(shell: &[String]) -> bool {
     shell.first().is_some_and(|program| {
         Path::new(program)

@@ -229,6 +229,9 @@ pub struct Step {
     /// Dagu 2.x `outputs`: the values the step publishes through `DAGU_OUTPUT_FILE`, for
     /// `${steps.ID.outputs.NAME}` in the steps after it.
     pub outputs: Vec<DeclaredOutput>,
+    /// Dagu 2.x object-form `output` and `stdout.outputs`: values published once the step
+    /// succeeded.
+    pub publish: Option<Box<Publish>>,
     pub span: Span,
 }
 
@@ -597,6 +600,82 @@ pub struct MailConfig {
     pub prefix: String,
     /// The steps' logs attached.
     pub attach_logs: bool,
+}
+
+/// What a Dagu 2.x step publishes once it succeeded, each value also readable as
+/// `${steps.ID.outputs.NAME}`.
+#[derive(Debug, Clone, Default)]
+pub struct Publish {
+    /// Object-form `output`: the whole object is `${ID.output}` (its fields
+    /// `${ID.output.NAME...}`); kept with the step, not among the run's outputs.
+    pub output: Vec<(String, Published)>,
+    /// `stdout.outputs`: the step's outputs for the run and its caller (`${ID.outputs.NAME}`).
+    pub outputs: Vec<(String, Published)>,
+    /// `stdout.outputs: {decode: json}` without `fields`: every key of the decoded object
+    /// is an output.
+    pub outputs_all: Option<Decode>,
+}
+
+impl Publish {
+    /// Whether the step publishes an output of this name (any name when it publishes
+    /// every key of its stdout).
+    pub fn names(&self, name: &str) -> bool {
+        self.outputs_all.is_some()
+            || self
+                .output
+                .iter()
+                .chain(&self.outputs)
+                .any(|(n, _)| n == name)
+    }
+
+    /// Whether any value is read from the step's stdout.
+    pub fn reads_stdout(&self) -> bool {
+        self.outputs_all.is_some()
+            || self.output.iter().chain(&self.outputs).any(|(_, p)| {
+                matches!(
+                    p,
+                    Published::From {
+                        from: PublishFrom::Stdout,
+                        ..
+                    }
+                )
+            })
+    }
+}
+
+/// One published value: written in the file (its strings expanded), or read from what the
+/// step left.
+#[derive(Debug, Clone)]
+pub enum Published {
+    Value(serde_json::Value),
+    From {
+        from: PublishFrom,
+        decode: Decode,
+        /// A path into the decoded value (`.a.b[0]`); the whole value when empty.
+        select: Vec<PathPart>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishFrom {
+    Stdout,
+    Stderr,
+    /// A file, relative to the step's working directory (variables expanded).
+    File(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decode {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// A part of a `select` path: a field, or an index into a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPart {
+    Field(String),
+    Index(usize),
 }
 
 /// A value a step publishes through `DAGU_OUTPUT_FILE` (Dagu 2.x `outputs`).

@@ -114,3 +114,138 @@ pub(super) async fn repeat_condition(
         (None, _) => Ok(code.is_some_and(|c| r.exit_codes.contains(&c))),
     }
 }
+
+/// What a Dagu 2.x step publishes once it succeeded: each value of its object-form
+/// `output` and of `stdout.outputs` as `${steps.ID.outputs.NAME}`, and the object-form
+/// `output` whole as `${ID.output}` (kept with the step, not among the run's outputs).
+pub(super) fn published(
+    step: &Step,
+    publish: &wharf_spec::Publish,
+    p: &Prepared,
+    stdout: &[u8],
+    stderr_log: &std::path::Path,
+    max: u64,
+) -> Result<Vec<OutputRecord>, String> {
+    use wharf_spec::{Decode, PublishFrom, Published};
+    let id = step.id.as_deref().unwrap_or(&step.name);
+    let stdout_text = || capture(stdout, max);
+    let read = |from: &PublishFrom| -> Result<String, String> {
+        match from {
+            PublishFrom::Stdout => stdout_text(),
+            PublishFrom::Stderr => read_limited(stderr_log, max, "stderr"),
+            PublishFrom::File(path) => {
+                let path = p.dir.join(p.expand(path));
+                read_limited(&path, max, &path.display().to_string())
+            }
+        }
+    };
+    let decode = |text: String, how: Decode, what: &str| -> Result<serde_json::Value, String> {
+        match how {
+            Decode::Text => Ok(serde_json::Value::String(text)),
+            Decode::Json => {
+                serde_json::from_str(&text).map_err(|e| format!("{what} is not JSON: {e}"))
+            }
+            Decode::Yaml => wharf_spec::formats::yaml_to_json(&text)
+                .map_err(|e| format!("{what} is not YAML: {e}")),
+        }
+    };
+    let value_of = |name: &str, v: &Published, field: &str| -> Result<serde_json::Value, String> {
+        match v {
+            Published::Value(value) => {
+                let mut value = value.clone();
+                expand_strings(&mut value, &|t| p.expand(t));
+                Ok(value)
+            }
+            Published::From {
+                from,
+                decode: how,
+                select,
+            } => {
+                let what = format!(
+                    "`{field}.{name}`: the step's {}",
+                    match from {
+                        PublishFrom::Stdout => "stdout".to_owned(),
+                        PublishFrom::Stderr => "stderr".to_owned(),
+                        PublishFrom::File(path) => format!("file {path}"),
+                    }
+                );
+                let decoded = decode(read(from)?, *how, &what)?;
+                if select.is_empty() {
+                    return Ok(decoded);
+                }
+                wharf_spec::formats::select(&decoded, select)
+                    .cloned()
+                    .ok_or_else(|| format!("{what} has nothing at the path `select` names"))
+            }
+        }
+    };
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let record = |name: String, value: String, omit: bool| OutputRecord {
+        step: step.name.clone(),
+        key: name.clone(),
+        name,
+        value,
+        omit,
+    };
+    let mut records = Vec::new();
+    if !publish.output.is_empty() {
+        let mut whole = serde_json::Map::new();
+        for (name, v) in &publish.output {
+            let value = value_of(name, v, "output")?;
+            records.push(record(
+                format!("steps.{id}.outputs.{name}"),
+                text_of(&value),
+                true,
+            ));
+            whole.insert(name.clone(), value);
+        }
+        records.push(record(
+            format!("{id}.output"),
+            serde_json::Value::Object(whole).to_string(),
+            true,
+        ));
+    }
+    for (name, v) in &publish.outputs {
+        let value = value_of(name, v, "stdout.outputs")?;
+        records.push(record(
+            format!("steps.{id}.outputs.{name}"),
+            text_of(&value),
+            false,
+        ));
+    }
+    if let Some(how) = publish.outputs_all {
+        let decoded = decode(stdout_text()?, how, "the step's stdout (`stdout.outputs`)")?;
+        let serde_json::Value::Object(fields) = decoded else {
+            return Err("`stdout.outputs`: the step's stdout is not an object of outputs".into());
+        };
+        for (name, value) in fields {
+            records.push(record(
+                format!("steps.{id}.outputs.{name}"),
+                text_of(&value),
+                false,
+            ));
+        }
+    }
+    Ok(records)
+}
+
+/// A file's text, up to `max` bytes (an error past it).
+fn read_limited(path: &std::path::Path, max: u64, what: &str) -> Result<String, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // A stream the step never wrote to has no log.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && what == "stderr" => {
+            return Ok(String::new());
+        }
+        Err(e) => return Err(format!("cannot read {what}: {e}")),
+    };
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
+    capture(&bytes, max)
+}

@@ -577,6 +577,15 @@ async fn run_attempt(
             Err(e) => error = Some(e),
         }
     }
+    if exit.succeeded()
+        && error.is_none()
+        && let Some(publish) = &step.publish
+    {
+        match published(step, publish, p, &exit.stdout_head, &stderr, max_output) {
+            Ok(records) => more.extend(records),
+            Err(e) => error = Some(e),
+        }
+    }
     Ok(Attempted {
         more,
         // A step that timed out exits 124, as `timeout(1)` reports it (and Dagu does).

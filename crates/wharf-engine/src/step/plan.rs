@@ -455,14 +455,16 @@ pub(super) fn job_of(
             .and_then(|s| nix::sys::signal::Signal::try_from(s.number).ok())
             .unwrap_or(nix::sys::signal::Signal::SIGTERM),
         grace: ctx.grace,
-        capture_stdout: (step.output.is_some() || !step.continue_on.output.is_empty())
-            .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
+        capture_stdout: (step.output.is_some()
+            || !step.continue_on.output.is_empty()
+            || step.publish.as_ref().is_some_and(|p| p.reads_stdout()))
+        .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
         on_spawn,
     })
 }
 
 /// Every string in a JSON value, with its variables expanded.
-fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str) -> String) {
+pub(super) fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str) -> String) {
     match value {
         serde_json::Value::String(s) => *s = expand(s),
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| expand_strings(v, expand)),

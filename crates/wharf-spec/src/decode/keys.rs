@@ -133,6 +133,7 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "parallel",
         "mailOnError",
         "outputs",
+        "stdoutOutputs",
         "foreach",
     ],
     ignored: &[],

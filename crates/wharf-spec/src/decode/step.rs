@@ -109,6 +109,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 mail_on_error: false,
                 approval: None,
                 outputs: Vec::new(),
+                publish: None,
                 shell: None,
                 shell_packages: Vec::new(),
                 call: None,
@@ -218,7 +219,24 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         diag = diag.with_help("add `command: ...` with what the step runs");
         d.diags.push(diag);
     }
-    let output = f.get("output").and_then(|n| output(d, n));
+    // Dagu 2.x: `output` as a mapping of values (not `{name, key, omit}`) publishes them.
+    let (output, published) = match f.get("output") {
+        Some(n) if d.v2 && is_object_output(n) => (None, output_object(d, n)),
+        Some(n) => (output(d, n), Vec::new()),
+        None => (None, Vec::new()),
+    };
+    let (stdout_outputs, outputs_all) = f
+        .get("stdoutOutputs")
+        .map(|n| stdout_outputs(d, n))
+        .unwrap_or_default();
+    let publish = (!published.is_empty() || !stdout_outputs.is_empty() || outputs_all.is_some())
+        .then(|| {
+            Box::new(Publish {
+                output: published,
+                outputs: stdout_outputs,
+                outputs_all,
+            })
+        });
     let signal_on_stop = f.get("signalOnStop").and_then(|n| {
         let text = d.string(n, "`signalOnStop`")?;
         let sig = formats::signal(&text);
@@ -286,6 +304,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 )
             })
             .unwrap_or_default(),
+        publish,
         span,
     };
     builtin_needs(d, &step, node);
@@ -351,6 +370,241 @@ fn builtin_needs(d: &mut Decoder, step: &Step, node: &Node) {
         }
         _ => {}
     }
+}
+
+/// Whether a 2.x `output` mapping is the object form (values to publish), not Dagu 1.x's
+/// `{name, key, omit}`.
+fn is_object_output(node: &Node) -> bool {
+    node.as_map().is_some_and(|entries| {
+        !(entries.iter().any(|e| e.key.as_str() == Some("name"))
+            && entries
+                .iter()
+                .all(|e| matches!(e.key.as_str(), Some("name" | "key" | "omit"))))
+    })
+}
+
+/// Object-form `output` (Dagu 2.x): each entry a value, written or read from the step's
+/// stdout, stderr or a file.
+fn output_object(d: &mut Decoder, node: &Node) -> Vec<(String, Published)> {
+    let mut out = Vec::new();
+    let before = d.diags.len();
+    for e in node.as_map().unwrap_or_default() {
+        let name = e.key.as_str().unwrap_or_default();
+        if !formats::is_var_name(name) {
+            d.error(
+                e.key.span,
+                format!("an output's name is letters, digits and `_`, found `{name}`"),
+            );
+            continue;
+        }
+        if let Some(p) = published(d, &e.value, Decode::Text) {
+            out.push((name.to_owned(), p));
+        }
+    }
+    if out.is_empty() && d.diags.len() == before {
+        d.error(
+            node.at(),
+            "`output` publishes nothing: give it one or more values",
+        );
+    }
+    out
+}
+
+/// `stdout.outputs` (Dagu 2.x): a name (the whole stdout), `{decode}` (every key of the
+/// decoded object), or `{fields: {NAME: ...}}`.
+fn stdout_outputs(d: &mut Decoder, node: &Node) -> (Vec<(String, Published)>, Option<Decode>) {
+    let stdout = |decode| Published::From {
+        from: PublishFrom::Stdout,
+        decode,
+        select: Vec::new(),
+    };
+    if let Some(name) = node.as_str() {
+        if !formats::is_var_name(name) {
+            d.error(
+                node.at(),
+                format!(
+                    "`stdout.outputs` names an output: letters, digits and `_`, found `{name}`"
+                ),
+            );
+            return Default::default();
+        }
+        return (vec![(name.to_owned(), stdout(Decode::Text))], None);
+    }
+    const KEYS: Keys = Keys {
+        known: &["decode", "fields"],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let Some(f) = d.fields(node, "`stdout.outputs`", &KEYS) else {
+        return Default::default();
+    };
+    let decode = f
+        .get("decode")
+        .and_then(|n| decode_of(d, n))
+        .unwrap_or(Decode::Text);
+    let Some(fields) = f.get("fields") else {
+        if decode == Decode::Text {
+            d.diags.push(
+                Diagnostic::error(node.at(), "`stdout.outputs` needs `fields`, or `decode: json` or `yaml`")
+                    .with_help("`outputs: NAME` publishes the whole stdout; `{decode: json}` every key of a JSON object; `{fields: {NAME: {decode, select}}}` the fields chosen"),
+            );
+        }
+        return (Vec::new(), (decode != Decode::Text).then_some(decode));
+    };
+    let Some(entries) = fields.as_map().filter(|m| !m.is_empty()) else {
+        d.expected(
+            fields,
+            "`stdout.outputs.fields`",
+            "a mapping of output names",
+        );
+        return Default::default();
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let name = e.key.as_str().unwrap_or_default();
+        if !formats::is_var_name(name) {
+            d.error(
+                e.key.span,
+                format!("an output's name is letters, digits and `_`, found `{name}`"),
+            );
+            continue;
+        }
+        // A field without a source of its own is read from stdout.
+        let p = if e.value.is_null() {
+            Some(stdout(decode))
+        } else {
+            published(d, &e.value, decode)
+        };
+        if let Some(p) = p {
+            out.push((name.to_owned(), p));
+        }
+    }
+    (out, None)
+}
+
+fn decode_of(d: &mut Decoder, node: &Node) -> Option<Decode> {
+    match d.string(node, "`decode`")?.as_str() {
+        "text" => Some(Decode::Text),
+        "json" => Some(Decode::Json),
+        "yaml" => Some(Decode::Yaml),
+        other => {
+            d.diags.push(Diagnostic::error(
+                node.at(),
+                format!("`decode` is text, json or yaml, found `{other}`"),
+            ));
+            None
+        }
+    }
+}
+
+/// One published value: a mapping with `value`, or with `from`, `path`, `decode` and
+/// `select` (read once the step ran); anything else is the value itself.
+fn published(d: &mut Decoder, node: &Node, default_decode: Decode) -> Option<Published> {
+    const RESERVED: [&str; 5] = ["value", "from", "path", "decode", "select"];
+    let entries = match node.as_map() {
+        Some(entries)
+            if entries
+                .iter()
+                .any(|e| e.key.as_str().is_some_and(|k| RESERVED.contains(&k))) =>
+        {
+            entries
+        }
+        _ => return Some(Published::Value(node.to_json())),
+    };
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|e| e.key.as_str() == Some(k))
+            .map(|e| &e.value)
+    };
+    for e in entries {
+        let key = e.key.as_str().unwrap_or_default();
+        if !RESERVED.contains(&key) {
+            d.diags.push(
+                Diagnostic::error(e.key.span, format!("unknown key `{key}` in an output's value"))
+                    .with_help("accepted keys: value, from, path, decode, select (wrap a mapping of your own in `value:`)"),
+            );
+            return None;
+        }
+    }
+    if let Some(value) = get("value") {
+        if let Some(other) = entries.iter().find(|e| e.key.as_str() != Some("value")) {
+            d.error(
+                other.key.span,
+                "`value` cannot be combined with `from`, `path`, `decode` or `select`",
+            );
+            return None;
+        }
+        return Some(Published::Value(value.to_json()));
+    }
+    let from = match get("from").map(|n| (n, d.string(n, "`from`"))) {
+        None => PublishFrom::Stdout,
+        Some((_, None)) => return None,
+        Some((n, Some(from))) => match from.as_str() {
+            "stdout" => PublishFrom::Stdout,
+            "stderr" => PublishFrom::Stderr,
+            "file" => match get("path")
+                .and_then(|p| d.string(p, "`path`"))
+                .filter(|p| !p.trim().is_empty())
+            {
+                Some(path) => PublishFrom::File(path),
+                None => {
+                    d.error(n.at(), "`from: file` needs `path`: the file to read");
+                    return None;
+                }
+            },
+            other => {
+                d.error(
+                    n.at(),
+                    format!("`from` is stdout, stderr or file, found `{other}`"),
+                );
+                return None;
+            }
+        },
+    };
+    if let Some(path) = get("path")
+        && !matches!(from, PublishFrom::File(_))
+    {
+        d.error(path.at(), "`path` is read with `from: file`");
+        return None;
+    }
+    let decode = match get("decode") {
+        Some(n) => decode_of(d, n)?,
+        None => default_decode,
+    };
+    let select = match get("select") {
+        None => Vec::new(),
+        Some(n) => {
+            let text = d.string(n, "`select`")?;
+            if decode == Decode::Text {
+                d.error(
+                    n.at(),
+                    "`select` reads a decoded value: add `decode: json` or `decode: yaml`",
+                );
+                return None;
+            }
+            match formats::select_path(&text) {
+                Some(path) => path,
+                None => {
+                    d.diags.push(
+                        Diagnostic::error(
+                            n.at(),
+                            format!("`select` is a path into the value, found `{text}`"),
+                        )
+                        .with_help(
+                            "write a path such as `.version`, `.artifact.url` or `.items[0].id`",
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Published::From {
+        from,
+        decode,
+        select,
+    })
 }
 
 fn output(d: &mut Decoder, node: &Node) -> Option<Output> {
