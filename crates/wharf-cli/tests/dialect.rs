@@ -1331,6 +1331,42 @@ steps:
     assert_eq!(p.logs("ctx", "third"), "1-first.1.outputs\n");
 }
 
+// The run's context where Dagu 2.x gives it: the run's id in the DAG's `env`, an attempt
+// id of its own, a work directory for the run, and the attempt's files even inside single
+// quotes (a retried step reads its second attempt's).
+#[test]
+fn run_identity_attempts_and_work_dir_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "ident",
+        r#"env:
+  - RUN_ENV=${run.id}/${dag.name}
+steps:
+  - id: look
+    run: |
+      test -d '${paths.work_dir}'
+      test "$DAG_RUN_WORK_DIR" = '${paths.work_dir}'
+      printf '%s %s %s\n' "$RUN_ENV" '${attempt.id}' '${paths.step_stdout_file}'
+      test -f "$DAG_RUN_WORK_DIR/again" || { touch "$DAG_RUN_WORK_DIR/again"; exit 3; }
+    retry_policy: {limit: 1, interval_sec: 0}
+"#,
+    );
+    let out = p.run(&dag, &["--run-id", "ident-1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let log = p.logs("ident", "look");
+    let words: Vec<&str> = log.split_whitespace().collect();
+    assert_eq!(words.len(), 3, "{log}");
+    assert_eq!(words[0], "ident-1/ident", "{log}");
+    assert!(
+        words[1].len() > 10 && words[1] != "ident-1" && !words[1].contains('$'),
+        "{log}"
+    );
+    assert!(
+        words[2].ends_with("1-look.2.stdout") && words[2].starts_with('/'),
+        "{log}"
+    );
+}
+
 // A sub-DAG file whose keys do not tell its dialect (a one-word `run:`) is read in the
 // dialect of the 2.x DAG that runs it; alone it is 1.x, with a warning.
 #[test]

@@ -183,15 +183,21 @@ pub(crate) async fn run(
         .map(|w| wharf_spec::formats::param_word(w))
         .collect();
     let dir = dag.working_dir.clone();
-    let mut resolved =
-        wharf_spec::env::resolve_with(&dag, &overrides, &vars::host, &mut |r, text| {
-            let expand = |t: &str| r.expand(t, &vars::host);
-            if text.contains('`') {
-                vars::evaluate_sync(text, &expand, &vars::step_env(r), &dir)
-            } else {
-                Ok(expand(text))
-            }
-        });
+    // A 2.x file's `env` and params may read the run's identity (`${run.id}`, `${dag.name}`).
+    let v2 = dag.dialect == wharf_spec::Dialect::V2;
+    let host = |name: &str| match name.strip_prefix("context.").unwrap_or(name) {
+        "run.id" if v2 => Some(req.run_id.clone()),
+        "dag.name" if v2 => Some(dag.name.clone()),
+        _ => vars::host(name),
+    };
+    let mut resolved = wharf_spec::env::resolve_with(&dag, &overrides, &host, &mut |r, text| {
+        let expand = |t: &str| r.expand(t, &host);
+        if text.contains('`') {
+            vars::evaluate_sync(text, &expand, &vars::step_env(r), &dir)
+        } else {
+            Ok(expand(text))
+        }
+    });
     // Secrets win over env and params (a step's env and outputs win over them).
     let (mask, secret_error) = match wharf_spec::env::read_secrets(&dag, &vars::host) {
         Ok(secrets) => {
@@ -278,7 +284,29 @@ pub(crate) async fn run(
     // Dagu 2.x `dependencies`: the run works on a snapshot of the files its steps name,
     // in a directory of its own, where its steps run.
     let mut workspace_error = None;
+    // Dagu 2.x: this dispatch of the run is an attempt of its own (`${attempt.id}`; a
+    // retry is another), and the run has a work directory of its own (`${paths.work_dir}`,
+    // `DAG_RUN_WORK_DIR`), where `dependencies` are put.
+    if dag.dialect == wharf_spec::Dialect::V2 {
+        resolved.set("attempt.id", crate::new_run_id(), Origin::Output);
+    }
     let dag = if dag.dependencies.is_empty() {
+        if dag.dialect == wharf_spec::Dialect::V2 {
+            let work = crate::workspace::dir_of(&req.log_dir);
+            match std::fs::create_dir_all(&work) {
+                Ok(()) => {
+                    let dir = work.to_string_lossy().into_owned();
+                    resolved.set("DAG_RUN_WORK_DIR", dir.clone(), Origin::Output);
+                    resolved.set("paths.work_dir", dir, Origin::Output);
+                }
+                Err(e) => {
+                    workspace_error = Some(format!(
+                        "cannot make the run's work directory {}: {e}",
+                        work.display()
+                    ));
+                }
+            }
+        }
         dag
     } else {
         let work = crate::workspace::dir_of(&req.log_dir);

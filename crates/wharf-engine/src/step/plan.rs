@@ -46,6 +46,16 @@ pub(super) fn shell_of(
     shell
 }
 
+/// Whether the step's command or script names the files of its attempt.
+fn names_attempt_files(step: &Step) -> bool {
+    let names = |t: &str| t.contains("paths.step_");
+    step.script.as_deref().is_some_and(names)
+        || step.command.as_ref().is_some_and(|c| match c {
+            CommandSpec::Line(l) => names(l),
+            CommandSpec::Lines(ls) | CommandSpec::Argv(ls) => ls.iter().any(|l| names(l)),
+        })
+}
+
 /// The DAG's or the default shell as a step's program runs in it: a POSIX shell stops at
 /// the first command that fails (`-e` added unless its words set it already), as Dagu
 /// runs it. A step's own `shell` is taken as written.
@@ -71,7 +81,14 @@ pub(super) fn with_errexit(shell: &[String]) -> Vec<String> {
 /// A reference in a Dagu 2.x command line or script: the run's value, or, for the files of
 /// the attempt (each attempt has its own), the shell variable that holds it.
 fn v2_lookup(vars: &Resolved, name: &str) -> Option<String> {
-    let var = match name.strip_prefix("context.").unwrap_or(name) {
+    let bare = name.strip_prefix("context.").unwrap_or(name);
+    // The attempt's own files, when the program is made for the attempt.
+    if bare.starts_with("paths.step_")
+        && let Some(path) = vars.get(bare)
+    {
+        return Some(path.to_owned());
+    }
+    let var = match bare {
         "paths.step_stdout_file" => "DAG_RUN_STEP_STDOUT_FILE",
         "paths.step_stderr_file" => "DAG_RUN_STEP_STDERR_FILE",
         "paths.step_output_file" => "DAGU_OUTPUT_FILE",
@@ -379,6 +396,29 @@ pub(super) fn job_of(
     }
     let expand = |t: &str| p.expand(t);
     let work = match &p.plan {
+        // A 2.x program that names the attempt's own files (`${paths.step_stdout_file}`)
+        // is made for this attempt, with their paths put in.
+        Plan::Host(_) if dag.dialect == wharf_spec::Dialect::V2 && names_attempt_files(step) => {
+            let mut vars = p.vars.clone();
+            let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+            vars.set("paths.step_stdout_file", path(stdout), Origin::Output);
+            vars.set("paths.step_stderr_file", path(stderr), Origin::Output);
+            if !step.outputs.is_empty() {
+                vars.set(
+                    "paths.step_output_file",
+                    path(&outputs_file(stdout)),
+                    Origin::Output,
+                );
+            }
+            Work::Host(LocalCommand {
+                shell: if step.shell.is_none() {
+                    with_errexit(&p.shell)
+                } else {
+                    p.shell.clone()
+                },
+                program: program_of(step, ctx, &vars, &expand)?,
+            })
+        }
         Plan::Host(program) => Work::Host(LocalCommand {
             shell: if step.shell.is_none() {
                 with_errexit(&p.shell)
