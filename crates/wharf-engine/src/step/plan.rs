@@ -105,23 +105,6 @@ pub(super) fn program_of(
     vars: &Resolved,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Program, String> {
-    // A 2.x command line is one line: one that a reference's value broke in two fails
-    // before its shell starts (its second line would be another command).
-    if ctx.dag.dialect == wharf_spec::Dialect::V2 {
-        let lines: &[String] = match &step.command {
-            Some(CommandSpec::Line(line)) => std::slice::from_ref(line),
-            Some(CommandSpec::Lines(lines)) => lines,
-            _ => &[],
-        };
-        for line in lines {
-            let resolved = wharf_spec::expand::references(line, |name| v2_lookup(vars, name));
-            if !line.contains('\n') && resolved.contains('\n') {
-                return Err(format!(
-                    "the command `{line}` has a line break once its references are put in; a `run` line is one command (write a multi-line `run` for a script)"
-                ));
-            }
-        }
-    }
     let line = step.command.as_ref().map(|c| match c {
         // A string is shell words: the shell expands its variables itself (from the
         // environment), which keeps quoting right. Only references into earlier steps
