@@ -207,7 +207,7 @@ async fn exchange(method: &str, url: &str, config: &HttpStep, out: &mut Output) 
     }
 }
 
-fn client(skip_tls_verify: bool) -> Result<HttpsClient, String> {
+pub(crate) fn client(skip_tls_verify: bool) -> Result<HttpsClient, String> {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if skip_tls_verify {
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -13,6 +13,7 @@ mod http;
 mod jq;
 mod mail;
 mod ssh;
+mod wait;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ impl Executor for BuiltinExecutor {
                     archive::run(archive, op, dir, &mut out).await
                 }
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
+                BuiltinJob::Wait { wait, dir } => wait::run(wait, dir, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,
                     name,

@@ -1200,6 +1200,140 @@ steps:
     }
 }
 
+// 2.x `wait.*`: a time to pass or come, a file to appear or go, an HTTP endpoint to answer
+// with a status (asked again after refusals and other statuses); a wait that never ends is
+// ended by the step's timeout.
+#[test]
+fn wait_actions_in_2x() {
+    use std::io::{Read, Write};
+    let p = Place::new();
+    // An endpoint that is not ready twice (503), then answers 204 to a POST with the header.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (n, conn) in listener.incoming().enumerate() {
+            let mut conn = conn.expect("accept");
+            // The request whole: its head, then its body (which may come apart).
+            let mut text = String::new();
+            let mut buf = [0u8; 4096];
+            while !text.ends_with('}') {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(len) => text.push_str(&String::from_utf8_lossy(&buf[..len])),
+                }
+            }
+            let status = if n < 2 {
+                "503 Service Unavailable"
+            } else {
+                "204 No Content"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            seen.push(text);
+            if n >= 2 {
+                return seen;
+            }
+        }
+        seen
+    });
+    std::fs::write(p.path("lock"), "").expect("lock");
+    let lock = p.path("lock");
+    let remover = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::remove_file(lock).expect("remove");
+    });
+    let dag = p.dag(
+        "waits",
+        &format!(
+            r#"type: chain
+steps:
+  - id: pause
+    action: wait.duration
+    with: {{duration: 250ms}}
+  - id: past
+    action: wait.until
+    with: {{until: "2020-01-02T03:04:05Z"}}
+  - id: unlocked
+    action: wait.file
+    with: {{path: lock, state: missing, poll_interval: 50ms}}
+  - id: ready
+    action: wait.http
+    with:
+      method: POST
+      url: http://127.0.0.1:{port}/ready
+      status: 204
+      headers: {{X-Probe: wharf}}
+      body: '{{"index":"customers"}}'
+      poll_interval: 100ms
+      request_timeout: 2s
+"#
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    remover.join().expect("remover");
+    let seen = server.join().expect("server");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen[2].starts_with("POST /ready"), "{}", seen[2]);
+    assert!(
+        seen[2].to_ascii_lowercase().contains("x-probe: wharf"),
+        "{}",
+        seen[2]
+    );
+    assert!(seen[2].ends_with(r#"{"index":"customers"}"#), "{}", seen[2]);
+    assert_eq!(p.logs("waits", "unlocked"), "lock is gone\n");
+    assert!(p.logs("waits", "ready").contains("answered 204"));
+
+    // A file that never comes: the step's timeout ends the wait.
+    let dag = p.dag(
+        "never",
+        "steps:\n  - id: w\n    action: wait.file\n    with: {path: never.flag, poll_interval: 50ms}\n    timeout_sec: 1\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("never");
+    assert_eq!(step(&status, "w")["status"], "failed", "{status}");
+    assert_eq!(step(&status, "w")["exitCode"], 124, "{status}");
+
+    for (yaml, said) in [
+        (
+            "steps:\n  - id: a\n    action: wait.duration\n    with: {duration: soon}\n",
+            "`soon` is not a duration",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.duration\n",
+            "`wait.duration` needs `with.duration`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.until\n    with: {until: tomorrow}\n",
+            "`tomorrow` is not a time",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.file\n    with: {path: x, state: gone}\n",
+            "`state` is exists or missing",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.http\n    with: {url: http://x, status: 700}\n",
+            "`status` is an HTTP status",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.file\n    with: {path: x, url: http://x}\n",
+            "`wait.file` has no `with.url`",
+        ),
+        (
+            "steps:\n  - id: a\n    action: wait.forever\n",
+            "wharf has no action `wait.forever`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}
+
 // 2.x artifacts: `artifact.write`/`read`/`list` in the run's own folder (and never out of
 // it), `stdout: {artifact: PATH}`, and `DAG_RUN_ARTIFACTS_DIR` for a step's process.
 #[test]

@@ -120,6 +120,11 @@ pub enum Work {
 /// A `jq`, `http` or `mail` step, its variables expanded.
 #[derive(Debug, Clone)]
 pub enum BuiltinJob {
+    /// `wait.*`: its texts expanded; relative paths are of `dir`.
+    Wait {
+        wait: wharf_spec::WaitStep,
+        dir: PathBuf,
+    },
     /// The filter over the JSON text `input`.
     Jq {
         filter: String,

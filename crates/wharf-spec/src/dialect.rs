@@ -1405,6 +1405,21 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         "http.request" | "ssh.run" | "mail.send" | "jq.filter" => {
             builtin_action(&name, span, with_value, entries, diags);
         }
+        wait if wait.starts_with("wait.") => {
+            // The kind of wait goes with `with` as the `wait` step's config.
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    let op = wait.trim_start_matches("wait.");
+                    fields.push(entry("op", scalar(op, action.value.span), span));
+                    put_executor(entries, "wait", with, span);
+                }
+                _ => diags.push(Diagnostic::error(
+                    with.at(),
+                    format!("`with` of `action: {wait}` is a mapping"),
+                )),
+            }
+        }
         "log.write" | "outputs.write" | "noop" => {
             if let Some(config) = emit_action(&name, span, with_value, entries, diags) {
                 put_executor(entries, "emit", config, span);
@@ -1447,7 +1462,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list) and archive.* (create, extract, list)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list) and archive.* (create, extract, list)"),
         ),
     }
 }

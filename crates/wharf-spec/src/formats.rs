@@ -346,6 +346,41 @@ pub fn select_path(text: &str) -> Option<Vec<crate::model::PathPart>> {
     Some(parts)
 }
 
+/// A Go duration (`500ms`, `30s`, `1m30s`, `1.5h`; units ns, us, ms, s, m, h), as Dagu
+/// writes them; None when it is not one or is negative.
+pub fn go_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text.trim();
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * seconds;
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
 /// A YAML text as the JSON value it holds (null when it holds none).
 pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, String> {
     crate::yaml::load(text)

@@ -373,6 +373,39 @@ pub enum Executor {
     Enqueue(Box<EnqueueStep>),
     /// Dagu 2.x `log.write`, `outputs.write` and `noop`: done by the engine.
     Emit(Box<Emit>),
+    /// Dagu 2.x `wait.*`: the step waits, in wharf, for a time, a file or an HTTP answer.
+    Wait(Box<WaitStep>),
+}
+
+/// What a `wait.*` step waits for. Texts may hold variables; durations are Go's
+/// (`500ms`, `30s`, `1m30s`).
+#[derive(Debug, Clone)]
+pub enum WaitStep {
+    /// `wait.duration`: `with.duration`.
+    Duration(String),
+    /// `wait.until`: an RFC 3339 time (one in the past ends the step at once).
+    Until(String),
+    /// `wait.file`: until `path` (relative to the step's working directory) exists, or
+    /// with `state: missing`, is gone; looked at every `poll_interval`.
+    File {
+        path: String,
+        missing: bool,
+        poll: String,
+    },
+    /// `wait.http`: until `url` answers with `status`, asked every `poll_interval`, each
+    /// request given `request_timeout`; no answer or another status is "not yet".
+    Http(Box<WaitHttp>),
+}
+
+#[derive(Debug, Clone)]
+pub struct WaitHttp {
+    pub method: String,
+    pub url: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub poll: String,
+    pub request_timeout: String,
 }
 
 /// What an `Emit` step does.
@@ -542,6 +575,7 @@ impl Executor {
                 | Self::Archive(_)
                 | Self::Enqueue(_)
                 | Self::Emit(_)
+                | Self::Wait(_)
         )
     }
 }
@@ -1030,7 +1064,8 @@ impl Dag {
                 | Executor::File(_)
                 | Executor::Archive(_)
                 | Executor::Enqueue(_)
-                | Executor::Emit(_),
+                | Executor::Emit(_)
+                | Executor::Wait(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

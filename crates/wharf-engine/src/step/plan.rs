@@ -586,6 +586,40 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Wait(w) => {
+            use wharf_spec::WaitStep;
+            let wait = match &**w {
+                WaitStep::Duration(d) => WaitStep::Duration(expand(d)),
+                WaitStep::Until(u) => WaitStep::Until(expand(u)),
+                WaitStep::File {
+                    path,
+                    missing,
+                    poll,
+                } => WaitStep::File {
+                    path: expand(path),
+                    missing: *missing,
+                    poll: expand(poll),
+                },
+                WaitStep::Http(h) => {
+                    let mut h = (**h).clone();
+                    for text in [
+                        &mut h.method,
+                        &mut h.url,
+                        &mut h.poll,
+                        &mut h.request_timeout,
+                    ] {
+                        *text = expand(text);
+                    }
+                    h.body = h.body.as_deref().map(expand);
+                    h.headers = pairs(&h.headers);
+                    WaitStep::Http(Box::new(h))
+                }
+            };
+            crate::BuiltinJob::Wait {
+                wait,
+                dir: dir.to_path_buf(),
+            }
+        }
         Executor::Emit(emit) => crate::BuiltinJob::Emit(match &**emit {
             wharf_spec::Emit::Log(message) => wharf_spec::Emit::Log(expand(message)),
             wharf_spec::Emit::Outputs(values) => wharf_spec::Emit::Outputs(pairs(values)),

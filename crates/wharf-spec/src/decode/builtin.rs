@@ -506,7 +506,7 @@ impl Decoder<'_> {
     }
 
     /// A mapping of names to strings (numbers and booleans as written).
-    fn string_map(&mut self, node: &Node, what: &str) -> Vec<(String, String)> {
+    pub(crate) fn string_map(&mut self, node: &Node, what: &str) -> Vec<(String, String)> {
         let Kind::Map(entries) = &node.kind else {
             self.expected(node, what, "a mapping of names to values");
             return Vec::new();

@@ -25,6 +25,11 @@ impl<'n> Fields<'n> {
             .filter(|n| !n.is_null())
     }
 
+    /// The keys read (as the decoder names them) with their entries.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &'n Entry)> + '_ {
+        self.entries.iter().copied()
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

@@ -921,6 +921,10 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
         "file" if d.v2 => Executor::File(Box::new(d.file_step(config, type_node))),
         "enqueue" if d.v2 => Executor::Enqueue(Box::new(enqueue_step(d, config, type_node))),
         "emit" if d.v2 => Executor::Emit(Box::new(emit_step(config))),
+        "wait" if d.v2 => match wait_step(d, config, type_node) {
+            Some(w) => Executor::Wait(Box::new(w)),
+            None => Executor::Emit(Box::new(Emit::Noop)),
+        },
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         "ssh" => Executor::Ssh(Box::new(
@@ -1173,6 +1177,163 @@ fn emit_step(config: Option<&Node>) -> Emit {
         );
     }
     Emit::Noop
+}
+
+/// `action: wait.*`'s `with` (the kind of wait as `op`): what each kind takes, durations
+/// and times checked when they are written out (not made of variables).
+fn wait_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<WaitStep> {
+    const KEYS: Keys = Keys {
+        known: &[
+            "op",
+            "duration",
+            "until",
+            "path",
+            "state",
+            "pollInterval",
+            "url",
+            "method",
+            "status",
+            "headers",
+            "body",
+            "requestTimeout",
+        ],
+        ignored: &[],
+        unsupported: &[],
+    };
+    let config = config?;
+    let f = d.fields(config, "`with`", &KEYS)?;
+    let op = d.opt_string(&f, "op").unwrap_or_default();
+    let takes: &[&str] = match op.as_str() {
+        "duration" => &["duration"],
+        "until" => &["until"],
+        "file" => &["path", "state", "pollInterval"],
+        "http" => &[
+            "url",
+            "method",
+            "status",
+            "headers",
+            "body",
+            "pollInterval",
+            "requestTimeout",
+        ],
+        other => {
+            d.diags.push(
+                Diagnostic::error(at.at(), format!("wharf has no action `wait.{other}`"))
+                    .with_help(
+                        "the wait actions are wait.duration, wait.until, wait.file and wait.http",
+                    ),
+            );
+            return None;
+        }
+    };
+    for (key, e) in f.entries() {
+        if key != "op" && !takes.contains(&key) {
+            d.diags.push(
+                Diagnostic::error(
+                    e.key.span,
+                    format!(
+                        "`wait.{op}` has no `with.{}`",
+                        e.key.as_str().unwrap_or_default()
+                    ),
+                )
+                .with_help(format!(
+                    "`wait.{op}` takes `with.{}`",
+                    takes.join("`, `with.")
+                )),
+            );
+        }
+    }
+    let duration = |d: &mut Decoder, key: &str, default: &str| -> String {
+        let Some(node) = f.get(key) else {
+            return default.to_owned();
+        };
+        let text = d.string(node, &format!("`{key}`")).unwrap_or_default();
+        if !text.contains('$') && formats::go_duration(&text).is_none() {
+            d.diags.push(
+                Diagnostic::error(node.at(), format!("`{text}` is not a duration"))
+                    .with_help("write a duration such as `500ms`, `30s`, `5m` or `1h30m`"),
+            );
+        }
+        text
+    };
+    let required = |d: &mut Decoder, key: &str| -> Option<String> {
+        match f.get(key) {
+            Some(node) => d
+                .string(node, &format!("`with.{key}`"))
+                .filter(|t| !t.trim().is_empty()),
+            None => {
+                d.error(at.at(), format!("`wait.{op}` needs `with.{key}`"));
+                None
+            }
+        }
+    };
+    Some(match op.as_str() {
+        "duration" => {
+            required(d, "duration")?;
+            WaitStep::Duration(duration(d, "duration", "0s"))
+        }
+        "until" => {
+            let until = required(d, "until")?;
+            if !until.contains('$') && until.parse::<jiff::Timestamp>().is_err() {
+                d.diags.push(
+                    Diagnostic::error(
+                        f.get("until").map_or(at.at(), |n| n.at()),
+                        format!("`{until}` is not a time"),
+                    )
+                    .with_help("write an RFC 3339 time such as `2030-01-02T03:04:05Z`"),
+                );
+            }
+            WaitStep::Until(until)
+        }
+        "file" => {
+            let path = required(d, "path")?;
+            let missing = match f
+                .get("state")
+                .and_then(|n| d.string(n, "`state`"))
+                .as_deref()
+            {
+                None | Some("exists") => false,
+                Some("missing") => true,
+                Some(other) => {
+                    d.error(
+                        f.get("state").map_or(at.at(), |n| n.at()),
+                        format!("`state` is exists or missing, found `{other}`"),
+                    );
+                    false
+                }
+            };
+            WaitStep::File {
+                path,
+                missing,
+                poll: duration(d, "pollInterval", "1s"),
+            }
+        }
+        _ => {
+            let url = required(d, "url")?;
+            let status = match f.get("status") {
+                None => 200,
+                Some(n) => match d.uint(n, "`status`", false) {
+                    Some(s @ 100..=599) => s as u16,
+                    _ => {
+                        d.error(n.at(), "`status` is an HTTP status, 100 to 599");
+                        200
+                    }
+                },
+            };
+            WaitStep::Http(Box::new(WaitHttp {
+                method: d.opt_string(&f, "method").unwrap_or_else(|| "GET".into()),
+                url,
+                status,
+                headers: f
+                    .get("headers")
+                    .map(|n| d.string_map(n, "`headers`"))
+                    .unwrap_or_default(),
+                body: d.opt_string(&f, "body"),
+                poll: duration(d, "pollInterval", "1s"),
+                request_timeout: duration(d, "requestTimeout", "10s"),
+            }))
+        }
+    })
 }
 
 /// `action: dag.enqueue`'s `with`: `dag` and `params` (a line of words or a mapping).
