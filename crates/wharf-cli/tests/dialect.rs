@@ -1195,6 +1195,14 @@ steps:
             "steps:\n  - id: a\n    run: echo\n    stderr:\n      outputs: x\n",
             "wharf's `stderr` has no `outputs`",
         ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    output:\n      1bad: x\n",
+            "an output's name is letters, digits and `_`, found `1bad`",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo\n    stdout:\n      outputs: {fields: {bad-name: {decode: json}}}\n",
+            "found `bad-name`",
+        ),
     ] {
         p.assert_refused(yaml, said);
     }

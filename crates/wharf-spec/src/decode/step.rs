@@ -383,20 +383,28 @@ fn is_object_output(node: &Node) -> bool {
     })
 }
 
+/// The name of a published output (an entry's key), checked.
+fn output_name<'n>(d: &mut Decoder, e: &'n crate::yaml::Entry) -> Option<&'n str> {
+    let name = e.key.as_str().unwrap_or_default();
+    if formats::is_var_name(name) {
+        return Some(name);
+    }
+    d.error(
+        e.key.span,
+        format!("an output's name is letters, digits and `_`, found `{name}`"),
+    );
+    None
+}
+
 /// Object-form `output` (Dagu 2.x): each entry a value, written or read from the step's
 /// stdout, stderr or a file.
 fn output_object(d: &mut Decoder, node: &Node) -> Vec<(String, Published)> {
     let mut out = Vec::new();
     let before = d.diags.len();
     for e in node.as_map().unwrap_or_default() {
-        let name = e.key.as_str().unwrap_or_default();
-        if !formats::is_var_name(name) {
-            d.error(
-                e.key.span,
-                format!("an output's name is letters, digits and `_`, found `{name}`"),
-            );
+        let Some(name) = output_name(d, e) else {
             continue;
-        }
+        };
         if let Some(p) = published(d, &e.value, Decode::Text) {
             out.push((name.to_owned(), p));
         }
@@ -461,14 +469,9 @@ fn stdout_outputs(d: &mut Decoder, node: &Node) -> (Vec<(String, Published)>, Op
     };
     let mut out = Vec::new();
     for e in entries {
-        let name = e.key.as_str().unwrap_or_default();
-        if !formats::is_var_name(name) {
-            d.error(
-                e.key.span,
-                format!("an output's name is letters, digits and `_`, found `{name}`"),
-            );
+        let Some(name) = output_name(d, e) else {
             continue;
-        }
+        };
         // A field without a source of its own is read from stdout.
         let p = if e.value.is_null() {
             Some(stdout(decode))
