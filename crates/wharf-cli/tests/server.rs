@@ -337,6 +337,31 @@ fn history(p: &Place, dag: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+// Dagu 2.x: a scheduled run knows its trigger and the slot it was started for.
+#[test]
+fn a_scheduled_2x_run_knows_its_slot() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/slotted.yaml"),
+        "schedule: \"15 10 * * *\"\nsteps:\n  - id: say\n    run: echo \"${trigger.type} ${run.scheduled_at}\"\n",
+    )
+    .expect("dag");
+    assert_eq!(
+        tick(&p, "2026-11-28T10:15:00Z"),
+        "slotted: Started(\"scheduled-20261128T1015Z\")\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while history(&p, "slotted")
+        .iter()
+        .any(|r| r["status"] != "succeeded")
+    {
+        assert!(Instant::now() < deadline, "{:?}", history(&p, "slotted"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.logs("slotted", "say"), "scheduler 2026-11-28T10:15:00Z\n");
+}
+
 #[test]
 fn the_scheduler_runs_a_daylight_saving_slot_once_on_both_changes() {
     let p = Place::new();

@@ -238,6 +238,21 @@ pub(crate) async fn run(
         (_, None) => "unknown",
     };
     resolved.set("trigger.type", trigger.to_owned(), Origin::Output);
+    // `${run.scheduled_at}`: the slot a scheduled run is named after
+    // (`scheduled-YYYYMMDDTHHMMZ`, `restart-...`).
+    if matches!(trigger, "scheduler" | "catchup")
+        && let Some(slot) = req
+            .run_id
+            .strip_prefix("scheduled-")
+            .or_else(|| req.run_id.strip_prefix("restart-"))
+        && let Ok(at) = jiff::civil::DateTime::strptime("%Y%m%dT%H%MZ", slot)
+    {
+        resolved.set(
+            "run.scheduled_at",
+            at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            Origin::Output,
+        );
+    }
     let mut chain = above;
     chain.push(wharf_spec::calls::identity(&dag));
     let subdag = crate::subdag::SubDagExecutor {
