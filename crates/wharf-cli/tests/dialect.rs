@@ -1113,6 +1113,7 @@ steps:
       echo "${relabel.output.label}|${steps.relabel.outputs.label}"
       echo "${steps.notify.outputs.messageId} ${notify.outputs.state} ${steps.notify.outputs.env} ${steps.ticket.outputs.ticketId}"
       echo "${steps.all.outputs.a} ${steps.all.outputs.b} ${version.exit_code} ${version.output.v}"
+      printf '%s\n' '${ticket.outputs}'
 "#,
     );
     let out = p.run(&dag, &[]);
@@ -1123,7 +1124,8 @@ steps:
          /srv/r.html stg literal v1.2.3\n\
          ver - v1.2.3|ver - v1.2.3\n\
          msg-1 sent prod T-42\n\
-         1 {c:2} 0 1.2\n"
+         1 {c:2} 0 1.2\n\
+         {\"ticketId\":\"T-42\"}\n"
     );
     // The step that only publishes ran nothing; `stdout.outputs` are the run's outputs,
     // an object-form `output` is the step's own.

@@ -76,6 +76,23 @@ impl Resolved {
             .strip_prefix(FOREACH)
             .and_then(|rest| rest.split_once('.'))
             .map(|(item, field)| (&name[..FOREACH.len() + item.len()], field));
+        // `${ID.outputs}`: every output the step published, as one JSON object.
+        if let Some(id) = name.strip_suffix(".outputs")
+            && !id.contains('.')
+        {
+            let prefix = format!("steps.{id}.outputs.");
+            let fields: serde_json::Map<String, serde_json::Value> = self
+                .vars
+                .iter()
+                .filter_map(|v| {
+                    let field = v.name.strip_prefix(&prefix)?;
+                    Some((field.to_owned(), serde_json::Value::String(v.value.clone())))
+                })
+                .collect();
+            if !fields.is_empty() {
+                return Some(serde_json::Value::Object(fields).to_string());
+            }
+        }
         // `${ID.outputs.NAME}`: the short form of `${steps.ID.outputs.NAME}` (else a
         // field of the variable `ID`, as a sub-DAG's result is read).
         if dotted.is_none()
