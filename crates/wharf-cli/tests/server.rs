@@ -351,14 +351,7 @@ fn a_scheduled_2x_run_knows_its_slot() {
         tick(&p, "2026-11-28T10:15:00Z"),
         "slotted: Started(\"scheduled-20261128T1015Z\")\n"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while history(&p, "slotted")
-        .iter()
-        .any(|r| r["status"] != "succeeded")
-    {
-        assert!(Instant::now() < deadline, "{:?}", history(&p, "slotted"));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_status(&p, "slotted", "scheduled-20261128T1015Z", "succeeded");
     assert_eq!(p.logs("slotted", "say"), "scheduler 2026-11-28T10:15:00Z\n");
 }
 
