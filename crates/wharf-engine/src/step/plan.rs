@@ -396,37 +396,34 @@ pub(super) fn job_of(
     }
     let expand = |t: &str| p.expand(t);
     let work = match &p.plan {
-        // A 2.x program that names the attempt's own files (`${paths.step_stdout_file}`)
-        // is made for this attempt, with their paths put in.
-        Plan::Host(_) if dag.dialect == wharf_spec::Dialect::V2 && names_attempt_files(step) => {
-            let mut vars = p.vars.clone();
-            let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-            vars.set("paths.step_stdout_file", path(stdout), Origin::Output);
-            vars.set("paths.step_stderr_file", path(stderr), Origin::Output);
-            if !step.outputs.is_empty() {
-                vars.set(
-                    "paths.step_output_file",
-                    path(&outputs_file(stdout)),
-                    Origin::Output,
-                );
-            }
+        Plan::Host(program) => {
+            // A 2.x program that names the attempt's own files (`${paths.step_stdout_file}`)
+            // is made for this attempt, with their paths put in.
+            let program = if dag.dialect == wharf_spec::Dialect::V2 && names_attempt_files(step) {
+                let mut vars = p.vars.clone();
+                let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+                vars.set("paths.step_stdout_file", path(stdout), Origin::Output);
+                vars.set("paths.step_stderr_file", path(stderr), Origin::Output);
+                if !step.outputs.is_empty() {
+                    vars.set(
+                        "paths.step_output_file",
+                        path(&outputs_file(stdout)),
+                        Origin::Output,
+                    );
+                }
+                program_of(step, ctx, &vars, &expand)?
+            } else {
+                program.clone()
+            };
             Work::Host(LocalCommand {
                 shell: if step.shell.is_none() {
                     with_errexit(&p.shell)
                 } else {
                     p.shell.clone()
                 },
-                program: program_of(step, ctx, &vars, &expand)?,
+                program,
             })
         }
-        Plan::Host(program) => Work::Host(LocalCommand {
-            shell: if step.shell.is_none() {
-                with_errexit(&p.shell)
-            } else {
-                p.shell.clone()
-            },
-            program: program.clone(),
-        }),
         Plan::Exec(e) => Work::Exec(e.clone()),
         Plan::SubDag(sub) => Work::SubDag(Arc::clone(sub)),
         Plan::Builtin => Work::Builtin(Box::new(builtin_job(step, dag, ctx, p, &expand)?)),
