@@ -68,14 +68,29 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-/// Whether an error is a `UNIQUE` constraint failing (a name taken).
-fn taken(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
+/// The rows a statement changed, or None when it failed on a `UNIQUE` constraint (a name
+/// or id taken).
+fn unless_taken(changed: rusqlite::Result<usize>) -> Result<Option<usize>> {
+    match changed {
+        Ok(rows) => Ok(Some(rows)),
+        Err(rusqlite::Error::SqliteFailure(f, _))
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What an update of one row by id came to: None when there is no such row, Some(false)
+/// when the new name is taken.
+fn updated(changed: rusqlite::Result<usize>) -> Result<Option<bool>> {
+    Ok(match unless_taken(changed)? {
+        Some(0) => None,
+        Some(_) => Some(true),
+        None => Some(false),
+    })
 }
 
 impl Store {
@@ -122,7 +137,7 @@ impl Store {
     /// Adds `user` (its times as given: a user carried over keeps them); false when its
     /// name or id is taken.
     pub fn add_user(&self, user: &User) -> Result<bool> {
-        match self.conn.execute(
+        Ok(unless_taken(self.conn.execute(
             &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
             params![
                 user.id,
@@ -133,11 +148,8 @@ impl Store {
                 user.created_at,
                 user.updated_at
             ],
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) if taken(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        ))?
+        .is_some())
     }
 
     /// Changes what is given of the user `id`: Ok(None) when there is no such user,
@@ -156,12 +168,7 @@ impl Store {
              updated_at = ?6 WHERE id = ?1",
             params![id, username, role, password_hash, disabled, now_ms()],
         );
-        match changed {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(true)),
-            Err(e) if taken(&e) => Ok(Some(false)),
-            Err(e) => Err(e.into()),
-        }
+        updated(changed)
     }
 
     /// Removes the user `id`; false when there was none.
@@ -207,7 +214,7 @@ impl Store {
 
     /// Adds `key`; false when its name is taken.
     pub fn add_api_key(&self, key: &ApiKey) -> Result<bool> {
-        match self.conn.execute(
+        Ok(unless_taken(self.conn.execute(
             &format!(
                 "INSERT INTO api_keys ({KEY_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
@@ -224,11 +231,8 @@ impl Store {
                 key.updated_at,
                 key.last_used_at
             ],
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) if taken(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        ))?
+        .is_some())
     }
 
     /// Changes what is given of the API key `id`: Ok(None) when there is no such key,
@@ -246,12 +250,7 @@ impl Store {
              updated_at = ?5 WHERE id = ?1",
             params![id, name, description, role, now_ms()],
         );
-        match changed {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(true)),
-            Err(e) if taken(&e) => Ok(Some(false)),
-            Err(e) => Err(e.into()),
-        }
+        updated(changed)
     }
 
     /// Notes that the API key `id` was used now.
