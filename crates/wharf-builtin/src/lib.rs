@@ -1,6 +1,8 @@
 //! The steps wharf runs in its own process, without a shell or a container: `jq` (on
 //! jaq, a jq written in Rust), `http` (hyper, TLS by rustls with the system's roots),
-//! `mail` (lettre) and `archive` (zip, tar and tar.gz: the zip, tar and flate2 crates); and [`SmtpNotifier`], which sends the mail about runs.
+//! `mail` (lettre), `archive` (zip, tar and tar.gz: the zip, tar and flate2 crates),
+//! `sqlite` (rusqlite) and `postgres` (tokio-postgres); and [`SmtpNotifier`], which sends
+//! the mail about runs.
 //!
 //! Their output goes to the step's logs like a process's: masked, streamed, and its start
 //! kept for `output:`.
@@ -12,6 +14,7 @@ mod file;
 mod http;
 mod jq;
 mod mail;
+mod sql;
 mod ssh;
 mod wait;
 
@@ -52,6 +55,7 @@ impl Executor for BuiltinExecutor {
                     archive::run(archive, op, dir, &mut out).await
                 }
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
+                BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
                 BuiltinJob::Wait { wait, dir } => wait::run(wait, dir, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,

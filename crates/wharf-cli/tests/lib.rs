@@ -11,6 +11,7 @@ mod migrate;
 mod run;
 mod security;
 mod server;
+mod sql;
 mod stop;
 mod swarm;
 mod validate;

@@ -172,6 +172,12 @@ pub enum BuiltinJob {
         op: String,
         dir: PathBuf,
     },
+    /// A `sqlite` or `postgres` step, its strings expanded (the SQL in `sql.query`, None
+    /// for an import); relative paths are relative to `dir`.
+    Sql {
+        sql: wharf_spec::SqlStep,
+        dir: PathBuf,
+    },
     /// `command` (or `script`, fed to the remote shell) on another machine; `config` is
     /// the step's `ssh` over the DAG's, expanded; key files are relative to `dir`.
     Ssh {

@@ -409,6 +409,36 @@ fn step(node: &mut Node) -> Result<(), String> {
             entries.push(entry("action", scalar(&format!("archive.{op}"))));
             entries.push(entry("with", map(with)));
         }
+        Some(engine @ ("sqlite" | "postgres")) => {
+            // The SQL (`command` or `script`) is `with.query`; an import is its own action.
+            let mut with = with_fields(config);
+            let mut import = false;
+            let to_snake = |key: &mut Node| {
+                if let Some(k) = key.as_str() {
+                    let snake = snake(k);
+                    if snake != k {
+                        *key = scalar(&snake);
+                    }
+                }
+            };
+            for w in &mut with {
+                to_snake(&mut w.key);
+                if w.key.as_str() == Some("import") {
+                    import = true;
+                    if let Kind::Map(fields) = &mut w.value.kind {
+                        fields.iter_mut().for_each(|f| to_snake(&mut f.key));
+                    }
+                }
+            }
+            if let Some(sql) = command.as_ref().and_then(line) {
+                with.push(entry("query", scalar(&sql)));
+            } else if let Some(sql) = script {
+                with.push(entry("query", sql));
+            }
+            let op = if import { "import" } else { "query" };
+            entries.push(entry("action", scalar(&format!("{engine}.{op}"))));
+            entries.push(entry("with", map(with)));
+        }
         Some(other) => {
             return Err(format!(
                 "the step `{name}` uses the `{other}` executor, which wharf cannot write as a 2.x action"

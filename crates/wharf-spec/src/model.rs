@@ -375,6 +375,123 @@ pub enum Executor {
     Emit(Box<Emit>),
     /// Dagu 2.x `wait.*`: the step waits, in wharf, for a time, a file or an HTTP answer.
     Wait(Box<WaitStep>),
+    /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
+    /// SQL run, or a file imported, by the engine over its own connection.
+    Sql(Box<SqlStep>),
+}
+
+/// The database a SQL step talks to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqlEngine {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl SqlEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// How a SQL step writes the rows its statements return.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqlFormat {
+    /// One JSON object a row, a line each.
+    #[default]
+    Jsonl,
+    /// One JSON array of the rows.
+    Json,
+    /// Comma-separated values (a header line with `headers: true`).
+    Csv,
+}
+
+/// A SQL step's parameters: a list bound in order (`?` for SQLite, `$1`… for PostgreSQL)
+/// or a mapping bound by name (`:name`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SqlParams {
+    #[default]
+    None,
+    Positional(Vec<serde_json::Value>),
+    Named(Vec<(String, serde_json::Value)>),
+}
+
+/// `type: sqlite` / `type: postgres` and its `config` (`with` of `action: sqlite.*`,
+/// `postgres.*`). Strings may hold variables; relative paths are of the step's working
+/// directory.
+#[derive(Debug, Clone, Default)]
+pub struct SqlStep {
+    pub engine: SqlEngine,
+    /// The SQL (`command`, `script` or `with.query`): one statement or several, each
+    /// ended by `;`. None for an import.
+    pub query: Option<String>,
+    /// The connection string; a missing one fails the step when it runs.
+    pub dsn: Option<String>,
+    pub params: SqlParams,
+    /// Seconds the statements (or the import) may take: 60 unless set.
+    pub timeout: u64,
+    /// The statements in one transaction, rolled back when one fails.
+    pub transaction: bool,
+    /// `default`, `read_committed`, `repeatable_read` or `serializable`.
+    pub isolation_level: Option<String>,
+    pub format: SqlFormat,
+    /// CSV: a first line with the columns' names.
+    pub headers: bool,
+    /// CSV: what a NULL is written as (nothing unless set).
+    pub null_string: Option<String>,
+    /// Rows written at most (0: all); the statements still run whole.
+    pub max_rows: u64,
+    /// The rows go to this file instead of stdout.
+    pub output_file: Option<String>,
+    /// PostgreSQL: a named advisory lock held while the statements run.
+    pub advisory_lock: Option<String>,
+    /// SQLite: an exclusive lock on `DATABASE.lock` held while connected.
+    pub file_lock: bool,
+    /// SQLite: `:memory:` opened in shared-cache mode.
+    pub shared_memory: bool,
+    pub import: Option<Box<SqlImport>>,
+}
+
+/// What an import does when a row is already there (its key taken).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnConflict {
+    #[default]
+    Error,
+    Ignore,
+    Replace,
+}
+
+/// `import:` of a SQL step: a CSV, TSV or JSONL file loaded into a table.
+#[derive(Debug, Clone, Default)]
+pub struct SqlImport {
+    pub input_file: String,
+    pub table: String,
+    /// `csv`, `tsv` or `jsonl`; else from the file's extension.
+    pub format: Option<String>,
+    /// CSV/TSV: the first line names the columns (true unless set false).
+    pub has_header: bool,
+    /// CSV/TSV: one character; `,` for CSV and a tab for TSV unless set.
+    pub delimiter: Option<String>,
+    /// The table's columns the fields go to (else the header's, or the table's order).
+    pub columns: Vec<String>,
+    /// Field texts read as NULL (`""`, `NULL`, `null`, `\\N` unless set).
+    pub null_values: Option<Vec<String>>,
+    /// Rows a single INSERT carries (1000 unless set).
+    pub batch_size: u64,
+    pub on_conflict: OnConflict,
+    /// PostgreSQL: the column(s) of the unique key a conflict is on.
+    pub conflict_target: Option<String>,
+    /// PostgreSQL, `on_conflict: replace`: the columns updated (all imported ones unless set).
+    pub update_columns: Vec<String>,
+    /// Data rows skipped first.
+    pub skip_rows: u64,
+    /// Data rows imported at most (0: all).
+    pub max_rows: u64,
+    /// Rows read and counted, nothing written.
+    pub dry_run: bool,
 }
 
 /// What a `wait.*` step waits for. Texts may hold variables; durations are Go's
@@ -576,6 +693,7 @@ impl Executor {
                 | Self::Enqueue(_)
                 | Self::Emit(_)
                 | Self::Wait(_)
+                | Self::Sql(_)
         )
     }
 }
@@ -1065,7 +1183,8 @@ impl Dag {
                 | Executor::Archive(_)
                 | Executor::Enqueue(_)
                 | Executor::Emit(_)
-                | Executor::Wait(_),
+                | Executor::Wait(_)
+                | Executor::Sql(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -693,6 +693,48 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Sql(sql) => {
+            let mut sql = (**sql).clone();
+            // The SQL: the config's `query`, else the step's `command` or `script`.
+            sql.query = sql
+                .query
+                .as_deref()
+                .map(expand)
+                .or_else(|| step.command.as_ref().map(|_| line.clone()))
+                .or_else(|| step.script.as_deref().map(expand));
+            for text in [
+                &mut sql.dsn,
+                &mut sql.null_string,
+                &mut sql.output_file,
+                &mut sql.advisory_lock,
+            ] {
+                *text = text.as_deref().map(expand);
+            }
+            match &mut sql.params {
+                wharf_spec::SqlParams::None => {}
+                wharf_spec::SqlParams::Positional(values) => {
+                    values.iter_mut().for_each(|v| expand_strings(v, expand));
+                }
+                wharf_spec::SqlParams::Named(values) => {
+                    values
+                        .iter_mut()
+                        .for_each(|(_, v)| expand_strings(v, expand));
+                }
+            }
+            if let Some(import) = sql.import.as_mut() {
+                import.input_file = expand(&import.input_file);
+                import.table = expand(&import.table);
+                import.format = import.format.as_deref().map(expand);
+                import.conflict_target = import.conflict_target.as_deref().map(expand);
+                for list in [&mut import.columns, &mut import.update_columns] {
+                    *list = list.iter().map(|c| expand(c)).collect();
+                }
+            }
+            crate::BuiltinJob::Sql {
+                sql,
+                dir: dir.to_path_buf(),
+            }
+        }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })
 }

@@ -18,6 +18,7 @@ mod builtin;
 mod docker;
 mod keys;
 mod reader;
+mod sql;
 mod step;
 mod swarm;
 mod values;

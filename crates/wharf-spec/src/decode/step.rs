@@ -368,6 +368,25 @@ fn builtin_needs(d: &mut Decoder, step: &Step, node: &Node) {
                 );
             }
         }
+        Executor::Sql(sql) => {
+            let written = [
+                sql.query.is_some(),
+                step.command.is_some(),
+                step.script.is_some(),
+            ];
+            if written.iter().filter(|w| **w).count() > 1 {
+                d.diags.push(
+                    Diagnostic::error(
+                        node.at(),
+                        format!(
+                            "a `{}` step has its SQL in one place: `command`, `script` or the config's `query`",
+                            sql.engine.name()
+                        ),
+                    )
+                    .with_help("several statements go in one text, each ended by `;`"),
+                );
+            }
+        }
         _ => {}
     }
 }
@@ -866,7 +885,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 let Some(t) = ef.get("type") else {
                     d.diags.push(
                         Diagnostic::error(exec.at(), "`executor` needs a `type`").with_help(
-                            "accepted types: command, shell, docker, hitl, jq, http, mail, ssh, archive",
+                            "accepted types: command, shell, docker, hitl, jq, http, mail, ssh, archive, sqlite, postgres",
                         ),
                     );
                     return local;
@@ -928,6 +947,16 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Some(w) => Executor::Wait(Box::new(w)),
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
+        "sqlite" | "postgres" => {
+            let has_command = f.has("command") || f.has("script");
+            Executor::Sql(Box::new(super::sql::sql_step(
+                d,
+                &kind,
+                config,
+                type_node,
+                has_command,
+            )))
+        }
         "http" => Executor::Http(Box::new(d.http_step(config))),
         "mail" => Executor::Mail(Box::new(d.mail_step(config, type_node))),
         "ssh" => Executor::Ssh(Box::new(
@@ -941,7 +970,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                     type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
-                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail`, `archive` and `hitl` steps"),
+                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail`, `archive`, `sqlite`, `postgres` and `hitl` steps"),
             );
             local
         }
@@ -952,6 +981,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 other,
                 &[
                     "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh", "archive",
+                    "sqlite", "postgres",
                 ],
             );
             local
