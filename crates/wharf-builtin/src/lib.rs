@@ -14,6 +14,7 @@ mod file;
 mod http;
 mod jq;
 mod mail;
+mod router;
 mod sql;
 mod ssh;
 mod wait;
@@ -56,6 +57,7 @@ impl Executor for BuiltinExecutor {
                 }
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
                 BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
+                BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
                 BuiltinJob::Wait { wait, dir } => wait::run(wait, dir, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,

@@ -1878,3 +1878,142 @@ fn run_lists_in_2x() {
         "`run` has no command: every item is empty",
     );
 }
+
+// Dagu 2.x `router.route`: each target runs when its pattern matches (not first-match),
+// a target routed away is skipped without stopping what follows it, a numeric route on a
+// value that is not a number fails the router and runs no target.
+#[test]
+fn router_route_sends_the_run_down_matching_routes() {
+    let p = Place::new();
+    let dag = p.dag(
+        "route",
+        r#"params:
+  - name: STATUS
+    default: "503"
+  - name: CONF
+    default: "0.95"
+  - name: LIMIT
+    default: "0.9"
+steps:
+  - id: pick
+    action: router.route
+    with:
+      value: ${params.STATUS}
+      routes:
+        "re:.*": [catch_all]
+        "re:^5\\d\\d$": [server_error, page]
+        "200": [ok]
+  - id: ok
+    run: echo ok
+  - id: server_error
+    run: echo 5xx
+  - id: page
+    run: echo paging
+  - id: catch_all
+    run: echo other
+  - id: after_ok
+    depends: [ok]
+    run: echo after
+  - id: score
+    action: router.route
+    with:
+      value: ${params.CONF}
+      routes:
+        "num:>=${params.LIMIT}": [approve]
+        "num:<${params.LIMIT}": [review]
+  - id: approve
+    run: echo approve
+  - id: review
+    run: echo review
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("route", "pick"),
+        "Router evaluating: 503\n  200 -> [ok]\n  re:^5\\d\\d$ -> [server_error page]\n  re:.* -> [catch_all]\n"
+    );
+    let status = p.status("route");
+    let of = |name: &str| {
+        step(&status, name)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (name, want) in [
+        ("ok", "skipped"),
+        ("server_error", "succeeded"),
+        ("page", "succeeded"),
+        ("catch_all", "succeeded"),
+        ("after_ok", "succeeded"),
+        ("approve", "succeeded"),
+        ("review", "skipped"),
+    ] {
+        assert_eq!(of(name), want, "{name}: {status}");
+    }
+    assert_eq!(status["status"], "succeeded");
+
+    let out = p.run(&dag, &["--", "STATUS=200", "CONF=high"]);
+    assert_ne!(out.code, Some(0));
+    let status = p.status("route");
+    let of = |name: &str| {
+        step(&status, name)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(of("ok"), "succeeded");
+    assert_eq!(of("server_error"), "skipped");
+    assert_eq!(of("catch_all"), "succeeded");
+    assert_eq!(of("score"), "failed");
+    assert!(
+        step(&status, "score")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`high` is not a number")),
+        "{status}"
+    );
+    for name in ["approve", "review"] {
+        assert!(
+            !["succeeded", "running"].contains(&of(name).as_str()),
+            "{name}: {status}"
+        );
+    }
+    assert_eq!(status["status"], "failed");
+
+    for (yaml, said) in [
+        (
+            "type: chain\nsteps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {a: [t]}}\n  - id: t\n    run: echo\n",
+            "router steps require type 'graph'",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {a: [nope]}}\n",
+            "references non-existent step `nope`",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {a: [t], b: [t]}}\n  - id: t\n    run: echo\n",
+            "is targeted by multiple routes",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {'num:=1': [t]}}\n  - id: t\n    run: echo\n",
+            "numeric comparison is invalid",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {'re:(': [t]}}\n  - id: t\n    run: echo\n",
+            "regexp is invalid",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {routes: {a: [t]}}\n  - id: t\n    run: echo\n",
+            "with.value is required",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x}\n",
+            "with.routes is required",
+        ),
+        (
+            "steps:\n  - id: r\n    action: router.route\n    with: {value: x, routes: {a: []}}\n",
+            "has no targets",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+}

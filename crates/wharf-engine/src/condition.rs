@@ -48,13 +48,20 @@ pub async fn check(
                 negate,
                 how,
             } => {
+                // A `num:` threshold may be a reference (a router's route, resolved as it
+                // runs); any other `expected` of a 2.x condition is literal.
+                let literal = if expected.starts_with("num:") {
+                    references(expected)
+                } else {
+                    expected.clone()
+                };
                 let ok = match how {
                     MatchHow::Expanded => matches(condition, expected, env, dir, &expand).await?,
-                    MatchHow::Resolved => text_matches(&references(condition), expected)?,
+                    MatchHow::Resolved => text_matches(&references(condition), &literal)?,
                     MatchHow::Evaluated => {
                         let text = references(condition);
                         let value = crate::vars::evaluate_async(&text, &expand, env, dir).await?;
-                        text_matches(value.trim(), expected)?
+                        text_matches(value.trim(), &literal)?
                     }
                 };
                 (
@@ -90,6 +97,15 @@ pub async fn matches(
 /// one line equals `expected` (or the whole value does), or, with `re:`, when the regex
 /// matches one line. An empty value is one empty line.
 pub(crate) fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
+    if let Some(num) = expected.strip_prefix("num:") {
+        // A number compared (a value that is not one does not match).
+        let pattern = wharf_spec::formats::numeric_pattern(num)
+            .map_err(|e| format!("`{expected}` is not a numeric comparison: {e}"))?;
+        return match wharf_spec::formats::finite_number(value) {
+            Some(v) => pattern.holds(v, &pattern.threshold),
+            None => Ok(false),
+        };
+    }
     let mut lines = value.lines().map(|l| l.trim_end_matches('\r'));
     match expected.strip_prefix("re:") {
         Some(pattern) => {
@@ -148,6 +164,11 @@ mod tests {
         assert_eq!(text_matches("6", "re:^[1-5]$"), Ok(false));
         assert_eq!(text_matches("hello\n", "hello"), Ok(true));
         assert!(text_matches("x", "re:(").is_err());
+        assert_eq!(text_matches("0.95", "num:>=0.9"), Ok(true));
+        assert_eq!(text_matches(" 0.5\n", "num:>=0.9"), Ok(false));
+        assert_eq!(text_matches("-3", "num:< -2"), Ok(true));
+        assert_eq!(text_matches("high", "num:>1"), Ok(false));
+        assert!(text_matches("1", "num:=1").is_err());
         // Line by line: one line that matches is enough, and `^…$` hold per line.
         assert_eq!(text_matches("starting\nready\n", "ready"), Ok(true));
         assert_eq!(text_matches("a\n3\nb", "re:^[1-5]$"), Ok(true));

@@ -172,6 +172,11 @@ pub enum BuiltinJob {
         op: String,
         dir: PathBuf,
     },
+    /// `router.route`: the value (resolved) and the routes, a `num:` threshold resolved.
+    Router {
+        value: String,
+        routes: Vec<(String, Vec<String>)>,
+    },
     /// A `sqlite` or `postgres` step, its strings expanded (the SQL in `sql.query`, None
     /// for an import); relative paths are relative to `dir`.
     Sql {

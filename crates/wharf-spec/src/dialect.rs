@@ -1437,6 +1437,10 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             put_executor(entries, "enqueue", with, span);
         }
+        "router.route" => {
+            let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            put_executor(entries, "router", with, span);
+        }
         "sqlite.query" | "sqlite.import" | "postgres.query" | "postgres.import" => {
             // The engine and the operation go with `with` as the SQL step's config.
             let (engine, op) = name.split_once('.').unwrap_or_default();
@@ -1477,7 +1481,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import)"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import) and router.route"),
         ),
     }
 }

@@ -455,6 +455,69 @@ fn glob_at(p: &[char], s: &[char]) -> bool {
     }
 }
 
+/// A `num:` pattern's comparison: `>`, `>=`, `<` or `<=`, and its threshold (a number, or
+/// one whole `${...}` reference resolved when it is matched).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumericPattern {
+    pub op: NumericOp,
+    pub threshold: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumericOp {
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+}
+
+/// The text after `num:` read as a comparison; why not, if it is not one.
+pub fn numeric_pattern(text: &str) -> Result<NumericPattern, String> {
+    let text = text.trim();
+    let (op, rest) = if let Some(r) = text.strip_prefix(">=") {
+        (NumericOp::GreaterOrEqual, r)
+    } else if let Some(r) = text.strip_prefix("<=") {
+        (NumericOp::LessOrEqual, r)
+    } else if let Some(r) = text.strip_prefix('>') {
+        (NumericOp::Greater, r)
+    } else if let Some(r) = text.strip_prefix('<') {
+        (NumericOp::Less, r)
+    } else {
+        return Err(format!("`{text}` does not start with >, >=, < or <="));
+    };
+    let threshold = rest.trim();
+    let reference = threshold.starts_with("${")
+        && threshold.ends_with('}')
+        && threshold.matches("${").count() == 1;
+    if !reference && finite_number(threshold).is_none() {
+        return Err(format!("`{threshold}` is not a finite number"));
+    }
+    Ok(NumericPattern {
+        op,
+        threshold: threshold.to_owned(),
+    })
+}
+
+/// `text` (trimmed) as a finite number.
+pub fn finite_number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+impl NumericPattern {
+    /// Whether `value` compares as the pattern says with its threshold (the threshold
+    /// resolved); an error when the threshold is not a number.
+    pub fn holds(&self, value: f64, threshold: &str) -> Result<bool, String> {
+        let limit = finite_number(threshold)
+            .ok_or_else(|| format!("the threshold `{threshold}` is not a finite number"))?;
+        Ok(match self.op {
+            NumericOp::Greater => value > limit,
+            NumericOp::GreaterOrEqual => value >= limit,
+            NumericOp::Less => value < limit,
+            NumericOp::LessOrEqual => value <= limit,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

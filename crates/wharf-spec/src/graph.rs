@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::decode::{Depends, RawStep};
 use crate::diag::{Diagnostic, Span, did_you_mean};
-use crate::model::{Dag, DagType, Executor};
+use crate::model::{Condition, Dag, DagType, Executor, MatchHow, Step};
 
 pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawStep>) {
     // A step with an id and no name is named by its id.
@@ -137,10 +137,85 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
         }
         steps[i].depends = deps;
     }
+    route(diags, dag.kind, &mut steps);
     dag.steps = steps;
     // With two steps of one name the edges are ambiguous: the duplicate is the error.
     if !duplicates {
         report_cycles(diags, dag, &edge_spans);
+    }
+}
+
+/// Router steps (Dagu 2.x `router.route`): each target depends on its router and gets a
+/// precondition of its own, its pattern against the router's value, so it runs only when
+/// that matches; a target routed away is skipped without stopping the steps after it.
+fn route(diags: &mut Vec<Diagnostic>, kind: DagType, steps: &mut [Step]) {
+    let routers: Vec<(usize, crate::model::RouterStep)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.executor {
+            Executor::Router(r) => Some((i, (**r).clone())),
+            _ => None,
+        })
+        .collect();
+    if kind == DagType::Chain {
+        for (r, _) in &routers {
+            diags.push(
+                Diagnostic::error(steps[*r].span, "router steps require type 'graph'")
+                    .with_help("write `type: graph` (the default of Dagu 2.7+ files): a router decides which steps run, a chain runs them all in turn"),
+            );
+        }
+        return;
+    }
+    let mut routed: HashMap<usize, String> = HashMap::new();
+    for (r, router) in routers {
+        let router_name = steps[r].name.clone();
+        let span = steps[r].span;
+        for (pattern, targets) in &router.routes {
+            for target in targets.iter().filter(|t| !t.trim().is_empty()) {
+                let found = steps
+                    .iter()
+                    .position(|s| s.name == *target || s.id.as_deref() == Some(target.as_str()));
+                let Some(j) = found else {
+                    let mut diag = Diagnostic::error(
+                        span,
+                        format!("route `{pattern}` references non-existent step `{target}`"),
+                    );
+                    if let Some(s) = did_you_mean(target, steps.iter().map(|s| s.name.as_str())) {
+                        diag = diag.with_help(format!("did you mean `{s}`?"));
+                    }
+                    diags.push(diag);
+                    continue;
+                };
+                if j == r {
+                    diags.push(Diagnostic::error(
+                        span,
+                        format!("route `{pattern}` targets the router `{target}` itself"),
+                    ));
+                    continue;
+                }
+                if let Some(first) = routed.insert(j, pattern.clone()) {
+                    diags.push(
+                        Diagnostic::error(
+                            span,
+                            format!("step `{target}` is targeted by multiple routes (`{first}` and `{pattern}`)"),
+                        )
+                        .with_help("a step has one route; list it once"),
+                    );
+                    continue;
+                }
+                let step = &mut steps[j];
+                if !step.depends.contains(&router_name) {
+                    step.depends.push(router_name.clone());
+                }
+                step.preconditions.push(Condition::Match {
+                    condition: router.value.clone(),
+                    expected: pattern.clone(),
+                    negate: false,
+                    how: MatchHow::Resolved,
+                });
+                step.continue_on.skipped = true;
+            }
+        }
     }
 }
 

@@ -378,6 +378,19 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
+    /// matches the value; the step itself reports the decision.
+    Router(Box<RouterStep>),
+}
+
+/// `action: router.route` and its `with`.
+#[derive(Debug, Clone, Default)]
+pub struct RouterStep {
+    /// What the patterns are matched against; references are put in when it runs.
+    pub value: String,
+    /// Each pattern (an exact text, `re:REGEX` or `num:OP NUMBER`) with the steps it
+    /// sends the run to, as written.
+    pub routes: Vec<(String, Vec<String>)>,
 }
 
 /// The database a SQL step talks to.
@@ -694,6 +707,7 @@ impl Executor {
                 | Self::Emit(_)
                 | Self::Wait(_)
                 | Self::Sql(_)
+                | Self::Router(_)
         )
     }
 }
@@ -1184,7 +1198,8 @@ impl Dag {
                 | Executor::Enqueue(_)
                 | Executor::Emit(_)
                 | Executor::Wait(_)
-                | Executor::Sql(_),
+                | Executor::Sql(_)
+                | Executor::Router(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -321,6 +321,7 @@ fn placement(dag: &Dag, step: &Step) -> String {
             wharf_spec::Executor::Archive(_) => "in wharf (an archive)".into(),
             wharf_spec::Executor::Wait(_) => "in wharf (a wait)".into(),
             wharf_spec::Executor::Sql(sql) => format!("in wharf ({})", sql.engine.name()),
+            wharf_spec::Executor::Router(_) => "in wharf (a router)".into(),
             _ => "in wharf (no process)".into(),
         },
         Placement::SharedContainer => match &dag.container {

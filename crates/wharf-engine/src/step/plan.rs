@@ -693,6 +693,21 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Router(router) => crate::BuiltinJob::Router {
+            value: expand(&router.value),
+            routes: router
+                .routes
+                .iter()
+                .map(|(pattern, targets)| {
+                    let shown = if pattern.starts_with("num:") {
+                        expand(pattern)
+                    } else {
+                        pattern.clone()
+                    };
+                    (shown, targets.clone())
+                })
+                .collect(),
+        },
         Executor::Sql(sql) => {
             let mut sql = (**sql).clone();
             // The SQL: the config's `query`, else the step's `command` or `script`.

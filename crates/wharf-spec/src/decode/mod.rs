@@ -18,6 +18,7 @@ mod builtin;
 mod docker;
 mod keys;
 mod reader;
+mod router;
 mod sql;
 mod step;
 mod swarm;

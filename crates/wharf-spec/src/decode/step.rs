@@ -947,6 +947,9 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Some(w) => Executor::Wait(Box::new(w)),
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
+        "router" if d.v2 => {
+            Executor::Router(Box::new(super::router::router_step(d, config, type_node)))
+        }
         "sqlite" | "postgres" => {
             let has_command = f.has("command") || f.has("script");
             Executor::Sql(Box::new(super::sql::sql_step(
