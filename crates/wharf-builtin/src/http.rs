@@ -238,7 +238,7 @@ pub(crate) fn client(skip_tls_verify: bool) -> Result<HttpsClient, String> {
 
 /// `skipTLSVerify`: every certificate is taken (the signatures are still checked).
 #[derive(Debug)]
-struct NoCheck;
+pub(crate) struct NoCheck;
 
 impl rustls::client::danger::ServerCertVerifier for NoCheck {
     fn verify_server_cert(

@@ -314,6 +314,13 @@ const PG_PASSWORD: &str = "s3cret-Pg-pass";
 
 impl Postgres {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `tls_only`, the server takes connections over TLS alone (`hostssl`), with a
+    /// certificate for 127.0.0.1 signed by the CA in `ca.pem` (beside `other-ca.pem`, a CA
+    /// that signed nothing of it).
+    fn start_with(tls_only: bool) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL (scripts/test installs it)")
             .flatten()
@@ -358,10 +365,28 @@ impl Postgres {
             .local_addr()
             .expect("addr")
             .port();
-        let options = format!(
+        let mut options = format!(
             "-k {} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off",
             dir.display()
         );
+        if tls_only {
+            certificates(&dir);
+            let chown = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(chown.success());
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .expect("hba");
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.pem -c ssl_key_file={d}/server-key.pem",
+                d = dir.display()
+            ));
+        }
         let pg_ctl = bin.join("pg_ctl");
         as_postgres(&[
             pg_ctl.to_str().expect("path"),
@@ -403,6 +428,68 @@ impl Postgres {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+/// A CA (`ca.pem`), a server certificate for 127.0.0.1 it signed (`server.pem`,
+/// `server-key.pem`, readable by its owner alone), and another CA (`other-ca.pem`).
+fn certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("san");
+    for (key, cert, name) in [
+        ("ca-key.pem", "ca.pem", "/CN=wharf-test-ca"),
+        ("other-ca-key.pem", "other-ca.pem", "/CN=wharf-other-ca"),
+    ] {
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
+            "1", "-subj", name,
+        ]);
+    }
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server-key.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("key mode");
 }
 
 impl Drop for Postgres {
@@ -574,4 +661,92 @@ steps:
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn postgres_steps_connect_over_tls_as_sslmode_says() {
+    let pg = Postgres::start_with(true);
+    let p = Place::new();
+    std::fs::copy(pg.dir.join("ca.pem"), p.path("ca.pem")).expect("ca");
+    std::fs::copy(pg.dir.join("other-ca.pem"), p.path("other-ca.pem")).expect("other ca");
+    let base = format!("postgres://wharf:${{PGPW}}@127.0.0.1:{}/postgres", pg.port);
+    let by_name = format!("postgres://wharf:${{PGPW}}@localhost:{}/postgres", pg.port);
+    let cases = [
+        ("plain", format!("{base}?sslmode=disable"), false),
+        ("prefer", base.clone(), true),
+        ("require", format!("{base}?sslmode=require"), true),
+        (
+            "full",
+            format!("{base}?sslmode=verify-full&sslrootcert=ca.pem"),
+            true,
+        ),
+        (
+            "stranger",
+            format!("{base}?sslmode=verify-full&sslrootcert=other-ca.pem"),
+            false,
+        ),
+        (
+            "wrongname",
+            format!("{by_name}?sslmode=verify-full&sslrootcert=ca.pem"),
+            false,
+        ),
+        (
+            "chainonly",
+            format!("{by_name}?sslmode=verify-ca&sslrootcert=ca.pem"),
+            true,
+        ),
+        (
+            "words",
+            format!(
+                "host=127.0.0.1 port={} user=wharf password='${{PGPW}}' dbname=postgres sslmode=verify-full sslrootcert=ca.pem",
+                pg.port
+            ),
+            true,
+        ),
+    ];
+    let mut yaml = String::from(
+        "type: graph\nsecrets:\n  - name: PGPW\n    provider: env\n    key: TEST_PG_PASSWORD\nsteps:\n",
+    );
+    for (id, dsn, _) in &cases {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    action: postgres.query\n    with:\n      dsn: \"{dsn}\"\n      query: SELECT ssl AS tls FROM pg_stat_ssl WHERE pid = pg_backend_pid()\n"
+        ));
+    }
+    let dag = p.dag("tls", &yaml);
+    let out = p
+        .wharf()
+        .env("TEST_PG_PASSWORD", PG_PASSWORD)
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_ne!(out.code, Some(0), "some cases must fail");
+    let status = p.status("tls");
+    for (id, _, works) in &cases {
+        let state = step(&status, id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if *works {
+            assert_eq!(state, "succeeded", "{id}: {status}");
+            assert_eq!(p.logs("tls", id), "{\"tls\":true}\n", "{id}");
+        } else {
+            assert_eq!(state, "failed", "{id}: {status}");
+        }
+    }
+    assert!(
+        step_error(&status, "plain").contains("no encryption"),
+        "{status}"
+    );
+    for id in ["stranger", "wrongname"] {
+        let error = step_error(&status, id);
+        assert!(
+            error.contains("cannot connect to PostgreSQL"),
+            "{id}: {error}"
+        );
+        assert!(
+            error.to_lowercase().contains("certificate"),
+            "{id}: {error}"
+        );
+    }
+    assert!(!format!("{}{}{status}", out.stdout, out.stderr).contains(PG_PASSWORD));
 }

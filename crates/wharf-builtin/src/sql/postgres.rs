@@ -1,4 +1,4 @@
-//! PostgreSQL through tokio-postgres: one connection per step. Each statement of the
+//! PostgreSQL through tokio-postgres (TLS by rustls, as `sslmode` says): one connection per step. Each statement of the
 //! step's SQL is prepared and run in turn (the extended protocol: parameters as text the
 //! server reads as each placeholder's type, rows with their types), so numbers come out
 //! as JSON numbers and a stop cancels the running statement on the server.
@@ -8,8 +8,8 @@ use std::path::Path;
 
 use futures_util::{StreamExt, pin_mut};
 use serde_json::{Map, Value};
+use tokio_postgres::Client;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type};
-use tokio_postgres::{Client, NoTls};
 use wharf_engine::StepJob;
 use wharf_spec::{OnConflict, SqlImport, SqlParams, SqlStep};
 
@@ -25,17 +25,19 @@ pub(super) async fn run(
     out: &mut Output,
 ) -> Result<Map<String, Value>, Failure> {
     // The DSN is never shown: it may hold a password.
-    let config: tokio_postgres::Config = dsn.trim().parse().map_err(|e| {
+    let (rest, tls) = tls_settings(dsn.trim())?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
         Failure::Error(format!(
             "the dsn is not a PostgreSQL connection string (`postgres://user:password@host:5432/db` or `host=... dbname=...`): {}",
             without_dsn(&e, dsn)
         ))
     })?;
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(Failure::Error(
-            "the dsn asks for TLS (`sslmode=require`), which wharf's PostgreSQL steps do not make: use `sslmode=disable` or `prefer` on a trusted network".into(),
-        ));
-    }
+    config.ssl_mode(match tls.mode {
+        TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+        TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    let tls = tls.connector(dir)?;
     let deadline = super::deadline(sql);
     let timer = async {
         match deadline {
@@ -50,12 +52,12 @@ pub(super) async fn run(
             sql.timeout
         ))
     };
-    let connect = config.connect(NoTls);
+    let connect = config.connect(tls.clone());
     let (client, connection) = tokio::select! {
         c = connect => c.map_err(|e| match e.as_db_error() {
             Some(_) => db_error("cannot connect to PostgreSQL", &e),
             None => Failure::Error(format!(
-                "cannot connect to PostgreSQL: {}", without_dsn(&e, dsn)
+                "cannot connect to PostgreSQL: {}", without_dsn(&chain(&e), dsn)
             )),
         })?,
         () = job.stop.cancelled() => return Err(Failure::Stopped),
@@ -76,11 +78,11 @@ pub(super) async fn run(
         tokio::select! {
             r = work => r,
             () = job.stop.cancelled() => {
-                let _ = cancel.cancel_query(NoTls).await;
+                let _ = cancel.cancel_query(tls.clone()).await;
                 Err(Failure::Stopped)
             }
             () = &mut timer => {
-                let _ = cancel.cancel_query(NoTls).await;
+                let _ = cancel.cancel_query(tls.clone()).await;
                 Err(timeout())
             }
         }
@@ -88,6 +90,260 @@ pub(super) async fn run(
     drop(client);
     let _ = connection.await;
     report
+}
+
+/// How a connection uses TLS, as libpq's `sslmode` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    /// Never.
+    Disable,
+    /// When the server offers it (libpq's default), its certificate not checked.
+    Prefer,
+    /// Always, the certificate not checked (checked as `verify-ca` with `sslrootcert`).
+    Require,
+    /// Always, the certificate signed by a trusted authority.
+    VerifyCa,
+    /// Always, the certificate signed by a trusted authority and naming the host.
+    VerifyFull,
+}
+
+/// The DSN's TLS settings, which wharf handles itself: `sslmode` and `sslrootcert`.
+#[derive(Debug)]
+struct Tls {
+    mode: TlsMode,
+    root_cert: Option<String>,
+}
+
+/// The DSN without its TLS settings (in a URL's query or as `key=value` words), and those.
+fn tls_settings(dsn: &str) -> Result<(String, Tls), Failure> {
+    let mut mode: Option<String> = None;
+    let mut root_cert: Option<String> = None;
+    let mut take = |key: &str, value: String| -> Result<bool, Failure> {
+        match key {
+            "sslmode" => mode = Some(value),
+            "sslrootcert" => root_cert = Some(value),
+            "sslcert" | "sslkey" | "sslpassword" => {
+                return Err(Failure::Error(format!(
+                    "the dsn's `{key}` (a client certificate) is not one wharf's PostgreSQL steps present: log in with a password"
+                )));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
+    let rest = if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        match dsn.split_once('?') {
+            Some((base, query)) => {
+                let mut kept = Vec::new();
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    let value = percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned();
+                    if !take(k, value)? {
+                        kept.push(pair);
+                    }
+                }
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => dsn.to_owned(),
+        }
+    } else {
+        // `key=value` words; a value may be quoted ('...', with \' and \\ inside).
+        let mut kept = Vec::new();
+        let chars: Vec<char> = dsn.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < chars.len() && chars[i] != '=' && !chars[i].is_whitespace() {
+                i += 1;
+            }
+            let key: String = chars[start..i].iter().collect();
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            if i < chars.len() && chars[i] == '=' {
+                i += 1;
+            }
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            let mut value = String::new();
+            if i < chars.len() && chars[i] == '\'' {
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    }
+                    value.push(chars[i]);
+                    i += 1;
+                }
+                i += 1;
+            } else {
+                while i < chars.len() && !chars[i].is_whitespace() {
+                    value.push(chars[i]);
+                    i += 1;
+                }
+            }
+            let word: String = chars[start..i.min(chars.len())].iter().collect();
+            if !key.is_empty() && !take(&key, value)? {
+                kept.push(word);
+            }
+        }
+        kept.join(" ")
+    };
+    let mode = match mode.as_deref().map(str::trim) {
+        None | Some("prefer" | "allow") => TlsMode::Prefer,
+        Some("disable") => TlsMode::Disable,
+        Some("require") if root_cert.is_some() => TlsMode::VerifyCa,
+        Some("require") => TlsMode::Require,
+        Some("verify-ca") => TlsMode::VerifyCa,
+        Some("verify-full") => TlsMode::VerifyFull,
+        Some(other) => {
+            return Err(Failure::Error(format!(
+                "the dsn's sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+            )));
+        }
+    };
+    Ok((rest, Tls { mode, root_cert }))
+}
+
+impl Tls {
+    /// The TLS connector for the mode: certificates checked against `sslrootcert` (a path
+    /// relative to `dir`) or the system's roots.
+    fn connector(&self, dir: &Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Failure> {
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+        let config = match self.mode {
+            TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(crate::http::NoCheck))
+                .with_no_client_auth(),
+            TlsMode::VerifyCa | TlsMode::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match &self.root_cert {
+                    Some(file) => {
+                        let path = dir.join(file);
+                        let text = std::fs::read(&path).map_err(|e| {
+                            format!("cannot read the dsn's sslrootcert {}: {e}", path.display())
+                        })?;
+                        let mut added = 0;
+                        use rustls::pki_types::pem::PemObject as _;
+                        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&text) {
+                            let cert = cert.map_err(|e| {
+                                format!(
+                                    "the sslrootcert {} is not PEM certificates: {e}",
+                                    path.display()
+                                )
+                            })?;
+                            if roots.add(cert).is_ok() {
+                                added += 1;
+                            }
+                        }
+                        if added == 0 {
+                            return Err(Failure::Error(format!(
+                                "the sslrootcert {} holds no certificate",
+                                path.display()
+                            )));
+                        }
+                    }
+                    None => {
+                        for cert in rustls_native_certs::load_native_certs().certs {
+                            let _ = roots.add(cert);
+                        }
+                    }
+                }
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    std::sync::Arc::new(roots),
+                    std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+                )
+                .build()
+                .map_err(|e| format!("TLS: {e}"))?;
+                if self.mode == TlsMode::VerifyFull {
+                    builder.with_webpki_verifier(webpki).with_no_client_auth()
+                } else {
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(std::sync::Arc::new(ChainOnly(webpki)))
+                        .with_no_client_auth()
+                }
+            }
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+/// `verify-ca`: the certificate's chain is checked, not the name it is for.
+#[derive(Debug)]
+struct ChainOnly(std::sync::Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// An error with the errors under it (a TLS handshake's reason): `a: b: c`.
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut under = e.source();
+    while let Some(cause) = under {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        under = cause.source();
+    }
+    text
 }
 
 /// An error's text with the DSN (and so its password) taken out, should it be quoted.
@@ -779,6 +1035,27 @@ mod tests {
             decimal("123456789012345678901234567890.5"),
             serde_json::json!("123456789012345678901234567890.5")
         );
+    }
+
+    #[test]
+    fn tls_settings_come_out_of_both_dsn_forms() {
+        let (rest, tls) = tls_settings(
+            "postgres://u:p@h:5432/db?sslmode=verify-full&connect_timeout=5&sslrootcert=ca%20dir/ca.pem",
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(rest, "postgres://u:p@h:5432/db?connect_timeout=5");
+        assert_eq!(tls.mode, TlsMode::VerifyFull);
+        assert_eq!(tls.root_cert.as_deref(), Some("ca dir/ca.pem"));
+        let (rest, tls) = tls_settings("host=h sslmode = 'require' password='a b\\'c' dbname=x")
+            .ok()
+            .unwrap();
+        assert_eq!(rest, "host=h password='a b\\'c' dbname=x");
+        assert_eq!(tls.mode, TlsMode::Require);
+        let (_, tls) = tls_settings("postgres://h/db").ok().unwrap();
+        assert_eq!(tls.mode, TlsMode::Prefer);
+        assert!(tls_settings("postgres://h/db?sslmode=sometimes").is_err());
+        assert!(tls_settings("postgres://h/db?sslcert=c.pem").is_err());
     }
 
     #[test]
