@@ -15,6 +15,7 @@ mod http;
 mod jq;
 mod mail;
 mod router;
+mod sftp;
 mod sql;
 mod ssh;
 mod wait;
@@ -58,6 +59,21 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
                 BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
+                BuiltinJob::Sftp {
+                    config,
+                    upload,
+                    source,
+                    destination,
+                    dir,
+                } => {
+                    let transfer = sftp::Transfer {
+                        upload: *upload,
+                        source: source.as_deref(),
+                        destination: destination.as_deref(),
+                        dir,
+                    };
+                    sftp::run(&self.sessions, config, &transfer, job, &mut out).await
+                }
                 BuiltinJob::Wait { wait, dir } => wait::run(wait, dir, job, &mut out).await,
                 BuiltinJob::Enqueue {
                     file,

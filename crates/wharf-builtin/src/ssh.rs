@@ -38,7 +38,7 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 /// The connections of a run, by user, host, port and credentials.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    open: tokio::sync::Mutex<HashMap<String, Arc<Handle<Client>>>>,
+    pub(crate) open: tokio::sync::Mutex<HashMap<String, Arc<Handle<Client>>>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -245,7 +245,7 @@ fn signal_name(signal: nix::sys::signal::Signal) -> String {
 }
 
 /// `user@host:port`.
-fn target(config: &SshStep) -> String {
+pub(crate) fn target(config: &SshStep) -> String {
     format!(
         "{}@{}:{}",
         user(config),
@@ -262,7 +262,7 @@ fn user(config: &SshStep) -> String {
         .unwrap_or_else(|| "root".into())
 }
 
-fn cache_key(config: &SshStep) -> String {
+pub(crate) fn cache_key(config: &SshStep) -> String {
     format!(
         "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{}",
         user(config),
@@ -280,7 +280,7 @@ fn home() -> PathBuf {
 }
 
 /// A path as written: `~/` is the home folder, a relative one the step's directory.
-fn path_of(text: &str, dir: &Path) -> PathBuf {
+pub(crate) fn path_of(text: &str, dir: &Path) -> PathBuf {
     match text.strip_prefix("~/") {
         Some(rest) => home().join(rest),
         None => wharf_spec::formats::resolve_path(dir, text),
@@ -288,7 +288,7 @@ fn path_of(text: &str, dir: &Path) -> PathBuf {
 }
 
 /// The run's connection to the step's host, made (and logged in) when it has none.
-async fn connection(
+pub(crate) async fn connection(
     sessions: &Sessions,
     config: &SshStep,
     dir: &Path,

@@ -504,7 +504,7 @@ impl Sshd {
         std::fs::write(
             dir.join("sshd_config"),
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\nSubsystem sftp internal-sftp\n",
                 d = dir.display()
             ),
         )
@@ -654,6 +654,154 @@ fn ssh_steps_run_on_a_real_sshd() {
         let text = std::fs::read_to_string(&entry).unwrap_or_default();
         assert!(!text.contains(password), "{}", entry.display());
     }
+}
+
+#[test]
+fn sftp_steps_copy_files_and_folders_over_a_real_sshd() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Place::new();
+    let sshd = Sshd::start(&p);
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let put = |path: &Path, text: &str, bits: u32| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits)).expect("mode");
+    };
+    put(&p.path("report.txt"), "first version\n", 0o640);
+    put(&p.path("site/index.html"), "<h1>hi</h1>\n", 0o644);
+    put(&p.path("site/js/app.js"), "run()\n", 0o755);
+    put(&p.path("site/js/deep/x.bin"), &"x".repeat(300_000), 0o600);
+    // The "remote" side is this machine's sshd: its paths are seen here too.
+    let remote = p.path("remote");
+    let dag = p.dag(
+        "copy",
+        &format!(
+            r#"type: chain
+ssh:
+  user: root
+  host: 127.0.0.1
+  port: {port}
+  key: {key}
+  known_host_file: {known}
+steps:
+  - id: up
+    action: sftp.upload
+    with: {{source: report.txt, destination: {remote}/a/b/report.txt}}
+  - id: change
+    action: file.write
+    with: {{path: report.txt, content: "second version\n", overwrite: true, mode: "0640"}}
+  - id: again
+    action: sftp.upload
+    with: {{source: report.txt, destination: {remote}/a/b/report.txt}}
+  - id: tree
+    action: sftp.upload
+    with: {{source: site, destination: {remote}/site}}
+  - id: back
+    action: sftp.download
+    with: {{source: {remote}/site, destination: copy/site}}
+  - id: one
+    type: sftp
+    config: {{direction: download, source: {remote}/a/b/report.txt, destination: got/report.txt}}
+"#,
+            port = sshd.port,
+            key = sshd.file("user_key"),
+            known = sshd.file("known_hosts"),
+            remote = remote.display(),
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uploaded = remote.join("a/b/report.txt");
+    assert_eq!(
+        std::fs::read_to_string(&uploaded).expect("uploaded"),
+        "second version\n",
+        "the second upload replaced the first"
+    );
+    assert_eq!(mode(&uploaded), 0o640);
+    let leftovers: Vec<_> = std::fs::read_dir(remote.join("a/b"))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary file is left: {leftovers:?}"
+    );
+    for (path, bits) in [
+        ("site/index.html", 0o644),
+        ("site/js/app.js", 0o755),
+        ("site/js/deep/x.bin", 0o600),
+    ] {
+        let original = std::fs::read(p.path(path)).expect("original");
+        for copy in [remote.join(path), p.path(&format!("copy/{path}"))] {
+            assert_eq!(
+                std::fs::read(&copy).expect("copy"),
+                original,
+                "{}",
+                copy.display()
+            );
+            assert_eq!(mode(&copy), bits, "{}", copy.display());
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.path("got/report.txt")).expect("download"),
+        "second version\n"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(p.logs("copy", "tree").trim()).expect("json");
+    assert_eq!(report["direction"], "upload");
+    assert_eq!(report["files"], 3);
+    assert_eq!(report["directories"], 3);
+    assert_eq!(report["bytes"], 300_000 + 12 + 6);
+
+    // What is missing fails the step, saying what.
+    let bad = p.dag(
+        "bad",
+        &format!(
+            r#"type: graph
+ssh: {{user: root, host: 127.0.0.1, port: {port}, key: {key}, known_host_file: {known}}}
+steps:
+  - id: nolocal
+    action: sftp.upload
+    with: {{source: no-such-file, destination: {remote}/x}}
+  - id: noremote
+    action: sftp.download
+    with: {{source: {remote}/no-such-file, destination: x}}
+  - id: nowhere
+    action: sftp.upload
+    with: {{source: report.txt}}
+"#,
+            port = sshd.port,
+            key = sshd.file("user_key"),
+            known = sshd.file("known_hosts"),
+            remote = remote.display(),
+        ),
+    );
+    assert_ne!(p.run(&bad, &[]).code, Some(0));
+    let status = p.status("bad");
+    assert!(
+        step_error(&status, "nolocal").contains("failed to stat source"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "noremote").contains("failed to stat remote"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "nowhere").contains("destination path is required for sftp step"),
+        "{status}"
+    );
+    p.assert_refused(
+        "steps:\n  - action: sftp.upload\n    with: {host: h, source: a, destination: b, direction: download}\n",
+        "direction must be \"upload\"",
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

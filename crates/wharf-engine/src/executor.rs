@@ -183,6 +183,16 @@ pub enum BuiltinJob {
         sql: wharf_spec::SqlStep,
         dir: PathBuf,
     },
+    /// `sftp`: `source` copied to `destination` (local to remote when `upload`) over the
+    /// connection `config` (the step's `ssh` over the DAG's, expanded); local paths and
+    /// key files are relative to `dir`.
+    Sftp {
+        config: wharf_spec::SshStep,
+        upload: bool,
+        source: Option<String>,
+        destination: Option<String>,
+        dir: PathBuf,
+    },
     /// `command` (or `script`, fed to the remote shell) on another machine; `config` is
     /// the step's `ssh` over the DAG's, expanded; key files are relative to `dir`.
     Ssh {

@@ -409,6 +409,30 @@ fn step(node: &mut Node) -> Result<(), String> {
             entries.push(entry("action", scalar(&format!("archive.{op}"))));
             entries.push(entry("with", map(with)));
         }
+        Some("sftp") => {
+            // The direction is the action: `sftp.upload` (the default) or `sftp.download`.
+            let mut with = with_fields(config);
+            let mut op = "upload".to_owned();
+            with.retain(|w| {
+                if w.key.as_str() == Some("direction") {
+                    if let Some(d) = w.value.as_str() {
+                        op = d.trim().to_ascii_lowercase();
+                    }
+                    return false;
+                }
+                true
+            });
+            for w in &mut with {
+                if let Some(k) = w.key.as_str() {
+                    let snake = snake(k);
+                    if snake != k {
+                        w.key = scalar(&snake);
+                    }
+                }
+            }
+            entries.push(entry("action", scalar(&format!("sftp.{op}"))));
+            entries.push(entry("with", map(with)));
+        }
         Some(engine @ ("sqlite" | "postgres")) => {
             // The SQL (`command` or `script`) is `with.query`; an import is its own action.
             let mut with = with_fields(config);

@@ -378,9 +378,25 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// `type: sftp` (`action: sftp.upload`, `sftp.download`): a file or folder copied to or
+    /// from another machine over SSH.
+    Sftp(Box<SftpStep>),
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+}
+
+/// `type: sftp` and its `config`: the connection (as an `ssh` step's, the DAG's `ssh`
+/// under the step's own) and what goes where. Strings may hold variables.
+#[derive(Debug, Clone, Default)]
+pub struct SftpStep {
+    pub ssh: SshStep,
+    /// Local `source` to remote `destination`; else remote to local.
+    pub upload: bool,
+    /// A file or a folder (copied whole); local paths are relative to the step's working
+    /// directory. A missing one fails the step when it runs.
+    pub source: Option<String>,
+    pub destination: Option<String>,
 }
 
 /// `action: router.route` and its `with`.
@@ -707,6 +723,7 @@ impl Executor {
                 | Self::Emit(_)
                 | Self::Wait(_)
                 | Self::Sql(_)
+                | Self::Sftp(_)
                 | Self::Router(_)
         )
     }
@@ -1199,6 +1216,7 @@ impl Dag {
                 | Executor::Emit(_)
                 | Executor::Wait(_)
                 | Executor::Sql(_)
+                | Executor::Sftp(_)
                 | Executor::Router(_),
                 None,
             ) => Placement::Host,

@@ -322,6 +322,16 @@ fn placement(dag: &Dag, step: &Step) -> String {
             wharf_spec::Executor::Wait(_) => "in wharf (a wait)".into(),
             wharf_spec::Executor::Sql(sql) => format!("in wharf ({})", sql.engine.name()),
             wharf_spec::Executor::Router(_) => "in wharf (a router)".into(),
+            wharf_spec::Executor::Sftp(sftp) => {
+                let ssh = sftp.ssh.over(dag.ssh.as_ref());
+                format!(
+                    "in wharf (sftp {} {}{}:{})",
+                    if sftp.upload { "to" } else { "from" },
+                    ssh.user.map(|u| format!("{u}@")).unwrap_or_default(),
+                    ssh.host.unwrap_or_default(),
+                    ssh.port.unwrap_or(22)
+                )
+            }
             _ => "in wharf (no process)".into(),
         },
         Placement::SharedContainer => match &dag.container {

@@ -563,19 +563,15 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Sftp(sftp) => crate::BuiltinJob::Sftp {
+            config: expand_ssh(&sftp.ssh.over(dag.ssh.as_ref()), expand),
+            upload: sftp.upload,
+            source: sftp.source.as_deref().map(expand),
+            destination: sftp.destination.as_deref().map(expand),
+            dir: dir.to_path_buf(),
+        },
         Executor::Ssh(ssh) => {
-            let merged = ssh.over(dag.ssh.as_ref());
-            let text = |v: &Option<String>| v.as_deref().map(expand);
-            let config = wharf_spec::SshStep {
-                user: text(&merged.user),
-                host: text(&merged.host),
-                port: merged.port,
-                key: text(&merged.key),
-                password: text(&merged.password),
-                strict_host_key: merged.strict_host_key,
-                known_host_file: text(&merged.known_host_file),
-                shell: text(&merged.shell),
-            };
+            let config = expand_ssh(&ssh.over(dag.ssh.as_ref()), expand);
             crate::BuiltinJob::Ssh {
                 config,
                 command: line,
@@ -752,6 +748,24 @@ fn builtin_job(
         }
         _ => return Err("the step is not one wharf runs in its own process".into()),
     })
+}
+
+/// An `ssh` (or `sftp`) step's connection with its variables expanded.
+fn expand_ssh(
+    ssh: &wharf_spec::SshStep,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> wharf_spec::SshStep {
+    let text = |v: &Option<String>| v.as_deref().map(expand);
+    wharf_spec::SshStep {
+        user: text(&ssh.user),
+        host: text(&ssh.host),
+        port: ssh.port,
+        key: text(&ssh.key),
+        password: text(&ssh.password),
+        strict_host_key: ssh.strict_host_key,
+        known_host_file: text(&ssh.known_host_file),
+        shell: text(&ssh.shell),
+    }
 }
 
 /// `smtp` with its variables expanded (`password: ${SMTP_PASSWORD}`).

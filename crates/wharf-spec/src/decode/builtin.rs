@@ -419,6 +419,11 @@ impl Decoder<'_> {
         let Some(f) = self.fields(node, what, &SSH_KEYS) else {
             return SshStep::default();
         };
+        self.ssh_fields(&f, node)
+    }
+
+    /// The connection settings among `f` (an `ssh` or `sftp` config).
+    pub(crate) fn ssh_fields(&mut self, f: &super::reader::Fields, node: &Node) -> SshStep {
         if f.has("host") && f.has("ip") {
             self.error(
                 node.at(),
@@ -436,16 +441,16 @@ impl Decoder<'_> {
                     None => None,
                 });
         SshStep {
-            user: self.opt_string(&f, "user"),
+            user: self.opt_string(f, "user"),
             host: self
-                .opt_string(&f, "host")
-                .or_else(|| self.opt_string(&f, "ip")),
+                .opt_string(f, "host")
+                .or_else(|| self.opt_string(f, "ip")),
             port,
-            key: self.opt_string(&f, "key"),
-            password: self.opt_string(&f, "password"),
-            strict_host_key: self.opt_bool(&f, "strictHostKey"),
-            known_host_file: self.opt_string(&f, "knownHostFile"),
-            shell: self.opt_string(&f, "shell"),
+            key: self.opt_string(f, "key"),
+            password: self.opt_string(f, "password"),
+            strict_host_key: self.opt_bool(f, "strictHostKey"),
+            known_host_file: self.opt_string(f, "knownHostFile"),
+            shell: self.opt_string(f, "shell"),
         }
     }
 
@@ -519,5 +524,75 @@ impl Decoder<'_> {
                 Some((name, value))
             })
             .collect()
+    }
+}
+
+const SFTP_KEYS: Keys = Keys {
+    known: &[
+        // What the 2.x action says (`upload`, `download`), set by its rewrite.
+        "op",
+        "direction",
+        "source",
+        "destination",
+        "user",
+        "host",
+        "ip",
+        "port",
+        "key",
+        "password",
+        "strictHostKey",
+        "knownHostFile",
+    ],
+    ignored: &[],
+    unsupported: &[(
+        "bastion",
+        "wharf connects to the host itself: reach it through a jump host with a tunnel, or run the step there",
+    )],
+};
+
+impl Decoder<'_> {
+    /// `type: sftp` and its `config` (`action: sftp.upload` / `sftp.download` and `with`).
+    pub(crate) fn sftp_step(&mut self, config: Option<&Node>, at: &Node) -> crate::model::SftpStep {
+        let mut sftp = crate::model::SftpStep {
+            upload: true,
+            ..Default::default()
+        };
+        let Some(config) = config else {
+            self.error(
+                at.at(),
+                "an `sftp` step needs `config` with the host, `source` and `destination`",
+            );
+            return sftp;
+        };
+        let Some(f) = self.fields(config, "the `sftp` config", &SFTP_KEYS) else {
+            return sftp;
+        };
+        sftp.ssh = self.ssh_fields(&f, config);
+        sftp.source = self.opt_string(&f, "source");
+        sftp.destination = self.opt_string(&f, "destination");
+        let op = self.opt_string(&f, "op");
+        let direction = f.get("direction").and_then(|n| {
+            let d = self.string(n, "`direction`")?;
+            let d = d.trim().to_ascii_lowercase();
+            if d == "upload" || d == "download" {
+                Some((d, n))
+            } else {
+                self.enum_error(n, "`direction`", &d, &["upload", "download"]);
+                None
+            }
+        });
+        match (op, direction) {
+            (Some(op), Some((d, n))) if op != d => {
+                self.error(
+                    n.at(),
+                    format!("direction must be \"{op}\" for `action: sftp.{op}` (or leave `direction` out)"),
+                );
+                sftp.upload = op == "upload";
+            }
+            (Some(op), _) => sftp.upload = op == "upload",
+            (None, Some((d, _))) => sftp.upload = d == "upload",
+            (None, None) => {}
+        }
+        sftp
     }
 }

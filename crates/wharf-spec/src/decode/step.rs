@@ -885,7 +885,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 let Some(t) = ef.get("type") else {
                     d.diags.push(
                         Diagnostic::error(exec.at(), "`executor` needs a `type`").with_help(
-                            "accepted types: command, shell, docker, hitl, jq, http, mail, ssh, archive, sqlite, postgres",
+                            "accepted types: command, shell, docker, hitl, jq, http, mail, ssh, sftp, archive, sqlite, postgres",
                         ),
                     );
                     return local;
@@ -947,6 +947,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Some(w) => Executor::Wait(Box::new(w)),
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
+        "sftp" => Executor::Sftp(Box::new(d.sftp_step(config, type_node))),
         "router" if d.v2 => {
             Executor::Router(Box::new(super::router::router_step(d, config, type_node)))
         }
@@ -973,7 +974,7 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                     type_node.at(),
                     format!("the `{other}` executor is not supported by wharf"),
                 )
-                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh`, and `jq`, `http`, `mail`, `archive`, `sqlite`, `postgres` and `hitl` steps"),
+                .with_help("wharf runs steps on the host (`command`), in containers (`docker`), over `ssh` and `sftp`, and `jq`, `http`, `mail`, `archive`, `sqlite`, `postgres` and `hitl` steps"),
             );
             local
         }
@@ -983,8 +984,8 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
                 "the executor type",
                 other,
                 &[
-                    "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh", "archive",
-                    "sqlite", "postgres",
+                    "command", "shell", "docker", "hitl", "jq", "http", "mail", "ssh", "sftp",
+                    "archive", "sqlite", "postgres",
                 ],
             );
             local
