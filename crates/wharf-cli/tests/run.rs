@@ -569,6 +569,50 @@ fn hist_retention_days_purges_old_runs() {
     assert!(out.stdout.contains("new"), "{}", out.stdout);
 }
 
+// Dagu 2.6+: `hist_retention_runs` keeps the newest N runs (the one starting among them);
+// it cannot be set with `hist_retention_days`.
+#[test]
+fn hist_retention_runs_keeps_the_newest_runs() {
+    let p = Place::new();
+    let dag = p.dag(
+        "few",
+        "hist_retention_runs: 3\nsteps:\n  - id: say\n    run: echo $DAG_RUN_ID\n",
+    );
+    for id in ["run-1", "run-2", "run-3", "run-4", "run-5"] {
+        assert_eq!(p.run(&dag, &["--run-id", id]).code, Some(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = p.wharf().args(["history", "few"]).run();
+    for (id, kept) in [
+        ("run-1", false),
+        ("run-2", false),
+        ("run-3", true),
+        ("run-4", true),
+        ("run-5", true),
+    ] {
+        assert_eq!(out.stdout.contains(id), kept, "{id}: {}", out.stdout);
+    }
+    // The removed runs' logs went with them.
+    let logs = p.home().join("logs");
+    let mut left = Vec::new();
+    let mut dirs = vec![logs];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read_to_string(&path).is_ok_and(|t| t.contains("run-1")) {
+                left.push(path);
+            }
+        }
+    }
+    assert!(left.is_empty(), "{left:?}");
+    p.assert_refused(
+        "hist_retention_days: 3\nhist_retention_runs: 3\nsteps:\n  - run: \"true\"\n",
+        "keep runs by age or by count, not both",
+    );
+}
+
 #[test]
 fn logs_and_status_explain_what_is_missing() {
     let p = Place::new();

@@ -47,6 +47,9 @@ pub struct Dag {
     pub max_active_steps: Option<usize>,
     pub max_cleanup_time_sec: Option<u64>,
     pub hist_retention_days: Option<u64>,
+    /// Dagu 2.6+ `hist_retention_runs`: the newest N runs are kept, older ones removed when
+    /// a run starts (runs going on are never removed).
+    pub hist_retention_runs: Option<u64>,
     pub max_output_size: Option<u64>,
     pub schedule: Schedule,
     pub tags: Vec<String>,

@@ -1108,6 +1108,32 @@ impl Store {
         Ok(old.len())
     }
 
+    /// Removes the runs of `dag` (records and logs) but its newest `keep`, leaving out
+    /// the runs going on or waiting to; returns how many went.
+    pub fn purge_beyond(&self, dag: &str, keep: usize) -> Result<usize> {
+        let old: Vec<(i64, String, String)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, log_dir, file FROM runs WHERE dag = ?1 \
+                 AND status NOT IN ('running', 'queued', 'waiting') \
+                 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?2",
+            )?;
+            stmt.query_map(params![dag, i64::try_from(keep).unwrap_or(i64::MAX)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        for (id, log_dir, file) in &old {
+            self.conn
+                .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
+            let _ = std::fs::remove_dir_all(log_dir);
+            self.forget_kept_dag(file);
+        }
+        if !old.is_empty() {
+            self.forget_specs()?;
+        }
+        Ok(old.len())
+    }
+
     /// Keeps `text`, the DAG file of `run` as it is when the run starts (the same text is
     /// kept once for all the runs that ran it).
     pub fn keep_spec(&self, run: RunKey, text: &str) -> Result<()> {

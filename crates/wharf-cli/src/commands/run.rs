@@ -295,6 +295,15 @@ pub(crate) fn start(
             eprintln!("warning: cannot remove old runs: {e}");
         }
     }
+    if let Some(runs) = dag.hist_retention_runs {
+        // The run about to start is one of the runs kept.
+        let keep = usize::try_from(runs)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(1);
+        if let Err(e) = store.purge_beyond(&dag.name, keep) {
+            eprintln!("warning: cannot remove old runs: {e}");
+        }
+    }
     let (log_base, mut place) = wharf_engine::placement(&dag);
     let (run, status) = match record {
         Record::New(trigger) => {

@@ -34,6 +34,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "maxActiveSteps",
         "maxCleanUpTimeSec",
         "histRetentionDays",
+        "histRetentionRuns",
         "maxOutputSize",
         "schedule",
         "tags",

@@ -127,6 +127,17 @@ pub(crate) fn dag(
                 .with_help("give the steps their own `container:` (each a Swarm job), or remove `backend: swarm`"),
         );
     }
+    if f.has("histRetentionDays")
+        && let Some(span) = f.key_span("histRetentionRuns")
+    {
+        d.diags.push(
+            Diagnostic::error(span, "keep runs by age or by count, not both").with_help(format!(
+                "remove `{}` or `{}`",
+                f.written("histRetentionDays"),
+                f.written("histRetentionRuns")
+            )),
+        );
+    }
     let registry_auths = f.get("registryAuths").and_then(|n| auth::decode(d, n));
     let max_active_steps = f.get("maxActiveSteps").and_then(|n| {
         let v = d.uint(n, "`maxActiveSteps`", false)?;
@@ -160,6 +171,7 @@ pub(crate) fn dag(
         max_active_steps,
         max_cleanup_time_sec: d.opt_uint(&f, "maxCleanUpTimeSec"),
         hist_retention_days: d.opt_uint(&f, "histRetentionDays"),
+        hist_retention_runs: d.opt_uint(&f, "histRetentionRuns"),
         max_output_size: d.opt_uint(&f, "maxOutputSize"),
         schedule,
         tags,
