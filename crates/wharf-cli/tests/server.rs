@@ -3612,3 +3612,101 @@ fn the_system_page_and_services_show_the_schedulers_and_the_machine() {
     );
     assert!(html.contains("<b>6h</b>"), "{html}");
 }
+
+// Dagu 2.3+: a DAG's own `retry_policy` makes the scheduler run a failed run again under
+// the same run id (its failed steps), once the delay (with backoff) has passed since it
+// failed, up to `limit` times; a retry started by hand does not count.
+#[test]
+fn a_dag_retry_policy_makes_the_scheduler_retry_failed_runs() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    let count = p.path("count");
+    let flaky = p.path("dags/flaky.yaml");
+    std::fs::write(
+        &flaky,
+        format!(
+            "retry_policy:\n  limit: 2\n  interval_sec: 60\n  backoff: true\nsteps:\n  - id: attempt\n    run: |\n      n=$(cat {c} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {c}\n      [ $n -ge 4 ]\n",
+            c = count.display()
+        ),
+    )
+    .expect("dag");
+    let attempts = || {
+        std::fs::read_to_string(&count)
+            .unwrap_or_default()
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let settled = |n: u32, status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let runs = history(&p, "flaky");
+            if attempts() == n
+                && runs
+                    .iter()
+                    .any(|r| r["runId"] == "r1" && r["status"] == status)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{n} {status}: {runs:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(p.run(&flaky, &["--run-id", "r1"]).code, Some(1));
+    let at = |secs: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .expect("time")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    // Not before its delay; then the first retry, once.
+    assert_eq!(tick(&p, &at(30)), "");
+    assert_eq!(tick(&p, &at(90)), "flaky: Retried(\"r1\", 1)\n");
+    settled(2, "failed");
+    // A retry by hand runs it again without using up the policy's retries.
+    assert_eq!(
+        p.wharf()
+            .args(["retry", "flaky", "--run-id", "r1"])
+            .run()
+            .code,
+        Some(1)
+    );
+    settled(3, "failed");
+    // The second delay is twice the first (backoff), counted from the last failure.
+    assert_eq!(tick(&p, &at(100)), "");
+    assert_eq!(tick(&p, &at(3600)), "flaky: Retried(\"r1\", 2)\n");
+    settled(4, "succeeded");
+    assert_eq!(
+        tick(&p, &at(7200)),
+        "",
+        "a run that succeeded is not retried"
+    );
+
+    // At `limit`, no more retries.
+    std::fs::write(
+        p.path("dags/never.yaml"),
+        "retry_policy: {limit: 1, interval_sec: 1}\nsteps:\n  - id: no\n    run: \"false\"\n",
+    )
+    .expect("dag");
+    assert_eq!(
+        p.run(&p.path("dags/never.yaml"), &["--run-id", "n1"]).code,
+        Some(1)
+    );
+    assert_eq!(tick(&p, &at(60)), "never: Retried(\"n1\", 1)\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while history(&p, "never").iter().any(|r| r["status"] != "failed") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tick(&p, &at(7200)), "");
+
+    p.assert_refused(
+        "retry_policy: {limit: 2, exit_code: [1]}\nsteps:\n  - run: \"true\"\n",
+        "`exit_code` is not supported by wharf",
+    );
+    p.assert_refused(
+        "retry_policy: {interval_sec: 5}\nsteps:\n  - run: \"true\"\n",
+        "needs `limit`",
+    );
+}

@@ -54,6 +54,9 @@ pub struct Config {
     /// How long after a slot the scheduler still starts a run it missed while no
     /// scheduler ran (`scheduler.catchupWindow`); zero: missed slots are only recorded.
     pub catchup_window: std::time::Duration,
+    /// How far back (from a run's creation) the scheduler retries failed runs of DAGs with
+    /// their own `retry_policy` (`scheduler.retryFailureWindow`, 24 h); zero: never.
+    pub retry_failure_window: std::time::Duration,
     /// The navigation bar's title and colour (`ui.navbarTitle`, `ui.navbarColor`).
     pub navbar_title: Option<String>,
     pub navbar_color: Option<String>,
@@ -254,6 +257,7 @@ impl Config {
             "permissions.writeDAGs",
             "permissions.runDAGs",
             "scheduler.catchupWindow",
+            "scheduler.retryFailureWindow",
             "ui.navbarTitle",
             "ui.navbarColor",
             "docker.backend",
@@ -503,6 +507,18 @@ impl Config {
                 ))
             })?,
         };
+        let retry_failure_window = match setting(
+            "WHARF_SCHEDULER_RETRY_FAILURE_WINDOW",
+            "scheduler.retryFailureWindow",
+        ) {
+            None => std::time::Duration::from_secs(24 * 3600),
+            Some(text) if text.trim() == "0" => std::time::Duration::ZERO,
+            Some(text) => duration(&text).ok_or_else(|| {
+                ConfigError::File(format!(
+                    "`scheduler.retryFailureWindow` is a duration such as `6h` or `1d` (0: no retries), not `{text}`"
+                ))
+            })?,
+        };
         let navbar_color = setting("WHARF_UI_NAVBAR_COLOR", "ui.navbarColor");
         if let Some(c) = &navbar_color
             && !css_color(c)
@@ -522,6 +538,7 @@ impl Config {
             write_dags,
             run_dags,
             catchup_window,
+            retry_failure_window,
             host,
             allowed_hosts,
             port,

@@ -250,12 +250,22 @@ pub async fn run_scheduler(config: Config) {
     }
 }
 
-/// `wharf scheduler --once-at TIME`: the runs of one slot; per DAG what happened.
+/// `wharf scheduler --once-at TIME`: the runs of one slot, then the failed runs a
+/// `retry_policy` retries at that time; per DAG what happened.
 pub fn schedule_once(
     config: &Config,
     slot: jiff::Timestamp,
 ) -> Vec<(String, Result<Fired, ScheduleError>)> {
-    scheduler::tick(config, slot)
+    let mut done = scheduler::tick(config, slot);
+    match scheduler::retry_failed(config, slot) {
+        Ok(retried) => done.extend(
+            retried
+                .into_iter()
+                .map(|(dag, run, n)| (dag, Ok(Fired::Retried(run, n)))),
+        ),
+        Err(e) => done.push(("(retries)".into(), Err(e))),
+    }
+    done
 }
 
 /// `{code, message}` with a status.

@@ -68,6 +68,8 @@ pub enum Fired {
     AlreadySucceeded(String),
     /// The DAG is suspended: the slot is recorded as a skipped run.
     Suspended(String),
+    /// `retry_policy`: the failed run (named) retried, the retry's number.
+    Retried(String, u64),
 }
 
 /// Acts on the slot `slot` (a minute) for every DAG of the folder whose schedule names
@@ -318,6 +320,54 @@ fn succeeded_since_previous_slot(
     Ok((latest.status == Status::Succeeded && since).then_some(latest.run_id))
 }
 
+/// A DAG's own `retry_policy`: its failed top-level runs (created within
+/// `scheduler.retryFailureWindow`) are retried, each once its delay passed since it
+/// failed (or since the last retry started), up to `limit` times. Each retry is claimed
+/// in the store first, so two schedulers make it once, and a retry started by hand does
+/// not count. Returns what was started: (DAG, run, retry number).
+pub(crate) fn retry_failed(
+    config: &Config,
+    now: Timestamp,
+) -> Result<Vec<(String, String, u64)>, ScheduleError> {
+    if config.retry_failure_window.is_zero() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open(&config.home)?;
+    let window = i64::try_from(config.retry_failure_window.as_millis()).unwrap_or(i64::MAX);
+    let now_ms = now.as_millisecond();
+    let mut started = Vec::new();
+    for (run, done, last) in store.failed_for_retry(now_ms.saturating_sub(window))? {
+        let Ok(loaded) = wharf_spec::load_file(&run.file) else {
+            continue;
+        };
+        let Some(retry) = loaded.dag.as_ref().and_then(|d| d.retry) else {
+            continue;
+        };
+        if done >= retry.limit || store.is_suspended(&run.dag)? {
+            continue;
+        }
+        let failed_at = run
+            .finished_at
+            .unwrap_or(run.created_at)
+            .max(last.unwrap_or(0));
+        let delay = i64::try_from(retry.delay_sec(done))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        if now_ms < failed_at.saturating_add(delay) || !store.claim_auto_retry(run.key, done)? {
+            continue;
+        }
+        let args = vec![
+            "retry".to_owned(),
+            run.file.to_string_lossy().into_owned(),
+            "--run-id".to_owned(),
+            run.run_id.clone(),
+        ];
+        wharf_control::spawn(&config.home, &args)?;
+        started.push((run.dag, run.run_id, done + 1));
+    }
+    Ok(started)
+}
+
 /// Runs the scheduler until the process ends: a tick at the start of every minute.
 pub(crate) async fn run(config: Config) {
     eprintln!(
@@ -351,6 +401,25 @@ pub(crate) async fn run(config: Config) {
             .await;
         }
     });
+    // Failed runs of DAGs with a `retry_policy` of their own, looked at every 5 s.
+    let retries = config.clone();
+    tokio::spawn(async move {
+        loop {
+            let config = retries.clone();
+            let started =
+                tokio::task::spawn_blocking(move || retry_failed(&config, Timestamp::now())).await;
+            match started {
+                Ok(Ok(started)) => {
+                    for (dag, run, n) in started {
+                        eprintln!("{dag}: run {run} failed, retry {n} started (retry_policy)");
+                    }
+                }
+                Ok(Err(e)) => eprintln!("cannot retry failed runs: {e}"),
+                Err(_) => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
     loop {
         let now = Timestamp::now();
         let secs = now.as_second();
@@ -380,6 +449,9 @@ pub(crate) async fn run(config: Config) {
                 Ok(Fired::Restarted(id)) => eprintln!("{dag}: restart slot, new run {id}"),
                 Ok(Fired::Missed(id, n)) => {
                     eprintln!("{dag}: {n} slot(s) missed while no scheduler ran, recorded as {id}")
+                }
+                Ok(Fired::Retried(id, n)) => {
+                    eprintln!("{dag}: run {id} failed, retry {n} started (retry_policy)")
                 }
                 Err(e) => eprintln!("{dag}: cannot start the scheduled run: {e}"),
             }

@@ -50,6 +50,9 @@ pub struct Dag {
     /// Dagu 2.6+ `hist_retention_runs`: the newest N runs are kept, older ones removed when
     /// a run starts (runs going on are never removed).
     pub hist_retention_runs: Option<u64>,
+    /// Dagu 2.3+ root `retry_policy`: the scheduler runs a failed run again (its failed
+    /// steps and what follows them) after a delay, up to `limit` times.
+    pub retry: Option<DagRetry>,
     pub max_output_size: Option<u64>,
     pub schedule: Schedule,
     pub tags: Vec<String>,
@@ -410,6 +413,32 @@ pub struct RouterStep {
     /// Each pattern (an exact text, `re:REGEX` or `num:OP NUMBER`) with the steps it
     /// sends the run to, as written.
     pub routes: Vec<(String, Vec<String>)>,
+}
+
+/// A DAG's own `retry_policy` (not a step's): how the scheduler retries its failed runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DagRetry {
+    /// Retries the scheduler makes at most (0: none).
+    pub limit: u64,
+    /// Seconds after the failure before the first retry (60 unless set).
+    pub interval_sec: u64,
+    /// Each next delay is the last times this (1: the same delay every time).
+    pub backoff: f64,
+    /// The longest delay, in seconds (3600 unless set).
+    pub max_interval_sec: u64,
+}
+
+impl DagRetry {
+    /// The delay before retry number `done + 1`, in seconds.
+    pub fn delay_sec(&self, done: u64) -> u64 {
+        let factor = self.backoff.powi(i32::try_from(done).unwrap_or(i32::MAX));
+        let delay = (self.interval_sec as f64) * factor;
+        if !delay.is_finite() || delay >= self.max_interval_sec as f64 {
+            self.max_interval_sec
+        } else {
+            delay.round() as u64
+        }
+    }
 }
 
 /// The database a SQL step talks to.

@@ -1108,6 +1108,51 @@ impl Store {
         Ok(old.len())
     }
 
+    /// The top-level runs that failed, created at or after `since_ms`, with how many times
+    /// the scheduler retried each and when it last did: what a DAG's `retry_policy` may
+    /// retry.
+    pub fn failed_for_retry(&self, since_ms: i64) -> Result<Vec<(RunRecord, u64, Option<i64>)>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS}, COALESCE(auto_retries.count, 0), auto_retries.at FROM runs \
+             LEFT JOIN auto_retries ON auto_retries.run = runs.id \
+             WHERE runs.parent IS NULL AND runs.status = 'failed' AND runs.created_at >= ?1 \
+             ORDER BY runs.created_at"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let width = stmt.column_count() - 2;
+        let rows = stmt.query_map(params![since_ms], |r| {
+            let count: i64 = r.get(width)?;
+            let at: Option<i64> = r.get(width + 1)?;
+            Ok((run_row(r)?, u64::try_from(count).unwrap_or(0), at))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Counts one scheduler retry of `run` when `done` were counted before; false when
+    /// another scheduler counted it first.
+    pub fn claim_auto_retry(&self, run: RunKey, done: u64) -> Result<bool> {
+        let done = i64::try_from(done).unwrap_or(i64::MAX);
+        let changed = self.conn.execute(
+            "INSERT INTO auto_retries (run, count, at) VALUES (?1, 1, ?3) \
+             ON CONFLICT (run) DO UPDATE SET count = count + 1, at = ?3 WHERE count = ?2",
+            params![run.0, done, now_ms()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// How many times the scheduler retried `run`.
+    pub fn auto_retries(&self, run: RunKey) -> Result<u64> {
+        let count: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT count FROM auto_retries WHERE run = ?1",
+                params![run.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(count.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
+    }
+
     /// Removes the runs of `dag` (records and logs) but its newest `keep`, leaving out
     /// the runs going on or waiting to; returns how many went.
     pub fn purge_beyond(&self, dag: &str, keep: usize) -> Result<usize> {

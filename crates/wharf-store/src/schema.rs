@@ -177,4 +177,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         seen_at INTEGER NOT NULL
     );
 ",
+    // The retries the scheduler made of a failed run (a DAG's own `retry_policy`), so
+    // that a manual retry does not use them up and two schedulers make each once.
+    r"
+    CREATE TABLE auto_retries (
+        run INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        count INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+",
 ];

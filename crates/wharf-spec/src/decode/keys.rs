@@ -35,6 +35,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "maxCleanUpTimeSec",
         "histRetentionDays",
         "histRetentionRuns",
+        "retryPolicy",
         "maxOutputSize",
         "schedule",
         "tags",

@@ -172,6 +172,7 @@ pub(crate) fn dag(
         max_cleanup_time_sec: d.opt_uint(&f, "maxCleanUpTimeSec"),
         hist_retention_days: d.opt_uint(&f, "histRetentionDays"),
         hist_retention_runs: d.opt_uint(&f, "histRetentionRuns"),
+        retry: f.get("retryPolicy").and_then(|n| dag_retry(d, n)),
         max_output_size: d.opt_uint(&f, "maxOutputSize"),
         schedule,
         tags,
@@ -378,6 +379,63 @@ fn check_name(d: &mut Decoder, name: &str, node: &Node) {
             ),
         );
     }
+}
+
+/// The DAG's own `retry_policy`: `limit` (required), `intervalSec` (60), `backoff` (true:
+/// 2; a number above 1; false or 0: none), `maxIntervalSec` (3600). Numbers may be written
+/// as strings; they are read now, not when the run fails.
+fn dag_retry(d: &mut Decoder, node: &Node) -> Option<crate::model::DagRetry> {
+    const KEYS: Keys = Keys {
+        known: &["limit", "intervalSec", "backoff", "maxIntervalSec"],
+        ignored: &[],
+        unsupported: &[(
+            "exitCode",
+            "a DAG's `retry_policy` retries whole runs that failed, whatever the exit codes: `exit_code` belongs to a step's `retry_policy`",
+        )],
+    };
+    let f = d.fields(node, "the DAG's `retryPolicy`", &KEYS)?;
+    let Some(limit) = f.get("limit") else {
+        d.error(node.at(), "the DAG's `retryPolicy` needs `limit`: how many times the scheduler retries a failed run (0: never)");
+        return None;
+    };
+    let limit = d.uint(limit, "`limit`", true)?;
+    let positive = |d: &mut Decoder, key: &str, default: u64| match f.get(key) {
+        None => Some(default),
+        Some(n) => match d.uint(n, &format!("`{}`", f.written(key)), true) {
+            Some(0) => {
+                d.error(n.at(), format!("`{}` is at least 1 second", f.written(key)));
+                None
+            }
+            other => other,
+        },
+    };
+    let interval_sec = positive(d, "intervalSec", 60)?;
+    let max_interval_sec = positive(d, "maxIntervalSec", 3600)?;
+    let backoff = match f.get("backoff") {
+        None => 1.0,
+        Some(n) => match (
+            n.as_bool(),
+            n.as_str().and_then(|t| t.trim().parse::<f64>().ok()),
+        ) {
+            (Some(true), _) => 2.0,
+            (Some(false), _) => 1.0,
+            (None, Some(0.0)) => 1.0,
+            (None, Some(b)) if b > 1.0 && b.is_finite() => b,
+            _ => {
+                d.error(
+                    n.at(),
+                    "`backoff` is true (each delay twice the last), a number above 1, or false",
+                );
+                1.0
+            }
+        },
+    };
+    Some(crate::model::DagRetry {
+        limit,
+        interval_sec,
+        backoff,
+        max_interval_sec,
+    })
 }
 
 #[cfg(test)]
