@@ -33,8 +33,12 @@ pub(crate) async fn run(filter: &str, input: &str, raw: bool, out: &mut Output) 
     Ended::Done
 }
 
-/// Compiles `filter` and runs it on `input`: each result or error, in order.
-fn evaluate(filter: &str, input: Value) -> Result<Vec<Result<Value, String>>, String> {
+/// Compiles `filter` and runs it on `input`: each result or error, in order. A plain path
+/// (`.a.b[0]`) is walked as jq walks it, a missing key or null giving null.
+pub(crate) fn evaluate(filter: &str, input: Value) -> Result<Vec<Result<Value, String>>, String> {
+    if let Some(path) = plain_path(filter) {
+        return Ok(vec![walk(input, &path)]);
+    }
     let program = File {
         code: filter,
         path: (),
@@ -68,6 +72,53 @@ fn evaluate(filter: &str, input: Value) -> Result<Vec<Result<Value, String>>, St
         .collect())
 }
 
+/// `filter` when it is a path of fields (jq identifiers) and indexes, as its parts.
+fn plain_path(filter: &str) -> Option<Vec<wharf_spec::PathPart>> {
+    let parts = wharf_spec::formats::select_path(filter)?;
+    let identifier = |f: &str| {
+        f.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    parts
+        .iter()
+        .all(|p| match p {
+            wharf_spec::PathPart::Field(f) => identifier(f),
+            wharf_spec::PathPart::Index(_) => true,
+        })
+        .then_some(parts)
+}
+
+/// The value at `path`, as jq finds it: null through a missing key, an index past the end
+/// or a null; an error indexing a value that has no fields or items.
+fn walk(mut value: Value, path: &[wharf_spec::PathPart]) -> Result<Value, String> {
+    use wharf_spec::PathPart;
+    let kind = |v: &Value| match v {
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::Null => "null",
+    };
+    for part in path {
+        value = match (value, part) {
+            (Value::Null, _) => Value::Null,
+            (Value::Object(mut m), PathPart::Field(f)) => m.remove(f).unwrap_or(Value::Null),
+            (Value::Array(mut a), PathPart::Index(i)) if *i < a.len() => a.swap_remove(*i),
+            (Value::Array(_), PathPart::Index(_)) => Value::Null,
+            (other, PathPart::Field(f)) => {
+                return Err(format!("cannot index {} with \"{f}\"", kind(&other)));
+            }
+            (other, PathPart::Index(_)) => {
+                return Err(format!("cannot index {} with number", kind(&other)));
+            }
+        };
+    }
+    Ok(value)
+}
+
 /// The names a compile error is about (`Undefined(Filter("nosuch"))` → `nosuch`).
 fn describe<T: std::fmt::Debug>(errs: &T) -> String {
     let text = format!("{errs:?}");
@@ -81,7 +132,7 @@ fn describe<T: std::fmt::Debug>(errs: &T) -> String {
 }
 
 /// The value with every object's keys in order (as Go's encoder writes them).
-fn sorted(value: Value) -> Value {
+pub(crate) fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();

@@ -8,6 +8,7 @@
 //! kept for `output:`.
 
 mod archive;
+mod data;
 mod emit;
 mod enqueue;
 mod file;
@@ -59,6 +60,7 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Emit(emit) => emit::run(emit, job, &mut out).await,
                 BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
+                BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
                 BuiltinJob::Sftp {
                     config,
                     upload,

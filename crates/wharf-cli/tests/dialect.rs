@@ -2017,3 +2017,155 @@ steps:
         p.assert_refused(yaml, said);
     }
 }
+
+// Dagu 2.x `data.convert` and `data.pick`: data from `with.data` or a file, re-encoded
+// (keys sorted: JSON by two spaces, YAML in blocks, CSV with a header) or a value picked
+// with a jq path (a missing one is null, an impossible one an error).
+#[test]
+fn data_convert_and_pick_in_2x() {
+    let p = Place::new();
+    std::fs::write(p.path("people.csv"), "name,age\nalice,30\n\"bob, jr\",25\n").expect("csv");
+    std::fs::write(
+        p.path("config.json"),
+        r#"{"database": {"host": "db.local", "port": 5432}, "tags": ["a", "b"]}"#,
+    )
+    .expect("json");
+    let dag = p.dag(
+        "data",
+        r#"type: chain
+steps:
+  - id: to_yaml
+    action: data.convert
+    with: {from: json, to: yaml, data: '{"name": "alice", "age": 30}'}
+  - id: csv_json
+    action: data.convert
+    with: {from: csv, to: json, input: ./people.csv}
+  - id: headerless
+    action: data.convert
+    with: {from: csv, to: json, has_header: false, columns: [name, age], data: "alice,30\n"}
+  - id: to_csv
+    action: data.convert
+    with: {from: json, to: csv, headers: false, columns: [name, age], data: '[{"name": "alice", "age": 30}, {"name": "bob", "age": 25}]'}
+  - id: native
+    action: data.convert
+    with:
+      from: yaml
+      to: tsv
+      data:
+        - {k: "x y", v: 1}
+        - {k: "z", v: true}
+  - id: host
+    action: data.pick
+    with: {from: json, input: config.json, select: .database.host, raw: true}
+    output: HOST
+  - id: user
+    action: data.pick
+    with: {from: yaml, data: "user:\n  name: alice\n  age: 30\n", select: .user}
+  - id: as_yaml
+    action: data.pick
+    with: {from: json, input: config.json, select: ., to: yaml}
+  - id: missing
+    action: data.pick
+    with: {from: json, data: '{"a": 1}', select: .b.c}
+  - id: use
+    run: echo "host=${HOST}"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for (step, want) in [
+        ("to_yaml", "age: 30\nname: alice\n"),
+        (
+            "csv_json",
+            "[\n  {\n    \"age\": \"30\",\n    \"name\": \"alice\"\n  },\n  {\n    \"age\": \"25\",\n    \"name\": \"bob, jr\"\n  }\n]\n",
+        ),
+        (
+            "headerless",
+            "[\n  {\n    \"age\": \"30\",\n    \"name\": \"alice\"\n  }\n]\n",
+        ),
+        ("to_csv", "alice,30\nbob,25\n"),
+        ("native", "k\tv\nx y\t1\nz\ttrue\n"),
+        ("host", "db.local\n"),
+        ("user", "{\n  \"age\": 30,\n  \"name\": \"alice\"\n}\n"),
+        (
+            "as_yaml",
+            "database:\n  host: db.local\n  port: 5432\ntags:\n  - a\n  - b\n",
+        ),
+        ("missing", "null\n"),
+        ("use", "host=db.local\n"),
+    ] {
+        assert_eq!(p.logs("data", step), want, "{step}");
+    }
+
+    let bad = p.dag(
+        "baddata",
+        r#"type: graph
+steps:
+  - id: notjson
+    action: data.convert
+    with: {from: json, to: yaml, data: '{"a": '}
+  - id: syntax
+    action: data.pick
+    with: {from: json, data: '{"a": 1}', select: '.a['}
+  - id: shape
+    action: data.pick
+    with: {from: json, data: '{"a": 1}', select: '.a[0]'}
+"#,
+    );
+    assert_ne!(p.run(&bad, &[]).code, Some(0));
+    let status = p.status("baddata");
+    let error = |s: &str| {
+        step(&status, s)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("notjson").contains("failed to decode JSON"),
+        "{status}"
+    );
+    assert!(
+        error("syntax").contains("failed to resolve select path"),
+        "{status}"
+    );
+    assert!(
+        error("shape").contains("failed to resolve select path"),
+        "{status}"
+    );
+    assert!(
+        error("shape").contains("cannot index number with number"),
+        "{status}"
+    );
+
+    for (with, said) in [
+        ("{to: json, data: x}", "needs `with.from`"),
+        (
+            "{from: xml, to: json, data: x}",
+            "must be one of: json, yaml, csv, tsv, text",
+        ),
+        ("{from: json, to: yaml, data: x, input: y}", "not both"),
+        ("{from: json, to: yaml}", "needs `with.data`"),
+        ("{from: json, data: x}", "needs `with.to`"),
+        (
+            "{from: csv, to: json, data: x, delimiter: ab}",
+            "delimiter must be a single character",
+        ),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - action: data.convert\n    with: {with}\n"),
+            said,
+        );
+    }
+    for (with, said) in [
+        ("{from: json, data: x}", "with.select is required"),
+        (
+            "{from: json, data: x, select: ., raw: true, to: yaml}",
+            "raw and to are mutually exclusive",
+        ),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - action: data.pick\n    with: {with}\n"),
+            said,
+        );
+    }
+}

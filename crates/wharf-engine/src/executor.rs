@@ -183,6 +183,11 @@ pub enum BuiltinJob {
         sql: wharf_spec::SqlStep,
         dir: PathBuf,
     },
+    /// `data.convert` / `data.pick`, its data expanded; a file is relative to `dir`.
+    Data {
+        data: wharf_spec::DataStep,
+        dir: PathBuf,
+    },
     /// `sftp`: `source` copied to `destination` (local to remote when `upload`) over the
     /// connection `config` (the step's `ssh` over the DAG's, expanded); local paths and
     /// key files are relative to `dir`.

@@ -1437,6 +1437,20 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             put_executor(entries, "enqueue", with, span);
         }
+        "data.convert" | "data.pick" => {
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    let op = name.trim_start_matches("data.");
+                    fields.push(entry("op", scalar(op, action.value.span), span));
+                    put_executor(entries, "data", with, span);
+                }
+                _ => diags.push(Diagnostic::error(
+                    with.at(),
+                    format!("`with` of `action: {name}` is a mapping"),
+                )),
+            }
+        }
         "sftp.upload" | "sftp.download" => {
             // The direction goes with `with` as the `sftp` step's config.
             let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
@@ -1496,7 +1510,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download and router.route"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick and router.route"),
         ),
     }
 }

@@ -384,12 +384,68 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// Dagu 2.x `data.convert` and `data.pick`: structured data re-encoded, or a value
+    /// picked out of it, by the engine.
+    Data(Box<DataStep>),
     /// `type: sftp` (`action: sftp.upload`, `sftp.download`): a file or folder copied to or
     /// from another machine over SSH.
     Sftp(Box<SftpStep>),
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+}
+
+/// A format `data.convert` and `data.pick` read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Json,
+    Yaml,
+    Csv,
+    Tsv,
+    Text,
+}
+
+impl DataFormat {
+    pub const ALL: [(&'static str, DataFormat); 5] = [
+        ("json", DataFormat::Json),
+        ("yaml", DataFormat::Yaml),
+        ("csv", DataFormat::Csv),
+        ("tsv", DataFormat::Tsv),
+        ("text", DataFormat::Text),
+    ];
+}
+
+/// Where `data.*` reads its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// `with.data` as text, parsed as `from` says.
+    Text(String),
+    /// `with.data` written as YAML structure (for `json`/`yaml`: used as it is).
+    Value(serde_json::Value),
+    /// `with.input`: a file (relative to the step's working directory).
+    File(String),
+}
+
+/// `action: data.convert` / `data.pick` and its `with`. Strings may hold variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataStep {
+    /// `data.pick` (else `data.convert`).
+    pub pick: bool,
+    pub from: DataFormat,
+    /// What is written (`data.pick`: JSON unless set).
+    pub to: Option<DataFormat>,
+    pub source: DataSource,
+    /// `data.pick`: a jq path (`.a.b[0]`).
+    pub select: Option<String>,
+    /// `data.pick`: the value as plain text, not encoded.
+    pub raw: bool,
+    /// CSV/TSV input: the first line names the columns (true unless set false).
+    pub has_header: bool,
+    /// CSV/TSV output: a first line with the columns' names (true unless set false).
+    pub headers: bool,
+    pub delimiter: Option<char>,
+    /// CSV/TSV: the columns' names (input without a header) or order (output).
+    pub columns: Vec<String>,
 }
 
 /// `type: sftp` and its `config`: the connection (as an `ssh` step's, the DAG's `ssh`
@@ -755,6 +811,7 @@ impl Executor {
                 | Self::Emit(_)
                 | Self::Wait(_)
                 | Self::Sql(_)
+                | Self::Data(_)
                 | Self::Sftp(_)
                 | Self::Router(_)
         )
@@ -1248,6 +1305,7 @@ impl Dag {
                 | Executor::Emit(_)
                 | Executor::Wait(_)
                 | Executor::Sql(_)
+                | Executor::Data(_)
                 | Executor::Sftp(_)
                 | Executor::Router(_),
                 None,

@@ -246,77 +246,84 @@ impl ImportFile {
         Ok(record)
     }
 
-    /// The next delimited record's fields (quoted fields may span lines; blank lines are
-    /// skipped), None at the end.
+    /// The next delimited record's fields, None at the end.
     fn fields(&mut self) -> Result<Option<Vec<String>>, String> {
         let Format::Delimited(delimiter) = self.format else {
             return Ok(None);
         };
-        let mut text = String::new();
-        loop {
-            text.clear();
-            let n = self
-                .input
-                .read_line(&mut text)
-                .map_err(|e| format!("cannot read `{}`: {e}", self.name))?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.line += 1;
-            if !text.trim_end_matches(['\r', '\n']).is_empty() {
-                break;
-            }
+        read_record(&mut self.input, delimiter, &mut self.line, &self.name)
+    }
+}
+
+/// The next record of CSV or TSV text (quoted fields may hold the delimiter, quotes and
+/// line breaks; blank lines are skipped), None at the end; `line` counts the lines read.
+pub(crate) fn read_record(
+    input: &mut impl BufRead,
+    delimiter: char,
+    line: &mut u64,
+    name: &str,
+) -> Result<Option<Vec<String>>, String> {
+    let mut text = String::new();
+    loop {
+        text.clear();
+        let n = input
+            .read_line(&mut text)
+            .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+        if n == 0 {
+            return Ok(None);
         }
-        let start = self.line - 1;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut at_start = true;
-        loop {
-            let mut chars = text.chars().peekable();
-            while let Some(c) = chars.next() {
-                if quoted {
-                    if c == '"' {
-                        if chars.peek() == Some(&'"') {
-                            chars.next();
-                            field.push('"');
-                        } else {
-                            quoted = false;
-                        }
+        *line += 1;
+        if !text.trim_end_matches(['\r', '\n']).is_empty() {
+            break;
+        }
+    }
+    let start = *line - 1;
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut at_start = true;
+    loop {
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if quoted {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        field.push('"');
                     } else {
-                        field.push(c);
+                        quoted = false;
                     }
-                } else if c == '"' && at_start {
-                    quoted = true;
-                    at_start = false;
-                } else if c == delimiter {
-                    fields.push(std::mem::take(&mut field));
-                    at_start = true;
-                } else if c == '\n' || (c == '\r' && chars.peek() == Some(&'\n')) {
-                    // The record's end.
                 } else {
                     field.push(c);
-                    at_start = false;
                 }
+            } else if c == '"' && at_start {
+                quoted = true;
+                at_start = false;
+            } else if c == delimiter {
+                fields.push(std::mem::take(&mut field));
+                at_start = true;
+            } else if c == '\n' || (c == '\r' && chars.peek() == Some(&'\n')) {
+                // The record's end.
+            } else {
+                field.push(c);
+                at_start = false;
             }
-            if !quoted {
-                break;
-            }
-            // A quoted field goes on past the line's end.
-            text.clear();
-            let n = self
-                .input
-                .read_line(&mut text)
-                .map_err(|e| format!("cannot read `{}`: {e}", self.name))?;
-            if n == 0 {
-                return Err(format!(
-                    "`{}` line {start}: a quoted field is not closed before the file ends",
-                    self.name
-                ));
-            }
-            self.line += 1;
         }
-        fields.push(field);
-        Ok(Some(fields))
+        if !quoted {
+            break;
+        }
+        // A quoted field goes on past the line's end.
+        text.clear();
+        let n = input
+            .read_line(&mut text)
+            .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "`{name}` line {start}: a quoted field is not closed before the file ends"
+            ));
+        }
+        *line += 1;
     }
+    fields.push(field);
+    Ok(Some(fields))
 }

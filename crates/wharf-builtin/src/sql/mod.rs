@@ -16,7 +16,7 @@ use wharf_spec::{SqlEngine, SqlFormat, SqlStep};
 
 use crate::{Ended, Output};
 
-pub(crate) use import::{ImportFile, Record};
+pub(crate) use import::{ImportFile, Record, read_record};
 
 pub(crate) async fn run(sql: &SqlStep, dir: &Path, job: &StepJob, out: &mut Output) -> Ended {
     let Some(dsn) = sql.dsn.as_deref().filter(|d| !d.trim().is_empty()) else {
@@ -229,7 +229,12 @@ impl Rows {
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
+    delimited_field(text, ',')
+}
+
+/// A CSV or TSV field, quoted when it holds the delimiter, a quote or a line break.
+pub(crate) fn delimited_field(text: &str, delimiter: char) -> String {
+    if text.contains([delimiter, '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_owned()

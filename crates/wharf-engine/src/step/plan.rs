@@ -563,6 +563,21 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Data(data) => {
+            let mut data = (**data).clone();
+            data.source = match data.source {
+                wharf_spec::DataSource::Text(t) => wharf_spec::DataSource::Text(expand(&t)),
+                wharf_spec::DataSource::File(f) => wharf_spec::DataSource::File(expand(&f)),
+                wharf_spec::DataSource::Value(mut v) => {
+                    expand_strings(&mut v, expand);
+                    wharf_spec::DataSource::Value(v)
+                }
+            };
+            crate::BuiltinJob::Data {
+                data,
+                dir: dir.to_path_buf(),
+            }
+        }
         Executor::Sftp(sftp) => crate::BuiltinJob::Sftp {
             config: expand_ssh(&sftp.ssh.over(dag.ssh.as_ref()), expand),
             upload: sftp.upload,

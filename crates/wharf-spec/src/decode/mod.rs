@@ -15,6 +15,7 @@
 
 mod auth;
 mod builtin;
+mod data;
 mod docker;
 mod keys;
 mod reader;

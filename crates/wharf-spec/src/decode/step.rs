@@ -948,6 +948,10 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
         "sftp" => Executor::Sftp(Box::new(d.sftp_step(config, type_node))),
+        "data" if d.v2 => match super::data::data_step(d, config, type_node) {
+            Some(step) => Executor::Data(Box::new(step)),
+            None => Executor::Emit(Box::new(Emit::Noop)),
+        },
         "router" if d.v2 => {
             Executor::Router(Box::new(super::router::router_step(d, config, type_node)))
         }

@@ -1,0 +1,157 @@
+//! `action: data.convert` and `data.pick` (Dagu 2.x) and their `with`.
+
+use super::keys::Keys;
+use super::reader::Decoder;
+use crate::diag::Diagnostic;
+use crate::model::{DataFormat, DataSource, DataStep};
+use crate::yaml::{Kind, Node};
+
+const DATA_KEYS: Keys = Keys {
+    known: &[
+        // `convert` or `pick`, set by the action's rewrite.
+        "op",
+        "from",
+        "to",
+        "data",
+        "input",
+        "select",
+        "raw",
+        "hasHeader",
+        "headers",
+        "delimiter",
+        "columns",
+    ],
+    ignored: &[],
+    unsupported: &[],
+};
+
+/// The step, or None when what it needs is missing (said where).
+pub(crate) fn data_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<DataStep> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let f = d.fields(config, "`with` of `data.*`", &DATA_KEYS)?;
+    let pick = d.opt_string(&f, "op").as_deref() == Some("pick");
+    let action = if pick { "data.pick" } else { "data.convert" };
+    let format = |d: &mut Decoder, key: &str| -> Option<Option<DataFormat>> {
+        let Some(n) = f.get(key) else {
+            return Some(None);
+        };
+        let text = d.string(n, &format!("`with.{key}`"))?;
+        match DataFormat::ALL
+            .iter()
+            .find(|(name, _)| *name == text.trim())
+        {
+            Some((_, fmt)) => Some(Some(*fmt)),
+            None => {
+                d.enum_error(
+                    n,
+                    &format!("`with.{key}`"),
+                    &text,
+                    &["json", "yaml", "csv", "tsv", "text"],
+                );
+                None
+            }
+        }
+    };
+    let from = format(d, "from");
+    let to = format(d, "to");
+    let source = match (f.get("data"), f.get("input")) {
+        (Some(_), Some(_)) => {
+            d.error(
+                config.at(),
+                format!("`action: {action}` reads `with.data` or `with.input`, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            d.diags.push(
+                Diagnostic::error(
+                    at.at(),
+                    format!("`action: {action}` needs `with.data` (the data itself) or `with.input` (a file)"),
+                )
+                .with_help("e.g. `input: ./people.csv` with `from: csv`"),
+            );
+            None
+        }
+        (Some(n), None) => Some(match &n.kind {
+            Kind::Scalar(s) => DataSource::Text(s.text.clone()),
+            _ => DataSource::Value(n.to_json()),
+        }),
+        (None, Some(n)) => d.string(n, "`with.input`").map(DataSource::File),
+    };
+    let select = d.opt_string(&f, "select");
+    let raw = d.opt_bool(&f, "raw").unwrap_or(false);
+    if pick && select.is_none() && !f.rejected {
+        d.error(
+            at.at(),
+            "`action: data.pick`: with.select is required (a jq path such as `.database.host`)",
+        );
+    }
+    if !pick && let Some(span) = f.key_span("select") {
+        d.error(span, "`select` belongs to `action: data.pick`");
+    }
+    if raw && f.has("to") {
+        d.error(
+            config.at(),
+            "`with.raw` and `with.to` cannot be set together: raw and to are mutually exclusive",
+        );
+    }
+    let delimiter = f.get("delimiter").and_then(|n| {
+        let text = d.string(n, "`with.delimiter`")?;
+        let text = if text == "\\t" { "\t".to_owned() } else { text };
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => {
+                d.error(
+                    n.at(),
+                    "the delimiter must be a single character (e.g. `;` or `\\t`)",
+                );
+                None
+            }
+        }
+    });
+    let columns = f
+        .get("columns")
+        .map(|n| d.strings(n, "`with.columns`"))
+        .unwrap_or_default();
+    let Some(Some(from)) = from else {
+        if matches!(from, Some(None)) && !f.rejected {
+            d.diags.push(
+                Diagnostic::error(
+                    at.at(),
+                    format!("`action: {action}` needs `with.from`: the data's format"),
+                )
+                .with_help("json, yaml, csv, tsv or text"),
+            );
+        }
+        return None;
+    };
+    let to = to?;
+    if !pick && to.is_none() && !f.rejected {
+        d.diags.push(
+            Diagnostic::error(
+                at.at(),
+                "`action: data.convert` needs `with.to`: the format to write",
+            )
+            .with_help("json, yaml, csv, tsv or text"),
+        );
+        return None;
+    }
+    Some(DataStep {
+        pick,
+        from,
+        to,
+        source: source?,
+        select,
+        raw,
+        has_header: d.opt_bool(&f, "hasHeader").unwrap_or(true),
+        headers: d.opt_bool(&f, "headers").unwrap_or(true),
+        delimiter,
+        columns,
+    })
+}
