@@ -19,6 +19,7 @@ mod router;
 mod sftp;
 mod sql;
 mod ssh;
+mod template;
 mod wait;
 
 use std::sync::Arc;
@@ -61,6 +62,9 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
                 BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
+                BuiltinJob::Template { template, dir } => {
+                    template::run(template, dir, &mut out).await
+                }
                 BuiltinJob::Sftp {
                     config,
                     upload,

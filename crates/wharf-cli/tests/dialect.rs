@@ -2169,3 +2169,110 @@ steps:
         );
     }
 }
+
+// Dagu 2.x `template.render`: a Go template over `with.data` (its text never expanded by
+// wharf), to stdout or a file; a missing key, bad syntax or a removed function fail it.
+#[test]
+fn template_render_in_2x() {
+    let p = Place::new();
+    let dag = p.dag(
+        "tmpl",
+        r#"type: chain
+env:
+  - MESSAGE_TEMPLATE: "Deploy {{ .version }} complete"
+  - REGION: eu-west
+steps:
+  - id: config
+    action: template.render
+    with:
+      template: |
+        name: {{ .service }}
+        replicas: {{ .replicas }}
+        region: {{ .region | upper }}
+        {{- range $i, $h := .hosts }}
+        host{{ $i }}: {{ $h }}
+        {{- end }}
+        keep: ${env.REGION}
+      data:
+        service: checkout
+        replicas: 3
+        region: ${REGION}
+        hosts: [a.local, b.local]
+      output: ./build/config.yaml
+  - id: message
+    action: template.render
+    with:
+      template_ref: "${env.MESSAGE_TEMPLATE}"
+      data:
+        version: "1.4.0"
+    output: MESSAGE
+  - id: use
+    run: echo "$MESSAGE"
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("build/config.yaml")).expect("rendered"),
+        "name: checkout\nreplicas: 3\nregion: EU-WEST\nhost0: a.local\nhost1: b.local\nkeep: ${env.REGION}\n"
+    );
+    assert_eq!(p.logs("tmpl", "config"), "", "the output went to the file");
+    assert_eq!(p.logs("tmpl", "message"), "Deploy 1.4.0 complete");
+    assert_eq!(p.logs("tmpl", "use"), "Deploy 1.4.0 complete\n");
+
+    let bad = p.dag(
+        "badtmpl",
+        r#"type: graph
+steps:
+  - id: missing
+    action: template.render
+    with: {template: "{{ .nope }}", data: {a: 1}}
+  - id: syntax
+    action: template.render
+    with: {template: "{{ if .a }}open"}
+  - id: hermetic
+    action: template.render
+    with: {template: "{{ env \"HOME\" }}"}
+"#,
+    );
+    assert_ne!(p.run(&bad, &[]).code, Some(0));
+    let status = p.status("badtmpl");
+    let error = |s: &str| {
+        step(&status, s)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("missing").contains("map has no entry for key"),
+        "{status}"
+    );
+    assert!(
+        error("syntax").contains("template: parse error"),
+        "{status}"
+    );
+    assert!(
+        error("hermetic").contains("function \"env\" not defined"),
+        "{status}"
+    );
+
+    for (with, said) in [
+        (
+            "{data: {a: 1}}",
+            "requires exactly one of with.template or with.template_ref",
+        ),
+        (
+            "{template: x, template_ref: \"${env.X}\"}",
+            "requires exactly one of with.template or with.template_ref",
+        ),
+        (
+            "{template_ref: \"pre ${env.X} post\"}",
+            "must be one complete scoped value reference",
+        ),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - action: template.render\n    with: {with}\n"),
+            said,
+        );
+    }
+}

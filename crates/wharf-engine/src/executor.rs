@@ -183,6 +183,12 @@ pub enum BuiltinJob {
         sql: wharf_spec::SqlStep,
         dir: PathBuf,
     },
+    /// `template.render`: the text (a `template_ref` resolved), the data expanded; the
+    /// output file is relative to `dir`.
+    Template {
+        template: wharf_spec::TemplateStep,
+        dir: PathBuf,
+    },
     /// `data.convert` / `data.pick`, its data expanded; a file is relative to `dir`.
     Data {
         data: wharf_spec::DataStep,

@@ -384,6 +384,8 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// Dagu 2.x `template.render`: a Go text/template rendered by the engine.
+    Template(Box<TemplateStep>),
     /// Dagu 2.x `data.convert` and `data.pick`: structured data re-encoded, or a value
     /// picked out of it, by the engine.
     Data(Box<DataStep>),
@@ -393,6 +395,19 @@ pub enum Executor {
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+}
+
+/// `action: template.render` and its `with`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateStep {
+    /// The template's text (never expanded: only its `{{ }}` are evaluated), or
+    /// `template_ref`: one `${...}` reference whose value is the text.
+    pub template: Option<String>,
+    pub template_ref: Option<String>,
+    /// What the template sees as `.`; its strings are expanded.
+    pub data: serde_json::Value,
+    /// A file the result goes to (relative to the step's working directory), not stdout.
+    pub output: Option<String>,
 }
 
 /// A format `data.convert` and `data.pick` read or write.
@@ -812,6 +827,7 @@ impl Executor {
                 | Self::Wait(_)
                 | Self::Sql(_)
                 | Self::Data(_)
+                | Self::Template(_)
                 | Self::Sftp(_)
                 | Self::Router(_)
         )
@@ -1306,6 +1322,7 @@ impl Dag {
                 | Executor::Wait(_)
                 | Executor::Sql(_)
                 | Executor::Data(_)
+                | Executor::Template(_)
                 | Executor::Sftp(_)
                 | Executor::Router(_),
                 None,

@@ -322,6 +322,7 @@ fn placement(dag: &Dag, step: &Step) -> String {
             wharf_spec::Executor::Wait(_) => "in wharf (a wait)".into(),
             wharf_spec::Executor::Sql(sql) => format!("in wharf ({})", sql.engine.name()),
             wharf_spec::Executor::Router(_) => "in wharf (a router)".into(),
+            wharf_spec::Executor::Template(_) => "in wharf (a template)".into(),
             wharf_spec::Executor::Data(d) => {
                 format!(
                     "in wharf (data.{})",

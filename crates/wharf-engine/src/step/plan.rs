@@ -563,6 +563,19 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Template(t) => {
+            let mut t = (**t).clone();
+            // The template's own text is never expanded; a reference to it is resolved.
+            if let Some(r) = t.template_ref.take() {
+                t.template = Some(expand(&r));
+            }
+            expand_strings(&mut t.data, expand);
+            t.output = t.output.as_deref().map(expand);
+            crate::BuiltinJob::Template {
+                template: t,
+                dir: dir.to_path_buf(),
+            }
+        }
         Executor::Data(data) => {
             let mut data = (**data).clone();
             data.source = match data.source {

@@ -1,9 +1,9 @@
-//! `action: data.convert` and `data.pick` (Dagu 2.x) and their `with`.
+//! `action: data.convert`, `data.pick` and `template.render` (Dagu 2.x) and their `with`.
 
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{DataFormat, DataSource, DataStep};
+use crate::model::{DataFormat, DataSource, DataStep, TemplateStep};
 use crate::yaml::{Kind, Node};
 
 const DATA_KEYS: Keys = Keys {
@@ -153,5 +153,72 @@ pub(crate) fn data_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Op
         headers: d.opt_bool(&f, "headers").unwrap_or(true),
         delimiter,
         columns,
+    })
+}
+
+const TEMPLATE_KEYS: Keys = Keys {
+    known: &["template", "templateRef", "data", "output"],
+    ignored: &[],
+    unsupported: &[],
+};
+
+/// `template.render`: exactly one of `template` and `template_ref` (one whole `${...}`).
+pub(crate) fn template_step(
+    d: &mut Decoder,
+    config: Option<&Node>,
+    at: &Node,
+) -> Option<TemplateStep> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let f = d.fields(config, "`with` of `template.render`", &TEMPLATE_KEYS)?;
+    let template = d.opt_string(&f, "template");
+    let template_ref = d.opt_string(&f, "templateRef");
+    if template.is_some() == template_ref.is_some() {
+        d.diags.push(
+            Diagnostic::error(
+                config.at(),
+                "`action: template.render` requires exactly one of with.template or with.template_ref",
+            )
+            .with_help("`template` is the text; `template_ref` one reference to it, e.g. `${env.MESSAGE_TEMPLATE}`"),
+        );
+        return None;
+    }
+    if let Some(r) = &template_ref {
+        let t = r.trim();
+        let whole = t.starts_with("${")
+            && t.ends_with('}')
+            && t.matches("${").count() == 1
+            && t[2..t.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        if !whole {
+            d.error(
+                f.key_span("templateRef").unwrap_or(config.span),
+                format!("`template_ref` must be one complete scoped value reference such as `${{env.NAME}}`, not `{r}`"),
+            );
+            return None;
+        }
+    }
+    let data = match f.get("data") {
+        None => serde_json::Value::Object(serde_json::Map::new()),
+        Some(n) if n.as_map().is_some() => n.to_json(),
+        Some(n) => {
+            d.expected(
+                n,
+                "`with.data`",
+                "a mapping (what the template sees as `.`)",
+            );
+            return None;
+        }
+    };
+    Some(TemplateStep {
+        template,
+        template_ref,
+        data,
+        output: d.opt_string(&f, "output"),
     })
 }
