@@ -167,39 +167,7 @@ fn block(iter: &mut Pieces) -> Result<(Vec<Node>, Option<String>), String> {
         let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
         match word {
             "end" | "else" => return Ok((nodes, Some(t.to_owned()))),
-            "if" | "range" | "with" => {
-                let pipe = pipeline(rest)?;
-                let (body, end) = block(iter)?;
-                let mut otherwise = Vec::new();
-                match end.as_deref() {
-                    Some("end") => {}
-                    Some("else") => {
-                        let (e, close) = block(iter)?;
-                        if close.as_deref() != Some("end") {
-                            return Err(parse_error(format!("`{word}`'s else has no end")));
-                        }
-                        otherwise = e;
-                    }
-                    Some(e) if e.starts_with("else ") => {
-                        // `else if X` / `else with X`: the rest of the chain inside the else.
-                        let chained = e.trim_start_matches("else ").trim().to_owned();
-                        let mut pending: Vec<(bool, String)> = vec![(true, chained)];
-                        // The chain closes with the outer `end`.
-                        pending.extend(iter.by_ref());
-                        let mut inner = pending.into_iter().peekable();
-                        let (e, close) = block_one(&mut inner)?;
-                        otherwise = e;
-                        *iter = inner;
-                        let _ = close;
-                    }
-                    _ => return Err(parse_error(format!("`{word}` has no end"))),
-                }
-                nodes.push(match word {
-                    "if" => Node::If(pipe, body, otherwise),
-                    "range" => Node::Range(pipe, body, otherwise),
-                    _ => Node::With(pipe, body, otherwise),
-                });
-            }
+            "if" | "range" | "with" => nodes.push(branches(word, rest, iter)?),
             "define" | "template" | "block" | "break" | "continue" => {
                 return Err(parse_error(format!("`{word}` is not supported here")));
             }
@@ -209,42 +177,37 @@ fn block(iter: &mut Pieces) -> Result<(Vec<Node>, Option<String>), String> {
     Ok((nodes, None))
 }
 
-/// One `if`/`with` node of an `else if` chain (its `end` is the chain's).
-fn block_one(iter: &mut Pieces) -> Result<(Vec<Node>, Option<String>), String> {
-    let mut nodes = Vec::new();
-    let Some((_, text)) = iter.next() else {
-        return Ok((nodes, None));
-    };
-    let t = text.trim().to_owned();
-    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((&t, ""));
+/// An `if`, `range` or `with` after its keyword: its pipeline, its body, and its
+/// `else`: a block, or an `else if` / `else with` chain that ends at the same `end`.
+fn branches(word: &str, rest: &str, iter: &mut Pieces) -> Result<Node, String> {
     let pipe = pipeline(rest)?;
     let (body, end) = block(iter)?;
-    let mut otherwise = Vec::new();
-    match end.as_deref() {
-        Some("end") => {}
+    let otherwise = match end.as_deref() {
+        Some("end") => Vec::new(),
         Some("else") => {
             let (e, close) = block(iter)?;
             if close.as_deref() != Some("end") {
                 return Err(parse_error(format!("`{word}`'s else has no end")));
             }
-            otherwise = e;
+            e
         }
         Some(e) if e.starts_with("else ") => {
-            let chained = e.trim_start_matches("else ").trim().to_owned();
-            let mut pending: Vec<(bool, String)> = vec![(true, chained)];
-            pending.extend(iter.by_ref());
-            let mut inner = pending.into_iter().peekable();
-            let (e, _) = block_one(&mut inner)?;
-            otherwise = e;
-            *iter = inner;
+            let chained = e["else ".len()..].trim();
+            let (next, more) = chained
+                .split_once(char::is_whitespace)
+                .unwrap_or((chained, ""));
+            if next != "if" && next != "with" {
+                return Err(parse_error(format!("unexpected `{e}`")));
+            }
+            vec![branches(next, more, iter)?]
         }
         _ => return Err(parse_error(format!("`{word}` has no end"))),
-    }
-    nodes.push(match word {
-        "with" => Node::With(pipe, body, otherwise),
-        _ => Node::If(pipe, body, otherwise),
-    });
-    Ok((nodes, Some("end".into())))
+    };
+    Ok(match word {
+        "if" => Node::If(pipe, body, otherwise),
+        "range" => Node::Range(pipe, body, otherwise),
+        _ => Node::With(pipe, body, otherwise),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]

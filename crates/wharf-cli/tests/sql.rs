@@ -430,66 +430,28 @@ impl Postgres {
     }
 }
 
-/// A CA (`ca.pem`), a server certificate for 127.0.0.1 it signed (`server.pem`,
-/// `server-key.pem`, readable by its owner alone), and another CA (`other-ca.pem`).
+/// The server's certificates (`wharf_testkit::tls`) and another CA (`other-ca.pem`)
+/// that signed nothing of them.
 fn certificates(dir: &std::path::Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("san");
-    for (key, cert, name) in [
-        ("ca-key.pem", "ca.pem", "/CN=wharf-test-ca"),
-        ("other-ca-key.pem", "other-ca.pem", "/CN=wharf-other-ca"),
-    ] {
-        openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
-            "1", "-subj", name,
-        ]);
-    }
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server-key.pem",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.cnf",
-    ]);
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        dir.join("server-key.pem"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("key mode");
+    wharf_testkit::tls::server_certificates(dir);
+    wharf_testkit::tls::openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "other-ca-key.pem",
+            "-out",
+            "other-ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=wharf-other-ca",
+        ],
+    );
 }
 
 impl Drop for Postgres {

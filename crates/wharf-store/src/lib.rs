@@ -1096,16 +1096,7 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?
         };
-        for (id, log_dir, file) in &old {
-            self.conn
-                .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
-            let _ = std::fs::remove_dir_all(log_dir);
-            self.forget_kept_dag(file);
-        }
-        if !old.is_empty() {
-            self.forget_specs()?;
-        }
-        Ok(old.len())
+        self.remove_old(&old)
     }
 
     /// The top-level runs that failed, created at or after `since_ms`, with how many times
@@ -1153,6 +1144,20 @@ impl Store {
         Ok(count.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
     }
 
+    /// Removes the runs `old` (id, log folder, DAG file): records and logs.
+    fn remove_old(&self, old: &[(i64, String, String)]) -> Result<usize> {
+        for (id, log_dir, file) in old {
+            self.conn
+                .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
+            let _ = std::fs::remove_dir_all(log_dir);
+            self.forget_kept_dag(file);
+        }
+        if !old.is_empty() {
+            self.forget_specs()?;
+        }
+        Ok(old.len())
+    }
+
     /// Removes the runs of `dag` (records and logs) but its newest `keep`, leaving out
     /// the runs going on or waiting to; returns how many went.
     pub fn purge_beyond(&self, dag: &str, keep: usize) -> Result<usize> {
@@ -1167,16 +1172,7 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?
         };
-        for (id, log_dir, file) in &old {
-            self.conn
-                .execute("DELETE FROM runs WHERE id = ?1", params![id])?;
-            let _ = std::fs::remove_dir_all(log_dir);
-            self.forget_kept_dag(file);
-        }
-        if !old.is_empty() {
-            self.forget_specs()?;
-        }
-        Ok(old.len())
+        self.remove_old(&old)
     }
 
     /// Keeps `text`, the DAG file of `run` as it is when the run starts (the same text is

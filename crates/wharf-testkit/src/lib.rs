@@ -8,6 +8,7 @@ mod docker;
 mod faults;
 mod place;
 mod server;
+pub mod tls;
 
 pub use cli::{Output, Wharf, wharf_bin};
 pub use docker::{OWNER, Registry, Unique, b64, docker, images_are_built};

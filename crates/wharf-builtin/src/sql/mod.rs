@@ -249,9 +249,20 @@ pub(crate) fn quote_ident(name: &str) -> String {
         .join(".")
 }
 
-/// The step's `timeout` (0: none) as a deadline.
-pub(crate) fn deadline(sql: &SqlStep) -> Option<Duration> {
-    (sql.timeout > 0).then(|| Duration::from_secs(sql.timeout))
+/// Ends when the step's `timeout` (0: none) has passed.
+pub(crate) async fn expiry(sql: &SqlStep) {
+    match (sql.timeout > 0).then(|| Duration::from_secs(sql.timeout)) {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the statements were given up: past the step's `timeout`.
+pub(crate) fn timed_out(sql: &SqlStep) -> Failure {
+    Failure::Error(format!(
+        "the SQL did not finish within its timeout ({} s)",
+        sql.timeout
+    ))
 }
 
 /// A parameter's JSON value as the text a database reads (None for NULL): a string as

@@ -38,20 +38,9 @@ pub(super) async fn run(
         _ => tokio_postgres::config::SslMode::Require,
     });
     let tls = tls.connector(dir)?;
-    let deadline = super::deadline(sql);
-    let timer = async {
-        match deadline {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let timer = super::expiry(sql);
     tokio::pin!(timer);
-    let timeout = || {
-        Failure::Error(format!(
-            "the SQL did not finish within its timeout ({} s)",
-            sql.timeout
-        ))
-    };
+    let timeout = || super::timed_out(sql);
     let connect = config.connect(tls.clone());
     let (client, connection) = tokio::select! {
         c = connect => c.map_err(|e| match e.as_db_error() {

@@ -42,13 +42,7 @@ pub(super) async fn run(
         interrupt: Arc::clone(&interrupt),
     };
     let mut task = tokio::task::spawn_blocking(move || work.run(&tx));
-    let deadline = super::deadline(sql);
-    let timer = async {
-        match deadline {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let timer = super::expiry(sql);
     tokio::pin!(timer);
     let mut why: Option<Failure> = None;
     let mut open = true;
@@ -78,13 +72,7 @@ pub(super) async fn run(
             },
             ended = &mut task => break ended,
             () = job.stop.cancelled(), if why.is_none() => stop(&mut why, Failure::Stopped),
-            () = &mut timer, if why.is_none() => stop(
-                &mut why,
-                Failure::Error(format!(
-                    "the SQL did not finish within its timeout ({} s)",
-                    sql.timeout
-                )),
-            ),
+            () = &mut timer, if why.is_none() => stop(&mut why, super::timed_out(sql)),
         }
     };
     // Rows sent before the thread ended.
