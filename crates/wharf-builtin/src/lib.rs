@@ -12,6 +12,7 @@ mod data;
 mod emit;
 mod enqueue;
 mod file;
+mod git;
 mod http;
 mod jq;
 mod mail;
@@ -62,6 +63,7 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Sql { sql, dir } => sql::run(sql, dir, job, &mut out).await,
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
                 BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
+                BuiltinJob::GitCheckout { git, dir } => git::run(git, dir, job, &mut out).await,
                 BuiltinJob::Template { template, dir } => {
                     template::run(template, dir, &mut out).await
                 }

@@ -2276,3 +2276,165 @@ steps:
         );
     }
 }
+
+// Dagu 2.x `git.checkout`: clone when the path holds no repository, else fetch and check
+// out; a branch, tag or commit (the default branch, fetched anew, when none); local
+// changes kept unless `force`.
+#[test]
+fn git_checkout_in_2x() {
+    let p = Place::new();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let up = p.path("up");
+    std::fs::create_dir_all(&up).expect("up");
+    git(&up, &["init", "-q", "-b", "main"]);
+    std::fs::write(up.join("f.txt"), "one\n").expect("f");
+    git(&up, &["add", "."]);
+    git(&up, &["commit", "-qm", "one"]);
+    git(&up, &["tag", "v1"]);
+    let first = git(&up, &["rev-parse", "HEAD"]);
+    git(&up, &["checkout", "-qb", "feature"]);
+    std::fs::write(up.join("f.txt"), "feature\n").expect("f");
+    git(&up, &["commit", "-qam", "feature"]);
+    git(&up, &["checkout", "-q", "main"]);
+
+    let dag = |name: &str, with: &str| {
+        p.dag(
+            name,
+            &format!("steps:\n  - id: co\n    action: git.checkout\n    with: {{repository: ./up, path: ./src, {with}}}\n"),
+        )
+    };
+    let report = |name: &str| -> serde_json::Value {
+        serde_json::from_str(p.logs(name, "co").trim()).expect("report")
+    };
+    let file = || std::fs::read_to_string(p.path("src/f.txt")).expect("f.txt");
+    assert_eq!(p.run(&dag("clone", "depth: 0"), &[]).code, Some(0));
+    let r = report("clone");
+    assert_eq!(
+        (
+            r["cloned"].as_bool(),
+            r["changed"].as_bool(),
+            r["ref"].as_str()
+        ),
+        (Some(true), Some(true), Some("main"))
+    );
+    assert_eq!(r["commit"], first);
+    // A new upstream commit is picked up by a run with no ref.
+    std::fs::write(up.join("f.txt"), "two\n").expect("f");
+    git(&up, &["commit", "-qam", "two"]);
+    assert_eq!(p.run(&dag("update", "force: false"), &[]).code, Some(0));
+    assert_eq!(
+        (
+            report("update")["cloned"].as_bool(),
+            report("update")["changed"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(file(), "two\n");
+    assert_eq!(p.run(&dag("same", "force: false"), &[]).code, Some(0));
+    assert_eq!(report("same")["changed"], false);
+    for (name, with, want) in [
+        ("branch", "ref: feature", "feature\n"),
+        ("tag", "ref: v1", "one\n"),
+        ("commit", &format!("ref: {first}") as &str, "one\n"),
+    ] {
+        assert_eq!(p.run(&dag(name, with), &[]).code, Some(0), "{name}");
+        assert_eq!(file(), want, "{name}");
+    }
+    // Local changes: kept (the step fails) unless `force`.
+    std::fs::write(p.path("src/f.txt"), "mine\n").expect("edit");
+    assert_ne!(p.run(&dag("dirty", "ref: main"), &[]).code, Some(0));
+    let why = p.status("dirty")["steps"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("unstaged changes"), "{why}");
+    assert_eq!(file(), "mine\n");
+    assert_eq!(
+        p.run(&dag("forced", "ref: main, force: true"), &[]).code,
+        Some(0)
+    );
+    assert_eq!(file(), "two\n");
+
+    std::fs::write(p.path("plain"), "x").expect("file");
+    std::fs::create_dir_all(p.path("full")).expect("dir");
+    std::fs::write(p.path("full/x"), "x").expect("file");
+    for (name, with, said) in [
+        (
+            "notdir",
+            "repository: ./up, path: ./plain",
+            "not a directory",
+        ),
+        (
+            "notrepo",
+            "repository: ./up, path: ./full",
+            "target directory is not a git repository and is not empty",
+        ),
+        (
+            "noref",
+            "repository: ./up, path: ./src, ref: nope",
+            "not found",
+        ),
+        (
+            "norepo",
+            "repository: ./missing, path: ./other",
+            "clone failed",
+        ),
+    ] {
+        let f = p.dag(
+            name,
+            &format!("steps:\n  - id: co\n    action: git.checkout\n    with: {{{with}}}\n"),
+        );
+        assert_ne!(p.run(&f, &[]).code, Some(0), "{name}");
+        let why = p.status(name)["steps"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(why.contains(said), "{name}: {why}");
+    }
+    // A token goes to git as a header through its environment: never in a message.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let f = p.dag(
+        "token",
+        &format!("steps:\n  - id: co\n    action: git.checkout\n    with: {{repository: \"http://127.0.0.1:{port}/x.git\", path: ./t, token: s3cr3t-tok}}\n"),
+    );
+    let out = p.run(&f, &[]);
+    assert_ne!(out.code, Some(0));
+    let status = p.status("token");
+    let why = status["steps"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("clone failed"), "{why}");
+    assert!(!format!("{}{}{status}", out.stdout, out.stderr).contains("s3cr3t-tok"));
+    for (with, said) in [
+        ("{path: x}", "repository is required"),
+        ("{repository: x}", "path is required"),
+        (
+            "{repository: x, path: y, ssh_key_path: k, token: t}",
+            "ssh_key_path cannot be combined with token or password",
+        ),
+        (
+            "{repository: x, path: y, token: t, username: u}",
+            "token cannot be combined with username/password",
+        ),
+        ("{repository: x, path: y, branch: b}", "invalid keys"),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - action: git.checkout\n    with: {with}\n"),
+            said,
+        );
+    }
+}

@@ -183,6 +183,11 @@ pub enum BuiltinJob {
         sql: wharf_spec::SqlStep,
         dir: PathBuf,
     },
+    /// `git.checkout`, its strings expanded; the path is relative to `dir`.
+    GitCheckout {
+        git: wharf_spec::GitCheckout,
+        dir: PathBuf,
+    },
     /// `template.render`: the text (a `template_ref` resolved), the data expanded; the
     /// output file is relative to `dir`.
     Template {

@@ -384,6 +384,8 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// Dagu 2.x `git.checkout`: a repository cloned, or fetched and checked out, at a path.
+    GitCheckout(Box<GitCheckout>),
     /// Dagu 2.x `template.render`: a Go text/template rendered by the engine.
     Template(Box<TemplateStep>),
     /// Dagu 2.x `data.convert` and `data.pick`: structured data re-encoded, or a value
@@ -395,6 +397,27 @@ pub enum Executor {
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+}
+
+/// `action: git.checkout` and its `with`. Strings may hold variables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GitCheckout {
+    /// A URL or a local path.
+    pub repository: String,
+    /// Where the checkout is (relative to the step's working directory).
+    pub path: String,
+    /// A branch, a tag or a commit; the repository's default branch when None.
+    pub reference: Option<String>,
+    /// Commits of history fetched (0: all).
+    pub depth: u64,
+    /// Local changes at `path` are discarded rather than failing the step.
+    pub force: bool,
+    /// HTTPS: a token, or a user name and password.
+    pub token: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// SSH: a private key file.
+    pub ssh_key_path: Option<String>,
 }
 
 /// `action: template.render` and its `with`.
@@ -828,6 +851,7 @@ impl Executor {
                 | Self::Sql(_)
                 | Self::Data(_)
                 | Self::Template(_)
+                | Self::GitCheckout(_)
                 | Self::Sftp(_)
                 | Self::Router(_)
         )
@@ -1323,6 +1347,7 @@ impl Dag {
                 | Executor::Sql(_)
                 | Executor::Data(_)
                 | Executor::Template(_)
+                | Executor::GitCheckout(_)
                 | Executor::Sftp(_)
                 | Executor::Router(_),
                 None,

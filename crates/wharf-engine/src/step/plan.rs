@@ -563,6 +563,24 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::GitCheckout(g) => {
+            let mut g = (**g).clone();
+            g.repository = expand(&g.repository);
+            g.path = expand(&g.path);
+            for text in [
+                &mut g.reference,
+                &mut g.token,
+                &mut g.username,
+                &mut g.password,
+                &mut g.ssh_key_path,
+            ] {
+                *text = text.as_deref().map(expand);
+            }
+            crate::BuiltinJob::GitCheckout {
+                git: g,
+                dir: dir.to_path_buf(),
+            }
+        }
         Executor::Template(t) => {
             let mut t = (**t).clone();
             // The template's own text is never expanded; a reference to it is resolved.

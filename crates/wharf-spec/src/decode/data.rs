@@ -1,9 +1,10 @@
-//! `action: data.convert`, `data.pick` and `template.render` (Dagu 2.x) and their `with`.
+//! `action: data.convert`, `data.pick`, `template.render` and `git.checkout` (Dagu 2.x)
+//! and their `with`.
 
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{DataFormat, DataSource, DataStep, TemplateStep};
+use crate::model::{DataFormat, DataSource, DataStep, GitCheckout, TemplateStep};
 use crate::yaml::{Kind, Node};
 
 const DATA_KEYS: Keys = Keys {
@@ -221,4 +222,80 @@ pub(crate) fn template_step(
         data,
         output: d.opt_string(&f, "output"),
     })
+}
+
+const GIT_KEYS: Keys = Keys {
+    known: &[
+        "repository",
+        "path",
+        "ref",
+        "depth",
+        "force",
+        "token",
+        "username",
+        "password",
+        "sshKeyPath",
+    ],
+    ignored: &[],
+    unsupported: &[(
+        "sshPassphrase",
+        "wharf's git runs without a terminal to ask for a passphrase: use a key without one, or an ssh-agent (SSH_AUTH_SOCK)",
+    )],
+};
+
+/// `git.checkout`: `repository` and `path` required, one way of logging in at most.
+pub(crate) fn git_checkout(
+    d: &mut Decoder,
+    config: Option<&Node>,
+    at: &Node,
+) -> Option<GitCheckout> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let f = d.fields(
+        config,
+        "`with` of `git.checkout` (invalid keys are refused)",
+        &GIT_KEYS,
+    )?;
+    let repository = d.opt_string(&f, "repository");
+    let path = d.opt_string(&f, "path");
+    if repository.is_none() {
+        d.error(
+            at.at(),
+            "`action: git.checkout`: repository is required (a URL or a local path)",
+        );
+    }
+    if path.is_none() {
+        d.error(
+            at.at(),
+            "`action: git.checkout`: path is required (where the checkout goes)",
+        );
+    }
+    let step = GitCheckout {
+        repository: repository?,
+        path: path?,
+        reference: d.opt_string(&f, "ref"),
+        depth: d.opt_uint(&f, "depth").unwrap_or(0),
+        force: d.opt_bool(&f, "force").unwrap_or(false),
+        token: d.opt_string(&f, "token"),
+        username: d.opt_string(&f, "username"),
+        password: d.opt_string(&f, "password"),
+        ssh_key_path: d.opt_string(&f, "sshKeyPath"),
+    };
+    if step.ssh_key_path.is_some() && (step.token.is_some() || step.password.is_some()) {
+        d.error(
+            config.at(),
+            "ssh_key_path cannot be combined with token or password",
+        );
+    }
+    if step.token.is_some() && (step.username.is_some() || step.password.is_some()) {
+        d.error(
+            config.at(),
+            "token cannot be combined with username/password",
+        );
+    }
+    Some(step)
 }
