@@ -336,11 +336,17 @@ pub(crate) fn retry_failed(
     let window = i64::try_from(config.retry_failure_window.as_millis()).unwrap_or(i64::MAX);
     let now_ms = now.as_millisecond();
     let mut started = Vec::new();
+    // Each DAG file is read once a scan, however many of its runs failed.
+    let mut policies: std::collections::HashMap<std::path::PathBuf, Option<wharf_spec::DagRetry>> =
+        std::collections::HashMap::new();
     for (run, done, last) in store.failed_for_retry(now_ms.saturating_sub(window))? {
-        let Ok(loaded) = wharf_spec::load_file(&run.file) else {
-            continue;
-        };
-        let Some(retry) = loaded.dag.as_ref().and_then(|d| d.retry) else {
+        let policy = policies.entry(run.file.clone()).or_insert_with(|| {
+            wharf_spec::load_file(&run.file)
+                .ok()
+                .and_then(|l| l.dag)
+                .and_then(|d| d.retry)
+        });
+        let Some(retry) = *policy else {
             continue;
         };
         if done >= retry.limit || store.is_suspended(&run.dag)? {
