@@ -16,6 +16,7 @@ mod git;
 mod http;
 mod jq;
 mod mail;
+mod redis;
 mod router;
 mod sftp;
 mod sql;
@@ -64,6 +65,9 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
                 BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
                 BuiltinJob::GitCheckout { git, dir } => git::run(git, dir, job, &mut out).await,
+                BuiltinJob::Redis { command, with } => {
+                    redis::run(command, with, job, &mut out).await
+                }
                 BuiltinJob::Template { template, dir } => {
                     template::run(template, dir, &mut out).await
                 }

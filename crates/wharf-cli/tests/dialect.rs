@@ -2438,3 +2438,225 @@ fn git_checkout_in_2x() {
         );
     }
 }
+
+/// Debian's redis-server on a loopback port of the test's, without persistence.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    /// `redis-cli`'s answer, as the server's own tool reads the data.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Dagu 2.x `redis.<command>`: commands from the action's name and `with`, a DAG-level
+// `redis:` under a step's own settings, pipelines, scripts, locks and output formats,
+// against a real redis-server.
+#[test]
+fn redis_actions_in_2x() {
+    let redis = Redis::start();
+    let p = Place::new();
+    let dag = p.dag(
+        "cache",
+        &format!(
+            r#"type: chain
+redis:
+  url: redis://127.0.0.1:1
+steps:
+  - id: set
+    action: redis.set
+    with: {{url: "redis://127.0.0.1:{port}/2", key: greet, value: hello redis, ttl: 600}}
+  - id: get
+    action: redis.get
+    with: {{host: 127.0.0.1, port: {port}, db: 2, key: greet}}
+  - id: missing
+    action: redis.get
+    with: {{url: "redis://127.0.0.1:{port}", key: nope}}
+  - id: hset
+    action: redis.hset
+    with: {{url: "redis://127.0.0.1:{port}", key: h, field: name, value: Alice}}
+  - id: hmget
+    action: redis.hmget
+    with: {{url: "redis://127.0.0.1:{port}", key: h, keys: [name, other], output_format: raw, null_value: N/A}}
+  - id: push
+    action: redis.rpush
+    with: {{url: "redis://127.0.0.1:{port}", key: l, values: [a, b, c]}}
+  - id: csv
+    action: redis.lrange
+    with: {{url: "redis://127.0.0.1:{port}", key: l, start: 0, stop: -1, output_format: csv}}
+  - id: jsonl
+    action: redis.lrange
+    with: {{url: "redis://127.0.0.1:{port}", key: l, start: 0, stop: -1, output_format: jsonl}}
+  - id: pipe
+    action: redis.get
+    with:
+      url: "redis://127.0.0.1:{port}"
+      key: unused
+      pipeline:
+        - {{command: SET, key: p1, value: v1}}
+        - {{command: GET, key: p1}}
+        - {{command: GET, key: nothing}}
+  - id: script
+    action: redis.get
+    with: {{url: "redis://127.0.0.1:{port}", key: unused, script: "return redis.call('SET', KEYS[1], ARGV[1])", script_keys: [sk], script_args: [scripted]}}
+  - id: locked
+    action: redis.incr
+    with: {{url: "redis://127.0.0.1:{port}", key: counter, lock: mylock}}
+"#,
+            port = redis.port
+        ),
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for (step, want) in [
+        ("set", "\"OK\"\n"),
+        ("get", "\"hello redis\"\n"),
+        ("missing", ""),
+        ("hmget", "Alice\nN/A\n"),
+        ("csv", "a,b,c\n"),
+        ("jsonl", "\"a\"\n\"b\"\n\"c\"\n"),
+        ("pipe", "[\n  \"OK\",\n  \"v1\",\n  \"\"\n]\n"),
+        ("script", "\"OK\"\n"),
+        ("locked", "1\n"),
+    ] {
+        assert_eq!(p.logs("cache", step), want, "{step}");
+    }
+    assert_eq!(redis.cli(&["-n", "2", "get", "greet"]), "hello redis");
+    let ttl: i64 = redis
+        .cli(&["-n", "2", "ttl", "greet"])
+        .parse()
+        .expect("ttl");
+    assert!((1..=600).contains(&ttl), "{ttl}");
+    assert_eq!(redis.cli(&["get", "sk"]), "scripted");
+    assert_eq!(
+        redis.cli(&["exists", "dagu:lock:mylock"]),
+        "0",
+        "the lock is released"
+    );
+
+    // A held lock, a failing pipeline command, and settings checked when the step runs.
+    redis.cli(&["set", "dagu:lock:busy", "someone-else", "EX", "60"]);
+    let bad = p.dag(
+        "badcache",
+        &format!(
+            r#"type: graph
+redis:
+  url: "redis://127.0.0.1:{port}"
+steps:
+  - id: held
+    action: redis.incr
+    with: {{key: c, lock: busy, lock_retry: 2, lock_wait: 10ms}}
+  - id: pipefail
+    action: redis.get
+    with:
+      key: unused
+      pipeline:
+        - {{command: SET, key: s, value: x}}
+        - {{command: LPUSH, key: s, value: y}}
+  - id: sentinel
+    action: redis.get
+    with: {{key: k, mode: sentinel}}
+  - id: cluster
+    action: redis.get
+    with: {{key: k, mode: cluster}}
+  - id: halftls
+    action: redis.get
+    with: {{key: k, tls_cert: c.pem}}
+"#,
+            port = redis.port
+        ),
+    );
+    assert_ne!(p.run(&bad, &[]).code, Some(0));
+    let status = p.status("badcache");
+    let error = |s: &str| {
+        step(&status, s)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("held").contains("lock is held by another process"),
+        "{status}"
+    );
+    assert!(
+        error("pipefail").contains("pipeline execution failed"),
+        "{status}"
+    );
+    assert!(
+        error("sentinel").contains("sentinel_master is required for sentinel mode"),
+        "{status}"
+    );
+    assert!(
+        error("cluster").contains("cluster_addrs is required for cluster mode"),
+        "{status}"
+    );
+    assert!(
+        error("halftls").contains("both tls_cert and tls_key must be provided together"),
+        "{status}"
+    );
+    assert_eq!(redis.cli(&["get", "s"]), "x");
+
+    for (action, with, said) in [
+        (
+            "get",
+            "{key: k, command: SET}",
+            "command must be \"GET\" for this action",
+        ),
+        ("get", "{key: k, mode: swarm}", "enum"),
+        ("get", "{key: k, port: 70000}", "maximum"),
+        ("get", "{key: k, db: 16}", "maximum"),
+        ("get", "{key: k, output_format: xml}", "enum"),
+    ] {
+        p.assert_refused(
+            &format!("steps:\n  - action: redis.{action}\n    with: {with}\n"),
+            said,
+        );
+    }
+}

@@ -183,6 +183,12 @@ pub enum BuiltinJob {
         sql: wharf_spec::SqlStep,
         dir: PathBuf,
     },
+    /// `redis.<command>`: the command and its settings (the DAG's `redis:` under the
+    /// step's `with`), strings expanded.
+    Redis {
+        command: String,
+        with: serde_json::Value,
+    },
     /// `git.checkout`, its strings expanded; the path is relative to `dir`.
     GitCheckout {
         git: wharf_spec::GitCheckout,

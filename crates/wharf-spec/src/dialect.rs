@@ -1437,6 +1437,21 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             }
             put_executor(entries, "enqueue", with, span);
         }
+        redis if redis.starts_with("redis.") && redis.len() > 6 => {
+            // The command goes with `with` as the `redis` step's config.
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    let command = redis.trim_start_matches("redis.").to_ascii_uppercase();
+                    fields.push(entry("action_command", scalar(&command, action.value.span), span));
+                    put_executor(entries, "redis", with, span);
+                }
+                _ => diags.push(Diagnostic::error(
+                    with.at(),
+                    format!("`with` of `action: {redis}` is a mapping"),
+                )),
+            }
+        }
         "git.checkout" => {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             put_executor(entries, "git-checkout", with, span);
@@ -1518,7 +1533,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout and router.route"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command> and router.route"),
         ),
     }
 }

@@ -73,6 +73,8 @@ pub struct Dag {
     pub smtp: Option<Smtp>,
     /// `ssh`: the defaults of `ssh` steps; with it, steps that name no executor run there.
     pub ssh: Option<SshStep>,
+    /// Dagu 2.x `redis:`: connection settings every `redis.*` step starts from.
+    pub redis: Option<serde_json::Value>,
     /// `mailOn`: which ends of the run send a notification.
     pub mail_on: MailOn,
     /// `errorMail`: the notification of a failure (and of a step's `mailOnError`).
@@ -384,6 +386,9 @@ pub enum Executor {
     /// `type: sqlite` / `type: postgres` (`action: sqlite.query`, `postgres.import`, …):
     /// SQL run, or a file imported, by the engine over its own connection.
     Sql(Box<SqlStep>),
+    /// Dagu 2.x `redis.<command>`: one command (or a pipeline, or a Lua script) sent to
+    /// a Redis server by the engine.
+    Redis(Box<RedisStep>),
     /// Dagu 2.x `git.checkout`: a repository cloned, or fetched and checked out, at a path.
     GitCheckout(Box<GitCheckout>),
     /// Dagu 2.x `template.render`: a Go text/template rendered by the engine.
@@ -397,6 +402,15 @@ pub enum Executor {
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+}
+
+/// `action: redis.<command>` and its `with`, as written (strings may hold variables): the
+/// step's connection settings over the DAG's `redis:`, read when the step runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RedisStep {
+    /// The command, upper case (`GET`, `HSET`).
+    pub command: String,
+    pub with: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `action: git.checkout` and its `with`. Strings may hold variables.
@@ -852,6 +866,7 @@ impl Executor {
                 | Self::Data(_)
                 | Self::Template(_)
                 | Self::GitCheckout(_)
+                | Self::Redis(_)
                 | Self::Sftp(_)
                 | Self::Router(_)
         )
@@ -1348,6 +1363,7 @@ impl Dag {
                 | Executor::Data(_)
                 | Executor::Template(_)
                 | Executor::GitCheckout(_)
+                | Executor::Redis(_)
                 | Executor::Sftp(_)
                 | Executor::Router(_),
                 None,

@@ -563,6 +563,22 @@ fn builtin_job(
                 dir: dir.to_path_buf(),
             }
         }
+        Executor::Redis(r) => {
+            // The DAG's `redis:` under the step's own settings, every string expanded.
+            let mut with = match &dag.redis {
+                Some(serde_json::Value::Object(m)) => m.clone(),
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in &r.with {
+                with.insert(k.clone(), v.clone());
+            }
+            let mut with = serde_json::Value::Object(with);
+            expand_strings(&mut with, expand);
+            crate::BuiltinJob::Redis {
+                command: r.command.clone(),
+                with,
+            }
+        }
         Executor::GitCheckout(g) => {
             let mut g = (**g).clone();
             g.repository = expand(&g.repository);

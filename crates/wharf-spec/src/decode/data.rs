@@ -4,7 +4,7 @@
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{DataFormat, DataSource, DataStep, GitCheckout, TemplateStep};
+use crate::model::{DataFormat, DataSource, DataStep, GitCheckout, RedisStep, TemplateStep};
 use crate::yaml::{Kind, Node};
 
 const DATA_KEYS: Keys = Keys {
@@ -298,4 +298,179 @@ pub(crate) fn git_checkout(
         );
     }
     Some(step)
+}
+
+/// The connection settings of Redis, at the top (`redis:`) and in a step's `with`.
+const REDIS_CONNECTION: &[&str] = &[
+    "url",
+    "host",
+    "port",
+    "password",
+    "username",
+    "db",
+    "tls",
+    "tlsSkipVerify",
+    "tlsCert",
+    "tlsKey",
+    "tlsCa",
+    "mode",
+    "sentinelMaster",
+    "sentinelAddrs",
+    "clusterAddrs",
+    "maxRetries",
+];
+
+const REDIS_KEYS: Keys = Keys {
+    known: &[
+        "actionCommand",
+        "command",
+        "key",
+        "keys",
+        "field",
+        "value",
+        "values",
+        "start",
+        "stop",
+        "ttl",
+        "outputFormat",
+        "nullValue",
+        "pipeline",
+        "script",
+        "scriptFile",
+        "scriptKeys",
+        "scriptArgs",
+        "lock",
+        "lockRetry",
+        "lockWait",
+        "url",
+        "host",
+        "port",
+        "password",
+        "username",
+        "db",
+        "tls",
+        "tlsSkipVerify",
+        "tlsCert",
+        "tlsKey",
+        "tlsCa",
+        "mode",
+        "sentinelMaster",
+        "sentinelAddrs",
+        "clusterAddrs",
+        "maxRetries",
+    ],
+    ignored: &[],
+    unsupported: &[],
+};
+
+/// `with` (or `redis:`) as JSON with snake_case keys, checked where a schema would check:
+/// `port` 1-65535, `db` 0-15, `mode`, `output_format`.
+fn redis_fields(
+    d: &mut Decoder,
+    node: &Node,
+    what: &str,
+    keys: &Keys,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let f = d.fields(node, what, keys)?;
+    let mut out = serde_json::Map::new();
+    for (key, entry) in f.entries() {
+        let value = &entry.value;
+        match key {
+            "port" => match d.uint(value, "`port`", true) {
+                Some(p) if (1..=65535).contains(&p) => {}
+                Some(p) => d.error(
+                    value.at(),
+                    format!("`port` must be at most 65535 (maximum), found {p}"),
+                ),
+                None => {}
+            },
+            "db" => match d.uint(value, "`db`", true) {
+                Some(n) if n <= 15 => {}
+                Some(n) => d.error(
+                    value.at(),
+                    format!("`db` must be at most 15 (maximum), found {n}"),
+                ),
+                None => {}
+            },
+            "mode" => {
+                let m = value.as_str().unwrap_or_default();
+                if !["standalone", "sentinel", "cluster"].contains(&m) {
+                    d.enum_error(
+                        value,
+                        "`mode` (enum)",
+                        m,
+                        &["standalone", "sentinel", "cluster"],
+                    );
+                }
+            }
+            "outputFormat" => {
+                let m = value.as_str().unwrap_or_default();
+                if !["json", "jsonl", "raw", "csv"].contains(&m) {
+                    d.enum_error(
+                        value,
+                        "`output_format` (enum)",
+                        m,
+                        &["json", "jsonl", "raw", "csv"],
+                    );
+                }
+            }
+            _ => {}
+        }
+        out.insert(crate::dialect::to_snake(key), value.to_json());
+    }
+    Some(out)
+}
+
+/// The DAG's `redis:`: connection settings only.
+pub(crate) fn redis_defaults(d: &mut Decoder, node: &Node) -> Option<serde_json::Value> {
+    let keys = Keys {
+        known: REDIS_CONNECTION,
+        ignored: &[],
+        unsupported: &[],
+    };
+    redis_fields(d, node, "`redis`", &keys).map(serde_json::Value::Object)
+}
+
+/// `redis.<command>`: an explicit `command` must be the action's.
+pub(crate) fn redis_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<RedisStep> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let mut with = redis_fields(d, config, "`with` of `redis.*`", &REDIS_KEYS)?;
+    let action = with
+        .remove("action_command")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if let Some(explicit) = with.get("command").and_then(|v| v.as_str())
+        && !action.is_empty()
+        && !explicit.eq_ignore_ascii_case(&action)
+    {
+        d.error(
+            config.at(),
+            format!(
+                "command must be \"{action}\" for this action (`redis.{}`), not `{explicit}`",
+                action.to_ascii_lowercase()
+            ),
+        );
+        return None;
+    }
+    let command = if action.is_empty() {
+        with.get("command")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    } else {
+        action
+    };
+    if command.is_empty() && !with.contains_key("pipeline") && !with.contains_key("script") {
+        d.error(
+            at.at(),
+            "a `redis` step needs a command (`action: redis.get`, or `command:`)",
+        );
+        return None;
+    }
+    Some(RedisStep { command, with })
 }

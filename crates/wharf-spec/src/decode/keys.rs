@@ -36,6 +36,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "histRetentionDays",
         "histRetentionRuns",
         "retryPolicy",
+        "redis",
         "maxOutputSize",
         "schedule",
         "tags",

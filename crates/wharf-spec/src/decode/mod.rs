@@ -174,6 +174,7 @@ pub(crate) fn dag(
         hist_retention_days: d.opt_uint(&f, "histRetentionDays"),
         hist_retention_runs: d.opt_uint(&f, "histRetentionRuns"),
         retry: f.get("retryPolicy").and_then(|n| dag_retry(d, n)),
+        redis: f.get("redis").and_then(|n| data::redis_defaults(d, n)),
         max_output_size: d.opt_uint(&f, "maxOutputSize"),
         schedule,
         tags,

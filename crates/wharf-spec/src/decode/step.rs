@@ -948,6 +948,10 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
         "sftp" => Executor::Sftp(Box::new(d.sftp_step(config, type_node))),
+        "redis" if d.v2 => match super::data::redis_step(d, config, type_node) {
+            Some(step) => Executor::Redis(Box::new(step)),
+            None => Executor::Emit(Box::new(Emit::Noop)),
+        },
         "git-checkout" if d.v2 => match super::data::git_checkout(d, config, type_node) {
             Some(step) => Executor::GitCheckout(Box::new(step)),
             None => Executor::Emit(Box::new(Emit::Noop)),
