@@ -306,8 +306,8 @@ fn a_2x_file_is_told_about_in_2x_words() {
         ),
         // What wharf does not do is named, with what it does instead.
         (
-            "catchup_window: 6h\nsteps:\n  - id: a\n    run: echo a\n",
-            "`catchup_window` is not supported by wharf",
+            "catchup_window: 6h\noverlap_policy: sometimes\nsteps:\n  - id: a\n    run: echo a\n",
+            "`overlap_policy` must be one of: skip, all, latest",
         ),
         (
             "steps:\n  - id: a\n    run: echo a\n    approval: {prompt: ok, rewind_to: a}\n",

@@ -3710,3 +3710,94 @@ fn a_dag_retry_policy_makes_the_scheduler_retry_failed_runs() {
         "needs `limit`",
     );
 }
+
+// Dagu 2.x `catchup_window`: slots missed while no scheduler ran, within the window, are
+// run one a tick, oldest first; older ones are recorded as missed; `overlap_policy: skip`
+// drops a catch-up slot while the DAG still runs, `latest` catches up the newest alone.
+#[test]
+fn a_dag_catchup_window_replays_missed_slots_one_a_tick() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("dags")).expect("dags");
+    std::fs::write(
+        p.path("dags/hourly.yaml"),
+        "schedule: \"0 * * * *\"\ncatchup_window: 2h\nsteps:\n  - id: work\n    run: sleep 3\n",
+    )
+    .expect("dag");
+    std::fs::write(
+        p.path("dags/newest.yaml"),
+        "schedule: \"0 * * * *\"\ncatchup_window: 1d\noverlap_policy: latest\nsteps:\n  - id: work\n    run: \"true\"\n",
+    )
+    .expect("dag");
+    let settle = |dag: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while history(&p, dag)
+            .iter()
+            .any(|r| r["status"] == "running" || r["status"] == "queued")
+        {
+            assert!(Instant::now() < deadline, "{:?}", history(&p, dag));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The first tick: the scheduler's first look, nothing missed yet.
+    let first = tick(&p, "2026-11-20T00:00:00Z");
+    assert!(
+        first.contains("hourly: Started(\"scheduled-20261120T0000Z\")"),
+        "{first}"
+    );
+    settle("hourly");
+    settle("newest");
+    // Down until 03:30: 01:00 is past the 2 h window (recorded), 02:00 and 03:00 are
+    // caught up one a tick; `newest` catches up 03:00 alone.
+    let back = tick(&p, "2026-11-20T03:30:00Z");
+    assert!(
+        back.contains("hourly: Missed(\"missed-20261120T0100Z-20261120T0100Z\", 1)"),
+        "{back}"
+    );
+    assert!(
+        back.contains("hourly: Started(\"scheduled-20261120T0200Z\")"),
+        "{back}"
+    );
+    assert!(
+        back.contains("newest: Started(\"scheduled-20261120T0300Z\")"),
+        "{back}"
+    );
+    // 03:00 comes due while 02:00 still runs: `skip` drops it.
+    let next = tick(&p, "2026-11-20T03:31:00Z");
+    assert!(
+        next.contains("hourly: Skipped(\"scheduled-20261120T0300Z\")"),
+        "{next}"
+    );
+    assert!(!next.contains("newest"), "{next}");
+    settle("hourly");
+    assert_eq!(
+        tick(&p, "2026-11-20T03:32:00Z"),
+        "",
+        "nothing left to catch up"
+    );
+    let ids: Vec<String> = history(&p, "hourly")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["runId"].as_str().unwrap_or_default(),
+                r["status"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    for want in [
+        "scheduled-20261120T0000Z succeeded",
+        "missed-20261120T0100Z-20261120T0100Z skipped",
+        "scheduled-20261120T0200Z succeeded",
+        "scheduled-20261120T0300Z skipped",
+    ] {
+        assert!(ids.iter().any(|i| i == want), "{want}: {ids:?}");
+    }
+    p.assert_refused(
+        "catchup_window: soon\nsteps:\n  - run: \"true\"\n",
+        "`catchup_window` is a duration",
+    );
+    p.assert_refused(
+        "catchup_window: 1h\noverlap_policy: never\nsteps:\n  - run: \"true\"\n",
+        "`overlap_policy` must be one of: skip, all, latest",
+    );
+}

@@ -104,6 +104,11 @@ pub(crate) fn tick(
                 done.push((file_name.clone(), result));
             }
         }
+        if dag.catchup_window.is_some()
+            && let Some(result) = catch_up_one(config, &store, &dag, &path)
+        {
+            done.push((file_name.clone(), result));
+        }
         if at(&dag.schedule.stop) {
             done.push((file_name.clone(), stop(&store, &dag, slot)));
         }
@@ -147,9 +152,29 @@ fn catch_up(
         return Vec::new();
     };
     let mut out = Vec::new();
+    if let Some(own) = dag.catchup_window {
+        // The DAG's own window: every missed slot within it is caught up, one a tick,
+        // oldest first (`latest`: the newest alone); older ones are recorded below.
+        let window = jiff::SignedDuration::try_from(own).unwrap_or_default();
+        let (recent, old): (Vec<Timestamp>, Vec<Timestamp>) = missed
+            .iter()
+            .partition(|t| now.duration_since(**t) <= window);
+        let mut recent: Vec<i64> = recent.iter().map(|t| t.as_millisecond()).collect();
+        if dag.overlap_policy == wharf_spec::OverlapPolicy::Latest {
+            recent = recent.split_off(recent.len().saturating_sub(1));
+        }
+        let keep = recent.len().saturating_sub(MAX_CATCHUP);
+        if let Err(e) = store.buffer_catchup(&dag.name, &recent[keep..]) {
+            out.push(Err(e.into()));
+        }
+        missed = old;
+        if missed.is_empty() {
+            return out;
+        }
+    }
     let window = jiff::SignedDuration::try_from(config.catchup_window).unwrap_or_default();
     let late = now.duration_since(latest);
-    if !window.is_zero() && late <= window {
+    if dag.catchup_window.is_none() && !window.is_zero() && late <= window {
         missed.pop();
         out.push(fire(config, dag, file, latest));
     }
@@ -183,6 +208,35 @@ fn catch_up(
         out.push(result);
     }
     out
+}
+
+/// How many missed slots a DAG's `catchup_window` keeps, at most (the newest).
+const MAX_CATCHUP: usize = 1000;
+
+/// A DAG with its own `catchup_window`: the oldest slot waiting to be caught up is run
+/// now. While a run of the DAG still goes, `skip` drops it (recorded as skipped) and
+/// `all` and `latest` keep it for the next tick.
+fn catch_up_one(
+    config: &Config,
+    store: &Store,
+    dag: &wharf_spec::Dag,
+    file: &Path,
+) -> Option<Result<Fired, ScheduleError>> {
+    let result = (|| {
+        let Some(slot) = store.next_catchup(&dag.name)? else {
+            return Ok(None);
+        };
+        let busy = !store.running(Some(&dag.name))?.is_empty();
+        if busy && dag.overlap_policy != wharf_spec::OverlapPolicy::Skip {
+            return Ok(None);
+        }
+        if !store.take_catchup(&dag.name, slot)? {
+            return Ok(None);
+        }
+        let at = Timestamp::from_millisecond(slot).unwrap_or_else(|_| Timestamp::now());
+        fire(config, dag, file, at).map(Some)
+    })();
+    result.transpose()
 }
 
 /// `schedule.stop`: the DAG's running runs are told to stop (they end `aborted`).

@@ -373,6 +373,7 @@ pub fn go_duration(text: &str) -> Option<std::time::Duration> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            "d" => 86_400.0,
             _ => return None,
         };
         rest = &rest[unit_len..];

@@ -53,6 +53,11 @@ pub struct Dag {
     /// Dagu 2.3+ root `retry_policy`: the scheduler runs a failed run again (its failed
     /// steps and what follows them) after a delay, up to `limit` times.
     pub retry: Option<DagRetry>,
+    /// Dagu 2.x `catchup_window`: slots missed while no scheduler ran, this far back, are
+    /// run when one runs again (one a minute, oldest first).
+    pub catchup_window: Option<std::time::Duration>,
+    /// Dagu 2.x `overlap_policy`: what a catch-up slot does while the DAG still runs.
+    pub overlap_policy: OverlapPolicy,
     pub max_output_size: Option<u64>,
     pub schedule: Schedule,
     pub tags: Vec<String>,
@@ -521,6 +526,18 @@ pub struct RouterStep {
     /// Each pattern (an exact text, `re:REGEX` or `num:OP NUMBER`) with the steps it
     /// sends the run to, as written.
     pub routes: Vec<(String, Vec<String>)>,
+}
+
+/// `overlap_policy`: what a catch-up slot does when a run of the DAG is still going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OverlapPolicy {
+    /// It is dropped (recorded as skipped), and the next one is taken at the next tick.
+    #[default]
+    Skip,
+    /// It waits for the next tick.
+    All,
+    /// Only the newest missed slot is caught up, waiting like `all`.
+    Latest,
 }
 
 /// A DAG's own `retry_policy` (not a step's): how the scheduler retries its failed runs.

@@ -1131,6 +1131,40 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Keeps the missed `slots` (ms) of `dag` to be caught up, one a tick.
+    pub fn buffer_catchup(&self, dag: &str, slots: &[i64]) -> Result<()> {
+        self.atomically(|| {
+            for slot in slots {
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO catchup (dag, slot) VALUES (?1, ?2)",
+                    params![dag, slot],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The oldest slot of `dag` waiting to be caught up.
+    pub fn next_catchup(&self, dag: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT MIN(slot) FROM catchup WHERE dag = ?1",
+                params![dag],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Takes a caught-up (or dropped) slot out; false when another scheduler took it.
+    pub fn take_catchup(&self, dag: &str, slot: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM catchup WHERE dag = ?1 AND slot = ?2",
+            params![dag, slot],
+        )? == 1)
+    }
+
     /// How many times the scheduler retried `run`.
     pub fn auto_retries(&self, run: RunKey) -> Result<u64> {
         let count: Option<i64> = self

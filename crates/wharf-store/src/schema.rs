@@ -186,4 +186,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
 ",
+    // Slots missed while no scheduler ran that a DAG's `catchup_window` catches up, one a
+    // tick, oldest first.
+    r"
+    CREATE TABLE catchup (
+        dag TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        PRIMARY KEY (dag, slot)
+    );
+",
 ];

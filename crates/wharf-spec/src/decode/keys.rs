@@ -37,6 +37,8 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "histRetentionRuns",
         "retryPolicy",
         "redis",
+        "catchupWindow",
+        "overlapPolicy",
         "maxOutputSize",
         "schedule",
         "tags",
@@ -64,14 +66,6 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         (
             "workerSelector",
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
-        ),
-        (
-            "catchupWindow",
-            "wharf's scheduler catches up missed slots for the whole installation: set `scheduler.catchupWindow` in config.yaml (remove `catchupWindow`)",
-        ),
-        (
-            "overlapPolicy",
-            "wharf does not choose per DAG how overlapping runs go: a DAG's runs wait in its queue (`maxActiveRuns`, `queue`) (remove `overlapPolicy`)",
         ),
     ],
 };

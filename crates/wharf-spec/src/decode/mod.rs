@@ -175,6 +175,18 @@ pub(crate) fn dag(
         hist_retention_runs: d.opt_uint(&f, "histRetentionRuns"),
         retry: f.get("retryPolicy").and_then(|n| dag_retry(d, n)),
         redis: f.get("redis").and_then(|n| data::redis_defaults(d, n)),
+        catchup_window: f.get("catchupWindow").and_then(|n| catchup_window(d, n)),
+        overlap_policy: f.get("overlapPolicy").map_or(OverlapPolicy::Skip, |n| {
+            match n.as_str().map(str::trim) {
+                Some("skip") => OverlapPolicy::Skip,
+                Some("all") => OverlapPolicy::All,
+                Some("latest") => OverlapPolicy::Latest,
+                other => {
+                    d.enum_error(n, "`overlap_policy`", other.unwrap_or_default(), &["skip", "all", "latest"]);
+                    OverlapPolicy::Skip
+                }
+            }
+        }),
         max_output_size: d.opt_uint(&f, "maxOutputSize"),
         schedule,
         tags,
@@ -380,6 +392,31 @@ fn check_name(d: &mut Decoder, name: &str, node: &Node) {
                 crate::DAG_NAME_MAX
             ),
         );
+    }
+}
+
+/// `catchup_window`: a duration (`30m`, `6h`, `2d12h`); empty or zero: none.
+fn catchup_window(d: &mut Decoder, node: &Node) -> Option<std::time::Duration> {
+    let text = node
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| node.as_int().map(|i| i.to_string()))
+        .unwrap_or_default();
+    if text.trim().is_empty() {
+        return None;
+    }
+    match formats::go_duration(&text) {
+        Some(w) if w.is_zero() => None,
+        Some(w) => Some(w),
+        None => {
+            d.error(
+                node.at(),
+                format!(
+                    "`catchup_window` is a duration such as `30m`, `6h` or `2d12h`, not `{text}`"
+                ),
+            );
+            None
+        }
     }
 }
 
