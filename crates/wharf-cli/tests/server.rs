@@ -3725,7 +3725,7 @@ fn a_dag_catchup_window_replays_missed_slots_one_a_tick() {
     .expect("dag");
     std::fs::write(
         p.path("dags/newest.yaml"),
-        "schedule: \"0 * * * *\"\ncatchup_window: 1d\noverlap_policy: latest\nsteps:\n  - id: work\n    run: \"true\"\n",
+        "schedule: \"0 * * * *\"\ncatchup_window: 1d\noverlap_policy: latest\nsteps:\n  - id: work\n    run: echo \"${trigger.type} ${run.scheduled_at}\"\n",
     )
     .expect("dag");
     let settle = |dag: &str| {
@@ -3773,6 +3773,23 @@ fn a_dag_catchup_window_replays_missed_slots_one_a_tick() {
         tick(&p, "2026-11-20T03:32:00Z"),
         "",
         "nothing left to catch up"
+    );
+    settle("newest");
+    let out = p
+        .wharf()
+        .args([
+            "logs",
+            "newest",
+            "--run-id",
+            "scheduled-20261120T0300Z",
+            "--step",
+            "work",
+        ])
+        .run();
+    assert_eq!(
+        out.stdout, "catchup 2026-11-20T03:00:00Z\n",
+        "{}",
+        out.stderr
     );
     let ids: Vec<String> = history(&p, "hourly")
         .iter()

@@ -119,7 +119,7 @@ pub(crate) fn tick(
             ));
         }
         if at(&dag.schedule.start) {
-            done.push((file_name, fire(config, &dag, &path, slot)));
+            done.push((file_name, fire(config, &dag, &path, slot, "schedule")));
         }
     }
     done
@@ -176,7 +176,7 @@ fn catch_up(
     let late = now.duration_since(latest);
     if dag.catchup_window.is_none() && !window.is_zero() && late <= window {
         missed.pop();
-        out.push(fire(config, dag, file, latest));
+        out.push(fire(config, dag, file, latest, "catchup"));
     }
     if let (Some(first), Some(last)) = (missed.first(), missed.last()) {
         let id = format!(
@@ -234,7 +234,7 @@ fn catch_up_one(
             return Ok(None);
         }
         let at = Timestamp::from_millisecond(slot).unwrap_or_else(|_| Timestamp::now());
-        fire(config, dag, file, at).map(Some)
+        fire(config, dag, file, at, "catchup").map(Some)
     })();
     result.transpose()
 }
@@ -283,11 +283,14 @@ fn restart(
     Ok(Fired::Restarted(run_id))
 }
 
+/// `trigger` is what the run records as having started it: `schedule` for the slot of
+/// the minute, `catchup` for one missed while no scheduler ran (`${trigger.type}`).
 fn fire(
     config: &Config,
     dag: &wharf_spec::Dag,
     file: &Path,
     slot: Timestamp,
+    trigger: &str,
 ) -> Result<Fired, ScheduleError> {
     let run_id = slot_id(slot);
     let store = Store::open(&config.home)?;
@@ -317,7 +320,7 @@ fn fire(
         "--run-id".to_owned(),
         run_id.clone(),
         "--trigger".to_owned(),
-        "schedule".to_owned(),
+        trigger.to_owned(),
     ];
     // The slot is claimed: launch waits for the record only so that the run can be asked
     // for once the tick is over.

@@ -128,6 +128,14 @@ pub(crate) fn dag(
                 .with_help("give the steps their own `container:` (each a Swarm job), or remove `backend: swarm`"),
         );
     }
+    if !f.has("catchupWindow")
+        && let Some(span) = f.key_span("overlapPolicy")
+    {
+        d.warning(
+            span,
+            "`overlap_policy` says how catch-up slots go: without `catchup_window` it does nothing",
+        );
+    }
     if f.has("histRetentionDays")
         && let Some(span) = f.key_span("histRetentionRuns")
     {
