@@ -505,6 +505,11 @@ steps:
     with:
       dsn: postgres://wharf:${{PGPW}}@127.0.0.1:{port}/postgres?sslmode=disable
       import: {{input_file: items.csv, table: items, delimiter: ";"}}
+  - id: keep
+    action: postgres.import
+    with:
+      dsn: postgres://wharf:${{PGPW}}@127.0.0.1:{port}/postgres?sslmode=disable
+      import: {{input_file: update.csv, table: items, on_conflict: replace}}
   - id: upsert
     action: postgres.import
     with:
@@ -555,6 +560,8 @@ steps:
     assert!(started.elapsed() < Duration::from_secs(30));
 
     assert_eq!(metrics(&p, "pg", "load")["rows_imported"], 2);
+    // Without `conflict_target` row 1 is kept and row 3 added; with it, row 1 updated.
+    assert_eq!(metrics(&p, "pg", "keep")["rows_imported"], 1);
     assert_eq!(metrics(&p, "pg", "upsert")["rows_imported"], 2);
     assert_eq!(
         p.logs("pg", "read"),

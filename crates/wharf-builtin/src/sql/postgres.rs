@@ -526,6 +526,8 @@ async fn import(
             Some(t) => format!(" ON CONFLICT ({}) DO NOTHING", idents(t)),
             None => " ON CONFLICT DO NOTHING".into(),
         },
+        // Without the key a conflict is on, PostgreSQL cannot update: the row is kept.
+        OnConflict::Replace if import.conflict_target.is_none() => " ON CONFLICT DO NOTHING".into(),
         OnConflict::Replace => {
             let target = import.conflict_target.as_deref().unwrap_or_default();
             let keys: Vec<String> = target.split(',').map(|k| k.trim().to_owned()).collect();

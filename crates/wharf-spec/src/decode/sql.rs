@@ -335,6 +335,16 @@ fn sql_import(d: &mut Decoder, node: &Node, engine: SqlEngine) -> Option<SqlImpo
             }
         }
     }
+    if engine == SqlEngine::Postgres
+        && import.on_conflict == OnConflict::Replace
+        && import.conflict_target.is_none()
+        && let Some(span) = f.key_span("onConflict")
+    {
+        d.warning(
+            span,
+            "`on_conflict: replace` on PostgreSQL updates a row by its key: without `conflict_target` a row already there is kept (ON CONFLICT DO NOTHING)",
+        );
+    }
     import.skip_rows = d.opt_uint(&f, "skipRows").unwrap_or(0);
     import.max_rows = d.opt_uint(&f, "maxRows").unwrap_or(0);
     import.dry_run = d.opt_bool(&f, "dryRun").unwrap_or(false);
