@@ -140,7 +140,7 @@ fn action_end(inner: &str) -> Option<usize> {
 
 fn parse(text: &str) -> Result<Vec<Node>, String> {
     let pieces = pieces(text)?;
-    let mut iter = pieces.into_iter().peekable();
+    let mut iter = pieces.into_iter();
     let (nodes, end) = block(&mut iter)?;
     match end {
         None => Ok(nodes),
@@ -148,7 +148,7 @@ fn parse(text: &str) -> Result<Vec<Node>, String> {
     }
 }
 
-type Pieces = std::iter::Peekable<std::vec::IntoIter<(bool, String)>>;
+type Pieces = std::vec::IntoIter<(bool, String)>;
 
 /// Nodes up to an `end`, `else` or `else if ...` (returned, its text) or the template's end.
 fn block(iter: &mut Pieces) -> Result<(Vec<Node>, Option<String>), String> {

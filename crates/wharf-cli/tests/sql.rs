@@ -434,24 +434,7 @@ impl Postgres {
 /// that signed nothing of them.
 fn certificates(dir: &std::path::Path) {
     wharf_testkit::tls::server_certificates(dir);
-    wharf_testkit::tls::openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other-ca-key.pem",
-            "-out",
-            "other-ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=wharf-other-ca",
-        ],
-    );
+    wharf_testkit::tls::authority(dir, "other-ca-key.pem", "other-ca.pem", "wharf-other-ca");
 }
 
 impl Drop for Postgres {

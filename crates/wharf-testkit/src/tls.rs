@@ -17,29 +17,25 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// In `dir`: a self-signed CA named `name`, valid a day: its certificate `cert`, its key
+/// `key`.
+pub fn authority(dir: &Path, key: &str, cert: &str, name: &str) {
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
+            "1", "-subj", &subject,
+        ],
+    );
+}
+
 /// In `dir`: a CA (`ca.pem`, `ca-key.pem`) and a server certificate for 127.0.0.1 it
 /// signed (`server.pem`, `server-key.pem`, the key readable by its owner alone), valid a
 /// day.
 pub fn server_certificates(dir: &Path) {
     std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("san");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=wharf-test-ca",
-        ],
-    );
+    authority(dir, "ca-key.pem", "ca.pem", "wharf-test-ca");
     openssl(
         dir,
         &[

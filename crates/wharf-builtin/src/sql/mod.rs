@@ -66,16 +66,12 @@ pub(crate) async fn run(sql: &SqlStep, dir: &Path, job: &StepJob, out: &mut Outp
 }
 
 /// The step's one line of metrics on stderr (`status` first).
-async fn metrics(out: &mut Output, report: Map<String, Value>) {
+async fn metrics(out: &mut Output, mut report: Map<String, Value>) {
     let mut ordered = Map::new();
-    for key in ["status"] {
-        if let Some(v) = report.get(key) {
-            ordered.insert(key.into(), v.clone());
-        }
+    if let Some(status) = report.remove("status") {
+        ordered.insert("status".into(), status);
     }
-    for (k, v) in report {
-        ordered.entry(k).or_insert(v);
-    }
+    ordered.extend(report);
     let mut line = Value::Object(ordered).to_string();
     line.push('\n');
     out.stderr(line.as_bytes()).await;

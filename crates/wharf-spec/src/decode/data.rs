@@ -300,8 +300,9 @@ pub(crate) fn git_checkout(
     Some(step)
 }
 
-/// The connection settings of Redis, at the top (`redis:`) and in a step's `with`.
-const REDIS_CONNECTION: &[&str] = &[
+/// The keys of a `redis.*` step's `with`: its connection settings first (the ones a
+/// DAG-level `redis:` may set too), then the command's.
+const REDIS_ALL: &[&str] = &[
     "url",
     "host",
     "port",
@@ -318,47 +319,33 @@ const REDIS_CONNECTION: &[&str] = &[
     "sentinelAddrs",
     "clusterAddrs",
     "maxRetries",
+    "actionCommand",
+    "command",
+    "key",
+    "keys",
+    "field",
+    "value",
+    "values",
+    "start",
+    "stop",
+    "ttl",
+    "outputFormat",
+    "nullValue",
+    "pipeline",
+    "script",
+    "scriptFile",
+    "scriptKeys",
+    "scriptArgs",
+    "lock",
+    "lockRetry",
+    "lockWait",
 ];
 
+/// The connection settings of Redis, at the top (`redis:`) and in a step's `with`.
+const REDIS_CONNECTION: &[&str] = REDIS_ALL.split_at(16).0;
+
 const REDIS_KEYS: Keys = Keys {
-    known: &[
-        "actionCommand",
-        "command",
-        "key",
-        "keys",
-        "field",
-        "value",
-        "values",
-        "start",
-        "stop",
-        "ttl",
-        "outputFormat",
-        "nullValue",
-        "pipeline",
-        "script",
-        "scriptFile",
-        "scriptKeys",
-        "scriptArgs",
-        "lock",
-        "lockRetry",
-        "lockWait",
-        "url",
-        "host",
-        "port",
-        "password",
-        "username",
-        "db",
-        "tls",
-        "tlsSkipVerify",
-        "tlsCert",
-        "tlsKey",
-        "tlsCa",
-        "mode",
-        "sentinelMaster",
-        "sentinelAddrs",
-        "clusterAddrs",
-        "maxRetries",
-    ],
+    known: REDIS_ALL,
     ignored: &[],
     unsupported: &[],
 };
