@@ -417,6 +417,12 @@ fn rewrite_root(
             Some("handler_on" | "handlerOn") => {
                 if let Kind::Map(hs) = &mut e.value.kind {
                     for h in hs {
+                        if let Some(at) = human_task_at(&h.value) {
+                            diags.push(
+                                Diagnostic::error(at, "a handler cannot be a `human.task`")
+                                    .with_help("a handler runs as the run ends; a human task waits in the run, among its steps"),
+                            );
+                        }
                         take_dependencies(&mut h.value, &mut extras.dependencies, diags);
                         rewrite_step(&mut h.value, diags);
                     }
@@ -799,6 +805,15 @@ fn foreach(step: &mut Node, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         return None;
     };
     let get = |k: &str| fields.iter().find(|e| e.key.as_str() == Some(k));
+    if let Some(at) = get("steps")
+        .and_then(|e| e.value.as_seq())
+        .and_then(|steps| steps.iter().find_map(human_task_at))
+    {
+        diags.push(
+            Diagnostic::error(at, "`foreach.steps` cannot hold a `human.task`")
+                .with_help("a human task waits in the run itself, among its top-level steps"),
+        );
+    }
     let before = diags.len();
     for e in fields {
         match e.key.as_str().unwrap_or_default() {
@@ -1493,6 +1508,10 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             put_executor(entries, "router", with, span);
         }
+        "human.task" => {
+            let with = human_task(span, with_value, entries, diags);
+            put_executor(entries, "human-task", with, span);
+        }
         "sqlite.query" | "sqlite.import" | "postgres.query" | "postgres.import" => {
             // The engine and the operation go with `with` as the SQL step's config.
             let (engine, op) = name.split_once('.').unwrap_or_default();
@@ -1533,8 +1552,130 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command> and router.route"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, router.route and human.task"),
         ),
+    }
+}
+
+/// Step fields a human task cannot have: it runs nothing, once, and publishes its form's
+/// fields. (A DAG's `defaults` of them do not reach it.)
+const NOT_FOR_HUMAN_TASKS: &[&str] = &[
+    "type",
+    "exec",
+    "command",
+    "script",
+    "call",
+    "config",
+    "llm",
+    "messages",
+    "params",
+    "routes",
+    "value",
+    "shell",
+    "shell_args",
+    "shell_packages",
+    "container",
+    "worker_selector",
+    "retry_policy",
+    "repeat_policy",
+    "timeout_sec",
+    "signal_on_stop",
+    "foreach",
+    "parallel",
+    "approval",
+    "stdout",
+    "stderr",
+    "log_output",
+    "output",
+    "output_schema",
+    "outputs",
+    "mail_on_error",
+];
+
+/// `action: human.task`: checked (an `id`, `with.prompt`, none of the fields of a step
+/// that runs something); its `with` for the `human-task` step, whose decoding reads the
+/// form.
+fn human_task(
+    span: Span,
+    with: Option<Node>,
+    entries: &mut Vec<Entry>,
+    diags: &mut Vec<Diagnostic>,
+) -> Node {
+    // What `defaults` gave the step that only a process has is not the task's.
+    entries.retain(|e| {
+        !(e.merged && NOT_FOR_HUMAN_TASKS.contains(&e.key.as_str().unwrap_or_default()))
+    });
+    for e in entries.iter() {
+        let key = e.key.as_str().unwrap_or_default();
+        if NOT_FOR_HUMAN_TASKS.contains(&key) {
+            diags.push(
+                Diagnostic::error(e.key.span, format!("a `human.task` step has no `{key}`"))
+                    .with_help("a human task runs nothing: it waits for a person, and its form's fields are its outputs"),
+            );
+        }
+    }
+    if !entries.iter().any(|e| e.key.as_str() == Some("id")) {
+        diags.push(
+            Diagnostic::error(span, "a `human.task` step needs an `id`")
+                .with_help("the task is completed by its id (`wharf human-task complete --step ID`), and its answers are `${steps.ID.outputs.FIELD}`"),
+        );
+    }
+    let empty = map_node(Vec::new(), span);
+    let Some(with) = with.filter(|w| !w.is_null()) else {
+        diags.push(
+            Diagnostic::error(span, "`action: human.task` needs `with.prompt`")
+                .with_help("what the person is asked, e.g. `with: {prompt: Confirm that maintenance has started}`"),
+        );
+        return empty;
+    };
+    let Some(fields) = with.as_map() else {
+        diags.push(Diagnostic::error(
+            with.at(),
+            "`with` of `action: human.task` is a mapping: `prompt` and `form`",
+        ));
+        return empty;
+    };
+    let mut prompt = None;
+    for f in fields {
+        match f.key.as_str().unwrap_or_default() {
+            "prompt" => prompt = Some(&f.value),
+            "form" => {}
+            "push_back" => diags.push(
+                Diagnostic::error(f.key.span, "wharf does not send a human task's work back (`with.push_back`)")
+                    .with_help("complete the task, or reject it from the web UI; a retry of the run from an earlier step runs it again"),
+            ),
+            other => diags.push(
+                Diagnostic::error(f.key.span, format!("`action: human.task` has no `with.{other}`"))
+                    .with_help("`with` of a human task takes `prompt` and `form`"),
+            ),
+        }
+    }
+    match prompt {
+        Some(p) if p.as_str().is_some_and(|t| !t.trim().is_empty()) => {}
+        Some(p) => diags.push(Diagnostic::error(
+            p.at(),
+            "`with.prompt` is text: what the person is asked",
+        )),
+        None => diags.push(
+            Diagnostic::error(with.at(), "`action: human.task` needs `with.prompt`")
+                .with_help("what the person is asked, e.g. `prompt: Choose the release target`"),
+        ),
+    }
+    with
+}
+
+/// Where a step (or a step of a group) is a human task: the span of its `action`.
+fn human_task_at(step: &Node) -> Option<Span> {
+    match &step.kind {
+        Kind::Seq(group) => group.iter().find_map(human_task_at),
+        Kind::Map(fields) => fields
+            .iter()
+            .find(|e| {
+                e.key.as_str() == Some("action")
+                    && e.value.as_str().map(str::trim) == Some("human.task")
+            })
+            .map(|e| e.value.span),
+        Kind::Scalar(_) => None,
     }
 }
 
@@ -1840,6 +1981,14 @@ pub(crate) fn to_snake(word: &str) -> String {
     out
 }
 
+/// Whether `name` is a field of the step's human-task form (each field is an output).
+fn form_field(step: &crate::Step, name: &str) -> bool {
+    match &step.executor {
+        crate::Executor::HumanTask(t) => t.form.as_ref().is_some_and(|f| f.field(name).is_some()),
+        _ => false,
+    }
+}
+
 /// Notices about the references of a 2.x DAG that cannot resolve: a param nobody
 /// declares, a step or an output that does not exist, a step's own output, a step
 /// output read in a handler. They are left as written when the step runs (an undefined
@@ -1875,7 +2024,8 @@ pub(crate) fn notices(dag: &crate::Dag) -> Vec<Diagnostic> {
                             Some(s)
                                 if s.call.is_none()
                                     && !s.outputs.iter().any(|o| o.name == *name)
-                                    && !s.publish.as_ref().is_some_and(|p| p.names(name)) =>
+                                    && !s.publish.as_ref().is_some_and(|p| p.names(name))
+                                    && !form_field(s, name) =>
                             {
                                 Some(format!("the step `{id}` declares no output `{name}`"))
                             }

@@ -16,6 +16,7 @@ pub mod dialect;
 mod docker_api;
 pub mod env;
 pub mod expand;
+pub mod form;
 pub mod formats;
 mod graph;
 pub mod migrate;

@@ -407,6 +407,18 @@ pub enum Executor {
     /// Dagu 2.x `router.route`: its targets (which depend on it) run when their pattern
     /// matches the value; the step itself reports the decision.
     Router(Box<RouterStep>),
+    /// Dagu 2.x `human.task`: the step runs nothing; it waits for a person to complete
+    /// it (`wharf human-task complete`, the web UI), with the answers its form asks for.
+    HumanTask(Box<HumanTask>),
+}
+
+/// `action: human.task` and its `with`: what the person is asked (variables resolved
+/// when the task opens) and, if anything is to be given, the form of the answer. Each
+/// field of the form is an output of the step, `${steps.ID.outputs.FIELD}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HumanTask {
+    pub prompt: String,
+    pub form: Option<crate::form::Form>,
 }
 
 /// `action: redis.<command>` and its `with`, as written (strings may hold variables): the
@@ -1346,7 +1358,12 @@ impl Dag {
     }
 
     pub fn placement<'a>(&self, step: &'a Step) -> Placement<'a> {
-        if step.call.is_some() || matches!(step.executor, Executor::Approval(_)) {
+        if step.call.is_some()
+            || matches!(
+                step.executor,
+                Executor::Approval(_) | Executor::HumanTask(_)
+            )
+        {
             // A sub-DAG step runs no process of its own: its child run places its steps.
             return Placement::Host;
         }
@@ -1367,6 +1384,7 @@ impl Dag {
             (
                 Executor::Local { .. }
                 | Executor::Approval(_)
+                | Executor::HumanTask(_)
                 | Executor::Jq(_)
                 | Executor::Http(_)
                 | Executor::Mail(_)

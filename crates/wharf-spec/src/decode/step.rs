@@ -964,6 +964,20 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Some(step) => Executor::Data(Box::new(step)),
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
+        "human-task" if d.v2 => {
+            let get = |k: &str| {
+                config
+                    .and_then(Node::as_map)
+                    .and_then(|m| m.iter().find(|e| e.key.as_str() == Some(k)))
+                    .map(|e| &e.value)
+            };
+            let prompt = get("prompt")
+                .and_then(Node::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let form = get("form").and_then(|n| crate::form::read(n, "with.form", &mut d.diags));
+            Executor::HumanTask(Box::new(crate::model::HumanTask { prompt, form }))
+        }
         "router" if d.v2 => {
             Executor::Router(Box::new(super::router::router_step(d, config, type_node)))
         }
