@@ -149,6 +149,10 @@ pub(crate) enum Command {
     /// steps, outputs and logs) in wharf's records.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// The human tasks (Dagu 2.x `action: human.task`) a run waits on: `wharf human-task
+    /// complete` gives one its answer; `wharf status` shows the open ones.
+    #[command(subcommand)]
+    HumanTask(HumanTaskCommand),
     /// Where wharf finds and keeps everything: its home, configuration, base
     /// configuration, DAGs folder, run records and logs.
     Config,
@@ -345,6 +349,32 @@ pub(crate) enum MigrateCommand {
     /// Dagu's own older records forward; this takes them to wharf). Dagu's files are only
     /// read; runs wharf has already are left as they are, so it can be run again.
     History(MigrateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HumanTaskCommand {
+    /// Complete a waiting human task with its answer: the step succeeds, its form's fields
+    /// become its outputs, and the run goes on once no other task of it waits.
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompleteArgs {
+    /// The DAG: its name or the path of its file.
+    #[arg(value_name = "NAME|FILE")]
+    pub dag: String,
+    /// The run that waits (required).
+    #[arg(long, short = 'r', value_name = "ID")]
+    pub run_id: Option<String>,
+    /// The task: its step's `id` (required).
+    #[arg(long, value_name = "ID")]
+    pub step: Option<String>,
+    /// A field of the answer, as text (coerced to the field's type); repeat for more.
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// The whole answer as a JSON object, its values typed (`{"replicas": 3}`).
+    #[arg(long = "inputs-json", value_name = "OBJECT")]
+    pub inputs_json: Option<String>,
 }
 
 #[derive(Debug, Args)]

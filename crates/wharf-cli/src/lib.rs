@@ -69,6 +69,9 @@ pub fn run() -> i32 {
         args::Command::Resume(a) => commands::run::suspend(&a.dag, false),
         args::Command::Cleanup(a) => commands::cleanup::run(&a),
         args::Command::Migrate(args::MigrateCommand::History(a)) => commands::migrate::history(&a),
+        args::Command::HumanTask(args::HumanTaskCommand::Complete(a)) => {
+            commands::task::complete(&a)
+        }
         args::Command::Config => Ok(commands::list::config()),
         args::Command::Rm(a) => commands::cleanup::rm(&a),
         args::Command::Completions(a) => {

@@ -1,7 +1,7 @@
 //! Dagu 2.x files: the dialect decided per file, the 2.x forms run through the same
 //! engine, and validation that speaks 2.x.
 
-use wharf_testkit::{Place, images_are_built, step};
+use wharf_testkit::{Place, images_are_built, step, step_error};
 
 // A current Dagu file: snake_case keys, `run` (a line, a script), `action: exec`,
 // `action: docker.run`, a step's own `container`, `consts`, declared params, namespaced
@@ -314,8 +314,8 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "`rewind_to` is not supported by wharf",
         ),
         (
-            "steps:\n  - id: a\n    action: human.task\n    with: {prompt: ok}\n",
-            "wharf has no action `human.task`",
+            "steps:\n  - id: a\n    action: s3.upload\n    with: {bucket: b}\n",
+            "wharf has no action `s3.upload`",
         ),
         (
             "container:\n  image: alpine\n  pull_policy: fallback\n  healthcheck: {test: [CMD, \"true\"]}\nsteps:\n  - id: a\n    run: echo a\n",
@@ -2659,4 +2659,299 @@ steps:
             said,
         );
     }
+}
+
+/// Polls `wharf status` of a run until it has `status` (20 s at most).
+fn until_status(p: &Place, dag: &str, run_id: &str, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = p
+            .wharf()
+            .args(["status", dag, "--run-id", run_id, "--json"])
+            .run();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            && v["status"] == status
+        {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run_id} of {dag} is not {status}: {}",
+            out.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// `action: human.task` (Dagu 2.x): the run stops `waiting` at it without running
+// anything; `wharf status` shows the task's resolved prompt and its form; `wharf
+// human-task complete` checks and coerces the answer, records it once, and takes the run
+// up again, the form's fields the step's outputs; the run's own form is used even when the
+// file changes; a child DAG with a task is refused before it starts.
+#[test]
+fn human_tasks_wait_for_a_person_and_go_on_with_their_answer() {
+    let p = Place::new();
+    let form = r#"env:
+  - TARGET: api
+steps:
+  - id: release_review
+    action: human.task
+    with:
+      prompt: Choose the release target for ${TARGET}
+      form:
+        type: object
+        properties:
+          environment:
+            type: string
+            enum: [staging, production]
+          replicas:
+            type: integer
+            minimum: 1
+            default: 2
+          notify:
+            type: boolean
+            default: true
+        required: [environment]
+  - id: record_release
+    depends: release_review
+    env:
+      TARGET: ${steps.release_review.outputs.environment}
+      REPLICAS: ${steps.release_review.outputs.replicas}
+      NOTIFY: ${steps.release_review.outputs.notify}
+    run: printf '%s,%s,%s\n' "$TARGET" "$REPLICAS" "$NOTIFY" > release.txt
+"#;
+    let dag = p.dag("typed", form);
+    let out = p.wharf().args(["validate"]).args([&dag]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("declares no output"), "{}", out.stderr);
+    // Reaching the task, the run exits 0: it waits, it did not fail.
+    let out = p.run(&dag, &["--run-id", "form1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let shown = p
+        .wharf()
+        .args(["status", "typed", "--run-id", "form1"])
+        .run();
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    assert!(shown.stderr.is_empty(), "{}", shown.stderr);
+    assert!(
+        shown.stdout.contains("Waiting: human task release_review")
+            && shown
+                .stdout
+                .contains("prompt: Choose the release target for api")
+            && shown.stdout.contains(r#""additionalProperties":false"#),
+        "{}",
+        shown.stdout
+    );
+    let status = until_status(&p, "typed", "form1", "waiting");
+    assert_eq!(
+        status["humanTasks"][0]["step"], "release_review",
+        "{status}"
+    );
+    assert_eq!(
+        status["humanTasks"][0]["form"]["properties"]["replicas"],
+        serde_json::json!({"type": "integer", "minimum": 1, "default": 2}),
+        "{status}"
+    );
+    assert_eq!(step(&status, "record_release")["status"], "not_started");
+
+    // The file changes under the waiting run: its own form still counts.
+    p.dag("typed", &form.replace("[environment]", "[region]"));
+    let complete = |args: &[&str]| {
+        p.wharf()
+            .args(["human-task", "complete", "--run-id", "form1", "--step"])
+            .args(args)
+            .args(["typed"])
+            .run()
+    };
+    for (args, said) in [
+        (vec!["release_review"], "`environment` is required"),
+        (
+            vec!["release_review", "--input", "environment=dev"],
+            "`environment` must be one of",
+        ),
+        (
+            vec![
+                "release_review",
+                "--input",
+                "environment=staging",
+                "--input",
+                "replicas=0",
+            ],
+            "`replicas` must be at least 1",
+        ),
+        (
+            vec![
+                "release_review",
+                "--inputs-json",
+                r#"{"environment": "staging", "replicas": "3"}"#,
+            ],
+            "`replicas` must be an integer",
+        ),
+        (
+            vec![
+                "release_review",
+                "--inputs-json",
+                r#"{"environment": "a", "environment": "b"}"#,
+            ],
+            "`environment` is a duplicate",
+        ),
+        (
+            vec!["release_review", "--input", "environment"],
+            "key=value",
+        ),
+        (
+            vec!["release_review", "--input", "region=eu"],
+            "declares no field `region`",
+        ),
+        (vec!["record_release"], "no human task `record_release`"),
+    ] {
+        let out = complete(&args);
+        assert_ne!(out.code, Some(0), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("Usage"), "{}", out.stderr);
+    }
+    assert!(!p.path("release.txt").exists(), "nothing ran yet");
+    let out = complete(&["release_review", "--input", "environment=production"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "Completed human task release_review; DAG-run resume requested.\n"
+    );
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let status = until_status(&p, "typed", "form1", "succeeded");
+    assert_eq!(step(&status, "release_review")["status"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(p.path("release.txt")).expect("the step after it ran"),
+        "production,2,true\n"
+    );
+    // The same answer again (its fields in another order) is a repeat; another is not.
+    let out = complete(&[
+        "release_review",
+        "--inputs-json",
+        r#"{"notify": true, "replicas": 2, "environment": "production"}"#,
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "Human task release_review was already completed.\n"
+    );
+    let out = complete(&["release_review", "--input", "environment=staging"]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("different input"), "{}", out.stderr);
+
+    // Two tasks: the first completed leaves the run waiting; the second takes it up, once.
+    let two = p.dag(
+        "two",
+        "steps:\n  - id: review_a\n    action: human.task\n    with:\n      prompt: Confirm A\n  - id: review_b\n    action: human.task\n    with:\n      prompt: Confirm B\n  - id: deploy\n    depends: [review_a, review_b]\n    run: printf 'deployed\\n' >> deployed.txt\n",
+    );
+    let out = p.run(&two, &["--run-id", "two1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = until_status(&p, "two", "two1", "waiting");
+    assert_eq!(
+        status["humanTasks"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+    let done = |step: &str, extra: &[&str]| {
+        p.wharf()
+            .args(["human-task", "complete", "-r", "two1", "--step", step])
+            .args(extra)
+            .args([&two])
+            .run()
+    };
+    let out = done("review_a", &["--input", "note=x"]);
+    assert!(
+        out.stderr.contains("does not accept input"),
+        "{}",
+        out.stderr
+    );
+    let out = done("review_a", &[]);
+    assert_eq!(
+        out.stdout, "Completed human task review_a; DAG-run remains waiting.\n",
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("deployed.txt").exists());
+    let out = done("review_b", &[]);
+    assert_eq!(
+        out.stdout, "Completed human task review_b; DAG-run resume requested.\n",
+        "{}",
+        out.stderr
+    );
+    until_status(&p, "two", "two1", "succeeded");
+    let out = done("review_b", &[]);
+    assert_eq!(out.stdout, "Human task review_b was already completed.\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path("deployed.txt")).expect("deployed"),
+        "deployed\n"
+    );
+
+    // A child DAG with a task fails its caller's step before the child starts.
+    let parent = p.dag(
+        "parent",
+        "steps:\n  - id: run_child\n    action: dag.run\n    with:\n      dag: child\n---\nname: child\nsteps:\n  - id: review\n    action: human.task\n    with:\n      prompt: Review child work\n",
+    );
+    let out = p.wharf().args(["validate"]).args([&parent]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = p.run(&parent, &[]);
+    assert_ne!(out.code, Some(0));
+    let status = p.status("parent");
+    assert!(
+        step_error(&status, "run_child").contains("human tasks are not permitted in child DAGs"),
+        "{status}"
+    );
+    assert_eq!(
+        status["steps"][0]["subRuns"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+
+    // What a task cannot be.
+    for (yaml, said) in [
+        (
+            "steps:\n  - name: t\n    action: human.task\n    with: {prompt: x}\n",
+            "needs an `id`",
+        ),
+        (
+            "steps:\n  - id: t\n    action: human.task\n    with: {prompt: '  '}\n",
+            "`with.prompt` is text",
+        ),
+        (
+            "steps:\n  - id: t\n    action: human.task\n    timeout_sec: 5\n    with: {prompt: x}\n",
+            "has no `timeout_sec`",
+        ),
+        (
+            "steps:\n  - id: t\n    action: human.task\n    with: {prompt: x, form: null}\n",
+            "`with.form` is empty",
+        ),
+        (
+            "steps:\n  - id: t\n    action: human.task\n    with:\n      prompt: x\n      form: {type: object, properties: {n: {type: integer, minLength: 2}}}\n",
+            "`with.form.properties.n.minLength` is for string fields",
+        ),
+        (
+            "steps:\n  - id: t\n    action: human.task\n    with:\n      prompt: x\n      form: {type: object, properties: {n: {type: integer, default: x}}}\n",
+            "`with.form.properties.n.default` must be an integer",
+        ),
+        (
+            "steps:\n  - id: each\n    foreach:\n      items: [1]\n      steps:\n        - id: t\n          action: human.task\n          with: {prompt: x}\n",
+            "`foreach.steps` cannot hold a `human.task`",
+        ),
+        (
+            "handler_on:\n  failure:\n    id: h\n    action: human.task\n    with: {prompt: x}\nsteps:\n  - id: a\n    run: 'true'\n",
+            "a handler cannot be a `human.task`",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
+    }
+    // A DAG's `defaults` of what only a process has do not reach a task.
+    let out = p
+        .wharf()
+        .args(["validate"])
+        .args([p.dag(
+            "defaults",
+            "defaults:\n  retry_policy: {limit: 2, interval_sec: 1}\n  timeout_sec: 60\nsteps:\n  - id: t\n    action: human.task\n    with: {prompt: x}\n",
+        )])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

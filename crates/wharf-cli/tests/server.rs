@@ -1297,6 +1297,65 @@ fn a_waiting_step_is_approved_or_rejected_through_the_api() {
     assert_eq!(log["content"], "approved by bob\n");
 }
 
+// A Dagu 2.x `human.task` waits as an approval does: the API's approve endpoint (typed
+// JSON values, or text as the web UI sends it) completes it against its form, and the
+// run goes on with the form's fields as the step's outputs.
+#[test]
+fn a_human_task_is_completed_through_the_api_and_the_web_ui() {
+    let p = Place::new();
+    let s = Server::start(&p);
+    std::fs::write(
+        p.path("dags/release.yaml"),
+        "steps:\n  - id: review\n    action: human.task\n    with:\n      prompt: How many replicas?\n      form:\n        type: object\n        properties:\n          replicas: {type: integer, minimum: 1, default: 2}\n          region: {type: string}\n        required: [region]\n  - id: ship\n    depends: review\n    run: echo \"${steps.review.outputs.region} x${steps.review.outputs.replicas}\"\n",
+    )
+    .expect("dag");
+    let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "one"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("release", "one", "waiting");
+    let (code, v) = s.post(
+        "/dag-runs/release/one/steps/review/approve",
+        &json!({"inputs": {"region": "eu", "replicas": "many"}}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`replicas` must be an integer"),
+        "{v}"
+    );
+    let (code, v) = s.post(
+        "/dag-runs/release/one/steps/review/approve",
+        &json!({"inputs": {"region": "eu", "replicas": 3}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    s.until("release", "one", "succeeded");
+    let (_, log) = s.get("/dag-runs/release/one/steps/ship/log");
+    assert_eq!(log["content"], "eu x3\n");
+
+    // The web UI shows the form's fields; a number left empty takes its default.
+    let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "two"}));
+    assert_eq!(code, 200, "{v}");
+    s.until("release", "two", "waiting");
+    let (code, _, html) = s.page("GET", "/dags/release/runs/two", "", "");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("How many replicas?") && html.contains("value=\"replicas= region=\""),
+        "{html}"
+    );
+    let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, head, _) = s.page(
+        "POST",
+        "/dags/release/approve",
+        &origin,
+        "run=two&step=review&inputs=replicas%3D+region%3Dus",
+    );
+    assert_eq!(code, 303, "{head}");
+    s.until("release", "two", "succeeded");
+    let (_, log) = s.get("/dag-runs/release/two/steps/ship/log");
+    assert_eq!(log["content"], "us x2\n");
+}
+
 // A sub-DAG run that waits for an approval makes its parent step and run wait; approving
 // the child's step (Dagu's sub-dag-runs approve endpoint) takes the whole tree up again.
 #[test]

@@ -1152,7 +1152,13 @@ fn verdict(
         // The run stops here; an approval takes it up again (as a retry does).
         (
             Status::Waiting,
-            Some(format!("step `{}` waits for approval", step.name)),
+            Some(match step.executor {
+                wharf_spec::Executor::HumanTask(_) => format!(
+                    "human task `{}` waits for a person",
+                    step.id.as_deref().unwrap_or(&step.name)
+                ),
+                _ => format!("step `{}` waits for approval", step.name),
+            }),
         )
     } else if statuses.iter().any(|(s, c)| *s == Status::Failed && !c)
         || statuses.iter().any(|(s, _)| *s == Status::NotStarted)

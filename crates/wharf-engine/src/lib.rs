@@ -18,6 +18,7 @@ mod recorder;
 mod resume;
 mod step;
 mod subdag;
+pub mod task;
 mod vars;
 mod workspace;
 

@@ -131,6 +131,25 @@ pub enum Decision {
     Approved(Vec<(String, String)>),
     /// Rejected, with the reason given.
     Rejected(Option<String>),
+    /// A human task completed, with its canonical answer (a JSON object).
+    Completed(serde_json::Value),
+}
+
+/// What recording a human task's answer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Recorded: the step is `succeeded` and its outputs are there. `waiting_left` steps of
+    /// the run still wait; with none, `resume` is true and the caller takes the run up.
+    Completed { waiting_left: usize, resume: bool },
+    /// The same answer was recorded before; `resume` when the run still has to be taken up
+    /// (its resume failed, or was never asked) and this call is the one to do it.
+    Repeated { resume: bool },
+    /// Another answer was recorded before.
+    Different,
+    /// The run does not wait (it has this status).
+    RunNotWaiting(Status),
+    /// The step does not wait (it has this status).
+    StepNotWaiting(Status),
 }
 
 /// Where a sub-DAG run comes from.
@@ -853,6 +872,7 @@ impl Store {
                 None,
             ),
             Decision::Rejected(reason) => (false, "[]".to_owned(), reason.clone()),
+            Decision::Completed(answer) => (true, answer.to_string(), None),
         };
         self.conn.execute(
             "INSERT OR REPLACE INTO approvals (run, step, approved, inputs, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -886,6 +906,116 @@ impl Store {
         })
     }
 
+    /// Records a human task's canonical answer (`answer`, a JSON object) and the outputs it
+    /// makes, all at once or not at all: the step `succeeded`, its outputs there. A repeat
+    /// of the same answer changes nothing; a different one is refused. See [`Completion`].
+    pub fn complete_task(
+        &self,
+        run: RunKey,
+        step: &str,
+        answer: &serde_json::Value,
+        outputs: &[OutputRecord],
+    ) -> Result<Completion> {
+        // IMMEDIATE: two completions at once take turns, the second seeing the first's.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = self.complete_task_in(run, step, answer, outputs);
+        match &result {
+            Ok(_) => self.conn.execute_batch("COMMIT")?,
+            Err(_) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+        result
+    }
+
+    fn complete_task_in(
+        &self,
+        run: RunKey,
+        step: &str,
+        answer: &serde_json::Value,
+        outputs: &[OutputRecord],
+    ) -> Result<Completion> {
+        let status = Status::parse(&self.conn.query_row(
+            "SELECT status FROM runs WHERE id = ?1",
+            params![run.0],
+            |r| r.get::<_, String>(0),
+        )?)
+        .unwrap_or(Status::NotStarted);
+        let waiting_left = |this: &Self| -> Result<usize> {
+            let n: i64 = this.conn.query_row(
+                "SELECT count(*) FROM steps WHERE run = ?1 AND status = 'waiting' AND handler IS NULL",
+                params![run.0],
+                |r| r.get(0),
+            )?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        };
+        let before: Option<(String, bool)> = self
+            .conn
+            .query_row(
+                "SELECT inputs, resumed FROM approvals WHERE run = ?1 AND step = ?2 AND approved = 1",
+                params![run.0, step],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((inputs, resumed)) = before {
+            let recorded: serde_json::Value = serde_json::from_str(&inputs).unwrap_or_default();
+            if recorded != *answer {
+                return Ok(Completion::Different);
+            }
+            let resume = !resumed && status == Status::Waiting && waiting_left(self)? == 0;
+            if resume {
+                self.conn.execute(
+                    "UPDATE approvals SET resumed = 1 WHERE run = ?1 AND step = ?2",
+                    params![run.0, step],
+                )?;
+            }
+            return Ok(Completion::Repeated { resume });
+        }
+        if status != Status::Waiting {
+            return Ok(Completion::RunNotWaiting(status));
+        }
+        let step_status: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT status FROM steps WHERE run = ?1 AND name = ?2 AND handler IS NULL",
+                params![run.0, step],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let step_status = step_status
+            .and_then(|s| Status::parse(&s))
+            .unwrap_or(Status::NotStarted);
+        if step_status != Status::Waiting {
+            return Ok(Completion::StepNotWaiting(step_status));
+        }
+        self.conn.execute(
+            "UPDATE steps SET status = 'succeeded', error = NULL, finished_at = ?3 WHERE run = ?1 AND name = ?2 AND handler IS NULL",
+            params![run.0, step, now_ms()],
+        )?;
+        for o in outputs {
+            self.set_output(run, o)?;
+        }
+        let left = waiting_left(self)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO approvals (run, step, approved, inputs, reason, at, resumed) VALUES (?1, ?2, 1, ?3, NULL, ?4, ?5)",
+            params![run.0, step, answer.to_string(), now_ms(), left == 0],
+        )?;
+        Ok(Completion::Completed {
+            waiting_left: left,
+            resume: left == 0,
+        })
+    }
+
+    /// A resume the completion of `step` claimed did not start: a repeat of the completion
+    /// may try again.
+    pub fn release_resume(&self, run: RunKey, step: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE approvals SET resumed = 0 WHERE run = ?1 AND step = ?2",
+            params![run.0, step],
+        )?;
+        Ok(())
+    }
+
     /// The decision on a step, if one was made.
     pub fn decision(&self, run: RunKey, step: &str) -> Result<Option<Decision>> {
         let row: Option<(bool, String, Option<String>)> = self
@@ -897,7 +1027,9 @@ impl Store {
             )
             .optional()?;
         Ok(row.map(|(approved, inputs, reason)| {
-            if approved {
+            if approved && inputs.starts_with('{') {
+                Decision::Completed(serde_json::from_str(&inputs).unwrap_or_default())
+            } else if approved {
                 Decision::Approved(serde_json::from_str(&inputs).unwrap_or_default())
             } else {
                 Decision::Rejected(reason)

@@ -195,4 +195,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dag, slot)
     );
 ",
+    // Whether the completion of a human task took its run up again (so that a repeat of
+    // it, or a second completion at the same time, does not do it twice).
+    r"
+    ALTER TABLE approvals ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+",
 ];

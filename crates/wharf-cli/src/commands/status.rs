@@ -31,6 +31,7 @@ pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
         println!("  {e}");
     }
     print_steps(&store, &run, &steps, "  ");
+    crate::commands::task::print_open(&store, &run, "  ");
     Ok(ExitCode::Success)
 }
 
@@ -106,6 +107,14 @@ pub(crate) fn json(store: &Store, run: &RunRecord, steps: &[StepRecord]) -> serd
             let parent = store.run_by_key(*key).ok().flatten()?;
             Some(json!({"name": parent.dag, "runId": parent.run_id, "step": step}))
         }),
+        "humanTasks": if run.status == wharf_store::Status::Waiting {
+            wharf_engine::task::open_tasks(store, run)
+                .into_iter()
+                .map(|t| json!({"step": t.id, "prompt": t.prompt, "form": t.form}))
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        },
         "steps": steps.iter().map(|s| {
             let mut step = json!({
                 "name": s.name,

@@ -259,6 +259,9 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     if let wharf_spec::Executor::Approval(approval) = &step.executor {
         return approval_step(&ctx, step, approval, started).await;
     }
+    if let wharf_spec::Executor::HumanTask(task) = &step.executor {
+        return human_task(&ctx, step, &dag, task, started).await;
+    }
     if step.approval.is_some()
         && let Some(decided) = decided_step(&ctx, step, started).await
     {
@@ -422,7 +425,9 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     let params = serde_json::Value::Object(params).to_string();
     env.push(("DAG_PARAMS_JSON".into(), params.clone()));
     env.push(("DAGU_PARAMS_JSON".into(), params));
-    let plan = if placement == wharf_spec::Placement::Engine {
+    let plan = if placement == wharf_spec::Placement::Engine
+        || matches!(step.executor, wharf_spec::Executor::HumanTask(_))
+    {
         Plan::Builtin
     } else if let Some(call) = &step.call {
         let dags = crate::installation::dags_dir(ctx.store.home());
@@ -717,6 +722,9 @@ fn sub_dag_job(
 ) -> Result<crate::subdag::SubDagJob, String> {
     let target = vars.expand(&call.target, &vars::host);
     let child = wharf_spec::calls::resolve(dag, &target, dags)?;
+    if let Some(task) = crate::task::has_human_task(&child) {
+        return Err(crate::task::refused_as_child(&child, task));
+    }
     Ok(crate::subdag::SubDagJob {
         dag: Arc::new(child),
         children: crate::subdag::children_of(call, vars)?,
@@ -774,6 +782,113 @@ fn rejected(ctx: &StepCtx, started: Instant, reason: Option<String>) -> StepOutc
     ctx.finish_as(started, ctx.attempts_before, outcome, Some(why), None)
 }
 
+/// What the step's record says of a waiting human task: its prompt, as resolved when it
+/// opened, after this.
+pub const WAITING_FOR_INPUT: &str = "waiting for a person: ";
+
+/// A Dagu 2.x `human.task`: completed (its answer's fields become its outputs), rejected
+/// (from the web UI), or else opened: its preconditions checked, its prompt resolved, and
+/// the step `waiting` (the run stops there; the completion takes it up again). It runs
+/// nothing.
+async fn human_task(
+    ctx: &StepCtx,
+    step: &Step,
+    dag: &Dag,
+    task: &wharf_spec::HumanTask,
+    started: Instant,
+) -> StepOutcome {
+    let (run, name) = (ctx.run, step.name.clone());
+    ctx.record("the step's start", move |s| s.start_step(run, &name));
+    let name = step.name.clone();
+    let decision = ctx
+        .store
+        .call(move |s| s.decision(run, &name))
+        .await
+        .and_then(Result::ok)
+        .flatten();
+    let outcome = |status| StepOutcome {
+        status,
+        exit_code: None,
+        continued: false,
+        output: None,
+        more: Vec::new(),
+        logs: None,
+    };
+    match decision {
+        Some(wharf_store::Decision::Completed(answer)) => {
+            let mut done = outcome(Status::Succeeded);
+            done.more = task_outputs(step, task, &answer);
+            for o in &done.more {
+                let record = o.clone();
+                ctx.record("a human task's answer", move |s| s.set_output(run, &record));
+            }
+            return ctx.finish(started, ctx.attempts_before, done, None, None);
+        }
+        Some(wharf_store::Decision::Rejected(reason)) => return rejected(ctx, started, reason),
+        Some(wharf_store::Decision::Approved(_)) | None => {}
+    }
+    let fail = |error: String| {
+        let mut failed = outcome(Status::Failed);
+        failed.continued = step.continue_on.failure;
+        ctx.finish(started, ctx.attempts_before, failed, Some(error), None)
+    };
+    let p = match prepare(ctx, step, dag) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if !step.preconditions.is_empty() {
+        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                let why = format!("precondition not met: {why}");
+                return ctx.finish(
+                    started,
+                    ctx.attempts_before,
+                    outcome(Status::Skipped),
+                    Some(why),
+                    None,
+                );
+            }
+            Err(e) => return fail(format!("precondition: {e}")),
+        }
+    }
+    let prompt = p.expand(&task.prompt);
+    let why = format!("{WAITING_FOR_INPUT}{prompt}");
+    ctx.finish(
+        started,
+        ctx.attempts_before,
+        outcome(Status::Waiting),
+        Some(why),
+        None,
+    )
+}
+
+/// The outputs a human task's canonical answer makes: `${steps.ID.outputs.FIELD}` for
+/// each field of its form the answer holds.
+pub fn task_outputs(
+    step: &Step,
+    task: &wharf_spec::HumanTask,
+    answer: &serde_json::Value,
+) -> Vec<OutputRecord> {
+    let (Some(form), Some(answer)) = (&task.form, answer.as_object()) else {
+        return Vec::new();
+    };
+    let id = step.id.as_deref().unwrap_or(&step.name);
+    form.outputs(answer)
+        .into_iter()
+        .map(|(name, value)| {
+            let full = format!("steps.{id}.outputs.{name}");
+            OutputRecord {
+                step: step.name.clone(),
+                name: full.clone(),
+                key: full,
+                value,
+                omit: false,
+            }
+        })
+        .collect()
+}
+
 /// A `hitl` step: approved (its inputs become variables of the steps after it), rejected,
 /// or, with no decision yet, waiting (the run stops there; an approval takes it up again).
 async fn approval_step(
@@ -817,6 +932,14 @@ async fn approval_step(
             ctx.finish(started, ctx.attempts_before, done, None, None)
         }
         Some(wharf_store::Decision::Rejected(reason)) => rejected(ctx, started, reason),
+        // A human task's answer on a `hitl` step (the DAG changed under the run): no inputs.
+        Some(wharf_store::Decision::Completed(_)) => ctx.finish(
+            started,
+            ctx.attempts_before,
+            outcome(Status::Succeeded),
+            None,
+            None,
+        ),
         None => {
             let waiting = outcome(Status::Waiting);
             let why = waiting_for(ctx, approval, &waiting);

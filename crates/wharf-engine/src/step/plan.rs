@@ -690,6 +690,9 @@ fn builtin_job(
             // Read now: a DAG that cannot run is told here, and its file and queue known.
             let dags = crate::installation::dags_dir(home);
             let child = wharf_spec::calls::resolve(dag, &target, Some(&dags))?;
+            if let Some(task) = crate::task::has_human_task(&child) {
+                return Err(crate::task::refused_as_child(&child, task));
+            }
             let call = wharf_spec::Call {
                 target: target.clone(),
                 params: e.params.clone(),

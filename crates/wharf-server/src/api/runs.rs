@@ -469,6 +469,16 @@ pub(crate) fn approval_of(
 fn approval_in(step: &wharf_spec::Step) -> Option<wharf_spec::Approval> {
     match (&step.executor, &step.approval) {
         (wharf_spec::Executor::Approval(a), _) | (_, Some(a)) => Some((**a).clone()),
+        // A human task asks for its form's fields.
+        (wharf_spec::Executor::HumanTask(t), _) => Some(wharf_spec::Approval {
+            prompt: Some(t.prompt.clone()),
+            input: t
+                .form
+                .iter()
+                .flat_map(|f| f.properties.iter().map(|(name, _)| name.clone()))
+                .collect(),
+            required: t.form.iter().flat_map(|f| f.required.clone()).collect(),
+        }),
         _ => None,
     }
 }
@@ -491,7 +501,8 @@ fn step_of(store: &Store, run: &RunRecord, step: &str) -> Option<wharf_spec::Ste
 
 /// What a person decides on a waiting step.
 pub(crate) enum Ask {
-    Approve(Vec<(String, String)>),
+    /// With the inputs given: text, or (for a human task) typed JSON values.
+    Approve(Vec<(String, Value)>),
     Reject(Option<String>),
 }
 
@@ -563,8 +574,26 @@ fn decide_in(
         Some(_) => {}
     }
     let defined = step_of(&store, &run, step);
+    if let (Some(d), Ask::Approve(inputs)) = (&defined, &ask)
+        && matches!(d.executor, wharf_spec::Executor::HumanTask(_))
+    {
+        return complete_task(home, &store, &run, d, inputs);
+    }
     let decision = match ask {
         Ask::Approve(inputs) => {
+            let mut text = Vec::with_capacity(inputs.len());
+            for (key, value) in inputs {
+                match value {
+                    Value::String(v) => text.push((key, v)),
+                    _ => {
+                        return Err((
+                            StatusCode::BAD_REQUEST,
+                            format!("the input `{key}` must be text"),
+                        ));
+                    }
+                }
+            }
+            let inputs = text;
             let approval = defined.as_ref().and_then(approval_in).unwrap_or_default();
             if let Some((key, _)) = inputs.iter().find(|(k, _)| !approval.input.contains(k)) {
                 let takes = if approval.input.is_empty() {
@@ -608,6 +637,67 @@ fn decide_in(
     wharf_control::retry(home, &root, None, false)
         .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
     Ok(run.run_id)
+}
+
+/// A human task's answer, as `wharf human-task complete` gives it: recorded with its
+/// outputs, and the run taken up again when no task of it waits any more.
+fn complete_task(
+    home: &Path,
+    store: &Store,
+    run: &RunRecord,
+    step: &wharf_spec::Step,
+    inputs: &[(String, Value)],
+) -> Result<String, (StatusCode, String)> {
+    use wharf_store::Completion;
+    let form = match &step.executor {
+        wharf_spec::Executor::HumanTask(t) => t.form.as_ref(),
+        _ => None,
+    };
+    let given = if inputs.iter().all(|(_, v)| v.is_string()) {
+        // A web form's empty box for a number or a boolean is a field not given (its
+        // default, or `required`, then applies), not an error.
+        let empty_non_text = |k: &str, v: &str| {
+            v.is_empty()
+                && form
+                    .and_then(|f| f.field(k))
+                    .is_some_and(|f| f.ty != wharf_spec::form::ScalarType::String)
+        };
+        wharf_spec::form::Given::Text(
+            inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .filter(|(k, v)| !empty_non_text(k, v))
+                .collect(),
+        )
+    } else {
+        wharf_spec::form::Given::Json(inputs.iter().cloned().collect())
+    };
+    let id = step.id.as_deref().unwrap_or(&step.name);
+    let done = wharf_engine::task::complete(store, run, id, given)
+        .map_err(|why| (StatusCode::BAD_REQUEST, why))?;
+    let resume = match done {
+        Completion::Completed { resume, .. } | Completion::Repeated { resume } => resume,
+        Completion::Different => {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("human task `{id}` was already completed with a different input"),
+            ));
+        }
+        Completion::RunNotWaiting(status) | Completion::StepNotWaiting(status) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("human task `{id}` is not waiting (it is {status})"),
+            ));
+        }
+    };
+    if resume && let Err(e) = wharf_control::retry(home, run, None, false) {
+        let _ = store.release_resume(run.key, &step.name);
+        return Err((
+            StatusCode::CONFLICT,
+            format!("human task `{id}` was completed, but its run could not be resumed: {e}"),
+        ));
+    }
+    Ok(run.run_id.clone())
 }
 
 fn decided(
@@ -662,18 +752,16 @@ pub(super) fn reject(home: &Path, target: Target<'_>, step: &str, body: &Bytes) 
     )
 }
 
-/// `inputs` of an approval request: names and text values.
-fn approval_inputs(body: &Value) -> Result<Vec<(String, String)>, String> {
+/// `inputs` of an approval request: names and values (text, or a human task's typed
+/// values).
+fn approval_inputs(body: &Value) -> Result<Vec<(String, Value)>, String> {
     let mut inputs = Vec::new();
     if let Some(given) = body.get("inputs").filter(|v| !v.is_null()) {
         let Some(map) = given.as_object() else {
             return Err("`inputs` must be an object of names and text values".to_owned());
         };
         for (key, value) in map {
-            let Some(text) = value.as_str() else {
-                return Err(format!("the input `{key}` must be text"));
-            };
-            inputs.push((key.clone(), text.to_owned()));
+            inputs.push((key.clone(), value.clone()));
         }
     }
     Ok(inputs)

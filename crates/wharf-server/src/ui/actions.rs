@@ -106,7 +106,7 @@ pub(super) fn decide(at: &At<'_>, approve: bool, body: &[u8]) -> Done {
             let Some((key, value)) = word.split_once('=') else {
                 return Err(format!("`{word}` is not NAME=value"));
             };
-            inputs.push((key.to_owned(), value.to_owned()));
+            inputs.push((key.to_owned(), serde_json::Value::String(value.to_owned())));
         }
         crate::api::runs::Ask::Approve(inputs)
     } else {
