@@ -16,6 +16,7 @@ mod git;
 mod http;
 mod jq;
 mod mail;
+mod otlp;
 mod redis;
 mod router;
 mod sftp;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use wharf_engine::{BoxFuture, BuiltinJob, Executor, Exit, StepJob, StepOutput, Work};
 
 pub use mail::SmtpNotifier;
+pub use otlp::OtlpExporter;
 
 /// Runs `jq`, `http`, `mail` and `ssh` steps; one per run (its ssh connections are kept
 /// for the run's steps).

@@ -979,3 +979,205 @@ fn archive_steps_make_list_and_unpack_archives_the_system_tools_read() {
         "`command` is `create`, `extract` or `list`",
     );
 }
+
+/// An OTLP receiver (opentelemetry-proto's definitions over grpcio and over HTTP, from
+/// PyPI) on loopback ports, writing each export it receives as a JSON line.
+struct Collector {
+    child: Child,
+    grpc: u16,
+    http: u16,
+    out: PathBuf,
+}
+
+impl Collector {
+    fn start(p: &Place) -> Self {
+        let out = p.path("traces.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_collector.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with grpcio and opentelemetry-proto (scripts/test installs them)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the collector's ports");
+        let ports: Vec<u16> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(ports.len(), 2, "the collector did not start: {line:?}");
+        Self {
+            child,
+            grpc: ports[0],
+            http: ports[1],
+            out,
+        }
+    }
+
+    /// The exports received, in order.
+    fn exports(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `name` → the attribute's value (as OTLP's JSON writes it) of an OTLP attribute list.
+fn attributes(list: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let v = &a["value"];
+            let text = v["stringValue"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| v["intValue"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| v.to_string());
+            (a["key"].as_str().unwrap_or_default().to_owned(), text)
+        })
+        .collect()
+}
+
+// G38: `otel` sends the run's trace to a real OTLP receiver, over gRPC and over HTTP: a
+// span `DAG: NAME` for the run, `Step: NAME` for each step under it, a sub-DAG's run
+// under the step that called it, all in one trace; headers and resource attributes with
+// the run's variables; a receiver that cannot be reached is told, and the run's status
+// stays what it was.
+#[test]
+fn otel_traces_reach_a_real_collector_over_grpc_and_http() {
+    let p = Place::new();
+    let collector = Collector::start(&p);
+    let dag = |endpoint: String| {
+        format!(
+            "otel:\n  enabled: true\n  endpoint: \"{endpoint}\"\n  insecure: true\n  timeout: 10s\n  headers:\n    Authorization: \"Bearer ${{TOKEN}}\"\n  resource:\n    service.version: \"1.0.0\"\n    team: ${{TEAM}}\nenv:\n  - TOKEN: t0ken\n  - TEAM: data\nsteps:\n  - name: first\n    command: echo one\n  - name: child\n    call: sub\n  - name: boom\n    command: exit 3\n    continueOn: {{failure: true}}\n---\nname: sub\nsteps:\n  - name: inner\n    command: echo two\n"
+        )
+    };
+    let grpc = p.dag("traced", &dag(format!("127.0.0.1:{}", collector.grpc)));
+    let out = p.run(&grpc, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let http = p.dag(
+        "traced_http",
+        &dag(format!("http://127.0.0.1:{}/v1/traces", collector.http)),
+    );
+    let out = p.run(&http, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    let exports = collector.exports();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    for (export, (via, name)) in exports
+        .iter()
+        .zip([("grpc", "traced"), ("http", "traced_http")])
+    {
+        assert_eq!(export["via"], via, "{export}");
+        assert_eq!(
+            export["headers"]["authorization"], "Bearer t0ken",
+            "{export}"
+        );
+        let rs = &export["request"]["resourceSpans"][0];
+        let resource = attributes(&rs["resource"]["attributes"]);
+        assert_eq!(resource["service.name"], format!("dagu-{name}"));
+        assert_eq!(resource["service.version"], "1.0.0");
+        assert_eq!(resource["team"], "data");
+        let spans = rs["scopeSpans"][0]["spans"].as_array().expect("spans");
+        let by_name = |n: &str| {
+            spans
+                .iter()
+                .find(|s| s["name"] == n)
+                .unwrap_or_else(|| panic!("no span {n}: {spans:?}"))
+        };
+        let root = by_name(&format!("DAG: {name}"));
+        assert!(root.get("parentSpanId").is_none(), "{root}");
+        let run = p.status(name);
+        let root_attrs = attributes(&root["attributes"]);
+        assert_eq!(root_attrs["dag.name"], name);
+        assert_eq!(
+            root_attrs["dag.run_id"],
+            run["runId"].as_str().unwrap_or_default()
+        );
+        assert_eq!(root_attrs["dag.status"], "partially_succeeded");
+        for step in ["first", "child", "boom"] {
+            let s = by_name(&format!("Step: {step}"));
+            assert_eq!(s["parentSpanId"], root["spanId"], "{s}");
+            assert_eq!(s["traceId"], root["traceId"], "{s}");
+            assert_eq!(attributes(&s["attributes"])["step.name"], step);
+            let (start, end) = (
+                s["startTimeUnixNano"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0),
+                s["endTimeUnixNano"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0),
+            );
+            assert!(start > 0 && end >= start, "{s}");
+        }
+        let boom = by_name("Step: boom");
+        assert_eq!(attributes(&boom["attributes"])["step.exit_code"], "3");
+        assert_eq!(boom["status"]["code"], "STATUS_CODE_ERROR", "{boom}");
+        let sub = by_name("DAG: sub");
+        assert_eq!(
+            sub["parentSpanId"],
+            by_name("Step: child")["spanId"],
+            "{sub}"
+        );
+        assert_eq!(sub["traceId"], root["traceId"]);
+        assert_eq!(attributes(&sub["attributes"])["dag.parent_name"], name);
+        let inner = by_name("Step: inner");
+        assert_eq!(inner["parentSpanId"], sub["spanId"], "{inner}");
+        assert_eq!(spans.len(), 6, "{spans:?}");
+    }
+
+    // Nobody listening: the run is what its steps made it, and says why no trace went.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let down = p.dag(
+        "down",
+        &format!("otel:\n  enabled: true\n  endpoint: 127.0.0.1:{closed}\n  insecure: true\nsteps:\n  - name: a\n    command: \"true\"\n"),
+    );
+    let out = p.run(&down, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("otel: the run's trace could not be sent"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.status("down")["status"], "succeeded");
+    assert_eq!(collector.exports().len(), 2);
+    // Nor is anything sent when `enabled` is not true.
+    let off = p.dag(
+        "off",
+        &format!("otel:\n  endpoint: 127.0.0.1:{}\n  insecure: true\nsteps:\n  - name: a\n    command: \"true\"\n", collector.grpc),
+    );
+    let out = p.run(&off, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(collector.exports().len(), 2);
+
+    p.assert_refused(
+        "otel:\n  enabled: true\nsteps:\n  - name: a\n    command: \"true\"\n",
+        "`otel` is enabled without an `endpoint`",
+    );
+    p.assert_refused(
+        "otel:\n  enabled: true\n  endpoint: http://localhost:4318/traces\nsteps:\n  - name: a\n    command: \"true\"\n",
+        "ending in `/v1/traces`",
+    );
+}

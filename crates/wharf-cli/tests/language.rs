@@ -354,15 +354,15 @@ fn a_missing_step_working_directory_is_created() {
 
 // Keys wharf cannot honour are refused, never accepted and ignored.
 #[test]
-fn otel_and_worker_selectors_are_refused() {
+fn llm_and_worker_selectors_are_refused() {
     let p = Place::new();
     let dag = p.dag(
         "unhonoured",
-        "otel:\n  enabled: true\nrunConfig:\n  disableParamEdit: true\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: s\n    command: echo hi\n    workerSelector:\n      gpu: \"true\"\n",
+        "llm:\n  provider: openai\nrunConfig:\n  disableParamEdit: true\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: s\n    command: echo hi\n    workerSelector:\n      gpu: \"true\"\n",
     );
     let out = p.wharf().args(["validate"]).arg_path(&dag).run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    for (line, key) in [(1, "otel"), (5, "workerSelector"), (10, "workerSelector")] {
+    for (line, key) in [(1, "llm"), (5, "workerSelector"), (10, "workerSelector")] {
         assert!(
             out.stderr.contains(&format!("unhonoured.yaml:{line}:"))
                 && out

@@ -423,6 +423,27 @@ pub(crate) async fn run(
             let _ = events.send(Event::Notice(why));
         }
     }
+    if req.lineage.is_none()
+        && let Some(otel) = dag.otel.as_ref().filter(|o| o.enabled)
+    {
+        let vars = d.vars.clone();
+        let sent = crate::trace::send(
+            req.tracer.clone(),
+            Arc::clone(&store),
+            d.req_run,
+            &dag,
+            otel,
+            move |t| vars.expand(t, &crate::vars::host),
+        )
+        .await;
+        match sent {
+            Ok(said) => append_run_log(&d.run_log, &said),
+            Err(why) => {
+                append_run_log(&d.run_log, &why);
+                let _ = events.send(Event::Notice(why));
+            }
+        }
+    }
     log.line(&format!(
         "run finished: {status}{}",
         error

@@ -19,6 +19,7 @@ mod resume;
 mod step;
 mod subdag;
 pub mod task;
+mod trace;
 mod vars;
 mod workspace;
 
@@ -39,6 +40,7 @@ pub use local::{LazyLog, LocalExecutor, StepOutput};
 pub use resume::{resume_of, resume_step};
 pub use subdag::SubDagJob;
 use tokio_util::sync::CancellationToken;
+pub use trace::{TraceExporter, TraceTarget};
 use wharf_spec::Dag;
 pub use wharf_store::{RunKey, Status, Store};
 
@@ -118,6 +120,9 @@ pub struct RunRequest {
     /// Sends the mail about runs (`mailOn`, `mailOnError`); None: none is sent (and the
     /// run log says so when one was asked for).
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// Sends the run's trace (`otel`) when it ends; None: none is sent (and the run log
+    /// says so when one was asked for). Sub-DAG runs are in their root run's trace.
+    pub tracer: Option<Arc<dyn TraceExporter>>,
     /// The DAG-level container, for a DAG that has one; None: its steps fail and say why.
     pub shared: Option<Arc<dyn SharedContainer>>,
     /// Makes the DAG-level container of a sub-DAG run (for sub-DAGs that have one).

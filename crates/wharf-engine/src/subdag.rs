@@ -357,6 +357,7 @@ impl SubDagExecutor {
                         docker,
                         builtin,
                         notifier,
+                        tracer: None,
                         shared,
                         new_shared,
                         lineage: Some(crate::Lineage {

@@ -76,6 +76,8 @@ pub struct Dag {
     pub run_config: RunConfig,
     /// `smtp`: the server of `mail` steps and notifications.
     pub smtp: Option<Smtp>,
+    /// `otel`: where the run's trace goes (None, or not `enabled`: nowhere).
+    pub otel: Option<Otel>,
     /// `ssh`: the defaults of `ssh` steps; with it, steps that name no executor run there.
     pub ssh: Option<SshStep>,
     /// Dagu 2.x `redis:`: connection settings every `redis.*` step starts from.
@@ -1040,6 +1042,23 @@ pub struct DeclaredOutput {
     pub name: String,
     /// `type: json`: the value must be JSON.
     pub json: bool,
+}
+
+/// `otel`: the run's trace (a span for the run, one for each step, a sub-DAG's run under
+/// its step), sent over OTLP to a collector when the run ends. Strings may hold
+/// variables, resolved with the run's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Otel {
+    pub enabled: bool,
+    /// `host:port` (OTLP over gRPC), or an `http(s)://` URL ending in `/v1/traces` (OTLP
+    /// over HTTP).
+    pub endpoint: String,
+    pub headers: Vec<(String, String)>,
+    /// gRPC without TLS; over HTTPS, a certificate that is not checked.
+    pub insecure: bool,
+    pub timeout: Option<std::time::Duration>,
+    /// Resource attributes (`service.name` is `dagu-NAME` unless given).
+    pub resource: Vec<(String, serde_json::Value)>,
 }
 
 /// `mailOn:`: when the run sends a notification.

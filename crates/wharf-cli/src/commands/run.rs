@@ -371,6 +371,7 @@ pub(crate) fn start(
         docker: None,
         builtin: None,
         notifier: None,
+        tracer: None,
         shared: None,
         new_shared: None,
         lineage: None,
@@ -539,6 +540,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
         docker: None,
         builtin: None,
         notifier: None,
+        tracer: None,
         shared: None,
         new_shared: None,
         lineage: None,
@@ -607,6 +609,7 @@ fn execute(
     ));
     request.builtin = Some(wharf_builtin::executor());
     request.notifier = Some(Arc::new(wharf_builtin::SmtpNotifier));
+    request.tracer = Some(Arc::new(wharf_builtin::OtlpExporter));
     request.docker = Some(Arc::new(wharf_docker::DockerExecutor::new(
         client.clone(),
         Arc::clone(&auths),

@@ -1,11 +1,13 @@
 //! The executors wharf runs in its own process (`jq`, `http`, `mail`) and the DAG's mail
-//! settings (`smtp`, `mailOn`, `errorMail`, `infoMail`, `waitMail`), with Dagu's keys.
+//! settings (`smtp`, `mailOn`, `errorMail`, `infoMail`, `waitMail`) and where its trace
+//! goes (`otel`), with Dagu's keys.
 
-use super::keys::Keys;
+use super::keys::{Keys, OTEL_KEYS};
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
 use crate::model::{
-    ArchiveStep, FileOp, FileStep, HttpStep, JqStep, MailConfig, MailOn, MailStep, Smtp, SshStep,
+    ArchiveStep, FileOp, FileStep, HttpStep, JqStep, MailConfig, MailOn, MailStep, Otel, Smtp,
+    SshStep,
 };
 use crate::yaml::{Kind, Node};
 
@@ -477,6 +479,75 @@ impl Decoder<'_> {
             username: self.opt_string(&f, "username").filter(|u| !u.is_empty()),
             password: self.opt_string(&f, "password").filter(|p| !p.is_empty()),
         })
+    }
+
+    /// `otel`: an `endpoint` is needed when `enabled`; `timeout` a Go duration; `headers`
+    /// text; `resource` scalar values.
+    pub(crate) fn otel(&mut self, node: &Node) -> Option<Otel> {
+        let f = self.fields(node, "`otel`", &OTEL_KEYS)?;
+        let mut otel = Otel {
+            enabled: self.opt_bool(&f, "enabled").unwrap_or(false),
+            endpoint: self.opt_string(&f, "endpoint").unwrap_or_default(),
+            insecure: self.opt_bool(&f, "insecure").unwrap_or(false),
+            ..Otel::default()
+        };
+        let endpoint = otel.endpoint.trim().to_owned();
+        if otel.enabled && endpoint.is_empty() {
+            self.diags.push(
+                Diagnostic::error(node.at(), "`otel` is enabled without an `endpoint`")
+                    .with_help("`host:port` for OTLP over gRPC (`localhost:4317`), or `http://HOST:4318/v1/traces` for OTLP over HTTP"),
+            );
+        } else if (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            && !endpoint.contains("${")
+            && !endpoint.trim_end_matches('/').ends_with("/v1/traces")
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    f.get("endpoint").map_or(node.at(), Node::at),
+                    "an OTLP over HTTP `endpoint` is the URL of the traces, ending in `/v1/traces`",
+                )
+                .with_help("e.g. `http://localhost:4318/v1/traces`; `host:port` is OTLP over gRPC"),
+            );
+        }
+        if let Some(n) = f.get("timeout") {
+            match n.as_str().and_then(crate::formats::go_duration) {
+                Some(t) if !t.is_zero() => otel.timeout = Some(t),
+                _ => self.error(n.at(), "`timeout` is a duration such as `30s` or `1m`"),
+            }
+        }
+        for (key, what) in [
+            ("headers", "`otel.headers`"),
+            ("resource", "`otel.resource`"),
+        ] {
+            let Some(n) = f.get(key) else { continue };
+            let Some(entries) = n.as_map() else {
+                self.expected(n, what, "a mapping of names to values");
+                continue;
+            };
+            for e in entries {
+                let name = e.key.as_str().unwrap_or_default().to_owned();
+                let value = e.value.to_json();
+                match (key, &value) {
+                    ("headers", serde_json::Value::String(v)) => {
+                        otel.headers.push((name, v.clone()))
+                    }
+                    ("headers", serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                        otel.headers.push((name, value.to_string()))
+                    }
+                    (
+                        _,
+                        serde_json::Value::String(_)
+                        | serde_json::Value::Number(_)
+                        | serde_json::Value::Bool(_),
+                    ) => otel.resource.push((name, value)),
+                    _ => self.error(
+                        e.value.at(),
+                        format!("{what}: `{name}` is a string, a number or a boolean"),
+                    ),
+                }
+            }
+        }
+        Some(otel)
     }
 
     pub(crate) fn mail_on(&mut self, node: &Node) -> MailOn {

@@ -55,19 +55,24 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "waitMail",
         "ssh",
         "backend",
+        "otel",
     ],
     ignored: &[],
     unsupported: &[
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
-            "otel",
-            "wharf exports no OpenTelemetry traces; its run records and logs hold what a run did (remove `otel`)",
-        ),
-        (
             "workerSelector",
             "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
         ),
     ],
+};
+
+pub(crate) const OTEL_KEYS: Keys = Keys {
+    known: &[
+        "enabled", "endpoint", "headers", "insecure", "timeout", "resource",
+    ],
+    ignored: &[],
+    unsupported: &[],
 };
 
 pub(crate) const SECRET_KEYS: Keys = Keys {

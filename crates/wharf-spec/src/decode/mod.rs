@@ -203,6 +203,7 @@ pub(crate) fn dag(
         log_output: d.log_output(&f).unwrap_or_default(),
         skip_if_successful: d.opt_bool(&f, "skipIfSuccessful").unwrap_or(false),
         smtp: f.get("smtp").and_then(|n| d.smtp(n)),
+        otel: f.get("otel").and_then(|n| d.otel(n)),
         ssh: f.get("ssh").map(|n| {
             if let Some(span) = f.key_span("container").filter(|_| f.has("container")) {
                 d.error(span, "a DAG with `ssh` cannot have a DAG-level `container`: its steps run on the ssh host");
