@@ -25,7 +25,15 @@ const GROUPS: &[(&str, &[&str])] = &[
     (
         "Run DAGs",
         &[
-            "run", "exec", "enqueue", "dequeue", "stop", "restart", "retry", "dry",
+            "run",
+            "exec",
+            "enqueue",
+            "dequeue",
+            "stop",
+            "restart",
+            "retry",
+            "human-task",
+            "dry",
         ],
     ),
     (

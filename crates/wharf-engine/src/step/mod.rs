@@ -269,12 +269,8 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     }
     let fail = |ctx: &StepCtx, error: String| {
         let outcome = StepOutcome {
-            status: Status::Failed,
-            exit_code: None,
             continued: step.continue_on.failure,
-            output: None,
-            more: Vec::new(),
-            logs: None,
+            ..bare(Status::Failed)
         };
         ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
     };
@@ -290,16 +286,14 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
             Ok(None) => {}
             Ok(Some(why)) => {
-                let outcome = StepOutcome {
-                    status: Status::Skipped,
-                    exit_code: None,
-                    continued: false,
-                    output: None,
-                    more: Vec::new(),
-                    logs: None,
-                };
                 let why = format!("precondition not met: {why}");
-                return ctx.finish(started, ctx.attempts_before, outcome, Some(why), None);
+                return ctx.finish(
+                    started,
+                    ctx.attempts_before,
+                    bare(Status::Skipped),
+                    Some(why),
+                    None,
+                );
             }
             Err(e) => return fail(&ctx, format!("precondition: {e}")),
         }
@@ -771,15 +765,38 @@ fn rejected(ctx: &StepCtx, started: Instant, reason: Option<String>) -> StepOutc
         Some(r) if !r.is_empty() => format!("rejected: {r}"),
         _ => "rejected".to_owned(),
     };
-    let outcome = StepOutcome {
-        status: Status::Rejected,
+    ctx.finish_as(
+        started,
+        ctx.attempts_before,
+        bare(Status::Rejected),
+        Some(why),
+        None,
+    )
+}
+
+/// A step that waits for a person (`hitl`, `human.task`) starts: recorded, and the
+/// decision taken on it, if one was.
+async fn person_decision(ctx: &StepCtx, step: &Step) -> Option<wharf_store::Decision> {
+    let (run, name) = (ctx.run, step.name.clone());
+    ctx.record("the step's start", move |s| s.start_step(run, &name));
+    let name = step.name.clone();
+    ctx.store
+        .call(move |s| s.decision(run, &name))
+        .await
+        .and_then(Result::ok)
+        .flatten()
+}
+
+/// An outcome that is its status alone: no exit code, no output.
+fn bare(status: Status) -> StepOutcome {
+    StepOutcome {
+        status,
         exit_code: None,
         continued: false,
         output: None,
         more: Vec::new(),
         logs: None,
-    };
-    ctx.finish_as(started, ctx.attempts_before, outcome, Some(why), None)
+    }
 }
 
 /// What the step's record says of a waiting human task: its prompt, as resolved when it
@@ -797,26 +814,10 @@ async fn human_task(
     task: &wharf_spec::HumanTask,
     started: Instant,
 ) -> StepOutcome {
-    let (run, name) = (ctx.run, step.name.clone());
-    ctx.record("the step's start", move |s| s.start_step(run, &name));
-    let name = step.name.clone();
-    let decision = ctx
-        .store
-        .call(move |s| s.decision(run, &name))
-        .await
-        .and_then(Result::ok)
-        .flatten();
-    let outcome = |status| StepOutcome {
-        status,
-        exit_code: None,
-        continued: false,
-        output: None,
-        more: Vec::new(),
-        logs: None,
-    };
-    match decision {
+    let run = ctx.run;
+    match person_decision(ctx, step).await {
         Some(wharf_store::Decision::Completed(answer)) => {
-            let mut done = outcome(Status::Succeeded);
+            let mut done = bare(Status::Succeeded);
             done.more = task_outputs(step, task, &answer);
             for o in &done.more {
                 let record = o.clone();
@@ -828,8 +829,10 @@ async fn human_task(
         Some(wharf_store::Decision::Approved(_)) | None => {}
     }
     let fail = |error: String| {
-        let mut failed = outcome(Status::Failed);
-        failed.continued = step.continue_on.failure;
+        let failed = StepOutcome {
+            continued: step.continue_on.failure,
+            ..bare(Status::Failed)
+        };
         ctx.finish(started, ctx.attempts_before, failed, Some(error), None)
     };
     let p = match prepare(ctx, step, dag) {
@@ -844,7 +847,7 @@ async fn human_task(
                 return ctx.finish(
                     started,
                     ctx.attempts_before,
-                    outcome(Status::Skipped),
+                    bare(Status::Skipped),
                     Some(why),
                     None,
                 );
@@ -857,7 +860,7 @@ async fn human_task(
     ctx.finish(
         started,
         ctx.attempts_before,
-        outcome(Status::Waiting),
+        bare(Status::Waiting),
         Some(why),
         None,
     )
@@ -897,26 +900,10 @@ async fn approval_step(
     approval: &wharf_spec::Approval,
     started: Instant,
 ) -> StepOutcome {
-    let (run, name) = (ctx.run, step.name.clone());
-    ctx.record("the step's start", move |s| s.start_step(run, &name));
-    let name = step.name.clone();
-    let decision = ctx
-        .store
-        .call(move |s| s.decision(run, &name))
-        .await
-        .and_then(Result::ok)
-        .flatten();
-    let outcome = |status| StepOutcome {
-        status,
-        exit_code: None,
-        continued: false,
-        output: None,
-        more: Vec::new(),
-        logs: None,
-    };
-    match decision {
+    let run = ctx.run;
+    match person_decision(ctx, step).await {
         Some(wharf_store::Decision::Approved(inputs)) => {
-            let mut done = outcome(Status::Succeeded);
+            let mut done = bare(Status::Succeeded);
             for (key, value) in inputs {
                 let o = OutputRecord {
                     step: step.name.clone(),
@@ -936,12 +923,12 @@ async fn approval_step(
         Some(wharf_store::Decision::Completed(_)) => ctx.finish(
             started,
             ctx.attempts_before,
-            outcome(Status::Succeeded),
+            bare(Status::Succeeded),
             None,
             None,
         ),
         None => {
-            let waiting = outcome(Status::Waiting);
+            let waiting = bare(Status::Waiting);
             let why = waiting_for(ctx, approval, &waiting);
             ctx.finish(started, ctx.attempts_before, waiting, Some(why), None)
         }
