@@ -1306,7 +1306,7 @@ fn a_human_task_is_completed_through_the_api_and_the_web_ui() {
     let s = Server::start(&p);
     std::fs::write(
         p.path("dags/release.yaml"),
-        "steps:\n  - id: review\n    action: human.task\n    with:\n      prompt: How many replicas?\n      form:\n        type: object\n        properties:\n          replicas: {type: integer, minimum: 1, default: 2}\n          region: {type: string}\n        required: [region]\n  - id: ship\n    depends: review\n    run: echo \"${steps.review.outputs.region} x${steps.review.outputs.replicas}\"\n",
+        "steps:\n  - id: review\n    action: human.task\n    with:\n      prompt: How many replicas?\n      form:\n        type: object\n        properties:\n          replicas: {type: integer, minimum: 1, default: 2}\n          region: {type: string}\n          tier: {enum: [gold, silver], default: silver}\n        required: [region]\n  - id: ship\n    depends: review\n    run: echo \"${steps.review.outputs.region} x${steps.review.outputs.replicas}\"\n",
     )
     .expect("dag");
     let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "one"}));
@@ -1333,22 +1333,34 @@ fn a_human_task_is_completed_through_the_api_and_the_web_ui() {
     let (_, log) = s.get("/dag-runs/release/one/steps/ship/log");
     assert_eq!(log["content"], "eu x3\n");
 
-    // The web UI shows the form's fields; a number left empty takes its default.
+    // The web UI shows a field for each of the form's, its default filled in; one left
+    // empty is not given (a required one is then refused).
     let (code, v) = s.post("/dags/release/start", &json!({"dagRunId": "two"}));
     assert_eq!(code, 200, "{v}");
     s.until("release", "two", "waiting");
     let (code, _, html) = s.page("GET", "/dags/release/runs/two", "", "");
     assert_eq!(code, 200);
     assert!(
-        html.contains("How many replicas?") && html.contains("value=\"replicas= region=\""),
+        html.contains("How many replicas?")
+            && html.contains(r#"<input type="number" name="field.replicas" value="2""#)
+            && html.contains(r#"<input type="text" name="field.region" value="" required>"#)
+            && html.contains(r#"<select name="field.tier"><option value="gold">gold</option><option value="silver" selected>silver</option></select>"#),
         "{html}"
     );
     let origin = format!("Origin: http://{}\r\n", s.addr);
+    let (code, _, html) = s.page(
+        "POST",
+        "/dags/release/approve",
+        &origin,
+        "run=two&step=review&task=1&field.replicas=&field.region=",
+    );
+    assert_eq!(code, 400, "{html}");
+    assert!(html.contains("`region` is required"), "{html}");
     let (code, head, _) = s.page(
         "POST",
         "/dags/release/approve",
         &origin,
-        "run=two&step=review&inputs=replicas%3D+region%3Dus",
+        "run=two&step=review&task=1&field.replicas=&field.region=us",
     );
     assert_eq!(code, 303, "{head}");
     s.until("release", "two", "succeeded");

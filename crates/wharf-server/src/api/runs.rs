@@ -466,6 +466,14 @@ pub(crate) fn approval_of(
     step_of(store, run, step).as_ref().and_then(approval_in)
 }
 
+/// The human task the step `step` of a run is, as the run's DAG says it.
+pub(crate) fn task_of(store: &Store, run: &RunRecord, step: &str) -> Option<wharf_spec::HumanTask> {
+    match step_of(store, run, step)?.executor {
+        wharf_spec::Executor::HumanTask(t) => Some(*t),
+        _ => None,
+    }
+}
+
 fn approval_in(step: &wharf_spec::Step) -> Option<wharf_spec::Approval> {
     match (&step.executor, &step.approval) {
         (wharf_spec::Executor::Approval(a), _) | (_, Some(a)) => Some((**a).clone()),

@@ -97,7 +97,16 @@ pub(super) fn suspend(at: &At<'_>, suspended: bool) -> Done {
 pub(super) fn decide(at: &At<'_>, approve: bool, body: &[u8]) -> Done {
     let run = form_field(body, "run").unwrap_or_default();
     let step = form_field(body, "step").unwrap_or_default();
-    let ask = if approve {
+    let ask = if approve && form_field(body, "task").is_some() {
+        // A human task's form: a field per input; one left empty is not given.
+        let inputs = form_urlencoded::parse(body)
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("field.")?.to_owned();
+                (!v.is_empty()).then(|| (name, serde_json::Value::String(v.into_owned())))
+            })
+            .collect();
+        crate::api::runs::Ask::Approve(inputs)
+    } else if approve {
         let text = form_field(body, "inputs").unwrap_or_default();
         let words = shell_words::split(&text)
             .map_err(|_| "the inputs have an unmatched quote".to_owned())?;

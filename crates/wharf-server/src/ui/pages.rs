@@ -509,6 +509,72 @@ pub(crate) struct StepRow {
     error: String,
     /// A step that waits for an approval (on a root run's page): the inputs it takes.
     approval: Option<String>,
+    /// A human task that waits (on a root run's page): its form's fields.
+    task: Option<Vec<TaskField>>,
+}
+
+/// A field of a waiting human task's form, as the page asks for it.
+pub(crate) struct TaskField {
+    name: String,
+    /// Its title and what it takes (type, bounds).
+    label: String,
+    /// `select` (choices, booleans) or an `<input>` type (`number`, `text`).
+    kind: &'static str,
+    /// The choices of a `select`, the first one empty when the field has no default.
+    choices: Vec<String>,
+    /// What the page shows first: the field's default.
+    value: String,
+    required: bool,
+}
+
+/// The fields of a human task's form, as the run's page asks for them.
+fn task_fields(form: &wharf_spec::form::Form) -> Vec<TaskField> {
+    use wharf_spec::form::{ScalarType, scalar_text};
+    form.properties
+        .iter()
+        .map(|(name, f)| {
+            let required = form.required.contains(name);
+            let mut choices: Vec<String> = match (&f.allowed, f.one_of.is_empty(), f.ty) {
+                (Some(values), _, _) => values.iter().map(scalar_text).collect(),
+                (None, false, _) => f.one_of.iter().map(|c| scalar_text(&c.value)).collect(),
+                (None, true, ScalarType::Boolean) => vec!["true".into(), "false".into()],
+                (None, true, _) => Vec::new(),
+            };
+            let value = f.default.as_ref().map(scalar_text).unwrap_or_default();
+            // Without a default, nothing is chosen for the person (a required one must be).
+            if !choices.is_empty() && f.default.is_none() {
+                choices.insert(0, String::new());
+            }
+            let kind = match f.ty {
+                _ if !choices.is_empty() => "select",
+                ScalarType::Integer | ScalarType::Number => "number",
+                _ => "text",
+            };
+            let mut what = vec![f.ty.as_str().to_owned()];
+            if let Some(min) = f.minimum {
+                what.push(format!(">= {min}"));
+            }
+            if let Some(max) = f.maximum {
+                what.push(format!("<= {max}"));
+            }
+            if let Some(p) = &f.pattern {
+                what.push(format!("matching {p}"));
+            }
+            TaskField {
+                name: name.clone(),
+                label: format!(
+                    "{}{} ({})",
+                    f.title.as_deref().unwrap_or(name),
+                    if required { " *" } else { "" },
+                    what.join(", ")
+                ),
+                kind,
+                choices,
+                value,
+                required,
+            }
+        })
+        .collect()
 }
 
 pub(crate) struct StepLog {
@@ -661,6 +727,10 @@ pub(crate) fn run_page(state: &State, file_name: &str, id: &str, sub: Option<&st
                     .unwrap_or_default(),
                 exit: s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
                 error: s.error.clone().unwrap_or_default(),
+                task: (s.status == Status::Waiting && sub.is_none())
+                    .then(|| crate::api::runs::task_of(&store, &run, &s.name))
+                    .flatten()
+                    .map(|t| t.form.as_ref().map(task_fields).unwrap_or_default()),
                 approval: (s.status == Status::Waiting && sub.is_none()).then(|| {
                     crate::api::runs::approval_of(&store, &run, &s.name)
                         .map(|a| {
