@@ -1,6 +1,24 @@
 //! The `wharf` command line: argument parsing, terminal output and exit codes. Logic that
 //! a server would also need lives in the library crates.
 
+// What the commands print on stdout goes through these: once a reader stops reading
+// (`wharf history | head`), the rest is dropped and the command goes on to its end (a run
+// is never cut short for it), where std's own would panic.
+macro_rules! println {
+    () => {
+        $crate::to_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::to_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::to_stdout(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod commands;
 mod error;
@@ -126,6 +144,28 @@ pub fn run() -> i32 {
 }
 
 /// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+/// Whether stdout's reader has gone: nothing more is written to it.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stdout, or nothing once its reader has gone.
+fn to_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+        } else {
+            drop(out);
+            eprintln!("error: cannot write to stdout: {e}");
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 fn print_bytes(bytes: &[u8]) -> ExitCode {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();

@@ -1713,3 +1713,33 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
         String::from_utf8_lossy(&count.stderr)
     );
 }
+
+// A reader that stops reading (`wharf history | head`, a closed pipe) ends nothing with a
+// panic: what is left to print is dropped and the command ends as it would have.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let p = Place::new();
+    let dag = p.dag("piped", "steps:\n  - name: a\n    command: echo hi\n");
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for args in [
+        vec!["status", "piped"],
+        vec!["history", "piped"],
+        vec!["status", "piped", "--json"],
+        vec!["run", "piped.yaml", "--verbose"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let done = std::process::Command::new(wharf_testkit::wharf_bin())
+            .args(&args)
+            .env("WHARF_HOME", p.home())
+            .current_dir(p.dir.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("wharf");
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(done.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
