@@ -2724,6 +2724,14 @@ steps:
     let out = p.wharf().args(["validate"]).args([&dag]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("declares no output"), "{}", out.stderr);
+    let out = p.wharf().args(["dry"]).args([&dag]).run();
+    assert!(
+        out.stdout.contains(
+            "release_review  waits for a person: Choose the release target for ${TARGET} (form: environment, replicas, notify)"
+        ),
+        "{}",
+        out.stdout
+    );
     // Reaching the task, the run exits 0: it waits, it did not fail.
     let out = p.run(&dag, &["--run-id", "form1"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);

@@ -302,6 +302,25 @@ fn container(w: &mut String, c: &Container, dag: &Dag, resolved: &Resolved) {
 }
 
 fn placement(dag: &Dag, step: &Step) -> String {
+    match &step.executor {
+        wharf_spec::Executor::HumanTask(t) => {
+            let fields = t.form.as_ref().map_or_else(String::new, |f| {
+                let names: Vec<&str> = f.properties.iter().map(|(n, _)| n.as_str()).collect();
+                format!(" (form: {})", names.join(", "))
+            });
+            return format!("waits for a person: {}{fields}", t.prompt);
+        }
+        wharf_spec::Executor::Approval(a) => {
+            return format!(
+                "waits for a person's approval{}",
+                a.prompt
+                    .as_deref()
+                    .map(|p| format!(": {p}"))
+                    .unwrap_or_default()
+            );
+        }
+        _ => {}
+    }
     match dag.placement(step) {
         Placement::Host => "on the host".into(),
         Placement::Engine => match &step.executor {
