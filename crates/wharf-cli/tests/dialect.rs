@@ -2963,3 +2963,59 @@ steps:
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+// An installation's base.yaml in one dialect under DAGs in the other (a Dagu 1.30
+// base.yaml kept while DAGs are written for 2.x, or the other way): the base is read in its
+// own dialect and spelled in the DAG's, so neither is refused as mixing them.
+#[test]
+fn a_base_configuration_in_the_other_dialect_is_read_in_its_own() {
+    let p = Place::new();
+    let home = p.path("dagu");
+    std::fs::create_dir_all(home.join("dags")).expect("dagu home");
+    let base = home.join("base.yaml");
+    let wharf = || p.wharf().env("DAGU_HOME", &home.to_string_lossy());
+    // A 1.x base under a 2.x DAG.
+    std::fs::write(
+        &base,
+        "histRetentionDays: 3\nenv:\n  - FROM_BASE: one\nhandlerOn:\n  failure:\n    command: echo \"base handler $FROM_BASE\" >> trail\n    continueOn: {failure: true}\n",
+    )
+    .expect("base");
+    let two = p.dag(
+        "two",
+        "working_dir: .\nsteps:\n  - id: fail\n    run: echo \"${FROM_BASE}\" > seen; exit 1\n",
+    );
+    let out = wharf().args(["validate"]).args([&two]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = wharf().args(["run"]).args([&two]).run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(!out.stderr.contains("mixes"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("seen")).expect("ran"),
+        "one\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("trail")).expect("the base's handler ran"),
+        "base handler one\n"
+    );
+    // A 2.x base under a 1.x DAG.
+    std::fs::write(
+        &base,
+        "hist_retention_days: 3\nenv:\n  - FROM_BASE: two\nhandler_on:\n  failure:\n    command: echo \"base handler $FROM_BASE\" >> trail\n    continue_on: {failure: true}\n",
+    )
+    .expect("base");
+    let one = p.dag(
+        "one",
+        "workingDir: .\nsteps:\n  - name: fail\n    command: echo \"${FROM_BASE}\" > seen; exit 1\n    retryPolicy: {limit: 0}\n",
+    );
+    let out = wharf().args(["run"]).args([&one]).run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(!out.stderr.contains("mixes"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("seen")).expect("ran"),
+        "two\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("trail")).expect("the base's handler ran"),
+        "base handler one\nbase handler two\n"
+    );
+}

@@ -41,9 +41,17 @@ pub fn base_config() -> Option<PathBuf> {
 /// file itself go to `diags`.
 pub(crate) fn merge_under(root: &mut Node, sub_dag: bool, diags: &mut Vec<Diagnostic>) {
     let Some(path) = base_config() else { return };
-    let Some(base) = read(&path, diags) else {
+    let Some(mut base) = read(&path, diags) else {
         return;
     };
+    // A base in the other dialect (an installation's 1.x base.yaml under a DAG written
+    // for Dagu 2.x, or the other way) is read in its own and spelled in the DAG's.
+    let dag = crate::dialect::chosen().or_else(|| crate::dialect::marked_nodes([&*root]));
+    if let Some(dag) = dag
+        && crate::dialect::marked_nodes([&base]).is_some_and(|b| b != dag)
+    {
+        crate::dialect::respell(&mut base, dag);
+    }
     let Kind::Map(own) = &mut root.kind else {
         return;
     };
@@ -67,7 +75,7 @@ pub(crate) fn merge_under(root: &mut Node, sub_dag: bool, diags: &mut Vec<Diagno
             )));
             continue;
         }
-        if sub_dag && key == "handlerOn" {
+        if sub_dag && matches!(key.as_str(), "handlerOn" | "handler_on") {
             continue;
         }
         match own

@@ -71,14 +71,102 @@ struct Markers {
 /// not YAML), whatever dialect was chosen.
 pub fn marked(source: &str) -> Option<Dialect> {
     let doc = crate::yaml::load(source).ok()?;
+    marked_nodes(doc.root.iter().chain(&doc.others))
+}
+
+/// The dialect the keys of these documents say they are in (None: they do not say, or
+/// say both).
+pub(crate) fn marked_nodes<'a>(docs: impl IntoIterator<Item = &'a Node>) -> Option<Dialect> {
     let mut m = Markers::default();
-    for node in doc.root.iter().chain(&doc.others) {
+    for node in docs {
         scan_root(node, &mut m);
     }
     match (&m.v1, &m.v2) {
         (Some(_), None) => Some(Dialect::V1),
         (None, Some(_)) => Some(Dialect::V2),
         _ => None,
+    }
+}
+
+/// Writes the dialect's own keys of a DAG document (where `scan_root` looks: the DAG's
+/// fields, its steps' and handlers', their `container`, `retryPolicy`, `continueOn`,
+/// `repeatPolicy`, `runConfig`) in the spelling of `to`: camelCase for 1.x, snake_case
+/// for 2.x. What only one dialect has (`executor`, `action`) is left as it is.
+pub(crate) fn respell(root: &mut Node, to: Dialect) {
+    respell_keys(root, to);
+    let Kind::Map(entries) = &mut root.kind else {
+        return;
+    };
+    for e in entries {
+        match e.key.as_str().unwrap_or_default() {
+            "steps" => match &mut e.value.kind {
+                Kind::Seq(steps) => steps.iter_mut().for_each(|s| respell_step(s, to)),
+                Kind::Map(steps) => steps
+                    .iter_mut()
+                    .for_each(|s| respell_step(&mut s.value, to)),
+                Kind::Scalar(_) => {}
+            },
+            "handlerOn" | "handler_on" => {
+                if let Kind::Map(hs) = &mut e.value.kind {
+                    hs.iter_mut().for_each(|h| respell_step(&mut h.value, to));
+                }
+            }
+            "container" | "retryPolicy" | "retry_policy" | "runConfig" | "run_config" => {
+                respell_keys(&mut e.value, to);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn respell_step(step: &mut Node, to: Dialect) {
+    if let Kind::Seq(group) = &mut step.kind {
+        group.iter_mut().for_each(|s| respell_step(s, to));
+        return;
+    }
+    respell_keys(step, to);
+    if let Kind::Map(entries) = &mut step.kind {
+        for e in entries {
+            if matches!(
+                e.key.as_str(),
+                Some(
+                    "container"
+                        | "retryPolicy"
+                        | "retry_policy"
+                        | "continueOn"
+                        | "continue_on"
+                        | "repeatPolicy"
+                        | "repeat_policy"
+                )
+            ) {
+                respell_keys(&mut e.value, to);
+            }
+        }
+    }
+}
+
+/// The keys of one mapping that are the dialect's own, in the spelling of `to`.
+fn respell_keys(node: &mut Node, to: Dialect) {
+    let Kind::Map(entries) = &mut node.kind else {
+        return;
+    };
+    for e in entries {
+        let Kind::Scalar(k) = &mut e.key.kind else {
+            continue;
+        };
+        let key = k.text.clone();
+        match to {
+            Dialect::V2 if camel(&key) && crate::decode::is_dialect_key(&key) => {
+                k.text = to_snake(&key);
+            }
+            Dialect::V1
+                if snake(&key)
+                    && crate::decode::is_dialect_key(&crate::decode::snake_to_camel(&key)) =>
+            {
+                k.text = crate::decode::snake_to_camel(&key);
+            }
+            _ => {}
+        }
     }
 }
 
