@@ -208,6 +208,21 @@ async fn exchange(method: &str, url: &str, config: &HttpStep, out: &mut Output) 
 }
 
 pub(crate) fn client(skip_tls_verify: bool) -> Result<HttpsClient, String> {
+    client_for(skip_tls_verify)
+}
+
+/// The HTTP(S) client of requests whose body is a `B`.
+pub(crate) fn client_for<B>(
+    skip_tls_verify: bool,
+) -> Result<
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, B>,
+    String,
+>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if skip_tls_verify {
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -332,7 +347,7 @@ fn canonical(name: &str) -> String {
 }
 
 /// An error and its causes, in one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -19,6 +19,7 @@ mod mail;
 mod otlp;
 mod redis;
 mod router;
+mod s3;
 mod sftp;
 mod sql;
 mod ssh;
@@ -67,6 +68,7 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Router { value, routes } => router::run(value, routes, &mut out).await,
                 BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
                 BuiltinJob::GitCheckout { git, dir } => git::run(git, dir, job, &mut out).await,
+                BuiltinJob::S3 { op, with, dir } => s3::run(*op, with, dir, job, &mut out).await,
                 BuiltinJob::Redis { command, with } => {
                     redis::run(command, with, job, &mut out).await
                 }

@@ -30,18 +30,6 @@ impl TraceExporter for OtlpExporter {
     }
 }
 
-/// The causes of an error, joined.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 async fn over_http(to: &TraceTarget, body: Vec<u8>) -> Result<(), String> {
     let client = crate::http::client(to.insecure)?;
     let mut req = Request::builder()
@@ -54,7 +42,10 @@ async fn over_http(to: &TraceTarget, body: Vec<u8>) -> Result<(), String> {
     let req = req
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("the request cannot be made: {e}"))?;
-    let answer = client.request(req).await.map_err(|e| chain(&e))?;
+    let answer = client
+        .request(req)
+        .await
+        .map_err(|e| crate::http::chain(&e))?;
     let status = answer.status();
     let text = answer
         .into_body()
@@ -151,13 +142,13 @@ where
 {
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
         .await
-        .map_err(|e| format!("HTTP/2: {}", chain(&e)))?;
+        .map_err(|e| format!("HTTP/2: {}", crate::http::chain(&e)))?;
     let driver = tokio::spawn(conn);
     let result = async {
         let answer = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("the call failed: {}", chain(&e)))?;
+            .map_err(|e| format!("the call failed: {}", crate::http::chain(&e)))?;
         if !answer.status().is_success() {
             return Err(format!(
                 "the collector answered HTTP {}",
@@ -171,7 +162,8 @@ where
         let mut message = header(answer.headers(), "grpc-message");
         let mut body = answer.into_body();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("the answer was cut: {}", chain(&e)))?;
+            let frame =
+                frame.map_err(|e| format!("the answer was cut: {}", crate::http::chain(&e)))?;
             if let Some(trailers) = frame.trailers_ref() {
                 status = header(trailers, "grpc-status").or(status);
                 message = header(trailers, "grpc-message").or(message);

@@ -189,6 +189,13 @@ pub enum BuiltinJob {
         command: String,
         with: serde_json::Value,
     },
+    /// `s3.*`: the DAG's `s3:` under the step's `with`, strings expanded; local paths are
+    /// relative to `dir`.
+    S3 {
+        op: wharf_spec::S3Op,
+        with: serde_json::Map<String, serde_json::Value>,
+        dir: PathBuf,
+    },
     /// `git.checkout`, its strings expanded; the path is relative to `dir`.
     GitCheckout {
         git: wharf_spec::GitCheckout,

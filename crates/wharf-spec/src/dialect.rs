@@ -1596,6 +1596,21 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             put_executor(entries, "router", with, span);
         }
+        "s3.upload" | "s3.download" | "s3.list" | "s3.delete" => {
+            // The operation goes with `with` as the `s3` step's config.
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    let op = name.trim_start_matches("s3.");
+                    fields.push(entry("op", scalar(op, action.value.span), span));
+                    put_executor(entries, "s3", with, span);
+                }
+                _ => diags.push(Diagnostic::error(
+                    with.at(),
+                    format!("`with` of `action: {name}` is a mapping"),
+                )),
+            }
+        }
         "human.task" => {
             let with = human_task(span, with_value, entries, diags);
             put_executor(entries, "human-task", with, span);
@@ -1640,7 +1655,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, router.route and human.task"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, s3.upload, s3.download, s3.list, s3.delete, router.route and human.task"),
         ),
     }
 }

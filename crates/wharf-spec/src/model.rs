@@ -82,6 +82,8 @@ pub struct Dag {
     pub ssh: Option<SshStep>,
     /// Dagu 2.x `redis:`: connection settings every `redis.*` step starts from.
     pub redis: Option<serde_json::Value>,
+    /// Dagu 2.x `s3:`: the bucket and connection settings every `s3.*` step starts from.
+    pub s3: serde_json::Map<String, serde_json::Value>,
     /// `mailOn`: which ends of the run send a notification.
     pub mail_on: MailOn,
     /// `errorMail`: the notification of a failure (and of a step's `mailOnError`).
@@ -412,6 +414,36 @@ pub enum Executor {
     /// Dagu 2.x `human.task`: the step runs nothing; it waits for a person to complete
     /// it (`wharf human-task complete`, the web UI), with the answers its form asks for.
     HumanTask(Box<HumanTask>),
+    /// Dagu 2.x `s3.upload`, `s3.download`, `s3.list`, `s3.delete`: objects moved to, from
+    /// or within an S3-compatible store by the engine.
+    S3(Box<S3Step>),
+}
+
+/// An `s3.*` action and its `with` (snake_case keys, strings may hold variables), read
+/// over the DAG's `s3:` when the step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Step {
+    pub op: S3Op,
+    pub with: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Op {
+    Upload,
+    Download,
+    List,
+    Delete,
+}
+
+impl S3Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Upload => "upload",
+            Self::Download => "download",
+            Self::List => "list",
+            Self::Delete => "delete",
+        }
+    }
 }
 
 /// `action: human.task` and its `with`: what the person is asked (variables resolved
@@ -900,6 +932,7 @@ impl Executor {
                 | Self::Redis(_)
                 | Self::Sftp(_)
                 | Self::Router(_)
+                | Self::S3(_)
         )
     }
 }
@@ -1419,7 +1452,8 @@ impl Dag {
                 | Executor::GitCheckout(_)
                 | Executor::Redis(_)
                 | Executor::Sftp(_)
-                | Executor::Router(_),
+                | Executor::Router(_)
+                | Executor::S3(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -579,6 +579,23 @@ fn builtin_job(
                 with,
             }
         }
+        Executor::S3(s3) => {
+            // The DAG's `s3:` under the step's own settings, every string expanded.
+            let mut with = dag.s3.clone();
+            for (k, v) in &s3.with {
+                with.insert(k.clone(), v.clone());
+            }
+            let mut with = serde_json::Value::Object(with);
+            expand_strings(&mut with, expand);
+            crate::BuiltinJob::S3 {
+                op: s3.op,
+                with: match with {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                },
+                dir: dir.to_path_buf(),
+            }
+        }
         Executor::GitCheckout(g) => {
             let mut g = (**g).clone();
             g.repository = expand(&g.repository);

@@ -4,7 +4,9 @@
 use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
-use crate::model::{DataFormat, DataSource, DataStep, GitCheckout, RedisStep, TemplateStep};
+use crate::model::{
+    DataFormat, DataSource, DataStep, GitCheckout, RedisStep, S3Op, S3Step, TemplateStep,
+};
 use crate::yaml::{Kind, Node};
 
 const DATA_KEYS: Keys = Keys {
@@ -460,4 +462,178 @@ pub(crate) fn redis_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> O
         return None;
     }
     Some(RedisStep { command, with })
+}
+
+/// The bucket and connection settings of `s3.*` (the DAG's `s3:` has only these), then
+/// what each operation takes besides them.
+const S3_ALL: &[&str] = &[
+    "bucket",
+    "endpoint",
+    "region",
+    "accessKeyId",
+    "secretAccessKey",
+    "sessionToken",
+    "profile",
+    "forcePathStyle",
+    "disableSsl",
+    // An action's operation, which the dialect puts beside its `with`.
+    "op",
+    "key",
+    "prefix",
+    "recursive",
+    "outputFormat",
+    "destination",
+    "source",
+    "contentType",
+    "storageClass",
+    "metadata",
+    "tags",
+    "acl",
+    "sse",
+    "sseKmsKeyId",
+];
+pub(crate) const S3_CONNECTION: &[&str] = S3_ALL.split_at(9).0;
+
+/// What an operation takes besides the connection.
+fn s3_op_keys(op: S3Op) -> &'static [&'static str] {
+    match op {
+        S3Op::Upload => &[
+            "key",
+            "source",
+            "contentType",
+            "storageClass",
+            "metadata",
+            "tags",
+            "acl",
+            "sse",
+            "sseKmsKeyId",
+        ],
+        S3Op::Download => &["key", "destination"],
+        S3Op::List => &["prefix", "recursive", "outputFormat"],
+        S3Op::Delete => &["key", "prefix", "recursive"],
+    }
+}
+
+/// `s3.upload`, `s3.download`, `s3.list`, `s3.delete` and their `with` (the operation in
+/// `op`); what a value must be when it is written out (not a variable) is checked here,
+/// what must be there when the step runs.
+pub(crate) fn s3_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<S3Step> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let op = match config
+        .as_map()
+        .and_then(|m| m.iter().find(|e| e.key.as_str() == Some("op")))
+        .and_then(|e| e.value.as_str())
+    {
+        Some("upload") => S3Op::Upload,
+        Some("download") => S3Op::Download,
+        Some("list") => S3Op::List,
+        Some("delete") => S3Op::Delete,
+        other => {
+            d.error(
+                at.at(),
+                format!(
+                    "wharf has no action `s3.{}`: s3.upload, s3.download, s3.list and s3.delete",
+                    other.unwrap_or_default()
+                ),
+            );
+            return None;
+        }
+    };
+    let mut with = s3_fields(d, config, &format!("`with` of `s3.{}`", op.name()), S3_ALL)?;
+    with.remove("op");
+    // A key of another operation is told as such.
+    for key in with.keys() {
+        let camel = crate::decode::snake_to_camel(key);
+        if !S3_CONNECTION.contains(&camel.as_str()) && !s3_op_keys(op).contains(&camel.as_str()) {
+            d.error(config.at(), format!("`s3.{}` takes no `{key}`", op.name()));
+        }
+    }
+    Some(S3Step { op, with })
+}
+
+/// A mapping of `s3` settings among `known` (camelCase), checked, with snake_case keys.
+pub(crate) fn s3_fields(
+    d: &mut Decoder,
+    node: &Node,
+    what: &str,
+    known: &'static [&'static str],
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let keys = Keys {
+        known,
+        ignored: &[],
+        unsupported: &[
+            (
+                "partSize",
+                "wharf sends an upload as one request (up to 5 GiB); remove `part_size`",
+            ),
+            (
+                "concurrency",
+                "wharf sends an upload as one request (up to 5 GiB); remove `concurrency`",
+            ),
+        ],
+    };
+    let f = d.fields(node, what, &keys)?;
+    let mut out = serde_json::Map::new();
+    for (key, entry) in f.entries() {
+        let value = &entry.value;
+        let variable = value.as_str().is_some_and(|t| t.contains("${"));
+        match key {
+            "sse" if !variable => {
+                let v = value.as_str().unwrap_or_default();
+                if !["AES256", "aws:kms"].contains(&v) {
+                    d.enum_error(value, "`sse` (enum)", v, &["AES256", "aws:kms"]);
+                }
+            }
+            "outputFormat" if !variable => {
+                let v = value.as_str().unwrap_or_default();
+                if !["json", "jsonl"].contains(&v) {
+                    d.enum_error(value, "`output_format` (enum)", v, &["json", "jsonl"]);
+                }
+            }
+            "forcePathStyle" | "disableSsl" | "recursive" if !variable => {
+                if value.as_bool().is_none() {
+                    d.expected(
+                        value,
+                        &format!("`{}`", crate::dialect::to_snake(key)),
+                        "true or false",
+                    );
+                }
+            }
+            "metadata" | "tags" => {
+                let ok = value.as_map().is_some_and(|m| {
+                    m.iter()
+                        .all(|e| matches!(e.value.kind, Kind::Scalar(_)) && !e.value.is_null())
+                });
+                if !ok {
+                    d.expected(
+                        value,
+                        &format!("`{key}`"),
+                        "a mapping of names to text values",
+                    );
+                }
+            }
+            _ => {
+                if !matches!(value.kind, Kind::Scalar(_)) {
+                    d.expected(
+                        value,
+                        &format!("`{}`", crate::dialect::to_snake(key)),
+                        "a value",
+                    );
+                }
+            }
+        }
+        let json = match (key, value.to_json()) {
+            // Texts stay texts: a key `007` or a region `1` is not a number.
+            ("metadata" | "tags" | "forcePathStyle" | "disableSsl" | "recursive", v) => v,
+            (_, serde_json::Value::Null) => serde_json::Value::Null,
+            (_, _) => serde_json::Value::String(value.as_str().unwrap_or_default().to_owned()),
+        };
+        out.insert(crate::dialect::to_snake(key), json);
+    }
+    Some(out)
 }

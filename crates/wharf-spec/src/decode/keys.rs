@@ -37,6 +37,7 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "histRetentionRuns",
         "retryPolicy",
         "redis",
+        "s3",
         "catchupWindow",
         "overlapPolicy",
         "maxOutputSize",

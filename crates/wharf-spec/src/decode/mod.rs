@@ -183,6 +183,10 @@ pub(crate) fn dag(
         hist_retention_runs: d.opt_uint(&f, "histRetentionRuns"),
         retry: f.get("retryPolicy").and_then(|n| dag_retry(d, n)),
         redis: f.get("redis").and_then(|n| data::redis_defaults(d, n)),
+        s3: f
+            .get("s3")
+            .and_then(|n| data::s3_fields(d, n, "`s3`", data::S3_CONNECTION))
+            .unwrap_or_default(),
         catchup_window: f.get("catchupWindow").and_then(|n| catchup_window(d, n)),
         overlap_policy: f.get("overlapPolicy").map_or(OverlapPolicy::Skip, |n| {
             match n.as_str().map(str::trim) {
