@@ -282,21 +282,10 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
         Ok(p) => p,
         Err(e) => return fail(&ctx, e),
     };
-    if !step.preconditions.is_empty() {
-        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                let why = format!("precondition not met: {why}");
-                return ctx.finish(
-                    started,
-                    ctx.attempts_before,
-                    bare(Status::Skipped),
-                    Some(why),
-                    None,
-                );
-            }
-            Err(e) => return fail(&ctx, format!("precondition: {e}")),
-        }
+    match preconditions(&ctx, step, &p, started).await {
+        Ok(None) => {}
+        Ok(Some(skipped)) => return skipped,
+        Err(e) => return fail(&ctx, e),
     }
     let mut attempt = ctx.attempts_before;
     let (mut retries, mut repeats) = (0u32, 0u32);
@@ -787,6 +776,30 @@ async fn person_decision(ctx: &StepCtx, step: &Step) -> Option<wharf_store::Deci
         .flatten()
 }
 
+/// The step's preconditions: None when they are met (or it has none), the step's
+/// `skipped` outcome when one is not, the error when one cannot be checked.
+async fn preconditions(
+    ctx: &StepCtx,
+    step: &Step,
+    p: &Prepared,
+    started: Instant,
+) -> Result<Option<StepOutcome>, String> {
+    if step.preconditions.is_empty() {
+        return Ok(None);
+    }
+    match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
+        Ok(None) => Ok(None),
+        Ok(Some(why)) => Ok(Some(ctx.finish(
+            started,
+            ctx.attempts_before,
+            bare(Status::Skipped),
+            Some(format!("precondition not met: {why}")),
+            None,
+        ))),
+        Err(e) => Err(format!("precondition: {e}")),
+    }
+}
+
 /// An outcome that is its status alone: no exit code, no output.
 fn bare(status: Status) -> StepOutcome {
     StepOutcome {
@@ -839,21 +852,10 @@ async fn human_task(
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    if !step.preconditions.is_empty() {
-        match condition::check(&step.preconditions, &p.shell, &p.env, &p.dir, &p.vars).await {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                let why = format!("precondition not met: {why}");
-                return ctx.finish(
-                    started,
-                    ctx.attempts_before,
-                    bare(Status::Skipped),
-                    Some(why),
-                    None,
-                );
-            }
-            Err(e) => return fail(format!("precondition: {e}")),
-        }
+    match preconditions(ctx, step, &p, started).await {
+        Ok(None) => {}
+        Ok(Some(skipped)) => return skipped,
+        Err(e) => return fail(e),
     }
     let prompt = p.expand(&task.prompt);
     let why = format!("{WAITING_FOR_INPUT}{prompt}");
