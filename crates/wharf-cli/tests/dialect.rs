@@ -3103,6 +3103,16 @@ steps:
     with:
       source: dist/notes.txt
       key: releases/v1/docs/notes.txt
+  - id: odd
+    action: s3.upload
+    with:
+      source: dist/notes.txt
+      key: "releases/v1/odd names/é+1 (copy).txt"
+  - id: oddback
+    action: s3.download
+    with:
+      key: "releases/v1/odd names/é+1 (copy).txt"
+      destination: fetched/odd.txt
   - id: all
     action: s3.list
     with:
@@ -3145,17 +3155,29 @@ steps:
         .collect();
     assert_eq!(
         keys,
-        ["releases/v1/app.json", "releases/v1/docs/notes.txt"],
+        [
+            "releases/v1/app.json",
+            "releases/v1/docs/notes.txt",
+            "releases/v1/odd names/é+1 (copy).txt"
+        ],
         "{all}"
     );
+    assert_eq!(
+        std::fs::read_to_string(p.path("fetched/odd.txt")).expect("downloaded"),
+        "two\n"
+    );
     assert_eq!(all["objects"][0]["size"], 9);
-    // Not recursive: the object at this level, and `docs/` as one common prefix.
+    // Not recursive: the object at this level, and each folder below as one prefix.
     let top: Vec<serde_json::Value> = p
         .logs("s3", "top")
         .lines()
         .map(|l| serde_json::from_str(l).expect("a json line"))
         .collect();
-    assert_eq!(top.len(), 2, "{top:?}");
+    assert_eq!(top.len(), 3, "{top:?}");
+    assert_eq!(
+        top[2],
+        serde_json::json!({"key": "releases/v1/odd names/", "prefix": true})
+    );
     assert_eq!(top[0]["key"], "releases/v1/app.json");
     assert_eq!(
         top[1],
@@ -3166,7 +3188,7 @@ steps:
         "{\"v\": 1}\n"
     );
     let clean: serde_json::Value = serde_json::from_str(&p.logs("s3", "clean")).expect("json");
-    assert_eq!(clean["count"], 2, "{clean}");
+    assert_eq!(clean["count"], 3, "{clean}");
     let after: serde_json::Value = serde_json::from_str(&p.logs("s3", "after")).expect("json");
     assert_eq!(after["count"], 0, "{after}");
 

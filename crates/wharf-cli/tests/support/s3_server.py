@@ -15,21 +15,24 @@ import boto3  # noqa: E402
 from moto.iam import access_control  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-# moto checks a signature against the query of a decoded URL, where a `/` in a value
-# (`delimiter=/`, `prefix=a/`) is left as it is; AWS, and every SDK signing for it, takes
-# it encoded (`%2F`). The check is given the query as AWS reads it.
+# moto checks a signature against a decoded URL: a key's `é`, `+` or `%` and a `/` in a
+# query value (`delimiter=/`, `prefix=a/`) are left as they are, where AWS, and every SDK
+# signing for it, takes them encoded (`%C3%A9`, `%2B`, `%25`, `%2F`); boto3's own requests
+# fail its check too. The check is given the path and query as AWS reads them.
 _init = access_control.S3IAMRequest.__init__
 
 
 def _aws_query(self, *args, **kwargs):
     path = kwargs.get("path", "")
-    if "?" in path:
-        base, query = path.split("?", 1)
+    base, _, query = path.partition("?")
+    base = quote(unquote(base), safe="/-_.~")
+    if query:
         pairs = []
         for part in query.split("&"):
             key, _, value = part.partition("=")
             pairs.append(quote(unquote(key), safe="-_.~") + "=" + quote(unquote(value), safe="-_.~"))
-        kwargs["path"] = base + "?" + "&".join(pairs)
+        base += "?" + "&".join(pairs)
+    kwargs["path"] = base
     _init(self, *args, **kwargs)
 
 
