@@ -25,6 +25,7 @@ mod sql;
 mod ssh;
 mod template;
 mod wait;
+mod worktree;
 
 use std::sync::Arc;
 
@@ -69,6 +70,13 @@ impl Executor for BuiltinExecutor {
                 BuiltinJob::Data { data, dir } => data::run(data, dir, &mut out).await,
                 BuiltinJob::GitCheckout { git, dir } => git::run(git, dir, job, &mut out).await,
                 BuiltinJob::S3 { op, with, dir } => s3::run(*op, with, dir, job, &mut out).await,
+                BuiltinJob::GitWorktree {
+                    add,
+                    with,
+                    dir,
+                    run,
+                    step,
+                } => worktree::run(*add, with, dir, (run, step), job, &mut out).await,
                 BuiltinJob::Redis { command, with } => {
                     redis::run(command, with, job, &mut out).await
                 }

@@ -3246,3 +3246,151 @@ steps:
         "`s3.download` takes no `prefix`",
     );
 }
+
+// `git.worktree.add` and `git.worktree.remove` (Dagu 2.x) on a real repository: a
+// generated branch and its default path, an explicit branch from a tag, an add that finds
+// its worktree there already, the outputs used by later steps; a dirty worktree, an
+// unmerged branch and an occupied path refused before anything changes; a remove of
+// nothing is no error.
+#[test]
+fn git_worktrees_are_added_and_removed_in_the_steps_repository() {
+    let p = Place::new();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path("repo"))
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    std::fs::create_dir_all(p.path("repo")).expect("repo");
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "one"]);
+    git(&["tag", "v1.0.0"]);
+    let tagged = git(&["rev-parse", "HEAD"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "two"]);
+    let dag = p.dag(
+        "trees",
+        r#"working_dir: ./repo
+type: chain
+steps:
+  - id: gen
+    action: git.worktree.add
+  - id: hotfix
+    action: git.worktree.add
+    with: {branch: hotfix, create_branch: true, base: v1.0.0, path: ../wt/hotfix}
+  - id: again
+    action: git.worktree.add
+    with: {branch: hotfix, create_branch: true, path: ../wt/hotfix}
+  - id: use
+    working_dir: ${steps.gen.outputs.path}
+    run: echo "$(pwd) ${steps.gen.outputs.branch} ${steps.again.outputs.worktree_created} ${steps.hotfix.outputs.commit}"
+  - id: dirty
+    run: git -C ../wt/hotfix -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m fix && touch ../wt/hotfix/untracked
+  - id: refused
+    action: git.worktree.remove
+    with: {branch: hotfix}
+    continue_on: {failure: true}
+  - id: unmerged
+    action: git.worktree.remove
+    with: {branch: hotfix, force: true, delete_branch: true}
+    continue_on: {failure: true}
+  - id: gone
+    action: git.worktree.remove
+    with: {branch: hotfix, force: true, delete_branch: true, force_delete_branch: true}
+  - id: nothing
+    action: git.worktree.remove
+    with: {branch: never-made}
+  - id: occupy
+    run: mkdir -p ../wt/taken && touch ../wt/taken/file
+  - id: taken
+    action: git.worktree.add
+    with: {branch: taken, create_branch: true, path: ../wt/taken}
+    continue_on: {failure: true}
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    let status = p.status("trees");
+    assert_eq!(
+        status["status"], "partially_succeeded",
+        "{}\n{status}",
+        out.stderr
+    );
+    let made: serde_json::Value = serde_json::from_str(&p.logs("trees", "gen")).expect("json");
+    let branch = made["branch"].as_str().expect("branch").to_owned();
+    assert!(branch.starts_with("dagu/"), "{made}");
+    assert_eq!(made["worktree_created"], true);
+    assert_eq!(made["branch_created"], true);
+    let default_path = format!("{}.worktrees/{branch}", p.path("repo").display());
+    assert_eq!(made["path"], default_path.as_str());
+    assert_eq!(
+        p.logs("trees", "use"),
+        format!("{default_path} {branch} false {tagged}\n")
+    );
+    assert!(
+        step_error(&status, "refused").contains("uncommitted changes"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "unmerged").contains("not merged"),
+        "{status}"
+    );
+    // Refused before anything changed: the dirty worktree was still there for `gone`.
+    let gone: serde_json::Value = serde_json::from_str(&p.logs("trees", "gone")).expect("json");
+    assert_eq!(gone["worktree_removed"], true, "{gone}");
+    assert_eq!(gone["branch_deleted"], true, "{gone}");
+    assert!(!p.path("wt/hotfix").exists());
+    assert_eq!(git(&["branch", "--list", "hotfix"]), "");
+    let nothing: serde_json::Value =
+        serde_json::from_str(&p.logs("trees", "nothing")).expect("json");
+    assert_eq!(nothing["worktree_removed"], false);
+    assert!(
+        step_error(&status, "taken").contains("is not empty"),
+        "{status}"
+    );
+    assert!(p.path("wt/taken/file").exists());
+    assert_eq!(git(&["branch", "--list", "taken"]), "", "no branch made");
+    assert!(git(&["worktree", "list"]).contains(&branch));
+
+    for (with, said) in [
+        (
+            "action: git.worktree.add\n    with: {cleanup: on_success}",
+            "does not remove a worktree when the run ends",
+        ),
+        (
+            "action: git.worktree.add\n    with: {branch: x, base: main}",
+            "needs `create_branch: true`",
+        ),
+        (
+            "action: git.worktree.remove",
+            "needs `branch`, `path`, or both",
+        ),
+        (
+            "action: git.worktree.remove\n    with: {branch: x, force_delete_branch: true}",
+            "needs `delete_branch: true`",
+        ),
+        (
+            "action: git.worktree.remove\n    with: {branch: x, base: y}",
+            "takes no `base`",
+        ),
+        (
+            "action: git.worktree.add\n    with: {create_branch: maybe}",
+            "true or false",
+        ),
+        (
+            "action: git.worktree.prune",
+            "wharf has no action `git.worktree.prune`",
+        ),
+    ] {
+        p.assert_refused(&format!("steps:\n  - id: s\n    {with}\n"), said);
+    }
+}

@@ -189,6 +189,15 @@ pub enum BuiltinJob {
         command: String,
         with: serde_json::Value,
     },
+    /// `git.worktree.add`/`remove`, strings expanded, in the repository of `dir`; `run`
+    /// and `step` name a branch the step makes when `with` names none.
+    GitWorktree {
+        add: bool,
+        with: serde_json::Map<String, serde_json::Value>,
+        dir: PathBuf,
+        run: String,
+        step: String,
+    },
     /// `s3.*`: the DAG's `s3:` under the step's `with`, strings expanded; local paths are
     /// relative to `dir`.
     S3 {

@@ -1596,6 +1596,55 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             put_executor(entries, "router", with, span);
         }
+        "git.worktree.add" | "git.worktree.remove" => {
+            let add = name == "git.worktree.add";
+            // The outputs are the action's own: declared here, written by the step.
+            if let Some(own) = entries.iter().find(|e| e.key.as_str() == Some("outputs")) {
+                diags.push(
+                    Diagnostic::error(own.key.span, format!("a `{name}` step's outputs are the action's own"))
+                        .with_help("remove `outputs`; read them as `${steps.ID.outputs.path}`, `branch`, ..."),
+                );
+                return;
+            }
+            let outputs: &[(&str, &str)] = if add {
+                &[
+                    ("path", "string"),
+                    ("branch", "string"),
+                    ("commit", "string"),
+                    ("worktree_created", "json"),
+                    ("branch_created", "json"),
+                ]
+            } else {
+                &[
+                    ("path", "string"),
+                    ("branch", "string"),
+                    ("worktree_removed", "json"),
+                    ("branch_deleted", "json"),
+                ]
+            };
+            let declared = outputs
+                .iter()
+                .map(|(n, t)| {
+                    map_node(
+                        vec![entry("name", scalar(n, span), span), entry("type", scalar(t, span), span)],
+                        span,
+                    )
+                })
+                .collect();
+            entries.push(entry("outputs", Node { kind: Kind::Seq(declared), span, key: None }, span));
+            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
+            match &mut with.kind {
+                Kind::Map(fields) => {
+                    let op = if add { "add" } else { "remove" };
+                    fields.push(entry("op", scalar(op, action.value.span), span));
+                    put_executor(entries, "git-worktree", with, span);
+                }
+                _ => diags.push(Diagnostic::error(
+                    with.at(),
+                    format!("`with` of `action: {name}` is a mapping"),
+                )),
+            }
+        }
         "s3.upload" | "s3.download" | "s3.list" | "s3.delete" => {
             // The operation goes with `with` as the `s3` step's config.
             let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
@@ -1655,7 +1704,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, s3.upload, s3.download, s3.list, s3.delete, router.route and human.task"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, s3.upload, s3.download, s3.list, s3.delete, git.worktree.add, git.worktree.remove, router.route and human.task"),
         ),
     }
 }

@@ -417,6 +417,17 @@ pub enum Executor {
     /// Dagu 2.x `s3.upload`, `s3.download`, `s3.list`, `s3.delete`: objects moved to, from
     /// or within an S3-compatible store by the engine.
     S3(Box<S3Step>),
+    /// Dagu 2.x `git.worktree.add` and `git.worktree.remove`: a linked worktree of the
+    /// repository the step's working directory is in, made or removed by `git`.
+    GitWorktree(Box<GitWorktree>),
+}
+
+/// `git.worktree.add` (`add`) or `git.worktree.remove` and its `with` (snake_case keys,
+/// strings may hold variables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitWorktree {
+    pub add: bool,
+    pub with: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An `s3.*` action and its `with` (snake_case keys, strings may hold variables), read
@@ -933,6 +944,7 @@ impl Executor {
                 | Self::Sftp(_)
                 | Self::Router(_)
                 | Self::S3(_)
+                | Self::GitWorktree(_)
         )
     }
 }
@@ -1453,7 +1465,8 @@ impl Dag {
                 | Executor::Redis(_)
                 | Executor::Sftp(_)
                 | Executor::Router(_)
-                | Executor::S3(_),
+                | Executor::S3(_)
+                | Executor::GitWorktree(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

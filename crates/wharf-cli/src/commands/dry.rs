@@ -342,6 +342,10 @@ fn placement(dag: &Dag, step: &Step) -> String {
             wharf_spec::Executor::Sql(sql) => format!("in wharf ({})", sql.engine.name()),
             wharf_spec::Executor::Router(_) => "in wharf (a router)".into(),
             wharf_spec::Executor::S3(s3) => format!("in wharf (s3.{})", s3.op.name()),
+            wharf_spec::Executor::GitWorktree(w) => format!(
+                "in wharf (git.worktree.{}, with git)",
+                if w.add { "add" } else { "remove" }
+            ),
             wharf_spec::Executor::Template(_) => "in wharf (a template)".into(),
             wharf_spec::Executor::Redis(r) => format!("in wharf (redis {})", r.command),
             wharf_spec::Executor::GitCheckout(_) => "in wharf (git.checkout, with git)".into(),

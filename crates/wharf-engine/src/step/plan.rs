@@ -579,6 +579,20 @@ fn builtin_job(
                 with,
             }
         }
+        Executor::GitWorktree(w) => {
+            let mut with = serde_json::Value::Object(w.with.clone());
+            expand_strings(&mut with, expand);
+            crate::BuiltinJob::GitWorktree {
+                add: w.add,
+                with: match with {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                },
+                dir: dir.to_path_buf(),
+                run: ctx.run_id.clone(),
+                step: step.id.clone().unwrap_or_else(|| step.name.clone()),
+            }
+        }
         Executor::S3(s3) => {
             // The DAG's `s3:` under the step's own settings, every string expanded.
             let mut with = dag.s3.clone();

@@ -5,7 +5,8 @@ use super::keys::Keys;
 use super::reader::Decoder;
 use crate::diag::Diagnostic;
 use crate::model::{
-    DataFormat, DataSource, DataStep, GitCheckout, RedisStep, S3Op, S3Step, TemplateStep,
+    DataFormat, DataSource, DataStep, GitCheckout, GitWorktree, RedisStep, S3Op, S3Step,
+    TemplateStep,
 };
 use crate::yaml::{Kind, Node};
 
@@ -636,4 +637,120 @@ pub(crate) fn s3_fields(
         out.insert(crate::dialect::to_snake(key), json);
     }
     Some(out)
+}
+
+const WORKTREE_KEYS: &[&str] = &[
+    "op",
+    "branch",
+    "path",
+    "createBranch",
+    "base",
+    "cleanup",
+    "force",
+    "deleteBranch",
+    "forceDeleteBranch",
+];
+
+/// `git.worktree.add` and `git.worktree.remove` and their `with`, checked as far as what is
+/// written out says (a variable is checked when the step runs).
+pub(crate) fn git_worktree(
+    d: &mut Decoder,
+    config: Option<&Node>,
+    at: &Node,
+) -> Option<GitWorktree> {
+    let empty = Node {
+        kind: Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    };
+    let config = config.unwrap_or(&empty);
+    let keys = Keys {
+        known: WORKTREE_KEYS,
+        ignored: &[],
+        unsupported: &[],
+    };
+    let f = d.fields(config, "`with` of `git.worktree.*`", &keys)?;
+    let add = f.get("op").and_then(Node::as_str) == Some("add");
+    let action = if add {
+        "git.worktree.add"
+    } else {
+        "git.worktree.remove"
+    };
+    let takes: &[&str] = if add {
+        &["op", "branch", "path", "createBranch", "base", "cleanup"]
+    } else {
+        &[
+            "op",
+            "branch",
+            "path",
+            "force",
+            "deleteBranch",
+            "forceDeleteBranch",
+        ]
+    };
+    let before = d.diags.len();
+    let mut with = serde_json::Map::new();
+    for (key, e) in f.entries() {
+        let snake = crate::dialect::to_snake(key);
+        if !takes.contains(&key) {
+            d.error(e.key.span, format!("`{action}` takes no `{snake}`"));
+            continue;
+        }
+        let value = &e.value;
+        match key {
+            "op" => continue,
+            "createBranch" | "force" | "deleteBranch" | "forceDeleteBranch" => {
+                match value.as_bool() {
+                    Some(b) => {
+                        with.insert(snake, serde_json::Value::Bool(b));
+                    }
+                    None => d.expected(value, &format!("`{snake}`"), "true or false"),
+                }
+            }
+            _ => match value.as_str().map(str::trim) {
+                Some(t) if !t.is_empty() => {
+                    if key == "cleanup"
+                        && !t.contains("${")
+                        && !["never", "on_success", "on_finish"].contains(&t)
+                    {
+                        d.enum_error(value, "`cleanup`", t, &["never", "on_success", "on_finish"]);
+                    } else if key == "cleanup" && matches!(t, "on_success" | "on_finish") {
+                        d.diags.push(
+                            Diagnostic::error(value.at(), format!("wharf does not remove a worktree when the run ends (`cleanup: {t}`)"))
+                                .with_help("remove it with a `git.worktree.remove` step, or in `handler_on.success` or `handler_on.exit`"),
+                        );
+                    }
+                    with.insert(snake, serde_json::Value::String(t.to_owned()));
+                }
+                _ => d.error(value.at(), format!("`{snake}` is a non-empty string")),
+            },
+        }
+    }
+    let has = |k: &str| with.contains_key(k);
+    let yes = |k: &str| with.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    if add {
+        if has("branch") && has("base") && !yes("create_branch") {
+            d.error(
+                config.at(),
+                "`base` with an explicit `branch` needs `create_branch: true`",
+            );
+        }
+    } else {
+        if !has("branch") && !has("path") {
+            d.error(
+                config.at(),
+                "`git.worktree.remove` needs `branch`, `path`, or both",
+            );
+        }
+        if yes("delete_branch") && !has("branch") {
+            d.error(config.at(), "`delete_branch: true` needs `branch`");
+        }
+        if yes("force_delete_branch") && !yes("delete_branch") {
+            d.error(
+                config.at(),
+                "`force_delete_branch: true` needs `delete_branch: true`",
+            );
+        }
+    }
+    (d.diags.len() == before).then_some(GitWorktree { add, with })
 }

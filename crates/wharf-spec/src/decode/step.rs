@@ -978,6 +978,10 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             let form = get("form").and_then(|n| crate::form::read(n, "with.form", &mut d.diags));
             Executor::HumanTask(Box::new(crate::model::HumanTask { prompt, form }))
         }
+        "git-worktree" if d.v2 => match super::data::git_worktree(d, config, type_node) {
+            Some(step) => Executor::GitWorktree(Box::new(step)),
+            None => Executor::Emit(Box::new(Emit::Noop)),
+        },
         "s3" if d.v2 => match super::data::s3_step(d, config, type_node) {
             Some(step) => Executor::S3(Box::new(step)),
             None => Executor::Emit(Box::new(Emit::Noop)),
