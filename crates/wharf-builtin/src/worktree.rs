@@ -264,11 +264,12 @@ async fn worktree_add(
     step: &str,
 ) -> Result<Map<String, Value>, String> {
     let fail = |what: String| format!("git.worktree.add in {}: {what}", repo.root.display());
+    // What `cleanup` asks for is done when the run ends (the engine's `worktrees`).
     match text(with, "cleanup")? {
-        None | Some("never") => {}
+        None | Some("never" | "on_success" | "on_finish") => {}
         Some(other) => {
             return Err(fail(format!(
-                "`cleanup: {other}`: wharf does not remove a worktree when the run ends; remove it with a `git.worktree.remove` step"
+                "`cleanup` is never, on_success or on_finish, not `{other}`"
             )));
         }
     }

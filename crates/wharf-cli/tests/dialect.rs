@@ -3361,10 +3361,44 @@ steps:
     assert_eq!(git(&["branch", "--list", "taken"]), "", "no branch made");
     assert!(git(&["worktree", "list"]).contains(&branch));
 
+    // `cleanup`: what the run made goes when it ends as the policy says; the branch stays;
+    // a worktree with uncommitted changes stays and fails a run that succeeded.
+    let cleanup = |name: &str, policy: &str, then: &str| {
+        let dag = p.dag(
+            name,
+            &format!(
+                "working_dir: ./repo\ntype: chain\nsteps:\n  - id: add\n    action: git.worktree.add\n    with: {{branch: {name}, create_branch: true, path: ../wt/{name}, cleanup: {policy}}}\n  - id: then\n    run: {then}\n"
+            ),
+        );
+        let _ = p.run(&dag, &[]);
+        let status = p.status(name);
+        (status, p.path(&format!("wt/{name}")).exists())
+    };
+    let (status, kept) = cleanup("okclean", "on_success", "'true'");
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert!(!kept, "removed after a success");
+    assert_eq!(git(&["branch", "--list", "okclean"]), "okclean");
+    let (status, kept) = cleanup("failkeep", "on_success", "'false'");
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(kept, "kept for inspection after a failure");
+    let (status, kept) = cleanup("failclean", "on_finish", "'false'");
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(!kept, "removed after any end");
+    let (status, kept) = cleanup("dirtykeep", "on_success", "touch ../wt/dirtykeep/new");
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("uncommitted changes"),
+        "{status}"
+    );
+    assert!(kept, "a dirty worktree is never removed");
+
     for (with, said) in [
         (
-            "action: git.worktree.add\n    with: {cleanup: on_success}",
-            "does not remove a worktree when the run ends",
+            "action: git.worktree.add\n    with: {cleanup: sometimes}",
+            "`cleanup` must be one of",
         ),
         (
             "action: git.worktree.add\n    with: {branch: x, base: main}",

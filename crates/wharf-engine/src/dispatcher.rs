@@ -385,7 +385,23 @@ pub(crate) async fn run(
     // after this shows them (and `wharf cleanup` finds what they started).
     store.flushed().await;
 
-    let (status, error) = d.run_all(&req, &control, &mut log).await;
+    let (mut status, mut error) = d.run_all(&req, &control, &mut log).await;
+    // Worktrees the run made to be removed when it ends (`git.worktree.add` `cleanup`).
+    let vars = d.vars.clone();
+    let problems = crate::worktrees::clean_up(&dag, &store, d.req_run, status, |t| {
+        vars.expand(t, &crate::vars::host)
+    })
+    .await;
+    if !problems.is_empty() {
+        for p in &problems {
+            append_run_log(&d.run_log, p);
+            let _ = events.send(Event::Notice(p.clone()));
+        }
+        if matches!(status, Status::Succeeded | Status::PartiallySucceeded) {
+            status = Status::Failed;
+            error = Some(problems.join("; "));
+        }
+    }
     if let Some(container) = &d.container {
         container.finish().await;
     }

@@ -22,6 +22,7 @@ pub mod task;
 mod trace;
 mod vars;
 mod workspace;
+mod worktrees;
 
 use std::path::PathBuf;
 use std::sync::Arc;

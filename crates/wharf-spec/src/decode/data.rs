@@ -714,11 +714,6 @@ pub(crate) fn git_worktree(
                         && !["never", "on_success", "on_finish"].contains(&t)
                     {
                         d.enum_error(value, "`cleanup`", t, &["never", "on_success", "on_finish"]);
-                    } else if key == "cleanup" && matches!(t, "on_success" | "on_finish") {
-                        d.diags.push(
-                            Diagnostic::error(value.at(), format!("wharf does not remove a worktree when the run ends (`cleanup: {t}`)"))
-                                .with_help("remove it with a `git.worktree.remove` step, or in `handler_on.success` or `handler_on.exit`"),
-                        );
                     }
                     with.insert(snake, serde_json::Value::String(t.to_owned()));
                 }
