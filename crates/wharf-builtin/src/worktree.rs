@@ -11,8 +11,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value, json};
-use tokio::process::Command;
-use wharf_engine::StepJob;
+use wharf_engine::{StepJob, git};
 
 use crate::{Ended, Output};
 
@@ -70,30 +69,6 @@ fn text<'a>(with: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, 
 
 fn flag(with: &Map<String, Value>, key: &str) -> bool {
     with.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// `git ARGS` in `at`: its stdout (trimmed), or what it said.
-async fn git(at: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(at)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "git.worktree runs the git program, which is not installed".to_owned()
-            } else {
-                format!("cannot run git: {e}")
-            }
-        })?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
-    }
 }
 
 /// The repository of the step's working directory.

@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 pub use trace::{TraceExporter, TraceTarget};
 use wharf_spec::Dag;
 pub use wharf_store::{RunKey, Status, Store};
+pub use worktrees::git;
 
 /// The default grace period between the stop signal and the kill (SPEC §3).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);

@@ -91,7 +91,8 @@ pub(crate) async fn clean_up(
     problems
 }
 
-async fn git(at: &Path, args: &[&str]) -> Result<String, String> {
+/// `git ARGS` in `at`, never asking for anything: its stdout (trimmed), or what it said.
+pub async fn git(at: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .args(args)
         .current_dir(at)
@@ -100,7 +101,13 @@ async fn git(at: &Path, args: &[&str]) -> Result<String, String> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "the git program is not installed".to_owned()
+            } else {
+                format!("cannot run git: {e}")
+            }
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {

@@ -183,11 +183,7 @@ impl Decoder<'_> {
         };
         file.op = op;
         let what = format!("`with` of `{family}.{op_name}`");
-        let empty = Node {
-            kind: Kind::Map(Vec::new()),
-            span: at.span,
-            key: None,
-        };
+        let empty = super::empty_with(at);
         // `op` and `artifact` name the action, put there by the reading of the 2.x forms.
         let mut with = config.cloned().unwrap_or(empty);
         if let Kind::Map(entries) = &mut with.kind {

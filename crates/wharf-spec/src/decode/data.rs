@@ -31,11 +31,7 @@ const DATA_KEYS: Keys = Keys {
 
 /// The step, or None when what it needs is missing (said where).
 pub(crate) fn data_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<DataStep> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let f = d.fields(config, "`with` of `data.*`", &DATA_KEYS)?;
     let pick = d.opt_string(&f, "op").as_deref() == Some("pick");
@@ -172,11 +168,7 @@ pub(crate) fn template_step(
     config: Option<&Node>,
     at: &Node,
 ) -> Option<TemplateStep> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let f = d.fields(config, "`with` of `template.render`", &TEMPLATE_KEYS)?;
     let template = d.opt_string(&f, "template");
@@ -252,11 +244,7 @@ pub(crate) fn git_checkout(
     config: Option<&Node>,
     at: &Node,
 ) -> Option<GitCheckout> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let f = d.fields(
         config,
@@ -423,11 +411,7 @@ pub(crate) fn redis_defaults(d: &mut Decoder, node: &Node) -> Option<serde_json:
 
 /// `redis.<command>`: an explicit `command` must be the action's.
 pub(crate) fn redis_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<RedisStep> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let mut with = redis_fields(d, config, "`with` of `redis.*`", &REDIS_KEYS)?;
     let action = with
@@ -519,11 +503,7 @@ fn s3_op_keys(op: S3Op) -> &'static [&'static str] {
 /// `op`); what a value must be when it is written out (not a variable) is checked here,
 /// what must be there when the step runs.
 pub(crate) fn s3_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<S3Step> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let op = match config
         .as_map()
@@ -658,11 +638,7 @@ pub(crate) fn git_worktree(
     config: Option<&Node>,
     at: &Node,
 ) -> Option<GitWorktree> {
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let keys = Keys {
         known: WORKTREE_KEYS,

@@ -490,6 +490,15 @@ fn dag_retry(d: &mut Decoder, node: &Node) -> Option<crate::model::DagRetry> {
     })
 }
 
+/// An empty `with` where an action has none, placed at the action.
+pub(crate) fn empty_with(at: &Node) -> Node {
+    Node {
+        kind: crate::yaml::Kind::Map(Vec::new()),
+        span: at.span,
+        key: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,11 +16,7 @@ const ROUTER_KEYS: Keys = Keys {
 
 pub(crate) fn router_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> RouterStep {
     let mut router = RouterStep::default();
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let Some(f) = d.fields(config, "`with` of `router.route`", &ROUTER_KEYS) else {
         return router;

@@ -79,11 +79,7 @@ pub(crate) fn sql_step(
         timeout: 60,
         ..SqlStep::default()
     };
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let config = config.unwrap_or(&empty);
     let what = format!("the `{kind}` config");
     let Some(f) = d.fields(config, &what, &SQL_KEYS) else {

@@ -1422,11 +1422,7 @@ fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueSte
         )],
     };
     let mut step = EnqueueStep::default();
-    let empty = Node {
-        kind: Kind::Map(Vec::new()),
-        span: at.span,
-        key: None,
-    };
+    let empty = super::empty_with(at);
     let Some(f) = d.fields(config.unwrap_or(&empty), "`with` of `dag.enqueue`", &KEYS) else {
         return step;
     };
