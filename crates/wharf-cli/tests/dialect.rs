@@ -2114,12 +2114,7 @@ steps:
     );
     assert_ne!(p.run(&bad, &[]).code, Some(0));
     let status = p.status("baddata");
-    let error = |s: &str| {
-        step(&status, s)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let error = |s: &str| step_error(&status, s);
     assert!(
         error("notjson").contains("failed to decode JSON"),
         "{status}"
@@ -2237,12 +2232,7 @@ steps:
     );
     assert_ne!(p.run(&bad, &[]).code, Some(0));
     let status = p.status("badtmpl");
-    let error = |s: &str| {
-        step(&status, s)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let error = |s: &str| step_error(&status, s);
     assert!(
         error("missing").contains("map has no entry for key"),
         "{status}"
@@ -2615,12 +2605,7 @@ steps:
     );
     assert_ne!(p.run(&bad, &[]).code, Some(0));
     let status = p.status("badcache");
-    let error = |s: &str| {
-        step(&status, s)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let error = |s: &str| step_error(&status, s);
     assert!(
         error("held").contains("lock is held by another process"),
         "{status}"

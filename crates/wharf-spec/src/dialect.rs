@@ -1510,18 +1510,9 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         wait if wait.starts_with("wait.") => {
             // The kind of wait goes with `with` as the `wait` step's config.
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let op = wait.trim_start_matches("wait.");
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, "wait", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {wait}` is a mapping"),
-                )),
-            }
+            let op = wait.trim_start_matches("wait.");
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, wait, with_value, op, "wait", span);
         }
         "log.write" | "outputs.write" | "noop" => {
             if let Some(config) = emit_action(&name, span, with_value, entries, diags) {
@@ -1542,18 +1533,9 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         redis if redis.starts_with("redis.") && redis.len() > 6 => {
             // The command goes with `with` as the `redis` step's config.
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let command = redis.trim_start_matches("redis.").to_ascii_uppercase();
-                    fields.push(entry("action_command", scalar(&command, action.value.span), span));
-                    put_executor(entries, "redis", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {redis}` is a mapping"),
-                )),
-            }
+            let command = redis.trim_start_matches("redis.").to_ascii_uppercase();
+            let command = vec![entry("action_command", scalar(&command, action.value.span), span)];
+            put_with(entries, diags, redis, with_value, command, "redis", span);
         }
         "git.checkout" => {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
@@ -1564,33 +1546,15 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             put_executor(entries, "template", with, span);
         }
         "data.convert" | "data.pick" => {
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let op = name.trim_start_matches("data.");
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, "data", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {name}` is a mapping"),
-                )),
-            }
+            let op = name.trim_start_matches("data.");
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, &name, with_value, op, "data", span);
         }
         "sftp.upload" | "sftp.download" => {
             // The direction goes with `with` as the `sftp` step's config.
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let op = name.trim_start_matches("sftp.");
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, "sftp", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {name}` is a mapping"),
-                )),
-            }
+            let op = name.trim_start_matches("sftp.");
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, &name, with_value, op, "sftp", span);
         }
         "router.route" => {
             let with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
@@ -1632,33 +1596,15 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
                 })
                 .collect();
             entries.push(entry("outputs", Node { kind: Kind::Seq(declared), span, key: None }, span));
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let op = if add { "add" } else { "remove" };
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, "git-worktree", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {name}` is a mapping"),
-                )),
-            }
+            let op = if add { "add" } else { "remove" };
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, &name, with_value, op, "git-worktree", span);
         }
         "s3.upload" | "s3.download" | "s3.list" | "s3.delete" => {
             // The operation goes with `with` as the `s3` step's config.
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    let op = name.trim_start_matches("s3.");
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, "s3", with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {name}` is a mapping"),
-                )),
-            }
+            let op = name.trim_start_matches("s3.");
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, &name, with_value, op, "s3", span);
         }
         "human.task" => {
             let with = human_task(span, with_value, entries, diags);
@@ -1667,17 +1613,8 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         "sqlite.query" | "sqlite.import" | "postgres.query" | "postgres.import" => {
             // The engine and the operation go with `with` as the SQL step's config.
             let (engine, op) = name.split_once('.').unwrap_or_default();
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    put_executor(entries, engine, with, span);
-                }
-                _ => diags.push(Diagnostic::error(
-                    with.at(),
-                    format!("`with` of `action: {name}` is a mapping"),
-                )),
-            }
+            let op = vec![entry("op", scalar(op, action.value.span), span)];
+            put_with(entries, diags, &name, with_value, op, engine, span);
         }
         "archive.create" | "archive.extract" | "archive.list" => {
             // The operation is the step's command; `with` is the `archive` step's config.
@@ -1689,18 +1626,12 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         file if file.starts_with("file.") || file.starts_with("artifact.") => {
             // `with` and the action's name (`op`, and whether it is an artifact's) are the
             // `file` step's config.
-            let mut with = with_value.unwrap_or_else(|| map_node(Vec::new(), span));
             let (family, op) = file.split_once('.').unwrap_or_default();
-            match &mut with.kind {
-                Kind::Map(fields) => {
-                    fields.push(entry("op", scalar(op, action.value.span), span));
-                    if family == "artifact" {
-                        fields.push(entry("artifact", scalar("true", span), span));
-                    }
-                    put_executor(entries, "file", with, span);
-                }
-                _ => diags.push(Diagnostic::error(with.at(), format!("`with` of `action: {file}` is a mapping"))),
+            let mut added = vec![entry("op", scalar(op, action.value.span), span)];
+            if family == "artifact" {
+                added.push(entry("artifact", scalar("true", span), span));
             }
+            put_with(entries, diags, file, with_value, added, "file", span);
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
@@ -2070,6 +2001,30 @@ fn builtin_action(
 }
 
 /// The step's `executor` of the type `kind` with `config`: what an action maps onto.
+/// `with` of `action: NAME` (empty when left out) with `added` in it, as the config of a
+/// `kind` step; a `with` that is not a mapping is told.
+fn put_with(
+    entries: &mut Vec<Entry>,
+    diags: &mut Vec<Diagnostic>,
+    name: &str,
+    with: Option<Node>,
+    added: Vec<Entry>,
+    kind: &str,
+    span: Span,
+) {
+    let mut with = with.unwrap_or_else(|| map_node(Vec::new(), span));
+    match &mut with.kind {
+        Kind::Map(fields) => {
+            fields.extend(added);
+            put_executor(entries, kind, with, span);
+        }
+        _ => diags.push(Diagnostic::error(
+            with.at(),
+            format!("`with` of `action: {name}` is a mapping"),
+        )),
+    }
+}
+
 fn put_executor(entries: &mut Vec<Entry>, kind: &str, config: Node, span: Span) {
     let executor = map_node(
         vec![
