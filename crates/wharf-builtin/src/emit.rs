@@ -19,23 +19,13 @@ pub(crate) async fn run(
             out.stdout(text.as_bytes()).await;
         }
         wharf_spec::Emit::Outputs(values) => {
-            let Some((_, file)) = job.env.iter().rev().find(|(k, _)| k == "DAGU_OUTPUT_FILE")
-            else {
+            let Some(file) = crate::output_file(job) else {
                 return Ended::Failed(
                     "the step has no DAGU_OUTPUT_FILE to write its outputs to".into(),
                 );
             };
-            let mut records = String::new();
-            for (name, value) in values {
-                // A delimiter that is no line of the value.
-                let mut delimiter = "WHARF_VALUE".to_owned();
-                while value.lines().any(|l| l == delimiter) {
-                    delimiter.push('_');
-                }
-                records.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
-            }
-            if let Err(e) = std::fs::write(file, records) {
-                return Ended::Failed(format!("cannot write the step's outputs to {file}: {e}"));
+            if let Err(e) = crate::write_outputs(file, values.iter().cloned()) {
+                return Ended::Failed(e);
             }
         }
         wharf_spec::Emit::Noop => {}

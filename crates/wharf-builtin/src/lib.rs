@@ -23,6 +23,7 @@ mod s3;
 mod sftp;
 mod sql;
 mod ssh;
+mod state;
 mod template;
 mod wait;
 mod worktree;
@@ -77,6 +78,22 @@ impl Executor for BuiltinExecutor {
                     run,
                     step,
                 } => worktree::run(*add, with, dir, (run, step), job, &mut out).await,
+                BuiltinJob::State {
+                    op,
+                    with,
+                    dag,
+                    root,
+                    by,
+                    home,
+                } => {
+                    let caller = state::Caller {
+                        dag,
+                        root,
+                        by,
+                        home,
+                    };
+                    state::run(*op, with, &caller, job, &mut out).await
+                }
                 BuiltinJob::Redis { command, with } => {
                     redis::run(command, with, job, &mut out).await
                 }
@@ -192,6 +209,33 @@ impl Output {
         exit.stdout_head = head;
         exit
     }
+}
+
+/// The step's `DAGU_OUTPUT_FILE`, when it declares outputs.
+pub(crate) fn output_file(job: &StepJob) -> Option<&str> {
+    job.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "DAGU_OUTPUT_FILE")
+        .map(|(_, v)| v.as_str())
+}
+
+/// Writes a step's outputs to its `DAGU_OUTPUT_FILE`, each as a `NAME<<DELIMITER` record.
+pub(crate) fn write_outputs(
+    file: &str,
+    outputs: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), String> {
+    let mut records = String::new();
+    for (name, value) in outputs {
+        // A delimiter that is no line of the value.
+        let mut delimiter = "WHARF_VALUE".to_owned();
+        while value.lines().any(|l| l == delimiter) {
+            delimiter.push('_');
+        }
+        records.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+    }
+    std::fs::write(file, records)
+        .map_err(|e| format!("cannot write the step's outputs to {file}: {e}"))
 }
 
 /// The executor of one run, as the engine takes it.

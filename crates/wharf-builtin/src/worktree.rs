@@ -40,19 +40,18 @@ pub(crate) async fn run(
         Ok(outputs) => outputs,
         Err(e) => return Ended::Failed(e),
     };
-    let Some((_, file)) = job.env.iter().rev().find(|(k, _)| k == "DAGU_OUTPUT_FILE") else {
+    let Some(file) = crate::output_file(job) else {
         return Ended::Failed("the step has no DAGU_OUTPUT_FILE to write its outputs to".into());
     };
-    let mut records = String::new();
-    for (name, value) in &outputs {
+    let records = outputs.iter().map(|(name, value)| {
         let text = match value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        records.push_str(&format!("{name}<<WHARF_VALUE\n{text}\nWHARF_VALUE\n"));
-    }
-    if let Err(e) = std::fs::write(file, records) {
-        return Ended::Failed(format!("cannot write the step's outputs to {file}: {e}"));
+        (name.clone(), text)
+    });
+    if let Err(e) = crate::write_outputs(file, records) {
+        return Ended::Failed(e);
     }
     out.stdout(format!("{}\n", Value::Object(outputs)).as_bytes())
         .await;

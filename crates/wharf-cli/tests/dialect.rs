@@ -314,8 +314,8 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "`rewind_to` is not supported by wharf",
         ),
         (
-            "steps:\n  - id: a\n    action: state.set\n    with: {key: b}\n",
-            "wharf has no action `state.set`",
+            "steps:\n  - id: a\n    action: k8s.run\n    with: {image: b}\n",
+            "wharf has no action `k8s.run`",
         ),
         (
             "container:\n  image: alpine\n  pull_policy: fallback\n  healthcheck: {test: [CMD, \"true\"]}\nsteps:\n  - id: a\n    run: echo a\n",
@@ -324,10 +324,6 @@ fn a_2x_file_is_told_about_in_2x_words() {
         (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",
             "`retry_policy` needs `limit`",
-        ),
-        (
-            "steps:\n  - id: a\n    action: state.set\n    with: {key: b}\n",
-            "wharf has no action `state.set`",
         ),
         (
             "steps:\n  - id: a\n    run: echo a\n    with: {timeout: 3}\n",
@@ -3412,4 +3408,265 @@ steps:
     ] {
         p.assert_refused(&format!("steps:\n  - id: s\n    {with}\n"), said);
     }
+}
+
+#[test]
+fn state_actions_keep_values_across_runs() {
+    let p = Place::new();
+    let json = |dag: &str, step: &str| -> serde_json::Value {
+        serde_json::from_str(p.logs(dag, step).trim()).expect("a line of JSON")
+    };
+    // A cursor read, moved on and written back under the version it was read at; a
+    // snapshot compared with the last run's; a sub-DAG writing into its root's namespace.
+    let cursor = p.dag(
+        "cursor",
+        r#"type: chain
+steps:
+  - id: load
+    action: state.get
+    with:
+      key: cursors/feed
+      default: {last_id: 0}
+  - id: next
+    run: echo $(( $(printf '%s' '${steps.load.outputs.value}' | sed 's/[^0-9]//g') + 5 ))
+    output: NEXT
+  - id: save
+    action: state.set
+    with:
+      key: cursors/feed
+      expected_version: "${steps.load.outputs.version}"
+      value: {last_id: "${NEXT}"}
+  - id: snapshot
+    action: state.diff
+    with:
+      key: snapshots/feed
+      value: {count: 2, items: [b, a]}
+  - id: peek
+    action: state.diff
+    with: {key: snapshots/other, value: 1, update: false}
+  - id: child
+    action: dag.run
+    with: {dag: child}
+  - id: from_child
+    action: state.get
+    with: {scope: root_dag, key: from-child, required: true}
+  - id: report
+    run: echo "found=${steps.load.outputs.found} v=${steps.save.outputs.version} created=${steps.save.outputs.created} changed=${steps.snapshot.outputs.changed}"
+"#,
+    );
+    p.dag(
+        "child",
+        "steps:\n  - action: state.set\n    with: {scope: root_dag, key: from-child, value: hello}\n",
+    );
+    let out = p.run(&cursor, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let load = json("cursor", "load");
+    assert_eq!(load["found"], false, "{load}");
+    assert_eq!(load["value"], serde_json::json!({"last_id": 0}), "{load}");
+    assert!(load.get("version").is_none(), "{load}");
+    assert_eq!(
+        p.logs("cursor", "report"),
+        "found=false v=1 created=true changed=true\n"
+    );
+    let peek = json("cursor", "peek");
+    assert_eq!(peek["changed"], true);
+    assert_eq!(peek["foundPrevious"], false);
+    assert!(peek.get("version").is_none(), "not written: {peek}");
+    assert_eq!(json("cursor", "from_child")["value"], "hello");
+
+    let out = p.run(&cursor, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let load = json("cursor", "load");
+    assert_eq!(
+        (&load["found"], &load["version"], &load["value"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(1),
+            &serde_json::json!({"last_id": "5"})
+        ),
+        "{load}"
+    );
+    assert_eq!(load["hash"].as_str().map(str::len), Some(64), "{load}");
+    assert_eq!(
+        p.logs("cursor", "report"),
+        "found=true v=2 created=false changed=false\n"
+    );
+    let snapshot = json("cursor", "snapshot");
+    assert_eq!(snapshot["previousVersion"], 1, "{snapshot}");
+    assert_eq!(snapshot["version"], 1, "unchanged, not written: {snapshot}");
+    assert_eq!(snapshot["previous"], snapshot["current"], "{snapshot}");
+    assert_eq!(
+        json("cursor", "peek")["foundPrevious"],
+        false,
+        "update: false"
+    );
+
+    // Shared namespaces, another DAG's own, listing, deleting, and the guards.
+    let other = p.dag(
+        "other",
+        r#"type: chain
+steps:
+  - id: theirs
+    action: state.get
+    with: {scope: dag, namespace: cursor, key: cursors/feed}
+  - id: shared
+    action: state.set
+    with: {scope: custom, namespace: pipeline-v1, key: a/one, value: [1, 2]}
+  - action: state.set
+    with: {scope: custom, namespace: pipeline-v1, key: a/two, value: {x: true}}
+  - action: state.set
+    with: {scope: custom, namespace: pipeline-v1, key: b, value: null}
+  - action: state.set
+    with: {scope: global, key: a/one, value: elsewhere}
+  - id: listed
+    action: state.list
+    with: {scope: custom, namespace: pipeline-v1, prefix: a/, include_values: true}
+  - id: first
+    action: state.list
+    with: {scope: custom, namespace: pipeline-v1, limit: 1}
+  - id: drop
+    action: state.delete
+    with: {scope: custom, namespace: pipeline-v1, key: b}
+  - id: drop_again
+    action: state.delete
+    with: {scope: custom, namespace: pipeline-v1, key: b}
+  - id: stale
+    action: state.set
+    with: {scope: dag, namespace: cursor, key: cursors/feed, expected_version: 1, value: {}}
+    continue_on: {failure: true}
+  - id: taken
+    action: state.set
+    with: {scope: custom, namespace: pipeline-v1, key: a/one, create_only: true, value: 0}
+    continue_on: {failure: true}
+  - id: missing
+    action: state.get
+    with: {key: never, required: true}
+    continue_on: {failure: true}
+"#,
+    );
+    let _ = p.run(&other, &[]);
+    let status = p.status("other");
+    assert_eq!(status["status"], "partially_succeeded", "{status}");
+    assert_eq!(json("other", "theirs")["version"], 2);
+    let listed = json("other", "listed");
+    let entries = listed["entries"].as_array().expect("entries");
+    let keys: Vec<&str> = entries.iter().filter_map(|e| e["key"].as_str()).collect();
+    assert_eq!(keys, ["a/one", "a/two"], "{listed}");
+    assert_eq!(entries[0]["value"], serde_json::json!([1, 2]));
+    assert_eq!(entries[1]["value"], serde_json::json!({"x": true}));
+    assert!(
+        entries[0]["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{listed}"
+    );
+    let first = json("other", "first");
+    assert_eq!(
+        first["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    assert!(first["entries"][0].get("value").is_none(), "{first}");
+    assert_eq!(json("other", "drop")["deleted"], true);
+    assert_eq!(json("other", "drop_again")["deleted"], false);
+    assert!(
+        step_error(&status, "stale").contains("is at version 2, not 1"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "taken").contains("`create_only: true`"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "missing").contains("no entry `never`"),
+        "{status}"
+    );
+
+    // Eight writers at once, each wanting to be the one that creates the key: one is.
+    let race = p.dag(
+        "race",
+        &format!(
+            "steps:\n{}",
+            (0..8)
+                .map(|i| format!(
+                    "  - id: w{i}\n    action: state.set\n    with: {{key: owner, create_only: true, value: {i}}}\n    continue_on: {{failure: true}}\n"
+                ))
+                .collect::<String>()
+        ),
+    );
+    let _ = p.run(&race, &[]);
+    let status = p.status("race");
+    let won = (0..8)
+        .filter(|i| step(&status, &format!("w{i}"))["status"] == "succeeded")
+        .count();
+    assert_eq!(won, 1, "{status}");
+
+    // A secret of the run is never kept.
+    let secret = p.dag(
+        "secret",
+        "secrets:\n  - name: TOKEN\n    provider: env\n    key: STATE_TEST_TOKEN\nsteps:\n  - action: state.set\n    with: {key: t, value: {token: \"${TOKEN}\"}}\n",
+    );
+    let out = p
+        .wharf()
+        .env("STATE_TEST_TOKEN", "s3cr3t-v4lue")
+        .args(["run"])
+        .args([&secret])
+        .run();
+    assert_ne!(out.code, Some(0));
+    let status = p.status("secret");
+    assert!(
+        status.to_string().contains("holds a secret of the run"),
+        "{status}"
+    );
+    assert!(!status.to_string().contains("s3cr3t-v4lue"));
+
+    for (with, said) in [
+        ("action: state.get", "`state.get` needs `with.key`"),
+        (
+            "action: state.set\n    with: {key: a}",
+            "needs `with.value`",
+        ),
+        (
+            "action: state.get\n    with: {key: a, scope: custom}",
+            "`scope: custom` needs `namespace`",
+        ),
+        (
+            "action: state.get\n    with: {key: a, scope: team}",
+            "`scope` must be one of: dag, root_dag, global, custom",
+        ),
+        (
+            "action: state.get\n    with: {key: a//b}",
+            "is not a state key",
+        ),
+        (
+            "action: state.get\n    with: {key: a, namespace: x/y}",
+            "is not a namespace",
+        ),
+        (
+            "action: state.get\n    with: {key: a, prefix: b}",
+            "`state.get` takes no `prefix`",
+        ),
+        (
+            "action: state.list\n    with: {prefix: /a}",
+            "is not a key prefix",
+        ),
+        ("action: state.list\n    with: {limit: -1}", "0 or more"),
+        (
+            "action: state.set\n    with: {key: a, value: 1, expected_version: soon}",
+            "`expected_version` must be a version",
+        ),
+        (
+            "action: state.diff\n    with: {key: a, value: 1, update: maybe}",
+            "true or false",
+        ),
+        ("action: state.frob", "wharf has no action `state.frob`"),
+    ] {
+        p.assert_refused(&format!("steps:\n  - id: s\n    {with}\n"), said);
+    }
+    let dry = p.wharf().args(["dry"]).args([&cursor]).run();
+    assert!(
+        dry.stdout.contains("in wharf (state.diff)"),
+        "{}",
+        dry.stdout
+    );
 }

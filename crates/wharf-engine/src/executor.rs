@@ -198,6 +198,17 @@ pub enum BuiltinJob {
         run: String,
         step: String,
     },
+    /// `state.*`: its `with`, strings expanded; `dag` and `root` name the namespaces of
+    /// the `dag` and `root_dag` scopes, `by` who writes (a JSON object: DAG, run, step);
+    /// the entries are in the store of the installation at `home`.
+    State {
+        op: wharf_spec::StateOp,
+        with: serde_json::Map<String, serde_json::Value>,
+        dag: String,
+        root: String,
+        by: String,
+        home: PathBuf,
+    },
     /// `s3.*`: the DAG's `s3:` under the step's `with`, strings expanded; local paths are
     /// relative to `dir`.
     S3 {

@@ -1600,6 +1600,38 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
             let op = vec![entry("op", scalar(op, action.value.span), span)];
             put_with(entries, diags, &name, with_value, op, "git-worktree", span);
         }
+        state if state.starts_with("state.") => {
+            let Some(op) = crate::model::StateOp::parse(&state["state.".len()..]) else {
+                diags.push(
+                    Diagnostic::error(action.value.at(), format!("wharf has no action `{state}`"))
+                        .with_help("the state actions are state.get, state.set, state.delete, state.list and state.diff"),
+                );
+                return;
+            };
+            // The fields of its result are the step's outputs: declared here, written by
+            // the step.
+            if let Some(own) = entries.iter().find(|e| e.key.as_str() == Some("outputs")) {
+                diags.push(
+                    Diagnostic::error(own.key.span, format!("a `{state}` step's outputs are the action's own"))
+                        .with_help(format!(
+                            "remove `outputs`; read them as `${{steps.ID.outputs.{}}}`, ...",
+                            op.outputs()[4]
+                        )),
+                );
+                return;
+            }
+            // (A step without an `id` has nobody to read them: it only prints its result.)
+            if entries.iter().any(|e| e.key.as_str() == Some("id")) {
+                let declared = op
+                    .outputs()
+                    .iter()
+                    .map(|n| map_node(vec![entry("name", scalar(n, span), span)], span))
+                    .collect();
+                entries.push(entry("outputs", Node { kind: Kind::Seq(declared), span, key: None }, span));
+            }
+            let op = vec![entry("op", scalar(op.name(), action.value.span), span)];
+            put_with(entries, diags, state, with_value, op, "state", span);
+        }
         "s3.upload" | "s3.download" | "s3.list" | "s3.delete" => {
             // The operation goes with `with` as the `s3` step's config.
             let op = name.trim_start_matches("s3.");
@@ -1635,7 +1667,7 @@ fn rewrite_step(step: &mut Node, diags: &mut Vec<Diagnostic>) {
         }
         other => diags.push(
             Diagnostic::error(action.value.at(), format!("wharf has no action `{other}`"))
-                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, s3.upload, s3.download, s3.list, s3.delete, git.worktree.add, git.worktree.remove, router.route and human.task"),
+                .with_help("wharf runs `run` (a shell command) and the actions exec, docker.run, container.run, dag.run, dag.enqueue, http.request, ssh.run, mail.send, jq.filter, log.write, outputs.write, noop, wait.* (duration, until, file, http), file.* (stat, read, write, copy, move, delete, mkdir, list), artifact.* (write, read, list), archive.* (create, extract, list), sqlite.* and postgres.* (query, import), sftp.upload, sftp.download, data.convert, data.pick, template.render, git.checkout, redis.<command>, s3.upload, s3.download, s3.list, s3.delete, git.worktree.add, git.worktree.remove, state.get, state.set, state.delete, state.list, state.diff, router.route and human.task"),
         ),
     }
 }

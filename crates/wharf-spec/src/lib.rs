@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 pub use auth::decode_basic;
 pub use base::{base_config, set_base_config};
 pub use decode::set_default_backend;
+/// The shape of `state.*` keys, prefixes, namespaces and scopes.
+pub mod state {
+    pub use crate::decode::state::{SCOPES, bad_key, bad_namespace, bad_prefix};
+}
 pub use diag::{Diagnostic, Severity};
 pub use dialect::{Dialect, chosen as chosen_dialect, set_dialect};
 pub use graph::{dependency_indices, dependents, execution_order};

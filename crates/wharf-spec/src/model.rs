@@ -420,6 +420,94 @@ pub enum Executor {
     /// Dagu 2.x `git.worktree.add` and `git.worktree.remove`: a linked worktree of the
     /// repository the step's working directory is in, made or removed by `git`.
     GitWorktree(Box<GitWorktree>),
+    /// Dagu 2.x `state.get`, `state.set`, `state.delete`, `state.list`, `state.diff`: JSON
+    /// values kept across runs in the installation's store.
+    State(Box<StateStep>),
+}
+
+/// A `state.*` action and its `with` (snake_case keys; strings may hold variables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateStep {
+    pub op: StateOp,
+    pub with: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateOp {
+    Get,
+    Set,
+    Delete,
+    List,
+    Diff,
+}
+
+impl StateOp {
+    pub const ALL: [Self; 5] = [Self::Get, Self::Set, Self::Delete, Self::List, Self::Diff];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Delete => "delete",
+            Self::List => "list",
+            Self::Diff => "diff",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// The keys of its `with` besides `scope` and `namespace` (snake_case).
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Self::Get => &["key", "default", "required"],
+            Self::Set => &["key", "value", "expected_version", "create_only"],
+            Self::Delete => &["key"],
+            Self::List => &["prefix", "limit", "include_values"],
+            Self::Diff => &["key", "value", "expected_version", "update"],
+        }
+    }
+
+    /// The fields of its result, each an output of the step.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Self::Get => &[
+                "operation",
+                "scope",
+                "namespace",
+                "key",
+                "found",
+                "version",
+                "hash",
+                "value",
+            ],
+            Self::Set => &[
+                "operation",
+                "scope",
+                "namespace",
+                "key",
+                "version",
+                "hash",
+                "created",
+            ],
+            Self::Delete => &["operation", "scope", "namespace", "key", "deleted"],
+            Self::List => &["operation", "scope", "namespace", "prefix", "entries"],
+            Self::Diff => &[
+                "operation",
+                "scope",
+                "namespace",
+                "key",
+                "changed",
+                "foundPrevious",
+                "previousVersion",
+                "version",
+                "hash",
+                "previous",
+                "current",
+            ],
+        }
+    }
 }
 
 /// `git.worktree.add` (`add`) or `git.worktree.remove` and its `with` (snake_case keys,
@@ -945,6 +1033,7 @@ impl Executor {
                 | Self::Router(_)
                 | Self::S3(_)
                 | Self::GitWorktree(_)
+                | Self::State(_)
         )
     }
 }
@@ -1466,7 +1555,8 @@ impl Dag {
                 | Executor::Sftp(_)
                 | Executor::Router(_)
                 | Executor::S3(_)
-                | Executor::GitWorktree(_),
+                | Executor::GitWorktree(_)
+                | Executor::State(_),
                 None,
             ) => Placement::Host,
             (Executor::Docker(d), None) => Placement::OwnContainer {

@@ -20,6 +20,7 @@ mod liveness;
 mod reserve;
 mod schema;
 mod services;
+mod state;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use liveness::{hostname, this_process};
 pub use reserve::{is_full, reserve_released};
 use schema::MIGRATIONS;
 pub use services::Service;
+pub use state::{Put, StateEntry, StateRef, Written};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -200,4 +200,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE approvals ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
 ",
+    // State kept across runs (Dagu 2.x `state.*`): a JSON value per scope, namespace and
+    // key, versioned and hashed, with the run and step that last wrote it.
+    r"
+    CREATE TABLE dag_state (
+        scope TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (scope, namespace, key)
+    ) WITHOUT ROWID;
+",
 ];

@@ -342,6 +342,7 @@ fn placement(dag: &Dag, step: &Step) -> String {
             wharf_spec::Executor::Sql(sql) => format!("in wharf ({})", sql.engine.name()),
             wharf_spec::Executor::Router(_) => "in wharf (a router)".into(),
             wharf_spec::Executor::S3(s3) => format!("in wharf (s3.{})", s3.op.name()),
+            wharf_spec::Executor::State(s) => format!("in wharf (state.{})", s.op.name()),
             wharf_spec::Executor::GitWorktree(w) => format!(
                 "in wharf (git.worktree.{}, with git)",
                 if w.add { "add" } else { "remove" }

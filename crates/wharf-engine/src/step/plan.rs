@@ -510,6 +510,29 @@ pub(super) fn expand_strings(value: &mut serde_json::Value, expand: &dyn Fn(&str
     }
 }
 
+/// Whether a string of `value` holds one of the run's secrets.
+fn holds_secret(value: &serde_json::Value, mask: &wharf_spec::env::Mask) -> bool {
+    match value {
+        serde_json::Value::String(s) => mask.text(s) != *s,
+        serde_json::Value::Array(items) => items.iter().any(|v| holds_secret(v, mask)),
+        serde_json::Value::Object(map) => map.values().any(|v| holds_secret(v, mask)),
+        _ => false,
+    }
+}
+
+/// An action's `with`, every string in it expanded.
+fn expanded(
+    with: serde_json::Map<String, serde_json::Value>,
+    expand: &(dyn Fn(&str) -> String + Sync),
+) -> serde_json::Map<String, serde_json::Value> {
+    with.into_iter()
+        .map(|(k, mut v)| {
+            expand_strings(&mut v, expand);
+            (k, v)
+        })
+        .collect()
+}
+
 /// A `jq`, `http` or `mail` step's job: its command, script and settings expanded.
 fn builtin_job(
     step: &Step,
@@ -579,18 +602,40 @@ fn builtin_job(
                 with,
             }
         }
-        Executor::GitWorktree(w) => {
-            let mut with = serde_json::Value::Object(w.with.clone());
-            expand_strings(&mut with, expand);
-            crate::BuiltinJob::GitWorktree {
-                add: w.add,
-                with: match with {
-                    serde_json::Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                },
-                dir: dir.to_path_buf(),
-                run: ctx.run_id.clone(),
-                step: step.id.clone().unwrap_or_else(|| step.name.clone()),
+        Executor::GitWorktree(w) => crate::BuiltinJob::GitWorktree {
+            add: w.add,
+            with: expanded(w.with.clone(), expand),
+            dir: dir.to_path_buf(),
+            run: ctx.run_id.clone(),
+            step: step.id.clone().unwrap_or_else(|| step.name.clone()),
+        },
+        Executor::State(state) => {
+            let with = expanded(state.with.clone(), expand);
+            // What is kept across runs is in the store in clear: no secret of the run.
+            if !ctx.mask.is_empty() {
+                for key in ["value", "default"] {
+                    if with.get(key).is_some_and(|v| holds_secret(v, &ctx.mask)) {
+                        return Err(format!(
+                            "`with.{key}` holds a secret of the run: state is kept in the store as it is written, so it never takes a secret"
+                        ));
+                    }
+                }
+            }
+            let step_name = step.id.clone().unwrap_or_else(|| step.name.clone());
+            crate::BuiltinJob::State {
+                op: state.op,
+                with,
+                root: vars
+                    .get("run.root_name")
+                    .map_or_else(|| dag.name.clone(), str::to_owned),
+                dag: dag.name.clone(),
+                by: serde_json::json!({
+                    "dag_name": dag.name,
+                    "dag_run_id": ctx.run_id,
+                    "step_name": step_name,
+                })
+                .to_string(),
+                home: home.to_path_buf(),
             }
         }
         Executor::S3(s3) => {
@@ -599,14 +644,9 @@ fn builtin_job(
             for (k, v) in &s3.with {
                 with.insert(k.clone(), v.clone());
             }
-            let mut with = serde_json::Value::Object(with);
-            expand_strings(&mut with, expand);
             crate::BuiltinJob::S3 {
                 op: s3.op,
-                with: match with {
-                    serde_json::Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                },
+                with: expanded(with, expand),
                 dir: dir.to_path_buf(),
             }
         }

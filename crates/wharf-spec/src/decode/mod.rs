@@ -21,6 +21,7 @@ mod keys;
 mod reader;
 mod router;
 mod sql;
+pub(crate) mod state;
 mod step;
 mod swarm;
 mod values;

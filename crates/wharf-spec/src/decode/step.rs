@@ -982,6 +982,10 @@ fn executor(d: &mut Decoder, f: &Fields, shared: bool) -> Executor {
             Some(step) => Executor::GitWorktree(Box::new(step)),
             None => Executor::Emit(Box::new(Emit::Noop)),
         },
+        "state" if d.v2 => match super::state::state_step(d, config, type_node) {
+            Some(step) => Executor::State(Box::new(step)),
+            None => Executor::Emit(Box::new(Emit::Noop)),
+        },
         "s3" if d.v2 => match super::data::s3_step(d, config, type_node) {
             Some(step) => Executor::S3(Box::new(step)),
             None => Executor::Emit(Box::new(Emit::Noop)),
