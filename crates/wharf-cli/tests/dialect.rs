@@ -318,8 +318,32 @@ fn a_2x_file_is_told_about_in_2x_words() {
             "wharf has no action `k8s.run`",
         ),
         (
-            "container:\n  image: alpine\n  pull_policy: fallback\n  healthcheck: {test: [CMD, \"true\"]}\nsteps:\n  - id: a\n    run: echo a\n",
-            "`healthcheck` is not supported by wharf",
+            "container:\n  image: alpine\n  pull_policy: fallback\n  healthcheck: {test: [CMD]}\nsteps:\n  - id: a\n    run: echo a\n",
+            "invalid `healthcheck.test`: `CMD` needs the program to run after it",
+        ),
+        (
+            "container:\n  image: alpine\n  healthcheck: {test: [RUN, x]}\nsteps:\n  - id: a\n    run: echo a\n",
+            "it must start with NONE, CMD or CMD-SHELL",
+        ),
+        (
+            "container:\n  image: alpine\n  healthcheck: {interval: 1s}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`healthcheck` needs `test`",
+        ),
+        (
+            "container:\n  image: alpine\n  healthcheck: {test: \"pg_isready\", interval: soon}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`healthcheck.interval` must be a duration of at least 1ms",
+        ),
+        (
+            "container:\n  image: alpine\n  healthcheck: {test: [NONE], retries: -1}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`healthcheck.retries` must be a whole number",
+        ),
+        (
+            "steps:\n  - id: a\n    run: echo a\n    container: {image: alpine, backend: swarm, healthcheck: {test: [NONE]}}\n",
+            "a Swarm job gets no `healthcheck`",
+        ),
+        (
+            "container: {exec: box, healthcheck: {test: [NONE]}}\nsteps:\n  - id: a\n    run: echo a\n",
+            "`healthcheck` does not apply with `exec`",
         ),
         (
             "steps:\n  - id: a\n    run: echo a\n    retry_policy: {limt: 1}\n",

@@ -422,6 +422,41 @@ steps:
     );
     assert_eq!(p.logs(&u.name, "cmd_1"), "ran\n");
     assert!(u.containers().is_empty(), "{:?}", u.containers());
+
+    // A healthcheck of the DAG's own (Dagu 2.x): the steps wait for it.
+    let dag = p.dag(
+        &u.name,
+        r#"max_clean_up_time_sec: 1
+container:
+  image: wharf-test/base:latest
+  startup: command
+  command: [sh, -c, "sleep 1; touch /tmp/ok; exec sleep 3600"]
+  wait_for: healthy
+  healthcheck:
+    test: [CMD-SHELL, "test -f /tmp/ok"]
+    interval: 200ms
+    timeout: 1s
+    start_period: 0s
+    retries: 20
+steps:
+  - id: first
+    run: ls /tmp/ok
+"#,
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs(&u.name, "first"), "/tmp/ok\n");
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
+
+    // It takes the place of the image's: `[NONE]` turns the image's off.
+    let dag = p.dag(
+        &u.name,
+        "container:\n  image: wharf-test/healthy:latest\n  startup: entrypoint\n  wait_for: healthy\n  healthcheck: {test: [NONE]}\nsteps:\n  - id: first\n    run: echo ran\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("no healthcheck"), "{}", out.stderr);
+    assert!(u.containers().is_empty(), "{:?}", u.containers());
 }
 
 /// Runs a DAG whose container never gets ready; returns the run's error.
@@ -476,6 +511,18 @@ fn readiness_fails_at_once_on_exit_or_unhealthy_and_after_the_limit() {
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(20), "at once");
+
+    // A failing healthcheck of the DAG's own, over the healthy image's.
+    let error = not_ready(
+        &p,
+        &u,
+        "  image: wharf-test/healthy:latest\n  startup: entrypoint\n  waitFor: healthy\n  healthcheck:\n    test: [CMD-SHELL, \"echo not-yet; exit 1\"]\n    interval: 100ms\n    retries: 1\n",
+        &[],
+    );
+    assert!(
+        error.contains("turned unhealthy") && error.contains("not-yet"),
+        "{error}"
+    );
 
     let error = not_ready(
         &p,

@@ -1348,6 +1348,41 @@ pub struct Container {
     /// `shell` (Dagu 2.x): the steps' command lines run as its last argument (`[sh,
     /// -c]`; a lone program gets `-c`), not split into words.
     pub shell: Vec<String>,
+    /// `healthcheck` (Dagu 2.x): the container's own, over the image's.
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// A container's healthcheck, as Docker takes it: `test` (`[NONE]`, `[CMD, prog, args...]`
+/// or `[CMD-SHELL, line]`) and its timing (None: Docker's default, or the image's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Option<std::time::Duration>,
+    pub timeout: Option<std::time::Duration>,
+    pub start_period: Option<std::time::Duration>,
+    pub retries: Option<u32>,
+}
+
+impl Healthcheck {
+    /// Docker's `HealthConfig` (durations in nanoseconds).
+    pub fn to_docker(&self) -> serde_json::Value {
+        let ns = |d: Option<std::time::Duration>| {
+            d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("Test".into(), self.test.clone().into());
+        for (key, value) in [
+            ("Interval", ns(self.interval)),
+            ("Timeout", ns(self.timeout)),
+            ("StartPeriod", ns(self.start_period)),
+            ("Retries", self.retries.map(i64::from)),
+        ] {
+            if let Some(v) = value {
+                m.insert(key.into(), v.into());
+            }
+        }
+        serde_json::Value::Object(m)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

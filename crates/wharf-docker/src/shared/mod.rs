@@ -36,8 +36,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, ExecConfig, HealthConfig, HostConfig, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, EventsOptions, LogsOptions, RemoveContainerOptions,
@@ -574,6 +574,14 @@ fn create_body(
         cmd,
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck: cfg.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: nanos(h.interval),
+            timeout: nanos(h.timeout),
+            start_period: nanos(h.start_period),
+            retries: h.retries.map(i64::from),
+            ..Default::default()
+        }),
         host_config: Some(HostConfig {
             binds: (!binds.is_empty()).then_some(binds),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
@@ -584,6 +592,10 @@ fn create_body(
         networking_config: endpoints,
         ..Default::default()
     })
+}
+
+fn nanos(d: Option<std::time::Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn unix_now() -> i32 {

@@ -116,7 +116,7 @@ pub(super) async fn ready(docker: &Docker, c: &Running, setup: &SharedSetup) -> 
     let wait_healthy = cfg.wait_for == WaitFor::Healthy && has_healthcheck;
     if cfg.wait_for == WaitFor::Healthy && !has_healthcheck {
         (setup.notice)(format!(
-            "warning: `waitFor: healthy`, but the image {} has no healthcheck: waiting for `running` only",
+            "warning: `waitFor: healthy`, but the container (image {}) has no healthcheck, from its image or its `healthcheck`: waiting for `running` only",
             cfg.image.as_deref().unwrap_or_default()
         ));
     }

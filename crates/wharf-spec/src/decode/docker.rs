@@ -200,6 +200,7 @@ pub(crate) fn container(d: &mut Decoder, node: &Node) -> Option<Container> {
         );
     }
     c.keep_container = d.opt_bool(&f, "keepContainer").unwrap_or(false);
+    c.healthcheck = f.get("healthcheck").and_then(|n| healthcheck(d, n));
     if let Some(n) = f.get("shell") {
         c.shell = match &n.kind {
             Kind::Seq(_) => d.strings(n, "`shell`"),
@@ -240,6 +241,13 @@ fn step_container_backend(d: &mut Decoder, node: &Node, mut s: DockerStep) -> Do
         local_only.push((
             span,
             "`ports` publish a container's ports on one engine; a Swarm job publishes none"
+                .to_owned(),
+        ));
+    }
+    if let Some(span) = f.key_span("healthcheck") {
+        local_only.push((
+            span,
+            "a Swarm job gets no `healthcheck` from wharf: its step ends when its program does"
                 .to_owned(),
         ));
     }
@@ -327,6 +335,9 @@ fn step_container_fields(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
     if let Some(user) = c.user {
         s.container.insert("User".into(), Value::String(user));
     }
+    if let Some(h) = &c.healthcheck {
+        s.container.insert("Healthcheck".into(), h.to_docker());
+    }
     if !c.ports.is_empty() {
         let mut exposed = serde_json::Map::new();
         let mut bindings = serde_json::Map::new();
@@ -356,6 +367,76 @@ fn step_container_fields(d: &mut Decoder, node: &Node) -> Option<DockerStep> {
             .insert("NetworkMode".into(), Value::String(network.mode()));
     }
     Some(s)
+}
+
+/// A container's `healthcheck`: `test` as Docker takes it (a text alone is a shell
+/// line, `CMD-SHELL`), Go durations, `retries`.
+fn healthcheck(d: &mut Decoder, node: &Node) -> Option<Healthcheck> {
+    let f = d.fields(node, "`healthcheck`", &HEALTHCHECK_KEYS)?;
+    let Some(test_node) = f.get("test") else {
+        d.diags.push(
+            Diagnostic::error(node.at(), "`healthcheck` needs `test`")
+                .with_help("`test: [CMD-SHELL, \"pg_isready\"]`, `[CMD, prog, arg]`, or `[NONE]` to turn the image's off"),
+        );
+        return None;
+    };
+    let test = match &test_node.kind {
+        Kind::Seq(_) => d.strings(test_node, "`healthcheck.test`"),
+        _ => {
+            let line = d.string(test_node, "`healthcheck.test`")?;
+            vec!["CMD-SHELL".to_owned(), line]
+        }
+    };
+    let problem = match test.first().map(String::as_str) {
+        Some("NONE") if test.len() == 1 => None,
+        Some("NONE") => Some("`[NONE]` takes nothing after it"),
+        Some("CMD") if test.len() >= 2 => None,
+        Some("CMD") => Some("`CMD` needs the program to run after it"),
+        Some("CMD-SHELL") if test.len() == 2 => None,
+        Some("CMD-SHELL") => Some("`CMD-SHELL` takes one command line after it"),
+        _ => Some("it must start with NONE, CMD or CMD-SHELL"),
+    };
+    if let Some(problem) = problem {
+        d.diags.push(
+            Diagnostic::error(test_node.at(), format!("invalid `healthcheck.test`: {problem}"))
+                .with_help("`[CMD-SHELL, \"curl -f http://localhost/ || exit 1\"]` or `[CMD, pg_isready, -U, app]`"),
+        );
+        return None;
+    }
+    let duration = |d: &mut Decoder, key: &str| -> Option<std::time::Duration> {
+        let n = f.get(key)?;
+        let text = d.string(n, &format!("`{}`", f.written(key)))?;
+        match formats::go_duration(&text) {
+            Some(t) if t.is_zero() || t >= std::time::Duration::from_millis(1) => Some(t),
+            _ => {
+                d.expected(
+                    n,
+                    &format!("`healthcheck.{}`", f.written(key)),
+                    "a duration of at least 1ms (`500ms`, `5s`, `1m30s`)",
+                );
+                None
+            }
+        }
+    };
+    let interval = duration(d, "interval");
+    let timeout = duration(d, "timeout");
+    let start_period = duration(d, "startPeriod");
+    let retries = f
+        .get("retries")
+        .and_then(|n| match n.as_int().map(u32::try_from) {
+            Some(Ok(r)) => Some(r),
+            _ => {
+                d.expected(n, "`healthcheck.retries`", "a whole number, 0 or more");
+                None
+            }
+        });
+    Some(Healthcheck {
+        test,
+        interval,
+        timeout,
+        start_period,
+        retries,
+    })
 }
 
 /// `exec` or `image`, and what `exec` (into a running container) does not take.

@@ -208,12 +208,16 @@ pub(crate) const CONTAINER_KEYS: Keys = Keys {
         "placement",
         "resources",
         "shell",
+        "healthcheck",
     ],
     ignored: &[],
-    unsupported: &[(
-        "healthcheck",
-        "wharf waits on the image's own HEALTHCHECK (`wait_for: healthy`); a healthcheck written in the DAG is not applied (build it into the image, or wait with `log_pattern`)",
-    )],
+    unsupported: &[],
+};
+
+pub(crate) const HEALTHCHECK_KEYS: Keys = Keys {
+    known: &["test", "interval", "timeout", "startPeriod", "retries"],
+    ignored: &[],
+    unsupported: &[],
 };
 
 pub(crate) const HANDLER_KEYS: Keys = Keys {
