@@ -278,7 +278,7 @@ pub(crate) struct ExecArgs {
     /// A base configuration to inherit instead of the installation's `base.yaml`.
     #[arg(long, value_name = "FILE")]
     pub base: Option<PathBuf>,
-    /// Accepted for Dagu's command line and refused: wharf has no workers to select.
+    /// Accepted for Dagu's command line and refused: the command runs on this machine.
     #[arg(long, value_name = "KEY=VALUE")]
     pub worker_label: Vec<String>,
     /// Print the command's output as it comes.

@@ -352,25 +352,68 @@ fn a_missing_step_working_directory_is_created() {
     );
 }
 
-// Keys wharf cannot honour are refused, never accepted and ignored.
+// Keys wharf cannot honour are refused, never accepted and ignored: `llm`, and a
+// `workerSelector` (Swarm nodes by label) over a step that runs on this machine.
 #[test]
-fn llm_and_worker_selectors_are_refused() {
+fn llm_and_worker_selectors_of_host_steps_are_refused() {
     let p = Place::new();
     let dag = p.dag(
         "unhonoured",
-        "llm:\n  provider: openai\nrunConfig:\n  disableParamEdit: true\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: s\n    command: echo hi\n    workerSelector:\n      gpu: \"true\"\n",
+        "llm:\n  provider: openai\nrunConfig:\n  disableParamEdit: true\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: s\n    command: echo hi\n    workerSelector:\n      gpu: \"true\"\n  - name: here\n    command: echo hi\n    workerSelector: local\n  - name: boxed\n    container: {image: alpine}\n    command: echo hi\n",
     );
     let out = p.wharf().args(["validate"]).arg_path(&dag).run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    for (line, key) in [(1, "llm"), (5, "workerSelector"), (10, "workerSelector")] {
-        assert!(
-            out.stderr.contains(&format!("unhonoured.yaml:{line}:"))
-                && out
-                    .stderr
-                    .contains(&format!("`{key}` is not supported by wharf")),
-            "{key}: {}",
-            out.stderr
-        );
+    assert!(
+        out.stderr.contains("unhonoured.yaml:1:")
+            && out.stderr.contains("`llm` is not supported by wharf"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("unhonoured.yaml:10:")
+            && out.stderr.contains(
+                "`workerSelector` sends the step `s` to a Swarm node with its labels, and only a step in a container of its own can go there"
+            ),
+        "{}",
+        out.stderr
+    );
+    // `local` runs it here; a step in a container goes to such a node.
+    assert!(!out.stderr.contains("`here`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("`boxed`"), "{}", out.stderr);
+    assert!(out.stderr.contains("(2 errors)"), "{}", out.stderr);
+
+    let dag = p.dag(
+        "selected",
+        "workerSelector:\n  gpu: \"true\"\n  zone: eu-1\nsteps:\n  - name: boxed\n    container: {image: alpine, placement: {constraints: [\"node.role == worker\"]}}\n    command: echo hi\n  - name: here\n    workerSelector: local\n    container: {image: alpine}\n    command: echo hi\n",
+    );
+    let out = p.wharf().args(["dry"]).arg_path(&dag).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("swarm: a job of the swarm, on a node where node.role == worker and node.labels.gpu == true and node.labels.zone == eu-1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches("swarm:").count(), 1, "{}", out.stdout);
+
+    for (yaml, said) in [
+        (
+            "workerSelector: {gpu: \"true\"}\ncontainer: {image: alpine}\nsteps:\n  - echo hi\n",
+            "the DAG-level `container` is one container on wharf's own engine",
+        ),
+        (
+            "workerSelector: {gpu: \"true\"}\nbackend: local\nsteps:\n  - name: a\n    container: {image: alpine}\n    command: echo hi\n",
+            "`workerSelector` and `backend: local` disagree",
+        ),
+        (
+            "workerSelector: [gpu]\nsteps:\n  - echo hi\n",
+            "`workerSelector` must be a mapping of node labels or `local`",
+        ),
+        (
+            "steps:\n  - name: a\n    container: {exec: box}\n    workerSelector: {gpu: \"a b\"}\n    command: echo hi\n",
+            "is not a node label",
+        ),
+    ] {
+        p.assert_refused(yaml, said);
     }
 }
 

@@ -258,6 +258,38 @@ fn container_steps_run_as_swarm_jobs() {
                 && html.contains(&format!("{label}=yes")),
             "{html}"
         );
+
+        // `workerSelector` picks workers by these labels: a step in a container runs as a
+        // job on a node that has them all; labels no node has end the step within its
+        // timeout, saying why; `local` keeps a step on this engine whatever the default.
+        let selected = p.dag(
+            "selected",
+            &format!(
+                "workerSelector: {{{label}: \"yes\"}}\ntype: graph\nsteps:\n  - name: there\n    container: {{image: \"wharf-test/base:latest\"}}\n    command: echo there\n  - name: nowhere\n    timeoutSec: 3\n    workerSelector: {{{label}: \"no\"}}\n    container: {{image: \"wharf-test/base:latest\"}}\n    command: echo never\n  - name: here\n    workerSelector: local\n    container: {{image: \"wharf-test/base:latest\"}}\n    command: echo here\n"
+            ),
+        );
+        let out = p.run(&selected, &[]);
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let status = p.status("selected");
+        assert!(
+            step(&status, "there")["ranOn"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("swarm node "),
+            "{status}"
+        );
+        assert_eq!(p.logs("selected", "there"), "there\n");
+        let error = step_error(&status, "nowhere");
+        assert!(error.contains("no suitable node"), "{error}");
+        assert_eq!(step(&status, "here")["status"], "succeeded", "{status}");
+        assert!(
+            !step(&status, "here")["ranOn"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("swarm node "),
+            "{status}"
+        );
+        assert!(services().is_empty(), "services left: {}", services());
     }
 
     // Steps that name no backend run on the installation's.

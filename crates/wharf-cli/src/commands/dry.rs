@@ -464,6 +464,16 @@ fn step_details(w: &mut String, step: &Step, resolved: &Resolved) {
             opts.push(format!("platform {p}"));
         }
         let _ = writeln!(w, "        docker: {}", opts.join(", "));
+        if d.backend == wharf_spec::Backend::Swarm {
+            let mut on = String::from("a job of the swarm");
+            if !d.swarm.constraints.is_empty() {
+                on.push_str(&format!(
+                    ", on a node where {}",
+                    d.swarm.constraints.join(" and ")
+                ));
+            }
+            let _ = writeln!(w, "        swarm: {on}");
+        }
     }
     let mut policies = Vec::new();
     if let Some(r) = &step.retry {

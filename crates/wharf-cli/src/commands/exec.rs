@@ -22,8 +22,9 @@ pub(crate) fn run(args: &ExecArgs, term: &Term) -> Result<ExitCode> {
     };
     if !args.worker_label.is_empty() {
         return Err(Error::Usage(
-            "`--worker-label`: wharf has no workers to select (a DAG's `workerSelector` is \
-             refused too); leave it out to run the command here"
+            "`--worker-label`: the command runs on this machine, and a worker label selects \
+             a Swarm node only for a step in a container (a DAG's `workerSelector`); leave \
+             it out to run the command here"
                 .into(),
         ));
     }

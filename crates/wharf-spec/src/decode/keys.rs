@@ -57,15 +57,10 @@ pub(crate) const ROOT_KEYS: Keys = Keys {
         "ssh",
         "backend",
         "otel",
+        "workerSelector",
     ],
     ignored: &[],
-    unsupported: &[
-        ("llm", "wharf runs commands and containers, not LLM agents"),
-        (
-            "workerSelector",
-            "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
-        ),
-    ],
+    unsupported: &[("llm", "wharf runs commands and containers, not LLM agents")],
 };
 
 pub(crate) const OTEL_KEYS: Keys = Keys {
@@ -138,13 +133,10 @@ pub(crate) const STEP_KEYS: Keys = Keys {
         "outputs",
         "stdoutOutputs",
         "foreach",
+        "workerSelector",
     ],
     ignored: &[],
     unsupported: &[
-        (
-            "workerSelector",
-            "wharf has no workers to select: steps run on this machine or in its Docker (remove `workerSelector`)",
-        ),
         ("llm", "wharf runs commands and containers, not LLM agents"),
         (
             "foreach",

@@ -120,6 +120,29 @@ pub(crate) fn dag(
     // The backend of the docker steps that name none.
     let own_backend = f.get("backend").and_then(|n| swarm::backend(d, n));
     d.backend = own_backend.or_else(swarm::default_backend);
+    // `workerSelector`: labels send the steps' containers to Swarm nodes with them,
+    // `local` keeps them on wharf's engine.
+    let selector = f
+        .get("workerSelector")
+        .and_then(|n| swarm::worker_selector(d, n));
+    if let (Some(sel), Some(span)) = (&selector, f.key_span("workerSelector")) {
+        let backend = swarm::selected_backend(sel);
+        if own_backend.is_some_and(|b| b != backend) {
+            d.error(
+                span,
+                format!(
+                    "`workerSelector` and `backend: {}` disagree on where the steps run; keep one",
+                    own_backend.unwrap_or_default().as_str()
+                ),
+            );
+        } else if backend == Backend::Swarm && container.is_some() {
+            d.diags.push(
+                Diagnostic::error(span, "`workerSelector` sends the steps to Swarm nodes, but the DAG-level `container` is one container on wharf's own engine")
+                    .with_help("give the steps their own `container:` (each a Swarm job on such a node), or remove `workerSelector`"),
+            );
+        }
+        d.backend = Some(backend);
+    }
     if own_backend == Some(Backend::Swarm)
         && container.is_some()
         && let Some(span) = f.key_span("backend")
@@ -261,12 +284,23 @@ pub(crate) fn dag(
     };
     d.nix_shell = dag.shell.as_deref().is_some_and(formats::is_nix_shell);
     if let Some(handlers) = f.get("handlerOn") {
-        dag.handlers = handler_on(d, handlers, dag.container.is_some());
+        dag.handlers = handler_on(d, handlers, dag.container.is_some(), selector.as_ref());
     }
     let shared = dag.container.is_some();
     let mut raw = Vec::new();
     match f.get("steps") {
-        Some(steps) => raw = step::steps_of(d, steps, shared),
+        Some(steps) => {
+            raw = step::steps_of(d, steps, shared);
+            // The DAG's selector, for the steps without their own.
+            if let Some(sel @ swarm::Selector::Labels(_)) = &selector
+                && !shared
+            {
+                for r in raw.iter_mut().filter(|r| !r.selected) {
+                    let span = r.step.span;
+                    swarm::select_nodes(d, sel, &mut r.step, span);
+                }
+            }
+        }
         None => {
             let span = f.key_span("steps").unwrap_or(root.at());
             d.diags.push(
@@ -322,7 +356,12 @@ fn schedule(d: &mut Decoder, node: &Node) -> Schedule {
     s
 }
 
-fn handler_on(d: &mut Decoder, node: &Node, shared: bool) -> Handlers {
+fn handler_on(
+    d: &mut Decoder,
+    node: &Node,
+    shared: bool,
+    selector: Option<&swarm::Selector>,
+) -> Handlers {
     let mut h = Handlers::default();
     let Some(f) = d.fields(node, "`handlerOn`", &HANDLER_KEYS) else {
         return h;
@@ -348,6 +387,13 @@ fn handler_on(d: &mut Decoder, node: &Node, shared: bool) -> Handlers {
         let mut s = raw.step;
         if s.generated_name {
             s.name = default.to_owned();
+        }
+        if let Some(sel) = selector
+            && !raw.selected
+            && !shared
+        {
+            let span = s.span;
+            swarm::select_nodes(d, sel, &mut s, span);
         }
         Some(Box::new(s))
     };

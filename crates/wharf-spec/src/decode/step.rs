@@ -18,6 +18,8 @@ pub(crate) struct RawStep {
     pub depends: Depends,
     /// The index of the `steps` item the step came from (parallel groups share one).
     pub item: usize,
+    /// It has a `workerSelector` of its own (the DAG's does not apply to it).
+    pub selected: bool,
 }
 
 pub(crate) fn steps_of(d: &mut Decoder, node: &Node, shared: bool) -> Vec<RawStep> {
@@ -130,6 +132,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             },
             depends: None,
             item: 0,
+            selected: false,
         });
     }
     let f = d.fields(node, "a step", &STEP_KEYS)?;
@@ -178,7 +181,17 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .map(|s| vec![(s, n.at())])
             .unwrap_or_default(),
     });
+    // A step's own `workerSelector` decides the backend of its container, as a DAG's
+    // `backend` would.
+    let selector = f
+        .get("workerSelector")
+        .and_then(|n| super::swarm::worker_selector(d, n));
+    let dag_backend = d.backend;
+    if let Some(sel) = &selector {
+        d.backend = Some(super::swarm::selected_backend(sel));
+    }
     let executor = executor(d, &f, shared);
+    d.backend = dag_backend;
     let script = d.opt_string(&f, "script");
     if let (Executor::Docker(_), Some(span)) = (&executor, f.key_span("script")) {
         // As Dagu: a container step runs its image's program with `command`; a script
@@ -308,10 +321,15 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         span,
     };
     builtin_needs(d, &step, node);
+    let mut step = step;
+    if let (Some(sel), Some(at)) = (&selector, f.key_span("workerSelector")) {
+        super::swarm::select_nodes(d, sel, &mut step, at);
+    }
     Some(RawStep {
         step,
         depends,
         item: 0,
+        selected: selector.is_some(),
     })
 }
 

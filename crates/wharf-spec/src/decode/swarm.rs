@@ -38,6 +38,100 @@ pub(crate) fn backend(d: &mut Decoder, node: &Node) -> Option<Backend> {
     }
 }
 
+/// `workerSelector`: the workers a DAG or a step runs on. wharf's workers are the nodes of
+/// the swarm its Docker engine manages (the API's `/workers`), so labels select Swarm
+/// nodes: the steps that make a container run as Swarm jobs constrained to nodes with all
+/// of them; `local` keeps the steps on wharf's own engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Selector {
+    Local,
+    Labels(Vec<(String, String)>),
+}
+
+pub(crate) fn worker_selector(d: &mut Decoder, node: &Node) -> Option<Selector> {
+    let help = "`workerSelector: {gpu: \"true\"}` (the labels of a Swarm node: `docker node update --label-add gpu=true NODE`), or `local`";
+    if let Some(map) = node.as_map() {
+        let mut labels = Vec::new();
+        for e in map {
+            let key = e.key.as_str().unwrap_or_default().trim().to_owned();
+            let value = match &e.value.kind {
+                crate::yaml::Kind::Scalar(s) if !e.value.is_null() => s.text.trim().to_owned(),
+                _ => String::new(),
+            };
+            let bad = |t: &str| {
+                t.is_empty() || t.contains(|c: char| c.is_whitespace() || c == '=' || c == '!')
+            };
+            if bad(&key) || bad(&value) {
+                d.diags.push(
+                    Diagnostic::error(e.key.span, format!("`workerSelector` label `{key}: {value}` is not a node label (a name and a value, neither empty nor with spaces, `=` or `!`)"))
+                        .with_help(help),
+                );
+                continue;
+            }
+            labels.push((key, value));
+        }
+        return (!labels.is_empty()).then_some(Selector::Labels(labels));
+    }
+    match node.as_str().map(str::trim) {
+        Some("local") => Some(Selector::Local),
+        _ => {
+            d.diags.push(
+                Diagnostic::error(
+                    node.at(),
+                    format!(
+                        "`workerSelector` must be a mapping of node labels or `local`, found {}",
+                        node.describe()
+                    ),
+                )
+                .with_help(help),
+            );
+            None
+        }
+    }
+}
+
+/// The backend a selector gives the steps that make a container.
+pub(crate) fn selected_backend(selector: &Selector) -> Backend {
+    match selector {
+        Selector::Local => Backend::Local,
+        Selector::Labels(_) => Backend::Swarm,
+    }
+}
+
+/// A step under a label selector: a Swarm job constrained to nodes with those labels, or
+/// (one that makes no container of its own) an error at `span`.
+pub(crate) fn select_nodes(d: &mut Decoder, selector: &Selector, step: &mut Step, span: Span) {
+    let Selector::Labels(labels) = selector else {
+        return;
+    };
+    match &mut step.executor {
+        Executor::Docker(s) if s.backend == Backend::Swarm && s.image.is_some() => {
+            for (k, v) in labels {
+                let c = format!("node.labels.{k} == {v}");
+                if !s.swarm.constraints.contains(&c) {
+                    s.swarm.constraints.push(c);
+                }
+            }
+        }
+        Executor::Docker(_) => d.diags.push(
+            Diagnostic::error(span, format!("`workerSelector` sends {} to a Swarm node with its labels, but it runs in a container of wharf's own engine", named(step)))
+                .with_help("give its container an `image` and no `backend: local`, or give the step `workerSelector: local`"),
+        ),
+        _ => d.diags.push(
+            Diagnostic::error(span, format!("`workerSelector` sends {} to a Swarm node with its labels, and only a step in a container of its own can go there: this one runs on this machine", named(step)))
+                .with_help("give the step a `container: {image: ...}` (it runs as a Swarm job on such a node), or `workerSelector: local` to run it here"),
+        ),
+    }
+}
+
+fn named(step: &Step) -> String {
+    if step.name.is_empty() {
+        "the step".to_owned()
+    } else {
+        format!("the step `{}`", step.name)
+    }
+}
+
 /// What a container config holds that only one engine's containers have, with where it
 /// is written: an error once the step turns out to run on Swarm.
 pub(crate) type LocalOnly = Vec<(Span, String)>;
