@@ -3694,3 +3694,37 @@ steps:
         dry.stdout
     );
 }
+
+// A DAG's shell given with `-c` (`[sh, -c]`, a wrapper that passes its arguments on) runs
+// a multi-line script too: the script's file is named where the command line would be.
+#[test]
+fn a_script_runs_through_a_shell_given_with_its_c() {
+    let p = Place::new();
+    std::fs::write(
+        p.path("wrapper"),
+        "#!/bin/sh\nprintf '%s\\n' \"$1\" > first-arg.txt\nexec /bin/sh \"$@\"\n",
+    )
+    .expect("wrapper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p.path("wrapper"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let dag = p.dag(
+        "wrapped",
+        "params:\n  - name: arg\nworking_dir: .\nshell:\n  - ./wrapper\n  - \"${params.arg}\"\nsteps:\n  - id: write\n    run: |\n      test \"$(cat first-arg.txt)\" = \"-c\"\n      printf '%s\\n' done > wrapped.txt\n",
+    );
+    let out = p.run(&dag, &["--", "arg=-c"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("wrapped.txt")).expect("written"),
+        "done\n"
+    );
+    let plain = p.dag(
+        "plain_c",
+        "shell: [sh, -c]\nsteps:\n  - id: two\n    run: |\n      a=1\n      echo \"a=$a\"\n",
+    );
+    let out = p.run(&plain, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("plain_c", "two"), "a=1\n");
+}

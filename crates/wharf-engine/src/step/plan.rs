@@ -164,17 +164,20 @@ pub(super) fn program_of(
     };
     std::fs::write(&file, script.as_bytes())
         .map_err(|e| format!("cannot write the script to {}: {e}", file.display()))?;
+    // Executable: run by its `#!` line, or named to a shell whose arguments end in `-c`
+    // (`shell: [sh, -c]`), which runs it as a program (a file without `#!` is a script of
+    // that shell).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make the script executable: {e}"))?;
+    }
     match line {
         Some(line) => Ok(Program::Line(format!(
             "{line} {}",
             shell_words::quote(&file.to_string_lossy())
         ))),
-        None if script.starts_with("#!") => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("cannot make the script executable: {e}"))?;
-            Ok(Program::Executable(file))
-        }
+        None if script.starts_with("#!") => Ok(Program::Executable(file)),
         None => Ok(Program::Script(file)),
     }
 }
