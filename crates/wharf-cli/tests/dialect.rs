@@ -3728,3 +3728,24 @@ fn a_script_runs_through_a_shell_given_with_its_c() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(p.logs("plain_c", "two"), "a=1\n");
 }
+
+// Shell-style forms in fields wharf expands itself (no shell after it): applied to a
+// name the run knows, left as written otherwise.
+#[test]
+fn shell_style_env_forms_in_fields_without_a_shell() {
+    let p = Place::new();
+    let dag = p.dag(
+        "styles",
+        "working_dir: .\nenv:\n  - SERVICE=api\n  - EMPTY: \"\"\nsteps:\n  - id: write\n    action: file.write\n    with:\n      path: shell-style.txt\n      content: |\n        ${SERVICE:-fallback}\n        ${EMPTY:-fallback}\n        ${SERVICE:1:2}\n        ${MISSING:-default}\n        ${MISSING:4:10}\n  - id: direct\n    action: exec\n    with:\n      command: /bin/sh\n      args: [-c, 'printf \"%s\\n\" \"$1\" > direct-exec.txt', _, \"${SERVICE} ${MISSING}\"]\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("shell-style.txt")).expect("written"),
+        "api\nfallback\npi\n${MISSING:-default}\n${MISSING:4:10}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("direct-exec.txt")).expect("written"),
+        "api ${MISSING}\n"
+    );
+}

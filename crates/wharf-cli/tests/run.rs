@@ -1323,7 +1323,7 @@ fn exec_runs_one_command_as_a_run_of_its_own() {
         (&["-N", "a b", "--", "true"][..], "invalid name"),
         (
             &["--worker-label", "gpu=true", "--", "true"][..],
-            "no workers",
+            "the command runs on this machine",
         ),
         (&["-r", "first", "--", "true"][..], "already started"),
         (

@@ -6,6 +6,10 @@
 
 /// Expands the variables of `text` with `lookup`.
 pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    expand_with(text, &lookup)
+}
+
+fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -22,6 +26,15 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
                     rest = &inner[end + 1..];
                     continue;
                 }
+            }
+            // A shell-style form (`${NAME:-default}`, `${NAME:4:10}`): applied when NAME
+            // is known, else left as written for whatever reads the text next.
+            if let Some(end) = closing_brace(inner)
+                && let Some(v) = operator(&inner[..end], lookup)
+            {
+                out.push_str(&v);
+                rest = &inner[end + 1..];
+                continue;
             }
             out.push('$');
             rest = after;
@@ -45,6 +58,76 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The `}` that closes a `${` whose text starts `inner`, past nested `${...}`.
+fn closing_brace(inner: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = inner.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `NAME:-WORD`, `NAME-WORD`, `NAME:+WORD`, `NAME+WORD` (WORD expanded in turn) and
+/// `NAME:OFFSET[:LENGTH]` (in characters; negative counts from the end, as bash does), as
+/// the shell reads them, when NAME is known; None when NAME is not, or the text is no
+/// such form.
+fn operator(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let len = name_len(text);
+    let (name, op) = text.split_at(len);
+    if len == 0 || name.as_bytes()[0].is_ascii_digit() && len != name.len() {
+        return None;
+    }
+    let word = |w: &str| expand_with(w, lookup);
+    let value = || lookup(name);
+    if let Some(w) = op.strip_prefix(":-") {
+        let v = value()?;
+        return Some(if v.is_empty() { word(w) } else { v });
+    }
+    if let Some(w) = op.strip_prefix(":+") {
+        let v = value()?;
+        return Some(if v.is_empty() { String::new() } else { word(w) });
+    }
+    if let Some(w) = op.strip_prefix('-') {
+        let _ = w;
+        return value();
+    }
+    if let Some(w) = op.strip_prefix('+') {
+        value()?;
+        return Some(word(w));
+    }
+    let spec = op.strip_prefix(':')?;
+    let (offset, length) = match spec.split_once(':') {
+        Some((o, l)) => (o, Some(l)),
+        None => (spec, None),
+    };
+    let offset: i64 = offset.trim().parse().ok()?;
+    let length: Option<i64> = match length {
+        Some(l) => Some(l.trim().parse().ok()?),
+        None => None,
+    };
+    let v = value()?;
+    let chars: Vec<char> = v.chars().collect();
+    let n = i64::try_from(chars.len()).unwrap_or(i64::MAX);
+    let start = if offset < 0 {
+        (n + offset).max(0)
+    } else {
+        offset.min(n)
+    };
+    let end = match length {
+        None => n,
+        Some(l) if l < 0 => (n + l).max(start),
+        Some(l) => (start + l).min(n),
+    };
+    let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+    Some(chars[start..end.max(start)].iter().collect())
 }
 
 /// [`expand`], except inside single quotes: `'$HOME'` stays as written (Dagu 2.x leaves
@@ -142,7 +225,8 @@ mod tests {
         assert_eq!(expand("code=${risky.exitCode}", lookup), "code=3");
         assert_eq!(expand("${other.stdout}", lookup), "${other.stdout}");
         assert_eq!(expand("${a..b}", lookup), "${a..b}");
-        assert_eq!(expand("${A-default}", |_| Some("x".into())), "${A-default}");
+        assert_eq!(expand("${A-default}", |_| Some("x".into())), "x");
+        assert_eq!(expand("${A-default}", |_| None), "${A-default}");
         assert_eq!(
             expand("${J.items[0].name}", |n| (n == "J.items[0].name")
                 .then(|| "x".into())),
@@ -151,6 +235,32 @@ mod tests {
         assert_eq!(
             expand("${J.items[a]}", |_| Some("x".into())),
             "${J.items[a]}"
+        );
+    }
+
+    #[test]
+    fn shell_style_forms_apply_to_known_names_only() {
+        let vars = |n: &str| match n {
+            "S" => Some("service".to_owned()),
+            "E" => Some(String::new()),
+            "D" => Some("dflt".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            expand("${S:-x} ${E:-x} ${E:-$D} ${E:-${D}}", vars),
+            "service x dflt dflt"
+        );
+        assert_eq!(
+            expand("${S:+set} [${E:+set}] ${S-x} ${S+y}", vars),
+            "set [] service y"
+        );
+        assert_eq!(
+            expand("${S:4:10} ${S:1:2} ${S: -3} ${S:0:-4}", vars),
+            "ice er ice ser"
+        );
+        assert_eq!(
+            expand("${M:-default} ${M:4:10} ${M+x} ${S:x}", vars),
+            "${M:-default} ${M:4:10} ${M+x} ${S:x}"
         );
     }
 
