@@ -80,8 +80,12 @@ pub(super) fn with_errexit(shell: &[String]) -> Vec<String> {
 
 /// A reference in a Dagu 2.x command line or script: the run's value, or, for the files of
 /// the attempt (each attempt has its own), the shell variable that holds it.
-fn v2_lookup(vars: &Resolved, name: &str) -> Option<String> {
+fn v2_lookup(vars: &Resolved, name: &str, handler: bool) -> Option<String> {
     let bare = name.strip_prefix("context.").unwrap_or(name);
+    // A handler has no files of a step's own: the reference stays as written.
+    if handler && bare.starts_with("paths.step_") {
+        return None;
+    }
     // The attempt's own files, when the program is made for the attempt.
     if bare.starts_with("paths.step_")
         && let Some(path) = vars.get(bare)
@@ -105,12 +109,13 @@ pub(super) fn program_of(
     vars: &Resolved,
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Program, String> {
+    let handler = matches!(ctx.step, super::StepRef::Handler(_));
     let line = step.command.as_ref().map(|c| match c {
         // A string is shell words: the shell expands its variables itself (from the
         // environment), which keeps quoting right. Only references into earlier steps
         // (`${id.exitCode}`, `${id.stdout}`), which no shell can read, are put in here.
         CommandSpec::Line(line) if ctx.dag.dialect == wharf_spec::Dialect::V2 => {
-            wharf_spec::expand::references(line, |name| v2_lookup(vars, name))
+            wharf_spec::expand::references(line, |name| v2_lookup(vars, name, handler))
         }
         CommandSpec::Line(line) => wharf_spec::expand::expand(line, |name| {
             name.contains('.').then(|| vars.lookup(name)).flatten()
@@ -157,7 +162,7 @@ pub(super) fn program_of(
     // put in; its other `$` syntax is the interpreter's.
     let script = if ctx.dag.dialect == wharf_spec::Dialect::V2 {
         std::borrow::Cow::Owned(wharf_spec::expand::references(script, |name| {
-            v2_lookup(vars, name)
+            v2_lookup(vars, name, handler)
         }))
     } else {
         std::borrow::Cow::Borrowed(script.as_str())
@@ -377,14 +382,19 @@ pub(super) fn job_of(
         pgid: None,
     };
     let mut env = p.env.clone();
-    env.push((
-        "DAG_RUN_STEP_STDOUT_FILE".into(),
-        stdout.to_string_lossy().into_owned(),
-    ));
-    env.push((
-        "DAG_RUN_STEP_STDERR_FILE".into(),
-        stderr.to_string_lossy().into_owned(),
-    ));
+    // A Dagu 2.x handler has no step files of its own to name.
+    let handler_v2 =
+        dag.dialect == wharf_spec::Dialect::V2 && matches!(ctx.step, super::StepRef::Handler(_));
+    if !handler_v2 {
+        env.push((
+            "DAG_RUN_STEP_STDOUT_FILE".into(),
+            stdout.to_string_lossy().into_owned(),
+        ));
+        env.push((
+            "DAG_RUN_STEP_STDERR_FILE".into(),
+            stderr.to_string_lossy().into_owned(),
+        ));
+    }
     // Declared outputs (Dagu 2.x): an empty file for each attempt, read once it succeeded.
     if !step.outputs.is_empty() {
         let file = outputs_file(stdout);
@@ -402,7 +412,10 @@ pub(super) fn job_of(
         Plan::Host(program) => {
             // A 2.x program that names the attempt's own files (`${paths.step_stdout_file}`)
             // is made for this attempt, with their paths put in.
-            let program = if dag.dialect == wharf_spec::Dialect::V2 && names_attempt_files(step) {
+            let program = if dag.dialect == wharf_spec::Dialect::V2
+                && !handler_v2
+                && names_attempt_files(step)
+            {
                 let mut vars = p.vars.clone();
                 let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
                 vars.set("paths.step_stdout_file", path(stdout), Origin::Output);
