@@ -1616,6 +1616,34 @@ steps:
         "steps:\n  - id: a\n    preconditions:\n      - eval: \"$(date)\"\n        condition: x\n        expected: y\n    run: echo hi\n",
         "a precondition has `eval` or `condition`, not both",
     );
+
+    // A numeric comparison with a value that is no number fails the step (whatever
+    // `negate` says, and before a condition that is merely not met); one that does not
+    // hold skips it; a DAG's own fails the run, and its failure handler runs.
+    let numeric = p.dag(
+        "numeric",
+        "type: graph\nsteps:\n  - id: nan\n    preconditions:\n      - condition: \"$UNDEFINED_NUMBER\"\n        expected: \"num:>=0.8\"\n      - condition: actual\n        expected: expected\n    run: echo never\n  - id: negated\n    preconditions:\n      - condition: \"${params.missing}\"\n        expected: \"num:>=0.8\"\n        negate: true\n    run: echo never\n  - id: low\n    preconditions:\n      - condition: \" 0.5\"\n        expected: \"num:>=0.8\"\n    run: echo never\n  - id: high\n    preconditions:\n      - condition: \"0.87\"\n        expected: \"num:>=0.8\"\n    run: echo high\n",
+    );
+    let out = p.run(&numeric, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("numeric");
+    assert!(
+        step_error(&status, "nan")
+            .contains("is not a number, so it cannot be compared with `num:>=0.8`"),
+        "{status}"
+    );
+    assert_eq!(step(&status, "negated")["status"], "failed", "{status}");
+    assert_eq!(step(&status, "low")["status"], "skipped", "{status}");
+    assert_eq!(p.logs("numeric", "high"), "high\n");
+    let gated = p.dag(
+        "gated",
+        "preconditions:\n  - condition: \"soon\"\n    expected: \"num:>1\"\nhandler_on:\n  failure:\n    run: echo failed > failure-ran.txt\n  abort:\n    run: echo aborted > abort-ran.txt\nsteps:\n  - id: main\n    run: echo never\n",
+    );
+    let out = p.run(&gated, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(p.status("gated")["status"], "failed");
+    assert!(p.path("failure-ran.txt").exists(), "{}", out.stderr);
+    assert!(!p.path("abort-ran.txt").exists());
 }
 
 // `wharf dry --dialect 2` of a 1.x file prints it in 2.x words (a migration aid): the

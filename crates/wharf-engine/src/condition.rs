@@ -98,12 +98,16 @@ pub async fn matches(
 /// matches one line. An empty value is one empty line.
 pub(crate) fn text_matches(value: &str, expected: &str) -> Result<bool, String> {
     if let Some(num) = expected.strip_prefix("num:") {
-        // A number compared (a value that is not one does not match).
+        // A number compared. A value that is not one cannot be: an error, not a
+        // mismatch (a numeric gate that silently stopped gating would be worse).
         let pattern = wharf_spec::formats::numeric_pattern(num)
             .map_err(|e| format!("`{expected}` is not a numeric comparison: {e}"))?;
         return match wharf_spec::formats::finite_number(value) {
             Some(v) => pattern.holds(v, &pattern.threshold),
-            None => Ok(false),
+            None => Err(format!(
+                "`{}` is not a number, so it cannot be compared with `{expected}`",
+                value.trim()
+            )),
         };
     }
     let mut lines = value.lines().map(|l| l.trim_end_matches('\r'));
@@ -167,7 +171,7 @@ mod tests {
         assert_eq!(text_matches("0.95", "num:>=0.9"), Ok(true));
         assert_eq!(text_matches(" 0.5\n", "num:>=0.9"), Ok(false));
         assert_eq!(text_matches("-3", "num:< -2"), Ok(true));
-        assert_eq!(text_matches("high", "num:>1"), Ok(false));
+        assert!(text_matches("high", "num:>1").is_err());
         assert!(text_matches("1", "num:=1").is_err());
         // Line by line: one line that matches is enough, and `^…$` hold per line.
         assert_eq!(text_matches("starting\nready\n", "ready"), Ok(true));

@@ -588,7 +588,16 @@ impl Dispatcher {
                         .finish_with_handlers(Status::Aborted, Some(why), control, log)
                         .await;
                 }
-                Err(e) => return (Status::Failed, Some(format!("precondition: {e}"))),
+                // A precondition that could not be evaluated (a command substitution
+                // that failed, a value that is no number for `num:`) fails the run: its
+                // failure and exit handlers run.
+                Err(e) => {
+                    let why = format!("precondition: {e}");
+                    log.line(&why);
+                    return self
+                        .finish_with_handlers(Status::Failed, Some(why), control, log)
+                        .await;
+                }
             }
         }
         if let Some(delay) = dag.delay_sec.filter(|d| *d > 0) {
