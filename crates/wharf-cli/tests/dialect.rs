@@ -1532,7 +1532,8 @@ steps:
 }
 
 // A sub-DAG file whose keys do not tell its dialect (a one-word `run:`) is read in the
-// dialect of the 2.x DAG that runs it; alone it is 1.x, with a warning.
+// dialect of the 2.x DAG that runs it (its `run` a command, not a call); alone it is 1.x,
+// with a warning.
 #[test]
 fn an_undecided_sub_dag_file_takes_its_callers_dialect() {
     let p = Place::new();
@@ -1548,8 +1549,9 @@ fn an_undecided_sub_dag_file_takes_its_callers_dialect() {
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Run as a 2.x sub-DAG without a working directory of its own: in its run's own.
     let log = p.wharf().args(["logs", "ext", "--step", "where"]).run();
-    assert_eq!(log.stdout, "/usr\n");
+    assert!(log.stdout.trim_end().ends_with("/work"), "{}", log.stdout);
     let alone = p
         .wharf()
         .args(["validate"])
@@ -3799,4 +3801,33 @@ fn handlers_have_no_step_files_in_2x() {
         lines.len() == 2 && lines[0].ends_with(".stdout") && lines[1].ends_with(".stderr"),
         "{step}"
     );
+}
+
+// A 2.x sub-DAG that names no working directory works in its own run's work directory
+// (children side by side do not write over each other); one that names it works there.
+// A param's `eval` sees wharf's environment.
+#[test]
+fn a_2x_sub_dag_works_in_its_own_run_directory() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("parent-work")).expect("dir");
+    std::fs::create_dir_all(p.path("pinned")).expect("dir");
+    let dag = p.dag(
+        "parent",
+        "working_dir: parent-work\nparams:\n  - name: combined\n    eval: $(printf '%s-x' \"$WHARF_TEST_EVAL_VALUE\")\nsteps:\n  - id: fan\n    action: dag.run\n    with: {dag: child}\n    parallel:\n      items: [a, b]\n  - id: pinned\n    action: dag.run\n    with: {dag: pinned}\n  - id: show\n    run: printf '%s\\n' '${params.combined}'\n---\nname: child\nsteps:\n  - id: inspect\n    run: |\n      test \"$PWD\" = \"$DAG_RUN_WORK_DIR\"\n      test \"$PWD\" = '${paths.work_dir}'\n      test ! -e out.txt\n      echo mine > out.txt\n---\nname: pinned\nworking_dir: pinned\nsteps:\n  - id: here\n    run: pwd\n",
+    );
+    let out = p
+        .wharf()
+        .env("WHARF_TEST_EVAL_VALUE", "scope")
+        .args(["run"])
+        .args([&dag])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!p.path("parent-work/out.txt").exists());
+    let here = p.wharf().args(["logs", "pinned", "--step", "here"]).run();
+    assert!(
+        here.stdout.trim_end().ends_with("/pinned"),
+        "{}",
+        here.stdout
+    );
+    assert_eq!(p.logs("parent", "show"), "scope-x\n");
 }

@@ -166,7 +166,7 @@ pub(crate) async fn run(
     control: Control,
 ) -> RunSummary {
     let started = Instant::now();
-    let dag = Arc::clone(&req.dag);
+    let mut dag = Arc::clone(&req.dag);
     let _ = events.send(Event::RunStarted {
         dag: dag.name.clone(),
         run_id: req.run_id.clone(),
@@ -193,7 +193,14 @@ pub(crate) async fn run(
     let mut resolved = wharf_spec::env::resolve_with(&dag, &overrides, &host, &mut |r, text| {
         let expand = |t: &str| r.expand(t, &host);
         if text.contains('`') {
-            vars::evaluate_sync(text, &expand, &vars::step_env(r), &dir)
+            // A 2.x param's `eval` sees wharf's whole environment, as its `${env.X}`
+            // does; the run's values come after it.
+            let env = if v2 {
+                std::env::vars().chain(vars::step_env(r)).collect()
+            } else {
+                vars::step_env(r)
+            };
+            vars::evaluate_sync(text, &expand, &env, &dir)
         } else {
             Ok(expand(text))
         }
@@ -313,6 +320,12 @@ pub(crate) async fn run(
                     let dir = work.to_string_lossy().into_owned();
                     resolved.set("DAG_RUN_WORK_DIR", dir.clone(), Origin::Output);
                     resolved.set("paths.work_dir", dir, Origin::Output);
+                    // A sub-DAG that names no working directory works in its own.
+                    if req.lineage.is_some() && !dag.working_dir_set {
+                        let mut moved = (*dag).clone();
+                        moved.working_dir = work;
+                        dag = Arc::new(moved);
+                    }
                 }
                 Err(e) => {
                     workspace_error = Some(format!(

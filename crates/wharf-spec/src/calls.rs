@@ -47,7 +47,10 @@ pub fn resolve(parent: &Dag, target: &str, dags: Option<&Path>) -> Result<Dag, S
             }
         }
     };
-    if !child.working_dir_set {
+    // A 1.x sub-DAG without `workingDir` works where its parent works; a 2.x one in its
+    // own run's work directory (given when it runs), so that children started side by
+    // side do not write over each other.
+    if !child.working_dir_set && child.dialect != crate::Dialect::V2 {
         child.working_dir.clone_from(&parent.working_dir);
     }
     Ok(child)
