@@ -3831,3 +3831,34 @@ fn a_2x_sub_dag_works_in_its_own_run_directory() {
     );
     assert_eq!(p.logs("parent", "show"), "scope-x\n");
 }
+
+// A one-line 2.x `run` stays one command: a value that puts a line break in it fails the
+// step before any shell starts (nothing of it runs).
+#[test]
+fn a_line_break_put_into_a_command_fails_before_it_runs() {
+    let p = Place::new();
+    let dag = p.dag(
+        "broken",
+        "working_dir: .\nparams:\n  - name: x\n    default: a\nsteps:\n  - id: one\n    run: echo ${params.x} > ran.txt\n  - id: list\n    depends: []\n    run:\n      - echo first > first.txt\n      - echo ${params.x} > list.txt\n",
+    );
+    let out = p.run(&dag, &["--", "x=a\nb"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = p.status("broken");
+    assert!(
+        step_error(&status, "one").contains("line break"),
+        "{status}"
+    );
+    assert!(
+        step_error(&status, "list").contains("line break"),
+        "{status}"
+    );
+    for file in ["ran.txt", "first.txt", "list.txt"] {
+        assert!(!p.path(file).exists(), "{file}");
+    }
+    let out = p.run(&dag, &["--", "x=plain"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("ran.txt")).expect("ran"),
+        "plain\n"
+    );
+}

@@ -110,6 +110,24 @@ pub(super) fn program_of(
     expand: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Program, String> {
     let handler = matches!(ctx.step, super::StepRef::Handler(_));
+    // A 2.x command (a one-line `run`, an item of a list) is one line: one that a value
+    // put in breaks is refused before any shell starts (it would run as two commands).
+    if ctx.dag.dialect == wharf_spec::Dialect::V2 {
+        let lines: &[String] = match &step.command {
+            Some(CommandSpec::Line(l)) => std::slice::from_ref(l),
+            Some(CommandSpec::Lines(ls)) => ls,
+            _ => &[],
+        };
+        for line in lines.iter().filter(|l| !l.contains(['\n', '\r'])) {
+            let resolved =
+                wharf_spec::expand::references(line, |name| v2_lookup(vars, name, handler));
+            if resolved.contains(['\n', '\r']) {
+                return Err(format!(
+                    "the command `{line}` holds a line break once its references are put in: a one-line `run` is one command (write the value on one line, or the step as a multi-line script)"
+                ));
+            }
+        }
+    }
     let line = step.command.as_ref().map(|c| match c {
         // A string is shell words: the shell expands its variables itself (from the
         // environment), which keeps quoting right. Only references into earlier steps
