@@ -171,8 +171,7 @@ steps:
     let out = p.run(&bad, &[]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("did not write its output `tag` to DAGU_OUTPUT_FILE"),
+        out.stderr.contains("the output `tag` was not emitted"),
         "{}",
         out.stderr
     );
@@ -3861,4 +3860,24 @@ fn a_line_break_put_into_a_command_fails_before_it_runs() {
         std::fs::read_to_string(p.path("ran.txt")).expect("ran"),
         "plain\n"
     );
+}
+
+// `NAME=value` in DAGU_OUTPUT_FILE may hold `<<` in its value; an `outputs` with nothing
+// in it declares nothing and is refused.
+#[test]
+fn declared_outputs_read_values_holding_a_heredoc_marker() {
+    let p = Place::new();
+    let dag = p.dag(
+        "marker",
+        "steps:\n  - id: b\n    run: printf 'v=prefix<<suffix\\n' >> \"$DAGU_OUTPUT_FILE\"\n    outputs:\n      - name: v\n  - id: c\n    depends: b\n    run: printf '%s\\n' '${steps.b.outputs.v}'\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("marker", "c"), "prefix<<suffix\n");
+    for empty in ["outputs: []", "outputs:", "outputs: null"] {
+        p.assert_refused(
+            &format!("steps:\n  - id: a\n    run: echo\n    {empty}\n"),
+            "`outputs` must be a non-empty list of outputs",
+        );
+    }
 }

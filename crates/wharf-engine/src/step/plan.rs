@@ -981,7 +981,12 @@ pub(super) fn read_outputs(
         if line.is_empty() {
             return Err("DAGU_OUTPUT_FILE has an empty line outside a value".into());
         }
-        let (name, value) = if let Some((name, delimiter)) = line.split_once("<<") {
+        // `NAME<<DELIMITER` when what comes before `<<` is a name; `NAME=value` (whose
+        // value may hold `<<`) otherwise.
+        let heredoc = line
+            .split_once("<<")
+            .filter(|(name, _)| !name.contains('='));
+        let (name, value) = if let Some((name, delimiter)) = heredoc {
             let valid = delimiter
                 .chars()
                 .next()
@@ -1035,7 +1040,7 @@ pub(super) fn read_outputs(
         .find(|o| !found.iter().any(|(n, _)| *n == o.name))
     {
         return Err(format!(
-            "the step did not write its output `{}` to DAGU_OUTPUT_FILE",
+            "the output `{}` was not emitted: the step did not write it to DAGU_OUTPUT_FILE",
             missing.name
         ));
     }

@@ -308,6 +308,13 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
         }),
         outputs: f
             .get("outputs")
+            .or_else(|| {
+                // `outputs:` with nothing is no declaration at all: refused, as an empty list.
+                if let Some(at) = f.key_span("outputs") {
+                    d.error(at, "`outputs` must be a non-empty list of outputs (`- name: NAME`), found nothing");
+                }
+                None
+            })
             .map(|n| {
                 declared_outputs(
                     d,
@@ -1571,7 +1578,15 @@ fn declared_outputs(
         );
     }
     let Some(items) = node.as_seq().filter(|i| !i.is_empty()) else {
-        d.expected(node, "`outputs`", "a list of outputs (`- name: NAME`)");
+        if node.as_seq().is_some() {
+            d.error(node.at(), "`outputs` must be a non-empty list of outputs (`- name: NAME`), found an empty list");
+        } else {
+            d.expected(
+                node,
+                "`outputs`",
+                "a non-empty list of outputs (`- name: NAME`)",
+            );
+        }
         return Vec::new();
     };
     let mut out: Vec<DeclaredOutput> = Vec::new();
