@@ -58,7 +58,8 @@ steps:
   - id: notes
     depends: build
     retry_policy: {limit: 1, interval_sec: 1}
-    run: printf '%s\n' "${steps.build.outputs.notes}"
+    run: |
+      printf '%s\n' "${steps.build.outputs.notes}"
   - id: alone
     run: echo "no depends, runs at once"
 "#,
