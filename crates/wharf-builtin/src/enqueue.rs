@@ -18,6 +18,8 @@ pub(crate) struct Target<'a> {
     pub file: &'a Path,
     pub name: &'a str,
     pub queue: Option<&'a str>,
+    /// The step named the queue (`with.queue`): the runs wait there.
+    pub queue_given: bool,
     /// The installation whose store the runs go to.
     pub home: &'a Path,
 }
@@ -63,6 +65,7 @@ async fn one(target: &Target<'_>, params: &[String], job: &StepJob) -> Result<Va
         file,
         name,
         queue,
+        queue_given,
         home,
     } = target;
     let exe = std::env::current_exe()
@@ -77,6 +80,9 @@ async fn one(target: &Target<'_>, params: &[String], job: &StepJob) -> Result<Va
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if *queue_given && let Some(q) = queue {
+        cmd.args(["--queue", q]);
+    }
     if !params.is_empty() {
         cmd.arg("--").args(params);
     }

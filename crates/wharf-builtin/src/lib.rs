@@ -120,6 +120,7 @@ impl Executor for BuiltinExecutor {
                     file,
                     name,
                     queue,
+                    queue_given,
                     runs,
                     parallel,
                     home,
@@ -128,6 +129,7 @@ impl Executor for BuiltinExecutor {
                         file,
                         name,
                         queue: queue.as_deref(),
+                        queue_given: *queue_given,
                         home,
                     };
                     enqueue::run(&target, runs, *parallel, job, &mut out).await

@@ -992,9 +992,59 @@ fn dag_enqueue_in_2x() {
         "{}",
         out.stderr
     );
+    // `with.queue`: the run waits in that queue, behind the run that holds its place.
+    let blocker = p.dag(
+        "blocker",
+        "queue: batch\nsteps:\n  - id: hold\n    run: sleep 30\n",
+    );
+    let out = p
+        .wharf()
+        .args(["enqueue"])
+        .args([&blocker])
+        .args(["--run-id", "b1"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status_of = |dag: &str, id: &str| -> String {
+        let out = p
+            .wharf()
+            .args(["status", dag, "--run-id", id, "--json"])
+            .run();
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .map(|v| v["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status_of("blocker", "b1") != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blocker did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let queued = p.dag(
+        "queued",
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child.yaml, queue: batch, params: {who: later}}\n    output: R\n  - id: show\n    depends: enq\n    run: echo \"${R.status} ${R.dagRunId}\"\n",
+    );
+    let out = p.run(&queued, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let shown = p.logs("queued", "show");
+    let (said, run_id) = shown.trim().split_once(' ').expect("status and id");
+    assert_eq!(said, "queued", "{shown}");
+    assert_eq!(status_of("child", run_id), "queued");
+    let out = p.wharf().args(["stop", "blocker"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status_of("child", run_id) != "succeeded" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued run did not run: {}",
+            status_of("child", run_id)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     p.assert_refused(
-        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child, queue: other}\n",
-        "remove `with.queue`",
+        "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child, queue: \"\"}\n",
+        "`queue` is empty",
     );
     p.assert_refused(
         "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {params: {a: 1}}\n",
@@ -1035,7 +1085,8 @@ steps:
     action: noop
   - id: show
     depends: nothing
-    run: printf '%s|%s\n' "${SAID}" "${steps.info.outputs.multi}"
+    run: |
+      printf '%s|%s\n' "${SAID}" "${steps.info.outputs.multi}"
 "#,
     );
     let out = p.run(&dag, &[]);

@@ -147,9 +147,11 @@ pub enum BuiltinJob {
     /// `dag.enqueue`: a run of the DAG in `file` with `params`, put in its queue.
     Enqueue {
         file: PathBuf,
-        /// The DAG's name, and the queue its runs wait in (None: not limited).
+        /// The DAG's name, and the queue its runs wait in (None: not limited);
+        /// `queue_given`: the step named it, instead of the DAG's own.
         name: String,
         queue: Option<String>,
+        queue_given: bool,
         /// Each run's params: one run, or one per `parallel` item.
         runs: Vec<Vec<String>>,
         /// `parallel`: the result is the runs'.

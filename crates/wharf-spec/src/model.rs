@@ -875,6 +875,8 @@ pub struct EnqueueStep {
     pub params: CallParams,
     /// `parallel`: one run enqueued per item (`${ITEM}` in `params`).
     pub parallel: Option<Parallel>,
+    /// `queue`: the queue the runs wait in, instead of their DAG's own.
+    pub queue: Option<String>,
 }
 
 /// `type: archive` (`action: archive.OP`) and its `config`: paths relative to the step's

@@ -814,9 +814,15 @@ fn builtin_job(
             if runs.is_empty() {
                 return Err("`parallel` has no items: no run to enqueue".into());
             }
+            let given = e
+                .queue
+                .as_deref()
+                .map(expand)
+                .filter(|q| !q.trim().is_empty());
             crate::BuiltinJob::Enqueue {
                 file: child.file.clone(),
-                queue: child.queue_place().map(|(q, _)| q),
+                queue_given: given.is_some(),
+                queue: given.or_else(|| child.queue_place().map(|(q, _)| q)),
                 name: child.name,
                 runs,
                 parallel: e.parallel.is_some(),

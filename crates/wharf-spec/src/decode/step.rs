@@ -1443,12 +1443,9 @@ fn wait_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> Option<WaitSt
 /// `action: dag.enqueue`'s `with`: `dag` and `params` (a line of words or a mapping).
 fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueStep {
     const KEYS: Keys = Keys {
-        known: &["dag", "params", "parallel"],
+        known: &["dag", "params", "parallel", "queue"],
         ignored: &[],
-        unsupported: &[(
-            "queue",
-            "a run wharf enqueues waits in its DAG's own queue (`queue`, `max_active_runs` of that DAG): remove `with.queue`",
-        )],
+        unsupported: &[],
     };
     let mut step = EnqueueStep::default();
     let empty = super::empty_with(at);
@@ -1472,6 +1469,18 @@ fn enqueue_step(d: &mut Decoder, config: Option<&Node>, at: &Node) -> EnqueueSte
         },
     };
     step.parallel = f.get("parallel").and_then(|p| parallel(d, p));
+    step.queue = match d.opt_string(&f, "queue").map(|q| q.trim().to_owned()) {
+        Some(q) if q.is_empty() => {
+            if let Some(at) = f.get("queue") {
+                d.error(
+                    at.at(),
+                    "`queue` is empty: name the queue the runs wait in, or remove it",
+                );
+            }
+            None
+        }
+        other => other,
+    };
     step
 }
 
