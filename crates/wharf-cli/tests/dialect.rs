@@ -3933,3 +3933,32 @@ fn declared_outputs_read_values_holding_a_heredoc_marker() {
         );
     }
 }
+
+// A step whose sub-DAG runs all ended well, one of them partially, partially succeeds
+// itself, and so does its run (exit 0); the summary counts that child as succeeded.
+#[test]
+fn a_sub_dag_that_partially_succeeded_makes_its_step_partially_succeed() {
+    let p = Place::new();
+    let dag = p.dag(
+        "partial",
+        "steps:\n  - id: fan\n    action: dag.run\n    with:\n      dag: child\n      params: {item: \"${ITEM}\"}\n    parallel:\n      items: [ok, partial]\n  - id: one\n    action: dag.run\n    with: {dag: child, params: {item: ok}}\n  - id: after\n    depends: fan\n    run: echo after\n---\nname: child\nparams:\n  - name: item\n    default: ok\nsteps:\n  - id: maybe\n    run: test \"${params.item}\" = ok\n    continue_on: {failure: true}\n  - id: fine\n    depends: maybe\n    run: echo fine\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("partial");
+    assert_eq!(status["status"], "partially_succeeded", "{status}");
+    assert_eq!(
+        step(&status, "fan")["status"],
+        "partially_succeeded",
+        "{status}"
+    );
+    assert_eq!(step(&status, "one")["status"], "succeeded", "{status}");
+    assert_eq!(p.logs("partial", "after"), "after\n");
+    let summary: serde_json::Value =
+        serde_json::from_str(p.logs("partial", "fan").trim()).expect("json");
+    assert_eq!(
+        summary["summary"],
+        serde_json::json!({"total": 2, "succeeded": 2, "failed": 0}),
+        "{summary}"
+    );
+}

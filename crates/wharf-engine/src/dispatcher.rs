@@ -635,7 +635,10 @@ impl Dispatcher {
             let outcome = self
                 .run_handler("init", Status::Running, control, log)
                 .await;
-            if outcome.status != Status::Succeeded {
+            if !matches!(
+                outcome.status,
+                Status::Succeeded | Status::PartiallySucceeded
+            ) {
                 let status = if control.stop.is_cancelled() {
                     Status::Aborted
                 } else {
@@ -919,7 +922,11 @@ impl Dispatcher {
                 continue;
             }
             let outcome = self.run_handler(event, status, control, log).await;
-            if outcome.status != Status::Succeeded && status != Status::Aborted {
+            if !matches!(
+                outcome.status,
+                Status::Succeeded | Status::PartiallySucceeded
+            ) && status != Status::Aborted
+            {
                 status = Status::Failed;
                 error.get_or_insert_with(|| format!("the {event} handler failed"));
             }
@@ -1240,7 +1247,10 @@ fn verdict(
             ),
         };
         (Status::Failed, Some(error))
-    } else if statuses.iter().any(|(s, _)| *s == Status::Failed) {
+    } else if statuses
+        .iter()
+        .any(|(s, _)| matches!(s, Status::Failed | Status::PartiallySucceeded))
+    {
         (Status::PartiallySucceeded, None)
     } else {
         (Status::Succeeded, None)

@@ -295,6 +295,9 @@ pub struct Exit {
     /// The attempt ran another DAG, which stopped to wait for an approval: the step
     /// waits too (it is taken up again with the run).
     pub waiting: bool,
+    /// The attempt ran other DAGs, none failed and one partially succeeded: so did the
+    /// step (Dagu's node status `partially_succeeded`).
+    pub partial: bool,
     /// Where the attempt ran, when not on this machine (`swarm node N, task T`).
     pub ran_on: Option<String>,
 }

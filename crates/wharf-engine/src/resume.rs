@@ -75,7 +75,12 @@ fn steps_to_rerun(dag: &Dag, records: &[wharf_store::StepRecord]) -> HashSet<Str
     let mut rerun: HashSet<String> = dag
         .steps
         .iter()
-        .filter(|s| !matches!(status(&s.name), Some(Status::Succeeded | Status::Skipped)))
+        .filter(|s| {
+            !matches!(
+                status(&s.name),
+                Some(Status::Succeeded | Status::PartiallySucceeded | Status::Skipped)
+            )
+        })
         .map(|s| s.name.clone())
         .collect();
     add_downstream(dag, &mut rerun);

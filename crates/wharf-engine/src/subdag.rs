@@ -150,6 +150,9 @@ impl Executor for SubDagExecutor {
             } else if failed.is_empty() && (!results.is_empty() || sub.foreach.is_some()) {
                 // `parallel` needs items; a `foreach` of none did all it had to.
                 exit.code = Some(0);
+                exit.partial = results
+                    .iter()
+                    .any(|r| r.status == Status::PartiallySucceeded);
             } else {
                 exit.code = Some(1);
                 let why: Vec<String> = failed

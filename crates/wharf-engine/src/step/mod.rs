@@ -249,6 +249,8 @@ struct Attempted {
     stderr: std::path::PathBuf,
     /// A sub-DAG that waits for an approval.
     waiting: bool,
+    /// Sub-DAG runs of which one partially succeeded and none failed.
+    partial: bool,
 }
 
 /// Runs the step; records and reports its result.
@@ -588,6 +590,7 @@ async fn run_attempt(
         output,
         stderr,
         waiting: exit.waiting,
+        partial: exit.partial,
     })
 }
 
@@ -664,7 +667,11 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
     }
     if done.error.is_none() {
         return StepOutcome {
-            status: Status::Succeeded,
+            status: if done.partial {
+                Status::PartiallySucceeded
+            } else {
+                Status::Succeeded
+            },
             exit_code: done.code,
             continued: false,
             output: done.output.clone(),
