@@ -3831,20 +3831,20 @@ fn shell_style_env_forms_in_fields_without_a_shell() {
     );
 }
 
-// A handler is no step with files of its own: in 2.x `${paths.step_stdout_file}` stays
-// as written there and `DAG_RUN_STEP_STDOUT_FILE` is not set; a step has both.
+// A handler is no step of the graph: in 2.x `${paths.step_stdout_file}` and a step's
+// outputs stay as written there and `DAG_RUN_STEP_STDOUT_FILE` is not set; a step has them.
 #[test]
 fn handlers_have_no_step_files_in_2x() {
     let p = Place::new();
     let dag = p.dag(
         "handled",
-        "handler_on:\n  success:\n    run: |\n      printf '%s|%s|%s\\n' '${paths.step_stdout_file}' \"${DAG_RUN_STEP_STDOUT_FILE:-UNSET}\" '${run.status}' > handler.txt\nsteps:\n  - id: ok\n    run: printf '%s\\n' '${paths.step_stdout_file}' \"$DAG_RUN_STEP_STDERR_FILE\"\n",
+        "handler_on:\n  success:\n    run: |\n      printf '%s|%s|%s|%s\\n' '${paths.step_stdout_file}' \"${DAG_RUN_STEP_STDOUT_FILE:-UNSET}\" '${run.status}' '${steps.ok.outputs.v}' > handler.txt\nsteps:\n  - id: ok\n    run: |\n      printf '%s\\n' '${paths.step_stdout_file}' \"$DAG_RUN_STEP_STDERR_FILE\"\n      echo v=1 >> \"$DAGU_OUTPUT_FILE\"\n    outputs:\n      - name: v\n",
     );
     let out = p.run(&dag, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
         std::fs::read_to_string(p.path("handler.txt")).expect("written"),
-        "${paths.step_stdout_file}|UNSET|succeeded\n"
+        "${paths.step_stdout_file}|UNSET|succeeded|${steps.ok.outputs.v}\n"
     );
     let step = p.logs("handled", "ok");
     let lines: Vec<&str> = step.lines().collect();

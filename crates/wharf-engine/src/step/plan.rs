@@ -82,8 +82,9 @@ pub(super) fn with_errexit(shell: &[String]) -> Vec<String> {
 /// the attempt (each attempt has its own), the shell variable that holds it.
 fn v2_lookup(vars: &Resolved, name: &str, handler: bool) -> Option<String> {
     let bare = name.strip_prefix("context.").unwrap_or(name);
-    // A handler has no files of a step's own: the reference stays as written.
-    if handler && bare.starts_with("paths.step_") {
+    // A handler has no files of a step's own, and reads no step's outputs (it is no
+    // step of the graph): such a reference stays as written.
+    if handler && (bare.starts_with("paths.step_") || bare.starts_with("steps.")) {
         return None;
     }
     // The attempt's own files, when the program is made for the attempt.
