@@ -231,6 +231,10 @@ pub(crate) struct RunArgs {
     /// Params for the run: `NAME=value` or positional words (after `--`).
     #[arg(last = true, value_name = "PARAMS")]
     pub params: Vec<String>,
+    /// Where the steps work when the DAG names no working directory (instead of its
+    /// file's folder).
+    #[arg(long, value_name = "DIR")]
+    pub default_working_dir: Option<PathBuf>,
     /// The run was recorded by `wharf enqueue`, which hands it to this process.
     #[arg(long, hide = true)]
     pub enqueued: bool,

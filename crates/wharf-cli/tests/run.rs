@@ -1743,3 +1743,42 @@ fn a_closed_stdout_is_not_a_panic() {
         assert_eq!(done.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+// L01: `--default-working-dir` is where the steps of a DAG that names no working
+// directory work; a DAG that names one keeps it.
+#[test]
+fn default_working_dir_applies_to_dags_without_their_own() {
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("elsewhere")).expect("dir");
+    std::fs::create_dir_all(p.path("own")).expect("dir");
+    let plain = p.dag("plain", "steps:\n  - name: where\n    command: pwd\n");
+    let pinned = p.dag(
+        "pinned",
+        "workingDir: own\nsteps:\n  - name: where\n    command: pwd\n",
+    );
+    for dag in [&plain, &pinned] {
+        let out = p
+            .wharf()
+            .args(["start", "--default-working-dir", "elsewhere"])
+            .args([dag])
+            .run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    assert!(
+        p.logs("plain", "where").trim_end().ends_with("/elsewhere"),
+        "{}",
+        p.logs("plain", "where")
+    );
+    assert!(
+        p.logs("pinned", "where").trim_end().ends_with("/own"),
+        "{}",
+        p.logs("pinned", "where")
+    );
+    let out = p
+        .wharf()
+        .args(["run", "--default-working-dir", "nowhere"])
+        .args([&plain])
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
+}

@@ -45,8 +45,28 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     } else {
         Record::New(args.trigger.as_deref().unwrap_or("cli"))
     };
+    // `--default-working-dir`: relative to where wharf is started; it must be there.
+    let default_dir = match &args.default_working_dir {
+        Some(dir) => {
+            let dir = std::env::current_dir()
+                .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?
+                .join(dir);
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--default-working-dir: {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Some(dir)
+        }
+        None => None,
+    };
     start(
-        &Source { file: &file, kept },
+        &Source {
+            file: &file,
+            kept,
+            default_dir: default_dir.as_deref(),
+        },
         args.run_id.as_deref(),
         args.name.as_deref(),
         &params,
@@ -60,11 +80,17 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
 pub(crate) struct Source<'a> {
     pub file: &'a Path,
     pub kept: Option<String>,
+    /// Where the steps work when the DAG names no working directory.
+    pub default_dir: Option<&'a Path>,
 }
 
 impl<'a> Source<'a> {
     pub(crate) fn file(file: &'a Path) -> Self {
-        Self { file, kept: None }
+        Self {
+            file,
+            kept: None,
+            default_dir: None,
+        }
     }
 }
 
@@ -282,6 +308,9 @@ pub(crate) fn start(
     let text = wharf_spec::redact::source(&loaded.source);
     let mut dag = valid(loaded, file)?;
     keep_as(&mut dag, name)?;
+    if let Some(dir) = source.default_dir.filter(|_| !dag.working_dir_set) {
+        dag.working_dir = dir.to_path_buf();
+    }
     let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
         file: file.display().to_string(),
