@@ -1004,23 +1004,7 @@ fn dag_enqueue_in_2x() {
         .args(["--run-id", "b1"])
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let status_of = |dag: &str, id: &str| -> String {
-        let out = p
-            .wharf()
-            .args(["status", dag, "--run-id", id, "--json"])
-            .run();
-        serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .map(|v| v["status"].as_str().unwrap_or_default().to_owned())
-            .unwrap_or_default()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while status_of("blocker", "b1") != "running" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the blocker did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    until_status(&p, "blocker", "b1", "running");
     let queued = p.dag(
         "queued",
         "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child.yaml, queue: batch, params: {who: later}}\n    output: R\n  - id: show\n    depends: enq\n    run: echo \"${R.status} ${R.dagRunId}\"\n",
@@ -1030,18 +1014,10 @@ fn dag_enqueue_in_2x() {
     let shown = p.logs("queued", "show");
     let (said, run_id) = shown.trim().split_once(' ').expect("status and id");
     assert_eq!(said, "queued", "{shown}");
-    assert_eq!(status_of("child", run_id), "queued");
+    until_status(&p, "child", run_id, "queued");
     let out = p.wharf().args(["stop", "blocker"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while status_of("child", run_id) != "succeeded" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the queued run did not run: {}",
-            status_of("child", run_id)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    until_status(&p, "child", run_id, "succeeded");
     p.assert_refused(
         "steps:\n  - id: enq\n    action: dag.enqueue\n    with: {dag: child, queue: \"\"}\n",
         "`queue` is empty",
