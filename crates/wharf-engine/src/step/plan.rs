@@ -648,12 +648,13 @@ fn builtin_job(
             let with = expanded(state.with.clone(), expand);
             // What is kept across runs is in the store in clear: no secret of the run.
             if !ctx.mask.is_empty() {
-                for key in ["value", "default"] {
-                    if with.get(key).is_some_and(|v| holds_secret(v, &ctx.mask)) {
-                        return Err(format!(
-                            "`with.{key}` holds a secret of the run: state is kept in the store as it is written, so it never takes a secret"
-                        ));
-                    }
+                if with
+                    .get("value")
+                    .is_some_and(|v| holds_secret(v, &ctx.mask))
+                {
+                    return Err(
+                        "`with.value` holds a secret of the run: state is kept in the store as it is written, so it never takes a secret".into(),
+                    );
                 }
             }
             let step_name = step.id.clone().unwrap_or_else(|| step.name.clone());
