@@ -3938,3 +3938,24 @@ fn a_sub_dag_that_partially_succeeded_makes_its_step_partially_succeed() {
         "{summary}"
     );
 }
+
+// A script's `#!` line picks its interpreter, whatever the DAG's shell; a shell the step
+// names itself runs the script instead (the `#!` line a comment), as in Dagu 2.x.
+#[test]
+fn a_steps_own_shell_runs_a_script_in_place_of_its_shebang() {
+    let p = Place::new();
+    let dag = p.dag(
+        "bang",
+        "working_dir: .\nshell: [sh, -c]\nsteps:\n  - id: root\n    run: |\n      #!/bin/sh\n      echo shebang-won > root.txt\n  - id: own\n    with:\n      shell: sh\n    run: |\n      #!/bin/false\n      echo step-shell-won > own.txt\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(p.path("root.txt")).expect("root"),
+        "shebang-won\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("own.txt")).expect("own"),
+        "step-shell-won\n"
+    );
+}

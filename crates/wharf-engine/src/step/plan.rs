@@ -201,7 +201,9 @@ pub(super) fn program_of(
             "{line} {}",
             shell_words::quote(&file.to_string_lossy())
         ))),
-        None if script.starts_with("#!") => Ok(Program::Executable(file)),
+        // A shell the step names itself runs the script (its `#!` line a comment), as
+        // in Dagu; the DAG's shell does not take the place of the `#!` interpreter.
+        None if script.starts_with("#!") && step.shell.is_none() => Ok(Program::Executable(file)),
         None => Ok(Program::Script(file)),
     }
 }
