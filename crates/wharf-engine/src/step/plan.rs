@@ -1031,7 +1031,7 @@ pub(super) fn read_outputs(
         };
         let Some(declared) = step.outputs.iter().find(|o| o.name == name) else {
             return Err(format!(
-                "the step wrote the output `{name}`, which it does not declare"
+                "the step wrote `{name}`, an undeclared step output (declare it in `outputs`)"
             ));
         };
         if found.iter().any(|(n, _)| n == name) {
