@@ -3831,7 +3831,8 @@ fn handlers_have_no_step_files_in_2x() {
 }
 
 // A 2.x sub-DAG that names no working directory works in its own run's work directory
-// (children side by side do not write over each other); one that names it works there.
+// (children side by side do not write over each other); one that names it works there;
+// a `foreach` body works where its DAG does.
 // A param's `eval` sees wharf's environment.
 #[test]
 fn a_2x_sub_dag_works_in_its_own_run_directory() {
@@ -3840,7 +3841,7 @@ fn a_2x_sub_dag_works_in_its_own_run_directory() {
     std::fs::create_dir_all(p.path("pinned")).expect("dir");
     let dag = p.dag(
         "parent",
-        "working_dir: parent-work\nparams:\n  - name: combined\n    eval: $(printf '%s-x' \"$WHARF_TEST_EVAL_VALUE\")\nsteps:\n  - id: fan\n    action: dag.run\n    with: {dag: child}\n    parallel:\n      items: [a, b]\n  - id: pinned\n    action: dag.run\n    with: {dag: pinned}\n  - id: show\n    run: printf '%s\\n' '${params.combined}'\n---\nname: child\nsteps:\n  - id: inspect\n    run: |\n      test \"$PWD\" = \"$DAG_RUN_WORK_DIR\"\n      test \"$PWD\" = '${paths.work_dir}'\n      test ! -e out.txt\n      echo mine > out.txt\n---\nname: pinned\nworking_dir: pinned\nsteps:\n  - id: here\n    run: pwd\n",
+        "working_dir: parent-work\nparams:\n  - name: combined\n    eval: $(printf '%s-x' \"$WHARF_TEST_EVAL_VALUE\")\nsteps:\n  - id: fan\n    action: dag.run\n    with: {dag: child}\n    parallel:\n      items: [a, b]\n  - id: pinned\n    action: dag.run\n    with: {dag: pinned}\n  - id: show\n    run: printf '%s\\n' '${params.combined}'\n  - id: each\n    foreach:\n      items: [a]\n      steps:\n        - id: body\n          run: pwd > body.txt\n---\nname: child\nsteps:\n  - id: inspect\n    run: |\n      test \"$PWD\" = \"$DAG_RUN_WORK_DIR\"\n      test \"$PWD\" = '${paths.work_dir}'\n      test ! -e out.txt\n      echo mine > out.txt\n---\nname: pinned\nworking_dir: pinned\nsteps:\n  - id: here\n    run: pwd\n",
     );
     let out = p
         .wharf()
@@ -3857,6 +3858,8 @@ fn a_2x_sub_dag_works_in_its_own_run_directory() {
         here.stdout
     );
     assert_eq!(p.logs("parent", "show"), "scope-x\n");
+    // A `foreach` body is the DAG's own steps: it works where the DAG does.
+    assert!(p.path("parent-work/body.txt").exists());
 }
 
 // A one-line 2.x `run` stays one command: a value that puts a line break in it fails the

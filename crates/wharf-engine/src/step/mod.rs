@@ -711,7 +711,12 @@ fn sub_dag_job(
     dags: Option<&std::path::Path>,
 ) -> Result<crate::subdag::SubDagJob, String> {
     let target = vars.expand(&call.target, &vars::host);
-    let child = wharf_spec::calls::resolve(dag, &target, dags)?;
+    let mut child = wharf_spec::calls::resolve(dag, &target, dags)?;
+    // A `foreach` body is the DAG's own steps, not a sub-DAG: it works where the DAG does.
+    if call.foreach.is_some() && !child.working_dir_set {
+        child.working_dir.clone_from(&dag.working_dir);
+        child.working_dir_set = true;
+    }
     if let Some(task) = crate::task::has_human_task(&child) {
         return Err(crate::task::refused_as_child(&child, task));
     }
