@@ -649,15 +649,14 @@ fn builtin_job(
         Executor::State(state) => {
             let with = expanded(state.with.clone(), expand);
             // What is kept across runs is in the store in clear: no secret of the run.
-            if !ctx.mask.is_empty() {
-                if with
+            if !ctx.mask.is_empty()
+                && with
                     .get("value")
                     .is_some_and(|v| holds_secret(v, &ctx.mask))
-                {
-                    return Err(
-                        "`with.value` holds a secret of the run: state is kept in the store as it is written, so it never takes a secret".into(),
-                    );
-                }
+            {
+                return Err(
+                    "`with.value` holds a secret of the run: state is kept in the store as it is written, so it never takes a secret".into(),
+                );
             }
             let step_name = step.id.clone().unwrap_or_else(|| step.name.clone());
             crate::BuiltinJob::State {
