@@ -235,6 +235,14 @@ pub(crate) struct RunArgs {
     /// file's folder).
     #[arg(long, value_name = "DIR")]
     pub default_working_dir: Option<PathBuf>,
+    /// Run only these steps (names or ids; several, or separated by commas): the others
+    /// are recorded skipped and hold none of them back.
+    #[arg(long, value_name = "STEP", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// With --only: the outputs of an earlier run of the DAG, and the files it left in
+    /// its work directory, are the new run's to start from.
+    #[arg(long, value_name = "RUN_ID")]
+    pub outputs_from: Option<String>,
     /// The run was recorded by `wharf enqueue`, which hands it to this process.
     #[arg(long, hide = true)]
     pub enqueued: bool,

@@ -3962,3 +3962,52 @@ fn a_steps_own_shell_runs_a_script_in_place_of_its_shebang() {
         "step-shell-won\n"
     );
 }
+
+// `wharf run --only STEP`: only those steps run, the others are recorded skipped and hold
+// none back; `--outputs-from RUN` gives them an earlier run's outputs and work files.
+#[test]
+fn only_some_steps_run_with_an_earlier_runs_outputs() {
+    let p = Place::new();
+    let steps = p.dag(
+        "three",
+        "type: chain\nsteps:\n  - id: first\n    run: echo first\n  - id: second\n    run: echo second\n  - id: third\n    run: echo third\n",
+    );
+    let out = p.run(&steps, &["--only", "second"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let status = p.status("three");
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert_eq!(step(&status, "first")["status"], "skipped", "{status}");
+    assert_eq!(step(&status, "third")["status"], "skipped", "{status}");
+    assert_eq!(p.logs("three", "second"), "second\n");
+
+    let outputs = p.dag(
+        "reuse",
+        "type: chain\nsteps:\n  - id: produce\n    run: |\n      printf 'value=from-source\\n' >> \"$DAGU_OUTPUT_FILE\"\n      echo shared > \"$DAG_RUN_WORK_DIR/shared.txt\"\n    outputs:\n      - name: value\n  - id: consume\n    run: |\n      printf '%s\\n' '${steps.produce.outputs.value}'\n      cat \"$DAG_RUN_WORK_DIR/shared.txt\" 2>/dev/null || echo missing\n",
+    );
+    let out = p.run(&outputs, &["--run-id", "source"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = p.run(&outputs, &["--only", "consume", "--outputs-from", "source"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(p.logs("reuse", "consume"), "from-source\nshared\n");
+    let out = p.run(&outputs, &["--only", "consume"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("reuse", "consume"),
+        "${steps.produce.outputs.value}\nmissing\n"
+    );
+
+    let before = p.wharf().args(["history", "three", "--json"]).run().stdout;
+    for (args, said) in [
+        (
+            &["--outputs-from", "source"][..],
+            "--outputs-from requires --only",
+        ),
+        (&["--only", "missing"][..], "unknown step \"missing\""),
+    ] {
+        let out = p.run(&steps, args);
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains(said), "{}", out.stderr);
+    }
+    let after = p.wharf().args(["history", "three", "--json"]).run().stdout;
+    assert_eq!(before, after, "no run recorded");
+}

@@ -514,6 +514,10 @@ impl Dispatcher {
             .map(|r| r.kept.iter().map(|(n, _, _)| n.clone()).collect())
             .unwrap_or_default();
         let resume = req.resume.is_some();
+        let not_selected: Vec<String> = match &req.resume {
+            Some(r) if r.only => r.kept.iter().map(|(n, _, _)| n.clone()).collect(),
+            _ => Vec::new(),
+        };
         self.store.record("the run's steps", move |s| {
             let list: Vec<(&str, Option<&str>)> =
                 names.iter().map(|(n, h)| (n.as_str(), *h)).collect();
@@ -522,6 +526,16 @@ impl Dispatcher {
                 for (name, _) in names.iter().filter(|(n, _)| !kept.contains(n)) {
                     s.reset_step(run, name)?;
                 }
+            }
+            for name in &not_selected {
+                s.finish_step(
+                    run,
+                    name,
+                    None,
+                    Status::Skipped,
+                    None,
+                    Some("not selected (--only)"),
+                )?;
             }
             Ok(())
         });
@@ -683,9 +697,10 @@ impl Dispatcher {
         if let Some(resume) = &req.resume {
             for (name, status, _) in &resume.kept {
                 if let Some(&i) = index.get(name.as_str()) {
+                    // A step not selected with `--only` holds back none of the others.
                     slots[i] = Slot::Done {
                         status: *status,
-                        continued: false,
+                        continued: resume.only,
                     };
                 }
             }
@@ -855,7 +870,9 @@ impl Dispatcher {
                         | Status::NotStarted
                         | Status::Waiting
                         | Status::Rejected => verdict = Some(Status::NotStarted),
-                        Status::Skipped if !dep.continue_on.skipped && verdict.is_none() => {
+                        Status::Skipped
+                            if !dep.continue_on.skipped && !continued && verdict.is_none() =>
+                        {
                             verdict = Some(Status::Skipped)
                         }
                         _ => {}

@@ -22,6 +22,7 @@ pub mod task;
 mod trace;
 mod vars;
 mod workspace;
+pub use workspace::carry_over;
 mod worktrees;
 
 use std::path::PathBuf;
@@ -152,6 +153,9 @@ pub struct Resume {
     pub kept: Vec<(String, Status, Option<i32>)>,
     /// Their outputs: (step, name, key, value, omit).
     pub outputs: Vec<wharf_store::OutputRecord>,
+    /// A new run of only some steps (`wharf run --only`): the kept steps were not
+    /// selected; they are recorded skipped and hold back none of the selected ones.
+    pub only: bool,
 }
 
 /// How a run can be stopped from outside.

@@ -60,7 +60,11 @@ fn keeping(
         .into_iter()
         .filter(|o| kept_names.contains(o.step.as_str()))
         .collect();
-    Ok(Resume { kept, outputs })
+    Ok(Resume {
+        kept,
+        outputs,
+        only: false,
+    })
 }
 
 /// The steps a retry runs again: those that did not succeed (or were skipped), and every

@@ -105,6 +105,23 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> st
     Ok(())
 }
 
+/// Copies what an earlier run left in its work directory (that of the run whose logs
+/// are in `from`) into the work directory of the run whose logs go to `to`.
+pub fn carry_over(from: &Path, to: &Path) -> Result<(), String> {
+    let source = dir_of(from);
+    let Ok(entries) = std::fs::read_dir(&source) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    snapshot(&source, &names, &dir_of(to))
+}
+
 /// Where a run's work directory is: beside its logs.
 pub(crate) fn dir_of(log_dir: &Path) -> PathBuf {
     log_dir.join("work")

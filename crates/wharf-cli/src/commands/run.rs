@@ -61,11 +61,19 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
         }
         None => None,
     };
+    if args.outputs_from.is_some() && args.only.is_empty() {
+        return Err(Error::Usage(
+            "--outputs-from requires --only: it gives the selected steps what an earlier run made"
+                .into(),
+        ));
+    }
     start(
         &Source {
             file: &file,
             kept,
             default_dir: default_dir.as_deref(),
+            only: &args.only,
+            outputs_from: args.outputs_from.as_deref(),
         },
         args.run_id.as_deref(),
         args.name.as_deref(),
@@ -82,6 +90,10 @@ pub(crate) struct Source<'a> {
     pub kept: Option<String>,
     /// Where the steps work when the DAG names no working directory.
     pub default_dir: Option<&'a Path>,
+    /// `--only`: the steps to run (the others skipped), and `--outputs-from`: the earlier
+    /// run whose outputs and work files they start from.
+    pub only: &'a [String],
+    pub outputs_from: Option<&'a str>,
 }
 
 impl<'a> Source<'a> {
@@ -90,6 +102,8 @@ impl<'a> Source<'a> {
             file,
             kept: None,
             default_dir: None,
+            only: &[],
+            outputs_from: None,
         }
     }
 }
@@ -311,12 +325,18 @@ pub(crate) fn start(
     if let Some(dir) = source.default_dir.filter(|_| !dag.working_dir_set) {
         dag.working_dir = dir.to_path_buf();
     }
+    let selected = only_steps(&dag, source.only)?;
     let run_id = run_id_of(run_id)?;
     wharf_spec::params::check(&dag, params).map_err(|source| Error::Params {
         file: file.display().to_string(),
         source,
     })?;
     let (store, dead) = open_store_reaping()?;
+    // `--outputs-from`: the earlier run, found before this one is recorded.
+    let earlier = match source.outputs_from {
+        Some(from) => Some(find_run(&store, &dag.name, Some(from))?),
+        None => None,
+    };
     if let Some(days) = dag.hist_retention_days {
         let cutoff =
             wharf_store::now_ms() - i64::try_from(days).unwrap_or(0).saturating_mul(86_400_000);
@@ -390,13 +410,41 @@ pub(crate) fn start(
     }
     let log_dir = store.log_dir(log_base.as_deref(), &dag.name, &run_id);
     let home = store.home().to_path_buf();
+    // `--only`: the other steps are kept as skipped; `--outputs-from`: an earlier run's
+    // outputs and work files are the selected steps' to start from.
+    let resume = match selected {
+        Some(selected) => {
+            let mut outputs = Vec::new();
+            if let Some(earlier) = &earlier {
+                outputs = store.outputs(earlier.key).map_err(record_error)?;
+                if let Err(e) = wharf_engine::carry_over(&earlier.log_dir, &log_dir) {
+                    eprintln!(
+                        "warning: --outputs-from {}: its work files are not carried over: {e}",
+                        earlier.run_id
+                    );
+                }
+            }
+            let kept = dag
+                .steps
+                .iter()
+                .filter(|s| !selected.contains(&s.name))
+                .map(|s| (s.name.clone(), Status::Skipped, None))
+                .collect();
+            Some(wharf_engine::Resume {
+                kept,
+                outputs,
+                only: true,
+            })
+        }
+        None => None,
+    };
     let request = RunRequest {
         dag: Arc::new(dag),
         run,
         run_id,
         log_dir,
         params: params.to_vec(),
-        resume: None,
+        resume,
         docker: None,
         builtin: None,
         notifier: None,
@@ -413,6 +461,30 @@ pub(crate) fn start(
         }
     }
     code
+}
+
+/// The names of the steps `--only` selects (by name or id); None without it.
+fn only_steps(dag: &wharf_spec::Dag, only: &[String]) -> Result<Option<Vec<String>>> {
+    if only.is_empty() {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    for wanted in only.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+        let Some(step) = dag
+            .steps
+            .iter()
+            .find(|s| s.name == wanted || s.id.as_deref() == Some(wanted))
+        else {
+            let known: Vec<&str> = dag.steps.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--only: unknown step \"{wanted}\" in {}; its steps are {}",
+                dag.name,
+                known.join(", ")
+            )));
+        };
+        names.push(step.name.clone());
+    }
+    Ok(Some(names))
 }
 
 /// Waits in the queue until the run is first in line and a place is free (it is then
