@@ -485,7 +485,8 @@ pub(crate) struct RmArgs {
     /// With --history: only runs older than this (`10d`, `24h`, `1w`).
     #[arg(long, short = 't', value_name = "DURATION", requires = "history")]
     pub older_than: Option<String>,
-    /// Remove without asking (wharf does not ask; accepted for Dagu's command line).
+    /// Remove without asking (otherwise wharf asks on a terminal, and removes nothing
+    /// without one).
     #[arg(long, short = 'f')]
     pub force: bool,
     /// Only say what would be removed.

@@ -1585,20 +1585,35 @@ fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
     let out = wharf().args(["rm", "nightly"]).run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("--history (-H)"), "{}", out.stderr);
-    assert_eq!(
-        wharf().args(["rm", "-H", "-t", "1d", "nightly"]).run().code,
-        Some(0)
-    );
+    // Without --force and without a terminal to answer on, nothing is removed.
+    let out = wharf().args(["rm", "-H", "-d", "nightly"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "Cancelled.\n");
+    assert_eq!(runs(), 1);
+    assert!(dags.join("nightly.yaml").is_file());
+    let out = wharf().args(["rm", "-H", "-f", "-t", "1d", "nightly"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "No runs to delete for DAG \"nightly\"\n");
     assert_eq!(runs(), 1, "a run of today is not older than a day");
     let out = wharf()
         .args(["rm", "-H", "-d", "--dry-run", "nightly"])
         .run();
     assert!(out.stderr.contains("would remove run"), "{}", out.stderr);
     assert!(out.stderr.contains("nightly.yaml"), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Dry run: Would delete 1 run(s) for DAG \"nightly\""),
+        "{}",
+        out.stdout
+    );
     assert_eq!(runs(), 1);
     assert!(dags.join("nightly.yaml").is_file());
     let out = wharf().args(["rm", "-H", "-d", "-f", "nightly"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "Successfully removed 1 run(s) for DAG \"nightly\"\nSuccessfully deleted DAG definition \"nightly\"\n"
+    );
     assert_eq!(runs(), 0);
     assert!(!dags.join("nightly.yaml").exists());
     assert!(!wharf().args(["ls"]).run().stdout.contains("nightly"));
@@ -1696,7 +1711,7 @@ fn a_retry_runs_the_dag_as_the_run_ran_it_not_as_the_file_is_now() {
     );
     drop(s);
     // The kept texts go with the last run that ran them.
-    let out = p.wharf().args(["rm", "-H", "snap"]).run();
+    let out = p.wharf().args(["rm", "-H", "-f", "snap"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let count = std::process::Command::new("python3")
         .args([

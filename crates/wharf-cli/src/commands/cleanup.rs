@@ -22,18 +22,8 @@ pub(crate) fn rm(args: &RmArgs) -> Result<ExitCode> {
     } else {
         "removing"
     };
-    if args.history {
-        let now = wharf_store::now_ms();
-        let cutoff = match &args.older_than {
-            Some(t) => now - crate::commands::history::duration_ms(t)?,
-            None => now + 1,
-        };
-        if let Some(removed) = remove_old(&store, Some(&name), cutoff, args.dry_run)? {
-            eprintln!("removed {removed} run(s) of {name}");
-        }
-    }
+    // A DAG's file stays while a run of it goes on or waits, whatever is asked.
     if args.definition {
-        let file = crate::commands::run::dag_file(&args.dag)?;
         let going = store
             .running(Some(&name))
             .map_err(record("the runs"))?
@@ -45,15 +35,67 @@ pub(crate) fn rm(args: &RmArgs) -> Result<ExitCode> {
                  its file is kept; stop them first"
             )));
         }
+    }
+    // As Dagu does: without --force, a person says yes on a terminal; nothing is removed
+    // otherwise.
+    if !args.force && !args.dry_run {
+        let what = match (args.history, args.definition) {
+            (true, true) => format!("the runs and the file of the DAG \"{name}\""),
+            (true, false) => format!("the runs of the DAG \"{name}\""),
+            _ => format!("the file of the DAG \"{name}\""),
+        };
+        if !confirmed(&format!("Remove {what}? [y/N] ")) {
+            println!("Cancelled.");
+            return Ok(ExitCode::Success);
+        }
+    }
+    if args.history {
+        let now = wharf_store::now_ms();
+        let cutoff = match &args.older_than {
+            Some(t) => now - crate::commands::history::duration_ms(t)?,
+            None => now + 1,
+        };
+        let old = store
+            .old_runs(Some(&name), cutoff)
+            .map_err(record("the old runs"))?;
+        match remove_old(&store, Some(&name), cutoff, args.dry_run)? {
+            _ if old.is_empty() => println!("No runs to delete for DAG \"{name}\""),
+            Some(removed) => {
+                println!("Successfully removed {removed} run(s) for DAG \"{name}\"");
+            }
+            None => println!(
+                "Dry run: Would delete {} run(s) for DAG \"{name}\"",
+                old.len()
+            ),
+        }
+    }
+    if args.definition {
+        let file = crate::commands::run::dag_file(&args.dag)?;
         eprintln!("{verb} {}", file.display());
         if !args.dry_run {
             std::fs::remove_file(&file).map_err(|e| Error::Read {
                 path: file.clone(),
                 reason: format!("cannot remove it: {e}"),
             })?;
+            println!("Successfully deleted DAG definition \"{name}\"");
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// Asks on the terminal; false without one (nobody to answer) or without a yes.
+fn confirmed(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
