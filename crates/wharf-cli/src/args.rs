@@ -417,7 +417,8 @@ pub(crate) struct CleanupArgs {
     /// Only say which runs would be removed.
     #[arg(long)]
     pub dry_run: bool,
-    /// Remove without asking (wharf does not ask; accepted for Dagu's command line).
+    /// Remove without asking (otherwise wharf asks on a terminal, and removes nothing
+    /// without one).
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Only the runs of this DAG (its name or the path of its file).

@@ -820,12 +820,21 @@ fn cleanup_removes_old_runs_and_their_logs() {
     assert!(out.stderr.contains("would remove run"), "{}", out.stderr);
     assert!(std::path::Path::new(&log_dir).is_dir());
 
+    // Without -y and without a terminal to answer on, nothing is removed.
+    let out = p
+        .wharf()
+        .args(["cleanup", "--retention-days", "0", "old"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "Cancelled.\n");
+    assert!(std::path::Path::new(&log_dir).is_dir());
     let out = p
         .wharf()
         .args(["cleanup", "--retention-days", "0", "-y", "old"])
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("removed 2 run(s)"), "{}", out.stderr);
+    assert_eq!(out.stdout, "Successfully removed 2 run(s)\n");
     assert!(!std::path::Path::new(&log_dir).exists());
     assert!(!std::path::Path::new(&child_dir).exists());
     let out = p.wharf().args(["history", "old"]).run();
@@ -1591,7 +1600,9 @@ fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
     assert_eq!(out.stdout, "Cancelled.\n");
     assert_eq!(runs(), 1);
     assert!(dags.join("nightly.yaml").is_file());
-    let out = wharf().args(["rm", "-H", "-f", "-t", "1d", "nightly"]).run();
+    let out = wharf()
+        .args(["rm", "-H", "-f", "-t", "1d", "nightly"])
+        .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "No runs to delete for DAG \"nightly\"\n");
     assert_eq!(runs(), 1, "a run of today is not older than a day");

@@ -108,8 +108,22 @@ pub(crate) fn run(args: &CleanupArgs) -> Result<ExitCode> {
                 .unwrap_or(i64::MAX / 86_400_000)
                 .saturating_mul(86_400_000);
         let dag = args.dag.as_deref().map(crate::commands::dag_name);
+        // As Dagu does: without -y, a person says yes on a terminal.
+        if !args.yes
+            && !args.dry_run
+            && !confirmed(&format!(
+                "Remove the runs {}older than {days} day(s)? [y/N] ",
+                dag.as_deref()
+                    .map(|d| format!("of \"{d}\" "))
+                    .unwrap_or_default()
+            ))
+        {
+            println!("Cancelled.");
+            return Ok(ExitCode::Success);
+        }
         if let Some(removed) = remove_old(&store, dag.as_deref(), cutoff, args.dry_run)? {
             eprintln!("removed {removed} run(s) older than {days} day(s)");
+            println!("Successfully removed {removed} run(s)");
         }
         return Ok(ExitCode::Success);
     }
