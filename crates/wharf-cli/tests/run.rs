@@ -1537,7 +1537,7 @@ fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
         out.stdout
     );
     let out = wharf().args(["ps", "-d", "adhoc"]).run();
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert_eq!(out.stdout, "No running processes\n");
     assert!(
         out.stderr.contains("no run of `adhoc` is running"),
         "{}",
@@ -1551,7 +1551,7 @@ fn ls_ps_config_and_rm_as_dagu_2x_has_them() {
     assert_eq!(wharf().args(["stop", "slow"]).run().code, Some(0));
     let _ = child.wait();
     let out = wharf().args(["ps"]).run();
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert_eq!(out.stdout, "No running processes\n");
 
     // `config`: where all of it is.
     let out = wharf().args(["config"]).run();

@@ -107,9 +107,10 @@ pub(crate) fn ps(args: &PsArgs) -> Result<ExitCode> {
         })
         .collect();
     if runs.is_empty() {
-        match &name {
-            Some(n) => eprintln!("no run of `{n}` is running"),
-            None => eprintln!("no run is running"),
+        // Dagu's words, on stdout as Dagu prints them (scripts look for them there).
+        println!("No running processes");
+        if let Some(n) = &name {
+            eprintln!("no run of `{n}` is running");
         }
         return Ok(ExitCode::Success);
     }
