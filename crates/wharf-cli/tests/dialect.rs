@@ -4011,3 +4011,23 @@ fn only_some_steps_run_with_an_earlier_runs_outputs() {
     let after = p.wharf().args(["history", "three", "--json"]).run().stdout;
     assert_eq!(before, after, "no run recorded");
 }
+
+// A container's `env` is read top to bottom, as the DAG's is: an entry reads the ones
+// before it (`${env.NAME}`, `$NAME`) and the run's values; itself or a later one stays as
+// written. So for the DAG-level container and a step's own.
+#[test]
+fn a_containers_env_entries_read_the_ones_before_them() {
+    images_are_built();
+    let p = Place::new();
+    let dag = p.dag(
+        "chained",
+        "env:\n  - ROOT=r\ncontainer:\n  image: wharf-test/base:latest\n  shell: [sh, -c]\n  env:\n    - BASE=api\n    - HOST=${env.BASE}.internal\n    - SELF=${env.SELF_NOWHERE}\n    - LATER=$AFTER_NOWHERE\n    - FROM_ROOT=${env.ROOT}\nsteps:\n  - id: shared\n    run: printf '%s|%s|%s|%s|%s\\n' \"$BASE\" \"$HOST\" \"$SELF\" \"$LATER\" \"$FROM_ROOT\"\n  - id: own\n    container:\n      image: wharf-test/base:latest\n      shell: [sh, -c]\n      env:\n        - BASE=web\n        - HOST=${env.BASE}.internal\n    run: printf '%s|%s\\n' \"$BASE\" \"$HOST\"\n",
+    );
+    let out = p.run(&dag, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        p.logs("chained", "shared"),
+        "api|api.internal|${env.SELF_NOWHERE}|$AFTER_NOWHERE|r\n"
+    );
+    assert_eq!(p.logs("chained", "own"), "web|web.internal\n");
+}

@@ -1025,11 +1025,20 @@ impl Dispatcher {
                 }
             };
         }
-        let env: Vec<(String, String)> = spec
-            .env
-            .iter()
-            .map(|v| (v.name.clone(), expand(&v.value)))
-            .collect();
+        // Top to bottom: an entry reads the entries before it, then the run's values.
+        let v2 = self.dag.dialect == wharf_spec::Dialect::V2;
+        let env = vars::chained_env(
+            spec.env.iter().map(|v| (v.name.clone(), v.value.clone())),
+            v2,
+            &|t: &str| {
+                let t = expand(t);
+                if v2 {
+                    wharf_spec::expand::references(&t, |n| self.vars.lookup(n))
+                } else {
+                    t
+                }
+            },
+        );
         self.container_env = Arc::new(env.clone());
         let what = config
             .exec

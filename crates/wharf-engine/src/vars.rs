@@ -114,6 +114,36 @@ fn split(text: &str) -> Result<Vec<Piece>, String> {
     Ok(pieces)
 }
 
+/// A container's `env`, top to bottom: an entry reads the entries before it (`$NAME`,
+/// `${NAME}`, and in a 2.x file `${env.NAME}`), then what `expand` puts in (the run's
+/// values); itself or a later entry stays as written.
+pub(crate) fn chained_env(
+    entries: impl IntoIterator<Item = (String, String)>,
+    v2: bool,
+    expand: &dyn Fn(&str) -> String,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (name, value) in entries {
+        let earlier = |n: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
+        let own = if v2 {
+            let own = wharf_spec::expand::references(&value, |n| {
+                n.strip_prefix("env.").and_then(|b| earlier(b))
+            });
+            wharf_spec::expand::expand_unquoted(&own, |n| earlier(n))
+        } else {
+            wharf_spec::expand::expand(&value, |n| earlier(n))
+        };
+        let value = expand(&own);
+        env.push((name, value));
+    }
+    env
+}
+
 /// The variables as `(name, value)` pairs for a process, `DAG_*` and the step's own last.
 pub fn step_env(resolved: &Resolved) -> Vec<(String, String)> {
     resolved

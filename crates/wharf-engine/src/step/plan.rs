@@ -330,8 +330,38 @@ pub(super) fn container_job(
     config.working_dir = ex(&config.working_dir);
     config.exec.user = ex(&config.exec.user);
     config.exec.working_dir = ex(&config.exec.working_dir);
-    for var in &mut config.exec.env {
-        var.value = expand(&var.value);
+    let v2 = dag.dialect == wharf_spec::Dialect::V2;
+    // A container's `env` top to bottom: an entry reads the entries before it.
+    let chained = crate::vars::chained_env(
+        config
+            .exec
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone())),
+        v2,
+        expand,
+    );
+    for (var, (_, value)) in config.exec.env.iter_mut().zip(chained) {
+        var.value = value;
+    }
+    let mut env = config.container.remove("Env");
+    if let Some(serde_json::Value::Array(entries)) = &mut env {
+        let pairs: Vec<(String, String)> = entries
+            .iter()
+            .filter_map(|e| e.as_str())
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        if pairs.len() == entries.len() {
+            *entries = crate::vars::chained_env(pairs, v2, expand)
+                .into_iter()
+                .map(|(k, v)| serde_json::Value::String(format!("{k}={v}")))
+                .collect();
+        } else {
+            entries.iter_mut().for_each(|e| expand_strings(e, expand));
+        }
     }
     // The raw Docker objects' strings too, as Dagu evaluates the config's strings
     // (`binds: ["${OUT}:/out"]`).
@@ -339,6 +369,9 @@ pub(super) fn container_job(
         for value in map.values_mut() {
             expand_strings(value, expand);
         }
+    }
+    if let Some(env) = env {
+        config.container.insert("Env".into(), env);
     }
     for v in &mut config.volumes {
         if let wharf_spec::VolumeSource::Bind(source) = &v.source {
