@@ -132,7 +132,7 @@ pub(crate) fn chained_env(
         };
         let own = if v2 {
             let own = wharf_spec::expand::references(&value, |n| {
-                n.strip_prefix("env.").and_then(|b| earlier(b))
+                n.strip_prefix("env.").and_then(&earlier)
             });
             wharf_spec::expand::expand_unquoted(&own, |n| earlier(n))
         } else {
