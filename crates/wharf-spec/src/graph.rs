@@ -6,7 +6,7 @@
 //! follows all of them); an explicit `depends` adds to that, and `depends: []` removes it.
 //! In a `graph` DAG only `depends` counts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::decode::{Depends, RawStep};
 use crate::diag::{Diagnostic, Span, did_you_mean};
@@ -92,25 +92,25 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
         })
         .collect();
     let mut edge_spans: HashMap<(usize, String), Span> = HashMap::new();
+    // Each item's steps, and the items met so far: a chain's implicit edges in n log n.
+    let mut steps_of_item: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (j, (it, _)) in written.iter().enumerate() {
+        steps_of_item.entry(*it).or_default().push(j);
+    }
+    let mut earlier_items: BTreeSet<usize> = BTreeSet::new();
     for (i, (item, depends)) in written.iter().enumerate() {
         let mut deps: Vec<String> = Vec::new();
         let implicit =
             dag.kind == DagType::Chain && !matches!(depends, Some(list) if list.is_empty());
         if implicit {
             // The steps of the nearest earlier item.
-            if let Some(prev) = written[..i]
-                .iter()
-                .map(|(it, _)| *it)
-                .filter(|it| it < item)
-                .max()
-            {
-                for (j, (it, _)) in written.iter().enumerate() {
-                    if *it == prev {
-                        deps.push(names[j].clone());
-                    }
+            if let Some(prev) = earlier_items.range(..*item).next_back() {
+                for j in &steps_of_item[prev] {
+                    deps.push(names[*j].clone());
                 }
             }
         }
+        earlier_items.insert(*item);
         for (dep, span) in depends.iter().flatten() {
             if *dep == names[i] {
                 diags.push(Diagnostic::error(
