@@ -16,6 +16,7 @@ mod local;
 mod notify;
 mod recorder;
 mod resume;
+mod spawn;
 mod step;
 mod subdag;
 pub mod task;

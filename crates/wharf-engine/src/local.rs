@@ -26,16 +26,15 @@
 //! left the group and keeps a pipe open is not waited for past the grace period.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 
 use crate::executor::{BoxFuture, Executor, Exit, Program, StepJob, Work};
+use crate::spawn::Process;
 use wharf_spec::env::Mask;
 
 pub struct LocalExecutor;
@@ -50,7 +49,7 @@ async fn run(job: &StepJob) -> Exit {
     let Work::Host(local) = &job.work else {
         return Exit::error("the host executor runs host commands only");
     };
-    let mut cmd = command(job, local);
+    let cmd = command(job, local);
     if let Err(e) = job.prepare_redirects() {
         return Exit::error(e);
     }
@@ -72,7 +71,7 @@ async fn run(job: &StepJob) -> Exit {
             return Exit::error(format!("cannot start `{what}`: {e}"));
         }
     };
-    let pid = child.id().and_then(|p| i32::try_from(p).ok());
+    let pid = i32::try_from(child.id()).ok().filter(|p| *p > 0);
     if let (Some(pid), Some(report)) = (pid, &job.on_spawn) {
         report(pid);
     }
@@ -168,7 +167,7 @@ async fn run(job: &StepJob) -> Exit {
 
 /// The step's process: the program through its shell (or a script with its own `#!`),
 /// in its own process group, its output piped.
-fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
+fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Process {
     // Found here on the step's PATH, the shell is spawned without a fork of this process
     // (std spawns a program given by name with a PATH of its own by forking); it still
     // sees the name it was given.
@@ -183,11 +182,7 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Command {
         cmd.arg0(&local.shell[0]);
     }
     let mut cmd = crate::vars::step_process(cmd, &job.env);
-    cmd.current_dir(&job.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.current_dir(&job.dir);
     cmd
 }
 
@@ -218,7 +213,7 @@ fn program_path(name: &str, env: &[(String, String)]) -> Option<String> {
 
 /// `nix-shell` takes the line to run with `--run` (its own options, `-p` packages
 /// included, come before); the positional params are set at the start of the line.
-fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Command {
+fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Process {
     let quoted = |items: &[String]| shell_words::join(items);
     let positional = if job.positional.is_empty() {
         String::new()
@@ -236,15 +231,15 @@ fn nix_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) 
             shell_words::quote(&file.to_string_lossy())
         ),
     };
-    let mut c = Command::new(shell);
+    let mut c = Process::new(shell);
     c.args(&local.shell[1..]).arg("--run").arg(line);
     c
 }
 
-fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Command {
+fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &str) -> Process {
     match &local.program {
         Program::Line(line) => {
-            let mut c = Command::new(shell);
+            let mut c = Process::new(shell);
             c.args(&local.shell[1..])
                 .arg("-c")
                 .arg(line)
@@ -253,12 +248,12 @@ fn through_shell(job: &StepJob, local: &crate::executor::LocalCommand, shell: &s
             c
         }
         Program::Script(file) => {
-            let mut c = Command::new(shell);
+            let mut c = Process::new(shell);
             c.args(&local.shell[1..]).arg(file).args(&job.positional);
             c
         }
         Program::Executable(file) => {
-            let mut c = Command::new(file);
+            let mut c = Process::new(file);
             c.args(&job.positional);
             c
         }

@@ -1,0 +1,627 @@
+//! Starting a host step's process, cheaper than std's spawn.
+//!
+//! std (and tokio over it) starts a process with glibc's `posix_spawn`, whose child, before
+//! it execs, looks up and resets the handler of each of the 64 signals: 128 system calls,
+//! a third of what a `sh -c true` step costs beyond the shell's own loop
+//! (BENCHMARKS.md, "Where a chained local step's time goes"). This module does what that
+//! child does with the same primitive (`clone` with `CLONE_VM | CLONE_VFORK`: the child
+//! borrows wharf's memory until it execs, nothing is copied) but resets only the signals
+//! that can have a handler in wharf: every standard signal wharf does not ignore, and the
+//! real-time signals that had one when the first step started (wharf sets none). The
+//! child also gets its pidfd from the `clone` itself (`CLONE_PIDFD`), which the wait then
+//! uses.
+//!
+//! Between the `clone` and the `execve` the child shares wharf's memory and runs on a
+//! stack of its own: it makes system calls through libc's thin wrappers only (no
+//! allocation, no lock), reads what the parent prepared, and reports a failure by writing
+//! its errno where the parent, resumed once the child has exec'd or exited, reads it. All
+//! signals are blocked around the `clone`, so no handler of wharf's can run in the child
+//! before it has reset them.
+//!
+//! Anything this path does not take (a program given by bare name, which std looks up
+//! on the `PATH` it is given; a kernel that refuses `CLONE_PIDFD`) goes through tokio's
+//! `Command` as before, with the same result.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::libc;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe::Receiver;
+
+/// A process to start: its program, arguments, environment (nothing inherited) and
+/// working directory; stdin is `/dev/null`, stdout and stderr pipes, and it leads a new
+/// process group.
+pub struct Process {
+    program: OsString,
+    arg0: Option<OsString>,
+    args: Vec<OsString>,
+    env: BTreeMap<OsString, OsString>,
+    dir: PathBuf,
+}
+
+impl Process {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Self {
+            program: program.as_ref().to_owned(),
+            arg0: None,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            dir: PathBuf::from("."),
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// The name the program sees as its own (`argv[0]`); the program's path by default.
+    pub fn arg0(&mut self, name: impl AsRef<OsStr>) -> &mut Self {
+        self.arg0 = Some(name.as_ref().to_owned());
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.dir = dir.into();
+        self
+    }
+
+    pub fn spawn(&self) -> io::Result<Child> {
+        if self.program.as_bytes().contains(&b'/') && !CLONE_REFUSED.load(Ordering::Relaxed) {
+            match self.spawn_cloned() {
+                Err(Refused) => CLONE_REFUSED.store(true, Ordering::Relaxed),
+                Ok(started) => return started,
+            }
+        }
+        self.spawn_std()
+    }
+
+    fn spawn_std(&self) -> io::Result<Child> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        if let Some(name) = &self.arg0 {
+            cmd.arg0(name);
+        }
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn()?;
+        let pipe = |fd: Option<io::Result<OwnedFd>>| -> io::Result<Option<Receiver>> {
+            fd.transpose()?.map(Receiver::from_owned_fd).transpose()
+        };
+        let stdout = pipe(child.stdout.take().map(|p| p.into_owned_fd()))?;
+        let stderr = pipe(child.stderr.take().map(|p| p.into_owned_fd()))?;
+        Ok(Child {
+            pid: child.id().unwrap_or(0),
+            inner: Inner::Std(child),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Ok(the spawn's result), or Refused when the kernel does not take this way of
+    /// starting a process (then std's is used from now on).
+    fn spawn_cloned(&self) -> Result<io::Result<Child>, Refused> {
+        let prepared = match self.prepare() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (out_read, out_write) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (err_read, err_write) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let null = match dev_null() {
+            Ok(fd) => fd,
+            Err(e) => return Ok(Err(e)),
+        };
+        let argv: Vec<*const libc::c_char> = prepared
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let envp: Vec<*const libc::c_char> = prepared
+            .env
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let mut args = ChildArgs {
+            program: prepared.program.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            dir: prepared.dir.as_ptr(),
+            fds: [null, out_write.as_raw_fd(), err_write.as_raw_fd()],
+            reset: signal_resets(),
+            errno: 0,
+        };
+        let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+        let mut pidfd: libc::c_int = -1;
+        // SAFETY: the child runs `child` on `stack`, which outlives it (the parent is
+        // suspended until the child execs or exits: CLONE_VFORK), reading `args`, `argv`,
+        // `envp` and the strings they point to, all alive until then. All signals are
+        // blocked around the clone so that no handler runs in the child before it resets
+        // them; the parent's mask is put back right after.
+        let (pid, clone_errno) = unsafe {
+            let top = (stack.as_mut_ptr().add(CHILD_STACK) as usize & !15) as *mut libc::c_void;
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            let pid = libc::clone(
+                child,
+                top,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                (&raw mut args).cast::<libc::c_void>(),
+                &raw mut pidfd,
+            );
+            let clone_errno = io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            (pid, clone_errno)
+        };
+        drop((out_write, err_write));
+        if pid < 0 {
+            return match clone_errno.raw_os_error() {
+                Some(libc::EINVAL | libc::ENOSYS | libc::EPERM) => Err(Refused),
+                _ => Ok(Err(clone_errno)),
+            };
+        }
+        // SAFETY: clone succeeded with CLONE_PIDFD: `pidfd` is a descriptor now ours.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        // SAFETY: the child has exec'd or exited (CLONE_VFORK); a read of what it wrote.
+        let errno = unsafe { std::ptr::read_volatile(&raw const args.errno) };
+        if errno != 0 {
+            // It exited without exec'ing: collect it and say why.
+            let mut status = 0;
+            // SAFETY: waiting for our own child, by pid.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            return Ok(Err(io::Error::from_raw_os_error(errno)));
+        }
+        let started = (|| {
+            // SAFETY: the AsyncFd owns the pidfd, open until it is dropped.
+            let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+            Ok(Child {
+                pid: pid.cast_unsigned(),
+                inner: Inner::Cloned {
+                    pidfd,
+                    status: None,
+                },
+                stdout: Some(receiver(out_read)?),
+                stderr: Some(receiver(err_read)?),
+            })
+        })();
+        if started.is_err() {
+            reap_in_background(pid);
+        }
+        Ok(started)
+    }
+
+    fn prepare(&self) -> io::Result<Prepared> {
+        let text = |s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "nul byte found in provided data",
+                )
+            })
+        };
+        let mut argv = vec![text(self.arg0.as_deref().unwrap_or(&self.program))?];
+        for a in &self.args {
+            argv.push(text(a)?);
+        }
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut pair = k.clone();
+                pair.push("=");
+                pair.push(v);
+                text(&pair)
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Prepared {
+            program: text(&self.program)?,
+            argv,
+            env,
+            dir: text(self.dir.as_os_str())?,
+        })
+    }
+}
+
+impl crate::vars::EnvCommand for Process {
+    fn clear_env(&mut self) {
+        self.env.clear();
+    }
+    fn set_env(&mut self, key: &OsStr, value: &OsStr) {
+        self.env.insert(key.to_owned(), value.to_owned());
+    }
+}
+
+/// A started process: its output pipes and its end.
+pub struct Child {
+    pid: u32,
+    inner: Inner,
+    pub stdout: Option<Receiver>,
+    pub stderr: Option<Receiver>,
+}
+
+enum Inner {
+    Cloned {
+        pidfd: AsyncFd<OwnedFd>,
+        status: Option<ExitStatus>,
+    },
+    Std(tokio::process::Child),
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the process to end (once ended, its status again at each call).
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let pid = self.pid.cast_signed();
+        match &mut self.inner {
+            Inner::Std(child) => child.wait().await,
+            Inner::Cloned {
+                status: Some(s), ..
+            } => Ok(*s),
+            Inner::Cloned { pidfd, status } => loop {
+                let mut ready = pidfd.readable().await?;
+                let mut raw = 0;
+                // SAFETY: our own child, not yet collected: its pid cannot have been
+                // reused (we hold its pidfd and have not waited for it).
+                match unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) } {
+                    0 => ready.clear_ready(),
+                    p if p == pid => {
+                        let s = ExitStatus::from_raw(raw);
+                        *status = Some(s);
+                        return Ok(s);
+                    }
+                    _ => return Err(io::Error::last_os_error()),
+                }
+            },
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Given up before its end (the run's task dropped): nothing of the step outlives
+        // it, and no zombie stays behind.
+        let pid = self.pid.cast_signed();
+        let kill = || {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        };
+        match &mut self.inner {
+            Inner::Cloned { status: None, .. } => {
+                kill();
+                reap_in_background(pid);
+            }
+            // tokio collects it once it has ended.
+            Inner::Std(child) => {
+                if matches!(child.try_wait(), Ok(None)) {
+                    kill();
+                }
+            }
+            Inner::Cloned { .. } => {}
+        }
+    }
+}
+
+fn reap_in_background(pid: libc::pid_t) {
+    std::thread::spawn(move || {
+        let mut raw = 0;
+        // SAFETY: our own child, collected by nobody else.
+        unsafe { libc::waitpid(pid, &mut raw, 0) };
+    });
+}
+
+const CHILD_STACK: usize = 64 * 1024;
+
+static CLONE_REFUSED: AtomicBool = AtomicBool::new(false);
+
+struct Refused;
+
+struct Prepared {
+    program: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    dir: CString,
+}
+
+/// What the child reads (and, on a failure, writes: `errno`).
+#[repr(C)]
+struct ChildArgs {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    dir: *const libc::c_char,
+    fds: [RawFd; 3],
+    reset: u64,
+    errno: libc::c_int,
+}
+
+/// The child, between `clone` and `execve`: async-signal-safe system calls only.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `ChildArgs`, alive while the parent is suspended.
+    unsafe {
+        let a = &mut *arg.cast::<ChildArgs>();
+        let fail = |a: &mut ChildArgs| -> ! {
+            std::ptr::write_volatile(&raw mut a.errno, *libc::__errno_location());
+            libc::_exit(127)
+        };
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..64 {
+            if a.reset & (1u64 << sig) != 0 {
+                libc::sigaction(sig, &default, std::ptr::null_mut());
+            }
+        }
+        if libc::setpgid(0, 0) != 0 {
+            fail(a);
+        }
+        for (target, fd) in (0..).zip(a.fds) {
+            if libc::dup2(fd, target) < 0 {
+                fail(a);
+            }
+        }
+        if libc::chdir(a.dir) != 0 {
+            fail(a);
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::execve(a.program, a.argv, a.envp);
+        fail(a)
+    }
+}
+
+/// The signals the child sets back to their default action: the standard ones wharf
+/// does not ignore (SIGPIPE always, as std does), and the real-time ones that had a
+/// handler when the first process was started.
+fn signal_resets() -> u64 {
+    static RESETS: OnceLock<u64> = OnceLock::new();
+    *RESETS.get_or_init(|| {
+        let mut resets = 0u64;
+        for sig in 1..64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..libc::SIGRTMIN()).contains(&sig)
+            {
+                continue;
+            }
+            // SAFETY: a query of the signal's current action.
+            let action = unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old);
+                old.sa_sigaction
+            };
+            let standard = sig < 32;
+            let reset = if sig == libc::SIGPIPE {
+                true
+            } else if standard {
+                action != libc::SIG_IGN
+            } else {
+                action != libc::SIG_IGN && action != libc::SIG_DFL
+            };
+            if reset {
+                resets |= 1u64 << sig;
+            }
+        }
+        resets
+    })
+}
+
+/// A pipe: its read end non-blocking for wharf, its write end for the child (both closed
+/// on exec; the child's copy on fd 1 or 2 is not), neither on fds 0-2.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills `fds` with two new descriptors on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are new descriptors, ours.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = (above_stdio(read)?, above_stdio(write)?);
+    // SAFETY: a flag change on our own descriptor.
+    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((read, write))
+}
+
+/// `fd`, moved above 0-2 when it is one of them (wharf started with one closed): the
+/// child's `dup2` onto 0-2 must never take a descriptor it still has to copy.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: a copy of our own descriptor, closed on exec.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if moved < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: new, ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+/// `/dev/null`, opened once (read-only, closed on exec) for every child's stdin.
+fn dev_null() -> io::Result<RawFd> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_raw_fd());
+    }
+    let file = std::fs::File::open("/dev/null")?;
+    let fd = above_stdio(OwnedFd::from(file))?;
+    Ok(NULL.get_or_init(|| fd).as_raw_fd())
+}
+
+fn receiver(fd: OwnedFd) -> io::Result<Receiver> {
+    // The read end is a pipe's, already non-blocking.
+    Receiver::from_owned_fd_unchecked(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn output(child: &mut Child) -> (String, String, ExitStatus) {
+        let (mut out, mut err) = (String::new(), String::new());
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        let status = child.wait().await.unwrap();
+        (out, err, status)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_process_gets_its_arguments_environment_folder_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let mut p = Process::new("/bin/sh");
+            p.arg0("named")
+                .args(["-c", "echo \"$(tr '\\0' '\\n' < /proc/$$/cmdline | head -1) $0 [$X] [$HOME] $(pwd) $$ $(ps -o pgid= -p $$)\"; cat; echo oops >&2; exit 7", "one"])
+                .current_dir(dir.path());
+            crate::vars::EnvCommand::set_env(&mut p, OsStr::new("X"), OsStr::new("a b"));
+            crate::vars::EnvCommand::set_env(&mut p, OsStr::new("PATH"), OsStr::new("/usr/bin:/bin"));
+            let mut child = p.spawn().unwrap();
+            let pid = child.id();
+            let (out, err, status) = output(&mut child).await;
+            let fields: Vec<&str> = out.split_whitespace().collect();
+            assert_eq!(fields[..4], ["named", "one", "[a", "b]"], "{out}");
+            assert_eq!(fields[4], "[]", "nothing of wharf's environment is passed: {out}");
+            assert_eq!(
+                std::path::Path::new(fields[5]).canonicalize().unwrap(),
+                dir.path().canonicalize().unwrap()
+            );
+            assert_eq!(fields[6], pid.to_string());
+            assert_eq!(fields[7], pid.to_string(), "the process leads its own group");
+            assert_eq!(err, "oops\n");
+            assert_eq!(status.code(), Some(7));
+            // The status is kept for a second look.
+            assert_eq!(child.wait().await.unwrap().code(), Some(7));
+        });
+    }
+
+    #[test]
+    fn what_cannot_start_says_why() {
+        runtime().block_on(async {
+            let missing = Process::new("/nonexistent/program").spawn().err().unwrap();
+            assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+            let mut p = Process::new("/bin/true");
+            p.current_dir("/nonexistent/folder");
+            assert_eq!(p.spawn().err().unwrap().kind(), io::ErrorKind::NotFound);
+            let not_executable = tempfile::NamedTempFile::new().unwrap();
+            let denied = Process::new(not_executable.path()).spawn().err().unwrap();
+            assert_eq!(denied.kind(), io::ErrorKind::PermissionDenied);
+            let mut p = Process::new("/bin/true");
+            p.arg("a\0b");
+            assert_eq!(p.spawn().err().unwrap().kind(), io::ErrorKind::InvalidInput);
+        });
+    }
+
+    #[test]
+    fn a_signal_ends_it_with_that_signal() {
+        runtime().block_on(async {
+            let mut p = Process::new("/bin/sh");
+            p.args(["-c", "kill -TERM $$; sleep 5"]);
+            let mut child = p.spawn().unwrap();
+            let (_, _, status) = output(&mut child).await;
+            assert_eq!(status.signal(), Some(libc::SIGTERM));
+        });
+    }
+
+    #[test]
+    fn sigpipe_is_back_to_its_default_and_a_dropped_child_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        runtime().block_on(async {
+            let mut p = Process::new("/bin/sh");
+            // SIGPIPE is ignored in wharf (as in every Rust program): the step gets it back.
+            p.args([
+                "-c",
+                &format!(
+                    "grep -q '^SigIgn:.*[1-9a-f]000$' /proc/self/status && echo ignored; sleep 30 & echo $$ $! > {}; wait",
+                    pids.display()
+                ),
+            ]);
+            let mut child = p.spawn().unwrap();
+            let mut out = child.stdout.take().unwrap();
+            let mut line = String::new();
+            while !pids.exists() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            drop(child);
+            out.read_to_string(&mut line).await.unwrap();
+            assert_eq!(line, "", "SIGPIPE is back to its default in the child");
+        });
+        let text = std::fs::read_to_string(&pids).unwrap();
+        for pid in text.split_whitespace() {
+            let gone = (0..200).any(|_| {
+                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "));
+                if alive {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                !alive
+            });
+            assert!(
+                gone,
+                "process {pid} of the dropped child's group is still there"
+            );
+        }
+    }
+}
