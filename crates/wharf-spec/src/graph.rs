@@ -43,9 +43,8 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
             taken.insert(r.step.name.clone(), r.step.span);
         }
     }
-    let mut steps = Vec::with_capacity(raw.len());
     let mut written: Vec<(usize, Depends)> = Vec::with_capacity(raw.len());
-    for (position, mut r) in raw.into_iter().enumerate() {
+    for (position, r) in raw.iter_mut().enumerate() {
         if r.step.generated_name {
             // As Dagu names them: by kind, counting from the step's position.
             let kind = match (&r.step.executor, &r.step.script, &r.step.command) {
@@ -66,9 +65,10 @@ pub(crate) fn link(diags: &mut Vec<Diagnostic>, dag: &mut Dag, mut raw: Vec<RawS
             taken.insert(name.clone(), r.step.span);
             r.step.name = name;
         }
-        written.push((r.item, r.depends));
-        steps.push(r.step);
+        written.push((r.item, r.depends.take()));
     }
+    // In place: the steps take the raw steps' room rather than a second copy of them all.
+    let mut steps: Vec<Step> = raw.into_iter().map(|r| r.step).collect();
 
     // Dependencies, by name or by id.
     let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();

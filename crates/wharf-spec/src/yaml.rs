@@ -313,9 +313,12 @@ impl<'a> Loader<'a> {
                 })
             }
             Event::Scalar(text, style, anchor, _tag) => {
+                // The scanner's buffer keeps room for a long scalar; a DAG's are short.
+                let mut text = text.into_owned();
+                text.shrink_to_fit();
                 let node = Node {
                     kind: Kind::Scalar(Scalar {
-                        text: text.into_owned(),
+                        text,
                         plain: matches!(style, ScalarStyle::Plain),
                     }),
                     span: at,
@@ -333,6 +336,7 @@ impl<'a> Loader<'a> {
                     }
                     items.push(self.node(ev, sp)?);
                 };
+                items.shrink_to_fit();
                 let node = Node {
                     kind: Kind::Seq(items),
                     span: Span {
@@ -386,6 +390,9 @@ impl<'a> Loader<'a> {
                 for source in merges {
                     self.merge(&mut entries, source);
                 }
+                // A file's many small mappings (a step's two or three keys) without the
+                // room a growing Vec keeps: a large DAG's tree is half the size.
+                entries.shrink_to_fit();
                 let node = Node {
                     kind: Kind::Map(entries),
                     span: Span {
