@@ -18,10 +18,13 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let file = dag_file(&args.dag)?;
     // An earlier run the new one starts from (`--from-run-id`: the DAG's own, found under
     // the name it was kept under; `--dag-of-run NAME:ID`, from the API or the pages).
-    let from_name = args.name.clone().unwrap_or_else(|| dag_name(&args.dag));
-    let earlier = match (&args.from_run_id, args.dag_of_run.as_deref()) {
-        (Some(id), _) => Some((from_name.as_str(), id.as_str())),
-        (None, Some(run)) => run.rsplit_once(':'),
+    // (The file is read for its name only then: a large DAG is not loaded twice.)
+    let earlier: Option<(String, &str)> = match (&args.from_run_id, args.dag_of_run.as_deref()) {
+        (Some(id), _) => Some((
+            args.name.clone().unwrap_or_else(|| dag_name(&args.dag)),
+            id.as_str(),
+        )),
+        (None, Some(run)) => run.rsplit_once(':').map(|(n, id)| (n.to_owned(), id)),
         (None, None) => None,
     };
     let given = || given_params(args.params_text.as_deref(), &args.params);
@@ -29,7 +32,7 @@ pub(crate) fn run(args: &RunArgs, term: &Term) -> Result<ExitCode> {
     let (params, kept) = match earlier {
         Some((name, id)) => {
             let store = crate::commands::open_store()?;
-            let run = find_run(&store, name, Some(id))?;
+            let run = find_run(&store, &name, Some(id))?;
             let kept = store.spec_of(run.key).ok().flatten();
             let params = if args.from_run_id.is_some() {
                 run.params
