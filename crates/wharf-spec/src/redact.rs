@@ -56,6 +56,9 @@ struct Site {
 
 /// The file's text with every credential value replaced by `<redacted>`.
 pub fn source(text: &str) -> String {
+    if !may_hold_credentials(text) {
+        return text.to_owned();
+    }
     let Some(sites) = sites(text) else {
         return lines::redact(text);
     };
@@ -105,6 +108,26 @@ fn replace<'a>(text: &str, edits: impl Iterator<Item = (usize, usize, &'a str)>)
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// Whether a credential key could be written in `text`: each key [`is_secret_key`] takes
+/// holds one of these words, whatever its case; a text without any (and without an escape
+/// that could spell one in a quoted key) has nothing to redact, and is not parsed again.
+fn may_hold_credentials(text: &str) -> bool {
+    // `PASSWORD` and `PASSWD` hold `pass`; `API_KEY`, `ACCESS_KEY` and `PRIVATE_KEY`
+    // hold `_key`. A backslash may escape a letter of a key in double quotes.
+    const WORDS: [&str; 8] = [
+        "pass",
+        "secret",
+        "token",
+        "apikey",
+        "_key",
+        "credential",
+        "auth",
+        "\\",
+    ];
+    let lower = text.to_ascii_lowercase();
+    WORDS.iter().any(|w| lower.contains(w))
 }
 
 /// The credential values of a text, or None when it is not YAML.
@@ -431,6 +454,39 @@ mod tests {
     use super::*;
 
     const FILE: &str = "# comments stay\nregistryAuths:\n  ghcr.io:\n    username: me\n    password: hunter2  \n  gcr.io:\n    auth: ${GCR_AUTH}\n  quay.io: \"bWU6YjY0cHc=\"\n  docker.io: '{\"username\": \"me\", \"password\": \"jsonpw\"}'\nenv:\n  - API_TOKEN=abc123\n  - DB_PASSWORD: \"s3cret\"\n  - PLAIN=visible\n  - CERT_KEY: |\n      line-one\n      line-two\n  - {token: flow-tok, n: 1}\nparams: API_TOKEN=tok WHO=me\nx-base: &pw anchored-pw\nsteps:\n  - name: s\n    env:\n      - password: *pw\n    command: echo hi\n";
+
+    #[test]
+    fn a_text_is_parsed_again_only_when_a_credential_key_could_be_in_it() {
+        let plain = "steps:\n  - name: build\n    command: make all KEYS=1\n";
+        assert!(!may_hold_credentials(plain));
+        assert_eq!(source(plain), plain);
+        // Every spelling of a key `is_secret_key` takes is caught by the quick look.
+        for key in [
+            "password",
+            "PASSWD",
+            "db_pass",
+            "Secret",
+            "MY_TOKEN",
+            "apiKey",
+            "API_KEY",
+            "access_key",
+            "PRIVATE_KEY",
+            "gcp_credentials",
+            "auth",
+            "registryAuths",
+            "SSH_KEY",
+            "x_Key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+            let text = format!("env:\n  - {key}: hunter2\n");
+            assert!(may_hold_credentials(&text), "{key}");
+            assert!(!source(&text).contains("hunter2"), "{key}");
+        }
+        // An escape in a quoted key could spell one without its letters.
+        let escaped = "env:\n  - \"p\\x61ssword\": hunter2\n";
+        assert!(may_hold_credentials(escaped));
+        assert!(!source(escaped).contains("hunter2"), "{}", source(escaped));
+    }
 
     #[test]
     fn every_form_of_credential_is_redacted_and_the_rest_kept() {
