@@ -29,6 +29,49 @@ mod time;
 
 pub use exit::ExitCode;
 
+/// A Dagu command wharf does not have, met as an unknown subcommand: what to do instead
+/// (rather than clap's nearest spelling, which would point at an unrelated command).
+fn dagu_only_command(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let instead = match name.as_str() {
+        "worker" | "coordinator" => {
+            "wharf has no workers or coordinator of its own: where one machine is not enough, \
+             steps run as Docker Swarm jobs on an existing swarm (`backend: swarm`, \
+             `workerSelector`; docs/docker.md, \"Docker Swarm\"), and `wharf start-all` is \
+             the server and scheduler"
+        }
+        "schema" => {
+            "the DAG fields are described in docs/dialect.md; `wharf validate FILE` checks a \
+             file against them, naming the line and column of each error"
+        }
+        "upgrade" => {
+            "wharf does not replace itself: install the new build (`cargo install --path \
+             crates/wharf-cli`, or your package) and restart `wharf start-all`; the store \
+             migrates itself when opened"
+        }
+        "sync" => {
+            "wharf does not pull DAGs from git: keep the DAGs folder a git checkout and \
+             update it with `git pull`"
+        }
+        "context" => {
+            "wharf has no remote contexts: `WHARF_HOME` chooses the installation a command \
+             works on (`wharf config` shows it)"
+        }
+        "license" => "wharf needs no license",
+        "agent" => "wharf has no AI agent",
+        _ => return None,
+    };
+    Some(format!(
+        "`{name}` is a Dagu command wharf does not have: {instead}"
+    ))
+}
+
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn run() -> i32 {
     use clap::FromArgMatches;
@@ -38,6 +81,10 @@ pub fn run() -> i32 {
     let args = match parsed {
         Ok(args) => args,
         Err(e) => {
+            if let Some(why) = dagu_only_command(&e) {
+                eprintln!("error: {why}");
+                return ExitCode::Usage as i32;
+            }
             let code = if e.use_stderr() {
                 ExitCode::Usage
             } else {

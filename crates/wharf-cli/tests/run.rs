@@ -1770,6 +1770,39 @@ fn a_closed_stdout_is_not_a_panic() {
     }
 }
 
+// L12, L16: Dagu's commands that wharf does not have say what to do instead, rather than
+// clap's nearest spelling (`upgrade` is not `migrate`); a mistyped command of wharf's own
+// still gets the suggestion.
+#[test]
+fn dagu_only_commands_say_what_wharf_does_instead() {
+    let p = Place::new();
+    for (command, instead) in [
+        ("worker", "Docker Swarm"),
+        ("coordinator", "Docker Swarm"),
+        ("upgrade", "install the new build"),
+        ("schema", "docs/dialect.md"),
+        ("sync", "git pull"),
+        ("context", "WHARF_HOME"),
+    ] {
+        let out = p
+            .wharf()
+            .args([command, "--worker.labels", "gpu=true"])
+            .run();
+        assert_eq!(out.code, Some(2), "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "`{command}` is a Dagu command wharf does not have"
+            )) && out.stderr.contains(instead),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("similar subcommand"), "{}", out.stderr);
+    }
+    let out = p.wharf().args(["stauts"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("'status'"), "{}", out.stderr);
+}
+
 // L01: `--default-working-dir` is where the steps of a DAG that names no working
 // directory work; a DAG that names one keeps it.
 #[test]
