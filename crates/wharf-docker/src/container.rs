@@ -39,10 +39,12 @@ pub(crate) struct Prepared(std::sync::Mutex<HashMap<(String, String), Creation>>
 /// it could not be).
 pub(crate) type Creation = tokio::task::JoinHandle<Option<Ahead>>;
 
-/// A container created ahead, and what it was created from.
+/// A container created ahead, and what it was created from: its settings and the image
+/// its tag named then.
 pub(crate) struct Ahead {
     id: String,
     body: ContainerCreateBody,
+    image_id: Option<String>,
 }
 
 impl Prepared {
@@ -90,9 +92,15 @@ impl Prepared {
                 .create_container(None::<CreateContainerOptions>, body.clone())
                 .await
                 .ok()?;
+            let image_id = docker
+                .inspect_container(&created.id, None)
+                .await
+                .ok()
+                .and_then(|c| c.image);
             Some(Ahead {
                 id: created.id,
                 body,
+                image_id,
             })
         });
         prepared.insert(key, task);
@@ -136,6 +144,14 @@ async fn remove_now(docker: &Docker, id: &str) -> Result<(), bollard::errors::Er
         ..Default::default()
     };
     docker.remove_container(id, Some(options)).await
+}
+
+/// Whether the image `tag` names now is the one the container made ahead was made of.
+async fn same_image(docker: &Docker, tag: &str, made: &Ahead) -> bool {
+    let Some(made_of) = &made.image_id else {
+        return false;
+    };
+    matches!(docker.inspect_image(tag).await, Ok(now) if now.id.as_ref() == Some(made_of))
 }
 
 pub(crate) async fn run(
@@ -236,12 +252,13 @@ pub(crate) async fn run(
         body.attach_stderr = Some(false);
         Some(helper)
     };
-    // A container created ahead from the same settings is this step's; one the outputs
-    // of the steps before changed is removed.
+    // A container created ahead from the same settings and the image its tag still names
+    // is this step's; one the outputs of the steps before changed, or whose tag a step
+    // before moved to another image (a `docker build -t` of it), is removed.
     if let Some(task) = ahead
         && let Ok(Some(made)) = task.await
     {
-        if helper.is_none() && made.body == body {
+        if helper.is_none() && made.body == body && same_image(docker, image, &made).await {
             let exit = run_created(docker, job, &made.id).await;
             remove_after(docker, job, removals, cfg.auto_remove, made.id);
             return exit;

@@ -516,6 +516,72 @@ fn the_next_containers_are_made_ahead_and_never_left_behind() {
     assert!(u.containers().is_empty(), "left: {:?}", u.containers());
 }
 
+/// Builds `tag` from the base image with `/marker` holding `word` (labelled for the
+/// tests' clean-up), and returns the image's id.
+fn marked_image(tag: &str, word: &str) -> String {
+    use std::io::Write;
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "--label", "wharf.test=1", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    build
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("FROM wharf-test/base:latest\nRUN echo {word} > /marker\n").as_bytes())
+        .expect("Dockerfile");
+    let out = build.wait_with_output().expect("docker build");
+    assert!(out.status.success(), "docker build of {tag} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+// A container made ahead is made of the image its tag names then: a step before that
+// moves the tag to another image (`docker build -t` of it, the usual build-then-run DAG)
+// gets its step a container of the new one.
+#[test]
+fn a_container_made_ahead_is_not_used_once_a_step_moved_its_tag() {
+    images_are_built();
+    let p = Place::new();
+    let u = Unique::new("ahead-tag");
+    let tag = format!("wharf-test/{}:latest", u.name);
+    let old = marked_image(&tag, "one");
+    let yaml = format!(
+        "steps:\n  - name: first\n    command: while [ ! -e go ]; do sleep 0.05; done; printf 'FROM wharf-test/base:latest\\nRUN echo two > /marker\\n' | docker build -q --label wharf.test=1 -t {tag} - >/dev/null\n{}",
+        container_step(
+            "second",
+            &format!("        image: {tag}\n        autoRemove: true\n"),
+            Some("cat /marker")
+        ),
+    );
+    let dag = p.dag(&u.name, &yaml);
+    let child = p.spawn(&dag);
+    // The second step's container is made (of the first image) while the first step waits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_in(&u.name, "second", "created").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the second step's container was not made ahead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(p.path("go"), "").expect("go");
+    let out = child.wait_with_output().expect("wharf");
+    let new = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    docker(&["rmi", "-f", &tag, &old, &new]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(old, new);
+    assert_eq!(p.logs(&u.name, "second"), "two\n");
+    assert!(u.containers().is_empty(), "left: {:?}", u.containers());
+}
+
 #[test]
 fn wharf_stop_gives_the_container_its_signal_and_redirects_get_its_output() {
     images_are_built();
