@@ -144,18 +144,10 @@ impl Process {
             Ok(fd) => fd,
             Err(e) => return Ok(Err(e)),
         };
-        let argv: Vec<*const libc::c_char> = prepared
-            .argv
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
-        let envp: Vec<*const libc::c_char> = prepared
-            .env
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
+        let (argv, envp) = (
+            null_terminated(&prepared.argv),
+            null_terminated(&prepared.env),
+        );
         let mut args = ChildArgs {
             program: prepared.program.as_ptr(),
             argv: argv.as_ptr(),
@@ -349,6 +341,15 @@ fn reap_in_background(pid: libc::pid_t) {
         // SAFETY: our own child, collected by nobody else.
         unsafe { libc::waitpid(pid, &mut raw, 0) };
     });
+}
+
+/// The strings' pointers, then a null: what `execve` takes as its argv and envp.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect()
 }
 
 const CHILD_STACK: usize = 64 * 1024;
