@@ -24,7 +24,7 @@
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -144,24 +144,24 @@ impl Process {
             Ok(fd) => fd,
             Err(e) => return Ok(Err(e)),
         };
-        let (argv, envp) = (
-            null_terminated(&prepared.argv),
-            null_terminated(&prepared.env),
-        );
+        let pointers = prepared.pointers();
         let mut args = ChildArgs {
-            program: prepared.program.as_ptr(),
-            argv: argv.as_ptr(),
-            envp: envp.as_ptr(),
-            dir: prepared.dir.as_ptr(),
+            program: prepared.at(prepared.program),
+            argv: pointers.as_ptr(),
+            // SAFETY: within `pointers`, whose argv part ends with its null.
+            envp: unsafe { pointers.as_ptr().add(prepared.argc + 1) },
+            dir: prepared.at(prepared.dir),
             fds: [null, out_write.as_raw_fd(), err_write.as_raw_fd()],
             reset: signal_resets(),
             errno: 0,
         };
-        let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+        let mut stack = STACK
+            .take()
+            .unwrap_or_else(|| Box::new_uninit_slice(CHILD_STACK));
         let mut pidfd: libc::c_int = -1;
         // SAFETY: the child runs `child` on `stack`, which outlives it (the parent is
-        // suspended until the child execs or exits: CLONE_VFORK), reading `args`, `argv`,
-        // `envp` and the strings they point to, all alive until then. All signals are
+        // suspended until the child execs or exits: CLONE_VFORK), reading `args`, the
+        // pointers and the strings they point to, all alive until then. All signals are
         // blocked around the clone so that no handler runs in the child before it resets
         // them; the parent's mask is put back right after.
         let (pid, clone_errno) = unsafe {
@@ -181,6 +181,7 @@ impl Process {
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             (pid, clone_errno)
         };
+        STACK.set(Some(stack));
         drop((out_write, err_write));
         if pid < 0 {
             return match clone_errno.raw_os_error() {
@@ -219,34 +220,50 @@ impl Process {
         Ok(started)
     }
 
+    /// Every string the child needs, NUL-terminated in one buffer (a step's dozens of
+    /// variables are not a dozen allocations each).
     fn prepare(&self) -> io::Result<Prepared> {
-        let text = |s: &OsStr| {
-            CString::new(s.as_bytes()).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "nul byte found in provided data",
-                )
-            })
+        let arg0 = self.arg0.as_deref().unwrap_or(&self.program);
+        let argv = std::iter::once(arg0).chain(self.args.iter().map(OsString::as_os_str));
+        let size = self.program.len()
+            + self.dir.as_os_str().len()
+            + argv.clone().map(|a| a.len() + 1).sum::<usize>()
+            + self
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>()
+            + 2;
+        let mut text = Vec::with_capacity(size);
+        let mut put = |parts: &[&[u8]]| -> io::Result<usize> {
+            let at = text.len();
+            for part in parts {
+                if part.contains(&0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "nul byte found in provided data",
+                    ));
+                }
+                text.extend_from_slice(part);
+            }
+            text.push(0);
+            Ok(at)
         };
-        let mut argv = vec![text(self.arg0.as_deref().unwrap_or(&self.program))?];
-        for a in &self.args {
-            argv.push(text(a)?);
+        let program = put(&[self.program.as_bytes()])?;
+        let dir = put(&[self.dir.as_os_str().as_bytes()])?;
+        let mut strings = Vec::with_capacity(self.args.len() + 1 + self.env.len());
+        for a in argv {
+            strings.push(put(&[a.as_bytes()])?);
         }
-        let env = self
-            .env
-            .iter()
-            .map(|(k, v)| {
-                let mut pair = k.clone();
-                pair.push("=");
-                pair.push(v);
-                text(&pair)
-            })
-            .collect::<io::Result<_>>()?;
+        for (k, v) in &self.env {
+            strings.push(put(&[k.as_bytes(), b"=", v.as_bytes()])?);
+        }
         Ok(Prepared {
-            program: text(&self.program)?,
-            argv,
-            env,
-            dir: text(self.dir.as_os_str())?,
+            text,
+            program,
+            dir,
+            argc: self.args.len() + 1,
+            strings,
         })
     }
 }
@@ -343,26 +360,44 @@ fn reap_in_background(pid: libc::pid_t) {
     });
 }
 
-/// The strings' pointers, then a null: what `execve` takes as its argv and envp.
-fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain([std::ptr::null()])
-        .collect()
-}
-
 const CHILD_STACK: usize = 64 * 1024;
+
+thread_local! {
+    /// The child's stack, made once per thread: a thread is suspended while its child
+    /// runs on it (`CLONE_VFORK`), so one serves all its spawns.
+    static STACK: std::cell::Cell<Option<Box<[std::mem::MaybeUninit<u8>]>>> =
+        const { std::cell::Cell::new(None) };
+}
 
 static CLONE_REFUSED: AtomicBool = AtomicBool::new(false);
 
 struct Refused;
 
+/// What [`Process::prepare`] made: the strings, and where each starts in `text`.
 struct Prepared {
-    program: CString,
-    argv: Vec<CString>,
-    env: Vec<CString>,
-    dir: CString,
+    text: Vec<u8>,
+    program: usize,
+    dir: usize,
+    /// argv's strings, then envp's.
+    strings: Vec<usize>,
+    argc: usize,
+}
+
+impl Prepared {
+    fn at(&self, offset: usize) -> *const libc::c_char {
+        self.text[offset..].as_ptr().cast()
+    }
+
+    /// argv's pointers and a null, then envp's and a null: what `execve` takes.
+    fn pointers(&self) -> Vec<*const libc::c_char> {
+        let (argv, env) = self.strings.split_at(self.argc);
+        let mut all = Vec::with_capacity(self.strings.len() + 2);
+        all.extend(argv.iter().map(|&o| self.at(o)));
+        all.push(std::ptr::null());
+        all.extend(env.iter().map(|&o| self.at(o)));
+        all.push(std::ptr::null());
+        all
+    }
 }
 
 /// What the child reads (and, on a failure, writes: `errno`).
@@ -570,6 +605,42 @@ mod tests {
             let mut p = Process::new("/bin/true");
             p.arg("a\0b");
             assert_eq!(p.spawn().err().unwrap().kind(), io::ErrorKind::InvalidInput);
+            let mut p = Process::new("/bin/true");
+            crate::vars::EnvCommand::set_env(&mut p, OsStr::new("X"), OsStr::new("a\0b"));
+            assert_eq!(p.spawn().err().unwrap().kind(), io::ErrorKind::InvalidInput);
+        });
+    }
+
+    #[test]
+    fn every_variable_arrives_and_none_when_none_is_set() {
+        runtime().block_on(async {
+            let mut p = Process::new("/usr/bin/env");
+            for i in 0..40 {
+                let value = format!("{}{i}", "v".repeat(i * 7));
+                crate::vars::EnvCommand::set_env(
+                    &mut p,
+                    OsStr::new(&format!("V{i}")),
+                    value.as_ref(),
+                );
+            }
+            // A later value of the same name replaces the earlier one.
+            crate::vars::EnvCommand::set_env(&mut p, OsStr::new("V3"), OsStr::new("=last="));
+            let (out, _, status) = output(&mut p.spawn().unwrap()).await;
+            assert!(status.success());
+            let mut got: Vec<&str> = out.lines().collect();
+            got.sort_unstable();
+            let mut want: Vec<String> = (0..40)
+                .map(|i| match i {
+                    3 => "V3==last=".to_owned(),
+                    _ => format!("V{i}={}{i}", "v".repeat(i * 7)),
+                })
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want);
+
+            let (out, _, status) = output(&mut Process::new("/usr/bin/env").spawn().unwrap()).await;
+            assert!(status.success());
+            assert_eq!(out, "", "no variable at all");
         });
     }
 
