@@ -62,6 +62,17 @@ def spawnfloor():
     return exe
 
 
+def rawfloor():
+    """bench/rawfloor.c, the kernel's floor under a local step (no runtime, no other work):
+    built on first use with the machine's C compiler; its path."""
+    exe = ROOT / "target" / "rawfloor"
+    source = ROOT / "bench" / "rawfloor.c"
+    if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
+        exe.parent.mkdir(exist_ok=True)
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(source)], check=True)
+    return exe
+
+
 def int_arg(i, default):
     """The i-th command-line argument as a number, or default."""
     return int(sys.argv[i]) if len(sys.argv) > i else default

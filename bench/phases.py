@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the time of a chained local step goes, phase by phase, from the kernel's own
-tracepoints (`perf record`, run as root): the shell loop, the floor program
-(bench/spawnfloor) and `wharf run` each spawn N `sh -c true` one after the other, and
+tracepoints (`perf record`, run as root): the shell loop, the kernel's floor
+(bench/rawfloor.c), the floor program (bench/spawnfloor) and `wharf run` each spawn N
+`sh -c true` one after the other, and
 for each step it takes the median of
 
   fork -> exec       the child from its creation until its program is loaded (a
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import WHARF, int_arg, spawnfloor, true_loop, write_chain
+from harness import WHARF, int_arg, rawfloor, spawnfloor, true_loop, write_chain
 
 EVENTS = ["sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
           "syscalls:sys_exit_epoll_wait", "syscalls:sys_exit_wait4"]
@@ -72,6 +73,7 @@ def main():
         env = dict(os.environ, SHELL="/bin/sh")
         cases = {
             "shell loop": (["sh", "-c", true_loop(n)], env),
+            "kernel's floor (bench/rawfloor.c)": ([str(rawfloor()), str(n)], env),
             "floor (bench/spawnfloor)": ([str(spawnfloor()), str(n)], env),
             "wharf run": ([str(WHARF), "run", str(dag)], dict(env, WHARF_HOME=str(tmp / "home"))),
         }

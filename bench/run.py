@@ -9,7 +9,8 @@ Usage:
   cargo build --release && scripts/test-images
   python3 bench/run.py [--rounds N] [--only CASE ...] [--out FILE]
 
-Cases: local-200, local-1000, local-10000, local-1000-floor, spawn-floor-1000, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
+Cases: local-200, local-1000, local-10000, local-1000-floor, spawn-floor-1000, raw-floor-1000,
+local-1000-rawfloor, parallel-local-10000, logs-1000x10k, queue-api, queue-cli, ssh-20, one-step, validate-2000, validate-10000,
 status-20k, history-20k, containers-20, rawapi-20, exec-50,
 parallel-16, logs-200mb, swarm-20, swarm-parallel-16 (on a single-node swarm made for them
 when the engine is in none, and left after), and `server` (idle RSS, the DAG list with 500 DAGs, a 200 MB
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import queue as queue_bench
 import ssh as ssh_bench
-from harness import ROOT, WHARF, spawnfloor, timed, true_loop, true_steps
+from harness import ROOT, WHARF, rawfloor, spawnfloor, timed, true_loop, true_steps
 
 IMAGE = "wharf-test/base:latest"
 LOG_BYTES = 200_000_000
@@ -166,6 +167,10 @@ def run_all(tmp, label, args):
         """bench/spawnfloor spawning n processes."""
         return lambda: timed([str(spawnfloor()), str(n)])
 
+    def raw_floor(n):
+        """bench/rawfloor.c spawning n processes."""
+        return lambda: timed([str(rawfloor()), str(n)])
+
     def shell(script):
         return lambda: timed(["sh", "-c", script])
 
@@ -217,6 +222,13 @@ def run_all(tmp, label, args):
              ("bench/spawnfloor 1000", spawn_floor(1000)),
              ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
              min_rounds=15),
+        Case("raw-floor-1000", "the kernel's floor under a local step: `sh -c true` x1000 started as wharf starts a step (clone, a process group, piped output read through epoll, a pidfd) by a C program that does nothing else (bench/rawfloor.c)", "report",
+             ("bench/rawfloor 1000", raw_floor(1000)),
+             ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
+             min_rounds=15),
+        Case("local-1000-rawfloor", "1000 chained local steps `true` against the kernel's floor (bench/rawfloor.c): what wharf's own work costs a step", "report",
+             ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
+             ("bench/rawfloor 1000", raw_floor(1000)), min_rounds=15),
         Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
              ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + true_steps(10_000)))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
