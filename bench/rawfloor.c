@@ -6,6 +6,11 @@
  * loop does; no runtime, no allocation, no other work. What wharf and bench/spawnfloor
  * take beyond this is their own.
  *
+ * rawfloor N WORK_US [split]: after each clone the parent also spins WORK_US microseconds
+ * (work of its own, as an engine's bookkeeping), and with `split` the parent stays on CPU 0
+ * while each child moves to CPU 1 before its exec: whether a chain's own work gains by
+ * running beside its child on another CPU.
+ *
  * Built by bench/harness.py with the machine's C compiler.
  */
 #define _GNU_SOURCE
@@ -17,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -28,11 +34,30 @@ struct child_args {
 };
 
 static char stack[64 * 1024] __attribute__((aligned(16)));
+static int split;
+
+static void on_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+static void spin(double us) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double end = t.tv_sec * 1e6 + t.tv_nsec / 1e3 + us;
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (t.tv_sec * 1e6 + t.tv_nsec / 1e3 < end);
+}
 
 static int child(void *p) {
     struct child_args *a = p;
     char *argv[] = {"sh", "-c", "true", NULL};
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    if (split)
+        on_cpu(1);
     if (setpgid(0, 0) != 0 || dup2(a->null, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
         _exit(126);
     execve("/bin/sh", argv, envp);
@@ -46,6 +71,10 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
+    double work = argc > 2 ? atof(argv[2]) : 0;
+    split = argc > 3 && argv[3][0] == 's';
+    if (split)
+        on_cpu(0);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (ep < 0 || null < 0)
@@ -62,6 +91,8 @@ int main(int argc, char **argv) {
                         &a, &pidfd);
         if (pid < 0)
             die("clone");
+        if (work > 0)
+            spin(work);
         close(out[1]);
         close(err[1]);
         int fds[3] = {out[0], err[0], pidfd};
