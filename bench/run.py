@@ -163,13 +163,10 @@ def run_all(tmp, label, args):
                 shutil.rmtree(env["WHARF_HOME"], ignore_errors=True)
         return thunk
 
-    def spawn_floor(n):
-        """bench/spawnfloor spawning n processes."""
-        return lambda: timed([str(spawnfloor()), str(n)])
-
-    def raw_floor(n):
-        """bench/rawfloor.c spawning n processes."""
-        return lambda: timed([str(rawfloor()), str(n)])
+    def floor(build, n):
+        """A floor program (bench/spawnfloor or bench/rawfloor.c, built on first use)
+        spawning n processes."""
+        return lambda: timed([str(build()), str(n)])
 
     def shell(script):
         return lambda: timed(["sh", "-c", script])
@@ -217,18 +214,18 @@ def run_all(tmp, label, args):
              rss_limit=30),
         Case("local-1000-floor", "1000 chained local steps `true` against the floor program spawning the same 1000 `sh -c true`: what wharf adds to a step", "report",
              ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
-             ("bench/spawnfloor 1000", spawn_floor(1000)), min_rounds=15),
+             ("bench/spawnfloor 1000", floor(spawnfloor, 1000)), min_rounds=15),
         Case("spawn-floor-1000", "the floor under a local step: `sh -c true` x1000 spawned with piped output and waited for by a one-thread tokio program (bench/spawnfloor), nothing else", "report",
-             ("bench/spawnfloor 1000", spawn_floor(1000)),
+             ("bench/spawnfloor 1000", floor(spawnfloor, 1000)),
              ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
              min_rounds=15),
         Case("raw-floor-1000", "the kernel's floor under a local step: `sh -c true` x1000 started as wharf starts a step (clone, a process group, piped output read through epoll, a pidfd) by a C program that does nothing else (bench/rawfloor.c)", "report",
-             ("bench/rawfloor 1000", raw_floor(1000)),
+             ("bench/rawfloor 1000", floor(rawfloor, 1000)),
              ("shell loop of `sh -c true` x1000", shell(true_loop(1000))),
              min_rounds=15),
         Case("local-1000-rawfloor", "1000 chained local steps `true` against the kernel's floor (bench/rawfloor.c): what wharf's own work costs a step", "report",
              ("wharf run", wharf("run", str(tmp / "local1k.yaml"))),
-             ("bench/rawfloor 1000", raw_floor(1000)), min_rounds=15),
+             ("bench/rawfloor 1000", floor(rawfloor, 1000)), min_rounds=15),
         Case("parallel-local-10000", "10 000 independent local steps `true`, `maxActiveSteps: 16`", "<= 1.3x, RSS < 60 MB",
              ("wharf run", wharf("run", dag("par10k", "type: graph\nmaxActiveSteps: 16\nsteps:\n" + true_steps(10_000)))),
              ("`sh -c true` x10000 via `xargs -P 16`", shell("seq 10000 | xargs -P 16 -I{} sh -c true")),
