@@ -23,7 +23,6 @@
 //! `Command` as before, with the same result.
 #![allow(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -46,8 +45,63 @@ pub struct Process {
     program: OsString,
     arg0: Option<OsString>,
     args: Vec<OsString>,
-    env: BTreeMap<OsString, OsString>,
+    env: Env,
     dir: PathBuf,
+}
+
+/// A process's environment as it is built: each `NAME=value` entry in one buffer, in the
+/// order they were set (a step's dozens of variables are not two allocations each, and
+/// are copied once more only into the spawn's own buffer). A name set again takes its
+/// last value.
+#[derive(Default)]
+struct Env {
+    /// `NAME=value` entries, each ended by a NUL.
+    text: Vec<u8>,
+    /// Where each entry starts in `text`, and its name's length.
+    entries: Vec<(usize, usize)>,
+    /// A name or value held a NUL byte (which no environment can carry).
+    nul: bool,
+}
+
+impl Env {
+    fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.nul |= key.contains(&0) || value.contains(&0);
+        self.entries.push((self.text.len(), key.len()));
+        self.text.extend_from_slice(key);
+        self.text.push(b'=');
+        self.text.extend_from_slice(value);
+        self.text.push(0);
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.entries.clear();
+        self.nul = false;
+    }
+
+    /// Each entry that no later one replaces, in the order they were set: its
+    /// `NAME=value` (without the NUL) and its name's length.
+    fn kept(&self) -> Vec<(&[u8], usize)> {
+        let mut kept: Vec<(&[u8], usize)> = Vec::with_capacity(self.entries.len());
+        let mut seen = std::collections::HashSet::new();
+        let mut end = self.text.len();
+        for &(at, key) in self.entries.iter().rev() {
+            let entry = &self.text[at..end - 1];
+            end = at;
+            let name = &entry[..key];
+            // A step's few dozen names are compared directly; many are hashed.
+            let replaced = if self.entries.len() <= 64 {
+                kept.iter().any(|(e, k)| *k == key && &e[..key] == name)
+            } else {
+                !seen.insert(name)
+            };
+            if !replaced {
+                kept.push((entry, key));
+            }
+        }
+        kept.reverse();
+        kept
+    }
 }
 
 impl Process {
@@ -56,7 +110,7 @@ impl Process {
             program: program.as_ref().to_owned(),
             arg0: None,
             args: Vec::new(),
-            env: BTreeMap::new(),
+            env: Env::default(),
             dir: PathBuf::from("."),
         }
     }
@@ -103,10 +157,17 @@ impl Process {
         if let Some(name) = &self.arg0 {
             cmd.arg0(name);
         }
-        cmd.args(&self.args)
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(&self.dir)
+        if self.env.nul {
+            return Err(nul_error());
+        }
+        cmd.args(&self.args).env_clear();
+        for (entry, key) in self.env.kept() {
+            cmd.env(
+                OsStr::from_bytes(&entry[..key]),
+                OsStr::from_bytes(&entry[key + 1..]),
+            );
+        }
+        cmd.current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -220,43 +281,36 @@ impl Process {
         Ok(started)
     }
 
-    /// Every string the child needs, NUL-terminated in one buffer (a step's dozens of
-    /// variables are not a dozen allocations each).
+    /// Every string the child needs, NUL-terminated in one buffer.
     fn prepare(&self) -> io::Result<Prepared> {
+        if self.env.nul {
+            return Err(nul_error());
+        }
         let arg0 = self.arg0.as_deref().unwrap_or(&self.program);
         let argv = std::iter::once(arg0).chain(self.args.iter().map(OsString::as_os_str));
         let size = self.program.len()
             + self.dir.as_os_str().len()
             + argv.clone().map(|a| a.len() + 1).sum::<usize>()
-            + self
-                .env
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>()
+            + self.env.text.len()
             + 2;
         let mut text = Vec::with_capacity(size);
-        let mut put = |parts: &[&[u8]]| -> io::Result<usize> {
-            let at = text.len();
-            for part in parts {
-                if part.contains(&0) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "nul byte found in provided data",
-                    ));
-                }
-                text.extend_from_slice(part);
+        let mut put = |part: &[u8]| -> io::Result<usize> {
+            if part.contains(&0) {
+                return Err(nul_error());
             }
+            let at = text.len();
+            text.extend_from_slice(part);
             text.push(0);
             Ok(at)
         };
-        let program = put(&[self.program.as_bytes()])?;
-        let dir = put(&[self.dir.as_os_str().as_bytes()])?;
-        let mut strings = Vec::with_capacity(self.args.len() + 1 + self.env.len());
+        let program = put(self.program.as_bytes())?;
+        let dir = put(self.dir.as_os_str().as_bytes())?;
+        let mut strings = Vec::with_capacity(self.args.len() + 1 + self.env.entries.len());
         for a in argv {
-            strings.push(put(&[a.as_bytes()])?);
+            strings.push(put(a.as_bytes())?);
         }
-        for (k, v) in &self.env {
-            strings.push(put(&[k.as_bytes(), b"=", v.as_bytes()])?);
+        for (entry, _) in self.env.kept() {
+            strings.push(put(entry)?);
         }
         Ok(Prepared {
             text,
@@ -273,8 +327,15 @@ impl crate::vars::EnvCommand for Process {
         self.env.clear();
     }
     fn set_env(&mut self, key: &OsStr, value: &OsStr) {
-        self.env.insert(key.to_owned(), value.to_owned());
+        self.env.set(key.as_bytes(), value.as_bytes());
     }
+}
+
+fn nul_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "nul byte found in provided data",
+    )
 }
 
 /// A started process: its output pipes and its end.
@@ -641,6 +702,34 @@ mod tests {
             let (out, _, status) = output(&mut Process::new("/usr/bin/env").spawn().unwrap()).await;
             assert!(status.success());
             assert_eq!(out, "", "no variable at all");
+
+            // Many names, each set three times: the last value of each, once.
+            let mut p = Process::new("/usr/bin/env");
+            for round in 0..3 {
+                for i in 0..100 {
+                    crate::vars::EnvCommand::set_env(
+                        &mut p,
+                        OsStr::new(&format!("N{i}")),
+                        OsStr::new(&format!("{round}")),
+                    );
+                }
+            }
+            crate::vars::EnvCommand::set_env(&mut p, OsStr::new("N7"), OsStr::new(""));
+            let (out, _, status) = output(&mut p.spawn().unwrap()).await;
+            assert!(status.success());
+            let mut got: Vec<&str> = out.lines().collect();
+            got.sort_unstable();
+            let mut want: Vec<String> = (0..100)
+                .map(|i| {
+                    if i == 7 {
+                        "N7=".to_owned()
+                    } else {
+                        format!("N{i}=2")
+                    }
+                })
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want);
         });
     }
 
