@@ -25,6 +25,11 @@ pub(crate) struct Progress {
     failed: Vec<(String, PathBuf)>,
     frame: usize,
     dag: String,
+    /// What was drawn since the last [`Progress::flush`].
+    pending: Vec<u8>,
+    /// Where in `pending` the live area starts, when it is drawn there and not yet shown
+    /// (a later event of the same flush draws it again instead).
+    unshown_live: Option<usize>,
 }
 
 impl Progress {
@@ -37,6 +42,8 @@ impl Progress {
             failed: Vec::new(),
             dag: String::new(),
             frame: 0,
+            pending: Vec::new(),
+            unshown_live: None,
         }
     }
 
@@ -55,18 +62,35 @@ impl Progress {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// Prints lines that stay (above the live area). The live area's clearing, the lines
-    /// and the live area again go to the terminal in one write: stderr is unbuffered,
-    /// and a write per piece was several system calls per event.
+    /// Prints lines that stay (above the live area) at the next [`Progress::flush`]. The
+    /// live area's clearing, the lines and the live area again go to the terminal in one
+    /// write: stderr is unbuffered, and a write per piece was several system calls per
+    /// event.
     fn emit(&mut self, lines: &[String]) {
-        let mut frame = Vec::new();
+        let mut frame = std::mem::take(&mut self.pending);
+        if let Some(at) = self.unshown_live.take() {
+            frame.truncate(at);
+            self.drawn = 0;
+        }
         self.clear(&mut frame);
         for line in lines {
             frame.extend_from_slice(line.as_bytes());
             frame.push(b'\n');
         }
+        if self.live {
+            self.unshown_live = Some(frame.len());
+        }
         self.draw(&mut frame);
-        let _ = std::io::stderr().lock().write_all(&frame);
+        self.pending = frame;
+    }
+
+    /// Writes what was drawn since the last flush, in one write.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&self.pending);
+            self.pending.clear();
+        }
+        self.unshown_live = None;
     }
 
     fn clear(&mut self, frame: &mut Vec<u8>) {
@@ -117,6 +141,7 @@ impl Progress {
             self.frame += 1;
             self.emit(&[]);
         }
+        self.flush();
     }
 
     pub fn event(&mut self, event: &Event) {
@@ -233,9 +258,14 @@ impl Progress {
 
     /// Leaves the terminal clean.
     pub fn finish(&mut self) {
-        let mut frame = Vec::new();
+        let mut frame = std::mem::take(&mut self.pending);
+        if let Some(at) = self.unshown_live.take() {
+            frame.truncate(at);
+            self.drawn = 0;
+        }
         self.clear(&mut frame);
-        let _ = std::io::stderr().lock().write_all(&frame);
+        self.pending = frame;
+        self.flush();
     }
 }
 

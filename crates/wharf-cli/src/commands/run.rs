@@ -659,31 +659,49 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
 async fn follow<T>(
     mut events: mpsc::UnboundedReceiver<Event>,
     mut engine: tokio::task::JoinHandle<T>,
-    mut show: impl FnMut(Option<&Event>),
+    mut show: impl FnMut(Shown<'_>),
 ) -> std::result::Result<T, tokio::task::JoinError> {
     let mut ticker = tokio::time::interval(TICK);
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => {
-                    show(Some(&event));
+            event = events.recv() => {
+                // The events already sent are shown together (a step's end and the next
+                // step's start are one write to the terminal, not two).
+                let mut next = event;
+                let mut finished = next.is_none();
+                while let Some(event) = next {
+                    show(Shown::Event(&event));
                     if matches!(event, Event::RunFinished { .. }) {
+                        finished = true;
                         break;
                     }
+                    next = events.try_recv().ok();
                 }
-                None => break,
-            },
+                show(Shown::Flush);
+                if finished {
+                    break;
+                }
+            }
             ended = &mut engine => {
                 // What the engine sent before it ended is still shown.
                 while let Ok(event) = events.try_recv() {
-                    show(Some(&event));
+                    show(Shown::Event(&event));
                 }
+                show(Shown::Flush);
                 return ended;
             }
-            _ = ticker.tick() => show(None),
+            _ = ticker.tick() => show(Shown::Tick),
         }
     }
     engine.await
+}
+
+/// What [`follow`] gives its display: an event; the end of the events sent so far (what
+/// was drawn for them goes out); a tick of the clock (a few a second).
+enum Shown<'a> {
+    Event(&'a Event),
+    Flush,
+    Tick,
 }
 
 /// Runs the request on a single-threaded runtime, showing progress, stopping on signals.
@@ -749,12 +767,13 @@ fn execute(
         let engine = tokio::spawn(wharf_engine::execute(store, request, tx, control));
         let mut progress = Progress::new(term);
         let mut tails = crate::commands::run::tails::Tails::new(verbose);
-        let ended = follow(rx, engine, |event| match event {
-            Some(event) => {
+        let ended = follow(rx, engine, |shown| match shown {
+            Shown::Event(event) => {
                 tails.event(event);
                 progress.event(event);
             }
-            None => {
+            Shown::Flush => progress.flush(),
+            Shown::Tick => {
                 tails.poll();
                 progress.tick();
             }
@@ -923,7 +942,7 @@ pub(crate) mod tails {
 
 #[cfg(test)]
 mod tests {
-    use super::follow;
+    use super::{Shown, follow};
     use std::time::Duration;
     use tokio::sync::mpsc;
     use wharf_engine::{Event, Status};
@@ -958,10 +977,10 @@ mod tests {
             let _held = tx.clone();
             let engine = tokio::spawn(body(tx));
             let mut shown = Vec::new();
-            let keep = |event: Option<&Event>| {
-                if let Some(event) = event {
-                    shown.push(format!("{event:?}"));
-                }
+            let keep = |event: Shown<'_>| match event {
+                Shown::Event(event) => shown.push(format!("{event:?}")),
+                Shown::Flush => shown.push("flush".into()),
+                Shown::Tick => {}
             };
             let result = tokio::time::timeout(Duration::from_secs(10), follow(rx, engine, keep))
                 .await
@@ -978,8 +997,38 @@ mod tests {
             7
         });
         assert_eq!(result.expect("the engine's result"), 7);
-        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(shown.len(), 3, "{shown:?}");
         assert!(shown[0].contains("one"), "{shown:?}");
+        assert_eq!(shown[2], "flush", "{shown:?}");
+    }
+
+    #[test]
+    fn events_sent_together_are_shown_in_order_then_written_once() {
+        let (result, shown) = follow_engine(|tx| async move {
+            for text in ["a", "b", "c"] {
+                tx.send(Event::Notice(text.into())).expect("sent");
+            }
+            tokio::task::yield_now().await;
+            tx.send(Event::Notice("d".into())).expect("sent");
+            tx.send(finished()).expect("sent");
+        });
+        result.expect("the engine ended");
+        let order: Vec<&str> = shown
+            .iter()
+            .map(|s| match s.as_str() {
+                "flush" => "flush",
+                s if s.contains("\"a\"") => "a",
+                s if s.contains("\"b\"") => "b",
+                s if s.contains("\"c\"") => "c",
+                s if s.contains("\"d\"") => "d",
+                _ => "finished",
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["a", "b", "c", "flush", "d", "finished", "flush"],
+            "{shown:?}"
+        );
     }
 
     #[test]
