@@ -871,7 +871,7 @@ impl Dispatcher {
                         | Status::Waiting
                         | Status::Rejected => verdict = Some(Status::NotStarted),
                         Status::Skipped
-                            if !dep.continue_on.skipped && !continued && verdict.is_none() =>
+                            if !dep.continue_on().skipped && !continued && verdict.is_none() =>
                         {
                             verdict = Some(Status::Skipped)
                         }

@@ -213,7 +213,7 @@ fn route(diags: &mut Vec<Diagnostic>, kind: DagType, steps: &mut [Step]) {
                     negate: false,
                     how: MatchHow::Resolved,
                 });
-                step.continue_on.skipped = true;
+                step.continue_on.get_or_insert_default().skipped = true;
             }
         }
     }

@@ -226,10 +226,12 @@ pub struct Step {
     pub env: Vec<EnvVar>,
     /// The step's dependencies after the chain/graph rules are applied.
     pub depends: Vec<String>,
-    pub output: Option<Output>,
+    /// Boxed, as most steps have none: a DAG of thousands of steps holds them all.
+    pub output: Option<Box<Output>>,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
-    pub continue_on: ContinueOn,
+    /// `continueOn`; None when it lets nothing go on ([`Step::continue_on`] reads it).
+    pub continue_on: Option<Box<ContinueOn>>,
     pub retry: Option<Box<RetryPolicy>>,
     pub repeat: Option<Box<RepeatPolicy>>,
     pub preconditions: Vec<Condition>,
@@ -280,6 +282,20 @@ pub struct Output {
     /// The key in the run's outputs; the name by default.
     pub key: Option<String>,
     pub omit: bool,
+}
+
+impl Step {
+    /// What lets the run go on past this step (nothing, when it has no `continueOn`).
+    pub fn continue_on(&self) -> &ContinueOn {
+        static NOTHING: ContinueOn = ContinueOn {
+            failure: false,
+            skipped: false,
+            exit_codes: Vec::new(),
+            output: Vec::new(),
+            mark_success: false,
+        };
+        self.continue_on.as_deref().unwrap_or(&NOTHING)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

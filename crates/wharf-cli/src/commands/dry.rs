@@ -488,10 +488,10 @@ fn step_details(w: &mut String, step: &Step, resolved: &Resolved) {
     if let Some(t) = step.timeout_sec {
         policies.push(format!("timeout {t}s"));
     }
-    if step.continue_on.failure {
+    if step.continue_on().failure {
         policies.push("continues on failure".into());
     }
-    if step.continue_on.skipped {
+    if step.continue_on().skipped {
         policies.push("continues when skipped".into());
     }
     if !step.preconditions.is_empty() {

@@ -271,7 +271,7 @@ pub(crate) async fn run(ctx: StepCtx) -> StepOutcome {
     }
     let fail = |ctx: &StepCtx, error: String| {
         let outcome = StepOutcome {
-            continued: step.continue_on.failure,
+            continued: step.continue_on().failure,
             ..bare(Status::Failed)
         };
         ctx.finish(started, ctx.attempts_before, outcome, Some(error), None)
@@ -679,7 +679,7 @@ fn outcome_of(step: &Step, done: &Attempted) -> StepOutcome {
             logs: None,
         };
     }
-    let c = &step.continue_on;
+    let c = step.continue_on();
     let output_matches = !c.output.is_empty()
         && done
             .captured
@@ -855,7 +855,7 @@ async fn human_task(
     }
     let fail = |error: String| {
         let failed = StepOutcome {
-            continued: step.continue_on.failure,
+            continued: step.continue_on().failure,
             ..bare(Status::Failed)
         };
         ctx.finish(started, ctx.attempts_before, failed, Some(error), None)

@@ -563,7 +563,7 @@ pub(super) fn job_of(
             .unwrap_or(nix::sys::signal::Signal::SIGTERM),
         grace: ctx.grace,
         capture_stdout: (step.output.is_some()
-            || !step.continue_on.output.is_empty()
+            || !step.continue_on().output.is_empty()
             || step.publish.as_ref().is_some_and(|p| p.reads_stdout()))
         .then_some(dag.max_output_size.unwrap_or(1024 * 1024)),
         on_spawn,

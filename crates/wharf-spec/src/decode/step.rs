@@ -120,7 +120,7 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
                 output: None,
                 stdout: None,
                 stderr: None,
-                continue_on: ContinueOn::default(),
+                continue_on: None,
                 retry: None,
                 repeat: None,
                 preconditions: Vec::new(),
@@ -277,13 +277,14 @@ pub(crate) fn step(d: &mut Decoder, node: &Node, shared: bool) -> Option<RawStep
             .map(|n| d.env(n, "the step's `env`"))
             .unwrap_or_default(),
         depends: Vec::new(),
-        output,
+        output: output.map(Box::new),
         stdout: d.opt_string(&f, "stdout"),
         stderr: d.opt_string(&f, "stderr"),
         continue_on: f
             .get("continueOn")
             .map(|n| continue_on(d, n))
-            .unwrap_or_default(),
+            .filter(|c| *c != ContinueOn::default())
+            .map(Box::new),
         retry: f.get("retryPolicy").and_then(|n| retry(d, n)).map(Box::new),
         repeat: f
             .get("repeatPolicy")
