@@ -307,6 +307,18 @@ pub(crate) fn restart(args: &RestartArgs, term: &Term) -> Result<ExitCode> {
     )
 }
 
+/// Gives back to the system the memory the DAG's load used and freed (the file's YAML
+/// tree, the decoder's scratch): glibc keeps freed memory inside its heap, where a file of
+/// thousands of steps left megabytes that the run then held to its end.
+fn release_load_memory() {
+    #[cfg(target_env = "gnu")]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim only hands the allocator's free pages back to the system.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Starts a run of the DAG file `file` and runs it to its end.
 /// `name`: the name the run is kept under, instead of the DAG's own.
 pub(crate) fn start(
@@ -324,6 +336,7 @@ pub(crate) fn start(
     // takes them from the file): a retry runs it again as it was.
     let text = wharf_spec::redact::source(&loaded.source);
     let mut dag = valid(loaded, file)?;
+    release_load_memory();
     keep_as(&mut dag, name)?;
     if let Some(dir) = source.default_dir.filter(|_| !dag.working_dir_set) {
         dag.working_dir = dir.to_path_buf();
@@ -595,6 +608,7 @@ pub(crate) fn retry(args: &RetryArgs, term: &Term) -> Result<ExitCode> {
     let loaded =
         crate::commands::load_as_ran(store.spec_of(record.key).ok().flatten(), &file, term)?;
     let mut dag = valid(loaded, &file)?;
+    release_load_memory();
     // The run keeps the name it was kept under (`wharf run --name`, a renamed DAG).
     dag.name.clone_from(&record.dag);
     let resume = match &args.step {
