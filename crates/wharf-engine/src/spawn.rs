@@ -616,6 +616,15 @@ mod tests {
         (out, err, status)
     }
 
+    /// What the process wrote to stdout, its lines sorted; it must succeed.
+    async fn sorted_lines(p: &mut Process) -> Vec<String> {
+        let (out, _, status) = output(&mut p.spawn().unwrap()).await;
+        assert!(status.success());
+        let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        lines.sort_unstable();
+        lines
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -686,10 +695,7 @@ mod tests {
             }
             // A later value of the same name replaces the earlier one.
             crate::vars::EnvCommand::set_env(&mut p, OsStr::new("V3"), OsStr::new("=last="));
-            let (out, _, status) = output(&mut p.spawn().unwrap()).await;
-            assert!(status.success());
-            let mut got: Vec<&str> = out.lines().collect();
-            got.sort_unstable();
+            let got = sorted_lines(&mut p).await;
             let mut want: Vec<String> = (0..40)
                 .map(|i| match i {
                     3 => "V3==last=".to_owned(),
@@ -715,10 +721,7 @@ mod tests {
                 }
             }
             crate::vars::EnvCommand::set_env(&mut p, OsStr::new("N7"), OsStr::new(""));
-            let (out, _, status) = output(&mut p.spawn().unwrap()).await;
-            assert!(status.success());
-            let mut got: Vec<&str> = out.lines().collect();
-            got.sort_unstable();
+            let got = sorted_lines(&mut p).await;
             let mut want: Vec<String> = (0..100)
                 .map(|i| {
                     if i == 7 {
