@@ -67,19 +67,15 @@ impl Progress {
     /// write: stderr is unbuffered, and a write per piece was several system calls per
     /// event.
     fn emit(&mut self, lines: &[String]) {
-        let mut frame = std::mem::take(&mut self.pending);
-        if let Some(at) = self.unshown_live.take() {
-            frame.truncate(at);
-            self.drawn = 0;
-        }
-        self.clear(&mut frame);
+        self.clear();
         for line in lines {
-            frame.extend_from_slice(line.as_bytes());
-            frame.push(b'\n');
+            self.pending.extend_from_slice(line.as_bytes());
+            self.pending.push(b'\n');
         }
         if self.live {
-            self.unshown_live = Some(frame.len());
+            self.unshown_live = Some(self.pending.len());
         }
+        let mut frame = std::mem::take(&mut self.pending);
         self.draw(&mut frame);
         self.pending = frame;
     }
@@ -93,9 +89,14 @@ impl Progress {
         self.unshown_live = None;
     }
 
-    fn clear(&mut self, frame: &mut Vec<u8>) {
-        if self.live && self.drawn > 0 {
-            let _ = write!(frame, "\x1b[{}A\x1b[J", self.drawn);
+    /// Takes the live area away: out of `pending` when it was drawn there and not yet
+    /// shown, else off the terminal.
+    fn clear(&mut self) {
+        if let Some(at) = self.unshown_live.take() {
+            self.pending.truncate(at);
+            self.drawn = 0;
+        } else if self.live && self.drawn > 0 {
+            let _ = write!(self.pending, "\x1b[{}A\x1b[J", self.drawn);
             self.drawn = 0;
         }
     }
@@ -258,13 +259,7 @@ impl Progress {
 
     /// Leaves the terminal clean.
     pub fn finish(&mut self) {
-        let mut frame = std::mem::take(&mut self.pending);
-        if let Some(at) = self.unshown_live.take() {
-            frame.truncate(at);
-            self.drawn = 0;
-        }
-        self.clear(&mut frame);
-        self.pending = frame;
+        self.clear();
         self.flush();
     }
 }

@@ -309,8 +309,11 @@ impl Process {
         for a in argv {
             strings.push(put(a.as_bytes())?);
         }
+        // The entries hold no NUL (checked as they were set).
         for (entry, _) in self.env.kept() {
-            strings.push(put(entry)?);
+            strings.push(text.len());
+            text.extend_from_slice(entry);
+            text.push(0);
         }
         Ok(Prepared {
             text,
