@@ -1,6 +1,7 @@
 //! The schema.
 
 /// One numbered migration per schema change; `PRAGMA user_version` is the last applied.
+/// A schema change is a new migration here and the same change made to [`SCHEMA`].
 pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     CREATE TABLE runs (
@@ -217,3 +218,168 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
 ",
 ];
+
+/// The schema every migration above leads to, as one script: a new store is made with it
+/// at once (each `ALTER TABLE` of the migrations makes SQLite read the whole schema
+/// again). The same tables, columns in the same order, keys and indexes as the
+/// migrations give (a test compares the two).
+pub(crate) const SCHEMA: &str = r"
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        dag TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        file TEXT NOT NULL,
+        status TEXT NOT NULL,
+        params TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        pid INTEGER,
+        pid_start INTEGER,
+        host TEXT,
+        error TEXT,
+        log_dir TEXT NOT NULL,
+        parent INTEGER REFERENCES runs (id) ON DELETE CASCADE,
+        parent_step TEXT,
+        root INTEGER,
+        queue TEXT,
+        trigger TEXT,
+        spec INTEGER,
+        UNIQUE (dag, run_id)
+    );
+    CREATE INDEX runs_by_dag ON runs (dag, created_at);
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE INDEX runs_by_parent ON runs (parent);
+    CREATE INDEX runs_by_queue ON runs (queue, status);
+    CREATE INDEX runs_by_created ON runs (created_at);
+    CREATE TABLE steps (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        handler TEXT,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        ran_on TEXT,
+        PRIMARY KEY (run, name)
+    );
+    CREATE TABLE attempts (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        stdout TEXT NOT NULL,
+        stderr TEXT NOT NULL,
+        pgid INTEGER,
+        PRIMARY KEY (run, step, attempt)
+    );
+    CREATE TABLE outputs (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        omit INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run, name)
+    );
+    CREATE TABLE approvals (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        approved INTEGER NOT NULL,
+        inputs TEXT NOT NULL,
+        reason TEXT,
+        at INTEGER NOT NULL,
+        resumed INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run, step)
+    );
+    CREATE TABLE suspended (
+        dag TEXT PRIMARY KEY,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE slots (
+        dag TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (dag, slot, action)
+    );
+    CREATE TABLE scheduler (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_slot INTEGER NOT NULL
+    );
+    CREATE TABLE webhooks (
+        dag TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL,
+        token_prefix TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE TABLE specs (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        role TEXT NOT NULL,
+        key_sha256 TEXT NOT NULL UNIQUE,
+        key_prefix TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE services (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_start INTEGER,
+        started_at INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL
+    );
+    CREATE TABLE auto_retries (
+        run INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        count INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE catchup (
+        dag TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        PRIMARY KEY (dag, slot)
+    );
+    CREATE TABLE dag_state (
+        scope TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (scope, namespace, key)
+    ) WITHOUT ROWID;
+";
