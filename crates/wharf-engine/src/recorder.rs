@@ -6,8 +6,8 @@
 //! one commit (a short step makes two writes, and each commit writes whole pages to the
 //! WAL). The thread is woken only when it waits for a first write, or when it lingers
 //! and a write must not wait (a flush, a call): for a few milliseconds after each commit
-//! it lingers, so that the writes of a chain of short steps (each step's end, then the
-//! next step's start, which must not wait) cost one wake-up a step, not one a write.
+//! it lingers, so that the writes of a chain of short steps share a commit and a wake-up
+//! every few milliseconds, not one each.
 //! [`Recorder::flush`] waits for everything sent so far, which the run does before it
 //! reports its end, so that whoever reads the store then (the CLI, `wharf stop`, a
 //! retry) sees the whole run.
@@ -126,18 +126,14 @@ impl Recorder {
         &self.home
     }
 
+    /// Queues a job, waking the thread only when it would not look at the queue by itself
+    /// in time.
     fn push(&self, job: Job) {
-        self.push_all([job]);
-    }
-
-    /// Queues jobs under one lock, waking the thread at most once, and only when it
-    /// would not look at the queue by itself in time.
-    fn push_all<const N: usize>(&self, jobs: [Job; N]) {
-        let urgent = jobs.iter().any(Job::urgent);
+        let urgent = job.urgent();
         let Ok(mut q) = self.shared.queue.lock() else {
             return;
         };
-        q.jobs.extend(jobs);
+        q.jobs.push(job);
         let wake = match q.waits {
             Waits::Idle => true,
             Waits::Lingering => urgent,
@@ -164,21 +160,6 @@ impl Recorder {
         write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
     ) {
         self.push(Job::Write(what, Box::new(write)));
-    }
-
-    /// Queues a write that must not wait for others to share its commit: what lets
-    /// `wharf cleanup` find a step's processes if wharf is killed right after it spawned them.
-    pub fn record_now(
-        &self,
-        what: &'static str,
-        write: impl Fn(&Store) -> wharf_store::Result<()> + Send + 'static,
-    ) {
-        // A flush nobody waits for: the thread commits at once instead of lingering.
-        let (done, _) = tokio::sync::oneshot::channel();
-        self.push_all([
-            Job::Write(what, Box::new(write)),
-            Job::Flush(Done::Task(done)),
-        ]);
     }
 
     /// Waits until every write sent so far is applied (blocking the thread).
@@ -443,11 +424,6 @@ mod tests {
         for step in ["a", "b", "c"] {
             assert_eq!(seen(home.path(), run, step), Status::Running, "{step}");
         }
-        let (home2, recorder2, run2) = self::recorder();
-        recorder2.record_now("the attempt", move |s| s.start_step(run2, "a"));
-        recorder2.flush();
-        assert_eq!(seen(home2.path(), run2, "a"), Status::Running);
         recorder.close();
-        recorder2.close();
     }
 }

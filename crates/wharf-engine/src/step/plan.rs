@@ -504,7 +504,10 @@ pub(super) fn job_of(
     };
     let (run, name) = (ctx.run, step.name.clone());
     let on_spawn: Option<Arc<dyn Fn(i32) + Send + Sync>> = if matches!(work, Work::Host(_)) {
-        // The attempt is recorded once its process runs, with its process group.
+        // The attempt is recorded once its process runs, with its process group. The
+        // record shares the commit of the writes around it (a few milliseconds later at
+        // most): if wharf dies before, its processes are still found by the run they
+        // carry in their environment (`DAG_NAME`, `DAG_RUN_ID`).
         let store = Arc::clone(&ctx.store);
         Some(Arc::new(move |pgid| {
             let record = AttemptRecord {
@@ -512,7 +515,7 @@ pub(super) fn job_of(
                 ..record.clone()
             };
             let name = name.clone();
-            store.record_now("the attempt", move |s| s.start_attempt(run, &name, &record));
+            store.record("the attempt", move |s| s.start_attempt(run, &name, &record));
         }))
     } else {
         // No local process to report its start: the attempt is recorded now.
