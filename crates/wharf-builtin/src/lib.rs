@@ -215,11 +215,7 @@ impl Output {
 
 /// The step's `DAGU_OUTPUT_FILE`, when it declares outputs.
 pub(crate) fn output_file(job: &StepJob) -> Option<&str> {
-    job.env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "DAGU_OUTPUT_FILE")
-        .map(|(_, v)| v.as_str())
+    job.env.get("DAGU_OUTPUT_FILE")
 }
 
 /// Writes a step's outputs to its `DAGU_OUTPUT_FILE`, each as a `NAME<<DELIMITER` record.

@@ -113,11 +113,9 @@ impl Store {
     fn of(with: &Map<String, Value>, job: &StepJob) -> Result<Self, String> {
         let env = |name: &str| {
             job.env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .get(name)
                 .filter(|v| !v.is_empty())
+                .map(str::to_owned)
         };
         let bucket = text(with, "bucket").ok_or("bucket is required")?.to_owned();
         let region = text(with, "region")

@@ -71,7 +71,9 @@ struct Dispatcher {
     log_dir: std::path::PathBuf,
     run_log: std::path::PathBuf,
     events: UnboundedSender<Event>,
-    vars: Resolved,
+    /// Shared with the steps that run: a step's context takes it as it is when the step
+    /// starts, and an output set later makes the dispatcher's own copy.
+    vars: Arc<Resolved>,
     grace: Duration,
     local: Arc<dyn Executor>,
     docker: Arc<dyn Executor>,
@@ -362,7 +364,7 @@ pub(crate) async fn run(
         log_dir: req.log_dir.clone(),
         run_log,
         events: events.clone(),
-        vars: resolved,
+        vars: Arc::new(resolved),
         grace: dag
             .max_cleanup_time_sec
             .map_or(crate::DEFAULT_GRACE, Duration::from_secs),
@@ -752,10 +754,10 @@ impl Dispatcher {
                         Ok((i, outcome)) => {
                             log.line(&format!("step {} {}", dag.steps[i].name, outcome.status));
                             for o in outcome.output.iter().chain(&outcome.more) {
-                                self.vars.set(&o.name, o.value.clone(), Origin::Output);
+                                Arc::make_mut(&mut self.vars).set(&o.name, o.value.clone(), Origin::Output);
                             }
                             set_references(
-                                &mut self.vars,
+                                Arc::make_mut(&mut self.vars),
                                 &dag.steps[i],
                                 outcome.exit_code,
                                 outcome.output.as_ref().map(|o| o.value.as_str()),
@@ -971,16 +973,15 @@ impl Dispatcher {
             position,
             control.force.child_token(),
         );
-        ctx.vars
-            .set("DAG_RUN_STATUS", status.as_str().to_owned(), Origin::Env);
+        let vars = Arc::make_mut(&mut ctx.vars);
+        vars.set("DAG_RUN_STATUS", status.as_str().to_owned(), Origin::Env);
         if event == "wait" {
-            ctx.vars
-                .set("DAG_WAITING_STEPS", self.waiting.join(","), Origin::Env);
+            vars.set("DAG_WAITING_STEPS", self.waiting.join(","), Origin::Env);
         }
         let outcome = step::run(ctx).await;
         log.line(&format!("handler {event} {}", outcome.status));
         if let Some(o) = &outcome.output {
-            self.vars.set(&o.name, o.value.clone(), Origin::Output);
+            Arc::make_mut(&mut self.vars).set(&o.name, o.value.clone(), Origin::Output);
         }
         outcome
     }
@@ -1148,7 +1149,7 @@ impl Dispatcher {
             run_id: self.run_id.clone(),
             log_dir: self.log_dir.clone(),
             run_log: self.run_log.clone(),
-            vars: self.vars.clone(),
+            vars: Arc::clone(&self.vars),
             stop,
             grace: self.grace,
             events: self.events.clone(),

@@ -37,13 +37,45 @@ pub trait Executor: Send + Sync {
     }
 }
 
+/// The variables of an attempt's process: the step's, which its attempts share, then the
+/// attempt's own (its log files); of two of the same name the later one counts.
+#[derive(Clone, Debug, Default)]
+pub struct StepEnv {
+    step: Arc<[(String, String)]>,
+    attempt: Vec<(String, String)>,
+}
+
+impl StepEnv {
+    pub fn new(step: Arc<[(String, String)]>, attempt: Vec<(String, String)>) -> Self {
+        Self { step, attempt }
+    }
+
+    /// Every variable, in the order they are set.
+    pub fn iter(
+        &self,
+    ) -> std::iter::Chain<
+        std::slice::Iter<'_, (String, String)>,
+        std::slice::Iter<'_, (String, String)>,
+    > {
+        self.step.iter().chain(&self.attempt)
+    }
+
+    /// The value the process gets for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One attempt of a step, with everything resolved: variables expanded, paths absolute.
 pub struct StepJob {
     pub dag_name: String,
     pub step_name: String,
     pub attempt: u32,
     /// Variables for the step's process (on top of the host environment).
-    pub env: Vec<(String, String)>,
+    pub env: StepEnv,
     /// `$1`, `$2`, ...
     pub positional: Vec<String>,
     pub dir: PathBuf,

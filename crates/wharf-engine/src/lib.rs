@@ -33,7 +33,7 @@ use std::time::Duration;
 pub use dispatcher::execute;
 pub use executor::{
     BoxFuture, BuiltinJob, ContainerJob, ExecJob, Executor, Exit, LocalCommand, NotReady,
-    Notification, Notifier, Program, SharedContainer, SharedSetup, StepJob, Work,
+    Notification, Notifier, Program, SharedContainer, SharedSetup, StepEnv, StepJob, Work,
 };
 pub use installation::{
     GlobalQueue, Installation, dag_files, dags_dir, global_queues, placement, queue_place,

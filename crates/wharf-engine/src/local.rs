@@ -181,22 +181,20 @@ fn command(job: &StepJob, local: &crate::executor::LocalCommand) -> Process {
     if !matches!(local.program, Program::Executable(_)) {
         cmd.arg0(&local.shell[0]);
     }
-    let mut cmd = crate::vars::step_process(cmd, &job.env);
+    let mut cmd = crate::vars::step_process(cmd, job.env.iter());
     cmd.current_dir(&job.dir);
     cmd
 }
 
 /// Where `name` is found on the step's `PATH` (its env's, else wharf's own): None when
 /// `name` is a path already or is not found (the spawn then says so).
-fn program_path(name: &str, env: &[(String, String)]) -> Option<String> {
+fn program_path(name: &str, env: &crate::StepEnv) -> Option<String> {
     if name.contains('/') {
         return None;
     }
     let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
+        .get("PATH")
+        .map(str::to_owned)
         .or_else(|| std::env::var("PATH").ok())?;
     // A relative entry means a folder of the step's working directory: left to the spawn.
     if path.split(':').any(|d| !d.starts_with('/')) {

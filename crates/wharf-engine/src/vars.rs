@@ -165,7 +165,7 @@ pub fn passes_to_steps(name: &str) -> bool {
 
 /// A process for a step's work (its command, a condition, a backtick): wharf's own
 /// environment cut to what passes to steps, then `env`.
-pub fn step_process<C>(mut cmd: C, env: &[(String, String)]) -> C
+pub fn step_process<'e, C>(mut cmd: C, env: impl IntoIterator<Item = &'e (String, String)>) -> C
 where
     C: EnvCommand,
 {

@@ -61,7 +61,7 @@ pub(crate) struct StepCtx {
     pub log_dir: PathBuf,
     pub run_log: PathBuf,
     /// The run's variables when the step starts (earlier outputs included).
-    pub vars: Resolved,
+    pub vars: Arc<Resolved>,
     pub stop: CancellationToken,
     pub grace: Duration,
     pub events: UnboundedSender<Event>,
@@ -213,8 +213,9 @@ struct Prepared {
     vars: Resolved,
     dir: std::path::PathBuf,
     shell: Vec<String>,
-    /// The step's variables as its process gets them (without the attempt's own).
-    env: Vec<(String, String)>,
+    /// The step's variables as its process gets them (without the attempt's own),
+    /// shared by its attempts' jobs.
+    env: Arc<[(String, String)]>,
     plan: Plan,
 }
 
@@ -327,7 +328,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
     let placement = dag.placement(step);
     let on_host = placement == wharf_spec::Placement::Host;
     let in_shared = placement == wharf_spec::Placement::SharedContainer;
-    let mut vars = ctx.vars.clone();
+    let mut vars = Resolved::clone(&ctx.vars);
     if in_shared {
         for (name, value) in ctx.container_env.iter() {
             vars.set(name, value.clone(), Origin::Env);
@@ -428,7 +429,7 @@ fn prepare(ctx: &StepCtx, step: &Step, dag: &Dag) -> Result<Prepared, String> {
         vars,
         dir,
         shell,
-        env,
+        env: env.into(),
         plan,
     })
 }
@@ -732,7 +733,7 @@ fn sub_dag_job(
 /// The reason a step waits: its approval's prompt, which may name the step's own outputs
 /// (a 2.x `approval` after its step ran; a `hitl` step has none).
 fn waiting_for(ctx: &StepCtx, approval: &wharf_spec::Approval, done: &StepOutcome) -> String {
-    let mut vars = ctx.vars.clone();
+    let mut vars = Resolved::clone(&ctx.vars);
     for o in done.output.iter().chain(&done.more) {
         vars.set(&o.name, o.value.clone(), Origin::Output);
     }

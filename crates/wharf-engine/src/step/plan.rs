@@ -435,7 +435,7 @@ pub(super) fn job_of(
         stderr: stderr.to_path_buf(),
         pgid: None,
     };
-    let mut env = p.env.clone();
+    let mut env = Vec::new();
     // A Dagu 2.x handler has no step files of its own to name.
     let handler_v2 =
         dag.dialect == wharf_spec::Dialect::V2 && matches!(ctx.step, super::StepRef::Handler(_));
@@ -532,7 +532,7 @@ pub(super) fn job_of(
         dag_name: dag.name.clone(),
         step_name: step.name.clone(),
         attempt,
-        env,
+        env: crate::StepEnv::new(Arc::clone(&p.env), env),
         positional: p.vars.positional.clone(),
         dir: p.dir.clone(),
         work,
