@@ -239,20 +239,25 @@ impl Progress {
     }
 
     fn step_line(&self, r: &StepReport) -> String {
-        let mut text = format!("{}: {}", r.name, r.status);
-        if let Some(h) = r.handler {
-            text = format!("{} (on {h}): {}", r.name, r.status);
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(r.name.len() + 48);
+        match r.handler {
+            Some(h) => _ = write!(text, "{} (on {h}): {}", r.name, r.status),
+            None => _ = write!(text, "{}: {}", r.name, r.status),
         }
         if r.status != Status::Skipped && r.status != Status::NotStarted {
-            text.push_str(&format!(" ({})", time::duration(r.duration)));
+            _ = write!(text, " ({})", time::duration(r.duration));
         }
         if r.attempts > 1 {
-            text.push_str(&format!(" after {} attempts", r.attempts));
+            _ = write!(text, " after {} attempts", r.attempts);
         }
         if let Some(e) = &r.error
             && r.status != Status::Succeeded
         {
-            text.push_str(&format!(": {e}"));
+            _ = write!(text, ": {e}");
+        }
+        if !self.color {
+            return text;
         }
         self.paint(r.status, &text)
     }

@@ -752,7 +752,7 @@ impl Dispatcher {
                 Some(joined) = running.join_next() => {
                     match joined {
                         Ok((i, outcome)) => {
-                            log.line(&format!("step {} {}", dag.steps[i].name, outcome.status));
+                            log.line(format_args!("step {} {}", dag.steps[i].name, outcome.status));
                             for o in outcome.output.iter().chain(&outcome.more) {
                                 Arc::make_mut(&mut self.vars).set(&o.name, o.value.clone(), Origin::Output);
                             }
@@ -1191,6 +1191,8 @@ pub(crate) fn append_run_log(path: &Path, text: &str) {
 /// `run.log`: what the engine did, a line each, with the time.
 struct RunLog {
     file: Option<std::fs::File>,
+    /// The line being written, kept for the next.
+    line: String,
 }
 
 impl RunLog {
@@ -1201,13 +1203,17 @@ impl RunLog {
                 .append(true)
                 .open(path)
                 .ok(),
+            line: String::new(),
         }
     }
 
-    fn line(&mut self, text: &str) {
+    fn line(&mut self, text: impl std::fmt::Display) {
+        use std::fmt::Write as _;
         if let Some(f) = self.file.as_mut() {
+            self.line.clear();
+            let _ = writeln!(self.line, "{} {text}", wharf_store::now_ms());
             // One write per line, so concurrent readers never see half a line.
-            let _ = f.write_all(format!("{} {text}\n", wharf_store::now_ms()).as_bytes());
+            let _ = f.write_all(self.line.as_bytes());
         }
     }
 }

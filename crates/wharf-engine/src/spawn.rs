@@ -65,6 +65,11 @@ struct Env {
 
 impl Env {
     fn set(&mut self, key: &[u8], value: &[u8]) {
+        if self.entries.capacity() == 0 {
+            // Room for a step's usual environment at once, not grown a few bytes at a time.
+            self.text.reserve(1024);
+            self.entries.reserve(32);
+        }
         self.nul |= key.contains(&0) || value.contains(&0);
         self.entries.push((self.text.len(), key.len()));
         self.text.extend_from_slice(key);

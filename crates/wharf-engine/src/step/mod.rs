@@ -446,18 +446,18 @@ fn log_paths(
     dag: &Dag,
     attempt: u32,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let base = format!(
-        "{}-{}.{attempt}",
-        ctx.position,
-        wharf_store::safe_name(&step.name)
-    );
-    let stdout = ctx.log_dir.join(format!("{base}.stdout"));
+    use std::fmt::Write;
+    let name = wharf_store::safe_name(&step.name);
+    let mut path = ctx.log_dir.clone().into_os_string();
+    path.reserve(name.len() + 32);
+    let _ = write!(path, "/{}-{name}.{attempt}.stdout", ctx.position);
+    let stdout = std::path::PathBuf::from(path);
     // `logOutput: merged`: both streams go to the one log, in the order they come.
     let merged = step.log_output.unwrap_or(dag.log_output) == wharf_spec::LogOutput::Merged;
     let stderr = if merged {
         stdout.clone()
     } else {
-        ctx.log_dir.join(format!("{base}.stderr"))
+        stdout.with_extension("stderr")
     };
     (stdout, stderr)
 }
