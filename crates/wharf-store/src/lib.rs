@@ -271,6 +271,14 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Each `wharf` command is a process of its own: the last to close the store would
+        // copy the WAL into the database and sync both (a few milliseconds on every
+        // command). The WAL is left for the next one (which reads it in less) and copied
+        // in when it grows past SQLite's automatic checkpoint (1000 pages).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         let store = Self {
             conn,
             home: home.to_path_buf(),

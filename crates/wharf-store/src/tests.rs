@@ -265,3 +265,21 @@ fn a_store_of_an_earlier_version_is_migrated_to_the_same_schema() {
         .expect("the run is kept");
     assert_eq!(kept, "r1");
 }
+
+#[test]
+fn a_closed_store_leaves_its_writes_in_the_wal_for_the_next_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store.create_run(&new_run("d", "r1")).expect("a run");
+    }
+    // No checkpoint on close: the run is in the WAL, not yet in the database file.
+    let wal = std::fs::metadata(dir.path().join("wharf.db-wal")).expect("the WAL is kept");
+    assert!(wal.len() > 0);
+    let store = Store::open(dir.path()).expect("open again");
+    let run = store
+        .run("d", "r1")
+        .expect("read")
+        .expect("the run is there");
+    assert_eq!(run.run_id, "r1");
+}
