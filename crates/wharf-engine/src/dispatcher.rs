@@ -176,7 +176,7 @@ pub(crate) async fn run(
     });
     let run_log = req.log_dir.join("run.log");
     let mut log = RunLog::open(&run_log);
-    log.line(&format!("run {} of {} started", req.run_id, dag.name));
+    log.line(format_args!("run {} of {} started", req.run_id, dag.name));
 
     // The run's variables: dotenv, env, params (backticks substituted), kept outputs.
     let overrides: Vec<Param> = req
@@ -277,7 +277,7 @@ pub(crate) async fn run(
         retry_from: req.resume.is_some().then(wharf_store::now_ms),
     };
     for note in std::mem::take(&mut resolved.notes) {
-        log.line(&format!("note: {note}"));
+        log.line(format_args!("note: {note}"));
         let _ = events.send(Event::Notice(note));
     }
     let attempts_before = prior.attempts;
@@ -475,7 +475,7 @@ pub(crate) async fn run(
             }
         }
     }
-    log.line(&format!(
+    log.line(format_args!(
         "run finished: {status}{}",
         error
             .as_deref()
@@ -630,7 +630,7 @@ impl Dispatcher {
             }
         }
         if let Some(delay) = dag.delay_sec.filter(|d| *d > 0) {
-            log.line(&format!("waiting {delay}s (delaySec)"));
+            log.line(format_args!("waiting {delay}s (delaySec)"));
             if !crate::local::pause(Duration::from_secs(delay), &stop).await {
                 return self
                     .finish_with_handlers(Status::Aborted, Some("stopped".into()), control, log)
@@ -776,7 +776,7 @@ impl Dispatcher {
                 }
                 () = std::future::ready(()), if stopping.is_none() && self.store.failure().is_some() => {
                     let why = self.store.failure().unwrap_or_default();
-                    log.line(&format!("stopping: {why}"));
+                    log.line(format_args!("stopping: {why}"));
                     stopping = Some(why);
                     unrecorded = true;
                     stop.cancel();
@@ -788,7 +788,7 @@ impl Dispatcher {
                 () = sleep_until(deadline), if stopping.is_none() && deadline.is_some() => {
                     let secs = dag.timeout_sec.unwrap_or_default();
                     stopping = Some(format!("the DAG timed out after {secs}s"));
-                    log.line(&format!("timed out after {secs}s (timeoutSec)"));
+                    log.line(format_args!("timed out after {secs}s (timeoutSec)"));
                     stop.cancel();
                 }
             }
@@ -967,7 +967,7 @@ impl Dispatcher {
                 .iter()
                 .position(|e| *e == event)
                 .unwrap_or(0);
-        log.line(&format!("handler {event} started"));
+        log.line(format_args!("handler {event} started"));
         let mut ctx = self.step_ctx(
             StepRef::Handler(event),
             position,
@@ -979,7 +979,7 @@ impl Dispatcher {
             vars.set("DAG_WAITING_STEPS", self.waiting.join(","), Origin::Env);
         }
         let outcome = step::run(ctx).await;
-        log.line(&format!("handler {event} {}", outcome.status));
+        log.line(format_args!("handler {event} {}", outcome.status));
         if let Some(o) = &outcome.output {
             Arc::make_mut(&mut self.vars).set(&o.name, o.value.clone(), Origin::Output);
         }
@@ -1094,7 +1094,7 @@ impl Dispatcher {
         let _ = self
             .events
             .send(Event::ContainerStarting { what: what.clone() });
-        log.line(&format!("starting the container {what}"));
+        log.line(format_args!("starting the container {what}"));
         let began = Instant::now();
         let mut timed_out = false;
         let result = {
@@ -1118,11 +1118,11 @@ impl Dispatcher {
         });
         match error {
             None => {
-                log.line(&format!("the container {what} is ready"));
+                log.line(format_args!("the container {what} is ready"));
                 Ok(())
             }
             Some(e) => {
-                log.line(&format!("the container {what} did not start: {e}"));
+                log.line(format_args!("the container {what} did not start: {e}"));
                 if timed_out {
                     let secs = self.dag.timeout_sec.unwrap_or_default();
                     Err((Status::Aborted, format!("the DAG timed out after {secs}s")))

@@ -51,12 +51,7 @@ impl StepEnv {
     }
 
     /// Every variable, in the order they are set.
-    pub fn iter(
-        &self,
-    ) -> std::iter::Chain<
-        std::slice::Iter<'_, (String, String)>,
-        std::slice::Iter<'_, (String, String)>,
-    > {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &(String, String)> {
         self.step.iter().chain(&self.attempt)
     }
 
