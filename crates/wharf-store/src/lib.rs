@@ -31,7 +31,7 @@ pub use import::{ImportedRun, ImportedStep};
 pub use liveness::process_start;
 use liveness::{hostname, this_process};
 pub use reserve::{is_full, reserve_released};
-use schema::{MIGRATIONS, SCHEMA};
+use schema::MIGRATIONS;
 pub use services::Service;
 pub use state::{Put, StateEntry, StateRef, Written};
 
@@ -349,20 +349,13 @@ impl Store {
         let version: usize = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        // A new store is made with the schema the migrations lead to, in one script.
-        let scripts = if version == 0 {
-            std::slice::from_ref(&SCHEMA)
-        } else {
-            &MIGRATIONS[version..]
-        };
-        for sql in scripts {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             if let Err(e) = self.conn.execute_batch(sql) {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 return Err(e.into());
             }
+            self.conn.pragma_update(None, "user_version", i + 1)?;
         }
-        self.conn
-            .pragma_update(None, "user_version", MIGRATIONS.len())?;
         self.conn.execute_batch("COMMIT")?;
         Ok(())
     }
