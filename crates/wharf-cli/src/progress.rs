@@ -47,9 +47,9 @@ impl Progress {
         }
     }
 
-    fn paint(&self, status: Status, text: &str) -> String {
+    fn paint(&self, status: Status, text: String) -> String {
         if !self.color {
-            return text.to_owned();
+            return text;
         }
         let code = match status {
             Status::Succeeded => "32",
@@ -123,7 +123,7 @@ impl Progress {
                 "{spin} {name}: {state}{retry} {}{busy}",
                 time::duration(since.elapsed())
             );
-            let _ = writeln!(frame, "{}", self.paint(Status::Running, &line));
+            let _ = writeln!(frame, "{}", self.paint(Status::Running, line));
         }
         self.drawn = shown;
         if self.active.len() > shown {
@@ -195,11 +195,11 @@ impl Progress {
                 let line = match error {
                     None => self.paint(
                         Status::Succeeded,
-                        &format!("{name}: ready ({})", time::duration(*duration)),
+                        format!("{name}: ready ({})", time::duration(*duration)),
                     ),
                     Some(e) => self.paint(
                         Status::Failed,
-                        &format!("{name}: not ready ({}): {e}", time::duration(*duration)),
+                        format!("{name}: not ready ({}): {e}", time::duration(*duration)),
                     ),
                 };
                 self.emit(&[line]);
@@ -232,7 +232,7 @@ impl Progress {
                     self.dag,
                     time::duration(*duration)
                 );
-                lines.push(self.paint(*status, &text));
+                lines.push(self.paint(*status, text));
                 self.emit(&lines);
             }
         }
@@ -256,10 +256,7 @@ impl Progress {
         {
             _ = write!(text, ": {e}");
         }
-        if !self.color {
-            return text;
-        }
-        self.paint(r.status, &text)
+        self.paint(r.status, text)
     }
 
     /// Leaves the terminal clean.

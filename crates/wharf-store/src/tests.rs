@@ -162,6 +162,7 @@ fn names_are_safe_path_components() {
     assert_eq!(safe_name("a/b c"), "a_b_c");
     assert_eq!(safe_name(".."), "_");
 }
+
 #[test]
 fn a_closed_store_leaves_its_writes_in_the_wal_for_the_next_open() {
     let dir = tempfile::tempdir().expect("tmp");
